@@ -1,0 +1,48 @@
+"""PyTorch side of `npm run bench -- train-step`: the same reference net, one thread.
+
+Prints one JSON line: {"torchMsPerStep": median ms of `--steps` SGD steps after warm-up}.
+Run with Debian's /usr/bin/python3 (python3-torch); the bench calls it in the same run.
+"""
+import argparse, json, statistics, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def reference_net(classes: int) -> nn.Module:
+    layers, c_in = [], 3
+    for c_out, stride in [(32, 2), (64, 2), (128, 2), (128, 1)]:
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU()]
+        c_in = c_out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = reference_net(10)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    x = torch.rand(a.batch, 3, a.size, a.size)
+    y = torch.arange(a.batch) % 10
+    times = []
+    for i in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        if i >= a.warmup:
+            times.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"torchMsPerStep": statistics.median(times), "threads": a.threads, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+/**
+ * Compute backend selection.
+ *
+ * `auto` prefers native TensorFlow (CUDA, then CPU) when its package is installed, then
+ * wasm (XNNPACK + SIMD), then pure-JS cpu, and says why it passed over each one it skipped.
+ * The native packages are optional peer dependencies: their install script downloads
+ * libtensorflow, so they are installed by hand on hosts that can reach it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { installFastConvGradients } from './conv-gradients.js';
+import { defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+export interface BackendSelection {
+  /** The tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
+  backend: string;
+  /** Which package provides it, e.g. '@tensorflow/tfjs-node-gpu'. */
+  provider: string;
+  /** One line per candidate tried: what was taken, and why the others were passed over. */
+  reasons: string[];
+}
+
+type Attempt = { provider: string; backend: string; load: () => Promise<void> };
+
+/** Loads a package that may be absent, without letting the type checker require it. */
+async function importOptional(name: string): Promise<void> {
+  await import(name);
+}
+
+export interface BackendOptions {
+  /**
+   * XNNPACK threads for wasm (default: the machine's cores, at most 8). 1 loads the
+   * package's single-threaded SIMD build; more loads its threaded build.
+   */
+  threads?: number;
+}
+
+const NATIVE: Attempt[] = [
+  { provider: '@tensorflow/tfjs-node-gpu', backend: 'tensorflow', load: () => importOptional('@tensorflow/tfjs-node-gpu') },
+  { provider: '@tensorflow/tfjs-node', backend: 'tensorflow', load: () => importOptional('@tensorflow/tfjs-node') },
+];
+function wasmAttempt(threads: number): Attempt {
+  return {
+    provider: `@tensorflow/tfjs-backend-wasm (${threads === 1 ? 'simd' : `threaded-simd, ${threads} threads`})`,
+    backend: 'wasm',
+    load: async () => {
+      await import('@tensorflow/tfjs-backend-wasm');
+      if (threads > 1) registerThreadedWasm(threads);
+      installFastConvGradients();
+    },
+  };
+}
+const CPU: Attempt = { provider: '@tensorflow/tfjs-backend-cpu', backend: 'cpu', load: async () => {} };
+
+function candidates(choice: BackendChoice, threads: number): Attempt[] {
+  const wasm = wasmAttempt(threads);
+  switch (choice) {
+    case 'auto': return [...NATIVE, wasm, CPU];
+    case 'tensorflow': return NATIVE;
+    case 'wasm': return [wasm];
+    case 'cpu': return [CPU];
+  }
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0] ?? message;
+}
+
+/** Checks a user-supplied string before any work starts. */
+export function parseBackendChoice(value: string, field = '--backend'): BackendChoice {
+  if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
+  throw new Error(`${field}: expected one of ${BACKEND_CHOICES.join('|')}, got "${value}"`);
+}
+
+/**
+ * Activates the first backend of `choice` that loads and initialises.
+ *
+ * @example
+ * const { backend, reasons } = await selectBackend('auto');
+ * reasons.forEach((r) => console.error(r));
+ */
+export async function selectBackend(
+  choice: BackendChoice = 'auto',
+  options: BackendOptions = {},
+): Promise<BackendSelection> {
+  const threads = options.threads ?? defaultWasmThreads();
+  const reasons: string[] = [];
+  for (const attempt of candidates(choice, threads)) {
+    try {
+      await attempt.load();
+      const ok = await tf.setBackend(attempt.backend);
+      if (!ok) throw new Error(`tf.setBackend('${attempt.backend}') returned false`);
+      await tf.ready();
+      if (attempt.backend === 'wasm' && threads > 1 && wasmThreadCount() !== threads) {
+        reasons.push(`backend: wasm asked for ${threads} threads and got ${wasmThreadCount()}`);
+      }
+      reasons.push(`backend: took ${attempt.backend} (${attempt.provider})`);
+      return { backend: attempt.backend, provider: attempt.provider, reasons };
+    } catch (err) {
+      reasons.push(`backend: passed over ${attempt.provider}: ${firstLine(err)}`);
+    }
+  }
+  throw new Error(`--backend ${choice}: no backend could be loaded\n${reasons.join('\n')}`);
+}

@@ -1,0 +1,282 @@
+/**
+ * Conv2D gradients built from forward convolutions.
+ *
+ * The wasm backend (XNNPACK) runs forward convolutions fast but has no
+ * `Conv2DBackpropFilter` kernel (a CNN cannot train at all) and a slow
+ * `Conv2DBackpropInput`. Both gradients are forward convolutions in disguise:
+ *
+ * - filter gradient: `dW[p,q,c,o] = Σ_{b,i,j} x[b, i·s+p·d−padT, j·s+q·d−padL, c] · dy[b,i,j,o]`,
+ *   a forward convolution of `x` (batch and channel axes swapped, `[Ci,H,W,B]`) by `dy`
+ *   (`[Ho,Wo,B,Co]`) with dilation = the stride `s` and stride = the dilation `d`;
+ * - input gradient: the transposed convolution, split into its `s²` sub-pixel phases; each
+ *   phase is a stride-1 forward convolution of `dy` by the flipped taps that reach it
+ *   (in/out channel axes swapped). DESIGN.md describes the zero-stuffed form, which is the
+ *   same sum but spends `s²−1` of every `s²` multiplies on stuffed zeros.
+ *
+ * Shapes by letter: `B` batch, `H×W` input, `Ho×Wo` output, `kh×kw` kernel,
+ * `Ci`/`Co` channels in/out, NHWC throughout.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Geometry of one Conv2D, as the engine describes it. */
+export interface ConvGeometry {
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  filterHeight: number;
+  filterWidth: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Attributes of the Conv2D kernel, as tfjs records them. */
+export interface Conv2DAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** Resolves padding and output size for an NHWC Conv2D, exactly as the engine does. */
+export function convGeometry(
+  xShape: readonly number[],
+  filterShape: readonly number[],
+  attrs: Conv2DAttrs,
+): ConvGeometry {
+  if (attrs.dataFormat !== 'NHWC') {
+    throw new Error(`conv gradients: dataFormat ${attrs.dataFormat} is not supported, use NHWC`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  return {
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    dilationHeight: info.dilationHeight,
+    dilationWidth: info.dilationWidth,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/**
+ * Pads (positive amounts) or crops (negative amounts) the two spatial axes of an NHWC
+ * tensor. Cropping happens when a 'valid' convolution never reads the last rows.
+ */
+function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
+  const [, h, w] = t.shape;
+  const cropTop = Math.max(0, -top);
+  const cropLeft = Math.max(0, -left);
+  const keepH = h - cropTop - Math.max(0, -bottom);
+  const keepW = w - cropLeft - Math.max(0, -right);
+  let out = t;
+  if (cropTop > 0 || cropLeft > 0 || keepH < h || keepW < w) {
+    out = tf.slice(out, [0, cropTop, cropLeft, 0], [-1, keepH, keepW, -1]);
+  }
+  const pads: [number, number] = [Math.max(0, top), Math.max(0, bottom)];
+  const padsW: [number, number] = [Math.max(0, left), Math.max(0, right)];
+  if (pads[0] + pads[1] + padsW[0] + padsW[1] > 0) {
+    out = tf.pad(out, [[0, 0], pads, padsW, [0, 0]]);
+  }
+  return out;
+}
+
+/**
+ * Gradient of a Conv2D with respect to its filter, as one forward convolution.
+ *
+ * @param x input `[B,H,W,Ci]`
+ * @param dy output gradient `[B,Ho,Wo,Co]`
+ * @returns `[kh,kw,Ci,Co]`
+ */
+export function conv2dFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  return tf.tidy(() => {
+    // Rows of x the convolution reads: kh taps spaced d apart, plus Ho−1 steps of s.
+    const spanH = (g.filterHeight - 1) * g.dilationHeight + (g.outHeight - 1) * g.strideHeight + 1;
+    const spanW = (g.filterWidth - 1) * g.dilationWidth + (g.outWidth - 1) * g.strideWidth + 1;
+    const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [Ci, H, W, B]
+    const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [Ho, Wo, B, Co]: the "filter"
+    // Stride and dilation trade places: taps of dy are s apart in x, outputs d apart.
+    const dW = tf.tidy(() => {
+      const bottom = spanH - g.inHeight - g.padTop;
+      const right = spanW - g.inWidth - g.padLeft;
+      if (g.dilationHeight === 1 && g.dilationWidth === 1) {
+        return convPadded(xT, dyT, g.padTop, bottom, g.padLeft, right, [g.strideHeight, g.strideWidth]);
+      }
+      const xp = padOrCrop(xT, g.padTop, bottom, g.padLeft, right);
+      return tf.conv2d(xp, dyT, [g.dilationHeight, g.dilationWidth], 'valid', 'NHWC', [g.strideHeight, g.strideWidth]);
+    }); // [Ci, kh, kw, Co]
+    return tf.transpose(dW, [1, 2, 0, 3]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * One output phase of a strided convolution's input gradient, along one axis: input rows
+ * `h ≡ phase (mod s)` receive `dy` only through the filter taps `p ≡ phase + pad (mod s)`.
+ */
+interface AxisPhase {
+  /** Filter taps reaching this phase, in flipped order (the correlation's kernel). */
+  taps: number[];
+  /** Rows of `dy` to pad before the phase's valid correlation (negative: to crop). */
+  before: number;
+}
+
+/**
+ * Splits one axis of the input gradient into its `s` phases. With stride 1 there is one
+ * phase holding every tap (spaced by the dilation); with stride `s > 1` (dilation is then
+ * 1) each phase holds about `k/s` taps, so no multiply ever meets a stuffed zero.
+ */
+function axisPhases(stride: number, kernel: number, dilation: number, pad: number): AxisPhase[] {
+  const phases: AxisPhase[] = [];
+  for (let phase = 0; phase < stride; phase++) {
+    const first = (((phase + pad) % stride) + stride) % stride;
+    const taps: number[] = [];
+    for (let p = first; p < kernel; p += stride) taps.unshift(p);
+    // Output row m of this phase reads dy[m + offset − t] through tap first + s·t.
+    const offset = (phase + pad - first * dilation) / stride;
+    phases.push({ taps, before: (taps.length - 1) * dilation - offset });
+  }
+  return phases;
+}
+
+/**
+ * The taps `rows × cols` of an HWIO filter, in the given (flipped) order, as `[th,tw,Co,Ci]`.
+ * Built on typed arrays: the filter is small, and wasm's Gather and Reverse kernels cost
+ * more than this loop.
+ */
+function flippedSubFilter(
+  weights: Float32Array | Int32Array | Uint8Array,
+  [, kw, inC, outC]: [number, number, number, number],
+  rows: readonly number[],
+  cols: readonly number[],
+): Float32Array {
+  const out = new Float32Array(rows.length * cols.length * outC * inC);
+  let o = 0;
+  for (const p of rows) {
+    for (const q of cols) {
+      const base = (p * kw + q) * inC * outC;
+      for (let co = 0; co < outC; co++) {
+        for (let ci = 0; ci < inC; ci++) out[o++] = weights[base + ci * outC + co] as number;
+      }
+    }
+  }
+  return out;
+}
+
+/** A valid stride-1 convolution of `t` padded (or cropped, for negative amounts) as given. */
+function convPadded(
+  t: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  top: number,
+  bottom: number,
+  left: number,
+  right: number,
+  dilations: [number, number],
+): tf.Tensor4D {
+  if (Math.min(top, bottom, left, right) >= 0) {
+    // Explicit padding lets XNNPACK read the border implicitly instead of copying t.
+    return tf.conv2d(t, filter, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], 'NHWC', dilations);
+  }
+  return tf.conv2d(padOrCrop(t, top, bottom, left, right), filter, 1, 'valid', 'NHWC', dilations);
+}
+
+/**
+ * Gradient of a Conv2D with respect to its input: for each of the `sh·sw` output phases, one
+ * stride-1 forward convolution of `dy` by the flipped sub-filter that reaches it; the phases
+ * are then interleaved. This does the transposed convolution's work exactly once, where
+ * zero-stuffing `dy` would multiply by zeros `s²−1` times out of `s²`.
+ *
+ * @param dy output gradient `[B,Ho,Wo,Co]`
+ * @param filter `[kh,kw,Ci,Co]`
+ * @returns `[B,H,W,Ci]`
+ */
+export function conv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [batch, outH, outW] = dy.shape;
+    const [kh, kw, inC, outC] = filter.shape;
+    const sh = g.strideHeight;
+    const sw = g.strideWidth;
+    const rows = axisPhases(sh, kh, g.dilationHeight, g.padTop);
+    const cols = axisPhases(sw, kw, g.dilationWidth, g.padLeft);
+    const phaseH = Math.ceil(g.inHeight / sh);
+    const phaseW = Math.ceil(g.inWidth / sw);
+    const weights = filter.dataSync();
+    const outputs: tf.Tensor4D[] = [];
+    for (const r of rows) {
+      for (const c of cols) {
+        if (r.taps.length === 0 || c.taps.length === 0) {
+          outputs.push(tf.zeros([batch, phaseH, phaseW, inC]));
+          continue;
+        }
+        const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, r.taps, c.taps), [
+          r.taps.length, c.taps.length, outC, inC,
+        ]);
+        const spanH = phaseH + (r.taps.length - 1) * g.dilationHeight;
+        const spanW = phaseW + (c.taps.length - 1) * g.dilationWidth;
+        outputs.push(
+          convPadded(dy, sub, r.before, spanH - outH - r.before, c.before, spanW - outW - c.before, [
+            g.dilationHeight, g.dilationWidth,
+          ]),
+        );
+      }
+    }
+    if (outputs.length === 1) return outputs[0] as tf.Tensor4D;
+    // [B, Hp, Wp, sh·sw, Ci] → interleave rows and columns → crop to the input size.
+    const stacked = tf.reshape(tf.stack(outputs, 3), [batch, phaseH, phaseW, sh, sw, inC]);
+    const woven = tf.reshape(tf.transpose(stacked, [0, 1, 3, 2, 4, 5]), [batch, phaseH * sh, phaseW * sw, inC]);
+    return tf.slice(woven, [0, 0, 0, 0], [-1, g.inHeight, g.inWidth, -1]) as tf.Tensor4D;
+  });
+}
+
+let installed: tf.GradConfig | undefined;
+
+/**
+ * Replaces the engine's Conv2D gradient with {@link conv2dFilterGradient} and
+ * {@link conv2dInputGradient} while the active backend is wasm; on any other backend
+ * the engine's own gradient runs unchanged. Idempotent.
+ */
+export function installFastConvGradients(): void {
+  if (installed) return;
+  const original = tf.getGradient(tf.Conv2D);
+  if (!original) throw new Error('conv gradients: tfjs has no Conv2D gradient to wrap');
+  installed = original;
+  tf.registerGradient({
+    kernelName: tf.Conv2D,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== 'wasm') return original.gradFunc(dy, saved, attrs);
+      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as Conv2DAttrs);
+      const dy4 = dy as tf.Tensor4D;
+      return {
+        x: () => conv2dInputGradient(dy4, filter, g),
+        filter: () => conv2dFilterGradient(x, dy4, g),
+      };
+    },
+  });
+}
+
+/** Restores the engine's own Conv2D gradient (tests use it to compare both). */
+export function uninstallFastConvGradients(): void {
+  if (!installed) return;
+  tf.registerGradient(installed);
+  installed = undefined;
+}
