@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
-import { defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
+import { checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -86,7 +86,7 @@ export async function selectBackend(
   choice: BackendChoice = 'auto',
   options: BackendOptions = {},
 ): Promise<BackendSelection> {
-  const threads = options.threads ?? defaultWasmThreads();
+  const threads = checkWasmThreads(options.threads ?? defaultWasmThreads());
   const reasons: string[] = [];
   for (const attempt of candidates(choice, threads)) {
     try {

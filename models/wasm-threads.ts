@@ -55,6 +55,14 @@ function workerScriptPath(dir: string): string {
   return workerScript;
 }
 
+/** Refuses a thread count the threaded build cannot honour (it pre-spawns 8 workers). */
+export function checkWasmThreads(threads: number, field = '--threads'): number {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
+    throw new Error(`${field}: expected an integer from 1 to 8, got "${threads}"`);
+  }
+  return threads;
+}
+
 /** Threads the machine can give compute; the default for {@link registerThreadedWasm}. */
 export function defaultWasmThreads(): number {
   return Math.max(1, Math.min(8, availableParallelism()));
@@ -66,9 +74,7 @@ export function defaultWasmThreads(): number {
  * Call before `tf.setBackend('wasm')`.
  */
 export function registerThreadedWasm(threads: number = defaultWasmThreads()): void {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
-    throw new Error(`--threads: expected an integer from 1 to 8, got "${threads}"`);
-  }
+  checkWasmThreads(threads);
   const pkg = require('@tensorflow/tfjs-backend-wasm') as WasmPackage;
   const dir = wasmOutDir();
   const factory = require(join(dir, `${BUILD}.js`)) as WasmFactory;

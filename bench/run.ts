@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+/** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { trainStepBench } from './train-step.js';
+
+const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
+  'train-step': trainStepBench,
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name === undefined ? undefined : BENCHES[name];
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]\n`);
+  process.exit(2);
+}
+bench(rest).catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

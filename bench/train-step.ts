@@ -1,0 +1,97 @@
+/**
+ * `npm run bench -- train-step`: milliseconds per SGD step of the reference net
+ * (bench/reference-net.ts) on wasm with one thread and with every core, and of the same net
+ * in single-threaded PyTorch when Debian's python3-torch is importable, all in one run.
+ * Each configuration runs in its own process: tfjs holds one backend per process.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseBackendChoice, selectBackend } from '../models/backend.js';
+import { defaultWasmThreads } from '../models/wasm-threads.js';
+import { createReferenceNet } from './reference-net.js';
+import { positiveInt } from '../pipelines/options.js';
+import { median, printJson } from './report.js';
+
+interface StepOptions { batch: number; size: number; steps: number; warmup: number }
+
+function parse(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      batch: { type: 'string', default: '32' },
+      size: { type: 'string', default: '64' },
+      steps: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      backend: { type: 'string', default: 'wasm' },
+      threads: { type: 'string' },
+      single: { type: 'boolean', default: false },
+    },
+  });
+  const opts: StepOptions = {
+    batch: positiveInt(values.batch, '--batch'),
+    size: positiveInt(values.size, '--size'),
+    steps: positiveInt(values.steps, '--steps'),
+    warmup: positiveInt(values.warmup, '--warmup'),
+  };
+  const threads = values.threads === undefined ? defaultWasmThreads() : positiveInt(values.threads, '--threads');
+  return { opts, threads, backend: parseBackendChoice(values.backend), single: values.single };
+}
+
+/** Times the reference net in this process; prints one `train-step-config` line. */
+async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, threads: number, o: StepOptions) {
+  const { backend } = await selectBackend(backendChoice, { threads });
+  const net = createReferenceNet(1);
+  const images = tf.randomUniform([o.batch, o.size, o.size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const labels = tf.tensor1d(Array.from({ length: o.batch }, (_, i) => i % 10), 'int32');
+  const times: number[] = [];
+  for (let i = 0; i < o.warmup + o.steps; i++) {
+    const t0 = performance.now();
+    net.step(images, labels, 0.05);
+    if (i >= o.warmup) times.push(performance.now() - t0);
+  }
+  printJson({ bench: 'train-step-config', backend, threads: backend === 'wasm' ? threads : null, ...o, msPerStep: median(times) });
+}
+
+/** Runs one configuration in a child process and returns its JSON line. */
+function child(args: string[]): { backend: string; msPerStep: number } {
+  const script = fileURLToPath(new URL('./run.js', import.meta.url));
+  const run = spawnSync(process.execPath, [script, 'train-step', '--single', ...args], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`train-step ${args.join(' ')} failed:\n${run.stderr}`);
+  process.stdout.write(run.stdout);
+  const last = run.stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last) as { backend: string; msPerStep: number };
+}
+
+/** The PyTorch side, or null when python3-torch is not installed. */
+function torchMsPerStep(o: StepOptions): number | null {
+  const python = '/usr/bin/python3';
+  if (spawnSync(python, ['-c', 'import torch']).status !== 0) return null;
+  const script = fileURLToPath(new URL('../../bench/torch_reference.py', import.meta.url));
+  const run = spawnSync(python, [script, '--batch', `${o.batch}`, '--size', `${o.size}`, '--steps', `${o.steps}`,
+    '--warmup', `${o.warmup}`, '--threads', '1'], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`torch reference failed:\n${run.stderr}`);
+  process.stdout.write(run.stdout);
+  return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { torchMsPerStep: number }).torchMsPerStep;
+}
+
+export async function trainStepBench(argv: string[]): Promise<void> {
+  const { opts, threads, backend, single } = parse(argv);
+  const common = ['--batch', `${opts.batch}`, '--size', `${opts.size}`, '--steps', `${opts.steps}`, '--warmup', `${opts.warmup}`];
+  if (single) return measure(backend, threads, opts);
+  const oneThread = backend === 'wasm' && threads > 1 ? child([...common, '--backend', 'wasm', '--threads', '1']) : null;
+  const main = child([...common, '--backend', backend, '--threads', `${threads}`]);
+  const torch = torchMsPerStep(opts);
+  printJson({
+    bench: 'train-step',
+    backend: main.backend,
+    threads: main.backend === 'wasm' ? threads : null,
+    batch: opts.batch,
+    size: opts.size,
+    msPerStep: main.msPerStep,
+    msPerStepOneThread: oneThread?.msPerStep ?? null,
+    torchMsPerStep: torch,
+    ratio: torch === null ? null : main.msPerStep / torch,
+  });
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * The `densestream` command line. Commands are added as their jobs land; each one does its
+ * whole job or is not listed.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/backend.js';
+import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
+import { positiveInt } from './options.js';
+
+interface PackageJson { version: string; dependencies: Record<string, string> }
+
+function packageJson(): PackageJson {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as PackageJson;
+}
+
+const HELP = `densestream — streaming self-supervised dense representation learning
+
+Usage: densestream <command> [options]
+
+Commands:
+  backend    load the compute backend and report which one this machine gets, and why
+             --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
+             --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
+
+Options:
+  -h, --help     show this help
+  -v, --version  print the version
+`;
+
+async function backendCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { backend: { type: 'string', default: 'auto' }, threads: { type: 'string' } },
+  });
+  const choice = parseBackendChoice(values.backend);
+  const threads = values.threads === undefined ? undefined : checkWasmThreads(positiveInt(values.threads, '--threads'));
+  const selection = await selectBackend(choice, { threads });
+  for (const reason of selection.reasons) process.stderr.write(`${reason}\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      backend: selection.backend,
+      provider: selection.provider,
+      threads: selection.backend === 'wasm' ? wasmThreadCount() : null,
+      tfjs: packageJson().dependencies['@tensorflow/tfjs'],
+    })}\n`,
+  );
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand };
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (command === '-v' || command === '--version') {
+    process.stdout.write(`${packageJson().version}\n`);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    process.stderr.write(`densestream: unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; see --help)\n`);
+    return 2;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`densestream ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

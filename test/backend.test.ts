@@ -1,0 +1,57 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { describe, expect, it } from 'vitest';
+import { parseBackendChoice, selectBackend } from '../models/backend.js';
+import { wasmThreadCount } from '../models/wasm-threads.js';
+import { createReferenceNet } from '../bench/reference-net.js';
+
+/** Losses of the first `steps` SGD steps of the reference net on fixed data. */
+function trainLosses(steps: number): number[] {
+  const net = createReferenceNet(7);
+  const images = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
+  const losses: number[] = [];
+  const tensorsBefore = tf.memory().numTensors;
+  for (let i = 0; i < steps; i++) {
+    losses.push(net.step(images, labels, 0.5));
+    // Flat across steps: the step leaves nothing behind.
+    if (i > 0) expect(tf.memory().numTensors).toBe(tensorsBefore);
+  }
+  net.dispose();
+  tf.dispose([images, labels]);
+  return losses;
+}
+
+describe('backend selection', () => {
+  it('refuses an unknown --backend before any work, naming the field and the choices', () => {
+    expect(() => parseBackendChoice('gpu')).toThrow('--backend: expected one of auto|tensorflow|wasm|cpu, got "gpu"');
+    expect(parseBackendChoice('wasm')).toBe('wasm');
+  });
+
+  it('refuses a thread count outside 1–8', async () => {
+    await expect(selectBackend('wasm', { threads: 0 })).rejects.toThrow('--threads');
+  });
+
+  it('says why tensorflow is unavailable when neither native package is installed', async () => {
+    await expect(selectBackend('tensorflow')).rejects.toThrow(/passed over @tensorflow\/tfjs-node-gpu.*\n.*passed over @tensorflow\/tfjs-node/);
+  });
+
+  it('auto passes over the native packages, says why, and takes wasm with the requested threads', async () => {
+    const selection = await selectBackend('auto', { threads: 2 });
+    expect(selection.backend).toBe('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+    expect(wasmThreadCount()).toBe(2);
+    expect(selection.reasons[0]).toMatch(/^backend: passed over @tensorflow\/tfjs-node-gpu: /);
+    expect(selection.reasons[1]).toMatch(/^backend: passed over @tensorflow\/tfjs-node: /);
+    expect(selection.reasons.at(-1)).toBe('backend: took wasm (@tensorflow/tfjs-backend-wasm (threaded-simd, 2 threads))');
+  });
+
+  it('trains the reference CNN on wasm exactly as on cpu for the first steps, at a flat tensor count', async () => {
+    await selectBackend('cpu');
+    const cpu = trainLosses(5);
+    await selectBackend('wasm', { threads: 2 });
+    const wasm = trainLosses(5);
+    expect(cpu[4]!).toBeLessThan(cpu[0]!); // the loss falls
+    for (let i = 0; i < 5; i++) expect(Math.abs(wasm[i]! - cpu[i]!)).toBeLessThanOrEqual(1e-4 * Math.abs(cpu[i]!));
+  });
+});

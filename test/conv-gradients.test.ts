@@ -1,0 +1,147 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../models/backend.js';
+import {
+  conv2dFilterGradient,
+  conv2dInputGradient,
+  convGeometry,
+  type Conv2DAttrs,
+} from '../models/conv-gradients.js';
+
+/** max |a − b| divided by the reference's largest magnitude. */
+function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
+  expect(actual.length).toBe(reference.length);
+  let err = 0;
+  let mag = 0;
+  for (let i = 0; i < reference.length; i++) {
+    err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
+    mag = Math.max(mag, Math.abs(reference[i] as number));
+  }
+  return err / Math.max(mag, 1e-12);
+}
+
+interface Case {
+  stride: number;
+  pad: 'same' | 'valid';
+  kernel: number;
+  height: number;
+  width: number;
+  batch: number;
+}
+
+const cases: Case[] = [];
+for (const stride of [1, 2, 3])
+  for (const pad of ['same', 'valid'] as const)
+    for (const kernel of [1, 3, 5, 7])
+      for (const [height, width] of [[9, 9], [12, 10]] as const)
+        for (const batch of [1, 5])
+          if (pad === 'same' || kernel <= Math.min(height, width))
+            cases.push({ stride, pad, kernel, height, width, batch });
+
+/** The cpu backend's own Conv2DBackpropInput / Conv2DBackpropFilter kernels. */
+async function referenceGradients(c: Case, inC: number, outC: number) {
+  await tf.setBackend('cpu');
+  const x = tf.randomNormal([c.batch, c.height, c.width, inC], 0, 1, 'float32', 11) as tf.Tensor4D;
+  const filter = tf.randomNormal([c.kernel, c.kernel, inC, outC], 0, 1, 'float32', 12) as tf.Tensor4D;
+  const attrs: Conv2DAttrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', dilations: 1 };
+  const g = convGeometry(x.shape, filter.shape, attrs);
+  const dy = tf.randomNormal([c.batch, g.outHeight, g.outWidth, outC], 0, 1, 'float32', 13) as tf.Tensor4D;
+  const common = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC' };
+  const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const out = {
+    g,
+    x: x.dataSync().slice(), filter: filter.dataSync().slice(), dy: dy.dataSync().slice(),
+    shapes: { x: x.shape, filter: filter.shape, dy: dy.shape },
+    dx: dx.dataSync().slice(), dW: dW.dataSync().slice(),
+  };
+  tf.dispose([x, filter, dy, dx, dW]);
+  return out;
+}
+
+describe('Conv2D gradients from forward convolutions', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm', { threads: 2 });
+  });
+
+  it.each(cases)(
+    'matches the cpu kernels for stride $stride, $pad padding, $kernel×$kernel, $height×$width, batch $batch',
+    async (c) => {
+      const ref = await referenceGradients(c, 3, 4);
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const x = tf.tensor4d(ref.x, ref.shapes.x);
+      const filter = tf.tensor4d(ref.filter, ref.shapes.filter);
+      const dy = tf.tensor4d(ref.dy, ref.shapes.dy);
+      const dx = conv2dInputGradient(dy, filter, ref.g);
+      const dW = conv2dFilterGradient(x, dy, ref.g);
+      expect(dx.shape).toEqual(ref.shapes.x);
+      expect(dW.shape).toEqual(ref.shapes.filter);
+      expect(relativeError(dx.dataSync(), ref.dx)).toBeLessThanOrEqual(1e-4);
+      expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-4);
+      tf.dispose([x, filter, dy, dx, dW]);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  it('matches a zero-dilated filter on cpu for a dilated 3×3 convolution (dilation 2)', async () => {
+    // tfjs has no gradient for dilated conv2d; a 3×3 filter at dilation 2 is a 5×5 filter
+    // with zeros between taps, whose gradient the cpu kernels do have.
+    await tf.setBackend('cpu');
+    const x = tf.randomNormal([2, 11, 9, 3], 0, 1, 'float32', 21) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 22) as tf.Tensor4D;
+    const wide = tf.buffer([5, 5, 3, 4]);
+    const wv = w.bufferSync();
+    for (let p = 0; p < 3; p++)
+      for (let q = 0; q < 3; q++)
+        for (let c = 0; c < 3; c++) for (let o = 0; o < 4; o++) wide.set(wv.get(p, q, c, o), 2 * p, 2 * q, c, o);
+    const sq = (a: tf.Tensor, b: tf.Tensor, d: number) =>
+      tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same', 'NHWC', d)));
+    const [rx, rwWide] = tf.grads((a: tf.Tensor, b: tf.Tensor) => sq(a, b, 1))([x, wide.toTensor() as tf.Tensor4D]);
+    const rw = tf.stridedSlice(rwWide!, [0, 0, 0, 0], [5, 5, 3, 4], [2, 2, 1, 1]).dataSync().slice();
+    const rxv = rx!.dataSync().slice();
+    const xs = x.dataSync().slice();
+    const ws = w.dataSync().slice();
+    await tf.setBackend('wasm');
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => sq(a, b, 2))([
+      tf.tensor4d(xs, x.shape), tf.tensor4d(ws, w.shape),
+    ]);
+    expect(relativeError(gx!.dataSync(), rxv)).toBeLessThanOrEqual(1e-4);
+    expect(relativeError(gw!.dataSync(), rw)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('replaces the engine gradient on wasm, so tf.grads of conv2d works there and agrees with cpu', async () => {
+    const loss = (x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.relu(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')));
+    await tf.setBackend('cpu');
+    const x = tf.randomNormal([3, 16, 16, 5], 0, 1, 'float32', 31) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 5, 8], 0, 1, 'float32', 32) as tf.Tensor4D;
+    const ref = tf.grads(loss)([x, w]).map((t) => t.dataSync().slice());
+    const xs = x.dataSync().slice();
+    const ws = w.dataSync().slice();
+    await tf.setBackend('wasm');
+    const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor4d(ws, w.shape)]);
+    expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
+    expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('gives wasm the gradients of pooling, resize and batch norm (the encoders use them)', async () => {
+    const loss = (x: tf.Tensor, scale: tf.Tensor) => {
+      // An explicit offset: tfjs's batchNorm gradient fails when offset is undefined.
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const normed = tf.batchNorm(x as tf.Tensor4D, mean, variance, tf.zerosLike(scale), scale, 1e-5) as tf.Tensor4D;
+      const pooled = tf.add(tf.maxPool(normed, 3, 2, 'same'), tf.avgPool(normed, 3, 2, 'same')) as tf.Tensor4D;
+      return tf.sum(tf.square(tf.image.resizeBilinear(pooled, [13, 13])));
+    };
+    await tf.setBackend('cpu');
+    const x = tf.randomNormal([2, 10, 10, 4], 0, 1, 'float32', 41) as tf.Tensor4D;
+    const scale = tf.randomUniform([4], 0.5, 1.5, 'float32', 42) as tf.Tensor1D;
+    const ref = tf.grads(loss)([x, scale]).map((t) => t.dataSync().slice());
+    const xs = x.dataSync().slice();
+    const ss = scale.dataSync().slice();
+    await tf.setBackend('wasm');
+    const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor1d(ss)]);
+    expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
+    expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
+  });
+});
