@@ -15,7 +15,6 @@ export {
   conv2dInputGradient,
   convGeometry,
   installFastConvGradients,
-  uninstallFastConvGradients,
   type ConvGeometry,
   type Conv2DAttrs,
 } from './models/conv-gradients.js';

@@ -115,15 +115,14 @@ export function conv2dFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeo
     const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [Ci, H, W, B]
     const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [Ho, Wo, B, Co]: the "filter"
     // Stride and dilation trade places: taps of dy are s apart in x, outputs d apart.
-    const dW = tf.tidy(() => {
-      const bottom = spanH - g.inHeight - g.padTop;
-      const right = spanW - g.inWidth - g.padLeft;
-      if (g.dilationHeight === 1 && g.dilationWidth === 1) {
-        return convPadded(xT, dyT, g.padTop, bottom, g.padLeft, right, [g.strideHeight, g.strideWidth]);
-      }
-      const xp = padOrCrop(xT, g.padTop, bottom, g.padLeft, right);
-      return tf.conv2d(xp, dyT, [g.dilationHeight, g.dilationWidth], 'valid', 'NHWC', [g.strideHeight, g.strideWidth]);
-    }); // [Ci, kh, kw, Co]
+    const bottom = spanH - g.inHeight - g.padTop;
+    const right = spanW - g.inWidth - g.padLeft;
+    const dW =
+      g.dilationHeight === 1 && g.dilationWidth === 1
+        ? convPadded(xT, dyT, g.padTop, bottom, g.padLeft, right, [g.strideHeight, g.strideWidth])
+        : tf.conv2d(padOrCrop(xT, g.padTop, bottom, g.padLeft, right), dyT,
+            [g.dilationHeight, g.dilationWidth], 'valid', 'NHWC', [g.strideHeight, g.strideWidth]);
+    // dW is [Ci, kh, kw, Co]
     return tf.transpose(dW, [1, 2, 0, 3]) as tf.Tensor4D;
   });
 }
@@ -158,23 +157,32 @@ function axisPhases(stride: number, kernel: number, dilation: number, pad: numbe
 }
 
 /**
- * The taps `rows × cols` of an HWIO filter, in the given (flipped) order, as `[th,tw,Co,Ci]`.
+ * The taps `rows × cols` of a `[kh,kw,A,B]` filter, in the given (flipped) order. With
+ * `swapInOut` the result is `[th,tw,B,A]` (a Conv2D's input gradient); without, the tap
+ * slices are copied as they are (a depthwise filter, read as `[th,tw,C·M,1]`).
  * Built on typed arrays: the filter is small, and wasm's Gather and Reverse kernels cost
  * more than this loop.
  */
 function flippedSubFilter(
   weights: Float32Array | Int32Array | Uint8Array,
-  [, kw, inC, outC]: [number, number, number, number],
+  [, kw, a, b]: [number, number, number, number],
   rows: readonly number[],
   cols: readonly number[],
+  swapInOut: boolean,
 ): Float32Array {
-  const out = new Float32Array(rows.length * cols.length * outC * inC);
+  const tap = a * b;
+  const out = new Float32Array(rows.length * cols.length * tap);
   let o = 0;
   for (const p of rows) {
     for (const q of cols) {
-      const base = (p * kw + q) * inC * outC;
-      for (let co = 0; co < outC; co++) {
-        for (let ci = 0; ci < inC; ci++) out[o++] = weights[base + ci * outC + co] as number;
+      const base = (p * kw + q) * tap;
+      if (!swapInOut) {
+        out.set(weights.subarray(base, base + tap), o);
+        o += tap;
+        continue;
+      }
+      for (let j = 0; j < b; j++) {
+        for (let i = 0; i < a; i++) out[o++] = weights[base + i * b + j] as number;
       }
     }
   }
@@ -226,7 +234,7 @@ export function conv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: Con
           outputs.push(tf.zeros([batch, phaseH, phaseW, inC]));
           continue;
         }
-        const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, r.taps, c.taps), [
+        const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, r.taps, c.taps, true), [
           r.taps.length, c.taps.length, outC, inC,
         ]);
         const spanH = phaseH + (r.taps.length - 1) * g.dilationHeight;
@@ -238,45 +246,149 @@ export function conv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: Con
         );
       }
     }
-    if (outputs.length === 1) return outputs[0] as tf.Tensor4D;
-    // [B, Hp, Wp, sh·sw, Ci] → interleave rows and columns → crop to the input size.
-    const stacked = tf.reshape(tf.stack(outputs, 3), [batch, phaseH, phaseW, sh, sw, inC]);
-    const woven = tf.reshape(tf.transpose(stacked, [0, 1, 3, 2, 4, 5]), [batch, phaseH * sh, phaseW * sw, inC]);
-    return tf.slice(woven, [0, 0, 0, 0], [-1, g.inHeight, g.inWidth, -1]) as tf.Tensor4D;
+    return interleavePhases(outputs, g);
   });
 }
 
-let installed: tf.GradConfig | undefined;
+/**
+ * Weaves the `sh·sw` phase outputs `[B,Hp,Wp,C]` (row phase major) into `[B,H,W,C]`:
+ * row `m` of phase `(a,b)` lands on input row `a + sh·m`, column likewise.
+ */
+function interleavePhases(outputs: tf.Tensor4D[], g: ConvGeometry): tf.Tensor4D {
+  if (outputs.length === 1) return outputs[0] as tf.Tensor4D;
+  const [batch, phaseH, phaseW, channels] = (outputs[0] as tf.Tensor4D).shape;
+  const sh = g.strideHeight;
+  const sw = g.strideWidth;
+  const stacked = tf.reshape(tf.stack(outputs, 3), [batch, phaseH, phaseW, sh, sw, channels]);
+  const woven = tf.reshape(tf.transpose(stacked, [0, 1, 3, 2, 4, 5]), [batch, phaseH * sh, phaseW * sw, channels]);
+  return tf.slice(woven, [0, 0, 0, 0], [-1, g.inHeight, g.inWidth, -1]) as tf.Tensor4D;
+}
 
 /**
- * Replaces the engine's Conv2D gradient with {@link conv2dFilterGradient} and
- * {@link conv2dInputGradient} while the active backend is wasm; on any other backend
- * the engine's own gradient runs unchanged. Idempotent.
+ * Gradient of a depthwise convolution with respect to its input, by the same phase split as
+ * {@link conv2dInputGradient}: each phase is a depthwise convolution of `dy` by the flipped
+ * taps, summed over the channel multiplier.
+ *
+ * @param dy output gradient `[B,Ho,Wo,C·M]`
+ * @param filter `[kh,kw,C,M]`
+ * @returns `[B,H,W,C]`
+ */
+export function depthwiseConv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [batch, outH, outW] = dy.shape;
+    const [kh, kw, channels, multiplier] = filter.shape;
+    const rows = axisPhases(g.strideHeight, kh, g.dilationHeight, g.padTop);
+    const cols = axisPhases(g.strideWidth, kw, g.dilationWidth, g.padLeft);
+    const phaseH = Math.ceil(g.inHeight / g.strideHeight);
+    const phaseW = Math.ceil(g.inWidth / g.strideWidth);
+    const weights = filter.dataSync();
+    const outputs: tf.Tensor4D[] = [];
+    for (const r of rows) {
+      for (const c of cols) {
+        if (r.taps.length === 0 || c.taps.length === 0) {
+          outputs.push(tf.zeros([batch, phaseH, phaseW, channels]));
+          continue;
+        }
+        const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, r.taps, c.taps, false), [
+          r.taps.length, c.taps.length, channels * multiplier, 1,
+        ]);
+        const spanH = phaseH + (r.taps.length - 1) * g.dilationHeight;
+        const spanW = phaseW + (c.taps.length - 1) * g.dilationWidth;
+        const padded = padOrCrop(dy, r.before, spanH - outH - r.before, c.before, spanW - outW - c.before);
+        const perChannel = tf.depthwiseConv2d(padded, sub, 1, 'valid', 'NHWC', [g.dilationHeight, g.dilationWidth]);
+        outputs.push(
+          multiplier === 1
+            ? perChannel
+            : tf.sum(tf.reshape(perChannel, [batch, phaseH, phaseW, channels, multiplier]), 4),
+        );
+      }
+    }
+    return interleavePhases(outputs, g);
+  });
+}
+
+/**
+ * Gradient of a depthwise convolution with respect to its filter: for each tap, the
+ * strided window of `x` it reads times `dy`, summed over batch and positions. Depthwise
+ * work is memory-bound, so `kh·kw` fused passes over the data are the cost either way.
+ *
+ * @param x input `[B,H,W,C]`
+ * @param dy output gradient `[B,Ho,Wo,C·M]`
+ * @returns `[kh,kw,C,M]`
+ */
+export function depthwiseConv2dFilterGradient(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  g: ConvGeometry,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [kh, kw, channels, multiplier] = filterShape;
+    const [batch, outH, outW] = dy.shape;
+    const spanH = (kh - 1) * g.dilationHeight + (outH - 1) * g.strideHeight + 1;
+    const spanW = (kw - 1) * g.dilationWidth + (outW - 1) * g.strideWidth + 1;
+    const xp = padOrCrop(x, g.padTop, spanH - g.inHeight - g.padTop, g.padLeft, spanW - g.inWidth - g.padLeft);
+    const dyCM = tf.reshape(dy, [batch * outH * outW, channels, multiplier]);
+    const taps: tf.Tensor[] = [];
+    for (let p = 0; p < kh; p++) {
+      for (let q = 0; q < kw; q++) {
+        const top = p * g.dilationHeight;
+        const left = q * g.dilationWidth;
+        const window = tf.stridedSlice(
+          xp,
+          [0, top, left, 0],
+          [batch, top + (outH - 1) * g.strideHeight + 1, left + (outW - 1) * g.strideWidth + 1, channels],
+          [1, g.strideHeight, g.strideWidth, 1],
+        );
+        taps.push(tf.sum(tf.mul(tf.reshape(window, [batch * outH * outW, channels, 1]), dyCM), 0));
+      }
+    }
+    return tf.reshape(tf.stack(taps), filterShape) as tf.Tensor4D;
+  });
+}
+
+let installed = false;
+
+/**
+ * Replaces the engine's Conv2D and DepthwiseConv2dNative gradients with the ones above while
+ * the active backend is wasm (which has neither depthwise backprop kernel, nor
+ * `Conv2DBackpropFilter`); on any other backend the engine's own gradients run. Idempotent.
+ *
+ * Training code must differentiate `tf.conv2d`, not `tf.fused.conv2d`: the fused op's
+ * gradient calls the backprop kernels directly, and wasm has no `Conv2DBackpropFilter`.
  */
 export function installFastConvGradients(): void {
   if (installed) return;
-  const original = tf.getGradient(tf.Conv2D);
-  if (!original) throw new Error('conv gradients: tfjs has no Conv2D gradient to wrap');
-  installed = original;
+  wrapGradient(tf.Conv2D, (dy, x, filter, g) => ({
+    x: () => conv2dInputGradient(dy, filter, g),
+    filter: () => conv2dFilterGradient(x, dy, g),
+  }));
+  wrapGradient(tf.DepthwiseConv2dNative, (dy, x, filter, g) => ({
+    x: () => depthwiseConv2dInputGradient(dy, filter, g),
+    filter: () => depthwiseConv2dFilterGradient(x, dy, filter.shape, g),
+  }));
+  installed = true;
+}
+
+type ConvGradFunc = (
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  g: ConvGeometry,
+) => { x: () => tf.Tensor; filter: () => tf.Tensor };
+
+/** Registers `gradients` for `kernelName` on wasm, keeping the engine's own elsewhere. */
+function wrapGradient(kernelName: string, gradients: ConvGradFunc): void {
+  const original = tf.getGradient(kernelName);
+  if (!original) throw new Error(`conv gradients: tfjs has no ${kernelName} gradient to wrap`);
   tf.registerGradient({
-    kernelName: tf.Conv2D,
+    kernelName,
     inputsToSave: ['x', 'filter'],
     gradFunc: (dy, saved, attrs) => {
       if (tf.getBackend() !== 'wasm') return original.gradFunc(dy, saved, attrs);
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as Conv2DAttrs);
-      const dy4 = dy as tf.Tensor4D;
-      return {
-        x: () => conv2dInputGradient(dy4, filter, g),
-        filter: () => conv2dFilterGradient(x, dy4, g),
-      };
+      return gradients(dy as tf.Tensor4D, x, filter, g);
     },
   });
-}
-
-/** Restores the engine's own Conv2D gradient (tests use it to compare both). */
-export function uninstallFastConvGradients(): void {
-  if (!installed) return;
-  tf.registerGradient(installed);
-  installed = undefined;
 }

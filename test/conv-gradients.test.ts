@@ -6,6 +6,8 @@ import {
   conv2dFilterGradient,
   conv2dInputGradient,
   convGeometry,
+  depthwiseConv2dFilterGradient,
+  depthwiseConv2dInputGradient,
   type Conv2DAttrs,
 } from '../models/conv-gradients.js';
 
@@ -141,6 +143,53 @@ describe('Conv2D gradients from forward convolutions', () => {
     const ss = scale.dataSync().slice();
     await tf.setBackend('wasm');
     const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor1d(ss)]);
+    expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
+    expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
+  });
+
+  const depthwiseCases = [1, 2, 3].flatMap((stride) =>
+    (['same', 'valid'] as const).flatMap((pad) =>
+      [3, 5].flatMap((kernel) => [1, 2].map((multiplier) => ({ stride, pad, kernel, multiplier })))));
+
+  it.each(depthwiseCases)(
+    'matches the cpu depthwise kernels for stride $stride, $pad padding, $kernel×$kernel, multiplier $multiplier',
+    async ({ stride, pad, kernel, multiplier }) => {
+      await tf.setBackend('cpu');
+      const x = tf.randomNormal([3, 11, 10, 4], 0, 1, 'float32', 51) as tf.Tensor4D;
+      const filter = tf.randomNormal([kernel, kernel, 4, multiplier], 0, 1, 'float32', 52) as tf.Tensor4D;
+      const g = convGeometry(x.shape, filter.shape, { strides: stride, pad, dataFormat: 'NHWC', dilations: 1 });
+      const dy = tf.randomNormal([3, g.outHeight, g.outWidth, 4 * multiplier], 0, 1, 'float32', 53) as tf.Tensor4D;
+      const common = { strides: stride, pad, dilations: 1 };
+      const refX = (tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter },
+        { ...common, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice();
+      const refW = (tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy },
+        { ...common, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice();
+      const [xs, ws, dys] = [x, filter, dy].map((t) => t.dataSync().slice());
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const X = tf.tensor4d(xs!, x.shape);
+      const W = tf.tensor4d(ws!, filter.shape);
+      const DY = tf.tensor4d(dys!, dy.shape);
+      const dx = depthwiseConv2dInputGradient(DY, W, g);
+      const dW = depthwiseConv2dFilterGradient(X, DY, W.shape, g);
+      expect(relativeError(dx.dataSync(), refX)).toBeLessThanOrEqual(1e-4);
+      expect(relativeError(dW.dataSync(), refW)).toBeLessThanOrEqual(1e-4);
+      tf.dispose([X, W, DY, dx, dW]);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  it('lets tf.grads differentiate a depthwise convolution on wasm, agreeing with cpu', async () => {
+    const loss = (x: tf.Tensor, w: tf.Tensor) =>
+      tf.sum(tf.square(tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')));
+    await tf.setBackend('cpu');
+    const x = tf.randomNormal([2, 12, 12, 6], 0, 1, 'float32', 61) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 6, 1], 0, 1, 'float32', 62) as tf.Tensor4D;
+    const ref = tf.grads(loss)([x, w]).map((t) => t.dataSync().slice());
+    const xs = x.dataSync().slice();
+    const ws = w.dataSync().slice();
+    await tf.setBackend('wasm');
+    const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor4d(ws, w.shape)]);
     expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
     expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
   });
