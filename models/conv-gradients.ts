@@ -261,6 +261,8 @@ function interleavePhases(outputs: tf.Tensor4D[], g: ConvGeometry): tf.Tensor4D 
   const sw = g.strideWidth;
   const stacked = tf.reshape(tf.stack(outputs, 3), [batch, phaseH, phaseW, sh, sw, channels]);
   const woven = tf.reshape(tf.transpose(stacked, [0, 1, 3, 2, 4, 5]), [batch, phaseH * sh, phaseW * sw, channels]);
+  // wasm's Slice copies even when it keeps everything; crop only when there is a remainder.
+  if (phaseH * sh === g.inHeight && phaseW * sw === g.inWidth) return woven as tf.Tensor4D;
   return tf.slice(woven, [0, 0, 0, 0], [-1, g.inHeight, g.inWidth, -1]) as tf.Tensor4D;
 }
 
