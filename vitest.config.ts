@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Each file gets its own process: tfjs keeps one global engine and backend per process.
     pool: 'forks',
+    // Heap-growth checks call global.gc() between measurements.
+    execArgv: ['--expose-gc'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -1,0 +1,87 @@
+/**
+ * What a source is, and the order in which an epoch visits it.
+ *
+ * A random-access source can read any sample by index (scenes, image folders, Fashion-MNIST,
+ * indexed tar shards); its epoch order is a seeded permutation of this shard's indices.
+ * Sharding is by index modulo `n` over the sorted ids, so shards are disjoint and together
+ * cover every sample, in any process.
+ */
+import { keyedRng, shuffleInPlace, type Sample } from '../operators/types/index.js';
+
+export interface RandomAccessSource {
+  /** Human-readable description, for logs and manifests. */
+  readonly name: string;
+  /** Number of samples; `Infinity` for an endless generator. */
+  readonly size: number;
+  /** The stable id of sample `index`. */
+  id(index: number): string;
+  /** Reads sample `index` (bytes or pixels). Rejects on unreadable input; the stream records it and goes on. */
+  read(index: number): Promise<Sample>;
+}
+
+/** `--shard i/n`: this process takes every n-th sample starting at i. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export interface EpochOptions {
+  seed?: number;
+  epoch?: number;
+  shard?: Shard;
+  /** Visit in a seeded permutation (default) or in index order. */
+  shuffle?: boolean;
+  /** Samples of this epoch's order to pass over (resume after k samples). */
+  skip?: number;
+  /** At most this many samples in the epoch. */
+  limit?: number;
+}
+
+/** Parses `i/n` (0 ≤ i < n), naming the flag when it is wrong. */
+export function parseShard(value: string, field = '--shard'): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new Error(`${field}: expected i/n with 0 ≤ i < n, got "${value}"`);
+  }
+  return { index, count };
+}
+
+/**
+ * The indices one epoch visits, in order: this shard's indices (every n-th), permuted by
+ * `(seed, epoch, shard)` unless `shuffle` is false, then `skip` and `limit` applied.
+ * Endless sources are visited in index order (each generated sample is already random).
+ */
+export function* epochOrder(size: number, options: EpochOptions = {}): Generator<number> {
+  const { seed = 0, epoch = 0, shard = { index: 0, count: 1 }, shuffle = true, skip = 0, limit = Infinity } = options;
+  if (!Number.isInteger(skip) || skip < 0) throw new Error(`skip: expected a non-negative integer, got "${skip}"`);
+  let emitted = 0;
+  if (size === Infinity) {
+    for (let i = shard.index + skip * shard.count; emitted < limit; i += shard.count, emitted++) yield i;
+    return;
+  }
+  const mine: number[] = [];
+  for (let i = shard.index; i < size; i += shard.count) mine.push(i);
+  if (shuffle) shuffleInPlace(mine, keyedRng(seed, 'epoch-order', epoch, shard.index, shard.count));
+  for (let k = skip; k < mine.length && emitted < limit; k++, emitted++) yield mine[k] as number;
+}
+
+/**
+ * The samples of one epoch, read lazily in epoch order: a sample is read only when the
+ * consumer pulls it. A read that fails (unreadable file) is reported to `onSkip` and the
+ * next index is read in its place.
+ */
+export async function* readSamples(
+  source: RandomAccessSource,
+  options: EpochOptions = {},
+  onSkip?: (record: { id: string; stage: string; reason: string }) => void,
+): AsyncGenerator<Sample> {
+  for (const index of epochOrder(source.size, options)) {
+    try {
+      yield await source.read(index);
+    } catch (err) {
+      onSkip?.({ id: source.id(index), stage: 'read', reason: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}

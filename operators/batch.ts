@@ -1,0 +1,138 @@
+import * as tf from '@tensorflow/tfjs';
+import { Observable, type OperatorFunction } from 'rxjs';
+import type { Sample, View } from './types/index.js';
+
+/** ImageNet statistics, the usual normalisation for SSL encoders. */
+export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
+
+/**
+ * B samples as tensors, built once per batch (DESIGN.md, "Batch"). The consumer owns every
+ * tensor: it calls `dispose()` when done, then releases `ids.length` samples of the budget.
+ */
+export interface Batch {
+  ids: string[];
+  /** `views[k]`: view k of every sample, `[B, H, W, 3]` float32, normalised. */
+  views: tf.Tensor4D[];
+  /** `masks[k]`: view k's foreground mask `[B, H, W]` (0/1), when every sample has one. */
+  masks: Array<tf.Tensor3D | undefined>;
+  /** `boxes[k]`: view k's crop `[B, 4]` in source coordinates, then its flip flags `[B]`. */
+  boxes: tf.Tensor2D[];
+  flipped: tf.Tensor1D[];
+  /** Image labels `[B]` (int32), when every sample has one. */
+  labels?: tf.Tensor1D;
+  dispose(): void;
+}
+
+export interface BatchOptions {
+  mean?: readonly [number, number, number];
+  std?: readonly [number, number, number];
+  /** Emit the last, smaller batch (default true); false drops it. */
+  keepLast?: boolean;
+}
+
+function viewsTensor(views: View[], mean: readonly number[], std: readonly number[]): tf.Tensor4D {
+  const { width, height } = (views[0] as View).pixels;
+  const plane = width * height * 3;
+  const out = new Float32Array(views.length * plane);
+  const scale = [0, 1, 2].map((c) => 1 / (255 * (std[c] as number)));
+  const shift = [0, 1, 2].map((c) => (mean[c] as number) / (std[c] as number));
+  views.forEach((v, b) => {
+    if (v.pixels.width !== width || v.pixels.height !== height) {
+      throw new Error(`batch: view sizes differ within a batch (${v.pixels.width}×${v.pixels.height} vs ${width}×${height})`);
+    }
+    const src = v.pixels.data;
+    for (let i = 0, o = b * plane; i < plane; i += 3, o += 3) {
+      out[o] = (src[i] as number) * (scale[0] as number) - (shift[0] as number);
+      out[o + 1] = (src[i + 1] as number) * (scale[1] as number) - (shift[1] as number);
+      out[o + 2] = (src[i + 2] as number) * (scale[2] as number) - (shift[2] as number);
+    }
+  });
+  return tf.tensor4d(out, [views.length, height, width, 3]);
+}
+
+function collate(samples: Sample[], mean: readonly number[], std: readonly number[]): Batch {
+  const viewCount = samples[0]?.views?.length ?? 0;
+  for (const s of samples) {
+    if (s.views?.length !== viewCount || viewCount === 0) throw new Error(`batch: sample ${s.id} has no views or a different number (put multiView() first)`);
+  }
+  const byView = (k: number) => samples.map((s) => (s.views as View[])[k] as View);
+  const views: tf.Tensor4D[] = [];
+  const masks: Array<tf.Tensor3D | undefined> = [];
+  const boxes: tf.Tensor2D[] = [];
+  const flipped: tf.Tensor1D[] = [];
+  for (let k = 0; k < viewCount; k++) {
+    const vs = byView(k);
+    views.push(viewsTensor(vs, mean, std));
+    const withMasks = vs.every((v) => v.mask);
+    if (withMasks) {
+      const { width, height } = vs[0]!.mask!;
+      const m = new Float32Array(vs.length * width * height);
+      vs.forEach((v, b) => m.set(v.mask!.data, b * width * height));
+      masks.push(tf.tensor3d(m, [vs.length, height, width]));
+    } else masks.push(undefined);
+    boxes.push(tf.tensor2d(vs.flatMap((v) => [...v.box]), [vs.length, 4]));
+    flipped.push(tf.tensor1d(vs.map((v) => (v.flipped ? 1 : 0)), 'int32'));
+  }
+  const labels = samples.every((s) => s.label !== undefined)
+    ? tf.tensor1d(samples.map((s) => s.label as number), 'int32')
+    : undefined;
+  const batch: Batch = {
+    ids: samples.map((s) => s.id),
+    views,
+    masks,
+    boxes,
+    flipped,
+    dispose: () => tf.dispose([...views, ...masks.filter((m): m is tf.Tensor3D => m !== undefined), ...boxes, ...flipped, ...(labels ? [labels] : [])]),
+  };
+  if (labels) batch.labels = labels;
+  return batch;
+}
+
+/**
+ * Collates every `size` samples (with views) into a {@link Batch} of tensors.
+ *
+ * ```
+ * input:   a b c d e|
+ * output:  ---[ab]-[cd]-[e]|     (size 2)
+ * ```
+ *
+ * Tensors are created only when a batch is full, and the consumer disposes them. If the
+ * subscriber leaves, the samples held back are simply dropped (they hold no tensors).
+ *
+ * @param size Samples per batch.
+ * @see multiView
+ */
+export function batch(size: number, options: BatchOptions = {}): OperatorFunction<Sample, Batch> {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`--batch: expected a positive integer, got "${size}"`);
+  const mean = options.mean ?? IMAGENET_MEAN;
+  const std = options.std ?? IMAGENET_STD;
+  return (source) =>
+    new Observable<Batch>((subscriber) => {
+      let pending: Sample[] = [];
+      const emit = () => {
+        const samples = pending;
+        pending = [];
+        try {
+          subscriber.next(collate(samples, mean, std));
+        } catch (err) {
+          subscriber.error(err);
+        }
+      };
+      const subscription = source.subscribe({
+        next: (sample) => {
+          pending.push(sample);
+          if (pending.length === size) emit();
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => {
+          if (pending.length > 0 && options.keepLast !== false) emit();
+          subscriber.complete();
+        },
+      });
+      return () => {
+        pending = [];
+        subscription.unsubscribe();
+      };
+    });
+}

@@ -1,0 +1,93 @@
+import sharp from 'sharp';
+import type { OperatorFunction } from 'rxjs';
+import type { Pixels, Sample, SkipRecord } from './types/index.js';
+import { orderedMergeMap } from './ordered-merge-map.js';
+
+export interface DecodeOptions {
+  /**
+   * Shrink on load so the shorter side is at least this many pixels (default: no shrink).
+   * Set it from the largest view and smallest crop scale: `ceil(viewSize / sqrt(minScale))`.
+   */
+  minSide?: number;
+  /** Refuse images with more pixels than this (default 8192² ≈ 67 M): pixel bombs. */
+  limitInputPixels?: number;
+  /** Decodes in flight (default 4: sharp decodes on its own thread pool). */
+  concurrency?: number;
+  /** Called with each refused sample; the stream goes on without it. */
+  onSkip?: (record: SkipRecord) => void;
+}
+
+/** Expands grey pixels (Fashion-MNIST, raw sources) to RGB. */
+function toRgb(p: Pixels): Pixels {
+  if (p.channels === 3) return p;
+  const data = new Uint8Array(p.width * p.height * 3);
+  for (let i = 0, j = 0; i < p.data.length; i++, j += 3) {
+    const v = p.data[i] as number;
+    data[j] = v;
+    data[j + 1] = v;
+    data[j + 2] = v;
+  }
+  return { data, width: p.width, height: p.height, channels: 3 };
+}
+
+/** Decodes encoded bytes to 8-bit sRGB pixels, or throws with sharp's reason. */
+export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<Pixels> {
+  if (bytes.byteLength === 0) throw new Error('empty file (0 bytes)');
+  let image = sharp(bytes, {
+    failOn: 'truncated',
+    limitInputPixels: options.limitInputPixels ?? 8192 * 8192,
+    pages: 1, // animated GIF / WebP / multi-page TIFF: the first frame
+  }).autoOrient();
+  if (options.minSide !== undefined) {
+    image = image.resize({
+      width: options.minSide,
+      height: options.minSide,
+      fit: 'outside', // the shorter side reaches minSide; the aspect ratio is kept
+      withoutEnlargement: true,
+      fastShrinkOnLoad: true,
+    });
+  }
+  const { data, info } = await image
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const pixels: Pixels = {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+    channels: info.channels === 1 ? 1 : 3,
+  };
+  if (info.channels !== 1 && info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 1 or 3`);
+  return toRgb(pixels);
+}
+
+/**
+ * Decodes each sample's `bytes` into RGB `pixels` (and drops the bytes); samples that already
+ * carry pixels pass through, expanded to RGB if grey. A sample that cannot be decoded —
+ * truncated, empty, not an image, over the pixel limit — is dropped and reported to
+ * `onSkip`; the stream never errors on bad input.
+ *
+ * ```
+ * input:   a  b(bad)  c
+ * output:  A          C      onSkip({id: b, stage: 'decode', reason})
+ * ```
+ *
+ * @example
+ * source$.pipe(decode({ minSide: 500, onSkip: (r) => skipped.write(r) }))
+ * @see multiView
+ */
+export function decode(options: DecodeOptions = {}): OperatorFunction<Sample, Sample> {
+  return orderedMergeMap(async (sample: Sample) => {
+    try {
+      if (sample.pixels) return { ...sample, pixels: toRgb(sample.pixels) };
+      if (!sample.bytes) throw new Error('sample has neither bytes nor pixels');
+      const pixels = await decodeImage(sample.bytes, options);
+      const { bytes: _dropped, ...rest } = sample;
+      return { ...rest, pixels };
+    } catch (err) {
+      options.onSkip?.({ id: sample.id, stage: 'decode', reason: err instanceof Error ? err.message : String(err) });
+      return undefined;
+    }
+  }, options.concurrency ?? 4);
+}

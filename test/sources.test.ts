@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
+import { renderScene, scenesSource, SCENE_CLASSES } from '../datasets/scenes.js';
+import { epochOrder, parseShard } from '../datasets/source.js';
+
+describe('scenes', () => {
+  it('is deterministic from (seed, index) and differs across seeds', () => {
+    expect(renderScene(1, 7).pixels!.data).toEqual(renderScene(1, 7).pixels!.data);
+    expect(renderScene(2, 7).pixels!.data).not.toEqual(renderScene(1, 7).pixels!.data);
+  });
+
+  it('carries consistent ground truth: mask = class map > 0, label among visible classes, boxes around objects', () => {
+    for (let i = 0; i < 50; i++) {
+      const s = renderScene(0, i);
+      const classes = s.gtClasses!.data;
+      const present = new Set(classes);
+      for (let p = 0; p < classes.length; p++) expect(s.gtMask!.data[p]).toBe(classes[p]! > 0 ? 1 : 0);
+      expect(present.has(s.label! + 1)).toBe(true);
+      expect(s.label!).toBeLessThan(SCENE_CLASSES.length);
+      expect(s.gtBoxes!.length).toBeGreaterThanOrEqual(1);
+      expect(s.gtBoxes!.length).toBeLessThanOrEqual(3);
+      // every foreground pixel lies in some box
+      for (let p = 0; p < classes.length; p++) {
+        if (!classes[p]) continue;
+        const x = p % 64;
+        const y = Math.floor(p / 64);
+        expect(s.gtBoxes!.some(([x0, y0, x1, y1]) => x >= x0 && x < x1 && y >= y0 && y < y1)).toBe(true);
+      }
+    }
+  });
+
+  it('refuses impossible options, naming them', () => {
+    expect(() => scenesSource({ size: 4 })).toThrow('scenes size');
+    expect(() => scenesSource({ count: 0 })).toThrow('scenes count');
+  });
+});
+
+describe('epoch order', () => {
+  it('partitions the ids exactly across --shard i/n', () => {
+    const n = 4;
+    const seen = new Map<number, number>();
+    for (let i = 0; i < n; i++) for (const idx of epochOrder(1003, { seed: 1, shard: { index: i, count: n } })) seen.set(idx, (seen.get(idx) ?? 0) + 1);
+    expect(seen.size).toBe(1003);
+    expect([...seen.values()].every((c) => c === 1)).toBe(true);
+  });
+
+  it('is a seeded permutation per epoch, and skip resumes the same order', () => {
+    const order = [...epochOrder(100, { seed: 3, epoch: 0 })];
+    expect([...epochOrder(100, { seed: 3, epoch: 0 })]).toEqual(order);
+    expect([...epochOrder(100, { seed: 3, epoch: 1 })]).not.toEqual(order);
+    expect([...order].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect([...epochOrder(100, { seed: 3, epoch: 0, skip: 40, limit: 10 })]).toEqual(order.slice(40, 50));
+  });
+
+  it('parses --shard and refuses bad values', () => {
+    expect(parseShard('2/5')).toEqual({ index: 2, count: 5 });
+    expect(() => parseShard('5/5')).toThrow('--shard: expected i/n with 0 ≤ i < n, got "5/5"');
+    expect(() => parseShard('a/b')).toThrow('--shard');
+  });
+});
+
+describe.runIf(existsSync(FASHION_MNIST_DIR))('fashion-mnist', () => {
+  it('reads the IDX files: 60 000 train and 10 000 test images of 28×28 with labels 0–9', async () => {
+    const train = await fashionMnistSource(FASHION_MNIST_DIR, 'train');
+    const test = await fashionMnistSource(FASHION_MNIST_DIR, 'test');
+    expect([train.size, test.size]).toEqual([60_000, 10_000]);
+    const s = await train.read(0);
+    expect(s.pixels).toMatchObject({ width: 28, height: 28, channels: 1 });
+    expect(s.label).toBe(9); // the first training image is an ankle boot
+  });
+});
