@@ -6,7 +6,7 @@
  * Sharding is by index modulo `n` over the sorted ids, so shards are disjoint and together
  * cover every sample, in any process.
  */
-import { keyedRng, shuffleInPlace, type Sample } from '../operators/types/index.js';
+import { keyedRng, shuffleInPlace, type Sample, type SkipRecord } from '../operators/types/index.js';
 
 export interface RandomAccessSource {
   /** Human-readable description, for logs and manifests. */
@@ -17,6 +17,21 @@ export interface RandomAccessSource {
   id(index: number): string;
   /** Reads sample `index` (bytes or pixels). Rejects on unreadable input; the stream records it and goes on. */
   read(index: number): Promise<Sample>;
+}
+
+/**
+ * A source that can only be read front to back (tar shards): it yields one epoch's samples,
+ * sharded, shuffled (through a bounded buffer) and skipped as asked.
+ */
+export interface StreamSource {
+  readonly name: string;
+  samples(options?: EpochOptions, onSkip?: (record: SkipRecord) => void): AsyncIterable<Sample>;
+}
+
+export type Source = RandomAccessSource | StreamSource;
+
+export function isRandomAccess(source: Source): source is RandomAccessSource {
+  return 'read' in source;
 }
 
 /** `--shard i/n`: this process takes every n-th sample starting at i. */
@@ -73,10 +88,14 @@ export function* epochOrder(size: number, options: EpochOptions = {}): Generator
  * next index is read in its place.
  */
 export async function* readSamples(
-  source: RandomAccessSource,
+  source: Source,
   options: EpochOptions = {},
-  onSkip?: (record: { id: string; stage: string; reason: string }) => void,
+  onSkip?: (record: SkipRecord) => void,
 ): AsyncGenerator<Sample> {
+  if (!isRandomAccess(source)) {
+    yield* source.samples(options, onSkip);
+    return;
+  }
   for (const index of epochOrder(source.size, options)) {
     try {
       yield await source.read(index);

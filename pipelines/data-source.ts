@@ -1,0 +1,45 @@
+/**
+ * `--data SOURCE`: the URI-like names of sources on the command line.
+ *
+ * | name | source |
+ * |---|---|
+ * | `scenes` (default) / `scenes:SIZE` | built-in synthetic scenes with ground truth |
+ * | `dir:PATH` | every image under a folder |
+ * | `tar:PATTERN` | WebDataset shards, e.g. `tar:data/shard-{000..099}.tar` |
+ * | `fashion-mnist[:DIR]` / `fashion-mnist-test[:DIR]` | Fashion-MNIST IDX files (train / test split) |
+ */
+import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
+import { imageFolderSource } from '../datasets/image-folder.js';
+import { scenesSource, type ScenesOptions } from '../datasets/scenes.js';
+import type { Source } from '../datasets/source.js';
+import { tarShardsSource } from '../datasets/tar-shards.js';
+import { positiveInt } from './options.js';
+
+export const SOURCE_KINDS = ['scenes', 'dir', 'tar', 'fashion-mnist', 'fashion-mnist-test'] as const;
+
+export interface SourceOptions {
+  scenes?: ScenesOptions;
+  shuffleBuffer?: number;
+}
+
+/** Opens the source a `--data` value names, or says what is wrong with the value. */
+export async function openSource(value: string, options: SourceOptions = {}, field = '--data'): Promise<Source> {
+  const colon = value.indexOf(':');
+  const kind = colon < 0 ? value : value.slice(0, colon);
+  const arg = colon < 0 ? '' : value.slice(colon + 1);
+  switch (kind) {
+    case 'scenes':
+      return scenesSource({ ...options.scenes, ...(arg ? { size: positiveInt(arg, `${field} scenes:SIZE`) } : {}) });
+    case 'dir':
+      if (!arg) throw new Error(`${field}: dir needs a path, e.g. dir:./photos`);
+      return imageFolderSource(arg);
+    case 'tar':
+      if (!arg) throw new Error(`${field}: tar needs a shard pattern, e.g. tar:data/shard-{000..009}.tar`);
+      return tarShardsSource(arg, { shuffleBuffer: options.shuffleBuffer });
+    case 'fashion-mnist':
+    case 'fashion-mnist-test':
+      return fashionMnistSource(arg || FASHION_MNIST_DIR, kind === 'fashion-mnist' ? 'train' : 'test');
+    default:
+      throw new Error(`${field}: unknown source "${value}" (expected ${SOURCE_KINDS.join(', ')}; e.g. scenes, dir:PATH)`);
+  }
+}
