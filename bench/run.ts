@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { pipelineBench } from './pipeline.js';
 import { trainStepBench } from './train-step.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
+  pipeline: pipelineBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -16,7 +16,7 @@ export interface MultiViewOptions {
 }
 
 /** Every random choice of one view, drawn up front in a fixed order (determinism). */
-interface ViewPlan {
+export interface ViewPlan {
   box: Box;
   flipped: boolean;
   jitter?: { brightness: number; contrast: number; saturation: number; hue: number };
@@ -56,36 +56,63 @@ function meanGrey(p: Pixels, box: Box): number {
   return n ? sum / n : 128;
 }
 
+type Matrix3 = [[number, number, number], [number, number, number], [number, number, number]];
+
+const LUMA = [0.299, 0.587, 0.114] as const;
+
+function multiply(a: Matrix3, b: Matrix3): Matrix3 {
+  return [0, 1, 2].map((r) => [0, 1, 2].map((c) =>
+    (a[r]![0] * b[0]![c]!) + (a[r]![1] * b[1]![c]!) + (a[r]![2] * b[2]![c]!))) as Matrix3;
+}
+
+/** `s·I + (1−s)·L`: blends every pixel toward its grey (s = 0 is greyscale). */
+function saturationMatrix(s: number): Matrix3 {
+  return [0, 1, 2].map((r) => [0, 1, 2].map((c) => (r === c ? s : 0) + (1 - s) * (LUMA[c] as number))) as Matrix3;
+}
+
+/** Rotation of chroma in YIQ by `turns`: the linear hue shift (keeps luma and greys). */
+function hueMatrix(turns: number): Matrix3 {
+  const t = 2 * Math.PI * turns;
+  const [cos, sin] = [Math.cos(t), Math.sin(t)];
+  const toYiq: Matrix3 = [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]];
+  const fromYiq: Matrix3 = [[1, 0.956, 0.621], [1, -0.272, -0.647], [1, -1.106, 1.703]];
+  const rotate: Matrix3 = [[1, 0, 0], [0, cos, -sin], [0, sin, cos]];
+  return multiply(fromYiq, multiply(rotate, toYiq));
+}
+
 /**
- * Renders one view with sharp: crop → resize (bilinear) → flip → colour jitter → grey → blur,
- * then solarize in JS. sharp applies its operations in its own fixed order, so blur comes
- * before the colour operations; blur and brightness commute, and the rest differ little.
+ * Brightness, contrast, saturation, hue and greyscale are all affine in RGB, so a view's whole
+ * colour change is one 3×3 matrix and one offset: libvips applies it in a single pass, where
+ * sharp's `modulate` round-trips every pixel through LCh (3× slower, measured). Applied in the
+ * order brightness → contrast (toward the crop's mean grey) → saturation → hue → grey; values
+ * are clamped once at the end rather than after each step as torchvision does.
  */
+export function colourTransform(plan: ViewPlan, meanGreyLevel: number): { matrix: Matrix3; offset: number } | undefined {
+  if (!plan.jitter && !plan.grayscale) return undefined;
+  let matrix: Matrix3 = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  let offset = 0; // the same for all channels: every step below maps greys to greys
+  if (plan.jitter) {
+    const { brightness: b, contrast: c, saturation, hue } = plan.jitter;
+    matrix = multiply(hueMatrix(hue), saturationMatrix(saturation)).map((row) => row.map((v) => v * b * c)) as Matrix3;
+    offset = (1 - c) * b * meanGreyLevel;
+  }
+  if (plan.grayscale) matrix = multiply(saturationMatrix(0), matrix);
+  return { matrix, offset };
+}
+
+/** Renders one view with sharp — crop → resize (bilinear) → flip → colour → blur — then solarizes in JS. */
 async function renderView(p: Pixels, plan: ViewPlan, size: number): Promise<Pixels> {
   const [x0, y0, x1, y1] = plan.box;
   let image = sharp(p.data, { raw: { width: p.width, height: p.height, channels: 3 } })
     .extract({ left: x0, top: y0, width: x1 - x0, height: y1 - y0 })
     .resize(size, size, { fit: 'fill', kernel: 'linear' });
   if (plan.flipped) image = image.flop();
-  if (plan.jitter) {
-    const { brightness, contrast, saturation, hue } = plan.jitter;
-    image = image
-      .modulate({ brightness, saturation, hue: Math.round(hue * 360) })
-      .linear(contrast, (1 - contrast) * meanGrey(p, plan.box));
-  }
-  if (plan.grayscale) image = image.greyscale();
+  const colour = colourTransform(plan, plan.jitter ? meanGrey(p, plan.box) : 0);
+  if (colour) image = image.recomb(colour.matrix).linear(1, colour.offset); // sharp runs recomb before linear
   if (plan.blurSigma !== undefined && plan.blurSigma >= 0.3) image = image.blur(plan.blurSigma); // sharp's minimum sigma
   const { data, info } = await image.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  const out = new Uint8Array(size * size * 3);
-  if (info.channels === 1) {
-    for (let i = 0; i < size * size; i++) out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = data[i] as number;
-  } else {
-    for (let i = 0, j = 0; j < out.length; i += info.channels) {
-      out[j++] = data[i] as number;
-      out[j++] = data[i + 1] as number;
-      out[j++] = data[i + 2] as number;
-    }
-  }
+  if (info.channels !== 3) throw new Error(`multiView: expected 3 channels from sharp, got ${info.channels}`);
+  const out = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (plan.solarize) for (let i = 0; i < out.length; i++) if ((out[i] as number) >= 128) out[i] = 255 - (out[i] as number);
   return { data: out, width: size, height: size, channels: 3 };
 }

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { checkViewConfigs, presetViews, type ViewConfig } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
-import { multiView } from '../operators/multi-view.js';
+import { colourTransform, multiView, type ViewPlan } from '../operators/multi-view.js';
 import { cellBoxes, viewCorrespondence } from '../operators/view-geometry.js';
 import type { Sample } from '../operators/types/index.js';
 import { collect } from './helpers/collect.js';
@@ -126,5 +126,48 @@ describe('batch', () => {
     expect(Math.min(...first.views[0]!.dataSync())).toBeGreaterThanOrEqual(-0.485 / 0.229 - 1e-5);
     batches.forEach((b) => b.dispose());
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('colour transform (jitter and greyscale as one affine map)', () => {
+  const apply = (t: ReturnType<typeof colourTransform>, rgb: [number, number, number]) =>
+    t!.matrix.map((row) => row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2] + t!.offset);
+  const plan = (jitter: Partial<NonNullable<ViewPlan['jitter']>>, grayscale = false): ViewPlan => ({
+    box: [0, 0, 1, 1], flipped: false, grayscale, solarize: false,
+    jitter: { brightness: 1, contrast: 1, saturation: 1, hue: 0, ...jitter },
+  });
+
+  it('keeps greys grey under saturation and hue, and scales them by brightness', () => {
+    const out = apply(colourTransform(plan({ brightness: 1.5, saturation: 0.3, hue: 0.2 }), 0), [100, 100, 100]);
+    for (const v of out) expect(v).toBeCloseTo(150, 3);
+  });
+
+  it('turns a colour into its luma at saturation 0, and greyscale does the same', () => {
+    for (const t of [colourTransform(plan({ saturation: 0 }), 0), colourTransform({ ...plan({}), jitter: undefined, grayscale: true }, 0)]) {
+      for (const v of apply(t, [255, 0, 0])) expect(v).toBeCloseTo(0.299 * 255, 3);
+    }
+  });
+
+  it('pulls values toward the mean grey with contrast, leaving the mean fixed', () => {
+    const t = colourTransform(plan({ contrast: 0.5 }), 80);
+    expect(apply(t, [80, 80, 80])[0]).toBeCloseTo(80, 3);
+    expect(apply(t, [200, 200, 200])[0]).toBeCloseTo(140, 3);
+  });
+
+  it('rotates hue: half a turn takes red toward cyan and keeps its luma', () => {
+    const [r, g, b] = apply(colourTransform(plan({ hue: 0.5 }), 0), [200, 0, 0]);
+    expect(g!).toBeGreaterThan(r!);
+    expect(b!).toBeGreaterThan(r!);
+    expect(0.299 * r! + 0.587 * g! + 0.114 * b!).toBeCloseTo(0.299 * 200, 1);
+  });
+
+  it('renders a greyscale view with three equal channels', async () => {
+    const grey: ViewConfig = { size: 32, scale: [0.5, 1], ratio: [1, 1], flip: 0, grayscale: 1 };
+    const [s] = await collect(from(scenes(1)).pipe(multiView({ views: [grey], seed: 2 })));
+    const d = s!.views![0]!.pixels.data;
+    for (let i = 0; i < d.length; i += 3) {
+      expect(Math.abs(d[i]! - d[i + 1]!)).toBeLessThanOrEqual(1);
+      expect(Math.abs(d[i]! - d[i + 2]!)).toBeLessThanOrEqual(1);
+    }
   });
 });

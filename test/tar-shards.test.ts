@@ -12,8 +12,8 @@ import { openSource } from '../pipelines/data-source.js';
 async function tarOf(entries: Array<[string, Buffer]>): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => p.on('end', r));
+  p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
+  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
   for (const [name, data] of entries) p.entry({ name }, data);
   p.finalize();
   await done;

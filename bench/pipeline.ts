@@ -1,0 +1,97 @@
+/**
+ * `npm run bench -- pipeline [--data dir:PATH] [--size 224] [--views 2]`: images per second
+ * through decode → multiView (MoCo v2 views) → batch, against decode alone and against
+ * torchvision's MoCo v2 chain (DataLoader, one worker per core) on the same files in the
+ * same run. Without --data it builds a folder of 600 photos from python3-skimage's data.
+ */
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { lastValueFrom, tap, type Observable } from 'rxjs';
+import { readSamples } from '../datasets/source.js';
+import { selectBackend } from '../models/backend.js';
+import { presetViews } from '../operators/augment-presets.js';
+import { batch } from '../operators/batch.js';
+import { decode } from '../operators/decode.js';
+import { fromSource } from '../operators/from-source.js';
+import { multiView } from '../operators/multi-view.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import { openSource } from '../pipelines/data-source.js';
+import { positiveInt } from '../pipelines/options.js';
+import { photoCorpus } from './photo-corpus.js';
+import { printJson } from './report.js';
+
+async function drain<T>(stream: Observable<T>): Promise<void> {
+  await lastValueFrom(stream, { defaultValue: undefined });
+}
+
+export async function pipelineBench(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: 'string' },
+      size: { type: 'string', default: '224' },
+      views: { type: 'string', default: '2' },
+      batch: { type: 'string', default: '32' },
+      concurrency: { type: 'string', default: '8' },
+    },
+  });
+  const size = positiveInt(values.size, '--size');
+  const viewCount = positiveInt(values.views, '--views');
+  const batchSize = positiveInt(values.batch, '--batch');
+  const concurrency = positiveInt(values.concurrency, '--concurrency');
+  const data = values.data ?? `dir:${await photoCorpus(600)}`;
+  if (!data.startsWith('dir:')) throw new Error('--data: the pipeline bench compares with torchvision on a folder; expected dir:PATH');
+  await selectBackend('cpu'); // batches only copy into tensors here; no compute
+  const source = await openSource(data);
+  const views = Array.from({ length: viewCount }, () => presetViews('mocov2', size)[0]!);
+  const minSide = Math.ceil(size / Math.sqrt(0.2)); // the smallest crop still has `size` pixels
+
+  const run = async (label: string, full: boolean) => {
+    const budget = new SampleBudget(Math.max(4 * batchSize, 2 * concurrency));
+    let images = 0;
+    const t0 = performance.now();
+    const decoded = fromSource(readSamples(source, { seed: 0 }), budget).pipe(
+      decode({ minSide, concurrency, onSkip: () => budget.release() }),
+    );
+    if (full) {
+      await drain(decoded.pipe(
+        multiView({ views, seed: 0, concurrency }),
+        batch(batchSize),
+        tap((b) => { images += b.ids.length; b.dispose(); budget.release(b.ids.length); }),
+      ));
+    } else {
+      await drain(decoded.pipe(tap(() => { images++; budget.release(); })));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    printJson({ bench: `pipeline-${label}`, images, seconds, imagesPerSec: images / seconds, peakInFlight: budget.peak });
+    return images / seconds;
+  };
+
+  await run('warmup', false);
+  const decodeOnly = await run('decode-only', false);
+  const full = await run('full', true);
+  const torchvision = torchvisionImagesPerSec(data.slice(4), size, batchSize);
+  printJson({
+    bench: 'pipeline',
+    images: 'size' in source ? source.size : null,
+    size,
+    views: viewCount,
+    imagesPerSec: full,
+    decodeOnlyImagesPerSec: decodeOnly,
+    torchvisionImagesPerSec: torchvision,
+    ratio: torchvision === null ? null : full / torchvision,
+    uvThreadpool: Number(process.env['UV_THREADPOOL_SIZE'] ?? 4),
+  });
+}
+
+function torchvisionImagesPerSec(root: string, size: number, batchSize: number): number | null {
+  const python = '/usr/bin/python3';
+  if (spawnSync(python, ['-c', 'import torchvision']).status !== 0) return null;
+  const script = fileURLToPath(new URL('../../bench/torchvision_pipeline.py', import.meta.url));
+  const run = spawnSync(python, [script, root, '--size', `${size}`, '--batch', `${batchSize}`, '--workers', `${availableParallelism()}`], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`torchvision pipeline failed:\n${run.stderr}`);
+  process.stdout.write(run.stdout);
+  return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { torchvisionImagesPerSec: number }).torchvisionImagesPerSec;
+}
