@@ -19,3 +19,19 @@ export {
   type Conv2DAttrs,
 } from './models/conv-gradients.js';
 export { checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './models/wasm-threads.js';
+export * from './operators/types/index.js';
+export { SampleBudget } from './operators/sample-budget.js';
+export { fromSource } from './operators/from-source.js';
+export { orderedMergeMap } from './operators/ordered-merge-map.js';
+export { decode, decodeImage, type DecodeOptions } from './operators/decode.js';
+export { multiView, colourTransform, type MultiViewOptions } from './operators/multi-view.js';
+export { presetViews, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
+export { viewCorrespondence, cellBoxes, randomResizedCropBox, type ViewPlacement } from './operators/view-geometry.js';
+export { cutPlane } from './operators/cut-plane.js';
+export { batch, IMAGENET_MEAN, IMAGENET_STD, type Batch, type BatchOptions } from './operators/batch.js';
+export { scenesSource, renderScene, SCENE_CLASSES, type ScenesOptions } from './datasets/scenes.js';
+export { imageFolderSource, IMAGE_EXTENSIONS } from './datasets/image-folder.js';
+export { tarShardsSource, expandShardPattern, type TarOptions } from './datasets/tar-shards.js';
+export { fashionMnistSource, parseIdx, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES } from './datasets/fashion-mnist.js';
+export { epochOrder, parseShard, readSamples, isRandomAccess, type EpochOptions, type RandomAccessSource, type Shard, type Source, type StreamSource } from './datasets/source.js';
+export { openSource, SOURCE_KINDS, type SourceOptions } from './pipelines/data-source.js';
