@@ -34,4 +34,5 @@ export { imageFolderSource, IMAGE_EXTENSIONS } from './datasets/image-folder.js'
 export { tarShardsSource, expandShardPattern, type TarOptions } from './datasets/tar-shards.js';
 export { fashionMnistSource, parseIdx, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES } from './datasets/fashion-mnist.js';
 export { epochOrder, parseShard, readSamples, isRandomAccess, type EpochOptions, type RandomAccessSource, type Shard, type Source, type StreamSource } from './datasets/source.js';
+export { openSkipLog, skipSummary, type SkipLog } from './sinks/skip-log.js';
 export { openSource, SOURCE_KINDS, type SourceOptions } from './pipelines/data-source.js';
