@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
-import { checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
+import { checkSameWasmThreads, checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -47,6 +47,7 @@ function wasmAttempt(threads: number): Attempt {
     backend: 'wasm',
     load: async () => {
       await import('@tensorflow/tfjs-backend-wasm');
+      checkSameWasmThreads(threads);
       if (threads > 1) registerThreadedWasm(threads);
       installFastConvGradients();
     },

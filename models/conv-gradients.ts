@@ -80,14 +80,17 @@ export function convGeometry(
 
 /**
  * Pads (positive amounts) or crops (negative amounts) the two spatial axes of an NHWC
- * tensor. Cropping happens when a 'valid' convolution never reads the last rows.
+ * tensor to `h + top + bottom` × `w + left + right`. Cropping happens when a 'valid'
+ * convolution never reads the last rows; when padding alone is read (explicit padding wider
+ * than a stride), nothing of `t` is kept and the result is zeros.
  */
 function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
-  const [, h, w] = t.shape;
+  const [batch, h, w, c] = t.shape;
   const cropTop = Math.max(0, -top);
   const cropLeft = Math.max(0, -left);
   const keepH = h - cropTop - Math.max(0, -bottom);
   const keepW = w - cropLeft - Math.max(0, -right);
+  if (keepH <= 0 || keepW <= 0) return tf.zeros([batch, h + top + bottom, w + left + right, c]);
   let out = t;
   if (cropTop > 0 || cropLeft > 0 || keepH < h || keepW < w) {
     out = tf.slice(out, [0, cropTop, cropLeft, 0], [-1, keepH, keepW, -1]);
@@ -144,6 +147,8 @@ interface AxisPhase {
  * 1) each phase holds about `k/s` taps, so no multiply ever meets a stuffed zero.
  */
 function axisPhases(stride: number, kernel: number, dilation: number, pad: number): AxisPhase[] {
+  // tfjs forbids stride > 1 with dilation > 1; the offsets below are whole numbers only then.
+  if (stride > 1 && dilation > 1) throw new Error(`conv gradients: stride ${stride} with dilation ${dilation} is not a valid convolution`);
   const phases: AxisPhase[] = [];
   for (let phase = 0; phase < stride; phase++) {
     const first = (((phase + pad) % stride) + stride) % stride;
@@ -206,47 +211,60 @@ function convPadded(
   return tf.conv2d(padOrCrop(t, top, bottom, left, right), filter, 1, 'valid', 'NHWC', dilations);
 }
 
+/** Rows / columns to pad (negative: to crop) before a valid convolution: top, bottom, left, right. */
+type Pads = [number, number, number, number];
+
 /**
- * Gradient of a Conv2D with respect to its input: for each of the `sh·sw` output phases, one
- * stride-1 forward convolution of `dy` by the flipped sub-filter that reaches it; the phases
- * are then interleaved. This does the transposed convolution's work exactly once, where
- * zero-stuffing `dy` would multiply by zeros `s²−1` times out of `s²`.
+ * The input gradient of a strided convolution, phase by phase: for each of the `sh·sw`
+ * sub-pixel phases, `convolve` runs one stride-1 convolution of `dy`, padded by `pads`, by the
+ * flipped taps that reach it; the phases are then interleaved. This does the
+ * transposed convolution's work exactly once, where zero-stuffing `dy` would multiply by
+ * zeros `s²−1` times out of `s²`.
+ */
+function phasedInputGradient(
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  g: ConvGeometry,
+  inChannels: number,
+  convolve: (dy: tf.Tensor4D, pads: Pads, rows: number[], cols: number[]) => tf.Tensor4D,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [batch, outH, outW] = dy.shape;
+    const [kh, kw] = filterShape;
+    const rows = axisPhases(g.strideHeight, kh, g.dilationHeight, g.padTop);
+    const cols = axisPhases(g.strideWidth, kw, g.dilationWidth, g.padLeft);
+    const phaseH = Math.ceil(g.inHeight / g.strideHeight);
+    const phaseW = Math.ceil(g.inWidth / g.strideWidth);
+    const outputs: tf.Tensor4D[] = [];
+    for (const r of rows) {
+      for (const c of cols) {
+        if (r.taps.length === 0 || c.taps.length === 0) {
+          outputs.push(tf.zeros([batch, phaseH, phaseW, inChannels]));
+          continue;
+        }
+        const spanH = phaseH + (r.taps.length - 1) * g.dilationHeight;
+        const spanW = phaseW + (c.taps.length - 1) * g.dilationWidth;
+        const pads: Pads = [r.before, spanH - outH - r.before, c.before, spanW - outW - c.before];
+        outputs.push(convolve(dy, pads, r.taps, c.taps));
+      }
+    }
+    return interleavePhases(outputs, g);
+  });
+}
+
+/**
+ * Gradient of a Conv2D with respect to its input (see {@link phasedInputGradient}).
  *
  * @param dy output gradient `[B,Ho,Wo,Co]`
  * @param filter `[kh,kw,Ci,Co]`
  * @returns `[B,H,W,Ci]`
  */
 export function conv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [batch, outH, outW] = dy.shape;
-    const [kh, kw, inC, outC] = filter.shape;
-    const sh = g.strideHeight;
-    const sw = g.strideWidth;
-    const rows = axisPhases(sh, kh, g.dilationHeight, g.padTop);
-    const cols = axisPhases(sw, kw, g.dilationWidth, g.padLeft);
-    const phaseH = Math.ceil(g.inHeight / sh);
-    const phaseW = Math.ceil(g.inWidth / sw);
-    const weights = filter.dataSync();
-    const outputs: tf.Tensor4D[] = [];
-    for (const r of rows) {
-      for (const c of cols) {
-        if (r.taps.length === 0 || c.taps.length === 0) {
-          outputs.push(tf.zeros([batch, phaseH, phaseW, inC]));
-          continue;
-        }
-        const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, r.taps, c.taps, true), [
-          r.taps.length, c.taps.length, outC, inC,
-        ]);
-        const spanH = phaseH + (r.taps.length - 1) * g.dilationHeight;
-        const spanW = phaseW + (c.taps.length - 1) * g.dilationWidth;
-        outputs.push(
-          convPadded(dy, sub, r.before, spanH - outH - r.before, c.before, spanW - outW - c.before, [
-            g.dilationHeight, g.dilationWidth,
-          ]),
-        );
-      }
-    }
-    return interleavePhases(outputs, g);
+  const [, , inC, outC] = filter.shape;
+  const weights = filter.dataSync();
+  return phasedInputGradient(dy, filter.shape, g, inC, (d, pads, rows, cols) => {
+    const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, rows, cols, true), [rows.length, cols.length, outC, inC]);
+    return convPadded(d, sub, ...pads, [g.dilationHeight, g.dilationWidth]);
   });
 }
 
@@ -276,36 +294,14 @@ function interleavePhases(outputs: tf.Tensor4D[], g: ConvGeometry): tf.Tensor4D 
  * @returns `[B,H,W,C]`
  */
 export function depthwiseConv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [batch, outH, outW] = dy.shape;
-    const [kh, kw, channels, multiplier] = filter.shape;
-    const rows = axisPhases(g.strideHeight, kh, g.dilationHeight, g.padTop);
-    const cols = axisPhases(g.strideWidth, kw, g.dilationWidth, g.padLeft);
-    const phaseH = Math.ceil(g.inHeight / g.strideHeight);
-    const phaseW = Math.ceil(g.inWidth / g.strideWidth);
-    const weights = filter.dataSync();
-    const outputs: tf.Tensor4D[] = [];
-    for (const r of rows) {
-      for (const c of cols) {
-        if (r.taps.length === 0 || c.taps.length === 0) {
-          outputs.push(tf.zeros([batch, phaseH, phaseW, channels]));
-          continue;
-        }
-        const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, r.taps, c.taps, false), [
-          r.taps.length, c.taps.length, channels * multiplier, 1,
-        ]);
-        const spanH = phaseH + (r.taps.length - 1) * g.dilationHeight;
-        const spanW = phaseW + (c.taps.length - 1) * g.dilationWidth;
-        const padded = padOrCrop(dy, r.before, spanH - outH - r.before, c.before, spanW - outW - c.before);
-        const perChannel = tf.depthwiseConv2d(padded, sub, 1, 'valid', 'NHWC', [g.dilationHeight, g.dilationWidth]);
-        outputs.push(
-          multiplier === 1
-            ? perChannel
-            : tf.sum(tf.reshape(perChannel, [batch, phaseH, phaseW, channels, multiplier]), 4),
-        );
-      }
-    }
-    return interleavePhases(outputs, g);
+  const [, , channels, multiplier] = filter.shape;
+  const weights = filter.dataSync();
+  return phasedInputGradient(dy, filter.shape, g, channels, (d, pads, rows, cols) => {
+    const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, rows, cols, false), [rows.length, cols.length, channels * multiplier, 1]);
+    const perChannel = tf.depthwiseConv2d(padOrCrop(d, ...pads), sub, 1, 'valid', 'NHWC', [g.dilationHeight, g.dilationWidth]);
+    if (multiplier === 1) return perChannel;
+    const [batch, h, w] = perChannel.shape;
+    return tf.sum(tf.reshape(perChannel, [batch, h, w, channels, multiplier]), 4) as tf.Tensor4D;
   });
 }
 

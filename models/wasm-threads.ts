@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -42,17 +42,37 @@ function wasmOutDir(): string {
   return dirname(require.resolve(`@tensorflow/tfjs-backend-wasm/wasm-out/${BUILD}.js`));
 }
 
-/** Writes the pthread worker script to a file once per process (Node workers need a path). */
-let workerScript: string | undefined;
+/**
+ * The pthread worker script as a file (Node workers need a path). One file per tfjs version,
+ * shared by every process and written atomically, so nothing piles up in the temp folder.
+ */
 function workerScriptPath(dir: string): string {
-  if (workerScript) return workerScript;
+  const { version } = require('@tensorflow/tfjs-backend-wasm/package.json') as { version: string };
+  const path = join(tmpdir(), `densestream-tfjs-wasm-${version}-worker.cjs`);
+  if (existsSync(path)) return path;
   const { wasmWorkerContents } = require(join(dir, `${BUILD}.worker.js`)) as { wasmWorkerContents: string };
-  const folder = mkdtempSync(join(tmpdir(), 'densestream-wasm-'));
-  workerScript = join(folder, 'worker.cjs');
+  const partial = `${path}.${process.pid}.partial`;
   // The package escapes newlines the same way before it makes its Blob: the source holds
   // string literals with literal "\n" that must stay escape sequences.
-  writeFileSync(workerScript, wasmWorkerContents.replace(/\n/g, '\\n'));
-  return workerScript;
+  writeFileSync(partial, wasmWorkerContents.replace(/\n/g, '\\n'));
+  renameSync(partial, path);
+  return path;
+}
+
+/** Threads of the threaded build registered in this process; the wasm module is one per process. */
+let registeredThreads: number | undefined;
+
+/**
+ * The wasm module, once started, keeps its thread pool for the life of the process (removing
+ * it would free every live tensor). Refuses a request for a different count.
+ */
+export function checkSameWasmThreads(threads: number): void {
+  // The engine's registry of started backends (tfjs 4, pinned): tf.findBackend would start it.
+  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry['wasm'] !== undefined;
+  const running = started ? (registeredThreads ?? 1) : undefined;
+  if (running !== undefined && running !== threads) {
+    throw new Error(`--threads: the wasm backend already runs with ${running} thread${running === 1 ? '' : 's'} in this process and cannot change to ${threads}`);
+  }
 }
 
 /** Refuses a thread count the threaded build cannot honour (it pre-spawns 8 workers). */
@@ -75,6 +95,8 @@ export function defaultWasmThreads(): number {
  */
 export function registerThreadedWasm(threads: number = defaultWasmThreads()): void {
   checkWasmThreads(threads);
+  checkSameWasmThreads(threads);
+  if (registeredThreads === threads) return;
   const pkg = require('@tensorflow/tfjs-backend-wasm') as WasmPackage;
   const dir = wasmOutDir();
   const factory = require(join(dir, `${BUILD}.js`)) as WasmFactory;
@@ -83,10 +105,14 @@ export function registerThreadedWasm(threads: number = defaultWasmThreads()): vo
   const worker = workerScriptPath(dir);
 
   tf.removeBackend('wasm');
+  registeredThreads = threads;
   tf.registerBackend(
     'wasm',
     async () => {
-      const module = await factory({
+      // Emscripten has no error path for a failed instantiateWasm: race it against one.
+      let loadFailed: (err: unknown) => void = () => {};
+      const failure = new Promise<never>((_, reject) => { loadFailed = reject; });
+      const loading = factory({
         locateFile: (path: string) => (path.endsWith('.worker.js') ? worker : join(dir, path)),
         mainScriptUrlOrBlob: mainScript,
         instantiateWasm: (
@@ -94,12 +120,14 @@ export function registerThreadedWasm(threads: number = defaultWasmThreads()): vo
           receive: (instance: object, module: object) => void,
         ) => {
           imports.env['emscripten_num_logical_cores'] = () => 2 * threads;
-          void WebAssembly.instantiate(readFileSync(binary), imports).then((r) =>
-            receive(r.instance, r.module),
+          WebAssembly.instantiate(readFileSync(binary), imports).then(
+            (r) => receive(r.instance, r.module),
+            (err: unknown) => loadFailed(err),
           );
           return {};
         },
       });
+      const module = await Promise.race([loading, failure]);
       // The same bridge tfjs builds in its own init().
       module.tfjs = {
         init: module.cwrap('init', null, []),

@@ -54,4 +54,17 @@ describe('backend selection', () => {
     expect(cpu[4]!).toBeLessThan(cpu[0]!); // the loss falls
     for (let i = 0; i < 5; i++) expect(Math.abs(wasm[i]! - cpu[i]!)).toBeLessThanOrEqual(1e-4 * Math.abs(cpu[i]!));
   });
+
+  it('keeps live tensors when wasm is selected again, and refuses to change its thread count', async () => {
+    await selectBackend('wasm', { threads: 2 });
+    const kept = tf.tensor1d([1, 2, 3]);
+    await selectBackend('wasm', { threads: 2 }); // same request: nothing is torn down
+    expect(Array.from(kept.dataSync())).toEqual([1, 2, 3]);
+    await expect(selectBackend('wasm', { threads: 1 })).rejects.toThrow(
+      '--threads: the wasm backend already runs with 2 threads in this process and cannot change to 1',
+    );
+    await expect(selectBackend('wasm', { threads: 4 })).rejects.toThrow('cannot change to 4');
+    expect(Array.from(kept.dataSync())).toEqual([1, 2, 3]);
+    expect(wasmThreadCount()).toBe(2);
+  });
 });

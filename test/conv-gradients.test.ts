@@ -20,7 +20,7 @@ function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>):
     err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
     mag = Math.max(mag, Math.abs(reference[i] as number));
   }
-  return err / Math.max(mag, 1e-12);
+  return mag === 0 ? err : err / mag;
 }
 
 interface Case {
@@ -192,5 +192,52 @@ describe('Conv2D gradients from forward convolutions', () => {
     const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor4d(ws, w.shape)]);
     expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
     expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
+  });
+
+  interface OddCase {
+    name: string;
+    x: [number, number, number, number];
+    filter: [number, number, number, number];
+    strides: [number, number];
+    pad: Conv2DAttrs['pad'];
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  }
+  const oddCases: OddCase[] = [
+    { name: 'explicit padding wider than the stride (only padding is read)', x: [1, 1, 1, 1], filter: [1, 1, 1, 1], strides: [3, 1], pad: [[0, 0], [2, 0], [0, 0], [0, 0]] },
+    { name: 'explicit padding of 4 columns at stride 3', x: [1, 1, 1, 1], filter: [1, 3, 1, 1], strides: [1, 3], pad: [[0, 0], [0, 0], [4, 0], [0, 0]] },
+    { name: 'non-square stride [1, 2] with an even 4×4 kernel', x: [2, 9, 10, 3], filter: [4, 4, 3, 2], strides: [1, 2], pad: 'same' },
+    { name: 'non-square stride [3, 2], 2×5 kernel, valid', x: [2, 11, 12, 2], filter: [2, 5, 2, 3], strides: [3, 2], pad: 'valid' },
+    ...(['floor', 'round', 'ceil'] as const).map((mode) => ({
+      name: `numeric pad 1, stride 2, 3×3, rounding ${mode}`, x: [2, 10, 9, 2] as OddCase['x'], filter: [3, 3, 2, 3] as OddCase['filter'],
+      strides: [2, 2] as [number, number], pad: 1, dimRoundingMode: mode,
+    })),
+  ];
+
+  it.each(oddCases)('matches the cpu kernels ($name), conv and depthwise', async (c) => {
+    for (const depthwise of [false, true]) {
+      await tf.setBackend('cpu');
+      const filterShape: [number, number, number, number] = depthwise ? [c.filter[0], c.filter[1], c.x[3], 1] : c.filter;
+      const x = tf.randomNormal(c.x, 0, 1, 'float32', 71) as tf.Tensor4D;
+      const filter = tf.randomNormal(filterShape, 0, 1, 'float32', 72) as tf.Tensor4D;
+      const g = convGeometry(x.shape, filter.shape, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: c.dimRoundingMode });
+      const outC = depthwise ? c.x[3] : c.filter[3];
+      const dy = tf.randomNormal([c.x[0], g.outHeight, g.outWidth, outC], 0, 1, 'float32', 73) as tf.Tensor4D;
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: c.dimRoundingMode };
+      const kernel = depthwise ? 'DepthwiseConv2dNative' : 'Conv2D';
+      const refX = (tf.engine().runKernel(`${kernel}BackpropInput`, { dy, filter }, { ...attrs, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice();
+      const refW = (tf.engine().runKernel(`${kernel}BackpropFilter`, { x, dy }, { ...attrs, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice();
+      const [xs, ws, dys] = [x, filter, dy].map((t) => t.dataSync().slice());
+      await tf.setBackend('wasm');
+      const X = tf.tensor4d(xs!, x.shape);
+      const W = tf.tensor4d(ws!, filter.shape);
+      const DY = tf.tensor4d(dys!, dy.shape);
+      const dx = depthwise ? depthwiseConv2dInputGradient(DY, W, g) : conv2dInputGradient(DY, W, g);
+      const dW = depthwise ? depthwiseConv2dFilterGradient(X, DY, filterShape, g) : conv2dFilterGradient(X, DY, g);
+      expect(dx.shape, `dx ${kernel}`).toEqual(x.shape);
+      expect(dW.shape, `dW ${kernel}`).toEqual(filter.shape);
+      expect(relativeError(dx.dataSync(), refX), `dx ${kernel}`).toBeLessThanOrEqual(1e-4);
+      expect(relativeError(dW.dataSync(), refW), `dW ${kernel}`).toBeLessThanOrEqual(1e-4);
+      tf.dispose([X, W, DY, dx, dW]);
+    }
   });
 });
