@@ -52,6 +52,7 @@ export async function pipelineBench(argv: string[]): Promise<void> {
     const budget = new SampleBudget(Math.max(4 * batchSize, 2 * concurrency));
     let images = 0;
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const decoded = fromSource(readSamples(source, { seed: 0 }), budget).pipe(
       decode({ minSide, concurrency, onSkip: () => budget.release() }),
     );
@@ -65,7 +66,10 @@ export async function pipelineBench(argv: string[]): Promise<void> {
       await drain(decoded.pipe(tap(() => { images++; budget.release(); })));
     }
     const seconds = (performance.now() - t0) / 1000;
-    printJson({ bench: `pipeline-${label}`, images, seconds, imagesPerSec: images / seconds, peakInFlight: budget.peak });
+    const cpu = process.cpuUsage(cpu0);
+    // Cores busy on average: main thread plus sharp's pool (≈ the machine's cores when CPU-bound).
+    const coresBusy = (cpu.user + cpu.system) / 1e6 / seconds;
+    printJson({ bench: `pipeline-${label}`, images, seconds, imagesPerSec: images / seconds, coresBusy, peakInFlight: budget.peak });
     return images / seconds;
   };
 

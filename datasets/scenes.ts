@@ -61,7 +61,7 @@ function contrastingColor(rng: Rng, avoid: Rgb, minDistance: number): Rgb {
 export function renderScene(seed: number, index: number, size = 64, minObjects = 1, maxObjects = 3): Sample {
   const rng = keyedRng(seed, 'scene', index);
   const n = size * size;
-  const data = new Uint8Array(n * 3);
+  const data = new Uint8ClampedArray(n * 3); // clamps out-of-range writes (grain, shading); Uint8Array would wrap
   const classes = new Uint8Array(n);
   const owner = new Uint8Array(n); // which object (1-based) is visible at each pixel
 
@@ -79,7 +79,7 @@ export function renderScene(seed: number, index: number, size = 64, minObjects =
       const t = 0.5 + 0.5 * Math.sin(fx * x + fy * y + phase);
       const noise = (rng.next() - 0.5) * grain;
       for (let c = 0; c < 3; c++) {
-        data[i * 3 + c] = (bgA[c] as number) * (1 - t) + (bgB[c] as number) * t + noise; // Uint8Array clamps
+        data[i * 3 + c] = (bgA[c] as number) * (1 - t) + (bgB[c] as number) * t + noise;
       }
     }
   }
@@ -139,7 +139,7 @@ export function renderScene(seed: number, index: number, size = 64, minObjects =
 
   return {
     id: `scenes:${index}`,
-    pixels: { data, width: size, height: size, channels: 3 },
+    pixels: { data: new Uint8Array(data.buffer), width: size, height: size, channels: 3 },
     label: objectClass[largest] as number,
     gtMask: { data: gtMask, width: size, height: size },
     gtClasses: { data: classes, width: size, height: size },

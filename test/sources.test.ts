@@ -70,3 +70,29 @@ describe.runIf(existsSync(FASHION_MNIST_DIR))('fashion-mnist', () => {
     expect(s.label).toBe(9); // the first training image is an ankle boot
   });
 });
+
+describe('scenes pixel values', () => {
+  it('clamps bright shading and grain instead of wrapping (no dark speckles on light objects)', () => {
+    // Wrapping would turn 256 into 0: the neighbourhood of a pixel ≥ 250 would hold values < 40.
+    let checked = 0;
+    for (let i = 0; i < 40; i++) {
+      const s = renderScene(11, i, 64, 1, 1); // one object: neighbours of one class are one object
+      const d = s.pixels!.data;
+      for (let p = 0; p < 64 * 64; p++) {
+        const cls = s.gtClasses!.data[p]!;
+        // single-tone classes only: striped-ellipse (6) and checker-diamond (7) have two tones
+        if (cls === 0 || cls === 6 || cls === 7) continue;
+        const right = p % 64 < 63 && s.gtClasses!.data[p + 1] === cls;
+        if (!right) continue;
+        for (let c = 0; c < 3; c++) {
+          // shading varies smoothly across an object: neighbours within one tone differ little
+          const a = d[p * 3 + c]!;
+          const b = d[(p + 1) * 3 + c]!;
+          if (a >= 250 && b <= 40) throw new Error(`scene ${i}: pixel ${p} wraps (${a} next to ${b})`);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(10_000);
+  });
+});
