@@ -25,7 +25,7 @@ export { fromSource } from './operators/from-source.js';
 export { orderedMergeMap } from './operators/ordered-merge-map.js';
 export { decode, decodeImage, type DecodeOptions } from './operators/decode.js';
 export { multiView, colourTransform, type MultiViewOptions } from './operators/multi-view.js';
-export { presetViews, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
+export { presetViews, withAttentionView, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
 export { viewCorrespondence, cellBoxes, randomResizedCropBox, type ViewPlacement } from './operators/view-geometry.js';
 export { cutPlane } from './operators/cut-plane.js';
 export { batch, IMAGENET_MEAN, IMAGENET_STD, type Batch, type BatchOptions } from './operators/batch.js';
@@ -36,3 +36,7 @@ export { fashionMnistSource, parseIdx, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES 
 export { epochOrder, parseShard, readSamples, isRandomAccess, type EpochOptions, type RandomAccessSource, type Shard, type Source, type StreamSource } from './datasets/source.js';
 export { openSkipLog, skipSummary, type SkipLog } from './sinks/skip-log.js';
 export { openSource, SOURCE_KINDS, type SourceOptions } from './pipelines/data-source.js';
+export { saliencyMap, mapSize, SALIENCY_METHODS, type SaliencyMethod, type SaliencyOptions } from './operators/saliency.js';
+export { attentionMap, saliencyAttention, type AttentionSource } from './operators/attention-map.js';
+export { foregroundMask, maskFromAttention, kmeansMask, cleanMask, otsuThreshold, isUsableMap, MASK_METHODS, type MaskMethod, type ForegroundMaskOptions } from './operators/foreground-mask.js';
+export { attentionBox, attentionCropBox, type AttentionCropOptions } from './operators/attention-crop.js';

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { masksBench } from './masks.js';
 import { pipelineBench } from './pipeline.js';
 import { trainStepBench } from './train-step.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
   pipeline: pipelineBench,
+  masks: masksBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

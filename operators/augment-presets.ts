@@ -1,3 +1,5 @@
+import type { AttentionCropOptions } from './attention-crop.js';
+
 /**
  * Per-view augmentation as data (solo-learn's habit): one block per view, presets from the
  * papers, every field checked before any work starts.
@@ -16,6 +18,13 @@ export interface ColorJitter {
 export interface ViewConfig {
   /** Output side in pixels. */
   size: number;
+  /**
+   * `random` (default): random resized crop. `attention`: a crop around the attention map's
+   * main object (needs `attentionMap()` upstream; falls back to the whole image, reported).
+   */
+  crop?: 'random' | 'attention';
+  /** Options of the attention crop. */
+  attentionCrop?: AttentionCropOptions;
   /** Crop area as a fraction of the image, `[lo, hi]`. */
   scale: [number, number];
   /** Crop aspect ratio (width / height), `[lo, hi]`. */
@@ -73,6 +82,16 @@ export function presetViews(name: PresetName, size: number): ViewConfig[] {
   }
 }
 
+/**
+ * The same views with the first one made an attention view (`--attention-view`): it keeps
+ * the main object; the other views stay random crops.
+ */
+export function withAttentionView(views: ViewConfig[], options: AttentionCropOptions = {}): ViewConfig[] {
+  const [first, ...rest] = views;
+  if (!first) throw new Error('views: expected at least one view');
+  return [{ ...first, crop: 'attention', attentionCrop: options }, ...rest];
+}
+
 /** Parses a preset name, naming the flag when it is wrong. */
 export function parsePreset(value: string, field = '--preset'): PresetName {
   if ((PRESETS as readonly string[]).includes(value)) return value as PresetName;
@@ -97,6 +116,12 @@ export function checkViewConfigs(views: readonly ViewConfig[]): void {
     if (!Number.isInteger(v.size) || v.size < 1) throw new Error(`${at}.size: expected a positive integer, got ${v.size}`);
     checkRange(v.scale, `${at}.scale`, 0, 1);
     checkRange(v.ratio, `${at}.ratio`, 0, Infinity);
+    if (v.crop !== undefined && v.crop !== 'random' && v.crop !== 'attention') {
+      throw new Error(`${at}.crop: expected random|attention, got "${String(v.crop)}"`);
+    }
+    if (v.attentionCrop?.mass !== undefined && !(v.attentionCrop.mass > 0 && v.attentionCrop.mass <= 1)) {
+      throw new Error(`${at}.attentionCrop.mass: expected a fraction in (0, 1], got ${v.attentionCrop.mass}`);
+    }
     checkProbability(v.flip, `${at}.flip`);
     checkProbability(v.grayscale, `${at}.grayscale`);
     checkProbability(v.solarize, `${at}.solarize`);

@@ -5,6 +5,7 @@ import { checkViewConfigs, type ViewConfig } from './augment-presets.js';
 import { cutPlane } from './cut-plane.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 import { randomResizedCropBox } from './view-geometry.js';
+import { attentionCropBox } from './attention-crop.js';
 
 export interface MultiViewOptions {
   /** One block per view, global views first (see `presetViews`). */
@@ -13,6 +14,8 @@ export interface MultiViewOptions {
   epoch?: number;
   /** Samples augmented at once (default 4); each sample's views run in parallel on sharp's pool. */
   concurrency?: number;
+  /** Called when an attention view had no usable attention map and took the whole image. */
+  onFallback?: (id: string, reason: string) => void;
 }
 
 /** Every random choice of one view, drawn up front in a fixed order (determinism). */
@@ -25,8 +28,16 @@ export interface ViewPlan {
   solarize: boolean;
 }
 
-function planView(rng: Rng, config: ViewConfig, width: number, height: number): ViewPlan {
-  const box = randomResizedCropBox(rng, width, height, config.scale, config.ratio);
+function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallback?: MultiViewOptions['onFallback']): ViewPlan {
+  const { width, height } = sample.pixels as Pixels;
+  let box: Box;
+  if (config.crop === 'attention') {
+    const crop = attentionCropBox(rng, sample.attention, width, height, config.attentionCrop);
+    if (crop.fallback) onFallback?.(sample.id, sample.attention ? 'attention map is empty, constant or not finite: view is the whole image' : 'no attention map (put attentionMap() before multiView): view is the whole image');
+    box = crop.box;
+  } else {
+    box = randomResizedCropBox(rng, width, height, config.scale, config.ratio);
+  }
   const flipped = rng.chance(config.flip);
   let jitter: ViewPlan['jitter'];
   const j = config.jitter;
@@ -184,7 +195,7 @@ export function multiView(options: MultiViewOptions): OperatorFunction<Sample, S
     if (!pixels) throw new Error(`multiView: sample ${sample.id} is not decoded (put decode() first)`);
     const rendered = await Promise.all(
       views.map(async (config, k): Promise<View> => {
-        const plan = planView(keyedRng(seed, 'view', epoch, sample.id, k), config, pixels.width, pixels.height);
+        const plan = planView(keyedRng(seed, 'view', epoch, sample.id, k), config, sample, options.onFallback);
         return {
           pixels: await renderView(pixels, plan, config.size),
           box: plan.box,

@@ -47,9 +47,12 @@ export interface Sample {
   /** Ground truth from synthetic scenes, in source coordinates. */
   gtMask?: Plane;
   gtClasses?: Plane;
+  /** Which object (1-based, 0 = background) is visible at each pixel; `gtBoxes[k−1]` is its box. */
+  gtInstances?: Plane;
   gtBoxes?: Box[];
+  /** Where the image draws the eye, ≥ 0, over the whole source at its own resolution. */
   attention?: Plane<Float32Array>;
-  /** Foreground mask (0/1) in source coordinates. */
+  /** Foreground mask (0/1) over the whole source, at its own resolution. */
   mask?: Plane;
   /** Id of the sample chosen as this one's positive. */
   positive?: string;

@@ -1,0 +1,207 @@
+/**
+ * Classical, weight-free attention, computed on a downscaled copy (long side `size`) so it
+ * costs about the same for any input. Two methods:
+ * - `boundary` (default): boundary contrast. A pixel's saliency is its CIE Lab distance to the
+ *   nearest of `k` colours sampled (farthest-point) from the image border. The background
+ *   reaches the border — every stripe of a textured backdrop does — and objects seldom do.
+ * - `frequency-tuned` (Achanta et al., CVPR 2009): the distance between a pixel's blurred
+ *   colour and the image's mean colour, with a mild centre prior.
+ * Measured on 1 000 scenes (`npm run bench -- masks`), the Otsu mask's IoU with the ground
+ * truth is 0.63 for `boundary` and 0.57 for `frequency-tuned`.
+ */
+import type { Pixels, Plane } from './types/index.js';
+
+export const SALIENCY_METHODS = ['boundary', 'frequency-tuned'] as const;
+export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
+
+export interface SaliencyOptions {
+  method?: SaliencyMethod;
+  /** Long side of the map in pixels (default 64). */
+  size?: number;
+  /** Border colours the boundary method compares with (default 16). */
+  borderColours?: number;
+  /** frequency-tuned: Gaussian blur before comparing with the mean, in map pixels (default 3). */
+  blur?: number;
+  /**
+   * frequency-tuned: weight of the centre prior, 0–1 (default 0.3): saliency × (1 − w + w·g), g a Gaussian of
+   * the distance from the centre with σ = half the diagonal.
+   */
+  centerPrior?: number;
+}
+
+/** sRGB byte → linear light, once for all 256 values. */
+const LINEAR = Float32Array.from({ length: 256 }, (_, v) => {
+  const c = v / 255;
+  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+});
+
+/** Area-averaged downscale to a `w × h` map of linear-light RGB (averaging in linear light). */
+function downscale(p: Pixels, w: number, h: number): Float32Array {
+  const out = new Float32Array(w * h * 3);
+  const counts = new Float32Array(w * h);
+  const c = p.channels;
+  const column = Int32Array.from({ length: p.width }, (_, x) => Math.min(w - 1, Math.floor((x * w) / p.width)));
+  for (let y = 0; y < p.height; y++) {
+    const row = Math.min(h - 1, Math.floor((y * h) / p.height)) * w;
+    for (let x = 0, i = y * p.width * c; x < p.width; x++, i += c) {
+      const m = row + (column[x] as number);
+      out[m * 3]! += LINEAR[p.data[i] as number] as number;
+      out[m * 3 + 1]! += LINEAR[p.data[c === 3 ? i + 1 : i] as number] as number;
+      out[m * 3 + 2]! += LINEAR[p.data[c === 3 ? i + 2 : i] as number] as number;
+      counts[m]! += 1;
+    }
+  }
+  for (let m = 0; m < w * h; m++) {
+    const k = 1 / Math.max(1, counts[m] as number);
+    out[m * 3]! *= k;
+    out[m * 3 + 1]! *= k;
+    out[m * 3 + 2]! *= k;
+  }
+  return out;
+}
+
+/** Linear RGB to CIE Lab (D65), in place. */
+function toLab(rgb: Float32Array): void {
+  const f = (t: number) => (t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116);
+  for (let i = 0; i < rgb.length; i += 3) {
+    const r = rgb[i] as number;
+    const g = rgb[i + 1] as number;
+    const b = rgb[i + 2] as number;
+    const fx = f((0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047);
+    const fy = f(0.2126 * r + 0.7152 * g + 0.0722 * b);
+    const fz = f((0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883);
+    rgb[i] = 116 * fy - 16;
+    rgb[i + 1] = 500 * (fx - fy);
+    rgb[i + 2] = 200 * (fy - fz);
+  }
+}
+
+/** One pass of a 1-D kernel along rows (`stride` 3) or columns (`stride` 3w), edges clamped. */
+function blurPass(src: Float32Array, dst: Float32Array, w: number, h: number, kernel: Float32Array, vertical: boolean): void {
+  const r = (kernel.length - 1) / 2;
+  const n = vertical ? h : w;
+  const line = new Float32Array((n + 2 * r) * 3);
+  for (let outer = 0; outer < (vertical ? w : h); outer++) {
+    const at = (k: number) => (vertical ? k * w + outer : outer * w + k) * 3;
+    for (let k = -r; k < n + r; k++) {
+      const from = at(Math.min(n - 1, Math.max(0, k)));
+      line[(k + r) * 3] = src[from] as number;
+      line[(k + r) * 3 + 1] = src[from + 1] as number;
+      line[(k + r) * 3 + 2] = src[from + 2] as number;
+    }
+    for (let k = 0; k < n; k++) {
+      let a = 0;
+      let b = 0;
+      let c = 0;
+      for (let t = 0, j = k * 3; t < kernel.length; t++, j += 3) {
+        const wt = kernel[t] as number;
+        a += wt * (line[j] as number);
+        b += wt * (line[j + 1] as number);
+        c += wt * (line[j + 2] as number);
+      }
+      const o = at(k);
+      dst[o] = a;
+      dst[o + 1] = b;
+      dst[o + 2] = c;
+    }
+  }
+}
+
+/** Separable Gaussian blur of a `w × h × 3` float image (edges clamped). */
+function gaussianBlur3(img: Float32Array, w: number, h: number, sigma: number): Float32Array {
+  if (sigma <= 0) return img;
+  const r = Math.ceil(3 * sigma);
+  const kernel = Float32Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+  const norm = kernel.reduce((a, b) => a + b, 0);
+  kernel.forEach((v, i) => { kernel[i] = v / norm; });
+  const tmp = new Float32Array(img.length);
+  const out = new Float32Array(img.length);
+  blurPass(img, tmp, w, h, kernel, false);
+  blurPass(tmp, out, w, h, kernel, true);
+  return out;
+}
+
+/** The map size for a `width × height` image with long side `size`. */
+export function mapSize(width: number, height: number, size: number): [number, number] {
+  const scale = Math.min(1, size / Math.max(width, height));
+  return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+}
+
+/** Saliency of an image by `options.method`, min–max normalised to [0, 1], over the whole image. */
+export function saliencyMap(pixels: Pixels, options: SaliencyOptions = {}): Plane<Float32Array> {
+  const method = options.method ?? 'boundary';
+  if (method === 'boundary') return boundaryContrast(pixels, options);
+  if (method === 'frequency-tuned') return frequencyTuned(pixels, options);
+  throw new Error(`--attention: expected one of ${SALIENCY_METHODS.join('|')}, got "${String(method)}"`);
+}
+
+/** Min–max normalises in place to [0, 1] (all zeros when constant). */
+function normalise(data: Float32Array): void {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < data.length; i++) { lo = Math.min(lo, data[i] as number); hi = Math.max(hi, data[i] as number); }
+  const span = hi - lo;
+  for (let i = 0; i < data.length; i++) data[i] = span > 0 ? ((data[i] as number) - lo) / span : 0;
+}
+
+function boundaryContrast(pixels: Pixels, options: SaliencyOptions): Plane<Float32Array> {
+  const { lab, width: w, height: h } = labMap(pixels, options.size ?? 64);
+  const border: number[] = [];
+  for (let x = 0; x < w; x++) border.push(x, (h - 1) * w + x);
+  for (let y = 1; y < h - 1; y++) border.push(y * w, y * w + w - 1);
+  const d2 = (p: number, q: number) =>
+    ((lab[p * 3] as number) - (lab[q * 3] as number)) ** 2 +
+    ((lab[p * 3 + 1] as number) - (lab[q * 3 + 1] as number)) ** 2 +
+    ((lab[p * 3 + 2] as number) - (lab[q * 3 + 2] as number)) ** 2;
+  // Farthest-point sampling spreads the k colours over every kind of border there is.
+  const k = Math.min(options.borderColours ?? 16, border.length);
+  const centres = [border[0] as number];
+  const nearest = Float64Array.from(border, (b) => d2(b, centres[0] as number));
+  while (centres.length < k) {
+    let best = 0;
+    for (let i = 1; i < border.length; i++) if ((nearest[i] as number) > (nearest[best] as number)) best = i;
+    const c = border[best] as number;
+    centres.push(c);
+    border.forEach((b, i) => { nearest[i] = Math.min(nearest[i] as number, d2(b, c)); });
+  }
+  const data = new Float32Array(w * h);
+  for (let p = 0; p < w * h; p++) {
+    let d = Infinity;
+    for (const c of centres) d = Math.min(d, d2(p, c));
+    data[p] = Math.sqrt(d);
+  }
+  normalise(data);
+  return { data, width: w, height: h };
+}
+
+function frequencyTuned(pixels: Pixels, options: SaliencyOptions): Plane<Float32Array> {
+  const [w, h] = mapSize(pixels.width, pixels.height, options.size ?? 64);
+  const lab = downscale(pixels, w, h);
+  toLab(lab);
+  const mean = [0, 0, 0];
+  for (let i = 0; i < lab.length; i += 3) for (let c = 0; c < 3; c++) mean[c]! += lab[i + c] as number;
+  for (let c = 0; c < 3; c++) mean[c]! /= w * h;
+  const blurred = gaussianBlur3(lab, w, h, options.blur ?? 3);
+  const prior = options.centerPrior ?? 0.3;
+  const sigma2 = 2 * (0.5 * Math.hypot(w, h)) ** 2;
+  const data = new Float32Array(w * h);
+  for (let y = 0, m = 0; y < h; y++) {
+    for (let x = 0; x < w; x++, m++) {
+      const dl = (blurred[m * 3] as number) - (mean[0] as number);
+      const da = (blurred[m * 3 + 1] as number) - (mean[1] as number);
+      const db = (blurred[m * 3 + 2] as number) - (mean[2] as number);
+      const g = Math.exp(-((x + 0.5 - w / 2) ** 2 + (y + 0.5 - h / 2) ** 2) / sigma2);
+      const v = Math.sqrt(dl * dl + da * da + db * db) * (1 - prior + prior * g);
+      data[m] = v;
+    }
+  }
+  normalise(data);
+  return { data, width: w, height: h };
+}
+
+/** The Lab colour of every map pixel, lightly blurred (σ = 1 map pixel). */
+export function labMap(pixels: Pixels, size = 64): { lab: Float32Array; width: number; height: number } {
+  const [w, h] = mapSize(pixels.width, pixels.height, size);
+  const lab = gaussianBlur3((() => { const d = downscale(pixels, w, h); toLab(d); return d; })(), w, h, 1);
+  return { lab, width: w, height: h };
+}
