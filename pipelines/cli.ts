@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/backend.js';
 import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
 import { positiveInt } from './options.js';
+import { previewCommand } from './preview.js';
 
 interface PackageJson { version: string; dependencies: Record<string, string> }
 
@@ -23,6 +24,10 @@ Commands:
   backend    load the compute backend and report which one this machine gets, and why
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
+  preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
+             --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
+             --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
+             --masks saliency|kmeans  --attention boundary|frequency-tuned
 
 Options:
   -h, --help     show this help
@@ -48,7 +53,7 @@ async function backendCommand(argv: string[]): Promise<void> {
   );
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, preview: previewCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

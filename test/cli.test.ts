@@ -1,5 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 
 // The built CLI, as a user runs it (`npm test` builds first).
@@ -18,7 +21,7 @@ describe('densestream CLI', () => {
     const run = cli('--help');
     expect(run.status).toBe(0);
     const commands = [...run.stdout.matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
-    expect(commands).toEqual(['backend']);
+    expect(commands).toEqual(['backend', 'preview']);
   });
 
   it('reports the backend it took as JSON and why it passed over the others', () => {
@@ -43,5 +46,25 @@ describe('densestream CLI', () => {
     const run = cli('frobnicate');
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it('writes a preview contact sheet of scenes: one row per image, each with image, attention, mask and two views', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-preview-'));
+    const run = cli('preview', '--data', 'scenes', '--out', out, '--count', '3', '--size', '48');
+    expect(run.status, run.stderr).toBe(0);
+    const sheet = join(out, 'preview-000.png');
+    expect(run.stdout.trim()).toBe(sheet);
+    const meta = await sharp(sheet).metadata();
+    // 3 rows of 160 px plus gaps; 5 square tiles of 160 px plus gaps
+    expect(meta.height).toBe(3 * 164 + 4);
+    expect(meta.width).toBe(5 * 164 + 4);
+    expect(existsSync(`${sheet}.partial`)).toBe(false);
+  });
+
+  it('refuses a bad preview option before any work', () => {
+    const run = cli('preview', '--out', join(tmpdir(), 'never'), '--masks', 'magic');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('--masks: expected one of saliency|kmeans, got "magic"');
+    expect(existsSync(join(tmpdir(), 'never'))).toBe(false);
   });
 });

@@ -1,0 +1,80 @@
+/**
+ * `densestream preview --data SOURCE --out DIR [--count N]`: contact sheets of what the data
+ * plane makes of a source — attention, masks, and the training views with their boxes — to
+ * look at before training on it.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { bufferCount, concatMap, lastValueFrom, take, tap } from 'rxjs';
+import { readSamples } from '../datasets/source.js';
+import { attentionMap, saliencyAttention } from '../operators/attention-map.js';
+import { parsePreset, presetViews, withAttentionView } from '../operators/augment-presets.js';
+import { decode } from '../operators/decode.js';
+import { foregroundMask, MASK_METHODS, type MaskMethod } from '../operators/foreground-mask.js';
+import { fromSource } from '../operators/from-source.js';
+import { multiView } from '../operators/multi-view.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import { SALIENCY_METHODS, type SaliencyMethod } from '../operators/saliency.js';
+import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
+import { writePreviewSheet } from '../sinks/preview-sheet.js';
+import { openSource } from './data-source.js';
+import { positiveInt } from './options.js';
+
+const ROWS_PER_SHEET = 6;
+
+function oneOf<T extends string>(value: string, choices: readonly T[], field: string): T {
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw new Error(`${field}: expected one of ${choices.join('|')}, got "${value}"`);
+}
+
+export async function previewCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: 'string', default: 'scenes' },
+      out: { type: 'string' },
+      count: { type: 'string', default: '12' },
+      seed: { type: 'string', default: '0' },
+      size: { type: 'string', default: '96' },
+      preset: { type: 'string', default: 'mocov2' },
+      masks: { type: 'string', default: 'saliency' },
+      attention: { type: 'string', default: 'boundary' },
+    },
+  });
+  if (!values.out) throw new Error('--out: expected a folder for the sheets');
+  const count = positiveInt(values.count, '--count');
+  const seed = Number.parseInt(values.seed, 10);
+  if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got "${values.seed}"`);
+  const size = positiveInt(values.size, '--size');
+  const views = withAttentionView(presetViews(parsePreset(values.preset), size));
+  const masks = oneOf<MaskMethod>(values.masks, MASK_METHODS, '--masks');
+  const method = oneOf<SaliencyMethod>(values.attention, SALIENCY_METHODS, '--attention');
+  const source = await openSource(values.data);
+
+  mkdirSync(values.out, { recursive: true });
+  const skipped = openSkipLog(join(values.out, 'skipped.jsonl'));
+  const budget = new SampleBudget(2 * ROWS_PER_SHEET);
+  const drop = (id: string, stage: string, reason: string) => skipped.record({ id, stage, reason });
+  let sheets = 0;
+  await lastValueFrom(
+    fromSource(readSamples(source, { seed }, (r) => skipped.record(r)), budget).pipe(
+      decode({ minSide: Math.ceil(size / Math.sqrt(0.2)) * 2, onSkip: (r) => { skipped.record(r); budget.release(); } }),
+      take(count),
+      attentionMap(saliencyAttention({ method })),
+      foregroundMask({ method: masks, seed, onFallback: (id, reason) => drop(id, 'mask', reason) }),
+      multiView({ views, seed, onFallback: (id, reason) => drop(id, 'attention-view', reason) }),
+      bufferCount(ROWS_PER_SHEET),
+      concatMap(async (rows) => {
+        const path = join(values.out as string, `preview-${String(sheets++).padStart(3, '0')}.png`);
+        await writePreviewSheet(rows, path);
+        process.stdout.write(`${path}\n`);
+        return rows.length;
+      }),
+      tap((n) => budget.release(n)),
+    ),
+    { defaultValue: 0 },
+  );
+  const n = await skipped.close();
+  if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
+}
