@@ -27,7 +27,7 @@ Commands:
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
              --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
-             --masks saliency|kmeans  --attention boundary|frequency-tuned
+             --masks saliency|kmeans  --attention boundary|frequency-tuned|model:PATH (a tfjs model on disk)
 
 Options:
   -h, --help     show this help

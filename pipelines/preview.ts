@@ -8,16 +8,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bufferCount, concatMap, lastValueFrom, take, tap } from 'rxjs';
 import { readSamples } from '../datasets/source.js';
-import { attentionMap, saliencyAttention } from '../operators/attention-map.js';
+import { attentionMap } from '../operators/attention-map.js';
 import { parsePreset, presetViews, withAttentionView } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask, MASK_METHODS, type MaskMethod } from '../operators/foreground-mask.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import { SALIENCY_METHODS, type SaliencyMethod } from '../operators/saliency.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { writePreviewSheet } from '../sinks/preview-sheet.js';
+import { selectBackend } from '../models/backend.js';
+import { openAttentionSource } from './attention-source.js';
 import { openSource } from './data-source.js';
 import { positiveInt } from './options.js';
 
@@ -49,7 +50,8 @@ export async function previewCommand(argv: string[]): Promise<void> {
   const size = positiveInt(values.size, '--size');
   const views = withAttentionView(presetViews(parsePreset(values.preset), size));
   const masks = oneOf<MaskMethod>(values.masks, MASK_METHODS, '--masks');
-  const method = oneOf<SaliencyMethod>(values.attention, SALIENCY_METHODS, '--attention');
+  if (values.attention.startsWith('model:')) await selectBackend('auto');
+  const attention = await openAttentionSource(values.attention);
   const source = await openSource(values.data);
 
   mkdirSync(values.out, { recursive: true });
@@ -61,7 +63,7 @@ export async function previewCommand(argv: string[]): Promise<void> {
     fromSource(readSamples(source, { seed }, (r) => skipped.record(r)), budget).pipe(
       decode({ minSide: Math.ceil(size / Math.sqrt(0.2)) * 2, onSkip: (r) => { skipped.record(r); budget.release(); } }),
       take(count),
-      attentionMap(saliencyAttention({ method })),
+      attentionMap(attention),
       foregroundMask({ method: masks, seed, onFallback: (id, reason) => drop(id, 'mask', reason) }),
       multiView({ views, seed, onFallback: (id, reason) => drop(id, 'attention-view', reason) }),
       bufferCount(ROWS_PER_SHEET),

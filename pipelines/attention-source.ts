@@ -1,0 +1,37 @@
+/**
+ * `--attention boundary|frequency-tuned|model:PATH`: which attention source a job uses.
+ * `model:PATH` is a user's tfjs model on local disk that maps an RGB image in [0, 1]
+ * (`[1, H, W, 3]`, resized to the model's input size) to a map (`[1, h, w]` or `[1, h, w, 1]`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadModel, type LoadedModel } from '../models/load-model.js';
+import { saliencyAttention, type AttentionSource } from '../operators/attention-map.js';
+import { SALIENCY_METHODS, type SaliencyMethod } from '../operators/saliency.js';
+
+/** An attention source that runs `model` on each image. */
+export function modelAttention(model: LoadedModel): AttentionSource {
+  const [, h, w] = model.inputShape;
+  if (!h || !w || h < 1 || w < 1) throw new Error(`--attention model: the model needs a fixed input size, got [${model.inputShape.join(', ')}]`);
+  return (pixels) =>
+    tf.tidy(() => {
+      const image = tf.tensor3d(pixels.data, [pixels.height, pixels.width, pixels.channels], 'int32');
+      const rgb = pixels.channels === 1 ? tf.tile(image, [1, 1, 3]) : image;
+      const input = tf.image.resizeBilinear(tf.div(tf.cast(rgb, 'float32'), 255) as tf.Tensor3D, [h, w]).expandDims(0);
+      const out = model.predict(input);
+      const map = out.rank === 4 ? tf.mean(out, 3) : out; // several channels: their mean
+      if (map.rank !== 3) throw new Error(`--attention model: expected an output [1, h, w] or [1, h, w, c], got [${out.shape.join(', ')}]`);
+      const [, mh, mw] = map.shape as [number, number, number];
+      return { data: Float32Array.from(tf.relu(map).dataSync()), width: mw, height: mh };
+    });
+}
+
+/** Parses `--attention`, loading the model for `model:PATH`. */
+export async function openAttentionSource(value: string, field = '--attention'): Promise<AttentionSource> {
+  if (value.startsWith('model:')) {
+    const path = value.slice('model:'.length);
+    if (!path) throw new Error(`${field}: model needs a path, e.g. model:./saliency-net/model.json`);
+    return modelAttention(await loadModel(path));
+  }
+  if ((SALIENCY_METHODS as readonly string[]).includes(value)) return saliencyAttention({ method: value as SaliencyMethod });
+  throw new Error(`${field}: expected one of ${SALIENCY_METHODS.join('|')}|model:PATH, got "${value}"`);
+}
