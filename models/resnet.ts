@@ -1,0 +1,175 @@
+/**
+ * ResNet encoders (basic blocks) returning both the last dense feature map and its pooled
+ * vector — the dense methods contrast the map's cells, the global ones its average.
+ *
+ * Written with `tf.conv2d` and variables rather than `tf.layers`: the layers API convolves
+ * through `tf.fused.conv2d`, whose gradient calls `Conv2DBackpropFilter` directly, which wasm
+ * lacks. Here every convolution goes through the gradients of `conv-gradients.ts`.
+ *
+ * Shapes by letter: `B` batch, `H×W` input, `S` = H / stride (the dense grid), `C` channels.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface ResNetConfig {
+  kind: 'resnet';
+  /** Channels of the first stage; each later stage doubles them. */
+  width: number;
+  /** Basic blocks per stage; the first stage keeps the stem's resolution, each later one halves it. */
+  blocks: number[];
+  /** Stride of the 3×3 stem convolution (1 for CIFAR-style 32 px inputs, 2 to halve the work at 64 px). */
+  stemStride: 1 | 2;
+}
+
+/** Presets: `slim` (default, trains in minutes here) and `resnet18` (CIFAR-style ResNet-18). */
+export const RESNET_PRESETS = {
+  slim: { kind: 'resnet', width: 32, blocks: [1, 1, 1], stemStride: 2 },
+  resnet18: { kind: 'resnet', width: 64, blocks: [2, 2, 2, 2], stemStride: 1 },
+} as const satisfies Record<string, ResNetConfig>;
+
+export type EncoderOutput = {
+  /** The last feature map `[B, S, S, C]`. */
+  dense: tf.Tensor4D;
+  /** Its global average `[B, C]`. */
+  pooled: tf.Tensor2D;
+};
+
+export interface Encoder {
+  readonly config: ResNetConfig;
+  /** Channels `C` of the outputs. */
+  readonly channels: number;
+  /** Input pixels per dense cell along each axis. */
+  readonly stride: number;
+  /** Weights the optimiser updates. */
+  readonly trainable: tf.Variable[];
+  /** Batch-norm running statistics: saved and restored, never differentiated. */
+  readonly state: tf.Variable[];
+  /** Every variable by its name within the encoder (without the scope): what checkpoints store. */
+  readonly weights: Record<string, tf.Variable>;
+  apply(images: tf.Tensor4D, options: { training: boolean }): EncoderOutput;
+  dispose(): void;
+}
+
+/** Refuses a config that cannot build, naming the field. */
+export function checkResNetConfig(c: ResNetConfig): void {
+  if (!Number.isInteger(c.width) || c.width < 1) throw new Error(`encoder.width: expected a positive integer, got ${c.width}`);
+  if (!Array.isArray(c.blocks) || c.blocks.length === 0 || !c.blocks.every((b) => Number.isInteger(b) && b >= 1)) {
+    throw new Error(`encoder.blocks: expected a non-empty list of positive integers, got ${JSON.stringify(c.blocks)}`);
+  }
+  if (c.stemStride !== 1 && c.stemStride !== 2) throw new Error(`encoder.stemStride: expected 1 or 2, got ${String(c.stemStride)}`);
+}
+
+const BN_MOMENTUM = 0.9; // running = m·running + (1 − m)·batch, as PyTorch's momentum 0.1
+const BN_EPSILON = 1e-5;
+
+interface BatchNorm {
+  gamma: tf.Variable;
+  beta: tf.Variable;
+  mean: tf.Variable;
+  variance: tf.Variable;
+}
+
+interface Conv {
+  filter: tf.Variable;
+  stride: number;
+  bn: BatchNorm;
+}
+
+interface Block {
+  a: Conv;
+  b: Conv;
+  shortcut?: Conv;
+}
+
+/**
+ * Builds an encoder with He-normal weights, deterministic from `seed`.
+ *
+ * @example
+ * const encoder = createResNet(RESNET_PRESETS.slim, 1);
+ * const { dense, pooled } = encoder.apply(images, { training: true }); // [B,8,8,128], [B,128] at 64 px
+ */
+export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'): Encoder {
+  checkResNetConfig(config);
+  const trainable: tf.Variable[] = [];
+  const state: tf.Variable[] = [];
+  const weights: Record<string, tf.Variable> = {};
+  let layer = 0;
+  // tfjs names variables globally: the scope keeps an online and a momentum encoder apart.
+  const variable = (init: tf.Tensor, trainableFlag: boolean, name: string): tf.Variable => {
+    const v = tf.variable(init, trainableFlag, `${scope}/${name}`);
+    init.dispose();
+    weights[name] = v;
+    (trainableFlag ? trainable : state).push(v);
+    return v;
+  };
+  const conv = (k: number, inC: number, outC: number, stride: number, name: string): Conv => {
+    const std = Math.sqrt(2 / (k * k * inC));
+    const filter = variable(tf.randomNormal([k, k, inC, outC], 0, std, 'float32', seed * 1000 + layer++), true, `${name}/w`);
+    const bn: BatchNorm = {
+      gamma: variable(tf.ones([outC]), true, `${name}/bn/gamma`),
+      beta: variable(tf.zeros([outC]), true, `${name}/bn/beta`),
+      mean: variable(tf.zeros([outC]), false, `${name}/bn/mean`),
+      variance: variable(tf.ones([outC]), false, `${name}/bn/variance`),
+    };
+    return { filter, stride, bn };
+  };
+
+  const stem = conv(3, 3, config.width, config.stemStride, 'stem');
+  const blocks: Block[] = [];
+  let channels = config.width;
+  let stride = config.stemStride;
+  config.blocks.forEach((count, stage) => {
+    const outC = config.width * 2 ** stage;
+    for (let i = 0; i < count; i++) {
+      const s = stage > 0 && i === 0 ? 2 : 1;
+      const name = `stage${stage}/block${i}`;
+      const block: Block = { a: conv(3, channels, outC, s, `${name}/a`), b: conv(3, outC, outC, 1, `${name}/b`) };
+      if (s !== 1 || channels !== outC) block.shortcut = conv(1, channels, outC, s, `${name}/shortcut`);
+      blocks.push(block);
+      channels = outC;
+      stride *= s;
+    }
+  });
+
+  const applyConv = (x: tf.Tensor4D, c: Conv, training: boolean): tf.Tensor4D => {
+    const y = tf.conv2d(x, c.filter as tf.Tensor4D, c.stride, 'same');
+    let mean: tf.Tensor;
+    let variance: tf.Tensor;
+    if (training) {
+      ({ mean, variance } = tf.moments(y, [0, 1, 2]));
+      // Running statistics from this batch (PyTorch's unbiased variance); `assign` is not
+      // differentiated, so they never feed the gradient.
+      const n = y.shape[0] * y.shape[1] * y.shape[2];
+      const unbiased = tf.mul(variance, n / Math.max(1, n - 1));
+      c.bn.mean.assign(tf.add(tf.mul(c.bn.mean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
+      c.bn.variance.assign(tf.add(tf.mul(c.bn.variance, BN_MOMENTUM), tf.mul(unbiased, 1 - BN_MOMENTUM)));
+    } else {
+      mean = c.bn.mean;
+      variance = c.bn.variance;
+    }
+    return tf.batchNorm(y, mean, variance, c.bn.beta, c.bn.gamma, BN_EPSILON) as tf.Tensor4D;
+  };
+
+  return {
+    config,
+    channels,
+    stride,
+    trainable,
+    state,
+    weights,
+    apply(images, { training }) {
+      return tf.tidy(() => {
+        let h = tf.relu(applyConv(images, stem, training)) as tf.Tensor4D;
+        for (const block of blocks) {
+          const a = tf.relu(applyConv(h, block.a, training)) as tf.Tensor4D;
+          const b = applyConv(a, block.b, training);
+          const skip = block.shortcut ? applyConv(h, block.shortcut, training) : h;
+          h = tf.relu(tf.add(b, skip)) as tf.Tensor4D;
+        }
+        return { dense: h, pooled: tf.mean(h, [1, 2]) as tf.Tensor2D };
+      });
+    },
+    dispose() {
+      tf.dispose([...trainable, ...state]);
+    },
+  };
+}

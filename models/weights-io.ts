@@ -1,0 +1,62 @@
+/**
+ * Saves and restores named variables in tfjs's weight format: `weights.bin` (the tensors,
+ * packed by `tf.io.encodeWeights`) and `weights.json` (the manifest plus a user JSON such as
+ * the model config). Files are written under temporary names and renamed, so a killed job
+ * never leaves a half-written file under the real name.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface WeightsJson {
+  format: 'densestream-weights';
+  version: 1;
+  weights: tf.io.WeightsManifestEntry[];
+  meta: unknown;
+}
+
+function atomicWrite(path: string, data: string | Uint8Array): void {
+  const partial = `${path}.partial`;
+  writeFileSync(partial, data);
+  renameSync(partial, path);
+}
+
+/** Writes `weights` (logical name → variable) and `meta` into `dir`. */
+export async function saveVariables(weights: Readonly<Record<string, tf.Variable>>, dir: string, meta: unknown = null): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const named = Object.entries(weights).map(([name, v]) => ({ name, tensor: v as tf.Tensor }));
+  const { data, specs } = await tf.io.encodeWeights(named);
+  const bytes = new Uint8Array(data as ArrayBuffer);
+  atomicWrite(join(dir, 'weights.bin'), bytes);
+  const manifest: WeightsJson = { format: 'densestream-weights', version: 1, weights: specs, meta };
+  atomicWrite(join(dir, 'weights.json'), JSON.stringify(manifest, null, 2)); // last: its presence means complete
+}
+
+/** Reads the `meta` JSON saved with the weights in `dir`. */
+export function readWeightsMeta(dir: string): unknown {
+  return (JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson).meta;
+}
+
+/**
+ * Assigns the saved tensors to `weights`, matched by logical name (so a momentum encoder can
+ * load an online encoder's checkpoint); a missing name or a shape mismatch is refused,
+ * naming the weight.
+ */
+export function loadVariables(weights: Readonly<Record<string, tf.Variable>>, dir: string): void {
+  const manifest = JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson;
+  if (manifest.format !== 'densestream-weights') throw new Error(`${dir}: weights.json is not a densestream weights file`);
+  const bin = readFileSync(join(dir, 'weights.bin'));
+  const tensors = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weights);
+  try {
+    for (const [name, v] of Object.entries(weights)) {
+      const saved = tensors[name];
+      if (!saved) throw new Error(`${dir}: no saved weight named ${name}`);
+      if (saved.shape.join() !== v.shape.join()) {
+        throw new Error(`${dir}: ${name} has shape [${saved.shape.join(', ')}] on disk, [${v.shape.join(', ')}] in the model`);
+      }
+      v.assign(saved);
+    }
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}

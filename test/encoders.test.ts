@@ -1,0 +1,112 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../models/backend.js';
+import { createMlp } from '../models/heads.js';
+import { checkResNetConfig, createResNet, RESNET_PRESETS } from '../models/resnet.js';
+import { loadVariables, readWeightsMeta, saveVariables } from '../models/weights-io.js';
+
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 2 });
+});
+
+describe('ResNet encoder', () => {
+  it('returns the dense map and its average: slim at 64 px is [B,8,8,128] and [B,128]', () => {
+    const encoder = createResNet(RESNET_PRESETS.slim, 1);
+    const x = tf.randomUniform([2, 64, 64, 3]) as tf.Tensor4D;
+    const { dense, pooled } = encoder.apply(x, { training: false });
+    expect(dense.shape).toEqual([2, 8, 8, 128]);
+    expect(pooled.shape).toEqual([2, 128]);
+    expect([encoder.channels, encoder.stride]).toEqual([128, 8]);
+    const mean = tf.mean(dense, [1, 2]).dataSync();
+    pooled.dataSync().forEach((v, i) => expect(v).toBeCloseTo(mean[i]!, 5));
+    tf.dispose([x, dense, pooled]);
+    encoder.dispose();
+  });
+
+  it('builds the CIFAR-style ResNet-18: 4 stages, [B,4,4,512] at 32 px, 11.2 M weights', () => {
+    const encoder = createResNet(RESNET_PRESETS.resnet18, 1);
+    const x = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
+    const { dense, pooled } = encoder.apply(x, { training: false });
+    expect(dense.shape).toEqual([1, 4, 4, 512]);
+    const weights = encoder.trainable.reduce((n, v) => n + v.size, 0);
+    expect(weights).toBeGreaterThan(11_100_000); // torchvision's resnet18 backbone: 11.17 M
+    expect(weights).toBeLessThan(11_200_000);
+    tf.dispose([x, dense, pooled]);
+    encoder.dispose();
+  });
+
+  it('gives every trainable variable a non-zero gradient on wasm, and updates batch-norm running statistics in training only', () => {
+    const encoder = createResNet(RESNET_PRESETS.slim, 2);
+    const head = createMlp([128, 64, 16], 3, 'head');
+    const x = tf.randomNormal([4, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const runningBefore = encoder.state[0]!.dataSync().slice();
+    const { grads, value } = tf.variableGrads(() => {
+      const { pooled } = encoder.apply(x, { training: true });
+      return tf.sum(tf.square(head.apply(pooled))) as tf.Scalar;
+    }, [...encoder.trainable, ...head.trainable]);
+    for (const v of [...encoder.trainable, ...head.trainable]) {
+      const g = grads[v.name];
+      expect(g, v.name).toBeDefined();
+      expect(tf.max(tf.abs(g!)).dataSync()[0], v.name).toBeGreaterThan(0);
+    }
+    expect(encoder.state[0]!.dataSync()).not.toEqual(runningBefore);
+    const afterTraining = encoder.state[0]!.dataSync().slice();
+    const evalOut = encoder.apply(x, { training: false });
+    tf.dispose([evalOut.dense, evalOut.pooled]);
+    expect(encoder.state[0]!.dataSync()).toEqual(afterTraining);
+    tf.dispose([value, x, ...Object.values(grads)]);
+    encoder.dispose();
+    head.dispose();
+  });
+
+  it('keeps tf.memory().numTensors flat over 30 SGD steps', () => {
+    const encoder = createResNet(RESNET_PRESETS.slim, 4);
+    const head = createMlp([128, 10], 5, 'fc');
+    const x = tf.randomUniform([4, 32, 32, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
+    const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 10);
+    const opt = tf.train.sgd(0.05);
+    const step = () => tf.dispose(opt.minimize(() => tf.losses.softmaxCrossEntropy(y, head.apply(encoder.apply(x, { training: true }).pooled)) as tf.Scalar, true)!);
+    step();
+    const before = tf.memory().numTensors;
+    const losses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, head.apply(encoder.apply(x, { training: true }).pooled)) as tf.Scalar, true);
+      losses.push(loss!.dataSync()[0]!);
+      loss!.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    expect(losses[29]!).toBeLessThan(losses[0]!);
+    tf.dispose([x, y]);
+    opt.dispose();
+    encoder.dispose();
+    head.dispose();
+  });
+
+  it('refuses a bad config, naming the field', () => {
+    expect(() => checkResNetConfig({ kind: 'resnet', width: 0, blocks: [1], stemStride: 1 })).toThrow('encoder.width');
+    expect(() => checkResNetConfig({ kind: 'resnet', width: 8, blocks: [], stemStride: 1 })).toThrow('encoder.blocks');
+  });
+});
+
+describe('weights on disk', () => {
+  it('round-trips trainable weights and running statistics with a config, and refuses a mismatched model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'densestream-weights-'));
+    const a = createResNet(RESNET_PRESETS.slim, 7, 'online');
+    const images = tf.randomUniform([2, 32, 32, 3]) as tf.Tensor4D;
+    const moved = a.apply(images, { training: true }); // move the running stats
+    tf.dispose([moved.dense, moved.pooled]);
+    await saveVariables(a.weights, dir, { encoder: RESNET_PRESETS.slim });
+    const b = createResNet(RESNET_PRESETS.slim, 8, 'target'); // another scope: the momentum encoder
+    loadVariables(b.weights, dir);
+    for (const [name, v] of Object.entries(a.weights)) expect(b.weights[name]!.dataSync(), name).toEqual(v.dataSync());
+    expect(readWeightsMeta(dir)).toEqual({ encoder: RESNET_PRESETS.slim });
+    const wider = createResNet({ ...RESNET_PRESETS.slim, width: 16 }, 1, 'wider');
+    expect(() => loadVariables(wider.weights, dir)).toThrow(/stem\/w has shape \[3, 3, 3, 32\] on disk, \[3, 3, 3, 16\] in the model/);
+    images.dispose();
+    [a, b, wider].forEach((e) => e.dispose());
+  });
+});
