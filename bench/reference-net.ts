@@ -5,6 +5,8 @@
  * `bench/torch_reference.py` builds the same net in PyTorch.
  */
 import * as tf from '@tensorflow/tfjs';
+import { createMlp } from '../models/heads.js';
+import { createResNet, RESNET_PRESETS } from '../models/resnet.js';
 
 export interface ReferenceNet {
   variables: tf.Variable[];
@@ -66,6 +68,37 @@ export function createReferenceNet(seed = 1, classes = 10): ReferenceNet {
     dispose() {
       optimizer.dispose();
       variables.forEach((v) => v.dispose());
+    },
+  };
+}
+
+/**
+ * The second reference net: the trainer's slim ResNet encoder (batch norm in training mode)
+ * with a linear classifier on the pooled features, same loss and optimiser.
+ */
+export function createResNetClassifier(seed = 1, classes = 10): ReferenceNet {
+  const encoder = createResNet(RESNET_PRESETS.slim, seed, 'bench-resnet');
+  const head = createMlp([encoder.channels, classes], seed, 'bench-resnet-fc');
+  const variables = [...encoder.trainable, ...head.trainable];
+  const optimizer = tf.train.sgd(0.1);
+  return {
+    variables,
+    step(images, labels, learningRate) {
+      optimizer.setLearningRate(learningRate);
+      const loss = optimizer.minimize(
+        () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, classes), head.apply(encoder.apply(images, { training: true }).pooled)) as tf.Scalar,
+        true,
+        variables,
+      );
+      if (!loss) throw new Error('resnet bench: optimizer returned no loss');
+      const value = loss.dataSync()[0] ?? Number.NaN;
+      loss.dispose();
+      return value;
+    },
+    dispose() {
+      optimizer.dispose();
+      encoder.dispose();
+      head.dispose();
     },
   };
 }

@@ -18,6 +18,30 @@ def reference_net(classes: int) -> nn.Module:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes))
 
 
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            if stride != 1 or c_in != c_out else nn.Identity()
+        )
+
+    def forward(self, x):
+        return torch.relu(self.b(self.a(x)) + self.shortcut(x))
+
+
+def slim_resnet(classes: int) -> nn.Module:
+    """models/resnet.ts's `slim` preset: stem 3x3/2 -> 32, one basic block per stage at 32, 64, 128."""
+    layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()]
+    c_in = 32
+    for stage, c_out in enumerate([32, 64, 128]):
+        layers.append(BasicBlock(c_in, c_out, 1 if stage == 0 else 2))
+        c_in = c_out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=32)
@@ -25,10 +49,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--net", choices=["reference", "resnet"], default="reference")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = reference_net(10)
+    net = reference_net(10) if a.net == "reference" else slim_resnet(10)
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     x = torch.rand(a.batch, 3, a.size, a.size)
     y = torch.arange(a.batch) % 10
@@ -41,7 +66,7 @@ def main() -> None:
         opt.step()
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({"torchMsPerStep": statistics.median(times), "threads": a.threads, "torch": torch.__version__}))
+    print(json.dumps({"torchMsPerStep": statistics.median(times), "net": a.net, "threads": a.threads, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

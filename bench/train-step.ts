@@ -10,11 +10,19 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBackendChoice, selectBackend } from '../models/backend.js';
 import { defaultWasmThreads } from '../models/wasm-threads.js';
-import { createReferenceNet } from './reference-net.js';
+import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
 import { median, printJson } from './report.js';
 
 interface StepOptions { batch: number; size: number; steps: number; warmup: number }
+
+/** The nets timed: the issue's reference CNN and the trainer's slim ResNet (reported last: reference). */
+const NETS = ['resnet', 'reference'] as const;
+type Net = (typeof NETS)[number];
+function parseNet(value: string): Net {
+  if ((NETS as readonly string[]).includes(value)) return value as Net;
+  throw new Error(`--net: expected one of ${NETS.join('|')}, got "${value}"`);
+}
 
 function parse(argv: string[]) {
   const { values } = parseArgs({
@@ -27,8 +35,10 @@ function parse(argv: string[]) {
       backend: { type: 'string', default: 'wasm' },
       threads: { type: 'string' },
       single: { type: 'boolean', default: false },
+      net: { type: 'string' },
     },
   });
+  const nets = values.net === undefined ? NETS : [parseNet(values.net)];
   const opts: StepOptions = {
     batch: positiveInt(values.batch, '--batch'),
     size: positiveInt(values.size, '--size'),
@@ -36,13 +46,13 @@ function parse(argv: string[]) {
     warmup: positiveInt(values.warmup, '--warmup'),
   };
   const threads = values.threads === undefined ? defaultWasmThreads() : positiveInt(values.threads, '--threads');
-  return { opts, threads, backend: parseBackendChoice(values.backend), single: values.single };
+  return { opts, threads, backend: parseBackendChoice(values.backend), single: values.single, nets };
 }
 
 /** Times the reference net in this process; prints one `train-step-config` line. */
-async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, threads: number, o: StepOptions) {
+async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, threads: number, o: StepOptions, which: Net) {
   const { backend } = await selectBackend(backendChoice, { threads });
-  const net = createReferenceNet(1);
+  const net = which === 'reference' ? createReferenceNet(1) : createResNetClassifier(1);
   const images = tf.randomUniform([o.batch, o.size, o.size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const labels = tf.tensor1d(Array.from({ length: o.batch }, (_, i) => i % 10), 'int32');
   const times: number[] = [];
@@ -51,7 +61,8 @@ async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, thr
     net.step(images, labels, 0.05);
     if (i >= o.warmup) times.push(performance.now() - t0);
   }
-  printJson({ bench: 'train-step-config', backend, threads: backend === 'wasm' ? threads : null, ...o, msPerStep: median(times) });
+  net.dispose();
+  printJson({ bench: 'train-step-config', net: which, backend, threads: backend === 'wasm' ? threads : null, ...o, msPerStep: median(times) });
 }
 
 /** Runs one configuration in a child process and returns its JSON line. */
@@ -65,26 +76,28 @@ function child(args: string[]): { backend: string; msPerStep: number } {
 }
 
 /** The PyTorch side, or null when python3-torch is not installed. */
-function torchMsPerStep(o: StepOptions): number | null {
+function torchMsPerStep(o: StepOptions, which: Net): number | null {
   const python = '/usr/bin/python3';
   if (spawnSync(python, ['-c', 'import torch']).status !== 0) return null;
   const script = fileURLToPath(new URL('../../bench/torch_reference.py', import.meta.url));
   const run = spawnSync(python, [script, '--batch', `${o.batch}`, '--size', `${o.size}`, '--steps', `${o.steps}`,
-    '--warmup', `${o.warmup}`, '--threads', '1'], { encoding: 'utf8' });
+    '--warmup', `${o.warmup}`, '--threads', '1', '--net', which], { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`torch reference failed:\n${run.stderr}`);
   process.stdout.write(run.stdout);
   return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { torchMsPerStep: number }).torchMsPerStep;
 }
 
 export async function trainStepBench(argv: string[]): Promise<void> {
-  const { opts, threads, backend, single } = parse(argv);
-  const common = ['--batch', `${opts.batch}`, '--size', `${opts.size}`, '--steps', `${opts.steps}`, '--warmup', `${opts.warmup}`];
-  if (single) return measure(backend, threads, opts);
-  const oneThread = backend === 'wasm' && threads > 1 ? child([...common, '--backend', 'wasm', '--threads', '1']) : null;
-  const main = child([...common, '--backend', backend, '--threads', `${threads}`]);
-  const torch = torchMsPerStep(opts);
-  printJson({
+  const { opts, threads, backend, single, nets } = parse(argv);
+  if (single) return measure(backend, threads, opts, nets[0] as Net);
+  for (const net of nets) {
+    const common = ['--batch', `${opts.batch}`, '--size', `${opts.size}`, '--steps', `${opts.steps}`, '--warmup', `${opts.warmup}`, '--net', net];
+    const oneThread = backend === 'wasm' && threads > 1 ? child([...common, '--backend', 'wasm', '--threads', '1']) : null;
+    const main = child([...common, '--backend', backend, '--threads', `${threads}`]);
+    const torch = torchMsPerStep(opts, net);
+    printJson({
     bench: 'train-step',
+    net,
     backend: main.backend,
     threads: main.backend === 'wasm' ? threads : null,
     batch: opts.batch,
@@ -93,5 +106,6 @@ export async function trainStepBench(argv: string[]): Promise<void> {
     msPerStepOneThread: oneThread?.msPerStep ?? null,
     torchMsPerStep: torch,
     ratio: torch === null ? null : main.msPerStep / torch,
-  });
+    });
+  }
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { createMlp } from '../models/heads.js';
-import { checkResNetConfig, createResNet, RESNET_PRESETS } from '../models/resnet.js';
+import { checkResNetConfig, createResNet, RESNET_PRESETS, scaleCentred } from '../models/resnet.js';
 import { loadVariables, readWeightsMeta, saveVariables } from '../models/weights-io.js';
 
 beforeAll(async () => {
@@ -89,6 +89,41 @@ describe('ResNet encoder', () => {
   it('refuses a bad config, naming the field', () => {
     expect(() => checkResNetConfig({ kind: 'resnet', width: 0, blocks: [1], stemStride: 1 })).toThrow('encoder.width');
     expect(() => checkResNetConfig({ kind: 'resnet', width: 8, blocks: [], stemStride: 1 })).toThrow('encoder.blocks');
+  });
+});
+
+describe('batch norm without tf.tile', () => {
+  it('matches tf.batchNorm in value and in the gradients for x, gamma and beta (training-mode statistics)', () => {
+    // Random weights on every output: with per-channel constants the x-gradient is exactly 0
+    // (a normalised channel sums to a constant) and only float noise would be compared.
+    const w = tf.randomNormal([3, 5, 4, 6], 0, 1, 'float32', 12);
+    const x = tf.randomNormal([3, 5, 4, 6], 2, 3, 'float32', 9) as tf.Tensor4D;
+    const gamma = tf.randomUniform([6], 0.5, 1.5, 'float32', 10);
+    const beta = tf.randomNormal([6], 0, 1, 'float32', 11);
+    const ours = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const mean = tf.mean(a, [0, 1, 2]);
+      const centred = tf.sub(a, mean) as tf.Tensor4D;
+      return tf.sum(tf.mul(scaleCentred(centred, tf.mean(tf.square(centred), [0, 1, 2]), g, b), w));
+    };
+    const theirs = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(a, [0, 1, 2]);
+      return tf.sum(tf.mul(tf.batchNorm(a as tf.Tensor4D, mean, variance, b, g, 1e-5), w));
+    };
+    expect(ours(x, gamma, beta).dataSync()[0]).toBeCloseTo(theirs(x, gamma, beta).dataSync()[0]!, 3);
+    const g1 = tf.grads(ours)([x, gamma, beta]);
+    const g2 = tf.grads(theirs)([x, gamma, beta]);
+    g1.forEach((g, i) => {
+      const diff = tf.max(tf.abs(tf.sub(g, g2[i]!))).dataSync()[0]!;
+      const mag = tf.max(tf.abs(g2[i]!)).dataSync()[0]!;
+      expect(diff / mag).toBeLessThan(1e-4);
+    });
+    // and a central finite difference on one input pixel and one gamma
+    const h = 1e-2;
+    const bump = (t: tf.Tensor, i: number, d: number) => { const v = t.dataSync().slice(); v[i]! += d; return tf.tensor(v, t.shape); };
+    const fdX = (ours(bump(x, 7, h), gamma, beta).dataSync()[0]! - ours(bump(x, 7, -h), gamma, beta).dataSync()[0]!) / (2 * h);
+    const fdG = (ours(x, bump(gamma, 3, h), beta).dataSync()[0]! - ours(x, bump(gamma, 3, -h), beta).dataSync()[0]!) / (2 * h);
+    expect(g1[0]!.dataSync()[7]!).toBeCloseTo(fdX, 2);
+    expect(g1[1]!.dataSync()[3]!).toBeCloseTo(fdG, 2);
   });
 });
 
