@@ -40,3 +40,9 @@ export { saliencyMap, mapSize, SALIENCY_METHODS, type SaliencyMethod, type Salie
 export { attentionMap, saliencyAttention, type AttentionSource } from './operators/attention-map.js';
 export { foregroundMask, maskFromAttention, kmeansMask, cleanMask, otsuThreshold, isUsableMap, MASK_METHODS, type MaskMethod, type ForegroundMaskOptions } from './operators/foreground-mask.js';
 export { attentionBox, attentionCropBox, type AttentionCropOptions } from './operators/attention-crop.js';
+export { createResNet, checkResNetConfig, scaleCentred, RESNET_PRESETS, type Encoder, type EncoderOutput, type ResNetConfig } from './models/resnet.js';
+export { createMlp, type Mlp } from './models/heads.js';
+export { saveVariables, loadVariables, readWeightsMeta } from './models/weights-io.js';
+export { loadModel, readModelArtifacts, type LoadedModel } from './models/load-model.js';
+export { openAttentionSource, modelAttention } from './pipelines/attention-source.js';
+export { infoNCE, denseInfoNCE, argmaxCorrespondence, pixelNTXent, maskedAveragePool, rankDistillation, alignLoss, l2Normalize } from './methods/losses.js';

@@ -1,0 +1,117 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  alignLoss, argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize, maskedAveragePool, pixelNTXent, rankDistillation,
+} from '../methods/losses.js';
+
+beforeAll(async () => { await tf.setBackend('cpu'); });
+
+const value = (t: tf.Tensor) => t.dataSync()[0] as number;
+const t2 = (rows: number[][]) => tf.tensor2d(rows);
+
+describe('infoNCE (MoCo)', () => {
+  it('equals −log(e^{q·k⁺/τ} / Σ) computed by hand', () => {
+    // q·k⁺ = 1, q·k⁻ = 0, τ = 1: log(1 + e⁻¹) = 0.3132617
+    expect(value(infoNCE(t2([[1, 0]]), t2([[1, 0]]), t2([[0, 1]]), 1))).toBeCloseTo(0.3132617, 6);
+    // τ = 0.5 doubles the logits: log(1 + e⁻²) = 0.1269280
+    expect(value(infoNCE(t2([[1, 0]]), t2([[1, 0]]), t2([[0, 1]]), 0.5))).toBeCloseTo(0.126928, 6);
+    // two queries, the second as close to its negative as to its positive: (0.3132617 + log 2) / 2
+    expect(value(infoNCE(t2([[1, 0], [0, 1]]), t2([[1, 0], [0, 1]]), t2([[0, 1]]), 1))).toBeCloseTo((0.3132617 + Math.LN2) / 2, 6);
+  });
+
+  it('refuses a non-positive temperature', () => {
+    expect(() => infoNCE(t2([[1, 0]]), t2([[1, 0]]), t2([[0, 1]]), 0)).toThrow('temperature: expected a positive number, got 0');
+  });
+
+  it('sends gradient to the queries, pulling them toward their positives', () => {
+    const q = tf.variable(l2Normalize(t2([[0.8, 0.6]])));
+    const { grads } = tf.variableGrads(() => infoNCE(q as tf.Tensor2D, t2([[1, 0]]), t2([[0, 1]]), 0.2), [q]);
+    const g = grads[q.name]!.dataSync();
+    expect(g[0]).toBeLessThan(0); // descending the gradient increases q·k⁺
+    expect(g[1]).toBeGreaterThan(0); // and decreases q·k⁻
+    q.dispose();
+  });
+});
+
+describe('DenseCL', () => {
+  it('matches each query cell to its most similar key cell', () => {
+    const q = tf.tensor3d([[[1, 0], [0, 1]]]);
+    const k = tf.tensor3d([[[0, 2], [3, 0]]]);
+    expect(Array.from(argmaxCorrespondence(q, k).dataSync())).toEqual([1, 0]);
+  });
+
+  it('contrasts each cell with its matched key cell against the dense queue (hand-computed)', () => {
+    const q = tf.tensor3d([[[1, 0], [0, 1]]]);
+    const k = tf.tensor3d([[[0, 1], [1, 0]]]);
+    const match = tf.tensor2d([[1, 0]], undefined, 'int32');
+    // positives equal the queries (logit 1); negative n = [0.6, 0.8] gives logits 0.6 and 0.8:
+    // mean(log(1 + e^{−0.4}), log(1 + e^{−0.2})) = mean(0.5130153, 0.5981389)
+    expect(value(denseInfoNCE(q, k, match as tf.Tensor2D, t2([[0.6, 0.8]]), 1))).toBeCloseTo((0.5130153 + 0.5981389) / 2, 6);
+  });
+});
+
+describe('HAPiCL', () => {
+  const cells = tf.tensor3d([[[1, 0], [0, 1]]]); // two orthogonal cells: e = [[e, 1], [1, e]] at τ = 1
+  it('computes the pixel NT-Xent with fg–fg positives by hand', () => {
+    // view 1: cell 0 foreground; view 2: both foreground → positives (0,0), (0,1): e + 1.
+    // −log((e + 1 + 1) / (2e + 2 + 2)) = −log(1/2)
+    expect(value(pixelNTXent(cells, cells, t2([[1, 0]]), t2([[1, 1]]), 1))).toBeCloseTo(Math.LN2, 6);
+    // view 2: cell 0 foreground only → positive (0,0): −log((e + 1) / (2e + 4)) = 0.931330
+    expect(value(pixelNTXent(cells, cells, t2([[1, 0]]), t2([[1, 0]]), 1))).toBeCloseTo(-Math.log((Math.E + 1) / (2 * Math.E + 4)), 5);
+    // with background positives, (1,1) joins: −log((2e + 1) / (2e + 4)) = 0.382630
+    expect(value(pixelNTXent(cells, cells, t2([[1, 0]]), t2([[1, 0]]), 1, true))).toBeCloseTo(-Math.log((2 * Math.E + 1) / (2 * Math.E + 4)), 5);
+  });
+
+  it("pools features over the mask with HARL's +1: (1 + 3) / (2 + 1)", () => {
+    const dense = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+    const mask = tf.tensor3d([[[1, 0], [1, 0]]]);
+    expect(value(maskedAveragePool(dense, mask))).toBeCloseTo(4 / 3, 6);
+  });
+});
+
+describe('soft-ranking distillation', () => {
+  /** An independent implementation: plain loops over pairs, in float64. */
+  function reference(s: number[][], t: number[][], tauS: number, tauT: number, tauW: number): number {
+    const sig = (z: number) => 1 / (1 + Math.exp(-z));
+    let total = 0;
+    for (let a = 0; a < s.length; a++) {
+      const sa = s[a]!;
+      const ta = t[a]!;
+      const exps = ta.map((v) => Math.exp(v / tauW));
+      const w = exps.map((e) => e / exps.reduce((x, y) => x + y, 0));
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < sa.length; i++) for (let j = 0; j < sa.length; j++) {
+        if (i === j) continue;
+        const pt = sig((ta[i]! - ta[j]!) / tauT);
+        const ps = sig((sa[i]! - sa[j]!) / tauS);
+        num += w[i]! * -(pt * Math.log(ps) + (1 - pt) * Math.log(1 - ps));
+        den += w[i]!;
+      }
+      total += num / den;
+    }
+    return total / s.length;
+  }
+
+  it('matches a hand computation for two candidates: BCE(σ(−0.2), σ(0.2)) = 0.708106', () => {
+    expect(value(rankDistillation(t2([[0.2, 0.4]]), t2([[0.5, 0.3]]), 1, 1, 1))).toBeCloseTo(0.708106, 5);
+  });
+
+  it('matches an independent loop implementation on random similarities', () => {
+    const s = [[0.3, -0.1, 0.7, 0.2], [0.9, 0.1, -0.4, 0.5]];
+    const t = [[0.5, 0.0, 0.6, -0.2], [0.2, 0.4, -0.1, 0.8]];
+    expect(value(rankDistillation(t2(s), t2(t), 0.1, 0.04, 0.1))).toBeCloseTo(reference(s, t, 0.1, 0.04, 0.1), 4);
+  });
+
+  it('is lower when the online ranking follows the target than when it reverses it', () => {
+    const t = t2([[0.9, 0.5, 0.1]]);
+    expect(value(rankDistillation(t2([[0.8, 0.4, 0.0]]), t))).toBeLessThan(value(rankDistillation(t2([[0.0, 0.4, 0.8]]), t)));
+  });
+});
+
+describe('align loss', () => {
+  it('is the mean squared distance between paired projections', () => {
+    expect(value(alignLoss(t2([[1, 0], [0.6, 0.8]]), t2([[0, 1], [0.6, 0.8]])))).toBeCloseTo(1, 6); // (2 + 0) / 2
+  });
+});
