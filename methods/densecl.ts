@@ -1,0 +1,92 @@
+/**
+ * DenseCL (METHODS.md §1): MoCo v2 plus a dense head that keeps the S×S grid. Each query cell
+ * is matched to the most similar key cell by the normalised *backbone* features
+ * (or geometrically, from the crop boxes), and contrasted with that key cell's dense
+ * projection against a dense queue of average-pooled dense keys.
+ * `L = (1 − λ)·L_global + λ·L_dense`, λ = 0.5, τ = 0.2.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../operators/batch.js';
+import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
+import type { Method } from './method.js';
+import { KeyQueue } from './momentum.js';
+import { branchWeights, createSiamese, type SiameseOptions } from './siamese.js';
+
+export interface DenseclOptions extends SiameseOptions {
+  temperature?: number;
+  momentum?: number;
+  queueSize?: number;
+  /** Weight λ of the dense loss (default 0.5). */
+  lambda?: number;
+}
+
+/** A copy with no history on the gradient tape (tfjs has no stopGradient). */
+const detached = <T extends tf.Tensor>(t: T): T => tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
+
+/** `[B, S, S, C]` → `[B, S·S, C]`. */
+const cells = (t: tf.Tensor4D): tf.Tensor3D => tf.reshape(t, [t.shape[0], t.shape[1] * t.shape[2], t.shape[3]]);
+
+export function createDenseCL(o: DenseclOptions): Method {
+  const tau = o.temperature ?? 0.2;
+  const m = o.momentum ?? 0.99;
+  const lambda = o.lambda ?? 0.5;
+  if (!(lambda >= 0 && lambda <= 1)) throw new Error(`lambda: expected a weight in [0, 1], got ${lambda}`);
+  const pair = createSiamese({ ...o, denseHead: true });
+  const dim = o.dim ?? 128;
+  const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
+  const denseQueue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 8, 'densecl/dense-queue');
+  let keys: { global: tf.Tensor2D; dense: tf.Tensor2D } | undefined;
+  return {
+    name: 'densecl',
+    trainable: pair.trainable,
+    loss(batch: Batch, parts) {
+      const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
+      const online = pair.online.encoder.apply(v1, { training: true });
+      const q = l2Normalize(pair.online.global.apply(online.pooled));
+      const r = l2Normalize(cells(pair.online.dense!.applyDense(online.dense)));
+      const key = tf.tidy(() => {
+        const out = pair.momentum.encoder.apply(v2, { training: true });
+        const t = l2Normalize(cells(pair.momentum.dense!.applyDense(out.dense)));
+        return {
+          k: l2Normalize(pair.momentum.global.apply(out.pooled)),
+          t,
+          pooledDense: l2Normalize(tf.mean(t, 1)) as tf.Tensor2D, // the dense queue's entry per image
+          // The matching is not differentiated (argmax); rebuilding it from its values takes it
+          // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
+          match: detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),
+        };
+      });
+      if (keys) tf.dispose([keys.global, keys.dense]);
+      keys = { global: tf.keep(key.k), dense: tf.keep(key.pooledDense) };
+      const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
+      const dense = denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau);
+      parts['global'] = global.dataSync()[0] as number;
+      parts['dense'] = dense.dataSync()[0] as number;
+      return tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar;
+    },
+    afterStep() {
+      pair.update(m);
+      if (keys) {
+        queue.enqueue(keys.global);
+        denseQueue.enqueue(keys.dense);
+        tf.dispose([keys.global, keys.dense]);
+        keys = undefined;
+      }
+    },
+    checkpointState() {
+      const state: Record<string, tf.Variable> = {
+        'queue/keys': queue.keys, 'queue/pointer': queue.pointer,
+        'dense-queue/keys': denseQueue.keys, 'dense-queue/pointer': denseQueue.pointer,
+      };
+      for (const [k, v] of Object.entries(branchWeights(pair.online))) state[`online/${k}`] = v;
+      for (const [k, v] of Object.entries(branchWeights(pair.momentum))) state[`momentum/${k}`] = v;
+      return state;
+    },
+    dispose() {
+      if (keys) tf.dispose([keys.global, keys.dense]);
+      queue.dispose();
+      denseQueue.dispose();
+      pair.dispose();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * MoCo v2 (METHODS.md §0), the instance-level baseline: the online branch's projection of view 1
+ * is the query, the momentum branch's projection of view 2 the positive key, a queue of past
+ * keys the negatives. `L = InfoNCE(q, k⁺, queue; τ = 0.2)`, momentum m = 0.999 at ImageNet
+ * scale (0.99 suits the short runs here), queue scaled to the data.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../operators/batch.js';
+import { infoNCE, l2Normalize } from './losses.js';
+import type { Method } from './method.js';
+import { KeyQueue } from './momentum.js';
+import { branchWeights, createSiamese, type SiameseOptions } from './siamese.js';
+
+export interface MocoOptions extends SiameseOptions {
+  temperature?: number;
+  momentum?: number;
+  queueSize?: number;
+}
+
+export function createMocoV2(o: MocoOptions): Method {
+  const tau = o.temperature ?? 0.2;
+  const m = o.momentum ?? 0.99;
+  const pair = createSiamese(o);
+  const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'mocov2/queue');
+  let keys: tf.Tensor2D | undefined;
+  return {
+    name: 'mocov2',
+    trainable: pair.trainable,
+    loss(batch: Batch, parts) {
+      const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
+      const q = l2Normalize(pair.online.global.apply(pair.online.encoder.apply(v1, { training: true }).pooled));
+      const k = tf.tidy(() => l2Normalize(pair.momentum.global.apply(pair.momentum.encoder.apply(v2, { training: true }).pooled)));
+      keys?.dispose();
+      keys = tf.keep(k);
+      const loss = infoNCE(q, k, queue.keys as tf.Tensor2D, tau);
+      parts['global'] = loss.dataSync()[0] as number;
+      return loss;
+    },
+    afterStep() {
+      pair.update(m);
+      if (keys) queue.enqueue(keys);
+      keys?.dispose();
+      keys = undefined;
+    },
+    checkpointState() {
+      const state: Record<string, tf.Variable> = { 'queue/keys': queue.keys, 'queue/pointer': queue.pointer };
+      for (const [k, v] of Object.entries(branchWeights(pair.online))) state[`online/${k}`] = v;
+      for (const [k, v] of Object.entries(branchWeights(pair.momentum))) state[`momentum/${k}`] = v;
+      return state;
+    },
+    dispose() {
+      keys?.dispose();
+      queue.dispose();
+      pair.dispose();
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The momentum (EMA) branch shared by MoCo, DenseCL and the soft-ranking method:
+ * `θ_k ← m·θ_k + (1 − m)·θ_q` after every step, and a FIFO queue of past keys.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { l2Normalize } from './losses.js';
+
+/** Copies `source` into `target` (matched by name); the momentum branch starts as the online one. */
+export function copyWeights(source: Record<string, tf.Variable>, target: Record<string, tf.Variable>): void {
+  for (const [name, v] of Object.entries(source)) target[name]?.assign(v);
+}
+
+/** `θ_k ← m·θ_k + (1 − m)·θ_q` for every trainable weight of the online branch. */
+export function emaUpdate(online: Record<string, tf.Variable>, momentum: Record<string, tf.Variable>, m: number): void {
+  if (!(m >= 0 && m <= 1)) throw new Error(`momentum: expected a number in [0, 1], got ${m}`);
+  tf.tidy(() => {
+    for (const [name, q] of Object.entries(online)) {
+      if (!q.trainable) continue; // batch-norm running statistics follow each branch's own data
+      const k = momentum[name];
+      if (k) k.assign(tf.add(tf.mul(k, m), tf.mul(q, 1 - m)));
+    }
+  });
+}
+
+/** A FIFO queue of L2-normalised keys `[K, D]`, random at the start (MoCo). */
+export class KeyQueue {
+  readonly keys: tf.Variable;
+  readonly pointer: tf.Variable;
+
+  constructor(readonly size: number, readonly dim: number, seed: number, name: string) {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`${name}: queue size must be a positive integer, got ${size}`);
+    this.keys = tf.variable(tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', seed))), false, `${name}/keys`);
+    this.pointer = tf.variable(tf.scalar(0, 'int32'), false, `${name}/pointer`);
+  }
+
+  /** Replaces the oldest keys with `batch` `[N, D]` (normalised), wrapping around. */
+  enqueue(batch: tf.Tensor2D): void {
+    const n = batch.shape[0];
+    if (n > this.size) throw new Error(`queue: ${n} keys do not fit a queue of ${this.size}`);
+    const start = this.pointer.dataSync()[0] as number;
+    tf.tidy(() => {
+      const rows = tf.tensor1d(Array.from({ length: n }, (_, i) => (start + i) % this.size), 'int32');
+      const keep = tf.scatterND(tf.expandDims(rows, 1), tf.ones([n]), [this.size]);
+      const placed = tf.scatterND(tf.expandDims(rows, 1), batch, [this.size, this.dim]);
+      this.keys.assign(tf.add(tf.mul(this.keys, tf.expandDims(tf.sub(1, keep), 1)), placed));
+      this.pointer.assign(tf.scalar((start + n) % this.size, 'int32'));
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([this.keys, this.pointer]);
+  }
+}

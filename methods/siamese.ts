@@ -1,0 +1,69 @@
+/**
+ * The online / momentum pair of encoders and heads that MoCo v2 and DenseCL share: the online
+ * branch is trained, the momentum branch follows it by EMA and produces keys.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createMlp, type Mlp } from '../models/heads.js';
+import { createResNet, type Encoder, type ResNetConfig } from '../models/resnet.js';
+import { copyWeights, emaUpdate } from './momentum.js';
+
+export interface Branch {
+  encoder: Encoder;
+  /** Global projector: pooled `[B, C]` → `[B, D]` (MoCo v2: fc → ReLU → fc(128)). */
+  global: Mlp;
+  /** Dense projector (DenseCL): cells `[B, S, S, C]` → `[B, S, S, D]` (1×1 conv → ReLU → 1×1 conv). */
+  dense?: Mlp;
+}
+
+export interface SiameseOptions {
+  encoder: ResNetConfig;
+  /** Projection size D (default 128). */
+  dim?: number;
+  /** Hidden width of the projectors (default 2 × the encoder's channels). */
+  hidden?: number;
+  denseHead?: boolean;
+  seed?: number;
+}
+
+function branch(o: SiameseOptions, scope: string): Branch {
+  const seed = o.seed ?? 0;
+  const encoder = createResNet(o.encoder, seed, `${scope}/encoder`);
+  const dim = o.dim ?? 128;
+  const hidden = o.hidden ?? 2 * encoder.channels;
+  const b: Branch = { encoder, global: createMlp([encoder.channels, hidden, dim], seed + 1, `${scope}/global`) };
+  if (o.denseHead) b.dense = createMlp([encoder.channels, hidden, dim], seed + 2, `${scope}/dense`);
+  return b;
+}
+
+/** Every weight of a branch by stable name (`encoder/…`, `global/…`, `dense/…`). */
+export function branchWeights(b: Branch): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const [k, v] of Object.entries(b.encoder.weights)) out[`encoder/${k}`] = v;
+  for (const [k, v] of Object.entries(b.global.weights)) out[`global/${k}`] = v;
+  if (b.dense) for (const [k, v] of Object.entries(b.dense.weights)) out[`dense/${k}`] = v;
+  return out;
+}
+
+export interface Siamese {
+  online: Branch;
+  momentum: Branch;
+  trainable: tf.Variable[];
+  /** `θ_k ← m·θ_k + (1 − m)·θ_q`. */
+  update(m: number): void;
+  dispose(): void;
+}
+
+export function createSiamese(o: SiameseOptions): Siamese {
+  const online = branch(o, 'online');
+  const momentum = branch(o, 'momentum');
+  const onlineWeights = branchWeights(online);
+  const momentumWeights = branchWeights(momentum);
+  copyWeights(onlineWeights, momentumWeights);
+  return {
+    online,
+    momentum,
+    trainable: Object.values(onlineWeights).filter((v) => v.trainable),
+    update: (m) => emaUpdate(onlineWeights, momentumWeights, m),
+    dispose: () => tf.dispose([...Object.values(onlineWeights), ...Object.values(momentumWeights)]),
+  };
+}

@@ -1,0 +1,86 @@
+import * as tf from '@tensorflow/tfjs';
+import { from } from 'rxjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { renderScene } from '../datasets/scenes.js';
+import { createDenseCL } from '../methods/densecl.js';
+import type { Method } from '../methods/method.js';
+import { createMocoV2 } from '../methods/mocov2.js';
+import { KeyQueue } from '../methods/momentum.js';
+import { selectBackend } from '../models/backend.js';
+import type { ResNetConfig } from '../models/resnet.js';
+import { presetViews } from '../operators/augment-presets.js';
+import { batch, type Batch } from '../operators/batch.js';
+import { multiView } from '../operators/multi-view.js';
+import { collect } from './helpers/collect.js';
+
+const tiny: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
+let batches: Batch[];
+
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 2 });
+  const samples = Array.from({ length: 8 }, (_, i) => renderScene(3, i, 32));
+  batches = await collect(from(samples).pipe(multiView({ views: presetViews('mocov2', 32), seed: 1 }), batch(4)));
+});
+
+const methods: Array<[string, () => Method]> = [
+  ['mocov2', () => createMocoV2({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
+  ['densecl', () => createDenseCL({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
+];
+
+describe.each(methods)('%s', (_, create) => {
+  it('gives every trainable variable a gradient, and the loss is finite and positive', () => {
+    const method = create();
+    const parts: Record<string, number> = {};
+    const { value, grads } = tf.variableGrads(() => method.loss(batches[0]!, parts), method.trainable);
+    expect(value.dataSync()[0]).toBeGreaterThan(0);
+    expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+    for (const v of method.trainable) expect(tf.max(tf.abs(grads[v.name]!)).dataSync()[0], v.name).toBeGreaterThan(0);
+    expect(Object.keys(parts).length).toBeGreaterThan(0);
+    tf.dispose([value, ...Object.values(grads)]);
+    method.dispose();
+  });
+
+  it('moves the momentum branch by θ_k ← m·θ_k + (1 − m)·θ_q after a step, and keeps numTensors flat', () => {
+    const method = create();
+    const state = method.checkpointState();
+    const name = Object.keys(state).find((k) => k.startsWith('online/') && k.endsWith('stem/w'))!;
+    const online = state[name]!;
+    const momentum = state[name.replace('online/', 'momentum/')]!;
+    const opt = tf.train.momentum(0.05, 0.9);
+    const step = (b: Batch) => {
+      const loss = opt.minimize(() => method.loss(b, {}), true, method.trainable);
+      loss?.dispose();
+    };
+    step(batches[0]!);
+    const kBefore = momentum.dataSync().slice();
+    step(batches[1]!); // changes the online weights
+    const q = online.dataSync().slice();
+    method.afterStep?.();
+    const k = momentum.dataSync();
+    for (let i = 0; i < 5; i++) expect(k[i]!).toBeCloseTo(0.9 * kBefore[i]! + 0.1 * q[i]!, 5);
+    method.afterStep?.();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 4; i++) {
+      step(batches[i % 2]!);
+      method.afterStep?.();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    opt.dispose();
+    method.dispose();
+  });
+});
+
+describe('key queue', () => {
+  it('replaces the oldest rows and wraps around', () => {
+    const queue = new KeyQueue(5, 2, 0, 'test-queue');
+    queue.enqueue(tf.tensor2d([[1, 0], [0, 1], [1, 1]]));
+    queue.enqueue(tf.tensor2d([[2, 2], [3, 3], [4, 4]])); // rows 3, 4, then 0
+    const rows = queue.keys.arraySync() as number[][];
+    expect(rows[0]).toEqual([4, 4]);
+    expect(rows[1]).toEqual([0, 1]);
+    expect(rows[3]).toEqual([2, 2]);
+    expect(rows[4]).toEqual([3, 3]);
+    expect(queue.pointer.dataSync()[0]).toBe(1);
+    queue.dispose();
+  });
+});
