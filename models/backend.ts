@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
+import { installFastMatMulGradient } from './matmul-gradient.js';
 import { checkSameWasmThreads, checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -50,6 +51,7 @@ function wasmAttempt(threads: number): Attempt {
       checkSameWasmThreads(threads);
       if (threads > 1) registerThreadedWasm(threads);
       installFastConvGradients();
+      installFastMatMulGradient();
     },
   };
 }

@@ -21,8 +21,8 @@ function atomicWrite(path: string, data: string | Uint8Array): void {
   renameSync(partial, path);
 }
 
-/** Writes `weights` (logical name → variable) and `meta` into `dir`. */
-export async function saveVariables(weights: Readonly<Record<string, tf.Variable>>, dir: string, meta: unknown = null): Promise<void> {
+/** Writes `weights` (logical name → variable or tensor) and `meta` into `dir`. */
+export async function saveVariables(weights: Readonly<Record<string, tf.Tensor>>, dir: string, meta: unknown = null): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const named = Object.entries(weights).map(([name, v]) => ({ name, tensor: v as tf.Tensor }));
   const { data, specs } = await tf.io.encodeWeights(named);

@@ -9,6 +9,7 @@ import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/ba
 import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
 import { positiveInt } from './options.js';
 import { previewCommand } from './preview.js';
+import { ConfigError, trainCommand } from './train.js';
 
 interface PackageJson { version: string; dependencies: Record<string, string> }
 
@@ -24,6 +25,11 @@ Commands:
   backend    load the compute backend and report which one this machine gets, and why
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
+  train      self-supervised training; with no options: densecl on scenes, about five minutes here
+             --data SOURCE (scenes)  --method densecl|mocov2  --steps N (300)  --batch B (32)  --size PX (64)
+             --encoder slim|resnet18  --preset mocov2|byol|multicrop  --backend auto|tensorflow|wasm|cpu  --threads N
+             --out DIR (runs/METHOD)  --seed S  --lr (0.05)  --warmup (20)  --weight-decay (1e-4)  --queue (4096)
+             --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
              --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
@@ -53,7 +59,7 @@ async function backendCommand(argv: string[]): Promise<void> {
   );
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, preview: previewCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, preview: previewCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -75,7 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     process.stderr.write(`densestream ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+    return err instanceof ConfigError ? 2 : 1; // a wrong option: exit 2, nothing was run
   }
 }
 

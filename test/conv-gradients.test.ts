@@ -241,3 +241,30 @@ describe('Conv2D gradients from forward convolutions', () => {
     }
   });
 });
+
+describe('BatchMatMul gradient with explicit transposes (wasm)', () => {
+  it.each([
+    [false, false], [false, true], [true, false], [true, true],
+  ])('matches the cpu gradient for transposeA=%s, transposeB=%s, rank 2 and rank 3', async (ta, tb) => {
+    for (const batch of [[], [3]]) {
+      const aShape = [...batch, ...(ta ? [5, 4] : [4, 5])];
+      const bShape = [...batch, ...(tb ? [6, 5] : [5, 6])];
+      await tf.setBackend('cpu');
+      const a = tf.randomNormal(aShape, 0, 1, 'float32', 81);
+      const b = tf.randomNormal(bShape, 0, 1, 'float32', 82);
+      const w = tf.randomNormal([...batch, 4, 6], 0, 1, 'float32', 83);
+      const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, ta, tb), w));
+      const ref = tf.grads(f)([a, b]).map((g) => g.dataSync().slice());
+      const [as, bs] = [a.dataSync().slice(), b.dataSync().slice()];
+      const ws = w.dataSync().slice();
+      await tf.setBackend('wasm');
+      const W = tf.tensor(ws, w.shape);
+      const fw = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, ta, tb), W));
+      const got = tf.grads(fw)([tf.tensor(as, a.shape), tf.tensor(bs, b.shape)]);
+      expect(got[0]!.shape).toEqual(aShape);
+      expect(got[1]!.shape).toEqual(bShape);
+      expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
+      expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
+    }
+  });
+});

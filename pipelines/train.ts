@@ -1,0 +1,159 @@
+/**
+ * `densestream train`: assembles the data plane (source → decode → multiView → batch, bounded
+ * by a sample budget), a method and the trainer. Every option is a flag and a key of the JSON
+ * `--config` file; both are checked against one table before any work.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { concatMap, range, type Observable } from 'rxjs';
+import { isRandomAccess, readSamples } from '../datasets/source.js';
+import { createDenseCL } from '../methods/densecl.js';
+import type { Method } from '../methods/method.js';
+import { createMocoV2 } from '../methods/mocov2.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
+import { RESNET_PRESETS } from '../models/resnet.js';
+import { presetViews, PRESETS, type PresetName } from '../operators/augment-presets.js';
+import { batch, type Batch } from '../operators/batch.js';
+import { decode } from '../operators/decode.js';
+import { fromSource } from '../operators/from-source.js';
+import { multiView } from '../operators/multi-view.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
+import { trainLoop, type MetricsRecord } from '../train/trainer.js';
+import { openSource } from './data-source.js';
+
+/** A wrong option or config key: the CLI exits with 2 before any work. */
+export class ConfigError extends Error {}
+
+export const TRAIN_METHODS = ['densecl', 'mocov2'] as const;
+const ENCODERS = ['slim', 'resnet18'] as const;
+
+type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number };
+const SPEC = {
+  data: { type: 'string' },
+  method: { type: 'string', choices: TRAIN_METHODS },
+  steps: { type: 'int', min: 1 },
+  batch: { type: 'int', min: 2 },
+  size: { type: 'int', min: 16 },
+  encoder: { type: 'string', choices: ENCODERS },
+  preset: { type: 'string', choices: PRESETS },
+  backend: { type: 'string', choices: BACKEND_CHOICES },
+  threads: { type: 'int', min: 1 },
+  out: { type: 'string' },
+  seed: { type: 'int', min: 0 },
+  lr: { type: 'number', min: 0 },
+  warmup: { type: 'int', min: 0 },
+  'weight-decay': { type: 'number', min: 0 },
+  queue: { type: 'int', min: 1 },
+  'log-every': { type: 'int', min: 1 },
+  'checkpoint-every': { type: 'int', min: 1 },
+} as const satisfies Record<string, Spec>;
+type Key = keyof typeof SPEC;
+
+export interface TrainConfig {
+  data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
+  encoder: (typeof ENCODERS)[number]; preset: PresetName; backend: BackendChoice; threads?: number; out: string;
+  seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
+}
+
+const DEFAULTS: Omit<TrainConfig, 'out'> = {
+  data: 'scenes', method: 'densecl', steps: 300, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', backend: 'auto',
+  seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
+};
+
+function coerce(key: string, raw: unknown, where: string): string | number {
+  const spec = (SPEC as Record<string, Spec>)[key];
+  if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (options: ${Object.keys(SPEC).join(', ')})`);
+  if (spec.type === 'string') {
+    if (typeof raw !== 'string') throw new ConfigError(`${where} ${key}: expected a string, got ${JSON.stringify(raw)}`);
+    if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${where} ${key}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
+    return raw;
+  }
+  const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min) {
+    throw new ConfigError(`${where} ${key}: expected ${spec.type === 'int' ? 'an integer' : 'a number'} ≥ ${spec.min}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** Flags over the config file over the defaults; every value checked, nothing run yet. */
+export function parseTrainConfig(argv: string[]): TrainConfig {
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({
+      args: argv,
+      options: { ...Object.fromEntries(Object.keys(SPEC).map((k) => [k, { type: 'string' as const }])), config: { type: 'string' } },
+      strict: true,
+    }).values;
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  const merged: Record<string, string | number> = { ...DEFAULTS };
+  if (typeof flags['config'] === 'string') {
+    const file = flags['config'];
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`--config ${file}: cannot read it as JSON (${err instanceof Error ? err.message : String(err)})`);
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`--config ${file}: expected a JSON object`);
+    for (const [k, v] of Object.entries(json)) merged[k] = coerce(k, v, `--config ${file}:`);
+  }
+  for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = coerce(k, v, '--');
+  merged['out'] ??= join('runs', String(merged['method']));
+  return merged as unknown as TrainConfig;
+}
+
+function createMethod(c: TrainConfig): Method {
+  const common = { encoder: RESNET_PRESETS[c.encoder], seed: c.seed, queueSize: c.queue };
+  return c.method === 'mocov2' ? createMocoV2(common) : createDenseCL(common);
+}
+
+export async function trainCommand(argv: string[]): Promise<void> {
+  const c = parseTrainConfig(argv);
+  const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
+  for (const line of selection.reasons) process.stderr.write(`${line}\n`);
+  const source = await openSource(c.data);
+  const method = createMethod(c);
+  const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
+  // Room for the batch being trained on, the next one being collated, and decodes in flight.
+  const budget = new SampleBudget(3 * c.batch + 16);
+  const views = presetViews(c.preset, c.size);
+  const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
+  const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * c.batch) / perEpoch) + 1 : 1;
+  const batches: Observable<Batch> = range(0, epochs).pipe(
+    concatMap((epoch) =>
+      fromSource(readSamples(source, { seed: c.seed, epoch }, (r) => skipped.record(r)), budget).pipe(
+        decode({ minSide: Math.ceil(c.size / Math.sqrt(0.2)), onSkip: (r) => { skipped.record(r); budget.release(); } }),
+        multiView({ views, seed: c.seed, epoch }),
+      )),
+    batch(c.batch, { keepLast: false }),
+  );
+  const tty = process.stderr.isTTY === true;
+  const onLog = (r: MetricsRecord) => {
+    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%  ETA ${Math.round(((c.steps - r.step) * r.seconds) / r.step)} s`;
+    process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+  };
+  try {
+    const result = await trainLoop(method, batches, budget, {
+      steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'],
+      logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c, onLog,
+    });
+    if (tty) process.stderr.write('\n');
+    const n = await skipped.close();
+    if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
+    const first = result.losses.slice(0, 10);
+    const last = result.losses.slice(-10);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    process.stdout.write(`${JSON.stringify({
+      method: c.method, encoder: c.encoder, backend: selection.backend, steps: result.steps, batch: c.batch, size: c.size,
+      imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
+      lossFirst10: Math.round(mean(first) * 1e4) / 1e4, lossLast10: Math.round(mean(last) * 1e4) / 1e4,
+      checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'),
+    })}\n`);
+  } finally {
+    method.dispose();
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The shared training loop: pulls a batch when it is ready for one, takes an optimiser step on
+ * the method's loss, and hands every batch's samples back to the budget. Logs `metrics.jsonl`,
+ * checkpoints atomically, and stops on a non-finite loss with the last checkpoint intact.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Observable } from 'rxjs';
+import type { Method } from '../methods/method.js';
+import { saveVariables } from '../models/weights-io.js';
+import type { Batch } from '../operators/batch.js';
+import type { SampleBudget } from '../operators/sample-budget.js';
+import { pull } from './pull.js';
+import { cosineWithWarmup } from './schedule.js';
+
+export interface TrainerOptions {
+  steps: number;
+  learningRate: number;
+  warmupSteps: number;
+  /** Decoupled weight decay on convolution and dense weights (not biases, not batch norm). */
+  weightDecay: number;
+  /** SGD momentum (default 0.9). */
+  momentum?: number;
+  logEvery: number;
+  checkpointEvery: number;
+  outDir: string;
+  /** Stored with every checkpoint (the run's full configuration). */
+  config: unknown;
+  /** Called with every metrics record (the CLI draws progress from it). */
+  onLog?: (record: MetricsRecord) => void;
+}
+
+export interface MetricsRecord {
+  step: number;
+  loss: number;
+  parts: Record<string, number>;
+  lr: number;
+  imagesPerSec: number;
+  dataWaitFraction: number;
+  seconds: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  images: number;
+  seconds: number;
+  imagesPerSec: number;
+  dataWaitFraction: number;
+  losses: number[];
+}
+
+/** Writes the checkpoint folder under a temporary name, then swaps it in. */
+async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, meta: unknown): Promise<void> {
+  const final = join(dir, 'checkpoint');
+  const partial = `${final}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  const weights: Record<string, tf.Tensor> = { ...method.checkpointState() };
+  const optimizerWeights = await optimizer.getWeights();
+  for (const { name, tensor } of optimizerWeights) weights[`optimizer/${name}`] = tensor;
+  await saveVariables(weights, partial, meta);
+  if (existsSync(final)) renameSync(final, `${final}.old`);
+  renameSync(partial, final);
+  rmSync(`${final}.old`, { recursive: true, force: true });
+}
+
+export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
+  mkdirSync(o.outDir, { recursive: true });
+  const optimizer = tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
+  const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
+  const metricsPath = join(o.outDir, 'metrics.jsonl');
+  const stream = pull(batches);
+  const start = performance.now();
+  let waited = 0;
+  let images = 0;
+  const losses: number[] = [];
+  let step = 0;
+  try {
+    for (; step < o.steps; step++) {
+      const t0 = performance.now();
+      const next = await stream.next();
+      waited += performance.now() - t0;
+      if (next.done) break;
+      const batch = next.value;
+      const lr = cosineWithWarmup(step, o.steps, o.learningRate, o.warmupSteps);
+      optimizer.setLearningRate(lr);
+      const parts: Record<string, number> = {};
+      const lossTensor = optimizer.minimize(() => method.loss(batch, parts), true, method.trainable);
+      const loss = lossTensor?.dataSync()[0] ?? Number.NaN;
+      lossTensor?.dispose();
+      if (!Number.isFinite(loss)) {
+        batch.dispose();
+        throw new Error(`step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`);
+      }
+      if (o.weightDecay > 0) tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
+      method.afterStep?.();
+      images += batch.ids.length;
+      batch.dispose();
+      budget.release(batch.ids.length);
+      losses.push(loss);
+      const done = step + 1;
+      if (done % o.logEvery === 0 || done === o.steps) {
+        const seconds = (performance.now() - start) / 1000;
+        const record: MetricsRecord = { step: done, loss, parts, lr, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, seconds };
+        appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
+        o.onLog?.(record);
+      }
+      if (done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config });
+    }
+    await checkpoint(o.outDir, method, optimizer, { step, config: o.config });
+  } finally {
+    stream.close();
+    optimizer.dispose();
+  }
+  const seconds = (performance.now() - start) / 1000;
+  return { steps: step, images, seconds, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, losses };
+}
