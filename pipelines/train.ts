@@ -58,11 +58,11 @@ export interface TrainConfig {
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
-  data: 'scenes', method: 'densecl', steps: 300, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', backend: 'auto',
+  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', backend: 'auto',
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
 };
 
-function coerce(key: string, raw: unknown, where: string): string | number {
+function coerce(key: string, raw: unknown, where: string, fromFlag: boolean): string | number {
   const spec = (SPEC as Record<string, Spec>)[key];
   if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (options: ${Object.keys(SPEC).join(', ')})`);
   if (spec.type === 'string') {
@@ -70,7 +70,8 @@ function coerce(key: string, raw: unknown, where: string): string | number {
     if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${where} ${key}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
     return raw;
   }
-  const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  // Flags arrive as text; a JSON config must hold real numbers.
+  const n = fromFlag && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
   if (typeof n !== 'number' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min) {
     throw new ConfigError(`${where} ${key}: expected ${spec.type === 'int' ? 'an integer' : 'a number'} ≥ ${spec.min}, got ${JSON.stringify(raw)}`);
   }
@@ -99,9 +100,9 @@ export function parseTrainConfig(argv: string[]): TrainConfig {
       throw new ConfigError(`--config ${file}: cannot read it as JSON (${err instanceof Error ? err.message : String(err)})`);
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`--config ${file}: expected a JSON object`);
-    for (const [k, v] of Object.entries(json)) merged[k] = coerce(k, v, `--config ${file}:`);
+    for (const [k, v] of Object.entries(json)) merged[k] = coerce(k, v, `--config ${file}:`, false);
   }
-  for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = coerce(k, v, '--');
+  for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = coerce(k, v, '--', true);
   merged['out'] ??= join('runs', String(merged['method']));
   return merged as unknown as TrainConfig;
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -21,7 +21,7 @@ describe('densestream CLI', () => {
     const run = cli('--help');
     expect(run.status).toBe(0);
     const commands = [...run.stdout.matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
-    expect(commands).toEqual(['backend', 'preview']);
+    expect(commands).toEqual(['backend', 'train', 'preview']);
   });
 
   it('reports the backend it took as JSON and why it passed over the others', () => {
@@ -66,5 +66,42 @@ describe('densestream CLI', () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('--masks: expected one of saliency|kmeans, got "magic"');
     expect(existsSync(join(tmpdir(), 'never'))).toBe(false);
+  });
+
+  it.each([
+    [['train', '--stpes', '10'], "Unknown option '--stpes'"],
+    [['train', '--steps', 'ten'], '-- steps: expected an integer ≥ 1, got "ten"'],
+    [['train', '--method', 'simclr'], '-- method: expected one of densecl|mocov2, got "simclr"'],
+  ])('refuses %j with exit code 2 before any work', (args, message) => {
+    const run = cli(...args);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(message);
+  });
+
+  it('refuses an unknown key or a wrong type in --config, naming it, with exit code 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'densestream-config-'));
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ steps: 5, learning_rate: 0.1 }));
+    const run = cli('train', '--config', bad);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('unknown option "learning_rate"');
+    writeFileSync(bad, JSON.stringify({ steps: '5' }));
+    expect(cli('train', '--config', bad).stderr).toContain('steps: expected an integer ≥ 1, got "5"');
+  });
+
+  it('trains a few steps from the CLI and leaves a checkpoint, metrics and a summary line', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-train-'));
+    const run = cli('train', '--steps', '3', '--batch', '4', '--size', '32', '--queue', '16', '--out', out, '--log-every', '1', '--threads', '2');
+    expect(run.status, run.stderr).toBe(0);
+    const summary = JSON.parse(run.stdout) as { method: string; steps: number; imagesPerSec: number };
+    expect(summary).toMatchObject({ method: 'densecl', steps: 3 });
+    expect(summary.imagesPerSec).toBeGreaterThan(0);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
+    expect(metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
+    expect(existsSync(join(out, 'checkpoint', 'weights.bin'))).toBe(true);
+    const meta = JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as { meta: { step: number; config: { steps: number } } };
+    expect(meta.meta.step).toBe(3);
+    expect(meta.meta.config.steps).toBe(3);
   });
 });
