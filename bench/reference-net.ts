@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createMlp } from '../models/heads.js';
 import { createResNet, RESNET_PRESETS } from '../models/resnet.js';
+import { tfSeed } from '../models/seed.js';
 
 export interface ReferenceNet {
   variables: tf.Variable[];
@@ -23,9 +24,9 @@ const LAYERS: ReadonlyArray<{ out: number; stride: number }> = [
 ];
 
 /** Deterministic He-uniform init, so two backends start from the same weights. */
-function init(shape: number[], fanIn: number, seed: number): tf.Tensor {
+function init(shape: number[], fanIn: number, seed: number, name: string): tf.Tensor {
   const limit = Math.sqrt(6 / fanIn);
-  return tf.randomUniform(shape, -limit, limit, 'float32', seed);
+  return tf.randomUniform(shape, -limit, limit, 'float32', tfSeed(seed, name));
 }
 
 export function createReferenceNet(seed = 1, classes = 10): ReferenceNet {
@@ -33,13 +34,13 @@ export function createReferenceNet(seed = 1, classes = 10): ReferenceNet {
   const convs: Array<{ w: tf.Variable; b: tf.Variable; stride: number }> = [];
   let inC = 3;
   LAYERS.forEach(({ out, stride }, i) => {
-    const w = tf.variable(init([3, 3, inC, out], 9 * inC, seed + i), true, `conv${i}/w`);
+    const w = tf.variable(init([3, 3, inC, out], 9 * inC, seed, `conv${i}`), true, `conv${i}/w`);
     const b = tf.variable(tf.zeros([out]), true, `conv${i}/b`);
     convs.push({ w, b, stride });
     variables.push(w, b);
     inC = out;
   });
-  const fcW = tf.variable(init([inC, classes], inC, seed + 100), true, 'fc/w');
+  const fcW = tf.variable(init([inC, classes], inC, seed, 'fc'), true, 'fc/w');
   const fcB = tf.variable(tf.zeros([classes]), true, 'fc/b');
   variables.push(fcW, fcB);
 

@@ -3,6 +3,7 @@
  * `θ_k ← m·θ_k + (1 − m)·θ_q` after every step, and a FIFO queue of past keys.
  */
 import * as tf from '@tensorflow/tfjs';
+import { tfSeed } from '../models/seed.js';
 import { l2Normalize } from './losses.js';
 
 /** Copies `source` into `target` (matched by name); the momentum branch starts as the online one. */
@@ -29,7 +30,7 @@ export class KeyQueue {
 
   constructor(readonly size: number, readonly dim: number, seed: number, name: string) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`${name}: queue size must be a positive integer, got ${size}`);
-    this.keys = tf.variable(tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', seed))), false, `${name}/keys`);
+    this.keys = tf.variable(tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', tfSeed(seed, name)))), false, `${name}/keys`);
     this.pointer = tf.variable(tf.scalar(0, 'int32'), false, `${name}/pointer`);
   }
 

@@ -9,6 +9,7 @@
  * Shapes by letter: `B` batch, `H×W` input, `S` = H / stride (the dense grid), `C` channels.
  */
 import * as tf from '@tensorflow/tfjs';
+import { tfSeed } from './seed.js';
 
 export interface ResNetConfig {
   kind: 'resnet';
@@ -102,7 +103,6 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
   const trainable: tf.Variable[] = [];
   const state: tf.Variable[] = [];
   const weights: Record<string, tf.Variable> = {};
-  let layer = 0;
   // tfjs names variables globally: the scope keeps an online and a momentum encoder apart.
   const variable = (init: tf.Tensor, trainableFlag: boolean, name: string): tf.Variable => {
     const v = tf.variable(init, trainableFlag, `${scope}/${name}`);
@@ -113,7 +113,7 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
   };
   const conv = (k: number, inC: number, outC: number, stride: number, name: string): Conv => {
     const std = Math.sqrt(2 / (k * k * inC));
-    const filter = variable(tf.randomNormal([k, k, inC, outC], 0, std, 'float32', seed * 1000 + layer++), true, `${name}/w`);
+    const filter = variable(tf.randomNormal([k, k, inC, outC], 0, std, 'float32', tfSeed(seed, name)), true, `${name}/w`);
     const bn: BatchNorm = {
       gamma: variable(tf.ones([outC]), true, `${name}/bn/gamma`),
       beta: variable(tf.zeros([outC]), true, `${name}/bn/beta`),

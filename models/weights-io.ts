@@ -8,6 +8,12 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** A tensor with its saved name (tfjs's optimiser slots use this shape). */
+export interface NamedTensor {
+  name: string;
+  tensor: tf.Tensor;
+}
+
 interface WeightsJson {
   format: 'densestream-weights';
   version: 1;
@@ -59,4 +65,21 @@ export function loadVariables(weights: Readonly<Record<string, tf.Variable>>, di
   } finally {
     tf.dispose(Object.values(tensors));
   }
+}
+
+/**
+ * The saved tensors whose names start with `prefix`, in the order they were saved (optimisers
+ * restore their slots by position), with the prefix removed.
+ */
+export function readTensors(dir: string, prefix: string): NamedTensor[] {
+  const manifest = JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson;
+  const bin = readFileSync(join(dir, 'weights.bin'));
+  const all = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weights);
+  const out: NamedTensor[] = [];
+  for (const spec of manifest.weights) {
+    const tensor = all[spec.name] as tf.Tensor;
+    if (spec.name.startsWith(prefix)) out.push({ name: spec.name.slice(prefix.length), tensor });
+    else tensor.dispose();
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
  * by a sample budget), a method and the trainer. Every option is a flag and a key of the JSON
  * `--config` file; both are checked against one table before any work.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { concatMap, range, type Observable } from 'rxjs';
@@ -13,6 +13,7 @@ import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
+import { loadVariables, readTensors, readWeightsMeta } from '../models/weights-io.js';
 import { presetViews, PRESETS, type PresetName } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
@@ -20,7 +21,7 @@ import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
-import { trainLoop, type MetricsRecord } from '../train/trainer.js';
+import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
 
 /** A wrong option or config key: the CLI exits with 2 before any work. */
@@ -78,17 +79,33 @@ function coerce(key: string, raw: unknown, where: string, fromFlag: boolean): st
   return n;
 }
 
-/** Flags over the config file over the defaults; every value checked, nothing run yet. */
-export function parseTrainConfig(argv: string[]): TrainConfig {
+/**
+ * Flags over the config file over the defaults; every value checked, nothing run yet. With
+ * `--resume`, the configuration is the checkpoint's and only `--out` may be given.
+ */
+export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolean } {
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({
       args: argv,
-      options: { ...Object.fromEntries(Object.keys(SPEC).map((k) => [k, { type: 'string' as const }])), config: { type: 'string' } },
+      options: {
+        ...Object.fromEntries(Object.keys(SPEC).map((k) => [k, { type: 'string' as const }])),
+        config: { type: 'string' },
+        resume: { type: 'boolean' },
+      },
       strict: true,
     }).values;
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  if (flags['resume']) {
+    const others = Object.keys(flags).filter((k) => k !== 'resume' && k !== 'out' && flags[k] !== undefined);
+    if (others.length > 0) throw new ConfigError(`--resume takes the configuration from the checkpoint; drop --${others.join(', --')}`);
+    const out = typeof flags['out'] === 'string' ? flags['out'] : join('runs', DEFAULTS.method);
+    const dir = join(out, 'checkpoint');
+    if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
+    const meta = readWeightsMeta(dir) as CheckpointMeta;
+    return { ...(meta.config as TrainConfig), out, resume: true };
   }
   const merged: Record<string, string | number> = { ...DEFAULTS };
   if (typeof flags['config'] === 'string') {
@@ -104,7 +121,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig {
   }
   for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = coerce(k, v, '--', true);
   merged['out'] ??= join('runs', String(merged['method']));
-  return merged as unknown as TrainConfig;
+  return { ...(merged as unknown as TrainConfig), resume: false };
 }
 
 function createMethod(c: TrainConfig): Method {
@@ -112,49 +129,89 @@ function createMethod(c: TrainConfig): Method {
   return c.method === 'mocov2' ? createMocoV2(common) : createDenseCL(common);
 }
 
-export async function trainCommand(argv: string[]): Promise<void> {
-  const c = parseTrainConfig(argv);
+export interface RunOptions {
+  /** Continue from `config.out`/checkpoint: its weights, queues, optimiser slots and step. */
+  resume?: boolean;
+  onLog?: (record: MetricsRecord) => void;
+  shouldStop?: (stepsDone: number) => boolean;
+}
+
+/**
+ * Trains per `config`. Every random choice is keyed by (seed, epoch, id, view), so the data
+ * after step n is fully determined by the position n × batch: a resumed run sees exactly the
+ * batches the uninterrupted one would (as long as no input was skipped as unreadable).
+ */
+export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string }> {
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
   const method = createMethod(c);
-  const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
-  // Room for the batch being trained on, the next one being collated, and decodes in flight.
-  const budget = new SampleBudget(3 * c.batch + 16);
-  const views = presetViews(c.preset, c.size);
-  const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
-  const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * c.batch) / perEpoch) + 1 : 1;
-  const batches: Observable<Batch> = range(0, epochs).pipe(
-    concatMap((epoch) =>
-      fromSource(readSamples(source, { seed: c.seed, epoch }, (r) => skipped.record(r)), budget).pipe(
-        decode({ minSide: Math.ceil(c.size / Math.sqrt(0.2)), onSkip: (r) => { skipped.record(r); budget.release(); } }),
-        multiView({ views, seed: c.seed, epoch }),
-      )),
-    batch(c.batch, { keepLast: false }),
-  );
-  const tty = process.stderr.isTTY === true;
-  const onLog = (r: MetricsRecord) => {
-    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%  ETA ${Math.round(((c.steps - r.step) * r.seconds) / r.step)} s`;
-    process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-  };
   try {
+    let startStep = 0;
+    let optimizerState: ReturnType<typeof readTensors> | undefined;
+    if (options.resume) {
+      const dir = join(c.out, 'checkpoint');
+      loadVariables(method.checkpointState(), dir);
+      optimizerState = readTensors(dir, 'optimizer/');
+      startStep = (readWeightsMeta(dir) as CheckpointMeta).step;
+    }
+    const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
+    // Room for the batch being trained on, the next one being collated, and decodes in flight.
+    const budget = new SampleBudget(3 * c.batch + 16);
+    const views = presetViews(c.preset, c.size);
+    const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
+    const position = startStep * c.batch;
+    const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
+    const firstSkip = Number.isFinite(perEpoch) ? position % perEpoch : position;
+    const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * c.batch) / perEpoch) + 1 : 1;
+    const batches: Observable<Batch> = range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
+      concatMap((epoch) =>
+        fromSource(readSamples(source, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, (r) => skipped.record(r)), budget).pipe(
+          decode({ minSide: Math.ceil(c.size / Math.sqrt(0.2)), onSkip: (r) => { skipped.record(r); budget.release(); } }),
+          multiView({ views, seed: c.seed, epoch }),
+        )),
+      batch(c.batch, { keepLast: false }),
+    );
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'],
-      logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c, onLog,
+      logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
+      startStep, optimizerState, onLog: options.onLog, shouldStop: options.shouldStop,
     });
-    if (tty) process.stderr.write('\n');
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    const first = result.losses.slice(0, 10);
-    const last = result.losses.slice(-10);
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-    process.stdout.write(`${JSON.stringify({
-      method: c.method, encoder: c.encoder, backend: selection.backend, steps: result.steps, batch: c.batch, size: c.size,
-      imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
-      lossFirst10: Math.round(mean(first) * 1e4) / 1e4, lossLast10: Math.round(mean(last) * 1e4) / 1e4,
-      checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'),
-    })}\n`);
+    return { ...result, backend: selection.backend };
   } finally {
     method.dispose();
+  }
+}
+
+export async function trainCommand(argv: string[]): Promise<void> {
+  const { resume, ...c } = parseTrainConfig(argv);
+  const tty = process.stderr.isTTY === true;
+  const onLog = (r: MetricsRecord) => {
+    const eta = Math.round(((c.steps - r.step) * r.seconds) / Math.max(1, r.step));
+    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%  ETA ${eta} s`;
+    process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+  };
+  // Ctrl-C: finish the step in hand, checkpoint, exit cleanly (a second Ctrl-C kills).
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write('\ninterrupted: checkpointing after this step (Ctrl-C again to abort)\n');
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    const result = await runTraining(c, { resume, onLog, shouldStop: () => interrupted });
+    if (tty) process.stderr.write('\n');
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    process.stdout.write(`${JSON.stringify({
+      method: c.method, encoder: c.encoder, backend: result.backend, steps: result.steps, batch: c.batch, size: c.size,
+      imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
+      lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4, lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
+      checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'), interrupted,
+    })}\n`);
+  } finally {
+    process.off('SIGINT', onInterrupt);
   }
 }

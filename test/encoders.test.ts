@@ -86,6 +86,17 @@ describe('ResNet encoder', () => {
     head.dispose();
   });
 
+  it('is deterministic from its seed, seed 0 included (tfjs treats a 0 seed as none)', () => {
+    for (const seed of [0, 3]) {
+      const a = createResNet(RESNET_PRESETS.slim, seed, 'twin-a');
+      const b = createResNet(RESNET_PRESETS.slim, seed, 'twin-b');
+      const c = createResNet(RESNET_PRESETS.slim, seed + 1, 'twin-c');
+      for (const [name, v] of Object.entries(a.weights)) expect(b.weights[name]!.dataSync(), `${seed} ${name}`).toEqual(v.dataSync());
+      expect(c.weights['stem/w']!.dataSync()).not.toEqual(a.weights['stem/w']!.dataSync());
+      [a, b, c].forEach((e) => e.dispose());
+    }
+  });
+
   it('refuses a bad config, naming the field', () => {
     expect(() => checkResNetConfig({ kind: 'resnet', width: 0, blocks: [1], stemStride: 1 })).toThrow('encoder.width');
     expect(() => checkResNetConfig({ kind: 'resnet', width: 8, blocks: [], stemStride: 1 })).toThrow('encoder.blocks');

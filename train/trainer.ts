@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:
 import { join } from 'node:path';
 import type { Observable } from 'rxjs';
 import type { Method } from '../methods/method.js';
-import { saveVariables } from '../models/weights-io.js';
+import { saveVariables, type NamedTensor } from '../models/weights-io.js';
 import type { Batch } from '../operators/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { pull } from './pull.js';
@@ -29,6 +29,11 @@ export interface TrainerOptions {
   config: unknown;
   /** Called with every metrics record (the CLI draws progress from it). */
   onLog?: (record: MetricsRecord) => void;
+  /** Resume: the step to start from and the optimiser's saved slots (iterations first). */
+  startStep?: number;
+  optimizerState?: NamedTensor[];
+  /** Asked after every step; true checkpoints and stops (Ctrl-C, or a test's interruption). */
+  shouldStop?: (stepsDone: number) => boolean;
 }
 
 export interface MetricsRecord {
@@ -67,6 +72,7 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
 export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
   mkdirSync(o.outDir, { recursive: true });
   const optimizer = tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
+  if (o.optimizerState) await optimizer.setWeights(o.optimizerState);
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const stream = pull(batches);
@@ -74,7 +80,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
   let waited = 0;
   let images = 0;
   const losses: number[] = [];
-  let step = 0;
+  let step = o.startStep ?? 0;
   try {
     for (; step < o.steps; step++) {
       const t0 = performance.now();
@@ -105,6 +111,10 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
         o.onLog?.(record);
       }
+      if (o.shouldStop?.(done)) {
+        step = done;
+        break;
+      }
       if (done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config });
     }
     await checkpoint(o.outDir, method, optimizer, { step, config: o.config });
@@ -114,4 +124,10 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
   }
   const seconds = (performance.now() - start) / 1000;
   return { steps: step, images, seconds, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, losses };
+}
+
+/** The step and configuration a checkpoint was written at. */
+export interface CheckpointMeta {
+  step: number;
+  config: unknown;
 }
