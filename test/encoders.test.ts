@@ -156,3 +156,16 @@ describe('weights on disk', () => {
     [a, b, wider].forEach((e) => e.dispose());
   });
 });
+
+describe('tfSeed', () => {
+  it('is never 0 and differs across run seeds and names', async () => {
+    const { tfSeed } = await import('../models/seed.js');
+    const seen = new Set<number>();
+    for (let seed = 0; seed < 50; seed++) for (const name of ['stem', 'stage0/block0/a', 'fc0']) {
+      const s = tfSeed(seed, name);
+      expect(s).toBeGreaterThan(0);
+      seen.add(s);
+    }
+    expect(seen.size).toBe(150);
+  });
+});
