@@ -10,7 +10,7 @@ import type { Batch } from '../operators/batch.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
 import { KeyQueue } from './momentum.js';
-import { branchWeights, createSiamese, type SiameseOptions } from './siamese.js';
+import { createSiamese, siameseState, type SiameseOptions } from './siamese.js';
 
 export interface DenseclOptions extends SiameseOptions {
   temperature?: number;
@@ -73,15 +73,7 @@ export function createDenseCL(o: DenseclOptions): Method {
         keys = undefined;
       }
     },
-    checkpointState() {
-      const state: Record<string, tf.Variable> = {
-        'queue/keys': queue.keys, 'queue/pointer': queue.pointer,
-        'dense-queue/keys': denseQueue.keys, 'dense-queue/pointer': denseQueue.pointer,
-      };
-      for (const [k, v] of Object.entries(branchWeights(pair.online))) state[`online/${k}`] = v;
-      for (const [k, v] of Object.entries(branchWeights(pair.momentum))) state[`momentum/${k}`] = v;
-      return state;
-    },
+    checkpointState: () => siameseState(pair, { queue, 'dense-queue': denseQueue }),
     dispose() {
       if (keys) tf.dispose([keys.global, keys.dense]);
       queue.dispose();

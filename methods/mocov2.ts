@@ -9,7 +9,7 @@ import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
 import { KeyQueue } from './momentum.js';
-import { branchWeights, createSiamese, type SiameseOptions } from './siamese.js';
+import { createSiamese, siameseState, type SiameseOptions } from './siamese.js';
 
 export interface MocoOptions extends SiameseOptions {
   temperature?: number;
@@ -42,12 +42,7 @@ export function createMocoV2(o: MocoOptions): Method {
       keys?.dispose();
       keys = undefined;
     },
-    checkpointState() {
-      const state: Record<string, tf.Variable> = { 'queue/keys': queue.keys, 'queue/pointer': queue.pointer };
-      for (const [k, v] of Object.entries(branchWeights(pair.online))) state[`online/${k}`] = v;
-      for (const [k, v] of Object.entries(branchWeights(pair.momentum))) state[`momentum/${k}`] = v;
-      return state;
-    },
+    checkpointState: () => siameseState(pair, { queue }),
     dispose() {
       keys?.dispose();
       queue.dispose();

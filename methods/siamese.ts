@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
 import { createResNet, type Encoder, type ResNetConfig } from '../models/resnet.js';
-import { copyWeights, emaUpdate } from './momentum.js';
+import { copyWeights, emaUpdate, type KeyQueue } from './momentum.js';
 
 export interface Branch {
   encoder: Encoder;
@@ -66,4 +66,16 @@ export function createSiamese(o: SiameseOptions): Siamese {
     update: (m) => emaUpdate(onlineWeights, momentumWeights, m),
     dispose: () => tf.dispose([...Object.values(onlineWeights), ...Object.values(momentumWeights)]),
   };
+}
+
+/** A checkpoint's view of a method built on a pair: both branches' weights and its queues. */
+export function siameseState(pair: Siamese, queues: Record<string, KeyQueue>): Record<string, tf.Variable> {
+  const state: Record<string, tf.Variable> = {};
+  for (const [name, q] of Object.entries(queues)) {
+    state[`${name}/keys`] = q.keys;
+    state[`${name}/pointer`] = q.pointer;
+  }
+  for (const [k, v] of Object.entries(branchWeights(pair.online))) state[`online/${k}`] = v;
+  for (const [k, v] of Object.entries(branchWeights(pair.momentum))) state[`momentum/${k}`] = v;
+  return state;
 }

@@ -26,8 +26,9 @@ Commands:
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
-             --data SOURCE (scenes)  --method densecl|mocov2  --steps N (200)  --batch B (32)  --size PX (64)
-             --encoder slim|resnet18  --preset mocov2|byol|multicrop  --backend auto|tensorflow|wasm|cpu  --threads N
+             --data SOURCE (scenes)  --method densecl|mocov2|hapicl  --steps N (200)  --batch B (32)  --size PX (64)
+             --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
+             --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --lr (0.05)  --warmup (20)  --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views

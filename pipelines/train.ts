@@ -6,16 +6,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { concatMap, range, type Observable } from 'rxjs';
+import { concatMap, map, range, type Observable, type OperatorFunction } from 'rxjs';
 import { isRandomAccess, readSamples } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
+import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
 import { loadVariables, readTensors, readWeightsMeta } from '../models/weights-io.js';
 import { presetViews, PRESETS, type PresetName } from '../operators/augment-presets.js';
+import { attentionMap } from '../operators/attention-map.js';
 import { batch, type Batch } from '../operators/batch.js';
+import { foregroundMask } from '../operators/foreground-mask.js';
+import type { Sample } from '../operators/types/index.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
@@ -27,7 +31,8 @@ import { openSource } from './data-source.js';
 /** A wrong option or config key: the CLI exits with 2 before any work. */
 export class ConfigError extends Error {}
 
-export const TRAIN_METHODS = ['densecl', 'mocov2'] as const;
+export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl'] as const;
+const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const;
 const ENCODERS = ['slim', 'resnet18'] as const;
 
 type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number };
@@ -39,6 +44,7 @@ const SPEC = {
   size: { type: 'int', min: 16 },
   encoder: { type: 'string', choices: ENCODERS },
   preset: { type: 'string', choices: PRESETS },
+  masks: { type: 'string', choices: MASK_SOURCES },
   backend: { type: 'string', choices: BACKEND_CHOICES },
   threads: { type: 'int', min: 1 },
   out: { type: 'string' },
@@ -54,12 +60,12 @@ type Key = keyof typeof SPEC;
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
-  encoder: (typeof ENCODERS)[number]; preset: PresetName; backend: BackendChoice; threads?: number; out: string;
+  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
-  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', backend: 'auto',
+  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', backend: 'auto',
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
 };
 
@@ -126,7 +132,23 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
 
 function createMethod(c: TrainConfig): Method {
   const common = { encoder: RESNET_PRESETS[c.encoder], seed: c.seed, queueSize: c.queue };
-  return c.method === 'mocov2' ? createMocoV2(common) : createDenseCL(common);
+  switch (c.method) {
+    case 'mocov2': return createMocoV2(common);
+    case 'densecl': return createDenseCL(common);
+    case 'hapicl': return createHapicl(common);
+  }
+}
+
+/** Foreground masks for methods that need them: from saliency, k-means, or the scenes' ground truth. */
+function withMasks(c: TrainConfig, onFallback: (id: string, reason: string) => void): OperatorFunction<Sample, Sample> {
+  if (c.method !== 'hapicl') return (s) => s;
+  if (c.masks === 'gt') {
+    return map((s) => {
+      if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
+      return { ...s, mask: s.gtMask };
+    });
+  }
+  return (s) => s.pipe(attentionMap(), foregroundMask({ method: c.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: c.seed, onFallback }));
 }
 
 export interface RunOptions {
@@ -168,6 +190,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       concatMap((epoch) =>
         fromSource(readSamples(source, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, (r) => skipped.record(r)), budget).pipe(
           decode({ minSide: Math.ceil(c.size / Math.sqrt(0.2)), onSkip: (r) => { skipped.record(r); budget.release(); } }),
+          withMasks(c, (id, reason) => skipped.record({ id, stage: 'mask', reason })),
           multiView({ views, seed: c.seed, epoch }),
         )),
       batch(c.batch, { keepLast: false }),

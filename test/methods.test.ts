@@ -3,6 +3,7 @@ import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
+import { createHapicl, maskToGrid } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
@@ -18,13 +19,14 @@ let batches: Batch[];
 
 beforeAll(async () => {
   await selectBackend('wasm', { threads: 2 });
-  const samples = Array.from({ length: 8 }, (_, i) => renderScene(3, i, 32));
+  const samples = Array.from({ length: 8 }, (_, i) => renderScene(3, i, 32)).map((s) => ({ ...s, mask: s.gtMask }));
   batches = await collect(from(samples).pipe(multiView({ views: presetViews('mocov2', 32), seed: 1 }), batch(4)));
 });
 
 const methods: Array<[string, () => Method]> = [
   ['mocov2', () => createMocoV2({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
   ['densecl', () => createDenseCL({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
+  ['hapicl', () => createHapicl({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
 ];
 
 describe.each(methods)('%s', (_, create) => {
@@ -82,5 +84,17 @@ describe('key queue', () => {
     expect(rows[4]).toEqual([3, 3]);
     expect(queue.pointer.dataSync()[0]).toBe(1);
     queue.dispose();
+  });
+});
+
+describe('hapicl masks', () => {
+  it('pools a view mask to the feature grid: a cell is foreground when at least half its pixels are', () => {
+    const mask = tf.tensor3d([[
+      [1, 1, 0, 0],
+      [1, 1, 0, 1],
+      [0, 0, 1, 1],
+      [0, 0, 0, 0],
+    ]]);
+    expect(maskToGrid(mask, 2).arraySync()).toEqual([[[1, 0], [0, 1]]]);
   });
 });

@@ -1,0 +1,108 @@
+/**
+ * HAPiCL (METHODS.md §2): unsupervised foreground masks split every feature map into
+ * foreground and background, and the encoder learns what belongs to the object.
+ * - Pixel level: NT-Xent over the cells of an image's two views, positives = cells that are
+ *   foreground in both, `L_pix = −log((Σ_pos e^{s/τ} + 1) / (Σ_pos e^{s/τ} + Σ_neg e^{s/τ} + 2))`.
+ * - Image level (HARL): masked average pooling `v_fg = Σ f·m / (Σ m + 1)` (bg with 1 − m);
+ *   `L_harl = β·L_img + (1−β)·(α·L_fg + (1−α)·L_bg)`, fg compared only with fg, bg with bg,
+ *   each an InfoNCE against the batch's other images (and the queue for L_img).
+ * `L = L_pix + L_harl`; α = β = 0.5, τ = 0.2. Masks arrive with the batch (`masks[k]`, view
+ * resolution) and are pooled to the feature grid: a cell is foreground when ≥ half its pixels are.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Batch } from '../operators/batch.js';
+import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
+import type { Method } from './method.js';
+import { KeyQueue } from './momentum.js';
+import { createSiamese, siameseState, type SiameseOptions } from './siamese.js';
+
+export interface HapiclOptions extends SiameseOptions {
+  temperature?: number;
+  momentum?: number;
+  queueSize?: number;
+  alpha?: number;
+  beta?: number;
+}
+
+/** A view's mask `[B, H, W]` pooled to the feature grid `[B, S, S]` (1 where ≥ half the pixels are foreground). */
+export function maskToGrid(mask: tf.Tensor3D, grid: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, h, w] = mask.shape;
+    if (h % grid !== 0 || w % grid !== 0) throw new Error(`hapicl: view size ${h}×${w} is not a multiple of the feature grid ${grid}`);
+    const pooled = tf.avgPool(tf.expandDims(mask, 3) as tf.Tensor4D, [h / grid, w / grid], [h / grid, w / grid], 'valid');
+    return tf.reshape(tf.cast(tf.greaterEqual(pooled, 0.5), 'float32'), [b, grid, grid]) as tf.Tensor3D;
+  });
+}
+
+/** InfoNCE where each row's positive is the same row of `k` and the other rows are negatives. */
+function inBatchInfoNCE(q: tf.Tensor2D, k: tf.Tensor2D, tau: number): tf.Scalar {
+  return tf.tidy(() => {
+    const logits = tf.div(tf.matMul(q, tf.transpose(k)), tau); // [B, B], positives on the diagonal
+    return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits, 1), tf.eye(q.shape[0])), 1))) as tf.Scalar;
+  });
+}
+
+export function createHapicl(o: HapiclOptions): Method {
+  const tau = o.temperature ?? 0.2;
+  const m = o.momentum ?? 0.99;
+  const alpha = o.alpha ?? 0.5;
+  const beta = o.beta ?? 0.5;
+  for (const [name, v] of [['alpha', alpha], ['beta', beta]] as const) {
+    if (!(v >= 0 && v <= 1)) throw new Error(`${name}: expected a weight in [0, 1], got ${v}`);
+  }
+  const pair = createSiamese({ ...o, denseHead: true });
+  const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'hapicl/queue');
+  let keys: tf.Tensor2D | undefined;
+  return {
+    name: 'hapicl',
+    trainable: pair.trainable,
+    loss(batch: Batch, parts) {
+      const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
+      const [m1full, m2full] = batch.masks;
+      if (!m1full || !m2full) throw new Error('hapicl: the batch has no foreground masks (train with --masks saliency|kmeans|gt)');
+      const online = pair.online.encoder.apply(v1, { training: true });
+      const grid = online.dense.shape[1];
+      const m1 = maskToGrid(m1full, grid);
+      const m2 = maskToGrid(m2full, grid);
+      const key = tf.tidy(() => {
+        const out = pair.momentum.encoder.apply(v2, { training: true });
+        return {
+          dense: out.dense,
+          cells: l2Normalize(tf.reshape(pair.momentum.dense!.applyDense(out.dense), [out.dense.shape[0], grid * grid, -1])) as tf.Tensor3D,
+          k: l2Normalize(pair.momentum.global.apply(out.pooled)),
+          fg: l2Normalize(pair.momentum.global.apply(maskedAveragePool(out.dense, m2))),
+          bg: l2Normalize(pair.momentum.global.apply(maskedAveragePool(out.dense, tf.sub(1, m2) as tf.Tensor3D))),
+        };
+      });
+      keys?.dispose();
+      keys = tf.keep(key.k);
+      const b = v1.shape[0];
+      const cells = l2Normalize(tf.reshape(pair.online.dense!.applyDense(online.dense), [b, grid * grid, -1])) as tf.Tensor3D;
+      const pix = pixelNTXent(cells, key.cells, tf.reshape(m1, [b, -1]) as tf.Tensor2D, tf.reshape(m2, [b, -1]) as tf.Tensor2D, tau);
+      const q = l2Normalize(pair.online.global.apply(online.pooled));
+      const qFg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, m1)));
+      const qBg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, tf.sub(1, m1) as tf.Tensor3D)));
+      const img = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
+      const fg = inBatchInfoNCE(qFg, key.fg, tau);
+      const bg = inBatchInfoNCE(qBg, key.bg, tau);
+      const harl = tf.add(tf.mul(img, beta), tf.mul(tf.add(tf.mul(fg, alpha), tf.mul(bg, 1 - alpha)), 1 - beta));
+      parts['pixel'] = pix.dataSync()[0] as number;
+      parts['image'] = img.dataSync()[0] as number;
+      parts['fg'] = fg.dataSync()[0] as number;
+      parts['bg'] = bg.dataSync()[0] as number;
+      return tf.add(pix, harl) as tf.Scalar;
+    },
+    afterStep() {
+      pair.update(m);
+      if (keys) queue.enqueue(keys);
+      keys?.dispose();
+      keys = undefined;
+    },
+    checkpointState: () => siameseState(pair, { queue }),
+    dispose() {
+      keys?.dispose();
+      queue.dispose();
+      pair.dispose();
+    },
+  };
+}
