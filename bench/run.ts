@@ -3,11 +3,13 @@
 import { masksBench } from './masks.js';
 import { pipelineBench } from './pipeline.js';
 import { trainStepBench } from './train-step.js';
+import { trainBench } from './train.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
   pipeline: pipelineBench,
   masks: masksBench,
+  train: trainBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

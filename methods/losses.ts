@@ -13,9 +13,13 @@ function checkTemperature(tau: number, name = 'temperature'): void {
   if (!(tau > 0) || !Number.isFinite(tau)) throw new Error(`${name}: expected a positive number, got ${tau}`);
 }
 
-/** Rows scaled to unit L2 norm (`ε` keeps zero rows finite). */
+/**
+ * Rows scaled to unit L2 norm: `x / √(Σx² + ε)`. The ε sits inside the root so the gradient
+ * stays finite at a zero row (`x / (‖x‖ + ε)` has a 0/0 gradient there: a masked pool of an
+ * image without foreground turned HAPiCL's first step into NaN).
+ */
 export function l2Normalize<T extends tf.Tensor>(x: T, axis = -1): T {
-  return tf.tidy(() => tf.div(x, tf.add(tf.norm(x, 'euclidean', axis, true), 1e-12)) as T);
+  return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), axis, true), 1e-12))) as T);
 }
 
 /**

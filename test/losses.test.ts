@@ -110,6 +110,16 @@ describe('soft-ranking distillation', () => {
   });
 });
 
+describe('l2Normalize', () => {
+  it('gives unit rows, and a finite gradient at a zero row (masked pooling can produce one)', () => {
+    const n = l2Normalize(t2([[3, 4], [0, 0]])).arraySync();
+    expect(n[0]![0]).toBeCloseTo(0.6, 6);
+    expect(n[0]![1]).toBeCloseTo(0.8, 6);
+    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(l2Normalize(x), tf.tensor2d([[1, 2], [1, 2]]))))(t2([[3, 4], [0, 0]])).dataSync();
+    expect(Array.from(g).every(Number.isFinite)).toBe(true);
+  });
+});
+
 describe('align loss', () => {
   it('is the mean squared distance between paired projections', () => {
     expect(value(alignLoss(t2([[1, 0], [0.6, 0.8]]), t2([[0, 1], [0.6, 0.8]])))).toBeCloseTo(1, 6); // (2 + 0) / 2

@@ -1,0 +1,49 @@
+/**
+ * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64]`: training
+ * throughput on scenes per method, each in its own process (a fresh backend). One JSON line
+ * per method: images/s, ms per step, and the share of wall time the trainer waited for data.
+ * The first 5 steps (warm-up, queue filling) are excluded from the rates.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseTrainConfig, runTraining, TRAIN_METHODS } from '../pipelines/train.js';
+import { positiveInt } from '../pipelines/options.js';
+import { printJson } from './report.js';
+
+export async function trainBench(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      method: { type: 'string' }, steps: { type: 'string', default: '40' }, batch: { type: 'string', default: '32' },
+      size: { type: 'string', default: '64' }, single: { type: 'boolean', default: false },
+    },
+  });
+  const steps = positiveInt(values.steps, '--steps');
+  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size];
+  if (values.single) {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
+    const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000']);
+    const stamps: number[] = [];
+    const result = await runTraining(config, { shouldStop: () => { stamps.push(performance.now()); return false; } });
+    // Rates over the steps after the first 5: wall time from the stamps, data wait from the run's totals.
+    const warm = Math.min(5, stamps.length - 1);
+    const seconds = ((stamps.at(-1) ?? 0) - (stamps[warm] ?? 0)) / 1000;
+    const measured = stamps.length - 1 - warm;
+    printJson({
+      bench: 'train', method: config.method, encoder: config.encoder, batch: config.batch, size: config.size,
+      imagesPerSec: (measured * config.batch) / seconds, msPerStep: (1000 * seconds) / measured,
+      dataWaitFraction: result.dataWaitFraction,
+    });
+    return;
+  }
+  const script = fileURLToPath(new URL('./run.js', import.meta.url));
+  for (const method of values.method ? [values.method] : TRAIN_METHODS) {
+    const run = spawnSync(process.execPath, [script, 'train', '--single', '--method', method, ...common], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`train bench ${method} failed:\n${run.stderr}`);
+    process.stdout.write(run.stdout);
+  }
+}
