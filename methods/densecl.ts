@@ -10,7 +10,7 @@ import type { Batch } from '../operators/batch.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
 import { KeyQueue } from './momentum.js';
-import { createSiamese, siameseState, type SiameseOptions } from './siamese.js';
+import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface DenseclOptions extends SiameseOptions {
   temperature?: number;
@@ -62,7 +62,7 @@ export function createDenseCL(o: DenseclOptions): Method {
       const dense = denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau);
       parts['global'] = global.dataSync()[0] as number;
       parts['dense'] = dense.dataSync()[0] as number;
-      return tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar;
+      return withAlign(tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },
     afterStep() {
       pair.update(m);

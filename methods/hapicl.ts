@@ -14,7 +14,7 @@ import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
 import type { Method } from './method.js';
 import { KeyQueue } from './momentum.js';
-import { createSiamese, siameseState, type SiameseOptions } from './siamese.js';
+import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface HapiclOptions extends SiameseOptions {
   temperature?: number;
@@ -90,7 +90,7 @@ export function createHapicl(o: HapiclOptions): Method {
       parts['image'] = img.dataSync()[0] as number;
       parts['fg'] = fg.dataSync()[0] as number;
       parts['bg'] = bg.dataSync()[0] as number;
-      return tf.add(pix, harl) as tf.Scalar;
+      return withAlign(tf.add(pix, harl) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },
     afterStep() {
       pair.update(m);

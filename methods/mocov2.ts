@@ -9,7 +9,7 @@ import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
 import { KeyQueue } from './momentum.js';
-import { createSiamese, siameseState, type SiameseOptions } from './siamese.js';
+import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface MocoOptions extends SiameseOptions {
   temperature?: number;
@@ -34,7 +34,7 @@ export function createMocoV2(o: MocoOptions): Method {
       keys = tf.keep(k);
       const loss = infoNCE(q, k, queue.keys as tf.Tensor2D, tau);
       parts['global'] = loss.dataSync()[0] as number;
-      return loss;
+      return withAlign(loss, q, k, o.alignWeight, parts);
     },
     afterStep() {
       pair.update(m);

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
 import { createResNet, type Encoder, type ResNetConfig } from '../models/resnet.js';
+import { alignLoss } from './losses.js';
 import { copyWeights, emaUpdate, type KeyQueue } from './momentum.js';
 
 export interface Branch {
@@ -17,6 +18,11 @@ export interface Branch {
 
 export interface SiameseOptions {
   encoder: ResNetConfig;
+  /**
+   * Weight λ of the align loss `‖q − k‖²` between the two views' global projections (METHODS.md
+   * §3: it counters InfoNCE's over-confidence on the easy pairs an attention view makes). 0: off.
+   */
+  alignWeight?: number;
   /** Projection size D (default 128). */
   dim?: number;
   /** Hidden width of the projectors (default 2 × the encoder's channels). */
@@ -78,4 +84,13 @@ export function siameseState(pair: Siamese, queues: Record<string, KeyQueue>): R
   for (const [k, v] of Object.entries(branchWeights(pair.online))) state[`online/${k}`] = v;
   for (const [k, v] of Object.entries(branchWeights(pair.momentum))) state[`momentum/${k}`] = v;
   return state;
+}
+
+/** `loss + λ·alignLoss(q, k)` when λ > 0 (logged as `align`), else `loss`. */
+export function withAlign(loss: tf.Scalar, q: tf.Tensor2D, k: tf.Tensor2D, weight: number | undefined, parts: Record<string, number>): tf.Scalar {
+  if (!weight) return loss;
+  if (!(weight > 0)) throw new Error(`--align-weight: expected a number ≥ 0, got ${weight}`);
+  const align = alignLoss(q, k);
+  parts['align'] = align.dataSync()[0] as number;
+  return tf.add(loss, tf.mul(align, weight)) as tf.Scalar;
 }

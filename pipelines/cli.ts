@@ -28,6 +28,7 @@ Commands:
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
              --data SOURCE (scenes)  --method densecl|mocov2|hapicl  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
+             --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --lr (0.05)  --warmup (20)  --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)

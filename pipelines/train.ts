@@ -15,7 +15,7 @@ import { createMocoV2 } from '../methods/mocov2.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
 import { loadVariables, readTensors, readWeightsMeta } from '../models/weights-io.js';
-import { presetViews, PRESETS, type PresetName } from '../operators/augment-presets.js';
+import { presetViews, PRESETS, withAttentionView, type PresetName } from '../operators/augment-presets.js';
 import { attentionMap } from '../operators/attention-map.js';
 import { batch, type Batch } from '../operators/batch.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
@@ -35,7 +35,7 @@ export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl'] as const;
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const;
 const ENCODERS = ['slim', 'resnet18'] as const;
 
-type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number };
+type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number } | { type: 'boolean' };
 const SPEC = {
   data: { type: 'string' },
   method: { type: 'string', choices: TRAIN_METHODS },
@@ -45,6 +45,8 @@ const SPEC = {
   encoder: { type: 'string', choices: ENCODERS },
   preset: { type: 'string', choices: PRESETS },
   masks: { type: 'string', choices: MASK_SOURCES },
+  'attention-view': { type: 'boolean' },
+  'align-weight': { type: 'number', min: 0 },
   backend: { type: 'string', choices: BACKEND_CHOICES },
   threads: { type: 'int', min: 1 },
   out: { type: 'string' },
@@ -60,18 +62,22 @@ type Key = keyof typeof SPEC;
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
-  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; backend: BackendChoice; threads?: number; out: string;
+  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
-  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', backend: 'auto',
+  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, backend: 'auto',
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
 };
 
-function coerce(key: string, raw: unknown, where: string, fromFlag: boolean): string | number {
+function coerce(key: string, raw: unknown, where: string, fromFlag: boolean): string | number | boolean {
   const spec = (SPEC as Record<string, Spec>)[key];
   if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (options: ${Object.keys(SPEC).join(', ')})`);
+  if (spec.type === 'boolean') {
+    if (typeof raw !== 'boolean') throw new ConfigError(`${where} ${key}: expected true or false, got ${JSON.stringify(raw)}`);
+    return raw;
+  }
   if (spec.type === 'string') {
     if (typeof raw !== 'string') throw new ConfigError(`${where} ${key}: expected a string, got ${JSON.stringify(raw)}`);
     if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${where} ${key}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
@@ -95,7 +101,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     flags = parseArgs({
       args: argv,
       options: {
-        ...Object.fromEntries(Object.keys(SPEC).map((k) => [k, { type: 'string' as const }])),
+        ...Object.fromEntries(Object.entries(SPEC).map(([k, spec]) => [k, { type: spec.type === 'boolean' ? 'boolean' as const : 'string' as const }])),
         config: { type: 'string' },
         resume: { type: 'boolean' },
       },
@@ -113,7 +119,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     const meta = readWeightsMeta(dir) as CheckpointMeta;
     return { ...(meta.config as TrainConfig), out, resume: true };
   }
-  const merged: Record<string, string | number> = { ...DEFAULTS };
+  const merged: Record<string, string | number | boolean> = { ...DEFAULTS };
   if (typeof flags['config'] === 'string') {
     const file = flags['config'];
     let json: unknown;
@@ -131,7 +137,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
 }
 
 function createMethod(c: TrainConfig): Method {
-  const common = { encoder: RESNET_PRESETS[c.encoder], seed: c.seed, queueSize: c.queue };
+  const common = { encoder: RESNET_PRESETS[c.encoder], seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
   switch (c.method) {
     case 'mocov2': return createMocoV2(common);
     case 'densecl': return createDenseCL(common);
@@ -139,16 +145,20 @@ function createMethod(c: TrainConfig): Method {
   }
 }
 
-/** Foreground masks for methods that need them: from saliency, k-means, or the scenes' ground truth. */
+/**
+ * Attention maps (for an attention view, or saliency masks) and foreground masks (for
+ * methods that need them: from saliency, k-means, or the scenes' ground truth).
+ */
 function withMasks(c: TrainConfig, onFallback: (id: string, reason: string) => void): OperatorFunction<Sample, Sample> {
-  if (c.method !== 'hapicl') return (s) => s;
+  const attend: OperatorFunction<Sample, Sample> = c['attention-view'] || (c.method === 'hapicl' && c.masks === 'saliency') ? attentionMap() : (s) => s;
+  if (c.method !== 'hapicl') return attend;
   if (c.masks === 'gt') {
-    return map((s) => {
+    return (samples) => samples.pipe(attend, map((s) => {
       if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
       return { ...s, mask: s.gtMask };
-    });
+    }));
   }
-  return (s) => s.pipe(attentionMap(), foregroundMask({ method: c.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: c.seed, onFallback }));
+  return (s) => s.pipe(attend, foregroundMask({ method: c.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: c.seed, onFallback }));
 }
 
 export interface RunOptions {
@@ -180,7 +190,8 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
     const budget = new SampleBudget(3 * c.batch + 16);
-    const views = presetViews(c.preset, c.size);
+    const preset = presetViews(c.preset, c.size);
+    const views = c['attention-view'] ? withAttentionView(preset) : preset;
     const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
     const position = startStep * c.batch;
     const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
@@ -191,7 +202,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         fromSource(readSamples(source, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, (r) => skipped.record(r)), budget).pipe(
           decode({ minSide: Math.ceil(c.size / Math.sqrt(0.2)), onSkip: (r) => { skipped.record(r); budget.release(); } }),
           withMasks(c, (id, reason) => skipped.record({ id, stage: 'mask', reason })),
-          multiView({ views, seed: c.seed, epoch }),
+          multiView({ views, seed: c.seed, epoch, onFallback: (id, reason) => skipped.record({ id, stage: 'attention-view', reason }) }),
         )),
       batch(c.batch, { keepLast: false }),
     );

@@ -87,17 +87,20 @@ describe('densestream CLI', () => {
     expect(run.stderr).toContain('unknown option "learning_rate"');
     writeFileSync(bad, JSON.stringify({ steps: '5' }));
     expect(cli('train', '--config', bad).stderr).toContain('steps: expected an integer ≥ 1, got "5"');
+    writeFileSync(bad, JSON.stringify({ 'attention-view': 'yes' }));
+    expect(cli('train', '--config', bad).stderr).toContain('attention-view: expected true or false, got "yes"');
   });
 
   it('trains a few steps from the CLI and leaves a checkpoint, metrics and a summary line', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-train-'));
-    const run = cli('train', '--steps', '3', '--batch', '4', '--size', '32', '--queue', '16', '--out', out, '--log-every', '1', '--threads', '2');
+    const run = cli('train', '--steps', '3', '--batch', '4', '--size', '32', '--queue', '16', '--out', out, '--log-every', '1', '--threads', '2', '--attention-view', '--align-weight', '0.5');
     expect(run.status, run.stderr).toBe(0);
     const summary = JSON.parse(run.stdout) as { method: string; steps: number; imagesPerSec: number };
     expect(summary).toMatchObject({ method: 'densecl', steps: 3 });
     expect(summary.imagesPerSec).toBeGreaterThan(0);
-    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; parts: Record<string, number> });
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
+    expect(Object.keys(metrics[0]!.parts).sort()).toEqual(['align', 'dense', 'global']); // the attention view's align term is on
     expect(metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
     expect(existsSync(join(out, 'checkpoint', 'weights.bin'))).toBe(true);
     const meta = JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as { meta: { step: number; config: { steps: number } } };
