@@ -73,6 +73,7 @@ export function createDenseCL(o: DenseclOptions): Method {
         keys = undefined;
       }
     },
+    embed: (images) => pair.embed(images),
     checkpointState: () => siameseState(pair, { queue, 'dense-queue': denseQueue }),
     dispose() {
       if (keys) tf.dispose([keys.global, keys.dense]);

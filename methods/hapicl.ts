@@ -98,6 +98,7 @@ export function createHapicl(o: HapiclOptions): Method {
       keys?.dispose();
       keys = undefined;
     },
+    embed: (images) => pair.embed(images),
     checkpointState: () => siameseState(pair, { queue }),
     dispose() {
       keys?.dispose();

@@ -12,6 +12,8 @@ export interface Method {
   readonly trainable: tf.Variable[];
   /** The loss on one batch; runs inside `optimizer.minimize`. Scalar parts go to `parts` for logging. */
   loss(batch: Batch, parts: Record<string, number>): tf.Scalar;
+  /** L2-normalised online projections `[B, D]` of images `[B, H, W, 3]`, in inference mode (monitors, collapse checks). */
+  embed(images: tf.Tensor4D): tf.Tensor2D;
   /** After the optimiser step: momentum updates, enqueueing keys. */
   afterStep?(): void;
   /** Everything a checkpoint stores besides the optimiser: weights, momentum copies, queues (by stable name). */

@@ -42,6 +42,7 @@ export function createMocoV2(o: MocoOptions): Method {
       keys?.dispose();
       keys = undefined;
     },
+    embed: (images) => pair.embed(images),
     checkpointState: () => siameseState(pair, { queue }),
     dispose() {
       keys?.dispose();

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
 import { createResNet, type Encoder, type ResNetConfig } from '../models/resnet.js';
-import { alignLoss } from './losses.js';
+import { alignLoss, l2Normalize } from './losses.js';
 import { copyWeights, emaUpdate, type KeyQueue } from './momentum.js';
 
 export interface Branch {
@@ -54,6 +54,8 @@ export interface Siamese {
   online: Branch;
   momentum: Branch;
   trainable: tf.Variable[];
+  /** The online branch's normalised global projection, batch norm in inference mode. */
+  embed(images: tf.Tensor4D): tf.Tensor2D;
   /** `θ_k ← m·θ_k + (1 − m)·θ_q`. */
   update(m: number): void;
   dispose(): void;
@@ -70,6 +72,11 @@ export function createSiamese(o: SiameseOptions): Siamese {
     momentum,
     trainable: Object.values(onlineWeights).filter((v) => v.trainable),
     update: (m) => emaUpdate(onlineWeights, momentumWeights, m),
+    embed: (images) =>
+      tf.tidy(() => {
+        const out = online.encoder.apply(images, { training: false });
+        return l2Normalize(online.global.apply(out.pooled));
+      }),
     dispose: () => tf.dispose([...Object.values(onlineWeights), ...Object.values(momentumWeights)]),
   };
 }

@@ -22,6 +22,7 @@ function quadratic(nanAt = Infinity): Method & { w: tf.Variable } {
     w,
     trainable: [w],
     loss: () => (step++ >= nanAt ? tf.mul(w, Number.NaN) : tf.square(tf.sub(w, 3))) as tf.Scalar,
+    embed: () => tf.zeros([1, 1]) as tf.Tensor2D,
     checkpointState: () => ({ w }),
     dispose: () => w.dispose(),
   };
