@@ -107,4 +107,11 @@ describe('densestream CLI', () => {
     expect(meta.meta.step).toBe(3);
     expect(meta.meta.config.steps).toBe(3);
   });
+
+  it.runIf(existsSync('/usr/share/datasets/fashion-mnist'))('trains on fashion-mnist from the CLI (grey 28×28 expanded to RGB, views at 32 px)', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-fm-'));
+    const run = cli('train', '--data', 'fashion-mnist', '--method', 'mocov2', '--steps', '2', '--batch', '8', '--size', '32', '--queue', '16', '--out', out, '--threads', '2');
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ method: 'mocov2', steps: 2 });
+  });
 });
