@@ -30,7 +30,8 @@ Commands:
              --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
              --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
-             --out DIR (runs/METHOD)  --seed S  --lr (0.05)  --warmup (20)  --weight-decay (1e-4)  --queue (4096)
+             --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw  --lr (0.05 sgd, 1e-3 adamw)  --warmup (20)
+             --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]

@@ -47,6 +47,7 @@ const SPEC = {
   masks: { type: 'string', choices: MASK_SOURCES },
   'attention-view': { type: 'boolean' },
   'align-weight': { type: 'number', min: 0 },
+  optimizer: { type: 'string', choices: ['sgd', 'adamw'] },
   backend: { type: 'string', choices: BACKEND_CHOICES },
   threads: { type: 'int', min: 1 },
   out: { type: 'string' },
@@ -62,12 +63,12 @@ type Key = keyof typeof SPEC;
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
-  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; backend: BackendChoice; threads?: number; out: string;
+  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw'; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
-  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, backend: 'auto',
+  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, optimizer: 'sgd', backend: 'auto',
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
 };
 
@@ -133,6 +134,9 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   }
   for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = coerce(k, v, '--', true);
   merged['out'] ??= join('runs', String(merged['method']));
+  // Adam's steps are normalised: SGD's default rate would blow it up. Keep an explicit --lr.
+  const lrGiven = flags['lr'] !== undefined || (typeof flags['config'] === 'string' && 'lr' in (JSON.parse(readFileSync(flags['config'], 'utf8')) as object));
+  if (merged['optimizer'] === 'adamw' && !lrGiven) merged['lr'] = 1e-3;
   return { ...(merged as unknown as TrainConfig), resume: false };
 }
 
@@ -207,7 +211,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       batch(c.batch, { keepLast: false }),
     );
     const result = await trainLoop(method, batches, budget, {
-      steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'],
+      steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
       startStep, optimizerState, onLog: options.onLog, shouldStop: options.shouldStop,
     });

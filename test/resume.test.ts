@@ -11,8 +11,8 @@ function weights(out: string): Map<string, Float32Array | Int32Array | Uint8Arra
 }
 
 describe('resume', () => {
-  it('continues exactly: 6 steps straight and 3 steps + resume for 3 give the same weights within 1e-5', async () => {
-    const flags = ['--steps', '6', '--batch', '4', '--size', '32', '--queue', '16', '--threads', '2', '--warmup', '2', '--checkpoint-every', '100', '--method', 'densecl'];
+  it.each(['sgd', 'adamw'])('continues exactly with %s: 6 steps straight and 3 steps + resume for 3 give the same weights within 1e-5', async (optimizer) => {
+    const flags = ['--steps', '6', '--batch', '4', '--size', '32', '--queue', '16', '--threads', '2', '--warmup', '2', '--checkpoint-every', '100', '--method', 'densecl', '--optimizer', optimizer];
     const straight = mkdtempSync(join(tmpdir(), 'densestream-straight-'));
     const split = mkdtempSync(join(tmpdir(), 'densestream-split-'));
     const { resume: _r1, ...a } = parseTrainConfig([...flags, '--out', straight]);
@@ -40,5 +40,11 @@ describe('resume', () => {
   it('refuses --resume with other options, or without a checkpoint', () => {
     expect(() => parseTrainConfig(['--resume', '--steps', '10', '--out', '/tmp/x'])).toThrow('--resume takes the configuration from the checkpoint; drop --steps');
     expect(() => parseTrainConfig(['--resume', '--out', join(tmpdir(), 'densestream-nothing-here')])).toThrow('--resume: no checkpoint in');
+  });
+
+  it('defaults AdamW to lr 1e-3 unless --lr is given (SGD's 0.05 would blow Adam up)', () => {
+    expect(parseTrainConfig(['--optimizer', 'adamw']).lr).toBe(1e-3);
+    expect(parseTrainConfig(['--optimizer', 'adamw', '--lr', '0.01']).lr).toBe(0.01);
+    expect(parseTrainConfig([]).lr).toBe(0.05);
   });
 });

@@ -68,6 +68,16 @@ describe('trainer', () => {
     method.dispose();
   });
 
+  it('trains with AdamW: Adam steps plus decoupled weight decay', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-adamw-'));
+    const budget = new SampleBudget(100);
+    const method = quadratic();
+    const result = await trainLoop(method, from(fakeBatches(40, budget)), budget, { ...options(out, 40), optimizer: 'adamw', learningRate: 0.3 });
+    expect(result.losses[39]!).toBeLessThan(result.losses[0]! / 5);
+    expect(method.w.dataSync()[0]).toBeGreaterThan(2);
+    method.dispose();
+  });
+
   it('warms the learning rate up linearly, then follows a cosine to zero', () => {
     expect(cosineWithWarmup(0, 100, 1, 10)).toBeCloseTo(0.1);
     expect(cosineWithWarmup(9, 100, 1, 10)).toBeCloseTo(1);

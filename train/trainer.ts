@@ -20,6 +20,11 @@ export interface TrainerOptions {
   warmupSteps: number;
   /** Decoupled weight decay on convolution and dense weights (not biases, not batch norm). */
   weightDecay: number;
+  /**
+   * `sgd` (with momentum, default) or `adamw`: Adam plus the decoupled weight decay applied
+   * below (Loshchilov & Hutter) — tfjs's Adam and the decay step together are AdamW.
+   */
+  optimizer?: 'sgd' | 'adamw';
   /** SGD momentum (default 0.9). */
   momentum?: number;
   logEvery: number;
@@ -55,6 +60,12 @@ export interface TrainResult {
   losses: number[];
 }
 
+/** tfjs's Adam with a settable learning rate (its `learningRate` field is read at every step). */
+function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number): void } {
+  const optimizer = tf.train.adam(learningRate, 0.9, 0.999, 1e-8) as tf.AdamOptimizer & { learningRate: number };
+  return Object.assign(optimizer, { setLearningRate: (lr: number) => { optimizer.learningRate = lr; } });
+}
+
 /** Writes the checkpoint folder under a temporary name, then swaps it in. */
 async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, meta: unknown): Promise<void> {
   const final = join(dir, 'checkpoint');
@@ -71,7 +82,8 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
 
 export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
   mkdirSync(o.outDir, { recursive: true });
-  const optimizer = tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
+  const optimizer: tf.Optimizer & { setLearningRate(lr: number): void } =
+    o.optimizer === 'adamw' ? adam(o.learningRate) : tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
   if (o.optimizerState) await optimizer.setWeights(o.optimizerState);
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
   const metricsPath = join(o.outDir, 'metrics.jsonl');
