@@ -42,7 +42,7 @@ describe('resume', () => {
     expect(() => parseTrainConfig(['--resume', '--out', join(tmpdir(), 'densestream-nothing-here')])).toThrow('--resume: no checkpoint in');
   });
 
-  it('defaults AdamW to lr 1e-3 unless --lr is given (SGD's 0.05 would blow Adam up)', () => {
+  it('defaults AdamW to lr 1e-3 unless --lr is given (the SGD default of 0.05 would blow Adam up)', () => {
     expect(parseTrainConfig(['--optimizer', 'adamw']).lr).toBe(1e-3);
     expect(parseTrainConfig(['--optimizer', 'adamw', '--lr', '0.01']).lr).toBe(0.01);
     expect(parseTrainConfig([]).lr).toBe(0.05);
