@@ -4,9 +4,7 @@
  * torchvision's MoCo v2 chain (DataLoader, one worker per core) on the same files in the
  * same run. Without --data it builds a folder of 600 photos from python3-skimage's data.
  */
-import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { lastValueFrom, tap, type Observable } from 'rxjs';
 import { readSamples } from '../datasets/source.js';
@@ -20,7 +18,7 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import { openSource } from '../pipelines/data-source.js';
 import { positiveInt } from '../pipelines/options.js';
 import { photoCorpus } from './photo-corpus.js';
-import { printJson } from './report.js';
+import { benchFile, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
 async function drain<T>(stream: Observable<T>): Promise<void> {
   await lastValueFrom(stream, { defaultValue: undefined });
@@ -91,11 +89,7 @@ export async function pipelineBench(argv: string[]): Promise<void> {
 }
 
 function torchvisionImagesPerSec(root: string, size: number, batchSize: number): number | null {
-  const python = '/usr/bin/python3';
-  if (spawnSync(python, ['-c', 'import torchvision']).status !== 0) return null;
-  const script = fileURLToPath(new URL('../../bench/torchvision_pipeline.py', import.meta.url));
-  const run = spawnSync(python, [script, root, '--size', `${size}`, '--batch', `${batchSize}`, '--workers', `${availableParallelism()}`], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`torchvision pipeline failed:\n${run.stderr}`);
-  process.stdout.write(run.stdout);
-  return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { torchvisionImagesPerSec: number }).torchvisionImagesPerSec;
+  if (!pythonHas('torchvision')) return null;
+  return runForJson<{ torchvisionImagesPerSec: number }>('torchvision pipeline', SYSTEM_PYTHON, [benchFile('torchvision_pipeline.py', true),
+    root, '--size', `${size}`, '--batch', `${batchSize}`, '--workers', `${availableParallelism()}`]).torchvisionImagesPerSec;
 }

@@ -51,6 +51,16 @@ export function createReferenceNet(seed = 1, classes = 10): ReferenceNet {
     return tf.add(tf.matMul(pooled, fcW as tf.Tensor2D), fcB);
   };
 
+  return sgdClassifier(variables, forward, classes, () => variables.forEach((v) => v.dispose()));
+}
+
+/** SGD on softmax cross-entropy over `forward`'s logits: the step both reference nets share. */
+function sgdClassifier(
+  variables: tf.Variable[],
+  forward: (images: tf.Tensor4D) => tf.Tensor2D,
+  classes: number,
+  release: () => void,
+): ReferenceNet {
   const optimizer = tf.train.sgd(0.1);
   return {
     variables,
@@ -68,7 +78,7 @@ export function createReferenceNet(seed = 1, classes = 10): ReferenceNet {
     },
     dispose() {
       optimizer.dispose();
-      variables.forEach((v) => v.dispose());
+      release();
     },
   };
 }
@@ -81,25 +91,9 @@ export function createResNetClassifier(seed = 1, classes = 10): ReferenceNet {
   const encoder = createResNet(RESNET_PRESETS.slim, seed, 'bench-resnet');
   const head = createMlp([encoder.channels, classes], seed, 'bench-resnet-fc');
   const variables = [...encoder.trainable, ...head.trainable];
-  const optimizer = tf.train.sgd(0.1);
-  return {
-    variables,
-    step(images, labels, learningRate) {
-      optimizer.setLearningRate(learningRate);
-      const loss = optimizer.minimize(
-        () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, classes), head.apply(encoder.apply(images, { training: true }).pooled)) as tf.Scalar,
-        true,
-        variables,
-      );
-      if (!loss) throw new Error('resnet bench: optimizer returned no loss');
-      const value = loss.dataSync()[0] ?? Number.NaN;
-      loss.dispose();
-      return value;
-    },
-    dispose() {
-      optimizer.dispose();
-      encoder.dispose();
-      head.dispose();
-    },
-  };
+  const forward = (images: tf.Tensor4D) => head.apply(encoder.apply(images, { training: true }).pooled);
+  return sgdClassifier(variables, forward, classes, () => {
+    encoder.dispose();
+    head.dispose();
+  });
 }

@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
 /** Small helpers every benchmark shares: JSON lines out, checked numbers in. */
 
 /** Prints one JSON line (numbers rounded to 0.01) on stdout. */
@@ -13,4 +16,28 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Debian's Python, for the PyTorch / torchvision sides of the benchmarks. */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+/** Whether `SYSTEM_PYTHON` can import `module` (python3-torch, python3-torchvision). */
+export function pythonHas(module: string): boolean {
+  return spawnSync(SYSTEM_PYTHON, ['-c', `import ${module}`]).status === 0;
+}
+
+/**
+ * Runs a benchmark's other side (a child bench, a PyTorch script), passes its JSON lines
+ * through to our stdout, and returns its last line parsed.
+ */
+export function runForJson<T>(label: string, command: string, args: string[]): T {
+  const run = spawnSync(command, args, { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`${label} failed:\n${run.stderr}`);
+  process.stdout.write(run.stdout);
+  return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as T;
+}
+
+/** A file next to the compiled benchmarks, or a source file of `bench/` (the Python sides). */
+export function benchFile(name: string, source = false): string {
+  return fileURLToPath(new URL(source ? `../../bench/${name}` : `./${name}`, import.meta.url));
 }

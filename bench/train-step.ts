@@ -5,14 +5,12 @@
  * Each configuration runs in its own process: tfjs holds one backend per process.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBackendChoice, selectBackend } from '../models/backend.js';
 import { defaultWasmThreads } from '../models/wasm-threads.js';
 import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
-import { median, printJson } from './report.js';
+import { benchFile, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
 interface StepOptions { batch: number; size: number; steps: number; warmup: number }
 
@@ -67,24 +65,14 @@ async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, thr
 
 /** Runs one configuration in a child process and returns its JSON line. */
 function child(args: string[]): { backend: string; msPerStep: number } {
-  const script = fileURLToPath(new URL('./run.js', import.meta.url));
-  const run = spawnSync(process.execPath, [script, 'train-step', '--single', ...args], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`train-step ${args.join(' ')} failed:\n${run.stderr}`);
-  process.stdout.write(run.stdout);
-  const last = run.stdout.trim().split('\n').at(-1) ?? '';
-  return JSON.parse(last) as { backend: string; msPerStep: number };
+  return runForJson(`train-step ${args.join(' ')}`, process.execPath, [benchFile('run.js'), 'train-step', '--single', ...args]);
 }
 
 /** The PyTorch side, or null when python3-torch is not installed. */
 function torchMsPerStep(o: StepOptions, which: Net): number | null {
-  const python = '/usr/bin/python3';
-  if (spawnSync(python, ['-c', 'import torch']).status !== 0) return null;
-  const script = fileURLToPath(new URL('../../bench/torch_reference.py', import.meta.url));
-  const run = spawnSync(python, [script, '--batch', `${o.batch}`, '--size', `${o.size}`, '--steps', `${o.steps}`,
-    '--warmup', `${o.warmup}`, '--threads', '1', '--net', which], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`torch reference failed:\n${run.stderr}`);
-  process.stdout.write(run.stdout);
-  return (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { torchMsPerStep: number }).torchMsPerStep;
+  if (!pythonHas('torch')) return null;
+  return runForJson<{ torchMsPerStep: number }>('torch reference', SYSTEM_PYTHON, [benchFile('torch_reference.py', true),
+    '--batch', `${o.batch}`, '--size', `${o.size}`, '--steps', `${o.steps}`, '--warmup', `${o.warmup}`, '--threads', '1', '--net', which]).torchMsPerStep;
 }
 
 export async function trainStepBench(argv: string[]): Promise<void> {

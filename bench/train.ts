@@ -4,15 +4,13 @@
  * per method: images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseTrainConfig, runTraining, TRAIN_METHODS } from '../pipelines/train.js';
 import { positiveInt } from '../pipelines/options.js';
-import { printJson } from './report.js';
+import { benchFile, printJson, runForJson } from './report.js';
 
 export async function trainBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -40,10 +38,7 @@ export async function trainBench(argv: string[]): Promise<void> {
     });
     return;
   }
-  const script = fileURLToPath(new URL('./run.js', import.meta.url));
   for (const method of values.method ? [values.method] : TRAIN_METHODS) {
-    const run = spawnSync(process.execPath, [script, 'train', '--single', '--method', method, ...common], { encoding: 'utf8' });
-    if (run.status !== 0) throw new Error(`train bench ${method} failed:\n${run.stderr}`);
-    process.stdout.write(run.stdout);
+    runForJson(`train bench ${method}`, process.execPath, [benchFile('run.js'), 'train', '--single', '--method', method, ...common]);
   }
 }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
-import { KeyQueue } from './momentum.js';
+import { KeyQueue, PendingKeys } from './momentum.js';
 import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface DenseclOptions extends SiameseOptions {
@@ -35,7 +35,7 @@ export function createDenseCL(o: DenseclOptions): Method {
   const dim = o.dim ?? 128;
   const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
   const denseQueue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 8, 'densecl/dense-queue');
-  let keys: { global: tf.Tensor2D; dense: tf.Tensor2D } | undefined;
+  const pending = new PendingKeys();
   return {
     name: 'densecl',
     trainable: pair.trainable,
@@ -56,8 +56,8 @@ export function createDenseCL(o: DenseclOptions): Method {
           match: detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),
         };
       });
-      if (keys) tf.dispose([keys.global, keys.dense]);
-      keys = { global: tf.keep(key.k), dense: tf.keep(key.pooledDense) };
+      pending.stage(queue, key.k);
+      pending.stage(denseQueue, key.pooledDense);
       const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
       const dense = denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau);
       parts['global'] = global.dataSync()[0] as number;
@@ -66,17 +66,12 @@ export function createDenseCL(o: DenseclOptions): Method {
     },
     afterStep() {
       pair.update(m);
-      if (keys) {
-        queue.enqueue(keys.global);
-        denseQueue.enqueue(keys.dense);
-        tf.dispose([keys.global, keys.dense]);
-        keys = undefined;
-      }
+      pending.flush();
     },
     embed: (images) => pair.embed(images),
     checkpointState: () => siameseState(pair, { queue, 'dense-queue': denseQueue }),
     dispose() {
-      if (keys) tf.dispose([keys.global, keys.dense]);
+      pending.dispose();
       queue.dispose();
       denseQueue.dispose();
       pair.dispose();

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
 import type { Method } from './method.js';
-import { KeyQueue } from './momentum.js';
+import { KeyQueue, PendingKeys } from './momentum.js';
 import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface HapiclOptions extends SiameseOptions {
@@ -52,7 +52,7 @@ export function createHapicl(o: HapiclOptions): Method {
   }
   const pair = createSiamese({ ...o, denseHead: true });
   const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'hapicl/queue');
-  let keys: tf.Tensor2D | undefined;
+  const pending = new PendingKeys();
   return {
     name: 'hapicl',
     trainable: pair.trainable,
@@ -74,8 +74,7 @@ export function createHapicl(o: HapiclOptions): Method {
           bg: l2Normalize(pair.momentum.global.apply(maskedAveragePool(out.dense, tf.sub(1, m2) as tf.Tensor3D))),
         };
       });
-      keys?.dispose();
-      keys = tf.keep(key.k);
+      pending.stage(queue, key.k);
       const b = v1.shape[0];
       const cells = l2Normalize(tf.reshape(pair.online.dense!.applyDense(online.dense), [b, grid * grid, -1])) as tf.Tensor3D;
       const pix = pixelNTXent(cells, key.cells, tf.reshape(m1, [b, -1]) as tf.Tensor2D, tf.reshape(m2, [b, -1]) as tf.Tensor2D, tau);
@@ -94,14 +93,12 @@ export function createHapicl(o: HapiclOptions): Method {
     },
     afterStep() {
       pair.update(m);
-      if (keys) queue.enqueue(keys);
-      keys?.dispose();
-      keys = undefined;
+      pending.flush();
     },
     embed: (images) => pair.embed(images),
     checkpointState: () => siameseState(pair, { queue }),
     dispose() {
-      keys?.dispose();
+      pending.dispose();
       queue.dispose();
       pair.dispose();
     },

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
-import { KeyQueue } from './momentum.js';
+import { KeyQueue, PendingKeys } from './momentum.js';
 import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface MocoOptions extends SiameseOptions {
@@ -22,7 +22,7 @@ export function createMocoV2(o: MocoOptions): Method {
   const m = o.momentum ?? 0.99;
   const pair = createSiamese(o);
   const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'mocov2/queue');
-  let keys: tf.Tensor2D | undefined;
+  const pending = new PendingKeys();
   return {
     name: 'mocov2',
     trainable: pair.trainable,
@@ -30,22 +30,19 @@ export function createMocoV2(o: MocoOptions): Method {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const q = l2Normalize(pair.online.global.apply(pair.online.encoder.apply(v1, { training: true }).pooled));
       const k = tf.tidy(() => l2Normalize(pair.momentum.global.apply(pair.momentum.encoder.apply(v2, { training: true }).pooled)));
-      keys?.dispose();
-      keys = tf.keep(k);
+      pending.stage(queue, k);
       const loss = infoNCE(q, k, queue.keys as tf.Tensor2D, tau);
       parts['global'] = loss.dataSync()[0] as number;
       return withAlign(loss, q, k, o.alignWeight, parts);
     },
     afterStep() {
       pair.update(m);
-      if (keys) queue.enqueue(keys);
-      keys?.dispose();
-      keys = undefined;
+      pending.flush();
     },
     embed: (images) => pair.embed(images),
     checkpointState: () => siameseState(pair, { queue }),
     dispose() {
-      keys?.dispose();
+      pending.dispose();
       queue.dispose();
       pair.dispose();
     },

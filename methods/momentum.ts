@@ -52,3 +52,31 @@ export class KeyQueue {
     tf.dispose([this.keys, this.pointer]);
   }
 }
+
+/**
+ * Keys computed in `loss` wait here until the optimiser step is done, then join their queues:
+ * enqueueing during the loss would let a batch contrast with its own keys.
+ */
+export class PendingKeys {
+  private staged = new Map<KeyQueue, tf.Tensor2D>();
+
+  /** Holds `keys` (kept past the loss's tidy) for `queue`, replacing any not yet flushed. */
+  stage(queue: KeyQueue, keys: tf.Tensor2D): void {
+    this.staged.get(queue)?.dispose();
+    this.staged.set(queue, tf.keep(keys));
+  }
+
+  /** Enqueues everything staged and frees it. */
+  flush(): void {
+    for (const [queue, keys] of this.staged) {
+      queue.enqueue(keys);
+      keys.dispose();
+    }
+    this.staged.clear();
+  }
+
+  dispose(): void {
+    for (const keys of this.staged.values()) keys.dispose();
+    this.staged.clear();
+  }
+}

@@ -43,43 +43,63 @@ export function readWeightsMeta(dir: string): unknown {
   return (JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson).meta;
 }
 
-/**
- * Assigns the saved tensors to `weights`, matched by logical name (so a momentum encoder can
- * load an online encoder's checkpoint); a missing name or a shape mismatch is refused,
- * naming the weight.
- */
-export function loadVariables(weights: Readonly<Record<string, tf.Variable>>, dir: string): void {
+/** A checkpoint read once: its meta JSON and every tensor in saved order. The caller disposes the tensors. */
+export interface SavedWeights {
+  dir: string;
+  meta: unknown;
+  tensors: NamedTensor[];
+}
+
+/** Reads and decodes `dir` once. */
+export function readSaved(dir: string): SavedWeights {
   const manifest = JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson;
   if (manifest.format !== 'densestream-weights') throw new Error(`${dir}: weights.json is not a densestream weights file`);
   const bin = readFileSync(join(dir, 'weights.bin'));
-  const tensors = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weights);
-  try {
-    for (const [name, v] of Object.entries(weights)) {
-      const saved = tensors[name];
-      if (!saved) throw new Error(`${dir}: no saved weight named ${name}`);
-      if (saved.shape.join() !== v.shape.join()) {
-        throw new Error(`${dir}: ${name} has shape [${saved.shape.join(', ')}] on disk, [${v.shape.join(', ')}] in the model`);
-      }
-      v.assign(saved);
+  const all = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weights);
+  return { dir, meta: manifest.meta, tensors: manifest.weights.map((spec) => ({ name: spec.name, tensor: all[spec.name] as tf.Tensor })) };
+}
+
+/**
+ * Assigns saved tensors to `weights`, matched by logical name (so a momentum encoder can load
+ * an online encoder's checkpoint); a missing name or a shape mismatch is refused, naming the
+ * weight.
+ */
+export function assignSaved(weights: Readonly<Record<string, tf.Variable>>, saved: SavedWeights): void {
+  const byName = new Map(saved.tensors.map((t) => [t.name, t.tensor]));
+  for (const [name, v] of Object.entries(weights)) {
+    const tensor = byName.get(name);
+    if (!tensor) throw new Error(`${saved.dir}: no saved weight named ${name}`);
+    if (tensor.shape.join() !== v.shape.join()) {
+      throw new Error(`${saved.dir}: ${name} has shape [${tensor.shape.join(', ')}] on disk, [${v.shape.join(', ')}] in the model`);
     }
+    v.assign(tensor);
+  }
+}
+
+/** {@link readSaved} then {@link assignSaved}, freeing what was read. */
+export function loadVariables(weights: Readonly<Record<string, tf.Variable>>, dir: string): void {
+  const saved = readSaved(dir);
+  try {
+    assignSaved(weights, saved);
   } finally {
-    tf.dispose(Object.values(tensors));
+    tf.dispose(saved.tensors.map((t) => t.tensor));
   }
 }
 
 /**
  * The saved tensors whose names start with `prefix`, in the order they were saved (optimisers
- * restore their slots by position), with the prefix removed.
+ * restore their slots by position), with the prefix removed; the others are freed.
  */
-export function readTensors(dir: string, prefix: string): NamedTensor[] {
-  const manifest = JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson;
-  const bin = readFileSync(join(dir, 'weights.bin'));
-  const all = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weights);
+export function takeTensors(saved: SavedWeights, prefix: string): NamedTensor[] {
   const out: NamedTensor[] = [];
-  for (const spec of manifest.weights) {
-    const tensor = all[spec.name] as tf.Tensor;
-    if (spec.name.startsWith(prefix)) out.push({ name: spec.name.slice(prefix.length), tensor });
+  for (const { name, tensor } of saved.tensors) {
+    if (name.startsWith(prefix)) out.push({ name: name.slice(prefix.length), tensor });
     else tensor.dispose();
   }
   return out;
+}
+
+/** {@link takeTensors} of a checkpoint folder. */
+export function readTensors(dir: string, prefix: string): NamedTensor[] {
+  return takeTensors(readSaved(dir), prefix);
 }

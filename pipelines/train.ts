@@ -14,7 +14,7 @@ import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
-import { loadVariables, readTensors, readWeightsMeta } from '../models/weights-io.js';
+import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
 import { presetViews, PRESETS, withAttentionView, type PresetName } from '../operators/augment-presets.js';
 import { attentionMap } from '../operators/attention-map.js';
 import { batch, type Batch } from '../operators/batch.js';
@@ -121,6 +121,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     return { ...(meta.config as TrainConfig), out, resume: true };
   }
   const merged: Record<string, string | number | boolean> = { ...DEFAULTS };
+  const given = new Set<string>();
   if (typeof flags['config'] === 'string') {
     const file = flags['config'];
     let json: unknown;
@@ -130,13 +131,19 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
       throw new ConfigError(`--config ${file}: cannot read it as JSON (${err instanceof Error ? err.message : String(err)})`);
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`--config ${file}: expected a JSON object`);
-    for (const [k, v] of Object.entries(json)) merged[k] = coerce(k, v, `--config ${file}:`, false);
+    for (const [k, v] of Object.entries(json)) {
+      merged[k] = coerce(k, v, `--config ${file}:`, false);
+      given.add(k);
+    }
   }
-  for (const [k, v] of Object.entries(flags)) if (k !== 'config' && v !== undefined) merged[k] = coerce(k, v, '--', true);
+  for (const [k, v] of Object.entries(flags)) {
+    if (k === 'config' || v === undefined) continue;
+    merged[k] = coerce(k, v, '--', true);
+    given.add(k);
+  }
   merged['out'] ??= join('runs', String(merged['method']));
   // Adam's steps are normalised: SGD's default rate would blow it up. Keep an explicit --lr.
-  const lrGiven = flags['lr'] !== undefined || (typeof flags['config'] === 'string' && 'lr' in (JSON.parse(readFileSync(flags['config'], 'utf8')) as object));
-  if (merged['optimizer'] === 'adamw' && !lrGiven) merged['lr'] = 1e-3;
+  if (merged['optimizer'] === 'adamw' && !given.has('lr')) merged['lr'] = 1e-3;
   return { ...(merged as unknown as TrainConfig), resume: false };
 }
 
@@ -184,12 +191,12 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   const method = createMethod(c);
   try {
     let startStep = 0;
-    let optimizerState: ReturnType<typeof readTensors> | undefined;
+    let optimizerState: ReturnType<typeof takeTensors> | undefined;
     if (options.resume) {
-      const dir = join(c.out, 'checkpoint');
-      loadVariables(method.checkpointState(), dir);
-      optimizerState = readTensors(dir, 'optimizer/');
-      startStep = (readWeightsMeta(dir) as CheckpointMeta).step;
+      const saved = readSaved(join(c.out, 'checkpoint')); // read and decoded once
+      assignSaved(method.checkpointState(), saved);
+      startStep = (saved.meta as CheckpointMeta).step;
+      optimizerState = takeTensors(saved, 'optimizer/'); // frees the rest; the trainer frees these
     }
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
     // Room for the batch being trained on, the next one being collated, and decodes in flight.

@@ -23,6 +23,20 @@ function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>):
   return mag === 0 ? err : err / mag;
 }
 
+/**
+ * `tf.grads(loss)` at the same input values on cpu (the engine's own gradients: the
+ * reference) and on wasm (ours). `inputs` makes the tensors; constants belong inside `loss`.
+ */
+async function gradsOnCpuAndWasm(loss: (...xs: tf.Tensor[]) => tf.Tensor, inputs: () => tf.Tensor[]) {
+  await tf.setBackend('cpu');
+  const xs = inputs();
+  const ref = tf.grads(loss)(xs).map((g) => g.dataSync().slice());
+  const values = xs.map((x) => ({ data: x.dataSync().slice(), shape: x.shape }));
+  await tf.setBackend('wasm');
+  const got = tf.grads(loss)(values.map((v) => tf.tensor(v.data, v.shape)));
+  return { ref, got };
+}
+
 interface Case {
   stride: number;
   pad: 'same' | 'valid';
@@ -115,14 +129,10 @@ describe('Conv2D gradients from forward convolutions', () => {
 
   it('replaces the engine gradient on wasm, so tf.grads of conv2d works there and agrees with cpu', async () => {
     const loss = (x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.relu(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')));
-    await tf.setBackend('cpu');
-    const x = tf.randomNormal([3, 16, 16, 5], 0, 1, 'float32', 31) as tf.Tensor4D;
-    const w = tf.randomNormal([3, 3, 5, 8], 0, 1, 'float32', 32) as tf.Tensor4D;
-    const ref = tf.grads(loss)([x, w]).map((t) => t.dataSync().slice());
-    const xs = x.dataSync().slice();
-    const ws = w.dataSync().slice();
-    await tf.setBackend('wasm');
-    const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor4d(ws, w.shape)]);
+    const { ref, got } = await gradsOnCpuAndWasm(loss, () => [
+      tf.randomNormal([3, 16, 16, 5], 0, 1, 'float32', 31),
+      tf.randomNormal([3, 3, 5, 8], 0, 1, 'float32', 32),
+    ]);
     expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
     expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
   });
@@ -135,14 +145,10 @@ describe('Conv2D gradients from forward convolutions', () => {
       const pooled = tf.add(tf.maxPool(normed, 3, 2, 'same'), tf.avgPool(normed, 3, 2, 'same')) as tf.Tensor4D;
       return tf.sum(tf.square(tf.image.resizeBilinear(pooled, [13, 13])));
     };
-    await tf.setBackend('cpu');
-    const x = tf.randomNormal([2, 10, 10, 4], 0, 1, 'float32', 41) as tf.Tensor4D;
-    const scale = tf.randomUniform([4], 0.5, 1.5, 'float32', 42) as tf.Tensor1D;
-    const ref = tf.grads(loss)([x, scale]).map((t) => t.dataSync().slice());
-    const xs = x.dataSync().slice();
-    const ss = scale.dataSync().slice();
-    await tf.setBackend('wasm');
-    const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor1d(ss)]);
+    const { ref, got } = await gradsOnCpuAndWasm(loss, () => [
+      tf.randomNormal([2, 10, 10, 4], 0, 1, 'float32', 41),
+      tf.randomUniform([4], 0.5, 1.5, 'float32', 42),
+    ]);
     expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
     expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
   });
@@ -182,14 +188,10 @@ describe('Conv2D gradients from forward convolutions', () => {
   it('lets tf.grads differentiate a depthwise convolution on wasm, agreeing with cpu', async () => {
     const loss = (x: tf.Tensor, w: tf.Tensor) =>
       tf.sum(tf.square(tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same')));
-    await tf.setBackend('cpu');
-    const x = tf.randomNormal([2, 12, 12, 6], 0, 1, 'float32', 61) as tf.Tensor4D;
-    const w = tf.randomNormal([3, 3, 6, 1], 0, 1, 'float32', 62) as tf.Tensor4D;
-    const ref = tf.grads(loss)([x, w]).map((t) => t.dataSync().slice());
-    const xs = x.dataSync().slice();
-    const ws = w.dataSync().slice();
-    await tf.setBackend('wasm');
-    const got = tf.grads(loss)([tf.tensor4d(xs, x.shape), tf.tensor4d(ws, w.shape)]);
+    const { ref, got } = await gradsOnCpuAndWasm(loss, () => [
+      tf.randomNormal([2, 12, 12, 6], 0, 1, 'float32', 61),
+      tf.randomNormal([3, 3, 6, 1], 0, 1, 'float32', 62),
+    ]);
     expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);
     expect(relativeError(got[1]!.dataSync(), ref[1]!)).toBeLessThanOrEqual(1e-4);
   });
@@ -249,18 +251,13 @@ describe('BatchMatMul gradient with explicit transposes (wasm)', () => {
     for (const batch of [[], [3]]) {
       const aShape = [...batch, ...(ta ? [5, 4] : [4, 5])];
       const bShape = [...batch, ...(tb ? [6, 5] : [5, 6])];
-      await tf.setBackend('cpu');
-      const a = tf.randomNormal(aShape, 0, 1, 'float32', 81);
-      const b = tf.randomNormal(bShape, 0, 1, 'float32', 82);
-      const w = tf.randomNormal([...batch, 4, 6], 0, 1, 'float32', 83);
-      const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, ta, tb), w));
-      const ref = tf.grads(f)([a, b]).map((g) => g.dataSync().slice());
-      const [as, bs] = [a.dataSync().slice(), b.dataSync().slice()];
-      const ws = w.dataSync().slice();
-      await tf.setBackend('wasm');
-      const W = tf.tensor(ws, w.shape);
-      const fw = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, ta, tb), W));
-      const got = tf.grads(fw)([tf.tensor(as, a.shape), tf.tensor(bs, b.shape)]);
+      // The weights are seeded, so each backend makes the same ones inside the loss.
+      const f = (x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D, ta, tb), tf.randomNormal([...batch, 4, 6], 0, 1, 'float32', 83)));
+      const { ref, got } = await gradsOnCpuAndWasm(f, () => [
+        tf.randomNormal(aShape, 0, 1, 'float32', 81),
+        tf.randomNormal(bShape, 0, 1, 'float32', 82),
+      ]);
       expect(got[0]!.shape).toEqual(aShape);
       expect(got[1]!.shape).toEqual(bShape);
       expect(relativeError(got[0]!.dataSync(), ref[0]!)).toBeLessThanOrEqual(1e-4);

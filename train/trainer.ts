@@ -34,7 +34,7 @@ export interface TrainerOptions {
   config: unknown;
   /** Called with every metrics record (the CLI draws progress from it). */
   onLog?: (record: MetricsRecord) => void;
-  /** Resume: the step to start from and the optimiser's saved slots (iterations first). */
+  /** Resume: the step to start from and the optimiser's saved slots (iterations first; the trainer frees them). */
   startStep?: number;
   optimizerState?: NamedTensor[];
   /** Asked after every step; true checkpoints and stops (Ctrl-C, or a test's interruption). */
@@ -84,7 +84,10 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
   mkdirSync(o.outDir, { recursive: true });
   const optimizer: tf.Optimizer & { setLearningRate(lr: number): void } =
     o.optimizer === 'adamw' ? adam(o.learningRate) : tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
-  if (o.optimizerState) await optimizer.setWeights(o.optimizerState);
+  if (o.optimizerState) {
+    await optimizer.setWeights(o.optimizerState); // copies them into the optimiser's variables
+    tf.dispose(o.optimizerState.map((t) => t.tensor));
+  }
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
   const metricsPath = join(o.outDir, 'metrics.jsonl');
   const stream = pull(batches);
