@@ -9,8 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
-import { KeyQueue, PendingKeys } from './momentum.js';
-import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
+import { KeyQueue } from './momentum.js';
+import { createSiamese, siameseMethod, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface DenseclOptions extends SiameseOptions {
   temperature?: number;
@@ -35,11 +35,12 @@ export function createDenseCL(o: DenseclOptions): Method {
   const dim = o.dim ?? 128;
   const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
   const denseQueue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 8, 'densecl/dense-queue');
-  const pending = new PendingKeys();
-  return {
+  return siameseMethod({
     name: 'densecl',
-    trainable: pair.trainable,
-    loss(batch: Batch, parts) {
+    pair,
+    momentum: m,
+    queues: { queue, 'dense-queue': denseQueue },
+    loss(batch: Batch, parts, stage) {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const online = pair.online.encoder.apply(v1, { training: true });
       const q = l2Normalize(pair.online.global.apply(online.pooled));
@@ -56,25 +57,13 @@ export function createDenseCL(o: DenseclOptions): Method {
           match: detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),
         };
       });
-      pending.stage(queue, key.k);
-      pending.stage(denseQueue, key.pooledDense);
+      stage(queue, key.k);
+      stage(denseQueue, key.pooledDense);
       const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
       const dense = denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau);
       parts['global'] = global.dataSync()[0] as number;
       parts['dense'] = dense.dataSync()[0] as number;
       return withAlign(tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },
-    afterStep() {
-      pair.update(m);
-      pending.flush();
-    },
-    embed: (images) => pair.embed(images),
-    checkpointState: () => siameseState(pair, { queue, 'dense-queue': denseQueue }),
-    dispose() {
-      pending.dispose();
-      queue.dispose();
-      denseQueue.dispose();
-      pair.dispose();
-    },
-  };
+  });
 }

@@ -13,8 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
 import type { Method } from './method.js';
-import { KeyQueue, PendingKeys } from './momentum.js';
-import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
+import { KeyQueue } from './momentum.js';
+import { createSiamese, siameseMethod, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface HapiclOptions extends SiameseOptions {
   temperature?: number;
@@ -52,11 +52,12 @@ export function createHapicl(o: HapiclOptions): Method {
   }
   const pair = createSiamese({ ...o, denseHead: true });
   const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'hapicl/queue');
-  const pending = new PendingKeys();
-  return {
+  return siameseMethod({
     name: 'hapicl',
-    trainable: pair.trainable,
-    loss(batch: Batch, parts) {
+    pair,
+    momentum: m,
+    queues: { queue },
+    loss(batch: Batch, parts, stage) {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const [m1full, m2full] = batch.masks;
       if (!m1full || !m2full) throw new Error('hapicl: the batch has no foreground masks (train with --masks saliency|kmeans|gt)');
@@ -74,7 +75,7 @@ export function createHapicl(o: HapiclOptions): Method {
           bg: l2Normalize(pair.momentum.global.apply(maskedAveragePool(out.dense, tf.sub(1, m2) as tf.Tensor3D))),
         };
       });
-      pending.stage(queue, key.k);
+      stage(queue, key.k);
       const b = v1.shape[0];
       const cells = l2Normalize(tf.reshape(pair.online.dense!.applyDense(online.dense), [b, grid * grid, -1])) as tf.Tensor3D;
       const pix = pixelNTXent(cells, key.cells, tf.reshape(m1, [b, -1]) as tf.Tensor2D, tf.reshape(m2, [b, -1]) as tf.Tensor2D, tau);
@@ -91,16 +92,5 @@ export function createHapicl(o: HapiclOptions): Method {
       parts['bg'] = bg.dataSync()[0] as number;
       return withAlign(tf.add(pix, harl) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },
-    afterStep() {
-      pair.update(m);
-      pending.flush();
-    },
-    embed: (images) => pair.embed(images),
-    checkpointState: () => siameseState(pair, { queue }),
-    dispose() {
-      pending.dispose();
-      queue.dispose();
-      pair.dispose();
-    },
-  };
+  });
 }

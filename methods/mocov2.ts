@@ -8,8 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize } from './losses.js';
 import type { Method } from './method.js';
-import { KeyQueue, PendingKeys } from './momentum.js';
-import { createSiamese, siameseState, withAlign, type SiameseOptions } from './siamese.js';
+import { KeyQueue } from './momentum.js';
+import { createSiamese, siameseMethod, withAlign, type SiameseOptions } from './siamese.js';
 
 export interface MocoOptions extends SiameseOptions {
   temperature?: number;
@@ -22,29 +22,19 @@ export function createMocoV2(o: MocoOptions): Method {
   const m = o.momentum ?? 0.99;
   const pair = createSiamese(o);
   const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'mocov2/queue');
-  const pending = new PendingKeys();
-  return {
+  return siameseMethod({
     name: 'mocov2',
-    trainable: pair.trainable,
-    loss(batch: Batch, parts) {
+    pair,
+    momentum: m,
+    queues: { queue },
+    loss(batch: Batch, parts, stage) {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const q = l2Normalize(pair.online.global.apply(pair.online.encoder.apply(v1, { training: true }).pooled));
       const k = tf.tidy(() => l2Normalize(pair.momentum.global.apply(pair.momentum.encoder.apply(v2, { training: true }).pooled)));
-      pending.stage(queue, k);
+      stage(queue, k);
       const loss = infoNCE(q, k, queue.keys as tf.Tensor2D, tau);
       parts['global'] = loss.dataSync()[0] as number;
       return withAlign(loss, q, k, o.alignWeight, parts);
     },
-    afterStep() {
-      pair.update(m);
-      pending.flush();
-    },
-    embed: (images) => pair.embed(images),
-    checkpointState: () => siameseState(pair, { queue }),
-    dispose() {
-      pending.dispose();
-      queue.dispose();
-      pair.dispose();
-    },
-  };
+  });
 }

@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
 import { createResNet, type Encoder, type ResNetConfig } from '../models/resnet.js';
 import { alignLoss, l2Normalize } from './losses.js';
-import { copyWeights, emaUpdate, type KeyQueue } from './momentum.js';
+import type { Batch } from '../operators/batch.js';
+import type { Method } from './method.js';
+import { copyWeights, emaUpdate, PendingKeys, type KeyQueue } from './momentum.js';
 
 export interface Branch {
   encoder: Encoder;
@@ -100,4 +102,41 @@ export function withAlign(loss: tf.Scalar, q: tf.Tensor2D, k: tf.Tensor2D, weigh
   const align = alignLoss(q, k);
   parts['align'] = align.dataSync()[0] as number;
   return tf.add(loss, tf.mul(align, weight)) as tf.Scalar;
+}
+
+export interface SiameseMethodSpec {
+  name: string;
+  pair: Siamese;
+  /** EMA momentum m of the momentum branch. */
+  momentum: number;
+  /** The method's key queues, by the name checkpoints store them under. */
+  queues: Record<string, KeyQueue>;
+  /** The loss; `stage(queue, keys)` hands keys to enqueue once the optimiser step is done. */
+  loss(batch: Batch, parts: Record<string, number>, stage: (queue: KeyQueue, keys: tf.Tensor2D) => void): tf.Scalar;
+}
+
+/**
+ * A {@link Method} on an online/momentum pair: after each step the momentum branch follows by
+ * EMA and the staged keys join their queues; checkpoints hold both branches and the queues.
+ * A method supplies only its loss.
+ */
+export function siameseMethod(spec: SiameseMethodSpec): Method {
+  const { pair, queues } = spec;
+  const pending = new PendingKeys();
+  return {
+    name: spec.name,
+    trainable: pair.trainable,
+    loss: (batch, parts) => spec.loss(batch, parts, (queue, keys) => pending.stage(queue, keys)),
+    afterStep() {
+      pair.update(spec.momentum);
+      pending.flush();
+    },
+    embed: (images) => pair.embed(images),
+    checkpointState: () => siameseState(pair, queues),
+    dispose() {
+      pending.dispose();
+      Object.values(queues).forEach((q) => q.dispose());
+      pair.dispose();
+    },
+  };
 }
