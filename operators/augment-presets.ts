@@ -21,8 +21,9 @@ export interface ViewConfig {
   /**
    * `random` (default): random resized crop. `attention`: a crop around the attention map's
    * main object (needs `attentionMap()` upstream; falls back to the whole image, reported).
+   * `whole`: the whole image, resized to `size × size` (feature export, evaluation).
    */
-  crop?: 'random' | 'attention';
+  crop?: 'random' | 'attention' | 'whole';
   /** Options of the attention crop. */
   attentionCrop?: AttentionCropOptions;
   /** Crop area as a fraction of the image, `[lo, hi]`. */
@@ -92,6 +93,11 @@ export function withAttentionView(views: ViewConfig[], options: AttentionCropOpt
   return [{ ...first, crop: 'attention', attentionCrop: options }, ...rest];
 }
 
+/** The whole image resized to `size × size`, unaugmented: what feature export and evaluation see. */
+export function wholeImageView(size: number): ViewConfig {
+  return { size, crop: 'whole', scale: [1, 1], ratio: [1, 1], flip: 0 };
+}
+
 /** Parses a preset name, naming the flag when it is wrong. */
 export function parsePreset(value: string, field = '--preset'): PresetName {
   if ((PRESETS as readonly string[]).includes(value)) return value as PresetName;
@@ -116,8 +122,8 @@ export function checkViewConfigs(views: readonly ViewConfig[]): void {
     if (!Number.isInteger(v.size) || v.size < 1) throw new Error(`${at}.size: expected a positive integer, got ${v.size}`);
     checkRange(v.scale, `${at}.scale`, 0, 1);
     checkRange(v.ratio, `${at}.ratio`, 0, Infinity);
-    if (v.crop !== undefined && v.crop !== 'random' && v.crop !== 'attention') {
-      throw new Error(`${at}.crop: expected random|attention, got "${String(v.crop)}"`);
+    if (v.crop !== undefined && v.crop !== 'random' && v.crop !== 'attention' && v.crop !== 'whole') {
+      throw new Error(`${at}.crop: expected random|attention|whole, got "${String(v.crop)}"`);
     }
     if (v.attentionCrop?.mass !== undefined && !(v.attentionCrop.mass > 0 && v.attentionCrop.mass <= 1)) {
       throw new Error(`${at}.attentionCrop.mass: expected a fraction in (0, 1], got ${v.attentionCrop.mass}`);

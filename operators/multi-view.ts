@@ -31,7 +31,9 @@ export interface ViewPlan {
 function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallback?: MultiViewOptions['onFallback']): ViewPlan {
   const { width, height } = sample.pixels as Pixels;
   let box: Box;
-  if (config.crop === 'attention') {
+  if (config.crop === 'whole') {
+    box = [0, 0, width, height];
+  } else if (config.crop === 'attention') {
     const crop = attentionCropBox(rng, sample.attention, width, height, config.attentionCrop);
     if (crop.fallback) onFallback?.(sample.id, sample.attention ? 'attention map is empty, constant or not finite: view is the whole image' : 'no attention map (put attentionMap() before multiView): view is the whole image');
     box = crop.box;

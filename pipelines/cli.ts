@@ -9,7 +9,9 @@ import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/ba
 import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
 import { positiveInt } from './options.js';
 import { previewCommand } from './preview.js';
-import { ConfigError, trainCommand } from './train.js';
+import { exportCommand } from './export.js';
+import { ConfigError } from './options.js';
+import { trainCommand } from './train.js';
 
 interface PackageJson { version: string; dependencies: Record<string, string> }
 
@@ -33,6 +35,11 @@ Commands:
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw  --lr (0.05 sgd, 1e-3 adamw)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
+  export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
+             --data SOURCE (required; finite: scenes:N, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
+             --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18, the baseline)
+             --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec zstd|snappy|lz4|none
+             --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
              --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
@@ -62,7 +69,7 @@ async function backendCommand(argv: string[]): Promise<void> {
   );
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, preview: previewCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, export: exportCommand, preview: previewCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -3,7 +3,7 @@
  *
  * | name | source |
  * |---|---|
- * | `scenes` (default) / `scenes:SIZE` | built-in synthetic scenes with ground truth |
+ * | `scenes` (default) / `scenes:SIZE` / `scenes:SIZE:COUNT` | built-in synthetic scenes with ground truth (64 px, 20 000 by default) |
  * | `dir:PATH` | every image under a folder |
  * | `tar:PATTERN` | WebDataset shards, e.g. `tar:data/shard-{000..099}.tar` |
  * | `fashion-mnist[:DIR]` / `fashion-mnist-test[:DIR]` | Fashion-MNIST IDX files (train / test split) |
@@ -28,8 +28,15 @@ export async function openSource(value: string, options: SourceOptions = {}, fie
   const kind = colon < 0 ? value : value.slice(0, colon);
   const arg = colon < 0 ? '' : value.slice(colon + 1);
   switch (kind) {
-    case 'scenes':
-      return scenesSource({ ...options.scenes, ...(arg ? { size: positiveInt(arg, `${field} scenes:SIZE`) } : {}) });
+    case 'scenes': {
+      const [size, count, ...extra] = arg ? arg.split(':') : [];
+      if (extra.length > 0) throw new Error(`${field}: expected scenes, scenes:SIZE or scenes:SIZE:COUNT, got "${value}"`);
+      return scenesSource({
+        ...options.scenes,
+        ...(size !== undefined ? { size: positiveInt(size, `${field} scenes:SIZE`) } : {}),
+        ...(count !== undefined ? { count: positiveInt(count, `${field} scenes:SIZE:COUNT`) } : {}),
+      });
+    }
     case 'dir':
       if (!arg) throw new Error(`${field}: dir needs a path, e.g. dir:./photos`);
       return imageFolderSource(arg);

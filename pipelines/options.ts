@@ -1,4 +1,5 @@
 /** Checks of command-line values: a wrong value stops the job before any work, naming the flag. */
+import { parseArgs } from 'node:util';
 
 /** Parses a flag's value as a positive integer. */
 export function positiveInt(value: string | undefined, field: string): number {
@@ -7,4 +8,49 @@ export function positiveInt(value: string | undefined, field: string): number {
     throw new Error(`${field}: expected a positive integer, got "${value}"`);
   }
   return n;
+}
+
+/** A wrong option or config key: the CLI exits with 2 before any work. */
+export class ConfigError extends Error {}
+
+/** One option of a job: its type and the values it accepts. */
+export type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number } | { type: 'boolean' };
+
+/** `parseArgs`'s option table for a spec table: flags arrive as text (booleans as switches). */
+export function flagTypes(spec: Record<string, Spec>): Record<string, { type: 'string' | 'boolean' }> {
+  return Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, { type: s.type === 'boolean' ? 'boolean' as const : 'string' as const }]));
+}
+
+/** Checks one option's value against its spec, naming the option when it is wrong. */
+export function coerce(table: Record<string, Spec>, key: string, raw: unknown, where: string, fromFlag: boolean): string | number | boolean {
+  const spec = table[key];
+  if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (options: ${Object.keys(table).join(', ')})`);
+  if (spec.type === 'boolean') {
+    if (typeof raw !== 'boolean') throw new ConfigError(`${where} ${key}: expected true or false, got ${JSON.stringify(raw)}`);
+    return raw;
+  }
+  if (spec.type === 'string') {
+    if (typeof raw !== 'string') throw new ConfigError(`${where} ${key}: expected a string, got ${JSON.stringify(raw)}`);
+    if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${where} ${key}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
+    return raw;
+  }
+  // Flags arrive as text; a JSON config must hold real numbers.
+  const n = fromFlag && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min) {
+    throw new ConfigError(`${where} ${key}: expected ${spec.type === 'int' ? 'an integer' : 'a number'} ≥ ${spec.min}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** Parses `argv` against a spec table: every flag checked, unknown ones refused; unset flags absent. */
+export function parseFlags(argv: string[], table: Record<string, Spec>): Record<string, string | number | boolean> {
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: argv, options: flagTypes(table), strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) out[k] = coerce(table, k, v, '--', true);
+  return out;
 }

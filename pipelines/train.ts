@@ -27,15 +27,14 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
+import { coerce, ConfigError, flagTypes, type Spec } from './options.js';
 
-/** A wrong option or config key: the CLI exits with 2 before any work. */
-export class ConfigError extends Error {}
+export { ConfigError } from './options.js';
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl'] as const;
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const;
 const ENCODERS = ['slim', 'resnet18'] as const;
 
-type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number } | { type: 'boolean' };
 const SPEC = {
   data: { type: 'string' },
   method: { type: 'string', choices: TRAIN_METHODS },
@@ -72,26 +71,6 @@ const DEFAULTS: Omit<TrainConfig, 'out'> = {
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
 };
 
-function coerce(key: string, raw: unknown, where: string, fromFlag: boolean): string | number | boolean {
-  const spec = (SPEC as Record<string, Spec>)[key];
-  if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (options: ${Object.keys(SPEC).join(', ')})`);
-  if (spec.type === 'boolean') {
-    if (typeof raw !== 'boolean') throw new ConfigError(`${where} ${key}: expected true or false, got ${JSON.stringify(raw)}`);
-    return raw;
-  }
-  if (spec.type === 'string') {
-    if (typeof raw !== 'string') throw new ConfigError(`${where} ${key}: expected a string, got ${JSON.stringify(raw)}`);
-    if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${where} ${key}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
-    return raw;
-  }
-  // Flags arrive as text; a JSON config must hold real numbers.
-  const n = fromFlag && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
-  if (typeof n !== 'number' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min) {
-    throw new ConfigError(`${where} ${key}: expected ${spec.type === 'int' ? 'an integer' : 'a number'} ≥ ${spec.min}, got ${JSON.stringify(raw)}`);
-  }
-  return n;
-}
-
 /**
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
  * `--resume`, the configuration is the checkpoint's and only `--out` may be given.
@@ -102,7 +81,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     flags = parseArgs({
       args: argv,
       options: {
-        ...Object.fromEntries(Object.entries(SPEC).map(([k, spec]) => [k, { type: spec.type === 'boolean' ? 'boolean' as const : 'string' as const }])),
+        ...flagTypes(SPEC),
         config: { type: 'string' },
         resume: { type: 'boolean' },
       },
@@ -132,13 +111,13 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`--config ${file}: expected a JSON object`);
     for (const [k, v] of Object.entries(json)) {
-      merged[k] = coerce(k, v, `--config ${file}:`, false);
+      merged[k] = coerce(SPEC, k, v, `--config ${file}:`, false);
       given.add(k);
     }
   }
   for (const [k, v] of Object.entries(flags)) {
     if (k === 'config' || v === undefined) continue;
-    merged[k] = coerce(k, v, '--', true);
+    merged[k] = coerce(SPEC, k, v, '--', true);
     given.add(k);
   }
   merged['out'] ??= join('runs', String(merged['method']));

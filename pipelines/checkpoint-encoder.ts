@@ -1,0 +1,61 @@
+/**
+ * The trained encoder of a `train` run, for jobs that use features (export, evaluation): the
+ * online encoder's weights from the run's checkpoint, rebuilt from the configuration the
+ * checkpoint records. Without a checkpoint, a seeded random-init encoder: the baseline every
+ * trained one is compared with.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createResNet, RESNET_PRESETS, type Encoder } from '../models/resnet.js';
+import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
+import type { CheckpointMeta } from '../train/trainer.js';
+import { ConfigError } from './options.js';
+import type { TrainConfig } from './train.js';
+
+/** tfjs names variables globally: each loaded encoder gets its own scope. */
+let loaded = 0;
+const scope = () => `features/encoder${loaded++}`;
+
+export type EncoderName = keyof typeof RESNET_PRESETS;
+export const ENCODER_NAMES = Object.keys(RESNET_PRESETS) as EncoderName[];
+
+export interface CheckpointEncoder {
+  encoder: Encoder;
+  encoderName: EncoderName;
+  /** The checkpoint folder, or `random-init:SEED`. */
+  origin: string;
+  /** Training steps behind the weights (0 for random init). */
+  step: number;
+  /** The view size the encoder was trained at (the export default). */
+  trainedSize: number;
+}
+
+/** `RUN` or `RUN/checkpoint` → the checkpoint folder, or a ConfigError naming the flag. */
+export function checkpointDir(path: string, field = '--checkpoint'): string {
+  for (const dir of [join(path, 'checkpoint'), path]) if (existsSync(join(dir, 'weights.json'))) return resolve(dir);
+  throw new ConfigError(`${field}: no checkpoint in ${path} (expected ${join(path, 'checkpoint', 'weights.json')}, written by densestream train)`);
+}
+
+/** Loads the online encoder of the checkpoint at `dir` (see {@link checkpointDir}). */
+export function loadCheckpointEncoder(dir: string): CheckpointEncoder {
+  const saved = readSaved(dir);
+  const meta = saved.meta as CheckpointMeta;
+  const config = meta.config as Partial<TrainConfig>;
+  const encoderName = config.encoder ?? 'slim';
+  const encoder = createResNet(RESNET_PRESETS[encoderName], 0, scope());
+  const tensors = takeTensors(saved, 'online/encoder/'); // frees the rest
+  try {
+    assignSaved(encoder.weights, { ...saved, tensors });
+  } catch (err) {
+    encoder.dispose();
+    throw err;
+  } finally {
+    tf.dispose(tensors.map((t) => t.tensor));
+  }
+  return { encoder, encoderName, origin: dir, step: meta.step, trainedSize: config.size ?? 64 };
+}
+
+export function randomInitEncoder(encoderName: EncoderName, seed: number, size: number): CheckpointEncoder {
+  return { encoder: createResNet(RESNET_PRESETS[encoderName], seed, scope()), encoderName, origin: `random-init:${seed}`, step: 0, trainedSize: size };
+}

@@ -1,0 +1,171 @@
+/**
+ * `densestream export`: dense features of a trained encoder, to Parquet or Arrow IPC files
+ * that DuckDB, pandas and polars read directly.
+ *
+ * source → decode → whole image resized to SIZE² → batch → encoder (inference mode) → rows
+ *
+ * One row per image (`--dense grid`: pooled `embedding` and the `dense` grid, row-major
+ * h, w, c) or one row per grid cell (`--dense cells`: `y`, `x`, `vector`). See
+ * `sinks/schemas.ts` for the schemas.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { map, tap } from 'rxjs';
+import { parseShard } from '../datasets/source.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
+import { wholeImageView } from '../operators/augment-presets.js';
+import { batch as collate } from '../operators/batch.js';
+import { decode } from '../operators/decode.js';
+import { fromSource } from '../operators/from-source.js';
+import { multiView } from '../operators/multi-view.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import type { Sample, SkipRecord } from '../operators/types/index.js';
+import { featureCellsSchema, featuresSchema, int32s, strings, tableOf, vectorColumn, type FeatureShape } from '../sinks/schemas.js';
+import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
+import { pull } from '../train/pull.js';
+import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
+import { openSource } from './data-source.js';
+import { ConfigError, parseFlags, type Spec } from './options.js';
+import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
+
+const SPEC = {
+  checkpoint: { type: 'string' },
+  encoder: { type: 'string', choices: ENCODER_NAMES },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  format: { type: 'string', choices: TABLE_FORMATS },
+  dense: { type: 'string', choices: ['grid', 'cells'] },
+  codec: { type: 'string', choices: PARQUET_CODECS },
+  shard: { type: 'string' },
+  'rows-per-file': { type: 'int', min: 1 },
+  size: { type: 'int', min: 16 },
+  batch: { type: 'int', min: 1 },
+  seed: { type: 'int', min: 0 },
+  backend: { type: 'string', choices: BACKEND_CHOICES },
+  threads: { type: 'int', min: 1 },
+  quiet: { type: 'boolean' },
+} as const satisfies Record<string, Spec>;
+
+export interface ExportConfig {
+  /** A `train` run (or its checkpoint folder); absent: a random-init encoder (the baseline). */
+  checkpoint?: string;
+  encoder: EncoderName;
+  data: string;
+  out: string;
+  format: TableFormat;
+  dense: 'grid' | 'cells';
+  codec: ParquetCodec;
+  shard: string;
+  'rows-per-file': number;
+  /** Image side fed to the encoder (default: the size the checkpoint was trained at, else 64). */
+  size?: number;
+  batch: number;
+  seed: number;
+  backend: BackendChoice;
+  threads?: number;
+  quiet: boolean;
+}
+
+const DEFAULTS = { encoder: 'slim', format: 'parquet', dense: 'grid', codec: 'zstd', shard: '0/1', 'rows-per-file': 1000, batch: 32, seed: 0, backend: 'auto', quiet: false } as const;
+
+export function parseExportConfig(argv: string[]): ExportConfig {
+  const flags = parseFlags(argv, SPEC);
+  for (const required of ['data', 'out'] as const) if (flags[required] === undefined) throw new ConfigError(`--${required} is required (see densestream --help)`);
+  if (flags['checkpoint'] !== undefined && flags['encoder'] !== undefined) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder');
+  const c = { ...DEFAULTS, ...flags } as unknown as ExportConfig;
+  try {
+    parseShard(c.shard);
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  if (c.checkpoint !== undefined) c.checkpoint = checkpointDir(c.checkpoint);
+  return c;
+}
+
+/** One batch of features as rows of the features (or feature-cells) table. */
+function featureRows(c: ExportConfig, schema: ReturnType<typeof featuresSchema>, shape: FeatureShape, ids: string[], labels: Array<number | undefined>, embedding: Float32Array, dense: Float32Array) {
+  if (c.dense === 'grid') {
+    return tableOf(schema, { id: strings(ids), label: int32s(labels), embedding: vectorColumn(embedding, shape.embedding), dense: vectorColumn(dense, shape.gridH * shape.gridW * shape.channels) });
+  }
+  const cells = shape.gridH * shape.gridW;
+  const cellIds: string[] = [];
+  const cellLabels: Array<number | undefined> = [];
+  const ys: number[] = [];
+  const xs: number[] = [];
+  ids.forEach((id, b) => {
+    for (let k = 0; k < cells; k++) {
+      cellIds.push(id);
+      cellLabels.push(labels[b]);
+      ys.push(Math.floor(k / shape.gridW));
+      xs.push(k % shape.gridW);
+    }
+  });
+  return tableOf(schema, { id: strings(cellIds), label: int32s(cellLabels), y: int32s(ys), x: int32s(xs), vector: vectorColumn(dense, shape.channels) });
+}
+
+/** Runs an export; the caller has selected the backend. */
+export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { origin: string }> {
+  const shard = parseShard(c.shard);
+  const source = await openSource(c.data);
+  const model: CheckpointEncoder = c.checkpoint ? loadCheckpointEncoder(c.checkpoint) : randomInitEncoder(c.encoder, c.seed, c.size ?? 64);
+  const size = c.size ?? model.trainedSize;
+  const { encoder } = model;
+  const grid = size / encoder.stride;
+  if (!Number.isInteger(grid)) throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
+  const shape: FeatureShape = { embedding: encoder.channels, gridH: grid, gridW: grid, channels: encoder.channels };
+  const schema = c.dense === 'grid' ? featuresSchema(shape) : featureCellsSchema(shape);
+  const table = 'features';
+  const writePart = async (samples: AsyncIterable<Sample>, files: Record<string, TableFile>, onSkip: (r: SkipRecord) => void) => {
+    const budget = new SampleBudget(2 * c.batch + 8);
+    const labels = new Map<string, number | undefined>();
+    const batches = fromSource(samples, budget).pipe(
+      decode({ minSide: size, onSkip: (r) => { onSkip(r); budget.release(); } }),
+      tap((s) => labels.set(s.id, s.label)),
+      map((s) => ({ id: s.id, pixels: s.pixels })), // drop maps the features do not use
+      multiView({ views: [wholeImageView(size)], seed: c.seed }),
+      collate(c.batch),
+    );
+    let rows = 0;
+    const stream = pull(batches);
+    try {
+      for await (const b of stream) {
+        const [embedding, dense] = tf.tidy(() => {
+          const out = encoder.apply(b.views[0] as tf.Tensor4D, { training: false });
+          return [out.pooled, out.dense];
+        });
+        const ids = b.ids;
+        const rowLabels = ids.map((id) => labels.get(id));
+        ids.forEach((id) => labels.delete(id));
+        const e = (await embedding.data()) as Float32Array;
+        const d = (await dense.data()) as Float32Array;
+        tf.dispose([embedding, dense]);
+        b.dispose();
+        await (files[table] as TableFile).write(featureRows(c, schema, shape, ids, rowLabels, e, d));
+        budget.release(ids.length);
+        rows += ids.length;
+      }
+    } finally {
+      stream.close();
+    }
+    return rows;
+  };
+  try {
+    const result = await runShardedJob({
+      job: 'export', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
+      rowGroupRows: c.dense === 'grid' ? 256 : 256 * grid * grid,
+      config: { data: c.data, checkpoint: model.origin, step: model.step, encoder: model.encoderName, size, format: c.format, dense: c.dense, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard },
+      tables: [{ name: table, schema }], writePart, progress: !c.quiet,
+    });
+    return { ...result, origin: model.origin };
+  } finally {
+    encoder.dispose();
+  }
+}
+
+export async function exportCommand(argv: string[]): Promise<void> {
+  const c = parseExportConfig(argv);
+  const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
+  if (!c.quiet) for (const line of selection.reasons) process.stderr.write(`${line}\n`);
+  const start = performance.now();
+  const result = await runExport(c);
+  process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`);
+}
