@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { exportBench } from './export.js';
+import { kmeansBench } from './kmeans.js';
 import { masksBench } from './masks.js';
 import { pipelineBench } from './pipeline.js';
 import { trainStepBench } from './train-step.js';
@@ -10,6 +12,8 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   pipeline: pipelineBench,
   masks: masksBench,
   train: trainBench,
+  export: exportBench,
+  kmeans: kmeansBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);
