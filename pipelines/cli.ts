@@ -10,6 +10,7 @@ import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models
 import { positiveInt } from './options.js';
 import { previewCommand } from './preview.js';
 import { exportCommand } from './export.js';
+import { precomputeCommand } from './precompute.js';
 import { ConfigError } from './options.js';
 import { trainCommand } from './train.js';
 
@@ -28,13 +29,17 @@ Commands:
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
-             --data SOURCE (scenes)  --method densecl|mocov2|hapicl  --steps N (200)  --batch B (32)  --size PX (64)
+             --data SOURCE (scenes; parquet:DIR for precomputed views)  --method densecl|mocov2|hapicl  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
              --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw  --lr (0.05 sgd, 1e-3 adamw)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
+  precompute training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
+             --data SOURCE (required, finite)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
+             --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view
+             --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
              --data SOURCE (required; finite: scenes:N, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
              --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18, the baseline)
@@ -69,7 +74,7 @@ async function backendCommand(argv: string[]): Promise<void> {
   );
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, export: exportCommand, preview: previewCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, precompute: precomputeCommand, export: exportCommand, preview: previewCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

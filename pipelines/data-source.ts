@@ -7,15 +7,17 @@
  * | `dir:PATH` | every image under a folder |
  * | `tar:PATTERN` | WebDataset shards, e.g. `tar:data/shard-{000..099}.tar` |
  * | `fashion-mnist[:DIR]` / `fashion-mnist-test[:DIR]` | Fashion-MNIST IDX files (train / test split) |
+ * | `parquet:DIR` | views precomputed by `densestream precompute` (train only) |
  */
 import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
 import { imageFolderSource } from '../datasets/image-folder.js';
+import { parquetViewsSource } from '../datasets/parquet-views.js';
 import { scenesSource, type ScenesOptions } from '../datasets/scenes.js';
 import type { Source } from '../datasets/source.js';
 import { tarShardsSource } from '../datasets/tar-shards.js';
 import { positiveInt } from './options.js';
 
-export const SOURCE_KINDS = ['scenes', 'dir', 'tar', 'fashion-mnist', 'fashion-mnist-test'] as const;
+export const SOURCE_KINDS = ['scenes', 'dir', 'tar', 'fashion-mnist', 'fashion-mnist-test', 'parquet'] as const;
 
 export interface SourceOptions {
   scenes?: ScenesOptions;
@@ -46,6 +48,9 @@ export async function openSource(value: string, options: SourceOptions = {}, fie
     case 'fashion-mnist':
     case 'fashion-mnist-test':
       return fashionMnistSource(arg || FASHION_MNIST_DIR, kind === 'fashion-mnist' ? 'train' : 'test');
+    case 'parquet':
+      if (!arg) throw new Error(`${field}: parquet needs the folder precompute wrote, e.g. parquet:./views`);
+      return parquetViewsSource(arg);
     default:
       throw new Error(`${field}: unknown source "${value}" (expected ${SOURCE_KINDS.join(', ')}; e.g. scenes, dir:PATH)`);
   }

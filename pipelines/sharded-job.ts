@@ -58,6 +58,8 @@ export interface ShardedJobResult {
   partsWritten: number;
   partsSkipped: number;
   skipped: number;
+  /** Seconds spent handing rows to files and finishing them (encoding, compression, disk). */
+  writeSeconds: number;
 }
 
 /** densestream's version and its pinned (exact) dependency versions. */
@@ -105,6 +107,12 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   let rows = 0;
   let written = 0;
   let skipped = 0;
+  let writeMs = 0;
+  const timed = (f: TableFile): TableFile => ({
+    write: async (t) => { const t0 = performance.now(); try { await f.write(t); } finally { writeMs += performance.now() - t0; } },
+    close: async () => { const t0 = performance.now(); try { return await f.close(); } finally { writeMs += performance.now() - t0; } },
+    abort: () => f.abort(),
+  });
   try {
     for (let p = 0; p < parts; p++) {
       const finished = done.get(p);
@@ -115,7 +123,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
         continue;
       }
       const files: Record<string, TableFile> = {};
-      for (const t of o.tables) files[t.name] = openTableFile(join(o.out, partName(t.name, o.shard, p, o.format)), t.schema, { format: o.format, codec: o.codec, rowGroupRows: o.rowGroupRows });
+      for (const t of o.tables) files[t.name] = timed(openTableFile(join(o.out, partName(t.name, o.shard, p, o.format)), t.schema, { format: o.format, codec: o.codec, rowGroupRows: o.rowGroupRows }));
       let positions = 0;
       let partSkipped = 0;
       const onSkip = (r: SkipRecord) => { partSkipped++; skipLog.record(r); };
@@ -162,5 +170,5 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
     const n = await skipLog.close();
     if (n > 0 && o.progress !== false) process.stderr.write(`${skipSummary(o.source.name, n, skipLog)}\n`);
   }
-  return { manifest: manifestPath, rows, partsWritten: written, partsSkipped: done.size, skipped };
+  return { manifest: manifestPath, rows, partsWritten: written, partsSkipped: done.size, skipped, writeSeconds: writeMs / 1000 };
 }

@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { concatMap, map, range, type Observable, type OperatorFunction } from 'rxjs';
-import { isRandomAccess, readSamples } from '../datasets/source.js';
+import { concatMap, range, type Observable } from 'rxjs';
+import { isRandomAccess, readSamples, type Source } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
@@ -15,24 +15,23 @@ import { createMocoV2 } from '../methods/mocov2.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
-import { presetViews, PRESETS, withAttentionView, type PresetName } from '../operators/augment-presets.js';
-import { attentionMap } from '../operators/attention-map.js';
+import { PRESETS, type PresetName } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
-import { foregroundMask } from '../operators/foreground-mask.js';
-import type { Sample } from '../operators/types/index.js';
-import { decode } from '../operators/decode.js';
+import type { SkipRecord } from '../operators/types/index.js';
 import { fromSource } from '../operators/from-source.js';
-import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
+import type { PrecomputedViews } from '../datasets/parquet-views.js';
+import { decodeViews } from '../operators/decode-views.js';
+import { sampleViews, type SampleViewOptions } from './sample-views.js';
 import { coerce, ConfigError, flagTypes, type Spec } from './options.js';
 
 export { ConfigError } from './options.js';
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl'] as const;
-const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const;
+const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const; // hapicl's masks
 const ENCODERS = ['slim', 'resnet18'] as const;
 
 const SPEC = {
@@ -58,7 +57,6 @@ const SPEC = {
   'log-every': { type: 'int', min: 1 },
   'checkpoint-every': { type: 'int', min: 1 },
 } as const satisfies Record<string, Spec>;
-type Key = keyof typeof SPEC;
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
@@ -135,20 +133,39 @@ function createMethod(c: TrainConfig): Method {
   }
 }
 
+/** Training from `precompute` shards: the views must be the ones this configuration asks for. */
+function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
+  const differ: string[] = [];
+  if (p.size !== c.size) differ.push(`--size ${c.size} (the views are ${p.size} px)`);
+  if (p.preset !== c.preset) differ.push(`--preset ${c.preset} (the views are ${p.preset})`);
+  if (p.attentionView !== c['attention-view']) differ.push(`--attention-view ${c['attention-view']} (the views were cut with ${p.attentionView})`);
+  if (c.method === 'hapicl' && p.masks === 'none') differ.push('--method hapicl needs masks (precompute with --masks saliency|kmeans|gt)');
+  if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
+}
+
 /**
- * Attention maps (for an attention view, or saliency masks) and foreground masks (for
- * methods that need them: from saliency, k-means, or the scenes' ground truth).
+ * The batches a run trains on from step `startStep`: each epoch's samples in seeded order,
+ * cut into views live (decode → masks → multiView) or, for `parquet:DIR`, the precomputed
+ * views of that epoch. Samples hold a permit of `budget` until the trainer releases them.
  */
-function withMasks(c: TrainConfig, onFallback: (id: string, reason: string) => void): OperatorFunction<Sample, Sample> {
-  const attend: OperatorFunction<Sample, Sample> = c['attention-view'] || (c.method === 'hapicl' && c.masks === 'saliency') ? attentionMap() : (s) => s;
-  if (c.method !== 'hapicl') return attend;
-  if (c.masks === 'gt') {
-    return (samples) => samples.pipe(attend, map((s) => {
-      if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
-      return { ...s, mask: s.gtMask };
-    }));
-  }
-  return (s) => s.pipe(attend, foregroundMask({ method: c.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: c.seed, onFallback }));
+export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0): Observable<Batch> {
+  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed };
+  const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
+  const position = startStep * c.batch;
+  const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
+  const firstSkip = Number.isFinite(perEpoch) ? position % perEpoch : position;
+  const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * c.batch) / perEpoch) + 1 : 1;
+  const precomputed = 'precomputed' in source ? (source.precomputed as PrecomputedViews) : undefined;
+  if (precomputed) checkPrecomputed(c, precomputed);
+  const dropped = (r: SkipRecord) => { record(r); budget.release(); };
+  const views = (epoch: number) => precomputed
+    ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
+    : sampleViews(viewOptions, [epoch], dropped, record);
+  return range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
+    concatMap((epoch) =>
+      fromSource(readSamples(source, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch))),
+    batch(c.batch, { keepLast: false }),
+  );
 }
 
 export interface RunOptions {
@@ -180,22 +197,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
     const budget = new SampleBudget(3 * c.batch + 16);
-    const preset = presetViews(c.preset, c.size);
-    const views = c['attention-view'] ? withAttentionView(preset) : preset;
-    const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
-    const position = startStep * c.batch;
-    const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
-    const firstSkip = Number.isFinite(perEpoch) ? position % perEpoch : position;
-    const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * c.batch) / perEpoch) + 1 : 1;
-    const batches: Observable<Batch> = range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
-      concatMap((epoch) =>
-        fromSource(readSamples(source, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, (r) => skipped.record(r)), budget).pipe(
-          decode({ minSide: Math.ceil(c.size / Math.sqrt(0.2)), onSkip: (r) => { skipped.record(r); budget.release(); } }),
-          withMasks(c, (id, reason) => skipped.record({ id, stage: 'mask', reason })),
-          multiView({ views, seed: c.seed, epoch, onFallback: (id, reason) => skipped.record({ id, stage: 'attention-view', reason }) }),
-        )),
-      batch(c.batch, { keepLast: false }),
-    );
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,

@@ -35,6 +35,15 @@ export interface View {
   attention?: Plane<Float32Array>;
 }
 
+/** A view precomputed by `densestream precompute`, still encoded (PNG/JPEG/WebP). */
+export interface EncodedView {
+  image: Uint8Array;
+  /** The view's foreground mask as a grey PNG (0 / 255), when masks were precomputed. */
+  mask?: Uint8Array;
+  box: Box;
+  flipped: boolean;
+}
+
 /** One image on its way from a source to the trainer. */
 export interface Sample {
   /** Stable across runs: a relative path, `shard:index`, `scenes:42`. */
@@ -57,6 +66,8 @@ export interface Sample {
   /** Id of the sample chosen as this one's positive. */
   positive?: string;
   views?: View[];
+  /** Views read from precomputed shards, every epoch's, before `decodeViews` picks and decodes this epoch's. */
+  encodedViews?: EncodedView[];
 }
 
 /** Why a sample left the stream early; one line of the job's `skipped.jsonl`. */

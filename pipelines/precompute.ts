@@ -1,0 +1,180 @@
+/**
+ * `densestream precompute`: cut the training views (and foreground masks) once, offline, into
+ * Parquet shards; `densestream train --data parquet:DIR` then trains from them without
+ * decoding sources, computing masks or augmenting.
+ *
+ * source → decode → attention → mask → multiView × G epochs → rows of `views` (and `masks`)
+ *
+ * `--views N` stores N views per image: N / P epochs of a P-view preset, each epoch's views
+ * exactly those `train` would cut live with the same seed at that epoch (`views` table,
+ * `view` = e·P + k). Training past epoch N / P cycles through them.
+ */
+import { bufferCount, type Observable } from 'rxjs';
+import sharp from 'sharp';
+import { parseShard } from '../datasets/source.js';
+import { PRESETS, presetViews } from '../operators/augment-presets.js';
+import { fromSource } from '../operators/from-source.js';
+import { orderedMergeMap } from '../operators/ordered-merge-map.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import type { Plane, Sample, SkipRecord } from '../operators/types/index.js';
+import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
+import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
+import { pull } from '../train/pull.js';
+import { openSource } from './data-source.js';
+import { ConfigError, parseFlags, type Spec } from './options.js';
+import { sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
+import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
+
+export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
+type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+const SPEC = {
+  data: { type: 'string' },
+  out: { type: 'string' },
+  preset: { type: 'string', choices: PRESETS },
+  size: { type: 'int', min: 16 },
+  views: { type: 'int', min: 1 },
+  masks: { type: 'string', choices: VIEW_MASKS },
+  'attention-view': { type: 'boolean' },
+  'image-format': { type: 'string', choices: IMAGE_FORMATS },
+  format: { type: 'string', choices: TABLE_FORMATS },
+  codec: { type: 'string', choices: PARQUET_CODECS },
+  shard: { type: 'string' },
+  'rows-per-file': { type: 'int', min: 1 },
+  seed: { type: 'int', min: 0 },
+  quiet: { type: 'boolean' },
+} as const satisfies Record<string, Spec>;
+
+export interface PrecomputeConfig {
+  data: string;
+  out: string;
+  preset: (typeof PRESETS)[number];
+  size: number;
+  /** Views stored per image: a multiple of the preset's view count (default: one epoch's). */
+  views?: number;
+  masks: ViewMasks;
+  'attention-view': boolean;
+  /** PNG (default) is lossless: training from the shards sees exactly the live pipeline's pixels. */
+  'image-format': ImageFormat;
+  format: TableFormat;
+  codec: ParquetCodec;
+  shard: string;
+  'rows-per-file': number;
+  seed: number;
+  quiet: boolean;
+}
+
+const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-view': false, 'image-format': 'png', format: 'parquet', codec: 'zstd', shard: '0/1', 'rows-per-file': 500, seed: 0, quiet: false } as const;
+
+/** Samples per Parquet row group of the views table: small, so one sample's read decodes little. */
+export const VIEW_GROUP_SAMPLES = 16;
+
+export function parsePrecomputeConfig(argv: string[]): PrecomputeConfig & { perEpoch: number } {
+  const flags = parseFlags(argv, SPEC);
+  for (const required of ['data', 'out'] as const) if (flags[required] === undefined) throw new ConfigError(`--${required} is required (see densestream --help)`);
+  const c = { ...DEFAULTS, ...flags } as unknown as PrecomputeConfig;
+  try {
+    parseShard(c.shard);
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  const perEpoch = presetViews(c.preset, c.size).length;
+  const views = c.views ?? perEpoch;
+  if (views % perEpoch !== 0) throw new ConfigError(`--views: expected a multiple of the ${c.preset} preset's ${perEpoch} views (whole epochs), got ${views}`);
+  return { ...c, views, perEpoch };
+}
+
+async function encodeImage(p: { data: Uint8Array; width: number; height: number }, channels: 1 | 3, format: ImageFormat): Promise<Uint8Array> {
+  const image = sharp(p.data, { raw: { width: p.width, height: p.height, channels } });
+  const out = format === 'png' ? image.png({ compressionLevel: 6 }) : format === 'jpeg' ? image.jpeg({ quality: 95 }) : image.webp({ quality: 95 });
+  return new Uint8Array(await out.toBuffer());
+}
+
+/** A 0/1 plane as a grey PNG (0 / 255): lossless, and viewable as it is. */
+function maskPng(m: Plane): Promise<Uint8Array> {
+  const grey = new Uint8Array(m.data.length);
+  for (let i = 0; i < grey.length; i++) grey[i] = m.data[i] ? 255 : 0;
+  return encodeImage({ data: grey, width: m.width, height: m.height }, 1, 'png');
+}
+
+interface EncodedSample {
+  id: string;
+  label?: number;
+  views: Array<{ image: Uint8Array; mask: Uint8Array | null; box: readonly number[]; flipped: boolean }>;
+  mask?: { png: Uint8Array; width: number; height: number };
+}
+
+export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
+  const shard = parseShard(c.shard);
+  const source = await openSource(c.data);
+  const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed };
+  const groups = (c.views ?? c.perEpoch) / c.perEpoch;
+  const epochs = Array.from({ length: groups }, (_, e) => e);
+  const viewTable = viewsSchema(c['image-format']);
+  const maskTable = masksSchema();
+  const tables = [{ name: 'views', schema: viewTable }, ...(c.masks === 'none' ? [] : [{ name: 'masks', schema: maskTable }])];
+
+  const writePart = async (samples: AsyncIterable<Sample>, files: Record<string, TableFile>, onSkip: (r: SkipRecord) => void) => {
+    const budget = new SampleBudget(4 * VIEW_GROUP_SAMPLES);
+    const encoded: Observable<EncodedSample[]> = fromSource(samples, budget).pipe(
+      sampleViews(options, epochs, (r) => { onSkip(r); budget.release(); }, onSkip),
+      orderedMergeMap(async (s: Sample): Promise<EncodedSample> => ({
+        id: s.id,
+        label: s.label,
+        views: await Promise.all((s.views ?? []).map(async (v) => ({
+          image: await encodeImage(v.pixels, 3, c['image-format']), mask: v.mask ? await maskPng(v.mask) : null, box: v.box, flipped: v.flipped,
+        }))),
+        ...(s.mask && c.masks !== 'none' ? { mask: { png: await maskPng(s.mask), width: s.mask.width, height: s.mask.height } } : {}),
+      }), 4),
+      bufferCount(VIEW_GROUP_SAMPLES),
+    );
+    let rows = 0;
+    const stream = pull(encoded);
+    try {
+      for await (const chunk of stream) {
+        const viewRows = chunk.flatMap((s) => s.views.map((v, k) => ({ s, v, k })));
+        await (files['views'] as TableFile).write(tableOf(viewTable, {
+          id: strings(viewRows.map((r) => r.s.id)),
+          label: int32s(viewRows.map((r) => r.s.label)),
+          view: int32s(viewRows.map((r) => r.k)),
+          box: vectorColumn(Float32Array.from(viewRows.flatMap((r) => [...r.v.box])), 4),
+          flipped: bools(viewRows.map((r) => r.v.flipped)),
+          image: binaries(viewRows.map((r) => r.v.image)),
+          mask: binaries(viewRows.map((r) => r.v.mask)),
+        }));
+        if (files['masks']) {
+          const withMask = chunk.filter((s) => s.mask);
+          await files['masks'].write(tableOf(maskTable, {
+            id: strings(withMask.map((s) => s.id)),
+            height: int32s(withMask.map((s) => s.mask?.height)),
+            width: int32s(withMask.map((s) => s.mask?.width)),
+            mask: binaries(withMask.map((s) => s.mask?.png ?? null)),
+            method: strings(withMask.map(() => c.masks)),
+          }));
+        }
+        budget.release(chunk.length);
+        rows += chunk.length;
+      }
+    } finally {
+      stream.close();
+    }
+    return rows;
+  };
+
+  return runShardedJob({
+    job: 'precompute', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
+    rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
+    config: {
+      data: c.data, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, attentionView: c['attention-view'],
+      imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
+    },
+    tables, writePart, progress: !c.quiet,
+  });
+}
+
+export async function precomputeCommand(argv: string[]): Promise<void> {
+  const c = parsePrecomputeConfig(argv);
+  const start = performance.now();
+  const result = await runPrecompute(c);
+  process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10 })}\n`);
+}

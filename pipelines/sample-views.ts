@@ -1,0 +1,78 @@
+/**
+ * The part of the data plane that turns decoded-to-be samples into training views:
+ * decode → attention → foreground mask → multiView. `train` and `precompute` both build it
+ * here, so views written by `precompute` are exactly the views `train` would cut live.
+ */
+import { map, type OperatorFunction } from 'rxjs';
+import { attentionMap } from '../operators/attention-map.js';
+import { presetViews, withAttentionView, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
+import { decode } from '../operators/decode.js';
+import { foregroundMask } from '../operators/foreground-mask.js';
+import { multiView } from '../operators/multi-view.js';
+import type { Sample, SkipRecord } from '../operators/types/index.js';
+
+export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt'] as const;
+export type ViewMasks = (typeof VIEW_MASKS)[number];
+
+export interface SampleViewOptions {
+  size: number;
+  preset: PresetName;
+  /** The first view keeps the main object (METHODS.md §3). */
+  attentionView: boolean;
+  /** Foreground masks carried into the views: none, from saliency, colour k-means, or the scenes' ground truth. */
+  masks: ViewMasks;
+  seed: number;
+}
+
+/** The view blocks of one epoch (the preset, its first view made an attention view if asked). */
+export function viewConfigs(o: SampleViewOptions): ViewConfig[] {
+  const preset = presetViews(o.preset, o.size);
+  return o.attentionView ? withAttentionView(preset) : preset;
+}
+
+/** Shrink on decode, but keep enough pixels for the smallest crop at full view resolution. */
+export function decodeMinSide(size: number): number {
+  return Math.ceil(size / Math.sqrt(0.2));
+}
+
+function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
+  const attend: OperatorFunction<Sample, Sample> = o.attentionView || o.masks === 'saliency' ? attentionMap() : (s) => s;
+  const onFallback = (id: string, reason: string) => onSkip({ id, stage: 'mask', reason });
+  switch (o.masks) {
+    case 'none':
+      return attend;
+    case 'gt':
+      return (samples) => samples.pipe(attend, map((s) => {
+        if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
+        return { ...s, mask: s.gtMask };
+      }));
+    case 'saliency':
+    case 'kmeans':
+      return (s) => s.pipe(attend, foregroundMask({ method: o.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: o.seed, onFallback }));
+  }
+}
+
+/**
+ * Encoded samples → samples with the views of `epochs` (concatenated: epoch e's views are
+ * `views[e·P … e·P + P)` for a preset of P views). `onDecodeSkip` hears of undecodable inputs
+ * (the caller returns their budget); `onNote` of fallbacks (no attention map, empty mask).
+ */
+export function sampleViews(o: SampleViewOptions, epochs: readonly number[], onDecodeSkip: (r: SkipRecord) => void, onNote: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
+  const views = viewConfigs(o);
+  const onFallback = (id: string, reason: string) => onNote({ id, stage: 'attention-view', reason });
+  const perEpoch = epochs.map((epoch) => multiView({ views, seed: o.seed, epoch, onFallback }));
+  return (samples) => {
+    let out = samples.pipe(decode({ minSide: decodeMinSide(o.size), onSkip: onDecodeSkip }), withMasks(o, onNote));
+    if (perEpoch.length === 1) return out.pipe(perEpoch[0] as OperatorFunction<Sample, Sample>);
+    // Several epochs: cut each epoch's views in turn and keep them all.
+    const held = new Map<string, NonNullable<Sample['views']>>();
+    perEpoch.forEach((cut) => {
+      out = out.pipe(cut, map((s) => {
+        const all = [...(held.get(s.id) ?? []), ...(s.views ?? [])];
+        held.set(s.id, all);
+        return { ...s, views: all };
+      }));
+    });
+    return out.pipe(map((s) => { held.delete(s.id); return s; }));
+  };
+}

@@ -1,0 +1,87 @@
+import { DuckDBInstance } from '@duckdb/node-api';
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lastValueFrom, take, toArray } from 'rxjs';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../models/backend.js';
+import type { Batch } from '../operators/batch.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import { openSource } from '../pipelines/data-source.js';
+import { parseTrainConfig, trainBatches } from '../pipelines/train.js';
+import type { Manifest } from '../sinks/manifest.js';
+
+const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+let root: string;
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 1 });
+  root = mkdtempSync(join(tmpdir(), 'densestream-precompute-'));
+});
+
+/** The first `steps` batches a train config sees, as plain arrays (tensors freed). */
+async function batchesOf(argv: string[], steps: number) {
+  const { resume: _r, ...c } = parseTrainConfig([...argv, '--out', join(root, 'unused'), '--steps', String(steps)]);
+  const source = await openSource(c.data);
+  const budget = new SampleBudget((steps + 2) * c.batch); // every batch is held until all are in
+  const batches = await lastValueFrom(trainBatches(c, source, budget, () => undefined).pipe(take(steps), toArray()));
+  return batches.map((b: Batch) => {
+    const plain = { ids: b.ids, views: b.views.map((v) => Array.from(v.dataSync())), boxes: b.boxes.map((v) => Array.from(v.dataSync())), flipped: b.flipped.map((v) => Array.from(v.dataSync())), masks: b.masks.map((m) => (m ? Array.from(m.dataSync()) : null)) };
+    b.dispose();
+    budget.release(b.ids.length);
+    return plain;
+  });
+}
+
+describe('densestream precompute', () => {
+  it('writes views that train --data parquet:DIR sees exactly as the live pipeline cuts them, epoch by epoch', async () => {
+    const out = join(root, 'views');
+    const run = cli('precompute', '--quiet', '--data', 'scenes:64:24', '--out', out, '--views', '4', '--masks', 'gt', '--rows-per-file', '10');
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ rows: 24, partsWritten: 3 });
+    const common = ['--batch', '8', '--method', 'hapicl', '--masks', 'gt'];
+    const before = tf.memory().numTensors;
+    // 24 images, batch 8: steps 0–2 are epoch 0, steps 3–5 epoch 1 (the two stored epochs).
+    const live = await batchesOf(['--data', 'scenes:64:24', ...common], 6);
+    const stored = await batchesOf(['--data', `parquet:${out}`, ...common], 6);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(stored.map((b) => b.ids)).toEqual(live.map((b) => b.ids));
+    stored.forEach((b, i) => {
+      const l = live[i]!;
+      expect(b.boxes).toEqual(l.boxes);
+      expect(b.flipped).toEqual(l.flipped);
+      expect(b.masks).toEqual(l.masks);
+      b.views.forEach((v, k) => expect(v.every((x, j) => x === l.views[k]![j])).toBe(true)); // PNG: the same pixels
+    });
+  });
+
+  it('writes a masks table DuckDB reads, with PNG masks of the source size', async () => {
+    const out = join(root, 'masks');
+    expect(cli('precompute', '--quiet', '--data', 'scenes:48:12', '--out', out, '--masks', 'saliency', '--preset', 'byol').status).toBe(0);
+    const db = await (await DuckDBInstance.create(':memory:')).connect();
+    const rows = (await db.runAndReadAll(`SELECT count(*), count(DISTINCT id), min(height), max(width), min(method) FROM read_parquet('${out}/masks-*.parquet')`)).getRows();
+    expect(rows).toEqual([[12n, 12n, 48, 48, 'saliency']]);
+    const views = (await db.runAndReadAll(`SELECT count(*), count(DISTINCT id), max(view), avg(len(box)) FROM read_parquet('${out}/views-*.parquet')`)).getRows();
+    expect(views).toEqual([[24n, 12n, 1, 4]]);
+    const [[png]] = (await db.runAndReadAll(`SELECT mask FROM read_parquet('${out}/masks-*.parquet') LIMIT 1`)).getRows() as [[{ bytes: Uint8Array }]];
+    const meta = await sharp(Buffer.from(png.bytes)).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 48, 48]);
+    db.closeSync();
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest;
+    expect(Object.keys(manifest.parts[0]!.files).sort()).toEqual(['masks', 'views']);
+  });
+
+  it('refuses views that do not fit the training configuration, and a --views that is not whole epochs', () => {
+    const out = join(root, 'views'); // written by the first test: 64 px, mocov2
+    const wrong = cli('train', '--data', `parquet:${out}`, '--size', '96', '--steps', '1', '--out', join(root, 'never'));
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain('precomputed views do not fit: --size 96 (the views are 64 px)');
+    const odd = cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'odd'), '--views', '3');
+    expect(odd.status).toBe(2);
+    expect(odd.stderr).toContain("--views: expected a multiple of the mocov2 preset's 2 views");
+  });
+});
