@@ -4,6 +4,7 @@ import { exportBench } from './export.js';
 import { kmeansBench } from './kmeans.js';
 import { masksBench } from './masks.js';
 import { pipelineBench } from './pipeline.js';
+import { positivesBench } from './positives.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
 
@@ -14,6 +15,7 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   train: trainBench,
   export: exportBench,
   kmeans: kmeansBench,
+  positives: positivesBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -36,7 +36,7 @@ Commands:
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw  --lr (0.05 sgd, 1e-3 adamw)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
-  precompute training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
+  precompute  training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
              --data SOURCE (required, finite)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
              --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)

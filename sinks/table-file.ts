@@ -93,6 +93,9 @@ function parquetSink(schema: arrow.Schema, out: WriteStream, codec: ParquetCodec
   const props = new pq.WriterPropertiesBuilder()
     .setCompression(CODEC[codec])
     .setMaxRowGroupSize(rowGroupRows)
+    // Dictionaries never pay for float features and cost 7× the write time (measured: 4.15 vs
+    // 0.58 ms per 8 320-float row, uncompressed); ids are unique.
+    .setDictionaryEnabled(false)
     .setKeyValueMetadata(metadata)
     .build();
   let offered: pq.RecordBatch[] = [];

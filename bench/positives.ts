@@ -1,0 +1,218 @@
+/**
+ * `positives [--n 10000] [--k 10] [--size 32] [--seed 0] [--checkpoint RUN] [--data DIR]
+ * [--kmeans-n 100000] [--kmeans-d 128] [--kmeans-k 100]`: how often a clustering positive
+ * shares its anchor's class, on Fashion-MNIST's train split (the first n images).
+ *
+ * For each embedding — (a) a random-init slim ResNet, (b) a trained encoder from `--checkpoint`
+ * (skipped without one: `purityTrained` is null), (c) none: random pairing (one cluster of all
+ * images) — the images are embedded (pooled features, L2-normalised, inference mode; 28 px grey
+ * → 3 channels, ImageNet-normalised like `batch`, resized bilinearly to `--size`, or the
+ * checkpoint's training size), clustered by `sphericalKMeans` into k clusters, and each image
+ * draws its positive from its cluster by `clusterPositives`' rule (`choosePositive`, epoch 0).
+ * Positive purity = the fraction of positives with the anchor's label (random pairing: about
+ * 0.1 for 10 balanced classes). Each line also gives the clustering's purity and ARI.
+ *
+ * Then the seconds of `sphericalKMeans` on `--kmeans-n` × `--kmeans-d` planted blobs, k =
+ * `--kmeans-k` (the kmeans bench's data). The last line:
+ * `{"bench":"positives","purityRandomPairs","purityRandomInit","purityTrained","kmeansSeconds","n","k","d",…}`
+ * with n, k, d those of the purity runs (images, clusters, random-init embedding dims) and the
+ * timing's shape as kmeansN, kmeansK, kmeansD.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parseArgs } from 'node:util';
+import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
+import type { RandomAccessSource } from '../datasets/source.js';
+import { l2Normalize } from '../methods/losses.js';
+import { selectBackend } from '../models/backend.js';
+import { createResNet, RESNET_PRESETS, type Encoder } from '../models/resnet.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
+import { choosePositive, ClusterIndex } from '../operators/cluster-positives.js';
+import { sphericalKMeans } from '../operators/clustering/kmeans.js';
+import { adjustedRandIndex, clusterPurity } from '../operators/clustering/metrics.js';
+import { checkpointDir, loadCheckpointEncoder } from '../pipelines/checkpoint-encoder.js';
+import { positiveInt } from '../pipelines/options.js';
+import { sphereBlobs } from './kmeans.js';
+import { printJson } from './report.js';
+
+/** Images embedded per forward pass. */
+const EMBED_BATCH = 250;
+
+interface Images {
+  ids: string[];
+  labels: Int32Array;
+  /** `[n, h, w]` grey bytes. */
+  grey: Uint8Array;
+  width: number;
+  height: number;
+}
+
+async function readImages(dir: string, n: number): Promise<Images> {
+  let source: RandomAccessSource;
+  try {
+    source = await fashionMnistSource(dir, 'train');
+  } catch (err) {
+    throw new Error(`positives bench needs Fashion-MNIST (--data DIR): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (n > source.size) throw new Error(`--n: ${n} images asked, the train split holds ${source.size}`);
+  const first = await source.read(0);
+  const { width, height } = first.pixels!;
+  const plane = width * height;
+  const grey = new Uint8Array(n * plane);
+  const labels = new Int32Array(n);
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await source.read(i);
+    if (s.pixels?.channels !== 1 || s.pixels.data.length !== plane) throw new Error(`${s.id}: expected ${width}×${height} grey pixels`);
+    grey.set(s.pixels.data, i * plane);
+    labels[i] = s.label ?? -1;
+    ids.push(s.id);
+  }
+  return { ids, labels, grey, width, height };
+}
+
+/** L2-normalised pooled features `[n, C]` of every image, resized to `size` px. */
+function embed(encoder: Encoder, images: Images, size: number): Float32Array {
+  const { width, height, grey } = images;
+  const n = images.ids.length;
+  const plane = width * height;
+  const out = new Float32Array(n * encoder.channels);
+  const scale = [0, 1, 2].map((c) => 1 / (255 * (IMAGENET_STD[c] as number)));
+  const shift = [0, 1, 2].map((c) => (IMAGENET_MEAN[c] as number) / (IMAGENET_STD[c] as number));
+  for (let start = 0; start < n; start += EMBED_BATCH) {
+    const b = Math.min(EMBED_BATCH, n - start);
+    const rgb = new Float32Array(b * plane * 3);
+    for (let i = 0; i < b * plane; i++) {
+      const v = grey[start * plane + i] as number;
+      for (let c = 0; c < 3; c++) rgb[3 * i + c] = v * (scale[c] as number) - (shift[c] as number);
+    }
+    const features = tf.tidy(() => {
+      let x = tf.tensor4d(rgb, [b, height, width, 3]);
+      if (size !== width || size !== height) x = tf.image.resizeBilinear(x, [size, size]);
+      return l2Normalize(encoder.apply(x, { training: false }).pooled);
+    });
+    out.set(features.dataSync(), start * encoder.channels);
+    features.dispose();
+  }
+  return out;
+}
+
+/** The fraction of anchors whose positive (by `choosePositive`) carries the anchor's label. */
+function positivePurity(index: ClusterIndex, images: Images, seed: number): { purity: number; selfPositives: number } {
+  const rowOf = new Map(images.ids.map((id, i) => [id, i]));
+  let same = 0;
+  let selfPositives = 0;
+  images.ids.forEach((id, i) => {
+    const choice = choosePositive(index, id, seed, 0);
+    if (choice.id === id) selfPositives++;
+    if (images.labels[rowOf.get(choice.id) as number] === images.labels[i]) same++;
+  });
+  return { purity: same / images.ids.length, selfPositives };
+}
+
+interface PurityResult {
+  purity: number;
+  dims: number;
+}
+
+function clusterAndPair(name: string, rows: Float32Array, dims: number, images: Images, k: number, seed: number, extra: Record<string, unknown>): PurityResult {
+  const t0 = performance.now();
+  const { assignments, iterations } = sphericalKMeans(rows, dims, { k, seed });
+  const kmeansSeconds = (performance.now() - t0) / 1000;
+  const { purity, selfPositives } = positivePurity(new ClusterIndex(images.ids, assignments), images, seed);
+  printJson({
+    bench: 'positives-embedding',
+    embedding: name,
+    ...extra,
+    n: images.ids.length,
+    d: dims,
+    k,
+    positivePurity: purity,
+    selfPositives,
+    clusterPurity: clusterPurity(assignments, images.labels),
+    ari: adjustedRandIndex(assignments, images.labels),
+    kmeansSeconds,
+    iterations,
+  });
+  return { purity, dims };
+}
+
+export async function positivesBench(argv: string[] = []): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      n: { type: 'string', default: '10000' },
+      k: { type: 'string', default: '10' },
+      size: { type: 'string', default: '32' },
+      seed: { type: 'string', default: '0' },
+      checkpoint: { type: 'string' },
+      data: { type: 'string', default: FASHION_MNIST_DIR },
+      'kmeans-n': { type: 'string', default: '100000' },
+      'kmeans-d': { type: 'string', default: '128' },
+      'kmeans-k': { type: 'string', default: '100' },
+    },
+  });
+  const n = positiveInt(values.n, '--n');
+  const k = positiveInt(values.k, '--k');
+  const size = positiveInt(values.size, '--size');
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got "${values.seed}"`);
+  if (k > n) throw new Error(`--k: ${k} clusters of ${n} images; expected k ≤ n`);
+  const kmeansN = positiveInt(values['kmeans-n'], '--kmeans-n');
+  const kmeansD = positiveInt(values['kmeans-d'], '--kmeans-d');
+  const kmeansK = positiveInt(values['kmeans-k'], '--kmeans-k');
+  const checkpoint = values.checkpoint === undefined ? undefined : checkpointDir(values.checkpoint);
+
+  const images = await readImages(values.data, n);
+  const { backend } = await selectBackend('wasm');
+
+  // (c) Random pairing: one cluster holding every image.
+  const { purity: purityRandomPairs } = positivePurity(new ClusterIndex(images.ids, new Int32Array(n)), images, seed);
+  printJson({ bench: 'positives-embedding', embedding: 'random-pairs', n, positivePurity: purityRandomPairs });
+
+  // (a) A random-init encoder.
+  const randomInit = createResNet(RESNET_PRESETS.slim, seed, 'positives-bench/random-init');
+  let t0 = performance.now();
+  const randomRows = embed(randomInit, images, size);
+  const random = clusterAndPair('random-init', randomRows, randomInit.channels, images, k, seed, {
+    encoder: 'slim', size, backend, embedSeconds: (performance.now() - t0) / 1000,
+  });
+  randomInit.dispose();
+
+  // (b) A trained encoder, when given.
+  let purityTrained: number | null = null;
+  if (checkpoint) {
+    const trained = loadCheckpointEncoder(checkpoint);
+    t0 = performance.now();
+    const rows = embed(trained.encoder, images, trained.trainedSize);
+    purityTrained = clusterAndPair('trained', rows, trained.encoder.channels, images, k, seed, {
+      encoder: trained.encoderName, size: trained.trainedSize, checkpoint, step: trained.step, embedSeconds: (performance.now() - t0) / 1000,
+    }).purity;
+    trained.encoder.dispose();
+  } else {
+    printJson({ bench: 'positives-embedding', embedding: 'trained', positivePurity: null, note: 'no --checkpoint given: trained encoder skipped' });
+  }
+
+  // k-means at scale: the kmeans bench's planted blobs.
+  const blobs = sphereBlobs(kmeansN, kmeansD, kmeansK, 0.1, seed);
+  t0 = performance.now();
+  const result = sphericalKMeans(blobs.rows, kmeansD, { k: kmeansK, seed });
+  const kmeansSeconds = (performance.now() - t0) / 1000;
+  printJson({
+    bench: 'positives-kmeans', n: kmeansN, d: kmeansD, k: kmeansK, seconds: kmeansSeconds,
+    iterations: result.iterations, batches: result.batches, ari: adjustedRandIndex(result.assignments, blobs.labels),
+  });
+
+  printJson({
+    bench: 'positives',
+    purityRandomPairs,
+    purityRandomInit: random.purity,
+    purityTrained,
+    kmeansSeconds,
+    n,
+    k,
+    d: random.dims,
+    kmeansN,
+    kmeansK,
+    kmeansD,
+  });
+}

@@ -1,0 +1,248 @@
+/**
+ * Soft-ranking self-distillation with clustering positives (METHODS.md §4). The batch holds
+ * adjacent (anchor, positive) pairs — `clusterPositives` emits them: sample 2i is an anchor,
+ * 2i + 1 an image drawn from its k-means cluster. An online branch (trained) sees view 1 of
+ * every sample, a target branch (EMA of the online one, not differentiated) sees view 2. The
+ * target's similarities are soft labels: the online branch must *rank* candidates as the target
+ * does (`rankDistillation`, losses.ts), not copy the values.
+ *
+ * - Image level: every sample a is an anchor whose candidates are all other B − 1 samples of
+ *   the batch (its pair partner the positive, the rest negatives);
+ *   `s_ac = cos(p(y_a), y_c)`, `t_ac = cos(z_a, z_c)`, with `y` the online global projection of
+ *   view 1, `p` a BYOL-style predictor MLP on it, `z` the target global projection of view 2.
+ *   `L_img = rankDistillation(S, T)` over the `[B, B − 1]` off-diagonal rows.
+ * - Patch level: for each pair (x, x⁺), per-cell similarities at the same grid position (i, j)
+ *   of the two feature maps, online `s_ij = cos(r(v₁(x))_ij, r(v₁(x⁺))_ij)` and target
+ *   `t_ij = cos(r̄(v₂(x))_ij, r̄(v₂(x⁺))_ij)` with `r`, `r̄` the online and target dense
+ *   projections; `L_patch = rankDistillation` over the S·S cells of each pair (`[B/2, S·S]`).
+ * - `L = α·L_img + β·L_patch`, α = β = 1, τ_s = 0.1, τ_t = 0.04, τ_w = 0.1, EMA m = 0.99.
+ *
+ * Shapes by letter: `B` samples (even, B/2 pairs), `D` projection size, `S×S` the feature grid,
+ * `P = S·S` cells.
+ *
+ * Our reading where METHODS.md §4 leaves a choice:
+ * - The predictor sits on the anchor side only (`cos(p(y_a), y_c)`, as BYOL predicts a target
+ *   from a query); METHODS writes `p` on both sides, which with a predictor would make S
+ *   symmetric and the predictor a mere re-projection of both ends.
+ * - Candidates are the batch (no queue): every sample is an anchor, positives included, so each
+ *   pair is ranked from both ends. The self-similarity (diagonal) is dropped: with t = 1 it would
+ *   take nearly all of w = softmax(t/τ_w).
+ * - Patch similarities compare cells at the same grid position of two *different* images
+ *   (the patent's "same position (i, j)"), with no geometric or feature matching.
+ * - A pair whose two ids are equal (no clustering yet, a singleton cluster, a failed fetch: the
+ *   anchor is its own positive) gets its two views crossed on the positive row: online sees
+ *   view 2, target view 1, so the pair is "the two views of the same image". Without the swap
+ *   both copies would carry identical views (multiView keys views by id) and the pair's online
+ *   patch similarities would all be 1.
+ * - The target branch runs its batch norm in training mode (batch statistics), as MoCo and
+ *   DenseCL here do; its similarities are copied off the gradient tape.
+ *
+ * `targetEmbeddings()` hands the embedding bank the normalised target projections `z` of the
+ * last batch, by id: what clustering runs on.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createMlp } from '../models/heads.js';
+import type { Batch } from '../operators/batch.js';
+import { l2Normalize, rankDistillation } from './losses.js';
+import type { Method } from './method.js';
+import { createSiamese, siameseMethod, type SiameseOptions } from './siamese.js';
+
+export interface SoftRankOptions extends SiameseOptions {
+  /** EMA momentum m of the target branch (default 0.99). */
+  momentum?: number;
+  /** Weight α of the image-level loss (default 1). */
+  alpha?: number;
+  /** Weight β of the patch-level loss (default 1). */
+  beta?: number;
+  /** Temperature τ_s of the online similarity differences (default 0.1). */
+  tauS?: number;
+  /** Temperature τ_t of the target (soft-label) differences (default 0.04). */
+  tauT?: number;
+  /** Temperature τ_w of the candidate weights w = softmax(t/τ_w) (default 0.1). */
+  tauW?: number;
+}
+
+/** The target branch's normalised global projections of one batch, row `i` for `ids[i]`. */
+export interface TargetEmbeddings {
+  ids: string[];
+  /** `[ids.length, dims]` row-major, unit rows. */
+  rows: Float32Array;
+  dims: number;
+}
+
+export interface SoftRank extends Method {
+  /** `z` of the last batch's samples (anchors and positives), for the embedding bank; undefined before the first loss. */
+  targetEmbeddings(): TargetEmbeddings | undefined;
+}
+
+/** A copy with no history on the gradient tape (tfjs has no stopGradient). */
+const detached = <T extends tf.Tensor>(t: T): T => tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
+
+function checkPositive(value: number, name: string): void {
+  if (!(value > 0) || !Number.isFinite(value)) throw new Error(`softrank ${name}: expected a positive number, got ${value}`);
+}
+
+function checkWeight(value: number, name: string): void {
+  if (!(value >= 0) || !Number.isFinite(value)) throw new Error(`softrank ${name}: expected a finite weight ≥ 0, got ${value}`);
+}
+
+/**
+ * The off-diagonal entries of a square matrix, row by row: `[B, B]` → `[B, B − 1]`, row `a`
+ * holding `m[a, c]` for `c ≠ a` in increasing `c`. Reshapes and two contiguous slices (no
+ * gather, tile or strided slice, slow on wasm): the flat matrix without its first entry, cut
+ * into rows of B + 1, has every remaining diagonal entry in its last column.
+ */
+export function offDiagonal(m: tf.Tensor2D): tf.Tensor2D {
+  const [b, b2] = m.shape;
+  if (b !== b2) throw new Error(`offDiagonal: expected a square matrix, got ${b}×${b2}`);
+  if (b < 2) throw new Error(`offDiagonal: a ${b}×${b} matrix has no off-diagonal entries`);
+  return tf.tidy(() => {
+    const rest = tf.slice(tf.reshape(m, [b * b]), [1], [b * b - 1]); // (B − 1)(B + 1) entries
+    return tf.reshape(tf.slice(tf.reshape(rest, [b - 1, b + 1]), [0, 0], [b - 1, b]), [b, b - 1]) as tf.Tensor2D;
+  });
+}
+
+/**
+ * The image-level soft-ranking loss: each row is an anchor, every other row a candidate.
+ * `S = Q·Kᵀ`, `T = Z·Zᵀ`, both without their diagonal, then
+ * `L_img = rankDistillation(S_offdiag, T_offdiag; τ_s, τ_t, τ_w)`.
+ *
+ * @param queries normalised predictions `p(y)` of the online branch `[B, D]`
+ * @param keys normalised online projections `y` `[B, D]`
+ * @param targets normalised target projections `z` `[B, D]` (soft labels; not differentiated)
+ */
+export function softRankImageLoss(
+  queries: tf.Tensor2D, keys: tf.Tensor2D, targets: tf.Tensor2D, tauS = 0.1, tauT = 0.04, tauW = 0.1,
+): tf.Scalar {
+  const b = queries.shape[0];
+  if (keys.shape[0] !== b || targets.shape[0] !== b) {
+    throw new Error(`softRankImageLoss: queries, keys and targets hold ${b}, ${keys.shape[0]} and ${targets.shape[0]} rows; expected the same B`);
+  }
+  if (b < 3) throw new Error(`softRankImageLoss: ${b} rows give each anchor ${b - 1} candidate(s); ranking needs at least 2 (B ≥ 3)`);
+  return tf.tidy(() => {
+    const s = offDiagonal(tf.matMul(queries, keys, false, true));
+    const t = offDiagonal(tf.matMul(targets, targets, false, true));
+    return rankDistillation(s, t, tauS, tauT, tauW);
+  });
+}
+
+/**
+ * Per-cell cosine similarities within each adjacent pair: normalised dense projections
+ * `[B, S, S, D]` (rows 2i, 2i + 1 a pair) → `[B/2, S·S]`, entry (i, p) = `r_{2i,p} · r_{2i+1,p}`.
+ */
+export function pairCellSimilarities(cells: tf.Tensor4D): tf.Tensor2D {
+  const [b, s1, s2, d] = cells.shape;
+  if (b % 2 !== 0) throw new Error(`pairCellSimilarities: ${b} rows do not make adjacent pairs; expected an even B`);
+  return tf.tidy(() => {
+    const p = s1 * s2;
+    const [anchors, positives] = tf.split(tf.reshape(cells, [b / 2, 2 * p * d]), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    return tf.sum(tf.reshape(tf.mul(anchors, positives), [b / 2, p, d]), 2) as tf.Tensor2D;
+  });
+}
+
+/** `[B]` 1 on the positive row of each pair whose anchor is its own positive, else 0; undefined when there is none. */
+function selfPairRows(ids: readonly string[]): Float32Array | undefined {
+  let mask: Float32Array | undefined;
+  for (let i = 0; i + 1 < ids.length; i += 2) {
+    if (ids[i] === ids[i + 1]) (mask ??= new Float32Array(ids.length))[i + 1] = 1;
+  }
+  return mask;
+}
+
+/** Refuses a batch that is not made of at least two adjacent pairs, saying why. */
+function checkPairedBatch(batch: Batch): [tf.Tensor4D, tf.Tensor4D] {
+  const [v1, v2] = batch.views;
+  if (!v1 || !v2) throw new Error(`softrank: each sample needs two views (view 1 online, view 2 target), got ${batch.views.length}`);
+  const b = v1.shape[0];
+  if (b % 2 !== 0) {
+    throw new Error(`softrank: a batch of ${b} samples; expected an even B of adjacent (anchor, positive) pairs (use clusterPositives and an even batch size)`);
+  }
+  if (b < 4) throw new Error(`softrank: a batch of ${b} samples leaves each anchor 1 candidate; ranking needs B ≥ 4 (two pairs)`);
+  return [v1, v2];
+}
+
+/**
+ * The soft-ranking method on an online/target pair with global and dense heads and an online
+ * predictor. See the file's comment for the loss.
+ *
+ * @example
+ * const method = createSoftRank({ encoder: RESNET_PRESETS.slim, seed: 1 });
+ * const loss = optimizer.minimize(() => method.loss(batch, parts), true, method.trainable);
+ * method.afterStep?.();
+ * const z = method.targetEmbeddings(); if (z) bank.putBatch(z.ids, z.rows);
+ */
+export function createSoftRank(o: SoftRankOptions): SoftRank {
+  const m = o.momentum ?? 0.99;
+  if (!(m >= 0 && m <= 1)) throw new Error(`softrank momentum: expected a number in [0, 1], got ${m}`);
+  const alpha = o.alpha ?? 1;
+  const beta = o.beta ?? 1;
+  checkWeight(alpha, 'alpha');
+  checkWeight(beta, 'beta');
+  if (alpha + beta === 0) throw new Error('softrank alpha, beta: both weights are 0; expected at least one > 0');
+  const tauS = o.tauS ?? 0.1;
+  const tauT = o.tauT ?? 0.04;
+  const tauW = o.tauW ?? 0.1;
+  checkPositive(tauS, 'tauS');
+  checkPositive(tauT, 'tauT');
+  checkPositive(tauW, 'tauW');
+
+  const pair = createSiamese({ ...o, denseHead: true });
+  const dim = o.dim ?? 128;
+  const predictor = createMlp([dim, o.hidden ?? 2 * pair.online.encoder.channels, dim], (o.seed ?? 0) + 3, 'online/predictor');
+  let last: TargetEmbeddings | undefined;
+
+  const base = siameseMethod({
+    name: 'softrank',
+    pair,
+    momentum: m,
+    queues: {},
+    loss(batch: Batch, parts) {
+      const [v1, v2] = checkPairedBatch(batch);
+      const b = v1.shape[0];
+      const self = selfPairRows(batch.ids);
+      let onlineIn = v1;
+      let targetIn = v2;
+      if (self) {
+        // Inputs, not weights: nothing to differentiate here.
+        const swap = tf.tensor4d(self, [b, 1, 1, 1]);
+        onlineIn = tf.add(v1, tf.mul(swap, tf.sub(v2, v1))) as tf.Tensor4D;
+        targetIn = tf.add(v2, tf.mul(swap, tf.sub(v1, v2))) as tf.Tensor4D;
+      }
+      const online = pair.online.encoder.apply(onlineIn, { training: true });
+      const y = pair.online.global.apply(online.pooled);
+      const queries = l2Normalize(predictor.apply(y));
+      const keys = l2Normalize(y);
+      const cells = l2Normalize(pair.online.dense!.applyDense(online.dense));
+      const target = tf.tidy(() => {
+        const out = pair.momentum.encoder.apply(targetIn, { training: true });
+        const z = l2Normalize(pair.momentum.global.apply(out.pooled));
+        const t = pairCellSimilarities(l2Normalize(pair.momentum.dense!.applyDense(out.dense)));
+        return { z: detached(z), cellTargets: detached(t) };
+      });
+      const zValues = target.z.dataSync() as Float32Array;
+      last = { ids: batch.ids.slice(), rows: Float32Array.from(zValues), dims: dim };
+
+      const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW);
+      const patch = rankDistillation(pairCellSimilarities(cells), target.cellTargets, tauS, tauT, tauW);
+      parts['image'] = image.dataSync()[0] as number;
+      parts['patch'] = patch.dataSync()[0] as number;
+      return tf.add(tf.mul(image, alpha), tf.mul(patch, beta)) as tf.Scalar;
+    },
+  });
+
+  return {
+    ...base,
+    trainable: [...base.trainable, ...predictor.trainable],
+    checkpointState() {
+      const state = base.checkpointState();
+      for (const [k, v] of Object.entries(predictor.weights)) state[`online/predictor/${k}`] = v;
+      return state;
+    },
+    targetEmbeddings: () => last,
+    dispose() {
+      base.dispose();
+      predictor.dispose();
+      last = undefined;
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import * as tf from '@tensorflow/tfjs';
+import { from } from 'rxjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { renderScene } from '../datasets/scenes.js';
+import { createSoftRank, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
+import { selectBackend } from '../models/backend.js';
+import type { ResNetConfig } from '../models/resnet.js';
+import { presetViews } from '../operators/augment-presets.js';
+import { batch, type Batch } from '../operators/batch.js';
+import { ClusterIndex, clusterPositives } from '../operators/cluster-positives.js';
+import { multiView } from '../operators/multi-view.js';
+import type { Sample } from '../operators/types/index.js';
+import { collect } from './helpers/collect.js';
+
+const tiny: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
+const views = presetViews('mocov2', 32);
+/** Batches of 4 (anchor, positive) pairs from clusters, and one of self-pairs (no clustering yet). */
+let paired: Batch[];
+let selfPaired: Batch;
+
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 2 });
+  const samples = Array.from({ length: 8 }, (_, i) => renderScene(3, i, 32));
+  const byId = new Map(samples.map((s) => [s.id, s]));
+  const index = new ClusterIndex(samples.map((s) => s.id), Int32Array.from([0, 0, 1, 1, 0, 1, 2, 2]));
+  const fetch = async (id: string): Promise<Sample> => byId.get(id)!;
+  paired = await collect(from(samples).pipe(
+    clusterPositives({ clusters: () => index, fetch, seed: 1 }), multiView({ views, seed: 1 }), batch(8),
+  ));
+  [selfPaired] = await collect(from(samples.slice(0, 4)).pipe(
+    clusterPositives({ clusters: () => undefined, fetch }), multiView({ views, seed: 1 }), batch(8),
+  )) as [Batch];
+});
+
+const create = (extra: { alpha?: number; beta?: number } = {}) => createSoftRank({ encoder: tiny, momentum: 0.9, dim: 16, seed: 1, ...extra });
+
+/** rankDistillation as plain loops over pairs, in float64. */
+function rankReference(s: number[][], t: number[][], tauS: number, tauT: number, tauW: number): number {
+  const sig = (z: number) => 1 / (1 + Math.exp(-z));
+  let total = 0;
+  for (let a = 0; a < s.length; a++) {
+    const sa = s[a]!;
+    const ta = t[a]!;
+    const exps = ta.map((v) => Math.exp(v / tauW));
+    const sum = exps.reduce((x, y) => x + y, 0);
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < sa.length; i++) for (let j = 0; j < sa.length; j++) {
+      if (i === j) continue;
+      const w = exps[i]! / sum;
+      const pt = sig((ta[i]! - ta[j]!) / tauT);
+      const ps = sig((sa[i]! - sa[j]!) / tauS);
+      num += w * -(pt * Math.log(ps) + (1 - pt) * Math.log(1 - ps));
+      den += w;
+    }
+    total += num / den;
+  }
+  return total / s.length;
+}
+
+const unit = (rows: number[][]) => rows.map((r) => {
+  const n = Math.hypot(...r);
+  return r.map((x) => x / n);
+});
+const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+
+describe('soft-ranking pieces', () => {
+  it('drops the diagonal of a square matrix row by row, keeping the order of the others', () => {
+    const m = tf.tensor2d([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]);
+    expect(offDiagonal(m).arraySync()).toEqual([[1, 2, 3], [4, 6, 7], [8, 9, 11], [12, 13, 14]]);
+    expect(offDiagonal(tf.tensor2d([[1, 2], [3, 4]])).arraySync()).toEqual([[2], [3]]);
+    expect(() => offDiagonal(tf.zeros([2, 3]) as tf.Tensor2D)).toThrow(/square/);
+  });
+
+  it('image loss: cos(p(y_a), y_c) against cos(z_a, z_c) over the other rows, as a loop computes it', () => {
+    const q = unit([[1, 0.2, 0], [0.1, 1, 0.3], [0.5, 0.5, 0.2], [-0.3, 0.2, 1]]);
+    const k = unit([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.4, 0.6, 0], [0, 0.3, 0.9]]);
+    const z = unit([[1, 0, 0.1], [0.8, 0.5, 0], [0.1, 1, 0.2], [0.2, 0.1, 1]]);
+    const s = q.map((qa, a) => k.filter((_, c) => c !== a).map((kc) => dot(qa, kc)));
+    const t = z.map((za, a) => z.filter((_, c) => c !== a).map((zc) => dot(za, zc)));
+    for (const [tauS, tauT, tauW] of [[0.1, 0.04, 0.1], [1, 0.5, 2]] as const) {
+      const loss = softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW);
+      expect(loss.dataSync()[0]).toBeCloseTo(rankReference(s, t, tauS, tauT, tauW), 4);
+    }
+  });
+
+  it('image loss is lower when the online ranking follows the target than when it reverses it', () => {
+    const z = unit([[1, 0], [0.9, 0.44], [0.2, 1], [-1, 0.1]]);
+    const zt = tf.tensor2d(z);
+    const reversed = tf.tensor2d(z.map(([a, b]) => [a!, -b!]));
+    const follow = softRankImageLoss(zt, zt, zt).dataSync()[0]!;
+    const reverse = softRankImageLoss(reversed, zt, zt).dataSync()[0]!;
+    expect(follow).toBeLessThan(reverse);
+  });
+
+  it('patch similarities: the cosine of anchor and positive cells at the same grid position', () => {
+    const rows = Array.from({ length: 4 * 4 }, (_, i) => unit([[Math.sin(i), Math.cos(i * 1.3), 0.5]])[0]!);
+    const cells = tf.tensor4d(rows.flat(), [4, 2, 2, 3]); // 2 pairs, 2×2 grid, D = 3
+    const expected = [0, 1].map((p) => [0, 1, 2, 3].map((c) => dot(rows[2 * p * 4 + c]!, rows[(2 * p + 1) * 4 + c]!)));
+    const got = pairCellSimilarities(cells).arraySync();
+    got.forEach((row, p) => row.forEach((v, c) => expect(v).toBeCloseTo(expected[p]![c]!, 5)));
+  });
+
+  it('refuses bad hyper-parameters, naming them', () => {
+    expect(() => create({ alpha: -1 })).toThrow(/alpha/);
+    expect(() => createSoftRank({ encoder: tiny, tauT: 0 })).toThrow(/tauT/);
+    expect(() => createSoftRank({ encoder: tiny, momentum: 1.5 })).toThrow(/momentum/);
+  });
+});
+
+describe('softrank method', () => {
+  it('pairs the batch as clusterPositives emits it: each odd row in its anchor’s cluster', () => {
+    const clusterOf = [0, 0, 1, 1, 0, 1, 2, 2];
+    for (const b of paired) {
+      for (let i = 0; i < b.ids.length; i += 2) {
+        const a = Number(b.ids[i]!.split(':').at(-1));
+        const p = Number(b.ids[i + 1]!.split(':').at(-1));
+        expect(p).not.toBe(a);
+        expect(clusterOf[p]).toBe(clusterOf[a]);
+      }
+    }
+    expect(paired).toHaveLength(2);
+  });
+
+  it('gives every trainable variable (predictor included) a gradient; the loss is finite, positive, α·image + β·patch', () => {
+    const method = create({ alpha: 0.7, beta: 0.3 });
+    const parts: Record<string, number> = {};
+    const { value, grads } = tf.variableGrads(() => method.loss(paired[0]!, parts), method.trainable);
+    const loss = value.dataSync()[0]!;
+    expect(Number.isFinite(loss)).toBe(true);
+    expect(loss).toBeGreaterThan(0);
+    expect(loss).toBeCloseTo(0.7 * parts['image']! + 0.3 * parts['patch']!, 4);
+    expect(method.trainable.some((v) => v.name.startsWith('online/predictor/'))).toBe(true);
+    for (const v of method.trainable) expect(tf.max(tf.abs(grads[v.name]!)).dataSync()[0], v.name).toBeGreaterThan(0);
+    expect(Object.keys(method.checkpointState()).filter((k) => k.startsWith('online/predictor/'))).toHaveLength(4);
+    tf.dispose([value, ...Object.values(grads)]);
+    method.dispose();
+  });
+
+  it('keeps numTensors flat over SGD steps and EMA updates, and lowers the loss on a fixed batch', () => {
+    const method = create();
+    const opt = tf.train.momentum(0.05, 0.9);
+    const losses: number[] = [];
+    const step = (b: Batch) => {
+      const loss = opt.minimize(() => method.loss(b, {}), true, method.trainable);
+      losses.push(loss!.dataSync()[0]!);
+      loss!.dispose();
+      method.afterStep?.();
+    };
+    step(paired[0]!);
+    step(paired[1]!);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 4; i++) {
+      step(paired[i % 2]!);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    // On one batch, repeated: the online ranking learns the (slowly moving) target's.
+    const fixed: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      step(paired[0]!);
+      fixed.push(losses.at(-1)!);
+    }
+    expect(fixed.at(-1)!).toBeLessThan(fixed[0]!);
+    expect(tf.memory().numTensors).toBe(before);
+    opt.dispose();
+    method.dispose();
+  });
+
+  it('refuses a batch of odd size, and one too small to rank', () => {
+    const method = create();
+    const fake = (b: number): Batch => ({
+      ids: Array.from({ length: b }, (_, i) => `x${i}`),
+      views: [tf.zeros([b, 32, 32, 3]), tf.zeros([b, 32, 32, 3])] as tf.Tensor4D[],
+      masks: [], boxes: [], flipped: [], dispose: () => {},
+    });
+    expect(() => method.loss(fake(7), {})).toThrow(/even B of adjacent \(anchor, positive\) pairs/);
+    expect(() => method.loss(fake(2), {})).toThrow(/B ≥ 4/);
+    method.dispose();
+  });
+
+  it('hands out the target projections of the last batch: one unit row per id', () => {
+    const method = create();
+    expect(method.targetEmbeddings()).toBeUndefined();
+    tf.tidy(() => method.loss(paired[1]!, {}));
+    const z = method.targetEmbeddings()!;
+    expect(z.ids).toEqual(paired[1]!.ids);
+    expect(z.dims).toBe(16);
+    expect(z.rows).toHaveLength(8 * 16);
+    for (let i = 0; i < 8; i++) {
+      const norm = Math.hypot(...z.rows.subarray(i * 16, (i + 1) * 16));
+      expect(norm).toBeCloseTo(1, 5);
+    }
+    method.dispose();
+  });
+
+  it('pairs an anchor that is its own positive with its other view (not with an identical copy)', () => {
+    const ids = selfPaired.ids;
+    expect(ids).toHaveLength(8);
+    for (let i = 0; i < 8; i += 2) expect(ids[i + 1]).toBe(ids[i]);
+    const method = create();
+    const parts: Record<string, number> = {};
+    const loss = tf.tidy(() => method.loss(selfPaired, parts).dataSync()[0]!);
+    expect(Number.isFinite(loss)).toBe(true);
+    // Identical copies would make every online and target cell similarity 1: all P = ½, BCE = ln 2.
+    expect(Math.abs(parts['patch']! - Math.LN2)).toBeGreaterThan(1e-3);
+    method.dispose();
+  });
+});
