@@ -114,10 +114,10 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const maskTable = masksSchema();
   const tables = [{ name: 'views', schema: viewTable }, ...(c.masks === 'none' ? [] : [{ name: 'masks', schema: maskTable }])];
 
-  const writePart = async (samples: AsyncIterable<Sample>, files: Record<string, TableFile>, onSkip: (r: SkipRecord) => void) => {
+  const writePart = async (samples: AsyncIterable<Sample>, files: Record<string, TableFile>, onSkip: (r: SkipRecord) => void, onNote: (r: SkipRecord) => void) => {
     const budget = new SampleBudget(4 * VIEW_GROUP_SAMPLES);
     const encoded: Observable<EncodedSample[]> = fromSource(samples, budget).pipe(
-      sampleViews(options, epochs, (r) => { onSkip(r); budget.release(); }, onSkip),
+      sampleViews(options, epochs, (r) => { onSkip(r); budget.release(); }, onNote),
       orderedMergeMap(async (s: Sample): Promise<EncodedSample> => ({
         id: s.id,
         label: s.label,

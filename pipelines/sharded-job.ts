@@ -31,6 +31,8 @@ export type PartWriter = (
   samples: AsyncIterable<Sample>,
   files: Record<string, TableFile>,
   onSkip: (record: SkipRecord) => void,
+  /** A sample kept with a fallback (no usable attention map): logged, not counted as skipped. */
+  onNote: (record: SkipRecord) => void,
 ) => Promise<number>;
 
 export interface ShardedJobOptions {
@@ -136,7 +138,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
       }
       let partRows: number;
       try {
-        partRows = await o.writePart(counted(), files, onSkip);
+        partRows = await o.writePart(counted(), files, onSkip, (r) => skipLog.record(r));
       } catch (err) {
         await Promise.all(Object.values(files).map((f) => f.abort()));
         throw err;
