@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- export [--rows 10000] [--small 2000] [--format parquet] [--codec zstd]`: export
+ * `npm run bench -- export [--rows 10000] [--small 2000] [--format parquet] [--codec lz4]`: export
  * throughput and memory with the default (slim, random-init) encoder on scenes. Each size runs
  * in its own process so peak RSS is that run's alone; a line per size, then the summary:
  * `{"bench":"export","rows","rowsPerSec","mbPerSec","peakRssMb","peakRssSmallMb","rssGrowth","writeFraction","format","codec"}`.
@@ -20,7 +20,7 @@ interface SizeRecord { rows: number; seconds: number; rowsPerSec: number; mbPerS
 export async function exportBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { rows: { type: 'string', default: '10000' }, small: { type: 'string', default: '2000' }, format: { type: 'string', default: 'parquet' }, codec: { type: 'string', default: 'zstd' }, single: { type: 'boolean', default: false } },
+    options: { rows: { type: 'string', default: '10000' }, small: { type: 'string', default: '2000' }, format: { type: 'string', default: 'parquet' }, codec: { type: 'string', default: 'lz4' }, single: { type: 'boolean', default: false } },
   });
   const rows = positiveInt(values.rows, '--rows');
   if (values.single) {

@@ -43,7 +43,7 @@ Commands:
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
              --data SOURCE (required; finite: scenes:N, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
              --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18, the baseline)
-             --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec zstd|snappy|lz4|none
+             --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec lz4|zstd|snappy|none (lz4)
              --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
