@@ -32,6 +32,7 @@ interface ManifestLike {
   job: string;
   config: Record<string, unknown>;
   shard: { index: number; count: number };
+  complete: boolean;
   parts: Array<{ part: number; rows: number; files: Record<string, { file: string; rows: number }> }>;
 }
 
@@ -45,7 +46,8 @@ interface ViewFile {
   file?: Promise<pq.ParquetFile>;
 }
 
-const CACHED_GROUPS = 4;
+/** Decoded row groups kept (least recently used out): 16 × 16 images. */
+const CACHED_GROUPS = 16;
 
 function readManifests(dir: string): ManifestLike[] {
   let names: string[];
@@ -56,9 +58,17 @@ function readManifests(dir: string): ManifestLike[] {
   }
   if (names.length === 0) throw new Error(`parquet:${dir}: no manifest.json (write one with densestream precompute)`);
   const manifests = names.map((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')) as ManifestLike);
+  const same = (m: ManifestLike) => JSON.stringify({ ...m.config, shard: null, source: null, positions: null });
   for (const m of manifests) {
     if (m.format !== 'densestream-manifest' || m.job !== 'precompute') throw new Error(`parquet:${dir}: expected precompute shards, found a ${m.job} manifest`);
     if (m.config['format'] !== 'parquet') throw new Error(`parquet:${dir}: the views were written as ${String(m.config['format'])}; precompute with --format parquet to train from them`);
+    if (!m.complete) throw new Error(`parquet:${dir}: shard ${m.shard.index}/${m.shard.count} is unfinished; re-run its precompute to complete it`);
+    if (same(m) !== same(manifests[0] as ManifestLike)) throw new Error(`parquet:${dir}: the shards were precomputed with different arguments`);
+  }
+  const count = (manifests[0] as ManifestLike).shard.count;
+  const indices = manifests.map((m) => m.shard.index).sort((a, b) => a - b);
+  if (manifests.some((m) => m.shard.count !== count) || indices.join() !== Array.from({ length: count }, (_, i) => i).join()) {
+    throw new Error(`parquet:${dir}: expected the manifests of shards 0…${count - 1} of ${count}, found ${indices.join(', ')}`);
   }
   return manifests.sort((a, b) => a.shard.index - b.shard.index);
 }
@@ -95,14 +105,17 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
   };
   const open = async (f: ViewFile): Promise<pq.ParquetFile> => {
     f.file ??= openAsBlob(f.path).then((blob) => pq.ParquetFile.fromFile(blob));
-    const file = await f.file;
+    const file = await f.file.catch((err: unknown) => { f.file = undefined; throw err; }); // a failed open is retried
     f.groupStarts ??= file.metadata().rowGroups().reduce((starts, g) => [...starts, (starts.at(-1) as number) + g.numRows() / perImage], [0]);
     return file;
   };
   const group = (f: ViewFile, g: number): Promise<arrow.Table> => {
     const key = `${f.path}#${g}`;
     let rows = cache.get(key);
-    if (!rows) {
+    if (rows) {
+      cache.delete(key); // most recently used last
+      cache.set(key, rows);
+    } else {
       rows = open(f).then(async (file) => arrow.tableFromIPC((await file.read({ rowGroups: [g] })).intoIPCStream()));
       cache.set(key, rows);
       if (cache.size > CACHED_GROUPS) cache.delete(cache.keys().next().value as string);

@@ -102,7 +102,11 @@ export function tarShardsSource(pattern: string, options: TarOptions = {}): Stre
             onSkip?.({ id, stage: 'read', reason: err instanceof Error ? err.message : String(err) });
             continue;
           }
-          if (!shuffle || bufferSize === 0) { yield* out(sample); continue; }
+          if (!shuffle || bufferSize === 0) {
+            yield* out(sample);
+            if (emitted >= limit) return;
+            continue;
+          }
           if (buffer.length < bufferSize) { buffer.push(sample); continue; }
           const k = rng.int(bufferSize);
           const picked = buffer[k] as Sample;

@@ -109,12 +109,15 @@ function featureRows(c: ExportConfig, schema: ReturnType<typeof featuresSchema>,
 /** Runs an export; the caller has selected the backend. */
 export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { origin: string }> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data);
+  const source = await openSource(c.data).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
   const model: CheckpointEncoder = c.checkpoint ? loadCheckpointEncoder(c.checkpoint) : randomInitEncoder(c.encoder, c.seed, c.size ?? 64);
   const size = c.size ?? model.trainedSize;
   const { encoder } = model;
   const grid = size / encoder.stride;
-  if (!Number.isInteger(grid)) throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
+  if (!Number.isInteger(grid)) {
+    encoder.dispose();
+    throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
+  }
   const shape: FeatureShape = { embedding: encoder.channels, gridH: grid, gridW: grid, channels: encoder.channels };
   const schema = c.dense === 'grid' ? featuresSchema(shape) : featureCellsSchema(shape);
   const table = 'features';
@@ -156,7 +159,7 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
     const result = await runShardedJob({
       job: 'export', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
       rowGroupRows: c.dense === 'grid' ? 256 : 256 * grid * grid,
-      config: { data: c.data, checkpoint: model.origin, step: model.step, encoder: model.encoderName, size, format: c.format, dense: c.dense, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard },
+      config: { data: c.data, checkpoint: model.origin, step: model.step, encoder: model.encoderName, size, batch: c.batch, format: c.format, dense: c.dense, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard },
       tables: [{ name: table, schema }], writePart, progress: !c.quiet,
     });
     return { ...result, origin: model.origin };

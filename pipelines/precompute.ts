@@ -78,6 +78,7 @@ export function parsePrecomputeConfig(argv: string[]): PrecomputeConfig & { perE
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
+  if (c.masks === 'gt' && !c.data.startsWith('scenes')) throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
   const perEpoch = presetViews(c.preset, c.size).length;
   const views = c.views ?? perEpoch;
   if (views % perEpoch !== 0) throw new ConfigError(`--views: expected a multiple of the ${c.preset} preset's ${perEpoch} views (whole epochs), got ${views}`);
@@ -106,7 +107,7 @@ interface EncodedSample {
 
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data);
+  const source = await openSource(c.data).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
   const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed };
   const groups = (c.views ?? c.perEpoch) / c.perEpoch;
   const epochs = Array.from({ length: groups }, (_, e) => e);

@@ -9,8 +9,8 @@
  * content depends only on the arguments — never on when the previous run was killed.
  */
 import * as arrow from 'apache-arrow';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
 import { removePartials } from '../sinks/atomic-file.js';
@@ -76,33 +76,58 @@ function partName(table: string, shard: Shard, part: number, format: TableFormat
   return `${table}-${tag}${String(part).padStart(5, '0')}.${tableExtension(format)}`;
 }
 
+/** The part number of this shard's file `name` (final or partial), else undefined. */
+function partNumber(name: string, table: string, shard: Shard, format: TableFormat): number | undefined {
+  const tag = shard.count === 1 ? '' : `${shard.index}of${shard.count}-`;
+  const m = new RegExp(`^${table}-${tag}(\\d{5})\\.${tableExtension(format)}(\\.partial-\\d+)?$`).exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Positions in this shard, or undefined for a stream whose length is known only at its end. */
 function shardSize(source: Source, shard: Shard): number | undefined {
   if (!isRandomAccess(source) || !Number.isFinite(source.size)) return undefined;
   return Math.max(0, Math.ceil((source.size - shard.index) / shard.count));
 }
 
+/** One position of the shard's order: a sample, or an input the source could not read. */
+type Position = { sample: Sample } | { skip: SkipRecord };
+
+/** The shard's positions in order, read skips included, from position `from` on. */
+async function* positions(source: Source, shard: Shard, seed: number, from: number, limit = Infinity): AsyncGenerator<Position> {
+  const skips: SkipRecord[] = [];
+  for await (const sample of readSamples(source, { seed, shard, shuffle: false, skip: from, limit }, (r) => skips.push(r))) {
+    while (skips.length > 0) yield { skip: skips.shift() as SkipRecord };
+    yield { sample };
+  }
+  while (skips.length > 0) yield { skip: skips.shift() as SkipRecord };
+}
+
 export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobResult> {
   if (isRandomAccess(o.source) && !Number.isFinite(o.source.size)) throw new ConfigError(`--data: ${o.source.name} is endless; give it a count (e.g. scenes:64:2000)`);
+  const total = shardSize(o.source, o.shard);
+  // The source's extent is part of the output's identity: parts cover fixed positions.
+  const config = { ...o.config, source: o.source.name, positions: total ?? null };
   mkdirSync(o.out, { recursive: true });
   const manifestPath = join(o.out, manifestName(o.shard));
   const previous = readManifest(manifestPath);
   if (previous) {
-    const key = configDifference(previous.config, o.config);
+    const key = configDifference(previous.config, config);
     if (key !== undefined || previous.job !== o.job) {
-      throw new ConfigError(`--out ${o.out}: holds a ${previous.job} written with other arguments (${key ?? 'job'}: ${JSON.stringify(previous.config[key ?? ''])} there, ${JSON.stringify(o.config[key ?? ''])} now); use another --out`);
+      throw new ConfigError(`--out ${o.out}: holds a ${previous.job} written with other arguments or another source (${key ?? 'job'}: ${JSON.stringify(previous.config[key ?? ''])} there, ${JSON.stringify(config[key as keyof typeof config])} now); use another --out`);
     }
   }
-  const shardTag = o.shard.count === 1 ? '' : `${o.shard.index}of${o.shard.count}-`;
-  for (const t of o.tables) removePartials(o.out, `${t.name}-${shardTag}`);
+  for (const t of o.tables) removePartials(o.out, (name) => partNumber(name, t.name, o.shard, o.format) !== undefined);
   const now = new Date().toISOString();
   const manifest: Manifest = previous ?? {
-    format: 'densestream-manifest', version: 1, job: o.job, config: o.config, seed: o.seed,
+    format: 'densestream-manifest', version: 1, job: o.job, config, seed: o.seed,
     shard: { index: o.shard.index, count: o.shard.count }, versions: versions(), parts: [], complete: false, createdAt: now, updatedAt: now,
   };
-  const done = new Map(manifest.parts.filter((p) => partIsDone(o.out, p)).map((p) => [p.part, p]));
+  // A listed part counts as done only with its files intact and, for a known length, all its positions.
+  const expected = (p: number) => (total === undefined ? undefined : Math.min(o.rowsPerFile, total - p * o.rowsPerFile));
+  const done = new Map(manifest.parts
+    .filter((p) => partIsDone(o.out, p) && (expected(p.part) === undefined || p.samples === expected(p.part)))
+    .map((p) => [p.part, p]));
   manifest.parts = [...done.values()];
-  const total = shardSize(o.source, o.shard);
   const parts = total === undefined ? Infinity : Math.ceil(total / o.rowsPerFile);
   const skipLog = openSkipLog(join(o.out, `skipped${o.shard.count === 1 ? '' : `-${o.shard.index}of${o.shard.count}`}.jsonl`));
   const meter = progressMeter(o.job, total, o.progress !== false);
@@ -115,62 +140,76 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
     close: async () => { const t0 = performance.now(); try { return await f.close(); } finally { writeMs += performance.now() - t0; } },
     abort: () => f.abort(),
   });
+  // A stream is read once, front to back, and cut into parts as it goes (done parts are read
+  // past, not re-read per part); a random-access source jumps to each part's first position.
+  const stream = total === undefined ? positions(o.source, o.shard, o.seed, 0) : undefined;
   try {
     for (let p = 0; p < parts; p++) {
       const finished = done.get(p);
-      if (finished) {
+      if (finished && total !== undefined) {
         rows += finished.rows;
+        skipped += finished.skipped;
         meter.advance(finished.samples);
-        if (finished.samples < o.rowsPerFile) break;
         continue;
+      }
+      const source = stream ?? positions(o.source, o.shard, o.seed, p * o.rowsPerFile, o.rowsPerFile);
+      let taken = 0;
+      let partSkipped = 0;
+      const onSkip = (r: SkipRecord) => { partSkipped++; skipLog.record(r); };
+      // This part's R positions; read skips are reported as they pass.
+      async function* partSamples(): AsyncGenerator<Sample> {
+        while (taken < o.rowsPerFile) {
+          const next = await source.next();
+          if (next.done) return;
+          taken++;
+          meter.advance(1);
+          if ('skip' in next.value) onSkip(next.value.skip);
+          else yield next.value.sample;
+        }
+      }
+      if (finished) { // a stream's done part: read past its positions
+        for await (const _ of partSamples()) { /* already written */ }
+        if (taken === finished.samples) {
+          rows += finished.rows;
+          skipped += finished.skipped;
+          if (taken < o.rowsPerFile) break;
+          continue;
+        }
+        throw new Error(`--data ${o.source.name}: part ${p} had ${finished.samples} positions last time and ${taken} now; the source changed, use another --out`);
       }
       const files: Record<string, TableFile> = {};
       for (const t of o.tables) files[t.name] = timed(openTableFile(join(o.out, partName(t.name, o.shard, p, o.format)), t.schema, { format: o.format, codec: o.codec, rowGroupRows: o.rowGroupRows }));
-      let positions = 0;
-      let partSkipped = 0;
-      const onSkip = (r: SkipRecord) => { partSkipped++; skipLog.record(r); };
-      async function* counted(): AsyncGenerator<Sample> {
-        for await (const s of readSamples(o.source, { seed: o.seed, shard: o.shard, shuffle: false, skip: p * o.rowsPerFile, limit: o.rowsPerFile }, (r) => { positions++; meter.advance(1); onSkip(r); })) {
-          positions++;
-          meter.advance(1);
-          yield s;
-        }
-      }
-      let partRows: number;
+      const entry: ManifestPart = { part: p, samples: 0, rows: 0, skipped: 0, files: {} };
       try {
-        partRows = await o.writePart(counted(), files, onSkip, (r) => skipLog.record(r));
+        entry.rows = await o.writePart(partSamples(), files, onSkip, (r) => skipLog.record(r));
+        entry.samples = taken;
+        entry.skipped = partSkipped;
+        if (taken === 0 && total === undefined) { // a stream's end: no empty part
+          await Promise.all(Object.values(files).map((f) => f.abort()));
+          break;
+        }
+        for (const [name, f] of Object.entries(files)) entry.files[name] = { ...(await f.close()), file: partName(name, o.shard, p, o.format) };
       } catch (err) {
         await Promise.all(Object.values(files).map((f) => f.abort()));
         throw err;
       }
-      if (positions === 0 && partRows === 0 && total === undefined) {
-        await Promise.all(Object.values(files).map((f) => f.abort())); // a stream's end: no empty part
-        break;
-      }
-      const entry: ManifestPart = { part: p, samples: positions, rows: partRows, skipped: partSkipped, files: {} };
-      for (const [name, f] of Object.entries(files)) entry.files[name] = { ...(await f.close()), file: partName(name, o.shard, p, o.format) };
       manifest.parts.push(entry);
       manifest.parts.sort((a, b) => a.part - b.part);
       manifest.updatedAt = new Date().toISOString();
       writeManifest(manifestPath, manifest);
-      rows += partRows;
+      rows += entry.rows;
       written++;
-      skipped += partSkipped;
-            if (positions < o.rowsPerFile) break;
+      skipped += entry.skipped;
+      if (taken < o.rowsPerFile) break;
     }
-    // Parts past the end (a source that shrank since the last run) are not this output's.
-    const last = manifest.parts.findIndex((p) => p.samples < o.rowsPerFile);
-    for (const stale of last >= 0 ? manifest.parts.slice(last + 1) : []) {
-      for (const f of Object.values(stale.files)) rmSync(join(o.out, basename(f.file)), { force: true });
-    }
-    if (last >= 0) manifest.parts = manifest.parts.slice(0, last + 1);
     manifest.complete = true;
     manifest.updatedAt = new Date().toISOString();
     writeManifest(manifestPath, manifest);
   } finally {
+    await stream?.return(undefined);
     meter.end();
-    const n = await skipLog.close();
-    if (n > 0 && o.progress !== false) process.stderr.write(`${skipSummary(o.source.name, n, skipLog)}\n`);
+    await skipLog.close();
+    if (skipped > 0 && o.progress !== false) process.stderr.write(`${skipSummary(o.source.name, skipped, skipLog)}\n`);
   }
   return { manifest: manifestPath, rows, partsWritten: written, partsSkipped: done.size, skipped, writeSeconds: writeMs / 1000 };
 }

@@ -18,11 +18,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   renameSync(partial, path);
 }
 
-/** Removes the leftovers of killed writers: files in `dir` named `<prefix>….partial-<pid>`. */
-export function removePartials(dir: string, prefix: string): string[] {
+/** Removes the leftovers of killed writers: files in `dir` named `….partial-<pid>` that `mine` claims. */
+export function removePartials(dir: string, mine: (name: string) => boolean): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
-    if (name.startsWith(prefix) && /\.partial-\d+$/.test(name)) {
+    if (/\.partial-\d+$/.test(name) && mine(name)) {
       rmSync(join(dir, name), { force: true });
       removed.push(name);
     }

@@ -8,9 +8,9 @@
  * the brief's parquetjs-lite: see the README ("Parquet library").
  */
 import * as arrow from 'apache-arrow';
-import { createWriteStream, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
+import { createWriteStream, openAsBlob, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import * as pq from 'parquet-wasm';
 import { partialPath, sha256File } from './atomic-file.js';
 
@@ -62,9 +62,11 @@ interface ByteSink {
   destroy(): void;
 }
 
-/** Resolves once `stream` can take more (Node's backpressure). */
-async function drained(stream: WriteStream): Promise<void> {
-  if (stream.writableNeedDrain) await once(stream, 'drain');
+/** A table of `schema` with no rows (a part whose inputs were all skipped is still a valid file). */
+function emptyTable(schema: arrow.Schema): arrow.Table {
+  const children = schema.fields.map((f) => arrow.vectorFromArray([], f.type).data[0] as arrow.Data);
+  const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: 0, nullCount: 0, children });
+  return new arrow.Table(schema, [new arrow.RecordBatch(schema, struct)]);
 }
 
 function arrowSink(schema: arrow.Schema, out: WriteStream): ByteSink {
@@ -74,11 +76,11 @@ function arrowSink(schema: arrow.Schema, out: WriteStream): ByteSink {
   return {
     async write(table) {
       for (const b of table.batches) writer.write(b);
-      await drained(out);
+      if (out.writableNeedDrain) await once(out, 'drain'); // rejects if the stream fails
     },
     async finish() {
       writer.finish();
-      await once(out, 'finish');
+      await finished(out);
     },
     destroy: () => out.destroy(),
   };
@@ -86,22 +88,25 @@ function arrowSink(schema: arrow.Schema, out: WriteStream): ByteSink {
 
 /**
  * parquet-wasm's writer pulls record batches from a ReadableStream; `write` hands one table
- * over and waits until the writer has taken it, so no more than one batch waits in memory.
+ * over and waits until the writer has taken it, so no more than one batch waits in memory. Its
+ * output is written with Node's backpressure: piping the web stream through `Writable.toWeb`
+ * would not wait for the disk on Node 20 (nodejs/node#62986) and let output pile up.
  */
 function parquetSink(schema: arrow.Schema, out: WriteStream, codec: ParquetCodec, rowGroupRows: number): ByteSink {
-  const metadata = new Map(schema.metadata);
   const props = new pq.WriterPropertiesBuilder()
     .setCompression(CODEC[codec])
     .setMaxRowGroupSize(rowGroupRows)
     // Dictionaries never pay for float features and cost 7× the write time (measured: 4.15 vs
     // 0.58 ms per 8 320-float row, uncompressed); ids are unique.
     .setDictionaryEnabled(false)
-    .setKeyValueMetadata(metadata)
+    .setKeyValueMetadata(new Map(schema.metadata))
     .build();
   let offered: pq.RecordBatch[] = [];
+  let anyOffered = false;
   let taken: (() => void) | undefined;
   let wake: (() => void) | undefined;
   let ended = false;
+  let failure: unknown;
   const batches = new ReadableStream<pq.RecordBatch>({
     async pull(controller) {
       while (offered.length === 0 && !ended) await new Promise<void>((r) => (wake = r));
@@ -111,27 +116,59 @@ function parquetSink(schema: arrow.Schema, out: WriteStream, codec: ParquetCodec
       if (offered.length === 0) taken?.();
     },
   }, { highWaterMark: 0 });
-  const done = pq.transformParquetStream(batches, props).then((bytes) => bytes.pipeTo(Writable.toWeb(out)));
-  let failure: unknown;
+  const done = (async () => {
+    const bytes = (await pq.transformParquetStream(batches, props)) as ReadableStream<Uint8Array>;
+    for await (const chunk of bytes) if (!out.write(chunk)) await once(out, 'drain');
+    // The writer stops quietly on some errors; a file it ended early must not look complete.
+    if (!ended) throw new Error('parquet-wasm stopped writing before the file was complete');
+    out.end();
+    await finished(out);
+  })();
   done.catch((err: unknown) => { failure = err; taken?.(); });
-  return {
-    async write(table) {
-      if (failure) throw failure;
-      const wasm = pq.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
+  const offer = async (table: arrow.Table) => {
+    if (failure) throw failure;
+    const wasm = pq.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
+    try {
       offered = wasm.recordBatches();
-      if (offered.length === 0) return;
-      const handed = new Promise<void>((r) => (taken = r));
-      wake?.();
-      await handed;
-      if (failure) throw failure;
-    },
+    } finally {
+      wasm.free(); // wasm memory is not garbage-collected promptly: free what we made
+    }
+    if (offered.length === 0) return;
+    anyOffered = true;
+    const handed = new Promise<void>((r) => (taken = r));
+    wake?.();
+    await handed;
+    if (failure) throw failure;
+  };
+  return {
+    write: offer,
     async finish() {
+      if (!anyOffered) await offer(emptyTable(schema)); // parquet-wasm needs one batch to write a file
       ended = true;
       wake?.();
       await done;
     },
-    destroy: () => out.destroy(),
+    destroy() {
+      ended = true;
+      for (const b of offered) b.free();
+      offered = [];
+      wake?.();
+      out.destroy();
+    },
   };
+}
+
+/** The row count in a Parquet file's footer. */
+async function parquetRows(path: string): Promise<number> {
+  const file = await pq.ParquetFile.fromFile(await openAsBlob(path));
+  try {
+    const meta = file.metadata();
+    const rows = meta.fileMetadata().numRows();
+    meta.free();
+    return rows;
+  } finally {
+    file.free();
+  }
 }
 
 const signature = (s: arrow.Schema) => s.fields.map((f) => `${f.name}:${String(f.type)}:${f.nullable}`).join(',');
@@ -156,8 +193,14 @@ export function openTableFile(path: string, schema: arrow.Schema, options: Table
       await sink.write(table);
     },
     async close() {
+      if (failure) throw failure;
       await sink.finish();
       if (failure) throw failure;
+      // Trust the footer, not our count: a file whose rows went missing must not be renamed.
+      if (options.format === 'parquet') {
+        const stored = await parquetRows(partial);
+        if (stored !== rows) throw new Error(`${path}: wrote ${rows} rows but the file holds ${stored}`);
+      }
       const sha256 = await sha256File(partial);
       const bytes = statSync(partial).size;
       renameSync(partial, path);
@@ -165,6 +208,8 @@ export function openTableFile(path: string, schema: arrow.Schema, options: Table
     },
     async abort() {
       sink.destroy();
+      // The file may still be opening: remove it only once the stream has closed.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       rmSync(partial, { force: true });
     },
   };

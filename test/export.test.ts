@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../sinks/manifest.js';
 
@@ -21,6 +22,17 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'densestream-export-'));
 });
 afterAll(() => db.closeSync());
+
+async function tarOf(entries: Array<[string, Uint8Array]>): Promise<Buffer> {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
+  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
+  for (const [name, data] of entries) p.entry({ name }, Buffer.from(data));
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
 
 describe('densestream export', () => {
   it('writes Parquet that DuckDB reads back row for row, and Arrow IPC with the same values', async () => {
@@ -126,9 +138,44 @@ describe('densestream export', () => {
 
     const changed = exportCli('--data', `dir:${photos}`, '--out', out, '--dense', 'cells');
     expect(changed.status).toBe(2);
-    expect(changed.stderr).toContain('written with other arguments (dense: "grid" there, "cells" now)');
+    expect(changed.stderr).toContain('written with other arguments or another source (dense: "grid" there, "cells" now)');
+    // A grown folder is another source: its parts would cover other images.
+    writeFileSync(join(photos, 'd.jpg'), jpeg);
+    const grown = exportCli('--data', `dir:${photos}`, '--out', out);
+    expect(grown.status).toBe(2);
+    expect(grown.stderr).toContain('(positions: 5 there, 6 now)');
     const missing = exportCli('--data', 'scenes:64:10');
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('--out is required');
+  });
+
+  it('writes a valid empty part when all its inputs are broken, and reads a tar stream once, recording each bad input once', async () => {
+    const jpeg = await sharp({ create: { width: 40, height: 40, channels: 3, background: '#a53' } }).jpeg().toBuffer();
+    const photos = join(root, 'half-broken');
+    mkdirSync(photos);
+    for (const name of ['a.jpg', 'b.jpg', 'e.jpg']) writeFileSync(join(photos, name), jpeg);
+    writeFileSync(join(photos, 'c.jpg'), jpeg.subarray(0, 100)); // c and d: part 1 of R = 2, both broken
+    writeFileSync(join(photos, 'd.jpg'), new Uint8Array(0));
+    const out = join(root, 'half-broken-out');
+    const run = exportCli('--data', `dir:${photos}`, '--out', out, '--rows-per-file', '2', '--size', '32');
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ rows: 3, skipped: 2, partsWritten: 3 });
+    expect(manifestOf(out).parts.map((p) => p.rows)).toEqual([2, 0, 1]);
+    const [[n]] = await sql(`SELECT count(*) FROM read_parquet('${out}/features-00001.parquet')`) as [[bigint]];
+    expect(n).toBe(0n);
+
+    // A tar of 5 good samples and one that is not an image, cut into parts of 2.
+    const entries: Array<[string, Uint8Array]> = [];
+    for (let i = 0; i < 6; i++) entries.push([`s${i}.jpg`, i === 3 ? new TextEncoder().encode('not a jpeg') : jpeg]);
+    const tar = join(root, 'stream.tar');
+    writeFileSync(tar, await tarOf(entries));
+    const tarOut = join(root, 'stream-out');
+    const t = exportCli('--data', `tar:${tar}`, '--out', tarOut, '--rows-per-file', '2', '--size', '32');
+    expect(t.status, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ rows: 5, skipped: 1 });
+    expect(manifestOf(tarOut).parts.map((p) => p.samples)).toEqual([2, 2, 2]);
+    expect(readFileSync(join(tarOut, 'skipped.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
+    const again = exportCli('--data', `tar:${tar}`, '--out', tarOut, '--rows-per-file', '2', '--size', '32'); // all done: read past, write nothing
+    expect(JSON.parse(again.stdout)).toMatchObject({ rows: 5, partsWritten: 0, partsSkipped: 3 });
   });
 });
