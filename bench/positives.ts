@@ -1,10 +1,10 @@
 /**
- * `positives [--n 10000] [--k 10] [--size 32] [--seed 0] [--checkpoint RUN] [--data DIR]
+ * `positives [--n 10000] [--k 10] [--size 32] [--seed 0] [--checkpoint RUN | --train-steps 300] [--data DIR]
  * [--kmeans-n 100000] [--kmeans-d 128] [--kmeans-k 100]`: how often a clustering positive
  * shares its anchor's class, on Fashion-MNIST's train split (the first n images).
  *
  * For each embedding — (a) a random-init slim ResNet, (b) a trained encoder from `--checkpoint`
- * (skipped without one: `purityTrained` is null), (c) none: random pairing (one cluster of all
+ * (without one, the bench first trains MoCo v2 for `--train-steps` 300 on this split), (c) none: random pairing (one cluster of all
  * images) — the images are embedded (pooled features, L2-normalised, inference mode; 28 px grey
  * → 3 channels, ImageNet-normalised like `batch`, resized bilinearly to `--size`, or the
  * checkpoint's training size), clustered by `sphericalKMeans` into k clusters, and each image
@@ -19,6 +19,11 @@
  * timing's shape as kmeansN, kmeansK, kmeansD.
  */
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
 import type { RandomAccessSource } from '../datasets/source.js';
@@ -136,6 +141,19 @@ function clusterAndPair(name: string, rows: Float32Array, dims: number, images: 
   return { purity, dims };
 }
 
+/**
+ * Without `--checkpoint`: MoCo v2 on the same split, 32 px, batch 64, for `steps` steps (300:
+ * about 10 minutes here), by the CLI in a child process; returns its checkpoint folder.
+ */
+function trainCheckpoint(steps: number, data: string): string {
+  const out = mkdtempSync(join(tmpdir(), 'densestream-bench-positives-'));
+  const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
+  process.stderr.write(`positives: no --checkpoint; training mocov2 for ${steps} steps into ${out}\n`);
+  const run = spawnSync(process.execPath, [cli, 'train', '--data', `fashion-mnist:${data}`, '--method', 'mocov2', '--size', '32', '--batch', '64', '--steps', String(steps), '--out', out, '--log-every', '50'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (run.status !== 0) throw new Error(`positives: training the checkpoint failed (exit ${run.status})`);
+  return checkpointDir(out);
+}
+
 export async function positivesBench(argv: string[] = []): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -145,6 +163,7 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
       size: { type: 'string', default: '32' },
       seed: { type: 'string', default: '0' },
       checkpoint: { type: 'string' },
+      'train-steps': { type: 'string', default: '300' },
       data: { type: 'string', default: FASHION_MNIST_DIR },
       'kmeans-n': { type: 'string', default: '100000' },
       'kmeans-d': { type: 'string', default: '128' },
@@ -160,7 +179,7 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
   const kmeansN = positiveInt(values['kmeans-n'], '--kmeans-n');
   const kmeansD = positiveInt(values['kmeans-d'], '--kmeans-d');
   const kmeansK = positiveInt(values['kmeans-k'], '--kmeans-k');
-  const checkpoint = values.checkpoint === undefined ? undefined : checkpointDir(values.checkpoint);
+  const checkpoint = values.checkpoint === undefined ? trainCheckpoint(positiveInt(values['train-steps'], '--train-steps'), values.data) : checkpointDir(values.checkpoint);
 
   const images = await readImages(values.data, n);
   const { backend } = await selectBackend('wasm');
@@ -178,9 +197,9 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
   });
   randomInit.dispose();
 
-  // (b) A trained encoder, when given.
+  // (b) A trained encoder.
   let purityTrained: number | null = null;
-  if (checkpoint) {
+  {
     const trained = loadCheckpointEncoder(checkpoint);
     t0 = performance.now();
     const rows = embed(trained.encoder, images, trained.trainedSize);
@@ -188,8 +207,6 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
       encoder: trained.encoderName, size: trained.trainedSize, checkpoint, step: trained.step, embedSeconds: (performance.now() - t0) / 1000,
     }).purity;
     trained.encoder.dispose();
-  } else {
-    printJson({ bench: 'positives-embedding', embedding: 'trained', positivePurity: null, note: 'no --checkpoint given: trained encoder skipped' });
   }
 
   // k-means at scale: the kmeans bench's planted blobs.
