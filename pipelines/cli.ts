@@ -29,8 +29,11 @@ Commands:
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
-             --data SOURCE (scenes; parquet:DIR for precomputed views)  --method densecl|mocov2|hapicl  --steps N (200)  --batch B (32)  --size PX (64)
+             --data SOURCE (scenes; parquet:DIR for precomputed views)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
+             softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
+             a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):
+             --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
              --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw  --lr (0.05 sgd, 1e-3 adamw)  --warmup (20)
@@ -41,7 +44,7 @@ Commands:
              --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
-             --data SOURCE (required; finite: scenes:N, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
+             --data SOURCE (required; finite: scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
              --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18, the baseline)
              --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec lz4|zstd|snappy|none (lz4)
              --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet

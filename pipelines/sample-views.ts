@@ -1,9 +1,10 @@
 /**
  * The part of the data plane that turns decoded-to-be samples into training views:
- * decode → attention → foreground mask → multiView. `train` and `precompute` both build it
- * here, so views written by `precompute` are exactly the views `train` would cut live.
+ * decode → attention → foreground mask → (clusterPositives) → multiView. `train` and
+ * `precompute` both build it here, so views written by `precompute` are exactly the views
+ * `train` would cut live.
  */
-import { map, type OperatorFunction } from 'rxjs';
+import { lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import { attentionMap } from '../operators/attention-map.js';
 import { presetViews, withAttentionView, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
@@ -53,16 +54,40 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
 }
 
 /**
+ * One sample decoded and masked as `sampleViews` does before cutting views (for samples read
+ * out of stream order: clustering positives). Rejects with the decoder's reason when the
+ * sample cannot be decoded.
+ */
+export function decodeWithMasks(o: SampleViewOptions, onNote: (r: SkipRecord) => void): (sample: Sample) => Promise<Sample> {
+  const masks = withMasks(o, onNote);
+  return async (sample) => {
+    let reason = 'not decoded';
+    const onSkip = (r: SkipRecord) => { reason = r.reason; };
+    const [out] = await lastValueFrom(of(sample).pipe(decode({ minSide: decodeMinSide(o.size), onSkip }), masks, toArray()));
+    if (!out) throw new Error(reason);
+    return out;
+  };
+}
+
+/**
  * Encoded samples → samples with the views of `epochs` (concatenated: epoch e's views are
  * `views[e·P … e·P + P)` for a preset of P views). `onDecodeSkip` hears of undecodable inputs
  * (the caller returns their budget); `onNote` of fallbacks (no attention map, empty mask).
+ * `beforeViews` runs on decoded, masked samples just before the views are cut (clustering
+ * positives: each sample it adds gets views of its own, keyed by its id).
  */
-export function sampleViews(o: SampleViewOptions, epochs: readonly number[], onDecodeSkip: (r: SkipRecord) => void, onNote: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
+export function sampleViews(
+  o: SampleViewOptions, epochs: readonly number[], onDecodeSkip: (r: SkipRecord) => void, onNote: (r: SkipRecord) => void,
+  beforeViews?: OperatorFunction<Sample, Sample>,
+): OperatorFunction<Sample, Sample> {
+  // Several epochs' views are gathered by id, which a positive may share with its anchor.
+  if (beforeViews && epochs.length !== 1) throw new Error(`sampleViews: beforeViews takes one epoch, got ${epochs.length}`);
   const views = viewConfigs(o);
   const onFallback = (id: string, reason: string) => onNote({ id, stage: 'attention-view', reason });
   const perEpoch = epochs.map((epoch) => multiView({ views, seed: o.seed, epoch, onFallback }));
   return (samples) => {
     let out = samples.pipe(decode({ minSide: decodeMinSide(o.size), onSkip: onDecodeSkip }), withMasks(o, onNote));
+    if (beforeViews) out = out.pipe(beforeViews);
     if (perEpoch.length === 1) return out.pipe(perEpoch[0] as OperatorFunction<Sample, Sample>);
     // Several epochs: cut each epoch's views in turn and keep them all.
     const held = new Map<string, NonNullable<Sample['views']>>();

@@ -2,37 +2,63 @@
  * `densestream train`: assembles the data plane (source → decode → multiView → batch, bounded
  * by a sample budget), a method and the trainer. Every option is a flag and a key of the JSON
  * `--config` file; both are checked against one table before any work.
+ *
+ * `--method softrank` adds clustering positives: the data plane pairs each anchor with a
+ * positive drawn from its k-means cluster (`positivePairs`, before `multiView`), and after each
+ * step the trainer feeds the target embeddings to an embedding bank that is re-clustered in a
+ * worker every `--recluster-every` steps (`Reclustering`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { concatMap, range, type Observable } from 'rxjs';
+import { concatMap, range, type Observable, type OperatorFunction } from 'rxjs';
 import { isRandomAccess, readSamples, type Source } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
+import { createSoftRank, type SoftRank } from '../methods/softrank.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
 import { PRESETS, type PresetName } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
-import type { SkipRecord } from '../operators/types/index.js';
+import type { Sample, SkipRecord } from '../operators/types/index.js';
 import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
+import { Reclustering, type PositiveStats } from '../train/recluster.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
-import { sampleViews, type SampleViewOptions } from './sample-views.js';
+import { positivePairs, readableById } from './positive-pairs.js';
+import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
 import { coerce, ConfigError, flagTypes, type Spec } from './options.js';
 
 export { ConfigError } from './options.js';
 
-export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl'] as const;
+export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const; // hapicl's masks
 const ENCODERS = ['slim', 'resnet18'] as const;
+/** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
+const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision'] as const;
+/**
+ * Default bank: every sample of a finite source up to 65 536 (32 MB at float32, 16 MB at
+ * float16). A positive can only be drawn for an anchor whose own embedding was clustered, i.e.
+ * from its second visit on, so a bank smaller than the source gives fewer positives: raise
+ * `--bank-size` for larger corpora (float16: 256 MB per million).
+ */
+const DEFAULT_BANK_SIZE = 65_536;
+/**
+ * Default k: min(100, bank/4). On Fashion-MNIST (10 000 images, random-init slim encoder,
+ * `npm run bench -- positives`), a clustering positive shares its anchor's class 33% of the time
+ * at k = 10, 56% at k = 100 and 64% at k = 500 (random pairs: 10%), while k-means of a full
+ * 65 536-row bank takes 1.3 s, 7.4 s and 31 s in the worker on the 2-core machine: k = 100 takes
+ * most of the gain for a clustering the worker hides behind a few steps. At least 4 embeddings
+ * per cluster on average.
+ */
+const DEFAULT_CLUSTERS = 100;
 
 const SPEC = {
   data: { type: 'string' },
@@ -56,17 +82,29 @@ const SPEC = {
   queue: { type: 'int', min: 1 },
   'log-every': { type: 'int', min: 1 },
   'checkpoint-every': { type: 'int', min: 1 },
+  'recluster-every': { type: 'int', min: 1 },
+  clusters: { type: 'int', min: 2 },
+  'bank-size': { type: 'int', min: 8 },
+  'bank-precision': { type: 'string', choices: ['float32', 'float16'] },
 } as const satisfies Record<string, Spec>;
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
   encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw'; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
+  /** softrank: steps between clusterings of the embedding bank. */
+  'recluster-every': number;
+  /** softrank: k (default min(100, bank/4)). */
+  clusters?: number;
+  /** softrank: embeddings the bank holds (default min(source size, 65 536)). */
+  'bank-size'?: number;
+  'bank-precision': 'float32' | 'float16';
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
   data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, optimizer: 'sgd', backend: 'auto',
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
+  'recluster-every': 50, 'bank-precision': 'float32',
 };
 
 /**
@@ -121,7 +159,40 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   merged['out'] ??= join('runs', String(merged['method']));
   // Adam's steps are normalised: SGD's default rate would blow it up. Keep an explicit --lr.
   if (merged['optimizer'] === 'adamw' && !given.has('lr')) merged['lr'] = 1e-3;
-  return { ...(merged as unknown as TrainConfig), resume: false };
+  const c = merged as unknown as TrainConfig;
+  checkSoftRankOptions(c, given);
+  return { ...c, resume: false };
+}
+
+/** softrank's constraints, and its options refused with other methods. */
+function checkSoftRankOptions(c: TrainConfig, given: ReadonlySet<string>): void {
+  if (c.method !== 'softrank') {
+    const misplaced = SOFTRANK_OPTIONS.filter((k) => given.has(k));
+    if (misplaced.length > 0) throw new ConfigError(`--${misplaced.join(', --')}: clustering positives are --method softrank's; drop ${misplaced.length === 1 ? 'it' : 'them'} with --method ${c.method}`);
+    return;
+  }
+  if (c.batch % 2 !== 0 || c.batch < 4) {
+    throw new ConfigError(`--batch: softrank trains on (anchor, positive) pairs, --batch counting both: expected an even number ≥ 4, got ${c.batch}`);
+  }
+  if (/^(parquet|tar):/.test(c.data)) {
+    throw new ConfigError(`--data ${c.data}: softrank reads each positive again by id, which needs a random-access source (scenes, dir:PATH, fashion-mnist), not ${c.data.startsWith('tar:') ? 'tar shards, read front to back' : 'precomputed views'}`);
+  }
+  const bank = c['bank-size'];
+  if (bank !== undefined && c.clusters !== undefined && 4 * c.clusters > bank) {
+    throw new ConfigError(`--clusters ${c.clusters}: needs at least ${4 * c.clusters} embeddings to cluster (4 per cluster), but --bank-size is ${bank}`);
+  }
+}
+
+/** softrank's bank size and k for `source`: the defaults filled in, checked against the source's size. */
+function positiveSettings(c: TrainConfig, source: Source): { bankSize: number; clusters: number } {
+  const size = isRandomAccess(source) ? source.size : Infinity;
+  const bankSize = c['bank-size'] ?? Math.min(size, DEFAULT_BANK_SIZE);
+  const clusters = c.clusters ?? Math.min(DEFAULT_CLUSTERS, Math.floor(bankSize / 4));
+  if (clusters < 2) throw new ConfigError(`--data ${c.data}: ${size} samples are too few for clustering positives (softrank needs at least 8)`);
+  if (4 * clusters > bankSize) {
+    throw new ConfigError(`--clusters ${clusters}: needs at least ${4 * clusters} embeddings to cluster (4 per cluster), but the bank holds ${bankSize}${c['bank-size'] === undefined ? ` (the size of --data ${c.data})` : ''}`);
+  }
+  return { bankSize, clusters };
 }
 
 function createMethod(c: TrainConfig): Method {
@@ -130,8 +201,11 @@ function createMethod(c: TrainConfig): Method {
     case 'mocov2': return createMocoV2(common);
     case 'densecl': return createDenseCL(common);
     case 'hapicl': return createHapicl(common);
+    case 'softrank': return createSoftRank(common);
   }
 }
+
+const isSoftRank = (m: Method): m is SoftRank => m.name === 'softrank' && 'targetEmbeddings' in m;
 
 /** Training from `precompute` shards: the views must be the ones this configuration asks for. */
 function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
@@ -143,27 +217,53 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
+/** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id). */
+const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
+
 /**
  * The batches a run trains on from step `startStep`: each epoch's samples in seeded order,
  * cut into views live (decode → masks → multiView) or, for `parquet:DIR`, the precomputed
  * views of that epoch. Samples hold a permit of `budget` until the trainer releases them.
+ *
+ * softrank: each decoded anchor is followed by its positive (`positivePairs`) before the views
+ * are cut, so a batch of `c.batch` samples holds `c.batch / 2` pairs and `c.batch / 2` permits
+ * (the positives take none). Positives come from `reclustering`'s clusterings; without one,
+ * every anchor is its own positive.
  */
-export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0): Observable<Batch> {
+export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, reclustering?: Reclustering): Observable<Batch> {
   const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
-  const position = startStep * c.batch;
+  const perBatch = sourceSamplesPerBatch(c);
+  const position = startStep * perBatch;
   const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
   const firstSkip = Number.isFinite(perEpoch) ? position % perEpoch : position;
-  const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * c.batch) / perEpoch) + 1 : 1;
+  const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * perBatch) / perEpoch) + 1 : 1;
   const precomputed = 'precomputed' in source ? (source.precomputed as PrecomputedViews) : undefined;
   if (precomputed) checkPrecomputed(c, precomputed);
   const dropped = (r: SkipRecord) => { record(r); budget.release(); };
+  let read = source;
+  let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
+  if (c.method === 'softrank') {
+    if (precomputed || !isRandomAccess(source)) throw new ConfigError(`--data ${c.data}: softrank reads positives again by id; it needs a random-access source (scenes, dir:PATH, fashion-mnist)`);
+    // Positives are drawn among ids of the bank, whose every id was read within the last 2 × bank-size reads (a re-read counts as one), plus what is in flight.
+    const remember = reclustering ? 2 * reclustering.bank.capacity + budget.capacity + (reclustering.every + reclustering.lag + 1) * perBatch : 0;
+    const byId = readableById(source, remember);
+    read = byId.source;
+    const prepare = decodeWithMasks(viewOptions, record);
+    const fetch = async (id: string) => prepare(await byId.readById(id));
+    const onNote = (id: string, reason: string) => {
+      reclustering?.noteSelf(reason);
+      if (reason.startsWith('fetch failed')) record({ id, stage: 'positive', reason });
+    };
+    const clusteringForNextAnchor = reclustering ? () => reclustering.clusteringForNextAnchor() : () => Promise.resolve(undefined);
+    beforeViews = (epoch) => positivePairs({ clusteringForNextAnchor, fetch, seed: c.seed, epoch, onNote });
+  }
   const views = (epoch: number) => precomputed
     ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
-    : sampleViews(viewOptions, [epoch], dropped, record);
+    : sampleViews(viewOptions, [epoch], dropped, record, beforeViews?.(epoch));
   return range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
     concatMap((epoch) =>
-      fromSource(readSamples(source, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch))),
+      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch))),
     batch(c.batch, { keepLast: false }),
   );
 }
@@ -180,11 +280,13 @@ export interface RunOptions {
  * after step n is fully determined by the position n × batch: a resumed run sees exactly the
  * batches the uninterrupted one would (as long as no input was skipped as unreadable).
  */
-export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string }> {
+export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; positives?: PositiveStats }> {
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
+  const positives = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
   const method = createMethod(c);
+  let reclustering: Reclustering | undefined;
   try {
     let startStep = 0;
     let optimizerState: ReturnType<typeof takeTensors> | undefined;
@@ -195,20 +297,44 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       optimizerState = takeTensors(saved, 'optimizer/'); // frees the rest; the trainer frees these
     }
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
+    const perBatch = sourceSamplesPerBatch(c);
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
-    const budget = new SampleBudget(3 * c.batch + 16);
-    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep);
+    const budget = new SampleBudget(3 * perBatch + 16);
+    let onStep: ((done: number, batch: Batch, parts: Record<string, number>) => Promise<void>) | undefined;
+    if (positives && isSoftRank(method)) {
+      const softrank = method;
+      const r = new Reclustering({
+        dims: 128, // createSoftRank's projection size (its default `dim`); the bank refuses rows of another size
+        bankSize: positives.bankSize, precision: c['bank-precision'], clusters: positives.clusters, every: c['recluster-every'],
+        anchorsPerStep: perBatch, steps: c.steps, startStep, seed: c.seed, onWarning: (line) => process.stderr.write(`${line}\n`),
+      });
+      reclustering = r;
+      onStep = (done, batch, parts) => r.afterStep(done, softrank.targetEmbeddings(), batch.ids, parts);
+    }
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
       startStep, optimizerState, onLog: options.onLog, shouldStop: options.shouldStop,
+      ...(onStep ? { onStep, budgetPermits: (b: Batch) => b.ids.length / 2 } : {}),
     });
+    reclustering?.close();
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend };
+    return { ...result, backend: selection.backend, ...(reclustering ? { positives: reclustering.stats() } : {}) };
   } finally {
+    reclustering?.close();
     method.dispose();
   }
+}
+
+/** Positive statistics for the summary line, fractions and seconds to 3 decimals. */
+function roundedStats(p: PositiveStats): PositiveStats {
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    ...p, selfPositiveFraction: r3(p.selfPositiveFraction), clusteringSeconds: r3(p.clusteringSeconds), waitedSeconds: r3(p.waitedSeconds),
+    selfPositiveFractionAfterClustering: p.selfPositiveFractionAfterClustering === null ? null : r3(p.selfPositiveFractionAfterClustering),
+  };
 }
 
 export async function trainCommand(argv: string[]): Promise<void> {
@@ -216,7 +342,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const tty = process.stderr.isTTY === true;
   const onLog = (r: MetricsRecord) => {
     const eta = Math.round(((c.steps - r.step) * r.seconds) / Math.max(1, r.step));
-    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%  ETA ${eta} s`;
+    const pairs = r.parts['selfPositives'] === undefined ? '' : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
+    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}  ETA ${eta} s`;
     process.stderr.write(tty ? `\r${line}` : `${line}\n`);
   };
   // Ctrl-C: finish the step in hand, checkpoint, exit cleanly (a second Ctrl-C kills).
@@ -236,6 +363,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
       lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4, lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
       checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'), interrupted,
+      ...(result.positives ? { positives: roundedStats(result.positives) } : {}),
     })}\n`);
   } finally {
     process.off('SIGINT', onInterrupt);

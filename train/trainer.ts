@@ -39,6 +39,18 @@ export interface TrainerOptions {
   optimizerState?: NamedTensor[];
   /** Asked after every step; true checkpoints and stops (Ctrl-C, or a test's interruption). */
   shouldStop?: (stepsDone: number) => boolean;
+  /**
+   * Permits of the budget a batch holds, returned after its step: the samples the source read
+   * for it. Default `batch.ids.length`; a batch of (anchor, fetched positive) pairs holds one
+   * per pair.
+   */
+  budgetPermits?: (batch: Batch) => number;
+  /**
+   * Called after every step (after `method.afterStep`, before the batch is freed and the step
+   * logged) with the steps done; may add scalars to `parts`. Awaited: a hook that must wait
+   * (e.g. for a clustering still running) holds the next step back.
+   */
+  onStep?: (stepsDone: number, batch: Batch, parts: Record<string, number>) => void | Promise<void>;
 }
 
 export interface MetricsRecord {
@@ -115,11 +127,15 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
       }
       if (o.weightDecay > 0) tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
       method.afterStep?.();
-      images += batch.ids.length;
-      batch.dispose();
-      budget.release(batch.ids.length);
-      losses.push(loss);
       const done = step + 1;
+      try {
+        await o.onStep?.(done, batch, parts);
+      } finally {
+        images += batch.ids.length;
+        batch.dispose();
+        budget.release(o.budgetPermits?.(batch) ?? batch.ids.length);
+      }
+      losses.push(loss);
       if (done % o.logEvery === 0 || done === o.steps) {
         const seconds = (performance.now() - start) / 1000;
         const record: MetricsRecord = { step: done, loss, parts, lr, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, seconds };
