@@ -36,7 +36,7 @@ Commands:
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
              --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
-             --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw  --lr (0.05 sgd, 1e-3 adamw)  --warmup (20)
+             --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw|lars  --lr (0.05 sgd, 1e-3 adamw, 0.3·B/256 lars)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
   precompute  training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them

@@ -71,7 +71,7 @@ const SPEC = {
   masks: { type: 'string', choices: MASK_SOURCES },
   'attention-view': { type: 'boolean' },
   'align-weight': { type: 'number', min: 0 },
-  optimizer: { type: 'string', choices: ['sgd', 'adamw'] },
+  optimizer: { type: 'string', choices: ['sgd', 'adamw', 'lars'] },
   backend: { type: 'string', choices: BACKEND_CHOICES },
   threads: { type: 'int', min: 1 },
   out: { type: 'string' },
@@ -90,7 +90,7 @@ const SPEC = {
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
-  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw'; backend: BackendChoice; threads?: number; out: string;
+  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw' | 'lars'; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
   /** softrank: steps between clusterings of the embedding bank. */
   'recluster-every': number;
@@ -159,6 +159,8 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   merged['out'] ??= join('runs', String(merged['method']));
   // Adam's steps are normalised: SGD's default rate would blow it up. Keep an explicit --lr.
   if (merged['optimizer'] === 'adamw' && !given.has('lr')) merged['lr'] = 1e-3;
+  // LARS: the linear scaling rule lr = 0.3 × batch / 256 (SimCLR, solo-learn); its trust ratio sets each layer's step.
+  if (merged['optimizer'] === 'lars' && !given.has('lr')) merged['lr'] = (0.3 * Number(merged['batch'])) / 256;
   const c = merged as unknown as TrainConfig;
   checkSoftRankOptions(c, given);
   return { ...c, resume: false };

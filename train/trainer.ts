@@ -11,6 +11,7 @@ import type { Method } from '../methods/method.js';
 import { saveVariables, type NamedTensor } from '../models/weights-io.js';
 import type { Batch } from '../operators/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
+import { LarsOptimizer } from './lars.js';
 import { pull } from './pull.js';
 import { cosineWithWarmup } from './schedule.js';
 
@@ -22,9 +23,10 @@ export interface TrainerOptions {
   weightDecay: number;
   /**
    * `sgd` (with momentum, default) or `adamw`: Adam plus the decoupled weight decay applied
-   * below (Loshchilov & Hutter) — tfjs's Adam and the decay step together are AdamW.
+   * below (Loshchilov & Hutter) — tfjs's Adam and the decay step together are AdamW. `lars`:
+   * momentum SGD with a per-tensor trust ratio, its weight decay inside the ratio (`lars.ts`).
    */
-  optimizer?: 'sgd' | 'adamw';
+  optimizer?: 'sgd' | 'adamw' | 'lars';
   /** SGD momentum (default 0.9). */
   momentum?: number;
   logEvery: number;
@@ -95,7 +97,9 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
 export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
   mkdirSync(o.outDir, { recursive: true });
   const optimizer: tf.Optimizer & { setLearningRate(lr: number): void } =
-    o.optimizer === 'adamw' ? adam(o.learningRate) : tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
+    o.optimizer === 'adamw' ? adam(o.learningRate)
+      : o.optimizer === 'lars' ? new LarsOptimizer(o.learningRate, { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay })
+        : tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
   if (o.optimizerState) {
     await optimizer.setWeights(o.optimizerState); // copies them into the optimiser's variables
     tf.dispose(o.optimizerState.map((t) => t.tensor));
@@ -125,7 +129,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         batch.dispose();
         throw new Error(`step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`);
       }
-      if (o.weightDecay > 0) tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
+      if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
       method.afterStep?.();
       const done = step + 1;
       try {
