@@ -18,6 +18,13 @@ export interface DenseclOptions extends SiameseOptions {
   queueSize?: number;
   /** Weight λ of the dense loss (default 0.5). */
   lambda?: number;
+  /**
+   * How a query cell finds its positive key cell: `feature` (default, the paper's: argmax of
+   * backbone-feature similarity) or `geometric` (the cell at the same source spot, from the crop
+   * boxes; needs batches made with `batch(…, { geometricGrid })`). The paper reports feature
+   * matching better.
+   */
+  match?: 'feature' | 'geometric';
 }
 
 /** A copy with no history on the gradient tape (tfjs has no stopGradient). */
@@ -25,6 +32,12 @@ const detached = <T extends tf.Tensor>(t: T): T => tf.tensor(t.dataSync(), t.sha
 
 /** `[B, S, S, C]` → `[B, S·S, C]`. */
 const cells = (t: tf.Tensor4D): tf.Tensor3D => tf.reshape(t, [t.shape[0], t.shape[1] * t.shape[2], t.shape[3]]);
+
+/** The batch's geometric matches, or a clear error when the data plane did not make them. */
+function geometric(batch: Batch): tf.Tensor2D {
+  if (!batch.geometricMatch) throw new Error('densecl --match geometric: batches carry no geometric matches (collate with batch(…, { geometricGrid }))');
+  return tf.clone(batch.geometricMatch); // the tidy disposes its copy; the batch keeps its own
+}
 
 export function createDenseCL(o: DenseclOptions): Method {
   const tau = o.temperature ?? 0.2;
@@ -54,7 +67,7 @@ export function createDenseCL(o: DenseclOptions): Method {
           pooledDense: l2Normalize(tf.mean(t, 1)) as tf.Tensor2D, // the dense queue's entry per image
           // The matching is not differentiated (argmax); rebuilding it from its values takes it
           // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
-          match: detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),
+          match: o.match === 'geometric' ? geometric(batch) : detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),
         };
       });
       stage(queue, key.k);

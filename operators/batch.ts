@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { Sample, View } from './types/index.js';
+import { geometricMatch } from './view-geometry.js';
 
 /** ImageNet statistics, the usual normalisation for SSL encoders. */
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
@@ -21,6 +22,8 @@ export interface Batch {
   flipped: tf.Tensor1D[];
   /** Image labels `[B]` (int32), when every sample has one. */
   labels?: tf.Tensor1D;
+  /** With `geometricGrid` S: for each cell of view 0's S×S grid, view 1's cell at the same source spot (`geometricMatch`), `[B, S·S]` int32. */
+  geometricMatch?: tf.Tensor2D;
   dispose(): void;
 }
 
@@ -29,6 +32,8 @@ export interface BatchOptions {
   std?: readonly [number, number, number];
   /** Emit the last, smaller batch (default true); false drops it. */
   keepLast?: boolean;
+  /** Side S of the feature grid: adds `geometricMatch` between views 0 and 1 (DenseCL's `--match geometric`). */
+  geometricGrid?: number;
 }
 
 function viewsTensor(views: View[], mean: readonly number[], std: readonly number[]): tf.Tensor4D {
@@ -51,7 +56,7 @@ function viewsTensor(views: View[], mean: readonly number[], std: readonly numbe
   return tf.tensor4d(out, [views.length, height, width, 3]);
 }
 
-function collate(samples: Sample[], mean: readonly number[], std: readonly number[]): Batch {
+function collate(samples: Sample[], mean: readonly number[], std: readonly number[], grid?: number): Batch {
   const viewCount = samples[0]?.views?.length ?? 0;
   for (const s of samples) {
     if (s.views?.length !== viewCount || viewCount === 0) throw new Error(`batch: sample ${s.id} has no views or a different number (put multiView() first)`);
@@ -77,15 +82,24 @@ function collate(samples: Sample[], mean: readonly number[], std: readonly numbe
   const labels = samples.every((s) => s.label !== undefined)
     ? tf.tensor1d(samples.map((s) => s.label as number), 'int32')
     : undefined;
+  let match: tf.Tensor2D | undefined;
+  if (grid !== undefined) {
+    if (viewCount < 2) throw new Error('batch: geometric matching needs two views per sample');
+    const cells = grid * grid;
+    const m = new Int32Array(samples.length * cells);
+    samples.forEach((s, b) => m.set(geometricMatch(s.views![0]!, s.views![1]!, grid), b * cells));
+    match = tf.tensor2d(m, [samples.length, cells], 'int32');
+  }
   const batch: Batch = {
     ids: samples.map((s) => s.id),
     views,
     masks,
     boxes,
     flipped,
-    dispose: () => tf.dispose([...views, ...masks.filter((m): m is tf.Tensor3D => m !== undefined), ...boxes, ...flipped, ...(labels ? [labels] : [])]),
+    dispose: () => tf.dispose([...views, ...masks.filter((m): m is tf.Tensor3D => m !== undefined), ...boxes, ...flipped, ...(labels ? [labels] : []), ...(match ? [match] : [])]),
   };
   if (labels) batch.labels = labels;
+  if (match) batch.geometricMatch = match;
   return batch;
 }
 
@@ -114,7 +128,7 @@ export function batch(size: number, options: BatchOptions = {}): OperatorFunctio
         const samples = pending;
         pending = [];
         try {
-          subscriber.next(collate(samples, mean, std));
+          subscriber.next(collate(samples, mean, std, options.geometricGrid));
         } catch (err) {
           subscriber.error(err);
         }

@@ -94,3 +94,23 @@ export function viewCorrespondence(a: ViewPlacement, b: ViewPlacement, rows: num
   });
   return out;
 }
+
+/**
+ * DenseCL's geometric correspondence: for each cell of view `a`, the cell of view `b` whose
+ * centre lies nearest in source coordinates — the cell covering the same spot when the views
+ * overlap there, the closest one when they do not. Row-major cell indices, `[rows·cols]`.
+ */
+export function geometricMatch(a: ViewPlacement, b: ViewPlacement, rows: number, cols = rows): Int32Array {
+  const centre = (c: Box) => [(c[0] + c[2]) / 2, (c[1] + c[3]) / 2] as const;
+  const centresB = cellBoxes(b, rows, cols).map(centre);
+  return Int32Array.from(cellBoxes(a, rows, cols), (cell) => {
+    const [x, y] = centre(cell);
+    let best = 0;
+    let bestDistance = Infinity;
+    centresB.forEach(([bx, by], j) => {
+      const d = (bx - x) ** 2 + (by - y) ** 2;
+      if (d < bestDistance) { bestDistance = d; best = j; }
+    });
+    return best;
+  });
+}

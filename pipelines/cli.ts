@@ -34,11 +34,12 @@ Commands:
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
              a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
-             --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
+             --match feature|geometric (densecl)  --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw|lars  --lr (0.05 sgd, 1e-3 adamw, 0.3·B/256 lars)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
+             --knn-every K (100 steps; 0 off)  --knn-size N (1000)  --knn-data SOURCE (scenes: --data's; fashion-mnist: its test split): kNN accuracy logged as knn
   precompute  training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
              --data SOURCE (required, finite)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
              --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view

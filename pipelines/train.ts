@@ -7,8 +7,12 @@
  * positive drawn from its k-means cluster (`positivePairs`, before `multiView`), and after each
  * step the trainer feeds the target embeddings to an embedding bank that is re-clustered in a
  * worker every `--recluster-every` steps (`Reclustering`).
+ *
+ * The kNN monitor (`train/knn-monitor.ts`) embeds a small labelled set (`--knn-data`, by default
+ * the scenes trained on or Fashion-MNIST's test split) at random init and every `--knn-every`
+ * steps; its accuracy is logged as `knn` and summarised as `knnInit` / `knnFinal`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { concatMap, range, type Observable, type OperatorFunction } from 'rxjs';
@@ -19,7 +23,7 @@ import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { createSoftRank, type SoftRank } from '../methods/softrank.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
-import { RESNET_PRESETS } from '../models/resnet.js';
+import { RESNET_PRESETS, type ResNetConfig } from '../models/resnet.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
 import { PRESETS, type PresetName } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
@@ -28,6 +32,7 @@ import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { Reclustering, type PositiveStats } from '../train/recluster.js';
+import { createKnnMonitor, KNN_K, KNN_TAU, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
@@ -82,16 +87,22 @@ const SPEC = {
   queue: { type: 'int', min: 1 },
   'log-every': { type: 'int', min: 1 },
   'checkpoint-every': { type: 'int', min: 1 },
+  match: { type: 'string', choices: ['feature', 'geometric'] },
   'recluster-every': { type: 'int', min: 1 },
   clusters: { type: 'int', min: 2 },
   'bank-size': { type: 'int', min: 8 },
   'bank-precision': { type: 'string', choices: ['float32', 'float16'] },
+  'knn-every': { type: 'int', min: 0 },
+  'knn-size': { type: 'int', min: 10 },
+  'knn-data': { type: 'string' },
 } as const satisfies Record<string, Spec>;
 
 export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
   encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw' | 'lars'; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
+  /** densecl: positive key cell by backbone-feature argmax (default) or by the crop geometry. */
+  match: 'feature' | 'geometric';
   /** softrank: steps between clusterings of the embedding bank. */
   'recluster-every': number;
   /** softrank: k (default min(100, bank/4)). */
@@ -99,12 +110,18 @@ export interface TrainConfig {
   /** softrank: embeddings the bank holds (default min(source size, 65 536)). */
   'bank-size'?: number;
   'bank-precision': 'float32' | 'float16';
+  /** kNN monitor: steps between evaluations, 0 = off (default 100 when the monitor set has labels, else off). */
+  'knn-every': number;
+  /** kNN monitor: samples of the monitor set (4/5 references, 1/5 queries). */
+  'knn-size': number;
+  /** kNN monitor: its labelled set (default: --data for scenes, fashion-mnist-test for fashion-mnist). */
+  'knn-data'?: string;
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
   data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, optimizer: 'sgd', backend: 'auto',
-  seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100,
-  'recluster-every': 50, 'bank-precision': 'float32',
+  seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100, match: 'feature',
+  'recluster-every': 50, 'bank-precision': 'float32', 'knn-every': 100, 'knn-size': 1000,
 };
 
 /**
@@ -163,7 +180,34 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   if (merged['optimizer'] === 'lars' && !given.has('lr')) merged['lr'] = (0.3 * Number(merged['batch'])) / 256;
   const c = merged as unknown as TrainConfig;
   checkSoftRankOptions(c, given);
+  if (given.has('match') && c.method !== 'densecl') throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
+  if (c.match === 'geometric' && c.size % encoderStride(RESNET_PRESETS[c.encoder]) !== 0) {
+    throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(RESNET_PRESETS[c.encoder])}`);
+  }
+  checkKnnOptions(c, given);
   return { ...c, resume: false };
+}
+
+/** The kNN monitor's labelled set by default: the training scenes, or Fashion-MNIST's test split; other sources have no labels. */
+function defaultKnnData(data: string): string | undefined {
+  if (data === 'scenes' || data.startsWith('scenes:') || data === 'fashion-mnist-test' || data.startsWith('fashion-mnist-test:')) return data;
+  if (data === 'fashion-mnist' || data.startsWith('fashion-mnist:')) return `fashion-mnist-test${data.slice('fashion-mnist'.length)}`;
+  return undefined;
+}
+
+/**
+ * The kNN monitor is on by default where a labelled set is at hand and the run lasts at least
+ * one interval; asked for without a labelled set, it is refused.
+ */
+function checkKnnOptions(c: TrainConfig, given: ReadonlySet<string>): void {
+  const data = c['knn-data'] ?? defaultKnnData(c.data);
+  if (data?.startsWith('parquet:')) throw new ConfigError(`--knn-data ${data}: the kNN monitor needs whole labelled images (scenes, fashion-mnist-test, dir:PATH or tar:PATTERN with labels), not precomputed views`);
+  if (c['knn-every'] > 0 && data === undefined) {
+    if (given.has('knn-every')) throw new ConfigError(`--knn-every: --data ${c.data} has no labels for the kNN monitor; name a labelled set with --knn-data (e.g. scenes, fashion-mnist-test), or drop --knn-every`);
+    c['knn-every'] = 0; // no labelled set: the monitor is off
+  }
+  // By default a run shorter than one interval has no monitor: an evaluation would cost more than it tells.
+  if (!given.has('knn-every') && c.steps < c['knn-every']) c['knn-every'] = 0;
 }
 
 /** softrank's constraints, and its options refused with other methods. */
@@ -197,13 +241,35 @@ function positiveSettings(c: TrainConfig, source: Source): { bankSize: number; c
   return { bankSize, clusters };
 }
 
+/** Input pixels per cell of a ResNet's dense grid: the stem's stride, halved again by every stage after the first. */
+function encoderStride(e: ResNetConfig): number {
+  return e.stemStride * 2 ** (e.blocks.length - 1);
+}
+
 function createMethod(c: TrainConfig): Method {
   const common = { encoder: RESNET_PRESETS[c.encoder], seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
   switch (c.method) {
     case 'mocov2': return createMocoV2(common);
-    case 'densecl': return createDenseCL(common);
+    case 'densecl': return createDenseCL({ ...common, match: c.match });
     case 'hapicl': return createHapicl(common);
     case 'softrank': return createSoftRank(common);
+  }
+}
+
+/**
+ * The kNN monitor of `method`: the first `--knn-size` samples of its labelled set (index order),
+ * whole images at `--size`. A set that cannot be read or has no labels stops the job before training.
+ */
+async function openKnnMonitor(c: TrainConfig, method: Method): Promise<KnnMonitor> {
+  const data = c['knn-data'] ?? defaultKnnData(c.data) ?? c.data;
+  try {
+    const source = await openSource(data, {}, '--knn-data');
+    const set = await loadKnnSet(readSamples(source, { shuffle: false, limit: c['knn-size'] }), { size: c.size, seed: c.seed });
+    process.stderr.write(`knn monitor: ${set.references} references and ${set.queries} queries of ${source.name}${set.skipped ? ` (${set.skipped} unreadable, left out)` : ''}, k = ${KNN_K}, τ = ${KNN_TAU}, every ${c['knn-every']} steps\n`);
+    return createKnnMonitor({ method, set });
+  } catch (err) {
+    const flag = c['knn-data'] === undefined ? `--knn-every (monitor set: --data ${data})` : `--knn-data ${data}`;
+    throw new ConfigError(`${flag}: ${err instanceof Error ? err.message : String(err)} (--knn-every 0 turns the monitor off)`);
   }
 }
 
@@ -266,7 +332,7 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   return range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
     concatMap((epoch) =>
       fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch))),
-    batch(c.batch, { keepLast: false }),
+    batch(c.batch, { keepLast: false, ...(c.method === 'densecl' && c.match === 'geometric' ? { geometricGrid: c.size / encoderStride(RESNET_PRESETS[c.encoder]) } : {}) }),
   );
 }
 
@@ -282,7 +348,7 @@ export interface RunOptions {
  * after step n is fully determined by the position n × batch: a resumed run sees exactly the
  * batches the uninterrupted one would (as long as no input was skipped as unreadable).
  */
-export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; positives?: PositiveStats }> {
+export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; positives?: PositiveStats; knnInit?: number; knnFinal?: number }> {
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
@@ -298,6 +364,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       startStep = (saved.meta as CheckpointMeta).step;
       optimizerState = takeTensors(saved, 'optimizer/'); // frees the rest; the trainer frees these
     }
+    mkdirSync(c.out, { recursive: true }); // the skip log opens now, before the trainer's first write
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
     const perBatch = sourceSamplesPerBatch(c);
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
@@ -313,17 +380,37 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       reclustering = r;
       onStep = (done, batch, parts) => r.afterStep(done, softrank.targetEmbeddings(), batch.ids, parts);
     }
+    // kNN monitor: on the first logged step at least --knn-every steps after the last evaluation, and at the last step.
+    const knnEvery = c['knn-every'] ?? 0; // checkpoints from before the monitor have no knn-every
+    let knn: { monitor: KnnMonitor; last: number; init?: number; final?: number } | undefined;
+    if (knnEvery > 0) {
+      const k: NonNullable<typeof knn> = { monitor: await openKnnMonitor(c, method), last: startStep };
+      knn = k;
+      if (startStep === 0) {
+        const t0 = performance.now();
+        k.init = await k.monitor.evaluate();
+        process.stderr.write(`knn at init ${k.init.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s per evaluation)\n`);
+      }
+      const before = onStep;
+      onStep = async (done, batch, parts) => {
+        await before?.(done, batch, parts);
+        if ((done % c['log-every'] === 0 && done - k.last >= knnEvery) || done === c.steps) {
+          parts['knn'] = k.final = await k.monitor.evaluate();
+          k.last = done;
+        }
+      };
+    }
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
       startStep, optimizerState, onLog: options.onLog, shouldStop: options.shouldStop,
-      ...(onStep ? { onStep, budgetPermits: (b: Batch) => b.ids.length / 2 } : {}),
+      ...(onStep ? { onStep } : {}), ...(reclustering ? { budgetPermits: (b: Batch) => b.ids.length / 2 } : {}),
     });
     reclustering?.close();
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend, ...(reclustering ? { positives: reclustering.stats() } : {}) };
+    return { ...result, backend: selection.backend, ...(reclustering ? { positives: reclustering.stats() } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
   } finally {
     reclustering?.close();
     method.dispose();
@@ -345,7 +432,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const onLog = (r: MetricsRecord) => {
     const eta = Math.round(((c.steps - r.step) * r.seconds) / Math.max(1, r.step));
     const pairs = r.parts['selfPositives'] === undefined ? '' : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
-    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}  ETA ${eta} s`;
+    const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
+    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
     process.stderr.write(tty ? `\r${line}` : `${line}\n`);
   };
   // Ctrl-C: finish the step in hand, checkpoint, exit cleanly (a second Ctrl-C kills).
@@ -366,6 +454,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4, lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
       checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'), interrupted,
       ...(result.positives ? { positives: roundedStats(result.positives) } : {}),
+      ...(result.knnInit === undefined ? {} : { knnInit: Math.round(result.knnInit * 1e4) / 1e4 }), ...(result.knnFinal === undefined ? {} : { knnFinal: Math.round(result.knnFinal * 1e4) / 1e4 }),
     })}\n`);
   } finally {
     process.off('SIGINT', onInterrupt);
