@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64]`: training
+ * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]`: training
  * throughput on scenes per method, each in its own process (a fresh backend). One JSON line
  * per method: images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
@@ -17,11 +17,11 @@ export async function trainBench(argv: string[]): Promise<void> {
     args: argv,
     options: {
       method: { type: 'string' }, steps: { type: 'string', default: '40' }, batch: { type: 'string', default: '32' },
-      size: { type: 'string', default: '64' }, single: { type: 'boolean', default: false },
+      size: { type: 'string', default: '64' }, encoder: { type: 'string', default: 'slim' }, single: { type: 'boolean', default: false },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
-  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size];
+  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--knn-every', '0'];
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
     const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000']);

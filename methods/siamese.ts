@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
-import { createResNet, type Encoder, type ResNetConfig } from '../models/resnet.js';
+import { createEncoder, type EncoderConfig } from '../models/encoders.js';
+import type { Encoder } from '../models/resnet.js';
 import { alignLoss, l2Normalize } from './losses.js';
 import type { Batch } from '../operators/batch.js';
 import type { Method } from './method.js';
@@ -19,7 +20,7 @@ export interface Branch {
 }
 
 export interface SiameseOptions {
-  encoder: ResNetConfig;
+  encoder: EncoderConfig;
   /**
    * Weight λ of the align loss `‖q − k‖²` between the two views' global projections (METHODS.md
    * §3: it counters InfoNCE's over-confidence on the easy pairs an attention view makes). 0: off.
@@ -35,7 +36,7 @@ export interface SiameseOptions {
 
 function branch(o: SiameseOptions, scope: string): Branch {
   const seed = o.seed ?? 0;
-  const encoder = createResNet(o.encoder, seed, `${scope}/encoder`);
+  const encoder = createEncoder(o.encoder, seed, `${scope}/encoder`);
   const dim = o.dim ?? 128;
   const hidden = o.hidden ?? 2 * encoder.channels;
   const b: Branch = { encoder, global: createMlp([encoder.channels, hidden, dim], seed + 1, `${scope}/global`) };

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { tfSeed } from './seed.js';
+import type { ViTConfig } from './vit.js';
 
 export interface ResNetConfig {
   kind: 'resnet';
@@ -35,7 +36,8 @@ export type EncoderOutput = {
 };
 
 export interface Encoder {
-  readonly config: ResNetConfig;
+  /** What built it: a ResNet or a ViT (`models/encoders.ts` makes either). */
+  readonly config: ResNetConfig | ViTConfig;
   /** Channels `C` of the outputs. */
   readonly channels: number;
   /** Input pixels per dense cell along each axis. */

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createResNet, RESNET_PRESETS, type Encoder } from '../models/resnet.js';
+import { createEncoder, encoderPreset, ENCODER_NAMES, type EncoderName } from '../models/encoders.js';
+import type { Encoder } from '../models/resnet.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { ConfigError } from './options.js';
@@ -17,8 +18,7 @@ import type { TrainConfig } from './train.js';
 let loaded = 0;
 const scope = () => `features/encoder${loaded++}`;
 
-export type EncoderName = keyof typeof RESNET_PRESETS;
-export const ENCODER_NAMES = Object.keys(RESNET_PRESETS) as EncoderName[];
+export { ENCODER_NAMES, type EncoderName };
 
 export interface CheckpointEncoder {
   encoder: Encoder;
@@ -43,7 +43,7 @@ export function loadCheckpointEncoder(dir: string): CheckpointEncoder {
   const meta = saved.meta as CheckpointMeta;
   const config = meta.config as Partial<TrainConfig>;
   const encoderName = config.encoder ?? 'slim';
-  const encoder = createResNet(RESNET_PRESETS[encoderName], 0, scope());
+  const encoder = createEncoder(encoderPreset(encoderName, config.size ?? 64), 0, scope());
   const tensors = takeTensors(saved, 'online/encoder/'); // frees the rest
   try {
     assignSaved(encoder.weights, { ...saved, tensors });
@@ -57,5 +57,5 @@ export function loadCheckpointEncoder(dir: string): CheckpointEncoder {
 }
 
 export function randomInitEncoder(encoderName: EncoderName, seed: number, size: number): CheckpointEncoder {
-  return { encoder: createResNet(RESNET_PRESETS[encoderName], seed, scope()), encoderName, origin: `random-init:${seed}`, step: 0, trainedSize: size };
+  return { encoder: createEncoder(encoderPreset(encoderName, size), seed, scope()), encoderName, origin: `random-init:${seed}`, step: 0, trainedSize: size };
 }

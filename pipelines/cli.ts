@@ -29,7 +29,7 @@ Commands:
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
-             --data SOURCE (scenes; parquet:DIR for precomputed views)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
+             --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
              a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):

@@ -23,7 +23,7 @@ import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { createSoftRank, type SoftRank } from '../methods/softrank.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
-import { RESNET_PRESETS, type ResNetConfig } from '../models/resnet.js';
+import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoders.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
 import { PRESETS, type PresetName } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
@@ -45,7 +45,7 @@ export { ConfigError } from './options.js';
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const; // hapicl's masks
-const ENCODERS = ['slim', 'resnet18'] as const;
+const ENCODERS = ENCODER_NAMES;
 /** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
 const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision'] as const;
 /**
@@ -87,6 +87,7 @@ const SPEC = {
   queue: { type: 'int', min: 1 },
   'log-every': { type: 'int', min: 1 },
   'checkpoint-every': { type: 'int', min: 1 },
+  epochs: { type: 'int', min: 1 },
   match: { type: 'string', choices: ['feature', 'geometric'] },
   'recluster-every': { type: 'int', min: 1 },
   clusters: { type: 'int', min: 2 },
@@ -101,6 +102,8 @@ export interface TrainConfig {
   data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
   encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw' | 'lars'; backend: BackendChoice; threads?: number; out: string;
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
+  /** Passes over the data instead of `steps` (finite sources; converted to steps once the source is open). */
+  epochs?: number;
   /** densecl: positive key cell by backbone-feature argmax (default) or by the crop geometry. */
   match: 'feature' | 'geometric';
   /** softrank: steps between clusterings of the embedding bank. */
@@ -180,9 +183,14 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   if (merged['optimizer'] === 'lars' && !given.has('lr')) merged['lr'] = (0.3 * Number(merged['batch'])) / 256;
   const c = merged as unknown as TrainConfig;
   checkSoftRankOptions(c, given);
+  if (given.has('epochs') && given.has('steps')) throw new ConfigError('--epochs and --steps both set the run\'s length; give one');
+  if (c.encoder === 'vit') {
+    if (c.preset === 'multicrop') throw new ConfigError('--encoder vit: its position embeddings fix the view size, and multicrop mixes sizes; use --preset mocov2 or byol');
+    if (c.size % 8 !== 0) throw new ConfigError(`--encoder vit: --size ${c.size} must be a multiple of its patch, 8`);
+  }
   if (given.has('match') && c.method !== 'densecl') throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
-  if (c.match === 'geometric' && c.size % encoderStride(RESNET_PRESETS[c.encoder]) !== 0) {
-    throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(RESNET_PRESETS[c.encoder])}`);
+  if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {
+    throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`);
   }
   checkKnnOptions(c, given);
   return { ...c, resume: false };
@@ -229,6 +237,13 @@ function checkSoftRankOptions(c: TrainConfig, given: ReadonlySet<string>): void 
   }
 }
 
+/** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
+function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number {
+  if (!isRandomAccess(source) || !Number.isFinite(source.size)) throw new ConfigError(`--epochs: ${source.name} has no known length; give --steps`);
+  const perStep = c.method === 'softrank' ? c.batch / 2 : c.batch;
+  return Math.max(1, Math.floor((epochs * source.size) / perStep)); // whole batches only: the last partial one is dropped
+}
+
 /** softrank's bank size and k for `source`: the defaults filled in, checked against the source's size. */
 function positiveSettings(c: TrainConfig, source: Source): { bankSize: number; clusters: number } {
   const size = isRandomAccess(source) ? source.size : Infinity;
@@ -241,13 +256,8 @@ function positiveSettings(c: TrainConfig, source: Source): { bankSize: number; c
   return { bankSize, clusters };
 }
 
-/** Input pixels per cell of a ResNet's dense grid: the stem's stride, halved again by every stage after the first. */
-function encoderStride(e: ResNetConfig): number {
-  return e.stemStride * 2 ** (e.blocks.length - 1);
-}
-
 function createMethod(c: TrainConfig): Method {
-  const common = { encoder: RESNET_PRESETS[c.encoder], seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
+  const common = { encoder: encoderPreset(c.encoder, c.size), seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
   switch (c.method) {
     case 'mocov2': return createMocoV2(common);
     case 'densecl': return createDenseCL({ ...common, match: c.match });
@@ -332,7 +342,7 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   return range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
     concatMap((epoch) =>
       fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch))),
-    batch(c.batch, { keepLast: false, ...(c.method === 'densecl' && c.match === 'geometric' ? { geometricGrid: c.size / encoderStride(RESNET_PRESETS[c.encoder]) } : {}) }),
+    batch(c.batch, { keepLast: false, ...(c.method === 'densecl' && c.match === 'geometric' ? { geometricGrid: c.size / encoderStride(encoderPreset(c.encoder, c.size)) } : {}) }),
   );
 }
 
@@ -341,6 +351,8 @@ export interface RunOptions {
   resume?: boolean;
   onLog?: (record: MetricsRecord) => void;
   shouldStop?: (stepsDone: number) => boolean;
+  /** The run's length in steps, once known (`--epochs` is converted when the source is open). */
+  onSteps?: (steps: number) => void;
 }
 
 /**
@@ -352,6 +364,8 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
+  if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };
+  options.onSteps?.(c.steps);
   const positives = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
   const method = createMethod(c);
   let reclustering: Reclustering | undefined;
@@ -429,11 +443,12 @@ function roundedStats(p: PositiveStats): PositiveStats {
 export async function trainCommand(argv: string[]): Promise<void> {
   const { resume, ...c } = parseTrainConfig(argv);
   const tty = process.stderr.isTTY === true;
+  let total = c.steps;
   const onLog = (r: MetricsRecord) => {
-    const eta = Math.round(((c.steps - r.step) * r.seconds) / Math.max(1, r.step));
+    const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step));
     const pairs = r.parts['selfPositives'] === undefined ? '' : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
     const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
-    const line = `step ${r.step}/${c.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
+    const line = `step ${r.step}/${total}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
     process.stderr.write(tty ? `\r${line}` : `${line}\n`);
   };
   // Ctrl-C: finish the step in hand, checkpoint, exit cleanly (a second Ctrl-C kills).
@@ -445,7 +460,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', onInterrupt);
   try {
-    const result = await runTraining(c, { resume, onLog, shouldStop: () => interrupted });
+    const result = await runTraining(c, { resume, onLog, shouldStop: () => interrupted, onSteps: (n) => { total = n; } });
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     process.stdout.write(`${JSON.stringify({

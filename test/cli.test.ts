@@ -114,4 +114,28 @@ describe('densestream CLI', () => {
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ method: 'mocov2', steps: 2 });
   });
+
+  it('trains --epochs E as whole batches over the source, and refuses --epochs with --steps', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-cli-epochs-'));
+    const run = cli('train', '--data', 'scenes:32:40', '--size', '32', '--epochs', '2', '--batch', '8', '--queue', '16', '--knn-every', '0', '--out', out, '--threads', '2');
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ steps: 10 }); // 2 × 40 images / 8
+    const both = cli('train', '--epochs', '2', '--steps', '3');
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain("--epochs and --steps both set the run's length");
+  });
+
+  it('trains the ViT encoder from the CLI and exports its patch tokens as the dense grid', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-cli-vit-'));
+    const run = cli('train', '--encoder', 'vit', '--method', 'mocov2', '--data', 'scenes:32:40', '--size', '32', '--steps', '2', '--batch', '8', '--queue', '16', '--out', out, '--threads', '2');
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ encoder: 'vit', steps: 2 });
+    const features = join(out, 'features');
+    const exported = cli('export', '--quiet', '--checkpoint', out, '--data', 'scenes:32:8', '--out', features, '--format', 'arrow');
+    expect(exported.status, exported.stderr).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(features, 'manifest.json'), 'utf8')) as { config: { encoder: string } };
+    expect(manifest.config.encoder).toBe('vit');
+    const refused = cli('train', '--encoder', 'vit', '--preset', 'multicrop');
+    expect(refused.status).toBe(2);
+  });
 });
