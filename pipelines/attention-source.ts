@@ -1,5 +1,6 @@
 /**
- * `--attention boundary|frequency-tuned|model:PATH`: which attention source a job uses.
+ * `--attention boundary|frequency-tuned|model:PATH|encoder:RUN`: which attention source a job uses
+ * (`encoder:RUN`: see `encoder-attention.ts`).
  * `model:PATH` is a user's tfjs model on local disk that maps an RGB image in [0, 1]
  * (`[1, H, W, 3]`, resized to the model's input size) to a map (`[1, h, w]` or `[1, h, w, 1]`).
  */
@@ -7,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadModel, type LoadedModel } from '../models/load-model.js';
 import { saliencyAttention, type AttentionSource } from '../operators/attention-map.js';
 import { SALIENCY_METHODS, type SaliencyMethod } from '../operators/saliency.js';
+import { openEncoderAttention } from './encoder-attention.js';
 
 /** An attention source that runs `model` on each image. */
 export function modelAttention(model: LoadedModel): AttentionSource {
@@ -25,13 +27,18 @@ export function modelAttention(model: LoadedModel): AttentionSource {
     });
 }
 
-/** Parses `--attention`, loading the model for `model:PATH`. */
+/** Parses `--attention`, loading the model for `model:PATH` or the checkpoint for `encoder:RUN`. */
 export async function openAttentionSource(value: string, field = '--attention'): Promise<AttentionSource> {
+  if (value.startsWith('encoder:')) {
+    const run = value.slice('encoder:'.length);
+    if (!run) throw new Error(`${field}: encoder needs a train run, e.g. encoder:runs/densecl`);
+    return openEncoderAttention(run, field).source; // lives as long as the job
+  }
   if (value.startsWith('model:')) {
     const path = value.slice('model:'.length);
     if (!path) throw new Error(`${field}: model needs a path, e.g. model:./saliency-net/model.json`);
     return modelAttention(await loadModel(path));
   }
   if ((SALIENCY_METHODS as readonly string[]).includes(value)) return saliencyAttention({ method: value as SaliencyMethod });
-  throw new Error(`${field}: expected one of ${SALIENCY_METHODS.join('|')}|model:PATH, got "${value}"`);
+  throw new Error(`${field}: expected one of ${SALIENCY_METHODS.join('|')}|model:PATH|encoder:RUN, got "${value}"`);
 }

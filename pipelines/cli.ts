@@ -30,11 +30,12 @@ Commands:
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
-             --encoder slim|resnet18  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
+             --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
              a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
-             --match feature|geometric (densecl)  --attention-view (one view keeps the main object)  --align-weight λ (0; the align loss)
+             --match feature|geometric (densecl)  --attention-view (one view keeps the main object)
+             --attention boundary|frequency-tuned|model:PATH|encoder:RUN (the attention view's and saliency masks' map)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw|lars  --lr (0.05 sgd, 1e-3 adamw, 0.3·B/256 lars)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
@@ -46,13 +47,13 @@ Commands:
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
              --data SOURCE (required; finite: scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
-             --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18, the baseline)
+             --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18|vit, the baseline)
              --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec lz4|zstd|snappy|none (lz4)
              --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
              --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
-             --masks saliency|kmeans  --attention boundary|frequency-tuned|model:PATH (a tfjs model on disk)
+             --masks saliency|kmeans  --attention boundary|frequency-tuned|model:PATH (a tfjs model on disk)|encoder:RUN (a train run's encoder)
 
 Options:
   -h, --help     show this help

@@ -5,7 +5,7 @@
  * `train` would cut live.
  */
 import { lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
-import { attentionMap } from '../operators/attention-map.js';
+import { attentionMap, type AttentionSource } from '../operators/attention-map.js';
 import { presetViews, withAttentionView, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
@@ -17,6 +17,8 @@ export type ViewMasks = (typeof VIEW_MASKS)[number];
 
 export interface SampleViewOptions {
   size: number;
+  /** Where attention maps come from, for the attention view and saliency masks (default: saliency). */
+  attention?: AttentionSource;
   preset: PresetName;
   /** The first view keeps the main object (METHODS.md §3). */
   attentionView: boolean;
@@ -37,7 +39,7 @@ export function decodeMinSide(size: number): number {
 }
 
 function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
-  const attend: OperatorFunction<Sample, Sample> = o.attentionView || o.masks === 'saliency' ? attentionMap() : (s) => s;
+  const attend: OperatorFunction<Sample, Sample> = o.attentionView || o.masks === 'saliency' ? attentionMap(o.attention) : (s) => s;
   const onFallback = (id: string, reason: string) => onSkip({ id, stage: 'mask', reason });
   switch (o.masks) {
     case 'none':

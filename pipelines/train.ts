@@ -35,6 +35,8 @@ import { Reclustering, type PositiveStats } from '../train/recluster.js';
 import { createKnnMonitor, KNN_K, KNN_TAU, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
+import { openAttentionSource } from './attention-source.js';
+import type { AttentionSource } from '../operators/attention-map.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { positivePairs, readableById } from './positive-pairs.js';
@@ -89,6 +91,7 @@ const SPEC = {
   'checkpoint-every': { type: 'int', min: 1 },
   epochs: { type: 'int', min: 1 },
   match: { type: 'string', choices: ['feature', 'geometric'] },
+  attention: { type: 'string' },
   'recluster-every': { type: 'int', min: 1 },
   clusters: { type: 'int', min: 2 },
   'bank-size': { type: 'int', min: 8 },
@@ -104,6 +107,8 @@ export interface TrainConfig {
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
   /** Passes over the data instead of `steps` (finite sources; converted to steps once the source is open). */
   epochs?: number;
+  /** Attention for the attention view and saliency masks: boundary|frequency-tuned|model:PATH|encoder:RUN (default: saliency). */
+  attention?: string;
   /** densecl: positive key cell by backbone-feature argmax (default) or by the crop geometry. */
   match: 'feature' | 'geometric';
   /** softrank: steps between clusterings of the embedding bank. */
@@ -308,8 +313,8 @@ const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softran
  * (the positives take none). Positives come from `reclustering`'s clusterings; without one,
  * every anchor is its own positive.
  */
-export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, reclustering?: Reclustering): Observable<Batch> {
-  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed };
+export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, reclustering?: Reclustering, attention?: AttentionSource): Observable<Batch> {
+  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}) };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
   const perBatch = sourceSamplesPerBatch(c);
   const position = startStep * perBatch;
@@ -414,7 +419,8 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         }
       };
     }
-    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering);
+    const attention = c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering, attention);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,

@@ -1,0 +1,45 @@
+/**
+ * `--attention encoder:RUN`: where a trained encoder looks, as an attention map. A ViT gives
+ * its last block's CLS attention, averaged over heads (DINO's map); a CNN gives the activation
+ * energy of its last feature map, the channel-wise L2 norm of each cell. The map has the
+ * encoder's grid resolution (8×8 for the slim ResNet or ViT-Tiny at 64 px); `attentionCrop`,
+ * `foregroundMask` and `multiView` take any resolution.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Encoder } from '../models/resnet.js';
+import type { ViTEncoder } from '../models/vit.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
+import type { AttentionSource } from '../operators/attention-map.js';
+import type { Pixels } from '../operators/types/index.js';
+import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
+
+const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';
+
+/** The whole image resized to `size²` and normalised as batches are, `[1, size, size, 3]`. */
+function imageTensor(p: Pixels, size: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const rgb = tf.tensor3d(p.data, [p.height, p.width, p.channels], 'int32');
+    const x = tf.div(tf.cast(p.channels === 1 ? tf.concat([rgb, rgb, rgb], 2) : rgb, 'float32'), 255);
+    const resized = tf.image.resizeBilinear(x as tf.Tensor3D, [size, size]);
+    return tf.expandDims(tf.div(tf.sub(resized, tf.tensor1d([...IMAGENET_MEAN])), tf.tensor1d([...IMAGENET_STD])), 0) as tf.Tensor4D;
+  });
+}
+
+/** The attention of `encoder` on images resized to `size` (inference mode). */
+export function encoderAttention(encoder: Encoder, size: number): AttentionSource {
+  return (pixels) =>
+    tf.tidy(() => {
+      const x = imageTensor(pixels, size);
+      const map = hasAttention(encoder)
+        ? tf.mean(encoder.attention(x), 1) // [1, G, G]: heads averaged
+        : tf.sqrt(tf.sum(tf.square(encoder.apply(x, { training: false }).dense), 3)); // [1, S, S]
+      const [, height, width] = map.shape as [number, number, number];
+      return { data: Float32Array.from(map.dataSync()), width, height };
+    });
+}
+
+/** `encoder:RUN`: the online encoder of a `train` run's checkpoint, at its training size. */
+export function openEncoderAttention(run: string, field = '--attention'): { source: AttentionSource; dispose(): void } {
+  const loaded = loadCheckpointEncoder(checkpointDir(run, field));
+  return { source: encoderAttention(loaded.encoder, loaded.trainedSize), dispose: () => loaded.encoder.dispose() };
+}

@@ -1,0 +1,63 @@
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { renderScene } from '../datasets/scenes.js';
+import { selectBackend } from '../models/backend.js';
+import { createEncoder, encoderPreset } from '../models/encoders.js';
+import { maskFromAttention } from '../operators/foreground-mask.js';
+import type { Pixels } from '../operators/types/index.js';
+import { encoderAttention } from '../pipelines/encoder-attention.js';
+
+const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 1 });
+});
+
+describe('the encoder attention source (--attention encoder:RUN)', () => {
+  it('gives a CNN\'s activation energy: the channel norm of each cell of its last feature map', () => {
+    const encoder = createEncoder(encoderPreset('slim', 64), 3, 'attn-test/slim');
+    const scene = renderScene(0, 7, 64);
+    const map = encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
+    expect([map.width, map.height]).toEqual([8, 8]);
+    // The same image through the encoder directly (64 px already: no resize).
+    const expected = tf.tidy(() => {
+      const p = scene.pixels as Pixels;
+      const x = tf.div(tf.sub(tf.div(tf.tensor4d(Float32Array.from(p.data), [1, 64, 64, 3]), 255), tf.tensor1d([0.485, 0.456, 0.406])), tf.tensor1d([0.229, 0.224, 0.225])) as tf.Tensor4D;
+      return Array.from(tf.norm(encoder.apply(x, { training: false }).dense, 'euclidean', 3).dataSync());
+    });
+    Array.from(map.data).forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 3));
+    const before = tf.memory().numTensors;
+    encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
+    expect(tf.memory().numTensors).toBe(before);
+    encoder.dispose();
+  });
+
+  it('gives a ViT\'s CLS attention averaged over heads: a distribution over the patches, usable as a mask', () => {
+    const encoder = createEncoder(encoderPreset('vit', 32), 1, 'attn-test/vit');
+    const scene = renderScene(0, 3, 48); // resized to the encoder's 32 px
+    const map = encoderAttention(encoder, 32)(scene.pixels as Pixels, scene);
+    expect([map.width, map.height]).toEqual([4, 4]);
+    expect(map.data.reduce((s, v) => s + v, 0)).toBeCloseTo(1, 5);
+    expect(map.data.every((v) => v > 0)).toBe(true);
+    const mask = maskFromAttention(map);
+    expect([mask.width, mask.height]).toEqual([4, 4]);
+    encoder.dispose();
+  });
+
+  it('draws a preview from a train run\'s encoder, and refuses a folder without a checkpoint', () => {
+    const run = mkdtempSync(join(tmpdir(), 'densestream-attn-run-'));
+    const train = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--batch', '4', '--size', '32', '--queue', '8', '--data', 'scenes:32:8', '--out', run, '--threads', '1'], { encoding: 'utf8' });
+    expect(train.status, train.stderr).toBe(0);
+    const sheets = join(run, 'sheets');
+    const preview = spawnSync(process.execPath, [CLI, 'preview', '--data', 'scenes', '--count', '2', '--out', sheets, '--attention', `encoder:${run}`], { encoding: 'utf8' });
+    expect(preview.status, preview.stderr).toBe(0);
+    expect(existsSync(join(sheets, 'preview-000.png'))).toBe(true);
+    const missing = spawnSync(process.execPath, [CLI, 'train', '--attention', `encoder:${join(run, 'nothing')}`, '--steps', '1'], { encoding: 'utf8' });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('--attention: no checkpoint in');
+  });
+});
