@@ -43,7 +43,7 @@ Commands:
              --knn-every K (100 steps; 0 off)  --knn-size N (1000)  --knn-data SOURCE (scenes: --data's; fashion-mnist: its test split): kNN accuracy logged as knn
   precompute  training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
              --data SOURCE (required, finite)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
-             --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view
+             --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view  --attention SOURCE
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
              --data SOURCE (required; finite: scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)

@@ -20,6 +20,8 @@ import type { Plane, Sample, SkipRecord } from '../operators/types/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
 import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
+import { selectBackend } from '../models/backend.js';
+import { openAttentionSource } from './attention-source.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, type Spec } from './options.js';
 import { sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
@@ -36,6 +38,7 @@ const SPEC = {
   views: { type: 'int', min: 1 },
   masks: { type: 'string', choices: VIEW_MASKS },
   'attention-view': { type: 'boolean' },
+  attention: { type: 'string' },
   'image-format': { type: 'string', choices: IMAGE_FORMATS },
   format: { type: 'string', choices: TABLE_FORMATS },
   codec: { type: 'string', choices: PARQUET_CODECS },
@@ -54,6 +57,8 @@ export interface PrecomputeConfig {
   views?: number;
   masks: ViewMasks;
   'attention-view': boolean;
+  /** The attention map's source: boundary|frequency-tuned|model:PATH|encoder:RUN (default: saliency). */
+  attention?: string;
   /** PNG (default) is lossless: training from the shards sees exactly the live pipeline's pixels. */
   'image-format': ImageFormat;
   format: TableFormat;
@@ -108,7 +113,10 @@ interface EncodedSample {
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
   const source = await openSource(c.data).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
-  const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed };
+  // A model's attention runs on tfjs: the same backend train would use.
+  if (c.attention !== undefined && /^(model|encoder):/.test(c.attention)) await selectBackend('auto');
+  const attention = c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+  const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}) };
   const groups = (c.views ?? c.perEpoch) / c.perEpoch;
   const epochs = Array.from({ length: groups }, (_, e) => e);
   const viewTable = viewsSchema(c['image-format']);
@@ -166,7 +174,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     job: 'precompute', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
     rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
     config: {
-      data: c.data, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, attentionView: c['attention-view'],
+      data: c.data, attention: c.attention ?? null, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, attentionView: c['attention-view'],
       imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
     },
     tables, writePart, progress: !c.quiet,

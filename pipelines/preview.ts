@@ -50,7 +50,7 @@ export async function previewCommand(argv: string[]): Promise<void> {
   const size = positiveInt(values.size, '--size');
   const views = withAttentionView(presetViews(parsePreset(values.preset), size));
   const masks = oneOf<MaskMethod>(values.masks, MASK_METHODS, '--masks');
-  if (values.attention.startsWith('model:')) await selectBackend('auto');
+  if (/^(model|encoder):/.test(values.attention)) await selectBackend('auto');
   const attention = await openAttentionSource(values.attention);
   const source = await openSource(values.data);
 
