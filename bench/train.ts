@@ -21,10 +21,10 @@ export async function trainBench(argv: string[]): Promise<void> {
     },
   });
   const steps = positiveInt(values.steps, '--steps');
-  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--knn-every', '0'];
+  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder];
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
-    const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000']);
+    const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000', '--knn-every', '0']);
     const stamps: number[] = [];
     const result = await runTraining(config, { shouldStop: () => { stamps.push(performance.now()); return false; } });
     // Rates over the steps after the first 5: wall time from the stamps, data wait from the run's totals.
