@@ -35,7 +35,8 @@ Commands:
              a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
              --match feature|geometric (densecl)  --attention-view (one view keeps the main object)
-             --attention boundary|frequency-tuned|model:PATH|encoder:RUN (the attention view's and saliency masks' map)  --align-weight λ (0; the align loss)
+             --attention boundary|frequency-tuned|model:PATH|encoder:RUN|encoder (the attention view's and saliency masks' map;
+             encoder: the one being trained, refreshed every --attention-refresh K (50) steps)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw|lars  --lr (0.05 sgd, 1e-3 adamw, 0.3·B/256 lars)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)

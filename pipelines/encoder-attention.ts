@@ -6,7 +6,9 @@
  * `foregroundMask` and `multiView` take any resolution.
  */
 import * as tf from '@tensorflow/tfjs';
+import { createEncoder, type EncoderConfig } from '../models/encoders.js';
 import type { Encoder } from '../models/resnet.js';
+import { copyWeights } from '../methods/momentum.js';
 import type { ViTEncoder } from '../models/vit.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
 import type { AttentionSource } from '../operators/attention-map.js';
@@ -37,6 +39,23 @@ export function encoderAttention(encoder: Encoder, size: number): AttentionSourc
       return { data: Float32Array.from(map.dataSync()), width, height };
     });
 }
+
+/**
+ * `--attention encoder` during `train`: the attention of the encoder being trained, read from a
+ * copy of its online weights that `refresh()` brings up to date (every `--attention-refresh`
+ * steps), so views are cut by what the encoder currently attends to. Samples already in flight
+ * when a refresh lands may see either copy, so such a run is not bit-reproducible.
+ */
+export function liveEncoderAttention(state: Readonly<Record<string, tf.Variable>>, config: EncoderConfig, size: number): { source: AttentionSource; refresh(): void; dispose(): void } {
+  const prefix = 'online/encoder/';
+  const online: Record<string, tf.Variable> = {};
+  for (const [name, v] of Object.entries(state)) if (name.startsWith(prefix)) online[name.slice(prefix.length)] = v;
+  const copy = createEncoder(config, 0, `attention/encoder${liveCopies++}`);
+  const refresh = () => copyWeights(online, copy.weights);
+  refresh();
+  return { source: encoderAttention(copy, size), refresh, dispose: () => copy.dispose() };
+}
+let liveCopies = 0;
 
 /** `encoder:RUN`: the online encoder of a `train` run's checkpoint, at its training size. */
 export function openEncoderAttention(run: string, field = '--attention'): { source: AttentionSource; dispose(): void } {

@@ -36,6 +36,7 @@ import { createKnnMonitor, KNN_K, KNN_TAU, loadKnnSet, type KnnMonitor } from '.
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
 import { openAttentionSource } from './attention-source.js';
+import { liveEncoderAttention } from './encoder-attention.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
@@ -92,6 +93,7 @@ const SPEC = {
   epochs: { type: 'int', min: 1 },
   match: { type: 'string', choices: ['feature', 'geometric'] },
   attention: { type: 'string' },
+  'attention-refresh': { type: 'int', min: 1 },
   'recluster-every': { type: 'int', min: 1 },
   clusters: { type: 'int', min: 2 },
   'bank-size': { type: 'int', min: 8 },
@@ -107,8 +109,12 @@ export interface TrainConfig {
   seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
   /** Passes over the data instead of `steps` (finite sources; converted to steps once the source is open). */
   epochs?: number;
-  /** Attention for the attention view and saliency masks: boundary|frequency-tuned|model:PATH|encoder:RUN (default: saliency). */
+  /**
+   * Attention for the attention view and saliency masks: boundary|frequency-tuned|model:PATH|
+   * encoder:RUN, or `encoder`: the encoder being trained, refreshed every `attention-refresh` steps (default: saliency).
+   */
   attention?: string;
+  'attention-refresh'?: number;
   /** densecl: positive key cell by backbone-feature argmax (default) or by the crop geometry. */
   match: 'feature' | 'geometric';
   /** softrank: steps between clusterings of the embedding bank. */
@@ -193,6 +199,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     if (c.preset === 'multicrop') throw new ConfigError('--encoder vit: its position embeddings fix the view size, and multicrop mixes sizes; use --preset mocov2 or byol');
     if (c.size % 8 !== 0) throw new ConfigError(`--encoder vit: --size ${c.size} must be a multiple of its patch, 8`);
   }
+  if (given.has('attention-refresh') && c.attention !== 'encoder') throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
   if (given.has('match') && c.method !== 'densecl') throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {
     throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`);
@@ -374,6 +381,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   const positives = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
   const method = createMethod(c);
   let reclustering: Reclustering | undefined;
+  let live: { dispose(): void } | undefined;
   try {
     let startStep = 0;
     let optimizerState: ReturnType<typeof takeTensors> | undefined;
@@ -419,7 +427,20 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         }
       };
     }
-    const attention = c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+    let attention: AttentionSource | undefined;
+    if (c.attention === 'encoder') {
+      const l = liveEncoderAttention(method.checkpointState(), encoderPreset(c.encoder, c.size), c.size);
+      live = l;
+      attention = l.source;
+      const every = c['attention-refresh'] ?? 50;
+      const before = onStep;
+      onStep = async (done, batch, parts) => {
+        await before?.(done, batch, parts);
+        if (done % every === 0) l.refresh();
+      };
+    } else if (c.attention !== undefined) {
+      attention = await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+    }
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering, attention);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
@@ -433,6 +454,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     return { ...result, backend: selection.backend, ...(reclustering ? { positives: reclustering.stats() } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
   } finally {
     reclustering?.close();
+    live?.dispose();
     method.dispose();
   }
 }

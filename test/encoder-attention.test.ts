@@ -9,7 +9,8 @@ import { selectBackend } from '../models/backend.js';
 import { createEncoder, encoderPreset } from '../models/encoders.js';
 import { maskFromAttention } from '../operators/foreground-mask.js';
 import type { Pixels } from '../operators/types/index.js';
-import { encoderAttention } from '../pipelines/encoder-attention.js';
+import { createMocoV2 } from '../methods/mocov2.js';
+import { encoderAttention, liveEncoderAttention } from '../pipelines/encoder-attention.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 
@@ -59,5 +60,28 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     const missing = spawnSync(process.execPath, [CLI, 'train', '--attention', `encoder:${join(run, 'nothing')}`, '--steps', '1'], { encoding: 'utf8' });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('--attention: no checkpoint in');
+  });
+
+  it('follows the encoder being trained: a copy of its weights, brought up to date by refresh()', () => {
+    const method = createMocoV2({ encoder: encoderPreset('slim', 32), queueSize: 8, seed: 2 });
+    const live = liveEncoderAttention(method.checkpointState(), encoderPreset('slim', 32), 32);
+    const scene = renderScene(0, 5, 32);
+    const first = live.source(scene.pixels as Pixels, scene).data;
+    const stem = method.checkpointState()['online/encoder/stem/w'] as tf.Variable;
+    stem.assign(tf.tidy(() => tf.mul(stem, -3))); // the encoder "trains"
+    expect(Array.from(live.source(scene.pixels as Pixels, scene).data)).toEqual(Array.from(first)); // not yet refreshed
+    live.refresh();
+    expect(Array.from(live.source(scene.pixels as Pixels, scene).data)).not.toEqual(Array.from(first));
+    live.dispose();
+    method.dispose();
+  });
+
+  it('trains with --attention encoder, refreshing every K steps, and refuses --attention-refresh without it', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-attn-live-'));
+    const run = spawnSync(process.execPath, [CLI, 'train', '--attention-view', '--attention', 'encoder', '--attention-refresh', '2', '--steps', '4', '--batch', '4', '--size', '32', '--queue', '8', '--data', 'scenes:32:16', '--out', out, '--threads', '1'], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const refused = spawnSync(process.execPath, [CLI, 'train', '--attention-refresh', '2'], { encoding: 'utf8' });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('--attention-refresh: only --attention encoder');
   });
 });
