@@ -6,7 +6,7 @@
  */
 import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from './types/index.js';
-import { keyedRng } from './types/index.js';
+import { keyedRng, type Rng } from './types/index.js';
 import { labMap } from './saliency.js';
 
 /** Otsu's threshold of values in [0, 1]: maximises the between-class variance over 256 bins. */
@@ -124,7 +124,28 @@ export function kmeansMask(pixels: Pixels, id: string, seed = 0, size = 64, posi
     feats.set([lab[p * 3] as number, lab[p * 3 + 1] as number, lab[p * 3 + 2] as number,
       ((p % w) / w) * positionWeight, (Math.floor(p / w) / h) * positionWeight], p * dims);
   }
-  const rng = keyedRng(seed, 'kmeans-mask', id);
+  return twoMeansMask(feats, dims, w, h, keyedRng(seed, 'kmeans-mask', id));
+}
+
+/**
+ * The same 2-means split on an encoder's feature map `[h·w, dims]` (row-major cells), each
+ * cell L2-normalised first so the split follows direction, not activation strength: the
+ * mask at the encoder's grid resolution.
+ */
+export function featureKmeansMask(features: Float32Array, dims: number, width: number, height: number, id: string, seed = 0): Plane {
+  const feats = Float32Array.from(features);
+  for (let p = 0; p < width * height; p++) {
+    let norm = 0;
+    for (let k = 0; k < dims; k++) norm += (feats[p * dims + k] as number) ** 2;
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+    for (let k = 0; k < dims; k++) feats[p * dims + k]! *= inv;
+  }
+  return twoMeansMask(feats, dims, width, height, keyedRng(seed, 'feature-kmeans-mask', id), 0);
+}
+
+/** k = 2 on `feats` `[w·h, dims]`; the cluster holding more border cells is background. */
+function twoMeansMask(feats: Float32Array, dims: number, w: number, h: number, rng: Rng, minArea = 0.01): Plane {
+  const n = w * h;
   const dist = (p: number, c: Float32Array) => {
     let d = 0;
     for (let k = 0; k < dims; k++) d += ((feats[p * dims + k] as number) - (c[k] as number)) ** 2;
@@ -156,7 +177,7 @@ export function kmeansMask(pixels: Pixels, id: string, seed = 0, size = 64, posi
     if (x === 0 || y === 0 || x === w - 1 || y === h - 1) border[assign[p] as number]! += 1;
   }
   const background = (border[0] as number) >= (border[1] as number) ? 0 : 1;
-  return cleanMask({ data: Uint8Array.from(assign, (c) => (c === background ? 0 : 1)), width: w, height: h });
+  return cleanMask({ data: Uint8Array.from(assign, (c) => (c === background ? 0 : 1)), width: w, height: h }, minArea);
 }
 
 export const MASK_METHODS = ['saliency', 'kmeans'] as const;

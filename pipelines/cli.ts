@@ -30,7 +30,7 @@ Commands:
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
   train      self-supervised training; with no options: densecl on scenes, about five minutes here
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
-             --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt (hapicl)
+             --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt|encoder (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
              a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16

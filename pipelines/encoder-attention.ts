@@ -12,7 +12,8 @@ import { copyWeights } from '../methods/momentum.js';
 import type { ViTEncoder } from '../models/vit.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
 import type { AttentionSource } from '../operators/attention-map.js';
-import type { Pixels } from '../operators/types/index.js';
+import { featureKmeansMask } from '../operators/foreground-mask.js';
+import type { Pixels, Plane, Sample } from '../operators/types/index.js';
 import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
 
 const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';
@@ -40,25 +41,43 @@ export function encoderAttention(encoder: Encoder, size: number): AttentionSourc
     });
 }
 
+/** Foreground masks by 2-means on `encoder`'s feature cells (`--masks encoder`), at its grid resolution. */
+export function encoderKmeansMask(encoder: Encoder, size: number, seed = 0): (pixels: Pixels, sample: Sample) => Plane {
+  return (pixels, sample) => {
+    const { data, dims, grid } = tf.tidy(() => {
+      const dense = encoder.apply(imageTensor(pixels, size), { training: false }).dense;
+      return { data: Float32Array.from(dense.dataSync()), dims: dense.shape[3], grid: dense.shape[1] };
+    });
+    return featureKmeansMask(data, dims, grid, grid, sample.id, seed);
+  };
+}
+
+/** What `--attention encoder[:RUN]` gives a job: the attention, masks from the same encoder, and its release. */
+export interface EncoderMaps {
+  source: AttentionSource;
+  mask: (pixels: Pixels, sample: Sample) => Plane;
+  dispose(): void;
+}
+
 /**
  * `--attention encoder` during `train`: the attention of the encoder being trained, read from a
  * copy of its online weights that `refresh()` brings up to date (every `--attention-refresh`
  * steps), so views are cut by what the encoder currently attends to. Samples already in flight
  * when a refresh lands may see either copy, so such a run is not bit-reproducible.
  */
-export function liveEncoderAttention(state: Readonly<Record<string, tf.Variable>>, config: EncoderConfig, size: number): { source: AttentionSource; refresh(): void; dispose(): void } {
+export function liveEncoderAttention(state: Readonly<Record<string, tf.Variable>>, config: EncoderConfig, size: number, seed = 0): EncoderMaps & { refresh(): void } {
   const prefix = 'online/encoder/';
   const online: Record<string, tf.Variable> = {};
   for (const [name, v] of Object.entries(state)) if (name.startsWith(prefix)) online[name.slice(prefix.length)] = v;
   const copy = createEncoder(config, 0, `attention/encoder${liveCopies++}`);
   const refresh = () => copyWeights(online, copy.weights);
   refresh();
-  return { source: encoderAttention(copy, size), refresh, dispose: () => copy.dispose() };
+  return { source: encoderAttention(copy, size), mask: encoderKmeansMask(copy, size, seed), refresh, dispose: () => copy.dispose() };
 }
 let liveCopies = 0;
 
 /** `encoder:RUN`: the online encoder of a `train` run's checkpoint, at its training size. */
-export function openEncoderAttention(run: string, field = '--attention'): { source: AttentionSource; dispose(): void } {
+export function openEncoderAttention(run: string, field = '--attention', seed = 0): EncoderMaps {
   const loaded = loadCheckpointEncoder(checkpointDir(run, field));
-  return { source: encoderAttention(loaded.encoder, loaded.trainedSize), dispose: () => loaded.encoder.dispose() };
+  return { source: encoderAttention(loaded.encoder, loaded.trainedSize), mask: encoderKmeansMask(loaded.encoder, loaded.trainedSize, seed), dispose: () => loaded.encoder.dispose() };
 }

@@ -22,6 +22,7 @@ import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type 
 import { pull } from '../train/pull.js';
 import { selectBackend } from '../models/backend.js';
 import { openAttentionSource } from './attention-source.js';
+import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, type Spec } from './options.js';
 import { sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
@@ -83,6 +84,7 @@ export function parsePrecomputeConfig(argv: string[]): PrecomputeConfig & { perE
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
+  if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:')) throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
   if (c.masks === 'gt' && !c.data.startsWith('scenes')) throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
   const perEpoch = presetViews(c.preset, c.size).length;
   const views = c.views ?? perEpoch;
@@ -115,8 +117,9 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const source = await openSource(c.data).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
   // A model's attention runs on tfjs: the same backend train would use.
   if (c.attention !== undefined && /^(model|encoder):/.test(c.attention)) await selectBackend('auto');
-  const attention = c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
-  const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}) };
+  const maps = c.attention?.startsWith('encoder:') ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed) : undefined;
+  const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); }));
+  const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
   const groups = (c.views ?? c.perEpoch) / c.perEpoch;
   const epochs = Array.from({ length: groups }, (_, e) => e);
   const viewTable = viewsSchema(c['image-format']);
@@ -170,7 +173,8 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     return rows;
   };
 
-  return runShardedJob({
+  try {
+    return await runShardedJob({
     job: 'precompute', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
     rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
     config: {
@@ -178,7 +182,10 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
       imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
     },
     tables, writePart, progress: !c.quiet,
-  });
+    });
+  } finally {
+    maps?.dispose();
+  }
 }
 
 export async function precomputeCommand(argv: string[]): Promise<void> {

@@ -10,15 +10,17 @@ import { presetViews, withAttentionView, type PresetName, type ViewConfig } from
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
-import type { Sample, SkipRecord } from '../operators/types/index.js';
+import type { Pixels, Plane, Sample, SkipRecord } from '../operators/types/index.js';
 
-export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt'] as const;
+export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
 export type ViewMasks = (typeof VIEW_MASKS)[number];
 
 export interface SampleViewOptions {
   size: number;
   /** Where attention maps come from, for the attention view and saliency masks (default: saliency). */
   attention?: AttentionSource;
+  /** `masks: 'encoder'`: 2-means on an encoder's features (`encoderKmeansMask`). */
+  featureMask?: (pixels: Pixels, sample: Sample) => Plane;
   preset: PresetName;
   /** The first view keeps the main object (METHODS.md §3). */
   attentionView: boolean;
@@ -44,6 +46,11 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
   switch (o.masks) {
     case 'none':
       return attend;
+    case 'encoder': {
+      const featureMask = o.featureMask;
+      if (!featureMask) throw new Error('--masks encoder: needs an encoder (--attention encoder or encoder:RUN)');
+      return (samples) => samples.pipe(attend, map((s) => ({ ...s, mask: featureMask(s.pixels as Pixels, s) })));
+    }
     case 'gt':
       return (samples) => samples.pipe(attend, map((s) => {
         if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);

@@ -36,7 +36,7 @@ import { createKnnMonitor, KNN_K, KNN_TAU, loadKnnSet, type KnnMonitor } from '.
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
 import { openAttentionSource } from './attention-source.js';
-import { liveEncoderAttention } from './encoder-attention.js';
+import { liveEncoderAttention, openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
@@ -47,7 +47,7 @@ import { coerce, ConfigError, flagTypes, type Spec } from './options.js';
 export { ConfigError } from './options.js';
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
-const MASK_SOURCES = ['saliency', 'kmeans', 'gt'] as const; // hapicl's masks
+const MASK_SOURCES = ['saliency', 'kmeans', 'gt', 'encoder'] as const; // hapicl's masks (encoder: 2-means on --attention encoder[:RUN]'s features)
 const ENCODERS = ENCODER_NAMES;
 /** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
 const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision'] as const;
@@ -199,6 +199,9 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     if (c.preset === 'multicrop') throw new ConfigError('--encoder vit: its position embeddings fix the view size, and multicrop mixes sizes; use --preset mocov2 or byol');
     if (c.size % 8 !== 0) throw new ConfigError(`--encoder vit: --size ${c.size} must be a multiple of its patch, 8`);
   }
+  if (c.method === 'hapicl' && c.masks === 'encoder' && !(c.attention === 'encoder' || c.attention?.startsWith('encoder:'))) {
+    throw new ConfigError('--masks encoder: clusters the features of --attention encoder (the live encoder) or encoder:RUN; give one');
+  }
   if (given.has('attention-refresh') && c.attention !== 'encoder') throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
   if (given.has('match') && c.method !== 'densecl') throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {
@@ -320,8 +323,8 @@ const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softran
  * (the positives take none). Positives come from `reclustering`'s clusterings; without one,
  * every anchor is its own positive.
  */
-export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, reclustering?: Reclustering, attention?: AttentionSource): Observable<Batch> {
-  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}) };
+export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, reclustering?: Reclustering, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): Observable<Batch> {
+  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
   const perBatch = sourceSamplesPerBatch(c);
   const position = startStep * perBatch;
@@ -428,20 +431,27 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       };
     }
     let attention: AttentionSource | undefined;
+    let featureMask: EncoderMaps['mask'] | undefined;
     if (c.attention === 'encoder') {
-      const l = liveEncoderAttention(method.checkpointState(), encoderPreset(c.encoder, c.size), c.size);
+      const l = liveEncoderAttention(method.checkpointState(), encoderPreset(c.encoder, c.size), c.size, c.seed);
       live = l;
       attention = l.source;
+      featureMask = l.mask;
       const every = c['attention-refresh'] ?? 50;
       const before = onStep;
       onStep = async (done, batch, parts) => {
         await before?.(done, batch, parts);
         if (done % every === 0) l.refresh();
       };
+    } else if (c.attention?.startsWith('encoder:')) {
+      const maps = openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed);
+      live = maps;
+      attention = maps.source;
+      featureMask = maps.mask;
     } else if (c.attention !== undefined) {
       attention = await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
     }
-    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering, attention);
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering, attention, featureMask);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,

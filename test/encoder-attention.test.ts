@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { selectBackend } from '../models/backend.js';
 import { createEncoder, encoderPreset } from '../models/encoders.js';
-import { maskFromAttention } from '../operators/foreground-mask.js';
+import { featureKmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import type { Pixels } from '../operators/types/index.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { encoderAttention, liveEncoderAttention } from '../pipelines/encoder-attention.js';
@@ -83,5 +83,30 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     const refused = spawnSync(process.execPath, [CLI, 'train', '--attention-refresh', '2'], { encoding: 'utf8' });
     expect(refused.status).toBe(2);
     expect(refused.stderr).toContain('--attention-refresh: only --attention encoder');
+  });
+
+  it('splits encoder features into foreground and background by 2-means, the border cluster being background', () => {
+    // 6×6 cells of 3 dims: a 2×2 centre points one way, everything else another (with noise and scale).
+    const w = 6;
+    const feats = new Float32Array(w * w * 3);
+    for (let y = 0; y < w; y++) {
+      for (let x = 0; x < w; x++) {
+        const centre = x >= 2 && x < 4 && y >= 2 && y < 4;
+        const scale = 1 + ((x * 7 + y * 3) % 5); // activation strength must not matter
+        feats.set(centre ? [0.1 * scale, 1 * scale, 0] : [1 * scale, 0.05 * scale, 0.1 * scale], (y * w + x) * 3);
+      }
+    }
+    const mask = featureKmeansMask(feats, 3, w, w, 'planted', 0);
+    const expected = Array.from({ length: w * w }, (_, p) => (p % w >= 2 && p % w < 4 && Math.floor(p / w) >= 2 && Math.floor(p / w) < 4 ? 1 : 0));
+    expect(Array.from(mask.data)).toEqual(expected);
+  });
+
+  it('trains hapicl on masks from the live encoder\'s features, and refuses --masks encoder without an encoder', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-mask-encoder-'));
+    const run = spawnSync(process.execPath, [CLI, 'train', '--method', 'hapicl', '--masks', 'encoder', '--attention', 'encoder', '--steps', '2', '--batch', '4', '--size', '32', '--queue', '8', '--data', 'scenes:32:8', '--out', out, '--threads', '1'], { encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const refused = spawnSync(process.execPath, [CLI, 'train', '--method', 'hapicl', '--masks', 'encoder'], { encoding: 'utf8' });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('--masks encoder: clusters the features');
   });
 });
