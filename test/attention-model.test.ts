@@ -62,6 +62,6 @@ describe('attention from a tfjs model on disk (--attention model:PATH)', () => {
     const notModel = join(dir, 'other.json');
     writeFileSync(notModel, '{"hello": 1}');
     await expect(openAttentionSource(`model:${notModel}`)).rejects.toThrow('is not a tfjs model.json');
-    await expect(openAttentionSource('dino')).rejects.toThrow('--attention: expected one of boundary|frequency-tuned|model:PATH, got "dino"');
+    await expect(openAttentionSource('dino')).rejects.toThrow('--attention: expected one of boundary|frequency-tuned|model:PATH|encoder:RUN, got "dino"');
   });
 });
