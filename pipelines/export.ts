@@ -118,6 +118,10 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
     encoder.dispose();
     throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
   }
+  if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize) {
+    encoder.dispose();
+    throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
+  }
   const shape: FeatureShape = { embedding: encoder.channels, gridH: grid, gridW: grid, channels: encoder.channels };
   const schema = c.dense === 'grid' ? featuresSchema(shape) : featureCellsSchema(shape);
   const table = 'features';
