@@ -30,7 +30,7 @@ import type { RandomAccessSource } from '../datasets/source.js';
 import { l2Normalize } from '../methods/losses.js';
 import { selectBackend } from '../models/backend.js';
 import { createResNet, RESNET_PRESETS, type Encoder } from '../models/resnet.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
+import { normalizeRgb } from '../operators/batch.js';
 import { choosePositive, ClusterIndex } from '../operators/cluster-positives.js';
 import { sphericalKMeans } from '../operators/clustering/kmeans.js';
 import { adjustedRandIndex, clusterPurity } from '../operators/clustering/metrics.js';
@@ -81,15 +81,12 @@ function embed(encoder: Encoder, images: Images, size: number): Float32Array {
   const n = images.ids.length;
   const plane = width * height;
   const out = new Float32Array(n * encoder.channels);
-  const scale = [0, 1, 2].map((c) => 1 / (255 * (IMAGENET_STD[c] as number)));
-  const shift = [0, 1, 2].map((c) => (IMAGENET_MEAN[c] as number) / (IMAGENET_STD[c] as number));
   for (let start = 0; start < n; start += EMBED_BATCH) {
     const b = Math.min(EMBED_BATCH, n - start);
-    const rgb = new Float32Array(b * plane * 3);
-    for (let i = 0; i < b * plane; i++) {
-      const v = grey[start * plane + i] as number;
-      for (let c = 0; c < 3; c++) rgb[3 * i + c] = v * (scale[c] as number) - (shift[c] as number);
-    }
+    const bytes = new Uint8Array(b * plane * 3);
+    for (let i = 0; i < b * plane; i++) bytes.fill(grey[start * plane + i] as number, 3 * i, 3 * i + 3); // grey → RGB
+    const rgb = new Float32Array(bytes.length);
+    normalizeRgb(bytes, rgb);
     const features = tf.tidy(() => {
       let x = tf.tensor4d(rgb, [b, height, width, 3]);
       if (size !== width || size !== height) x = tf.image.resizeBilinear(x, [size, size]);

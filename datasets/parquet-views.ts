@@ -106,7 +106,11 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
   const open = async (f: ViewFile): Promise<pq.ParquetFile> => {
     f.file ??= openAsBlob(f.path).then((blob) => pq.ParquetFile.fromFile(blob));
     const file = await f.file.catch((err: unknown) => { f.file = undefined; throw err; }); // a failed open is retried
-    f.groupStarts ??= file.metadata().rowGroups().reduce((starts, g) => [...starts, (starts.at(-1) as number) + g.numRows() / perImage], [0]);
+    if (!f.groupStarts) {
+      const starts = [0];
+      for (const g of file.metadata().rowGroups()) starts.push((starts.at(-1) as number) + g.numRows() / perImage);
+      f.groupStarts = starts;
+    }
     return file;
   };
   const group = (f: ViewFile, g: number): Promise<arrow.Table> => {

@@ -28,7 +28,7 @@
  * builds either kind from a config.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EncoderOutput } from './resnet.js';
+import type { Encoder } from './resnet.js';
 import { tfSeed } from './seed.js';
 
 export interface ViTConfig {
@@ -52,27 +52,19 @@ export const VIT_PRESETS = {
   tiny: { kind: 'vit', patch: 8, dim: 192, depth: 4, heads: 3, imageSize: 64 },
 } as const satisfies Record<string, ViTConfig>;
 
-export interface ViTEncoder {
+/**
+ * An {@link Encoder} whose `dense` output is the patch tokens `[B, H/p, W/p, D]` and `pooled`
+ * the CLS token `[B, D]` (both after the final LayerNorm), `stride` the patch, `state` empty
+ * (no batch norm) — plus its CLS attention.
+ */
+export interface ViTEncoder extends Encoder {
   readonly config: ViTConfig;
-  /** Channels `C` of the outputs: the token width `D`. */
-  readonly channels: number;
-  /** Input pixels per dense cell along each axis: the patch size. */
-  readonly stride: number;
-  /** Weights the optimiser updates. */
-  readonly trainable: tf.Variable[];
-  /** Always empty: a ViT has no batch-norm statistics. */
-  readonly state: tf.Variable[];
-  /** Every variable by its name within the encoder (without the scope): what checkpoints store. */
-  readonly weights: Record<string, tf.Variable>;
-  /** `dense` = patch tokens `[B, H/p, W/p, D]`, `pooled` = CLS token `[B, D]`, both after the final LayerNorm. */
-  apply(images: tf.Tensor4D, options: { training: boolean }): EncoderOutput;
   /**
    * The last block's attention of the CLS query over the patch keys, per head,
    * `[B, heads, H/p, W/p]`: a softmax over the patch keys only (the CLS key left out), so each
    * head's map sums to 1. Inference mode, inside `tf.tidy`.
    */
   attention(images: tf.Tensor4D): tf.Tensor4D;
-  dispose(): void;
 }
 
 /** Refuses a config that cannot build, naming the field. */

@@ -36,22 +36,30 @@ export interface BatchOptions {
   geometricGrid?: number;
 }
 
+/**
+ * Writes interleaved 8-bit RGB into `out` from `offset`, normalised as the encoders expect:
+ * `(x / 255 − mean) / std` per channel. Every path that feeds an encoder (batches, the kNN
+ * monitor, benches) normalises through here.
+ */
+export function normalizeRgb(rgb: Uint8Array, out: Float32Array, offset = 0, mean: readonly number[] = IMAGENET_MEAN, std: readonly number[] = IMAGENET_STD): void {
+  const [s0, s1, s2] = [0, 1, 2].map((c) => 1 / (255 * (std[c] as number))) as [number, number, number];
+  const [m0, m1, m2] = [0, 1, 2].map((c) => (mean[c] as number) / (std[c] as number)) as [number, number, number];
+  for (let i = 0, o = offset; i < rgb.length; i += 3, o += 3) {
+    out[o] = (rgb[i] as number) * s0 - m0;
+    out[o + 1] = (rgb[i + 1] as number) * s1 - m1;
+    out[o + 2] = (rgb[i + 2] as number) * s2 - m2;
+  }
+}
+
 function viewsTensor(views: View[], mean: readonly number[], std: readonly number[]): tf.Tensor4D {
   const { width, height } = (views[0] as View).pixels;
   const plane = width * height * 3;
   const out = new Float32Array(views.length * plane);
-  const scale = [0, 1, 2].map((c) => 1 / (255 * (std[c] as number)));
-  const shift = [0, 1, 2].map((c) => (mean[c] as number) / (std[c] as number));
   views.forEach((v, b) => {
     if (v.pixels.width !== width || v.pixels.height !== height) {
       throw new Error(`batch: view sizes differ within a batch (${v.pixels.width}×${v.pixels.height} vs ${width}×${height})`);
     }
-    const src = v.pixels.data;
-    for (let i = 0, o = b * plane; i < plane; i += 3, o += 3) {
-      out[o] = (src[i] as number) * (scale[0] as number) - (shift[0] as number);
-      out[o + 1] = (src[i + 1] as number) * (scale[1] as number) - (shift[1] as number);
-      out[o + 2] = (src[i + 2] as number) * (scale[2] as number) - (shift[2] as number);
-    }
+    normalizeRgb(v.pixels.data, out, b * plane, mean, std);
   });
   return tf.tensor4d(out, [views.length, height, width, 3]);
 }

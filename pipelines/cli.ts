@@ -3,7 +3,6 @@
  * The `densestream` command line. Commands are added as their jobs land; each one does its
  * whole job or is not listed.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/backend.js';
 import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
@@ -12,13 +11,9 @@ import { previewCommand } from './preview.js';
 import { exportCommand } from './export.js';
 import { precomputeCommand } from './precompute.js';
 import { ConfigError } from './options.js';
+import { packageJson } from './package-json.js';
 import { trainCommand } from './train.js';
 
-interface PackageJson { version: string; dependencies: Record<string, string> }
-
-function packageJson(): PackageJson {
-  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as PackageJson;
-}
 
 const HELP = `densestream — streaming self-supervised dense representation learning
 

@@ -10,7 +10,7 @@ import { createEncoder, type EncoderConfig } from '../models/encoders.js';
 import type { Encoder } from '../models/resnet.js';
 import { copyWeights } from '../methods/momentum.js';
 import type { ViTEncoder } from '../models/vit.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
+import { normalizeRgb } from '../operators/batch.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import { featureKmeansMask } from '../operators/foreground-mask.js';
 import type { Pixels, Plane, Sample } from '../operators/types/index.js';
@@ -18,14 +18,15 @@ import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
 
 const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';
 
-/** The whole image resized to `size²` and normalised as batches are, `[1, size, size, 3]`. */
+/**
+ * The whole image normalised as batches are, then resized to `size²`, `[1, size, size, 3]`
+ * (normalising first is exact: it is affine per channel, and bilinear weights sum to 1).
+ */
 function imageTensor(p: Pixels, size: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const rgb = tf.tensor3d(p.data, [p.height, p.width, p.channels], 'int32');
-    const x = tf.div(tf.cast(p.channels === 1 ? tf.concat([rgb, rgb, rgb], 2) : rgb, 'float32'), 255);
-    const resized = tf.image.resizeBilinear(x as tf.Tensor3D, [size, size]);
-    return tf.expandDims(tf.div(tf.sub(resized, tf.tensor1d([...IMAGENET_MEAN])), tf.tensor1d([...IMAGENET_STD])), 0) as tf.Tensor4D;
-  });
+  const rgb = p.channels === 3 ? p.data : Uint8Array.from({ length: p.data.length * 3 }, (_, i) => p.data[Math.floor(i / 3)] as number);
+  const x = new Float32Array(rgb.length);
+  normalizeRgb(rgb, x);
+  return tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(x, [1, p.height, p.width, 3]), [size, size]));
 }
 
 /** The attention of `encoder` on images resized to `size` (inference mode). */

@@ -24,7 +24,7 @@ import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type 
 import { pull } from '../train/pull.js';
 import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
-import { ConfigError, parseFlags, type Spec } from './options.js';
+import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
 const SPEC = {
@@ -72,14 +72,13 @@ export interface ExportConfig {
 const DEFAULTS = { encoder: 'slim', format: 'parquet', dense: 'grid', codec: 'lz4', shard: '0/1', 'rows-per-file': 1000, batch: 32, seed: 0, backend: 'auto', quiet: false } as const;
 
 export function parseExportConfig(argv: string[]): ExportConfig {
-  const flags = parseFlags(argv, SPEC);
-  for (const required of ['data', 'out'] as const) if (flags[required] === undefined) throw new ConfigError(`--${required} is required (see densestream --help)`);
+  const flags = parseFlags(argv, SPEC, ['data', 'out']);
   if (flags['checkpoint'] !== undefined && flags['encoder'] !== undefined) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder');
   const c = { ...DEFAULTS, ...flags } as unknown as ExportConfig;
   try {
     parseShard(c.shard);
   } catch (err) {
-    throw new ConfigError(err instanceof Error ? err.message : String(err));
+    toConfigError(err);
   }
   if (c.checkpoint !== undefined) c.checkpoint = checkpointDir(c.checkpoint);
   return c;
@@ -109,7 +108,7 @@ function featureRows(c: ExportConfig, schema: ReturnType<typeof featuresSchema>,
 /** Runs an export; the caller has selected the backend. */
 export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { origin: string }> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+  const source = await openSource(c.data).catch(toConfigError);
   const model: CheckpointEncoder = c.checkpoint ? loadCheckpointEncoder(c.checkpoint) : randomInitEncoder(c.encoder, c.seed, c.size ?? 64);
   const size = c.size ?? model.trainedSize;
   const { encoder } = model;

@@ -13,6 +13,11 @@ export function positiveInt(value: string | undefined, field: string): number {
 /** A wrong option or config key: the CLI exits with 2 before any work. */
 export class ConfigError extends Error {}
 
+/** Rethrows what a value's parser or opener refused as a ConfigError (exit 2): `.catch(toConfigError)`. */
+export function toConfigError(err: unknown): never {
+  throw err instanceof ConfigError ? err : new ConfigError(err instanceof Error ? err.message : String(err));
+}
+
 /** One option of a job: its type and the values it accepts. */
 export type Spec = { type: 'string'; choices?: readonly string[] } | { type: 'int'; min: number } | { type: 'number'; min: number } | { type: 'boolean' };
 
@@ -42,14 +47,15 @@ export function coerce(table: Record<string, Spec>, key: string, raw: unknown, w
   return n;
 }
 
-/** Parses `argv` against a spec table: every flag checked, unknown ones refused; unset flags absent. */
-export function parseFlags(argv: string[], table: Record<string, Spec>): Record<string, string | number | boolean> {
+/** Parses `argv` against a spec table: every flag checked, unknown or missing `required` ones refused; unset flags absent. */
+export function parseFlags(argv: string[], table: Record<string, Spec>, required: readonly string[] = []): Record<string, string | number | boolean> {
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({ args: argv, options: flagTypes(table), strict: true, allowPositionals: false }).values;
   } catch (err) {
-    throw new ConfigError(err instanceof Error ? err.message : String(err));
+    toConfigError(err);
   }
+  for (const name of required) if (flags[name] === undefined) throw new ConfigError(`--${name} is required (see densestream --help)`);
   const out: Record<string, string | number | boolean> = {};
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) out[k] = coerce(table, k, v, '--', true);
   return out;

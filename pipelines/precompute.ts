@@ -24,7 +24,7 @@ import { selectBackend } from '../models/backend.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
-import { ConfigError, parseFlags, type Spec } from './options.js';
+import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
 import { sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
@@ -76,13 +76,12 @@ const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-vie
 export const VIEW_GROUP_SAMPLES = 16;
 
 export function parsePrecomputeConfig(argv: string[]): PrecomputeConfig & { perEpoch: number } {
-  const flags = parseFlags(argv, SPEC);
-  for (const required of ['data', 'out'] as const) if (flags[required] === undefined) throw new ConfigError(`--${required} is required (see densestream --help)`);
+  const flags = parseFlags(argv, SPEC, ['data', 'out']);
   const c = { ...DEFAULTS, ...flags } as unknown as PrecomputeConfig;
   try {
     parseShard(c.shard);
   } catch (err) {
-    throw new ConfigError(err instanceof Error ? err.message : String(err));
+    toConfigError(err);
   }
   if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:')) throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
   if (c.masks === 'gt' && !c.data.startsWith('scenes')) throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
@@ -114,11 +113,11 @@ interface EncodedSample {
 
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+  const source = await openSource(c.data).catch(toConfigError);
   // A model's attention runs on tfjs: the same backend train would use.
   if (c.attention !== undefined && /^(model|encoder):/.test(c.attention)) await selectBackend('auto');
   const maps = c.attention?.startsWith('encoder:') ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed) : undefined;
-  const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); }));
+  const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
   const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
   const groups = (c.views ?? c.perEpoch) / c.perEpoch;
   const epochs = Array.from({ length: groups }, (_, e) => e);

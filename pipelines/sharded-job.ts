@@ -9,7 +9,7 @@
  * content depends only on the arguments — never on when the previous run was killed.
  */
 import * as arrow from 'apache-arrow';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
@@ -18,6 +18,7 @@ import { configDifference, manifestName, partIsDone, readManifest, writeManifest
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { openTableFile, tableExtension, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
 import { ConfigError } from './train.js';
+import { packageJson } from './package-json.js';
 import { progressMeter } from './progress.js';
 
 export interface TableSpec {
@@ -66,7 +67,7 @@ export interface ShardedJobResult {
 
 /** densestream's version and its pinned (exact) dependency versions. */
 function versions(): Record<string, string> {
-  const own = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; dependencies: Record<string, string> };
+  const own = packageJson();
   const pinned = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'apache-arrow', 'parquet-wasm', 'sharp'];
   return { densestream: own.version, node: process.versions.node, ...Object.fromEntries(pinned.map((p) => [p, own.dependencies[p] ?? 'unknown'])) };
 }

@@ -42,7 +42,7 @@ import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { positivePairs, readableById } from './positive-pairs.js';
 import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
-import { coerce, ConfigError, flagTypes, type Spec } from './options.js';
+import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
 
 export { ConfigError } from './options.js';
 
@@ -155,7 +155,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
       strict: true,
     }).values;
   } catch (err) {
-    throw new ConfigError(err instanceof Error ? err.message : String(err));
+    toConfigError(err);
   }
   if (flags['resume']) {
     const others = Object.keys(flags).filter((k) => k !== 'resume' && k !== 'out' && flags[k] !== undefined);
@@ -449,7 +449,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       attention = maps.source;
       featureMask = maps.mask;
     } else if (c.attention !== undefined) {
-      attention = await openAttentionSource(c.attention).catch((err: unknown) => { throw new ConfigError(err instanceof Error ? err.message : String(err)); });
+      attention = await openAttentionSource(c.attention).catch(toConfigError);
     }
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering, attention, featureMask);
     const result = await trainLoop(method, batches, budget, {

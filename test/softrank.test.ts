@@ -11,6 +11,7 @@ import { ClusterIndex, clusterPositives } from '../operators/cluster-positives.j
 import { multiView } from '../operators/multi-view.js';
 import type { Sample } from '../operators/types/index.js';
 import { collect } from './helpers/collect.js';
+import { rankReference } from './helpers/rank-reference.js';
 
 const tiny: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
 const views = presetViews('mocov2', 32);
@@ -34,29 +35,6 @@ beforeAll(async () => {
 
 const create = (extra: { alpha?: number; beta?: number } = {}) => createSoftRank({ encoder: tiny, momentum: 0.9, dim: 16, seed: 1, ...extra });
 
-/** rankDistillation as plain loops over pairs, in float64. */
-function rankReference(s: number[][], t: number[][], tauS: number, tauT: number, tauW: number): number {
-  const sig = (z: number) => 1 / (1 + Math.exp(-z));
-  let total = 0;
-  for (let a = 0; a < s.length; a++) {
-    const sa = s[a]!;
-    const ta = t[a]!;
-    const exps = ta.map((v) => Math.exp(v / tauW));
-    const sum = exps.reduce((x, y) => x + y, 0);
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < sa.length; i++) for (let j = 0; j < sa.length; j++) {
-      if (i === j) continue;
-      const w = exps[i]! / sum;
-      const pt = sig((ta[i]! - ta[j]!) / tauT);
-      const ps = sig((sa[i]! - sa[j]!) / tauS);
-      num += w * -(pt * Math.log(ps) + (1 - pt) * Math.log(1 - ps));
-      den += w;
-    }
-    total += num / den;
-  }
-  return total / s.length;
-}
 
 const unit = (rows: number[][]) => rows.map((r) => {
   const n = Math.hypot(...r);

@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import { lastValueFrom, map, tap } from 'rxjs';
 import type { Method } from '../methods/method.js';
 import { wholeImageView } from '../operators/augment-presets.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../operators/batch.js';
+import { normalizeRgb } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
@@ -217,9 +217,6 @@ export function createKnnMonitor(options: KnnMonitorOptions): KnnMonitor {
   if (!(tau > 0)) throw new Error(`knn tau: expected a temperature > 0, got "${tau}"`);
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`knn chunk: expected a positive integer, got "${chunk}"`);
   const plane = set.size * set.size * 3;
-  // batch.ts's normalisation: x / 255 → (x − mean) / std, per channel.
-  const scale = [0, 1, 2].map((c) => 1 / (255 * (IMAGENET_STD[c] as number)));
-  const shift = [0, 1, 2].map((c) => (IMAGENET_MEAN[c] as number) / (IMAGENET_STD[c] as number));
   const input = new Float32Array(Math.min(chunk, set.count) * plane);
   return {
     set,
@@ -229,11 +226,7 @@ export function createKnnMonitor(options: KnnMonitorOptions): KnnMonitor {
       for (let start = 0; start < set.count; start += chunk) {
         const n = Math.min(chunk, set.count - start);
         const src = set.pixels.subarray(start * plane, (start + n) * plane);
-        for (let i = 0; i < src.length; i += 3) {
-          input[i] = (src[i] as number) * (scale[0] as number) - (shift[0] as number);
-          input[i + 1] = (src[i + 1] as number) * (scale[1] as number) - (shift[1] as number);
-          input[i + 2] = (src[i + 2] as number) * (scale[2] as number) - (shift[2] as number);
-        }
+        normalizeRgb(src, input);
         const embedded = tf.tidy(() => method.embed(tf.tensor4d(input.subarray(0, n * plane), [n, set.size, set.size, 3])));
         let values: Float32Array;
         try {
