@@ -17,18 +17,8 @@ import { saliencyMap } from '../operators/saliency.js';
 import { keyedRng, type Box, type Plane, type Sample } from '../operators/types/index.js';
 import { randomResizedCropBox } from '../operators/view-geometry.js';
 import { positiveInt } from '../pipelines/options.js';
+import { maskIoU } from '../train/segmentation-metrics.js';
 import { printJson } from './report.js';
-
-/** Intersection over union of two binary masks of the same size. */
-export function maskIoU(a: Plane, b: Plane): number {
-  let inter = 0;
-  let union = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    inter += (a.data[i] as number) & (b.data[i] as number);
-    union += (a.data[i] as number) | (b.data[i] as number);
-  }
-  return union === 0 ? 1 : inter / union;
-}
 
 /** Does `box` hold at least half of the pixels of the sample's largest visible object? */
 export function coversLargestObject(sample: Sample, box: Box): boolean {

@@ -30,19 +30,20 @@ export function flagTypes(spec: Record<string, Spec>): Record<string, { type: 's
 export function coerce(table: Record<string, Spec>, key: string, raw: unknown, where: string, fromFlag: boolean): string | number | boolean {
   const spec = table[key];
   if (!spec) throw new ConfigError(`${where}: unknown option "${key}" (options: ${Object.keys(table).join(', ')})`);
+  const field = where === '--' ? `--${key}` : `${where} ${key}`; // a flag reads --steps, a config key FILE steps
   if (spec.type === 'boolean') {
-    if (typeof raw !== 'boolean') throw new ConfigError(`${where} ${key}: expected true or false, got ${JSON.stringify(raw)}`);
+    if (typeof raw !== 'boolean') throw new ConfigError(`${field}: expected true or false, got ${JSON.stringify(raw)}`);
     return raw;
   }
   if (spec.type === 'string') {
-    if (typeof raw !== 'string') throw new ConfigError(`${where} ${key}: expected a string, got ${JSON.stringify(raw)}`);
-    if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${where} ${key}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
+    if (typeof raw !== 'string') throw new ConfigError(`${field}: expected a string, got ${JSON.stringify(raw)}`);
+    if (spec.choices && !spec.choices.includes(raw)) throw new ConfigError(`${field}: expected one of ${spec.choices.join('|')}, got "${raw}"`);
     return raw;
   }
   // Flags arrive as text; a JSON config must hold real numbers.
   const n = fromFlag && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
   if (typeof n !== 'number' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)) || n < spec.min) {
-    throw new ConfigError(`${where} ${key}: expected ${spec.type === 'int' ? 'an integer' : 'a number'} ≥ ${spec.min}, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${field}: expected ${spec.type === 'int' ? 'an integer' : 'a number'} ≥ ${spec.min}, got ${JSON.stringify(raw)}`);
   }
   return n;
 }

@@ -70,8 +70,8 @@ describe('densestream CLI', () => {
 
   it.each([
     [['train', '--stpes', '10'], "Unknown option '--stpes'"],
-    [['train', '--steps', 'ten'], '-- steps: expected an integer ≥ 1, got "ten"'],
-    [['train', '--method', 'simclr'], '-- method: expected one of densecl|mocov2|hapicl|softrank, got "simclr"'],
+    [['train', '--steps', 'ten'], '--steps: expected an integer ≥ 1, got "ten"'],
+    [['train', '--method', 'simclr'], '--method: expected one of densecl|mocov2|hapicl|softrank, got "simclr"'],
   ])('refuses %j with exit code 2 before any work', (args, message) => {
     const run = cli(...args);
     expect(run.status).toBe(2);

@@ -1,7 +1,7 @@
 import { from } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
-import { maskIoU } from '../bench/masks.js';
+import { maskIoU } from '../train/segmentation-metrics.js';
 import { attentionMap } from '../operators/attention-map.js';
 import { attentionBox, attentionCropBox } from '../operators/attention-crop.js';
 import { presetViews, withAttentionView, type ViewConfig } from '../operators/augment-presets.js';

@@ -1,0 +1,359 @@
+/**
+ * `densestream eval`: how good are a trained encoder's frozen features? The protocols of
+ * METHODS.md ("Evaluation protocols"), each against a random-init encoder at equal settings
+ * (`--checkpoint random`):
+ *
+ * | protocol | features | score |
+ * |---|---|---|
+ * | `knn` | pooled, cosine | top-1 of a weighted vote: k = 20, τ = 0.07 (solo-learn) and k = 200, τ = 0.1 (lightly) |
+ * | `linear` | pooled, standardised | top-1 of logistic regression (Adam) |
+ * | `dense` | the dense grid, standardised | per-class IoU and mIoU of a 1×1 linear classifier, logits upsampled to pixels |
+ * | `masks` | the grid (`--masks encoder`) | mean IoU of foreground masks against the scenes' ground truth |
+ *
+ * Splits: for scenes, the probes train on the first `--train` images of `--data` (the images
+ * `train` pre-trains on, as usual: the labels are new, the pixels are not) and are scored on
+ * `--test` scenes of a held-out seed that no run trains on; for Fashion-MNIST, the train file
+ * and the test file. `dense` and `masks` need the scenes' ground truth.
+ *
+ * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { lastValueFrom, map, tap } from 'rxjs';
+import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
+import { SCENE_CLASSES } from '../datasets/scenes.js';
+import { readSamples, type Source } from '../datasets/source.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
+import type { Encoder } from '../models/resnet.js';
+import { wholeImageView } from '../operators/augment-presets.js';
+import { normalizeRgb } from '../operators/batch.js';
+import { decode } from '../operators/decode.js';
+import { kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
+import { fromSource } from '../operators/from-source.js';
+import { multiView } from '../operators/multi-view.js';
+import { SampleBudget } from '../operators/sample-budget.js';
+import { saliencyMap } from '../operators/saliency.js';
+import type { Plane, Sample } from '../operators/types/index.js';
+import { writeFileAtomic } from '../sinks/atomic-file.js';
+import { knnAccuracy } from '../train/knn-monitor.js';
+import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear } from '../train/linear-probe.js';
+import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
+import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
+import { openSource } from './data-source.js';
+import { encoderKmeansMask } from './encoder-attention.js';
+import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
+
+export const PROTOCOLS = ['knn', 'linear', 'dense', 'masks'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+export const EVAL_MASKS = ['encoder', 'saliency', 'kmeans'] as const;
+
+/** The scenes seed of the held-out split: `train` renders seed 0, so no run has seen these. */
+export const HELD_OUT_SCENES_SEED = 1;
+
+const SPEC = {
+  checkpoint: { type: 'string' },
+  encoder: { type: 'string', choices: ENCODER_NAMES },
+  protocol: { type: 'string', choices: [...PROTOCOLS, 'all'] },
+  data: { type: 'string' },
+  train: { type: 'int', min: 10 },
+  test: { type: 'int', min: 10 },
+  'dense-train': { type: 'int', min: 10 },
+  masks: { type: 'string', choices: EVAL_MASKS },
+  epochs: { type: 'int', min: 1 },
+  size: { type: 'int', min: 16 },
+  out: { type: 'string' },
+  seed: { type: 'int', min: 0 },
+  backend: { type: 'string', choices: BACKEND_CHOICES },
+  threads: { type: 'int', min: 1 },
+  quiet: { type: 'boolean' },
+} as const satisfies Record<string, Spec>;
+
+export interface EvalConfig {
+  /** A `train` run (or its checkpoint folder), or `random` for a seeded random-init `--encoder`. */
+  checkpoint: string;
+  encoder: EncoderName;
+  protocols: Protocol[];
+  /** `scenes[:SIZE]` or `fashion-mnist[:DIR]`. */
+  data: string;
+  /** Labelled images the kNN memory and the linear probe use. */
+  train: number;
+  /** Held-out images every protocol is scored on. */
+  test: number;
+  /** Images the dense probe trains on (dense features take grid² times the memory). */
+  'dense-train': number;
+  masks: (typeof EVAL_MASKS)[number];
+  /** Probe epochs (default: the probe's own, 40 linear and 15 dense). */
+  epochs?: number;
+  /** Input side (default: the size the checkpoint was trained at, else 64). */
+  size?: number;
+  /** Folder of `eval.json` (default: the run folder; `runs/random-init-ENCODER` for random). */
+  out: string;
+  seed: number;
+  backend: BackendChoice;
+  threads?: number;
+  quiet: boolean;
+}
+
+const DEFAULTS = { encoder: 'slim', data: 'scenes', train: 5000, test: 1000, 'dense-train': 1000, masks: 'encoder', seed: 0, backend: 'auto', quiet: false } as const;
+
+const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
+const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
+
+export function parseEvalConfig(argv: string[]): EvalConfig {
+  const flags = parseFlags(argv, SPEC, ['checkpoint']);
+  const { protocol, ...rest } = flags;
+  const c = { ...DEFAULTS, ...rest } as unknown as EvalConfig;
+  const random = c.checkpoint === 'random';
+  if (!random && flags['encoder'] !== undefined) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
+  if (!isScenes(c.data) && !isFashion(c.data)) {
+    throw new ConfigError(`--data ${c.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE] or fashion-mnist[:DIR]`);
+  }
+  const scenes = isScenes(c.data);
+  if (protocol === undefined || protocol === 'all') {
+    c.protocols = scenes ? [...PROTOCOLS] : ['knn', 'linear'];
+  } else {
+    c.protocols = [protocol as Protocol];
+    if (!scenes && (protocol === 'dense' || protocol === 'masks')) {
+      throw new ConfigError(`--protocol ${protocol}: needs per-pixel ground truth, which only --data scenes has (got ${c.data})`);
+    }
+  }
+  if (!random) c.checkpoint = checkpointDir(c.checkpoint);
+  if (flags['out'] === undefined) c.out = random ? join('runs', `random-init-${c.encoder}`) : dirname(c.checkpoint);
+  return c;
+}
+
+/** A labelled split, each image resized whole to `size²` as export sees it, with its ground truth at that size. */
+export interface LabelledImages {
+  ids: string[];
+  /** RGB, `[count, size, size, 3]`. */
+  pixels: Uint8Array;
+  labels: Int32Array;
+  /** Per-pixel classes and foreground, `[count, size, size]` (scenes only). */
+  classes?: Uint8Array;
+  foreground?: Uint8Array;
+  size: number;
+  count: number;
+  /** Unreadable samples, left out. */
+  skipped: number;
+}
+
+/** Reads the first `limit` samples of `source` in index order as whole `size²` images. */
+export async function loadLabelledImages(source: Source, limit: number, size: number): Promise<LabelledImages> {
+  const budget = new SampleBudget(32);
+  const rows: Array<{ id: string; pixels: Uint8Array; label: number; classes?: Plane; foreground?: Plane }> = [];
+  const byId = new Map<string, (typeof rows)[number]>();
+  let skipped = 0;
+  await lastValueFrom(
+    fromSource(readSamples(source, { shuffle: false, limit }, () => skipped++), budget).pipe(
+      map((s): Sample => {
+        if (s.label === undefined) throw new Error(`sample ${s.id} has no label`);
+        return s;
+      }),
+      decode({ minSide: size, onSkip: () => { skipped++; budget.release(); } }),
+      tap((s) => {
+        const row = {
+          id: s.id, pixels: new Uint8Array(0), label: s.label as number,
+          ...(s.gtClasses ? { classes: resizeNearest(s.gtClasses, size, size) } : {}),
+          ...(s.gtMask ? { foreground: resizeNearest(s.gtMask, size, size) } : {}),
+        };
+        rows.push(row);
+        byId.set(s.id, row);
+      }),
+      map((s) => ({ id: s.id, pixels: s.pixels })),
+      multiView({ views: [wholeImageView(size)], seed: 0 }),
+      tap((s) => {
+        const row = byId.get(s.id);
+        const view = s.views?.[0];
+        if (!row || !view) throw new Error(`sample ${s.id}: no whole-image view`);
+        row.pixels = view.pixels.data;
+        budget.release();
+      }),
+    ),
+    { defaultValue: undefined },
+  );
+  if (rows.length === 0) throw new Error(`${source.name}: no readable labelled image among the first ${limit}`);
+  const plane = size * size;
+  const out: LabelledImages = { ids: rows.map((r) => r.id), pixels: new Uint8Array(rows.length * plane * 3), labels: Int32Array.from(rows, (r) => r.label), size, count: rows.length, skipped };
+  rows.forEach((r, i) => out.pixels.set(r.pixels, i * plane * 3));
+  if (rows.every((r) => r.classes && r.foreground)) {
+    out.classes = new Uint8Array(rows.length * plane);
+    out.foreground = new Uint8Array(rows.length * plane);
+    rows.forEach((r, i) => {
+      out.classes!.set((r.classes as Plane).data, i * plane);
+      out.foreground!.set((r.foreground as Plane).data, i * plane);
+    });
+  }
+  return out;
+}
+
+/** Frozen features of a split: pooled `[count, C]`, and the dense grid `[count, g, g, C]` when asked. */
+export interface Features {
+  pooled: Float32Array;
+  dense?: Float32Array;
+  dims: number;
+  grid: number;
+}
+
+/** Embeds `images` with `encoder` in inference mode, `chunk` images per call, freeing every tensor. */
+export async function embedImages(encoder: Encoder, images: LabelledImages, dense: boolean, chunk = 64): Promise<Features> {
+  const plane = images.size * images.size * 3;
+  const input = new Float32Array(Math.min(chunk, images.count) * plane);
+  let pooled: Float32Array | undefined;
+  let grid: Float32Array | undefined;
+  let dims = 0;
+  let side = 0;
+  for (let start = 0; start < images.count; start += chunk) {
+    const n = Math.min(chunk, images.count - start);
+    normalizeRgb(images.pixels.subarray(start * plane, (start + n) * plane), input);
+    const [p, d] = tf.tidy(() => {
+      const out = encoder.apply(tf.tensor4d(input.subarray(0, n * plane), [n, images.size, images.size, 3]), { training: false });
+      return [out.pooled, out.dense];
+    });
+    try {
+      const pv = (await p.data()) as Float32Array;
+      if (!pooled) {
+        dims = pv.length / n;
+        side = (d.shape[1] as number);
+        pooled = new Float32Array(images.count * dims);
+        if (dense) grid = new Float32Array(images.count * side * side * dims);
+      }
+      pooled.set(pv, start * dims);
+      if (grid) grid.set((await d.data()) as Float32Array, start * side * side * dims);
+    } finally {
+      tf.dispose([p, d]);
+    }
+  }
+  return { pooled: pooled as Float32Array, ...(grid ? { dense: grid } : {}), dims, grid: side };
+}
+
+export type EvalResults = Record<string, number | string | Record<string, number | null>>;
+
+function accuracy(predicted: ArrayLike<number>, truth: ArrayLike<number>): number {
+  let right = 0;
+  for (let i = 0; i < truth.length; i++) if (predicted[i] === truth[i]) right++;
+  return right / truth.length;
+}
+
+function classCount(data: string, train: LabelledImages): number {
+  if (isScenes(data)) return SCENE_CLASSES.length;
+  if (isFashion(data)) return FASHION_MNIST_CLASSES.length;
+  return Math.max(...train.labels) + 1;
+}
+
+/** Runs the configured protocols; the caller has selected the backend. */
+export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<EvalResults> {
+  const model: CheckpointEncoder = c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? 64) : loadCheckpointEncoder(c.checkpoint);
+  const { encoder } = model;
+  const size = c.size ?? model.trainedSize;
+  let t = performance.now();
+  try {
+    if (!Number.isInteger(size / encoder.stride)) throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
+    if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize) throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
+    const scenes = isScenes(c.data);
+    const trainSource = await openSource(c.data).catch(toConfigError);
+    const testSource = scenes
+      ? await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } })
+      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
+    const results: EvalResults = { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size };
+    const wantPooled = c.protocols.includes('knn') || c.protocols.includes('linear');
+    const wantDense = c.protocols.includes('dense');
+    const trainCount = Math.max(wantPooled ? c.train : 0, wantDense ? c['dense-train'] : 0);
+    const train = trainCount > 0 ? await loadLabelledImages(trainSource, trainCount, size) : undefined;
+    const test = await loadLabelledImages(testSource, c.test, size);
+    log(`eval: ${model.origin} on ${c.data}, ${train?.count ?? 0} train and ${test.count} held-out images at ${size} px`);
+    const trainFeatures = train ? await embedImages(encoder, train, wantDense) : undefined;
+    const testFeatures = await embedImages(encoder, test, wantDense);
+    const classes = classCount(c.data, train ?? test);
+    const epochs = c.epochs === undefined ? {} : { epochs: c.epochs };
+    const { dims } = testFeatures;
+    const took = () => {
+      const now = performance.now();
+      const s = ((now - t) / 1000).toFixed(1);
+      t = now;
+      return `${s} s`;
+    };
+    log(`eval: embedded in ${took()}`);
+
+    if (c.protocols.includes('knn') && train && trainFeatures) {
+      const n = Math.min(c.train, train.count);
+      const memory = trainFeatures.pooled.subarray(0, n * dims);
+      const labels = train.labels.subarray(0, n);
+      results['knn20'] = knnAccuracy(memory, labels, testFeatures.pooled, test.labels, dims, 20, 0.07);
+      results['knn200'] = knnAccuracy(memory, labels, testFeatures.pooled, test.labels, dims, 200, 0.1);
+      log(`eval knn: k=20 ${(results['knn20'] as number).toFixed(3)}, k=200 ${(results['knn200'] as number).toFixed(3)}, ${took()}`);
+    }
+    if (c.protocols.includes('linear') && train && trainFeatures) {
+      const n = Math.min(c.train, train.count);
+      const probe = fitLinearProbe(trainFeatures.pooled.subarray(0, n * dims), train.labels.subarray(0, n), dims, { classes, seed: c.seed, ...epochs });
+      results['linear'] = accuracy(predictLinear(probe, testFeatures.pooled), test.labels);
+      results['linearTrainLoss'] = probe.losses.at(-1) as number;
+      log(`eval linear: top-1 ${(results['linear'] as number).toFixed(3)} (train loss ${probe.losses[0]?.toFixed(3)} → ${probe.losses.at(-1)?.toFixed(3)}), ${took()}`);
+    }
+    if (wantDense && train?.classes && trainFeatures?.dense && test.classes && testFeatures.dense) {
+      const n = Math.min(c['dense-train'], train.count);
+      const shape = { grid: testFeatures.grid, dims, size };
+      const cells = shape.grid * shape.grid * dims;
+      const pixelClasses = SCENE_CLASSES.length + 1; // 0 is background
+      const probe = fitDenseProbe(trainFeatures.dense.subarray(0, n * cells), train.classes.subarray(0, n * size * size), shape, { classes: pixelClasses, seed: c.seed, ...epochs });
+      const confusion = new ConfusionMatrix(pixelClasses);
+      confusion.add(test.classes, predictDense(probe, testFeatures.dense, shape));
+      const perClass = confusion.perClassIoU();
+      results['denseMIoU'] = confusion.meanIoU();
+      results['densePixelAccuracy'] = confusion.accuracy();
+      results['denseIoU'] = Object.fromEntries(['background', ...SCENE_CLASSES].map((name, k) => [name, perClass[k] ?? null]));
+      results['denseTrainLoss'] = probe.losses.at(-1) as number;
+      log(`eval dense: mIoU ${(results['denseMIoU'] as number).toFixed(3)}, pixel accuracy ${(results['densePixelAccuracy'] as number).toFixed(3)}, ${took()}`);
+    }
+    if (c.protocols.includes('masks') && test.foreground) {
+      const maskOf = c.masks === 'encoder' ? encoderKmeansMask(encoder, size, c.seed) : undefined;
+      const plane = size * size;
+      let iou = 0;
+      let allForeground = 0;
+      const everything: Plane = { data: new Uint8Array(plane).fill(1), width: size, height: size };
+      for (let i = 0; i < test.count; i++) {
+        const pixels = { data: test.pixels.subarray(i * plane * 3, (i + 1) * plane * 3), width: size, height: size, channels: 3 as const };
+        const id = test.ids[i] as string;
+        const mask = maskOf ? maskOf(pixels, { id }) : c.masks === 'saliency' ? maskFromAttention(saliencyMap(pixels)) : kmeansMask(pixels, id, c.seed);
+        const truth: Plane = { data: test.foreground.subarray(i * plane, (i + 1) * plane), width: size, height: size };
+        iou += maskIoU(resizeNearest(mask, size, size), truth);
+        allForeground += maskIoU(everything, truth);
+      }
+      results['maskIoU'] = iou / test.count;
+      results['maskMethod'] = c.masks;
+      results['maskIoUAllForeground'] = allForeground / test.count; // the floor: call every pixel foreground
+      log(`eval masks (${c.masks}): IoU ${(results['maskIoU'] as number).toFixed(3)} (all-foreground ${(results['maskIoUAllForeground'] as number).toFixed(3)}), ${took()}`);
+    }
+    results['trainImages'] = train?.count ?? 0;
+    results['testImages'] = test.count;
+    results['skipped'] = (train?.skipped ?? 0) + test.skipped;
+    return results;
+  } finally {
+    encoder.dispose();
+  }
+}
+
+/** Merges `results` into `DIR/eval.json`: one record per data set, newer keys replace older. */
+export function saveEvaluation(dir: string, results: EvalResults): string {
+  const path = join(dir, 'eval.json');
+  mkdirSync(dir, { recursive: true });
+  const previous = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, EvalResults>) : {};
+  const key = String(results['data']);
+  previous[key] = { ...(previous[key] ?? {}), ...results };
+  writeFileAtomic(path, `${JSON.stringify(previous, null, 2)}\n`);
+  return path;
+}
+
+export async function evalCommand(argv: string[]): Promise<void> {
+  const c = parseEvalConfig(argv);
+  const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
+  const log = c.quiet ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
+  for (const line of selection.reasons) log(line);
+  const start = performance.now();
+  const results = await runEvaluation(c, log);
+  results['seconds'] = Math.round((performance.now() - start) / 100) / 10;
+  results['backend'] = selection.backend;
+  const path = saveEvaluation(c.out, results);
+  log(`eval: wrote ${path}`);
+  process.stdout.write(`${JSON.stringify({ eval: c.protocols.join(','), ...results })}\n`);
+}
