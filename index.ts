@@ -69,3 +69,4 @@ export { runExport, parseExportConfig, type ExportConfig } from './pipelines/exp
 export { runPrecompute, parsePrecomputeConfig, type PrecomputeConfig } from './pipelines/precompute.js';
 export { runTraining, parseTrainConfig, trainBatches, type TrainConfig } from './pipelines/train.js';
 export { encoderAttention, openEncoderAttention } from './pipelines/encoder-attention.js';
+export { runReport, parseReportConfig, metricsCharts, type ReportConfig } from './pipelines/report.js';

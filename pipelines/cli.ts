@@ -8,11 +8,13 @@ import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/ba
 import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
 import { positiveInt } from './options.js';
 import { previewCommand } from './preview.js';
+import { evalCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { precomputeCommand } from './precompute.js';
 import { ConfigError } from './options.js';
 import { packageJson } from './package-json.js';
 import { trainCommand } from './train.js';
+import { reportCommand } from './report.js';
 
 
 const HELP = `densestream — streaming self-supervised dense representation learning
@@ -46,10 +48,17 @@ Commands:
              --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18|vit, the baseline)
              --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec lz4|zstd|snappy|none (lz4)
              --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet
+  eval       frozen-feature evaluation of a train run (or --checkpoint random), merged into RUN/eval.json
+             --checkpoint RUN|random (required; random: a seeded random-init --encoder slim|resnet18|vit, the baseline)
+             --protocol knn|linear|dense|masks|all (all)  --data scenes[:SIZE]|fashion-mnist[:DIR] (scenes; held out: scenes of seed 1 /
+             the test file)  --train N (5000)  --test N (1000)  --dense-train N (1000)  --masks encoder|saliency|kmeans (encoder)
+             --epochs E (probe epochs: 40 linear, 15 dense)  --size PX (the checkpoint's)  --out DIR (the run)  --seed S  --quiet
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
              --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
              --masks saliency|kmeans  --attention boundary|frequency-tuned|model:PATH (a tfjs model on disk)|encoder:RUN (a train run's encoder)
+  report     one self-contained HTML page about a train run: curves, training views, PCA of dense features, skipped inputs, config
+             RUN (a train --out folder)  --out FILE (RUN/report.html)  --images N (6)  --backend  --threads N
 
 Options:
   -h, --help     show this help
@@ -75,7 +84,7 @@ async function backendCommand(argv: string[]): Promise<void> {
   );
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, precompute: precomputeCommand, export: exportCommand, preview: previewCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, precompute: precomputeCommand, export: exportCommand, eval: evalCommand, preview: previewCommand, report: reportCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

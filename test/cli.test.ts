@@ -21,7 +21,7 @@ describe('densestream CLI', () => {
     const run = cli('--help');
     expect(run.status).toBe(0);
     const commands = [...run.stdout.matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
-    expect(commands).toEqual(['backend', 'train', 'precompute', 'export', 'preview']);
+    expect(commands).toEqual(['backend', 'train', 'precompute', 'export', 'eval', 'preview', 'report']);
   });
 
   it('reports the backend it took as JSON and why it passed over the others', () => {
