@@ -5,6 +5,7 @@ import { kmeansBench } from './kmeans.js';
 import { masksBench } from './masks.js';
 import { pipelineBench } from './pipeline.js';
 import { positivesBench } from './positives.js';
+import { resultsBench } from './results.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
 
@@ -16,6 +17,7 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   export: exportBench,
   kmeans: kmeansBench,
   positives: positivesBench,
+  results: resultsBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,0 +1,145 @@
+/**
+ * `npm run results [-- --quick]`: the results table. Trains every method on the same data with
+ * the same budget (the same number of images seen), evaluates each with every protocol of
+ * `densestream eval` next to a random-init encoder, prints one JSON line per row, and writes
+ * `docs/RESULTS.md` with the commit, the machine, the backend and the exact commands.
+ *
+ * The default budget takes about an hour on 2 cores; `--quick` about ten minutes.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { positiveInt } from '../pipelines/options.js';
+import { benchFile, printJson } from './report.js';
+
+interface Row {
+  name: string;
+  /** Extra `train` flags beyond the method. */
+  train: string[];
+}
+
+/** The rows of the table: METHODS.md §1–§4 plus the attention-driven views of §3. */
+const ROWS: Row[] = [
+  { name: 'mocov2', train: ['--method', 'mocov2'] },
+  { name: 'densecl', train: ['--method', 'densecl'] },
+  { name: 'hapicl', train: ['--method', 'hapicl'] },
+  { name: 'softrank', train: ['--method', 'softrank'] },
+  { name: 'densecl --attention-view', train: ['--method', 'densecl', '--attention-view'] },
+];
+
+interface Budget {
+  steps: number;
+  batch: number;
+  train: number;
+  test: number;
+  denseTrain: number;
+}
+
+const BUDGETS: Record<'full' | 'quick', Budget> = {
+  // 360 steps × 32 = 11 520 images a method: ~45 min of training for the five here, ~15 min of evaluation.
+  full: { steps: 360, batch: 32, train: 5000, test: 1000, denseTrain: 1000 },
+  quick: { steps: 50, batch: 32, train: 1000, test: 300, denseTrain: 300 },
+};
+
+type Json = Record<string, unknown>;
+
+const CLI = benchFile('../pipelines/cli.js');
+
+/** Runs a densestream command, stderr passed through, and returns its last stdout line parsed. */
+function densestream(args: string[]): Json {
+  process.stderr.write(`$ densestream ${args.join(' ')}\n`);
+  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  if (run.status !== 0) throw new Error(`densestream ${args[0]} failed (exit ${run.status})`);
+  return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as Json;
+}
+
+const fixed = (v: unknown, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '–');
+
+function gitCommit(): string {
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${sha} (with uncommitted changes)` : sha;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function resultsBench(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, steps: { type: 'string' }, train: { type: 'string' }, test: { type: 'string' }, 'dense-train': { type: 'string' }, out: { type: 'string', default: 'runs/results' }, doc: { type: 'string', default: 'docs/RESULTS.md' } } });
+  const budget = { ...BUDGETS[values.quick ? 'quick' : 'full'] };
+  if (values.steps !== undefined) budget.steps = positiveInt(values.steps, '--steps');
+  if (values.train !== undefined) budget.train = positiveInt(values.train, '--train');
+  if (values.test !== undefined) budget.test = positiveInt(values.test, '--test');
+  if (values['dense-train'] !== undefined) budget.denseTrain = positiveInt(values['dense-train'], '--dense-train');
+  const root = values.out;
+  rmSync(root, { recursive: true, force: true }); // a table from one run only
+  mkdirSync(root, { recursive: true });
+  const evalFlags = ['--train', String(budget.train), '--test', String(budget.test), '--dense-train', String(budget.denseTrain), '--quiet'];
+  const started = Date.now();
+  const rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }> = [];
+
+  const randomOut = join(root, 'random-init');
+  const random = densestream(['eval', '--checkpoint', 'random', '--out', randomOut, ...evalFlags]);
+  rows.push({ name: 'random-init', trainCommand: '–', result: random });
+  printJson({ bench: 'results', row: 'random-init', ...pick(random) });
+
+  for (const row of ROWS) {
+    const out = join(root, row.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
+    const trainArgs = ['train', ...row.train, '--steps', String(budget.steps), '--batch', String(budget.batch), '--knn-every', '0', '--out', out];
+    const train = densestream(trainArgs);
+    const result = densestream(['eval', '--checkpoint', out, ...evalFlags]);
+    rows.push({ name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train });
+    printJson({ bench: 'results', row: row.name, imagesPerSec: train['imagesPerSec'], ...pick(result) });
+  }
+  const minutes = (Date.now() - started) / 60_000;
+  writeFileSync(values.doc, resultsMarkdown(rows, budget, evalFlags, values.quick, minutes));
+  printJson({ bench: 'results', doc: values.doc, minutes });
+}
+
+function pick(r: Json): Json {
+  return { knn20: r['knn20'], knn200: r['knn200'], linear: r['linear'], denseMIoU: r['denseMIoU'], maskIoU: r['maskIoU'] };
+}
+
+function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }>, budget: Budget, evalFlags: string[], quick: boolean, minutes: number): string {
+  const random = rows[0]?.result as Json;
+  const num = (r: Json, k: string) => (typeof r[k] === 'number' ? (r[k] as number) : NaN);
+  const trained = rows.slice(1);
+  const dense = trained.filter((r) => r.name === 'densecl' || r.name === 'hapicl');
+  const moco = trained.find((r) => r.name === 'mocov2');
+  const checks = [
+    ...trained.map((r) => [`${r.name} above random-init on kNN (k = 20)`, num(r.result, 'knn20') > num(random, 'knn20')] as const),
+    ...trained.map((r) => [`${r.name} above random-init on dense mIoU`, num(r.result, 'denseMIoU') > num(random, 'denseMIoU')] as const),
+    ...(moco ? dense.map((r) => [`${r.name} above mocov2 on dense mIoU`, num(r.result, 'denseMIoU') > num(moco.result, 'denseMIoU')] as const) : []),
+  ];
+  const lines = [
+    '# Results',
+    '',
+    `Written by \`npm run results${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${gitCommit()}, in ${minutes.toFixed(0)} minutes.`,
+    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(random['backend'] ?? 'unknown')}; no GPU.`,
+    '',
+    `Every method trained the slim encoder on scenes (64 px) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), seed 0, its default recipe otherwise.`,
+    `Evaluation (\`densestream eval --checkpoint RUN ${evalFlags.join(' ')}\`): kNN and the linear probe use ${budget.train} labelled scenes of the training seed as memory / training set;`,
+    `every score is on ${budget.test} held-out scenes (seed 1); the dense probe trains on ${budget.denseTrain} images; masks are 2-means on the encoder's feature cells.`,
+    'Chance: 1/8 = 0.125 for the image label; an all-foreground mask scores ' + fixed(random['maskIoUAllForeground']) + ' mask IoU.',
+    `Noise: a top-1 near 0.15 on ${budget.test} images has a standard error of about ${Math.sqrt((0.15 * 0.85) / budget.test).toFixed(3)}; smaller gaps between rows are not evidence.`,
+    '',
+    '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.name} | ${r.train ? fixed(r.train['imagesPerSec'], 1) : '–'} | ${fixed(r.result['knn20'])} | ${fixed(r.result['knn200'])} | ${fixed(r.result['linear'])} | ${fixed(r.result['denseMIoU'])} | ${fixed(r.result['densePixelAccuracy'])} | ${fixed(r.result['maskIoU'])} |`),
+    '',
+    '## The expected shape, checked',
+    '',
+    ...checks.map(([what, ok]) => `- ${ok ? 'yes' : '**no**'}: ${what}`),
+    '',
+    '## Commands',
+    '',
+    '```',
+    ...trained.map((r) => r.trainCommand),
+    '```',
+    '',
+  ];
+  return lines.join('\n');
+}
