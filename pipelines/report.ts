@@ -265,10 +265,28 @@ export async function runReport(c: ReportConfig): Promise<{ out: string; bytes: 
     skipped: skipped.rows.map((s) => ({ id: String(s.id), stage: String(s.stage), reason: String(s.reason) })),
     config: config as Record<string, unknown>,
   };
+  const evaluation = evaluationRows(c.run);
+  if (evaluation) content.evaluation = evaluation;
   const html = reportHtml(content);
   mkdirSync(dirname(c.out), { recursive: true });
   writeFileAtomic(c.out, html);
   return { out: c.out, bytes: Buffer.byteLength(html), charts: charts.length, images: pca.rows.length, skipped: skipped.rows.length };
+}
+
+/** The scores of `RUN/eval.json` (written by `densestream eval`), one row per data set and score. */
+function evaluationRows(run: string): Array<readonly [string, string]> | undefined {
+  const path = join(run, 'eval.json');
+  if (!existsSync(path)) return undefined;
+  const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, unknown>>;
+  const scores: Array<[string, string]> = [['knn20', 'kNN top-1 (k = 20)'], ['knn200', 'kNN top-1 (k = 200)'], ['linear', 'linear probe top-1'], ['denseMIoU', 'dense probe mIoU'], ['densePixelAccuracy', 'dense probe pixel accuracy'], ['maskIoU', 'foreground mask IoU']];
+  const rows: Array<readonly [string, string]> = [];
+  for (const [data, r] of Object.entries(saved)) {
+    for (const [key, label] of scores) {
+      const v = r[key];
+      if (typeof v === 'number') rows.push([`${data}: ${label}`, `${v.toFixed(3)} (step ${String(r['step'] ?? '?')})`]);
+    }
+  }
+  return rows.length > 0 ? rows : undefined;
 }
 
 export async function reportCommand(argv: string[]): Promise<void> {

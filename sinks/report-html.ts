@@ -125,6 +125,8 @@ export interface ReportContent {
   pca: { rows: Array<{ id: string; image: Uint8Array; pca: Uint8Array }>; caption: string; note?: string };
   skipped: Array<{ id: string; stage: string; reason: string }>;
   config: Record<string, unknown>;
+  /** Scores `densestream eval` saved for the run (label → value), absent when it was not evaluated. */
+  evaluation?: Array<readonly [string, string]>;
 }
 
 const STYLE = `
@@ -156,6 +158,7 @@ export function reportHtml(c: ReportContent): string {
     `<title>${escapeHtml(c.title)}</title><style>${STYLE}</style></head><body>`,
     `<h1>${escapeHtml(c.title)}</h1>${c.subtitle.map((s) => `<p class="sub">${escapeHtml(s)}</p>`).join('')}`,
     `<h2>Summary</h2>${table(c.summary)}`,
+    c.evaluation ? `<h2>Evaluation</h2><div id="evaluation">${table(c.evaluation)}</div>` : '',
     `<h2>Training curves</h2><div class="charts">${c.charts.map(lineChartSvg).join('')}</div>${c.chartNotes.map(note).join('')}`,
     `<h2>Training views</h2><p class="note">${escapeHtml(c.views.caption)}</p>${c.views.note ? note(c.views.note) : ''}${c.views.sheets.map((png, i) => pngImg(png, `training views, sheet ${i + 1}`, 'sheet')).join('')}`,
     `<h2>Dense features (PCA)</h2><p class="note">${escapeHtml(c.pca.caption)}</p>${c.pca.note ? note(c.pca.note) : ''}<div class="pca">${pca}</div>`,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -165,6 +165,17 @@ describe('densestream report', () => {
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/); // nothing to fetch (the SVG namespace is a name, not a request)
     expect(html).not.toContain(badName); // escaped, never raw
     expect(html).toContain(escapeHtml(badName));
+  });
+
+  it('shows the scores densestream eval saved for the run', async () => {
+    const evaluated = join(root, 'evaluated');
+    cpSync(run, evaluated, { recursive: true });
+    writeFileSync(join(evaluated, 'eval.json'), JSON.stringify({ scenes: { step: 6, knn20: 0.3214, denseMIoU: 0.125, denseIoU: { disc: 0.5 } } }));
+    const html = readFileSync((await runReport(parseReportConfig([evaluated, '--images', '1']))).out, 'utf8');
+    expect(html).toContain('<h2>Evaluation</h2>');
+    expect(html).toContain('scenes: kNN top-1 (k = 20)</th><td>0.321 (step 6)');
+    expect(html).toContain('scenes: dense probe mIoU</th><td>0.125 (step 6)');
+    expect(readFileSync(result.out, 'utf8')).not.toContain('<h2>Evaluation</h2>'); // a run never evaluated has no such section
   });
 
   it.skipIf(!existsSync(CHROMIUM))(`shows whole in a browser: a chart point per logged value, decoded images, skipped list, config; no network, no errors${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM}; apt-get install chromium)`}`, async () => {
