@@ -29,19 +29,18 @@ import type { Encoder } from '../models/resnet.js';
 import { wholeImageView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
-import { kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
+import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { saliencyMap } from '../operators/saliency.js';
-import type { Plane, Sample } from '../operators/types/index.js';
+import type { Pixels, Plane, Sample } from '../operators/types/index.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { knnAccuracy } from '../train/knn-monitor.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
-import { encoderKmeansMask } from './encoder-attention.js';
 import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
 
 export const PROTOCOLS = ['knn', 'linear', 'dense', 'masks'] as const;
@@ -258,12 +257,13 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
     const results: EvalResults = { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size };
     const wantPooled = c.protocols.includes('knn') || c.protocols.includes('linear');
     const wantDense = c.protocols.includes('dense');
+    const encoderMasks = c.protocols.includes('masks') && c.masks === 'encoder';
     const trainCount = Math.max(wantPooled ? c.train : 0, wantDense ? c['dense-train'] : 0);
     const train = trainCount > 0 ? await loadLabelledImages(trainSource, trainCount, size) : undefined;
     const test = await loadLabelledImages(testSource, c.test, size);
     log(`eval: ${model.origin} on ${c.data}, ${train?.count ?? 0} train and ${test.count} held-out images at ${size} px`);
     const trainFeatures = train ? await embedImages(encoder, train, wantDense) : undefined;
-    const testFeatures = await embedImages(encoder, test, wantDense);
+    const testFeatures = await embedImages(encoder, test, wantDense || encoderMasks);
     const classes = classCount(c.data, train ?? test);
     const epochs = c.epochs === undefined ? {} : { epochs: c.epochs };
     const { dims } = testFeatures;
@@ -273,7 +273,7 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       t = now;
       return `${s} s`;
     };
-    log(`eval: embedded in ${took()}`);
+    log(`eval: read and embedded in ${took()}`);
 
     if (c.protocols.includes('knn') && train && trainFeatures) {
       const n = Math.min(c.train, train.count);
@@ -306,15 +306,20 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       log(`eval dense: mIoU ${(results['denseMIoU'] as number).toFixed(3)}, pixel accuracy ${(results['densePixelAccuracy'] as number).toFixed(3)}, ${took()}`);
     }
     if (c.protocols.includes('masks') && test.foreground) {
-      const maskOf = c.masks === 'encoder' ? encoderKmeansMask(encoder, size, c.seed) : undefined;
       const plane = size * size;
+      const { grid } = testFeatures;
+      const cells = grid * grid * dims;
+      // --masks encoder: the same 2-means on feature cells as train's, on the grid already embedded
+      const maskOf = (i: number, pixels: Pixels, id: string): Plane =>
+        c.masks === 'encoder' ? featureKmeansMask((testFeatures.dense as Float32Array).subarray(i * cells, (i + 1) * cells), dims, grid, grid, id, c.seed)
+          : c.masks === 'saliency' ? maskFromAttention(saliencyMap(pixels)) : kmeansMask(pixels, id, c.seed);
       let iou = 0;
       let allForeground = 0;
       const everything: Plane = { data: new Uint8Array(plane).fill(1), width: size, height: size };
       for (let i = 0; i < test.count; i++) {
         const pixels = { data: test.pixels.subarray(i * plane * 3, (i + 1) * plane * 3), width: size, height: size, channels: 3 as const };
         const id = test.ids[i] as string;
-        const mask = maskOf ? maskOf(pixels, { id }) : c.masks === 'saliency' ? maskFromAttention(saliencyMap(pixels)) : kmeansMask(pixels, id, c.seed);
+        const mask = maskOf(i, pixels, id);
         const truth: Plane = { data: test.foreground.subarray(i * plane, (i + 1) * plane), width: size, height: size };
         iou += maskIoU(resizeNearest(mask, size, size), truth);
         allForeground += maskIoU(everything, truth);
