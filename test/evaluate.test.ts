@@ -169,6 +169,10 @@ describe('densestream eval', () => {
     const saved = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Record<string, Record<string, unknown>>;
     expect(saved['scenes']).toMatchObject({ checkpoint: 'random-init:0', trainImages: 40, maskMethod: 'saliency' });
     expect(Object.keys(saved['scenes']!['denseIoU'] as object)).toHaveLength(9);
+    const encoderMasks = evalCli('--checkpoint', 'random', '--protocol', 'masks', '--test', '20', '--out', out);
+    expect(encoderMasks.status, encoderMasks.stderr).toBe(0);
+    expect(JSON.parse(encoderMasks.stdout)).toMatchObject({ maskMethod: 'encoder', trainImages: 0, testImages: 20 });
+    expect((JSON.parse(encoderMasks.stdout) as Record<string, number>)['maskIoU']).toBeGreaterThan(0);
   });
 
   it('puts labels next to their own features: random-init kNN on Fashion-MNIST is far above chance', () => {
