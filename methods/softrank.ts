@@ -39,13 +39,28 @@
  *
  * `targetEmbeddings()` hands the embedding bank the normalised target projections `z` of the
  * last batch, by id: what clustering runs on.
+ *
+ * Negatives from other clusters (`negatives`, `--negatives K`): each pair's K bank vectors join
+ * every row of the pair as extra candidates, in both lists: `s_an = cos(p(y_a), b_n)` and
+ * `t_an = cos(z_a, b_n)`, with `b_n` the bank's target embedding of negative n. Why the bank
+ * vector on the online side too: an online projection `y_n` would take a forward and backward
+ * pass of the online encoder per negative (K more images a pair), while the bank already holds
+ * a target embedding of each, the key MoCo's queue and ReSSL's relational targets use on both
+ * sides (METHODS.md §4's "related published forms"). Only `p(y_a)` receives their gradient.
+ *
+ * Frozen targets (`frozenTargets`): two copies of the target encoder and global head, each
+ * taken when a clustering snapshots the bank (`freezeTarget`); `embedFrozen` embeds an anchor
+ * the clustering does not hold in that clustering's space, so it gets a cluster positive from
+ * its first visit, by the same weights in any run, resumed or not.
  */
 import * as tf from '@tensorflow/tfjs';
+import { createEncoder } from '../models/encoders.js';
 import { createMlp } from '../models/heads.js';
 import type { Batch } from '../operators/batch.js';
 import { l2Normalize, rankDistillation } from './losses.js';
 import type { Method } from './method.js';
-import { createSiamese, siameseMethod, type SiameseOptions } from './siamese.js';
+import { copyWeights } from './momentum.js';
+import { branchWeights, createSiamese, siameseMethod, type Branch, type SiameseOptions } from './siamese.js';
 
 export interface SoftRankOptions extends SiameseOptions {
   /** EMA momentum m of the target branch (default 0.99). */
@@ -60,6 +75,14 @@ export interface SoftRankOptions extends SiameseOptions {
   tauT?: number;
   /** Temperature τ_w of the candidate weights w = softmax(t/τ_w) (default 0.1). */
   tauW?: number;
+  /**
+   * Extra candidates of each pair, called in every loss with the batch ids and the target's
+   * unit projections `z` (`[B, D]` row-major): `[B/2, K, D]` unit vectors (pair i's K
+   * negatives, for both its rows), or undefined for none this step.
+   */
+  negatives?: (ids: readonly string[], z: Float32Array, dims: number) => Float32Array | undefined;
+  /** Keep two frozen copies of the target branch for `freezeTarget` / `embedFrozen` (default false). */
+  frozenTargets?: boolean;
 }
 
 /** The target branch's normalised global projections of one batch, row `i` for `ids[i]`. */
@@ -70,9 +93,16 @@ export interface TargetEmbeddings {
   dims: number;
 }
 
+/** A slot of the frozen target copies. */
+export type FrozenSlot = 0 | 1;
+
 export interface SoftRank extends Method {
   /** `z` of the last batch's samples (anchors and positives), for the embedding bank; undefined before the first loss. */
   targetEmbeddings(): TargetEmbeddings | undefined;
+  /** Copies the target encoder and global head as they are now into `slot` (needs `frozenTargets`). */
+  freezeTarget(slot: FrozenSlot): void;
+  /** Unit global projections `[N, D]` of `images` by the copy in `slot`, batch norm in inference mode (needs `frozenTargets`). */
+  embedFrozen(slot: FrozenSlot, images: tf.Tensor4D): tf.Tensor2D;
 }
 
 /** A copy with no history on the gradient tape (tfjs has no stopGradient). */
@@ -112,18 +142,41 @@ export function offDiagonal(m: tf.Tensor2D): tf.Tensor2D {
  * @param targets normalised target projections `z` `[B, D]` (soft labels; not differentiated)
  */
 export function softRankImageLoss(
-  queries: tf.Tensor2D, keys: tf.Tensor2D, targets: tf.Tensor2D, tauS = 0.1, tauT = 0.04, tauW = 0.1,
+  queries: tf.Tensor2D, keys: tf.Tensor2D, targets: tf.Tensor2D, tauS = 0.1, tauT = 0.04, tauW = 0.1, negatives?: tf.Tensor3D,
 ): tf.Scalar {
   const b = queries.shape[0];
   if (keys.shape[0] !== b || targets.shape[0] !== b) {
     throw new Error(`softRankImageLoss: queries, keys and targets hold ${b}, ${keys.shape[0]} and ${targets.shape[0]} rows; expected the same B`);
   }
   if (b < 3) throw new Error(`softRankImageLoss: ${b} rows give each anchor ${b - 1} candidate(s); ranking needs at least 2 (B ≥ 3)`);
+  if (negatives && (negatives.shape[0] !== b || negatives.shape[2] !== queries.shape[1])) {
+    throw new Error(`softRankImageLoss: negatives of shape [${negatives.shape.join(', ')}]; expected [${b}, K, ${queries.shape[1]}]`);
+  }
   return tf.tidy(() => {
-    const s = offDiagonal(tf.matMul(queries, keys, false, true));
-    const t = offDiagonal(tf.matMul(targets, targets, false, true));
+    let s = offDiagonal(tf.matMul(queries, keys, false, true));
+    let t = offDiagonal(tf.matMul(targets, targets, false, true));
+    if (negatives) {
+      // Row a's K extra candidates: cos(q_a, n) and cos(z_a, n) for its own negatives n, after the batch's.
+      const against = (x: tf.Tensor2D) => tf.sum(tf.mul(tf.expandDims(x, 1), negatives), 2) as tf.Tensor2D;
+      s = tf.concat([s, against(queries)], 1);
+      t = tf.concat([t, against(targets)], 1);
+    }
     return rankDistillation(s, t, tauS, tauT, tauW);
   });
+}
+
+/** Pair i's negatives `[B/2, K, D]` repeated for both its rows: `[B, K, D]`. */
+export function negativesPerRow(perPair: Float32Array, b: number, dims: number): tf.Tensor3D {
+  const block = perPair.length / (b / 2);
+  const k = block / dims;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`softrank negatives: ${perPair.length} values do not make ${b / 2} pairs of K × ${dims}`);
+  const rows = new Float32Array(b * block);
+  for (let i = 0; i < b / 2; i++) {
+    const pair = perPair.subarray(i * block, (i + 1) * block);
+    rows.set(pair, 2 * i * block);
+    rows.set(pair, (2 * i + 1) * block);
+  }
+  return tf.tensor3d(rows, [b, k, dims]);
 }
 
 /**
@@ -190,6 +243,19 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
   const dim = o.dim ?? 128;
   const predictor = createMlp([dim, o.hidden ?? 2 * pair.online.encoder.channels, dim], (o.seed ?? 0) + 3, 'online/predictor');
   let last: TargetEmbeddings | undefined;
+  // Not trained and never differentiated; filled by freezeTarget (until then, copies of the initial target).
+  const frozen: Branch[] = o.frozenTargets ? [0, 1].map((slot) => {
+    const encoder = createEncoder(o.encoder, o.seed ?? 0, `frozen/${slot}/encoder`);
+    const global = createMlp([encoder.channels, o.hidden ?? 2 * encoder.channels, dim], (o.seed ?? 0) + 1, `frozen/${slot}/global`);
+    const b: Branch = { encoder, global };
+    copyWeights(branchWeights(pair.momentum), branchWeights(b));
+    return b;
+  }) : [];
+  const frozenSlot = (slot: FrozenSlot): Branch => {
+    const b = frozen[slot];
+    if (!b) throw new Error(o.frozenTargets ? `softrank: frozen target slot ${String(slot)}; expected 0 or 1` : 'softrank: created without frozenTargets');
+    return b;
+  };
 
   const base = siameseMethod({
     name: 'softrank',
@@ -222,7 +288,10 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       const zValues = target.z.dataSync() as Float32Array;
       last = { ids: batch.ids.slice(), rows: Float32Array.from(zValues), dims: dim };
 
-      const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW);
+      const extra = o.negatives?.(batch.ids, last.rows, dim);
+      const negatives = extra ? negativesPerRow(extra, b, dim) : undefined;
+      if (negatives) parts['negatives'] = negatives.shape[1];
+      const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW, negatives);
       const patch = rankDistillation(pairCellSimilarities(cells), target.cellTargets, tauS, tauT, tauW);
       parts['image'] = image.dataSync()[0] as number;
       parts['patch'] = patch.dataSync()[0] as number;
@@ -236,12 +305,23 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
     checkpointState() {
       const state = base.checkpointState();
       for (const [k, v] of Object.entries(predictor.weights)) state[`online/predictor/${k}`] = v;
+      frozen.forEach((b, slot) => {
+        for (const [k, v] of Object.entries(branchWeights(b))) state[`frozen/${slot}/${k}`] = v;
+      });
       return state;
     },
     targetEmbeddings: () => last,
+    freezeTarget(slot) {
+      copyWeights(branchWeights(pair.momentum), branchWeights(frozenSlot(slot)));
+    },
+    embedFrozen(slot, images) {
+      const b = frozenSlot(slot);
+      return tf.tidy(() => l2Normalize(b.global.apply(b.encoder.apply(images, { training: false }).pooled)));
+    },
     dispose() {
       base.dispose();
       predictor.dispose();
+      frozen.forEach((b) => tf.dispose(Object.values(branchWeights(b))));
       last = undefined;
     },
   };

@@ -29,8 +29,9 @@ Commands:
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt|encoder (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
-             a random-access --data; an anchor gets a cluster positive from its second visit on, before that its own):
+             a random-access --data; once a clustering exists every anchor gets a cluster positive, a new one by its nearest centroid):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
+             --negatives K (0; per pair, K bank embeddings from other clusters join the ranking candidates)
              --match feature|geometric (densecl)  --attention-view (one view keeps the main object)
              --attention boundary|frequency-tuned|model:PATH|encoder:RUN|encoder (the attention view's and saliency masks' map;
              encoder: the one being trained, refreshed every --attention-refresh K (50) steps)  --align-weight λ (0; the align loss)

@@ -6,7 +6,8 @@
  * `--method softrank` adds clustering positives: the data plane pairs each anchor with a
  * positive drawn from its k-means cluster (`positivePairs`, before `multiView`), and after each
  * step the trainer feeds the target embeddings to an embedding bank that is re-clustered in a
- * worker every `--recluster-every` steps (`Reclustering`).
+ * worker every `--recluster-every` steps (`Reclustering`, set up in `softrank-positives.ts`,
+ * which also puts the bank and clusterings in every checkpoint so that `--resume` is exact).
  *
  * The kNN monitor (`train/knn-monitor.ts`) embeds a small labelled set (`--knn-data`, by default
  * the scenes trained on or Fashion-MNIST's test split) at random init and every `--knn-every`
@@ -21,7 +22,7 @@ import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
-import { createSoftRank, type SoftRank } from '../methods/softrank.js';
+import { createSoftRank, type SoftRank, type SoftRankOptions } from '../methods/softrank.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoders.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
@@ -31,7 +32,7 @@ import type { Sample, SkipRecord } from '../operators/types/index.js';
 import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
-import { Reclustering, type PositiveStats } from '../train/recluster.js';
+import type { PositiveStats } from '../train/recluster.js';
 import { createKnnMonitor, KNN_K, KNN_TAU, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
@@ -41,6 +42,8 @@ import type { AttentionSource } from '../operators/attention-map.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { positivePairs, readableById } from './positive-pairs.js';
+import { checkSavedPositives, openPositives, positiveSettings, type PositiveSampling } from './softrank-positives.js';
+import type { ClusterIndex } from '../operators/cluster-positives.js';
 import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
 import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
 
@@ -50,24 +53,7 @@ export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as cons
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt', 'encoder'] as const; // hapicl's masks (encoder: 2-means on --attention encoder[:RUN]'s features)
 const ENCODERS = ENCODER_NAMES;
 /** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
-const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision'] as const;
-/**
- * Default bank: every sample of a finite source up to 65 536 (32 MB at float32, 16 MB at
- * float16). A positive can only be drawn for an anchor whose own embedding was clustered, i.e.
- * from its second visit on, so a bank smaller than the source gives fewer positives: raise
- * `--bank-size` for larger corpora (float16: 256 MB per million).
- */
-const DEFAULT_BANK_SIZE = 65_536;
-/**
- * Default k: min(100, bank/4). On Fashion-MNIST (10 000 images, random-init slim encoder,
- * `npm run bench -- positives`), a clustering positive shares its anchor's class 33% of the time
- * at k = 10, 56% at k = 100 and 64% at k = 500 (random pairs: 10%), while k-means of a full
- * 65 536-row bank takes 1.3 s, 7.4 s and 31 s in the worker on the 2-core machine: k = 100 takes
- * most of the gain for a clustering the worker hides behind a few steps. At least 4 embeddings
- * per cluster on average.
- */
-const DEFAULT_CLUSTERS = 100;
-
+const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives'] as const;
 const SPEC = {
   data: { type: 'string' },
   method: { type: 'string', choices: TRAIN_METHODS },
@@ -98,6 +84,7 @@ const SPEC = {
   clusters: { type: 'int', min: 2 },
   'bank-size': { type: 'int', min: 8 },
   'bank-precision': { type: 'string', choices: ['float32', 'float16'] },
+  negatives: { type: 'int', min: 0 },
   'knn-every': { type: 'int', min: 0 },
   'knn-size': { type: 'int', min: 10 },
   'knn-data': { type: 'string' },
@@ -124,6 +111,8 @@ export interface TrainConfig {
   /** softrank: embeddings the bank holds (default min(source size, 65 536)). */
   'bank-size'?: number;
   'bank-precision': 'float32' | 'float16';
+  /** softrank: negatives K per pair from other clusters, taken from the bank (0: only the batch's candidates). */
+  negatives?: number;
   /** kNN monitor: steps between evaluations, 0 = off (default 100 when the monitor set has labels, else off). */
   'knn-every': number;
   /** kNN monitor: samples of the monitor set (4/5 references, 1/5 queries). */
@@ -250,6 +239,10 @@ function checkSoftRankOptions(c: TrainConfig, given: ReadonlySet<string>): void 
   if (bank !== undefined && c.clusters !== undefined && 4 * c.clusters > bank) {
     throw new ConfigError(`--clusters ${c.clusters}: needs at least ${4 * c.clusters} embeddings to cluster (4 per cluster), but --bank-size is ${bank}`);
   }
+  // Without --bank-size the bank's size is known once the source is open (positiveSettings checks it then).
+  if (bank !== undefined && c.negatives !== undefined && c.negatives >= bank) {
+    throw new ConfigError(`--negatives ${c.negatives}: expected fewer negatives per pair than the bank holds, --bank-size ${bank}`);
+  }
 }
 
 /** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
@@ -259,25 +252,14 @@ function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number 
   return Math.max(1, Math.floor((epochs * source.size) / perStep)); // whole batches only: the last partial one is dropped
 }
 
-/** softrank's bank size and k for `source`: the defaults filled in, checked against the source's size. */
-function positiveSettings(c: TrainConfig, source: Source): { bankSize: number; clusters: number } {
-  const size = isRandomAccess(source) ? source.size : Infinity;
-  const bankSize = c['bank-size'] ?? Math.min(size, DEFAULT_BANK_SIZE);
-  const clusters = c.clusters ?? Math.min(DEFAULT_CLUSTERS, Math.floor(bankSize / 4));
-  if (clusters < 2) throw new ConfigError(`--data ${c.data}: ${size} samples are too few for clustering positives (softrank needs at least 8)`);
-  if (4 * clusters > bankSize) {
-    throw new ConfigError(`--clusters ${clusters}: needs at least ${4 * clusters} embeddings to cluster (4 per cluster), but the bank holds ${bankSize}${c['bank-size'] === undefined ? ` (the size of --data ${c.data})` : ''}`);
-  }
-  return { bankSize, clusters };
-}
-
-function createMethod(c: TrainConfig): Method {
+/** The method of `c`; softrank's draws its negatives from `negatives` (the run's `Reclustering`). */
+function createMethod(c: TrainConfig, negatives?: SoftRankOptions['negatives']): Method {
   const common = { encoder: encoderPreset(c.encoder, c.size), seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
   switch (c.method) {
     case 'mocov2': return createMocoV2(common);
     case 'densecl': return createDenseCL({ ...common, match: c.match });
     case 'hapicl': return createHapicl(common);
-    case 'softrank': return createSoftRank(common);
+    case 'softrank': return createSoftRank({ ...common, frozenTargets: true, ...(negatives ? { negatives } : {}) });
   }
 }
 
@@ -320,10 +302,10 @@ const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softran
  *
  * softrank: each decoded anchor is followed by its positive (`positivePairs`) before the views
  * are cut, so a batch of `c.batch` samples holds `c.batch / 2` pairs and `c.batch / 2` permits
- * (the positives take none). Positives come from `reclustering`'s clusterings; without one,
- * every anchor is its own positive.
+ * (the positives take none). Positives come from `positives`' clusterings (and its source
+ * reads, remembered to read positives again by id); without it, every anchor is its own positive.
  */
-export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, reclustering?: Reclustering, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): Observable<Batch> {
+export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, positives?: PositiveSampling, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): Observable<Batch> {
   const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
   const perBatch = sourceSamplesPerBatch(c);
@@ -338,9 +320,8 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
   if (c.method === 'softrank') {
     if (precomputed || !isRandomAccess(source)) throw new ConfigError(`--data ${c.data}: softrank reads positives again by id; it needs a random-access source (scenes, dir:PATH, fashion-mnist)`);
-    // Positives are drawn among ids of the bank, whose every id was read within the last 2 × bank-size reads (a re-read counts as one), plus what is in flight.
-    const remember = reclustering ? 2 * reclustering.bank.capacity + budget.capacity + (reclustering.every + reclustering.lag + 1) * perBatch : 0;
-    const byId = readableById(source, remember);
+    const reclustering = positives?.reclustering;
+    const byId = positives?.byId ?? readableById(source, 0); // no clustering: every anchor is its own positive, nothing is read again
     read = byId.source;
     const prepare = decodeWithMasks(viewOptions, record);
     const fetch = async (id: string) => prepare(await byId.readById(id));
@@ -348,8 +329,9 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
       reclustering?.noteSelf(reason);
       if (reason.startsWith('fetch failed')) record({ id, stage: 'positive', reason });
     };
-    const clusteringForNextAnchor = reclustering ? () => reclustering.clusteringForNextAnchor() : () => Promise.resolve(undefined);
-    beforeViews = (epoch) => positivePairs({ clusteringForNextAnchor, fetch, seed: c.seed, epoch, onNote });
+    const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
+    const embed = reclustering ? (anchors: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(anchors, index) : undefined;
+    beforeViews = (epoch) => positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, ...(embed ? { embed } : {}) });
   }
   const views = (epoch: number) => precomputed
     ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
@@ -381,9 +363,11 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   const source = await openSource(c.data);
   if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };
   options.onSteps?.(c.steps);
-  const positives = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
-  const method = createMethod(c);
-  let reclustering: Reclustering | undefined;
+  const settings = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
+  // Checked before any weight is read: a checkpoint whose bank does not fit is refused as a wrong option.
+  const savedPositives = options.resume && settings ? checkSavedPositives(c, settings, join(c.out, 'checkpoint')) : undefined;
+  let positives: PositiveSampling | undefined;
+  const method = createMethod(c, (ids, z, dims) => positives?.reclustering.negatives(ids, z, dims));
   let live: { dispose(): void } | undefined;
   try {
     let startStep = 0;
@@ -400,15 +384,13 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
     const budget = new SampleBudget(3 * perBatch + 16);
     let onStep: ((done: number, batch: Batch, parts: Record<string, number>) => Promise<void>) | undefined;
-    if (positives && isSoftRank(method)) {
+    if (settings && isSoftRank(method) && isRandomAccess(source)) {
       const softrank = method;
-      const r = new Reclustering({
-        dims: 128, // createSoftRank's projection size (its default `dim`); the bank refuses rows of another size
-        bankSize: positives.bankSize, precision: c['bank-precision'], clusters: positives.clusters, every: c['recluster-every'],
-        anchorsPerStep: perBatch, steps: c.steps, startStep, seed: c.seed, onWarning: (line) => process.stderr.write(`${line}\n`),
+      const p = openPositives(c, source, softrank, {
+        settings, startStep, budget, perBatch, onWarning: (line) => process.stderr.write(`${line}\n`), ...(savedPositives ? { saved: savedPositives } : {}),
       });
-      reclustering = r;
-      onStep = (done, batch, parts) => r.afterStep(done, softrank.targetEmbeddings(), batch.ids, parts);
+      positives = p;
+      onStep = (done, batch, parts) => p.reclustering.afterStep(done, softrank.targetEmbeddings(), batch.ids, parts);
     }
     // kNN monitor: on the first logged step at least --knn-every steps after the last evaluation, and at the last step.
     const knnEvery = c['knn-every'] ?? 0; // checkpoints from before the monitor have no knn-every
@@ -451,19 +433,19 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     } else if (c.attention !== undefined) {
       attention = await openAttentionSource(c.attention).catch(toConfigError);
     }
-    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, reclustering, attention, featureMask);
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
       startStep, optimizerState, onLog: options.onLog, shouldStop: options.shouldStop,
-      ...(onStep ? { onStep } : {}), ...(reclustering ? { budgetPermits: (b: Batch) => b.ids.length / 2 } : {}),
+      ...(onStep ? { onStep } : {}), ...(positives ? { budgetPermits: (b: Batch) => b.ids.length / 2, onCheckpoint: positives.onCheckpoint } : {}),
     });
-    reclustering?.close();
+    positives?.reclustering.close();
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend, ...(reclustering ? { positives: reclustering.stats() } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
+    return { ...result, backend: selection.backend, ...(positives ? { positives: positives.reclustering.stats() } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
   } finally {
-    reclustering?.close();
+    positives?.reclustering.close();
     live?.dispose();
     method.dispose();
   }

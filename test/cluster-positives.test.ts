@@ -64,6 +64,68 @@ describe('ClusterIndex', () => {
   });
 });
 
+describe('ClusterIndex with centroids: placing an id it does not hold', () => {
+  // 2-d centroids at 0°, 90°, 180°; cluster 3 (s11 alone) sits at 270°.
+  const centroids = Float32Array.from([1, 0, 0, 1, -1, 0, 0, -1]);
+  const placed = new ClusterIndex(ids, assignments, { rows: centroids, dims: 2 });
+
+  it('finds the nearest centroid by dot product, skipping empty clusters', () => {
+    expect(placed.nearestCluster([0.9, 0.1])).toBe(0);
+    expect(placed.nearestCluster([0.6, 0.8])).toBe(1);
+    expect(placed.nearestCluster([-0.8, -0.6])).toBe(2);
+    expect(placed.nearestCluster([0.1, -0.99])).toBe(3);
+    // A fifth centroid nobody is assigned to is never chosen, however near.
+    const withEmpty = new ClusterIndex(ids, assignments, { rows: Float32Array.from([...centroids, 0.6, 0.8]), dims: 2 });
+    expect(withEmpty.nearestCluster([0.6, 0.8])).toBe(1);
+    expect(() => index.nearestCluster([1, 0])).toThrow(/without its centroids/);
+    expect(() => placed.nearestCluster([1, 0, 0])).toThrow(/3 dims; the centroids have 2/);
+    expect(() => new ClusterIndex(ids, assignments, { rows: Float32Array.from([1, 0, 0, 1]), dims: 2 })).toThrow(/2 centroids for clusters up to 3/);
+  });
+
+  it('gives a new anchor with an embedding a positive from its nearest centroid’s cluster, uniformly, seeded', () => {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 2000; i++) {
+      const choice = choosePositive(placed, `new${i}`, 3, 0, [0.6, 0.8]);
+      expect(choice.note).toBeUndefined();
+      expect(choice.nearestCluster).toBe(1);
+      counts.set(choice.id, (counts.get(choice.id) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(['s1', 's10', 's4', 's7']);
+    for (const c of counts.values()) expect(Math.abs(c - 500)).toBeLessThan(110); // ~5 σ
+    expect(choosePositive(placed, 'new1', 3, 0, [0.6, 0.8])).toEqual(choosePositive(placed, 'new1', 3, 0, [0.6, 0.8]));
+    // Held ids keep their own cluster, whatever embedding comes with them; without one a new anchor is its own positive.
+    expect(placed.clusterOf(choosePositive(placed, 's0', 3, 0, [0, 1]).id)).toBe(0);
+    expect(choosePositive(placed, 'new1', 3, 0)).toEqual({ id: 'new1', note: POSITIVE_NOTES.notClustered });
+    expect(choosePositive(index, 'new1', 3, 0, [0.6, 0.8])).toEqual({ id: 'new1', note: POSITIVE_NOTES.notClustered });
+  });
+
+  it('lists the ids outside a cluster, each once', () => {
+    for (let c = 0; c < 5; c++) {
+      const outside = Array.from({ length: placed.outsideCount(c) }, (_, j) => placed.idOutside(c, j));
+      expect(outside.sort()).toEqual(ids.filter((id) => placed.clusterOf(id) !== c).sort());
+    }
+    expect(() => placed.idOutside(0, 8)).toThrow(RangeError);
+  });
+
+  it('clusterPositives embeds only the anchors the clustering does not hold, and pairs them by their nearest centroid', async () => {
+    const embedded: string[] = [];
+    const embed = async (anchor: Sample) => {
+      embedded.push(anchor.id);
+      return Float32Array.from([0, 1]); // nearest: cluster 1
+    };
+    const fresh = [sample(20), sample(0), sample(21)].map((s, i) => ({ ...s, id: i === 1 ? 's0' : `new${i}` }));
+    const { emitted, notes } = await run({ clusters: () => placed, embed }, fresh);
+    expect(embedded).toEqual(['new0', 'new2']);
+    expect(notes).toEqual([]);
+    expect(placed.clusterOf(emitted[1]!.id)).toBe(1);
+    expect(placed.clusterOf(emitted[3]!.id)).toBe(0);
+    expect(placed.clusterOf(emitted[5]!.id)).toBe(1);
+    const failing = await run({ clusters: () => placed, embed: () => Promise.reject(new Error('boom')) }, [fresh[0]!]);
+    expect(failing.emitted.map((s) => s.id)).toEqual(['new0', 'new0']);
+    expect(failing.notes[0]![1]).toContain('its embedding failed: boom');
+  });
+});
+
 describe('clusterPositives', () => {
   it('emits each anchor then its positive, drawn from the anchor’s cluster and never the anchor itself', async () => {
     const { emitted, notes } = await run({}, samples.slice(0, 11));

@@ -143,6 +143,43 @@ describe('EmbeddingBank', () => {
     expect(bank.idAt(0)).toBe('z');
   });
 
+  it.each(precisions)('exports and restores its state bit for bit, ring position included (%s)', (precision) => {
+    const a = new EmbeddingBank({ dims: 8, capacity: 10, precision });
+    const rows = randomRows(25, 8, 5);
+    a.putBatch(Array.from({ length: 13 }, (_, i) => `s${i}`), rows.subarray(0, 13 * 8)); // full, wrapped: the next new id overwrites slot 3
+    const state = a.exportState();
+    expect(state).toMatchObject({ dims: 8, capacity: 10, precision, cursor: 3 });
+    expect(state.ids).toHaveLength(10);
+    const b = new EmbeddingBank({ dims: 8, capacity: 10, precision });
+    b.put('stale', [1, 0, 0, 0, 0, 0, 0, 0]);
+    b.restore(state);
+    expect(b.has('stale')).toBe(false);
+    expect(b.snapshot()).toEqual(a.snapshot());
+    // Both go on the same way: the same slots evicted, the same values stored.
+    const more = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    a.putBatch(more, rows.subarray(13 * 8, 25 * 8));
+    b.putBatch(more, rows.subarray(13 * 8, 25 * 8));
+    expect(b.snapshot()).toEqual(a.snapshot());
+    expect(b.exportState()).toEqual(a.exportState());
+    // A copy: writing the bank later leaves an exported state as it was.
+    expect(state.ids[3]).toBe('s3');
+  });
+
+  it('restores a partly filled bank, and refuses a state of another shape or storage, naming it', () => {
+    const a = new EmbeddingBank({ dims: 2, capacity: 4 });
+    a.put('x', [3, 4]);
+    const b = new EmbeddingBank({ dims: 2, capacity: 4 });
+    b.restore(a.exportState());
+    expect(b.size).toBe(1);
+    b.put('y', [0, 1]);
+    expect(b.slotOf('y')).toBe(1);
+    expect([...b.get('x')!]).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    expect(() => new EmbeddingBank({ dims: 2, capacity: 8 }).restore(a.exportState())).toThrow('the saved bank has a capacity of 4, not 8');
+    expect(() => new EmbeddingBank({ dims: 2, capacity: 4, precision: 'float16' }).restore(a.exportState())).toThrow('float32 storage, not float16');
+    expect(() => new EmbeddingBank({ dims: 3, capacity: 4 }).restore(a.exportState())).toThrow('2 dims, not 3');
+    expect(() => b.restore({ ...a.exportState(), cursor: 3 })).toThrow('next slot 3 does not fit 1 held of 4');
+  });
+
   it('names the bad input', () => {
     expect(() => new EmbeddingBank({ dims: 0, capacity: 1 })).toThrow(/dims: expected a positive integer, got "0"/);
     expect(() => new EmbeddingBank({ dims: 4, capacity: 1.5 })).toThrow(/capacity/);

@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readTensors } from '../models/weights-io.js';
 import { ConfigError, parseTrainConfig, runTraining } from '../pipelines/train.js';
+import { readPositives } from '../train/positives-checkpoint.js';
 import { Reclustering } from '../train/recluster.js';
 
 // The built CLI, as a user runs it (`npm test` builds first); the k-means worker is its compiled twin too.
@@ -87,6 +89,9 @@ describe('train --method softrank', () => {
     [['--data', 'tar:x-{0..1}.tar'], 'needs a random-access source (scenes, dir:PATH, fashion-mnist), not tar shards'],
     [['--data', 'parquet:views'], 'not precomputed views'],
     [['--clusters', '50', '--bank-size', '100'], '--clusters 50: needs at least 200 embeddings to cluster (4 per cluster), but --bank-size is 100'],
+    [['--negatives=-1'], '--negatives: expected an integer ≥ 0, got "-1"'],
+    [['--negatives', '2.5'], '--negatives: expected an integer ≥ 0'],
+    [['--negatives', '64', '--bank-size', '64'], '--negatives 64: expected fewer negatives per pair than the bank holds, --bank-size 64'],
   ])('refuses %j with softrank', (args, message) => {
     expect(() => parseTrainConfig(['--method', 'softrank', ...args])).toThrow(ConfigError);
     expect(() => parseTrainConfig(['--method', 'softrank', ...args])).toThrow(message);
@@ -99,25 +104,121 @@ describe('train --method softrank', () => {
 
   it('refuses the clustering options with another method', () => {
     expect(() => parseTrainConfig(['--method', 'densecl', '--clusters', '10', '--recluster-every', '5'])).toThrow("--recluster-every, --clusters: clustering positives are --method softrank's; drop them with --method densecl");
+    expect(() => parseTrainConfig(['--method', 'mocov2', '--negatives', '4'])).toThrow("--negatives: clustering positives are --method softrank's; drop it with --method mocov2");
   });
 
-  it('keeps tf.memory().numTensors flat, and resumes (bank empty again: self positives until the next clustering)', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'densestream-softrank-resume-'));
-    const { resume: _r, ...c } = parseTrainConfig([...SMALL, '--out', out]);
+  it('refuses --negatives K ≥ the bank a small source gives, with exit 2, before any work', () => {
+    const bad = cli('train', '--method', 'softrank', '--data', 'scenes:32:16', '--negatives', '16', '--threads', '1', '--out', mkdtempSync(join(tmpdir(), 'densestream-softrank-bad-')));
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--negatives 16: expected fewer negatives per pair than the bank holds, 16 (the size of --data scenes:32:16)');
+    expect(bad.stdout).toBe('');
+  });
+
+  it('keeps tf.memory().numTensors flat, and resumed after step 8 (a clustering just started: re-run from the restored bank) trains steps 9–12 as the uninterrupted run', async () => {
+    const out2 = mkdtempSync(join(tmpdir(), 'densestream-softrank-resume-'));
+    const { resume: _r, ...c } = parseTrainConfig([...SMALL, '--out', out2]);
     const tensors: number[] = [];
     const first = await runTraining(c, { shouldStop: (done) => done === 8, onLog: () => tensors.push(tf.memory().numTensors) });
     expect(first.steps).toBe(8);
     expect(new Set(tensors.slice(1)).size).toBe(1);
     expect(first.positives?.reclusters).toBeGreaterThanOrEqual(1);
+    // The clustering after step 8 was still running: the checkpoint records it to re-run.
+    const saved = readPositives(join(out2, 'checkpoint'));
+    expect(saved).toMatchObject({ step: 8, pending: { round: 2 }, bank: { ids: expect.any(Array) } });
+    expect(saved.bank.ids).toHaveLength(16);
 
-    const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', out]);
+    const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', out2]);
+    expect(resume).toBe(true);
+    const resumedTensors: number[] = [];
+    const second = await runTraining(resumed, { resume: true, onLog: () => resumedTensors.push(tf.memory().numTensors) });
+    expect(second.steps).toBe(12);
+    expect(new Set(resumedTensors.slice(1)).size).toBe(1);
+    // The summary covers the whole run, as the uninterrupted one's does.
+    const straight = (JSON.parse(run.stdout) as Summary).positives;
+    expect(second.positives).toMatchObject({ pairs: straight.pairs, selfPositiveFraction: straight.selfPositiveFraction, firstClusteredStep: 7, reclusters: straight.reclusters, bank: 16 });
+    const a = metricsOf(out);
+    const b = metricsOf(out2);
+    expect(b.map((m) => m.step)).toEqual(a.map((m) => m.step));
+    b.forEach((m, i) => {
+      expect(m.loss).toBeCloseTo(a[i]!.loss, 5);
+      expect(m.parts['selfPositives']).toBe(a[i]!.parts['selfPositives']);
+      expect(m.parts['reclusters']).toBe(a[i]!.parts['reclusters']);
+    });
+  });
+});
+
+/** All saved weights of a run's checkpoint, by name. */
+function weights(dir: string): Map<string, Float32Array | Int32Array | Uint8Array> {
+  return new Map(readTensors(join(dir, 'checkpoint'), '').map(({ name, tensor }) => [name, tensor.dataSync()]));
+}
+
+function worstDifference(a: Map<string, ArrayLike<number>>, b: Map<string, ArrayLike<number>>): number {
+  expect([...b.keys()]).toEqual([...a.keys()]);
+  let worst = 0;
+  for (const [name, va] of a) {
+    const vb = b.get(name)!;
+    for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs(va[i]! - vb[i]!));
+  }
+  return worst;
+}
+
+/**
+ * 16 scenes, 4 pairs a step, clustered into 2 after steps 2 and 4 (lag 1): step 4 pairs
+ * epoch 0's last, never-seen anchors by their nearest centroid; steps 4–6 draw 2 negatives a pair.
+ */
+const EXACT = ['--method', 'softrank', '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '6', '--recluster-every', '2', '--clusters', '2',
+  '--negatives', '2', '--threads', '1', '--warmup', '2', '--checkpoint-every', '100', '--log-every', '1', '--knn-every', '0'];
+
+describe('softrank resume', () => {
+  const straight = mkdtempSync(join(tmpdir(), 'densestream-softrank-straight-'));
+  let straightRun: Awaited<ReturnType<typeof runTraining>>;
+  beforeAll(async () => {
+    const { resume: _r, ...c } = parseTrainConfig([...EXACT, '--out', straight]);
+    straightRun = await runTraining(c);
+  });
+
+  it('uses first-visit positives and negatives in the straight run (what the resumed runs must reproduce)', () => {
+    expect(straightRun.positives).toMatchObject({ reclusters: 2, firstClusteredStep: 4, selfPositiveFractionAfterClustering: 0 });
+    expect(straightRun.positives!.centroidPairs).toBeGreaterThanOrEqual(4); // step 4's anchors, all new
+    const m = metricsOf(straight);
+    expect(m.map((r) => r.parts['negatives'] ?? 0)).toEqual([0, 0, 0, 2, 2, 2]);
+  });
+
+  it.each([3, 4])('continues exactly: 6 steps straight and %i + the rest resumed give the same weights (frozen targets included) within 1e-5, and the same bank', async (at) => {
+    const split = mkdtempSync(join(tmpdir(), `densestream-softrank-split${at}-`));
+    const { resume: _r, ...c } = parseTrainConfig([...EXACT, '--out', split]);
+    const first = await runTraining(c, { shouldStop: (done) => done === at });
+    expect(first.steps).toBe(at);
+    const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
     expect(resume).toBe(true);
     const second = await runTraining(resumed, { resume: true });
-    expect(second.steps).toBe(12);
-    expect(second.losses.every(Number.isFinite)).toBe(true);
-    // Steps 9–12: the bank starts empty again, and no clustering falls between step 8 and the end (one at step 12 would serve nothing).
-    expect(second.positives).toMatchObject({ pairs: 16, selfPositiveFraction: 1, firstClusteredStep: null });
-    expect(existsSync(join(out, 'checkpoint', 'weights.bin'))).toBe(true);
+    expect(second.steps).toBe(6);
+    expect(second.positives).toEqual({ ...straightRun.positives, selfReasons: expect.any(Object), clusteringSeconds: expect.any(Number), waitedSeconds: expect.any(Number) });
+
+    const wa = weights(straight);
+    expect([...wa.keys()].some((k) => k.startsWith('frozen/1/encoder/'))).toBe(true);
+    expect(worstDifference(wa, weights(split))).toBeLessThanOrEqual(1e-5);
+    const pa = readPositives(join(straight, 'checkpoint'));
+    const pb = readPositives(join(split, 'checkpoint'));
+    expect(pb.bank.ids).toEqual(pa.bank.ids);
+    let worstBank = 0;
+    pa.bank.data.forEach((v, i) => { worstBank = Math.max(worstBank, Math.abs(v - pb.bank.data[i]!)); });
+    expect(worstBank).toBeLessThanOrEqual(1e-5);
+    expect(pb.clusterings.map((k) => [...k.assignments])).toEqual(pa.clusterings.map((k) => [...k.assignments]));
+    expect(metricsOf(split).map((m) => m.parts['selfPositives'])).toEqual(metricsOf(straight).map((m) => m.parts['selfPositives']));
+  });
+
+  it('refuses a resume whose bank differs in size or precision, or a checkpoint without a bank, as a wrong option', async () => {
+    const { resume: _r, ...resumed } = parseTrainConfig(['--resume', '--out', straight]);
+    await expect(runTraining({ ...resumed, steps: 8, 'bank-size': 32 }, { resume: true })).rejects.toThrow(ConfigError);
+    await expect(runTraining({ ...resumed, steps: 8, 'bank-size': 32 }, { resume: true }))
+      .rejects.toThrow("--bank-size 32 (the checkpoint's bank holds 16). Resume with the checkpoint's settings, or start a new run");
+    await expect(runTraining({ ...resumed, steps: 8, 'bank-precision': 'float16' }, { resume: true }))
+      .rejects.toThrow("--bank-precision float16 (the checkpoint's bank is float32)");
+    const bare = mkdtempSync(join(tmpdir(), 'densestream-softrank-nobank-'));
+    cpSync(join(straight, 'checkpoint'), join(bare, 'checkpoint'), { recursive: true });
+    rmSync(join(bare, 'checkpoint', 'positives.json'));
+    await expect(runTraining({ ...resumed, out: bare, steps: 8 }, { resume: true })).rejects.toThrow('holds no embedding bank (positives.json)');
   });
 });
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
-import { createSoftRank, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
+import { createSoftRank, negativesPerRow, type SoftRankOptions, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
 import { selectBackend } from '../models/backend.js';
 import type { ResNetConfig } from '../models/resnet.js';
 import { presetViews } from '../operators/augment-presets.js';
@@ -33,7 +33,7 @@ beforeAll(async () => {
   )) as [Batch];
 });
 
-const create = (extra: { alpha?: number; beta?: number } = {}) => createSoftRank({ encoder: tiny, momentum: 0.9, dim: 16, seed: 1, ...extra });
+const create = (extra: Partial<SoftRankOptions> = {}) => createSoftRank({ encoder: tiny, momentum: 0.9, dim: 16, seed: 1, ...extra });
 
 
 const unit = (rows: number[][]) => rows.map((r) => {
@@ -60,6 +60,28 @@ describe('soft-ranking pieces', () => {
       const loss = softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW);
       expect(loss.dataSync()[0]).toBeCloseTo(rankReference(s, t, tauS, tauT, tauW), 4);
     }
+  });
+
+  it('image loss with K negatives: each row ranks the other rows and then its own negatives, by q·n online and z·n target, as a loop computes it', () => {
+    const q = unit([[1, 0.2, 0], [0.1, 1, 0.3], [0.5, 0.5, 0.2], [-0.3, 0.2, 1]]);
+    const k = unit([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.4, 0.6, 0], [0, 0.3, 0.9]]);
+    const z = unit([[1, 0, 0.1], [0.8, 0.5, 0], [0.1, 1, 0.2], [0.2, 0.1, 1]]);
+    // Row a's negatives (K = 2): bank vectors, the same for both rows of a pair.
+    const pairNegatives = [unit([[0, 0, 1], [-1, 0.5, 0]]), unit([[1, 1, 0], [0.3, -1, 0.2]])];
+    const n = [0, 1, 2, 3].map((a) => pairNegatives[Math.floor(a / 2)]!);
+    const s = q.map((qa, a) => [...k.filter((_, c) => c !== a).map((kc) => dot(qa, kc)), ...n[a]!.map((v) => dot(qa, v))]);
+    const t = z.map((za, a) => [...z.filter((_, c) => c !== a).map((zc) => dot(za, zc)), ...n[a]!.map((v) => dot(za, v))]);
+    const negatives = negativesPerRow(Float32Array.from(pairNegatives.flat(2)), 4, 3);
+    expect(negatives.shape).toEqual([4, 2, 3]);
+    expect(negatives.arraySync()).toEqual(n.map((rows) => rows.map((r) => r.map(Math.fround))));
+    for (const [tauS, tauT, tauW] of [[0.1, 0.04, 0.1], [1, 0.5, 2]] as const) {
+      const loss = softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW, negatives);
+      expect(loss.dataSync()[0]).toBeCloseTo(rankReference(s, t, tauS, tauT, tauW), 4);
+      // …and differs from the loss without them.
+      expect(Math.abs(loss.dataSync()[0]! - softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW).dataSync()[0]!)).toBeGreaterThan(1e-3);
+    }
+    expect(() => softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), 0.1, 0.04, 0.1, tf.zeros([4, 2, 5]) as tf.Tensor3D)).toThrow(/expected \[4, K, 3\]/);
+    expect(() => negativesPerRow(new Float32Array(7), 4, 3)).toThrow(/do not make 2 pairs of K × 3/);
   });
 
   it('image loss is lower when the online ranking follows the target than when it reverses it', () => {
@@ -142,6 +164,72 @@ describe('softrank method', () => {
     expect(tf.memory().numTensors).toBe(before);
     opt.dispose();
     method.dispose();
+  });
+
+  it('asks for negatives with the batch ids and its target embeddings, and trains on them with numTensors flat', () => {
+    const calls: Array<{ ids: readonly string[]; z: Float32Array }> = [];
+    const rng = (i: number) => Math.sin(i * 12.9898) * 43758.5453 % 1;
+    const method = create({
+      negatives: (ids, z, dims) => {
+        calls.push({ ids, z: z.slice() });
+        expect(dims).toBe(16);
+        return Float32Array.from({ length: (ids.length / 2) * 3 * dims }, (_, i) => rng(i)); // K = 3
+      },
+    });
+    const opt = tf.train.momentum(0.05, 0.9);
+    const parts: Record<string, number> = {};
+    const step = (b: Batch) => {
+      const loss = opt.minimize(() => method.loss(b, parts), true, method.trainable);
+      expect(Number.isFinite(loss!.dataSync()[0]!)).toBe(true);
+      loss!.dispose();
+      method.afterStep?.();
+    };
+    step(paired[0]!);
+    step(paired[1]!);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step(paired[i % 2]!);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(parts['negatives']).toBe(3);
+    expect(calls).toHaveLength(5);
+    expect(calls[4]!.ids).toEqual(paired[0]!.ids);
+    expect([...calls[4]!.z]).toEqual([...method.targetEmbeddings()!.rows]);
+    opt.dispose();
+    method.dispose();
+  });
+
+  it('freezes copies of the target branch: embedFrozen gives a slot’s copy’s unit projections in inference mode, untouched by later training', () => {
+    const method = create({ frozenTargets: true });
+    const state = method.checkpointState();
+    expect(Object.keys(state).filter((k) => k.startsWith('frozen/0/')).length).toBeGreaterThan(0);
+    expect(Object.keys(state).filter((k) => k.startsWith('frozen/1/')).length).toBe(Object.keys(state).filter((k) => k.startsWith('frozen/0/')).length);
+    expect(method.trainable.some((v) => v.name.startsWith('frozen/'))).toBe(false);
+    const images = paired[0]!.views[0]!;
+    const embed = (slot: 0 | 1) => tf.tidy(() => method.embedFrozen(slot, images).arraySync());
+    const initial = embed(0);
+    expect(embed(1)).toEqual(initial); // both start as the initial target
+    initial.forEach((row) => expect(Math.hypot(...row)).toBeCloseTo(1, 5));
+    const opt = tf.train.momentum(0.05, 0.9);
+    for (let i = 0; i < 3; i++) {
+      opt.minimize(() => method.loss(paired[i % 2]!, {}), true, method.trainable)?.dispose();
+      method.afterStep?.();
+    }
+    const before = tf.memory().numTensors;
+    method.freezeTarget(1);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(embed(0)).toEqual(initial);
+    const moved = embed(1);
+    expect(Math.max(...moved.flat().map((v, i) => Math.abs(v - initial.flat()[i]!)))).toBeGreaterThan(1e-4);
+    // Slot 1 now is the target as it stands: the momentum encoder's inference-mode projection.
+    const variables = state as Record<string, tf.Variable>;
+    for (const name of Object.keys(variables).filter((k) => k.startsWith('frozen/1/'))) {
+      const live = variables[name.replace('frozen/1/', 'momentum/')]!;
+      expect(tf.max(tf.abs(tf.sub(variables[name]!, live))).dataSync()[0], name).toBe(0);
+    }
+    opt.dispose();
+    method.dispose();
+    const plain = create();
+    expect(() => plain.freezeTarget(0)).toThrow(/without frozenTargets/);
+    plain.dispose();
   });
 
   it('refuses a batch of odd size, and one too small to rank', () => {

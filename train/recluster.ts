@@ -14,13 +14,37 @@
  * the previous one to finish. So the same configuration and seed give the same pairs, as DESIGN.md
  * asks of every random choice.
  *
- * Not checkpointed: after `--resume` the bank starts empty and anchors are their own positives
- * until the first clustering after the resume step (so a resumed softrank run is not bit-exact
- * with an uninterrupted one).
+ * New anchors: an anchor the serving clustering does not hold (first visit, or first seen after
+ * its snapshot) is embedded by a copy of the target branch frozen at that snapshot (`anchors`)
+ * and placed in its nearest centroid's cluster, so it gets a cluster positive from its first
+ * visit. The copy, not the live target: the centroids were computed in the space of the target
+ * as it stood at the snapshot, and a copy taken at a fixed step embeds the same way however far
+ * ahead of the trainer the data plane runs. Two copies suffice (slots 0 and 1): a new
+ * clustering takes the slot the serving one does not use, and when the one after it starts
+ * (≥ `every` steps later, `lag ≤ every`) every batch the older one served has been trained.
+ *
+ * Negatives (`negatives` = K): at each step, K bank vectors per pair from the clusters other
+ * than the pair's, in the clustering that paired the batch (`drawNegatives`).
+ *
+ * Checkpointed (`checkpointState`, restored by the `restore` option): the bank, the clusterings
+ * still serving, the rounds decided, and a clustering started at the checkpoint's step (re-run
+ * at resume from the restored bank, which is its snapshot); a clustering started earlier and
+ * still running is waited for. The frozen target copies are method weights, in the weights
+ * file. A resumed run pairs, draws and trains exactly as the uninterrupted one.
  */
 import type { TargetEmbeddings } from '../methods/softrank.js';
 import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
-import { clusterInWorker, EmbeddingBank, type EmbeddingPrecision } from '../operators/clustering/index.js';
+import { clusterInWorker, drawNegatives, EmbeddingBank, type EmbeddingPrecision, type NegativePair } from '../operators/clustering/index.js';
+import type { Sample } from '../operators/types/index.js';
+import type { ClusteringState, PositiveCounts, PositivesState, Slot } from './positives-checkpoint.js';
+
+/** Embeds new anchors by frozen copies of the target branch (softrank's `freezeTarget` / `embedFrozen`, on the data plane's pixels). */
+export interface AnchorEmbedder {
+  /** Copies the target branch as it is now into `slot`: called when a clustering snapshots the bank. */
+  freeze(slot: Slot): void;
+  /** The unit embeddings of decoded anchors by the copy in `slot` (the clustering's dims), row i for `anchors[i]`, in one pass. */
+  embed(anchors: readonly Sample[], slot: Slot): Promise<ReadonlyArray<Float32Array | undefined>>;
+}
 
 export interface ReclusteringOptions {
   /** Dimensions of the embeddings (the method's projection size). */
@@ -39,11 +63,17 @@ export interface ReclusteringOptions {
   steps: number;
   /** Steps already done (resume): clusterings start after it, anchors count from `startStep × anchorsPerStep`. */
   startStep?: number;
-  /** Seed of the k-means runs (round r runs with `seed + r`). */
+  /** Seed of the k-means runs (round r runs with `seed + r`) and of the negatives' draws. */
   seed?: number;
-  /** Steps from a clustering's snapshot to the first batch it serves (default max(1, ⌊every/2⌋)). */
+  /** Steps from a clustering's snapshot to the first batch it serves, 1 … every (default max(1, ⌊every/2⌋)). */
   lag?: number;
-  /** Hears of a clustering that failed; the previous clustering stays in use. */
+  /** Places anchors the serving clustering does not hold by their nearest centroid; without it they are their own positives. */
+  anchors?: AnchorEmbedder;
+  /** Negatives K per pair from other clusters (default 0: none); fewer than the bank size. */
+  negatives?: number;
+  /** The state of a checkpoint taken after `startStep` steps (`checkpointState`), to go on from exactly. */
+  restore?: PositivesState;
+  /** Hears of a clustering that failed (the previous clustering stays in use), or of a step without negatives. */
   onWarning?: (message: string) => void;
 }
 
@@ -59,23 +89,33 @@ export interface PositiveStats {
   pairs: number;
   selfPairs: number;
   selfPositiveFraction: number;
+  /** Pairs whose anchor the clustering did not hold, placed by its nearest centroid (first visits). */
+  centroidPairs: number;
   /** The first step served by a clustering (1-based, as the metrics count), or null. */
   firstClusteredStep: number | null;
   /** Pairs trained from that step on, and their fraction of self-pairs (null before any). */
   pairsAfterClustering: number;
   selfPositiveFractionAfterClustering: number | null;
-  /** Why anchors were their own positives, by note kind (`POSITIVE_NOTES`'s keys); counts anchors paired, which at the end runs ahead of those trained. */
+  /** Why anchors were their own positives, by note kind (`POSITIVE_NOTES`'s keys); counts anchors paired in this process, which at the end runs ahead of those trained. */
   selfReasons: Record<string, number>;
-  /** Wall seconds from each snapshot to its clustering in hand, all rounds: the worker's k-means plus the wait for the main thread (busy with a step) to take its answer. */
+  /** Wall seconds from each snapshot to its clustering in hand, this process's rounds: the worker's k-means plus the wait for the main thread (busy with a step) to take its answer. */
   clusteringSeconds: number;
-  /** Seconds steps waited for the previous clustering before starting a new one. */
+  /** Seconds steps waited for the previous clustering before starting a new one (this process). */
   waitedSeconds: number;
+}
+
+/** A clustering of the bank, and the frozen target copy that embeds its new anchors. */
+interface Clustering {
+  index: ClusterIndex;
+  slot: Slot;
 }
 
 interface Round {
   promise: Promise<ClusterIndex | undefined>;
   resolve: (index: ClusterIndex | undefined) => void;
   settled: boolean;
+  /** What it serves, once settled. */
+  value?: Clustering | undefined;
 }
 
 /** The categories of `clusterPositives`' notes (a failed fetch carries the id and error after the prefix). */
@@ -100,20 +140,28 @@ export class Reclustering {
   readonly clusters: number;
   readonly every: number;
   readonly lag: number;
+  /** Negatives K per pair (0: none). */
+  readonly negativeCount: number;
   private readonly anchorsPerStep: number;
   private readonly steps: number;
   private readonly startStep: number;
   private readonly seed: number;
+  private readonly anchors: AnchorEmbedder | undefined;
   private readonly onWarning: (message: string) => void;
   private readonly rounds = new Map<number, Round>();
+  private readonly slotOf = new WeakMap<ClusterIndex, Slot>();
   private readonly abort = new AbortController();
   private position: number;
-  private latest: ClusterIndex | undefined;
-  private centroids: Float32Array | undefined;
-  private inFlight: Promise<void> | undefined;
+  /** Steps trained: the loss being computed is of batch `stepsDone` (0-based). */
+  private stepsDone: number;
+  private latest: Clustering | undefined;
+  private inFlight: { promise: Promise<void>; round: number; startedAt: number; slot: Slot } | undefined;
   private closed = false;
+  private warnedNegatives = false;
   private firstServedBatch: number | undefined;
-  private readonly counts = { reclusters: 0, pairs: 0, selfPairs: 0, pairsAfter: 0, selfPairsAfter: 0, clusteringMs: 0, waitedMs: 0 };
+  private readonly counts: PositiveCounts = { reclusters: 0, pairs: 0, selfPairs: 0, pairsAfter: 0, selfPairsAfter: 0, centroidAnchors: 0 };
+  private clusteringMs = 0;
+  private waitedMs = 0;
   private readonly selfReasons: Record<string, number> = {};
 
   constructor(o: ReclusteringOptions) {
@@ -121,16 +169,27 @@ export class Reclustering {
       if (!Number.isInteger(value) || value < min) throw new Error(`Reclustering ${name}: expected an integer ≥ ${min}, got ${value}`);
     }
     if (4 * o.clusters > o.bankSize) throw new Error(`Reclustering: ${o.clusters} clusters need a bank of at least ${4 * o.clusters} embeddings, got ${o.bankSize}`);
+    const lag = o.lag ?? Math.max(1, Math.floor(o.every / 2));
+    // lag ≤ every: a clustering's batches are all trained before the one after next reuses its frozen slot.
+    if (!Number.isInteger(lag) || lag < 1 || lag > o.every) throw new Error(`Reclustering lag: expected an integer in [1, every = ${o.every}], got ${lag}`);
+    const negatives = o.negatives ?? 0;
+    if (!Number.isInteger(negatives) || negatives < 0 || negatives >= o.bankSize) {
+      throw new Error(`Reclustering negatives: expected an integer in [0, bank size ${o.bankSize}), got ${negatives}`);
+    }
     this.bank = new EmbeddingBank({ dims: o.dims, capacity: o.bankSize, precision: o.precision ?? 'float32' });
     this.clusters = o.clusters;
     this.every = o.every;
-    this.lag = o.lag ?? Math.max(1, Math.floor(o.every / 2));
+    this.lag = lag;
+    this.negativeCount = negatives;
     this.anchorsPerStep = o.anchorsPerStep;
     this.steps = o.steps;
     this.startStep = o.startStep ?? 0;
     this.seed = o.seed ?? 0;
+    this.anchors = o.anchors;
     this.onWarning = o.onWarning ?? (() => undefined);
     this.position = this.startStep * o.anchorsPerStep;
+    this.stepsDone = this.startStep;
+    if (o.restore) this.restore(o.restore);
   }
 
   /**
@@ -139,11 +198,27 @@ export class Reclustering {
    * clustering its batch calls for is ready.
    */
   clusteringForNextAnchor(): Promise<ClusterIndex | undefined> {
-    const batchIndex = Math.floor(this.position++ / this.anchorsPerStep);
-    // The latest round whose snapshot (after step r·every) serves this batch, and that happens in this run.
-    const r = Math.min(Math.floor((batchIndex - this.lag) / this.every), Math.floor((this.steps - 1) / this.every));
-    if (r < 1 || r * this.every <= this.startStep || this.closed) return Promise.resolve(this.closed ? this.latest : undefined);
-    return this.round(r).promise;
+    return this.nextAnchor().clustering;
+  }
+
+  /** {@link clusteringForNextAnchor}, with the batch (0-based) the anchor will be trained in. */
+  nextAnchor(): { batch: number; clustering: Promise<ClusterIndex | undefined> } {
+    const batch = Math.floor(this.position++ / this.anchorsPerStep);
+    const r = this.roundOf(batch);
+    if (this.closed) return { batch, clustering: Promise.resolve(this.latest?.index) };
+    // A round before the start of this run serves only if a checkpoint brought it.
+    if (r < 1 || (r * this.every <= this.startStep && !this.rounds.has(r))) return { batch, clustering: Promise.resolve(undefined) };
+    return { batch, clustering: this.round(r).promise };
+  }
+
+  /**
+   * The unit embeddings of anchors that `index` does not hold, by the target copy frozen with
+   * `index`'s snapshot, in one pass (`positivePairs`' `embed`); undefined rows without an embedder.
+   */
+  embedNew(anchors: readonly Sample[], index: ClusterIndex): Promise<ReadonlyArray<Float32Array | undefined>> {
+    const slot = this.slotOf.get(index);
+    if (!this.anchors || slot === undefined) return Promise.resolve(anchors.map(() => undefined));
+    return this.anchors.embed(anchors, slot);
   }
 
   /** Notes why an anchor was its own positive (`clusterPositives`' `onNote` reasons), for the summary. */
@@ -153,15 +228,48 @@ export class Reclustering {
   }
 
   /**
+   * The negatives of the batch being trained (`createSoftRank`'s `negatives`): K bank vectors
+   * `[B/2, K, dims]` per pair, none in the pair's cluster, or undefined (K = 0, or no
+   * clustering serves this batch yet). The pair's cluster: its positive's (drawn from it), else
+   * the anchor's; an anchor alone outside the clustering (its positive fetch failed) is placed
+   * by its nearest centroid to `z`, its target embedding of this step.
+   */
+  negatives(ids: readonly string[], z: Float32Array, dims: number): Float32Array | undefined {
+    if (this.negativeCount === 0) return undefined;
+    const batchIndex = this.stepsDone;
+    const index = this.clusteringOfBatch(batchIndex);
+    if (!index) return undefined;
+    const pairs: NegativePair[] = [];
+    for (let i = 0; i + 1 < ids.length; i += 2) {
+      const anchor = ids[i] as string;
+      const positive = ids[i + 1] as string;
+      const cluster = (positive !== anchor ? index.clusterOf(positive) : undefined) ?? index.clusterOf(anchor)
+        ?? index.nearestCluster(z.subarray(i * dims, (i + 1) * dims));
+      pairs.push({ key: anchor, cluster });
+    }
+    const drawn = drawNegatives(index, this.bank, pairs, this.negativeCount, this.seed, batchIndex);
+    if (!drawn && !this.warnedNegatives) {
+      this.warnedNegatives = true;
+      this.onWarning(`softrank: step ${batchIndex + 1} found no bank vector in the clusters other than a pair's; it trains without negatives (warned once)`);
+    }
+    return drawn?.rows;
+  }
+
+  /**
    * After step `done` (1-based): the batch's embeddings into the bank, its pairs counted, and on
    * a clustering step a k-means of the bank started in a worker (not awaited; waits only for the
    * previous one). Adds `selfPositives` (this batch's fraction of self-pairs), `reclusters` and
    * `bank` to `parts`.
    */
   async afterStep(done: number, embeddings: TargetEmbeddings | undefined, ids: readonly string[], parts?: Record<string, number>): Promise<void> {
+    const index = this.clusteringOfBatch(done - 1);
+    this.stepsDone = done;
     if (embeddings) this.bank.putBatch(embeddings.ids, embeddings.rows);
     let self = 0;
-    for (let i = 0; i + 1 < ids.length; i += 2) if (ids[i] === ids[i + 1]) self++;
+    for (let i = 0; i + 1 < ids.length; i += 2) {
+      if (ids[i] === ids[i + 1]) self++;
+      else if (index && !index.has(ids[i] as string)) this.counts.centroidAnchors++;
+    }
     const pairs = Math.floor(ids.length / 2);
     this.counts.pairs += pairs;
     this.counts.selfPairs += self;
@@ -178,31 +286,44 @@ export class Reclustering {
     const r = done / this.every;
     if (this.inFlight) {
       const t0 = performance.now();
-      await this.inFlight;
-      this.counts.waitedMs += performance.now() - t0;
+      await this.inFlight.promise;
+      this.waitedMs += performance.now() - t0;
     }
+    // Batches from here on are served by round r − 1 or later: older rounds (and their clusterings) can go.
+    for (const [old, round] of this.rounds) if (old < r - 1 && round.settled) this.rounds.delete(old);
     if (this.bank.size < 4 * this.clusters) {
       this.settle(r); // too few embeddings yet: the previous clustering (if any) stays
       return;
     }
-    const { rows, ids: bankIds } = this.bank.snapshot();
-    const t0 = performance.now();
-    const options = { k: this.clusters, seed: this.seed + r, ...(this.centroids ? { initialCentroids: this.centroids } : {}) };
-    this.inFlight = clusterInWorker(rows, this.bank.dims, options, { transfer: true, signal: this.abort.signal }).then(
-      (result) => {
-        this.latest = new ClusterIndex(bankIds, result.assignments);
-        this.centroids = result.centroids;
-        this.counts.reclusters++;
-        this.counts.clusteringMs += performance.now() - t0;
-        this.firstServedBatch ??= done + this.lag;
-      },
-      (err: unknown) => {
-        if (!this.abort.signal.aborted) this.onWarning(`softrank: the clustering after step ${done} failed (${err instanceof Error ? err.message : String(err)}); positives keep the previous one`);
-      },
-    ).finally(() => {
-      this.inFlight = undefined;
-      this.settle(r);
-    });
+    const slot: Slot = this.latest?.slot === 0 ? 1 : 0;
+    this.anchors?.freeze(slot);
+    this.start(r, done, slot);
+  }
+
+  /**
+   * Everything a resumed run needs to go on exactly, after step `done` (call it from the
+   * checkpoint, after `afterStep(done)`): a clustering started at `done` is recorded to re-run,
+   * one started earlier is waited for.
+   */
+  async checkpointState(done: number): Promise<PositivesState> {
+    if (this.inFlight && this.inFlight.startedAt !== done) await this.inFlight.promise;
+    const list: Clustering[] = [];
+    const ref = (c: Clustering | undefined): number | null => {
+      if (!c) return null;
+      if (!list.includes(c)) list.push(c);
+      return list.indexOf(c);
+    };
+    const rounds: PositivesState['rounds'] = [];
+    for (const [round, entry] of [...this.rounds].sort(([a], [b]) => a - b)) if (entry.settled) rounds.push({ round, clustering: ref(entry.value) });
+    const latest = ref(this.latest);
+    const clusterings: ClusteringState[] = list.map(({ index, slot }) => ({
+      ids: [...index.ids], assignments: index.assignments.slice(), centroids: (index.centroids as Float32Array).slice(), dims: index.dims, slot,
+    }));
+    return {
+      step: done, every: this.every, lag: this.lag, clusters: this.clusters, bank: this.bank.exportState(), clusterings, rounds, latest,
+      ...(this.inFlight ? { pending: { round: this.inFlight.round, slot: this.inFlight.slot } } : {}),
+      firstServedBatch: this.firstServedBatch ?? null, counts: { ...this.counts },
+    };
   }
 
   stats(): PositiveStats {
@@ -214,12 +335,13 @@ export class Reclustering {
       pairs: c.pairs,
       selfPairs: c.selfPairs,
       selfPositiveFraction: c.pairs > 0 ? c.selfPairs / c.pairs : 0,
+      centroidPairs: c.centroidAnchors,
       firstClusteredStep: this.firstServedBatch === undefined ? null : this.firstServedBatch + 1,
       pairsAfterClustering: c.pairsAfter,
       selfPositiveFractionAfterClustering: c.pairsAfter > 0 ? c.selfPairsAfter / c.pairsAfter : null,
       selfReasons: { ...this.selfReasons },
-      clusteringSeconds: c.clusteringMs / 1000,
-      waitedSeconds: c.waitedMs / 1000,
+      clusteringSeconds: this.clusteringMs / 1000,
+      waitedSeconds: this.waitedMs / 1000,
     };
   }
 
@@ -227,7 +349,81 @@ export class Reclustering {
   close(): void {
     this.closed = true;
     this.abort.abort(new Error('training ended'));
-    for (const round of this.rounds.values()) if (!round.settled) { round.settled = true; round.resolve(this.latest); }
+    for (const round of this.rounds.values()) if (!round.settled) { round.settled = true; round.value = this.latest; round.resolve(this.latest?.index); }
+  }
+
+  /** The round whose clustering serves batch `batchIndex` (0-based): the latest snapshot at least `lag` steps before it, within the run. */
+  private roundOf(batchIndex: number): number {
+    return Math.min(Math.floor((batchIndex - this.lag) / this.every), Math.floor((this.steps - 1) / this.every));
+  }
+
+  /** The clustering that paired batch `batchIndex` (settled before the batch could be formed), or undefined. */
+  private clusteringOfBatch(batchIndex: number): ClusterIndex | undefined {
+    const r = this.roundOf(batchIndex);
+    if (r < 1) return undefined;
+    const round = this.rounds.get(r);
+    return round?.settled ? round.value?.index : undefined;
+  }
+
+  /** Snapshots the bank and clusters it in a worker, as round `r` started after step `done`, its new anchors embedded by `slot`. */
+  private start(r: number, done: number, slot: Slot): void {
+    this.round(r); // known from now on (a resumed run asks for it as a round before its start)
+    const { rows, ids } = this.bank.snapshot();
+    const t0 = performance.now();
+    const initial = this.latest?.index.centroids;
+    const options = { k: this.clusters, seed: this.seed + r, ...(initial ? { initialCentroids: initial } : {}) };
+    const promise = clusterInWorker(rows, this.bank.dims, options, { transfer: true, signal: this.abort.signal }).then(
+      (result) => {
+        const index = new ClusterIndex(ids, result.assignments, { rows: result.centroids, dims: this.bank.dims });
+        this.slotOf.set(index, slot);
+        this.latest = { index, slot };
+        this.counts.reclusters++;
+        this.clusteringMs += performance.now() - t0;
+        this.firstServedBatch ??= done + this.lag;
+      },
+      (err: unknown) => {
+        if (!this.abort.signal.aborted) this.onWarning(`softrank: the clustering after step ${done} failed (${err instanceof Error ? err.message : String(err)}); positives keep the previous one`);
+      },
+    ).finally(() => {
+      this.inFlight = undefined;
+      this.settle(r);
+    });
+    this.inFlight = { promise, round: r, startedAt: done, slot };
+  }
+
+  /** Takes up a checkpoint's state (the constructor's `restore`), refusing one taken under another schedule. */
+  private restore(state: PositivesState): void {
+    const differ: string[] = [];
+    if (state.step !== this.startStep) differ.push(`it was taken after step ${state.step}, the run resumes after ${this.startStep}`);
+    if (state.every !== this.every) differ.push(`reclustering every ${state.every} steps, not ${this.every}`);
+    if (state.lag !== this.lag) differ.push(`a lag of ${state.lag} steps, not ${this.lag}`);
+    if (state.clusters !== this.clusters) differ.push(`${state.clusters} clusters, not ${this.clusters}`);
+    if (differ.length > 0) throw new Error(`Reclustering: the saved positives do not fit this run: ${differ.join('; ')}`);
+    this.bank.restore(state.bank);
+    const clusterings = state.clusterings.map((c): Clustering => {
+      const index = new ClusterIndex(c.ids, c.assignments, { rows: c.centroids, dims: c.dims });
+      this.slotOf.set(index, c.slot);
+      return { index, slot: c.slot };
+    });
+    const at = (i: number | null): Clustering | undefined => {
+      if (i === null) return undefined;
+      const c = clusterings[i];
+      if (!c) throw new Error(`Reclustering: the saved positives refer to clustering ${i} of ${clusterings.length}`);
+      return c;
+    };
+    for (const { round, clustering } of state.rounds) {
+      const value = at(clustering);
+      this.rounds.set(round, { promise: Promise.resolve(value?.index), resolve: () => undefined, settled: true, value });
+    }
+    this.latest = at(state.latest);
+    this.firstServedBatch = state.firstServedBatch ?? undefined;
+    Object.assign(this.counts, state.counts);
+    if (state.pending) {
+      const slot: Slot = this.latest?.slot === 0 ? 1 : 0;
+      if (state.pending.slot !== slot) throw new Error(`Reclustering: the saved clustering in flight uses slot ${state.pending.slot}; expected ${slot}`);
+      // Its snapshot was the bank as restored; its target copy came back with the weights.
+      this.start(state.pending.round, state.step, slot);
+    }
   }
 
   private round(r: number): Round {
@@ -241,12 +437,13 @@ export class Reclustering {
     return round;
   }
 
-  /** Round r is decided: the anchors waiting on it get the latest clustering (one small entry per round is kept). */
+  /** Round r is decided: the anchors waiting on it get the latest clustering. */
   private settle(r: number): void {
     const round = this.round(r);
     if (!round.settled) {
       round.settled = true;
-      round.resolve(this.latest);
+      round.value = this.latest;
+      round.resolve(this.latest?.index);
     }
   }
 }

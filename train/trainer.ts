@@ -53,6 +53,11 @@ export interface TrainerOptions {
    * (e.g. for a clustering still running) holds the next step back.
    */
   onStep?: (stepsDone: number, batch: Batch, parts: Record<string, number>) => void | Promise<void>;
+  /**
+   * Writes more state into the checkpoint folder being written (`dir`, swapped in whole with
+   * the weights), taken after `step` steps: softrank's embedding bank and clusterings.
+   */
+  onCheckpoint?: (dir: string, step: number) => void | Promise<void>;
 }
 
 export interface MetricsRecord {
@@ -81,7 +86,7 @@ function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number
 }
 
 /** Writes the checkpoint folder under a temporary name, then swaps it in. */
-async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, meta: unknown): Promise<void> {
+async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, meta: CheckpointMeta, extra?: TrainerOptions['onCheckpoint']): Promise<void> {
   const final = join(dir, 'checkpoint');
   const partial = `${final}.partial`;
   rmSync(partial, { recursive: true, force: true });
@@ -89,6 +94,7 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
   const optimizerWeights = await optimizer.getWeights();
   for (const { name, tensor } of optimizerWeights) weights[`optimizer/${name}`] = tensor;
   await saveVariables(weights, partial, meta);
+  await extra?.(partial, meta.step);
   if (existsSync(final)) renameSync(final, `${final}.old`);
   renameSync(partial, final);
   rmSync(`${final}.old`, { recursive: true, force: true });
@@ -150,9 +156,9 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         step = done;
         break;
       }
-      if (done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config });
+      if (done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config }, o.onCheckpoint);
     }
-    await checkpoint(o.outDir, method, optimizer, { step, config: o.config });
+    await checkpoint(o.outDir, method, optimizer, { step, config: o.config }, o.onCheckpoint);
   } finally {
     stream.close();
     optimizer.dispose();

@@ -30,6 +30,22 @@ export interface EmbeddingBankOptions {
   precision?: EmbeddingPrecision;
 }
 
+/**
+ * Everything a bank holds, for a checkpoint: its raw storage (float32 values or float16 bits,
+ * as stored: a restored bank is bit-identical) and its ring position.
+ */
+export interface EmbeddingBankState {
+  dims: number;
+  capacity: number;
+  precision: EmbeddingPrecision;
+  /** Slot the next new id takes. */
+  cursor: number;
+  /** `ids[i]` is the id in slot i, for the `ids.length` occupied slots. */
+  ids: string[];
+  /** `[ids.length, dims]` as stored: Float32 values, or Float16 bits for a float16 bank. */
+  data: Float32Array | Uint16Array;
+}
+
 /** The rows of a bank at one moment, with the id of each row (the bank may go on writing). */
 export interface EmbeddingSnapshot {
   /** [size, dims], row-major, unit rows. */
@@ -218,6 +234,47 @@ export class EmbeddingBank {
   /** `copyRows()` with the id of each row, taken together so later writes cannot mismatch them. */
   snapshot(): EmbeddingSnapshot {
     return { rows: this.copyRows(), ids: this.idsBySlot.slice(0, this.count), dims: this.dims };
+  }
+
+  /** A copy of the bank's contents and ring position (see {@link EmbeddingBank.restore}). */
+  exportState(): EmbeddingBankState {
+    return {
+      dims: this.dims, capacity: this.capacity, precision: this.precision, cursor: this.cursor,
+      ids: this.idsBySlot.slice(0, this.count), data: this.data.slice(0, this.count * this.dims),
+    };
+  }
+
+  /**
+   * Replaces the contents with `state` (an {@link exportState} of a bank of the same dims,
+   * capacity and precision, which it refuses otherwise, naming what differs): the same vectors
+   * bit for bit, the same ids in the same slots, the same next slot to overwrite.
+   */
+  restore(state: EmbeddingBankState): void {
+    const differ: string[] = [];
+    if (state.dims !== this.dims) differ.push(`${state.dims} dims, not ${this.dims}`);
+    if (state.capacity !== this.capacity) differ.push(`a capacity of ${state.capacity}, not ${this.capacity}`);
+    if (state.precision !== this.precision) differ.push(`${state.precision} storage, not ${this.precision}`);
+    if (differ.length > 0) throw new Error(`EmbeddingBank.restore: the saved bank has ${differ.join(', ')}`);
+    const n = state.ids.length;
+    const expected = state.precision === 'float16' ? Uint16Array : Float32Array;
+    if (n > this.capacity || !(state.data instanceof expected) || state.data.length !== n * this.dims) {
+      throw new Error(`EmbeddingBank.restore: ${n} ids with ${state.data.length} ${state.data.constructor.name} values; expected at most ${this.capacity} ids and ${n} × ${this.dims} ${expected.name} values`);
+    }
+    if (!Number.isInteger(state.cursor) || state.cursor < 0 || state.cursor >= this.capacity || (n < this.capacity && state.cursor !== n)) {
+      throw new Error(`EmbeddingBank.restore: next slot ${state.cursor} does not fit ${n} held of ${this.capacity}`);
+    }
+    this.slots.clear();
+    for (let i = 0; i < n; i++) {
+      const id = state.ids[i] as string;
+      if (this.slots.has(id)) throw new Error(`EmbeddingBank.restore: id ${JSON.stringify(id)} is in slots ${this.slots.get(id)} and ${i}`);
+      this.slots.set(id, i);
+      this.idsBySlot[i] = id;
+    }
+    this.idsBySlot.fill('', n);
+    this.data.fill(0);
+    this.data.set(state.data);
+    this.count = n;
+    this.cursor = state.cursor;
   }
 
   /** Writes `src[offset … offset + dims)`, normalised, to `id`'s slot (a new one if need be). */
