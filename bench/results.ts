@@ -79,6 +79,7 @@ export async function resultsBench(argv: string[]): Promise<void> {
   mkdirSync(root, { recursive: true });
   const evalFlags = ['--train', String(budget.train), '--test', String(budget.test), '--dense-train', String(budget.denseTrain), '--quiet'];
   const started = Date.now();
+  const commit = gitCommit(); // now: the tree may move on while the hour runs
   const rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }> = [];
 
   const randomOut = join(root, 'random-init');
@@ -95,7 +96,7 @@ export async function resultsBench(argv: string[]): Promise<void> {
     printJson({ bench: 'results', row: row.name, imagesPerSec: train['imagesPerSec'], ...pick(result) });
   }
   const minutes = (Date.now() - started) / 60_000;
-  writeFileSync(values.doc, resultsMarkdown(rows, budget, evalFlags, values.quick, minutes));
+  writeFileSync(values.doc, resultsMarkdown(rows, budget, evalFlags, values.quick, minutes, commit));
   printJson({ bench: 'results', doc: values.doc, minutes });
 }
 
@@ -103,7 +104,7 @@ function pick(r: Json): Json {
   return { knn20: r['knn20'], knn200: r['knn200'], linear: r['linear'], denseMIoU: r['denseMIoU'], maskIoU: r['maskIoU'] };
 }
 
-function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }>, budget: Budget, evalFlags: string[], quick: boolean, minutes: number): string {
+function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }>, budget: Budget, evalFlags: string[], quick: boolean, minutes: number, commit: string): string {
   const random = rows[0]?.result as Json;
   const num = (r: Json, k: string) => (typeof r[k] === 'number' ? (r[k] as number) : NaN);
   const trained = rows.slice(1);
@@ -117,7 +118,7 @@ function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; resul
   const lines = [
     '# Results',
     '',
-    `Written by \`npm run results${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${gitCommit()}, in ${minutes.toFixed(0)} minutes.`,
+    `Written by \`npm run results${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${commit}, in ${minutes.toFixed(0)} minutes.`,
     `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(random['backend'] ?? 'unknown')}; no GPU.`,
     '',
     `Every method trained the slim encoder on scenes (64 px) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), seed 0, its default recipe otherwise.`,
