@@ -37,7 +37,7 @@ import { saliencyMap } from '../operators/saliency.js';
 import type { Pixels, Plane, Sample } from '../operators/types/index.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { knnAccuracy } from '../train/knn-monitor.js';
-import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear } from '../train/linear-probe.js';
+import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
@@ -234,10 +234,77 @@ function accuracy(predicted: ArrayLike<number>, truth: ArrayLike<number>): numbe
   return right / truth.length;
 }
 
-function classCount(data: string, train: LabelledImages): number {
-  if (isScenes(data)) return SCENE_CLASSES.length;
-  if (isFashion(data)) return FASHION_MNIST_CLASSES.length;
-  return Math.max(...train.labels) + 1;
+/** Image classes of the two labelled data sets eval accepts. */
+const imageClasses = (data: string) => (isScenes(data) ? SCENE_CLASSES.length : FASHION_MNIST_CLASSES.length);
+
+/** A split's images and their frozen features, the first `rows` of which a protocol uses. */
+interface Split {
+  images: LabelledImages;
+  features: Features;
+  rows: number;
+}
+
+const num = (r: EvalResults, key: string) => (r[key] as number).toFixed(3);
+
+/** `knn`: the weighted vote at k = 20, τ = 0.07 (solo-learn) and k = 200, τ = 0.1 (lightly). */
+function knnScores(train: Split, test: Split): EvalResults {
+  const { dims } = train.features;
+  const memory = train.features.pooled.subarray(0, train.rows * dims);
+  const labels = train.images.labels.subarray(0, train.rows);
+  return {
+    knn20: knnAccuracy(memory, labels, test.features.pooled, test.images.labels, dims, 20, 0.07),
+    knn200: knnAccuracy(memory, labels, test.features.pooled, test.images.labels, dims, 200, 0.1),
+  };
+}
+
+/** `linear`: logistic regression on the pooled features. */
+function linearScores(train: Split, test: Split, options: ProbeOptions): EvalResults {
+  const { dims } = train.features;
+  const probe = fitLinearProbe(train.features.pooled.subarray(0, train.rows * dims), train.images.labels.subarray(0, train.rows), dims, options);
+  return { linear: accuracy(predictLinear(probe, test.features.pooled), test.images.labels), linearTrainLoss: probe.losses.at(-1) as number };
+}
+
+/** `dense`: a 1×1 classifier of the grid, logits upsampled to pixels, scored per class (0 is background). */
+function denseScores(train: Split, test: Split, options: Omit<ProbeOptions, 'classes'>): EvalResults {
+  const { dims, grid } = test.features;
+  const size = test.images.size;
+  const shape = { grid, dims, size };
+  const classes = SCENE_CLASSES.length + 1;
+  const trainDense = (train.features.dense as Float32Array).subarray(0, train.rows * grid * grid * dims);
+  const probe = fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, { ...options, classes });
+  const confusion = new ConfusionMatrix(classes);
+  confusion.add(test.images.classes as Uint8Array, predictDense(probe, test.features.dense as Float32Array, shape));
+  const perClass = confusion.perClassIoU();
+  return {
+    denseMIoU: confusion.meanIoU(),
+    densePixelAccuracy: confusion.accuracy(),
+    denseIoU: Object.fromEntries(['background', ...SCENE_CLASSES].map((name, k) => [name, perClass[k] ?? null])),
+    denseTrainLoss: probe.losses.at(-1) as number,
+  };
+}
+
+/**
+ * `masks`: mean IoU of foreground masks with the truth, next to the floor of calling every
+ * pixel foreground. `encoder` masks are train's 2-means on feature cells, on the grid already embedded.
+ */
+function maskScores(test: Split, method: EvalConfig['masks'], seed: number): EvalResults {
+  const { size, count, ids } = test.images;
+  const { dims, grid } = test.features;
+  const plane = size * size;
+  const cells = grid * grid * dims;
+  const everything: Plane = { data: new Uint8Array(plane).fill(1), width: size, height: size };
+  let iou = 0;
+  let allForeground = 0;
+  for (let i = 0; i < count; i++) {
+    const pixels: Pixels = { data: test.images.pixels.subarray(i * plane * 3, (i + 1) * plane * 3), width: size, height: size, channels: 3 };
+    const id = ids[i] as string;
+    const mask = method === 'encoder' ? featureKmeansMask((test.features.dense as Float32Array).subarray(i * cells, (i + 1) * cells), dims, grid, grid, id, seed)
+      : method === 'saliency' ? maskFromAttention(saliencyMap(pixels)) : kmeansMask(pixels, id, seed);
+    const truth: Plane = { data: (test.images.foreground as Uint8Array).subarray(i * plane, (i + 1) * plane), width: size, height: size };
+    iou += maskIoU(resizeNearest(mask, size, size), truth);
+    allForeground += maskIoU(everything, truth);
+  }
+  return { maskIoU: iou / count, maskMethod: method, maskIoUAllForeground: allForeground / count };
 }
 
 /** Runs the configured protocols; the caller has selected the backend. */
@@ -246,93 +313,50 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
   const { encoder } = model;
   const size = c.size ?? model.trainedSize;
   let t = performance.now();
+  const took = () => {
+    const now = performance.now();
+    const seconds = ((now - t) / 1000).toFixed(1);
+    t = now;
+    return `${seconds} s`;
+  };
   try {
     if (!Number.isInteger(size / encoder.stride)) throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
     if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize) throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
-    const scenes = isScenes(c.data);
     const trainSource = await openSource(c.data).catch(toConfigError);
-    const testSource = scenes
+    const testSource = isScenes(c.data)
       ? await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } })
       : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
-    const results: EvalResults = { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size };
-    const wantPooled = c.protocols.includes('knn') || c.protocols.includes('linear');
-    const wantDense = c.protocols.includes('dense');
-    const encoderMasks = c.protocols.includes('masks') && c.masks === 'encoder';
-    const trainCount = Math.max(wantPooled ? c.train : 0, wantDense ? c['dense-train'] : 0);
-    const train = trainCount > 0 ? await loadLabelledImages(trainSource, trainCount, size) : undefined;
-    const test = await loadLabelledImages(testSource, c.test, size);
-    log(`eval: ${model.origin} on ${c.data}, ${train?.count ?? 0} train and ${test.count} held-out images at ${size} px`);
-    const trainFeatures = train ? await embedImages(encoder, train, wantDense) : undefined;
-    const testFeatures = await embedImages(encoder, test, wantDense || encoderMasks);
-    const classes = classCount(c.data, train ?? test);
-    const epochs = c.epochs === undefined ? {} : { epochs: c.epochs };
-    const { dims } = testFeatures;
-    const took = () => {
-      const now = performance.now();
-      const s = ((now - t) / 1000).toFixed(1);
-      t = now;
-      return `${s} s`;
-    };
+    const wants = (p: Protocol) => c.protocols.includes(p);
+    const pooled = wants('knn') || wants('linear');
+    const gridFeatures = wants('dense') || (wants('masks') && c.masks === 'encoder');
+    const trainCount = Math.max(pooled ? c.train : 0, wants('dense') ? c['dense-train'] : 0);
+    const trainImages = trainCount > 0 ? await loadLabelledImages(trainSource, trainCount, size) : undefined;
+    const testImages = await loadLabelledImages(testSource, c.test, size);
+    log(`eval: ${model.origin} on ${c.data}, ${trainImages?.count ?? 0} train and ${testImages.count} held-out images at ${size} px`);
+    const trainFeatures = trainImages ? await embedImages(encoder, trainImages, wants('dense')) : undefined;
+    const test: Split = { images: testImages, features: await embedImages(encoder, testImages, gridFeatures), rows: testImages.count };
+    const split = (rows: number): Split => ({ images: trainImages as LabelledImages, features: trainFeatures as Features, rows: Math.min(rows, (trainImages as LabelledImages).count) });
+    const probe = { seed: c.seed, ...(c.epochs === undefined ? {} : { epochs: c.epochs }) };
     log(`eval: read and embedded in ${took()}`);
 
-    if (c.protocols.includes('knn') && train && trainFeatures) {
-      const n = Math.min(c.train, train.count);
-      const memory = trainFeatures.pooled.subarray(0, n * dims);
-      const labels = train.labels.subarray(0, n);
-      results['knn20'] = knnAccuracy(memory, labels, testFeatures.pooled, test.labels, dims, 20, 0.07);
-      results['knn200'] = knnAccuracy(memory, labels, testFeatures.pooled, test.labels, dims, 200, 0.1);
-      log(`eval knn: k=20 ${(results['knn20'] as number).toFixed(3)}, k=200 ${(results['knn200'] as number).toFixed(3)}, ${took()}`);
+    const results: EvalResults = { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size };
+    if (wants('knn')) {
+      Object.assign(results, knnScores(split(c.train), test));
+      log(`eval knn: k=20 ${num(results, 'knn20')}, k=200 ${num(results, 'knn200')}, ${took()}`);
     }
-    if (c.protocols.includes('linear') && train && trainFeatures) {
-      const n = Math.min(c.train, train.count);
-      const probe = fitLinearProbe(trainFeatures.pooled.subarray(0, n * dims), train.labels.subarray(0, n), dims, { classes, seed: c.seed, ...epochs });
-      results['linear'] = accuracy(predictLinear(probe, testFeatures.pooled), test.labels);
-      results['linearTrainLoss'] = probe.losses.at(-1) as number;
-      log(`eval linear: top-1 ${(results['linear'] as number).toFixed(3)} (train loss ${probe.losses[0]?.toFixed(3)} → ${probe.losses.at(-1)?.toFixed(3)}), ${took()}`);
+    if (wants('linear')) {
+      Object.assign(results, linearScores(split(c.train), test, { ...probe, classes: imageClasses(c.data) }));
+      log(`eval linear: top-1 ${num(results, 'linear')} (final train loss ${num(results, 'linearTrainLoss')}), ${took()}`);
     }
-    if (wantDense && train?.classes && trainFeatures?.dense && test.classes && testFeatures.dense) {
-      const n = Math.min(c['dense-train'], train.count);
-      const shape = { grid: testFeatures.grid, dims, size };
-      const cells = shape.grid * shape.grid * dims;
-      const pixelClasses = SCENE_CLASSES.length + 1; // 0 is background
-      const probe = fitDenseProbe(trainFeatures.dense.subarray(0, n * cells), train.classes.subarray(0, n * size * size), shape, { classes: pixelClasses, seed: c.seed, ...epochs });
-      const confusion = new ConfusionMatrix(pixelClasses);
-      confusion.add(test.classes, predictDense(probe, testFeatures.dense, shape));
-      const perClass = confusion.perClassIoU();
-      results['denseMIoU'] = confusion.meanIoU();
-      results['densePixelAccuracy'] = confusion.accuracy();
-      results['denseIoU'] = Object.fromEntries(['background', ...SCENE_CLASSES].map((name, k) => [name, perClass[k] ?? null]));
-      results['denseTrainLoss'] = probe.losses.at(-1) as number;
-      log(`eval dense: mIoU ${(results['denseMIoU'] as number).toFixed(3)}, pixel accuracy ${(results['densePixelAccuracy'] as number).toFixed(3)}, ${took()}`);
+    if (wants('dense')) {
+      Object.assign(results, denseScores(split(c['dense-train']), test, probe));
+      log(`eval dense: mIoU ${num(results, 'denseMIoU')}, pixel accuracy ${num(results, 'densePixelAccuracy')}, ${took()}`);
     }
-    if (c.protocols.includes('masks') && test.foreground) {
-      const plane = size * size;
-      const { grid } = testFeatures;
-      const cells = grid * grid * dims;
-      // --masks encoder: the same 2-means on feature cells as train's, on the grid already embedded
-      const maskOf = (i: number, pixels: Pixels, id: string): Plane =>
-        c.masks === 'encoder' ? featureKmeansMask((testFeatures.dense as Float32Array).subarray(i * cells, (i + 1) * cells), dims, grid, grid, id, c.seed)
-          : c.masks === 'saliency' ? maskFromAttention(saliencyMap(pixels)) : kmeansMask(pixels, id, c.seed);
-      let iou = 0;
-      let allForeground = 0;
-      const everything: Plane = { data: new Uint8Array(plane).fill(1), width: size, height: size };
-      for (let i = 0; i < test.count; i++) {
-        const pixels = { data: test.pixels.subarray(i * plane * 3, (i + 1) * plane * 3), width: size, height: size, channels: 3 as const };
-        const id = test.ids[i] as string;
-        const mask = maskOf(i, pixels, id);
-        const truth: Plane = { data: test.foreground.subarray(i * plane, (i + 1) * plane), width: size, height: size };
-        iou += maskIoU(resizeNearest(mask, size, size), truth);
-        allForeground += maskIoU(everything, truth);
-      }
-      results['maskIoU'] = iou / test.count;
-      results['maskMethod'] = c.masks;
-      results['maskIoUAllForeground'] = allForeground / test.count; // the floor: call every pixel foreground
-      log(`eval masks (${c.masks}): IoU ${(results['maskIoU'] as number).toFixed(3)} (all-foreground ${(results['maskIoUAllForeground'] as number).toFixed(3)}), ${took()}`);
+    if (wants('masks')) {
+      Object.assign(results, maskScores(test, c.masks, c.seed));
+      log(`eval masks (${c.masks}): IoU ${num(results, 'maskIoU')} (all-foreground ${num(results, 'maskIoUAllForeground')}), ${took()}`);
     }
-    results['trainImages'] = train?.count ?? 0;
-    results['testImages'] = test.count;
-    results['skipped'] = (train?.skipped ?? 0) + test.skipped;
-    return results;
+    return { ...results, trainImages: trainImages?.count ?? 0, testImages: testImages.count, skipped: (trainImages?.skipped ?? 0) + testImages.skipped };
   } finally {
     encoder.dispose();
   }
