@@ -185,6 +185,8 @@ export const POSITIVE_NOTES = {
   notClustered: 'not in the clustering yet and no embedding to place it: positive is the other view of the same image',
   singleton: 'singleton cluster',
   fetchFailed: 'fetch failed',
+  /** A stream anchor whose cluster has no other member among the recent samples kept (`PositiveReservoir`). */
+  notInReservoir: 'no sample of its cluster in the reservoir of recent samples: positive is the other view of the same image',
 } as const;
 
 /** One anchor's positive: an id, and why it is the anchor itself when it is. */

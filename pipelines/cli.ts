@@ -29,9 +29,11 @@ Commands:
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt|encoder (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
-             a random-access --data; once a clustering exists every anchor gets a cluster positive, a new one by its nearest centroid):
+             once a clustering exists every anchor gets a cluster positive, a new one by its nearest centroid; on tar: shards, a stream,
+             the positive comes from the recent samples of the anchor's cluster, and --resume is not exact):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
              --negatives K (0; per pair, K bank embeddings from other clusters join the ranking candidates)
+             --reservoir N (tar: only; 1024 recent decoded samples positives are drawn from, at most 65536)
              --match feature|geometric (densecl)  --attention-view (one view keeps the main object)
              --attention boundary|frequency-tuned|model:PATH|encoder:RUN|encoder (the attention view's and saliency masks' map;
              encoder: the one being trained, refreshed every --attention-refresh K (50) steps)  --align-weight λ (0; the align loss)

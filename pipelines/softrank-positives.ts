@@ -1,10 +1,12 @@
 /**
  * `train --method softrank`'s clustering positives for one run: the bank size, k and negatives
  * the configuration asks for, the `Reclustering` (fresh, or taken up from a checkpoint), the
- * source reads positives are fetched by, and what a checkpoint stores of them.
+ * source reads positives are fetched by (or, for a stream, the reservoir they are drawn from),
+ * and what a checkpoint stores of them.
  */
-import { isRandomAccess, type RandomAccessSource, type Source } from '../datasets/source.js';
+import { isRandomAccess, type Source } from '../datasets/source.js';
 import type { SoftRank } from '../methods/softrank.js';
+import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { hasPositives, readPositives, writePositives, type PositivesState } from '../train/positives-checkpoint.js';
 import { Reclustering } from '../train/recluster.js';
@@ -29,6 +31,15 @@ export const DEFAULT_BANK_SIZE = 65_536;
  * per cluster on average.
  */
 export const DEFAULT_CLUSTERS = 100;
+
+/**
+ * Default `--reservoir` (stream sources): the last 1 024 decoded samples. Its memory is that many
+ * decoded images — at `--size 64` a square image is decoded to 144 px, ≈ 62 KB, so ≈ 64 MB — and
+ * with k = 100 it holds about 10 samples per cluster to draw a positive from.
+ */
+export const DEFAULT_RESERVOIR = 1024;
+/** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
+export const MAX_RESERVOIR = 65_536;
 
 /** The projection size of `createSoftRank` (its default `dim`): the bank's dims. */
 const DIMS = 128;
@@ -63,8 +74,10 @@ function rememberedReads(r: Reclustering, budget: SampleBudget, perBatch: number
 /** A run's clustering positives: what the data plane pairs with and the trainer feeds and checkpoints. */
 export interface PositiveSampling {
   reclustering: Reclustering;
-  /** The source as the data plane reads it (reads remembered), and the re-reads of positives. */
-  byId: ReadableById;
+  /** Random-access sources: the source as the data plane reads it (reads remembered), and the re-reads of positives. */
+  byId?: ReadableById;
+  /** Stream sources: the recent decoded samples positives are drawn from (not checkpointed). */
+  reservoir?: PositiveReservoir;
   /** Writes the bank, clusterings and remembered reads into the checkpoint folder being written. */
   onCheckpoint(dir: string, step: number): Promise<void>;
 }
@@ -108,13 +121,31 @@ export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, 
   return state;
 }
 
-/** The clustering positives of a softrank run from `startStep`: new, or restored from a checkpoint's (`o.saved`). */
-export function openPositives(c: TrainConfig, source: RandomAccessSource, method: SoftRank, o: OpenPositivesOptions): PositiveSampling {
+/**
+ * The clustering positives of a softrank run from `startStep`: new, or restored from a
+ * checkpoint's (`o.saved`). A stream's reservoir is not in the checkpoint (it would be
+ * `--reservoir` decoded images): a resumed stream run starts it empty and says so.
+ */
+export function openPositives(c: TrainConfig, source: Source, method: SoftRank, o: OpenPositivesOptions): PositiveSampling {
   const reclustering = new Reclustering({
     dims: DIMS, bankSize: o.settings.bankSize, precision: c['bank-precision'], clusters: o.settings.clusters, every: c['recluster-every'],
     anchorsPerStep: o.perBatch, steps: c.steps, startStep: o.startStep, seed: c.seed, negatives: o.settings.negatives,
     anchors: wholeImageEmbedder(method, c.size, c.seed), onWarning: o.onWarning, ...(o.saved ? { restore: o.saved } : {}),
   });
+  if (!isRandomAccess(source)) {
+    const reservoir = new PositiveReservoir(c.reservoir ?? DEFAULT_RESERVOIR);
+    if (o.saved) {
+      o.onWarning(`softrank: --data ${c.data} is a stream: the reservoir of the last ${reservoir.capacity} samples that positives are drawn from is not in the checkpoint and restarts empty, `
+        + 'so until it refills anchors get other positives (or are their own) than in the uninterrupted run: resume is not exact for streams (the bank and clusterings are restored)');
+    }
+    return {
+      reclustering,
+      reservoir,
+      async onCheckpoint(dir, step) {
+        writePositives(dir, await reclustering.checkpointState(step));
+      },
+    };
+  }
   const byId = readableById(source, rememberedReads(reclustering, o.budget, o.perBatch));
   if (o.saved?.reads) byId.restore(o.saved.reads);
   return {

@@ -8,6 +8,9 @@
  * step the trainer feeds the target embeddings to an embedding bank that is re-clustered in a
  * worker every `--recluster-every` steps (`Reclustering`, set up in `softrank-positives.ts`,
  * which also puts the bank and clusterings in every checkpoint so that `--resume` is exact).
+ * On a stream (`tar:`), which cannot read a positive again by id, the positive comes from a
+ * bounded reservoir of recent decoded anchors (`reservoirPairs`, `--reservoir`); the reservoir is
+ * not checkpointed, so there a resume restarts it empty, says so, and is not exact.
  *
  * The kNN monitor (`train/knn-monitor.ts`) embeds a small labelled set (`--knn-data`, by default
  * the scenes trained on or Fashion-MNIST's test split) at random init and every `--knn-every`
@@ -42,7 +45,9 @@ import type { AttentionSource } from '../operators/attention-map.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { positivePairs, readableById } from './positive-pairs.js';
-import { checkSavedPositives, openPositives, positiveSettings, type PositiveSampling } from './softrank-positives.js';
+import { checkSavedPositives, MAX_RESERVOIR, openPositives, positiveSettings, type PositiveSampling } from './softrank-positives.js';
+import { reservoirPairs } from './reservoir-pairs.js';
+import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { ClusterIndex } from '../operators/cluster-positives.js';
 import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
 import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
@@ -53,7 +58,7 @@ export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as cons
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt', 'encoder'] as const; // hapicl's masks (encoder: 2-means on --attention encoder[:RUN]'s features)
 const ENCODERS = ENCODER_NAMES;
 /** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
-const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives'] as const;
+const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives', 'reservoir'] as const;
 const SPEC = {
   data: { type: 'string' },
   method: { type: 'string', choices: TRAIN_METHODS },
@@ -85,6 +90,7 @@ const SPEC = {
   'bank-size': { type: 'int', min: 8 },
   'bank-precision': { type: 'string', choices: ['float32', 'float16'] },
   negatives: { type: 'int', min: 0 },
+  reservoir: { type: 'int', min: 1 },
   'knn-every': { type: 'int', min: 0 },
   'knn-size': { type: 'int', min: 10 },
   'knn-data': { type: 'string' },
@@ -113,6 +119,8 @@ export interface TrainConfig {
   'bank-precision': 'float32' | 'float16';
   /** softrank: negatives K per pair from other clusters, taken from the bank (0: only the batch's candidates). */
   negatives?: number;
+  /** softrank on a stream (tar:PATTERN): the recent decoded samples positives are drawn from (default 1 024). */
+  reservoir?: number;
   /** kNN monitor: steps between evaluations, 0 = off (default 100 when the monitor set has labels, else off). */
   'knn-every': number;
   /** kNN monitor: samples of the monitor set (4/5 references, 1/5 queries). */
@@ -232,8 +240,13 @@ function checkSoftRankOptions(c: TrainConfig, given: ReadonlySet<string>): void 
   if (c.batch % 2 !== 0 || c.batch < 4) {
     throw new ConfigError(`--batch: softrank trains on (anchor, positive) pairs, --batch counting both: expected an even number ≥ 4, got ${c.batch}`);
   }
-  if (/^(parquet|tar):/.test(c.data)) {
-    throw new ConfigError(`--data ${c.data}: softrank reads each positive again by id, which needs a random-access source (scenes, dir:PATH, fashion-mnist), not ${c.data.startsWith('tar:') ? 'tar shards, read front to back' : 'precomputed views'}`);
+  if (c.data.startsWith('parquet:')) {
+    throw new ConfigError(`--data ${c.data}: softrank cuts the views of an anchor and its positive after pairing them, so it needs images (scenes, dir:PATH, fashion-mnist, tar:PATTERN), not precomputed views`);
+  }
+  // Only a stream draws positives from a reservoir; a random-access source reads them again by id.
+  if (c.reservoir !== undefined) {
+    if (!c.data.startsWith('tar:')) throw new ConfigError(`--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples; --data ${c.data} reads them again by id, drop --reservoir`);
+    if (c.reservoir > MAX_RESERVOIR) throw new ConfigError(`--reservoir ${c.reservoir}: holds that many decoded images (≈ 62 KB each at --size 64); expected at most ${MAX_RESERVOIR}`);
   }
   const bank = c['bank-size'];
   if (bank !== undefined && c.clusters !== undefined && 4 * c.clusters > bank) {
@@ -292,7 +305,7 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
-/** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id). */
+/** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
 const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
 
 /**
@@ -303,7 +316,8 @@ const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softran
  * softrank: each decoded anchor is followed by its positive (`positivePairs`) before the views
  * are cut, so a batch of `c.batch` samples holds `c.batch / 2` pairs and `c.batch / 2` permits
  * (the positives take none). Positives come from `positives`' clusterings (and its source
- * reads, remembered to read positives again by id); without it, every anchor is its own positive.
+ * reads, remembered to read positives again by id; for a stream, from its reservoir of recent
+ * samples, `reservoirPairs`); without it, every anchor is its own positive.
  */
 export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, positives?: PositiveSampling, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): Observable<Batch> {
   const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
@@ -318,8 +332,15 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   const dropped = (r: SkipRecord) => { record(r); budget.release(); };
   let read = source;
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
-  if (c.method === 'softrank') {
-    if (precomputed || !isRandomAccess(source)) throw new ConfigError(`--data ${c.data}: softrank reads positives again by id; it needs a random-access source (scenes, dir:PATH, fashion-mnist)`);
+  if (c.method === 'softrank' && precomputed) throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
+  if (c.method === 'softrank' && !isRandomAccess(source)) {
+    const reclustering = positives?.reclustering;
+    const reservoir = positives?.reservoir ?? new PositiveReservoir(c.reservoir ?? 1); // no clustering: every anchor is its own positive
+    const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
+    const embed = reclustering ? (samples: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(samples, index) : undefined;
+    const onNote = (_id: string, reason: string) => reclustering?.noteSelf(reason);
+    beforeViews = (epoch) => reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, ...(embed ? { embed } : {}) });
+  } else if (c.method === 'softrank' && isRandomAccess(source)) {
     const reclustering = positives?.reclustering;
     const byId = positives?.byId ?? readableById(source, 0); // no clustering: every anchor is its own positive, nothing is read again
     read = byId.source;
@@ -384,7 +405,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
     const budget = new SampleBudget(3 * perBatch + 16);
     let onStep: ((done: number, batch: Batch, parts: Record<string, number>) => Promise<void>) | undefined;
-    if (settings && isSoftRank(method) && isRandomAccess(source)) {
+    if (settings && isSoftRank(method)) {
       const softrank = method;
       const p = openPositives(c, source, softrank, {
         settings, startStep, budget, perBatch, onWarning: (line) => process.stderr.write(`${line}\n`), ...(savedPositives ? { saved: savedPositives } : {}),
@@ -443,12 +464,18 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     positives?.reclustering.close();
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend, ...(positives ? { positives: positives.reclustering.stats() } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
+    return { ...result, backend: selection.backend, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
   } finally {
     positives?.reclustering.close();
     live?.dispose();
     method.dispose();
   }
+}
+
+/** The run's positive statistics, a stream's reservoir included. */
+function positiveStats(p: PositiveSampling): PositiveStats {
+  const stats = p.reclustering.stats();
+  return p.reservoir ? { ...stats, reservoir: { capacity: p.reservoir.capacity, held: p.reservoir.size } } : stats;
 }
 
 /** Positive statistics for the summary line, fractions and seconds to 3 decimals. */

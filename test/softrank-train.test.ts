@@ -86,7 +86,7 @@ describe('train --method softrank', () => {
 
   it.each([
     [['--batch', '2'], '--batch: softrank trains on (anchor, positive) pairs'],
-    [['--data', 'tar:x-{0..1}.tar'], 'needs a random-access source (scenes, dir:PATH, fashion-mnist), not tar shards'],
+    [['--reservoir', '64'], '--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples'],
     [['--data', 'parquet:views'], 'not precomputed views'],
     [['--clusters', '50', '--bank-size', '100'], '--clusters 50: needs at least 200 embeddings to cluster (4 per cluster), but --bank-size is 100'],
     [['--negatives=-1'], '--negatives: expected an integer ≥ 0, got "-1"'],

@@ -89,6 +89,8 @@ export interface PositiveStats {
   pairs: number;
   selfPairs: number;
   selfPositiveFraction: number;
+  /** Pairs whose positive is another image, of the anchor's cluster: pairs − selfPairs. */
+  clusterPairs: number;
   /** Pairs whose anchor the clustering did not hold, placed by its nearest centroid (first visits). */
   centroidPairs: number;
   /** The first step served by a clustering (1-based, as the metrics count), or null. */
@@ -102,6 +104,8 @@ export interface PositiveStats {
   clusteringSeconds: number;
   /** Seconds steps waited for the previous clustering before starting a new one (this process). */
   waitedSeconds: number;
+  /** A stream's reservoir of recent samples positives are drawn from (`--reservoir`): its capacity and the samples it held at the end. */
+  reservoir?: { capacity: number; held: number };
 }
 
 /** A clustering of the bank, and the frozen target copy that embeds its new anchors. */
@@ -335,6 +339,7 @@ export class Reclustering {
       pairs: c.pairs,
       selfPairs: c.selfPairs,
       selfPositiveFraction: c.pairs > 0 ? c.selfPairs / c.pairs : 0,
+      clusterPairs: c.pairs - c.selfPairs,
       centroidPairs: c.centroidAnchors,
       firstClusteredStep: this.firstServedBatch === undefined ? null : this.firstServedBatch + 1,
       pairsAfterClustering: c.pairsAfter,
