@@ -60,7 +60,7 @@ Commands:
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]
              --out DIR  --count N (12)  --seed S (0)  --size PX (96)  --preset mocov2|byol|multicrop
              --masks saliency|kmeans  --attention boundary|frequency-tuned|model:PATH (a tfjs model on disk)|encoder:RUN (a train run's encoder)
-  report     one self-contained HTML page about a train run: curves, training views, PCA of dense features, skipped inputs, config
+  report     one self-contained HTML page about a train run: curves, eval scores (RUN/eval.json), training views, PCA of dense features, skipped inputs, config
              RUN (a train --out folder)  --out FILE (RUN/report.html)  --images N (6)  --backend  --threads N
 
 Options:
