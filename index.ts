@@ -70,6 +70,6 @@ export { runPrecompute, parsePrecomputeConfig, type PrecomputeConfig } from './p
 export { runTraining, parseTrainConfig, trainBatches, type TrainConfig } from './pipelines/train.js';
 export { encoderAttention, openEncoderAttention } from './pipelines/encoder-attention.js';
 export { runReport, parseReportConfig, metricsCharts, type ReportConfig } from './pipelines/report.js';
-export { runEvaluation, parseEvalConfig, saveEvaluation, loadLabelledImages, embedImages, PROTOCOLS, type EvalConfig, type EvalResults, type Protocol } from './pipelines/evaluate.js';
+export { runEvaluation, parseEvalConfig, saveEvaluation, readEvaluations, evaluationLine, loadLabelledImages, embedImages, PROTOCOLS, type EvalConfig, type EvalResults, type Evaluation, type SavedEvaluations, type Protocol } from './pipelines/evaluate.js';
 export { fitLinearProbe, fitDenseProbe, predictLinear, predictDense, type LinearClassifier, type ProbeOptions } from './train/linear-probe.js';
 export { ConfusionMatrix, maskIoU } from './train/segmentation-metrics.js';

@@ -7,7 +7,7 @@
  * The default budget takes about an hour on 2 cores; `--quick` about ten minutes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -75,8 +75,14 @@ export async function resultsBench(argv: string[]): Promise<void> {
   if (values.test !== undefined) budget.test = positiveInt(values.test, '--test');
   if (values['dense-train'] !== undefined) budget.denseTrain = positiveInt(values['dense-train'], '--dense-train');
   const root = values.out;
-  rmSync(root, { recursive: true, force: true }); // a table from one run only
+  // A table comes from one run only, so the folder is cleared first: but only a folder this bench made.
+  const marker = join(root, '.densestream-results');
+  if (existsSync(root) && readdirSync(root).length > 0 && !existsSync(marker)) {
+    throw new Error(`--out ${root}: exists and was not written by npm run results; name another folder`);
+  }
+  rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
+  writeFileSync(marker, '');
   const evalFlags = ['--train', String(budget.train), '--test', String(budget.test), '--dense-train', String(budget.denseTrain), '--quiet'];
   const started = Date.now();
   const commit = gitCommit(); // now: the tree may move on while the hour runs
@@ -119,7 +125,7 @@ function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; resul
     '# Results',
     '',
     `Written by \`npm run results${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${commit}, in ${minutes.toFixed(0)} minutes.`,
-    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(random['backend'] ?? 'unknown')}; no GPU.`,
+    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(random['backend'] ?? 'unknown')}.`,
     '',
     `Every method trained the slim encoder on scenes (64 px) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), seed 0, its default recipe otherwise.`,
     `Evaluation (\`densestream eval --checkpoint RUN ${evalFlags.join(' ')}\`): kNN and the linear probe use ${budget.train} labelled scenes of the training seed as memory / training set;`,

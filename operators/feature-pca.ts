@@ -73,9 +73,12 @@ export function principalComponents(rows: Float32Array, dims: number, k: number,
  */
 export function pcaRgb(rows: Float32Array, dims: number): Uint8Array {
   const n = rows.length / dims;
-  const { mean, components } = principalComponents(rows, dims, 3);
+  const { mean, components, variances } = principalComponents(rows, dims, 3);
   const out = new Uint8Array(n * 3);
   components.forEach((v, c) => {
+    // After deflation a spent direction still holds float noise (~1e-10); stretched to 0–255 it
+    // would paint structure a collapsed encoder does not have.
+    if (!((variances[c] as number) > 1e-6 * (variances[0] as number))) return;
     const proj = new Float64Array(n);
     let lo = Infinity;
     let hi = -Infinity;

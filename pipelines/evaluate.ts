@@ -141,31 +141,20 @@ export interface LabelledImages {
 export async function loadLabelledImages(source: Source, limit: number, size: number): Promise<LabelledImages> {
   const budget = new SampleBudget(32);
   const rows: Array<{ id: string; pixels: Uint8Array; label: number; classes?: Plane; foreground?: Plane }> = [];
-  const byId = new Map<string, (typeof rows)[number]>();
   let skipped = 0;
   await lastValueFrom(
     fromSource(readSamples(source, { shuffle: false, limit }, () => skipped++), budget).pipe(
       map((s): Sample => {
         if (s.label === undefined) throw new Error(`sample ${s.id} has no label`);
-        return s;
+        // keep only what the protocols read: the view cuts the ground-truth maps with the pixels
+        return { id: s.id, label: s.label, ...(s.bytes ? { bytes: s.bytes } : {}), ...(s.pixels ? { pixels: s.pixels } : {}), ...(s.gtMask ? { gtMask: s.gtMask } : {}), ...(s.gtClasses ? { gtClasses: s.gtClasses } : {}) };
       }),
       decode({ minSide: size, onSkip: () => { skipped++; budget.release(); } }),
-      tap((s) => {
-        const row = {
-          id: s.id, pixels: new Uint8Array(0), label: s.label as number,
-          ...(s.gtClasses ? { classes: resizeNearest(s.gtClasses, size, size) } : {}),
-          ...(s.gtMask ? { foreground: resizeNearest(s.gtMask, size, size) } : {}),
-        };
-        rows.push(row);
-        byId.set(s.id, row);
-      }),
-      map((s) => ({ id: s.id, pixels: s.pixels })),
       multiView({ views: [wholeImageView(size)], seed: 0 }),
       tap((s) => {
-        const row = byId.get(s.id);
         const view = s.views?.[0];
-        if (!row || !view) throw new Error(`sample ${s.id}: no whole-image view`);
-        row.pixels = view.pixels.data;
+        if (!view) throw new Error(`sample ${s.id}: no whole-image view`);
+        rows.push({ id: s.id, pixels: view.pixels.data, label: s.label as number, ...(view.gtClasses ? { classes: view.gtClasses } : {}), ...(view.gtMask ? { foreground: view.gtMask } : {}) });
         budget.release();
       }),
     ),
@@ -176,17 +165,18 @@ export async function loadLabelledImages(source: Source, limit: number, size: nu
   const out: LabelledImages = { ids: rows.map((r) => r.id), pixels: new Uint8Array(rows.length * plane * 3), labels: Int32Array.from(rows, (r) => r.label), size, count: rows.length, skipped };
   rows.forEach((r, i) => out.pixels.set(r.pixels, i * plane * 3));
   if (rows.every((r) => r.classes && r.foreground)) {
-    out.classes = new Uint8Array(rows.length * plane);
-    out.foreground = new Uint8Array(rows.length * plane);
+    const classes = new Uint8Array(rows.length * plane);
+    const foreground = new Uint8Array(rows.length * plane);
     rows.forEach((r, i) => {
-      out.classes!.set((r.classes as Plane).data, i * plane);
-      out.foreground!.set((r.foreground as Plane).data, i * plane);
+      classes.set((r.classes as Plane).data, i * plane);
+      foreground.set((r.foreground as Plane).data, i * plane);
     });
+    Object.assign(out, { classes, foreground });
   }
   return out;
 }
 
-/** Frozen features of a split: pooled `[count, C]`, and the dense grid `[count, g, g, C]` when asked. */
+/** Frozen features of a split: pooled `[count, C]`, and the dense grid `[rows, g, g, C]` of the first rows when asked. */
 export interface Features {
   pooled: Float32Array;
   dense?: Float32Array;
@@ -194,10 +184,15 @@ export interface Features {
   grid: number;
 }
 
-/** Embeds `images` with `encoder` in inference mode, `chunk` images per call, freeing every tensor. */
-export async function embedImages(encoder: Encoder, images: LabelledImages, dense: boolean, chunk = 64): Promise<Features> {
+/**
+ * Embeds `images` with `encoder` in inference mode, `chunk` images per call, freeing every
+ * tensor. The dense grid is kept for the first `denseRows` images only (it is grid² times the
+ * pooled vector: 5 000 slim grids at 64 px are 164 MB).
+ */
+export async function embedImages(encoder: Encoder, images: LabelledImages, denseRows = 0, chunk = 64): Promise<Features> {
   const plane = images.size * images.size * 3;
   const input = new Float32Array(Math.min(chunk, images.count) * plane);
+  const keepDense = Math.min(denseRows, images.count);
   let pooled: Float32Array | undefined;
   let grid: Float32Array | undefined;
   let dims = 0;
@@ -213,12 +208,15 @@ export async function embedImages(encoder: Encoder, images: LabelledImages, dens
       const pv = (await p.data()) as Float32Array;
       if (!pooled) {
         dims = pv.length / n;
-        side = (d.shape[1] as number);
+        side = d.shape[1] as number;
         pooled = new Float32Array(images.count * dims);
-        if (dense) grid = new Float32Array(images.count * side * side * dims);
+        if (keepDense > 0) grid = new Float32Array(keepDense * side * side * dims);
       }
       pooled.set(pv, start * dims);
-      if (grid) grid.set((await d.data()) as Float32Array, start * side * side * dims);
+      if (grid && start < keepDense) {
+        const cells = side * side * dims;
+        grid.set(((await d.data()) as Float32Array).subarray(0, (Math.min(keepDense, start + n) - start) * cells), start * cells);
+      }
     } finally {
       tf.dispose([p, d]);
     }
@@ -307,8 +305,17 @@ function maskScores(test: Split, method: EvalConfig['masks'], seed: number): Eva
   return { maskIoU: iou / count, maskMethod: method, maskIoUAllForeground: allForeground / count };
 }
 
+/** What one evaluation found: the model evaluated, and each protocol's scores with the images it used. */
+export interface Evaluation {
+  /** checkpoint, step, encoder, data, size */
+  model: EvalResults;
+  protocols: Partial<Record<Protocol, EvalResults>>;
+  /** Unreadable samples of either split, left out. */
+  skipped: number;
+}
+
 /** Runs the configured protocols; the caller has selected the backend. */
-export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<EvalResults> {
+export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<Evaluation> {
   const model: CheckpointEncoder = c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? 64) : loadCheckpointEncoder(c.checkpoint);
   const { encoder } = model;
   const size = c.size ?? model.trainedSize;
@@ -328,49 +335,91 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
     const wants = (p: Protocol) => c.protocols.includes(p);
     const pooled = wants('knn') || wants('linear');
-    const gridFeatures = wants('dense') || (wants('masks') && c.masks === 'encoder');
-    const trainCount = Math.max(pooled ? c.train : 0, wants('dense') ? c['dense-train'] : 0);
+    const denseTrain = wants('dense') ? c['dense-train'] : 0;
+    const trainCount = Math.max(pooled ? c.train : 0, denseTrain);
     const trainImages = trainCount > 0 ? await loadLabelledImages(trainSource, trainCount, size) : undefined;
     const testImages = await loadLabelledImages(testSource, c.test, size);
     log(`eval: ${model.origin} on ${c.data}, ${trainImages?.count ?? 0} train and ${testImages.count} held-out images at ${size} px`);
-    const trainFeatures = trainImages ? await embedImages(encoder, trainImages, wants('dense')) : undefined;
-    const test: Split = { images: testImages, features: await embedImages(encoder, testImages, gridFeatures), rows: testImages.count };
+    const trainFeatures = trainImages ? await embedImages(encoder, trainImages, denseTrain) : undefined;
+    const gridFeatures = wants('dense') || (wants('masks') && c.masks === 'encoder');
+    const test: Split = { images: testImages, features: await embedImages(encoder, testImages, gridFeatures ? testImages.count : 0), rows: testImages.count };
     const split = (rows: number): Split => ({ images: trainImages as LabelledImages, features: trainFeatures as Features, rows: Math.min(rows, (trainImages as LabelledImages).count) });
     const probe = { seed: c.seed, ...(c.epochs === undefined ? {} : { epochs: c.epochs }) };
     log(`eval: read and embedded in ${took()}`);
 
-    const results: EvalResults = { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size };
+    const protocols: Evaluation['protocols'] = {};
+    const record = (p: Protocol, train: Split | undefined, scores: EvalResults) => {
+      protocols[p] = { ...scores, trainImages: train?.rows ?? 0, testImages: test.rows };
+      return scores;
+    };
     if (wants('knn')) {
-      Object.assign(results, knnScores(split(c.train), test));
-      log(`eval knn: k=20 ${num(results, 'knn20')}, k=200 ${num(results, 'knn200')}, ${took()}`);
+      const r = record('knn', split(c.train), knnScores(split(c.train), test));
+      log(`eval knn: k=20 ${num(r, 'knn20')}, k=200 ${num(r, 'knn200')}, ${took()}`);
     }
     if (wants('linear')) {
-      Object.assign(results, linearScores(split(c.train), test, { ...probe, classes: imageClasses(c.data) }));
-      log(`eval linear: top-1 ${num(results, 'linear')} (final train loss ${num(results, 'linearTrainLoss')}), ${took()}`);
+      const r = record('linear', split(c.train), linearScores(split(c.train), test, { ...probe, classes: imageClasses(c.data) }));
+      log(`eval linear: top-1 ${num(r, 'linear')} (final train loss ${num(r, 'linearTrainLoss')}), ${took()}`);
     }
     if (wants('dense')) {
-      Object.assign(results, denseScores(split(c['dense-train']), test, probe));
-      log(`eval dense: mIoU ${num(results, 'denseMIoU')}, pixel accuracy ${num(results, 'densePixelAccuracy')}, ${took()}`);
+      const r = record('dense', split(denseTrain), denseScores(split(denseTrain), test, probe));
+      log(`eval dense: mIoU ${num(r, 'denseMIoU')}, pixel accuracy ${num(r, 'densePixelAccuracy')}, ${took()}`);
     }
     if (wants('masks')) {
-      Object.assign(results, maskScores(test, c.masks, c.seed));
-      log(`eval masks (${c.masks}): IoU ${num(results, 'maskIoU')} (all-foreground ${num(results, 'maskIoUAllForeground')}), ${took()}`);
+      const r = record('masks', undefined, maskScores(test, c.masks, c.seed));
+      log(`eval masks (${c.masks}): IoU ${num(r, 'maskIoU')} (all-foreground ${num(r, 'maskIoUAllForeground')}), ${took()}`);
     }
-    return { ...results, trainImages: trainImages?.count ?? 0, testImages: testImages.count, skipped: (trainImages?.skipped ?? 0) + testImages.skipped };
+    return {
+      model: { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size },
+      protocols,
+      skipped: (trainImages?.skipped ?? 0) + testImages.skipped,
+    };
   } finally {
     encoder.dispose();
   }
 }
 
-/** Merges `results` into `DIR/eval.json`: one record per data set, newer keys replace older. */
-export function saveEvaluation(dir: string, results: EvalResults): string {
+/** Saved evaluations: data set → protocol → the model evaluated and its scores. */
+export type SavedEvaluations = Record<string, Partial<Record<Protocol, EvalResults>>>;
+
+/** Reads `DIR/eval.json` (empty when absent); a file that is not such JSON is refused before any work. */
+export function readEvaluations(dir: string): SavedEvaluations {
   const path = join(dir, 'eval.json');
+  if (!existsSync(path)) return {};
+  try {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) throw new Error('not an object');
+    return saved as SavedEvaluations;
+  } catch (err) {
+    throw new ConfigError(`--out: ${path} is not an eval.json this job can add to (${err instanceof Error ? err.message : String(err)}); move it away`);
+  }
+}
+
+/**
+ * Records `evaluation` in `DIR/eval.json`: each protocol's entry is replaced whole, with the
+ * model it scored, so scores of different checkpoints or steps never share a record.
+ */
+export function saveEvaluation(dir: string, evaluation: Evaluation): string {
+  const saved = readEvaluations(dir);
+  const key = String(evaluation.model['data']);
+  const entry = saved[key] ?? {};
+  for (const [p, scores] of Object.entries(evaluation.protocols)) entry[p as Protocol] = { ...evaluation.model, ...scores };
+  saved[key] = entry;
   mkdirSync(dir, { recursive: true });
-  const previous = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, EvalResults>) : {};
-  const key = String(results['data']);
-  previous[key] = { ...(previous[key] ?? {}), ...results };
-  writeFileAtomic(path, `${JSON.stringify(previous, null, 2)}\n`);
+  const path = join(dir, 'eval.json');
+  writeFileAtomic(path, `${JSON.stringify(saved, null, 2)}\n`);
   return path;
+}
+
+/** One JSON line: the model, every score, and the images each protocol used. */
+export function evaluationLine(evaluation: Evaluation): EvalResults {
+  const line: EvalResults = { ...evaluation.model };
+  const images: Record<string, number | null> = {};
+  for (const [p, { trainImages, testImages, ...scores }] of Object.entries(evaluation.protocols)) {
+    Object.assign(line, scores);
+    images[`${p}Train`] = trainImages as number;
+    images[`${p}Test`] = testImages as number;
+  }
+  return { ...line, images, skipped: evaluation.skipped };
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
@@ -378,11 +427,11 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   const log = c.quiet ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
   for (const line of selection.reasons) log(line);
+  readEvaluations(c.out); // a file it could not add to stops the job now, not after the work
   const start = performance.now();
-  const results = await runEvaluation(c, log);
-  results['seconds'] = Math.round((performance.now() - start) / 100) / 10;
-  results['backend'] = selection.backend;
-  const path = saveEvaluation(c.out, results);
+  const evaluation = await runEvaluation(c, log);
+  const path = saveEvaluation(c.out, evaluation);
   log(`eval: wrote ${path}`);
-  process.stdout.write(`${JSON.stringify({ eval: c.protocols.join(','), ...results })}\n`);
+  const seconds = Math.round((performance.now() - start) / 100) / 10;
+  process.stdout.write(`${JSON.stringify({ eval: c.protocols.join(','), ...evaluationLine(evaluation), seconds, backend: selection.backend })}\n`);
 }

@@ -27,6 +27,7 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import type { Pixels, Sample, SkipRecord } from '../operators/types/index.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { writePreviewSheet } from '../sinks/preview-sheet.js';
+import { readEvaluations, type SavedEvaluations } from './evaluate.js';
 import { formatNumber, reportHtml, type LineChart, type ReportContent } from '../sinks/report-html.js';
 import { readWeightsMeta } from '../models/weights-io.js';
 import type { CheckpointMeta, MetricsRecord } from '../train/trainer.js';
@@ -57,7 +58,7 @@ export interface ReportConfig {
 }
 
 /** Parts of `metrics.jsonl` that are not loss terms: each gets its own chart or none. */
-const NOT_LOSS = new Set(['knn', 'selfPositives', 'reclusters', 'bank']);
+const NOT_LOSS = new Set(['knn', 'selfPositives', 'reclusters', 'bank', 'negatives']); // monitors and counts, not loss terms
 
 /** `RUN [--out FILE] [--images N] [--backend B] [--threads N]`; the run and its checkpoint are checked here, before any work. */
 export function parseReportConfig(argv: string[]): ReportConfig {
@@ -265,7 +266,7 @@ export async function runReport(c: ReportConfig): Promise<{ out: string; bytes: 
     skipped: skipped.rows.map((s) => ({ id: String(s.id), stage: String(s.stage), reason: String(s.reason) })),
     config: config as Record<string, unknown>,
   };
-  const evaluation = evaluationRows(c.run);
+  const evaluation = evaluationRows(c.run, chartNotes);
   if (evaluation) content.evaluation = evaluation;
   const html = reportHtml(content);
   mkdirSync(dirname(c.out), { recursive: true });
@@ -273,17 +274,23 @@ export async function runReport(c: ReportConfig): Promise<{ out: string; bytes: 
   return { out: c.out, bytes: Buffer.byteLength(html), charts: charts.length, images: pca.rows.length, skipped: skipped.rows.length };
 }
 
-/** The scores of `RUN/eval.json` (written by `densestream eval`), one row per data set and score. */
-function evaluationRows(run: string): Array<readonly [string, string]> | undefined {
-  const path = join(run, 'eval.json');
-  if (!existsSync(path)) return undefined;
-  const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, unknown>>;
+/** The scores of `RUN/eval.json` (written by `densestream eval`): a row per data set and score, with the step it scored. */
+function evaluationRows(run: string, notes: string[]): Array<readonly [string, string]> | undefined {
+  let saved: SavedEvaluations;
+  try {
+    saved = readEvaluations(run);
+  } catch (err) {
+    notes.push(`Evaluation not shown: ${err instanceof Error ? err.message : String(err)}.`);
+    return undefined;
+  }
   const scores: Array<[string, string]> = [['knn20', 'kNN top-1 (k = 20)'], ['knn200', 'kNN top-1 (k = 200)'], ['linear', 'linear probe top-1'], ['denseMIoU', 'dense probe mIoU'], ['densePixelAccuracy', 'dense probe pixel accuracy'], ['maskIoU', 'foreground mask IoU']];
   const rows: Array<readonly [string, string]> = [];
-  for (const [data, r] of Object.entries(saved)) {
-    for (const [key, label] of scores) {
-      const v = r[key];
-      if (typeof v === 'number') rows.push([`${data}: ${label}`, `${v.toFixed(3)} (step ${String(r['step'] ?? '?')})`]);
+  for (const [data, protocols] of Object.entries(saved)) {
+    for (const r of Object.values(protocols)) {
+      for (const [key, label] of scores) {
+        const v = r?.[key];
+        if (typeof v === 'number') rows.push([`${data}: ${label}`, `${v.toFixed(3)} (step ${String(r?.['step'] ?? '?')})`]);
+      }
     }
   }
   return rows.length > 0 ? rows : undefined;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -135,7 +135,9 @@ describe('densestream eval', () => {
     for (let i = 0; i < fg.length; i++) expect(fg[i]).toBe(cls[i] ? 1 : 0);
     const encoder = createEncoder(encoderPreset('slim', 64), 0, 'test/eval');
     const before = tf.memory().numTensors;
-    const features = await embedImages(encoder, images, true, 4);
+    const features = await embedImages(encoder, images, 10, 4);
+    const firstThree = await embedImages(encoder, images, 3, 4);
+    expect(firstThree.dense).toEqual(features.dense?.subarray(0, 3 * 64 * 128)); // only the rows asked for, the same values
     expect(tf.memory().numTensors).toBe(before);
     encoder.dispose();
     expect([features.dims, features.grid, features.pooled.length, features.dense?.length]).toEqual([128, 8, 10 * 128, 10 * 64 * 128]);
@@ -166,13 +168,24 @@ describe('densestream eval', () => {
     }
     // Saliency masks do not depend on the encoder: the mask bench measured 0.6 on scenes, an all-foreground guess far less.
     expect(line['maskIoU']).toBeGreaterThan(line['maskIoUAllForeground']! + 0.2);
-    const saved = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Record<string, Record<string, unknown>>;
-    expect(saved['scenes']).toMatchObject({ checkpoint: 'random-init:0', trainImages: 40, maskMethod: 'saliency' });
-    expect(Object.keys(saved['scenes']!['denseIoU'] as object)).toHaveLength(9);
+    type Saved = Record<string, Record<string, Record<string, unknown>>>;
+    const read = () => JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Saved;
+    const saved = read();
+    expect(saved['scenes']!['knn']).toMatchObject({ checkpoint: 'random-init:0', step: 0, trainImages: 40, testImages: 20 }); // the second run replaced the first's record whole
+    expect(saved['scenes']!['masks']).toMatchObject({ maskMethod: 'saliency', trainImages: 0 });
+    expect(saved['scenes']!['dense']).toMatchObject({ trainImages: 20 });
+    expect(Object.keys(saved['scenes']!['dense']!['denseIoU'] as object)).toHaveLength(9);
     const encoderMasks = evalCli('--checkpoint', 'random', '--protocol', 'masks', '--test', '20', '--out', out);
     expect(encoderMasks.status, encoderMasks.stderr).toBe(0);
-    expect(JSON.parse(encoderMasks.stdout)).toMatchObject({ maskMethod: 'encoder', trainImages: 0, testImages: 20 });
+    expect(JSON.parse(encoderMasks.stdout)).toMatchObject({ maskMethod: 'encoder', images: { masksTrain: 0, masksTest: 20 } });
     expect((JSON.parse(encoderMasks.stdout) as Record<string, number>)['maskIoU']).toBeGreaterThan(0);
+    const after = read();
+    expect(after['scenes']!['masks']).toMatchObject({ maskMethod: 'encoder' });
+    expect(after['scenes']!['knn']).toEqual(saved['scenes']!['knn']); // other protocols' records untouched
+    writeFileSync(join(out, 'eval.json'), '{"scenes": ');
+    const truncated = evalCli('--checkpoint', 'random', '--protocol', 'masks', '--test', '20', '--out', out);
+    expect(truncated.status).toBe(2); // refused before any work, not after it
+    expect(truncated.stderr).toMatch(/eval\.json is not an eval\.json this job can add to/);
   });
 
   it('puts labels next to their own features: random-init kNN on Fashion-MNIST is far above chance', () => {

@@ -78,7 +78,7 @@ describe('lineChartSvg', () => {
     expect(without.charts.map((c) => c.id)).toEqual(['loss', 'lr', 'imagesPerSec']);
     expect(without.charts[0]!.series.map((x) => x.name)).toEqual(['loss', 'global']);
     expect(without.notes.join(' ')).toContain('No kNN accuracy');
-    const withKnn = metricsCharts([rec(1, { global: 1 }), rec(2, { global: 0.5, knn: 0.2, selfPositives: 0.5, reclusters: 1, bank: 8 })]);
+    const withKnn = metricsCharts([rec(1, { global: 1 }), rec(2, { global: 0.5, knn: 0.2, selfPositives: 0.5, reclusters: 1, bank: 8, negatives: 16 })]);
     expect(withKnn.charts.map((c) => c.id)).toEqual(['loss', 'lr', 'imagesPerSec', 'knn', 'selfPositives']);
     expect(withKnn.charts[0]!.series.map((x) => x.name)).toEqual(['loss', 'global']); // monitor values are not loss terms
     expect(withKnn.charts[3]!.series[0]!.points).toEqual([[2, 0.2]]);
@@ -111,6 +111,8 @@ describe('feature PCA', () => {
     const increasing = red.every((v, i) => i === 0 || v >= red[i - 1]!);
     const decreasing = red.every((v, i) => i === 0 || v <= red[i - 1]!);
     expect(increasing || decreasing).toBe(true); // red follows t (up to the component's sign)
+    // The data has rank 2: the third direction holds only float noise, and blue stays dark.
+    expect(Array.from({ length: n }, (_, i) => rgb[i * 3 + 2]!).every((v) => v === 0)).toBe(true);
   });
 });
 
@@ -170,11 +172,11 @@ describe('densestream report', () => {
   it('shows the scores densestream eval saved for the run', async () => {
     const evaluated = join(root, 'evaluated');
     cpSync(run, evaluated, { recursive: true });
-    writeFileSync(join(evaluated, 'eval.json'), JSON.stringify({ scenes: { step: 6, knn20: 0.3214, denseMIoU: 0.125, denseIoU: { disc: 0.5 } } }));
+    writeFileSync(join(evaluated, 'eval.json'), JSON.stringify({ scenes: { knn: { step: 6, knn20: 0.3214 }, dense: { step: 4, denseMIoU: 0.125, denseIoU: { disc: 0.5 } } } }));
     const html = readFileSync((await runReport(parseReportConfig([evaluated, '--images', '1']))).out, 'utf8');
     expect(html).toContain('<h2>Evaluation</h2>');
     expect(html).toContain('scenes: kNN top-1 (k = 20)</th><td>0.321 (step 6)');
-    expect(html).toContain('scenes: dense probe mIoU</th><td>0.125 (step 6)');
+    expect(html).toContain('scenes: dense probe mIoU</th><td>0.125 (step 4)'); // each score with the step it scored
     expect(readFileSync(result.out, 'utf8')).not.toContain('<h2>Evaluation</h2>'); // a run never evaluated has no such section
   });
 
