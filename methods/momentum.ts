@@ -6,6 +6,25 @@ import * as tf from '@tensorflow/tfjs';
 import { tfSeed } from '../models/seed.js';
 import { l2Normalize } from './losses.js';
 
+/**
+ * Refuses two sets of weights that do not hold the same names with the same shapes, naming the
+ * first differences: a copy between them would leave some weights as initialised
+ * ({@link copyWeights} copies by name and skips a name the target lacks).
+ */
+export function assertSameWeights(source: Record<string, tf.Variable>, target: Record<string, tf.Variable>, what: string): void {
+  const missing = Object.keys(source).filter((k) => !(k in target));
+  const extra = Object.keys(target).filter((k) => !(k in source));
+  const reshaped = Object.keys(source).filter((k) => k in target && (source[k] as tf.Variable).shape.join('×') !== (target[k] as tf.Variable).shape.join('×'));
+  if (missing.length + extra.length + reshaped.length === 0) return;
+  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
+  const differ = [
+    ...(missing.length ? [`the copy lacks ${list(missing)}`] : []),
+    ...(extra.length ? [`the copy has ${list(extra)} the source lacks`] : []),
+    ...(reshaped.length ? [`shapes differ for ${list(reshaped)}`] : []),
+  ];
+  throw new Error(`${what}: the copy's weights do not match its source's: ${differ.join('; ')}`);
+}
+
 /** Copies `source` into `target` (matched by name); the momentum branch starts as the online one. */
 export function copyWeights(source: Record<string, tf.Variable>, target: Record<string, tf.Variable>): void {
   for (const [name, v] of Object.entries(source)) target[name]?.assign(v);

@@ -34,7 +34,12 @@ export interface SiameseOptions {
   seed?: number;
 }
 
-function branch(o: SiameseOptions, scope: string): Branch {
+/**
+ * One branch, its weights named under `scope` (`online`, `momentum`, softrank's `frozen/0`): the
+ * encoder, the global projector and, with `denseHead`, the dense one. Every copy of a branch
+ * is built here, so their weights have the same names and shapes.
+ */
+export function createBranch(o: SiameseOptions, scope: string): Branch {
   const seed = o.seed ?? 0;
   const encoder = createEncoder(o.encoder, seed, `${scope}/encoder`);
   const dim = o.dim ?? 128;
@@ -65,8 +70,8 @@ export interface Siamese {
 }
 
 export function createSiamese(o: SiameseOptions): Siamese {
-  const online = branch(o, 'online');
-  const momentum = branch(o, 'momentum');
+  const online = createBranch(o, 'online');
+  const momentum = createBranch(o, 'momentum');
   const onlineWeights = branchWeights(online);
   const momentumWeights = branchWeights(momentum);
   copyWeights(onlineWeights, momentumWeights);

@@ -54,13 +54,12 @@
  * its first visit, by the same weights in any run, resumed or not.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createEncoder } from '../models/encoders.js';
 import { createMlp } from '../models/heads.js';
 import type { Batch } from '../operators/batch.js';
 import { l2Normalize, rankDistillation } from './losses.js';
 import type { Method } from './method.js';
-import { copyWeights } from './momentum.js';
-import { branchWeights, createSiamese, siameseMethod, type Branch, type SiameseOptions } from './siamese.js';
+import { assertSameWeights, copyWeights } from './momentum.js';
+import { branchWeights, createBranch, createSiamese, siameseMethod, type Branch, type SiameseOptions } from './siamese.js';
 
 export interface SoftRankOptions extends SiameseOptions {
   /** EMA momentum m of the target branch (default 0.99). */
@@ -244,13 +243,14 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
   const predictor = createMlp([dim, o.hidden ?? 2 * pair.online.encoder.channels, dim], (o.seed ?? 0) + 3, 'online/predictor');
   let last: TargetEmbeddings | undefined;
   // Not trained and never differentiated; filled by freezeTarget (until then, copies of the initial target).
-  const frozen: Branch[] = o.frozenTargets ? [0, 1].map((slot) => {
-    const encoder = createEncoder(o.encoder, o.seed ?? 0, `frozen/${slot}/encoder`);
-    const global = createMlp([encoder.channels, o.hidden ?? 2 * encoder.channels, dim], (o.seed ?? 0) + 1, `frozen/${slot}/global`);
-    const b: Branch = { encoder, global };
-    copyWeights(branchWeights(pair.momentum), branchWeights(b));
-    return b;
-  }) : [];
+  // The target's encoder and global head (what embedFrozen runs), built as every branch is: same names, same shapes.
+  const targetWeights = branchWeights({ encoder: pair.momentum.encoder, global: pair.momentum.global });
+  const frozen: Branch[] = o.frozenTargets ? [0, 1].map((slot) => createBranch({ ...o, denseHead: false }, `frozen/${slot}`)) : [];
+  const frozenWeights = frozen.map((b) => branchWeights(b));
+  frozenWeights.forEach((w, slot) => {
+    assertSameWeights(targetWeights, w, `softrank frozen target ${slot}`);
+    copyWeights(targetWeights, w);
+  });
   const frozenSlot = (slot: FrozenSlot): Branch => {
     const b = frozen[slot];
     if (!b) throw new Error(o.frozenTargets ? `softrank: frozen target slot ${String(slot)}; expected 0 or 1` : 'softrank: created without frozenTargets');
@@ -312,7 +312,8 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
     },
     targetEmbeddings: () => last,
     freezeTarget(slot) {
-      copyWeights(branchWeights(pair.momentum), branchWeights(frozenSlot(slot)));
+      frozenSlot(slot); // refuses a bad slot, or a method created without frozenTargets
+      copyWeights(targetWeights, frozenWeights[slot] as Record<string, tf.Variable>);
     },
     embedFrozen(slot, images) {
       const b = frozenSlot(slot);

@@ -29,8 +29,9 @@ Commands:
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt|encoder (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
-             once a clustering exists every anchor gets a cluster positive, a new one by its nearest centroid; on tar: shards, a stream,
-             the positive comes from the recent samples of the anchor's cluster, and --resume is not exact):
+             once a clustering exists an anchor's positive is another image of its cluster, a new anchor's by its nearest centroid
+             (the anchor itself when none is left: a singleton cluster, a failed read, on a stream none in the reservoir); on tar: shards,
+             a stream, the positive comes from the recent samples of the anchor's cluster, and --resume is not exact):
              --recluster-every K (50 steps)  --clusters k (min(100, bank/4))  --bank-size N (min(data size, 65536))  --bank-precision float32|float16
              --negatives K (0; per pair, K bank embeddings from other clusters join the ranking candidates)
              --reservoir N (tar: only; 1024 recent decoded samples positives are drawn from, at most 65536)

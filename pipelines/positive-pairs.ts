@@ -69,31 +69,43 @@ export function readableById(source: RandomAccessSource, capacity: number): Read
   };
 }
 
+/** Images per forward pass of {@link wholeImageEmbedder} (a batch's anchors fit in one; a stream's unplaced reservoir members take several). */
+export const EMBED_CHUNK = 64;
+
 /**
  * Embeds anchors as `export` and the kNN monitor see an image — whole, resized to
  * `size × size`, ImageNet-normalised — by softrank's frozen target copies, batch norm in
- * inference mode, all of a call in one forward pass. The whole image rather than a training
- * view: the embedding places the image among centroids that average many views, and an
- * augmented crop would add its own noise.
+ * inference mode, `chunk` images per forward pass (each in its own `tf.tidy`, its views cut
+ * just before it), so a call with thousands of images (a stream's reservoir members) holds one
+ * chunk's input and activations at a time. Batch norm in inference mode makes each row depend
+ * on its image only, so chunking does not change the embeddings. The whole image rather than a
+ * training view: the embedding places the image among centroids that average many views, and
+ * an augmented crop would add its own noise.
  */
-export function wholeImageEmbedder(method: SoftRank, size: number, seed: number): AnchorEmbedder {
+export function wholeImageEmbedder(method: SoftRank, size: number, seed: number, chunk = EMBED_CHUNK): AnchorEmbedder {
+  if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`wholeImageEmbedder chunk: expected an integer ≥ 1, got ${chunk}`);
   const view = multiView({ views: [wholeImageView(size)], seed, concurrency: 4 });
   const plane = size * size * 3;
+  const forward = async (anchors: readonly Sample[], slot: FrozenSlot): Promise<Float32Array[]> => {
+    const viewed = await lastValueFrom(from(anchors).pipe(view, toArray()));
+    const input = new Float32Array(anchors.length * plane);
+    viewed.forEach((s, i) => normalizeRgb((s.views?.[0]?.pixels as { data: Uint8Array }).data, input, i * plane));
+    const z = tf.tidy(() => method.embedFrozen(slot, tf.tensor4d(input, [anchors.length, size, size, 3])));
+    let rows: Float32Array;
+    try {
+      rows = z.dataSync() as Float32Array;
+    } finally {
+      z.dispose();
+    }
+    const dims = rows.length / anchors.length;
+    return anchors.map((_, i) => rows.slice(i * dims, (i + 1) * dims));
+  };
   return {
     freeze: (slot: FrozenSlot) => method.freezeTarget(slot),
     async embed(anchors, slot) {
-      const viewed = await lastValueFrom(from(anchors).pipe(view, toArray()));
-      const input = new Float32Array(anchors.length * plane);
-      viewed.forEach((s, i) => normalizeRgb((s.views?.[0]?.pixels as { data: Uint8Array }).data, input, i * plane));
-      const z = tf.tidy(() => method.embedFrozen(slot, tf.tensor4d(input, [anchors.length, size, size, 3])));
-      let rows: Float32Array;
-      try {
-        rows = z.dataSync() as Float32Array;
-      } finally {
-        z.dispose();
-      }
-      const dims = rows.length / anchors.length;
-      return anchors.map((_, i) => rows.slice(i * dims, (i + 1) * dims));
+      const out: Float32Array[] = [];
+      for (let at = 0; at < anchors.length; at += chunk) out.push(...await forward(anchors.slice(at, at + chunk), slot));
+      return out;
     },
   };
 }
@@ -114,8 +126,13 @@ export interface PositivePairsOptions {
   epoch: number;
   /** Anchors paired (positives fetched) at once (default 4). */
   concurrency?: number;
-  /** Each anchor that became its own positive, and why (`clusterPositives`' notes). */
+  /**
+   * Each anchor that became its own positive, and why (`clusterPositives`' notes): once per
+   * such anchor, 'no clustering yet' included (as `reservoirPairs` notes them).
+   */
   onNote?: (id: string, reason: string) => void;
+  /** Each anchor placed in a cluster of the clustering that pairs it, with its batch (`Reclustering.notePairCluster`, for the batch's negatives); before its pair is emitted. */
+  onCluster?: (batch: number, anchorId: string, cluster: number) => void;
 }
 
 /**
@@ -172,6 +189,7 @@ interface PendingAnchor {
  * @see clusterPositives, Reclustering
  */
 export function positivePairs(o: PositivePairsOptions): OperatorFunction<Sample, Sample> {
+  // One clusterPositives per anchor: its "no clustering yet" note (once per subscription) is then made for every such anchor.
   const pairOf = (anchor: Sample, index: ClusterIndex | undefined, embedding: Float32Array | Error | undefined): Promise<Sample[]> =>
     lastValueFrom(of(anchor).pipe(
       clusterPositives({
@@ -184,7 +202,8 @@ export function positivePairs(o: PositivePairsOptions): OperatorFunction<Sample,
     const indices = await Promise.all(group.map((g) => g.clustering));
     const embedded: Array<Float32Array | Error | undefined> = new Array<undefined>(group.length).fill(undefined);
     if (o.embed) {
-      // One call per clustering (a batch straddling a new round has two), with the anchors it does not hold.
+      // One call per clustering, with the anchors it does not hold. A group is one batch's anchors, so one round's
+      // clustering; only anchors asked for after `Reclustering.close()` may get another (the latest).
       const byIndex = new Map<ClusterIndex, number[]>();
       indices.forEach((index, i) => {
         if (index?.centroids && !index.has((group[i] as PendingAnchor).anchor.id)) byIndex.set(index, [...(byIndex.get(index) ?? []), i]);
@@ -197,6 +216,15 @@ export function positivePairs(o: PositivePairsOptions): OperatorFunction<Sample,
           places.forEach((p) => { embedded[p] = err instanceof Error ? err : new Error(String(err)); });
         }
       }
+    }
+    if (o.onCluster) {
+      // The cluster `choosePositive` draws from: the clustering's own assignment, else the nearest centroid to the embedding.
+      group.forEach(({ anchor, batch }, i) => {
+        const index = indices[i];
+        const row = embedded[i];
+        const cluster = index?.clusterOf(anchor.id) ?? (index?.centroids && row instanceof Float32Array ? index.nearestCluster(row) : undefined);
+        if (cluster !== undefined) o.onCluster?.(batch, anchor.id, cluster);
+      });
     }
     const pairs = await lastValueFrom(from(group.map((_, i) => i)).pipe(
       orderedMergeMap((i) => pairOf((group[i] as PendingAnchor).anchor, indices[i], embedded[i]), o.concurrency ?? 4),

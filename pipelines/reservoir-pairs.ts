@@ -9,7 +9,7 @@
  * snapshot holds the anchor, else its nearest centroid from the clustering's frozen target copy
  * (`Reclustering.embedNew`). In a stream nearly every anchor is new, so nearly every anchor is
  * embedded, in one pass per batch. Reservoir members the clustering cannot place (decoded
- * between its snapshot and the first batch it serves) are embedded in the same pass, once.
+ * between its snapshot and the first batch it serves) are embedded in the same call, once.
  */
 import { concatMap, map, Observable, type OperatorFunction } from 'rxjs';
 import { POSITIVE_NOTES, type ClusterIndex } from '../operators/cluster-positives.js';
@@ -28,12 +28,15 @@ export interface ReservoirPairsOptions {
   embed?: (samples: readonly Sample[], index: ClusterIndex) => Promise<ReadonlyArray<Float32Array | undefined>>;
   seed: number;
   epoch: number;
-  /** Each anchor that became its own positive, and why (`POSITIVE_NOTES`). */
+  /** Each anchor that became its own positive, and why (`POSITIVE_NOTES`): once per such anchor, 'no clustering yet' included (as `positivePairs` notes them). */
   onNote?: (id: string, reason: string) => void;
+  /** Each anchor placed in a cluster of the clustering that pairs it, with its batch (`Reclustering.notePairCluster`, for the batch's negatives); before its pair is emitted. */
+  onCluster?: (batch: number, anchorId: string, cluster: number) => void;
 }
 
 interface PendingAnchor {
   anchor: Sample;
+  batch: number;
   clustering: Promise<ClusterIndex | undefined>;
 }
 
@@ -47,8 +50,8 @@ function selfPair(anchor: Sample): [Sample, Sample] {
  * Decoded stream anchors → anchor, positive, anchor, positive, … Each anchor's positive is
  * uniform over the reservoir's members in the anchor's cluster, the anchor itself left out,
  * drawn from `keyedRng(seed, 'positive', epoch, id)`; the anchor itself (noted) when no
- * clustering serves its batch yet (noted once), it cannot be placed, or no member of its cluster
- * is in the reservoir.
+ * clustering serves its batch yet, it cannot be placed, or no member of its cluster is in the
+ * reservoir.
  *
  * One batch at a time, in stream order: a batch is paired against the reservoir as the batches
  * before it left it, and only then are its anchors added (so no anchor is the positive of
@@ -62,14 +65,7 @@ function selfPair(anchor: Sample): [Sample, Sample] {
 export function reservoirPairs(o: ReservoirPairsOptions): OperatorFunction<Sample, Sample> {
   const { reservoir } = o;
   return (anchors) => new Observable<Sample>((subscriber) => {
-    let notedNoClustering = false;
-    const note = (id: string, reason: string): void => {
-      if (reason === POSITIVE_NOTES.noClustering) {
-        if (notedNoClustering) return;
-        notedNoClustering = true;
-      }
-      o.onNote?.(id, reason);
-    };
+    const note = (id: string, reason: string): void => o.onNote?.(id, reason);
 
     /** The cluster of each anchor under its clustering (undefined: none), or why it could not be placed. */
     const placeGroup = async (group: readonly Sample[], indices: ReadonlyArray<ClusterIndex | undefined>): Promise<Array<number | string | undefined>> => {
@@ -84,7 +80,7 @@ export function reservoirPairs(o: ReservoirPairsOptions): OperatorFunction<Sampl
           fresh.forEach((i) => { placed[i] = POSITIVE_NOTES.notClustered; });
           continue;
         }
-        // The members this clustering cannot place ride along in the anchors' pass (once per clustering: then they are placed).
+        // The members this clustering cannot place ride along in the anchors' call (once per clustering: then they are placed).
         const members = reservoir.unplaced(index);
         if (fresh.length === 0 && members.length === 0) continue;
         try {
@@ -119,6 +115,7 @@ export function reservoirPairs(o: ReservoirPairsOptions): OperatorFunction<Sampl
         if (!index) note(anchor.id, POSITIVE_NOTES.noClustering);
         else if (typeof cluster !== 'number') note(anchor.id, cluster ?? POSITIVE_NOTES.notClustered);
         else {
+          o.onCluster?.((group[i] as PendingAnchor).batch, anchor.id, cluster);
           positive = reservoir.draw(index, cluster, anchor.id, keyedRng(o.seed, 'positive', o.epoch, anchor.id).next);
           if (!positive) note(anchor.id, POSITIVE_NOTES.notInReservoir);
         }
@@ -133,7 +130,7 @@ export function reservoirPairs(o: ReservoirPairsOptions): OperatorFunction<Sampl
 
     return anchors.pipe(
       // Synchronous, in stream order: the anchor's place decides its batch and clustering.
-      map((anchor): PendingAnchor & { batch: number } => ({ anchor, ...o.nextAnchor() })),
+      map((anchor): PendingAnchor => ({ anchor, ...o.nextAnchor() })),
       groupConsecutive((a) => a.batch, o.groupSize),
       concatMap(pairGroup), // one batch at a time: each sees the reservoir its predecessors left
       concatMap((pairs) => pairs),

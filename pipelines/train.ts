@@ -339,7 +339,8 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
     const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
     const embed = reclustering ? (samples: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(samples, index) : undefined;
     const onNote = (_id: string, reason: string) => reclustering?.noteSelf(reason);
-    beforeViews = (epoch) => reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, ...(embed ? { embed } : {}) });
+    const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
+    beforeViews = (epoch) => reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
   } else if (c.method === 'softrank' && isRandomAccess(source)) {
     const reclustering = positives?.reclustering;
     const byId = positives?.byId ?? readableById(source, 0); // no clustering: every anchor is its own positive, nothing is read again
@@ -352,7 +353,8 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
     };
     const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
     const embed = reclustering ? (anchors: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(anchors, index) : undefined;
-    beforeViews = (epoch) => positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, ...(embed ? { embed } : {}) });
+    const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
+    beforeViews = (epoch) => positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
   }
   const views = (epoch: number) => precomputed
     ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })

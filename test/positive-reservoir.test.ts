@@ -58,6 +58,27 @@ describe('PositiveReservoir', () => {
     expect(r.draw(index, 1, 's1', () => 0.99)!.id).toBe('s5');
     expect(r.draw(new ClusterIndex(['s9'], Int32Array.from([0])), 0, 's9', () => 0)).toBeUndefined();
   });
+
+  it('holds an id once: a sample added again replaces its member in place, so draws stay uniform over distinct samples', () => {
+    const index = new ClusterIndex(['s0', 's2', 's4'], Int32Array.from([0, 0, 0]));
+    const r = new PositiveReservoir(4);
+    for (let epoch = 0; epoch < 3; epoch++) for (const i of [0, 2, 4]) r.add(sample(i)); // a stream of 3 samples, 3 epochs
+    expect(r.size).toBe(3);
+    expect(r.ids()).toEqual(['s0', 's2', 's4']);
+    const counts = new Map<string, number>();
+    let u = 0;
+    for (let k = 0; k < 300; k++) {
+      const id = r.draw(index, 0, 'anchor', () => ((u = (u + 0.6180339887) % 1)))!.id;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(['s0', 's2', 's4']);
+    for (const c of counts.values()) expect(Math.abs(c - 100)).toBeLessThan(10);
+    r.add(sample(6));
+    r.add(sample(8)); // full: the oldest, s0, goes
+    expect(r.ids()).toEqual(['s2', 's4', 's6', 's8']);
+    expect(r.clusterOf('s0', index)).toBeUndefined();
+    expect(r.clusterOf('s2', index)).toBe(0);
+  });
 });
 
 describe('reservoirPairs', () => {
@@ -107,7 +128,7 @@ describe('reservoirPairs', () => {
         expect(positive.label).toBe(anchor.label);
       }
     }
-    expect(notes.filter(([, r]) => r === POSITIVE_NOTES.noClustering)).toHaveLength(1);
+    expect(notes.filter(([, r]) => r === POSITIVE_NOTES.noClustering).map(([id]) => id)).toEqual(['s0', 's1', 's2', 's3', 's4', 's5']); // every such anchor, as positivePairs counts
     // The first clustered batch embeds its anchors and the 4 members the clustering cannot place in one call; later batches only their anchors.
     expect(embedded[0]).toEqual(['s6', 's7', 's8', 's2', 's3', 's4', 's5']);
     expect(embedded.slice(1).every((ids) => ids.length === 3)).toBe(true);
@@ -176,5 +197,50 @@ describe('train --method softrank on tar shards: the data plane', () => {
     expect(clustered).toBeGreaterThan(steps); // most of the 28 anchors of steps 4–10 found a cluster mate among 6
     expect(Math.max(...sizes)).toBe(R);
     expect(reclustering.stats()).toMatchObject({ reclusters: 4, firstClusteredStep: 4 });
+  });
+
+  it('--negatives: draws each pair’s negatives outside the cluster its anchor was placed in, even when the live target has drifted', async () => {
+    const steps = 8;
+    const dims = 3;
+    const { resume: _r, ...c } = parseTrainConfig(['--method', 'softrank', '--data', `tar:${pattern}`, '--size', '32', '--batch', '8', '--steps', String(steps),
+      '--recluster-every', '2', '--clusters', '2', '--reservoir', '6', '--negatives', '2', '--out', 'unused']);
+    const parity = (id: string) => labels.get(id)! % 2;
+    /** The bank's and the frozen copy's embedding: the label parity's axis; `drifted`: the other axis (the live target's space has moved). */
+    const vector = (id: string, drifted = false): Float32Array => {
+      const v = new Float32Array(dims);
+      v[drifted ? 1 - parity(id) : parity(id)] = 1;
+      v[2] = 0.001 * Number(id.slice(-1));
+      return v;
+    };
+    const embedder: AnchorEmbedder = { freeze: () => undefined, embed: async (samples) => samples.map((s) => vector(s.id)) };
+    const reclustering = new Reclustering({ dims, bankSize: 256, clusters: 2, every: 2, lag: 1, anchorsPerStep: 4, steps, seed: 0, anchors: embedder, negatives: 2 });
+    const positives: PositiveSampling = { reclustering, reservoir: new PositiveReservoir(6), onCheckpoint: async () => undefined };
+    const budget = new SampleBudget(3 * 4 + 16);
+    let checked = 0;
+    let step = 0;
+    try {
+      await lastValueFrom(trainBatches(c, await openSource(c.data), budget, () => undefined, 0, positives).pipe(take(steps), concatMap(async (b) => {
+        step++;
+        const rowsOf = (drifted: boolean) => {
+          const rows = new Float32Array(b.ids.length * dims);
+          b.ids.forEach((id, i) => rows.set(vector(id, drifted), i * dims));
+          return rows;
+        };
+        const negatives = reclustering.negatives(b.ids, rowsOf(true), dims); // as the loss asks, with this step's (drifted) target z
+        if (step >= 4) expect(negatives).toBeDefined();
+        for (let p = 0; negatives && p < b.ids.length / 2; p++) {
+          for (let k = 0; k < 2; k++) {
+            const row = negatives.subarray((2 * p + k) * dims, (2 * p + k + 1) * dims);
+            expect(row[0]! > row[1]! ? 0 : 1, `step ${step}, pair ${b.ids[2 * p]}`).not.toBe(parity(b.ids[2 * p]!));
+            checked++;
+          }
+        }
+        budget.release(b.ids.length / 2);
+        await reclustering.afterStep(step, { ids: [...b.ids], rows: rowsOf(false), dims }, b.ids);
+      })));
+    } finally {
+      reclustering.close();
+    }
+    expect(checked).toBe((steps - 3) * 4 * 2);
   });
 });

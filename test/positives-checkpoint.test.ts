@@ -59,7 +59,7 @@ describe('positives checkpoint files', () => {
 describe('Reclustering checkpoint', () => {
   it('records a clustering started at the checkpoint’s step and re-runs it on restore: the resumed run serves the same clustering', async () => {
     const straight = new Reclustering(options);
-    for (let i = 0; i < 4; i++) await straight.clusteringForNextAnchor(); // batches 0–1: nothing yet
+    for (let i = 0; i < 4; i++) await straight.nextAnchor().clustering; // batches 0–1: nothing yet
     await straight.afterStep(1, embeddings(0), embeddings(0).ids);
     await straight.afterStep(2, embeddings(1), embeddings(1).ids); // clusters the 8 embeddings, serves batch 3 on
     const state = await straight.checkpointState(2);
@@ -72,7 +72,7 @@ describe('Reclustering checkpoint', () => {
     // Batch 2 is served by no clustering in either; batch 3 by the clustering after step 2.
     const take = async (r: Reclustering) => {
       const out: Array<string[] | undefined> = [];
-      for (let i = 0; i < 4; i++) out.push(assignmentsOf(await r.clusteringForNextAnchor()));
+      for (let i = 0; i < 4; i++) out.push(assignmentsOf(await r.nextAnchor().clustering));
       return out;
     };
     await straight.afterStep(3, embeddings(2), embeddings(2).ids);
@@ -103,8 +103,8 @@ describe('Reclustering checkpoint', () => {
     expect(state.clusterings[0]!.ids).toHaveLength(8); // the bank as it stood after step 2, not 3
     expect(state.bank.ids).toHaveLength(12);
     const resumed = new Reclustering({ ...options, startStep: 3, restore: state });
-    for (let i = 0; i < 6; i++) await r.clusteringForNextAnchor(); // batches 0–2
-    expect(assignmentsOf(await resumed.clusteringForNextAnchor())).toEqual(assignmentsOf(await r.clusteringForNextAnchor())); // batch 3
+    for (let i = 0; i < 6; i++) await r.nextAnchor().clustering; // batches 0–2
+    expect(assignmentsOf(await resumed.nextAnchor().clustering)).toEqual(assignmentsOf(await r.nextAnchor().clustering)); // batch 3
     r.close();
     resumed.close();
   });

@@ -229,9 +229,9 @@ describe('Reclustering', () => {
     const dims = 4;
     const r = new Reclustering({ dims, bankSize: 8, clusters: 2, every: 2, lag: 1, anchorsPerStep: 2, steps: 10 });
     // Anchors 0–5 are batches 0–2: no clustering serves them (the first is after step 2, from batch 3).
-    const early = await Promise.all(Array.from({ length: 6 }, () => r.clusteringForNextAnchor()));
+    const early = await Promise.all(Array.from({ length: 6 }, () => r.nextAnchor().clustering));
     expect(early).toEqual(Array(6).fill(undefined));
-    const waiting = r.clusteringForNextAnchor(); // batch 3: waits for the clustering after step 2
+    const waiting = r.nextAnchor().clustering; // batch 3: waits for the clustering after step 2
     let settled = false;
     void waiting.then(() => { settled = true; });
     const embeddings = (step: number) => {
@@ -252,8 +252,8 @@ describe('Reclustering', () => {
 
   it('lets waiting anchors go on when closed, and refuses more clusters than a quarter of the bank', async () => {
     const r = new Reclustering({ dims: 4, bankSize: 8, clusters: 2, every: 1, lag: 1, anchorsPerStep: 1, steps: 10 });
-    r.clusteringForNextAnchor();
-    const waiting = r.clusteringForNextAnchor(); // batch 1: waits for the clustering after step 1 … which never comes
+    r.nextAnchor(); // batch 0
+    const waiting = r.nextAnchor().clustering; // batch 1: waits for the clustering after step 1 … which never comes
     r.close();
     await expect(waiting).resolves.toBeUndefined();
     expect(() => new Reclustering({ dims: 4, bankSize: 8, clusters: 3, every: 1, anchorsPerStep: 1, steps: 10 })).toThrow('3 clusters need a bank of at least 12 embeddings, got 8');

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
+import { assertSameWeights } from '../methods/momentum.js';
 import { createSoftRank, negativesPerRow, type SoftRankOptions, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
 import { selectBackend } from '../models/backend.js';
 import type { ResNetConfig } from '../models/resnet.js';
@@ -9,6 +10,7 @@ import { presetViews } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
 import { ClusterIndex, clusterPositives } from '../operators/cluster-positives.js';
 import { multiView } from '../operators/multi-view.js';
+import { wholeImageEmbedder } from '../pipelines/positive-pairs.js';
 import type { Sample } from '../operators/types/index.js';
 import { collect } from './helpers/collect.js';
 import { rankReference } from './helpers/rank-reference.js';
@@ -230,6 +232,43 @@ describe('softrank method', () => {
     const plain = create();
     expect(() => plain.freezeTarget(0)).toThrow(/without frozenTargets/);
     plain.dispose();
+  });
+
+  it('builds its frozen copies as the target branch is built: the same weight names as its encoder and global head; a copy that differs is refused', () => {
+    const method = create({ frozenTargets: true });
+    const state = method.checkpointState();
+    const under = (prefix: string) => Object.keys(state).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
+    const target = under('momentum/').filter((k) => !k.startsWith('dense/'));
+    expect(target.length).toBeGreaterThan(4);
+    expect(under('frozen/0/')).toEqual(target);
+    expect(under('frozen/1/')).toEqual(target);
+    method.dispose();
+    const w = (shape: number[]) => tf.variable(tf.zeros(shape));
+    const source = { a: w([2]), b: w([3]) };
+    const copies: Array<Record<string, tf.Variable>> = [{ a: w([2]) }, { a: w([2]), b: w([3]), c: w([1]) }, { a: w([2]), b: w([4]) }];
+    expect(() => assertSameWeights(source, copies[0]!, 'copy')).toThrow("copy: the copy's weights do not match its source's: the copy lacks b");
+    expect(() => assertSameWeights(source, copies[1]!, 'copy')).toThrow('the copy has c the source lacks');
+    expect(() => assertSameWeights(source, copies[2]!, 'copy')).toThrow('shapes differ for b');
+    const same = { a: w([2]), b: w([3]) };
+    expect(() => assertSameWeights(source, same, 'copy')).not.toThrow();
+    tf.dispose([source, ...copies, same].flatMap((r) => Object.values(r)));
+  });
+
+  it('embeds whole images by a frozen copy in chunks: several forward passes give the embeddings of one, with numTensors flat', async () => {
+    const method = create({ frozenTargets: true });
+    const samples = Array.from({ length: 5 }, (_, i) => renderScene(3, i, 32));
+    const passes: number[] = [];
+    const embedFrozen = method.embedFrozen;
+    method.embedFrozen = (slot, images) => { passes.push(images.shape[0]); return embedFrozen(slot, images); };
+    const once = await wholeImageEmbedder(method, 32, 1).embed(samples, 0);
+    const before = tf.memory().numTensors;
+    const chunked = await wholeImageEmbedder(method, 32, 1, 2).embed(samples, 0);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(passes).toEqual([5, 2, 2, 1]); // 5 ≤ 64: one pass; then chunks of 2
+    expect(chunked).toHaveLength(5);
+    chunked.forEach((row, i) => expect([...row!]).toEqual([...once[i]!]));
+    expect(() => wholeImageEmbedder(method, 32, 1, 0)).toThrow('chunk: expected an integer ≥ 1, got 0');
+    method.dispose();
   });
 
   it('refuses a batch of odd size, and one too small to rank', () => {

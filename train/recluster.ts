@@ -24,7 +24,11 @@
  * (≥ `every` steps later, `lag ≤ every`) every batch the older one served has been trained.
  *
  * Negatives (`negatives` = K): at each step, K bank vectors per pair from the clusters other
- * than the pair's, in the clustering that paired the batch (`drawNegatives`).
+ * than the pair's, in the clustering that paired the batch (`drawNegatives`). The pair's cluster
+ * is the one the pairing stage placed its anchor in (`notePairCluster`), recorded per batch and
+ * anchor until the batch is trained: on a stream neither the anchor nor (often) the positive is
+ * in the clustering's snapshot, and the live target's embedding of this step is in a space that
+ * has drifted from the frozen copy's that placed it.
  *
  * Checkpointed (`checkpointState`, restored by the `restore` option): the bank, the clusterings
  * still serving, the rounds decided, and a clustering started at the checkpoint's step (re-run
@@ -98,7 +102,7 @@ export interface PositiveStats {
   /** Pairs trained from that step on, and their fraction of self-pairs (null before any). */
   pairsAfterClustering: number;
   selfPositiveFractionAfterClustering: number | null;
-  /** Why anchors were their own positives, by note kind (`POSITIVE_NOTES`'s keys); counts anchors paired in this process, which at the end runs ahead of those trained. */
+  /** Why anchors were their own positives, by note kind (`POSITIVE_NOTES`'s keys): every such anchor, `noClustering` included, on streams and random-access sources alike; counts anchors paired in this process, which at the end runs ahead of those trained. */
   selfReasons: Record<string, number>;
   /** Wall seconds from each snapshot to its clustering in hand, this process's rounds: the worker's k-means plus the wait for the main thread (busy with a step) to take its answer. */
   clusteringSeconds: number;
@@ -107,6 +111,9 @@ export interface PositiveStats {
   /** A stream's reservoir of recent samples positives are drawn from (`--reservoir`): its capacity and the samples it held at the end. */
   reservoir?: { capacity: number; held: number };
 }
+
+/** Batches whose pair clusters are kept at most (`notePairCluster`): far more than the data plane runs ahead. */
+const MAX_RECORDED_BATCHES = 1024;
 
 /** A clustering of the bank, and the frozen target copy that embeds its new anchors. */
 interface Clustering {
@@ -134,7 +141,10 @@ function noteKind(reason: string): string {
  * @example
  * const reclustering = new Reclustering({ dims: 128, bankSize: 65536, clusters: 100, every: 50, anchorsPerStep: 16, steps: 1000 });
  * // data plane, once per anchor in stream order:
- * const index = await reclustering.clusteringForNextAnchor();
+ * const { batch, clustering } = reclustering.nextAnchor();
+ * const index = await clustering;
+ * // … and once the anchor is placed in a cluster of `index` (for the batch's negatives):
+ * reclustering.notePairCluster(batch, anchor.id, cluster);
  * // trainer, after each step:
  * await reclustering.afterStep(done, method.targetEmbeddings(), batch.ids);
  * reclustering.close();
@@ -167,6 +177,8 @@ export class Reclustering {
   private clusteringMs = 0;
   private waitedMs = 0;
   private readonly selfReasons: Record<string, number> = {};
+  /** With negatives: batch (0-based) → anchor id → the cluster its pair was placed in, for the batches not yet trained. */
+  private readonly pairClusters = new Map<number, Map<string, number>>();
 
   constructor(o: ReclusteringOptions) {
     for (const [name, value, min] of [['clusters', o.clusters, 2], ['every', o.every, 1], ['anchorsPerStep', o.anchorsPerStep, 1], ['steps', o.steps, 1]] as const) {
@@ -197,15 +209,10 @@ export class Reclustering {
   }
 
   /**
-   * The clustering the next anchor of the stream draws its positive from (undefined: none yet,
-   * the anchor is its own positive). Call once per anchor, in stream order; resolves when the
-   * clustering its batch calls for is ready.
+   * The batch (0-based) the next anchor of the stream will be trained in, and the clustering it
+   * draws its positive from (undefined: none yet, the anchor is its own positive). Call once per
+   * anchor, in stream order; the promise resolves when the clustering its batch calls for is ready.
    */
-  clusteringForNextAnchor(): Promise<ClusterIndex | undefined> {
-    return this.nextAnchor().clustering;
-  }
-
-  /** {@link clusteringForNextAnchor}, with the batch (0-based) the anchor will be trained in. */
   nextAnchor(): { batch: number; clustering: Promise<ClusterIndex | undefined> } {
     const batch = Math.floor(this.position++ / this.anchorsPerStep);
     const r = this.roundOf(batch);
@@ -232,22 +239,43 @@ export class Reclustering {
   }
 
   /**
+   * Records that the pairing stage placed `anchorId`, an anchor of batch `batch` (0-based, as
+   * {@link nextAnchor} gave it), in `cluster` of the clustering that pairs the batch: its
+   * positive, if another image, was drawn from that cluster, and {@link negatives} draws from
+   * the others. Kept only with negatives, and only until the batch is trained (`afterStep`).
+   */
+  notePairCluster(batch: number, anchorId: string, cluster: number): void {
+    if (this.negativeCount === 0 || this.closed || batch < this.stepsDone) return;
+    let clusters = this.pairClusters.get(batch);
+    if (!clusters) {
+      clusters = new Map();
+      this.pairClusters.set(batch, clusters);
+      // The data plane runs ahead of the trainer by the sample budget, a few batches; this bound only guards a caller that never trains.
+      if (this.pairClusters.size > MAX_RECORDED_BATCHES) this.pairClusters.delete(Math.min(...this.pairClusters.keys()));
+    }
+    clusters.set(anchorId, cluster);
+  }
+
+  /**
    * The negatives of the batch being trained (`createSoftRank`'s `negatives`): K bank vectors
    * `[B/2, K, dims]` per pair, none in the pair's cluster, or undefined (K = 0, or no
-   * clustering serves this batch yet). The pair's cluster: its positive's (drawn from it), else
-   * the anchor's; an anchor alone outside the clustering (its positive fetch failed) is placed
-   * by its nearest centroid to `z`, its target embedding of this step.
+   * clustering serves this batch yet). The pair's cluster: the one its anchor was placed in at
+   * pairing ({@link notePairCluster}). A pair the pairing stage did not place (no frozen copy,
+   * or its embedding failed: its own positive) falls back to its positive's or anchor's cluster
+   * in the clustering, else its nearest centroid to `z`, its target embedding of this step.
    */
   negatives(ids: readonly string[], z: Float32Array, dims: number): Float32Array | undefined {
     if (this.negativeCount === 0) return undefined;
     const batchIndex = this.stepsDone;
     const index = this.clusteringOfBatch(batchIndex);
     if (!index) return undefined;
+    const recorded = this.pairClusters.get(batchIndex);
     const pairs: NegativePair[] = [];
     for (let i = 0; i + 1 < ids.length; i += 2) {
       const anchor = ids[i] as string;
       const positive = ids[i + 1] as string;
-      const cluster = (positive !== anchor ? index.clusterOf(positive) : undefined) ?? index.clusterOf(anchor)
+      const cluster = recorded?.get(anchor)
+        ?? (positive !== anchor ? index.clusterOf(positive) : undefined) ?? index.clusterOf(anchor)
         ?? index.nearestCluster(z.subarray(i * dims, (i + 1) * dims));
       pairs.push({ key: anchor, cluster });
     }
@@ -268,6 +296,8 @@ export class Reclustering {
   async afterStep(done: number, embeddings: TargetEmbeddings | undefined, ids: readonly string[], parts?: Record<string, number>): Promise<void> {
     const index = this.clusteringOfBatch(done - 1);
     this.stepsDone = done;
+    // The trained batches' pair clusters go (two batches may be paired at once, so not necessarily in order).
+    for (const batch of this.pairClusters.keys()) if (batch < done) this.pairClusters.delete(batch);
     if (embeddings) this.bank.putBatch(embeddings.ids, embeddings.rows);
     let self = 0;
     for (let i = 0; i + 1 < ids.length; i += 2) {
@@ -353,6 +383,7 @@ export class Reclustering {
   /** Stops a clustering in flight (its worker is terminated) and lets every waiting anchor go on with the latest clustering. */
   close(): void {
     this.closed = true;
+    this.pairClusters.clear();
     this.abort.abort(new Error('training ended'));
     for (const round of this.rounds.values()) if (!round.settled) { round.settled = true; round.value = this.latest; round.resolve(this.latest?.index); }
   }

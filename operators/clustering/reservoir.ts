@@ -2,7 +2,7 @@
  * Positives for a pure stream (issue #6): a stream (`tar:` shards) cannot read a sample again
  * by id, so the positive of a stream anchor is drawn from a bounded reservoir of the samples
  * seen just before it, kept decoded. "Reservoir" as in NNCLR's support set: the most recent
- * `capacity` samples, the oldest evicted first, not Vitter's uniform reservoir sampling — the
+ * `capacity` distinct samples, the oldest evicted first, not Vitter's uniform reservoir sampling — the
  * recent samples are the ones the serving clustering (and the frozen target copy that embeds
  * new samples for it) saw last, so their cluster is the freshest the run has.
  *
@@ -12,7 +12,8 @@
  * place it, so a positive always shares its anchor's cluster.
  *
  * Memory: `capacity` decoded images (with their masks and attention maps, if any), their ids
- * and one placement each — no copy of the pixels, which the anchor already carried.
+ * (with an id → slot map) and one placement each — no copy of the pixels, which the anchor
+ * already carried. Lookups by id are O(1); draws scan the ring without building a list.
  */
 import type { ClusterIndex } from '../cluster-positives.js';
 import type { Sample } from '../types/index.js';
@@ -25,9 +26,13 @@ interface Member {
 }
 
 /**
- * The last `capacity` stream samples, decoded, each with its cluster under the clustering it
- * was last placed in. Draws are uniform over the members of one cluster, in insertion order,
- * so they are deterministic given the stream order and the random numbers.
+ * The last `capacity` distinct stream samples, decoded, each with its cluster under the
+ * clustering it was last placed in. Draws are uniform over the members of one cluster, in
+ * insertion order, so they are deterministic given the stream order and the random numbers.
+ *
+ * An id is held once: adding a sample already held replaces that member where it stands (its
+ * slot, so its place in the eviction order, is kept), so a stream that cycles through fewer
+ * samples than the capacity holds each once and draws them with equal weight.
  *
  * @example
  * const reservoir = new PositiveReservoir(1024);
@@ -38,6 +43,8 @@ export class PositiveReservoir {
   readonly capacity: number;
   /** A ring: member `i` (0 = oldest) is `ring[(start + i) % capacity]`. */
   private readonly ring: Array<Member | undefined>;
+  /** Each member's id → its slot in `ring`. */
+  private readonly slotOf = new Map<string, number>();
   private start = 0;
   private count = 0;
 
@@ -54,36 +61,54 @@ export class PositiveReservoir {
 
   /** The members' ids, oldest first. */
   ids(): string[] {
-    return this.members().map((m) => m.sample.id);
+    const out: string[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.at(i).sample.id);
+    return out;
   }
 
   /**
-   * Keeps `sample` (decoded) as the newest member, evicting the oldest when full; with `index`
-   * and `cluster`, placed in that cluster of that clustering. Stored without its views, its
-   * encoded bytes and its own positive: what it would be read back as from a random-access source.
+   * Keeps `sample` (decoded) as the newest member, evicting the oldest when full, or, when its
+   * id is already held, in place of that member; with `index` and `cluster`, placed in that
+   * cluster of that clustering. Stored without its views, its encoded bytes and its own
+   * positive: what it would be read back as from a random-access source.
    */
   add(sample: Sample, index?: ClusterIndex, cluster?: number): void {
     const { views: _v, bytes: _b, encodedViews: _e, positive: _p, ...kept } = sample;
     const member: Member = { sample: kept, ...(index && cluster !== undefined ? { placedIn: index, cluster } : {}) };
+    const held = this.slotOf.get(kept.id);
+    if (held !== undefined) {
+      this.ring[held] = member;
+      return;
+    }
+    let slot: number;
     if (this.count < this.capacity) {
-      this.ring[(this.start + this.count) % this.capacity] = member;
+      slot = (this.start + this.count) % this.capacity;
       this.count++;
     } else {
-      this.ring[this.start] = member; // the oldest goes
+      slot = this.start; // the oldest goes
+      this.slotOf.delete((this.ring[slot] as Member).sample.id);
       this.start = (this.start + 1) % this.capacity;
     }
+    this.ring[slot] = member;
+    this.slotOf.set(kept.id, slot);
   }
 
   /** Members `index` cannot place yet: not in its snapshot and not placed under it (to embed by its frozen copy). */
   unplaced(index: ClusterIndex): Sample[] {
-    return this.members().filter((m) => this.clusterIn(m, index) === undefined).map((m) => m.sample);
+    const out: Sample[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const m = this.at(i);
+      if (this.clusterIn(m, index) === undefined) out.push(m.sample);
+    }
+    return out;
   }
 
-  /** Places members by id in clusters of `index` (their nearest centroids'), in one pass. */
+  /** Places members by id in clusters of `index` (their nearest centroids'); ids not held are ignored. */
   place(index: ClusterIndex, clusters: ReadonlyMap<string, number>): void {
-    for (const m of this.members()) {
-      const cluster = clusters.get(m.sample.id);
-      if (cluster === undefined) continue;
+    for (const [id, cluster] of clusters) {
+      const slot = this.slotOf.get(id);
+      if (slot === undefined) continue;
+      const m = this.ring[slot] as Member;
       m.placedIn = index;
       m.cluster = cluster;
     }
@@ -91,31 +116,45 @@ export class PositiveReservoir {
 
   /** The cluster of member `id` under `index`, or undefined when it is not held or not placed. */
   clusterOf(id: string, index: ClusterIndex): number | undefined {
-    const m = this.members().find((x) => x.sample.id === id);
-    return m === undefined ? undefined : this.clusterIn(m, index);
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? undefined : this.clusterIn(this.ring[slot] as Member, index);
   }
 
   /** Members of `cluster` under `index`, `excludeId` left out, oldest first. */
   membersOf(index: ClusterIndex, cluster: number, excludeId?: string): Sample[] {
-    return this.members().filter((m) => m.sample.id !== excludeId && this.clusterIn(m, index) === cluster).map((m) => m.sample);
+    const out: Sample[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const m = this.at(i);
+      if (this.isCandidate(m, index, cluster, excludeId)) out.push(m.sample);
+    }
+    return out;
   }
 
   /**
    * A member of `cluster` under `index` other than `excludeId` (the anchor), uniformly, by one
    * draw of `next` (uniform in [0, 1)); undefined when the reservoir holds none. A shallow copy:
-   * the views cut from it are its own.
+   * the views cut from it are its own. Two passes over the ring (count, then find the chosen
+   * one), no list built: the same member {@link membersOf}`[j]` would give.
    */
   draw(index: ClusterIndex, cluster: number, excludeId: string, next: () => number): Sample | undefined {
-    const candidates = this.membersOf(index, cluster, excludeId);
-    if (candidates.length === 0) return undefined;
-    const j = Math.min(candidates.length - 1, Math.floor(next() * candidates.length));
-    return { ...(candidates[j] as Sample) };
+    let candidates = 0;
+    for (let i = 0; i < this.count; i++) if (this.isCandidate(this.at(i), index, cluster, excludeId)) candidates++;
+    if (candidates === 0) return undefined;
+    let j = Math.min(candidates - 1, Math.floor(next() * candidates));
+    for (let i = 0; i < this.count; i++) {
+      const m = this.at(i);
+      if (this.isCandidate(m, index, cluster, excludeId) && j-- === 0) return { ...m.sample };
+    }
+    throw new Error('PositiveReservoir.draw: unreachable: a counted candidate was not found');
   }
 
-  private members(): Member[] {
-    const out: Member[] = [];
-    for (let i = 0; i < this.count; i++) out.push(this.ring[(this.start + i) % this.capacity] as Member);
-    return out;
+  /** Member `i`, 0 = oldest (i < count). */
+  private at(i: number): Member {
+    return this.ring[(this.start + i) % this.capacity] as Member;
+  }
+
+  private isCandidate(m: Member, index: ClusterIndex, cluster: number, excludeId: string | undefined): boolean {
+    return m.sample.id !== excludeId && this.clusterIn(m, index) === cluster;
   }
 
   /** The snapshot's own assignment first: it is what the clustering was computed from. */
