@@ -3,6 +3,7 @@
  * `θ_k ← m·θ_k + (1 − m)·θ_q` after every step, and a FIFO queue of past keys.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableFrom } from '../models/variables.js';
 import { tfSeed } from '../models/seed.js';
 import { l2Normalize } from './losses.js';
 
@@ -49,8 +50,8 @@ export class KeyQueue {
 
   constructor(readonly size: number, readonly dim: number, seed: number, name: string) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`${name}: queue size must be a positive integer, got ${size}`);
-    this.keys = tf.variable(tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', tfSeed(seed, name)))), false, `${name}/keys`);
-    this.pointer = tf.variable(tf.scalar(0, 'int32'), false, `${name}/pointer`);
+    this.keys = variableFrom(tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', tfSeed(seed, name)))), false, `${name}/keys`);
+    this.pointer = variableFrom(tf.scalar(0, 'int32'), false, `${name}/pointer`);
   }
 
   /** Replaces the oldest keys with `batch` `[N, D]` (normalised), wrapping around. */

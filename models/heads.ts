@@ -6,6 +6,7 @@
  * - predictor (EMA methods): an MLP on the projection.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
 
 export interface Mlp {
@@ -28,8 +29,8 @@ export function createMlp(dims: number[], seed: number, name: string): Mlp {
     const inDim = dims[i] as number;
     const limit = Math.sqrt(6 / inDim);
     return {
-      w: tf.variable(tf.randomUniform([inDim, out], -limit, limit, 'float32', tfSeed(seed, `${name}/fc${i}`)), true, `${name}/fc${i}/w`),
-      b: tf.variable(tf.zeros([out]), true, `${name}/fc${i}/b`),
+      w: variableFrom(tf.randomUniform([inDim, out], -limit, limit, 'float32', tfSeed(seed, `${name}/fc${i}`)), true, `${name}/fc${i}/w`),
+      b: variableFrom(tf.zeros([out]), true, `${name}/fc${i}/b`),
     };
   });
   const weights: Record<string, tf.Variable> = {};

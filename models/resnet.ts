@@ -9,6 +9,7 @@
  * Shapes by letter: `B` batch, `H×W` input, `S` = H / stride (the dense grid), `C` channels.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
 import type { ViTConfig } from './vit.js';
 
@@ -107,8 +108,7 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
   const weights: Record<string, tf.Variable> = {};
   // tfjs names variables globally: the scope keeps an online and a momentum encoder apart.
   const variable = (init: tf.Tensor, trainableFlag: boolean, name: string): tf.Variable => {
-    const v = tf.variable(init, trainableFlag, `${scope}/${name}`);
-    init.dispose();
+    const v = variableFrom(init, trainableFlag, `${scope}/${name}`);
     weights[name] = v;
     (trainableFlag ? trainable : state).push(v);
     return v;

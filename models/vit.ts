@@ -28,6 +28,7 @@
  * builds either kind from a config.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableFrom } from './variables.js';
 import type { Encoder } from './resnet.js';
 import { tfSeed } from './seed.js';
 
@@ -149,8 +150,7 @@ export function createViT(config: ViTConfig, seed = 0, scope = 'vit'): ViTEncode
   const weights: Record<string, tf.Variable> = {};
   // tfjs names variables globally: the scope keeps an online and a momentum encoder apart.
   const variable = (init: tf.Tensor, name: string): tf.Variable => {
-    const v = tf.variable(init, true, `${scope}/${name}`);
-    init.dispose();
+    const v = variableFrom(init, true, `${scope}/${name}`);
     weights[name] = v;
     trainable.push(v);
     return v;

@@ -135,7 +135,7 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
       collate(c.batch),
     );
     let rows = 0;
-    const stream = pull(batches);
+    const stream = pull(batches, (b) => b.dispose());
     try {
       for await (const b of stream) {
         const [embedding, dense] = tf.tidy(() => {

@@ -117,10 +117,12 @@ describe('train --method softrank', () => {
   it('keeps tf.memory().numTensors flat, and resumed after step 8 (a clustering just started: re-run from the restored bank) trains steps 9–12 as the uninterrupted run', async () => {
     const out2 = mkdtempSync(join(tmpdir(), 'densestream-softrank-resume-'));
     const { resume: _r, ...c } = parseTrainConfig([...SMALL, '--out', out2]);
-    const tensors: number[] = [];
-    const first = await runTraining(c, { shouldStop: (done) => done === 8, onLog: () => tensors.push(tf.memory().numTensors) });
+    // Flat = every tensor a run makes is freed by its end. (Counts taken mid-run also hold the
+    // batches the data plane has collated ahead, a number that depends on timing.)
+    const before = tf.memory().numTensors;
+    const first = await runTraining(c, { shouldStop: (done) => done === 8 });
     expect(first.steps).toBe(8);
-    expect(new Set(tensors.slice(1)).size).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
     expect(first.positives?.reclusters).toBeGreaterThanOrEqual(1);
     // The clustering after step 8 was still running: the checkpoint records it to re-run.
     const saved = readPositives(join(out2, 'checkpoint'));
@@ -129,10 +131,9 @@ describe('train --method softrank', () => {
 
     const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', out2]);
     expect(resume).toBe(true);
-    const resumedTensors: number[] = [];
-    const second = await runTraining(resumed, { resume: true, onLog: () => resumedTensors.push(tf.memory().numTensors) });
+    const second = await runTraining(resumed, { resume: true });
     expect(second.steps).toBe(12);
-    expect(new Set(resumedTensors.slice(1)).size).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
     // The summary covers the whole run, as the uninterrupted one's does.
     const straight = (JSON.parse(run.stdout) as Summary).positives;
     expect(second.positives).toMatchObject({ pairs: straight.pairs, selfPositiveFraction: straight.selfPositiveFraction, firstClusteredStep: 7, reclusters: straight.reclusters, bank: 16 });
@@ -142,7 +143,7 @@ describe('train --method softrank', () => {
     b.forEach((m, i) => {
       expect(m.loss).toBeCloseTo(a[i]!.loss, 5);
       expect(m.parts['selfPositives']).toBe(a[i]!.parts['selfPositives']);
-      expect(m.parts['reclusters']).toBe(a[i]!.parts['reclusters']);
+      // not `reclusters`: it counts clusterings finished by the time of the log line, and the worker's pace varies with load
     });
   });
 });

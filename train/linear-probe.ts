@@ -12,6 +12,7 @@
  * plain data (weights, bias, standardisation): no tensor outlives a call.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableFrom } from '../models/variables.js';
 import { keyedRng } from '../operators/types/index.js';
 
 export interface ProbeOptions {
@@ -92,10 +93,8 @@ interface Fit {
 /** Adam on `loss` over seeded mini-batches; returns the weights as plain arrays. */
 function fit(f: Fit): { weights: Float32Array; bias: Float32Array; losses: number[] } {
   if (!Number.isInteger(f.classes) || f.classes < 2) throw new Error(`probe: expected ≥ 2 classes, got ${f.classes}`);
-  const zeros = [tf.zeros([f.dims, f.classes]), tf.zeros([f.classes])] as const;
-  const w = tf.variable(zeros[0], true, `probe/w${probes}`);
-  const b = tf.variable(zeros[1], true, `probe/b${probes++}`);
-  tf.dispose([...zeros]); // a variable takes its initial value's data; the tensor itself would stay counted
+  const w = variableFrom(tf.zeros([f.dims, f.classes]), true, `probe/w${probes}`);
+  const b = variableFrom(tf.zeros([f.classes]), true, `probe/b${probes++}`);
   const optimizer = tf.train.adam(f.learningRate);
   const losses: number[] = [];
   try {

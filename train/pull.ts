@@ -3,9 +3,10 @@ import type { Observable } from 'rxjs';
 /**
  * The trainer's side of the stream: an async iterator over an observable, so the training loop
  * asks for the next batch when it is ready for it. Items that arrive early wait in a queue;
- * the sample budget upstream bounds how many can.
+ * the sample budget upstream bounds how many can. `discard` frees the items still queued when
+ * the consumer closes early (a stopped run's batches hold tensors).
  */
-export function pull<T>(source: Observable<T>): AsyncIterableIterator<T> & { close(): void } {
+export function pull<T>(source: Observable<T>, discard?: (item: T) => void): AsyncIterableIterator<T> & { close(): void } {
   const ready: T[] = [];
   const waiting: Array<{ resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void }> = [];
   let finished = false;
@@ -32,7 +33,10 @@ export function pull<T>(source: Observable<T>): AsyncIterableIterator<T> & { clo
       if (finished) return Promise.resolve({ value: undefined, done: true });
       return new Promise<IteratorResult<T>>((resolve, reject) => waiting.push({ resolve, reject }));
     },
-    close: () => subscription.unsubscribe(),
+    close: () => {
+      subscription.unsubscribe();
+      for (const item of ready.splice(0)) discard?.(item);
+    },
     [Symbol.asyncIterator]() {
       return iterator;
     },

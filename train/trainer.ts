@@ -85,6 +85,18 @@ function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number
   return Object.assign(optimizer, { setLearningRate: (lr: number) => { optimizer.learningRate = lr; } });
 }
 
+/**
+ * Frees an optimizer. tfjs 4.22's MomentumOptimizer.dispose frees its slots but not the
+ * learning-rate scalar `c` its SGD parent keeps: one tensor per run would stay behind.
+ */
+function disposeOptimizer(optimizer: tf.Optimizer): void {
+  optimizer.dispose();
+  if (optimizer instanceof tf.MomentumOptimizer) {
+    const { c } = optimizer as unknown as { c?: tf.Tensor };
+    if (c && !c.isDisposed) c.dispose();
+  }
+}
+
 /** Writes the checkpoint folder under a temporary name, then swaps it in. */
 async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, meta: CheckpointMeta, extra?: TrainerOptions['onCheckpoint']): Promise<void> {
   const final = join(dir, 'checkpoint');
@@ -93,7 +105,12 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
   const weights: Record<string, tf.Tensor> = { ...method.checkpointState() };
   const optimizerWeights = await optimizer.getWeights();
   for (const { name, tensor } of optimizerWeights) weights[`optimizer/${name}`] = tensor;
-  await saveVariables(weights, partial, meta);
+  try {
+    await saveVariables(weights, partial, meta);
+  } finally {
+    // getWeights gives the slots themselves (variables) plus a fresh scalar of the step count
+    for (const { tensor } of optimizerWeights) if (!(tensor instanceof tf.Variable)) tensor.dispose();
+  }
   await extra?.(partial, meta.step);
   if (existsSync(final)) renameSync(final, `${final}.old`);
   renameSync(partial, final);
@@ -112,7 +129,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
   }
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
   const metricsPath = join(o.outDir, 'metrics.jsonl');
-  const stream = pull(batches);
+  const stream = pull(batches, (b) => b.dispose());
   const start = performance.now();
   let waited = 0;
   let images = 0;
@@ -161,7 +178,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
     await checkpoint(o.outDir, method, optimizer, { step, config: o.config }, o.onCheckpoint);
   } finally {
     stream.close();
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
   }
   const seconds = (performance.now() - start) / 1000;
   return { steps: step, images, seconds, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, losses };
