@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../sinks/manifest.js';
+import { tarOf } from './helpers/tar.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const exportCli = (...args: string[]) => spawnSync(process.execPath, [CLI, 'export', '--quiet', '--threads', '1', ...args], { encoding: 'utf8' });
@@ -22,17 +22,6 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'densestream-export-'));
 });
 afterAll(() => db.closeSync());
-
-async function tarOf(entries: Array<[string, Uint8Array]>): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const [name, data] of entries) p.entry({ name }, Buffer.from(data));
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 describe('densestream export', () => {
   it('writes Parquet that DuckDB reads back row for row, and Arrow IPC with the same values', async () => {

@@ -2,23 +2,12 @@ import sharp from 'sharp';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pack } from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSamples } from '../datasets/source.js';
 import { tarShardsSource } from '../datasets/tar-shards.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
 import { openSource } from '../pipelines/data-source.js';
-
-async function tarOf(entries: Array<[string, Buffer]>): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const [name, data] of entries) p.entry({ name }, data);
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+import { tarOf } from './helpers/tar.js';
 
 let pattern: string;
 const all = async (opts: Parameters<typeof readSamples>[1] = {}, skips: SkipRecord[] = []) => {

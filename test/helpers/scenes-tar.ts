@@ -2,19 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { pack } from 'tar-stream';
 import { scenesSource } from '../../datasets/scenes.js';
-
-async function tarOf(entries: Array<[string, Buffer]>): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const [name, data] of entries) p.entry({ name }, data);
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+import { tarOf } from './tar.js';
 
 /**
  * `shards` WebDataset tars of `perShard` synthetic scenes each (`size` px PNGs with their label
