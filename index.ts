@@ -73,3 +73,4 @@ export { runReport, parseReportConfig, metricsCharts, type ReportConfig } from '
 export { runEvaluation, parseEvalConfig, saveEvaluation, readEvaluations, evaluationLine, loadLabelledImages, embedImages, PROTOCOLS, type EvalConfig, type EvalResults, type Evaluation, type SavedEvaluations, type Protocol } from './pipelines/evaluate.js';
 export { fitLinearProbe, fitDenseProbe, predictLinear, predictDense, type LinearClassifier, type ProbeOptions } from './train/linear-probe.js';
 export { ConfusionMatrix, maskIoU } from './train/segmentation-metrics.js';
+export { readWholeImages, type LabelledImages } from './train/whole-images.js';

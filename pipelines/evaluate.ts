@@ -20,23 +20,18 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { lastValueFrom, map, tap } from 'rxjs';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
 import { readSamples, type Source } from '../datasets/source.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import type { Encoder } from '../models/resnet.js';
-import { wholeImageView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
-import { decode } from '../operators/decode.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
-import { fromSource } from '../operators/from-source.js';
-import { multiView } from '../operators/multi-view.js';
-import { SampleBudget } from '../operators/sample-budget.js';
 import { saliencyMap } from '../operators/saliency.js';
-import type { Pixels, Plane, Sample } from '../operators/types/index.js';
+import type { Pixels, Plane } from '../operators/types/index.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { knnAccuracy } from '../train/knn-monitor.js';
+import { readWholeImages, type LabelledImages } from '../train/whole-images.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
@@ -122,58 +117,12 @@ export function parseEvalConfig(argv: string[]): EvalConfig {
   return c;
 }
 
-/** A labelled split, each image resized whole to `size²` as export sees it, with its ground truth at that size. */
-export interface LabelledImages {
-  ids: string[];
-  /** RGB, `[count, size, size, 3]`. */
-  pixels: Uint8Array;
-  labels: Int32Array;
-  /** Per-pixel classes and foreground, `[count, size, size]` (scenes only). */
-  classes?: Uint8Array;
-  foreground?: Uint8Array;
-  size: number;
-  count: number;
-  /** Unreadable samples, left out. */
-  skipped: number;
-}
-
-/** Reads the first `limit` samples of `source` in index order as whole `size²` images. */
+/** The first `limit` samples of `source` in index order as whole `size²` images (unreadable ones counted as skipped). */
 export async function loadLabelledImages(source: Source, limit: number, size: number): Promise<LabelledImages> {
-  const budget = new SampleBudget(32);
-  const rows: Array<{ id: string; pixels: Uint8Array; label: number; classes?: Plane; foreground?: Plane }> = [];
-  let skipped = 0;
-  await lastValueFrom(
-    fromSource(readSamples(source, { shuffle: false, limit }, () => skipped++), budget).pipe(
-      map((s): Sample => {
-        if (s.label === undefined) throw new Error(`sample ${s.id} has no label`);
-        // keep only what the protocols read: the view cuts the ground-truth maps with the pixels
-        return { id: s.id, label: s.label, ...(s.bytes ? { bytes: s.bytes } : {}), ...(s.pixels ? { pixels: s.pixels } : {}), ...(s.gtMask ? { gtMask: s.gtMask } : {}), ...(s.gtClasses ? { gtClasses: s.gtClasses } : {}) };
-      }),
-      decode({ minSide: size, onSkip: () => { skipped++; budget.release(); } }),
-      multiView({ views: [wholeImageView(size)], seed: 0 }),
-      tap((s) => {
-        const view = s.views?.[0];
-        if (!view) throw new Error(`sample ${s.id}: no whole-image view`);
-        rows.push({ id: s.id, pixels: view.pixels.data, label: s.label as number, ...(view.gtClasses ? { classes: view.gtClasses } : {}), ...(view.gtMask ? { foreground: view.gtMask } : {}) });
-        budget.release();
-      }),
-    ),
-    { defaultValue: undefined },
-  );
-  if (rows.length === 0) throw new Error(`${source.name}: no readable labelled image among the first ${limit}`);
-  const plane = size * size;
-  const out: LabelledImages = { ids: rows.map((r) => r.id), pixels: new Uint8Array(rows.length * plane * 3), labels: Int32Array.from(rows, (r) => r.label), size, count: rows.length, skipped };
-  rows.forEach((r, i) => out.pixels.set(r.pixels, i * plane * 3));
-  if (rows.every((r) => r.classes && r.foreground)) {
-    const classes = new Uint8Array(rows.length * plane);
-    const foreground = new Uint8Array(rows.length * plane);
-    rows.forEach((r, i) => {
-      classes.set((r.classes as Plane).data, i * plane);
-      foreground.set((r.foreground as Plane).data, i * plane);
-    });
-    Object.assign(out, { classes, foreground });
-  }
-  return out;
+  let unreadable = 0;
+  const images = await readWholeImages(readSamples(source, { shuffle: false, limit }, () => unreadable++), size, { purpose: 'evaluation needs labelled images' });
+  if (images.count === 0) throw new Error(`${source.name}: no readable labelled image among the first ${limit}`);
+  return { ...images, skipped: images.skipped + unreadable };
 }
 
 /** Frozen features of a split: pooled `[count, C]`, and the dense grid `[rows, g, g, C]` of the first rows when asked. */

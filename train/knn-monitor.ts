@@ -19,15 +19,10 @@
  * projection, batch norm in inference mode), each chunk in `tf.tidy`, and frees everything.
  */
 import * as tf from '@tensorflow/tfjs';
-import { lastValueFrom, map, tap } from 'rxjs';
 import type { Method } from '../methods/method.js';
-import { wholeImageView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
-import { decode } from '../operators/decode.js';
-import { fromSource } from '../operators/from-source.js';
-import { multiView } from '../operators/multi-view.js';
-import { SampleBudget } from '../operators/sample-budget.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
+import { readWholeImages } from './whole-images.js';
 
 /** Neighbours that vote (solo-learn's kNN monitor). */
 export const KNN_K = 20;
@@ -67,51 +62,29 @@ export interface KnnSetOptions {
  * Reads a labelled monitor set from `samples` (read them in index order, e.g.
  * `readSamples(source, { shuffle: false, limit: n })`): each image decoded and resized whole
  * to `size × size` exactly as feature export sees it (`decode` → `multiView([wholeImageView])`),
- * every {@link QUERY_EVERY}-th a query. At most 16 samples are in flight while reading.
+ * every {@link QUERY_EVERY}-th a query (`readWholeImages`).
  * Throws when a sample has no label, or when fewer than {@link QUERY_EVERY} samples remain.
  */
 export async function loadKnnSet(samples: AsyncIterable<Sample> | Iterable<Sample>, options: KnnSetOptions): Promise<KnnSet> {
-  const { size } = options;
-  if (!Number.isInteger(size) || size < 1) throw new Error(`knn size: expected a positive integer of pixels, got "${size}"`);
-  const budget = new SampleBudget(16);
-  const references: Array<{ pixels: Uint8Array; label: number }> = [];
-  const queries: Array<{ pixels: Uint8Array; label: number }> = [];
-  let skipped = 0;
-  const onSkip = (r: SkipRecord) => {
-    skipped++;
-    budget.release();
-    options.onSkip?.(r);
-  };
-  let position = 0;
-  await lastValueFrom(
-    fromSource(samples, budget).pipe(
-      map((s): Sample => {
-        if (s.label === undefined) throw new Error(`sample ${s.id} has no label; the kNN monitor needs a labelled set (scenes, fashion-mnist-test)`);
-        return { id: s.id, ...(s.bytes ? { bytes: s.bytes } : {}), ...(s.pixels ? { pixels: s.pixels } : {}), label: s.label }; // drop maps the monitor does not use
-      }),
-      decode({ minSide: size, onSkip, concurrency: options.concurrency ?? 4 }),
-      multiView({ views: [wholeImageView(size)], seed: options.seed ?? 0, concurrency: options.concurrency ?? 4 }),
-      tap((s) => {
-        const view = s.views?.[0];
-        if (!view) throw new Error(`sample ${s.id}: no whole-image view`);
-        (position++ % QUERY_EVERY === QUERY_EVERY - 1 ? queries : references).push({ pixels: view.pixels.data, label: s.label as number });
-        budget.release();
-      }),
-    ),
-    { defaultValue: undefined },
-  );
-  if (queries.length === 0 || references.length === 0) {
-    throw new Error(`${references.length + queries.length} readable samples: the kNN monitor needs at least ${QUERY_EVERY} (${QUERY_EVERY - 1} references for each query)`);
+  const images = await readWholeImages(samples, options.size, { ...options, purpose: 'the kNN monitor needs a labelled set (scenes, fashion-mnist-test)' });
+  const { size, count } = images;
+  // every QUERY_EVERY-th image (by position) is a query; references first
+  const order = Array.from({ length: count }, (_, i) => i);
+  const isQuery = (i: number) => i % QUERY_EVERY === QUERY_EVERY - 1;
+  const rows = [...order.filter((i) => !isQuery(i)), ...order.filter(isQuery)];
+  const queries = Math.floor(count / QUERY_EVERY);
+  const references = count - queries;
+  if (queries === 0 || references === 0) {
+    throw new Error(`${count} readable samples: the kNN monitor needs at least ${QUERY_EVERY} (${QUERY_EVERY - 1} references for each query)`);
   }
   const plane = size * size * 3;
-  const rows = [...references, ...queries];
-  const pixels = new Uint8Array(rows.length * plane);
-  const labels = new Int32Array(rows.length);
-  rows.forEach((r, i) => {
-    pixels.set(r.pixels, i * plane);
-    labels[i] = r.label;
+  const pixels = new Uint8Array(count * plane);
+  const labels = new Int32Array(count);
+  rows.forEach((from, to) => {
+    pixels.set(images.pixels.subarray(from * plane, (from + 1) * plane), to * plane);
+    labels[to] = images.labels[from] as number;
   });
-  return { pixels, labels, size, count: rows.length, references: references.length, queries: queries.length, skipped };
+  return { pixels, labels, size, count, references, queries, skipped: images.skipped };
 }
 
 /**
