@@ -17,7 +17,6 @@
  *
  * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`).
  */
-import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
@@ -25,13 +24,12 @@ import { SCENE_CLASSES } from '../datasets/scenes.js';
 import { readSamples, type Source } from '../datasets/source.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import type { Encoder } from '../models/resnet.js';
-import { normalizeRgb } from '../operators/batch.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import { saliencyMap } from '../operators/saliency.js';
 import type { Pixels, Plane } from '../operators/types/index.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { knnAccuracy } from '../train/knn-monitor.js';
-import { readWholeImages, type LabelledImages } from '../train/whole-images.js';
+import { forEachChunk, readWholeImages, type LabelledImages } from '../train/whole-images.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
@@ -139,38 +137,27 @@ export interface Features {
  * pooled vector: 5 000 slim grids at 64 px are 164 MB).
  */
 export async function embedImages(encoder: Encoder, images: LabelledImages, denseRows = 0, chunk = 64): Promise<Features> {
-  const plane = images.size * images.size * 3;
-  const input = new Float32Array(Math.min(chunk, images.count) * plane);
   const keepDense = Math.min(denseRows, images.count);
-  let pooled: Float32Array | undefined;
+  let pooled = new Float32Array(0);
   let grid: Float32Array | undefined;
   let dims = 0;
   let side = 0;
-  for (let start = 0; start < images.count; start += chunk) {
-    const n = Math.min(chunk, images.count - start);
-    normalizeRgb(images.pixels.subarray(start * plane, (start + n) * plane), input);
-    const [p, d] = tf.tidy(() => {
-      const out = encoder.apply(tf.tensor4d(input.subarray(0, n * plane), [n, images.size, images.size, 3]), { training: false });
-      return [out.pooled, out.dense];
-    });
-    try {
-      const pv = (await p.data()) as Float32Array;
-      if (!pooled) {
-        dims = pv.length / n;
-        side = d.shape[1] as number;
-        pooled = new Float32Array(images.count * dims);
-        if (keepDense > 0) grid = new Float32Array(keepDense * side * side * dims);
-      }
-      pooled.set(pv, start * dims);
-      if (grid && start < keepDense) {
-        const cells = side * side * dims;
-        grid.set(((await d.data()) as Float32Array).subarray(0, (Math.min(keepDense, start + n) - start) * cells), start * cells);
-      }
-    } finally {
-      tf.dispose([p, d]);
+  let cells = 0;
+  await forEachChunk(images.pixels, images.size, images.count, chunk, (x) => {
+    const out = encoder.apply(x, { training: false });
+    return [out.pooled, out.dense];
+  }, (start, n, [p, d], shapes) => {
+    if (start === 0) {
+      dims = (p as Float32Array).length / n;
+      side = (shapes[1] as number[])[1] as number;
+      cells = side * side * dims;
+      pooled = new Float32Array(images.count * dims);
+      if (keepDense > 0) grid = new Float32Array(keepDense * cells);
     }
-  }
-  return { pooled: pooled as Float32Array, ...(grid ? { dense: grid } : {}), dims, grid: side };
+    pooled.set(p as Float32Array, start * dims);
+    if (grid && start < keepDense) grid.set((d as Float32Array).subarray(0, (Math.min(keepDense, start + n) - start) * cells), start * cells);
+  });
+  return { pooled, ...(grid ? { dense: grid } : {}), dims, grid: side };
 }
 
 export type EvalResults = Record<string, number | string | Record<string, number | null>>;

@@ -18,11 +18,9 @@
  * steps. Each evaluation embeds it in chunks (`method.embed`: the L2-normalised online
  * projection, batch norm in inference mode), each chunk in `tf.tidy`, and frees everything.
  */
-import * as tf from '@tensorflow/tfjs';
 import type { Method } from '../methods/method.js';
-import { normalizeRgb } from '../operators/batch.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
-import { readWholeImages } from './whole-images.js';
+import { forEachChunk, readWholeImages } from './whole-images.js';
 
 /** Neighbours that vote (solo-learn's kNN monitor). */
 export const KNN_K = 20;
@@ -189,31 +187,19 @@ export function createKnnMonitor(options: KnnMonitorOptions): KnnMonitor {
   if (!Number.isInteger(k) || k < 1) throw new Error(`knn k: expected a positive integer, got "${k}"`);
   if (!(tau > 0)) throw new Error(`knn tau: expected a temperature > 0, got "${tau}"`);
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`knn chunk: expected a positive integer, got "${chunk}"`);
-  const plane = set.size * set.size * 3;
-  const input = new Float32Array(Math.min(chunk, set.count) * plane);
   return {
     set,
     async evaluate() {
-      let embeddings: Float32Array | undefined;
+      let embeddings = new Float32Array(0);
       let dims = 0;
-      for (let start = 0; start < set.count; start += chunk) {
-        const n = Math.min(chunk, set.count - start);
-        const src = set.pixels.subarray(start * plane, (start + n) * plane);
-        normalizeRgb(src, input);
-        const embedded = tf.tidy(() => method.embed(tf.tensor4d(input.subarray(0, n * plane), [n, set.size, set.size, 3])));
-        let values: Float32Array;
-        try {
-          values = (await embedded.data()) as Float32Array;
-        } finally {
-          embedded.dispose();
-        }
-        if (!embeddings) {
-          dims = values.length / n;
+      await forEachChunk(set.pixels, set.size, set.count, chunk, (x) => [method.embed(x)], (start, n, [values]) => {
+        if (start === 0) {
+          dims = (values as Float32Array).length / n;
           embeddings = new Float32Array(set.count * dims);
         }
-        embeddings.set(values, start * dims);
-      }
-      const e = embeddings as Float32Array;
+        embeddings.set(values as Float32Array, start * dims);
+      });
+      const e = embeddings;
       const r = set.references;
       return knnAccuracy(e.subarray(0, r * dims), set.labels.subarray(0, r), e.subarray(r * dims), set.labels.subarray(r), dims, k, tau);
     },

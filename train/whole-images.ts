@@ -4,8 +4,10 @@
  * ground-truth class and foreground maps cut by the same view. Read by the kNN monitor and by
  * `densestream eval`; plain data, no tensors.
  */
+import * as tf from '@tensorflow/tfjs';
 import { lastValueFrom, map, tap } from 'rxjs';
 import { wholeImageView } from '../operators/augment-presets.js';
+import { normalizeRgb } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
@@ -83,4 +85,29 @@ export async function readWholeImages(samples: AsyncIterable<Sample> | Iterable<
     Object.assign(out, { classes, foreground });
   }
   return out;
+}
+
+/**
+ * Runs `forward` on RGB images (`[count, size, size, 3]`, normalised as batches are) `chunk` at
+ * a time, in inference, and hands each chunk's outputs, read back, to `take(start, n, values)`.
+ * Every tensor is freed before the next chunk: memory is one chunk's, whatever `count`.
+ */
+export async function forEachChunk(
+  pixels: Uint8Array, size: number, count: number, chunk: number,
+  forward: (x: tf.Tensor4D) => tf.Tensor[],
+  take: (start: number, n: number, values: Float32Array[], shapes: number[][]) => void,
+): Promise<void> {
+  const plane = size * size * 3;
+  const input = new Float32Array(Math.min(chunk, count) * plane);
+  for (let start = 0; start < count; start += chunk) {
+    const n = Math.min(chunk, count - start);
+    normalizeRgb(pixels.subarray(start * plane, (start + n) * plane), input);
+    const outputs = tf.tidy(() => forward(tf.tensor4d(input.subarray(0, n * plane), [n, size, size, 3])));
+    try {
+      const values = (await Promise.all(outputs.map((t) => t.data()))) as Float32Array[];
+      take(start, n, values, outputs.map((t) => t.shape));
+    } finally {
+      tf.dispose(outputs);
+    }
+  }
 }
