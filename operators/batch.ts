@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { Sample, View } from './types/index.js';
+import type { PlannedView, Sample, View } from './types/index.js';
+import { augmentViews, stackSources } from './augment-views.js';
 import { geometricMatch } from './view-geometry.js';
 
 /** ImageNet statistics, the usual normalisation for SSL encoders. */
@@ -52,7 +53,7 @@ export function normalizeRgb(rgb: Uint8Array, out: Float32Array, offset = 0, mea
 }
 
 function viewsTensor(views: View[], mean: readonly number[], std: readonly number[]): tf.Tensor4D {
-  const { width, height } = (views[0] as View).pixels;
+  const { width, height } = views[0]!.pixels;
   const plane = width * height * 3;
   const out = new Float32Array(views.length * plane);
   views.forEach((v, b) => {
@@ -64,19 +65,44 @@ function viewsTensor(views: View[], mean: readonly number[], std: readonly numbe
   return tf.tensor4d(out, [views.length, height, width, 3]);
 }
 
-function collate(samples: Sample[], mean: readonly number[], std: readonly number[], grid?: number): Batch {
+/**
+ * Every view index's pixels as `[B, H, W, 3]` tensors: the CPU-cut views normalised and
+ * copied, or the planned views cut on the compute backend from the stacked source images.
+ */
+function viewTensors(samples: Sample[], viewCount: number, mean: readonly [number, number, number], std: readonly [number, number, number]): tf.Tensor4D[] {
+  const planned = samples.filter((s) => s.views!.every((v) => v.plan !== undefined)).length;
+  if (planned === 0) {
+    return Array.from({ length: viewCount }, (_, k) => viewsTensor(samples.map((s) => s.views![k] as View), mean, std));
+  }
+  if (planned !== samples.length || samples.some((s) => s.views!.some((v) => v.pixels !== undefined))) {
+    const odd = samples.find((s) => s.views!.some((v) => v.pixels !== undefined)) as Sample;
+    throw new Error(`batch: sample ${odd.id} has views cut on the CPU in a batch of views planned for the backend (one --augment path per run)`);
+  }
+  const sources = stackSources(samples);
+  const out: tf.Tensor4D[] = [];
+  try {
+    for (let k = 0; k < viewCount; k++) out.push(augmentViews(sources, samples, k, { mean, std }));
+  } catch (err) {
+    tf.dispose(out);
+    throw err;
+  } finally {
+    sources.dispose();
+  }
+  return out;
+}
+
+function collate(samples: Sample[], mean: readonly [number, number, number], std: readonly [number, number, number], grid?: number): Batch {
   const viewCount = samples[0]?.views?.length ?? 0;
   for (const s of samples) {
     if (s.views?.length !== viewCount || viewCount === 0) throw new Error(`batch: sample ${s.id} has no views or a different number (put multiView() first)`);
   }
-  const byView = (k: number) => samples.map((s) => (s.views as View[])[k] as View);
-  const views: tf.Tensor4D[] = [];
+  const byView = (k: number) => samples.map((s) => (s.views as Array<View | PlannedView>)[k] as View | PlannedView);
+  const views = viewTensors(samples, viewCount, mean, std);
   const masks: Array<tf.Tensor3D | undefined> = [];
   const boxes: tf.Tensor2D[] = [];
   const flipped: tf.Tensor1D[] = [];
   for (let k = 0; k < viewCount; k++) {
     const vs = byView(k);
-    views.push(viewsTensor(vs, mean, std));
     const withMasks = vs.every((v) => v.mask);
     if (withMasks) {
       const { width, height } = vs[0]!.mask!;
@@ -121,6 +147,8 @@ function collate(samples: Sample[], mean: readonly number[], std: readonly numbe
  *
  * Tensors are created only when a batch is full, and the consumer disposes them. If the
  * subscriber leaves, the samples held back are simply dropped (they hold no tensors).
+ * Views planned for the backend (`multiView({ augment: 'backend' })`) are cut here, per batch,
+ * by tensor ops (`augmentViews`); their images must share one size.
  *
  * @param size Samples per batch.
  * @see multiView

@@ -16,7 +16,7 @@ import { PRESETS, presetViews } from '../operators/augment-presets.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import type { Plane, Sample, SkipRecord } from '../operators/types/index.js';
+import { cutPixels, type Plane, type Sample, type SkipRecord } from '../operators/types/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
 import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
@@ -132,8 +132,8 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
       orderedMergeMap(async (s: Sample): Promise<EncodedSample> => ({
         id: s.id,
         label: s.label,
-        views: await Promise.all((s.views ?? []).map(async (v) => ({
-          image: await encodeImage(v.pixels, 3, c['image-format']), mask: v.mask ? await maskPng(v.mask) : null, box: v.box, flipped: v.flipped,
+        views: await Promise.all((s.views ?? []).map(async (v, k) => ({
+          image: await encodeImage(cutPixels(s, k), 3, c['image-format']), mask: v.mask ? await maskPng(v.mask) : null, box: v.box, flipped: v.flipped,
         }))),
         ...(s.mask && c.masks !== 'none' ? { mask: { png: await maskPng(s.mask), width: s.mask.width, height: s.mask.height } } : {}),
       }), 4),

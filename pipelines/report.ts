@@ -24,7 +24,7 @@ import { pcaRgb } from '../operators/feature-pca.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import type { Pixels, Sample, SkipRecord } from '../operators/types/index.js';
+import { cutPixels, type Pixels, type Sample, type SkipRecord } from '../operators/types/index.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { writePreviewSheet } from '../sinks/preview-sheet.js';
 import { readEvaluations, type SavedEvaluations } from './evaluate.js';
@@ -193,7 +193,7 @@ async function densePca(source: Source, checkpoint: string, count: number, seed:
       ),
     );
     if (samples.length === 0) return [];
-    const views = samples.map((s) => (s.views?.[0] as NonNullable<Sample['views']>[number]).pixels);
+    const views = samples.map((s) => cutPixels(s, 0));
     const x = new Float32Array(views.length * size * size * 3);
     views.forEach((p, b) => normalizeRgb(p.data, x, b * size * size * 3));
     const dense = tf.tidy(() => encoder.apply(tf.tensor4d(x, [views.length, size, size, 3]), { training: false }).dense);

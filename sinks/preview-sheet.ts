@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import { renameSync } from 'node:fs';
-import type { Pixels, Plane, Sample } from '../operators/types/index.js';
+import { cutPixels, type Pixels, type Plane, type Sample } from '../operators/types/index.js';
 
 const ROW = 160; // tile height in pixels
 const GAP = 4;
@@ -64,7 +64,7 @@ export async function writePreviewSheet(samples: Sample[], path: string): Promis
     const tiles = [await tile(await withBoxes(s))];
     if (s.attention) tiles.push(await tile(await overlay(p, s.attention, heatTint)));
     if (s.mask) tiles.push(await tile(await overlay(p, s.mask, maskTint)));
-    for (const v of s.views ?? []) tiles.push(await tile(v.pixels));
+    for (let k = 0; k < (s.views?.length ?? 0); k++) tiles.push(await tile(cutPixels(s, k)));
     rows.push(tiles);
   }
   const width = Math.max(...rows.map((r) => r.reduce((a, t) => a + t.width + GAP, GAP)));

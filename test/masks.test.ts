@@ -99,7 +99,7 @@ describe('masks travel with the views', () => {
     for (const s of out) {
       for (const v of s.views!) {
         const [x0, y0, x1, y1] = v.box;
-        const size = v.pixels.width;
+        const size = v.pixels!.width;
         if (v.flipped) flipped++;
         for (let vy = 0; vy < size; vy++) for (let vx = 0; vx < size; vx++) {
           const col = v.flipped ? size - 1 - vx : vx;

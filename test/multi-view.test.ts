@@ -5,7 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { checkViewConfigs, presetViews, type ViewConfig } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
-import { colourTransform, multiView, type ViewPlan } from '../operators/multi-view.js';
+import { multiView } from '../operators/multi-view.js';
+import { colourTransform } from '../operators/view-plan.js';
+import type { ViewPlan } from '../operators/types/index.js';
 import { cellBoxes, viewCorrespondence } from '../operators/view-geometry.js';
 import type { Sample } from '../operators/types/index.js';
 import { collect } from './helpers/collect.js';
@@ -21,7 +23,7 @@ describe('multiView', () => {
         const [va, vb] = [a[i]!.views![k]!, b[i]!.views![k]!];
         expect(vb.box).toEqual(va.box);
         expect(vb.flipped).toBe(va.flipped);
-        expect(Buffer.compare(Buffer.from(vb.pixels.data), Buffer.from(va.pixels.data))).toBe(0);
+        expect(Buffer.compare(Buffer.from(vb.pixels!.data), Buffer.from(va.pixels!.data))).toBe(0);
         expect(vb.gtMask!.data).toEqual(va.gtMask!.data);
       }
     }
@@ -31,7 +33,7 @@ describe('multiView', () => {
 
   it('makes the preset\'s number of views at their sizes, boxes inside the source', async () => {
     const [s] = await collect(from(scenes(1)).pipe(multiView({ views: presetViews('multicrop', 64), seed: 3 })));
-    expect(s!.views!.map((v) => v.pixels.width)).toEqual([64, 64, 27, 27, 27, 27, 27, 27]);
+    expect(s!.views!.map((v) => v.pixels!.width)).toEqual([64, 64, 27, 27, 27, 27, 27, 27]);
     for (const v of s!.views!) {
       const [x0, y0, x1, y1] = v.box;
       expect(x0).toBeGreaterThanOrEqual(0);
@@ -62,8 +64,8 @@ describe('multiView', () => {
       for (const [vx, vy] of [[0, 0], [31, 0], [5, 17], [31, 31]] as const) {
         const sx = v.flipped ? x0 + 31 - vx : x0 + vx; // a flipped view's column 0 is the box's last
         const i = (vy * 32 + vx) * 3;
-        expect(v.pixels.data[i]).toBe(sx * 4);
-        expect(v.pixels.data[i + 1]).toBe((y0 + vy) * 4);
+        expect(v.pixels!.data[i]).toBe(sx * 4);
+        expect(v.pixels!.data[i + 1]).toBe((y0 + vy) * 4);
         expect(v.mask!.data[vy * 32 + vx]).toBe(sx < 20 ? 1 : 0);
       }
     }
@@ -164,7 +166,7 @@ describe('colour transform (jitter and greyscale as one affine map)', () => {
   it('renders a greyscale view with three equal channels', async () => {
     const grey: ViewConfig = { size: 32, scale: [0.5, 1], ratio: [1, 1], flip: 0, grayscale: 1 };
     const [s] = await collect(from(scenes(1)).pipe(multiView({ views: [grey], seed: 2 })));
-    const d = s!.views![0]!.pixels.data;
+    const d = s!.views![0]!.pixels!.data;
     for (let i = 0; i < d.length; i += 3) {
       expect(Math.abs(d[i]! - d[i + 1]!)).toBeLessThanOrEqual(1);
       expect(Math.abs(d[i]! - d[i + 2]!)).toBeLessThanOrEqual(1);

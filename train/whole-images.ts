@@ -12,7 +12,7 @@ import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import type { Plane, Sample, SkipRecord } from '../operators/types/index.js';
+import { cutPixels, type Plane, type Sample, type SkipRecord } from '../operators/types/index.js';
 
 export interface LabelledImages {
   ids: string[];
@@ -66,7 +66,7 @@ export async function readWholeImages(samples: AsyncIterable<Sample> | Iterable<
       tap((s) => {
         const view = s.views?.[0];
         if (!view) throw new Error(`sample ${s.id}: no whole-image view`);
-        rows.push({ id: s.id, pixels: view.pixels.data, label: s.label as number, ...(view.gtClasses ? { classes: view.gtClasses } : {}), ...(view.gtMask ? { foreground: view.gtMask } : {}) });
+        rows.push({ id: s.id, pixels: cutPixels(s, 0).data, label: s.label as number, ...(view.gtClasses ? { classes: view.gtClasses } : {}), ...(view.gtMask ? { foreground: view.gtMask } : {}) });
         budget.release();
       }),
     ),

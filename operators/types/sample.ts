@@ -21,18 +21,62 @@ export interface Plane<T extends Uint8Array | Float32Array = Uint8Array> {
 /** `[x0, y0, x1, y1]` in source-image pixels (x1, y1 exclusive; fractional allowed). */
 export type Box = readonly [number, number, number, number];
 
+/** The sample's maps as one view sees them: cut, resized (nearest) and flipped exactly like its pixels. */
+export interface ViewMaps {
+  mask?: Plane;
+  gtMask?: Plane;
+  gtClasses?: Plane;
+  attention?: Plane<Float32Array>;
+}
+
+/** Every random choice of one view, drawn up front on the CPU in a fixed order (determinism). */
+export interface ViewPlan {
+  /** The crop, in source coordinates (integer pixels, x1 and y1 exclusive). */
+  box: Box;
+  flipped: boolean;
+  /** Colour jitter factors (hue: a shift in turns), when the view is jittered. */
+  jitter?: { brightness: number; contrast: number; saturation: number; hue: number };
+  grayscale: boolean;
+  /** Gaussian blur sigma in view pixels, when the view is blurred. */
+  blurSigma?: number;
+  solarize: boolean;
+}
+
 /** One augmented view of a sample, with the geometry that ties it back to the source. */
-export interface View {
+export interface View extends ViewMaps {
   pixels: Pixels;
   /** The crop this view shows, in source coordinates. */
   box: Box;
   /** Mirrored left–right after cropping. */
   flipped: boolean;
-  /** The sample's maps, cut, resized (nearest) and flipped exactly like the pixels. */
-  mask?: Plane;
-  gtMask?: Plane;
-  gtClasses?: Plane;
-  attention?: Plane<Float32Array>;
+  plan?: undefined;
+}
+
+/**
+ * A view whose geometry and colour are drawn but whose pixels are not cut yet: the compute
+ * backend cuts them per batch from the sample's `pixels` (`multiView({ augment: 'backend' })`,
+ * then `batch` or `cutPlannedViews`). Its maps are already cut, on the CPU.
+ */
+export interface PlannedView extends ViewMaps {
+  plan: ViewPlan;
+  /** Side of the square view, in pixels. */
+  size: number;
+  box: Box;
+  flipped: boolean;
+  /** Mean grey level of the crop (the contrast jitter blends toward it), measured on the CPU. */
+  meanGrey: number;
+  pixels?: undefined;
+}
+
+/**
+ * The pixels of view `k` of `sample`, which must be cut already (not planned for the backend);
+ * throws naming the sample otherwise.
+ */
+export function cutPixels(sample: Sample, k: number): Pixels {
+  const v = sample.views?.[k];
+  if (!v) throw new Error(`sample ${sample.id} has no view ${k} (put multiView() first)`);
+  if (!v.pixels) throw new Error(`sample ${sample.id}: view ${k} is planned for the backend, not cut (put cutPlannedViews() after multiView({ augment: 'backend' }))`);
+  return v.pixels;
 }
 
 /** A view precomputed by `densestream precompute`, still encoded (PNG/JPEG/WebP). */
@@ -65,7 +109,8 @@ export interface Sample {
   mask?: Plane;
   /** Id of the sample chosen as this one's positive. */
   positive?: string;
-  views?: View[];
+  /** Cut views, or, with the backend cutting pixels, planned ones (never both in one sample). */
+  views?: Array<View | PlannedView>;
   /** Views read from precomputed shards, every epoch's, before `decodeViews` picks and decodes this epoch's. */
   encodedViews?: EncodedView[];
 }

@@ -1,0 +1,75 @@
+import { bufferCount, concatMap, from, type OperatorFunction } from 'rxjs';
+import type { PlannedView, Sample, View } from './types/index.js';
+import { augmentViews, stackSources } from './augment-views.js';
+
+export interface CutPlannedViewsOptions {
+  /** Samples cut together on the backend (default 32); the sample budget must allow that many in flight. */
+  batch?: number;
+}
+
+/** Cuts one group of same-size samples on the backend and reads the bytes back. */
+async function cutGroup(samples: Sample[]): Promise<Sample[]> {
+  const viewCount = samples[0]!.views!.length;
+  const sources = stackSources(samples);
+  const cut: Array<Uint8Array[]> = samples.map(() => []);
+  try {
+    for (let k = 0; k < viewCount; k++) {
+      const views = augmentViews(sources, samples, k);
+      let values: Float32Array;
+      try {
+        values = (await views.data()) as Float32Array;
+      } finally {
+        views.dispose();
+      }
+      const plane = values.length / samples.length;
+      samples.forEach((_, b) => cut[b]!.push(Uint8Array.from(values.subarray(b * plane, (b + 1) * plane))));
+    }
+  } finally {
+    sources.dispose();
+  }
+  return samples.map((s, b) => ({
+    ...s,
+    views: (s.views as PlannedView[]).map(({ plan: _plan, meanGrey: _grey, size, ...rest }, k): View => ({
+      ...rest, pixels: { data: cut[b]![k]!, width: size, height: size, channels: 3 },
+    })),
+  }));
+}
+
+/**
+ * Cuts the pixels of planned views (`multiView({ augment: 'backend' })`) on the compute
+ * backend, `batch` samples at a time, and hands them on as ordinary CPU views — for jobs that
+ * need the bytes (`precompute` encodes them as images). Samples pass in order; those without
+ * planned views pass unchanged. A group of images of different sizes is cut size by size.
+ *
+ * ```
+ * input:   a(plans) b(plans) c(plans)|
+ * output:  ----------------A B C|        (batch 3: A has views with pixels)
+ * ```
+ *
+ * @example
+ * source$.pipe(decode(), multiView({ views, seed, augment: 'backend' }), cutPlannedViews({ batch: 32 }))
+ * @see multiView
+ * @see batch, which cuts planned views straight into tensors
+ */
+export function cutPlannedViews(options: CutPlannedViewsOptions = {}): OperatorFunction<Sample, Sample> {
+  const size = options.batch ?? 32;
+  if (!Number.isInteger(size) || size < 1) throw new Error(`cutPlannedViews batch: expected a positive integer, got ${size}`);
+  return (source) => source.pipe(
+    bufferCount(size),
+    concatMap(async (group) => {
+      const out = [...group];
+      const bySize = new Map<string, number[]>();
+      group.forEach((s, i) => {
+        if (!s.views?.length || s.views.some((v) => v.plan === undefined)) return;
+        const key = `${s.pixels?.width}×${s.pixels?.height}`;
+        bySize.set(key, [...(bySize.get(key) ?? []), i]);
+      });
+      for (const indices of bySize.values()) {
+        const done = await cutGroup(indices.map((i) => group[i] as Sample));
+        indices.forEach((i, j) => { out[i] = done[j] as Sample; });
+      }
+      return out;
+    }),
+    concatMap((samples) => from(samples)),
+  );
+}

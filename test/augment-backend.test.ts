@@ -1,0 +1,173 @@
+/**
+ * The two ways of cutting a view's pixels — per image on the CPU (sharp) and per batch on the
+ * compute backend (tensor ops) — give the same views: the same boxes and flips exactly (one
+ * plan), the same maps exactly (one nearest-neighbour cut), and pixels within interpolation
+ * tolerance (half-pixel centres, libvips' anti-aliased linear reduce, edges repeated).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { from } from 'rxjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { renderScene } from '../datasets/scenes.js';
+import { selectBackend } from '../models/backend.js';
+import { presetViews, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
+import { batch, type Batch } from '../operators/batch.js';
+import { cutPlannedViews } from '../operators/cut-planned-views.js';
+import { decode } from '../operators/decode.js';
+import { multiView } from '../operators/multi-view.js';
+import { axisWeights, blurTaps, viewWeights } from '../operators/resample-weights.js';
+import type { PlannedView, Sample, View } from '../operators/types/index.js';
+import { collect } from './helpers/collect.js';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures');
+const scenes = (n: number, size = 64) => Array.from({ length: n }, (_, i) => renderScene(11, i, size));
+const photos = async (minSide: number): Promise<Sample[]> => collect(from(['chelsea.jpg', 'coffee.jpg'].map((f) => ({ id: f, bytes: new Uint8Array(readFileSync(join(FIXTURES, f))) }))).pipe(decode({ minSide })));
+
+/** Both paths over the same samples: CPU views, and backend views read back as bytes. */
+async function bothPaths(samples: Sample[], views: ViewConfig[], seed = 3): Promise<{ cpu: Sample[]; backend: Sample[]; planned: Sample[] }> {
+  const cpu = await collect(from(samples).pipe(multiView({ views, seed })));
+  const planned = await collect(from(samples).pipe(multiView({ views, seed, augment: 'backend' })));
+  const backend = await collect(from(planned).pipe(cutPlannedViews({ batch: 8 })));
+  return { cpu, backend, planned };
+}
+
+/** Mean and largest absolute difference of two views' bytes, in 0–255 units. */
+function difference(a: Uint8Array, b: Uint8Array): { mean: number; max: number } {
+  let sum = 0;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs((a[i] as number) - (b[i] as number));
+    sum += d;
+    if (d > max) max = d;
+  }
+  return { mean: sum / a.length, max };
+}
+
+function compareViews(cpu: Sample[], backend: Sample[]): { mean: number; worstView: number } {
+  let total = 0;
+  let n = 0;
+  let worstView = 0;
+  cpu.forEach((s, i) => s.views!.forEach((v, k) => {
+    const w = backend[i]!.views![k] as View;
+    expect(w.pixels.width).toBe(v.pixels!.width);
+    const d = difference(v.pixels!.data, w.pixels.data);
+    total += d.mean * v.pixels!.data.length;
+    n += v.pixels!.data.length;
+    worstView = Math.max(worstView, d.mean);
+  }));
+  return { mean: total / n, worstView };
+}
+
+beforeAll(async () => { await selectBackend('wasm', { threads: 2 }); });
+
+describe('resample weights', () => {
+  it('is the identity for a crop of the view\'s own size, and each row sums to 1', () => {
+    const same = axisWeights(3, 13, 20, 10);
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 20; j++) expect(same[i * 20 + j]).toBeCloseTo(j === i + 3 ? 1 : 0, 6);
+    for (const [start, end, size] of [[0, 7, 28], [5, 40, 16], [0, 451, 224]] as const) {
+      const w = axisWeights(start, end, 451, size);
+      for (let i = 0; i < size; i++) expect(w.subarray(i * 451, (i + 1) * 451).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+  });
+
+  it('samples an enlargement as libvips does, half an output pixel early: 2× of [10, 20, 30] gives 10, 10, 15, 20, 25, 30', () => {
+    const w = axisWeights(0, 3, 3, 6);
+    const line = [10, 20, 30];
+    expect([0, 1, 2, 3, 4, 5].map((i) => line.reduce((a, v, j) => a + w[i * 3 + j]! * v, 0))).toEqual([10, 10, 15, 20, 25, 30]);
+  });
+
+  it('shrinks 2× with a triangle of half-width 2 (taps ¼, ¾, ¾, ¼ over 8): no source pixel is skipped', () => {
+    const w = axisWeights(0, 8, 8, 4);
+    expect(Array.from(w.subarray(8, 16)).map((x) => Math.round(x * 8))).toEqual([0, 1, 3, 3, 1, 0, 0, 0]);
+  });
+
+  it('uses libvips\' integer Gaussian taps at sharp\'s defaults (σ = 1: 12, 20, 12; σ < 0.56: none)', () => {
+    expect(Array.from(blurTaps(1)).map((t) => t * 44)).toEqual([12, 20, 12].map((t) => expect.closeTo(t, 4)));
+    expect(Array.from(blurTaps(0.5))).toEqual([1]);
+    expect(Array.from(blurTaps(0.2))).toEqual([1]);
+    expect(blurTaps(2).length).toBe(7);
+  });
+
+  it('mirrors a flipped view: its first column is the crop\'s last', () => {
+    const { cols } = viewWeights([2, 0, 6, 4], true, undefined, 8, 4, 4);
+    expect(cols[0 * 8 + 5]).toBeCloseTo(1, 6);
+    expect(cols[3 * 8 + 2]).toBeCloseTo(1, 6);
+  });
+});
+
+describe('augment: backend against cpu', () => {
+  it.each(['mocov2', 'byol', 'multicrop'] as PresetName[])('draws the same boxes, flips and maps exactly (%s)', async (preset) => {
+    const { cpu, planned } = await bothPaths(scenes(12), presetViews(preset, 48));
+    cpu.forEach((s, i) => s.views!.forEach((v, k) => {
+      const p = planned[i]!.views![k] as PlannedView;
+      expect(p.plan).toBeDefined();
+      expect(p.pixels).toBeUndefined();
+      expect(p.box).toEqual(v.box);
+      expect(p.flipped).toBe(v.flipped);
+      expect(p.size).toBe(v.pixels!.width);
+      expect(p.gtMask!.data).toEqual(v.gtMask!.data);
+      expect(p.gtClasses!.data).toEqual(v.gtClasses!.data);
+    }));
+  });
+
+  it.each(['mocov2', 'byol', 'multicrop'] as PresetName[])('cuts scenes within 2/255 mean absolute difference of sharp (%s)', async (preset) => {
+    const { cpu, backend } = await bothPaths(scenes(24), presetViews(preset, 64));
+    const d = compareViews(cpu, backend);
+    expect(d.mean).toBeLessThanOrEqual(2);
+    expect(d.worstView).toBeLessThanOrEqual(1); // measured: 0.30–0.36 per view, 0.19–0.22 mean
+  });
+
+  it.each([64, 224])('cuts real photos within 2/255 mean absolute difference of sharp (%i px views, shrinking crops)', async (size) => {
+    const images = await photos(Math.ceil(size / Math.sqrt(0.2)));
+    const { cpu, backend } = await bothPaths([...images, ...images.map((s) => ({ ...s, id: `${s.id}#2` }))], presetViews('byol', size), 5);
+    const d = compareViews(cpu, backend);
+    expect(d.mean).toBeLessThanOrEqual(2);
+    expect(d.worstView).toBeLessThanOrEqual(1); // measured: 0.30–0.36 per view, 0.19–0.22 mean
+  });
+
+  it('gives batch() the same normalised tensors as the CPU path, and frees them', async () => {
+    const views = presetViews('mocov2', 32);
+    const before = tf.memory().numTensors;
+    const cut = await collect(from(scenes(16)).pipe(multiView({ views, seed: 4 }), batch(8)));
+    const planned = await collect(from(scenes(16)).pipe(multiView({ views, seed: 4, augment: 'backend' }), batch(8)));
+    expect(planned).toHaveLength(2);
+    cut.forEach((a: Batch, i) => {
+      const b = planned[i]!;
+      expect(b.ids).toEqual(a.ids);
+      for (let k = 0; k < 2; k++) {
+        expect(b.views[k]!.shape).toEqual(a.views[k]!.shape);
+        const mad = tf.tidy(() => tf.mean(tf.abs(tf.sub(a.views[k]!, b.views[k]!))).dataSync()[0]!);
+        expect(mad).toBeLessThanOrEqual(2 / 255 / 0.224);
+        expect(b.boxes[k]!.arraySync()).toEqual(a.boxes[k]!.arraySync());
+        expect(b.flipped[k]!.arraySync()).toEqual(a.flipped[k]!.arraySync());
+      }
+    });
+    [...cut, ...planned].forEach((b) => b.dispose());
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('keeps numTensors flat over many batches', async () => {
+    const views = presetViews('byol', 24);
+    const run = async () => (await collect(from(scenes(32, 32)).pipe(multiView({ views, seed: 1, augment: 'backend' }), batch(8)))).forEach((b) => b.dispose());
+    await run();
+    const before = tf.memory().numTensors;
+    await run();
+    await run();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('refuses a batch of images of different sizes, naming the sample', async () => {
+    const mixed = [...scenes(3, 64), renderScene(11, 99, 48)];
+    await expect(collect(from(mixed).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' }), batch(4))))
+      .rejects.toThrow(/sample scenes:99 is 48×48.*--augment cpu/);
+  });
+
+  it('refuses a box outside its image, naming the sample, rather than clamping it', async () => {
+    const planned = await collect(from(scenes(2)).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' })));
+    const bad = planned.map((s, i) => (i === 1 ? { ...s, views: s.views!.map((v) => ({ ...v, box: [40, 0, 70, 30] as const })) } : s));
+    const before = tf.memory().numTensors;
+    await expect(collect(from(bad).pipe(batch(2)))).rejects.toThrow(/sample scenes:1: box \[40, 0, 70, 30\] is not a crop of its 64×64 image/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
