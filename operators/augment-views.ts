@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Pixels, PlannedView, Sample } from './types/index.js';
-import { viewWeights } from './resample-weights.js';
+import { blurTaps, viewWeights } from './resample-weights.js';
 import { colourTransform } from './view-plan.js';
 
 /** Normalisation folded into the last op: `(x / 255 − mean) / std` per channel. */
@@ -61,35 +61,29 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     return v;
   });
   const size = planned[0]!.size;
-  const rows = new Float32Array(batch * size * height);
-  const cols = new Float32Array(batch * size * width);
+  planned.forEach((v, b) => {
+    if (v.size !== size) throw new Error(`augmentViews: view ${k} of sample ${samples[b]!.id} is ${v.size} px, of sample ${samples[0]!.id} ${size} px`);
+  });
   const colour = new Float32Array(batch * 9); // each view's matrix, transposed: pixels are rows
   const offset = new Float32Array(batch);
   const solarize = new Float32Array(batch);
   planned.forEach((v, b) => {
-    if (v.size !== size) throw new Error(`augmentViews: view ${k} of sample ${samples[b]!.id} is ${v.size} px, of sample ${samples[0]!.id} ${size} px`);
-    const w = viewWeights(v.box, v.flipped, v.plan.blurSigma, width, height, size);
-    rows.set(w.rows, b * size * height);
-    cols.set(w.cols, b * size * width);
     const t = colourTransform(v.plan, v.meanGrey);
     const m = t?.matrix ?? [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
     for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) colour[b * 9 + c * 3 + r] = m[r]![c]!;
     offset[b] = t?.offset ?? 0;
     solarize[b] = v.plan.solarize ? 1 : 0;
   });
+  const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
   return tf.tidy(() => {
-    // rows · image: [B, S, H] × [B, H, W·3] → [B, S, W·3]
-    const tall = tf.matMul(tf.tensor3d(rows, [batch, size, height]), tf.reshape(sources, [batch, height, width * 3]));
-    // · colsᵀ along W: bring W last, [B, S·3, W] × [B, W, S] → [B, S·3, S], then back to [B, S·S, 3]
-    const wide = tf.transpose(tf.reshape(tall, [batch, size, width, 3]), [0, 1, 3, 2]);
-    const cut = tf.matMul(tf.reshape(wide, [batch, size * 3, width]), tf.tensor3d(cols, [batch, size, width]), false, true);
-    const rgb = tf.reshape(tf.transpose(tf.reshape(cut, [batch, size, 3, size]), [0, 1, 3, 2]), [batch, size * size, 3]);
-    const coloured = tf.add(tf.matMul(rgb, tf.tensor3d(colour, [batch, 3, 3])), tf.tensor3d(offset, [batch, 1, 1]));
-    const bytes = tf.round(tf.clipByValue(coloured, 0, 255)); // the CPU path's Uint8ClampedArray
-    // solarize: v ≥ 128 → 255 − v, in the views that draw it
-    const inverted = tf.where(tf.greaterEqual(bytes, 128), tf.sub(255, bytes), bytes);
-    const s = tf.tensor3d(solarize, [batch, 1, 1]);
-    let out = tf.add(bytes, tf.mul(s, tf.sub(inverted, bytes)));
+    const rgb = enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size);
+    const coloured = tf.add(tf.matMul(tf.reshape(rgb, [batch, size * size, 3]), tf.tensor3d(colour, [batch, 3, 3])), tf.tensor3d(offset, [batch, 1, 1]));
+    let out = tf.round(tf.clipByValue(coloured, 0, 255)); // the CPU path's Uint8ClampedArray
+    if (solarize.some((x) => x > 0)) {
+      // solarize: v ≥ 128 → 255 − v, in the views that draw it
+      const inverted = tf.where(tf.greaterEqual(out, 128), tf.sub(255, out), out);
+      out = tf.add(out, tf.mul(tf.tensor3d(solarize, [batch, 1, 1]), tf.sub(inverted, out)));
+    }
     if (normalise) {
       const scale = tf.tensor1d(normalise.std.map((d) => 1 / (255 * d)));
       const shift = tf.tensor1d(normalise.mean.map((m, c) => m / (normalise.std[c] as number)));
@@ -97,4 +91,76 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     }
     return tf.reshape(out, [batch, size, size, 3]);
   });
+}
+
+/**
+ * Views whose crops are no larger than the view (every crop of a same-size source cut at its
+ * own size): libvips samples them bilinearly at `x0 + i·f − ½` on both axes, a linear map of
+ * the output index, which `cropAndResize` reproduces on the image padded by its edge pixels.
+ * Blur, where a view has one, follows as a per-view separable convolution.
+ */
+function enlargedViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
+  const [batch, height, width] = sources.shape;
+  const boxes = new Float32Array(batch * 4);
+  planned.forEach(({ box: [x0, y0, x1, y1], flipped }, b) => {
+    // padded coordinates: source pixel j sits at j + 1
+    const first = (start: number) => start + 0.5;
+    const last = (start: number, end: number) => start + ((size - 1) * (end - start)) / size + 0.5;
+    const [left, right] = [first(x0) / (width + 1), last(x0, x1) / (width + 1)];
+    boxes.set([first(y0) / (height + 1), flipped ? right : left, last(y0, y1) / (height + 1), flipped ? left : right], b * 4);
+  });
+  const padded = tf.mirrorPad(sources, [[0, 0], [1, 1], [1, 1], [0, 0]], 'symmetric'); // one pixel: the edge repeated
+  const cut = tf.image.cropAndResize(padded, tf.tensor2d(boxes, [batch, 4]), tf.range(0, batch, 1, 'int32'), [size, size]);
+  return blurredViews(cut, planned);
+}
+
+/**
+ * Any views (crops larger than the view shrink with libvips' anti-aliased reduce): rows ·
+ * image · colsᵀ with `viewWeights`, blur included — two batched products.
+ */
+function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
+  const [batch, height, width] = sources.shape;
+  const rows = new Float32Array(batch * size * height);
+  const cols = new Float32Array(batch * size * width);
+  planned.forEach((v, b) => {
+    const w = viewWeights(v.box, v.flipped, v.plan.blurSigma, width, height, size);
+    rows.set(w.rows, b * size * height);
+    cols.set(w.cols, b * size * width);
+  });
+  // rows · image: [B, S, H] × [B, H, W·3] → [B, S, W·3]
+  const tall = tf.matMul(tf.tensor3d(rows, [batch, size, height]), tf.reshape(sources, [batch, height, width * 3]));
+  // · colsᵀ along W: bring W last, [B, S·3, W] × [B, W, S] → [B, S·3, S], then back to [B, S, S, 3]
+  const wide = tf.transpose(tf.reshape(tall, [batch, size, width, 3]), [0, 1, 3, 2]);
+  const cut = tf.matMul(tf.reshape(wide, [batch, size * 3, width]), tf.tensor3d(cols, [batch, size, width]), false, true);
+  return tf.transpose(tf.reshape(cut, [batch, size, 3, size]), [0, 1, 3, 2]);
+}
+
+/** Replicates the edge of axis 1 and 2 of `x` `radius` times. */
+function padEdges(x: tf.Tensor4D, radius: number): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const repeat = (t: tf.Tensor4D, axis: 1 | 2, at: number) => tf.tile(tf.slice(t, axis === 1 ? [0, at, 0, 0] : [0, 0, at, 0], axis === 1 ? [-1, 1, -1, -1] : [-1, -1, 1, -1]), axis === 1 ? [1, radius, 1, 1] : [1, 1, radius, 1]);
+  const tall = tf.concat([repeat(x, 1, 0), x, repeat(x, 1, h - 1)], 1) as tf.Tensor4D;
+  return tf.concat([repeat(tall, 2, 0), tall, repeat(tall, 2, w - 1)], 2);
+}
+
+/**
+ * libvips' Gaussian blur of each view at its own sigma (`blurTaps`, edges repeated): the batch
+ * moved into channels, so one separable depthwise convolution blurs every view with its taps.
+ */
+function blurredViews(views: tf.Tensor4D, planned: readonly PlannedView[]): tf.Tensor4D {
+  const taps = planned.map((v) => blurTaps(v.plan.blurSigma ?? 0));
+  const radius = Math.max(...taps.map((t) => (t.length - 1) / 2));
+  if (radius === 0) return views;
+  const [batch, h, w] = views.shape;
+  const k = 2 * radius + 1;
+  const filter = new Float32Array(k * batch * 3);
+  taps.forEach((t, b) => {
+    const r = (t.length - 1) / 2;
+    t.forEach((value, j) => { for (let c = 0; c < 3; c++) filter[(radius - r + j) * batch * 3 + b * 3 + c] = value; });
+  });
+  const channels = tf.reshape(tf.transpose(views, [1, 2, 0, 3]), [1, h, w, batch * 3]) as tf.Tensor4D;
+  const padded = padEdges(channels, radius);
+  const across = tf.depthwiseConv2d(padded, tf.tensor4d(filter, [1, k, batch * 3, 1]), 1, 'valid');
+  const down = tf.depthwiseConv2d(across, tf.tensor4d(filter, [k, 1, batch * 3, 1]), 1, 'valid');
+  return tf.transpose(tf.reshape(down, [h, w, batch, 3]), [2, 0, 1, 3]);
 }

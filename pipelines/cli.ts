@@ -39,6 +39,8 @@ Commands:
              --attention boundary|frequency-tuned|model:PATH|encoder:RUN|encoder (the attention view's and saliency masks' map;
              encoder: the one being trained, refreshed every --attention-refresh K (50) steps)  --align-weight λ (0; the align loss)
              --backend auto|tensorflow|wasm|cpu  --threads N
+             --augment auto|cpu|backend (where view pixels are cut: per image with sharp, or per batch by tensor ops on the backend;
+             auto measures both on the first images and takes the cheaper; images of mixed sizes go to the CPU)
              --out DIR (runs/METHOD)  --seed S  --optimizer sgd|adamw|lars  --lr (0.05 sgd, 1e-3 adamw, 0.3·B/256 lars)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
@@ -47,6 +49,7 @@ Commands:
              --data SOURCE (required, finite)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
              --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view  --attention SOURCE
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
+             --augment auto|cpu|backend (as train's)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
              --data SOURCE (required; finite: scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
              --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18|vit, the baseline)

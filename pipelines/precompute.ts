@@ -3,15 +3,17 @@
  * Parquet shards; `densestream train --data parquet:DIR` then trains from them without
  * decoding sources, computing masks or augmenting.
  *
- * source → decode → attention → mask → multiView × G epochs → rows of `views` (and `masks`)
+ * source → decode → attention → mask → multiView × G epochs (→ cutPlannedViews with `--augment backend`)
+ * → rows of `views` (and `masks`)
  *
  * `--views N` stores N views per image: N / P epochs of a P-view preset, each epoch's views
  * exactly those `train` would cut live with the same seed at that epoch (`views` table,
  * `view` = e·P + k). Training past epoch N / P cycles through them.
  */
-import { bufferCount, type Observable } from 'rxjs';
+import * as tf from '@tensorflow/tfjs';
+import { bufferCount, from, lastValueFrom, toArray, type Observable } from 'rxjs';
 import sharp from 'sharp';
-import { parseShard } from '../datasets/source.js';
+import { parseShard, readSamples, type Source } from '../datasets/source.js';
 import { PRESETS, presetViews } from '../operators/augment-presets.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
@@ -25,7 +27,10 @@ import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
-import { sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
+import { decodeMinSide, sampleViews, viewConfigs, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
+import { AUGMENT_CHOICES, chooseAugmentPath, type AugmentChoice } from '../operators/augment-choice.js';
+import { cutPlannedViews } from '../operators/cut-planned-views.js';
+import { decode } from '../operators/decode.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
@@ -47,6 +52,7 @@ const SPEC = {
   'rows-per-file': { type: 'int', min: 1 },
   seed: { type: 'int', min: 0 },
   quiet: { type: 'boolean' },
+  augment: { type: 'string', choices: AUGMENT_CHOICES },
 } as const satisfies Record<string, Spec>;
 
 export interface PrecomputeConfig {
@@ -68,9 +74,11 @@ export interface PrecomputeConfig {
   'rows-per-file': number;
   seed: number;
   quiet: boolean;
+  /** Where view pixels are cut: per image on the CPU, per batch on the compute backend, or the one measured cheaper (auto). */
+  augment: AugmentChoice;
 }
 
-const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-view': false, 'image-format': 'png', format: 'parquet', codec: 'zstd', shard: '0/1', 'rows-per-file': 500, seed: 0, quiet: false } as const;
+const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-view': false, 'image-format': 'png', format: 'parquet', codec: 'zstd', shard: '0/1', 'rows-per-file': 500, seed: 0, quiet: false, augment: 'auto' } as const;
 
 /** Samples per Parquet row group of the views table: small, so one sample's read decodes little. */
 export const VIEW_GROUP_SAMPLES = 16;
@@ -111,14 +119,25 @@ interface EncodedSample {
   mask?: { png: Uint8Array; width: number; height: number };
 }
 
+/** The first images of `source`, decoded: what `--augment auto` measures both paths on. */
+async function firstImages(source: Source, size: number): Promise<Sample[]> {
+  return lastValueFrom(from(readSamples(source, { shuffle: false, limit: 32 })).pipe(decode({ minSide: decodeMinSide(size) }), toArray()));
+}
+
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
   const source = await openSource(c.data).catch(toConfigError);
   // A model's attention runs on tfjs: the same backend train would use.
-  if (c.attention !== undefined && /^(model|encoder):/.test(c.attention)) await selectBackend('auto');
+  if ((c.attention !== undefined && /^(model|encoder):/.test(c.attention)) || c.augment !== 'cpu') await selectBackend('auto');
   const maps = c.attention?.startsWith('encoder:') ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed) : undefined;
   const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
-  const options: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
+  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
+  const augment = await chooseAugmentPath(c.augment, {
+    samples: source.imageSize && c.augment === 'auto' ? await firstImages(source, c.size) : [],
+    views: viewConfigs(viewOptions), sameSize: source.imageSize !== undefined, gpu: tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow', seed: c.seed,
+  });
+  if (!c.quiet) process.stderr.write(`${augment.reason}\n`);
+  const options: SampleViewOptions = { ...viewOptions, augment: augment.path };
   const groups = (c.views ?? c.perEpoch) / c.perEpoch;
   const epochs = Array.from({ length: groups }, (_, e) => e);
   const viewTable = viewsSchema(c['image-format']);
@@ -129,6 +148,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     const budget = new SampleBudget(4 * VIEW_GROUP_SAMPLES);
     const encoded: Observable<EncodedSample[]> = fromSource(samples, budget).pipe(
       sampleViews(options, epochs, (r) => { onSkip(r); budget.release(); }, onNote),
+      augment.path === 'backend' ? cutPlannedViews({ batch: VIEW_GROUP_SAMPLES }) : (s) => s,
       orderedMergeMap(async (s: Sample): Promise<EncodedSample> => ({
         id: s.id,
         label: s.label,
@@ -178,7 +198,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
     config: {
       data: c.data, attention: c.attention ?? null, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, attentionView: c['attention-view'],
-      imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
+      augment: c.augment, imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
     },
     tables, writePart, progress: !c.quiet,
     });

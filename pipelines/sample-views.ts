@@ -9,7 +9,7 @@ import { attentionMap, type AttentionSource } from '../operators/attention-map.j
 import { presetViews, withAttentionView, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
-import { multiView } from '../operators/multi-view.js';
+import { multiView, type AugmentPath } from '../operators/multi-view.js';
 import type { Pixels, Plane, Sample, SkipRecord } from '../operators/types/index.js';
 
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
@@ -27,6 +27,8 @@ export interface SampleViewOptions {
   /** Foreground masks carried into the views: none, from saliency, colour k-means, or the scenes' ground truth. */
   masks: ViewMasks;
   seed: number;
+  /** Where view pixels are cut (default cpu): `backend` leaves planned views for `batch` or `cutPlannedViews`. */
+  augment?: AugmentPath;
 }
 
 /** The view blocks of one epoch (the preset, its first view made an attention view if asked). */
@@ -93,7 +95,7 @@ export function sampleViews(
   if (beforeViews && epochs.length !== 1) throw new Error(`sampleViews: beforeViews takes one epoch, got ${epochs.length}`);
   const views = viewConfigs(o);
   const onFallback = (id: string, reason: string) => onNote({ id, stage: 'attention-view', reason });
-  const perEpoch = epochs.map((epoch) => multiView({ views, seed: o.seed, epoch, onFallback }));
+  const perEpoch = epochs.map((epoch) => multiView({ views, seed: o.seed, epoch, onFallback, augment: o.augment ?? 'cpu' }));
   return (samples) => {
     let out = samples.pipe(decode({ minSide: decodeMinSide(o.size), onSkip: onDecodeSkip }), withMasks(o, onNote));
     if (beforeViews) out = out.pipe(beforeViews);

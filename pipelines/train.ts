@@ -19,7 +19,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { concatMap, range, type Observable, type OperatorFunction } from 'rxjs';
+import { concatMap, from, lastValueFrom, range, toArray, type Observable, type OperatorFunction } from 'rxjs';
 import { isRandomAccess, readSamples, type Source } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
@@ -30,6 +30,8 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/ba
 import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoders.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
 import { PRESETS, type PresetName } from '../operators/augment-presets.js';
+import { AUGMENT_CHOICES, chooseAugmentPath, type AugmentChoice } from '../operators/augment-choice.js';
+import type { AugmentPath } from '../operators/multi-view.js';
 import { batch, type Batch } from '../operators/batch.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
 import { fromSource } from '../operators/from-source.js';
@@ -49,7 +51,8 @@ import { checkSavedPositives, MAX_RESERVOIR, openPositives, positiveSettings, ty
 import { reservoirPairs } from './reservoir-pairs.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { ClusterIndex } from '../operators/cluster-positives.js';
-import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
+import { decodeMinSide, decodeWithMasks, sampleViews, viewConfigs, type SampleViewOptions } from './sample-views.js';
+import { decode } from '../operators/decode.js';
 import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
 
 export { ConfigError } from './options.js';
@@ -94,6 +97,7 @@ const SPEC = {
   'knn-every': { type: 'int', min: 0 },
   'knn-size': { type: 'int', min: 10 },
   'knn-data': { type: 'string' },
+  augment: { type: 'string', choices: AUGMENT_CHOICES },
 } as const satisfies Record<string, Spec>;
 
 export interface TrainConfig {
@@ -127,12 +131,14 @@ export interface TrainConfig {
   'knn-size': number;
   /** kNN monitor: its labelled set (default: --data for scenes, fashion-mnist-test for fashion-mnist). */
   'knn-data'?: string;
+  /** Where view pixels are cut: per image on the CPU, per batch on the compute backend, or the one measured cheaper (auto). */
+  augment: AugmentChoice;
 }
 
 const DEFAULTS: Omit<TrainConfig, 'out'> = {
   data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, optimizer: 'sgd', backend: 'auto',
   seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100, match: 'feature',
-  'recluster-every': 50, 'bank-precision': 'float32', 'knn-every': 100, 'knn-size': 1000,
+  'recluster-every': 50, 'bank-precision': 'float32', 'knn-every': 100, 'knn-size': 1000, augment: 'auto',
 };
 
 /**
@@ -205,6 +211,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`);
   }
   checkKnnOptions(c, given);
+  if (given.has('augment') && c.data.startsWith('parquet:')) throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
   return { ...c, resume: false };
 }
 
@@ -305,6 +312,29 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
+/** The data plane's view options of a run (the pixels' path aside). */
+function trainViewOptions(c: TrainConfig, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): SampleViewOptions {
+  return { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
+}
+
+/** Images `--augment auto` measures both paths on: the first of the source, decoded. */
+const AUGMENT_PROBE_IMAGES = 32;
+
+/**
+ * The path that cuts the run's view pixels (`--augment`): as asked, or for `auto` the one
+ * measured cheaper on the source's first images. Precomputed views need no cutting.
+ */
+async function chooseRunAugment(c: TrainConfig, source: Source, backend: string): Promise<{ path: AugmentPath; reason?: string }> {
+  if ('precomputed' in source) return { path: 'cpu' };
+  const sameSize = source.imageSize !== undefined;
+  let samples: Sample[] = [];
+  if (c.augment === 'auto' && sameSize) {
+    samples = await lastValueFrom(from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(decode({ minSide: decodeMinSide(c.size) }), toArray()));
+  }
+  const decision = await chooseAugmentPath(c.augment ?? 'auto', { samples, views: viewConfigs(trainViewOptions(c)), sameSize, gpu: backend === 'webgpu' || backend === 'tensorflow', seed: c.seed });
+  return { path: decision.path, reason: decision.reason };
+}
+
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
 const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
 
@@ -319,8 +349,8 @@ const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softran
  * reads, remembered to read positives again by id; for a stream, from its reservoir of recent
  * samples, `reservoirPairs`); without it, every anchor is its own positive.
  */
-export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, positives?: PositiveSampling, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): Observable<Batch> {
-  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
+export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, positives?: PositiveSampling, attention?: AttentionSource, featureMask?: EncoderMaps['mask'], augment: AugmentPath = 'cpu'): Observable<Batch> {
+  const viewOptions: SampleViewOptions = { ...trainViewOptions(c, attention, featureMask), augment };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
   const perBatch = sourceSamplesPerBatch(c);
   const position = startStep * perBatch;
@@ -380,7 +410,7 @@ export interface RunOptions {
  * after step n is fully determined by the position n × batch: a resumed run sees exactly the
  * batches the uninterrupted one would (as long as no input was skipped as unreadable).
  */
-export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; positives?: PositiveStats; knnInit?: number; knnFinal?: number }> {
+export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; augment: AugmentPath; positives?: PositiveStats; knnInit?: number; knnFinal?: number }> {
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
@@ -456,7 +486,9 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     } else if (c.attention !== undefined) {
       attention = await openAttentionSource(c.attention).catch(toConfigError);
     }
-    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask);
+    const augment = await chooseRunAugment(c, source, selection.backend);
+    if (augment.reason) process.stderr.write(`${augment.reason}\n`);
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask, augment.path);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
       logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
@@ -466,7 +498,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     positives?.reclustering.close();
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
+    return { ...result, backend: selection.backend, augment: augment.path, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
   } finally {
     positives?.reclustering.close();
     live?.dispose();
@@ -513,7 +545,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     process.stdout.write(`${JSON.stringify({
-      method: c.method, encoder: c.encoder, backend: result.backend, steps: result.steps, batch: c.batch, size: c.size,
+      method: c.method, encoder: c.encoder, backend: result.backend, augment: result.augment, steps: result.steps, batch: c.batch, size: c.size,
       imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
       lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4, lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
       checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'), interrupted,

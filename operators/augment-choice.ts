@@ -1,0 +1,86 @@
+/**
+ * `--augment auto`: which path cuts a run's views — per image on the CPU (sharp) or per batch on
+ * the compute backend — decided by measuring both on the run's own first images, not guessed.
+ * The cost compared is the CPU time each path takes per image (sharp's threads and the wasm
+ * backend's workers alike, `process.cpuUsage`): on a CPU-only machine that is what the data
+ * plane takes from the training step. On a GPU backend the wall time is compared instead.
+ */
+import { from, lastValueFrom, toArray } from 'rxjs';
+import { augmentViews, stackSources } from './augment-views.js';
+import type { ViewConfig } from './augment-presets.js';
+import { AUGMENT_PATHS, multiView, type AugmentPath } from './multi-view.js';
+import type { Sample } from './types/index.js';
+
+export const AUGMENT_CHOICES = [...AUGMENT_PATHS, 'auto'] as const;
+export type AugmentChoice = (typeof AUGMENT_CHOICES)[number];
+
+export interface AugmentDecision {
+  path: AugmentPath;
+  /** One line for the log: what was chosen and why. */
+  reason: string;
+  /** Cost per image of each path, when measured (ms of CPU, or of wall time on a GPU). */
+  cpuMs?: number;
+  backendMs?: number;
+}
+
+export interface AugmentProbe {
+  /** Decoded images of the run (a few dozen suffice), or none when the source's sizes may differ. */
+  samples: readonly Sample[];
+  views: ViewConfig[];
+  /** Every image of the source has one size (`Source.imageSize`): the backend can cut any batch. */
+  sameSize: boolean;
+  /** The backend computes on a GPU: compare wall time, not CPU time. */
+  gpu?: boolean;
+  seed?: number;
+}
+
+/** Milliseconds of cost of `work`: CPU time (user + system, all threads), or wall time. */
+async function cost(work: () => Promise<void>, wall: boolean): Promise<number> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await work();
+  if (wall) return performance.now() - t0;
+  const used = process.cpuUsage(cpu0);
+  return (used.user + used.system) / 1000;
+}
+
+/**
+ * The path for `choice`: `cpu` and `backend` as asked; `auto` measures both on `probe.samples`
+ * (each run once to warm up, then timed) and takes the cheaper. A source whose images may
+ * differ in size always goes to the CPU under `auto`: the backend cuts a batch from one size.
+ */
+export async function chooseAugmentPath(choice: AugmentChoice, probe: AugmentProbe): Promise<AugmentDecision> {
+  if (choice === 'cpu' || choice === 'backend') return { path: choice, reason: `augment: ${choice} (asked for)` };
+  if (!probe.sameSize) return { path: 'cpu', reason: 'augment: cpu (auto: the images may differ in size, and the backend cuts a batch from images of one size)' };
+  const samples = [...probe.samples];
+  if (samples.length === 0) return { path: 'cpu', reason: 'augment: cpu (auto: no image to measure on)' };
+  const seed = probe.seed ?? 0;
+  const onCpu = async () => { await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed }), toArray())); };
+  const onBackend = async () => {
+    const planned = await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed, augment: 'backend' }), toArray()));
+    const sources = stackSources(planned);
+    try {
+      for (let k = 0; k < probe.views.length; k++) {
+        const views = augmentViews(sources, planned, k);
+        try {
+          await views.data(); // waits for a GPU; the wasm backend is done already
+        } finally {
+          views.dispose();
+        }
+      }
+    } finally {
+      sources.dispose();
+    }
+  };
+  const wall = probe.gpu === true;
+  await onCpu();
+  await onBackend();
+  const cpuMs = (await cost(onCpu, wall)) / samples.length;
+  const backendMs = (await cost(onBackend, wall)) / samples.length;
+  const path: AugmentPath = backendMs < cpuMs ? 'backend' : 'cpu';
+  const unit = wall ? 'ms' : 'ms of CPU';
+  return {
+    path, cpuMs, backendMs,
+    reason: `augment: ${path} (auto: ${backendMs.toFixed(3)} ${unit} per image on the backend, ${cpuMs.toFixed(3)} on the CPU path, measured on ${samples.length} images)`,
+  };
+}
