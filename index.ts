@@ -28,6 +28,7 @@ export { multiView, AUGMENT_PATHS, type AugmentPath, type MultiViewOptions } fro
 export { colourTransform, planView } from './operators/view-plan.js';
 export { augmentViews, stackSources, type Normalisation } from './operators/augment-views.js';
 export { cutPlannedViews, type CutPlannedViewsOptions } from './operators/cut-planned-views.js';
+export { chooseAugmentPath, AUGMENT_CHOICES, type AugmentChoice, type AugmentDecision, type AugmentProbe } from './operators/augment-choice.js';
 export { viewWeights, axisWeights, blurTaps } from './operators/resample-weights.js';
 export { presetViews, withAttentionView, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
 export { viewCorrespondence, cellBoxes, randomResizedCropBox, type ViewPlacement } from './operators/view-geometry.js';

@@ -1,8 +1,11 @@
 /**
- * `npm run bench -- pipeline [--data dir:PATH] [--size 224] [--views 2]`: images per second
- * through decode → multiView (MoCo v2 views) → batch, against decode alone and against
- * torchvision's MoCo v2 chain (DataLoader, one worker per core) on the same files in the
- * same run. Without --data it builds a folder of 600 photos from python3-skimage's data.
+ * `npm run bench -- pipeline [--data dir:PATH] [--size 224] [--views 2] [--augment cpu|backend|both]
+ * [--images N]`: images per second through decode → multiView (MoCo v2 views) → batch, against
+ * decode alone and, for a folder, against torchvision's MoCo v2 chain (DataLoader, one worker
+ * per core) on the same files in the same run. Without --data it builds a folder of 600 photos
+ * from python3-skimage's data. `--augment both` runs the CPU path and the backend path (views
+ * cut per batch by tensor ops, on the compute backend) side by side; any finite source works
+ * then, e.g. `--data fashion-mnist --size 28 --batch 128 --images 2560`.
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -13,7 +16,7 @@ import { presetViews } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
-import { multiView } from '../operators/multi-view.js';
+import { multiView, type AugmentPath } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSource } from '../pipelines/data-source.js';
 import { positiveInt } from '../pipelines/options.js';
@@ -33,30 +36,36 @@ export async function pipelineBench(argv: string[]): Promise<void> {
       views: { type: 'string', default: '2' },
       batch: { type: 'string', default: '32' },
       concurrency: { type: 'string', default: '8' },
+      augment: { type: 'string', default: 'cpu' },
+      images: { type: 'string' },
     },
   });
+  if (!['cpu', 'backend', 'both'].includes(values.augment)) throw new Error(`--augment: expected cpu|backend|both, got "${values.augment}"`);
+  const paths = (values.augment === 'both' ? ['cpu', 'backend'] : [values.augment]) as AugmentPath[];
+  const limit = values.images === undefined ? undefined : positiveInt(values.images, '--images');
   const size = positiveInt(values.size, '--size');
   const viewCount = positiveInt(values.views, '--views');
   const batchSize = positiveInt(values.batch, '--batch');
   const concurrency = positiveInt(values.concurrency, '--concurrency');
   const data = values.data ?? `dir:${await photoCorpus(600)}`;
-  if (!data.startsWith('dir:')) throw new Error('--data: the pipeline bench compares with torchvision on a folder; expected dir:PATH');
-  await selectBackend('cpu'); // batches only copy into tensors here; no compute
+  if (!data.startsWith('dir:') && values.augment === 'cpu') throw new Error('--data: the pipeline bench compares with torchvision on a folder; expected dir:PATH (or --augment both)');
+  // The CPU path's batches only copy into tensors; the backend path computes on the run's backend.
+  await selectBackend(paths.includes('backend') ? 'auto' : 'cpu');
   const source = await openSource(data);
   const views = Array.from({ length: viewCount }, () => presetViews('mocov2', size)[0]!);
   const minSide = Math.ceil(size / Math.sqrt(0.2)); // the smallest crop still has `size` pixels
 
-  const run = async (label: string, full: boolean) => {
+  const run = async (label: string, full: boolean, augment: AugmentPath = 'cpu') => {
     const budget = new SampleBudget(Math.max(4 * batchSize, 2 * concurrency));
     let images = 0;
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const decoded = fromSource(readSamples(source, { seed: 0 }), budget).pipe(
+    const decoded = fromSource(readSamples(source, { seed: 0, ...(limit ? { limit } : {}) }), budget).pipe(
       decode({ minSide, concurrency, onSkip: () => budget.release() }),
     );
     if (full) {
       await drain(decoded.pipe(
-        multiView({ views, seed: 0, concurrency }),
+        multiView({ views, seed: 0, concurrency, augment }),
         batch(batchSize),
         tap((b) => { images += b.ids.length; b.dispose(); budget.release(b.ids.length); }),
       ));
@@ -67,23 +76,32 @@ export async function pipelineBench(argv: string[]): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     // Cores busy on average: main thread plus sharp's pool (≈ the machine's cores when CPU-bound).
     const coresBusy = (cpu.user + cpu.system) / 1e6 / seconds;
-    printJson({ bench: `pipeline-${label}`, images, seconds, imagesPerSec: images / seconds, coresBusy, peakInFlight: budget.peak });
-    return images / seconds;
+    const cpuMsPerImage = (cpu.user + cpu.system) / 1000 / images;
+    printJson({ bench: `pipeline-${label}`, augment, images, seconds, imagesPerSec: images / seconds, coresBusy, cpuMsPerImage, peakInFlight: budget.peak });
+    return { imagesPerSec: images / seconds, cpuMsPerImage };
   };
 
   await run('warmup', false);
   const decodeOnly = await run('decode-only', false);
-  const full = await run('full', true);
-  const torchvision = torchvisionImagesPerSec(data.slice(4), size, batchSize);
+  const full: Partial<Record<AugmentPath, { imagesPerSec: number; cpuMsPerImage: number }>> = {};
+  for (const augment of paths) {
+    if (augment === 'backend') await run('warmup-backend', true, 'backend'); // first calls of each kernel
+    full[augment] = await run(`full-${augment}`, true, augment);
+  }
+  const torchvision = data.startsWith('dir:') ? torchvisionImagesPerSec(data.slice(4), size, batchSize) : null;
+  const main = full.cpu ?? full.backend;
   printJson({
     bench: 'pipeline',
-    images: 'size' in source ? source.size : null,
+    data,
+    images: limit ?? ('size' in source ? source.size : null),
     size,
     views: viewCount,
-    imagesPerSec: full,
-    decodeOnlyImagesPerSec: decodeOnly,
+    imagesPerSec: main?.imagesPerSec,
+    ...(full.backend ? { backendImagesPerSec: full.backend.imagesPerSec, backendCpuMsPerImage: full.backend.cpuMsPerImage } : {}),
+    ...(full.cpu ? { cpuCpuMsPerImage: full.cpu.cpuMsPerImage } : {}),
+    decodeOnlyImagesPerSec: decodeOnly.imagesPerSec,
     torchvisionImagesPerSec: torchvision,
-    ratio: torchvision === null ? null : full / torchvision,
+    ratio: torchvision === null || !main ? null : main.imagesPerSec / torchvision,
     uvThreadpool: Number(process.env['UV_THREADPOOL_SIZE'] ?? 4),
   });
 }

@@ -8,6 +8,7 @@ import { positivesBench } from './positives.js';
 import { resultsBench } from './results.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
+import { twinBench } from './twin.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
@@ -18,6 +19,7 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   kmeans: kmeansBench,
   positives: positivesBench,
   results: resultsBench,
+  twin: twinBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

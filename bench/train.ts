@@ -1,7 +1,8 @@
 /**
- * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]`: training
- * throughput on scenes per method, each in its own process (a fresh backend). One JSON line
- * per method: images/s, ms per step, and the share of wall time the trainer waited for data.
+ * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
+ * [--data scenes] [--augment cpu|backend|auto|both]`: training throughput per method, each in its own
+ * process (a fresh backend). One JSON line per method (and per augment path with `both`, run
+ * side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
  */
 import { mkdtempSync } from 'node:fs';
@@ -18,13 +19,15 @@ export async function trainBench(argv: string[]): Promise<void> {
     options: {
       method: { type: 'string' }, steps: { type: 'string', default: '40' }, batch: { type: 'string', default: '32' },
       size: { type: 'string', default: '64' }, encoder: { type: 'string', default: 'slim' }, single: { type: 'boolean', default: false },
+      data: { type: 'string', default: 'scenes' }, augment: { type: 'string', default: 'auto' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
-  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder];
+  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--data', values.data];
+  const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
-    const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000', '--knn-every', '0']);
+    const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000', '--knn-every', '0', '--augment', values.augment]);
     const stamps: number[] = [];
     const result = await runTraining(config, { shouldStop: () => { stamps.push(performance.now()); return false; } });
     // Rates over the steps after the first 5: wall time from the stamps, data wait from the run's totals.
@@ -32,13 +35,15 @@ export async function trainBench(argv: string[]): Promise<void> {
     const seconds = ((stamps.at(-1) ?? 0) - (stamps[warm] ?? 0)) / 1000;
     const measured = stamps.length - 1 - warm;
     printJson({
-      bench: 'train', method: config.method, encoder: config.encoder, batch: config.batch, size: config.size,
+      bench: 'train', data: config.data, method: config.method, encoder: config.encoder, batch: config.batch, size: config.size, augment: result.augment,
       imagesPerSec: (measured * config.batch) / seconds, msPerStep: (1000 * seconds) / measured,
       dataWaitFraction: result.dataWaitFraction,
     });
     return;
   }
   for (const method of values.method ? [values.method] : TRAIN_METHODS) {
-    runForJson(`train bench ${method}`, process.execPath, [benchFile('run.js'), 'train', '--single', '--method', method, ...common]);
+    for (const augment of paths) {
+      runForJson(`train bench ${method}`, process.execPath, [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common]);
+    }
   }
 }

@@ -75,21 +75,24 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     solarize[b] = v.plan.solarize ? 1 : 0;
   });
   const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
+  const solarizing = solarize.some((x) => x > 0);
   return tf.tidy(() => {
-    const rgb = enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size);
-    const coloured = tf.add(tf.matMul(tf.reshape(rgb, [batch, size * size, 3]), tf.tensor3d(colour, [batch, 3, 3])), tf.tensor3d(offset, [batch, 1, 1]));
-    let out = tf.round(tf.clipByValue(coloured, 0, 255)); // the CPU path's Uint8ClampedArray
-    if (solarize.some((x) => x > 0)) {
+    const rgb = tf.reshape(enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size), [batch, size * size, 3]);
+    const coloured = tf.add(tf.matMul(rgb, tf.tensor3d(colour, [batch, 3, 3])), tf.tensor3d(offset, [batch, 1, 1]));
+    let out: tf.Tensor = tf.round(tf.clipByValue(coloured, 0, 255)); // the CPU path's Uint8ClampedArray
+    if (solarizing) {
       // solarize: v ≥ 128 → 255 − v, in the views that draw it
       const inverted = tf.where(tf.greaterEqual(out, 128), tf.sub(255, out), out);
       out = tf.add(out, tf.mul(tf.tensor3d(solarize, [batch, 1, 1]), tf.sub(inverted, out)));
     }
-    if (normalise) {
-      const scale = tf.tensor1d(normalise.std.map((d) => 1 / (255 * d)));
-      const shift = tf.tensor1d(normalise.mean.map((m, c) => m / (normalise.std[c] as number)));
-      out = tf.sub(tf.mul(out, scale), shift);
-    }
-    return tf.reshape(out, [batch, size, size, 3]);
+    const bytes = tf.reshape(out, [batch, size, size, 3]) as tf.Tensor4D;
+    if (!normalise) return bytes;
+    // Per-channel scale and shift as a 1×1 convolution with a bias, one fused pass: per-channel
+    // broadcasts are the wasm backend's slowest elementwise ops.
+    const scale = normalise.std.map((d) => 1 / (255 * d));
+    const diagonal = tf.tensor4d([0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => (r === c ? scale[c]! : 0))), [1, 1, 3, 3]);
+    const bias = tf.tensor1d(normalise.mean.map((m, c) => -m / (normalise.std[c] as number)));
+    return tf.fused.conv2d({ x: bytes, filter: diagonal, strides: 1, pad: 'valid', bias });
   });
 }
 

@@ -74,11 +74,14 @@ export interface PrecomputeConfig {
   'rows-per-file': number;
   seed: number;
   quiet: boolean;
-  /** Where view pixels are cut: per image on the CPU, per batch on the compute backend, or the one measured cheaper (auto). */
+  /**
+   * Where view pixels are cut (default cpu, the reference path: precomputed views are then
+   * exactly those a `train --augment cpu` run cuts live; `backend` and `auto` as train's).
+   */
   augment: AugmentChoice;
 }
 
-const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-view': false, 'image-format': 'png', format: 'parquet', codec: 'zstd', shard: '0/1', 'rows-per-file': 500, seed: 0, quiet: false, augment: 'auto' } as const;
+const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-view': false, 'image-format': 'png', format: 'parquet', codec: 'zstd', shard: '0/1', 'rows-per-file': 500, seed: 0, quiet: false, augment: 'cpu' } as const;
 
 /** Samples per Parquet row group of the views table: small, so one sample's read decodes little. */
 export const VIEW_GROUP_SAMPLES = 16;

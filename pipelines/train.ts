@@ -331,7 +331,7 @@ async function chooseRunAugment(c: TrainConfig, source: Source, backend: string)
   if (c.augment === 'auto' && sameSize) {
     samples = await lastValueFrom(from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(decode({ minSide: decodeMinSide(c.size) }), toArray()));
   }
-  const decision = await chooseAugmentPath(c.augment ?? 'auto', { samples, views: viewConfigs(trainViewOptions(c)), sameSize, gpu: backend === 'webgpu' || backend === 'tensorflow', seed: c.seed });
+  const decision = await chooseAugmentPath(c.augment, { samples, views: viewConfigs(trainViewOptions(c)), sameSize, gpu: backend === 'webgpu' || backend === 'tensorflow', seed: c.seed });
   return { path: decision.path, reason: decision.reason };
 }
 
@@ -486,8 +486,14 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     } else if (c.attention !== undefined) {
       attention = await openAttentionSource(c.attention).catch(toConfigError);
     }
-    const augment = await chooseRunAugment(c, source, selection.backend);
+    // A resumed run keeps the path its checkpoint recorded: `auto` is resolved once, at the start,
+    // and stored in the config, so the resumed batches are cut exactly as the uninterrupted run's.
+    // A checkpoint from before --augment existed cut its views on the CPU.
+    const augment = options.resume
+      ? { path: c.augment === 'backend' ? 'backend' as const : 'cpu' as const, reason: `augment: ${c.augment === 'backend' ? 'backend' : 'cpu'} (the run's, from its checkpoint)` }
+      : await chooseRunAugment(c, source, selection.backend);
     if (augment.reason) process.stderr.write(`${augment.reason}\n`);
+    c = { ...c, augment: augment.path };
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask, augment.path);
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,

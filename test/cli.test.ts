@@ -115,6 +115,49 @@ describe('densestream CLI', () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ method: 'mocov2', steps: 2 });
   });
 
+  it('cuts views on the backend with --augment backend, says which path auto measured cheaper, and keeps it on resume', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-augment-'));
+    const common = ['--data', 'scenes:32:64', '--size', '32', '--batch', '8', '--queue', '16', '--knn-every', '0', '--threads', '2'];
+    const backend = cli('train', ...common, '--steps', '2', '--augment', 'backend', '--out', join(out, 'backend'));
+    expect(backend.status, backend.stderr).toBe(0);
+    expect(backend.stderr).toContain('augment: backend (asked for)');
+    expect(JSON.parse(backend.stdout)).toMatchObject({ augment: 'backend', steps: 2 });
+    const auto = cli('train', ...common, '--steps', '2', '--out', join(out, 'auto'));
+    expect(auto.status, auto.stderr).toBe(0);
+    const chosen = /augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 32 images\)/.exec(auto.stderr);
+    expect(chosen, auto.stderr).not.toBeNull();
+    expect(JSON.parse(auto.stdout)).toMatchObject({ augment: chosen![1] });
+    // the checkpoint holds the path auto took, and a resumed run keeps it without measuring again
+    const meta = JSON.parse(readFileSync(join(out, 'auto', 'checkpoint', 'weights.json'), 'utf8')) as { meta: { config: { augment: string } } };
+    expect(meta.meta.config.augment).toBe(chosen![1]);
+    const resumed = cli('train', '--resume', '--out', join(out, 'auto'));
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`augment: ${chosen![1]} (the run's, from its checkpoint)`);
+  });
+
+  it('refuses a wrong --augment, and --augment with precomputed views, before any work', () => {
+    const wrong = cli('train', '--augment', 'gpu', '--steps', '1');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain('--augment');
+    expect(wrong.stderr).toContain('cpu|backend|auto');
+    const parquet = cli('train', '--data', 'parquet:/nowhere', '--augment', 'backend', '--steps', '1');
+    expect(parquet.status).toBe(2);
+    expect(parquet.stderr).toContain('--augment: --data parquet:/nowhere holds views cut by precompute');
+  });
+
+  it('sends images that may differ in size to the CPU under --augment auto, without measuring', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'densestream-augment-dir-'));
+    for (const [i, w] of [40, 48, 56, 64].entries()) {
+      await sharp({ create: { width: w, height: 40, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 40 * i } } }).png().toFile(join(dir, `${i}.png`));
+    }
+    const run = cli('train', '--data', `dir:${dir}`, '--size', '32', '--batch', '4', '--steps', '1', '--queue', '8', '--method', 'mocov2', '--out', join(dir, 'run'), '--threads', '2');
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toContain('augment: cpu (auto: the images may differ in size');
+    const forced = cli('train', '--data', `dir:${dir}`, '--size', '32', '--batch', '4', '--steps', '1', '--queue', '8', '--method', 'mocov2', '--augment', 'backend', '--out', join(dir, 'forced'), '--threads', '2');
+    expect(forced.status).toBe(1);
+    expect(forced.stderr).toMatch(/sample \S+ is \d+×40, sample \S+ \d+×40 \(use --augment cpu for images of mixed sizes\)/);
+  });
+
   it('trains --epochs E as whole batches over the source, and refuses --epochs with --steps', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-cli-epochs-'));
     const run = cli('train', '--data', 'scenes:32:40', '--size', '32', '--epochs', '2', '--batch', '8', '--queue', '16', '--knn-every', '0', '--out', out, '--threads', '2');

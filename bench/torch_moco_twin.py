@@ -1,0 +1,182 @@
+"""PyTorch twin of `densestream train --data fashion-mnist --method mocov2 --size 28 --batch 128`,
+the other side of `npm run bench -- twin`.
+
+The same task as densestream's run, as far as the two frameworks allow:
+- data: Fashion-MNIST's train split from Debian's IDX files, grey expanded to RGB, a fresh
+  permutation each epoch;
+- views: MoCo v2's ranges, cut on the batch tensor (the GPU-style pipeline, as Kornia/DALI do):
+  random resized crop (area 0.2-1, aspect 3/4-4/3) and flip as one affine grid + bilinear
+  grid_sample per view, colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1)
+  and greyscale (p 0.2) as one 3x3 matrix and offset per view (densestream's colourTransform),
+  Gaussian blur (p 0.5, sigma 0.1-2 scaled by size/224) as a grouped separable convolution,
+  ImageNet normalisation;
+- network: densestream's `slim` ResNet (stem 3x3/2 to 32, one basic block at 32, 64, 128),
+  MLP head 128-256-128, momentum encoder (m 0.99), queue of 4096 keys, InfoNCE at tau 0.2,
+  SGD (lr 0.05, momentum 0.9, weight decay 1e-4);
+- 2 threads (torch.set_num_threads), this machine's core count.
+
+Prints one JSON line: {"torchImagesPerSec", "steps", "batch", "size", "threads", "torch"}, the
+rate over the steps after `--warmup`. Run with Debian's /usr/bin/python3 (python3-torch).
+"""
+import argparse, gzip, json, math, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+def read_images(path: str) -> torch.Tensor:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    count, height, width = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=16).reshape(count, height, width).copy())
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+                         if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x):
+        return torch.relu(self.b(self.a(x)) + self.shortcut(x))
+
+
+def slim_encoder() -> nn.Module:
+    layers, c_in = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()], 32
+    for stage, c_out in enumerate([32, 64, 128]):
+        layers.append(BasicBlock(c_in, c_out, 1 if stage == 0 else 2))
+        c_in = c_out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def branch() -> nn.Module:
+    return nn.Sequential(slim_encoder(), nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 128))
+
+
+def crop_grids(b: int, size: int) -> torch.Tensor:
+    """RandomResizedCrop + flip as affine grids over the whole image (normalised coordinates)."""
+    area = torch.empty(b).uniform_(0.2, 1.0)
+    log_ratio = torch.empty(b).uniform_(math.log(3 / 4), math.log(4 / 3))
+    ratio = torch.exp(log_ratio)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (torch.rand(b) * (1 - w) + w / 2) * 2 - 1
+    cy = (torch.rand(b) * (1 - h) + h / 2) * 2 - 1
+    flip = torch.where(torch.rand(b) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    return F.affine_grid(theta, [b, 3, size, size], align_corners=False)
+
+
+def colour_matrices(b: int, mean_grey: torch.Tensor):
+    """Per-view 3x3 colour matrix and offset: brightness, contrast, saturation, hue, grey."""
+    eye = torch.eye(3).expand(b, 3, 3)
+    jitter = torch.rand(b) < 0.8
+    bright = torch.where(jitter, torch.empty(b).uniform_(0.6, 1.4), torch.ones(b))
+    contrast = torch.where(jitter, torch.empty(b).uniform_(0.6, 1.4), torch.ones(b))
+    sat = torch.where(jitter, torch.empty(b).uniform_(0.6, 1.4), torch.ones(b))
+    hue = torch.where(jitter, torch.empty(b).uniform_(-0.1, 0.1), torch.zeros(b))
+    grey = LUMA.expand(3, 3)
+    saturation = sat.view(b, 1, 1) * eye + (1 - sat.view(b, 1, 1)) * grey
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    from_yiq = torch.tensor([[1, 0.956, 0.621], [1, -0.272, -0.647], [1, -1.106, 1.703]])
+    t = 2 * math.pi * hue
+    rotate = torch.zeros(b, 3, 3)
+    rotate[:, 0, 0] = 1
+    rotate[:, 1, 1], rotate[:, 1, 2] = torch.cos(t), -torch.sin(t)
+    rotate[:, 2, 1], rotate[:, 2, 2] = torch.sin(t), torch.cos(t)
+    matrix = (from_yiq @ rotate @ to_yiq @ saturation) * (bright * contrast).view(b, 1, 1)
+    offset = (1 - contrast) * bright * mean_grey
+    greyed = torch.rand(b) < 0.2
+    matrix = torch.where(greyed.view(b, 1, 1), grey @ matrix, matrix)
+    return matrix, offset
+
+
+def blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Gaussian blur with p 0.5, sigma in [0.1, 2] * size / 224, per view: one grouped separable conv."""
+    b = x.shape[0]
+    sigma = torch.empty(b).uniform_(0.1 * size / 224, 2.0 * size / 224)
+    on = torch.rand(b) < 0.5
+    radius = max(1, math.ceil(3 * 2.0 * size / 224))
+    d = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    taps = torch.exp(-(d.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
+    taps = taps / taps.sum(1, keepdim=True)
+    delta = (d == 0).float().expand(b, -1)
+    taps = torch.where(on.view(b, 1), taps, delta).repeat_interleave(3, 0)  # [b*3, k]
+    flat = x.reshape(1, b * 3, size, size)
+    flat = F.pad(flat, (radius, radius, radius, radius), mode="replicate")
+    flat = F.conv2d(flat, taps.view(b * 3, 1, 1, -1), groups=b * 3)
+    flat = F.conv2d(flat, taps.view(b * 3, 1, -1, 1), groups=b * 3)
+    return flat.view(b, 3, size, size)
+
+
+def views(images: torch.Tensor, size: int) -> torch.Tensor:
+    """One MoCo v2 view of each image (uint8 [b, h, w]), normalised [b, 3, size, size]."""
+    b = images.shape[0]
+    x = images.float().unsqueeze(1).expand(b, 3, *images.shape[1:])
+    v = F.grid_sample(x, crop_grids(b, size), mode="bilinear", padding_mode="border", align_corners=False)
+    mean_grey = (v * LUMA.view(1, 3, 1, 1)).sum(1).mean((1, 2))
+    matrix, offset = colour_matrices(b, mean_grey)
+    v = torch.einsum("bij,bjhw->bihw", matrix, v) + offset.view(b, 1, 1, 1)
+    v = blur(v.clamp(0, 255), size)
+    return (v / 255 - MEAN) / STD
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--size", type=int, default=28)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--queue", type=int, default=4096)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    images = read_images(FASHION_MNIST)
+    online, momentum = branch(), branch()
+    momentum.load_state_dict(online.state_dict())
+    for q in momentum.parameters():
+        q.requires_grad_(False)
+    queue = F.normalize(torch.randn(a.queue, 128), dim=1)
+    opt = torch.optim.SGD(online.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    order, at, stamps = torch.randperm(len(images)), 0, []
+    for _ in range(a.warmup + a.steps):
+        if at + a.batch > len(order):
+            order, at = torch.randperm(len(images)), 0
+        batch = images[order[at:at + a.batch]]
+        at += a.batch
+        with torch.no_grad():
+            v1, v2 = views(batch, a.size), views(batch, a.size)
+        q = F.normalize(online(v1), dim=1)
+        with torch.no_grad():
+            k = F.normalize(momentum(v2), dim=1)
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / 0.2
+        loss = F.cross_entropy(logits, torch.zeros(a.batch, dtype=torch.long))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for po, pm in zip(online.parameters(), momentum.parameters()):
+                pm.mul_(0.99).add_(po, alpha=0.01)
+            queue = torch.cat([k, queue])[: a.queue]
+        stamps.append(time.perf_counter())
+    seconds = stamps[-1] - stamps[a.warmup - 1]
+    print(json.dumps({"torchImagesPerSec": a.steps * a.batch / seconds, "steps": a.steps, "batch": a.batch, "size": a.size,
+                      "threads": a.threads, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
