@@ -11,9 +11,9 @@
  * `view` = e·P + k). Training past epoch N / P cycles through them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { bufferCount, from, lastValueFrom, toArray, type Observable } from 'rxjs';
+import { bufferCount, type Observable } from 'rxjs';
 import sharp from 'sharp';
-import { parseShard, readSamples, type Source } from '../datasets/source.js';
+import { parseShard } from '../datasets/source.js';
 import { PRESETS, presetViews } from '../operators/augment-presets.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
@@ -27,10 +27,9 @@ import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
-import { decodeMinSide, sampleViews, viewConfigs, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
+import { firstDecoded, sampleViews, viewConfigs, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
 import { AUGMENT_CHOICES, chooseAugmentPath, type AugmentChoice } from '../operators/augment-choice.js';
 import { cutPlannedViews } from '../operators/cut-planned-views.js';
-import { decode } from '../operators/decode.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
@@ -122,11 +121,6 @@ interface EncodedSample {
   mask?: { png: Uint8Array; width: number; height: number };
 }
 
-/** The first images of `source`, decoded: what `--augment auto` measures both paths on. */
-async function firstImages(source: Source, size: number): Promise<Sample[]> {
-  return lastValueFrom(from(readSamples(source, { shuffle: false, limit: 32 })).pipe(decode({ minSide: decodeMinSide(size) }), toArray()));
-}
-
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
   const source = await openSource(c.data).catch(toConfigError);
@@ -136,7 +130,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
   const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
   const augment = await chooseAugmentPath(c.augment, {
-    samples: source.imageSize && c.augment === 'auto' ? await firstImages(source, c.size) : [],
+    samples: source.imageSize && c.augment === 'auto' ? await firstDecoded(source, c.size) : [],
     views: viewConfigs(viewOptions), sameSize: source.imageSize !== undefined, gpu: tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow', seed: c.seed,
   });
   if (!c.quiet) process.stderr.write(`${augment.reason}\n`);

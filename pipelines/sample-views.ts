@@ -4,7 +4,8 @@
  * `precompute` both build it here, so views written by `precompute` are exactly the views
  * `train` would cut live.
  */
-import { lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
+import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
+import { readSamples, type Source } from '../datasets/source.js';
 import { attentionMap, type AttentionSource } from '../operators/attention-map.js';
 import { presetViews, withAttentionView, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
@@ -62,6 +63,14 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
     case 'kmeans':
       return (s) => s.pipe(attend, foregroundMask({ method: o.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: o.seed, onFallback }));
   }
+}
+
+/** Images `--augment auto` measures both pixel paths on. */
+export const AUGMENT_PROBE_IMAGES = 32;
+
+/** The first `count` images of `source` in index order, decoded as the view chain decodes them. */
+export async function firstDecoded(source: Source, size: number, count = AUGMENT_PROBE_IMAGES): Promise<Sample[]> {
+  return lastValueFrom(from(readSamples(source, { shuffle: false, limit: count })).pipe(decode({ minSide: decodeMinSide(size) }), toArray()));
 }
 
 /**

@@ -19,7 +19,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { concatMap, from, lastValueFrom, range, toArray, type Observable, type OperatorFunction } from 'rxjs';
+import { concatMap, range, type Observable, type OperatorFunction } from 'rxjs';
 import { isRandomAccess, readSamples, type Source } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
@@ -51,8 +51,7 @@ import { checkSavedPositives, MAX_RESERVOIR, openPositives, positiveSettings, ty
 import { reservoirPairs } from './reservoir-pairs.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { ClusterIndex } from '../operators/cluster-positives.js';
-import { decodeMinSide, decodeWithMasks, sampleViews, viewConfigs, type SampleViewOptions } from './sample-views.js';
-import { decode } from '../operators/decode.js';
+import { decodeWithMasks, firstDecoded, sampleViews, viewConfigs, type SampleViewOptions } from './sample-views.js';
 import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
 
 export { ConfigError } from './options.js';
@@ -317,9 +316,6 @@ function trainViewOptions(c: TrainConfig, attention?: AttentionSource, featureMa
   return { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
 }
 
-/** Images `--augment auto` measures both paths on: the first of the source, decoded. */
-const AUGMENT_PROBE_IMAGES = 32;
-
 /**
  * The path that cuts the run's view pixels (`--augment`): as asked, or for `auto` the one
  * measured cheaper on the source's first images. Precomputed views need no cutting.
@@ -329,7 +325,7 @@ async function chooseRunAugment(c: TrainConfig, source: Source, backend: string)
   const sameSize = source.imageSize !== undefined;
   let samples: Sample[] = [];
   if (c.augment === 'auto' && sameSize) {
-    samples = await lastValueFrom(from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(decode({ minSide: decodeMinSide(c.size) }), toArray()));
+    samples = await firstDecoded(source, c.size);
   }
   const decision = await chooseAugmentPath(c.augment, { samples, views: viewConfigs(trainViewOptions(c)), sameSize, gpu: backend === 'webgpu' || backend === 'tensorflow', seed: c.seed });
   return { path: decision.path, reason: decision.reason };
