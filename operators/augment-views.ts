@@ -20,12 +20,17 @@ export interface Normalisation {
   std: readonly [number, number, number];
 }
 
-/** The samples' source images as one `[B, H, W, 3]` float32 tensor (0–255); they must share one size. */
+/**
+ * The samples' source images as one `[B, H + 2, W + 2, 3]` float32 tensor (0–255), each image
+ * framed by its own edge pixels repeated once (the enlarging cut reads up to half a pixel beyond
+ * an image; framing here, while copying, saves a pad kernel per view). They must share one size.
+ */
 export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
   const first = samples[0]?.pixels;
   if (!first) throw new Error(`augmentViews: sample ${samples[0]?.id ?? '(none)'} has no pixels (put decode() first)`);
   const { width, height } = first;
-  const plane = width * height * 3;
+  const [rowLength, framedRow] = [width * 3, (width + 2) * 3];
+  const plane = (height + 2) * framedRow;
   const data = new Float32Array(samples.length * plane);
   samples.forEach((s, b) => {
     const p = s.pixels as Pixels | undefined;
@@ -34,9 +39,15 @@ export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
       throw new Error(`augmentViews: the backend cuts a batch from images of one size; sample ${s.id} is ${p.width}×${p.height}, sample ${samples[0]?.id} ${width}×${height} (use --augment cpu for images of mixed sizes)`);
     }
     if (p.channels !== 3) throw new Error(`augmentViews: sample ${s.id} has ${p.channels} channel(s), expected RGB (put decode() first)`);
-    data.set(p.data, b * plane);
+    for (let y = -1; y <= height; y++) {
+      const from = Math.min(height - 1, Math.max(0, y)) * rowLength;
+      const at = b * plane + (y + 1) * framedRow;
+      data.set(p.data.subarray(from, from + rowLength), at + 3);
+      data.set(p.data.subarray(from, from + 3), at); // left edge
+      data.set(p.data.subarray(from + rowLength - 3, from + rowLength), at + framedRow - 3); // right edge
+    }
   });
-  return tf.tensor4d(data, [samples.length, height, width, 3]);
+  return tf.tensor4d(data, [samples.length, height + 2, width + 2, 3]);
 }
 
 function checkBox(view: PlannedView, id: string, width: number, height: number): void {
@@ -47,12 +58,13 @@ function checkBox(view: PlannedView, id: string, width: number, height: number):
 }
 
 /**
- * View `k` of every sample, cut from `sources` (`stackSources`): `[B, S, S, 3]` float32,
+ * View `k` of every sample, cut from the framed `sources` (`stackSources`): `[B, S, S, 3]` float32,
  * normalised when `normalise` is given, else 0–255 integers as the CPU path's bytes.
  * Checks every box against its image and refuses one outside it (no silent clamping).
  */
 export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k: number, normalise?: Normalisation): tf.Tensor4D {
-  const [batch, height, width] = sources.shape;
+  const [batch, framedHeight, framedWidth] = sources.shape;
+  const [height, width] = [framedHeight - 2, framedWidth - 2];
   if (samples.length !== batch) throw new Error(`augmentViews: ${samples.length} samples for ${batch} images`);
   const planned = samples.map((s) => {
     const v = s.views?.[k];
@@ -99,11 +111,12 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
 /**
  * Views whose crops are no larger than the view (every crop of a same-size source cut at its
  * own size): libvips samples them bilinearly at `x0 + i·f − ½` on both axes, a linear map of
- * the output index, which `cropAndResize` reproduces on the image padded by its edge pixels.
+ * the output index, which `cropAndResize` reproduces on the image framed by its edge pixels.
  * Blur, where a view has one, follows as a per-view separable convolution.
  */
 function enlargedViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
-  const [batch, height, width] = sources.shape;
+  const [batch, framedHeight, framedWidth] = sources.shape;
+  const [height, width] = [framedHeight - 2, framedWidth - 2];
   const boxes = new Float32Array(batch * 4);
   planned.forEach(({ box: [x0, y0, x1, y1], flipped }, b) => {
     // padded coordinates: source pixel j sits at j + 1
@@ -112,8 +125,7 @@ function enlargedViews(sources: tf.Tensor4D, planned: readonly PlannedView[], si
     const [left, right] = [first(x0) / (width + 1), last(x0, x1) / (width + 1)];
     boxes.set([first(y0) / (height + 1), flipped ? right : left, last(y0, y1) / (height + 1), flipped ? left : right], b * 4);
   });
-  const padded = tf.mirrorPad(sources, [[0, 0], [1, 1], [1, 1], [0, 0]], 'symmetric'); // one pixel: the edge repeated
-  const cut = tf.image.cropAndResize(padded, tf.tensor2d(boxes, [batch, 4]), tf.range(0, batch, 1, 'int32'), [size, size]);
+  const cut = tf.image.cropAndResize(sources, tf.tensor2d(boxes, [batch, 4]), tf.range(0, batch, 1, 'int32'), [size, size]);
   return blurredViews(cut, planned);
 }
 
@@ -122,11 +134,12 @@ function enlargedViews(sources: tf.Tensor4D, planned: readonly PlannedView[], si
  * image · colsᵀ with `viewWeights`, blur included — two batched products.
  */
 function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
-  const [batch, height, width] = sources.shape;
+  const [batch, height, width] = sources.shape; // framed: the weights give the frame nothing
   const rows = new Float32Array(batch * size * height);
   const cols = new Float32Array(batch * size * width);
   planned.forEach((v, b) => {
-    const w = viewWeights(v.box, v.flipped, v.plan.blurSigma, width, height, size);
+    const [x0, y0, x1, y1] = v.box;
+    const w = viewWeights([x0 + 1, y0 + 1, x1 + 1, y1 + 1], v.flipped, v.plan.blurSigma, width, height, size);
     rows.set(w.rows, b * size * height);
     cols.set(w.cols, b * size * width);
   });
