@@ -5,13 +5,17 @@
  * backend's workers alike, `process.cpuUsage`): on a CPU-only machine that is what the data
  * plane takes from the training step. On a GPU backend the wall time is compared instead.
  */
+import * as tf from '@tensorflow/tfjs';
 import { from, lastValueFrom, toArray } from 'rxjs';
-import { augmentViews, stackSources } from './augment-views.js';
+import { augmentBatch } from './augment-views.js';
 import type { ViewConfig } from './augment-presets.js';
 import { AUGMENT_PATHS, multiView, type AugmentPath } from './multi-view.js';
 import type { Sample } from './types/index.js';
 
 export const AUGMENT_CHOICES = [...AUGMENT_PATHS, 'auto'] as const;
+
+/** tfjs backends that compute on a GPU: there the wall time is what a path costs. */
+const GPU_BACKENDS = ['webgpu', 'webgl', 'tensorflow'];
 export type AugmentChoice = (typeof AUGMENT_CHOICES)[number];
 
 export interface AugmentDecision {
@@ -29,8 +33,6 @@ export interface AugmentProbe {
   views: ViewConfig[];
   /** Every image of the source has one size (`Source.imageSize`): the backend can cut any batch. */
   sameSize: boolean;
-  /** The backend computes on a GPU: compare wall time, not CPU time. */
-  gpu?: boolean;
   seed?: number;
 }
 
@@ -58,21 +60,14 @@ export async function chooseAugmentPath(choice: AugmentChoice, probe: AugmentPro
   const onCpu = async () => { await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed }), toArray())); };
   const onBackend = async () => {
     const planned = await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed, augment: 'backend' }), toArray()));
-    const sources = stackSources(planned);
+    const views = augmentBatch(planned);
     try {
-      for (let k = 0; k < probe.views.length; k++) {
-        const views = augmentViews(sources, planned, k);
-        try {
-          await views.data(); // waits for a GPU; the wasm backend is done already
-        } finally {
-          views.dispose();
-        }
-      }
+      for (const view of views) await view.data(); // waits for a GPU; the wasm backend is done already
     } finally {
-      sources.dispose();
+      tf.dispose(views);
     }
   };
-  const wall = probe.gpu === true;
+  const wall = GPU_BACKENDS.includes(tf.getBackend());
   await onCpu();
   await onBackend();
   const cpuMs = (await cost(onCpu, wall)) / samples.length;

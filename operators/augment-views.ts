@@ -50,6 +50,26 @@ export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
   return tf.tensor4d(data, [samples.length, height + 2, width + 2, 3]);
 }
 
+/**
+ * Every view index of a batch of planned samples, cut on the backend: one `[B, S, S, 3]` tensor
+ * per view index (`augmentViews`), from the images stacked once. The caller owns the tensors;
+ * on an error none is left behind.
+ */
+export function augmentBatch(samples: readonly Sample[], normalise?: Normalisation): tf.Tensor4D[] {
+  const viewCount = samples[0]?.views?.length ?? 0;
+  const sources = stackSources(samples);
+  const out: tf.Tensor4D[] = [];
+  try {
+    for (let k = 0; k < viewCount; k++) out.push(augmentViews(sources, samples, k, normalise));
+  } catch (err) {
+    tf.dispose(out);
+    throw err;
+  } finally {
+    sources.dispose();
+  }
+  return out;
+}
+
 function checkBox(view: PlannedView, id: string, width: number, height: number): void {
   const [x0, y0, x1, y1] = view.box;
   if (!([x0, y0, x1, y1].every(Number.isInteger) && x0 >= 0 && y0 >= 0 && x1 <= width && y1 <= height && x1 > x0 && y1 > y0)) {

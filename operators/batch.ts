@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { PlannedView, Sample, View } from './types/index.js';
-import { augmentViews, stackSources } from './augment-views.js';
+import { augmentBatch } from './augment-views.js';
 import { geometricMatch } from './view-geometry.js';
 
 /** ImageNet statistics, the usual normalisation for SSL encoders. */
@@ -70,25 +70,13 @@ function viewsTensor(views: View[], mean: readonly number[], std: readonly numbe
  * copied, or the planned views cut on the compute backend from the stacked source images.
  */
 function viewTensors(samples: Sample[], viewCount: number, mean: readonly [number, number, number], std: readonly [number, number, number]): tf.Tensor4D[] {
-  const planned = samples.filter((s) => s.views!.every((v) => v.plan !== undefined)).length;
-  if (planned === 0) {
+  const planned = samples.map((s) => s.views!.every((v) => v.plan !== undefined));
+  if (planned.every((p) => !p)) {
     return Array.from({ length: viewCount }, (_, k) => viewsTensor(samples.map((s) => s.views![k] as View), mean, std));
   }
-  if (planned !== samples.length || samples.some((s) => s.views!.some((v) => v.pixels !== undefined))) {
-    const odd = samples.find((s) => s.views!.some((v) => v.pixels !== undefined)) as Sample;
-    throw new Error(`batch: sample ${odd.id} has views cut on the CPU in a batch of views planned for the backend (one --augment path per run)`);
-  }
-  const sources = stackSources(samples);
-  const out: tf.Tensor4D[] = [];
-  try {
-    for (let k = 0; k < viewCount; k++) out.push(augmentViews(sources, samples, k, { mean, std }));
-  } catch (err) {
-    tf.dispose(out);
-    throw err;
-  } finally {
-    sources.dispose();
-  }
-  return out;
+  const odd = samples.find((s, i) => !planned[i]);
+  if (odd) throw new Error(`batch: sample ${odd.id} has views cut on the CPU in a batch of views planned for the backend (one --augment path per run)`);
+  return augmentBatch(samples, { mean, std });
 }
 
 function collate(samples: Sample[], mean: readonly [number, number, number], std: readonly [number, number, number], grid?: number): Batch {

@@ -1,6 +1,6 @@
 import { bufferCount, concatMap, from, type OperatorFunction } from 'rxjs';
 import type { PlannedView, Sample, View } from './types/index.js';
-import { augmentViews, stackSources } from './augment-views.js';
+import { augmentBatch } from './augment-views.js';
 
 export interface CutPlannedViewsOptions {
   /** Samples cut together on the backend (default 32); the sample budget must allow that many in flight. */
@@ -9,23 +9,16 @@ export interface CutPlannedViewsOptions {
 
 /** Cuts one group of same-size samples on the backend and reads the bytes back. */
 async function cutGroup(samples: Sample[]): Promise<Sample[]> {
-  const viewCount = samples[0]!.views!.length;
-  const sources = stackSources(samples);
   const cut: Array<Uint8Array[]> = samples.map(() => []);
+  const views = augmentBatch(samples);
   try {
-    for (let k = 0; k < viewCount; k++) {
-      const views = augmentViews(sources, samples, k);
-      let values: Float32Array;
-      try {
-        values = (await views.data()) as Float32Array;
-      } finally {
-        views.dispose();
-      }
+    for (const view of views) {
+      const values = (await view.data()) as Float32Array;
       const plane = values.length / samples.length;
       samples.forEach((_, b) => cut[b]!.push(Uint8Array.from(values.subarray(b * plane, (b + 1) * plane))));
     }
   } finally {
-    sources.dispose();
+    views.forEach((v) => v.dispose());
   }
   return samples.map((s, b) => ({
     ...s,

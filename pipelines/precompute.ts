@@ -10,7 +10,6 @@
  * exactly those `train` would cut live with the same seed at that epoch (`views` table,
  * `view` = e·P + k). Training past epoch N / P cycles through them.
  */
-import * as tf from '@tensorflow/tfjs';
 import { bufferCount, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import { parseShard } from '../datasets/source.js';
@@ -27,8 +26,8 @@ import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
-import { firstDecoded, sampleViews, viewConfigs, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
-import { AUGMENT_CHOICES, chooseAugmentPath, type AugmentChoice } from '../operators/augment-choice.js';
+import { chooseViewAugment, sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
+import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-choice.js';
 import { cutPlannedViews } from '../operators/cut-planned-views.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
@@ -129,10 +128,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const maps = c.attention?.startsWith('encoder:') ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed) : undefined;
   const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
   const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
-  const augment = await chooseAugmentPath(c.augment, {
-    samples: source.imageSize && c.augment === 'auto' ? await firstDecoded(source, c.size) : [],
-    views: viewConfigs(viewOptions), sameSize: source.imageSize !== undefined, gpu: tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow', seed: c.seed,
-  });
+  const augment = await chooseViewAugment(c.augment, source, viewOptions);
   if (!c.quiet) process.stderr.write(`${augment.reason}\n`);
   const options: SampleViewOptions = { ...viewOptions, augment: augment.path };
   const groups = (c.views ?? c.perEpoch) / c.perEpoch;

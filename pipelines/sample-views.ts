@@ -11,6 +11,7 @@ import { presetViews, withAttentionView, type PresetName, type ViewConfig } from
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView, type AugmentPath } from '../operators/multi-view.js';
+import { chooseAugmentPath, type AugmentChoice, type AugmentDecision } from '../operators/augment-choice.js';
 import type { Pixels, Plane, Sample, SkipRecord } from '../operators/types/index.js';
 
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
@@ -68,9 +69,17 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
 /** Images `--augment auto` measures both pixel paths on. */
 export const AUGMENT_PROBE_IMAGES = 32;
 
-/** The first `count` images of `source` in index order, decoded as the view chain decodes them. */
-export async function firstDecoded(source: Source, size: number, count = AUGMENT_PROBE_IMAGES): Promise<Sample[]> {
-  return lastValueFrom(from(readSamples(source, { shuffle: false, limit: count })).pipe(decode({ minSide: decodeMinSide(size) }), toArray()));
+/**
+ * `--augment` resolved for the view chain of `o` over `source`: as asked, or for `auto` measured
+ * on the source's first images, decoded as the chain decodes them (`chooseAugmentPath`; a
+ * source without one image size goes to the CPU unmeasured).
+ */
+export async function chooseViewAugment(choice: AugmentChoice, source: Source, o: SampleViewOptions): Promise<AugmentDecision> {
+  const sameSize = source.imageSize !== undefined;
+  const samples = choice === 'auto' && sameSize
+    ? await lastValueFrom(from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(decode({ minSide: decodeMinSide(o.size) }), toArray()))
+    : [];
+  return chooseAugmentPath(choice, { samples, views: viewConfigs(o), sameSize, seed: o.seed });
 }
 
 /**

@@ -30,7 +30,7 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/ba
 import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoders.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
 import { PRESETS, type PresetName } from '../operators/augment-presets.js';
-import { AUGMENT_CHOICES, chooseAugmentPath, type AugmentChoice } from '../operators/augment-choice.js';
+import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-choice.js';
 import type { AugmentPath } from '../operators/multi-view.js';
 import { batch, type Batch } from '../operators/batch.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
@@ -51,7 +51,7 @@ import { checkSavedPositives, MAX_RESERVOIR, openPositives, positiveSettings, ty
 import { reservoirPairs } from './reservoir-pairs.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { ClusterIndex } from '../operators/cluster-positives.js';
-import { decodeWithMasks, firstDecoded, sampleViews, viewConfigs, type SampleViewOptions } from './sample-views.js';
+import { chooseViewAugment, decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
 import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
 
 export { ConfigError } from './options.js';
@@ -316,21 +316,6 @@ function trainViewOptions(c: TrainConfig, attention?: AttentionSource, featureMa
   return { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
 }
 
-/**
- * The path that cuts the run's view pixels (`--augment`): as asked, or for `auto` the one
- * measured cheaper on the source's first images. Precomputed views need no cutting.
- */
-async function chooseRunAugment(c: TrainConfig, source: Source, backend: string): Promise<{ path: AugmentPath; reason?: string }> {
-  if ('precomputed' in source) return { path: 'cpu' };
-  const sameSize = source.imageSize !== undefined;
-  let samples: Sample[] = [];
-  if (c.augment === 'auto' && sameSize) {
-    samples = await firstDecoded(source, c.size);
-  }
-  const decision = await chooseAugmentPath(c.augment, { samples, views: viewConfigs(trainViewOptions(c)), sameSize, gpu: backend === 'webgpu' || backend === 'tensorflow', seed: c.seed });
-  return { path: decision.path, reason: decision.reason };
-}
-
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
 const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
 
@@ -485,10 +470,11 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     // A resumed run keeps the path its checkpoint recorded: `auto` is resolved once, at the start,
     // and stored in the config, so the resumed batches are cut exactly as the uninterrupted run's.
     // A checkpoint from before --augment existed cut its views on the CPU.
+    const saved: AugmentPath = c.augment === 'backend' ? 'backend' : 'cpu';
     const augment = options.resume
-      ? { path: c.augment === 'backend' ? 'backend' as const : 'cpu' as const, reason: `augment: ${c.augment === 'backend' ? 'backend' : 'cpu'} (the run's, from its checkpoint)` }
-      : await chooseRunAugment(c, source, selection.backend);
-    if (augment.reason) process.stderr.write(`${augment.reason}\n`);
+      ? { path: saved, reason: `augment: ${saved} (the run's, from its checkpoint)` }
+      : 'precomputed' in source ? { path: 'cpu' as const, reason: '' } : await chooseViewAugment(c.augment, source, trainViewOptions(c));
+    if (augment.reason) process.stderr.write(`${augment.reason}\n`); // precomputed views: nothing to cut, nothing to say
     c = { ...c, augment: augment.path };
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask, augment.path);
     const result = await trainLoop(method, batches, budget, {
