@@ -30,8 +30,8 @@ export function pythonHas(module: string): boolean {
  * Runs a benchmark's other side (a child bench, a PyTorch script), passes its JSON lines
  * through to our stdout, and returns its last line parsed.
  */
-export function runForJson<T>(label: string, command: string, args: string[]): T {
-  const run = spawnSync(command, args, { encoding: 'utf8' });
+export function runForJson<T>(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): T {
+  const run = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env } });
   if (run.status !== 0) throw new Error(`${label} failed:\n${run.stderr}`);
   process.stdout.write(run.stdout);
   return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as T;
@@ -40,4 +40,16 @@ export function runForJson<T>(label: string, command: string, args: string[]): T
 /** A file next to the compiled benchmarks, or a source file of `bench/` (the Python sides). */
 export function benchFile(name: string, source = false): string {
   return fileURLToPath(new URL(source ? `../../bench/${name}` : `./${name}`, import.meta.url));
+}
+
+/** `--kernels on|off|both`: densestream's wasm kernels in the child processes, or both side by side. */
+export type KernelsChoice = 'on' | 'off';
+export function parseKernels(value: string): KernelsChoice[] {
+  if (value === 'both') return ['off', 'on'];
+  if (value === 'on' || value === 'off') return [value];
+  throw new Error(`--kernels: expected on|off|both, got "${value}"`);
+}
+/** The environment that turns the kernels off in a child (models/backend.ts reads it). */
+export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
+  return { DENSESTREAM_WASM_KERNELS: choice === 'on' ? '1' : '0' };
 }

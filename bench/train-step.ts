@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- train-step`: milliseconds per SGD step of the reference net
  * (bench/reference-net.ts) on wasm with one thread and with every core, and of the same net
- * in single-threaded PyTorch when Debian's python3-torch is importable, all in one run.
+ * in single-threaded PyTorch when Debian's python3-torch is importable, all in one run; on wasm
+ * also without densestream's own kernels (models/kernels/), to show what they buy.
  * Each configuration runs in its own process: tfjs holds one backend per process.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -10,7 +11,7 @@ import { parseBackendChoice, selectBackend } from '../models/backend.js';
 import { defaultWasmThreads } from '../models/wasm-threads.js';
 import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
-import { benchFile, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
+import { benchFile, kernelsEnv, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
 interface StepOptions { batch: number; size: number; steps: number; warmup: number }
 
@@ -64,8 +65,8 @@ async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, thr
 }
 
 /** Runs one configuration in a child process and returns its JSON line. */
-function child(args: string[]): { backend: string; msPerStep: number } {
-  return runForJson(`train-step ${args.join(' ')}`, process.execPath, [benchFile('run.js'), 'train-step', '--single', ...args]);
+function child(args: string[], kernels: 'on' | 'off' = 'on'): { backend: string; msPerStep: number } {
+  return runForJson(`train-step ${args.join(' ')}`, process.execPath, [benchFile('run.js'), 'train-step', '--single', ...args], kernelsEnv(kernels));
 }
 
 /** The PyTorch side, or null when python3-torch is not installed. */
@@ -82,6 +83,8 @@ export async function trainStepBench(argv: string[]): Promise<void> {
     const common = ['--batch', `${opts.batch}`, '--size', `${opts.size}`, '--steps', `${opts.steps}`, '--warmup', `${opts.warmup}`, '--net', net];
     const oneThread = backend === 'wasm' && threads > 1 ? child([...common, '--backend', 'wasm', '--threads', '1']) : null;
     const main = child([...common, '--backend', backend, '--threads', `${threads}`]);
+    // The same configuration on the engine's kernels alone: what densestream's kernels buy.
+    const engineOnly = main.backend === 'wasm' ? child([...common, '--backend', backend, '--threads', `${threads}`], 'off') : null;
     const torch = torchMsPerStep(opts, net);
     printJson({
     bench: 'train-step',
@@ -92,6 +95,8 @@ export async function trainStepBench(argv: string[]): Promise<void> {
     size: opts.size,
     msPerStep: main.msPerStep,
     msPerStepOneThread: oneThread?.msPerStep ?? null,
+    msPerStepWithoutKernels: engineOnly?.msPerStep ?? null,
+    kernelSpeedup: engineOnly === null ? null : engineOnly.msPerStep / main.msPerStep,
     torchMsPerStep: torch,
     ratio: torch === null ? null : main.msPerStep / torch,
     });

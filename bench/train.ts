@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both]`: training throughput per method, each in its own
- * process (a fresh backend). One JSON line per method (and per augment path with `both`, run
- * side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both]`: training throughput per
+ * method, each in its own process (a fresh backend). One JSON line per method (and per augment
+ * path or kernels setting with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
  */
 import { mkdtempSync } from 'node:fs';
@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseTrainConfig, runTraining, TRAIN_METHODS } from '../pipelines/train.js';
 import { positiveInt } from '../pipelines/options.js';
-import { benchFile, printJson, runForJson } from './report.js';
+import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './report.js';
+import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 export async function trainBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -20,11 +21,13 @@ export async function trainBench(argv: string[]): Promise<void> {
       method: { type: 'string' }, steps: { type: 'string', default: '40' }, batch: { type: 'string', default: '32' },
       size: { type: 'string', default: '64' }, encoder: { type: 'string', default: 'slim' }, single: { type: 'boolean', default: false },
       data: { type: 'string', default: 'scenes' }, augment: { type: 'string', default: 'auto' },
+      kernels: { type: 'string', default: 'on' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
   const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--data', values.data];
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
+  const kernels = parseKernels(values.kernels);
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
     const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000', '--knn-every', '0', '--augment', values.augment]);
@@ -36,6 +39,7 @@ export async function trainBench(argv: string[]): Promise<void> {
     const measured = stamps.length - 1 - warm;
     printJson({
       bench: 'train', data: config.data, method: config.method, encoder: config.encoder, batch: config.batch, size: config.size, augment: result.augment,
+      kernels: wasmKernelThreads() > 0,
       imagesPerSec: (measured * config.batch) / seconds, msPerStep: (1000 * seconds) / measured,
       dataWaitFraction: result.dataWaitFraction,
     });
@@ -43,7 +47,10 @@ export async function trainBench(argv: string[]): Promise<void> {
   }
   for (const method of values.method ? [values.method] : TRAIN_METHODS) {
     for (const augment of paths) {
-      runForJson(`train bench ${method}`, process.execPath, [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common]);
+      for (const k of kernels) {
+        runForJson(`train bench ${method}`, process.execPath,
+          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common], kernelsEnv(k));
+      }
     }
   }
 }

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
+import { installWasmKernels } from './kernels/wasm-kernels.js';
 import { installFastMatMulGradient } from './matmul-gradient.js';
 import { checkSameWasmThreads, checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 
@@ -36,6 +37,12 @@ export interface BackendOptions {
    * package's single-threaded SIMD build; more loads its threaded build.
    */
   threads?: number;
+  /**
+   * densestream's own wasm kernels (models/kernels/). Default: on, unless the environment sets
+   * DENSESTREAM_WASM_KERNELS=0. Off keeps the engine's kernels and the forward-convolution
+   * gradients alone: the baseline the benchmarks compare against, and a way to bisect.
+   */
+  kernels?: boolean;
 }
 
 const NATIVE: Attempt[] = [
@@ -97,6 +104,9 @@ export async function selectBackend(
       const ok = await tf.setBackend(attempt.backend);
       if (!ok) throw new Error(`tf.setBackend('${attempt.backend}') returned false`);
       await tf.ready();
+      if (attempt.backend === 'wasm' && (options.kernels ?? process.env['DENSESTREAM_WASM_KERNELS'] !== '0')) {
+        await installWasmKernels(wasmThreadCount());
+      }
       if (attempt.backend === 'wasm' && threads > 1 && wasmThreadCount() !== threads) {
         reasons.push(`backend: wasm asked for ${threads} threads and got ${wasmThreadCount()}`);
       }

@@ -17,6 +17,7 @@
  * `Ci`/`Co` channels in/out, NHWC throughout.
  */
 import * as tf from '@tensorflow/tfjs';
+import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
 /** Geometry of one Conv2D, as the engine describes it. */
 export interface ConvGeometry {
@@ -111,6 +112,14 @@ function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, ri
  * @returns `[kh,kw,Ci,Co]`
  */
 export function conv2dFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  if (wasmKernelThreads() > 0) {
+    const attrs: FilterGradientAttrs = {
+      strideHeight: g.strideHeight, strideWidth: g.strideWidth, dilationHeight: g.dilationHeight,
+      dilationWidth: g.dilationWidth, padTop: g.padTop, padLeft: g.padLeft,
+      filterHeight: g.filterHeight, filterWidth: g.filterWidth,
+    };
+    return tf.engine().runKernel(FILTER_GRADIENT_KERNEL, { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  }
   return tf.tidy(() => {
     // Rows of x the convolution reads: kh taps spaced d apart, plus Ho−1 steps of s.
     const spanH = (g.filterHeight - 1) * g.dilationHeight + (g.outHeight - 1) * g.strideHeight + 1;

@@ -1,0 +1,234 @@
+/*
+ * densestream's own WebAssembly SIMD kernels for the tfjs wasm backend.
+ *
+ * Built by `npm run build:kernels` (scripts/build-kernels.sh) with Debian's clang/lld into
+ * models/kernels/kernels-wasm.ts. The module imports the backend's own memory, so kernels read
+ * and write tfjs tensors where they live: no copies. It has no data, no globals it writes and no
+ * stack frames (the build checks), so it cannot touch memory it was not handed.
+ *
+ * Every kernel takes (part, parts) and does a disjoint share of the work: the main thread runs
+ * part 0 while worker threads run the others on the same (shared) memory.
+ */
+#include <wasm_simd128.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Pixels of dy/x streamed per pass, sized so both slices stay in L2 (≈128 KiB). */
+#ifndef CHUNK_BYTES
+#define CHUNK_BYTES (128 * 1024)
+#endif
+
+typedef struct {
+  int batch, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+  int stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+} conv_t;
+
+/*
+ * One register tile of the filter gradient: rows c0..c0+CR of tap (p,q) times output
+ * channels o0..o0+4·OV, accumulated over output rows [r0,r1) (row = b·Ho + i).
+ * dw[p,q,c,o] += Σ x[b, i·s+p·d−pad, j·s+q·d−pad, c] · dy[b,i,j,o]
+ */
+INLINE void filter_tile(const conv_t* g, const float* x, const float* dy, float* dw,
+                        int p, int q, int c0, int o0, int r0, int r1, const int CR, const int OV) {
+  v128_t acc[4][2];
+  float* out = dw + ((p * g->k_w + q) * g->in_c + c0) * g->out_c + o0;
+  for (int r = 0; r < CR; r++)
+    for (int v = 0; v < OV; v++) acc[r][v] = wasm_v128_load(out + r * g->out_c + 4 * v);
+  const int xs = g->stride_w * g->in_c;
+  /* Output columns j whose tap column j·s + q·d − pad lies inside the image. */
+  const int off = q * g->dil_w - g->pad_left;
+  int jlo = off >= 0 ? 0 : (-off + g->stride_w - 1) / g->stride_w;
+  int jhi = (g->in_w - off + g->stride_w - 1) / g->stride_w;
+  if (jhi > g->out_w) jhi = g->out_w;
+  for (int row = r0; row < r1; row++) {
+    const int b = row / g->out_h, i = row - b * g->out_h;
+    const int ih = i * g->stride_h + p * g->dil_h - g->pad_top;
+    if (ih < 0 || ih >= g->in_h || jlo >= jhi) continue;
+    const float* xp = x + ((b * g->in_h + ih) * g->in_w + jlo * g->stride_w + off) * g->in_c + c0;
+    const float* dp = dy + (row * g->out_w + jlo) * g->out_c + o0;
+    for (int j = jlo; j < jhi; j++, xp += xs, dp += g->out_c) {
+      v128_t d[2];
+      for (int v = 0; v < OV; v++) d[v] = wasm_v128_load(dp + 4 * v);
+      for (int r = 0; r < CR; r++) {
+        const v128_t a = wasm_v128_load32_splat(xp + r);
+        for (int v = 0; v < OV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(a, d[v]));
+      }
+    }
+  }
+  for (int r = 0; r < CR; r++)
+    for (int v = 0; v < OV; v++) wasm_v128_store(out + r * g->out_c + 4 * v, acc[r][v]);
+}
+
+/* The output channels past the last multiple of 4, one channel at a time. */
+INLINE void filter_tail(const conv_t* g, const float* x, const float* dy, float* dw,
+                        int p, int q, int c, int o, int r0, int r1) {
+  float* out = dw + ((p * g->k_w + q) * g->in_c + c) * g->out_c + o;
+  float acc = *out;
+  const int off = q * g->dil_w - g->pad_left;
+  for (int row = r0; row < r1; row++) {
+    const int b = row / g->out_h, i = row - b * g->out_h;
+    const int ih = i * g->stride_h + p * g->dil_h - g->pad_top;
+    if (ih < 0 || ih >= g->in_h) continue;
+    for (int j = 0; j < g->out_w; j++) {
+      const int iw = j * g->stride_w + off;
+      if (iw < 0 || iw >= g->in_w) continue;
+      acc += x[((b * g->in_h + ih) * g->in_w + iw) * g->in_c + c] * dy[(row * g->out_w + j) * g->out_c + o];
+    }
+  }
+  *out = acc;
+}
+
+/* Work items are (tap, block of 4 input channels); part k takes a contiguous share. */
+INLINE void item_range(const conv_t* g, int part, int parts, int* first, int* last) {
+  const int blocks = (g->in_c + 3) / 4;
+  const int items = g->k_h * g->k_w * blocks;
+  *first = (int)((long long)items * part / parts);
+  *last = (int)((long long)items * (part + 1) / parts);
+}
+
+/*
+ * Conv2D filter gradient, NHWC: x [B,H,W,Ci], dy [B,Ho,Wo,Co] → dw [kh,kw,Ci,Co] (overwritten).
+ * geometry: 15 ints in conv_t order.
+ */
+__attribute__((export_name("conv2d_filter_grad")))
+void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, float* dw, int part, int parts) {
+  const conv_t g = *(const conv_t*)geometry;
+  const int blocks = (g.in_c + 3) / 4;
+  int first, last;
+  item_range(&g, part, parts, &first, &last);
+  for (int it = first; it < last; it++) {
+    const int tap = it / blocks, c0 = (it - tap * blocks) * 4;
+    const int cn = g.in_c - c0 < 4 ? g.in_c - c0 : 4;
+    float* out = dw + (tap * g.in_c + c0) * g.out_c;
+    for (int k = 0; k < cn * g.out_c; k++) out[k] = 0.0f;
+  }
+  const int rows = g.batch * g.out_h;
+  int chunk = CHUNK_BYTES / (4 * (g.in_c + g.out_c) * (g.out_w > 0 ? g.out_w : 1));
+  if (chunk < 1) chunk = 1;
+  for (int r0 = 0; r0 < rows; r0 += chunk) {
+    const int r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    for (int it = first; it < last; it++) {
+      const int tap = it / blocks, c0 = (it - tap * blocks) * 4;
+      const int p = tap / g.k_w, q = tap - p * g.k_w;
+      const int cn = g.in_c - c0 < 4 ? g.in_c - c0 : 4;
+      int o = 0;
+      if (cn == 4) {
+        for (; o + 8 <= g.out_c; o += 8) filter_tile(&g, x, dy, dw, p, q, c0, o, r0, r1, 4, 2);
+        for (; o + 4 <= g.out_c; o += 4) filter_tile(&g, x, dy, dw, p, q, c0, o, r0, r1, 4, 1);
+      } else {
+        for (int c = c0; c < c0 + cn; c++) {
+          int oc = 0;
+          for (; oc + 8 <= g.out_c; oc += 8) filter_tile(&g, x, dy, dw, p, q, c, oc, r0, r1, 1, 2);
+          for (; oc + 4 <= g.out_c; oc += 4) filter_tile(&g, x, dy, dw, p, q, c, oc, r0, r1, 1, 1);
+        }
+        o = g.out_c - g.out_c % 4;
+      }
+      for (int c = c0; c < c0 + cn; c++)
+        for (int ot = o; ot < g.out_c; ot++) filter_tail(&g, x, dy, dw, p, q, c, ot, r0, r1);
+    }
+  }
+}
+
+/*
+ * Sum over the leading axes: x [rows, cols] → out [cols] = Σ_rows x, divided by rows when
+ * `mean` is set. tfjs's wasm Sum
+ * and Mean transpose such reductions (bias gradients, batch-norm moments) to reduce the
+ * innermost axis, single-threaded; here the rows stream once. Parts split the columns in
+ * blocks of 4; rows are summed in blocks of 256 first, which keeps float32 error near
+ * pairwise summation's.
+ */
+#define ROW_BLOCK 256
+
+INLINE void sum_columns(const float* x, float* out, int rows, int cols, float scale, int c0, const int V) {
+  v128_t total[4];
+  for (int v = 0; v < V; v++) total[v] = wasm_f32x4_splat(0.0f);
+  for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+    const int r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
+    v128_t acc[4];
+    for (int v = 0; v < V; v++) acc[v] = wasm_f32x4_splat(0.0f);
+    const float* p = x + r0 * cols + c0;
+    for (int r = r0; r < r1; r++, p += cols)
+      for (int v = 0; v < V; v++) acc[v] = wasm_f32x4_add(acc[v], wasm_v128_load(p + 4 * v));
+    for (int v = 0; v < V; v++) total[v] = wasm_f32x4_add(total[v], acc[v]);
+  }
+  const v128_t s = wasm_f32x4_splat(scale);
+  for (int v = 0; v < V; v++) wasm_v128_store(out + c0 + 4 * v, wasm_f32x4_mul(total[v], s));
+}
+
+__attribute__((export_name("sum_leading")))
+void sum_leading(const float* x, float* out, int rows, int cols, int mean, int part, int parts) {
+  const float scale = mean ? 1.0f / (float)rows : 1.0f;
+  const int blocks = cols / 4;
+  const int first = (int)((long long)blocks * part / parts) * 4;
+  const int last = (int)((long long)blocks * (part + 1) / parts) * 4;
+  int c = first;
+  for (; c + 16 <= last; c += 16) sum_columns(x, out, rows, cols, scale, c, 4);
+  for (; c + 4 <= last; c += 4) sum_columns(x, out, rows, cols, scale, c, 1);
+  if (part == parts - 1) {
+    for (c = blocks * 4; c < cols; c++) {
+      float total = 0.0f;
+      for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+        const int r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
+        float acc = 0.0f;
+        for (int r = r0; r < r1; r++) acc += x[r * cols + c];
+        total += acc;
+      }
+      out[c] = total * scale;
+    }
+  }
+}
+
+/*
+ * out[r,c] = a[r,c] ∘ b[c] (or b[c] ∘ a[r,c] when `swap`) for ∘ in add, sub, mul, div: the
+ * per-channel operations of batch norm and biases. tfjs's wasm kernels take these through a
+ * general broadcasting loop at a quarter of their same-shape speed. Parts split the rows.
+ */
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
+
+INLINE v128_t apply_v(v128_t x, v128_t y, const int op) {
+  switch (op) {
+    case OP_ADD: return wasm_f32x4_add(x, y);
+    case OP_SUB: return wasm_f32x4_sub(x, y);
+    case OP_MUL: return wasm_f32x4_mul(x, y);
+    default: return wasm_f32x4_div(x, y);
+  }
+}
+
+INLINE float apply_s(float x, float y, const int op) {
+  switch (op) {
+    case OP_ADD: return x + y;
+    case OP_SUB: return x - y;
+    case OP_MUL: return x * y;
+    default: return x / y;
+  }
+}
+
+INLINE void rows_op(const float* a, const float* b, float* out, int r0, int r1, int cols, const int op, const int swap) {
+  const int vc = cols - cols % 4;
+  for (int r = r0; r < r1; r++) {
+    const float* ar = a + r * cols;
+    float* o = out + r * cols;
+    int c = 0;
+    for (; c < vc; c += 4) {
+      const v128_t x = wasm_v128_load(ar + c), y = wasm_v128_load(b + c);
+      wasm_v128_store(o + c, swap ? apply_v(y, x, op) : apply_v(x, y, op));
+    }
+    for (; c < cols; c++) o[c] = swap ? apply_s(b[c], ar[c], op) : apply_s(ar[c], b[c], op);
+  }
+}
+
+__attribute__((export_name("binary_rows")))
+void binary_rows(const float* a, const float* b, float* out, int rows, int cols, int op, int swap, int part, int parts) {
+  const int r0 = (int)((long long)rows * part / parts);
+  const int r1 = (int)((long long)rows * (part + 1) / parts);
+  switch (op * 2 + (swap != 0)) {
+    case 0: rows_op(a, b, out, r0, r1, cols, OP_ADD, 0); break;
+    case 1: rows_op(a, b, out, r0, r1, cols, OP_ADD, 1); break;
+    case 2: rows_op(a, b, out, r0, r1, cols, OP_SUB, 0); break;
+    case 3: rows_op(a, b, out, r0, r1, cols, OP_SUB, 1); break;
+    case 4: rows_op(a, b, out, r0, r1, cols, OP_MUL, 0); break;
+    case 5: rows_op(a, b, out, r0, r1, cols, OP_MUL, 1); break;
+    case 6: rows_op(a, b, out, r0, r1, cols, OP_DIV, 0); break;
+    default: rows_op(a, b, out, r0, r1, cols, OP_DIV, 1); break;
+  }
+}

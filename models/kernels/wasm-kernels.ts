@@ -1,0 +1,215 @@
+/**
+ * densestream's own kernels for the tfjs wasm backend (kernels.c, built by build.mjs).
+ *
+ * XNNPACK has no convolution filter gradient; building it from a forward convolution with the
+ * batch as channels leaves XNNPACK a [Ci·kh·kw × Co] output to split and a reduction of
+ * B·Ho·Wo, which it runs at half its forward speed. A direct SIMD kernel blocked for L2, with
+ * its work split over (tap, channel block) across the backend's threads, does better (README,
+ * "Measured: the engine").
+ *
+ * The module imports the backend's own wasm memory, so a kernel reads its inputs and writes its
+ * output where tfjs keeps them: nothing is copied.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
+import { KernelPool } from './pool.js';
+import { webAssembly, type WasmMemory } from './webassembly.js';
+
+/** Kernel name for a filter gradient with dilation (tfjs's Conv2DBackpropFilter has none). */
+export const FILTER_GRADIENT_KERNEL = 'DensestreamConv2DFilterGradient';
+
+/** The convolution geometry a filter-gradient call needs, NHWC. */
+export interface FilterGradientAttrs {
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  padTop: number;
+  padLeft: number;
+  filterHeight: number;
+  filterWidth: number;
+}
+
+interface EmscriptenModule {
+  wasmMemory?: WasmMemory;
+  asm?: { memory?: WasmMemory };
+  _malloc(bytes: number): number;
+}
+
+interface Installed {
+  backend: BackendWasm;
+  pool: KernelPool;
+  memory: WasmMemory;
+  /** 16 int32 of the backend's heap that carry a call's geometry. */
+  geometry: number;
+}
+
+let installed: Installed | undefined;
+let registered = false;
+
+/** Threads the kernels run on for the active wasm backend; 0 when not installed there. */
+export function wasmKernelThreads(): number {
+  return installed !== undefined && tf.getBackend() === 'wasm' && tf.backend() === installed.backend ? installed.pool.parts : 0;
+}
+
+/**
+ * Instantiates the kernels on the active wasm backend's memory with `threads` parts (1 for the
+ * single-threaded build) and registers them. Call after `tf.setBackend('wasm')`; idempotent
+ * for one backend instance and thread count.
+ */
+export async function installWasmKernels(threads: number): Promise<void> {
+  const backend = tf.backend() as BackendWasm;
+  const module = backend.wasm as unknown as EmscriptenModule;
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (!(memory instanceof webAssembly.Memory)) throw new Error('wasm kernels: the wasm backend exposes no memory');
+  const shared = memory.buffer instanceof SharedArrayBuffer;
+  const parts = shared ? Math.max(1, threads) : 1;
+  if (installed?.backend === backend && installed.pool.parts === parts) return;
+  const compiled = await webAssembly.compile(Buffer.from(shared ? KERNELS_SHARED_BASE64 : KERNELS_PLAIN_BASE64, 'base64'));
+  const pool = await KernelPool.create(compiled, memory, ['conv2d_filter_grad', 'sum_leading', 'binary_rows'], parts);
+  await installed?.pool.close();
+  const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
+  installed = { backend, pool, memory, geometry };
+  if (!registered) {
+    tf.registerKernel({ kernelName: FILTER_GRADIENT_KERNEL, backendName: 'wasm', kernelFunc: filterGradientKernel });
+    // tfjs's own name, so that the engine's Conv2D gradient (fused convolutions too) runs on wasm.
+    tf.registerKernel({ kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: backpropFilterKernel });
+    overrideReduction(tf.Sum, false);
+    overrideReduction(tf.Mean, true);
+    BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
+    // Identity shares the data, as the cpu backend's does: tensors are immutable, and wasm's
+    // own Identity copies every byte (a quarter of a millisecond per activation here).
+    override(tf.Identity, ({ inputs, backend }) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      if (installed === undefined || installed.backend !== backend || x.dtype === 'string') return undefined;
+      installed.backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+    });
+    registered = true;
+  }
+}
+
+function active(backend: unknown): Installed {
+  if (installed === undefined || installed.backend !== backend) {
+    throw new Error('wasm kernels: not installed on this wasm backend (selectBackend installs them)');
+  }
+  return installed;
+}
+
+function offset(k: Installed, t: tf.TensorInfo): number {
+  return k.backend.dataIdMap.get(t.dataId)!.memoryOffset;
+}
+
+/** x [B,H,W,Ci], dy [B,Ho,Wo,Co] → dW [kh,kw,Ci,Co]. */
+function filterGradient(k: Installed, x: tf.TensorInfo, dy: tf.TensorInfo, a: FilterGradientAttrs): tf.TensorInfo {
+  const [batch, inH, inW, inC] = x.shape as number[];
+  const [, outH, outW, outC] = dy.shape as number[];
+  const out = k.backend.makeOutput([a.filterHeight, a.filterWidth, inC!, outC!], 'float32');
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('wasm kernels: the filter gradient takes float32');
+  const geometry = [
+    batch!, inH!, inW!, inC!, outH!, outW!, outC!, a.filterHeight, a.filterWidth,
+    a.strideHeight, a.strideWidth, a.dilationHeight, a.dilationWidth, a.padTop, a.padLeft,
+  ];
+  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+  k.pool.run('conv2d_filter_grad', [k.geometry, offset(k, x), offset(k, dy), offset(k, out)]);
+  return out;
+}
+
+const filterGradientKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  return filterGradient(active(backend), x, dy, attrs as unknown as FilterGradientAttrs);
+};
+
+const backpropFilterKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  if (dataFormat !== 'NHWC') throw new Error(`wasm kernels: dataFormat ${dataFormat} is not supported, use NHWC`);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  return filterGradient(active(backend), x, dy, {
+    strideHeight: info.strideHeight, strideWidth: info.strideWidth, dilationHeight: 1, dilationWidth: 1,
+    padTop: info.padInfo.top, padLeft: info.padInfo.left, filterHeight: info.filterHeight, filterWidth: info.filterWidth,
+  });
+};
+
+/**
+ * Takes over wasm's Sum or Mean for float32 reductions over leading axes (the batch-norm and
+ * bias-gradient shapes); every other reduction goes to the kernel it replaces.
+ */
+function overrideReduction(kernelName: string, mean: boolean): void {
+  override(kernelName, (args) => leadingReduction(args, mean));
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/**
+ * Replaces wasm's `kernelName` with `ours`, which returns undefined for the cases it leaves to
+ * the kernel it replaced (and for every call while the kernels are not installed).
+ */
+function override(kernelName: string, ours: (args: KernelArgs) => tf.TensorInfo | undefined): void {
+  const original = tf.getKernel(kernelName, 'wasm');
+  if (original === undefined) throw new Error(`wasm kernels: the wasm backend has no ${kernelName} to take over`);
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ ...original, kernelFunc: (args) => ours(args) ?? original.kernelFunc(args) });
+}
+
+/** Kernels of binary_rows, in its op order. */
+const BINARY_OPS = [tf.Add, tf.Sub, tf.Multiply, tf.RealDiv] as const;
+
+/** Below this many output values a call stays on one thread: waking the others costs more. */
+const PARALLEL_MIN = 32 * 1024;
+
+function overrideBinary(kernelName: string, op: number): void {
+  override(kernelName, ({ inputs, backend }) => {
+    if (installed === undefined || installed.backend !== backend) return undefined;
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+    const aFull = broadcastsAlongLeading(b.shape, a.shape);
+    if (!aFull && !broadcastsAlongLeading(a.shape, b.shape)) return undefined;
+    const [full, row] = aFull ? [a, b] : [b, a];
+    const cols = tf.util.sizeFromShape(row.shape);
+    const rows = tf.util.sizeFromShape(full.shape) / cols;
+    const out = installed.backend.makeOutput([...full.shape], 'float32');
+    installed.pool.run(
+      'binary_rows',
+      [offset(installed, full), offset(installed, row), offset(installed, out), rows, cols, op, aFull ? 0 : 1],
+      rows * cols >= PARALLEL_MIN,
+    );
+    return out;
+  });
+}
+
+/**
+ * Whether `small` broadcasts against `full` by repeating along `full`'s leading axes only
+ * (`[C]` or `[1,1,1,C]` against `[N,H,W,C]`), and is strictly smaller.
+ */
+function broadcastsAlongLeading(small: readonly number[], full: readonly number[]): boolean {
+  if (small.length > full.length) return false;
+  let i = 0;
+  while (i < small.length && small[i] === 1) i++;
+  const core = small.slice(i);
+  if (core.length === 0) return false;
+  const tail = full.slice(full.length - core.length);
+  if (core.some((d, k) => d !== tail[k])) return false;
+  return tf.util.sizeFromShape([...full]) > tf.util.sizeFromShape(core);
+}
+
+function leadingReduction({ inputs, backend, attrs }: KernelArgs, mean: boolean): tf.TensorInfo | undefined {
+  if (installed === undefined || installed.backend !== backend) return undefined;
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { axis, keepDims } = attrs as unknown as tf.SumAttrs;
+  const shape = x.shape;
+  if (x.dtype !== 'float32' || shape.length < 2) return undefined;
+  const axes = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((a, b) => a - b);
+  const k = axes.length;
+  // Only a proper prefix of the axes: [0, 1, …, k−1] with k < rank.
+  if (k === 0 || k >= shape.length || axes.some((a, i) => a !== i)) return undefined;
+  const rows = tf.util.sizeFromShape(shape.slice(0, k));
+  const cols = tf.util.sizeFromShape(shape.slice(k));
+  if (rows === 0 || cols === 0) return undefined;
+  const outShape = keepDims ? shape.map((d, i) => (i < k ? 1 : d)) : shape.slice(k);
+  const out = installed.backend.makeOutput(outShape, 'float32');
+  installed.pool.run('sum_leading', [offset(installed, x), offset(installed, out), rows, cols, mean ? 1 : 0]);
+  return out;
+}

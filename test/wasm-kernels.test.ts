@@ -1,0 +1,191 @@
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../models/backend.js';
+import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
+import { installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+
+function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
+  expect(actual.length).toBe(reference.length);
+  let err = 0;
+  let mag = 0;
+  for (let i = 0; i < reference.length; i++) {
+    err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
+    mag = Math.max(mag, Math.abs(reference[i] as number));
+  }
+  return mag === 0 ? err : err / mag;
+}
+
+interface FilterCase { inC: number; outC: number; kernel: number; stride: number; pad: 'same' | 'valid'; batch: number; h: number; w: number }
+
+// Channel counts that reach every tile of the kernel: 4×8 and 4×4 blocks, single input
+// channels (Ci mod 4) and the scalar output tail (Co mod 4).
+const filterCases: FilterCase[] = [];
+for (const [inC, outC] of [[3, 4], [8, 8], [13, 19], [32, 64], [5, 3]] as const)
+  for (const [kernel, stride, pad] of [[3, 1, 'same'], [3, 2, 'same'], [1, 2, 'valid'], [5, 3, 'valid'], [4, 2, 'same']] as const)
+    filterCases.push({ inC, outC, kernel, stride, pad, batch: 3, h: 11, w: 9 });
+
+/** The cpu backend's Conv2DBackpropFilter on fixed random values. */
+async function cpuFilterGradient(c: FilterCase) {
+  await tf.setBackend('cpu');
+  const x = tf.randomNormal([c.batch, c.h, c.w, c.inC], 0, 1, 'float32', 5) as tf.Tensor4D;
+  const filterShape: [number, number, number, number] = [c.kernel, c.kernel, c.inC, c.outC];
+  const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, c.stride, 1, c.pad);
+  const dy = tf.randomNormal([c.batch, info.outHeight, info.outWidth, c.outC], 0, 1, 'float32', 6) as tf.Tensor4D;
+  const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+    { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const out = { x: x.dataSync().slice(), dy: dy.dataSync().slice(), xShape: x.shape, dyShape: dy.shape, filterShape, dW: dW.dataSync().slice() };
+  tf.dispose([x, dy, dW]);
+  return out;
+}
+
+describe('densestream wasm kernels', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm', { threads: 2 });
+  });
+
+  it('were built from the kernels.c in the tree (npm run build:kernels after editing it)', () => {
+    const source = readFileSync(new URL('../models/kernels/kernels.c', import.meta.url));
+    expect(createHash('sha256').update(source).digest('hex')).toBe(KERNELS_SOURCE_SHA256);
+  });
+
+  it('are installed by selectBackend on the threaded build, one part per thread', () => {
+    expect(wasmKernelThreads()).toBe(2);
+  });
+
+  for (const parts of [2, 1]) {
+    it.each(filterCases)(
+      `Conv2DBackpropFilter matches cpu in ${parts} part(s): Ci $inC, Co $outC, $kernel×$kernel stride $stride $pad`,
+      async (c) => {
+        const ref = await cpuFilterGradient(c);
+        await tf.setBackend('wasm');
+        await installWasmKernels(parts);
+        expect(wasmKernelThreads()).toBe(parts);
+        const before = tf.memory().numTensors;
+        const x = tf.tensor4d(ref.x, ref.xShape);
+        const dy = tf.tensor4d(ref.dy, ref.dyShape);
+        const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+          { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: ref.filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        expect(dW.shape).toEqual(ref.filterShape);
+        expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-5);
+        tf.dispose([x, dy, dW]);
+        expect(tf.memory().numTensors).toBe(before);
+        await installWasmKernels(2);
+      },
+    );
+  }
+
+  it('lets the engine differentiate a fused convolution on wasm (it calls Conv2DBackpropFilter)', async () => {
+    const loss = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.square(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 2, pad: 'same', activation: 'relu' })));
+    const make = () => [
+      tf.randomNormal([2, 10, 10, 6], 0, 1, 'float32', 7),
+      tf.randomNormal([3, 3, 6, 8], 0, 1, 'float32', 8),
+      tf.randomNormal([8], 0, 1, 'float32', 9),
+    ];
+    await tf.setBackend('cpu');
+    const ref = tf.grads(loss)(make()).map((g) => g.dataSync().slice());
+    await tf.setBackend('wasm');
+    const got = tf.grads(loss)(make());
+    got.forEach((g, i) => expect(relativeError(g.dataSync(), ref[i]!)).toBeLessThanOrEqual(1e-4));
+    tf.dispose(got);
+  });
+
+  const reductions: Array<{ shape: number[]; axis: number | number[]; keepDims: boolean }> = [
+    { shape: [128, 14, 14, 32], axis: [0, 1, 2], keepDims: false },
+    { shape: [7, 5, 5, 13], axis: [0, 1, 2], keepDims: true },
+    { shape: [300, 35], axis: 0, keepDims: false },
+    { shape: [6, 4, 3], axis: [1, 0], keepDims: false },
+    { shape: [6, 4, 3], axis: [-3], keepDims: true },
+    { shape: [6, 4, 3], axis: [1, 2], keepDims: false }, // not leading: the engine's own kernel
+    { shape: [6, 4, 3], axis: [0, 1, 2], keepDims: false }, // every axis: the engine's own kernel
+  ];
+
+  for (const op of ['sum', 'mean'] as const) {
+    it.each(reductions)(`${op} over $axis of $shape (keepDims $keepDims) matches cpu`, async ({ shape, axis, keepDims }) => {
+      await tf.setBackend('cpu');
+      const values = tf.randomNormal(shape, 1, 2, 'float32', 10);
+      const data = values.dataSync().slice();
+      const ref = tf[op](values, axis, keepDims);
+      const refData = ref.dataSync().slice();
+      const refShape = ref.shape;
+      tf.dispose([values, ref]);
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const x = tf.tensor(data, shape);
+      const got = tf[op](x, axis, keepDims);
+      expect(got.shape).toEqual(refShape);
+      expect(relativeError(got.dataSync(), refData)).toBeLessThanOrEqual(1e-5);
+      tf.dispose([x, got]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  const binaryCases: Array<{ a: number[]; b: number[] }> = [
+    { a: [64, 30, 30, 32], b: [32] }, // large enough to split across threads
+    { a: [1, 1, 1, 13], b: [5, 7, 3, 13] }, // the broadcast operand first, a column tail
+    { a: [3, 2, 6], b: [2, 6] },
+    { a: [4, 1, 1, 6], b: [4, 5, 5, 6] }, // broadcast along inner axes: the engine's own kernel
+    { a: [5, 6], b: [5, 6] }, // same shape: the engine's own kernel
+  ];
+  for (const op of ['add', 'sub', 'mul', 'div'] as const) {
+    it.each(binaryCases)(`${op} of $a and $b matches cpu`, async ({ a, b }) => {
+      await tf.setBackend('cpu');
+      const x = tf.randomNormal(a, 0, 1, 'float32', 13);
+      const y = tf.randomUniform(b, 0.5, 2, 'float32', 14);
+      const [xs, ys] = [x.dataSync().slice(), y.dataSync().slice()];
+      const ref = tf[op](x, y);
+      const refData = ref.dataSync().slice();
+      tf.dispose([x, y, ref]);
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const X = tf.tensor(xs, a);
+      const Y = tf.tensor(ys, b);
+      const got = tf[op](X, Y);
+      expect(relativeError(got.dataSync(), refData)).toBeLessThanOrEqual(1e-6);
+      tf.dispose([X, Y, got]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  it('shares the data in Identity, and a clone outlives its source', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    const one = tf.scalar(1);
+    const z = tf.add(y, one); // reads it on the backend, not only from JS
+    expect(Array.from(z.dataSync())).toEqual([2, 3, 4, 5, 6, 7]);
+    tf.dispose([y, one, z]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('leaves integer reductions to the engine', async () => {
+    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32');
+    const s = tf.sum(x, 0);
+    expect(s.dtype).toBe('int32');
+    expect(Array.from(s.dataSync())).toEqual([9, 12]);
+    tf.dispose([x, s]);
+  });
+
+  it('gives the batch-norm moments of a training step the engine gradient (sum and mean inside tf.grads)', async () => {
+    // Σ z·r with z the per-channel standardised x and r fixed: Σ z² would be constant in x.
+    const weights = Array.from({ length: 4 * 6 * 6 * 5 }, (_, i) => Math.sin(i));
+    const loss = (x: tf.Tensor) => {
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const z = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5)));
+      return tf.sum(tf.mul(z, tf.tensor(weights, x.shape)));
+    };
+    const make = () => tf.randomNormal([4, 6, 6, 5], 0, 1, 'float32', 12);
+    await tf.setBackend('cpu');
+    const ref = tf.grad(loss)(make()).dataSync().slice();
+    await tf.setBackend('wasm');
+    const got = tf.grad(loss)(make());
+    expect(relativeError(got.dataSync(), ref)).toBeLessThanOrEqual(1e-4);
+    got.dispose();
+  });
+});
