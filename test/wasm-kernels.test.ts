@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
-import { installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
   expect(actual.length).toBe(reference.length);
@@ -161,6 +161,42 @@ describe('densestream wasm kernels', () => {
     const z = tf.add(y, one); // reads it on the backend, not only from JS
     expect(Array.from(z.dataSync())).toEqual([2, 3, 4, 5, 6, 7]);
     tf.dispose([y, one, z]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('recognises the permutations that move one block of axes before the next', () => {
+    expect(blockSwap([1, 0])).toEqual([0, 1, 2]);
+    expect(blockSwap([0, 2, 1])).toEqual([1, 2, 3]);
+    expect(blockSwap([0, 1, 3, 2, 4, 5])).toEqual([2, 3, 4]);
+    expect(blockSwap([2, 0, 1])).toEqual([0, 2, 3]);
+    expect(blockSwap([3, 1, 2, 0])).toBeUndefined();
+    expect(blockSwap([1, 0, 3, 2])).toBeUndefined();
+    expect(blockSwap([0, 1, 2])).toBeUndefined();
+  });
+
+  const transposes: Array<{ shape: number[]; perm: number[]; dtype: 'float32' | 'int32' }> = [
+    { shape: [4096, 128], perm: [1, 0], dtype: 'float32' }, // the MoCo queue: split across threads
+    { shape: [37, 19], perm: [1, 0], dtype: 'int32' }, // partial tiles
+    { shape: [6, 7, 7, 2, 2, 5], perm: [0, 1, 3, 2, 4, 5], dtype: 'float32' }, // phase interleave, odd inner run
+    { shape: [3, 5, 8], perm: [0, 2, 1], dtype: 'float32' },
+    { shape: [3, 5, 8], perm: [2, 0, 1], dtype: 'float32' },
+    { shape: [2, 3, 4, 5], perm: [3, 1, 2, 0], dtype: 'float32' }, // not a block swap: the engine's own
+  ];
+  it.each(transposes)('transposes $shape by $perm ($dtype) as cpu does', async ({ shape, perm, dtype }) => {
+    await tf.setBackend('cpu');
+    const n = shape.reduce((p, d) => p * d, 1);
+    const values = Array.from({ length: n }, (_, i) => (dtype === 'int32' ? i : Math.sin(i)));
+    const ref = tf.transpose(tf.tensor(values, shape, dtype), perm);
+    const refData = Array.from(ref.dataSync());
+    const refShape = ref.shape;
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor(values, shape, dtype);
+    const got = tf.transpose(x, perm);
+    expect(got.shape).toEqual(refShape);
+    expect(got.dtype).toBe(dtype);
+    expect(Array.from(got.dataSync())).toEqual(refData);
+    tf.dispose([x, got]);
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -232,3 +232,40 @@ void binary_rows(const float* a, const float* b, float* out, int rows, int cols,
     default: rows_op(a, b, out, r0, r1, cols, OP_DIV, 1); break;
   }
 }
+
+/*
+ * Transpose of the form [outer, X, Y, inner] → [outer, Y, X, inner]: one block of axes moved
+ * before its neighbour (matrix transposes, the input gradient's phase interleave). tfjs's wasm
+ * Transpose walks the output with a general index computation; this copies `inner`-long runs in
+ * 16×16 tiles of (X, Y) so both sides stay in cache. Parts split the (outer, Y-tile) rows.
+ */
+#define TILE 16
+
+__attribute__((export_name("transpose_blocks")))
+void transpose_blocks(const float* x, float* out, int outer, int nx, int ny, int inner, int part, int parts) {
+  const int ytiles = (ny + TILE - 1) / TILE;
+  const long long units = (long long)outer * ytiles;
+  const long long u0 = units * part / parts, u1 = units * (part + 1) / parts;
+  for (long long u = u0; u < u1; u++) {
+    const int o = (int)(u / ytiles), y0 = (int)(u % ytiles) * TILE;
+    const int y1 = y0 + TILE < ny ? y0 + TILE : ny;
+    const float* src = x + (long long)o * nx * ny * inner;
+    float* dst = out + (long long)o * nx * ny * inner;
+    for (int x0 = 0; x0 < nx; x0 += TILE) {
+      const int x1 = x0 + TILE < nx ? x0 + TILE : nx;
+      if (inner == 1) {
+        for (int y = y0; y < y1; y++)
+          for (int i = x0; i < x1; i++) dst[y * nx + i] = src[i * ny + y];
+      } else {
+        for (int y = y0; y < y1; y++)
+          for (int i = x0; i < x1; i++) {
+            const float* s = src + ((long long)i * ny + y) * inner;
+            float* d = dst + ((long long)y * nx + i) * inner;
+            int k = 0;
+            for (; k + 4 <= inner; k += 4) wasm_v128_store(d + k, wasm_v128_load(s + k));
+            for (; k < inner; k++) d[k] = s[k];
+          }
+      }
+    }
+  }
+}

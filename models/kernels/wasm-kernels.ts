@@ -67,7 +67,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
   const parts = shared ? Math.max(1, threads) : 1;
   if (installed?.backend === backend && installed.pool.parts === parts) return;
   const compiled = await webAssembly.compile(Buffer.from(shared ? KERNELS_SHARED_BASE64 : KERNELS_PLAIN_BASE64, 'base64'));
-  const pool = await KernelPool.create(compiled, memory, ['conv2d_filter_grad', 'sum_leading', 'binary_rows'], parts);
+  const pool = await KernelPool.create(compiled, memory, ['conv2d_filter_grad', 'sum_leading', 'binary_rows', 'transpose_blocks'], parts);
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
   installed = { backend, pool, memory, geometry };
@@ -78,6 +78,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     overrideReduction(tf.Sum, false);
     overrideReduction(tf.Mean, true);
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
+    override(tf.Transpose, blockTranspose);
     // Identity shares the data, as the cpu backend's does: tensors are immutable, and wasm's
     // own Identity copies every byte (a quarter of a millisecond per activation here).
     override(tf.Identity, ({ inputs, backend }) => {
@@ -212,4 +213,45 @@ function leadingReduction({ inputs, backend, attrs }: KernelArgs, mean: boolean)
   const out = installed.backend.makeOutput(outShape, 'float32');
   installed.pool.run('sum_leading', [offset(installed, x), offset(installed, out), rows, cols, mean ? 1 : 0]);
   return out;
+}
+
+/**
+ * A Transpose that moves one block of adjacent axes before the next, `[outer, X, Y, inner]` →
+ * `[outer, Y, X, inner]`, as `transpose_blocks`; other permutations go to the engine.
+ */
+function blockTranspose({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo | undefined {
+  if (installed === undefined || installed.backend !== backend) return undefined;
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { perm } = attrs as unknown as tf.TransposeAttrs;
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') return undefined; // 4-byte elements only
+  const split = blockSwap(perm);
+  if (split === undefined) return undefined;
+  const [a, b, c] = split;
+  const size = (from: number, to: number) => tf.util.sizeFromShape(x.shape.slice(from, to));
+  const outer = size(0, a);
+  const nx = size(a, b);
+  const ny = size(b, c);
+  const inner = size(c, x.shape.length);
+  const out = installed.backend.makeOutput(perm.map((p) => x.shape[p]!), x.dtype);
+  if (outer * nx * ny * inner === 0) return out;
+  installed.pool.run('transpose_blocks', [offset(installed, x), offset(installed, out), outer, nx, ny, inner],
+    outer * nx * ny * inner >= PARALLEL_MIN);
+  return out;
+}
+
+/**
+ * For `perm = [0…a−1, b…c−1, a…b−1, c…]` returns [a, b, c]; undefined for any other
+ * permutation (and for the identity).
+ */
+export function blockSwap(perm: readonly number[]): [number, number, number] | undefined {
+  let a = 0;
+  while (a < perm.length && perm[a] === a) a++;
+  if (a === perm.length) return undefined;
+  let c = perm.length;
+  while (perm[c - 1] === c - 1) c--;
+  const b = perm[a]!;
+  if (b <= a || b >= c) return undefined;
+  for (let k = 0; k < c - b; k++) if (perm[a + k] !== b + k) return undefined;
+  for (let k = 0; k < b - a; k++) if (perm[a + (c - b) + k] !== a + k) return undefined;
+  return [a, b, c];
 }
