@@ -200,6 +200,27 @@ describe('densestream wasm kernels', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  for (const op of ['sum', 'mean'] as const) {
+    it(`differentiates a leading-axis ${op} (and an inner-axis one) as cpu does`, async () => {
+      const weights = Array.from({ length: 5 * 13 }, (_, i) => Math.cos(i));
+      const loss = (x: tf.Tensor) => {
+        const lead = tf[op](x, [0, 1], true); // [1,1,5,13]: the kernel's gradient
+        const inner = tf[op](x, 3); // [4,6,5]: the engine's own
+        return tf.add(tf.sum(tf.mul(tf.reshape(lead, [5, 13]), tf.tensor(weights, [5, 13]))), tf.sum(tf.square(inner)));
+      };
+      const make = () => tf.randomNormal([4, 6, 5, 13], 0, 1, 'float32', 15);
+      await tf.setBackend('cpu');
+      const ref = tf.grad(loss)(make()).dataSync().slice();
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const x = make();
+      const got = tf.grad(loss)(x);
+      expect(relativeError(got.dataSync(), ref)).toBeLessThanOrEqual(1e-5);
+      tf.dispose([x, got]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
   it('leaves integer reductions to the engine', async () => {
     const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32');
     const s = tf.sum(x, 0);

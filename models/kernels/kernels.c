@@ -269,3 +269,22 @@ void transpose_blocks(const float* x, float* out, int outer, int nx, int ny, int
     }
   }
 }
+
+/*
+ * out[r,c] = scale · b[c]: the gradient of a leading-axis Sum or Mean, which tfjs builds by
+ * multiplying with a ones tensor that it first fills in JavaScript and copies in.
+ */
+__attribute__((export_name("broadcast_rows")))
+void broadcast_rows(const float* b, float* out, int rows, int cols, int mean, int part, int parts) {
+  const float scale = mean ? 1.0f / (float)rows : 1.0f;
+  const int r0 = (int)((long long)rows * part / parts);
+  const int r1 = (int)((long long)rows * (part + 1) / parts);
+  const int vc = cols - cols % 4;
+  const v128_t s = wasm_f32x4_splat(scale);
+  for (int r = r0; r < r1; r++) {
+    float* o = out + (long long)r * cols;
+    int c = 0;
+    for (; c < vc; c += 4) wasm_v128_store(o + c, wasm_f32x4_mul(wasm_v128_load(b + c), s));
+    for (; c < cols; c++) o[c] = b[c] * scale;
+  }
+}

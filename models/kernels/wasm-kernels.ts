@@ -16,6 +16,9 @@ import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
 import { KernelPool } from './pool.js';
 import { webAssembly, type WasmMemory } from './webassembly.js';
 
+/** Repeats a `[C]` tensor (attrs `rows`, `mean`) into `[rows·C]`: leading-axis Sum/Mean gradients. */
+const BROADCAST_ROWS_KERNEL = 'DensestreamBroadcastRows';
+
 /** Kernel name for a filter gradient with dilation (tfjs's Conv2DBackpropFilter has none). */
 export const FILTER_GRADIENT_KERNEL = 'DensestreamConv2DFilterGradient';
 
@@ -67,7 +70,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
   const parts = shared ? Math.max(1, threads) : 1;
   if (installed?.backend === backend && installed.pool.parts === parts) return;
   const compiled = await webAssembly.compile(Buffer.from(shared ? KERNELS_SHARED_BASE64 : KERNELS_PLAIN_BASE64, 'base64'));
-  const pool = await KernelPool.create(compiled, memory, ['conv2d_filter_grad', 'sum_leading', 'binary_rows', 'transpose_blocks'], parts);
+  const pool = await KernelPool.create(compiled, memory, ['conv2d_filter_grad', 'sum_leading', 'binary_rows', 'transpose_blocks', 'broadcast_rows'], parts);
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
   installed = { backend, pool, memory, geometry };
@@ -77,6 +80,9 @@ export async function installWasmKernels(threads: number): Promise<void> {
     tf.registerKernel({ kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: backpropFilterKernel });
     overrideReduction(tf.Sum, false);
     overrideReduction(tf.Mean, true);
+    tf.registerKernel({ kernelName: BROADCAST_ROWS_KERNEL, backendName: 'wasm', kernelFunc: broadcastRowsKernel });
+    reductionGradient(tf.Sum, false);
+    reductionGradient(tf.Mean, true);
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
     // Identity shares the data, as the cpu backend's does: tensors are immutable, and wasm's
@@ -196,16 +202,60 @@ function broadcastsAlongLeading(small: readonly number[], full: readonly number[
   return tf.util.sizeFromShape([...full]) > tf.util.sizeFromShape(core);
 }
 
+/** `[0…k−1]` when `axis` names a proper prefix of `shape`'s axes, else undefined. */
+function leadingAxes(axis: number | number[], shape: readonly number[]): number | undefined {
+  if (shape.length < 2) return undefined;
+  const axes = [...new Set(tf.util.parseAxisParam(axis, [...shape]))].sort((a, b) => a - b);
+  const k = axes.length;
+  if (k === 0 || k >= shape.length || axes.some((a, i) => a !== i)) return undefined;
+  return k;
+}
+
+/**
+ * The gradient of a leading-axis Sum or Mean on wasm: dy repeated over the reduced rows by one
+ * kernel, instead of tfjs's product with a ones tensor built in JavaScript.
+ */
+function reductionGradient(kernelName: string, mean: boolean): void {
+  const original = tf.getGradient(kernelName);
+  if (original === undefined) throw new Error(`wasm kernels: tfjs has no ${kernelName} gradient to wrap`);
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as [tf.Tensor];
+      const k = leadingAxes((attrs as unknown as tf.SumAttrs).axis, x.shape);
+      const g = dy as tf.Tensor;
+      if (wasmKernelThreads() === 0 || k === undefined || x.dtype !== 'float32' || g.dtype !== 'float32') {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
+      return {
+        x: () => {
+          const row = tf.reshape(g, [g.size]);
+          const flat = tf.engine().runKernel(BROADCAST_ROWS_KERNEL, { x: row }, { rows, mean } as unknown as tf.NamedAttrMap) as tf.Tensor;
+          return tf.reshape(flat, x.shape);
+        },
+      };
+    },
+  });
+}
+
+const broadcastRowsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { x } = inputs as { x: tf.TensorInfo };
+  const { rows, mean } = attrs as unknown as { rows: number; mean: boolean };
+  const cols = tf.util.sizeFromShape(x.shape);
+  const out = k.backend.makeOutput([rows * cols], 'float32');
+  if (rows * cols > 0) k.pool.run('broadcast_rows', [offset(k, x), offset(k, out), rows, cols, mean ? 1 : 0], rows * cols >= PARALLEL_MIN);
+  return out;
+};
+
 function leadingReduction({ inputs, backend, attrs }: KernelArgs, mean: boolean): tf.TensorInfo | undefined {
   if (installed === undefined || installed.backend !== backend) return undefined;
   const { x } = inputs as { x: tf.TensorInfo };
   const { axis, keepDims } = attrs as unknown as tf.SumAttrs;
   const shape = x.shape;
-  if (x.dtype !== 'float32' || shape.length < 2) return undefined;
-  const axes = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((a, b) => a - b);
-  const k = axes.length;
-  // Only a proper prefix of the axes: [0, 1, …, k−1] with k < rank.
-  if (k === 0 || k >= shape.length || axes.some((a, i) => a !== i)) return undefined;
+  const k = leadingAxes(axis, shape);
+  if (x.dtype !== 'float32' || k === undefined) return undefined;
   const rows = tf.util.sizeFromShape(shape.slice(0, k));
   const cols = tf.util.sizeFromShape(shape.slice(k));
   if (rows === 0 || cols === 0) return undefined;
