@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
-import type { Method } from './method.js';
+import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';
 import { createSiamese, siameseMethod, withAlign, type SiameseOptions } from './siamese.js';
 
@@ -74,8 +74,8 @@ export function createDenseCL(o: DenseclOptions): Method {
       stage(denseQueue, key.pooledDense);
       const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
       const dense = denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau);
-      parts['global'] = global.dataSync()[0] as number;
-      parts['dense'] = dense.dataSync()[0] as number;
+      logPart(parts, 'global', global);
+      logPart(parts, 'dense', dense);
       return withAlign(tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },
   });

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
-import type { Method } from './method.js';
+import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';
 import { createSiamese, siameseMethod, withAlign, type SiameseOptions } from './siamese.js';
 
@@ -86,10 +86,10 @@ export function createHapicl(o: HapiclOptions): Method {
       const fg = inBatchInfoNCE(qFg, key.fg, tau);
       const bg = inBatchInfoNCE(qBg, key.bg, tau);
       const harl = tf.add(tf.mul(img, beta), tf.mul(tf.add(tf.mul(fg, alpha), tf.mul(bg, 1 - alpha)), 1 - beta));
-      parts['pixel'] = pix.dataSync()[0] as number;
-      parts['image'] = img.dataSync()[0] as number;
-      parts['fg'] = fg.dataSync()[0] as number;
-      parts['bg'] = bg.dataSync()[0] as number;
+      logPart(parts, 'pixel', pix);
+      logPart(parts, 'image', img as tf.Scalar);
+      logPart(parts, 'fg', fg);
+      logPart(parts, 'bg', bg);
       return withAlign(tf.add(pix, harl) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },
   });

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
 import { infoNCE, l2Normalize } from './losses.js';
-import type { Method } from './method.js';
+import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';
 import { createSiamese, siameseMethod, withAlign, type SiameseOptions } from './siamese.js';
 
@@ -33,7 +33,7 @@ export function createMocoV2(o: MocoOptions): Method {
       const k = tf.tidy(() => l2Normalize(pair.momentum.global.apply(pair.momentum.encoder.apply(v2, { training: true }).pooled)));
       stage(queue, k);
       const loss = infoNCE(q, k, queue.keys as tf.Tensor2D, tau);
-      parts['global'] = loss.dataSync()[0] as number;
+      logPart(parts, 'global', loss);
       return withAlign(loss, q, k, o.alignWeight, parts);
     },
   });

@@ -8,7 +8,7 @@ import { createEncoder, type EncoderConfig } from '../models/encoders.js';
 import type { Encoder } from '../models/resnet.js';
 import { alignLoss, l2Normalize } from './losses.js';
 import type { Batch } from '../operators/batch.js';
-import type { Method } from './method.js';
+import { logPart, type LossParts, type Method } from './method.js';
 import { copyWeights, emaUpdate, PendingKeys, type KeyQueue } from './momentum.js';
 
 export interface Branch {
@@ -102,11 +102,11 @@ export function siameseState(pair: Siamese, queues: Record<string, KeyQueue>): R
 }
 
 /** `loss + λ·alignLoss(q, k)` when λ > 0 (logged as `align`), else `loss`. */
-export function withAlign(loss: tf.Scalar, q: tf.Tensor2D, k: tf.Tensor2D, weight: number | undefined, parts: Record<string, number>): tf.Scalar {
+export function withAlign(loss: tf.Scalar, q: tf.Tensor2D, k: tf.Tensor2D, weight: number | undefined, parts: LossParts): tf.Scalar {
   if (!weight) return loss;
   if (!(weight > 0)) throw new Error(`--align-weight: expected a number ≥ 0, got ${weight}`);
   const align = alignLoss(q, k);
-  parts['align'] = align.dataSync()[0] as number;
+  logPart(parts, 'align', align);
   return tf.add(loss, tf.mul(align, weight)) as tf.Scalar;
 }
 
@@ -118,7 +118,7 @@ export interface SiameseMethodSpec {
   /** The method's key queues, by the name checkpoints store them under. */
   queues: Record<string, KeyQueue>;
   /** The loss; `stage(queue, keys)` hands keys to enqueue once the optimiser step is done. */
-  loss(batch: Batch, parts: Record<string, number>, stage: (queue: KeyQueue, keys: tf.Tensor2D) => void): tf.Scalar;
+  loss(batch: Batch, parts: LossParts, stage: (queue: KeyQueue, keys: tf.Tensor2D) => void): tf.Scalar;
 }
 
 /**

@@ -57,7 +57,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createMlp } from '../models/heads.js';
 import type { Batch } from '../operators/batch.js';
 import { l2Normalize, rankDistillation } from './losses.js';
-import type { Method } from './method.js';
+import { logPart, type Method } from './method.js';
 import { assertSameWeights, copyWeights } from './momentum.js';
 import { branchWeights, createBranch, createSiamese, siameseMethod, type Branch, type SiameseOptions } from './siamese.js';
 
@@ -293,8 +293,8 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       if (negatives) parts['negatives'] = negatives.shape[1];
       const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW, negatives);
       const patch = rankDistillation(pairCellSimilarities(cells), target.cellTargets, tauS, tauT, tauW);
-      parts['image'] = image.dataSync()[0] as number;
-      parts['patch'] = patch.dataSync()[0] as number;
+      logPart(parts, 'image', image);
+      logPart(parts, 'patch', patch);
       return tf.add(tf.mul(image, alpha), tf.mul(patch, beta)) as tf.Scalar;
     },
   });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { selectBackend } from '../models/backend.js';
@@ -36,7 +37,7 @@ describe('geometric correspondence (DenseCL --match geometric)', () => {
     expect(Array.from(b.geometricMatch!.dataSync().slice(0, 64))).toEqual(Array.from(geometricMatch(s0.views![0]!, s0.views![1]!, 8)));
     const method = createDenseCL({ encoder: { kind: 'resnet', width: 8, blocks: [1, 1, 1], stemStride: 1 }, queueSize: 16, match: 'geometric' });
     const optimizer = tf.train.sgd(0.01);
-    const step = () => { const loss = optimizer.minimize(() => method.loss(b, {}), true, method.trainable); const v = loss!.dataSync()[0]!; loss!.dispose(); method.afterStep?.(); return v; };
+    const step = () => { const loss = optimizer.minimize(() => lossOnly(method, b), true, method.trainable); const v = loss!.dataSync()[0]!; loss!.dispose(); method.afterStep?.(); return v; };
     step();
     const before = tf.memory().numTensors;
     const losses = [step(), step(), step()];

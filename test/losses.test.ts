@@ -102,11 +102,12 @@ describe('l2Normalize', () => {
 describe('align loss', () => {
   it('is added with its weight, and logged, when a method asks for it', async () => {
     const { withAlign } = await import('../methods/siamese.js');
-    const parts: Record<string, number> = {};
+    const { readParts } = await import('../methods/method.js');
+    const parts: import('../methods/method.js').LossParts = {};
     const q = t2([[1, 0], [0.6, 0.8]]);
     const k = t2([[0, 1], [0.6, 0.8]]);
     expect(value(withAlign(tf.scalar(2), q, k, 0.5, parts))).toBeCloseTo(2 + 0.5 * 1, 6);
-    expect(parts['align']).toBeCloseTo(1, 6);
+    expect((await readParts(parts))['align']).toBeCloseTo(1, 6);
     expect(value(withAlign(tf.scalar(2), q, k, 0, {}))).toBe(2);
   });
 

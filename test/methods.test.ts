@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl, maskToGrid } from '../methods/hapicl.js';
-import type { Method } from '../methods/method.js';
+import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
 import { selectBackend } from '../models/backend.js';
@@ -30,14 +31,16 @@ const methods: Array<[string, () => Method]> = [
 ];
 
 describe.each(methods)('%s', (_, create) => {
-  it('gives every trainable variable a gradient, and the loss is finite and positive', () => {
+  it('gives every trainable variable a gradient, and the loss is finite and positive', async () => {
     const method = create();
-    const parts: Record<string, number> = {};
+    const parts: LossParts = {};
     const { value, grads } = tf.variableGrads(() => method.loss(batches[0]!, parts), method.trainable);
     expect(value.dataSync()[0]).toBeGreaterThan(0);
     expect(Number.isFinite(value.dataSync()[0])).toBe(true);
     for (const v of method.trainable) expect(tf.max(tf.abs(grads[v.name]!)).dataSync()[0], v.name).toBeGreaterThan(0);
     expect(Object.keys(parts).length).toBeGreaterThan(0);
+    // Parts are kept scalars, read only when a log line is written.
+    expect(Object.values(await readParts(parts)).every(Number.isFinite)).toBe(true);
     tf.dispose([value, ...Object.values(grads)]);
     method.dispose();
   });
@@ -50,7 +53,7 @@ describe.each(methods)('%s', (_, create) => {
     const momentum = state[name.replace('online/', 'momentum/')]!;
     const opt = tf.train.momentum(0.05, 0.9);
     const step = (b: Batch) => {
-      const loss = opt.minimize(() => method.loss(b, {}), true, method.trainable);
+      const loss = opt.minimize(() => lossOnly(method, b), true, method.trainable);
       loss?.dispose();
     };
     step(batches[0]!);

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
+import { disposeParts, readParts, type LossParts } from '../methods/method.js';
 import { assertSameWeights } from '../methods/momentum.js';
 import { createSoftRank, negativesPerRow, type SoftRankOptions, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
 import { selectBackend } from '../models/backend.js';
@@ -124,10 +126,11 @@ describe('softrank method', () => {
     expect(paired).toHaveLength(2);
   });
 
-  it('gives every trainable variable (predictor included) a gradient; the loss is finite, positive, α·image + β·patch', () => {
+  it('gives every trainable variable (predictor included) a gradient; the loss is finite, positive, α·image + β·patch', async () => {
     const method = create({ alpha: 0.7, beta: 0.3 });
-    const parts: Record<string, number> = {};
-    const { value, grads } = tf.variableGrads(() => method.loss(paired[0]!, parts), method.trainable);
+    const logged: LossParts = {};
+    const { value, grads } = tf.variableGrads(() => method.loss(paired[0]!, logged), method.trainable);
+    const parts = await readParts(logged);
     const loss = value.dataSync()[0]!;
     expect(Number.isFinite(loss)).toBe(true);
     expect(loss).toBeGreaterThan(0);
@@ -144,7 +147,7 @@ describe('softrank method', () => {
     const opt = tf.train.momentum(0.05, 0.9);
     const losses: number[] = [];
     const step = (b: Batch) => {
-      const loss = opt.minimize(() => method.loss(b, {}), true, method.trainable);
+      const loss = opt.minimize(() => lossOnly(method, b), true, method.trainable);
       losses.push(loss!.dataSync()[0]!);
       loss!.dispose();
       method.afterStep?.();
@@ -179,7 +182,7 @@ describe('softrank method', () => {
       },
     });
     const opt = tf.train.momentum(0.05, 0.9);
-    const parts: Record<string, number> = {};
+    const parts: LossParts = {}; // logPart replaces a part's tensor each step: numTensors stays flat
     const step = (b: Batch) => {
       const loss = opt.minimize(() => method.loss(b, parts), true, method.trainable);
       expect(Number.isFinite(loss!.dataSync()[0]!)).toBe(true);
@@ -192,6 +195,7 @@ describe('softrank method', () => {
     for (let i = 0; i < 3; i++) step(paired[i % 2]!);
     expect(tf.memory().numTensors).toBe(before);
     expect(parts['negatives']).toBe(3);
+    disposeParts(parts);
     expect(calls).toHaveLength(5);
     expect(calls[4]!.ids).toEqual(paired[0]!.ids);
     expect([...calls[4]!.z]).toEqual([...method.targetEmbeddings()!.rows]);
@@ -212,7 +216,7 @@ describe('softrank method', () => {
     initial.forEach((row) => expect(Math.hypot(...row)).toBeCloseTo(1, 5));
     const opt = tf.train.momentum(0.05, 0.9);
     for (let i = 0; i < 3; i++) {
-      opt.minimize(() => method.loss(paired[i % 2]!, {}), true, method.trainable)?.dispose();
+      opt.minimize(() => lossOnly(method, paired[i % 2]!), true, method.trainable)?.dispose();
       method.afterStep?.();
     }
     const before = tf.memory().numTensors;
@@ -278,15 +282,15 @@ describe('softrank method', () => {
       views: [tf.zeros([b, 32, 32, 3]), tf.zeros([b, 32, 32, 3])] as tf.Tensor4D[],
       masks: [], boxes: [], flipped: [], dispose: () => {},
     });
-    expect(() => method.loss(fake(7), {})).toThrow(/even B of adjacent \(anchor, positive\) pairs/);
-    expect(() => method.loss(fake(2), {})).toThrow(/B ≥ 4/);
+    expect(() => lossOnly(method, fake(7))).toThrow(/even B of adjacent \(anchor, positive\) pairs/);
+    expect(() => lossOnly(method, fake(2))).toThrow(/B ≥ 4/);
     method.dispose();
   });
 
   it('hands out the target projections of the last batch: one unit row per id', () => {
     const method = create();
     expect(method.targetEmbeddings()).toBeUndefined();
-    tf.tidy(() => method.loss(paired[1]!, {}));
+    tf.tidy(() => lossOnly(method, paired[1]!));
     const z = method.targetEmbeddings()!;
     expect(z.ids).toEqual(paired[1]!.ids);
     expect(z.dims).toBe(16);
@@ -298,14 +302,15 @@ describe('softrank method', () => {
     method.dispose();
   });
 
-  it('pairs an anchor that is its own positive with its other view (not with an identical copy)', () => {
+  it('pairs an anchor that is its own positive with its other view (not with an identical copy)', async () => {
     const ids = selfPaired.ids;
     expect(ids).toHaveLength(8);
     for (let i = 0; i < 8; i += 2) expect(ids[i + 1]).toBe(ids[i]);
     const method = create();
-    const parts: Record<string, number> = {};
-    const loss = tf.tidy(() => method.loss(selfPaired, parts).dataSync()[0]!);
+    const logged: LossParts = {};
+    const loss = tf.tidy(() => method.loss(selfPaired, logged).dataSync()[0]!);
     expect(Number.isFinite(loss)).toBe(true);
+    const parts = await readParts(logged);
     // Identical copies would make every online and target cell similarity 1: all P = ½, BCE = ln 2.
     expect(Math.abs(parts['patch']! - Math.LN2)).toBeGreaterThan(1e-3);
     method.dispose();

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Observable } from 'rxjs';
-import type { Method } from '../methods/method.js';
+import { disposeParts, readParts, type LossParts, type Method } from '../methods/method.js';
 import { saveVariables, type NamedTensor } from '../models/weights-io.js';
 import type { Batch } from '../operators/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
@@ -49,7 +49,8 @@ export interface TrainerOptions {
   budgetPermits?: (batch: Batch) => number;
   /**
    * Called after every step (after `method.afterStep`, before the batch is freed and the step
-   * logged) with the steps done; may add scalars to `parts`. Awaited: a hook that must wait
+   * logged) with the steps done; may add numbers to `parts`, which the step's log line carries
+   * next to the loss's own parts. Awaited: a hook that must wait
    * (e.g. for a clustering still running) holds the next step back.
    */
   onStep?: (stepsDone: number, batch: Batch, parts: Record<string, number>) => void | Promise<void>;
@@ -144,26 +145,38 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
       const batch = next.value;
       const lr = cosineWithWarmup(step, o.steps, o.learningRate, o.warmupSteps);
       optimizer.setLearningRate(lr);
-      const parts: Record<string, number> = {};
-      const lossTensor = optimizer.minimize(() => method.loss(batch, parts), true, method.trainable);
-      const loss = lossTensor?.dataSync()[0] ?? Number.NaN;
-      lossTensor?.dispose();
-      if (!Number.isFinite(loss)) {
-        batch.dispose();
-        throw new Error(`step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`);
-      }
-      if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
-      method.afterStep?.();
+      // The loss's parts stay tensors until a log line reads them (asynchronously, once each);
+      // the loss itself is read every step, asynchronously too, for the divergence guard.
+      const lossParts: LossParts = {};
+      const hookParts: Record<string, number> = {};
       const done = step + 1;
+      const logged = done % o.logEvery === 0 || done === o.steps;
+      let loss: number;
+      let stepDone = false;
       try {
-        await o.onStep?.(done, batch, parts);
+        const lossTensor = optimizer.minimize(() => method.loss(batch, lossParts), true, method.trainable);
+        loss = lossTensor === null ? Number.NaN : ((await lossTensor.data())[0] as number);
+        lossTensor?.dispose();
+        if (!Number.isFinite(loss)) {
+          batch.dispose();
+          throw new Error(`step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`);
+        }
+        if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
+        method.afterStep?.();
+        try {
+          await o.onStep?.(done, batch, hookParts);
+        } finally {
+          images += batch.ids.length;
+          batch.dispose();
+          budget.release(o.budgetPermits?.(batch) ?? batch.ids.length);
+        }
+        stepDone = true;
       } finally {
-        images += batch.ids.length;
-        batch.dispose();
-        budget.release(o.budgetPermits?.(batch) ?? batch.ids.length);
+        if (!logged || !stepDone) disposeParts(lossParts);
       }
       losses.push(loss);
-      if (done % o.logEvery === 0 || done === o.steps) {
+      if (logged) {
+        const parts = { ...(await readParts(lossParts)), ...hookParts };
         const seconds = (performance.now() - start) / 1000;
         const record: MetricsRecord = { step: done, loss, parts, lr, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, seconds };
         appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
