@@ -25,7 +25,9 @@ interface FilterCase { inC: number; outC: number; kernel: number; stride: number
 const filterCases: FilterCase[] = [];
 for (const [inC, outC] of [[3, 4], [8, 8], [13, 19], [32, 64], [5, 3]] as const)
   for (const [kernel, stride, pad] of [[3, 1, 'same'], [3, 2, 'same'], [1, 2, 'valid'], [5, 3, 'valid'], [4, 2, 'same']] as const)
-    filterCases.push({ inC, outC, kernel, stride, pad, batch: 3, h: 11, w: 9 });
+    // The widest pair only twice: its cpu reference is the slow part of this file.
+    if (inC < 32 || (kernel === 3 && pad === 'same'))
+      filterCases.push({ inC, outC, kernel, stride, pad, batch: 3, h: 11, w: 9 });
 
 /** The cpu backend's Conv2DBackpropFilter on fixed random values. */
 async function cpuFilterGradient(c: FilterCase) {
