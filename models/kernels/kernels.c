@@ -78,55 +78,60 @@ INLINE void filter_tail(const conv_t* g, const float* x, const float* dy, float*
   *out = acc;
 }
 
-/* Work items are (tap, block of 4 input channels); part k takes a contiguous share. */
-INLINE void item_range(const conv_t* g, int part, int parts, int* first, int* last) {
+/*
+ * One work item: rows c0..c0+4 of tap `tap` of dw, zeroed, then accumulated over every output
+ * row in slices sized for L2.
+ */
+static void filter_item(const conv_t* g, const float* x, const float* dy, float* dw, int it) {
   const int blocks = (g->in_c + 3) / 4;
-  const int items = g->k_h * g->k_w * blocks;
-  *first = (int)((long long)items * part / parts);
-  *last = (int)((long long)items * (part + 1) / parts);
+  const int tap = it / blocks, c0 = (it - tap * blocks) * 4;
+  const int p = tap / g->k_w, q = tap - p * g->k_w;
+  const int cn = g->in_c - c0 < 4 ? g->in_c - c0 : 4;
+  float* out = dw + (tap * g->in_c + c0) * g->out_c;
+  for (int k = 0; k < cn * g->out_c; k++) out[k] = 0.0f;
+  const int rows = g->batch * g->out_h;
+  int chunk = CHUNK_BYTES / (4 * (g->in_c + g->out_c) * (g->out_w > 0 ? g->out_w : 1));
+  if (chunk < 1) chunk = 1;
+  for (int r0 = 0; r0 < rows; r0 += chunk) {
+    const int r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    int o = 0;
+    if (cn == 4) {
+      for (; o + 8 <= g->out_c; o += 8) filter_tile(g, x, dy, dw, p, q, c0, o, r0, r1, 4, 2);
+      for (; o + 4 <= g->out_c; o += 4) filter_tile(g, x, dy, dw, p, q, c0, o, r0, r1, 4, 1);
+    } else {
+      for (int c = c0; c < c0 + cn; c++) {
+        int oc = 0;
+        for (; oc + 8 <= g->out_c; oc += 8) filter_tile(g, x, dy, dw, p, q, c, oc, r0, r1, 1, 2);
+        for (; oc + 4 <= g->out_c; oc += 4) filter_tile(g, x, dy, dw, p, q, c, oc, r0, r1, 1, 1);
+      }
+      o = g->out_c - g->out_c % 4;
+    }
+    for (int c = c0; c < c0 + cn; c++)
+      for (int ot = o; ot < g->out_c; ot++) filter_tail(g, x, dy, dw, p, q, c, ot, r0, r1);
+  }
 }
 
 /*
  * Conv2D filter gradient, NHWC: x [B,H,W,Ci], dy [B,Ho,Wo,Co] → dw [kh,kw,Ci,Co] (overwritten).
- * geometry: 15 ints in conv_t order.
+ * geometry: 15 ints in conv_t order, then a counter the caller zeroes. Work items are
+ * (tap, block of 4 input channels). With threads, each part claims the next item from the
+ * counter until none are left, so a part whose core is busy elsewhere (another process, the
+ * XNNPACK pool still spinning) takes fewer; without, the one part takes them all.
  */
 __attribute__((export_name("conv2d_filter_grad")))
 void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, float* dw, int part, int parts) {
   const conv_t g = *(const conv_t*)geometry;
-  const int blocks = (g.in_c + 3) / 4;
-  int first, last;
-  item_range(&g, part, parts, &first, &last);
-  for (int it = first; it < last; it++) {
-    const int tap = it / blocks, c0 = (it - tap * blocks) * 4;
-    const int cn = g.in_c - c0 < 4 ? g.in_c - c0 : 4;
-    float* out = dw + (tap * g.in_c + c0) * g.out_c;
-    for (int k = 0; k < cn * g.out_c; k++) out[k] = 0.0f;
-  }
-  const int rows = g.batch * g.out_h;
-  int chunk = CHUNK_BYTES / (4 * (g.in_c + g.out_c) * (g.out_w > 0 ? g.out_w : 1));
-  if (chunk < 1) chunk = 1;
-  for (int r0 = 0; r0 < rows; r0 += chunk) {
-    const int r1 = r0 + chunk < rows ? r0 + chunk : rows;
-    for (int it = first; it < last; it++) {
-      const int tap = it / blocks, c0 = (it - tap * blocks) * 4;
-      const int p = tap / g.k_w, q = tap - p * g.k_w;
-      const int cn = g.in_c - c0 < 4 ? g.in_c - c0 : 4;
-      int o = 0;
-      if (cn == 4) {
-        for (; o + 8 <= g.out_c; o += 8) filter_tile(&g, x, dy, dw, p, q, c0, o, r0, r1, 4, 2);
-        for (; o + 4 <= g.out_c; o += 4) filter_tile(&g, x, dy, dw, p, q, c0, o, r0, r1, 4, 1);
-      } else {
-        for (int c = c0; c < c0 + cn; c++) {
-          int oc = 0;
-          for (; oc + 8 <= g.out_c; oc += 8) filter_tile(&g, x, dy, dw, p, q, c, oc, r0, r1, 1, 2);
-          for (; oc + 4 <= g.out_c; oc += 4) filter_tile(&g, x, dy, dw, p, q, c, oc, r0, r1, 1, 1);
-        }
-        o = g.out_c - g.out_c % 4;
-      }
-      for (int c = c0; c < c0 + cn; c++)
-        for (int ot = o; ot < g.out_c; ot++) filter_tail(&g, x, dy, dw, p, q, c, ot, r0, r1);
-    }
-  }
+  const int items = g.k_h * g.k_w * ((g.in_c + 3) / 4);
+#ifdef __wasm_atomics__
+  int* counter = (int*)geometry + 15;
+  (void)part;
+  (void)parts;
+  for (int it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); it < items; it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED))
+    filter_item(&g, x, dy, dw, it);
+#else
+  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
+  for (int it = first; it < last; it++) filter_item(&g, x, dy, dw, it);
+#endif
 }
 
 /*

@@ -44,7 +44,7 @@ interface Installed {
   backend: BackendWasm;
   pool: KernelPool;
   memory: WasmMemory;
-  /** 16 int32 of the backend's heap that carry a call's geometry. */
+  /** 16 int32 of the backend's heap that carry a call's geometry and its work-item counter. */
   geometry: number;
 }
 
@@ -117,6 +117,7 @@ function filterGradient(k: Installed, x: tf.TensorInfo, dy: tf.TensorInfo, a: Fi
   const geometry = [
     batch!, inH!, inW!, inC!, outH!, outW!, outC!, a.filterHeight, a.filterWidth,
     a.strideHeight, a.strideWidth, a.dilationHeight, a.dilationWidth, a.padTop, a.padLeft,
+    0, // the work-item counter the threads claim from
   ];
   new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
   k.pool.run('conv2d_filter_grad', [k.geometry, offset(k, x), offset(k, dy), offset(k, out)]);
