@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import {
   conv2dFilterGradient,
@@ -10,18 +11,6 @@ import {
   depthwiseConv2dInputGradient,
   type Conv2DAttrs,
 } from '../models/conv-gradients.js';
-
-/** max |a − b| divided by the reference's largest magnitude. */
-function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
-  expect(actual.length).toBe(reference.length);
-  let err = 0;
-  let mag = 0;
-  for (let i = 0; i < reference.length; i++) {
-    err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
-    mag = Math.max(mag, Math.abs(reference[i] as number));
-  }
-  return mag === 0 ? err : err / mag;
-}
 
 /**
  * `tf.grads(loss)` at the same input values on cpu (the engine's own gradients: the

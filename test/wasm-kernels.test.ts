@@ -3,20 +3,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
 import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
-
-function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
-  expect(actual.length).toBe(reference.length);
-  let err = 0;
-  let mag = 0;
-  for (let i = 0; i < reference.length; i++) {
-    err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
-    mag = Math.max(mag, Math.abs(reference[i] as number));
-  }
-  return mag === 0 ? err : err / mag;
-}
 
 interface FilterCase { inC: number; outC: number; kernel: number; stride: number; pad: 'same' | 'valid'; batch: number; h: number; w: number }
 
