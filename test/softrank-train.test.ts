@@ -30,7 +30,8 @@ function cliAsync(...args: string[]): Promise<{ status: number | null; stdout: s
  * bank is clustered after step 4 and serves from step 4 + ⌊4/2⌋ + 1 = 7, when epoch 1's anchors,
  * all clustered, get positives from their clusters.
  */
-const SMALL = ['--method', 'softrank', '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '12', '--recluster-every', '4', '--clusters', '4', '--threads', '1', '--log-every', '1'];
+const SMALL = ['--method', 'softrank', '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '12', '--recluster-every', '4', '--clusters', '4', '--threads', '1', '--log-every', '1',
+  '--augment', 'backend']; // pinned: runs are compared, and auto's timing could pick either path
 
 interface Summary {
   method: string;
@@ -168,7 +169,8 @@ function worstDifference(a: Map<string, ArrayLike<number>>, b: Map<string, Array
  * epoch 0's last, never-seen anchors by their nearest centroid; steps 4–6 draw 2 negatives a pair.
  */
 const EXACT = ['--method', 'softrank', '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '6', '--recluster-every', '2', '--clusters', '2',
-  '--negatives', '2', '--threads', '1', '--warmup', '2', '--checkpoint-every', '100', '--log-every', '1', '--knn-every', '0'];
+  '--negatives', '2', '--threads', '1', '--warmup', '2', '--checkpoint-every', '100', '--log-every', '1', '--knn-every', '0',
+  '--augment', 'backend'];
 
 describe('softrank resume', () => {
   const straight = mkdtempSync(join(tmpdir(), 'densestream-softrank-straight-'));
