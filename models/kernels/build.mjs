@@ -7,7 +7,8 @@
  * The bytes are inlined as base64 so that `tsc` alone ships them, and the source's SHA-256 is
  * recorded so a test catches a kernels.c edited without a rebuild.
  *
- * Needs Debian's clang-14 and lld-14 (`apt-get install clang-14 lld-14`); users never run it.
+ * Needs Debian's clang-14, lld-14 and llvm-14 (`apt-get install clang-14 lld-14 llvm-14`: the compiler,
+ * wasm-ld, and llvm-objdump for the check below); users never run it.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
