@@ -11,7 +11,7 @@ import { parseBackendChoice, selectBackend } from '../models/backend.js';
 import { defaultWasmThreads } from '../models/wasm-threads.js';
 import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
-import { benchFile, kernelsEnv, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
+import { benchFile, kernelsEnv, type KernelsChoice, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
 interface StepOptions { batch: number; size: number; steps: number; warmup: number }
 
@@ -65,7 +65,7 @@ async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, thr
 }
 
 /** Runs one configuration in a child process and returns its JSON line. */
-function child(args: string[], kernels: 'on' | 'off' = 'on'): { backend: string; msPerStep: number } {
+function child(args: string[], kernels: KernelsChoice = 'on'): { backend: string; msPerStep: number } {
   return runForJson(`train-step ${args.join(' ')}`, process.execPath, [benchFile('run.js'), 'train-step', '--single', ...args], kernelsEnv(kernels));
 }
 

@@ -19,8 +19,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
-/** Geometry of one Conv2D, as the engine describes it. */
-export interface ConvGeometry {
+/** Geometry of one Conv2D, as the engine describes it (a superset of what the wasm filter-gradient kernel reads). */
+export interface ConvGeometry extends FilterGradientAttrs {
   strideHeight: number;
   strideWidth: number;
   dilationHeight: number;
@@ -113,12 +113,7 @@ function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, ri
  */
 export function conv2dFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
   if (wasmKernelThreads() > 0) {
-    const attrs: FilterGradientAttrs = {
-      strideHeight: g.strideHeight, strideWidth: g.strideWidth, dilationHeight: g.dilationHeight,
-      dilationWidth: g.dilationWidth, padTop: g.padTop, padLeft: g.padLeft,
-      filterHeight: g.filterHeight, filterWidth: g.filterWidth,
-    };
-    return tf.engine().runKernel(FILTER_GRADIENT_KERNEL, { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    return tf.engine().runKernel(FILTER_GRADIENT_KERNEL, { x, dy }, g as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   }
   return tf.tidy(() => {
     // Rows of x the convolution reads: kh taps spaced d apart, plus Ho−1 steps of s.

@@ -87,21 +87,25 @@ export async function installWasmKernels(threads: number): Promise<void> {
     override(tf.Transpose, blockTranspose);
     // Identity shares the data, as the cpu backend's does: tensors are immutable, and wasm's
     // own Identity copies every byte (a quarter of a millisecond per activation here).
-    override(tf.Identity, ({ inputs, backend }) => {
+    override(tf.Identity, ({ inputs }, k) => {
       const { x } = inputs as { x: tf.TensorInfo };
-      if (installed === undefined || installed.backend !== backend || x.dtype === 'string') return undefined;
-      installed.backend.incRef(x.dataId);
+      if (x.dtype === 'string') return undefined;
+      k.backend.incRef(x.dataId);
       return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
     });
     registered = true;
   }
 }
 
+/** The kernels when they are installed on `backend`, else undefined (the engine's kernels run). */
+function installedOn(backend: unknown): Installed | undefined {
+  return installed !== undefined && installed.backend === backend ? installed : undefined;
+}
+
 function active(backend: unknown): Installed {
-  if (installed === undefined || installed.backend !== backend) {
-    throw new Error('wasm kernels: not installed on this wasm backend (selectBackend installs them)');
-  }
-  return installed;
+  const k = installedOn(backend);
+  if (k === undefined) throw new Error('wasm kernels: not installed on this wasm backend (selectBackend installs them)');
+  return k;
 }
 
 function offset(k: Installed, t: tf.TensorInfo): number {
@@ -146,7 +150,7 @@ const backpropFilterKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
  * bias-gradient shapes); every other reduction goes to the kernel it replaces.
  */
 function overrideReduction(kernelName: string, mean: boolean): void {
-  override(kernelName, (args) => leadingReduction(args, mean));
+  override(kernelName, (args, k) => leadingReduction(args, k, mean));
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -155,11 +159,17 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
  * Replaces wasm's `kernelName` with `ours`, which returns undefined for the cases it leaves to
  * the kernel it replaced (and for every call while the kernels are not installed).
  */
-function override(kernelName: string, ours: (args: KernelArgs) => tf.TensorInfo | undefined): void {
+function override(kernelName: string, ours: (args: KernelArgs, k: Installed) => tf.TensorInfo | undefined): void {
   const original = tf.getKernel(kernelName, 'wasm');
   if (original === undefined) throw new Error(`wasm kernels: the wasm backend has no ${kernelName} to take over`);
   tf.unregisterKernel(kernelName, 'wasm');
-  tf.registerKernel({ ...original, kernelFunc: (args) => ours(args) ?? original.kernelFunc(args) });
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args) => {
+      const k = installedOn(args.backend);
+      return (k === undefined ? undefined : ours(args, k)) ?? original.kernelFunc(args);
+    },
+  });
 }
 
 /** Kernels of binary_rows, in its op order. */
@@ -169,8 +179,7 @@ const BINARY_OPS = [tf.Add, tf.Sub, tf.Multiply, tf.RealDiv] as const;
 const PARALLEL_MIN = 32 * 1024;
 
 function overrideBinary(kernelName: string, op: number): void {
-  override(kernelName, ({ inputs, backend }) => {
-    if (installed === undefined || installed.backend !== backend) return undefined;
+  override(kernelName, ({ inputs }, k) => {
     const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
     const aFull = broadcastsAlongLeading(b.shape, a.shape);
@@ -178,10 +187,10 @@ function overrideBinary(kernelName: string, op: number): void {
     const [full, row] = aFull ? [a, b] : [b, a];
     const cols = tf.util.sizeFromShape(row.shape);
     const rows = tf.util.sizeFromShape(full.shape) / cols;
-    const out = installed.backend.makeOutput([...full.shape], 'float32');
-    installed.pool.run(
+    const out = k.backend.makeOutput([...full.shape], 'float32');
+    k.pool.run(
       'binary_rows',
-      [offset(installed, full), offset(installed, row), offset(installed, out), rows, cols, op, aFull ? 0 : 1],
+      [offset(k, full), offset(k, row), offset(k, out), rows, cols, op, aFull ? 0 : 1],
       rows * cols >= PARALLEL_MIN,
     );
     return out;
@@ -250,17 +259,16 @@ const broadcastRowsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
-function leadingReduction({ inputs, backend, attrs }: KernelArgs, mean: boolean): tf.TensorInfo | undefined {
-  if (installed === undefined || installed.backend !== backend) return undefined;
+function leadingReduction({ inputs, attrs }: KernelArgs, installed: Installed, mean: boolean): tf.TensorInfo | undefined {
   const { x } = inputs as { x: tf.TensorInfo };
   const { axis, keepDims } = attrs as unknown as tf.SumAttrs;
   const shape = x.shape;
-  const k = leadingAxes(axis, shape);
-  if (x.dtype !== 'float32' || k === undefined) return undefined;
-  const rows = tf.util.sizeFromShape(shape.slice(0, k));
-  const cols = tf.util.sizeFromShape(shape.slice(k));
+  const lead = leadingAxes(axis, shape);
+  if (x.dtype !== 'float32' || lead === undefined) return undefined;
+  const rows = tf.util.sizeFromShape(shape.slice(0, lead));
+  const cols = tf.util.sizeFromShape(shape.slice(lead));
   if (rows === 0 || cols === 0) return undefined;
-  const outShape = keepDims ? shape.map((d, i) => (i < k ? 1 : d)) : shape.slice(k);
+  const outShape = keepDims ? shape.map((d, i) => (i < lead ? 1 : d)) : shape.slice(lead);
   const out = installed.backend.makeOutput(outShape, 'float32');
   installed.pool.run('sum_leading', [offset(installed, x), offset(installed, out), rows, cols, mean ? 1 : 0]);
   return out;
@@ -270,8 +278,7 @@ function leadingReduction({ inputs, backend, attrs }: KernelArgs, mean: boolean)
  * A Transpose that moves one block of adjacent axes before the next, `[outer, X, Y, inner]` →
  * `[outer, Y, X, inner]`, as `transpose_blocks`; other permutations go to the engine.
  */
-function blockTranspose({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo | undefined {
-  if (installed === undefined || installed.backend !== backend) return undefined;
+function blockTranspose({ inputs, attrs }: KernelArgs, installed: Installed): tf.TensorInfo | undefined {
   const { x } = inputs as { x: tf.TensorInfo };
   const { perm } = attrs as unknown as tf.TransposeAttrs;
   if (x.dtype !== 'float32' && x.dtype !== 'int32') return undefined; // 4-byte elements only
