@@ -3,6 +3,7 @@
 import { exportBench } from './export.js';
 import { kmeansBench } from './kmeans.js';
 import { masksBench } from './masks.js';
+import { parityBench } from './parity.js';
 import { pipelineBench } from './pipeline.js';
 import { positivesBench } from './positives.js';
 import { resultsBench } from './results.js';
@@ -20,6 +21,7 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   positives: positivesBench,
   results: resultsBench,
   twin: twinBench,
+  parity: parityBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);

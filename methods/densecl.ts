@@ -60,11 +60,13 @@ export function createDenseCL(o: DenseclOptions): Method {
       const r = l2Normalize(cells(pair.online.dense!.applyDense(online.dense)));
       const key = tf.tidy(() => {
         const out = pair.momentum.encoder.apply(v2, { training: true });
-        const t = l2Normalize(cells(pair.momentum.dense!.applyDense(out.dense)));
+        const projected = cells(pair.momentum.dense!.applyDense(out.dense));
         return {
           k: l2Normalize(pair.momentum.global.apply(out.pooled)),
-          t,
-          pooledDense: l2Normalize(tf.mean(t, 1)) as tf.Tensor2D, // the dense queue's entry per image
+          t: l2Normalize(projected),
+          // The dense queue's entry per image: the average of the dense projection, then
+          // normalised, as the official code's avgpool2 (not an average of normalised cells).
+          pooledDense: l2Normalize(tf.mean(projected, 1)) as tf.Tensor2D,
           // The matching is not differentiated (argmax); rebuilding it from its values takes it
           // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
           match: o.match === 'geometric' ? geometric(batch) : detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),

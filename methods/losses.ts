@@ -68,8 +68,12 @@ export function argmaxCorrespondence(queryFeatures: tf.Tensor3D, keyFeatures: tf
 export function denseInfoNCE(queryCells: tf.Tensor3D, keyCells: tf.Tensor3D, match: tf.Tensor2D, negatives: tf.Tensor2D, tau = 0.2): tf.Scalar {
   return tf.tidy(() => {
     const [b, p, d] = queryCells.shape;
-    const positives = tf.gather(keyCells, match, 1, 1) as tf.Tensor3D; // [B, P, D]
-    return infoNCE(tf.reshape(queryCells, [b * p, d]), tf.reshape(positives, [b * p, d]), negatives, tau);
+    // Row b·P + match[b, i] of the flattened key cells. Not `tf.gather(keyCells, match, 1, 1)`:
+    // tfjs-backend-wasm 4.22 gathers with batchDims wrongly for every image after the first
+    // (tensorflow/tfjs#8658), so on wasm DenseCL contrasted most cells with the wrong positive.
+    const rows = tf.add(match, tf.mul(tf.range(0, b, 1, 'int32').reshape([b, 1]), tf.scalar(p, 'int32')));
+    const positives = tf.gather(tf.reshape(keyCells, [b * p, d]), tf.reshape(rows, [b * p])) as tf.Tensor2D;
+    return infoNCE(tf.reshape(queryCells, [b * p, d]), positives, negatives, tau);
   });
 }
 

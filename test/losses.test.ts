@@ -43,9 +43,11 @@ describe('DenseCL', () => {
   });
 
   it('contrasts each cell with its matched key cell against the dense queue (hand-computed)', () => {
-    const q = tf.tensor3d([[[1, 0], [0, 1]]]);
-    const k = tf.tensor3d([[[0, 1], [1, 0]]]);
-    const match = tf.tensor2d([[1, 0]], undefined, 'int32');
+    // Two images, each matched within itself (a batched gather that mixed images up, as wasm's
+    // did, tensorflow/tfjs#8658, gives other logits).
+    const q = tf.tensor3d([[[1, 0], [0, 1]], [[0, 1], [1, 0]]]);
+    const k = tf.tensor3d([[[0, 1], [1, 0]], [[1, 0], [0, 1]]]);
+    const match = tf.tensor2d([[1, 0], [1, 0]], undefined, 'int32');
     // positives equal the queries (logit 1); negative n = [0.6, 0.8] gives logits 0.6 and 0.8:
     // mean(log(1 + e^{−0.4}), log(1 + e^{−0.2})) = mean(0.5130153, 0.5981389)
     expect(value(denseInfoNCE(q, k, match as tf.Tensor2D, t2([[0.6, 0.8]]), 1))).toBeCloseTo((0.5130153 + 0.5981389) / 2, 6);
