@@ -28,6 +28,7 @@ import type { ResNetConfig } from '../models/resnet.js';
 import type { Batch } from '../operators/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { trainLoop } from '../train/trainer.js';
+import { relativeError } from './report.js';
 
 export const PARITY_METHODS = ['mocov2', 'densecl', 'hapicl', 'softrank'] as const;
 export type ParityMethod = (typeof PARITY_METHODS)[number];
@@ -252,18 +253,6 @@ export async function densestreamNumbers(fixture: ParityFixture): Promise<Parity
   const afterStep = (await train(fixture, 1)).state;
   const { losses } = await train(fixture, PARITY.steps);
   return { loss, parts, grads, afterStep, losses };
-}
-
-/** max |a − b| over the reference's largest magnitude (the absolute error where the reference is all zeros). */
-export function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
-  if (actual.length !== reference.length) return Number.POSITIVE_INFINITY;
-  let err = 0;
-  let mag = 0;
-  for (let i = 0; i < reference.length; i++) {
-    err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
-    mag = Math.max(mag, Math.abs(reference[i] as number));
-  }
-  return mag === 0 ? err : err / mag;
 }
 
 /** Per quantity, how far densestream's numbers are from the twin's (relative, {@link relativeError}). */

@@ -18,6 +18,18 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** max |a − b| over the reference's largest magnitude (the absolute error where the reference is all zeros). */
+export function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
+  if (actual.length !== reference.length) return Number.POSITIVE_INFINITY;
+  let err = 0;
+  let mag = 0;
+  for (let i = 0; i < reference.length; i++) {
+    err = Math.max(err, Math.abs((actual[i] as number) - (reference[i] as number)));
+    mag = Math.max(mag, Math.abs(reference[i] as number));
+  }
+  return mag === 0 ? err : err / mag;
+}
+
 /** Debian's Python, for the PyTorch / torchvision sides of the benchmarks. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 
