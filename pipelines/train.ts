@@ -38,7 +38,8 @@ import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import type { PositiveStats } from '../train/recluster.js';
-import { createKnnMonitor, KNN_K, KNN_TAU, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
+import { claimRunFolder } from './run-folder.js';
+import { createKnnMonitor, KNN_K, KNN_TAU, knnGainStdErr, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
 import { openAttentionSource } from './attention-source.js';
@@ -144,7 +145,7 @@ const DEFAULTS: Omit<TrainConfig, 'out'> = {
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
  * `--resume`, the configuration is the checkpoint's and only `--out` may be given.
  */
-export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolean } {
+export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolean; overwrite: boolean } {
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({
@@ -153,20 +154,24 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
         ...flagTypes(SPEC),
         config: { type: 'string' },
         resume: { type: 'boolean' },
+        overwrite: { type: 'boolean' },
       },
       strict: true,
     }).values;
   } catch (err) {
     toConfigError(err);
   }
+  const overwrite = flags['overwrite'] === true;
+  delete flags['overwrite']; // an action on the folder, not part of the run's configuration
   if (flags['resume']) {
+    if (overwrite) throw new ConfigError('--resume continues the run in --out and --overwrite replaces it; give one');
     const others = Object.keys(flags).filter((k) => k !== 'resume' && k !== 'out' && flags[k] !== undefined);
     if (others.length > 0) throw new ConfigError(`--resume takes the configuration from the checkpoint; drop --${others.join(', --')}`);
     const out = typeof flags['out'] === 'string' ? flags['out'] : join('runs', DEFAULTS.method);
     const dir = join(out, 'checkpoint');
     if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
     const meta = readWeightsMeta(dir) as CheckpointMeta;
-    return { ...(meta.config as TrainConfig), out, resume: true };
+    return { ...(meta.config as TrainConfig), out, resume: true, overwrite: false };
   }
   const merged: Record<string, string | number | boolean> = { ...DEFAULTS };
   const given = new Set<string>();
@@ -211,7 +216,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   }
   checkKnnOptions(c, given);
   if (given.has('augment') && c.data.startsWith('parquet:')) throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
-  return { ...c, resume: false };
+  return { ...c, resume: false, overwrite };
 }
 
 /** The kNN monitor's labelled set by default: the training scenes, or Fashion-MNIST's test split; other sources have no labels. */
@@ -380,6 +385,8 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
 export interface RunOptions {
   /** Continue from `config.out`/checkpoint: its weights, queues, optimiser slots and step. */
   resume?: boolean;
+  /** A new run into a folder that holds one replaces it (its run files only, {@link claimRunFolder}); without it, such a folder is refused. */
+  overwrite?: boolean;
   onLog?: (record: MetricsRecord) => void;
   shouldStop?: (stepsDone: number) => boolean;
   /** The run's length in steps, once known (`--epochs` is converted when the source is open). */
@@ -391,7 +398,11 @@ export interface RunOptions {
  * after step n is fully determined by the position n × batch: a resumed run sees exactly the
  * batches the uninterrupted one would (as long as no input was skipped as unreadable).
  */
-export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; augment: AugmentPath; positives?: PositiveStats; knnInit?: number; knnFinal?: number }> {
+export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; augment: AugmentPath; positives?: PositiveStats; knnInit?: number; knnFinal?: number; knnQueries?: number }> {
+  if (!options.resume) {
+    const removed = claimRunFolder(c.out, options.overwrite === true);
+    if (removed.length > 0) process.stderr.write(`--overwrite: removed the previous run's ${removed.join(', ')} from ${c.out}\n`);
+  }
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
@@ -486,7 +497,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     positives?.reclustering.close();
     const n = await skipped.close();
     if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend, augment: augment.path, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final } : {}) };
+    return { ...result, backend: selection.backend, augment: augment.path, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final, knnQueries: knn.monitor.set.queries } : {}) };
   } finally {
     positives?.reclustering.close();
     live?.dispose();
@@ -510,7 +521,7 @@ function roundedStats(p: PositiveStats): PositiveStats {
 }
 
 export async function trainCommand(argv: string[]): Promise<void> {
-  const { resume, ...c } = parseTrainConfig(argv);
+  const { resume, overwrite, ...c } = parseTrainConfig(argv);
   const tty = process.stderr.isTTY === true;
   let total = c.steps;
   const onLog = (r: MetricsRecord) => {
@@ -529,16 +540,26 @@ export async function trainCommand(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', onInterrupt);
   try {
-    const result = await runTraining(c, { resume, onLog, shouldStop: () => interrupted, onSteps: (n) => { total = n; } });
+    const result = await runTraining(c, { resume, overwrite, onLog, shouldStop: () => interrupted, onSteps: (n) => { total = n; } });
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
+    // The monitor's gain over the random-init encoder it started from, and whether it is more than noise.
+    let knnGain: Record<string, number> = {};
+    if (result.knnInit !== undefined && result.knnFinal !== undefined && result.knnQueries) {
+      const gain = result.knnFinal - result.knnInit;
+      const se = knnGainStdErr(result.knnInit, result.knnFinal, result.knnQueries);
+      knnGain = { knnGain: round4(gain), knnGainStdErr: round4(se) };
+      process.stderr.write(`knn: ${result.knnInit.toFixed(3)} at random init, ${result.knnFinal.toFixed(3)} now: ${gain >= 0 ? '+' : ''}${gain.toFixed(3)} ± ${se.toFixed(3)} (one standard error, ${result.knnQueries} queries)${Math.abs(gain) < 2 * se ? ', within noise' : ''}\n`);
+    }
     process.stdout.write(`${JSON.stringify({
       method: c.method, encoder: c.encoder, backend: result.backend, augment: result.augment, steps: result.steps, batch: c.batch, size: c.size,
       imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
       lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4, lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
       checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'), interrupted,
       ...(result.positives ? { positives: roundedStats(result.positives) } : {}),
-      ...(result.knnInit === undefined ? {} : { knnInit: Math.round(result.knnInit * 1e4) / 1e4 }), ...(result.knnFinal === undefined ? {} : { knnFinal: Math.round(result.knnFinal * 1e4) / 1e4 }),
+      ...(result.knnInit === undefined ? {} : { knnInit: round4(result.knnInit) }), ...(result.knnFinal === undefined ? {} : { knnFinal: round4(result.knnFinal) }),
+      ...knnGain,
     })}\n`);
   } finally {
     process.off('SIGINT', onInterrupt);

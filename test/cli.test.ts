@@ -108,6 +108,36 @@ describe('densestream CLI', () => {
     expect(meta.meta.config.steps).toBe(3);
   });
 
+  it('refuses to train into a folder that holds a run, before any work; --overwrite replaces the run and keeps the user\'s other files', () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-rerun-'));
+    const tiny = ['--steps', '1', '--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--out', out];
+    expect(cli('train', ...tiny).status).toBe(0);
+    writeFileSync(join(out, 'eval.json'), '{"knn":{"step":1}}\n'); // scores of the first run
+    writeFileSync(join(out, 'notes.txt'), 'mine\n');
+    const metricsBefore = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+    const weightsBefore = readFileSync(join(out, 'checkpoint', 'weights.bin'));
+
+    const again = cli('train', ...tiny, '--seed', '5');
+    expect(again.status).toBe(2);
+    expect(again.stderr).toContain(`--out ${out} already holds a run (checkpoint/, metrics.jsonl, skipped.jsonl, eval.json): continue it with --resume, replace it with --overwrite, or give another --out`);
+    expect(again.stderr).not.toContain('backend:'); // refused before the backend was even loaded
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(metricsBefore);
+    expect(readFileSync(join(out, 'checkpoint', 'weights.bin')).equals(weightsBefore)).toBe(true);
+
+    const both = cli('train', '--resume', '--overwrite', '--out', out);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('--resume continues the run in --out and --overwrite replaces it; give one');
+
+    const replaced = cli('train', ...tiny, '--seed', '5', '--overwrite');
+    expect(replaced.status, replaced.stderr).toBe(0);
+    expect(replaced.stderr).toContain(`--overwrite: removed the previous run's checkpoint/, metrics.jsonl, skipped.jsonl, eval.json from ${out}`);
+    expect(existsSync(join(out, 'eval.json'))).toBe(false); // it scored the old checkpoint
+    expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine\n');
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1); // the new run's line only
+    const meta = JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as { meta: { config: { seed: number } } };
+    expect(meta.meta.config.seed).toBe(5);
+  });
+
   it.runIf(existsSync('/usr/share/datasets/fashion-mnist'))('trains on fashion-mnist from the CLI (grey 28×28 expanded to RGB, views at 32 px)', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-fm-'));
     const run = cli('train', '--data', 'fashion-mnist', '--method', 'mocov2', '--steps', '2', '--batch', '8', '--size', '32', '--queue', '16', '--out', out, '--threads', '2');

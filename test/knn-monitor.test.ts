@@ -11,7 +11,7 @@ import { selectBackend } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/resnet.js';
 import { keyedRng, type Sample } from '../operators/types/index.js';
 import { parseTrainConfig } from '../pipelines/train.js';
-import { createKnnMonitor, knnAccuracy, loadKnnSet, type KnnSet } from '../train/knn-monitor.js';
+import { createKnnMonitor, knnAccuracy, knnGainStdErr, loadKnnSet, type KnnSet } from '../train/knn-monitor.js';
 
 // The built CLI, as a user runs it (`npm test` builds first).
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
@@ -68,6 +68,14 @@ describe('knnAccuracy (weighted vote, pure)', () => {
     expect(() => knnAccuracy(reference, refLabels, q, [0], 2, 0)).toThrow('knn k: expected a positive integer');
     expect(() => knnAccuracy(reference, refLabels, q, [0], 2, 20, 0)).toThrow('knn tau: expected a temperature > 0');
     expect(() => knnAccuracy(reference, refLabels, new Float32Array(0), [], 2)).toThrow('at least one reference and one query');
+  });
+});
+
+describe('knnGainStdErr', () => {
+  it('is the standard error of a difference of two accuracies on n queries (hand-computed)', () => {
+    // √((0.2·0.8 + 0.5·0.5)/100) = √0.0041
+    expect(knnGainStdErr(0.2, 0.5, 100)).toBeCloseTo(Math.sqrt(0.0041), 12);
+    expect(() => knnGainStdErr(0.2, 0.5, 0)).toThrow(/at least one query/);
   });
 });
 
@@ -151,10 +159,14 @@ describe('train --knn-every', () => {
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; parts: Record<string, number> });
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
     expect(metrics.map((m) => m.parts['knn'] !== undefined)).toEqual([false, true, false, true]);
-    const summary = JSON.parse(run.stdout) as { knnInit: number; knnFinal: number };
+    const summary = JSON.parse(run.stdout) as { knnInit: number; knnFinal: number; knnGain: number; knnGainStdErr: number };
     expect(summary.knnInit).toBeGreaterThanOrEqual(0);
     expect(summary.knnInit).toBeLessThanOrEqual(1);
     expect(summary.knnFinal).toBeCloseTo(metrics[3]!.parts['knn']!, 4);
+    // The gain over random init, with its standard error on the 12 queries.
+    expect(summary.knnGain).toBeCloseTo(summary.knnFinal - summary.knnInit, 3);
+    expect(summary.knnGainStdErr).toBeCloseTo(knnGainStdErr(summary.knnInit, summary.knnFinal, 12), 3);
+    expect(run.stderr).toMatch(/knn: \d\.\d{3} at random init, \d\.\d{3} now: [+-]\d\.\d{3} ± \d\.\d{3} \(one standard error, 12 queries\)/);
     expect(run.stderr).toMatch(/step 4\/4 .* knn \d\.\d\d /);
   });
 

@@ -153,6 +153,16 @@ export function knnAccuracy(
   return correct / q;
 }
 
+/**
+ * The standard error of a kNN gain `final − init`, two accuracies on the same `queries`:
+ * `√(p₀(1 − p₀)/n + p₁(1 − p₁)/n)`. It treats the two as independent, which overstates the error
+ * of a paired comparison (same queries, same references), so a gain it calls clear is.
+ */
+export function knnGainStdErr(init: number, final: number, queries: number): number {
+  if (!(queries > 0)) throw new Error(`knn: a standard error needs at least one query, got ${queries}`);
+  return Math.sqrt((init * (1 - init) + final * (1 - final)) / queries);
+}
+
 export interface KnnMonitorOptions {
   method: Method;
   set: KnnSet;

@@ -1,0 +1,35 @@
+/**
+ * A training run's folder (`train --out`): the files a run and the commands that read it write
+ * there, and the rule that a second `train` into it neither mixes with nor silently replaces
+ * the first. Other files in the folder are the user's and are never touched.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from './options.js';
+
+/**
+ * What belongs to a run: the checkpoint (and the trainer's swap-in copies of it), the metrics,
+ * the skip log, `eval`'s scores and `report`'s page.
+ */
+export const RUN_FILES = ['checkpoint', 'checkpoint.partial', 'checkpoint.old', 'metrics.jsonl', 'skipped.jsonl', 'eval.json', 'report.html'] as const;
+
+/** The run files present in `dir` (folders with a trailing slash). */
+export function runFilesIn(dir: string): string[] {
+  return RUN_FILES.filter((f) => existsSync(join(dir, f))).map((f) => (f.startsWith('checkpoint') ? `${f}/` : f));
+}
+
+/**
+ * Makes `dir` ready for a new run, before any work: refuses a folder that already holds one
+ * unless `overwrite`, which removes that run's files (only those). Returns what it removed.
+ */
+export function claimRunFolder(dir: string, overwrite: boolean): string[] {
+  const found = runFilesIn(dir);
+  if (found.length === 0) return [];
+  if (!overwrite) {
+    throw new ConfigError(
+      `--out ${dir} already holds a run (${found.join(', ')}): continue it with --resume, replace it with --overwrite, or give another --out`,
+    );
+  }
+  for (const f of found) rmSync(join(dir, f), { recursive: true, force: true });
+  return found;
+}
