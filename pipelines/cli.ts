@@ -92,7 +92,8 @@ async function backendCommand(argv: string[]): Promise<void> {
   );
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { backend: backendCommand, train: trainCommand, precompute: precomputeCommand, export: exportCommand, eval: evalCommand, preview: previewCommand, report: reportCommand };
+/** Each command resolves with its exit code, or nothing for 0 (a run stopped by Ctrl-C: 130). */
+const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = { backend: backendCommand, train: trainCommand, precompute: precomputeCommand, export: exportCommand, eval: evalCommand, preview: previewCommand, report: reportCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -110,8 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    await run(rest);
-    return 0;
+    return (await run(rest)) ?? 0;
   } catch (err) {
     process.stderr.write(`densestream ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
     return err instanceof ConfigError ? 2 : 1; // a wrong option: exit 2, nothing was run

@@ -520,8 +520,16 @@ function roundedStats(p: PositiveStats): PositiveStats {
   };
 }
 
-export async function trainCommand(argv: string[]): Promise<void> {
+/** `densestream train`; resolves with 130 when Ctrl-C stopped the run (after its checkpoint), as a shell expects of an interrupted command. */
+export async function trainCommand(argv: string[]): Promise<number> {
   const { resume, overwrite, ...c } = parseTrainConfig(argv);
+  if (resume) {
+    const done = (readWeightsMeta(join(c.out, 'checkpoint')) as CheckpointMeta).step;
+    if (done >= c.steps) {
+      process.stderr.write(`train --resume: the run in ${c.out} is complete (${done} of ${c.steps} steps); nothing to do\n`);
+      return 0;
+    }
+  }
   const tty = process.stderr.isTTY === true;
   let total = c.steps;
   const onLog = (r: MetricsRecord) => {
@@ -561,6 +569,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       ...(result.knnInit === undefined ? {} : { knnInit: round4(result.knnInit) }), ...(result.knnFinal === undefined ? {} : { knnFinal: round4(result.knnFinal) }),
       ...knnGain,
     })}\n`);
+    return interrupted ? 130 : 0;
   } finally {
     process.off('SIGINT', onInterrupt);
   }

@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,5 +50,61 @@ describe('resume', () => {
     expect(parseTrainConfig(['--optimizer', 'adamw']).lr).toBe(1e-3);
     expect(parseTrainConfig(['--optimizer', 'adamw', '--lr', '0.01']).lr).toBe(0.01);
     expect(parseTrainConfig([]).lr).toBe(0.05);
+  });
+});
+
+// The built CLI, as a user runs it (`npm test` builds first).
+const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+const TINY = ['--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--log-every', '1', '--augment', 'backend'];
+
+const metricSteps = (out: string): number[] =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+const checkpointStep = (out: string): number =>
+  (JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as { meta: { step: number } }).meta.step;
+
+/** Starts `train`, and once `metrics.jsonl` holds `lines` lines sends `signal`; resolves with the exit. */
+function trainUntil(out: string, steps: number, lines: number, signal: NodeJS.Signals): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn(process.execPath, [CLI, 'train', ...TINY, '--steps', `${steps}`, '--checkpoint-every', '5', '--out', out], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  const timer = setInterval(() => {
+    try {
+      if (metricSteps(out).length >= lines) {
+        clearInterval(timer);
+        child.kill(signal);
+      }
+    } catch { /* no metrics yet */ }
+  }, 20);
+  return new Promise((resolve) => child.on('exit', (code) => { clearInterval(timer); resolve({ code, stdout }); }));
+}
+
+describe('train stopped from outside', () => {
+  it('after a SIGKILL, --resume cuts metrics.jsonl back to the checkpoint: every step is logged once', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-killed-'));
+    const killed = await trainUntil(out, 30, 7, 'SIGKILL');
+    expect(killed.code).toBeNull(); // killed, not finished
+    const logged = metricSteps(out);
+    expect(Math.max(...logged)).toBeGreaterThan(checkpointStep(out)); // steps past the checkpoint were logged, and will run again
+    const resumed = spawnSync(process.execPath, [CLI, 'train', '--resume', '--out', out], { encoding: 'utf8' });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(metricSteps(out)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it('Ctrl-C checkpoints after the step in hand and exits 130; a resumed run finishes, and resuming a finished run says so', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-interrupted-'));
+    const stopped = await trainUntil(out, 12, 2, 'SIGINT');
+    expect(stopped.code).toBe(130);
+    const summary = JSON.parse(stopped.stdout) as { interrupted: boolean; steps: number };
+    expect(summary.interrupted).toBe(true);
+    expect(checkpointStep(out)).toBe(summary.steps);
+    expect(Math.max(...metricSteps(out))).toBe(summary.steps);
+
+    const finished = spawnSync(process.execPath, [CLI, 'train', '--resume', '--out', out], { encoding: 'utf8' });
+    expect(finished.status, finished.stderr).toBe(0);
+    expect(metricSteps(out)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    const again = spawnSync(process.execPath, [CLI, 'train', '--resume', '--out', out], { encoding: 'utf8' });
+    expect(again.status).toBe(0);
+    expect(again.stdout).toBe('');
+    expect(again.stderr).toContain(`train --resume: the run in ${out} is complete (12 of 12 steps); nothing to do`);
   });
 });

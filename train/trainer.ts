@@ -4,13 +4,14 @@
  * checkpoints atomically, and stops on a non-finite loss with the last checkpoint intact.
  */
 import * as tf from '@tensorflow/tfjs';
-import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Observable } from 'rxjs';
 import { disposeParts, readParts, type LossParts, type Method } from '../methods/method.js';
 import { saveVariables, type NamedTensor } from '../models/weights-io.js';
 import type { Batch } from '../operators/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
+import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { LarsOptimizer } from './lars.js';
 import { pull } from './pull.js';
 import { cosineWithWarmup } from './schedule.js';
@@ -118,6 +119,25 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
   rmSync(`${final}.old`, { recursive: true, force: true });
 }
 
+/**
+ * A resumed run's log, cut back to its checkpoint's `step`: a run killed after its last
+ * checkpoint had logged steps it will now train again, which would otherwise appear twice. A
+ * line cut short by the kill goes too. Rewritten atomically.
+ */
+export function cutMetricsBack(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '');
+  const kept = lines.filter((line) => {
+    try {
+      const record = JSON.parse(line) as Partial<MetricsRecord>;
+      return typeof record.step === 'number' && record.step <= step;
+    } catch {
+      return false;
+    }
+  });
+  if (kept.length !== lines.length) writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
+}
+
 export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
   mkdirSync(o.outDir, { recursive: true });
   const optimizer: tf.Optimizer & { setLearningRate(lr: number): void } =
@@ -130,6 +150,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
   }
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
   const metricsPath = join(o.outDir, 'metrics.jsonl');
+  if (o.startStep) cutMetricsBack(metricsPath, o.startStep);
   const stream = pull(batches, (b) => b.dispose());
   const start = performance.now();
   let waited = 0;
@@ -182,6 +203,10 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
         o.onLog?.(record);
       }
+      // One turn of the event loop per step: batches of an in-memory source arrive as resolved
+      // promises, so without it a run never reaches the loop's poll phase, where Node runs
+      // signal handlers, and a Ctrl-C waited for the end of the run (measured: 10 steps).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (o.shouldStop?.(done)) {
         step = done;
         break;
