@@ -17,7 +17,7 @@
  *
  * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
@@ -35,6 +35,7 @@ import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-m
 import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
+import { prepareOutFolder } from './out-folder.js';
 
 export const PROTOCOLS = ['knn', 'linear', 'dense', 'masks'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -340,7 +341,7 @@ export function saveEvaluation(dir: string, evaluation: Evaluation): string {
   const entry = saved[key] ?? {};
   for (const [p, scores] of Object.entries(evaluation.protocols)) entry[p as Protocol] = { ...evaluation.model, ...scores };
   saved[key] = entry;
-  mkdirSync(dir, { recursive: true });
+  prepareOutFolder(dir);
   const path = join(dir, 'eval.json');
   writeFileAtomic(path, `${JSON.stringify(saved, null, 2)}\n`);
   return path;
@@ -360,6 +361,7 @@ export function evaluationLine(evaluation: Evaluation): EvalResults {
 
 export async function evalCommand(argv: string[]): Promise<void> {
   const c = parseEvalConfig(argv);
+  prepareOutFolder(c.out);
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   const log = c.quiet ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
   for (const line of selection.reasons) log(line);

@@ -3,7 +3,6 @@
  * plane makes of a source — attention, masks, and the training views with their boxes — to
  * look at before training on it.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bufferCount, concatMap, lastValueFrom, take, tap } from 'rxjs';
@@ -21,6 +20,7 @@ import { selectBackend } from '../models/backend.js';
 import { openAttentionSource } from './attention-source.js';
 import { openSource } from './data-source.js';
 import { positiveInt } from './options.js';
+import { prepareOutFolder } from './out-folder.js';
 
 const ROWS_PER_SHEET = 6;
 
@@ -44,6 +44,7 @@ export async function previewCommand(argv: string[]): Promise<void> {
     },
   });
   if (!values.out) throw new Error('--out: expected a folder for the sheets');
+  prepareOutFolder(values.out);
   const count = positiveInt(values.count, '--count');
   const seed = Number.parseInt(values.seed, 10);
   if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got "${values.seed}"`);
@@ -54,7 +55,6 @@ export async function previewCommand(argv: string[]): Promise<void> {
   const attention = await openAttentionSource(values.attention);
   const source = await openSource(values.data);
 
-  mkdirSync(values.out, { recursive: true });
   const skipped = openSkipLog(join(values.out, 'skipped.jsonl'));
   const budget = new SampleBudget(2 * ROWS_PER_SHEET);
   const drop = (id: string, stage: string, reason: string) => skipped.record({ id, stage, reason });

@@ -9,7 +9,7 @@
  * checkpoint encoder → whole images → dense grid [N, S, S, C] → top-3 PCA → RGB
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { lastValueFrom, map, take, toArray, type OperatorFunction } from 'rxjs';
@@ -36,6 +36,7 @@ import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
 import { openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import { ConfigError, parseFlags, type Spec } from './options.js';
+import { prepareOutFolder } from './out-folder.js';
 import { sampleViews, type SampleViewOptions, type ViewMasks } from './sample-views.js';
 import type { TrainConfig } from './train.js';
 
@@ -269,7 +270,7 @@ export async function runReport(c: ReportConfig): Promise<{ out: string; bytes: 
   const evaluation = evaluationRows(c.run, chartNotes);
   if (evaluation) content.evaluation = evaluation;
   const html = reportHtml(content);
-  mkdirSync(dirname(c.out), { recursive: true });
+  prepareOutFolder(dirname(c.out));
   writeFileAtomic(c.out, html);
   return { out: c.out, bytes: Buffer.byteLength(html), charts: charts.length, images: pca.rows.length, skipped: skipped.rows.length };
 }
@@ -298,6 +299,7 @@ function evaluationRows(run: string, notes: string[]): Array<readonly [string, s
 
 export async function reportCommand(argv: string[]): Promise<void> {
   const c = parseReportConfig(argv);
+  prepareOutFolder(dirname(c.out));
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of selection.reasons) process.stderr.write(`${line}\n`);
   const start = performance.now();

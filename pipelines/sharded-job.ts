@@ -9,7 +9,6 @@
  * content depends only on the arguments — never on when the previous run was killed.
  */
 import * as arrow from 'apache-arrow';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
 import type { Sample, SkipRecord } from '../operators/types/index.js';
@@ -18,6 +17,7 @@ import { configDifference, manifestName, partIsDone, readManifest, writeManifest
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { openTableFile, tableExtension, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
 import { ConfigError } from './train.js';
+import { prepareOutFolder } from './out-folder.js';
 import { packageJson } from './package-json.js';
 import { progressMeter } from './progress.js';
 
@@ -108,7 +108,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   const total = shardSize(o.source, o.shard);
   // The source's extent is part of the output's identity: parts cover fixed positions.
   const config = { ...o.config, source: o.source.name, positions: total ?? null };
-  mkdirSync(o.out, { recursive: true });
+  prepareOutFolder(o.out);
   const manifestPath = join(o.out, manifestName(o.shard));
   const previous = readManifest(manifestPath);
   if (previous) {

@@ -16,7 +16,7 @@
  * the scenes trained on or Fashion-MNIST's test split) at random init and every `--knn-every`
  * steps; its accuracy is logged as `knn` and summarised as `knnInit` / `knnFinal`.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { concatMap, range, type Observable, type OperatorFunction } from 'rxjs';
@@ -38,6 +38,7 @@ import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import type { PositiveStats } from '../train/recluster.js';
+import { prepareOutFolder } from './out-folder.js';
 import { claimRunFolder } from './run-folder.js';
 import { createKnnMonitor, KNN_K, KNN_TAU, knnGainStdErr, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
@@ -399,6 +400,7 @@ export interface RunOptions {
  * batches the uninterrupted one would (as long as no input was skipped as unreadable).
  */
 export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; augment: AugmentPath; positives?: PositiveStats; knnInit?: number; knnFinal?: number; knnQueries?: number }> {
+  prepareOutFolder(c.out);
   if (!options.resume) {
     const removed = claimRunFolder(c.out, options.overwrite === true);
     if (removed.length > 0) process.stderr.write(`--overwrite: removed the previous run's ${removed.join(', ')} from ${c.out}\n`);
@@ -423,7 +425,6 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       startStep = (saved.meta as CheckpointMeta).step;
       optimizerState = takeTensors(saved, 'optimizer/'); // frees the rest; the trainer frees these
     }
-    mkdirSync(c.out, { recursive: true }); // the skip log opens now, before the trainer's first write
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
     const perBatch = sourceSamplesPerBatch(c);
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
