@@ -91,6 +91,22 @@ export function* epochOrder(size: number, options: EpochOptions = {}): Generator
   for (let k = skip; k < mine.length && emitted < limit; k++, emitted++) yield mine[k] as number;
 }
 
+/** Why a read of a known-bad input was refused without reading it. */
+export const KNOWN_BAD = 'unreadable earlier in this job; not read again';
+
+/**
+ * `source` that refuses the ids in `bad` without reading them, so that an input a job found
+ * unreadable or undecodable costs one read per job, not one per epoch. A stream (tar shards)
+ * cannot pass over a member without reading it; it is returned as it is.
+ */
+export function skippingKnownBad<S extends Source>(source: S, bad: ReadonlySet<string>): S {
+  if (!isRandomAccess(source)) return source;
+  // A view of `source` (its own fields and methods through the prototype), with `read` guarded.
+  return Object.assign(Object.create(source) as S & RandomAccessSource, {
+    read: (index: number) => (bad.has(source.id(index)) ? Promise.reject(new Error(KNOWN_BAD)) : source.read(index)),
+  });
+}
+
 /**
  * The samples of one epoch, read lazily in epoch order: a sample is read only when the
  * consumer pulls it. A read that fails (unreadable file) is reported to `onSkip` and the

@@ -19,8 +19,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { concatMap, range, type Observable, type OperatorFunction } from 'rxjs';
-import { isRandomAccess, readSamples, type Source } from '../datasets/source.js';
+import { concat, defer, EMPTY, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
+import { isRandomAccess, readSamples, skippingKnownBad, type Source } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
@@ -343,11 +343,19 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   const position = startStep * perBatch;
   const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
   const firstSkip = Number.isFinite(perEpoch) ? position % perEpoch : position;
-  const epochs = Number.isFinite(perEpoch) ? Math.ceil((c.steps * perBatch) / perEpoch) + 1 : 1;
   const precomputed = 'precomputed' in source ? (source.precomputed as PrecomputedViews) : undefined;
   if (precomputed) checkPrecomputed(c, precomputed);
+  // An input that cannot be read or decoded is recorded once and not read again in later epochs.
+  const bad = new Set<string>();
+  const report = record;
+  record = (r) => {
+    if (r.stage !== 'read' && r.stage !== 'decode') return report(r); // a note on a good sample (a fallback)
+    if (bad.has(r.id)) return;
+    bad.add(r.id);
+    report(r);
+  };
   const dropped = (r: SkipRecord) => { record(r); budget.release(); };
-  let read = source;
+  let read = skippingKnownBad(source, bad);
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
   if (c.method === 'softrank' && precomputed) throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
   if (c.method === 'softrank' && !isRandomAccess(source)) {
@@ -360,7 +368,7 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
     beforeViews = (epoch) => reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
   } else if (c.method === 'softrank' && isRandomAccess(source)) {
     const reclustering = positives?.reclustering;
-    const byId = positives?.byId ?? readableById(source, 0); // no clustering: every anchor is its own positive, nothing is read again
+    const byId = positives?.byId ?? readableById(skippingKnownBad(source, bad), 0); // no clustering: every anchor is its own positive, nothing is read again
     read = byId.source;
     const prepare = decodeWithMasks(viewOptions, record);
     const fetch = async (id: string) => prepare(await byId.readById(id));
@@ -376,9 +384,20 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   const views = (epoch: number) => precomputed
     ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
     : sampleViews(viewOptions, [epoch], dropped, record, beforeViews?.(epoch));
-  return range(firstEpoch, Math.max(1, epochs - firstEpoch)).pipe(
-    concatMap((epoch) =>
-      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch))),
+  const pass = (epoch: number): Observable<Sample> => {
+    let cut = 0;
+    return concat(
+      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch), tap(() => { cut++; })),
+      // A pass that yields nothing would repeat forever (and, before this check, trained 0 steps and wrote a random-init checkpoint).
+      defer(() => (cut > 0 ? EMPTY : throwError(() => new Error(
+        `--data ${c.data}: no sample of ${epoch === firstEpoch ? 'the first pass' : `epoch ${epoch}`} could be read and decoded (${bad.size} unreadable); see ${join(c.out, 'skipped.jsonl')} for why`,
+      )))),
+    );
+  };
+  // A finite source is read pass after pass until the trainer has its steps (not a count of
+  // passes fixed in advance: unreadable inputs make passes shorter); a stream is read once.
+  const passes = (epoch: number): Observable<Sample> => concat(pass(epoch), Number.isFinite(perEpoch) ? defer(() => passes(epoch + 1)) : EMPTY);
+  return passes(firstEpoch).pipe(
     batch(c.batch, { keepLast: false, ...(c.method === 'densecl' && c.match === 'geometric' ? { geometricGrid: c.size / encoderStride(encoderPreset(c.encoder, c.size)) } : {}) }),
   );
 }
