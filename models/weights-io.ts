@@ -2,9 +2,12 @@
  * Saves and restores named variables in tfjs's weight format: `weights.bin` (the tensors,
  * packed by `tf.io.encodeWeights`) and `weights.json` (the manifest plus a user JSON such as
  * the model config). Files are written under temporary names and renamed, so a killed job
- * never leaves a half-written file under the real name.
+ * never leaves a half-written file under the real name. `weights.json` records the size and
+ * SHA-256 of `weights.bin`; a reader checks them first, so a damaged file is refused with its
+ * name instead of failing deep in tfjs ("the tensor should have 524288 values but has 250000").
  */
 import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -18,7 +21,43 @@ interface WeightsJson {
   format: 'densestream-weights';
   version: 1;
   weights: tf.io.WeightsManifestEntry[];
+  /** `weights.bin` as written (absent in checkpoints from before it was recorded). */
+  bin?: { bytes: number; sha256: string };
   meta: unknown;
+}
+
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/** `dir/weights.json`, parsed, or an error that names the file. */
+function readWeightsJson(dir: string): WeightsJson {
+  const path = join(dir, 'weights.json');
+  let json: WeightsJson;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8')) as WeightsJson;
+  } catch (err) {
+    throw new Error(`${path}: cannot read this checkpoint's manifest (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (json?.format !== 'densestream-weights') throw new Error(`${path}: not a densestream weights file`);
+  return json;
+}
+
+/** `dir/weights.bin`, checked against the size and SHA-256 its manifest recorded. */
+function readWeightsBin(dir: string, manifest: WeightsJson): Buffer<ArrayBuffer> {
+  const path = join(dir, 'weights.bin');
+  const bin = readFileSync(path);
+  const expected = manifest.bin;
+  if (expected && bin.byteLength !== expected.bytes) {
+    throw new Error(`${path}: ${bin.byteLength} bytes, ${expected.bytes} when it was written; the checkpoint is damaged (cut short or overwritten)`);
+  }
+  if (expected && sha256(bin) !== expected.sha256) {
+    throw new Error(`${path}: its SHA-256 differs from the one recorded when it was written; the checkpoint is damaged`);
+  }
+  return bin;
+}
+
+/** Checks the checkpoint in `dir` as a reader would, without decoding it: throws, naming the file, if it is damaged. */
+export function verifySaved(dir: string): void {
+  readWeightsBin(dir, readWeightsJson(dir));
 }
 
 function atomicWrite(path: string, data: string | Uint8Array): void {
@@ -34,13 +73,13 @@ export async function saveVariables(weights: Readonly<Record<string, tf.Tensor>>
   const { data, specs } = await tf.io.encodeWeights(named);
   const bytes = new Uint8Array(data as ArrayBuffer);
   atomicWrite(join(dir, 'weights.bin'), bytes);
-  const manifest: WeightsJson = { format: 'densestream-weights', version: 1, weights: specs, meta };
+  const manifest: WeightsJson = { format: 'densestream-weights', version: 1, weights: specs, bin: { bytes: bytes.byteLength, sha256: sha256(bytes) }, meta };
   atomicWrite(join(dir, 'weights.json'), JSON.stringify(manifest, null, 2)); // last: its presence means complete
 }
 
 /** Reads the `meta` JSON saved with the weights in `dir`. */
 export function readWeightsMeta(dir: string): unknown {
-  return (JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson).meta;
+  return readWeightsJson(dir).meta;
 }
 
 /** A checkpoint read once: its meta JSON and every tensor in saved order. The caller disposes the tensors. */
@@ -52,9 +91,8 @@ export interface SavedWeights {
 
 /** Reads and decodes `dir` once. */
 export function readSaved(dir: string): SavedWeights {
-  const manifest = JSON.parse(readFileSync(join(dir, 'weights.json'), 'utf8')) as WeightsJson;
-  if (manifest.format !== 'densestream-weights') throw new Error(`${dir}: weights.json is not a densestream weights file`);
-  const bin = readFileSync(join(dir, 'weights.bin'));
+  const manifest = readWeightsJson(dir);
+  const bin = readWeightsBin(dir, manifest);
   const all = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest.weights);
   return { dir, meta: manifest.meta, tensors: manifest.weights.map((spec) => ({ name: spec.name, tensor: all[spec.name] as tf.Tensor })) };
 }

@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync
 import { join } from 'node:path';
 import type { Observable } from 'rxjs';
 import { disposeParts, readParts, type LossParts, type Method } from '../methods/method.js';
-import { saveVariables, type NamedTensor } from '../models/weights-io.js';
+import { saveVariables, verifySaved, type NamedTensor } from '../models/weights-io.js';
 import type { Batch } from '../operators/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { writeFileAtomic } from '../sinks/atomic-file.js';
@@ -114,6 +114,8 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
     for (const { tensor } of optimizerWeights) if (!(tensor instanceof tf.Variable)) tensor.dispose();
   }
   await extra?.(partial, meta.step);
+  // Read back before it replaces the last good checkpoint: a write the disk did not keep fails here, with the old one intact.
+  verifySaved(partial);
   if (existsSync(final)) renameSync(final, `${final}.old`);
   renameSync(partial, final);
   rmSync(`${final}.old`, { recursive: true, force: true });
