@@ -47,12 +47,12 @@ Commands:
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)
              --knn-every K (100 steps; 0 off)  --knn-size N (1000)  --knn-data SOURCE (scenes: --data's; fashion-mnist: its test split): kNN accuracy logged as knn
   precompute  training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
-             --data SOURCE (required, finite)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
+             --data SOURCE (required; all of it: scenes is 20 000 images)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
              --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view  --attention SOURCE
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
              --augment auto|cpu|backend (as train's)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
-             --data SOURCE (required; finite: scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
+             --data SOURCE (required; all of it is exported: scenes is 20 000 images, scenes:SIZE:COUNT fewer; dir:PATH, tar:PATTERN, fashion-mnist[-test])  --out DIR (required)
              --checkpoint RUN (a train --out; without it: a random-init --encoder slim|resnet18|vit, the baseline)
              --format parquet|arrow  --dense grid|cells (a row per image, or per grid cell)  --codec lz4|zstd|snappy|none (lz4)
              --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet

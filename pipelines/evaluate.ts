@@ -67,6 +67,8 @@ export interface EvalConfig {
   checkpoint: string;
   encoder: EncoderName;
   protocols: Protocol[];
+  /** Whether `--protocol` named them (else: every protocol the data allows). */
+  protocolsGiven?: boolean;
   /** `scenes[:SIZE]` or `fashion-mnist[:DIR]`. */
   data: string;
   /** Labelled images the kNN memory and the linear probe use. */
@@ -107,6 +109,7 @@ export function parseEvalConfig(argv: string[]): EvalConfig {
     c.protocols = scenes ? [...PROTOCOLS] : ['knn', 'linear'];
   } else {
     c.protocols = [protocol as Protocol];
+    c.protocolsGiven = true;
     if (!scenes && (protocol === 'dense' || protocol === 'masks')) {
       throw new ConfigError(`--protocol ${protocol}: needs per-pixel ground truth, which only --data scenes has (got ${c.data})`);
     }
@@ -264,7 +267,16 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
     return `${seconds} s`;
   };
   try {
-    if (!Number.isInteger(size / encoder.stride)) throw new ConfigError(`--size: ${size} is not a multiple of the encoder's stride ${encoder.stride}`);
+    // The dense protocols score whole grid cells; kNN and the linear probe take any size (train
+    // accepts any, e.g. Fashion-MNIST's 28 px on the slim encoder's stride 8).
+    const onGrid = (p: Protocol) => p === 'dense' || (p === 'masks' && c.masks === 'encoder');
+    if (!Number.isInteger(size / encoder.stride) && c.protocols.some(onGrid)) {
+      const next = Math.ceil(size / encoder.stride) * encoder.stride;
+      const left = c.protocols.filter(onGrid);
+      if (c.protocolsGiven) throw new ConfigError(`--protocol ${left.join(',')}: scores whole cells of the encoder's grid, so --size must be a multiple of its stride ${encoder.stride}; ${size} is not (give --size ${next})`);
+      c = { ...c, protocols: c.protocols.filter((p) => !onGrid(p)) };
+      log(`eval: ${left.join(' and ')} left out: ${size} px is not a multiple of the encoder's stride ${encoder.stride} (give --size ${next} to score them)`);
+    }
     if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize) throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
     const trainSource = await openSource(c.data).catch(toConfigError);
     const testSource = isScenes(c.data)

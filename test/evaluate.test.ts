@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { keyedRng } from '../operators/types/index.js';
-import { embedImages, loadLabelledImages, parseEvalConfig } from '../pipelines/evaluate.js';
+import { embedImages, loadLabelledImages, parseEvalConfig, runEvaluation } from '../pipelines/evaluate.js';
 import { ConfigError } from '../pipelines/options.js';
 import { scenesSource } from '../datasets/scenes.js';
 import { createEncoder, encoderPreset } from '../models/encoders.js';
@@ -153,6 +153,17 @@ describe('densestream eval', () => {
     const run = evalCli('--checkpoint', 'random', '--train', '3');
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--train.*≥ 10/);
+  });
+
+  it('scores a size that is not a multiple of the stride (train accepts 28 px) with kNN and the linear probe; refuses the dense protocols by name', async () => {
+    const c = { ...parseEvalConfig(['--checkpoint', 'random', '--size', '28', '--train', '20', '--test', '10', '--epochs', '1']), out: mkdtempSync(join(tmpdir(), 'densestream-eval28-')) };
+    const lines: string[] = [];
+    const evaluation = await runEvaluation(c, (l) => lines.push(l));
+    expect(Object.keys(evaluation.protocols).sort()).toEqual(['knn', 'linear']);
+    expect(lines).toContain("eval: dense and masks left out: 28 px is not a multiple of the encoder's stride 8 (give --size 32 to score them)");
+    await expect(runEvaluation({ ...c, ...parseEvalConfig(['--checkpoint', 'random', '--size', '28', '--protocol', 'dense']) })).rejects.toThrow(
+      "--protocol dense: scores whole cells of the encoder's grid, so --size must be a multiple of its stride 8; 28 is not (give --size 32)",
+    );
   });
 
   it('scores a random-init encoder from the CLI with every protocol and merges eval.json', () => {
