@@ -78,5 +78,5 @@ export async function previewCommand(argv: string[]): Promise<void> {
     { defaultValue: 0 },
   );
   const n = await skipped.close();
-  if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
+  if (n + skipped.notes > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
 }

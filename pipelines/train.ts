@@ -516,7 +516,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     });
     positives?.reclustering.close();
     const n = await skipped.close();
-    if (n > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
+    if (n + skipped.notes > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
     return { ...result, backend: selection.backend, augment: augment.path, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final, knnQueries: knn.monitor.set.queries } : {}) };
   } finally {
     positives?.reclustering.close();

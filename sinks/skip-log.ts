@@ -1,27 +1,39 @@
 /**
  * `skipped.jsonl`: one JSON line per input a job dropped (DESIGN.md, "Errors"), written as it
- * happens so a killed job still leaves its record. `close()` resolves with the count, for the
- * job's closing message ("3 files skipped (see runs/a/skipped.jsonl)").
+ * happens so a killed job still leaves its record. `close()` resolves with the count of inputs
+ * dropped, for the job's closing message ("3 inputs skipped (see runs/a/skipped.jsonl)"). The
+ * log also holds notes on inputs that stayed: a fallback (no attention map, an empty mask) is
+ * not a skip, and is counted apart.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { SkipRecord } from '../operators/types/index.js';
 
+/** Stages whose records note a fallback on a sample that stayed in the stream. */
+export const NOTE_STAGES: ReadonlySet<string> = new Set(['mask', 'attention-view']);
+
 export interface SkipLog {
   readonly path: string;
   record(entry: SkipRecord): void;
-  /** Flushes and closes; resolves with how many records were written. */
+  /** Records so far that are notes ({@link NOTE_STAGES}), not inputs dropped. */
+  readonly notes: number;
+  /** Flushes and closes; resolves with how many inputs were dropped (notes not counted). */
   close(): Promise<number>;
 }
 
 export function openSkipLog(path: string): SkipLog {
   const stream: WriteStream = createWriteStream(path, { flags: 'a' });
   let count = 0;
+  let notes = 0;
   let failure: Error | undefined;
   stream.on('error', (err) => { failure = err; });
   return {
     path,
+    get notes() {
+      return notes;
+    },
     record(entry) {
-      count++;
+      if (NOTE_STAGES.has(entry.stage)) notes++;
+      else count++;
       stream.write(`${JSON.stringify({ id: entry.id, stage: entry.stage, reason: entry.reason })}\n`);
     },
     close: () =>
@@ -33,5 +45,6 @@ export function openSkipLog(path: string): SkipLog {
 
 /** The line a job prints when it skipped inputs, naming the log. */
 export function skipSummary(source: string, count: number, log: SkipLog): string {
-  return `${source}: ${count} input${count === 1 ? '' : 's'} skipped (see ${log.path})`;
+  const notes = log.notes > 0 ? `, ${log.notes} fallback${log.notes === 1 ? '' : 's'} noted` : '';
+  return `${source}: ${count} input${count === 1 ? '' : 's'} skipped${notes} (see ${log.path})`;
 }

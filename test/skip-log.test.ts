@@ -18,4 +18,16 @@ describe('skipped.jsonl', () => {
     expect(lines.map((l) => l.id)).toEqual(['a.jpg', 'b.jpg', 'c.png']);
     expect(skipSummary('dir:/data/x', 3, second)).toBe(`dir:/data/x: 3 inputs skipped (see ${path})`);
   });
+
+  it('counts a fallback on a sample that stayed as a note, not a skip', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'densestream-skip-')), 'skipped.jsonl');
+    const log = openSkipLog(path);
+    log.record({ id: 'a.jpg', stage: 'attention-view', reason: 'no attention mass; the whole image' });
+    log.record({ id: 'b.jpg', stage: 'mask', reason: 'empty mask; the whole image' });
+    log.record({ id: 'c.jpg', stage: 'read', reason: 'EACCES' });
+    expect(log.notes).toBe(2);
+    expect(await log.close()).toBe(1);
+    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(3); // every record is kept
+    expect(skipSummary('dir:/d', 1, log)).toBe(`dir:/d: 1 input skipped, 2 fallbacks noted (see ${path})`);
+  });
 });
