@@ -41,7 +41,7 @@ Commands:
              --backend auto|tensorflow|wasm|cpu  --threads N
              --augment auto|cpu|backend (where view pixels are cut: per image with sharp, or per batch by tensor ops on the backend;
              auto measures both on the first images and takes the cheaper; images of mixed sizes go to the CPU)
-             --out DIR (runs/METHOD; a folder holding a run is refused: --resume continues it, --overwrite replaces it)
+             --out DIR (runs/METHOD; a folder holding a run is refused: --resume continues it, --resume --steps N extends it, --overwrite replaces it)
              --seed S  --optimizer sgd|adamw|lars  --lr (0.05 sgd, 1e-3 adamw, 0.3·B/256 lars)  --warmup (20)
              --weight-decay (1e-4)  --queue (4096)
              --log-every (10)  --checkpoint-every (100)  --config FILE.json (the same keys; flags win)

@@ -166,13 +166,21 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   delete flags['overwrite']; // an action on the folder, not part of the run's configuration
   if (flags['resume']) {
     if (overwrite) throw new ConfigError('--resume continues the run in --out and --overwrite replaces it; give one');
-    const others = Object.keys(flags).filter((k) => k !== 'resume' && k !== 'out' && flags[k] !== undefined);
-    if (others.length > 0) throw new ConfigError(`--resume takes the configuration from the checkpoint; drop --${others.join(', --')}`);
+    const others = Object.keys(flags).filter((k) => k !== 'resume' && k !== 'out' && k !== 'steps' && flags[k] !== undefined);
+    if (others.length > 0) throw new ConfigError(`--resume takes the configuration from the checkpoint (only --steps may extend it); drop --${others.join(', --')}`);
     const out = typeof flags['out'] === 'string' ? flags['out'] : join('runs', DEFAULTS.method);
     const dir = join(out, 'checkpoint');
     if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
     const meta = readWeightsMeta(dir) as CheckpointMeta;
-    return { ...(meta.config as TrainConfig), out, resume: true, overwrite: false };
+    const config = { ...(meta.config as TrainConfig), out };
+    if (flags['steps'] !== undefined) {
+      // Extends the run: the cosine schedule is re-planned to end at the new step count, from the step the checkpoint holds.
+      const steps = coerce(SPEC, 'steps', flags['steps'], '--', true) as number;
+      if (steps <= meta.step) throw new ConfigError(`--steps ${steps}: the run in ${out} has done ${meta.step} steps; --resume --steps extends it to more`);
+      config.steps = steps;
+      config.epochs = undefined; // the new length is in steps
+    }
+    return { ...config, resume: true, overwrite: false };
   }
   const merged: Record<string, string | number | boolean> = { ...DEFAULTS };
   const given = new Set<string>();

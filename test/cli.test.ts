@@ -160,9 +160,11 @@ describe('densestream CLI', () => {
     // the checkpoint holds the path auto took, and a resumed run keeps it without measuring again
     const meta = JSON.parse(readFileSync(join(out, 'auto', 'checkpoint', 'weights.json'), 'utf8')) as { meta: { config: { augment: string } } };
     expect(meta.meta.config.augment).toBe(chosen![1]);
-    const resumed = cli('train', '--resume', '--out', join(out, 'auto'));
+    // (the run is complete at 2 steps: --steps extends it)
+    const resumed = cli('train', '--resume', '--steps', '4', '--out', join(out, 'auto'));
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`augment: ${chosen![1]} (the run's, from its checkpoint)`);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ steps: 4 });
   });
 
   it('refuses a wrong --augment, and --augment with precomputed views, before any work', () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readTensors } from '../models/weights-io.js';
 import { parseTrainConfig, runTraining } from '../pipelines/train.js';
+import { cosineWithWarmup } from '../train/schedule.js';
 
 /** All saved weights of a run's checkpoint, by name. */
 function weights(out: string): Map<string, Float32Array | Int32Array | Uint8Array> {
@@ -42,7 +43,7 @@ describe('resume', () => {
   });
 
   it('refuses --resume with other options, or without a checkpoint', () => {
-    expect(() => parseTrainConfig(['--resume', '--steps', '10', '--out', '/tmp/x'])).toThrow('--resume takes the configuration from the checkpoint; drop --steps');
+    expect(() => parseTrainConfig(['--resume', '--lr', '0.1', '--steps', '10', '--out', '/tmp/x'])).toThrow('--resume takes the configuration from the checkpoint (only --steps may extend it); drop --lr');
     expect(() => parseTrainConfig(['--resume', '--out', join(tmpdir(), 'densestream-nothing-here')])).toThrow('--resume: no checkpoint in');
   });
 
@@ -106,5 +107,16 @@ describe('train stopped from outside', () => {
     expect(again.status).toBe(0);
     expect(again.stdout).toBe('');
     expect(again.stderr).toContain(`train --resume: the run in ${out} is complete (12 of 12 steps); nothing to do`);
+
+    // --steps extends a run (its cosine schedule re-planned to the new end), never shortens it
+    const shorter = spawnSync(process.execPath, [CLI, 'train', '--resume', '--steps', '10', '--out', out], { encoding: 'utf8' });
+    expect(shorter.status).toBe(2);
+    expect(shorter.stderr).toContain(`--steps 10: the run in ${out} has done 12 steps; --resume --steps extends it to more`);
+    const longer = spawnSync(process.execPath, [CLI, 'train', '--resume', '--steps', '14', '--out', out], { encoding: 'utf8' });
+    expect(longer.status, longer.stderr).toBe(0);
+    expect(metricSteps(out)).toEqual(Array.from({ length: 14 }, (_, i) => i + 1));
+    const lrs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { lr: number }).lr);
+    expect(lrs[12]).toBeCloseTo(cosineWithWarmup(12, 14, 0.05, 14), 8); // the schedule of a 14-step run: warm-up min(20, 14) steps
+    expect(checkpointStep(out)).toBe(14);
   });
 });
