@@ -55,7 +55,7 @@ export { createViT, checkViTConfig, VIT_PRESETS, type ViTConfig, type ViTEncoder
 export { createEncoder, encoderPreset, encoderStride, ENCODER_NAMES, type EncoderConfig, type EncoderName } from './models/encoders.js';
 export { featureKmeansMask } from './operators/foreground-mask.js';
 export { geometricMatch } from './operators/view-geometry.js';
-export { wholeImageView } from './operators/augment-presets.js';
+export { centreSquareView, wholeImageView } from './operators/augment-presets.js';
 export { decodeViews, type DecodeViewsOptions } from './operators/decode-views.js';
 export { clusterPositives, choosePositive, ClusterIndex } from './operators/cluster-positives.js';
 export * from './operators/clustering/index.js';

@@ -21,9 +21,11 @@ export interface ViewConfig {
   /**
    * `random` (default): random resized crop. `attention`: a crop around the attention map's
    * main object (needs `attentionMap()` upstream; falls back to the whole image, reported).
-   * `whole`: the whole image, resized to `size × size` (feature export, evaluation).
+   * `whole`: the whole image, resized to `size × size` (squashed when it is not square).
+   * `centre`: the image's central square, resized to `size × size`: a resize of the short side
+   * then a centre crop, which keeps the aspect (feature export, evaluation, the report).
    */
-  crop?: 'random' | 'attention' | 'whole';
+  crop?: 'random' | 'attention' | 'whole' | 'centre';
   /** Options of the attention crop. */
   attentionCrop?: AttentionCropOptions;
   /** Crop area as a fraction of the image, `[lo, hi]`. */
@@ -93,9 +95,18 @@ export function withAttentionView(views: ViewConfig[], options: AttentionCropOpt
   return [{ ...first, crop: 'attention', attentionCrop: options }, ...rest];
 }
 
-/** The whole image resized to `size × size`, unaugmented: what feature export and evaluation see. */
+/** The whole image resized to `size × size`, unaugmented (a non-square image is squashed). */
 export function wholeImageView(size: number): ViewConfig {
   return { size, crop: 'whole', scale: [1, 1], ratio: [1, 1], flip: 0 };
+}
+
+/**
+ * The image's central square resized to `size × size`, unaugmented: what feature export,
+ * evaluation, the kNN monitor and the report see. Shapes keep their aspect; the long side's
+ * ends are cut off (torchvision's Resize(short side) + CenterCrop).
+ */
+export function centreSquareView(size: number): ViewConfig {
+  return { size, crop: 'centre', scale: [1, 1], ratio: [1, 1], flip: 0 };
 }
 
 /** Parses a preset name, naming the flag when it is wrong. */
@@ -122,8 +133,8 @@ export function checkViewConfigs(views: readonly ViewConfig[]): void {
     if (!Number.isInteger(v.size) || v.size < 1) throw new Error(`${at}.size: expected a positive integer, got ${v.size}`);
     checkRange(v.scale, `${at}.scale`, 0, 1);
     checkRange(v.ratio, `${at}.ratio`, 0, Infinity);
-    if (v.crop !== undefined && v.crop !== 'random' && v.crop !== 'attention' && v.crop !== 'whole') {
-      throw new Error(`${at}.crop: expected random|attention|whole, got "${String(v.crop)}"`);
+    if (v.crop !== undefined && v.crop !== 'random' && v.crop !== 'attention' && v.crop !== 'whole' && v.crop !== 'centre') {
+      throw new Error(`${at}.crop: expected random|attention|whole|centre, got "${String(v.crop)}"`);
     }
     if (v.attentionCrop?.mass !== undefined && !(v.attentionCrop.mass > 0 && v.attentionCrop.mass <= 1)) {
       throw new Error(`${at}.attentionCrop.mass: expected a fraction in (0, 1], got ${v.attentionCrop.mass}`);

@@ -19,6 +19,11 @@ export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallbac
   let box: Box;
   if (config.crop === 'whole') {
     box = [0, 0, width, height];
+  } else if (config.crop === 'centre') {
+    const side = Math.min(width, height);
+    const x0 = Math.floor((width - side) / 2);
+    const y0 = Math.floor((height - side) / 2);
+    box = [x0, y0, x0 + side, y0 + side];
   } else if (config.crop === 'attention') {
     const crop = attentionCropBox(rng, sample.attention, width, height, config.attentionCrop);
     if (crop.fallback) onFallback?.(sample.id, sample.attention ? 'attention map is empty, constant or not finite: view is the whole image' : 'no attention map (put attentionMap() before multiView): view is the whole image');

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { map, tap } from 'rxjs';
 import { parseShard } from '../datasets/source.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
-import { wholeImageView } from '../operators/augment-presets.js';
+import { centreSquareView } from '../operators/augment-presets.js';
 import { batch as collate } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
@@ -131,7 +131,7 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
       decode({ minSide: size, onSkip: (r) => { onSkip(r); budget.release(); } }),
       tap((s) => labels.set(s.id, s.label)),
       map((s) => ({ id: s.id, pixels: s.pixels })), // drop maps the features do not use
-      multiView({ views: [wholeImageView(size)], seed: c.seed }),
+      multiView({ views: [centreSquareView(size)], seed: c.seed }),
       collate(c.batch),
     );
     let rows = 0;

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { concatMap, from, lastValueFrom, map, Observable, of, toArray, type OperatorFunction } from 'rxjs';
 import type { RandomAccessSource } from '../datasets/source.js';
 import type { FrozenSlot, SoftRank } from '../methods/softrank.js';
-import { wholeImageView } from '../operators/augment-presets.js';
+import { centreSquareView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
 import { clusterPositives, type ClusterIndex } from '../operators/cluster-positives.js';
 import { multiView } from '../operators/multi-view.js';
@@ -84,7 +84,7 @@ export const EMBED_CHUNK = 64;
  */
 export function wholeImageEmbedder(method: SoftRank, size: number, seed: number, chunk = EMBED_CHUNK): AnchorEmbedder {
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`wholeImageEmbedder chunk: expected an integer ≥ 1, got ${chunk}`);
-  const view = multiView({ views: [wholeImageView(size)], seed, concurrency: 4 });
+  const view = multiView({ views: [centreSquareView(size)], seed, concurrency: 4 });
   const plane = size * size * 3;
   const forward = async (anchors: readonly Sample[], slot: FrozenSlot): Promise<Float32Array[]> => {
     const viewed = await lastValueFrom(from(anchors).pipe(view, toArray()));

@@ -17,7 +17,7 @@ import sharp from 'sharp';
 import { readSamples, type Source } from '../datasets/source.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { saliencyAttention, type AttentionSource } from '../operators/attention-map.js';
-import { wholeImageView } from '../operators/augment-presets.js';
+import { centreSquareView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
 import { pcaRgb } from '../operators/feature-pca.js';
@@ -189,7 +189,7 @@ async function densePca(source: Source, checkpoint: string, count: number, seed:
       fromSource(readSamples(source, { shuffle: false }), budget).pipe(
         decode({ minSide: size, onSkip: () => budget.release() }),
         take(count), // the first `count` readable ones
-        multiView({ views: [wholeImageView(size)], seed }),
+        multiView({ views: [centreSquareView(size)], seed }),
         toArray(),
       ),
     );

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
-import { checkViewConfigs, presetViews, type ViewConfig } from '../operators/augment-presets.js';
+import { centreSquareView, checkViewConfigs, presetViews, type ViewConfig } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { multiView } from '../operators/multi-view.js';
 import { colourTransform } from '../operators/view-plan.js';
@@ -71,6 +71,22 @@ describe('multiView', () => {
     }
     expect(v0!.flipped).toBe(false);
     expect(v1!.flipped).toBe(true);
+  });
+
+  it('centreSquareView keeps the aspect: the central square of a wide or tall image, resized', async () => {
+    // 40×20, red channel the column index ×4: the centre view is columns 10–29, each kept (20 px box, 20 px view).
+    const wide = new Uint8Array(40 * 20 * 3);
+    for (let y = 0; y < 20; y++) for (let x = 0; x < 40; x++) wide[(y * 40 + x) * 3] = x * 4;
+    const tall = new Uint8Array(20 * 41 * 3); // odd excess: the extra row goes to the bottom
+    const samples: Sample[] = [
+      { id: 'wide', pixels: { data: wide, width: 40, height: 20, channels: 3 } },
+      { id: 'tall', pixels: { data: tall, width: 20, height: 41, channels: 3 } },
+    ];
+    const out = await collect(from(samples).pipe(multiView({ views: [centreSquareView(20)], seed: 1 })));
+    expect(out.map((s) => s.views![0]!.box)).toEqual([[10, 0, 30, 20], [0, 10, 20, 30]]);
+    const v = out[0]!.views![0]!;
+    expect([v.pixels!.width, v.pixels!.height]).toEqual([20, 20]);
+    for (const x of [0, 7, 19]) expect(v.pixels!.data[(5 * 20 + x) * 3]).toBe((10 + x) * 4);
   });
 
   it('refuses a bad view config before any work, naming the field', () => {

@@ -59,7 +59,7 @@ export interface KnnSetOptions {
 /**
  * Reads a labelled monitor set from `samples` (read them in index order, e.g.
  * `readSamples(source, { shuffle: false, limit: n })`): each image decoded and resized whole
- * to `size × size` exactly as feature export sees it (`decode` → `multiView([wholeImageView])`),
+ * to `size × size` exactly as feature export sees it (`decode` → `multiView([centreSquareView])`),
  * every {@link QUERY_EVERY}-th a query (`readWholeImages`).
  * Throws when a sample has no label, or when fewer than {@link QUERY_EVERY} samples remain.
  */

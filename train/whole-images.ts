@@ -1,12 +1,12 @@
 /**
- * Labelled images as feature export sees them: each decoded and resized whole to `size × size`
- * (`decode` → `multiView([wholeImageView])`), with its label and, where the source has them, its
+ * Labelled images as feature export sees them: each decoded, its central square resized to
+ * `size × size` (`decode` → `multiView([centreSquareView])`), with its label and, where the source has them, its
  * ground-truth class and foreground maps cut by the same view. Read by the kNN monitor and by
  * `densestream eval`; plain data, no tensors.
  */
 import * as tf from '@tensorflow/tfjs';
 import { lastValueFrom, map, tap } from 'rxjs';
-import { wholeImageView } from '../operators/augment-presets.js';
+import { centreSquareView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
@@ -62,7 +62,7 @@ export async function readWholeImages(samples: AsyncIterable<Sample> | Iterable<
         return { id: s.id, label: s.label, ...(s.bytes ? { bytes: s.bytes } : {}), ...(s.pixels ? { pixels: s.pixels } : {}), ...(s.gtMask ? { gtMask: s.gtMask } : {}), ...(s.gtClasses ? { gtClasses: s.gtClasses } : {}) };
       }),
       decode({ minSide: size, onSkip, concurrency }),
-      multiView({ views: [wholeImageView(size)], seed: options.seed ?? 0, concurrency }),
+      multiView({ views: [centreSquareView(size)], seed: options.seed ?? 0, concurrency }),
       tap((s) => {
         const view = s.views?.[0];
         if (!view) throw new Error(`sample ${s.id}: no whole-image view`);
