@@ -108,6 +108,25 @@ export function skippingKnownBad<S extends Source>(source: S, bad: ReadonlySet<s
 }
 
 /**
+ * One side of a seeded split of `source` by id: each id falls in the held-out part with
+ * probability `heldOut`, by a hash of (seed, id), so the split does not depend on the order or
+ * the number of files. `part` picks the side; the two are disjoint and together the source.
+ */
+export function splitSource(source: RandomAccessSource, part: 'train' | 'test', heldOut: number, seed: number): RandomAccessSource {
+  if (!(heldOut > 0 && heldOut < 1)) throw new Error(`held-out fraction: expected a number in (0, 1), got ${heldOut}`);
+  const indices: number[] = [];
+  for (let i = 0; i < source.size; i++) {
+    if ((keyedRng(seed, 'held-out', source.id(i)).next() < heldOut) === (part === 'test')) indices.push(i);
+  }
+  return {
+    name: `${source.name} (${part === 'test' ? `held-out ${Math.round(heldOut * 100)}%` : `train ${Math.round((1 - heldOut) * 100)}%`}, seed ${seed})`,
+    size: indices.length,
+    id: (i) => source.id(indices[i] as number),
+    read: (i) => source.read(indices[i] as number),
+  };
+}
+
+/**
  * The samples of one epoch, read lazily in epoch order: a sample is read only when the
  * consumer pulls it. A read that fails (unreadable file) is reported to `onSkip` and the
  * next index is read in its place.

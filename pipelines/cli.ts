@@ -58,8 +58,8 @@ Commands:
              --shard i/n  --rows-per-file R (1000)  --size PX (the checkpoint's)  --batch B (32)  --quiet
   eval       frozen-feature evaluation of a train run (or --checkpoint random), merged into RUN/eval.json
              --checkpoint RUN|random (required; random: a seeded random-init --encoder slim|resnet18|vit, the baseline)
-             --protocol knn|linear|dense|masks|all (all)  --data scenes[:SIZE]|fashion-mnist[:DIR] (scenes; held out: scenes of seed 1 /
-             the test file)  --train N (5000)  --test N (1000)  --dense-train N (1000)  --masks encoder|saliency|kmeans (encoder)
+             --protocol knn|linear|dense|masks|all (all)  --data scenes[:SIZE]|fashion-mnist[:DIR]|dir:PATH (scenes; held out: scenes of seed 1 /
+             the test file / 20% of a folder with one sub-folder per class, by a hash of --seed and each file's path)  --train N (5000)  --test N (1000)  --dense-train N (1000)  --masks encoder|saliency|kmeans (encoder)
              --epochs E (probe epochs: 40 linear, 15 dense)  --size PX (the checkpoint's)  --out DIR (the run)  --seed S  --quiet
   preview    PNG contact sheets: each image with its views' boxes, attention and mask overlays, and the views
              --data SOURCE  scenes (default) | scenes:SIZE | dir:PATH | tar:PATTERN | fashion-mnist[:DIR]

@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
-import { readSamples, type Source } from '../datasets/source.js';
+import { isRandomAccess, readSamples, splitSource, type Source } from '../datasets/source.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import type { Encoder } from '../models/resnet.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
@@ -69,7 +69,7 @@ export interface EvalConfig {
   protocols: Protocol[];
   /** Whether `--protocol` named them (else: every protocol the data allows). */
   protocolsGiven?: boolean;
-  /** `scenes[:SIZE]` or `fashion-mnist[:DIR]`. */
+  /** `scenes[:SIZE]`, `fashion-mnist[:DIR]` or `dir:PATH` (ImageFolder layout). */
   data: string;
   /** Labelled images the kNN memory and the linear probe use. */
   train: number;
@@ -94,6 +94,27 @@ const DEFAULTS = { encoder: 'slim', data: 'scenes', train: 5000, test: 1000, 'de
 
 const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
 const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
+const isFolder = (data: string) => data.startsWith('dir:');
+/** The share of a labelled folder (`dir:PATH`) held out for scoring, by a seeded hash of each id. */
+export const FOLDER_HELD_OUT = 0.2;
+
+/**
+ * The two splits of `--data`: scenes of another seed, Fashion-MNIST's test set, or a seeded
+ * {@link FOLDER_HELD_OUT} of a labelled folder; and the number of image classes.
+ */
+async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source; classes: number }> {
+  if (isScenes(c.data)) {
+    return { train: await openSource(c.data).catch(toConfigError), test: await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } }), classes: SCENE_CLASSES.length };
+  }
+  if (isFashion(c.data)) {
+    return { train: await openSource(c.data).catch(toConfigError), test: await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test')), classes: FASHION_MNIST_CLASSES.length };
+  }
+  const all = (await openSource(c.data).catch(toConfigError)) as Source & { classes?: readonly string[] };
+  if (!isRandomAccess(all) || !all.classes) {
+    throw new ConfigError(`--data ${c.data}: eval needs a labelled folder, one sub-folder per class (ImageFolder layout), with at least two classes`);
+  }
+  return { train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed), test: splitSource(all, 'test', FOLDER_HELD_OUT, c.seed), classes: all.classes.length };
+}
 
 export function parseEvalConfig(argv: string[]): EvalConfig {
   const flags = parseFlags(argv, SPEC, ['checkpoint']);
@@ -101,8 +122,8 @@ export function parseEvalConfig(argv: string[]): EvalConfig {
   const c = { ...DEFAULTS, ...rest } as unknown as EvalConfig;
   const random = c.checkpoint === 'random';
   if (!random && flags['encoder'] !== undefined) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
-  if (!isScenes(c.data) && !isFashion(c.data)) {
-    throw new ConfigError(`--data ${c.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE] or fashion-mnist[:DIR]`);
+  if (!isScenes(c.data) && !isFashion(c.data) && !isFolder(c.data)) {
+    throw new ConfigError(`--data ${c.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`);
   }
   const scenes = isScenes(c.data);
   if (protocol === undefined || protocol === 'all') {
@@ -173,7 +194,6 @@ function accuracy(predicted: ArrayLike<number>, truth: ArrayLike<number>): numbe
 }
 
 /** Image classes of the two labelled data sets eval accepts. */
-const imageClasses = (data: string) => (isScenes(data) ? SCENE_CLASSES.length : FASHION_MNIST_CLASSES.length);
 
 /** A split's images and their frozen features, the first `rows` of which a protocol uses. */
 interface Split {
@@ -278,10 +298,7 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       log(`eval: ${left.join(' and ')} left out: ${size} px is not a multiple of the encoder's stride ${encoder.stride} (give --size ${next} to score them)`);
     }
     if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize) throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
-    const trainSource = await openSource(c.data).catch(toConfigError);
-    const testSource = isScenes(c.data)
-      ? await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } })
-      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
+    const { train: trainSource, test: testSource, classes } = await openSplits(c);
     const wants = (p: Protocol) => c.protocols.includes(p);
     const pooled = wants('knn') || wants('linear');
     const denseTrain = wants('dense') ? c['dense-train'] : 0;
@@ -306,7 +323,7 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       log(`eval knn: k=20 ${num(r, 'knn20')}, k=200 ${num(r, 'knn200')}, ${took()}`);
     }
     if (wants('linear')) {
-      const r = record('linear', split(c.train), linearScores(split(c.train), test, { ...probe, classes: imageClasses(c.data) }));
+      const r = record('linear', split(c.train), linearScores(split(c.train), test, { ...probe, classes }));
       log(`eval linear: top-1 ${num(r, 'linear')} (final train loss ${num(r, 'linearTrainLoss')}), ${took()}`);
     }
     if (wants('dense')) {

@@ -146,7 +146,7 @@ describe('densestream eval', () => {
   it('refuses wrong options before any work', () => {
     expect(() => parseEvalConfig([])).toThrow(ConfigError);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'dense'])).toThrow(/only --data scenes/);
-    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'dir:/tmp'])).toThrow(/held-out split/);
+    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'tar:/tmp/x-{0..1}.tar'])).toThrow(/held-out split/);
     expect(() => parseEvalConfig(['--checkpoint', '/nonexistent'])).toThrow(/no checkpoint/);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--protocol', 'fast'])).toThrow(/knn\|linear\|dense\|masks\|all/);
     expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist']).protocols).toEqual(['knn', 'linear']);
