@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { imageFolderSource } from '../datasets/image-folder.js';
-import { splitSource } from '../datasets/source.js';
+import { readSamples, splitSource } from '../datasets/source.js';
 import { selectBackend } from '../models/backend.js';
 import { FOLDER_HELD_OUT, parseEvalConfig, runEvaluation } from '../pipelines/evaluate.js';
 import { keyedRng } from '../operators/types/index.js';
+import { loadKnnSet } from '../train/knn-monitor.js';
 
 let root: string;
 
@@ -50,6 +51,12 @@ describe('labelled image folders', () => {
     expect(test.length).toBeLessThan(24);
     expect(ids(splitSource(source, 'test', FOLDER_HELD_OUT, 0))).toEqual(test);
     expect(ids(splitSource(source, 'test', FOLDER_HELD_OUT, 1))).not.toEqual(test);
+  });
+
+  it('serves as the kNN monitor\'s labelled set (train --knn-data dir:PATH)', async () => {
+    const set = await loadKnnSet(readSamples(await imageFolderSource(root), { shuffle: false }), { size: 16 });
+    expect([set.references, set.queries]).toEqual([48, 12]);
+    expect(new Set(set.labels)).toEqual(new Set([0, 1]));
   });
 
   it('eval scores kNN and the linear probe on the held-out part: colour classes are easy even for a random-init encoder', async () => {

@@ -64,7 +64,7 @@ export interface KnnSetOptions {
  * Throws when a sample has no label, or when fewer than {@link QUERY_EVERY} samples remain.
  */
 export async function loadKnnSet(samples: AsyncIterable<Sample> | Iterable<Sample>, options: KnnSetOptions): Promise<KnnSet> {
-  const images = await readWholeImages(samples, options.size, { ...options, purpose: 'the kNN monitor needs a labelled set (scenes, fashion-mnist-test)' });
+  const images = await readWholeImages(samples, options.size, { ...options, purpose: 'the kNN monitor needs a labelled set (scenes, fashion-mnist-test, or dir:PATH with one sub-folder per class)' });
   const { size, count } = images;
   // every QUERY_EVERY-th image (by position) is a query; references first
   const order = Array.from({ length: count }, (_, i) => i);
