@@ -25,7 +25,7 @@ Commands:
   backend    load the compute backend and report which one this machine gets, and why
              --backend ${BACKEND_CHOICES.join('|')}  (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
              --threads N                 wasm compute threads, 1–8 (default: cores, here ${defaultWasmThreads()})
-  train      self-supervised training; with no options: densecl on scenes, about five minutes here
+  train      self-supervised training; with no options: densecl on scenes, 200 steps (7–18 min on 2 cores, measured)
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt|encoder (hapicl)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
