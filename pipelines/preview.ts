@@ -44,13 +44,13 @@ export async function previewCommand(argv: string[]): Promise<void> {
     },
   });
   if (!values.out) throw new Error('--out: expected a folder for the sheets');
-  prepareOutFolder(values.out);
   const count = positiveInt(values.count, '--count');
   const seed = Number.parseInt(values.seed, 10);
   if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got "${values.seed}"`);
   const size = positiveInt(values.size, '--size');
   const views = withAttentionView(presetViews(parsePreset(values.preset), size));
   const masks = oneOf<MaskMethod>(values.masks, MASK_METHODS, '--masks');
+  prepareOutFolder(values.out); // once every option is checked: a refused command creates nothing
   if (/^(model|encoder):/.test(values.attention)) await selectBackend('auto');
   const attention = await openAttentionSource(values.attention);
   const source = await openSource(values.data);

@@ -62,10 +62,11 @@ describe('densestream CLI', () => {
   });
 
   it('refuses a bad preview option before any work', () => {
-    const run = cli('preview', '--out', join(tmpdir(), 'never'), '--masks', 'magic');
+    const never = join(mkdtempSync(join(tmpdir(), 'densestream-preview-')), 'never');
+    const run = cli('preview', '--out', never, '--masks', 'magic');
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('--masks: expected one of saliency|kmeans, got "magic"');
-    expect(existsSync(join(tmpdir(), 'never'))).toBe(false);
+    expect(existsSync(never)).toBe(false);
   });
 
   it.each([
