@@ -95,6 +95,20 @@ export function* epochOrder(size: number, options: EpochOptions = {}): Generator
 export const KNOWN_BAD = 'unreadable earlier in this job; not read again';
 
 /**
+ * `record` that passes on an unreadable or undecodable input (stage `read` or `decode`) once
+ * and adds its id to `bad` (for {@link skippingKnownBad}); other records (notes on samples that
+ * stayed) pass through.
+ */
+export function recordingOnce(record: (r: SkipRecord) => void, bad: Set<string>): (r: SkipRecord) => void {
+  return (r) => {
+    if (r.stage !== 'read' && r.stage !== 'decode') return record(r);
+    if (bad.has(r.id)) return;
+    bad.add(r.id);
+    record(r);
+  };
+}
+
+/**
  * `source` that refuses the ids in `bad` without reading them, so that an input a job found
  * unreadable or undecodable costs one read per job, not one per epoch. A stream (tar shards)
  * cannot pass over a member without reading it; it is returned as it is.

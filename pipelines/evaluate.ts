@@ -193,8 +193,6 @@ function accuracy(predicted: ArrayLike<number>, truth: ArrayLike<number>): numbe
   return right / truth.length;
 }
 
-/** Image classes of the two labelled data sets eval accepts. */
-
 /** A split's images and their frozen features, the first `rows` of which a protocol uses. */
 interface Split {
   images: LabelledImages;

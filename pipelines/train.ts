@@ -20,7 +20,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { concat, defer, EMPTY, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
-import { isRandomAccess, readSamples, skippingKnownBad, type Source } from '../datasets/source.js';
+import { isRandomAccess, readSamples, recordingOnce, skippingKnownBad, type Source } from '../datasets/source.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
@@ -38,11 +38,11 @@ import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import type { PositiveStats } from '../train/recluster.js';
-import { prepareOutFolder } from './out-folder.js';
-import { claimRunFolder } from './run-folder.js';
 import { createKnnMonitor, KNN_K, KNN_TAU, knnGainStdErr, loadKnnSet, type KnnMonitor } from '../train/knn-monitor.js';
 import { trainLoop, type CheckpointMeta, type MetricsRecord, type TrainResult } from '../train/trainer.js';
 import { openSource } from './data-source.js';
+import { prepareOutFolder } from './out-folder.js';
+import { claimRunFolder } from './run-folder.js';
 import { openAttentionSource } from './attention-source.js';
 import { liveEncoderAttention, openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import type { AttentionSource } from '../operators/attention-map.js';
@@ -146,7 +146,7 @@ const DEFAULTS: Omit<TrainConfig, 'out'> = {
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
  * `--resume`, the configuration is the checkpoint's and only `--out` may be given.
  */
-export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolean; overwrite: boolean } {
+export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolean; overwrite: boolean; stepsDone?: number } {
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({
@@ -180,7 +180,7 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
       config.steps = steps;
       config.epochs = undefined; // the new length is in steps
     }
-    return { ...config, resume: true, overwrite: false };
+    return { ...config, resume: true, overwrite: false, stepsDone: meta.step };
   }
   const merged: Record<string, string | number | boolean> = { ...DEFAULTS };
   const given = new Set<string>();
@@ -355,13 +355,7 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   if (precomputed) checkPrecomputed(c, precomputed);
   // An input that cannot be read or decoded is recorded once and not read again in later epochs.
   const bad = new Set<string>();
-  const report = record;
-  record = (r) => {
-    if (r.stage !== 'read' && r.stage !== 'decode') return report(r); // a note on a good sample (a fallback)
-    if (bad.has(r.id)) return;
-    bad.add(r.id);
-    report(r);
-  };
+  record = recordingOnce(record, bad);
   const dropped = (r: SkipRecord) => { record(r); budget.release(); };
   let read = skippingKnownBad(source, bad);
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
@@ -374,9 +368,9 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
     const onNote = (_id: string, reason: string) => reclustering?.noteSelf(reason);
     const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
     beforeViews = (epoch) => reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
-  } else if (c.method === 'softrank' && isRandomAccess(source)) {
+  } else if (c.method === 'softrank' && isRandomAccess(read)) {
     const reclustering = positives?.reclustering;
-    const byId = positives?.byId ?? readableById(skippingKnownBad(source, bad), 0); // no clustering: every anchor is its own positive, nothing is read again
+    const byId = positives?.byId ?? readableById(read, 0); // no clustering: every anchor is its own positive, nothing is read again
     read = byId.source;
     const prepare = decodeWithMasks(viewOptions, record);
     const fetch = async (id: string) => prepare(await byId.readById(id));
@@ -550,13 +544,10 @@ function roundedStats(p: PositiveStats): PositiveStats {
 
 /** `densestream train`; resolves with 130 when Ctrl-C stopped the run (after its checkpoint), as a shell expects of an interrupted command. */
 export async function trainCommand(argv: string[]): Promise<number> {
-  const { resume, overwrite, ...c } = parseTrainConfig(argv);
-  if (resume) {
-    const done = (readWeightsMeta(join(c.out, 'checkpoint')) as CheckpointMeta).step;
-    if (done >= c.steps) {
-      process.stderr.write(`train --resume: the run in ${c.out} is complete (${done} of ${c.steps} steps); nothing to do\n`);
-      return 0;
-    }
+  const { resume, overwrite, stepsDone, ...c } = parseTrainConfig(argv);
+  if (stepsDone !== undefined && stepsDone >= c.steps) {
+    process.stderr.write(`train --resume: the run in ${c.out} is complete (${stepsDone} of ${c.steps} steps); nothing to do\n`);
+    return 0;
   }
   const tty = process.stderr.isTTY === true;
   let total = c.steps;
