@@ -17,6 +17,14 @@ The same task as densestream's run, as far as the two frameworks allow:
 
 Prints one JSON line: {"torchImagesPerSec", "steps", "batch", "size", "threads", "torch"}, the
 rate over the steps after `--warmup`. Run with Debian's /usr/bin/python3 (python3-torch).
+
+With `--schedule` the rate follows densestream's: linear warm-up over `--lr-warmup` steps to 0.05,
+then cosine to 0 at the last step, and weight decay is decoupled (densestream's SGD). With
+`--knn-train N --knn-test M` it also scores `densestream eval --protocol knn` on Fashion-MNIST
+before and after training: pooled backbone features of whole images (batch norm in inference
+mode), memory = the first N training images, queries = the first M test images, cosine
+similarity, weighted vote at k = 20, tau = 0.07 (solo-learn); the line gains "knnInit",
+"knnFinal" and "seconds" (training wall time).
 """
 import argparse, gzip, json, math, time
 
@@ -26,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 LUMA = torch.tensor([0.299, 0.587, 0.114])
@@ -134,6 +143,33 @@ def views(images: torch.Tensor, size: int) -> torch.Tensor:
     return (v / 255 - MEAN) / STD
 
 
+def read_labels(path: str) -> torch.Tensor:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=8).astype(np.int64))
+
+
+def whole(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Whole images, grey to RGB, resized to `size` (bilinear, half-pixel centres), normalised."""
+    x = images.float().unsqueeze(1).expand(images.shape[0], 3, *images.shape[1:])
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return (x / 255 - MEAN) / STD
+
+
+@torch.no_grad()
+def knn_accuracy(encoder: nn.Module, memory, memory_labels, queries, query_labels, size: int, k: int = 20, tau: float = 0.07) -> float:
+    was = encoder.training
+    encoder.eval()
+    embed = lambda imgs: F.normalize(torch.cat([encoder(whole(imgs[i:i + 256], size)) for i in range(0, len(imgs), 256)]), dim=1)
+    m, q = embed(memory), embed(queries)
+    encoder.train(was)
+    sim = q @ m.T
+    top, idx = sim.topk(k, dim=1)
+    votes = torch.zeros(len(q), 10).scatter_add_(1, memory_labels[idx], torch.exp(top / tau))
+    return (votes.argmax(1) == query_labels).float().mean().item()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=128)
@@ -142,6 +178,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--queue", type=int, default=4096)
+    p.add_argument("--schedule", action="store_true")
+    p.add_argument("--lr-warmup", type=int, default=20)
+    p.add_argument("--knn-train", type=int, default=0)
+    p.add_argument("--knn-test", type=int, default=0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -151,9 +191,22 @@ def main() -> None:
     for q in momentum.parameters():
         q.requires_grad_(False)
     queue = F.normalize(torch.randn(a.queue, 128), dim=1)
-    opt = torch.optim.SGD(online.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    opt = torch.optim.SGD(online.parameters(), lr=0.05, momentum=0.9, weight_decay=0 if a.schedule else 1e-4)
+    total = a.warmup + a.steps
+    knn = None
+    if a.knn_train > 0:
+        test_images = read_images(f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz")
+        knn = (images[: a.knn_train], read_labels(f"{FASHION_DIR}/train-labels-idx1-ubyte.gz")[: a.knn_train],
+               test_images[: a.knn_test], read_labels(f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz")[: a.knn_test])
+        knn_init = knn_accuracy(online[0], *knn, a.size)
+    started = time.perf_counter()
     order, at, stamps = torch.randperm(len(images)), 0, []
-    for _ in range(a.warmup + a.steps):
+    for step in range(total):
+        if a.schedule:
+            lr = 0.05 * (step + 1) / a.lr_warmup if step < a.lr_warmup else \
+                0.05 * 0.5 * (1 + math.cos(math.pi * min(1, (step - a.lr_warmup) / max(1, total - a.lr_warmup))))
+            for g in opt.param_groups:
+                g["lr"] = lr
         if at + a.batch > len(order):
             order, at = torch.randperm(len(images)), 0
         batch = images[order[at:at + a.batch]]
@@ -168,14 +221,22 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if a.schedule:
+            with torch.no_grad():  # decoupled weight decay after the step, on weights only (densestream's SGD)
+                for w in online.parameters():
+                    if w.dim() > 1:
+                        w.mul_(1 - lr * 1e-4)
         with torch.no_grad():
             for po, pm in zip(online.parameters(), momentum.parameters()):
                 pm.mul_(0.99).add_(po, alpha=0.01)
             queue = torch.cat([k, queue])[: a.queue]
         stamps.append(time.perf_counter())
     seconds = stamps[-1] - stamps[a.warmup - 1]
-    print(json.dumps({"torchImagesPerSec": a.steps * a.batch / seconds, "steps": a.steps, "batch": a.batch, "size": a.size,
-                      "threads": a.threads, "torch": torch.__version__}))
+    line = {"torchImagesPerSec": a.steps * a.batch / seconds, "steps": a.steps, "batch": a.batch, "size": a.size,
+            "threads": a.threads, "torch": torch.__version__}
+    if knn is not None:
+        line.update(seconds=stamps[-1] - started, knnInit=knn_init, knnFinal=knn_accuracy(online[0], *knn, a.size))
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":

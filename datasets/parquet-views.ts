@@ -24,6 +24,8 @@ export interface PrecomputedViews {
   viewsPerEpoch: number;
   masks: string;
   attentionView: boolean;
+  /** Mask-aware crops' foreground fraction (0: plain crops, and shards from before the option). */
+  minForeground: number;
   seed: number;
 }
 
@@ -78,7 +80,7 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
   const c = (manifests[0] as ManifestLike).config;
   const precomputed: PrecomputedViews = {
     preset: String(c['preset']), size: Number(c['size']), viewsPerSample: Number(c['views']), viewsPerEpoch: Number(c['viewsPerEpoch']),
-    masks: String(c['masks']), attentionView: c['attentionView'] === true, seed: Number(c['seed']),
+    masks: String(c['masks']), attentionView: c['attentionView'] === true, minForeground: Number(c['minForeground'] ?? 0), seed: Number(c['seed']),
   };
   const files: ViewFile[] = [];
   let total = 0;

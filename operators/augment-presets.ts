@@ -30,6 +30,11 @@ export interface ViewConfig {
   attentionCrop?: AttentionCropOptions;
   /** Crop area as a fraction of the image, `[lo, hi]`. */
   scale: [number, number];
+  /**
+   * A random crop keeps at least this fraction of its area on the sample's foreground mask
+   * (HARL's mask-aware crop; `foregroundCropBox`). Needs masks upstream; unset or 0: off.
+   */
+  minForeground?: number;
   /** Crop aspect ratio (width / height), `[lo, hi]`. */
   ratio: [number, number];
   /** Probability of a horizontal flip. */
@@ -109,6 +114,14 @@ export function centreSquareView(size: number): ViewConfig {
   return { size, crop: 'centre', scale: [1, 1], ratio: [1, 1], flip: 0 };
 }
 
+/** HARL's mask-aware crop: a crop keeps at least 20 % foreground (METHODS.md §2). */
+export const HARL_MIN_FOREGROUND = 0.2;
+
+/** The random-crop views made mask-aware: each keeps at least `fraction` of its area on the foreground (HARL). */
+export function withMinForeground(views: ViewConfig[], fraction: number): ViewConfig[] {
+  return fraction > 0 ? views.map((v) => (v.crop === undefined || v.crop === 'random' ? { ...v, minForeground: fraction } : v)) : views;
+}
+
 /** Parses a preset name, naming the flag when it is wrong. */
 export function parsePreset(value: string, field = '--preset'): PresetName {
   if ((PRESETS as readonly string[]).includes(value)) return value as PresetName;
@@ -140,6 +153,7 @@ export function checkViewConfigs(views: readonly ViewConfig[]): void {
       throw new Error(`${at}.attentionCrop.mass: expected a fraction in (0, 1], got ${v.attentionCrop.mass}`);
     }
     checkProbability(v.flip, `${at}.flip`);
+    if (v.minForeground !== undefined && !(v.minForeground >= 0 && v.minForeground < 1)) throw new Error(`${at}.minForeground: expected a fraction in [0, 1), got ${v.minForeground}`);
     checkProbability(v.grayscale, `${at}.grayscale`);
     checkProbability(v.solarize, `${at}.solarize`);
     if (v.jitter) {

@@ -5,7 +5,7 @@ import { checkViewConfigs, type ViewConfig } from './augment-presets.js';
 import { cutPlane } from './cut-plane.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 import { MIN_BLUR_SIGMA } from './resample-weights.js';
-import { colourTransform, meanGrey, planView } from './view-plan.js';
+import { colourTransform, meanGrey, planView, type ViewFallbackStage } from './view-plan.js';
 
 /** Where a view's pixels are cut: per image on the CPU (sharp), or per batch on the compute backend. */
 export const AUGMENT_PATHS = ['cpu', 'backend'] as const;
@@ -18,8 +18,11 @@ export interface MultiViewOptions {
   epoch?: number;
   /** Samples augmented at once (default 4); each sample's views run in parallel on sharp's pool. */
   concurrency?: number;
-  /** Called when an attention view had no usable attention map and took the whole image. */
-  onFallback?: (id: string, reason: string) => void;
+  /**
+   * Called when an attention view had no usable attention map and took the whole image
+   * (`stage` 'attention-view'), or a mask-aware crop had no foreground to keep ('mask').
+   */
+  onFallback?: (id: string, reason: string, stage: ViewFallbackStage) => void;
   /**
    * `cpu` (default): cut every view's pixels now, with sharp. `backend`: draw the same plans,
    * cut the maps, and leave the pixels to the compute backend, per batch (`batch`, or

@@ -3,7 +3,7 @@
  * Every box is `[x0, y0, x1, y1]` in source pixels, so two views' feature cells can be put in
  * pixel correspondence (DenseCL's geometric matching, PixPro, HAPiCL's mask cutting).
  */
-import type { Box, Rng } from './types/index.js';
+import type { Box, Plane, Rng } from './types/index.js';
 
 /** The geometry a view needs for correspondence. */
 export interface ViewPlacement {
@@ -44,6 +44,75 @@ export function randomResizedCropBox(
   const x0 = Math.floor((width - w) / 2);
   const y0 = Math.floor((height - h) / 2);
   return [x0, y0, x0 + w, y0 + h];
+}
+
+/** Draws of {@link randomResizedCropBox} a foreground-aware crop tries before it centres one on the object. */
+export const FOREGROUND_CROP_TRIES = 10;
+
+/** Counts a mask's foreground pixels inside any box in O(1): a summed-area table in mask pixels. */
+function foregroundCounter(mask: Plane, width: number, height: number): { total: number; inside: (box: Box) => number } {
+  const { data, width: mw, height: mh } = mask;
+  const sat = new Float64Array((mw + 1) * (mh + 1));
+  for (let y = 0; y < mh; y++) {
+    let row = 0;
+    for (let x = 0; x < mw; x++) {
+      row += (data[y * mw + x] as number) > 0 ? 1 : 0;
+      sat[(y + 1) * (mw + 1) + x + 1] = (sat[y * (mw + 1) + x + 1] as number) + row;
+    }
+  }
+  // The mask may have its own resolution: box corners scale to it, rounded to whole mask pixels.
+  const [sx, sy] = [mw / width, mh / height];
+  const at = (x: number, y: number) => sat[y * (mw + 1) + x] as number;
+  return {
+    total: at(mw, mh),
+    inside: ([x0, y0, x1, y1]) => {
+      const [a, b] = [Math.round(x0 * sx), Math.round(y0 * sy)];
+      const [c, d] = [Math.max(a, Math.round(x1 * sx)), Math.max(b, Math.round(y1 * sy))];
+      return at(c, d) - at(a, d) - at(c, b) + at(a, b);
+    },
+  };
+}
+
+/**
+ * HARL's mask-aware crop (METHODS.md §2): a random resized crop that keeps at least
+ * `minForeground` of its area on the mask's foreground. Up to {@link FOREGROUND_CROP_TRIES}
+ * draws; if none qualifies, the last draw's box is moved to centre on a random foreground pixel
+ * (clamped into the image), which keeps its size and so the preset's scale range. A mask with
+ * no foreground gives the plain random crop, and `centred: 'empty mask'` says so.
+ */
+export function foregroundCropBox(
+  rng: Rng,
+  mask: Plane,
+  width: number,
+  height: number,
+  scale: readonly [number, number],
+  ratio: readonly [number, number],
+  minForeground: number,
+): { box: Box; fallback?: string } {
+  const count = foregroundCounter(mask, width, height);
+  let box = randomResizedCropBox(rng, width, height, scale, ratio);
+  if (count.total === 0) return { box, fallback: 'empty mask: a plain random crop' };
+  const [sx, sy] = [mask.width / width, mask.height / height];
+  const fraction = (b: Box) => count.inside(b) / Math.max(1, Math.round((b[2] - b[0]) * sx) * Math.round((b[3] - b[1]) * sy));
+  for (let attempt = 1; attempt < FOREGROUND_CROP_TRIES && fraction(box) < minForeground; attempt++) {
+    box = randomResizedCropBox(rng, width, height, scale, ratio);
+  }
+  if (fraction(box) >= minForeground) return { box };
+  // The k-th foreground pixel in row-major order, k uniform.
+  let k = rng.int(count.total);
+  let px = 0;
+  let py = 0;
+  for (let i = 0; i < mask.data.length; i++) {
+    if ((mask.data[i] as number) > 0 && k-- === 0) {
+      px = ((i % mask.width) + 0.5) / sx;
+      py = (Math.floor(i / mask.width) + 0.5) / sy;
+      break;
+    }
+  }
+  const [w, h] = [box[2] - box[0], box[3] - box[1]];
+  const x0 = Math.min(width - w, Math.max(0, Math.round(px - w / 2)));
+  const y0 = Math.min(height - h, Math.max(0, Math.round(py - h / 2)));
+  return { box: [x0, y0, x0 + w, y0 + h] };
 }
 
 /**

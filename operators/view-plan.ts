@@ -7,14 +7,18 @@
  */
 import type { Box, Pixels, Rng, Sample, ViewPlan } from './types/index.js';
 import type { ViewConfig } from './augment-presets.js';
-import { randomResizedCropBox } from './view-geometry.js';
+import { foregroundCropBox, randomResizedCropBox } from './view-geometry.js';
 import { attentionCropBox } from './attention-crop.js';
 
 /**
  * Draws every random choice of one view from `rng`, in a fixed order: box, flip, jitter,
- * grey, blur, solarize. `onFallback` hears of an attention view that took the whole image.
+ * grey, blur, solarize. `onFallback` hears of an attention view that took the whole image, and
+ * of a mask-aware crop whose mask was empty.
  */
-export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallback?: (id: string, reason: string) => void): ViewPlan {
+/** Which part of a view's plan fell back: the attention crop, or the mask-aware crop. */
+export type ViewFallbackStage = 'attention-view' | 'mask';
+
+export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallback?: (id: string, reason: string, stage: ViewFallbackStage) => void): ViewPlan {
   const { width, height } = sample.pixels as Pixels;
   let box: Box;
   if (config.crop === 'whole') {
@@ -26,7 +30,12 @@ export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallbac
     box = [x0, y0, x0 + side, y0 + side];
   } else if (config.crop === 'attention') {
     const crop = attentionCropBox(rng, sample.attention, width, height, config.attentionCrop);
-    if (crop.fallback) onFallback?.(sample.id, sample.attention ? 'attention map is empty, constant or not finite: view is the whole image' : 'no attention map (put attentionMap() before multiView): view is the whole image');
+    if (crop.fallback) onFallback?.(sample.id, sample.attention ? 'attention map is empty, constant or not finite: view is the whole image' : 'no attention map (put attentionMap() before multiView): view is the whole image', 'attention-view');
+    box = crop.box;
+  } else if (config.minForeground) {
+    if (!sample.mask) throw new Error(`multiView: a mask-aware crop (minForeground) needs the sample's foreground mask; sample ${sample.id} has none (put foregroundMask() first)`);
+    const crop = foregroundCropBox(rng, sample.mask, width, height, config.scale, config.ratio, config.minForeground);
+    if (crop.fallback) onFallback?.(sample.id, `mask-aware crop: ${crop.fallback}`, 'mask');
     box = crop.box;
   } else {
     box = randomResizedCropBox(rng, width, height, config.scale, config.ratio);

@@ -13,7 +13,7 @@
 import { bufferCount, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import { parseShard } from '../datasets/source.js';
-import { PRESETS, presetViews } from '../operators/augment-presets.js';
+import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-presets.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
 import { SampleBudget } from '../operators/sample-budget.js';
@@ -42,6 +42,7 @@ const SPEC = {
   views: { type: 'int', min: 1 },
   masks: { type: 'string', choices: VIEW_MASKS },
   'attention-view': { type: 'boolean' },
+  'min-foreground': { type: 'number', min: 0 },
   attention: { type: 'string' },
   'image-format': { type: 'string', choices: IMAGE_FORMATS },
   format: { type: 'string', choices: TABLE_FORMATS },
@@ -62,6 +63,8 @@ export interface PrecomputeConfig {
   views?: number;
   masks: ViewMasks;
   'attention-view': boolean;
+  /** Random crops keep at least this fraction on the mask (HARL; default 0.2 with masks, as `train --method hapicl`). */
+  'min-foreground'?: number;
   /** The attention map's source: boundary|frequency-tuned|model:PATH|encoder:RUN (default: saliency). */
   attention?: string;
   /** PNG (default) is lossless: training from the shards sees exactly the live pipeline's pixels. */
@@ -94,6 +97,11 @@ export function parsePrecomputeConfig(argv: string[]): PrecomputeConfig & { perE
   }
   if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:')) throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
   if (c.masks === 'gt' && !c.data.startsWith('scenes')) throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
+  if (c['min-foreground'] !== undefined) {
+    if (!(c['min-foreground'] < 1)) throw new ConfigError(`--min-foreground: expected a fraction in [0, 1), got ${c['min-foreground']}`);
+    if (c['min-foreground'] > 0 && c.masks === 'none') throw new ConfigError('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
+  }
+  c['min-foreground'] ??= c.masks === 'none' ? 0 : HARL_MIN_FOREGROUND;
   const perEpoch = presetViews(c.preset, c.size).length;
   const views = c.views ?? perEpoch;
   if (views % perEpoch !== 0) throw new ConfigError(`--views: expected a multiple of the ${c.preset} preset's ${perEpoch} views (whole epochs), got ${views}`);
@@ -127,7 +135,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   if ((c.attention !== undefined && /^(model|encoder):/.test(c.attention)) || c.augment !== 'cpu') await selectBackend('auto');
   const maps = c.attention?.startsWith('encoder:') ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed) : undefined;
   const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
-  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
+  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, minForeground: c['min-foreground'] ?? 0, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
   const augment = await chooseViewAugment(c.augment, source, viewOptions);
   if (!c.quiet) process.stderr.write(`${augment.reason}\n`);
   const options: SampleViewOptions = { ...viewOptions, augment: augment.path };
@@ -190,7 +198,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     job: 'precompute', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
     rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
     config: {
-      data: c.data, attention: c.attention ?? null, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, attentionView: c['attention-view'],
+      data: c.data, attention: c.attention ?? null, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, minForeground: c['min-foreground'] ?? 0, attentionView: c['attention-view'],
       augment: c.augment, imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
     },
     tables, writePart, progress: !c.quiet,

@@ -65,7 +65,7 @@ export async function previewCommand(argv: string[]): Promise<void> {
       take(count),
       attentionMap(attention),
       foregroundMask({ method: masks, seed, onFallback: (id, reason) => drop(id, 'mask', reason) }),
-      multiView({ views, seed, onFallback: (id, reason) => drop(id, 'attention-view', reason) }),
+      multiView({ views, seed, onFallback: (id, reason, stage) => drop(id, stage, reason) }),
       bufferCount(ROWS_PER_SHEET),
       concatMap(async (rows) => {
         const path = join(values.out as string, `preview-${String(sheets++).padStart(3, '0')}.png`);

@@ -7,7 +7,7 @@
 import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import { readSamples, type Source } from '../datasets/source.js';
 import { attentionMap, type AttentionSource } from '../operators/attention-map.js';
-import { presetViews, withAttentionView, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
+import { presetViews, withAttentionView, withMinForeground, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView, type AugmentPath } from '../operators/multi-view.js';
@@ -28,6 +28,8 @@ export interface SampleViewOptions {
   attentionView: boolean;
   /** Foreground masks carried into the views: none, from saliency, colour k-means, or the scenes' ground truth. */
   masks: ViewMasks;
+  /** Random crops keep at least this fraction of their area on the mask (HARL; 0 or unset: plain crops). Needs masks. */
+  minForeground?: number;
   seed: number;
   /** Where view pixels are cut (default cpu): `backend` leaves planned views for `batch` or `cutPlannedViews`. */
   augment?: AugmentPath;
@@ -35,7 +37,8 @@ export interface SampleViewOptions {
 
 /** The view blocks of one epoch (the preset, its first view made an attention view if asked). */
 export function viewConfigs(o: SampleViewOptions): ViewConfig[] {
-  const preset = presetViews(o.preset, o.size);
+  if (o.minForeground && o.masks === 'none') throw new Error('views: a mask-aware crop (minForeground) needs masks');
+  const preset = withMinForeground(presetViews(o.preset, o.size), o.minForeground ?? 0);
   return o.attentionView ? withAttentionView(preset) : preset;
 }
 
@@ -112,7 +115,7 @@ export function sampleViews(
   // Several epochs' views are gathered by id, which a positive may share with its anchor.
   if (beforeViews && epochs.length !== 1) throw new Error(`sampleViews: beforeViews takes one epoch, got ${epochs.length}`);
   const views = viewConfigs(o);
-  const onFallback = (id: string, reason: string) => onNote({ id, stage: 'attention-view', reason });
+  const onFallback = (id: string, reason: string, stage: string) => onNote({ id, stage, reason });
   const perEpoch = epochs.map((epoch) => multiView({ views, seed: o.seed, epoch, onFallback, augment: o.augment ?? 'cpu' }));
   return (samples) => {
     let out = samples.pipe(decode({ minSide: decodeMinSide(o.size), onSkip: onDecodeSkip }), withMasks(o, onNote));

@@ -29,7 +29,7 @@ import { createSoftRank, type SoftRank, type SoftRankOptions } from '../methods/
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
 import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoders.js';
 import { assignSaved, readSaved, readWeightsMeta, takeTensors } from '../models/weights-io.js';
-import { PRESETS, type PresetName } from '../operators/augment-presets.js';
+import { HARL_MIN_FOREGROUND, PRESETS, type PresetName } from '../operators/augment-presets.js';
 import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-choice.js';
 import type { AugmentPath } from '../operators/multi-view.js';
 import { batch, type Batch } from '../operators/batch.js';
@@ -72,6 +72,7 @@ const SPEC = {
   encoder: { type: 'string', choices: ENCODERS },
   preset: { type: 'string', choices: PRESETS },
   masks: { type: 'string', choices: MASK_SOURCES },
+  'min-foreground': { type: 'number', min: 0 },
   'attention-view': { type: 'boolean' },
   'align-weight': { type: 'number', min: 0 },
   optimizer: { type: 'string', choices: ['sgd', 'adamw', 'lars'] },
@@ -113,6 +114,12 @@ export interface TrainConfig {
    */
   attention?: string;
   'attention-refresh'?: number;
+  /**
+   * hapicl: each random crop keeps at least this fraction of its area on the foreground mask
+   * (HARL's mask-aware crop; default {@link HARL_MIN_FOREGROUND}, 0 = plain crops). Runs from
+   * before the option have none: plain crops, as they were trained.
+   */
+  'min-foreground'?: number;
   /** densecl: positive key cell by backbone-feature argmax (default) or by the crop geometry. */
   match: 'feature' | 'geometric';
   /** softrank: steps between clusterings of the embedding bank. */
@@ -223,6 +230,9 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {
     throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`);
   }
+  if (given.has('min-foreground') && c.method !== 'hapicl') throw new ConfigError(`--min-foreground: only hapicl has masks to keep crops on; drop it with --method ${c.method}`);
+  if (c['min-foreground'] !== undefined && !(c['min-foreground'] < 1)) throw new ConfigError(`--min-foreground: expected a fraction in [0, 1), got ${c['min-foreground']}`);
+  if (c.method === 'hapicl' && !given.has('min-foreground')) c['min-foreground'] = HARL_MIN_FOREGROUND;
   checkKnnOptions(c, given);
   if (given.has('augment') && c.data.startsWith('parquet:')) throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
   return { ...c, resume: false, overwrite };
@@ -322,12 +332,17 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
   if (p.preset !== c.preset) differ.push(`--preset ${c.preset} (the views are ${p.preset})`);
   if (p.attentionView !== c['attention-view']) differ.push(`--attention-view ${c['attention-view']} (the views were cut with ${p.attentionView})`);
   if (c.method === 'hapicl' && p.masks === 'none') differ.push('--method hapicl needs masks (precompute with --masks saliency|kmeans|gt)');
+  const minForeground = c.method === 'hapicl' ? c['min-foreground'] ?? 0 : 0;
+  if (p.minForeground !== minForeground) {
+    differ.push(c.method === 'hapicl' ? `--min-foreground ${minForeground} (the views were cut with ${p.minForeground})`
+      : `--method ${c.method} cuts plain crops (the views were cut keeping ${p.minForeground} of each crop on the mask; precompute with --min-foreground 0)`);
+  }
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
 /** The data plane's view options of a run (the pixels' path aside). */
 function trainViewOptions(c: TrainConfig, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): SampleViewOptions {
-  return { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
+  return { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', minForeground: c.method === 'hapicl' ? c['min-foreground'] ?? 0 : 0, seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
 }
 
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */

@@ -21,11 +21,19 @@ export interface SkipLog {
 }
 
 export function openSkipLog(path: string): SkipLog {
-  const stream: WriteStream = createWriteStream(path, { flags: 'a' });
+  // Opened on the first record (or at close): a job refused before its first input leaves no
+  // file behind, so its --out is not taken for a run's.
+  let stream: WriteStream | undefined;
   let count = 0;
   let notes = 0;
   let failure: Error | undefined;
-  stream.on('error', (err) => { failure = err; });
+  const open = (): WriteStream => {
+    if (!stream) {
+      stream = createWriteStream(path, { flags: 'a' });
+      stream.on('error', (err) => { failure = err; });
+    }
+    return stream;
+  };
   return {
     path,
     get notes() {
@@ -34,11 +42,11 @@ export function openSkipLog(path: string): SkipLog {
     record(entry) {
       if (NOTE_STAGES.has(entry.stage)) notes++;
       else count++;
-      stream.write(`${JSON.stringify({ id: entry.id, stage: entry.stage, reason: entry.reason })}\n`);
+      open().write(`${JSON.stringify({ id: entry.id, stage: entry.stage, reason: entry.reason })}\n`);
     },
     close: () =>
       new Promise<number>((resolve, reject) => {
-        stream.end(() => (failure ? reject(new Error(`${path}: ${failure.message}`)) : resolve(count)));
+        open().end(() => (failure ? reject(new Error(`${path}: ${failure.message}`)) : resolve(count)));
       }),
   };
 }

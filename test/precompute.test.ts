@@ -1,7 +1,7 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, take, toArray } from 'rxjs';
@@ -80,6 +80,13 @@ describe('densestream precompute', () => {
     const wrong = cli('train', '--data', `parquet:${out}`, '--size', '96', '--steps', '1', '--out', join(root, 'never'));
     expect(wrong.status).toBe(2);
     expect(wrong.stderr).toContain('precomputed views do not fit: --size 96 (the views are 64 px)');
+    // Cut with masks, so mask-aware (HARL's 20 %): a method with plain crops, or hapicl asking for another share, is refused.
+    expect(wrong.stderr).toContain('--method densecl cuts plain crops (the views were cut keeping 0.2 of each crop on the mask; precompute with --min-foreground 0)');
+    const share = cli('train', '--data', `parquet:${out}`, '--method', 'hapicl', '--masks', 'gt', '--min-foreground', '0.5', '--steps', '1', '--out', join(root, 'never'));
+    expect(share.status).toBe(2);
+    expect(share.stderr).toContain('--min-foreground 0.5 (the views were cut with 0.2)'); // not "already holds a run": a refusal leaves no file
+    expect(readdirSync(join(root, 'never'))).toEqual([]);
+    expect(cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'never'), '--masks', 'none', '--min-foreground', '0.2').stderr).toContain('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
     const odd = cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'odd'), '--views', '3');
     expect(odd.status).toBe(2);
     expect(odd.stderr).toContain("--views: expected a multiple of the mocov2 preset's 2 views");
