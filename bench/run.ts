@@ -9,7 +9,7 @@ import { positivesBench } from './positives.js';
 import { resultsBench } from './results.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
-import { twinBench } from './twin.js';
+import { twinBench, twinKnnBench } from './twin.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
@@ -21,6 +21,7 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   positives: positivesBench,
   results: resultsBench,
   twin: twinBench,
+  'twin-knn': twinKnnBench,
   parity: parityBench,
 };
 

@@ -24,7 +24,8 @@ then cosine to 0 at the last step, and weight decay is decoupled (densestream's 
 before and after training: pooled backbone features of whole images (batch norm in inference
 mode), memory = the first N training images, queries = the first M test images, cosine
 similarity, weighted vote at k = 20, tau = 0.07 (solo-learn); the line gains "knnInit",
-"knnFinal" and "seconds" (training wall time).
+"knnFinal" and "seconds" (training wall time). With `--seconds S` it trains for about S seconds: the step count,
+and so the cosine schedule's end, is set from the rate of the `--warmup` steps.
 """
 import argparse, gzip, json, math, time
 
@@ -182,6 +183,9 @@ def main() -> None:
     p.add_argument("--lr-warmup", type=int, default=20)
     p.add_argument("--knn-train", type=int, default=0)
     p.add_argument("--knn-test", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=0,
+                   help="train for this wall time instead of --steps: the step count (and so the cosine schedule's end) "
+                        "is set from the rate of the --warmup steps")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -201,7 +205,8 @@ def main() -> None:
         knn_init = knn_accuracy(online[0], *knn, a.size)
     started = time.perf_counter()
     order, at, stamps = torch.randperm(len(images)), 0, []
-    for step in range(total):
+    step = 0
+    while step < total:
         if a.schedule:
             lr = 0.05 * (step + 1) / a.lr_warmup if step < a.lr_warmup else \
                 0.05 * 0.5 * (1 + math.cos(math.pi * min(1, (step - a.lr_warmup) / max(1, total - a.lr_warmup))))
@@ -231,6 +236,11 @@ def main() -> None:
                 pm.mul_(0.99).add_(po, alpha=0.01)
             queue = torch.cat([k, queue])[: a.queue]
         stamps.append(time.perf_counter())
+        step += 1
+        if a.seconds > 0 and step == a.warmup:
+            rate = a.warmup / (stamps[-1] - started)
+            total = max(a.warmup + 1, round(a.seconds * rate))
+            a.steps = total - a.warmup
     seconds = stamps[-1] - stamps[a.warmup - 1]
     line = {"torchImagesPerSec": a.steps * a.batch / seconds, "steps": a.steps, "batch": a.batch, "size": a.size,
             "threads": a.threads, "torch": torch.__version__}

@@ -6,7 +6,13 @@
  * sides' lines, then `{"bench":"twin","imagesPerSec","torchImagesPerSec","ratio","dataWaitFraction"}`:
  * ratio = densestream / PyTorch images per second, both over the steps after the first 5.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { knnGainStdErr } from '../train/knn-monitor.js';
 import { positiveInt } from '../pipelines/options.js';
 import { benchFile, kernelsEnv, parseKernels, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
@@ -37,4 +43,50 @@ export async function twinBench(argv: string[]): Promise<void> {
       ratio: ours.imagesPerSec / torch.torchImagesPerSec, dataWaitFraction: ours.dataWaitFraction,
     });
   }
+}
+
+/**
+ * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000]`: MoCo v2 on
+ * Fashion-MNIST at equal wall time (issue #16). densestream trains `--steps` steps; the PyTorch
+ * twin (`torch_moco_twin.py --schedule`: densestream's warm-up + cosine and decoupled weight
+ * decay) then trains for the same number of seconds. Both are scored by the same kNN protocol,
+ * each against its own random init: `densestream eval --protocol knn --train 5000 --test N` on
+ * the checkpoint and on `--checkpoint random`, and the twin's own implementation of that
+ * protocol. Prints `{"bench":"twin-knn", "seconds", "densestream":{…}, "torch":{…}}`, each side
+ * with steps, images, knnInit, knnFinal, gain and its standard error.
+ */
+export async function twinKnnBench(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { steps: { type: 'string', default: '150' }, batch: { type: 'string', default: '128' }, size: { type: 'string', default: '28' }, test: { type: 'string', default: '10000' } },
+  });
+  const [steps, batch, size, test] = [positiveInt(values.steps, '--steps'), positiveInt(values.batch, '--batch'), positiveInt(values.size, '--size'), positiveInt(values.test, '--test')];
+  if (!pythonHas('torch')) throw new Error('twin-knn: needs PyTorch for its other side (apt-get install python3-torch)');
+  const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'densestream-twin-knn-'));
+  const run = join(dir, 'run');
+  const node = (args: string[]) => {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`densestream ${args[0]} failed:\n${r.stderr}`);
+    return r.stdout;
+  };
+  node(['train', '--data', 'fashion-mnist', '--method', 'mocov2', '--size', `${size}`, '--batch', `${batch}`, '--steps', `${steps}`, '--knn-every', '0', '--out', run]);
+  const metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number });
+  const seconds = (metrics.at(-1) as { seconds: number }).seconds;
+  const knn = (checkpoint: string, out: string) => {
+    node(['eval', '--checkpoint', checkpoint, '--data', 'fashion-mnist', '--protocol', 'knn', '--train', '5000', '--test', `${test}`, '--size', `${size}`, '--out', out, '--quiet']);
+    const saved = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Record<string, { knn: { knn20: number } }>;
+    return (saved['fashion-mnist'] as { knn: { knn20: number } }).knn.knn20;
+  };
+  const ours = { knnInit: knn('random', join(dir, 'random')), knnFinal: knn(run, run) };
+  const torch = runForJson<{ steps: number; seconds: number; knnInit: number; knnFinal: number }>('PyTorch twin', SYSTEM_PYTHON, [
+    benchFile('torch_moco_twin.py', true), '--schedule', '--seconds', `${seconds}`, '--warmup', '5', '--batch', `${batch}`, '--size', `${size}`,
+    '--threads', '2', '--knn-train', '5000', '--knn-test', `${test}`,
+  ]);
+  const side = (s: { steps: number; knnInit: number; knnFinal: number }) => ({
+    steps: s.steps, images: s.steps * batch, knnInit: s.knnInit, knnFinal: s.knnFinal,
+    gain: s.knnFinal - s.knnInit, gainStdErr: knnGainStdErr(s.knnInit, s.knnFinal, test),
+  });
+  printJson({ bench: 'twin-knn', seconds, test, densestream: side({ steps, ...ours }), torch: { ...side({ ...torch, steps: torch.steps + 5 }), seconds: torch.seconds } });
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -82,7 +82,8 @@ export async function chooseViewAugment(choice: AugmentChoice, source: Source, o
   const samples = choice === 'auto' && sameSize
     ? await lastValueFrom(from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(decode({ minSide: decodeMinSide(o.size) }), toArray()))
     : [];
-  return chooseAugmentPath(choice, { samples, views: viewConfigs(o), sameSize, seed: o.seed });
+  // The probe times cutting pixels, on unmasked samples: mask-aware crops are placed otherwise, at the sizes plain ones draw.
+  return chooseAugmentPath(choice, { samples, views: viewConfigs({ ...o, minForeground: 0 }), sameSize, seed: o.seed });
 }
 
 /**

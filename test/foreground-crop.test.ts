@@ -4,7 +4,9 @@ import { foregroundCropBox, randomResizedCropBox } from '../operators/view-geome
 import { planView } from '../operators/view-plan.js';
 import { presetViews, withAttentionView, withMinForeground } from '../operators/augment-presets.js';
 import { parseTrainConfig } from '../pipelines/train.js';
-import { renderScene } from '../datasets/scenes.js';
+import { renderScene, scenesSource } from '../datasets/scenes.js';
+import { chooseViewAugment } from '../pipelines/sample-views.js';
+import { selectBackend } from '../models/backend.js';
 
 /** A `width × height` mask with the pixels of `rect` (x0, y0, x1, y1; exclusive ends) set. */
 function rectMask(width: number, height: number, rect: Box): Plane {
@@ -98,6 +100,12 @@ describe('foregroundCropBox (HARL mask-aware crop)', () => {
 });
 
 describe('train --min-foreground', () => {
+  it('lets --augment auto measure its paths on unmasked samples (a regression: the probe planned mask-aware crops without masks)', async () => {
+    await selectBackend('cpu');
+    const decision = await chooseViewAugment('auto', scenesSource({ count: 64 }), { size: 32, preset: 'mocov2', attentionView: false, masks: 'saliency', minForeground: 0.2, seed: 0 });
+    expect(['cpu', 'backend']).toContain(decision.path);
+  });
+
   it('defaults to HARL\'s 20 % for hapicl and is refused for methods without masks', () => {
     expect(parseTrainConfig(['--method', 'hapicl', '--out', '/tmp/never'])['min-foreground']).toBe(0.2);
     expect(parseTrainConfig(['--method', 'hapicl', '--min-foreground', '0', '--out', '/tmp/never'])['min-foreground']).toBe(0);
