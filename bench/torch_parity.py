@@ -17,7 +17,7 @@ Written from the methods' definitions and their official code, not from densestr
   loss = (1 - lambda) * single + lambda * dense.
 - HAPiCL / HARL: masks pooled to the grid (>= half foreground), masked average pooling
   sum(f*m)/(sum(m)+1), pixel NT-Xent (sum_pos + 1)/(sum_all + 2), fg vs fg and bg vs bg
-  in-batch InfoNCE, L = L_pix + beta*L_img + (1-beta)*(alpha*L_fg + (1-alpha)*L_bg).
+  in-batch InfoNCE over the images with the region in both views, L = L_pix + beta*L_img + (1-beta)*(alpha*L_fg + (1-alpha)*L_bg).
 - Soft-ranking distillation (METHODS.md section 4, densestream's documented reading):
   P = sigmoid(pairwise differences / tau), BCE with logits, w = softmax(t / tau_w).
 
@@ -207,9 +207,15 @@ class Case:
         q_fg = F.normalize(self.mlp("online/global", pool(f1, m1)), dim=1)
         q_bg = F.normalize(self.mlp("online/global", pool(f1, 1 - m1)), dim=1)
         img = self.contrast(torch.einsum("nc,nc->n", q, k)[:, None], q @ self.state["queue/keys"].t(), tau)
-        labels = torch.arange(q.shape[0])
-        fg = F.cross_entropy(q_fg @ k_fg.t() / tau, labels)
-        bg = F.cross_entropy(q_bg @ k_bg.t() / tau, labels)
+        def in_batch(q_r, k_r, valid):
+            # images without the region in both views are neither queries nor negatives
+            logits = (q_r @ k_r.t() / tau).masked_fill(~valid[None, :], float("-inf"))
+            loss = -torch.diagonal(F.log_softmax(logits, 1))
+            return loss[valid].sum() / max(1, int(valid.sum()))
+
+        has = lambda a, b: (a.sum((1, 2, 3)) > 0) & (b.sum((1, 2, 3)) > 0)
+        fg = in_batch(q_fg, k_fg, has(m1, m2))
+        bg = in_batch(q_bg, k_bg, has(1 - m1, 1 - m2))
         loss = pix + beta * img + (1 - beta) * (alpha * fg + (1 - alpha) * bg)
         return loss, {"pixel": pix, "image": img, "fg": fg, "bg": bg}, {"queue": k}
 

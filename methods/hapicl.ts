@@ -5,7 +5,8 @@
  *   foreground in both, `L_pix = −log((Σ_pos e^{s/τ} + 1) / (Σ_pos e^{s/τ} + Σ_neg e^{s/τ} + 2))`.
  * - Image level (HARL): masked average pooling `v_fg = Σ f·m / (Σ m + 1)` (bg with 1 − m);
  *   `L_harl = β·L_img + (1−β)·(α·L_fg + (1−α)·L_bg)`, fg compared only with fg, bg with bg,
- *   each an InfoNCE against the batch's other images (and the queue for L_img).
+ *   each an InfoNCE against the batch's other images (and the queue for L_img); L_fg counts only
+ *   images with foreground cells in both views, L_bg only those with background cells in both.
  * `L = L_pix + L_harl`; α = β = 0.5, τ = 0.2. Masks arrive with the batch (`masks[k]`, view
  * resolution) and are pooled to the feature grid: a cell is foreground when ≥ half its pixels are.
  */
@@ -34,12 +35,28 @@ export function maskToGrid(mask: tf.Tensor3D, grid: number): tf.Tensor3D {
   });
 }
 
-/** InfoNCE where each row's positive is the same row of `k` and the other rows are negatives. */
-function inBatchInfoNCE(q: tf.Tensor2D, k: tf.Tensor2D, tau: number): tf.Scalar {
+/**
+ * InfoNCE where each row's positive is the same row of `k` and the other rows are negatives,
+ * over the images `valid` marks (1/0 `[B]`): the others are neither queries nor negatives, and
+ * the mean is over the valid rows (0 when there are none).
+ */
+function inBatchInfoNCE(q: tf.Tensor2D, k: tf.Tensor2D, tau: number, valid: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => {
-    const logits = tf.div(tf.matMul(q, tf.transpose(k)), tau); // [B, B], positives on the diagonal
-    return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits, 1), tf.eye(q.shape[0])), 1))) as tf.Scalar;
+    const n = q.shape[0];
+    const logits = tf.add(tf.div(tf.matMul(q, tf.transpose(k)), tau), tf.mul(tf.sub(1, tf.reshape(valid, [1, n])), -1e9)); // [B, B], positives on the diagonal
+    const positive = tf.sum(tf.mul(tf.logSoftmax(logits, 1), tf.eye(n)), 1);
+    return tf.div(tf.neg(tf.sum(tf.mul(positive, valid))), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
   });
+}
+
+/**
+ * Images whose region is present in both views' grids (`[B]`, 1/0). Without this, an image with
+ * no foreground cell pools to the zero vector, the head maps it to its bias — zero at init — and
+ * normalising a zero vector has a gradient of 1/√ε: one step blew the global head's bias up to
+ * a norm of 10⁴ and every embedding collapsed onto it (issue #16).
+ */
+function present(m1: tf.Tensor3D, m2: tf.Tensor3D): tf.Tensor1D {
+  return tf.tidy(() => tf.mul(tf.cast(tf.greater(tf.sum(m1, [1, 2]), 0), 'float32'), tf.cast(tf.greater(tf.sum(m2, [1, 2]), 0), 'float32')) as tf.Tensor1D);
 }
 
 export function createHapicl(o: HapiclOptions): Method {
@@ -83,8 +100,8 @@ export function createHapicl(o: HapiclOptions): Method {
       const qFg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, m1)));
       const qBg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, tf.sub(1, m1) as tf.Tensor3D)));
       const img = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
-      const fg = inBatchInfoNCE(qFg, key.fg, tau);
-      const bg = inBatchInfoNCE(qBg, key.bg, tau);
+      const fg = inBatchInfoNCE(qFg, key.fg, tau, present(m1, m2));
+      const bg = inBatchInfoNCE(qBg, key.bg, tau, present(tf.sub(1, m1) as tf.Tensor3D, tf.sub(1, m2) as tf.Tensor3D));
       const harl = tf.add(tf.mul(img, beta), tf.mul(tf.add(tf.mul(fg, alpha), tf.mul(bg, 1 - alpha)), 1 - beta));
       logPart(parts, 'pixel', pix);
       logPart(parts, 'image', img as tf.Scalar);

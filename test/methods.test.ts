@@ -101,3 +101,29 @@ describe('hapicl masks', () => {
     expect(maskToGrid(mask, 2).arraySync()).toEqual([[[1, 0], [0, 1]]]);
   });
 });
+
+describe('hapicl without foreground in a view', () => {
+  it('leaves such an image out of L_fg, so no gradient passes through a normalised zero vector', () => {
+    // Image 0's second view has no foreground; image 1's first view is all foreground (no background).
+    const b = batches[0]!;
+    const [m1, m2] = b.masks as [tf.Tensor3D, tf.Tensor3D];
+    const edited = tf.tidy(() => {
+      const n = m1.shape[0];
+      const rowMask = (row: number) => tf.reshape(tf.oneHot([row], n), [n, 1, 1]);
+      return [
+        tf.add(tf.mul(m1, tf.sub(1, rowMask(1))), rowMask(1)), // image 1: all foreground in view 1
+        tf.mul(m2, tf.sub(1, rowMask(0))), // image 0: no foreground in view 2
+      ] as [tf.Tensor3D, tf.Tensor3D];
+    });
+    const degenerate: Batch = { ...b, masks: edited };
+    const method = createHapicl({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 });
+    const parts: LossParts = {};
+    const { value, grads } = tf.variableGrads(() => method.loss(degenerate, parts), method.trainable);
+    expect(Number.isFinite(value.dataSync()[0])).toBe(true);
+    // Before the fix the global head's output bias took a gradient of about 1/√ε = 10⁶ here.
+    const largest = Math.max(...method.trainable.map((v) => tf.max(tf.abs(grads[v.name]!)).dataSync()[0]!));
+    expect(largest).toBeLessThan(100);
+    tf.dispose([value, ...Object.values(grads), ...edited, ...Object.values(parts).filter((p): p is tf.Scalar => typeof p !== 'number')]);
+    method.dispose();
+  });
+});
