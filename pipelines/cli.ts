@@ -28,6 +28,7 @@ Commands:
   train      self-supervised training; with no options: densecl on scenes, 200 steps (7–18 min on 2 cores, measured)
              --data SOURCE (scenes; parquet:DIR for precomputed views)  --epochs E (instead of --steps)  --method densecl|mocov2|hapicl|softrank  --steps N (200)  --batch B (32)  --size PX (64)
              --encoder slim|resnet18|vit (ViT-Tiny, patch 8)  --preset mocov2|byol|multicrop  --masks saliency|kmeans|gt|encoder (hapicl)
+             --min-foreground F (hapicl: each random crop keeps ≥ F of its area on the mask, HARL; 0.2, 0 = plain crops)
              softrank (soft-ranking distillation with clustering positives; --batch counts anchors and positives, even ≥ 4;
              once a clustering exists an anchor's positive is another image of its cluster, a new anchor's by its nearest centroid
              (the anchor itself when none is left: a singleton cluster, a failed read, on a stream none in the reservoir); on tar: shards,
@@ -48,7 +49,7 @@ Commands:
              --knn-every K (100 steps; 0 off)  --knn-size N (1000)  --knn-data SOURCE (scenes: --data's; fashion-mnist: its test split): kNN accuracy logged as knn
   precompute  training views (and foreground masks) cut once into Parquet shards: train --data parquet:DIR uses them
              --data SOURCE (required; all of it: scenes is 20 000 images)  --out DIR (required)  --preset mocov2|byol|multicrop  --size PX (64)
-             --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --attention-view  --attention SOURCE
+             --views N (the preset's count × epochs)  --masks none|saliency|kmeans|gt (saliency)  --min-foreground F (0.2 with masks)  --attention-view  --attention SOURCE
              --image-format png|jpeg|webp (png: lossless)  --format parquet|arrow  --codec  --shard i/n  --rows-per-file R (500)
              --augment auto|cpu|backend (as train's)
   export     dense features of a trained encoder to Parquet / Arrow, resumable, shardable
