@@ -12,8 +12,8 @@ import { installWasmKernels } from './kernels/wasm-kernels.js';
 import { installFastMatMulGradient } from './matmul-gradient.js';
 import { checkSameWasmThreads, checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+import type { BackendChoice } from './backend-choice.js';
+export { BACKEND_CHOICES, parseBackendChoice, type BackendChoice } from './backend-choice.js';
 
 export interface BackendSelection {
   /** The tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
@@ -80,10 +80,6 @@ function firstLine(err: unknown): string {
 }
 
 /** Checks a user-supplied string before any work starts. */
-export function parseBackendChoice(value: string, field = '--backend'): BackendChoice {
-  if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
-  throw new Error(`${field}: expected one of ${BACKEND_CHOICES.join('|')}, got "${value}"`);
-}
 
 /**
  * Activates the first backend of `choice` that loads and initialises.

@@ -13,7 +13,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { tmpdir, availableParallelism } from 'node:os';
+import { tmpdir } from 'node:os';
+import { defaultWasmThreads } from './backend-choice.js';
 import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -83,10 +84,8 @@ export function checkWasmThreads(threads: number, field = '--threads'): number {
   return threads;
 }
 
-/** Threads the machine can give compute; the default for {@link registerThreadedWasm}. */
-export function defaultWasmThreads(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
-}
+// Threads the machine can give compute, the default for registerThreadedWasm; defined where the CLI's help reads it without tfjs.
+export { defaultWasmThreads };
 
 /**
  * Replaces the package's `wasm` backend factory with one that loads the threaded build

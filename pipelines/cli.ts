@@ -3,18 +3,9 @@
  * The `densestream` command line. Commands are added as their jobs land; each one does its
  * whole job or is not listed.
  */
-import { parseArgs } from 'node:util';
-import { BACKEND_CHOICES, parseBackendChoice, selectBackend } from '../models/backend.js';
-import { checkWasmThreads, defaultWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
-import { positiveInt } from './options.js';
-import { previewCommand } from './preview.js';
-import { evalCommand } from './evaluate.js';
-import { exportCommand } from './export.js';
-import { precomputeCommand } from './precompute.js';
+import { BACKEND_CHOICES, defaultWasmThreads } from '../models/backend-choice.js';
 import { ConfigError } from './options.js';
 import { packageJson } from './package-json.js';
-import { trainCommand } from './train.js';
-import { reportCommand } from './report.js';
 
 
 const HELP = `densestream — streaming self-supervised dense representation learning
@@ -74,27 +65,22 @@ Options:
   -v, --version  print the version
 `;
 
-async function backendCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { backend: { type: 'string', default: 'auto' }, threads: { type: 'string' } },
-  });
-  const choice = parseBackendChoice(values.backend);
-  const threads = values.threads === undefined ? undefined : checkWasmThreads(positiveInt(values.threads, '--threads'));
-  const selection = await selectBackend(choice, { threads });
-  for (const reason of selection.reasons) process.stderr.write(`${reason}\n`);
-  process.stdout.write(
-    `${JSON.stringify({
-      backend: selection.backend,
-      provider: selection.provider,
-      threads: selection.backend === 'wasm' ? wasmThreadCount() : null,
-      tfjs: packageJson().dependencies['@tensorflow/tfjs'],
-    })}\n`,
-  );
-}
+type Command = (argv: string[]) => Promise<number | void>;
 
-/** Each command resolves with its exit code, or nothing for 0 (a run stopped by Ctrl-C: 130). */
-const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = { backend: backendCommand, train: trainCommand, precompute: precomputeCommand, export: exportCommand, eval: evalCommand, preview: previewCommand, report: reportCommand };
+/**
+ * Each command resolves with its exit code, or nothing for 0 (a run stopped by Ctrl-C: 130).
+ * Loaded when called: TensorFlow.js, sharp and Arrow take seconds to import, and `--help`, `--version`
+ * or a mistyped command need none of them.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  backend: async () => (await import('./backend-command.js')).backendCommand,
+  train: async () => (await import('./train.js')).trainCommand,
+  precompute: async () => (await import('./precompute.js')).precomputeCommand,
+  export: async () => (await import('./export.js')).exportCommand,
+  eval: async () => (await import('./evaluate.js')).evalCommand,
+  preview: async () => (await import('./preview.js')).previewCommand,
+  report: async () => (await import('./report.js')).reportCommand,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -106,12 +92,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${packageJson().version}\n`);
     return 0;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  const load = COMMANDS[command];
+  if (!load) {
     process.stderr.write(`densestream: unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; see --help)\n`);
     return 2;
   }
   try {
+    const run = await load();
     return (await run(rest)) ?? 0;
   } catch (err) {
     process.stderr.write(`densestream ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
