@@ -79,8 +79,6 @@ function firstLine(err: unknown): string {
   return message.split('\n')[0] ?? message;
 }
 
-/** Checks a user-supplied string before any work starts. */
-
 /**
  * Activates the first backend of `choice` that loads and initialises.
  *

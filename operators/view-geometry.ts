@@ -49,10 +49,14 @@ export function randomResizedCropBox(
 /** Draws of {@link randomResizedCropBox} a foreground-aware crop tries before it centres one on the object. */
 export const FOREGROUND_CROP_TRIES = 10;
 
-/** Counts a mask's foreground pixels inside any box in O(1): a summed-area table in mask pixels. */
-function foregroundCounter(mask: Plane, width: number, height: number): { total: number; inside: (box: Box) => number } {
+/** Summed-area tables of foreground masks, built once per mask: a sample's views share its mask. */
+const foregroundTables = new WeakMap<Plane, Float64Array>();
+
+function foregroundTable(mask: Plane): Float64Array {
+  let sat = foregroundTables.get(mask);
+  if (sat) return sat;
   const { data, width: mw, height: mh } = mask;
-  const sat = new Float64Array((mw + 1) * (mh + 1));
+  sat = new Float64Array((mw + 1) * (mh + 1));
   for (let y = 0; y < mh; y++) {
     let row = 0;
     for (let x = 0; x < mw; x++) {
@@ -60,15 +64,25 @@ function foregroundCounter(mask: Plane, width: number, height: number): { total:
       sat[(y + 1) * (mw + 1) + x + 1] = (sat[y * (mw + 1) + x + 1] as number) + row;
     }
   }
-  // The mask may have its own resolution: box corners scale to it, rounded to whole mask pixels.
+  foregroundTables.set(mask, sat);
+  return sat;
+}
+
+/**
+ * A mask's foreground pixels in all, and the foreground share of any box in O(1). The mask may
+ * have its own resolution: box corners scale to it, rounded to whole mask pixels.
+ */
+function foregroundCounter(mask: Plane, width: number, height: number): { total: number; share: (box: Box) => number } {
+  const sat = foregroundTable(mask);
+  const { width: mw, height: mh } = mask;
   const [sx, sy] = [mw / width, mh / height];
   const at = (x: number, y: number) => sat[y * (mw + 1) + x] as number;
   return {
     total: at(mw, mh),
-    inside: ([x0, y0, x1, y1]) => {
+    share: ([x0, y0, x1, y1]) => {
       const [a, b] = [Math.round(x0 * sx), Math.round(y0 * sy)];
       const [c, d] = [Math.max(a, Math.round(x1 * sx)), Math.max(b, Math.round(y1 * sy))];
-      return at(c, d) - at(a, d) - at(c, b) + at(a, b);
+      return (at(c, d) - at(a, d) - at(c, b) + at(a, b)) / Math.max(1, (c - a) * (d - b));
     },
   };
 }
@@ -78,7 +92,7 @@ function foregroundCounter(mask: Plane, width: number, height: number): { total:
  * `minForeground` of its area on the mask's foreground. Up to {@link FOREGROUND_CROP_TRIES}
  * draws; if none qualifies, the last draw's box is moved to centre on a random foreground pixel
  * (clamped into the image), which keeps its size and so the preset's scale range. A mask with
- * no foreground gives the plain random crop, and `centred: 'empty mask'` says so.
+ * no foreground gives the plain random crop, and `fallback` says so.
  */
 export function foregroundCropBox(
   rng: Rng,
@@ -92,12 +106,11 @@ export function foregroundCropBox(
   const count = foregroundCounter(mask, width, height);
   let box = randomResizedCropBox(rng, width, height, scale, ratio);
   if (count.total === 0) return { box, fallback: 'empty mask: a plain random crop' };
-  const [sx, sy] = [mask.width / width, mask.height / height];
-  const fraction = (b: Box) => count.inside(b) / Math.max(1, Math.round((b[2] - b[0]) * sx) * Math.round((b[3] - b[1]) * sy));
-  for (let attempt = 1; attempt < FOREGROUND_CROP_TRIES && fraction(box) < minForeground; attempt++) {
+  for (let attempt = 1; attempt < FOREGROUND_CROP_TRIES && count.share(box) < minForeground; attempt++) {
     box = randomResizedCropBox(rng, width, height, scale, ratio);
   }
-  if (fraction(box) >= minForeground) return { box };
+  if (count.share(box) >= minForeground) return { box };
+  const [sx, sy] = [mask.width / width, mask.height / height];
   // The k-th foreground pixel in row-major order, k uniform.
   let k = rng.int(count.total);
   let px = 0;
