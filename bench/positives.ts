@@ -29,7 +29,8 @@ import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist
 import type { RandomAccessSource } from '../datasets/source.js';
 import { l2Normalize } from '../methods/losses.js';
 import { selectBackend } from '../models/backend.js';
-import { createResNet, RESNET_PRESETS, type Encoder } from '../models/resnet.js';
+import { RESNET_PRESETS, type Encoder } from '../models/encoder-spec.js';
+import { createResNet } from '../models/resnet.js';
 import { normalizeRgb } from '../operators/batch.js';
 import { choosePositive, ClusterIndex } from '../operators/cluster-positives.js';
 import { sphericalKMeans } from '../operators/clustering/kmeans.js';

@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createMlp } from '../models/heads.js';
-import { createResNet, RESNET_PRESETS } from '../models/resnet.js';
+import { RESNET_PRESETS } from '../models/encoder-spec.js';
+import { createResNet } from '../models/resnet.js';
 import { tfSeed } from '../models/seed.js';
 
 export interface ReferenceNet {

@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
-import { createEncoder, type EncoderConfig } from '../models/encoders.js';
-import type { Encoder } from '../models/resnet.js';
+import { createEncoder } from '../models/encoders.js';
+import type { Encoder, EncoderConfig } from '../models/encoder-spec.js';
 import { alignLoss, l2Normalize } from './losses.js';
 import type { Batch } from '../operators/batch.js';
 import { logPart, type LossParts, type Method } from './method.js';

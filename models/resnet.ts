@@ -11,47 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
-import type { ViTConfig } from './vit.js';
-
-export interface ResNetConfig {
-  kind: 'resnet';
-  /** Channels of the first stage; each later stage doubles them. */
-  width: number;
-  /** Basic blocks per stage; the first stage keeps the stem's resolution, each later one halves it. */
-  blocks: number[];
-  /** Stride of the 3×3 stem convolution (1 for CIFAR-style 32 px inputs, 2 to halve the work at 64 px). */
-  stemStride: 1 | 2;
-}
-
-/** Presets: `slim` (default, trains in minutes here) and `resnet18` (CIFAR-style ResNet-18). */
-export const RESNET_PRESETS = {
-  slim: { kind: 'resnet', width: 32, blocks: [1, 1, 1], stemStride: 2 },
-  resnet18: { kind: 'resnet', width: 64, blocks: [2, 2, 2, 2], stemStride: 1 },
-} as const satisfies Record<string, ResNetConfig>;
-
-export type EncoderOutput = {
-  /** The last feature map `[B, S, S, C]`. */
-  dense: tf.Tensor4D;
-  /** Its global average `[B, C]`. */
-  pooled: tf.Tensor2D;
-};
-
-export interface Encoder {
-  /** What built it: a ResNet or a ViT (`models/encoders.ts` makes either). */
-  readonly config: ResNetConfig | ViTConfig;
-  /** Channels `C` of the outputs. */
-  readonly channels: number;
-  /** Input pixels per dense cell along each axis. */
-  readonly stride: number;
-  /** Weights the optimiser updates. */
-  readonly trainable: tf.Variable[];
-  /** Batch-norm running statistics: saved and restored, never differentiated. */
-  readonly state: tf.Variable[];
-  /** Every variable by its name within the encoder (without the scope): what checkpoints store. */
-  readonly weights: Record<string, tf.Variable>;
-  apply(images: tf.Tensor4D, options: { training: boolean }): EncoderOutput;
-  dispose(): void;
-}
+import type { Encoder, ResNetConfig } from './encoder-spec.js';
 
 /** Refuses a config that cannot build, naming the field. */
 export function checkResNetConfig(c: ResNetConfig): void {

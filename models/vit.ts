@@ -24,34 +24,13 @@
  * Shapes by letter: `B` batch, `H×W` input, `p` patch, `G = H/p` (the grid), `N = G²` patches,
  * `T = N + 1` tokens, `D` width, `h` heads, `dₕ = D / h`.
  *
- * A `ViTEncoder` is an `Encoder` (resnet.ts) plus its CLS attention; `models/encoders.ts`
+ * A `ViTEncoder` is an `Encoder` (encoder-spec.ts) plus its CLS attention; `models/encoders.ts`
  * builds either kind from a config.
  */
 import * as tf from '@tensorflow/tfjs';
 import { variableFrom } from './variables.js';
-import type { Encoder } from './resnet.js';
+import type { Encoder, ViTConfig } from './encoder-spec.js';
 import { tfSeed } from './seed.js';
-
-export interface ViTConfig {
-  kind: 'vit';
-  /** Pixels per patch side: the patch embedding's kernel and stride. */
-  patch: 4 | 8;
-  /** Token width `D` (ViT-Tiny: 192). */
-  dim: number;
-  /** Transformer blocks. */
-  depth: number;
-  /** Attention heads; must divide `dim` (ViT-Tiny: 3). */
-  heads: number;
-  /** MLP hidden width as a multiple of `dim` (default 4). */
-  mlpRatio?: number;
-  /** Input side in pixels (square): fixes the number of position embeddings. */
-  imageSize: number;
-}
-
-/** Presets: `tiny` (ViT-Tiny's width and heads, 4 blocks, 8 px patches at 64 px: an 8×8 grid). */
-export const VIT_PRESETS = {
-  tiny: { kind: 'vit', patch: 8, dim: 192, depth: 4, heads: 3, imageSize: 64 },
-} as const satisfies Record<string, ViTConfig>;
 
 /**
  * An {@link Encoder} whose `dense` output is the patch tokens `[B, H/p, W/p, D]` and `pooled`

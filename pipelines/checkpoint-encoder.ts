@@ -7,12 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createEncoder, encoderPreset, ENCODER_NAMES, type EncoderName } from '../models/encoders.js';
-import type { Encoder } from '../models/resnet.js';
+import { createEncoder } from '../models/encoders.js';
+import { encoderPreset, ENCODER_NAMES, type Encoder, type EncoderName } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { ConfigError } from './options.js';
-import type { TrainConfig } from './train.js';
+import type { TrainConfig } from './train-options.js';
 
 /** tfjs names variables globally: each loaded encoder gets its own scope. */
 let loaded = 0;

@@ -6,8 +6,8 @@
  * `foregroundMask` and `multiView` take any resolution.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createEncoder, type EncoderConfig } from '../models/encoders.js';
-import type { Encoder } from '../models/resnet.js';
+import { createEncoder } from '../models/encoders.js';
+import type { Encoder, EncoderConfig } from '../models/encoder-spec.js';
 import { copyWeights } from '../methods/momentum.js';
 import type { ViTEncoder } from '../models/vit.js';
 import { normalizeRgb } from '../operators/batch.js';

@@ -23,7 +23,7 @@ import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
 import { isRandomAccess, readSamples, splitSource, type Source } from '../datasets/source.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
-import type { Encoder } from '../models/resnet.js';
+import type { Encoder } from '../models/encoder-spec.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import { saliencyMap } from '../operators/saliency.js';
 import type { Pixels, Plane } from '../operators/types/index.js';

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { createMlp } from '../models/heads.js';
-import { checkResNetConfig, createResNet, RESNET_PRESETS, scaleCentred } from '../models/resnet.js';
-import { loadVariables, readWeightsMeta, saveVariables } from '../models/weights-io.js';
+import { RESNET_PRESETS } from '../models/encoder-spec.js';
+import { checkResNetConfig, createResNet, scaleCentred } from '../models/resnet.js';
+import { loadVariables, saveVariables } from '../models/weights-io.js';
+import { readWeightsMeta } from '../models/weights-manifest.js';
 
 beforeAll(async () => {
   await selectBackend('wasm', { threads: 2 });

@@ -9,7 +9,8 @@ import { keyedRng } from '../operators/types/index.js';
 import { embedImages, loadLabelledImages, parseEvalConfig, runEvaluation } from '../pipelines/evaluate.js';
 import { ConfigError } from '../pipelines/options.js';
 import { scenesSource } from '../datasets/scenes.js';
-import { createEncoder, encoderPreset } from '../models/encoders.js';
+import { encoderPreset } from '../models/encoder-spec.js';
+import { createEncoder } from '../models/encoders.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, standardizer } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 

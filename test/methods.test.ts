@@ -9,7 +9,7 @@ import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
 import { selectBackend } from '../models/backend.js';
-import type { ResNetConfig } from '../models/resnet.js';
+import type { ResNetConfig } from '../models/encoder-spec.js';
 import { presetViews } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
 import { multiView } from '../operators/multi-view.js';

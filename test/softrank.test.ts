@@ -7,7 +7,7 @@ import { disposeParts, readParts, type LossParts } from '../methods/method.js';
 import { assertSameWeights } from '../methods/momentum.js';
 import { createSoftRank, negativesPerRow, type SoftRankOptions, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
 import { selectBackend } from '../models/backend.js';
-import type { ResNetConfig } from '../models/resnet.js';
+import type { ResNetConfig } from '../models/encoder-spec.js';
 import { presetViews } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
 import { ClusterIndex, clusterPositives } from '../operators/cluster-positives.js';

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
-import { checkViTConfig, createViT, gelu, layerNorm, VIT_PRESETS, type ViTConfig, type ViTEncoder } from '../models/vit.js';
+import { VIT_PRESETS, type ViTConfig } from '../models/encoder-spec.js';
+import { checkViTConfig, createViT, gelu, layerNorm, type ViTEncoder } from '../models/vit.js';
 
 const SMALL: ViTConfig = { kind: 'vit', patch: 8, dim: 32, depth: 2, heads: 2, imageSize: 32 };
 
