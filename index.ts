@@ -18,17 +18,19 @@ export {
   type ConvGeometry,
   type Conv2DAttrs,
 } from './models/conv-gradients.js';
-export { checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './models/wasm-threads.js';
+export { defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './models/wasm-threads.js';
+export { checkWasmThreads } from './models/backend-choice.js';
 export * from './operators/types/index.js';
 export { SampleBudget } from './operators/sample-budget.js';
 export { fromSource } from './operators/from-source.js';
 export { orderedMergeMap } from './operators/ordered-merge-map.js';
 export { decode, decodeImage, type DecodeOptions } from './operators/decode.js';
-export { multiView, AUGMENT_PATHS, type AugmentPath, type MultiViewOptions } from './operators/multi-view.js';
+export { multiView, type MultiViewOptions } from './operators/multi-view.js';
+export { AUGMENT_PATHS, AUGMENT_CHOICES, type AugmentPath, type AugmentChoice } from './operators/augment-path.js';
 export { colourTransform, planView, type ViewFallbackStage } from './operators/view-plan.js';
 export { augmentViews, stackSources, type Normalisation } from './operators/augment-views.js';
 export { cutPlannedViews, type CutPlannedViewsOptions } from './operators/cut-planned-views.js';
-export { chooseAugmentPath, AUGMENT_CHOICES, type AugmentChoice, type AugmentDecision, type AugmentProbe } from './operators/augment-choice.js';
+export { chooseAugmentPath, type AugmentDecision, type AugmentProbe } from './operators/augment-choice.js';
 export { viewWeights, axisWeights, blurTaps } from './operators/resample-weights.js';
 export { presetViews, withAttentionView, withMinForeground, HARL_MIN_FOREGROUND, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
 export { viewCorrespondence, cellBoxes, randomResizedCropBox, foregroundCropBox, FOREGROUND_CROP_TRIES, type ViewPlacement } from './operators/view-geometry.js';
@@ -45,14 +47,19 @@ export { saliencyMap, mapSize, SALIENCY_METHODS, type SaliencyMethod, type Salie
 export { attentionMap, saliencyAttention, type AttentionSource } from './operators/attention-map.js';
 export { foregroundMask, maskFromAttention, kmeansMask, cleanMask, otsuThreshold, isUsableMap, MASK_METHODS, type MaskMethod, type ForegroundMaskOptions } from './operators/foreground-mask.js';
 export { attentionBox, attentionCropBox, type AttentionCropOptions } from './operators/attention-crop.js';
-export { createResNet, checkResNetConfig, scaleCentred, RESNET_PRESETS, type Encoder, type EncoderOutput, type ResNetConfig } from './models/resnet.js';
+export { createResNet, checkResNetConfig, scaleCentred } from './models/resnet.js';
 export { createMlp, type Mlp } from './models/heads.js';
-export { saveVariables, loadVariables, readWeightsMeta } from './models/weights-io.js';
+export { saveVariables, loadVariables } from './models/weights-io.js';
+export { readWeightsMeta } from './models/weights-manifest.js';
 export { loadModel, readModelArtifacts, type LoadedModel } from './models/load-model.js';
 export { openAttentionSource, modelAttention } from './pipelines/attention-source.js';
 export { infoNCE, denseInfoNCE, argmaxCorrespondence, pixelNTXent, maskedAveragePool, rankDistillation, alignLoss, l2Normalize } from './methods/losses.js';
-export { createViT, checkViTConfig, VIT_PRESETS, type ViTConfig, type ViTEncoder } from './models/vit.js';
-export { createEncoder, encoderPreset, encoderStride, ENCODER_NAMES, type EncoderConfig, type EncoderName } from './models/encoders.js';
+export { createViT, checkViTConfig, type ViTEncoder } from './models/vit.js';
+export { createEncoder } from './models/encoders.js';
+export {
+  encoderPreset, encoderStride, ENCODER_NAMES, RESNET_PRESETS, VIT_PRESETS,
+  type Encoder, type EncoderConfig, type EncoderName, type EncoderOutput, type ResNetConfig, type ViTConfig,
+} from './models/encoder-spec.js';
 export { featureKmeansMask } from './operators/foreground-mask.js';
 export { geometricMatch } from './operators/view-geometry.js';
 export { centreSquareView, wholeImageView } from './operators/augment-presets.js';
@@ -72,7 +79,8 @@ export { featuresSchema, featureCellsSchema, masksSchema, viewsSchema, tableOf, 
 export { readManifest, manifestName, type Manifest, type ManifestPart } from './sinks/manifest.js';
 export { runExport, parseExportConfig, type ExportConfig } from './pipelines/export.js';
 export { runPrecompute, parsePrecomputeConfig, type PrecomputeConfig } from './pipelines/precompute.js';
-export { runTraining, parseTrainConfig, trainBatches, type TrainConfig } from './pipelines/train.js';
+export { runTraining, trainBatches } from './pipelines/train.js';
+export { parseTrainConfig, type TrainConfig } from './pipelines/train-options.js';
 export { encoderAttention, openEncoderAttention } from './pipelines/encoder-attention.js';
 export { runReport, parseReportConfig, metricsCharts, type ReportConfig } from './pipelines/report.js';
 export { runEvaluation, parseEvalConfig, saveEvaluation, readEvaluations, evaluationLine, loadLabelledImages, embedImages, PROTOCOLS, type EvalConfig, type EvalResults, type Evaluation, type SavedEvaluations, type Protocol } from './pipelines/evaluate.js';

@@ -18,3 +18,11 @@ export function parseBackendChoice(value: string, field = '--backend'): BackendC
 export function defaultWasmThreads(): number {
   return Math.max(1, Math.min(8, availableParallelism()));
 }
+
+/** Refuses a thread count the threaded build cannot honour (it pre-spawns 8 workers). */
+export function checkWasmThreads(threads: number, field = '--threads'): number {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
+    throw new Error(`${field}: expected an integer from 1 to 8, got "${threads}"`);
+  }
+  return threads;
+}

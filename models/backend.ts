@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
 import { installWasmKernels } from './kernels/wasm-kernels.js';
 import { installFastMatMulGradient } from './matmul-gradient.js';
-import { checkSameWasmThreads, checkWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
+import { checkSameWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
+import { checkWasmThreads } from './backend-choice.js';
 
 import type { BackendChoice } from './backend-choice.js';
 export { BACKEND_CHOICES, parseBackendChoice, type BackendChoice } from './backend-choice.js';

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { defaultWasmThreads } from './backend-choice.js';
+import { checkWasmThreads, defaultWasmThreads } from './backend-choice.js';
 import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -74,14 +74,6 @@ export function checkSameWasmThreads(threads: number): void {
   if (running !== undefined && running !== threads) {
     throw new Error(`--threads: the wasm backend already runs with ${running} thread${running === 1 ? '' : 's'} in this process and cannot change to ${threads}`);
   }
-}
-
-/** Refuses a thread count the threaded build cannot honour (it pre-spawns 8 workers). */
-export function checkWasmThreads(threads: number, field = '--threads'): number {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 8) {
-    throw new Error(`${field}: expected an integer from 1 to 8, got "${threads}"`);
-  }
-  return threads;
 }
 
 // Threads the machine can give compute, the default for registerThreadedWasm; defined where the CLI's help reads it without tfjs.

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readWeightsJson, type WeightsJson } from './weights-manifest.js';
 
 /** A tensor with its saved name (tfjs's optimiser slots use this shape). */
 export interface NamedTensor {
@@ -17,29 +18,7 @@ export interface NamedTensor {
   tensor: tf.Tensor;
 }
 
-interface WeightsJson {
-  format: 'densestream-weights';
-  version: 1;
-  weights: tf.io.WeightsManifestEntry[];
-  /** `weights.bin` as written (absent in checkpoints from before it was recorded). */
-  bin?: { bytes: number; sha256: string };
-  meta: unknown;
-}
-
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
-
-/** `dir/weights.json`, parsed, or an error that names the file. */
-function readWeightsJson(dir: string): WeightsJson {
-  const path = join(dir, 'weights.json');
-  let json: WeightsJson;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8')) as WeightsJson;
-  } catch (err) {
-    throw new Error(`${path}: cannot read this checkpoint's manifest (${err instanceof Error ? err.message : String(err)})`);
-  }
-  if (json?.format !== 'densestream-weights') throw new Error(`${path}: not a densestream weights file`);
-  return json;
-}
 
 /** `dir/weights.bin`, checked against the size and SHA-256 its manifest recorded. */
 function readWeightsBin(dir: string, manifest: WeightsJson): Buffer<ArrayBuffer> {
@@ -75,11 +54,6 @@ export async function saveVariables(weights: Readonly<Record<string, tf.Tensor>>
   atomicWrite(join(dir, 'weights.bin'), bytes);
   const manifest: WeightsJson = { format: 'densestream-weights', version: 1, weights: specs, bin: { bytes: bytes.byteLength, sha256: sha256(bytes) }, meta };
   atomicWrite(join(dir, 'weights.json'), JSON.stringify(manifest, null, 2)); // last: its presence means complete
-}
-
-/** Reads the `meta` JSON saved with the weights in `dir`. */
-export function readWeightsMeta(dir: string): unknown {
-  return readWeightsJson(dir).meta;
 }
 
 /** A checkpoint read once: its meta JSON and every tensor in saved order. The caller disposes the tensors. */

@@ -9,14 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { augmentBatch } from './augment-views.js';
 import type { ViewConfig } from './augment-presets.js';
-import { AUGMENT_PATHS, multiView, type AugmentPath } from './multi-view.js';
+import type { AugmentChoice, AugmentPath } from './augment-path.js';
+import { multiView } from './multi-view.js';
 import type { Sample } from './types/index.js';
-
-export const AUGMENT_CHOICES = [...AUGMENT_PATHS, 'auto'] as const;
 
 /** tfjs backends that compute on a GPU: there the wall time is what a path costs. */
 const GPU_BACKENDS = ['webgpu', 'webgl', 'tensorflow'];
-export type AugmentChoice = (typeof AUGMENT_CHOICES)[number];
 
 export interface AugmentDecision {
   path: AugmentPath;

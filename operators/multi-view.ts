@@ -7,9 +7,7 @@ import { orderedMergeMap } from './ordered-merge-map.js';
 import { MIN_BLUR_SIGMA } from './resample-weights.js';
 import { colourTransform, meanGrey, planView, type ViewFallbackStage } from './view-plan.js';
 
-/** Where a view's pixels are cut: per image on the CPU (sharp), or per batch on the compute backend. */
-export const AUGMENT_PATHS = ['cpu', 'backend'] as const;
-export type AugmentPath = (typeof AUGMENT_PATHS)[number];
+import { AUGMENT_PATHS, type AugmentPath } from './augment-path.js';
 
 export interface MultiViewOptions {
   /** One block per view, global views first (see `presetViews`). */

@@ -1,7 +1,6 @@
 /** `densestream backend`: loads the compute backend and reports which one this machine gets, and why. */
 import { parseArgs } from 'node:util';
-import { parseBackendChoice, selectBackend } from '../models/backend.js';
-import { checkWasmThreads, wasmThreadCount } from '../models/wasm-threads.js';
+import { checkWasmThreads, parseBackendChoice } from '../models/backend-choice.js';
 import { positiveInt } from './options.js';
 import { packageJson } from './package-json.js';
 
@@ -12,6 +11,9 @@ export async function backendCommand(argv: string[]): Promise<void> {
   });
   const choice = parseBackendChoice(values.backend);
   const threads = values.threads === undefined ? undefined : checkWasmThreads(positiveInt(values.threads, '--threads'));
+  // The engine loads only once the options are known good: a wrong one is refused at once.
+  const { selectBackend } = await import('../models/backend.js');
+  const { wasmThreadCount } = await import('../models/wasm-threads.js');
   const selection = await selectBackend(choice, { threads });
   for (const reason of selection.reasons) process.stderr.write(`${reason}\n`);
   process.stdout.write(

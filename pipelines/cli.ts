@@ -74,7 +74,7 @@ type Command = (argv: string[]) => Promise<number | void>;
  */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   backend: async () => (await import('./backend-command.js')).backendCommand,
-  train: async () => (await import('./train.js')).trainCommand,
+  train: async () => (await import('./train-command.js')).trainCommand,
   precompute: async () => (await import('./precompute.js')).precomputeCommand,
   export: async () => (await import('./export.js')).exportCommand,
   eval: async () => (await import('./evaluate.js')).evalCommand,

@@ -27,7 +27,7 @@ import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
 import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
 import { chooseViewAugment, sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
-import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-choice.js';
+import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-path.js';
 import { cutPlannedViews } from '../operators/cut-planned-views.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 

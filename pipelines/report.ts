@@ -29,7 +29,7 @@ import { writeFileAtomic } from '../sinks/atomic-file.js';
 import { writePreviewSheet } from '../sinks/preview-sheet.js';
 import { readEvaluations, type SavedEvaluations } from './evaluate.js';
 import { formatNumber, reportHtml, type LineChart, type ReportContent } from '../sinks/report-html.js';
-import { readWeightsMeta } from '../models/weights-io.js';
+import { readWeightsMeta } from '../models/weights-manifest.js';
 import type { CheckpointMeta, MetricsRecord } from '../train/trainer.js';
 import { openAttentionSource } from './attention-source.js';
 import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
@@ -38,7 +38,7 @@ import { openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import { ConfigError, parseFlags, type Spec } from './options.js';
 import { prepareOutFolder } from './out-folder.js';
 import { sampleViews, type SampleViewOptions, type ViewMasks } from './sample-views.js';
-import type { TrainConfig } from './train.js';
+import type { TrainConfig } from './train-options.js';
 
 const SPEC = {
   out: { type: 'string' },

@@ -10,8 +10,9 @@ import { attentionMap, type AttentionSource } from '../operators/attention-map.j
 import { presetViews, withAttentionView, withMinForeground, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
-import { multiView, type AugmentPath } from '../operators/multi-view.js';
-import { chooseAugmentPath, type AugmentChoice, type AugmentDecision } from '../operators/augment-choice.js';
+import { multiView } from '../operators/multi-view.js';
+import type { AugmentChoice, AugmentPath } from '../operators/augment-path.js';
+import { chooseAugmentPath, type AugmentDecision } from '../operators/augment-choice.js';
 import type { Pixels, Plane, Sample, SkipRecord } from '../operators/types/index.js';
 
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;

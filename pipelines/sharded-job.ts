@@ -16,7 +16,7 @@ import { removePartials } from '../sinks/atomic-file.js';
 import { configDifference, manifestName, partIsDone, readManifest, writeManifest, type Manifest, type ManifestPart } from '../sinks/manifest.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { openTableFile, tableExtension, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
-import { ConfigError } from './train.js';
+import { ConfigError } from './train-options.js';
 import { prepareOutFolder } from './out-folder.js';
 import { packageJson } from './package-json.js';
 import { progressMeter } from './progress.js';

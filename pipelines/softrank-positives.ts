@@ -12,7 +12,7 @@ import { hasPositives, readPositives, writePositives, type PositivesState } from
 import { Reclustering } from '../train/recluster.js';
 import { ConfigError } from './options.js';
 import { readableById, wholeImageEmbedder, type ReadableById } from './positive-pairs.js';
-import type { TrainConfig } from './train.js';
+import type { TrainConfig } from './train-options.js';
 
 /**
  * Default bank: every sample of a finite source up to 65 536 (32 MB at float32, 16 MB at
@@ -38,8 +38,6 @@ export const DEFAULT_CLUSTERS = 100;
  * with k = 100 it holds about 10 samples per cluster to draw a positive from.
  */
 export const DEFAULT_RESERVOIR = 1024;
-/** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
-export const MAX_RESERVOIR = 65_536;
 
 /** The projection size of `createSoftRank` (its default `dim`): the bank's dims. */
 const DIMS = 128;

@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readSaved, readWeightsMeta, saveVariables, verifySaved } from '../models/weights-io.js';
+import { readSaved, saveVariables, verifySaved } from '../models/weights-io.js';
+import { readWeightsMeta } from '../models/weights-manifest.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 

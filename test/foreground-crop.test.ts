@@ -3,7 +3,7 @@ import { keyedRng, type Box, type Plane } from '../operators/types/index.js';
 import { foregroundCropBox, randomResizedCropBox } from '../operators/view-geometry.js';
 import { planView } from '../operators/view-plan.js';
 import { presetViews, withAttentionView, withMinForeground } from '../operators/augment-presets.js';
-import { parseTrainConfig } from '../pipelines/train.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import { renderScene, scenesSource } from '../datasets/scenes.js';
 import { chooseViewAugment } from '../pipelines/sample-views.js';
 import { selectBackend } from '../models/backend.js';

@@ -9,7 +9,7 @@ import { presetViews } from '../operators/augment-presets.js';
 import { batch, type Batch } from '../operators/batch.js';
 import { multiView } from '../operators/multi-view.js';
 import { geometricMatch } from '../operators/view-geometry.js';
-import { parseTrainConfig } from '../pipelines/train.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import { collect } from './helpers/collect.js';
 
 beforeAll(async () => {

@@ -11,7 +11,8 @@ import { selectBackend } from '../models/backend.js';
 import type { Batch } from '../operators/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSource } from '../pipelines/data-source.js';
-import { parseTrainConfig, trainBatches } from '../pipelines/train.js';
+import { trainBatches } from '../pipelines/train.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import type { Manifest } from '../sinks/manifest.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readTensors } from '../models/weights-io.js';
-import { parseTrainConfig, runTraining } from '../pipelines/train.js';
+import { runTraining } from '../pipelines/train.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 
 /** All saved weights of a run's checkpoint, by name. */

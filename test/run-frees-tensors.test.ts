@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
-import { parseTrainConfig, runTraining } from '../pipelines/train.js';
+import { runTraining } from '../pipelines/train.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 
 beforeAll(async () => {
   await selectBackend('wasm', { threads: 1 });

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ConfigError, parseTrainConfig, runTraining } from '../pipelines/train.js';
+import { runTraining } from '../pipelines/train.js';
+import { ConfigError, parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../train/positives-checkpoint.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readTensors } from '../models/weights-io.js';
-import { ConfigError, parseTrainConfig, runTraining } from '../pipelines/train.js';
+import { runTraining } from '../pipelines/train.js';
+import { ConfigError, parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../train/positives-checkpoint.js';
 import { Reclustering } from '../train/recluster.js';
 
