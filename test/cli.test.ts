@@ -111,7 +111,8 @@ describe('densestream CLI', () => {
 
   it('refuses to train into a folder that holds a run, before any work; --overwrite replaces the run and keeps the user\'s other files', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-rerun-'));
-    const tiny = ['--steps', '1', '--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--out', out];
+    // --augment pinned: these runs are about the folder, and auto's probe would double their time.
+    const tiny = ['--steps', '1', '--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--augment', 'backend', '--out', out];
     expect(cli('train', ...tiny).status).toBe(0);
     writeFileSync(join(out, 'eval.json'), '{"knn":{"step":1}}\n'); // scores of the first run
     writeFileSync(join(out, 'notes.txt'), 'mine\n');
@@ -193,7 +194,7 @@ describe('densestream CLI', () => {
 
   it('trains --epochs E as whole batches over the source, and refuses --epochs with --steps', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-cli-epochs-'));
-    const run = cli('train', '--data', 'scenes:32:40', '--size', '32', '--epochs', '2', '--batch', '8', '--queue', '16', '--knn-every', '0', '--out', out, '--threads', '2');
+    const run = cli('train', '--data', 'scenes:32:40', '--size', '32', '--epochs', '2', '--batch', '8', '--queue', '16', '--knn-every', '0', '--out', out, '--threads', '2', '--augment', 'backend');
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ steps: 10 }); // 2 × 40 images / 8
     const both = cli('train', '--epochs', '2', '--steps', '3');
@@ -203,7 +204,7 @@ describe('densestream CLI', () => {
 
   it('trains the ViT encoder from the CLI and exports its patch tokens as the dense grid', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-cli-vit-'));
-    const run = cli('train', '--encoder', 'vit', '--method', 'mocov2', '--data', 'scenes:32:40', '--size', '32', '--steps', '2', '--batch', '8', '--queue', '16', '--out', out, '--threads', '2');
+    const run = cli('train', '--encoder', 'vit', '--method', 'mocov2', '--data', 'scenes:32:40', '--size', '32', '--steps', '2', '--batch', '8', '--queue', '16', '--out', out, '--threads', '2', '--augment', 'backend');
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ encoder: 'vit', steps: 2 });
     const features = join(out, 'features');
