@@ -10,7 +10,8 @@ The same task as densestream's run, as far as the two frameworks allow:
   and greyscale (p 0.2) as one 3x3 matrix and offset per view (densestream's colourTransform),
   Gaussian blur (p 0.5, sigma 0.1-2 scaled by size/224) as a grouped separable convolution,
   ImageNet normalisation;
-- network: densestream's `slim` ResNet (stem 3x3/2 to 32, one basic block at 32, 64, 128),
+- network: densestream's `slim` ResNet (stem 3x3/2 to 32, one basic block at 32, 64, 128,
+  convolutions padded as TensorFlow's "same"),
   MLP head 128-256-128, momentum encoder (m 0.99), queue of 4096 keys, InfoNCE at tau 0.2,
   SGD (lr 0.05, momentum 0.9, weight decay 1e-4);
 - 2 threads (torch.set_num_threads), this machine's core count.
@@ -26,8 +27,13 @@ mode), memory = the first N training images, queries = the first M test images, 
 similarity, weighted vote at k = 20, tau = 0.07 (solo-learn); the line gains "knnInit",
 "knnFinal" and "seconds" (training wall time). With `--seconds S` it trains for about S seconds: the step count,
 and so the cosine schedule's end, is set from the rate of the `--warmup` steps.
+
+`--init-from RUN` starts from a densestream run's online encoder and head instead of PyTorch's
+initialisation (`bench twin-knn` uses it to compare learning from one starting point); `--init he`
+draws densestream's He-normal convolutions instead of PyTorch's default; `--log-every N` prints the
+loss to stderr.
 """
-import argparse, gzip, json, math, time
+import argparse, gzip, json, math, sys, time
 
 import numpy as np
 import torch
@@ -48,12 +54,25 @@ def read_images(path: str) -> torch.Tensor:
     return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=16).reshape(count, height, width).copy())
 
 
+class SameConv(nn.Conv2d):
+    """A bias-free convolution padded as TensorFlow's "same" (densestream's): at stride 2 on an even
+    size, 0 before and 1 after, where PyTorch's padding=1 puts 1 on each side."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int):
+        super().__init__(c_in, c_out, k, stride, 0, bias=False)
+
+    def forward(self, x):
+        k, s, h, w = self.kernel_size[0], self.stride[0], x.shape[-2], x.shape[-1]
+        ph, pw = max((math.ceil(h / s) - 1) * s + k - h, 0), max((math.ceil(w / s) - 1) * s + k - w, 0)
+        return super().forward(F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
-        self.a = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
-        self.b = nn.Sequential(nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
-        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.a = nn.Sequential(SameConv(c_in, c_out, 3, stride), nn.BatchNorm2d(c_out), nn.ReLU())
+        self.b = nn.Sequential(SameConv(c_out, c_out, 3, 1), nn.BatchNorm2d(c_out))
+        self.shortcut = (nn.Sequential(SameConv(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out))
                          if stride != 1 or c_in != c_out else nn.Identity())
 
     def forward(self, x):
@@ -61,7 +80,7 @@ class BasicBlock(nn.Module):
 
 
 def slim_encoder() -> nn.Module:
-    layers, c_in = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()], 32
+    layers, c_in = [SameConv(3, 32, 3, 2), nn.BatchNorm2d(32), nn.ReLU()], 32
     for stage, c_out in enumerate([32, 64, 128]):
         layers.append(BasicBlock(c_in, c_out, 1 if stage == 0 else 2))
         c_in = c_out
@@ -70,6 +89,37 @@ def slim_encoder() -> nn.Module:
 
 def branch() -> nn.Module:
     return nn.Sequential(slim_encoder(), nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 128))
+
+
+def load_densestream(branch_: nn.Module, run: str) -> None:
+    """Copies a densestream checkpoint's online encoder and global head into `branch_` (HWIO → OIHW).
+    Batch-norm running statistics stay at their initial 0 and 1, as in a fresh densestream encoder:
+    the checkpoint's have seen one batch (see bench twin-knn), and only inference mode reads them."""
+    with open(f"{run}/checkpoint/weights.json") as f:
+        meta = json.load(f)
+    with open(f"{run}/checkpoint/weights.bin", "rb") as f:
+        raw = f.read()
+    tensors, offset = {}, 0
+    for w in meta["weights"]:
+        n = int(np.prod(w["shape"])) if w["shape"] else 1
+        tensors[w["name"]] = torch.from_numpy(np.frombuffer(raw, np.float32 if w["dtype"] == "float32" else np.int32, n, offset)
+                                              .reshape(w["shape"]).copy())
+        offset += n * 4
+    enc, head = branch_[0], branch_
+    def conv_bn(conv: nn.Module, bn: nn.Module, name: str) -> None:
+        conv.weight.data.copy_(tensors[f"online/encoder/{name}/w"].permute(3, 2, 0, 1))
+        for ours, theirs in (("weight", "gamma"), ("bias", "beta")):
+            getattr(bn, ours).data.copy_(tensors[f"online/encoder/{name}/bn/{theirs}"])
+    conv_bn(enc[0], enc[1], "stem")
+    for stage in range(3):
+        block, name = enc[3 + stage], f"stage{stage}/block0"
+        conv_bn(block.a[0], block.a[1], f"{name}/a")
+        conv_bn(block.b[0], block.b[1], f"{name}/b")
+        if not isinstance(block.shortcut, nn.Identity):
+            conv_bn(block.shortcut[0], block.shortcut[1], f"{name}/shortcut")
+    for i, layer in ((0, head[1]), (1, head[3])):
+        layer.weight.data.copy_(tensors[f"online/global/fc{i}/w"].T)
+        layer.bias.data.copy_(tensors[f"online/global/fc{i}/b"])
 
 
 def crop_grids(b: int, size: int) -> torch.Tensor:
@@ -183,6 +233,10 @@ def main() -> None:
     p.add_argument("--lr-warmup", type=int, default=20)
     p.add_argument("--knn-train", type=int, default=0)
     p.add_argument("--knn-test", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=0, help="print the loss to stderr every N steps")
+    p.add_argument("--init-from", default="", help="start from the online encoder and head of a densestream run (a folder holding checkpoint/)")
+    p.add_argument("--init", choices=["torch", "he"], default="torch",
+                   help="conv weights: PyTorch's default (kaiming_uniform, a=sqrt 5) or densestream's He-normal (std sqrt(2/fan_in))")
     p.add_argument("--seconds", type=float, default=0,
                    help="train for this wall time instead of --steps: the step count (and so the cosine schedule's end) "
                         "is set from the rate of the --warmup steps")
@@ -191,6 +245,12 @@ def main() -> None:
     torch.manual_seed(0)
     images = read_images(FASHION_MNIST)
     online, momentum = branch(), branch()
+    if a.init == "he":
+        for m in online.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+    if a.init_from:
+        load_densestream(online, a.init_from)
     momentum.load_state_dict(online.state_dict())
     for q in momentum.parameters():
         q.requires_grad_(False)
@@ -237,6 +297,8 @@ def main() -> None:
             queue = torch.cat([k, queue])[: a.queue]
         stamps.append(time.perf_counter())
         step += 1
+        if a.log_every > 0 and step % a.log_every == 0:
+            print(json.dumps({"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]}), file=sys.stderr)
         if a.seconds > 0 and step == a.warmup:
             rate = a.warmup / (stamps[-1] - started)
             total = max(a.warmup + 1, round(a.seconds * rate))

@@ -52,8 +52,11 @@ export async function twinBench(argv: string[]): Promise<void> {
  * decay) then trains for the same number of seconds. Both are scored by the same kNN protocol,
  * each against its own random init: `densestream eval --protocol knn --train 5000 --test N` on
  * the checkpoint and on `--checkpoint random`, and the twin's own implementation of that
- * protocol. Prints `{"bench":"twin-knn", "seconds", "densestream":{…}, "torch":{…}}`, each side
- * with steps, images, knnInit, knnFinal, gain and its standard error.
+ * protocol. A third side separates learning from speed: the twin trains `--steps` steps (equal
+ * images) from densestream's own initial weights (`torchSameInit`), so its knnInit is densestream's
+ * random-init score and its knnFinal compares with densestream's directly.
+ * Prints `{"bench":"twin-knn", "seconds", "densestream":{…}, "torch":{…}, "torchSameInit":{…}}`,
+ * each side with steps, images, knnInit, knnFinal, gain and its standard error.
  */
 export async function twinKnnBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -79,14 +82,25 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     return (saved['fashion-mnist'] as { knn: { knn20: number } }).knn.knn20;
   };
   const ours = { knnInit: knn('random', join(dir, 'random')), knnFinal: knn(run, run) };
-  const torch = runForJson<{ steps: number; seconds: number; knnInit: number; knnFinal: number }>('PyTorch twin', SYSTEM_PYTHON, [
-    benchFile('torch_moco_twin.py', true), '--schedule', '--seconds', `${seconds}`, '--warmup', '5', '--batch', `${batch}`, '--size', `${size}`,
-    '--threads', '2', '--knn-train', '5000', '--knn-test', `${test}`,
+  type TwinLine = { steps: number; seconds: number; knnInit: number; knnFinal: number };
+  const twin = (args: string[]) => runForJson<TwinLine>('PyTorch twin', SYSTEM_PYTHON, [
+    benchFile('torch_moco_twin.py', true), '--schedule', '--warmup', '5', '--batch', `${batch}`, '--size', `${size}`,
+    '--threads', '2', '--knn-train', '5000', '--knn-test', `${test}`, ...args,
   ]);
+  const torch = twin(['--seconds', `${seconds}`]);
+  // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
+  // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
+  const init = join(dir, 'init');
+  node(['train', '--data', 'fashion-mnist', '--method', 'mocov2', '--size', `${size}`, '--batch', `${batch}`, '--steps', '1', '--lr', '0', '--warmup', '0', '--knn-every', '0', '--out', init]);
+  const sameInit = twin(['--steps', `${steps - 5}`, '--init-from', init]);
   const side = (s: { steps: number; knnInit: number; knnFinal: number }) => ({
     steps: s.steps, images: s.steps * batch, knnInit: s.knnInit, knnFinal: s.knnFinal,
     gain: s.knnFinal - s.knnInit, gainStdErr: knnGainStdErr(s.knnInit, s.knnFinal, test),
   });
-  printJson({ bench: 'twin-knn', seconds, test, densestream: side({ steps, ...ours }), torch: { ...side({ ...torch, steps: torch.steps + 5 }), seconds: torch.seconds } });
+  printJson({
+    bench: 'twin-knn', seconds, test, densestream: side({ steps, ...ours }),
+    torch: { ...side({ ...torch, steps: torch.steps + 5 }), seconds: torch.seconds },
+    torchSameInit: { ...side({ ...sameInit, steps: sameInit.steps + 5 }), seconds: sameInit.seconds },
+  });
   rmSync(dir, { recursive: true, force: true });
 }
