@@ -186,15 +186,18 @@ export interface ParityNumbers {
   losses: number[];
 }
 
-function stateOf(method: Method): Record<string, StoredTensor> {
-  return Object.fromEntries(Object.entries(method.checkpointState()).map(([k, v]) => [k, storeTensor(v.dataSync() as Float32Array | Int32Array, v.shape)]));
+/** Read asynchronously: a GPU backend (WebGPU under Node) has no synchronous read. */
+async function stateOf(method: Method): Promise<Record<string, StoredTensor>> {
+  const entries = Object.entries(method.checkpointState());
+  const values = await Promise.all(entries.map(([, v]) => v.data()));
+  return Object.fromEntries(entries.map(([k, v], i) => [k, storeTensor(values[i] as Float32Array | Int32Array, v.shape)]));
 }
 
 /** A fixture's inputs: the method's initial state, at the case's seed. */
-export function parityInputs(name: ParityMethod): ParityFixture {
+export async function parityInputs(name: ParityMethod): Promise<ParityFixture> {
   const method = createParityMethod(name);
   try {
-    return { method: name, parity: PARITY, initial: stateOf(method), trainable: method.trainable.map((v) => v.name) };
+    return { method: name, parity: PARITY, initial: await stateOf(method), trainable: method.trainable.map((v) => v.name) };
   } finally {
     method.dispose();
   }
@@ -225,7 +228,7 @@ async function train(fixture: ParityFixture, steps: number): Promise<{ losses: n
       steps, learningRate: PARITY.learningRate, warmupSteps: 0, weightDecay: PARITY.weightDecay, optimizer: 'sgd', momentum: PARITY.sgdMomentum,
       logEvery: steps, checkpointEvery: steps, outDir: out, config: { parity: fixture.method },
     });
-    return { losses: result.losses, state: stateOf(method) };
+    return { losses: result.losses, state: await stateOf(method) };
   } finally {
     method.dispose();
     rmSync(out, { recursive: true, force: true });
@@ -233,7 +236,7 @@ async function train(fixture: ParityFixture, steps: number): Promise<{ losses: n
 }
 
 /** densestream's numbers on a fixture's inputs: the same quantities the twin wrote. */
-export async function densestreamNumbers(fixture: ParityFixture): Promise<ParityNumbers> {
+export async function densestreamNumbers(fixture: ParityFixture, curveSteps: number = PARITY.steps): Promise<ParityNumbers> {
   const method = fromFixture(fixture);
   const batch = parityBatch(fixture.method, 0);
   let loss: number;
@@ -241,17 +244,18 @@ export async function densestreamNumbers(fixture: ParityFixture): Promise<Parity
   const grads: Record<string, StoredTensor> = {};
   try {
     const lossParts: LossParts = {};
+    await method.prepare?.(batch);
     const { value, grads: g } = tf.variableGrads(() => method.loss(batch, lossParts), method.trainable);
-    loss = value.dataSync()[0] as number;
+    loss = (await value.data())[0] as number;
     parts = await readParts(lossParts);
-    for (const [name, t] of Object.entries(g)) grads[name] = storeTensor(t.dataSync() as Float32Array, t.shape);
+    for (const [name, t] of Object.entries(g)) grads[name] = storeTensor((await t.data()) as Float32Array, t.shape);
     tf.dispose([value, ...Object.values(g)]);
   } finally {
     batch.dispose();
     method.dispose();
   }
   const afterStep = (await train(fixture, 1)).state;
-  const { losses } = await train(fixture, PARITY.steps);
+  const { losses } = await train(fixture, curveSteps);
   return { loss, parts, grads, afterStep, losses };
 }
 

@@ -35,7 +35,7 @@ export async function parityBench(argv: string[]): Promise<void> {
     const path = parityFixturePath(ROOT, method);
     if (!values.check) {
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, `${JSON.stringify(parityInputs(method))}\n`);
+      writeFileSync(path, `${JSON.stringify(await parityInputs(method))}\n`);
       runForJson('PyTorch twin', SYSTEM_PYTHON, [benchFile('torch_parity.py', true), path]);
     }
     const fixture = JSON.parse(readFileSync(path, 'utf8')) as ParityFixture;

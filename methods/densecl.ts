@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../operators/batch.js';
+import { detach } from './detach.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';
@@ -26,9 +27,6 @@ export interface DenseclOptions extends SiameseOptions {
    */
   match?: 'feature' | 'geometric';
 }
-
-/** A copy with no history on the gradient tape (tfjs has no stopGradient). */
-const detached = <T extends tf.Tensor>(t: T): T => tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
 
 /** `[B, S, S, C]` → `[B, S·S, C]`. */
 const cells = (t: tf.Tensor4D): tf.Tensor3D => tf.reshape(t, [t.shape[0], t.shape[1] * t.shape[2], t.shape[3]]);
@@ -69,7 +67,7 @@ export function createDenseCL(o: DenseclOptions): Method {
           pooledDense: l2Normalize(tf.mean(projected, 1)) as tf.Tensor2D,
           // The matching is not differentiated (argmax); rebuilding it from its values takes it
           // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
-          match: o.match === 'geometric' ? geometric(batch) : detached(argmaxCorrespondence(cells(online.dense), cells(out.dense))),
+          match: o.match === 'geometric' ? geometric(batch) : detach(() => argmaxCorrespondence(cells(online.dense), cells(out.dense))),
         };
       });
       stage(queue, key.k);

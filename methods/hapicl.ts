@@ -25,13 +25,23 @@ export interface HapiclOptions extends SiameseOptions {
   beta?: number;
 }
 
+/**
+ * 1 where `condition` holds, else 0, as float32. Not `tf.cast(condition, 'float32')`: on
+ * tfjs-backend-webgpu 4.22 that cast keeps the boolean buffer under a float32 tensor, and a later
+ * kernel typed from the buffer (a transpose in the gradient) fails to compile (a WGSL type
+ * mismatch), which made HAPiCL's loss NaN on WebGPU.
+ */
+function indicator(condition: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.where(condition, tf.ones(condition.shape), tf.zeros(condition.shape)));
+}
+
 /** A view's mask `[B, H, W]` pooled to the feature grid `[B, S, S]` (1 where ≥ half the pixels are foreground). */
 export function maskToGrid(mask: tf.Tensor3D, grid: number): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, h, w] = mask.shape;
     if (h % grid !== 0 || w % grid !== 0) throw new Error(`hapicl: view size ${h}×${w} is not a multiple of the feature grid ${grid}`);
     const pooled = tf.avgPool(tf.expandDims(mask, 3) as tf.Tensor4D, [h / grid, w / grid], [h / grid, w / grid], 'valid');
-    return tf.reshape(tf.cast(tf.greaterEqual(pooled, 0.5), 'float32'), [b, grid, grid]) as tf.Tensor3D;
+    return tf.reshape(indicator(tf.greaterEqual(pooled, 0.5)), [b, grid, grid]) as tf.Tensor3D;
   });
 }
 
@@ -56,7 +66,7 @@ function inBatchInfoNCE(q: tf.Tensor2D, k: tf.Tensor2D, tau: number, valid: tf.T
  * a norm of 10⁴ and every embedding collapsed onto it (issue #16).
  */
 function present(m1: tf.Tensor3D, m2: tf.Tensor3D): tf.Tensor1D {
-  return tf.tidy(() => tf.mul(tf.cast(tf.greater(tf.sum(m1, [1, 2]), 0), 'float32'), tf.cast(tf.greater(tf.sum(m2, [1, 2]), 0), 'float32')) as tf.Tensor1D);
+  return tf.tidy(() => tf.mul(indicator(tf.greater(tf.sum(m1, [1, 2]), 0)), indicator(tf.greater(tf.sum(m2, [1, 2]), 0))) as tf.Tensor1D);
 }
 
 export function createHapicl(o: HapiclOptions): Method {

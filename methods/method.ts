@@ -14,6 +14,12 @@ export interface Method {
   loss(batch: Batch, parts: LossParts): tf.Scalar;
   /** L2-normalised online projections `[B, D]` of images `[B, H, W, 3]`, in inference mode (monitors, collapse checks). */
   embed(images: tf.Tensor4D): tf.Tensor2D;
+  /**
+   * Before the step, off the gradient tape: what the loss needs on the CPU, read asynchronously
+   * (a GPU backend stalls on a synchronous read, and WebGPU under Node has none). The trainer
+   * awaits it before `loss`; `loss` works without it on wasm and cpu.
+   */
+  prepare?(batch: Batch): Promise<void>;
   /** After the optimiser step: momentum updates, enqueueing keys. */
   afterStep?(): void;
   /** Everything a checkpoint stores besides the optimiser: weights, momentum copies, queues (by stable name). */

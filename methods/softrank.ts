@@ -58,6 +58,7 @@ import { createMlp } from '../models/heads.js';
 import type { Batch } from '../operators/batch.js';
 import { l2Normalize, rankDistillation } from './losses.js';
 import { logPart, type Method } from './method.js';
+import { detach } from './detach.js';
 import { assertSameWeights, copyWeights } from './momentum.js';
 import { branchWeights, createBranch, createSiamese, siameseMethod, type Branch, type SiameseOptions } from './siamese.js';
 
@@ -92,6 +93,14 @@ export interface TargetEmbeddings {
   dims: number;
 }
 
+/** A batch's target: computed in `prepare` before the step (its rows read asynchronously), or in the loss. */
+interface Target {
+  batch: Batch;
+  z: tf.Tensor2D;
+  cellTargets: tf.Tensor2D;
+  rows: Float32Array;
+}
+
 /** A slot of the frozen target copies. */
 export type FrozenSlot = 0 | 1;
 
@@ -103,9 +112,6 @@ export interface SoftRank extends Method {
   /** Unit global projections `[N, D]` of `images` by the copy in `slot`, batch norm in inference mode (needs `frozenTargets`). */
   embedFrozen(slot: FrozenSlot, images: tf.Tensor4D): tf.Tensor2D;
 }
-
-/** A copy with no history on the gradient tape (tfjs has no stopGradient). */
-const detached = <T extends tf.Tensor>(t: T): T => tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
 
 function checkPositive(value: number, name: string): void {
   if (!(value > 0) || !Number.isFinite(value)) throw new Error(`softrank ${name}: expected a positive number, got ${value}`);
@@ -257,36 +263,60 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
     return b;
   };
 
+  /** The batch's two views, swapped per row where an anchor was paired with itself (see selfPairRows). */
+  const pairInputs = (batch: Batch): { onlineIn: tf.Tensor4D; targetIn: tf.Tensor4D } => {
+    const [v1, v2] = checkPairedBatch(batch);
+    const self = selfPairRows(batch.ids);
+    if (!self) return { onlineIn: v1, targetIn: v2 };
+    // Inputs, not weights: nothing to differentiate here.
+    const swap = tf.tensor4d(self, [v1.shape[0], 1, 1, 1]);
+    return {
+      onlineIn: tf.add(v1, tf.mul(swap, tf.sub(v2, v1))) as tf.Tensor4D,
+      targetIn: tf.add(v2, tf.mul(swap, tf.sub(v1, v2))) as tf.Tensor4D,
+    };
+  };
+  /** The target branch's unit projections `[B, D]` and cell similarities, off the gradient tape. */
+  const targetOf = (targetIn: tf.Tensor4D): { z: tf.Tensor2D; cellTargets: tf.Tensor2D } => {
+    // detach takes one tensor: the two outputs travel flattened as one.
+    const b = targetIn.shape[0];
+    let cellShape: [number, number] = [0, 0];
+    const packed = detach(() => {
+      const out = pair.momentum.encoder.apply(targetIn, { training: true });
+      const z = l2Normalize(pair.momentum.global.apply(out.pooled));
+      const t = pairCellSimilarities(l2Normalize(pair.momentum.dense!.applyDense(out.dense)));
+      cellShape = t.shape;
+      return tf.concat([tf.reshape(z, [-1]), tf.reshape(t, [-1])]) as tf.Tensor1D;
+    });
+    const [zFlat, tFlat] = tf.split(packed, [b * dim, cellShape[0] * cellShape[1]]);
+    return { z: tf.reshape(zFlat!, [b, dim]) as tf.Tensor2D, cellTargets: tf.reshape(tFlat!, cellShape) as tf.Tensor2D };
+  };
+  let prepared: Target | undefined;
+  const dropPrepared = (): void => {
+    if (prepared) tf.dispose([prepared.z, prepared.cellTargets]);
+    prepared = undefined;
+  };
+
   const base = siameseMethod({
     name: 'softrank',
     pair,
     momentum: m,
     queues: {},
     loss(batch: Batch, parts) {
-      const [v1, v2] = checkPairedBatch(batch);
-      const b = v1.shape[0];
-      const self = selfPairRows(batch.ids);
-      let onlineIn = v1;
-      let targetIn = v2;
-      if (self) {
-        // Inputs, not weights: nothing to differentiate here.
-        const swap = tf.tensor4d(self, [b, 1, 1, 1]);
-        onlineIn = tf.add(v1, tf.mul(swap, tf.sub(v2, v1))) as tf.Tensor4D;
-        targetIn = tf.add(v2, tf.mul(swap, tf.sub(v1, v2))) as tf.Tensor4D;
-      }
+      const { onlineIn, targetIn } = pairInputs(batch);
       const online = pair.online.encoder.apply(onlineIn, { training: true });
       const y = pair.online.global.apply(online.pooled);
       const queries = l2Normalize(predictor.apply(y));
       const keys = l2Normalize(y);
       const cells = l2Normalize(pair.online.dense!.applyDense(online.dense));
-      const target = tf.tidy(() => {
-        const out = pair.momentum.encoder.apply(targetIn, { training: true });
-        const z = l2Normalize(pair.momentum.global.apply(out.pooled));
-        const t = pairCellSimilarities(l2Normalize(pair.momentum.dense!.applyDense(out.dense)));
-        return { z: detached(z), cellTargets: detached(t) };
-      });
-      const zValues = target.z.dataSync() as Float32Array;
-      last = { ids: batch.ids.slice(), rows: Float32Array.from(zValues), dims: dim };
+      let target: Target;
+      if (prepared?.batch === batch) target = prepared;
+      else {
+        // Not prepared (a library caller): the same target, read synchronously (wasm and cpu only).
+        const { z, cellTargets } = targetOf(targetIn);
+        target = { batch, z, cellTargets, rows: Float32Array.from(z.dataSync() as Float32Array) };
+      }
+      const b = onlineIn.shape[0];
+      last = { ids: batch.ids.slice(), rows: target.rows, dims: dim };
 
       const extra = o.negatives?.(batch.ids, last.rows, dim);
       const negatives = extra ? negativesPerRow(extra, b, dim) : undefined;
@@ -310,6 +340,15 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       });
       return state;
     },
+    async prepare(batch) {
+      dropPrepared();
+      const { z, cellTargets } = tf.tidy(() => targetOf(pairInputs(batch).targetIn));
+      prepared = { batch, z, cellTargets, rows: Float32Array.from((await z.data()) as Float32Array) };
+    },
+    afterStep() {
+      base.afterStep?.();
+      dropPrepared();
+    },
     targetEmbeddings: () => last,
     freezeTarget(slot) {
       frozenSlot(slot); // refuses a bad slot, or a method created without frozenTargets
@@ -320,6 +359,7 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       return tf.tidy(() => l2Normalize(b.global.apply(b.encoder.apply(images, { training: false }).pooled)));
     },
     dispose() {
+      dropPrepared();
       base.dispose();
       predictor.dispose();
       frozen.forEach((b) => tf.dispose(Object.values(branchWeights(b))));

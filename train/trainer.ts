@@ -177,6 +177,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
       let loss: number;
       let stepDone = false;
       try {
+        await method.prepare?.(batch);
         const lossTensor = optimizer.minimize(() => method.loss(batch, lossParts), true, method.trainable);
         loss = lossTensor === null ? Number.NaN : ((await lossTensor.data())[0] as number);
         lossTensor?.dispose();
