@@ -13,7 +13,8 @@ import { tfSeed } from '../models/seed.js';
 export interface ReferenceNet {
   variables: tf.Variable[];
   /** One SGD step on `(images [B,H,W,3], labels [B])`; returns the loss before the step. */
-  step(images: tf.Tensor4D, labels: tf.Tensor1D, learningRate: number): number;
+  /** One SGD step; resolves to its loss once the backend has computed it (read asynchronously: a GPU has no synchronous read under Node). */
+  step(images: tf.Tensor4D, labels: tf.Tensor1D, learningRate: number): Promise<number>;
   dispose(): void;
 }
 
@@ -65,7 +66,7 @@ function sgdClassifier(
   const optimizer = tf.train.sgd(0.1);
   return {
     variables,
-    step(images, labels, learningRate) {
+    async step(images, labels, learningRate) {
       optimizer.setLearningRate(learningRate);
       const loss = optimizer.minimize(
         () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, classes), forward(images)) as tf.Scalar,
@@ -73,7 +74,7 @@ function sgdClassifier(
         variables,
       );
       if (!loss) throw new Error('reference net: optimizer returned no loss');
-      const value = loss.dataSync()[0] ?? Number.NaN;
+      const value = (await loss.data())[0] ?? Number.NaN;
       loss.dispose();
       return value;
     },

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { parseBackendChoice, selectBackend } from '../models/backend.js';
+import type { GpuAdapterSummary } from '../models/webgpu.js';
 import { defaultWasmThreads } from '../models/wasm-threads.js';
 import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
@@ -50,22 +51,22 @@ function parse(argv: string[]) {
 
 /** Times the reference net in this process; prints one `train-step-config` line. */
 async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, threads: number, o: StepOptions, which: Net) {
-  const { backend } = await selectBackend(backendChoice, { threads });
+  const { backend, adapter } = await selectBackend(backendChoice, { threads });
   const net = which === 'reference' ? createReferenceNet(1) : createResNetClassifier(1);
   const images = tf.randomUniform([o.batch, o.size, o.size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const labels = tf.tensor1d(Array.from({ length: o.batch }, (_, i) => i % 10), 'int32');
   const times: number[] = [];
   for (let i = 0; i < o.warmup + o.steps; i++) {
     const t0 = performance.now();
-    net.step(images, labels, 0.05);
+    await net.step(images, labels, 0.05);
     if (i >= o.warmup) times.push(performance.now() - t0);
   }
   net.dispose();
-  printJson({ bench: 'train-step-config', net: which, backend, threads: backend === 'wasm' ? threads : null, ...o, msPerStep: median(times) });
+  printJson({ bench: 'train-step-config', net: which, backend, adapter: adapter ?? null, threads: backend === 'wasm' ? threads : null, ...o, msPerStep: median(times) });
 }
 
 /** Runs one configuration in a child process and returns its JSON line. */
-function child(args: string[], kernels: KernelsChoice = 'on'): { backend: string; msPerStep: number } {
+function child(args: string[], kernels: KernelsChoice = 'on'): { backend: string; adapter: GpuAdapterSummary | null; msPerStep: number } {
   return runForJson(`train-step ${args.join(' ')}`, process.execPath, [benchFile('run.js'), 'train-step', '--single', ...args], kernelsEnv(kernels));
 }
 
@@ -90,6 +91,7 @@ export async function trainStepBench(argv: string[]): Promise<void> {
     bench: 'train-step',
     net,
     backend: main.backend,
+    adapter: main.adapter,
     threads: main.backend === 'wasm' ? threads : null,
     batch: opts.batch,
     size: opts.size,

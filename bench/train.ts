@@ -1,10 +1,11 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both]`: training throughput per
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…]`: training throughput per
  * method, each in its own process (a fresh backend). One JSON line per method (and per augment
  * path or kernels setting with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
  */
+import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { parseTrainConfig, TRAIN_METHODS } from '../pipelines/train-options.js';
 import { positiveInt } from '../pipelines/options.js';
 import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './report.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { webGpuAdapter } from '../models/webgpu.js';
 
 export async function trainBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -22,11 +24,11 @@ export async function trainBench(argv: string[]): Promise<void> {
       method: { type: 'string' }, steps: { type: 'string', default: '40' }, batch: { type: 'string', default: '32' },
       size: { type: 'string', default: '64' }, encoder: { type: 'string', default: 'slim' }, single: { type: 'boolean', default: false },
       data: { type: 'string', default: 'scenes' }, augment: { type: 'string', default: 'auto' },
-      kernels: { type: 'string', default: 'on' },
+      kernels: { type: 'string', default: 'on' }, backend: { type: 'string', default: 'auto' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
-  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--data', values.data];
+  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--data', values.data, '--backend', values.backend];
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   const kernels = parseKernels(values.kernels);
   if (values.single) {
@@ -40,6 +42,7 @@ export async function trainBench(argv: string[]): Promise<void> {
     const measured = stamps.length - 1 - warm;
     printJson({
       bench: 'train', data: config.data, method: config.method, encoder: config.encoder, batch: config.batch, size: config.size, augment: result.augment,
+      backend: tf.getBackend(), adapter: webGpuAdapter() ?? null,
       kernels: wasmKernelThreads() > 0,
       imagesPerSec: (measured * config.batch) / seconds, msPerStep: (1000 * seconds) / measured,
       dataWaitFraction: result.dataWaitFraction,

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** Parses a `--backend` value, naming the flag when it is wrong. */

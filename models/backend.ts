@@ -1,10 +1,10 @@
 /**
  * Compute backend selection.
  *
- * `auto` prefers native TensorFlow (CUDA, then CPU) when its package is installed, then
- * wasm (XNNPACK + SIMD), then pure-JS cpu, and says why it passed over each one it skipped.
- * The native packages are optional peer dependencies: their install script downloads
- * libtensorflow, so they are installed by hand on hosts that can reach it.
+ * `auto` prefers native TensorFlow (CUDA, then CPU) when its package is installed, then WebGPU
+ * on a hardware adapter, then wasm (XNNPACK + SIMD), then pure-JS cpu, and says why it passed
+ * over each one it skipped. The native packages are optional peer dependencies: their install
+ * script downloads libtensorflow, so they are installed by hand on hosts that can reach it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
@@ -12,20 +12,23 @@ import { installWasmKernels } from './kernels/wasm-kernels.js';
 import { installFastMatMulGradient } from './matmul-gradient.js';
 import { checkSameWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 import { checkWasmThreads } from './backend-choice.js';
+import { describeAdapter, loadWebGpu, type GpuAdapterSummary } from './webgpu.js';
 
 import type { BackendChoice } from './backend-choice.js';
 export { BACKEND_CHOICES, parseBackendChoice, type BackendChoice } from './backend-choice.js';
 
 export interface BackendSelection {
-  /** The tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
+  /** The tfjs backend name now active: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
   backend: string;
   /** Which package provides it, e.g. '@tensorflow/tfjs-node-gpu'. */
   provider: string;
   /** One line per candidate tried: what was taken, and why the others were passed over. */
   reasons: string[];
+  /** The GPU adapter, when the backend is webgpu. */
+  adapter?: GpuAdapterSummary;
 }
 
-type Attempt = { provider: string; backend: string; load: () => Promise<void> };
+type Attempt = { provider: string; backend: string; load: () => Promise<GpuAdapterSummary | void> };
 
 /** Loads a package that may be absent, without letting the type checker require it. */
 async function importOptional(name: string): Promise<void> {
@@ -63,13 +66,21 @@ function wasmAttempt(threads: number): Attempt {
     },
   };
 }
+function webGpuAttempt(hardwareOnly: boolean): Attempt {
+  return {
+    provider: '@tensorflow/tfjs-backend-webgpu (Dawn, npm webgpu)',
+    backend: 'webgpu',
+    load: () => loadWebGpu({ hardwareOnly }),
+  };
+}
 const CPU: Attempt = { provider: '@tensorflow/tfjs-backend-cpu', backend: 'cpu', load: async () => {} };
 
 function candidates(choice: BackendChoice, threads: number): Attempt[] {
   const wasm = wasmAttempt(threads);
   switch (choice) {
-    case 'auto': return [...NATIVE, wasm, CPU];
+    case 'auto': return [...NATIVE, webGpuAttempt(true), wasm, CPU];
     case 'tensorflow': return NATIVE;
+    case 'webgpu': return [webGpuAttempt(false)];
     case 'wasm': return [wasm];
     case 'cpu': return [CPU];
   }
@@ -95,7 +106,7 @@ export async function selectBackend(
   const reasons: string[] = [];
   for (const attempt of candidates(choice, threads)) {
     try {
-      await attempt.load();
+      const adapter = (await attempt.load()) ?? undefined;
       const ok = await tf.setBackend(attempt.backend);
       if (!ok) throw new Error(`tf.setBackend('${attempt.backend}') returned false`);
       await tf.ready();
@@ -105,8 +116,9 @@ export async function selectBackend(
       if (attempt.backend === 'wasm' && threads > 1 && wasmThreadCount() !== threads) {
         reasons.push(`backend: wasm asked for ${threads} threads and got ${wasmThreadCount()}`);
       }
-      reasons.push(`backend: took ${attempt.backend} (${attempt.provider})`);
-      return { backend: attempt.backend, provider: attempt.provider, reasons };
+      const on = adapter === undefined ? '' : ` on ${describeAdapter(adapter)}`;
+      reasons.push(`backend: took ${attempt.backend} (${attempt.provider})${on}`);
+      return { backend: attempt.backend, provider: attempt.provider, reasons, ...(adapter === undefined ? {} : { adapter }) };
     } catch (err) {
       reasons.push(`backend: passed over ${attempt.provider}: ${firstLine(err)}`);
     }

@@ -21,6 +21,7 @@ export async function backendCommand(argv: string[]): Promise<void> {
       backend: selection.backend,
       provider: selection.provider,
       threads: selection.backend === 'wasm' ? wasmThreadCount() : null,
+      adapter: selection.adapter ?? null,
       tfjs: packageJson().dependencies['@tensorflow/tfjs'],
     })}\n`,
   );

@@ -30,7 +30,7 @@ Commands:
              --match feature|geometric (densecl)  --attention-view (one view keeps the main object)
              --attention boundary|frequency-tuned|model:PATH|encoder:RUN|encoder (the attention view's and saliency masks' map;
              encoder: the one being trained, refreshed every --attention-refresh K (50) steps)  --align-weight λ (0; the align loss)
-             --backend auto|tensorflow|wasm|cpu  --threads N
+             --backend auto|tensorflow|webgpu|wasm|cpu  --threads N
              --augment auto|cpu|backend (where view pixels are cut: per image with sharp, or per batch by tensor ops on the backend;
              auto measures both on the first images and takes the cheaper; images of mixed sizes go to the CPU)
              --out DIR (runs/METHOD; a folder holding a run is refused: --resume continues it, --resume --steps N extends it, --overwrite replaces it)

@@ -6,14 +6,14 @@ import { wasmThreadCount } from '../models/wasm-threads.js';
 import { createReferenceNet } from '../bench/reference-net.js';
 
 /** Losses of the first `steps` SGD steps of the reference net on fixed data. */
-function trainLosses(steps: number): number[] {
+async function trainLosses(steps: number): Promise<number[]> {
   const net = createReferenceNet(7);
   const images = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
   const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
   const losses: number[] = [];
   const tensorsBefore = tf.memory().numTensors;
   for (let i = 0; i < steps; i++) {
-    losses.push(net.step(images, labels, 0.1));
+    losses.push(await net.step(images, labels, 0.1));
     // Flat across steps: the step leaves nothing behind.
     if (i > 0) expect(tf.memory().numTensors).toBe(tensorsBefore);
   }
@@ -24,7 +24,7 @@ function trainLosses(steps: number): number[] {
 
 describe('backend selection', () => {
   it('refuses an unknown --backend before any work, naming the field and the choices', () => {
-    expect(() => parseBackendChoice('gpu')).toThrow('--backend: expected one of auto|tensorflow|wasm|cpu, got "gpu"');
+    expect(() => parseBackendChoice('gpu')).toThrow('--backend: expected one of auto|tensorflow|webgpu|wasm|cpu, got "gpu"');
     expect(parseBackendChoice('wasm')).toBe('wasm');
   });
 
@@ -48,9 +48,9 @@ describe('backend selection', () => {
 
   it('trains the reference CNN on wasm exactly as on cpu for the first steps, at a flat tensor count', async () => {
     await selectBackend('cpu');
-    const cpu = trainLosses(5);
+    const cpu = await trainLosses(5);
     await selectBackend('wasm', { threads: 2 });
-    const wasm = trainLosses(5);
+    const wasm = await trainLosses(5);
     expect(cpu[4]!).toBeLessThan(cpu[0]!); // the loss falls
     for (let i = 0; i < 5; i++) expect(Math.abs(wasm[i]! - cpu[i]!)).toBeLessThanOrEqual(1e-4 * Math.abs(cpu[i]!));
   });

@@ -32,7 +32,7 @@ describe('densestream CLI', () => {
   });
 
   it.each([
-    [['backend', '--backend', 'gpu'], '--backend: expected one of auto|tensorflow|wasm|cpu, got "gpu"'],
+    [['backend', '--backend', 'gpu'], '--backend: expected one of auto|tensorflow|webgpu|wasm|cpu, got "gpu"'],
     [['backend', '--threads', 'abc'], '--threads: expected a positive integer, got "abc"'],
     [['backend', '--threads', '9'], '--threads: expected an integer from 1 to 8, got "9"'],
   ])('refuses %j before any work: %s', (args, message) => {
