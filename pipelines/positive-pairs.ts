@@ -93,7 +93,7 @@ export function wholeImageEmbedder(method: SoftRank, size: number, seed: number,
     const z = tf.tidy(() => method.embedFrozen(slot, tf.tensor4d(input, [anchors.length, size, size, 3])));
     let rows: Float32Array;
     try {
-      rows = z.dataSync() as Float32Array;
+      rows = (await z.data()) as Float32Array; // asynchronous: a GPU backend has no synchronous read under Node
     } finally {
       z.dispose();
     }
