@@ -34,9 +34,6 @@ interface GpuLike {
   requestAdapter(options?: { powerPreference?: 'high-performance' | 'low-power' }): Promise<AdapterLike | null>;
 }
 
-/** Thrown when the only adapter is a software one and the caller asked for hardware. */
-export class SoftwareAdapterError extends Error {}
-
 function navigatorGpu(): GpuLike | undefined {
   const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
   return nav?.gpu;
@@ -116,7 +113,7 @@ export function webGpuAdapter(): GpuAdapterSummary | undefined {
  */
 export async function loadWebGpu(options: { hardwareOnly: boolean }): Promise<GpuAdapterSummary> {
   if (options.hardwareOnly && !gpuDevicePresent()) {
-    throw new SoftwareAdapterError('no GPU device on this machine (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg)');
+    throw new Error('no GPU device on this machine (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg)');
   }
   const gpu = await provideNavigatorGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -125,7 +122,7 @@ export async function loadWebGpu(options: { hardwareOnly: boolean }): Promise<Gp
   }
   const summary = summarize(adapter);
   if (options.hardwareOnly && summary.fallback) {
-    throw new SoftwareAdapterError(`only a software adapter (${describeAdapter(summary)}), slower than wasm; --backend webgpu takes it anyway`);
+    throw new Error(`only a software adapter (${describeAdapter(summary)}), slower than wasm; --backend webgpu takes it anyway`);
   }
   await import('@tensorflow/tfjs-backend-webgpu');
   if (tf.findBackendFactory('webgpu') === null) {
