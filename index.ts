@@ -20,7 +20,7 @@ export {
 } from './models/conv-gradients.js';
 export { defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './models/wasm-threads.js';
 export { checkWasmThreads } from './models/backend-choice.js';
-export * from './operators/types/index.js';
+export * from './core/index.js';
 export { SampleBudget } from './operators/sample-budget.js';
 export { fromSource } from './operators/from-source.js';
 export { orderedMergeMap } from './operators/ordered-merge-map.js';
@@ -35,7 +35,7 @@ export { viewWeights, axisWeights, blurTaps } from './operators/resample-weights
 export { presetViews, withAttentionView, withMinForeground, HARL_MIN_FOREGROUND, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
 export { viewCorrespondence, cellBoxes, randomResizedCropBox, foregroundCropBox, FOREGROUND_CROP_TRIES, type ViewPlacement } from './operators/view-geometry.js';
 export { cutPlane } from './operators/cut-plane.js';
-export { batch, IMAGENET_MEAN, IMAGENET_STD, type Batch, type BatchOptions } from './operators/batch.js';
+export { batch, IMAGENET_MEAN, IMAGENET_STD, type BatchOptions } from './operators/batch.js';
 export { scenesSource, renderScene, SCENE_CLASSES, type ScenesOptions } from './datasets/scenes.js';
 export { imageFolderSource, IMAGE_EXTENSIONS } from './datasets/image-folder.js';
 export { tarShardsSource, expandShardPattern, type TarOptions } from './datasets/tar-shards.js';

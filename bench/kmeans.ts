@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { sphericalKMeans } from '../operators/clustering/kmeans.js';
 import { adjustedRandIndex, clusterPurity } from '../operators/clustering/metrics.js';
-import { keyedRng } from '../operators/types/index.js';
+import { keyedRng } from '../core/index.js';
 import { positiveInt } from '../pipelines/options.js';
 import { printJson } from './report.js';
 

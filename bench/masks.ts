@@ -14,7 +14,7 @@ import { presetViews } from '../operators/augment-presets.js';
 import { decodeImage } from '../operators/decode.js';
 import { kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import { saliencyMap } from '../operators/saliency.js';
-import { keyedRng, type Box, type Plane, type Sample } from '../operators/types/index.js';
+import { keyedRng, type Box, type Plane, type Sample } from '../core/index.js';
 import { randomResizedCropBox } from '../operators/view-geometry.js';
 import { positiveInt } from '../pipelines/options.js';
 import { maskIoU } from '../train/segmentation-metrics.js';

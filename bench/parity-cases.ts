@@ -25,7 +25,7 @@ import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { createSoftRank } from '../methods/softrank.js';
 import type { ResNetConfig } from '../models/encoder-spec.js';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { trainLoop } from '../train/trainer.js';
 import { relativeError } from './report.js';

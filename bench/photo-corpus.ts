@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keyedRng } from '../operators/types/index.js';
+import { keyedRng } from '../core/index.js';
 
 export const SKIMAGE_DATA = '/usr/lib/python3/dist-packages/skimage/data';
 const PHOTOS = ['astronaut.png', 'chelsea.png', 'coffee.png', 'ihc.png', 'motorcycle_left.png',

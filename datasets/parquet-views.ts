@@ -11,7 +11,7 @@ import * as arrow from 'apache-arrow';
 import { openAsBlob, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pq from 'parquet-wasm';
-import type { Box, EncodedView, Sample } from '../operators/types/index.js';
+import type { Box, EncodedView, Sample } from '../core/index.js';
 import type { RandomAccessSource } from './source.js';
 
 /** How the views were made: what `train` must agree with to use them. */

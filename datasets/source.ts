@@ -6,7 +6,7 @@
  * Sharding is by index modulo `n` over the sorted ids, so shards are disjoint and together
  * cover every sample, in any process.
  */
-import { keyedRng, shuffleInPlace, type Sample, type SkipRecord } from '../operators/types/index.js';
+import { keyedRng, shuffleInPlace, type Sample, type SkipRecord } from '../core/index.js';
 
 export interface RandomAccessSource {
   /** Human-readable description, for logs and manifests. */

@@ -8,7 +8,7 @@ import braces from 'braces';
 import { createReadStream, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { extract } from 'tar-stream';
-import { keyedRng, shuffleInPlace, type Sample, type SkipRecord } from '../operators/types/index.js';
+import { keyedRng, shuffleInPlace, type Sample, type SkipRecord } from '../core/index.js';
 import type { EpochOptions, StreamSource } from './source.js';
 
 const IMAGE_EXT = new Set(['jpg', 'jpeg', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif']);

@@ -6,7 +6,7 @@
  * `L = (1 − λ)·L_global + λ·L_dense`, λ = 0.5, τ = 0.2.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { detach } from './detach.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import { logPart, type Method } from './method.js';

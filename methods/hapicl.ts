@@ -11,7 +11,7 @@
  * resolution) and are pooled to the feature grid: a cell is foreground when ≥ half its pixels are.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
 import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';

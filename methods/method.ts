@@ -4,7 +4,7 @@
  * encoders, queues), and the state a checkpoint must hold.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 
 export interface Method {
   readonly name: string;

@@ -5,7 +5,7 @@
  * scale (0.99 suits the short runs here), queue scaled to the data.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { infoNCE, l2Normalize } from './losses.js';
 import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';

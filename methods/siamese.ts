@@ -7,7 +7,7 @@ import { createMlp, type Mlp } from '../models/heads.js';
 import { createEncoder } from '../models/encoders.js';
 import type { Encoder, EncoderConfig } from '../models/encoder-spec.js';
 import { alignLoss, l2Normalize } from './losses.js';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { logPart, type LossParts, type Method } from './method.js';
 import { copyWeights, emaUpdate, PendingKeys, type KeyQueue } from './momentum.js';
 

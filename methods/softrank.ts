@@ -55,7 +55,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createMlp } from '../models/heads.js';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { l2Normalize, rankDistillation } from './losses.js';
 import { logPart, type Method } from './method.js';
 import { detach } from './detach.js';

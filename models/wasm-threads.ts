@@ -12,10 +12,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { checkWasmThreads, defaultWasmThreads } from './backend-choice.js';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-file.js';
 
 const require = createRequire(import.meta.url);
 
@@ -52,11 +53,9 @@ function workerScriptPath(dir: string): string {
   const path = join(tmpdir(), `densestream-tfjs-wasm-${version}-worker.cjs`);
   if (existsSync(path)) return path;
   const { wasmWorkerContents } = require(join(dir, `${BUILD}.worker.js`)) as { wasmWorkerContents: string };
-  const partial = `${path}.${process.pid}.partial`;
   // The package escapes newlines the same way before it makes its Blob: the source holds
   // string literals with literal "\n" that must stay escape sequences.
-  writeFileSync(partial, wasmWorkerContents.replace(/\n/g, '\\n'));
-  renameSync(partial, path);
+  writeFileAtomic(path, wasmWorkerContents.replace(/\n/g, '\\n'));
   return path;
 }
 

@@ -8,9 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readWeightsJson, type WeightsJson } from './weights-manifest.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 
 /** A tensor with its saved name (tfjs's optimiser slots use this shape). */
 export interface NamedTensor {
@@ -39,21 +40,15 @@ export function verifySaved(dir: string): void {
   readWeightsBin(dir, readWeightsJson(dir));
 }
 
-function atomicWrite(path: string, data: string | Uint8Array): void {
-  const partial = `${path}.partial`;
-  writeFileSync(partial, data);
-  renameSync(partial, path);
-}
-
 /** Writes `weights` (logical name → variable or tensor) and `meta` into `dir`. */
 export async function saveVariables(weights: Readonly<Record<string, tf.Tensor>>, dir: string, meta: unknown = null): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const named = Object.entries(weights).map(([name, v]) => ({ name, tensor: v as tf.Tensor }));
   const { data, specs } = await tf.io.encodeWeights(named);
   const bytes = new Uint8Array(data as ArrayBuffer);
-  atomicWrite(join(dir, 'weights.bin'), bytes);
+  writeFileAtomic(join(dir, 'weights.bin'), bytes);
   const manifest: WeightsJson = { format: 'densestream-weights', version: 1, weights: specs, bin: { bytes: bytes.byteLength, sha256: sha256(bytes) }, meta };
-  atomicWrite(join(dir, 'weights.json'), JSON.stringify(manifest, null, 2)); // last: its presence means complete
+  writeFileAtomic(join(dir, 'weights.json'), JSON.stringify(manifest, null, 2)); // last: its presence means complete
 }
 
 /** A checkpoint read once: its meta JSON and every tensor in saved order. The caller disposes the tensors. */

@@ -4,7 +4,7 @@
  * border row or column with the least mass while the rest holds enough), mapped to source
  * pixels, then jittered so attention views still vary.
  */
-import type { Box, Plane, Rng } from './types/index.js';
+import type { Box, Plane, Rng } from '../core/index.js';
 import { isUsableMap } from './foreground-mask.js';
 
 export interface AttentionCropOptions {

@@ -1,5 +1,5 @@
 import { map, type OperatorFunction } from 'rxjs';
-import type { Pixels, Plane, Sample } from './types/index.js';
+import type { Pixels, Plane, Sample } from '../core/index.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
 
 /**

@@ -11,7 +11,7 @@ import { augmentBatch } from './augment-views.js';
 import type { ViewConfig } from './augment-presets.js';
 import type { AugmentChoice, AugmentPath } from './augment-path.js';
 import { multiView } from './multi-view.js';
-import type { Sample } from './types/index.js';
+import type { Sample } from '../core/index.js';
 
 /** tfjs backends that compute on a GPU: there the wall time is what a path costs. */
 const GPU_BACKENDS = ['webgpu', 'webgl', 'tensorflow'];

@@ -10,7 +10,7 @@
  * reduce, edges repeated; see `resample-weights.ts`), so both paths agree within rounding.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Pixels, PlannedView, Sample } from './types/index.js';
+import type { Pixels, PlannedView, Sample } from '../core/index.js';
 import { blurTaps, viewWeights } from './resample-weights.js';
 import { colourTransform } from './view-plan.js';
 

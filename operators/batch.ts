@@ -1,32 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { PlannedView, Sample, View } from './types/index.js';
+import type { PlannedView, Sample, View } from '../core/index.js';
 import { augmentBatch } from './augment-views.js';
 import { geometricMatch } from './view-geometry.js';
+import type { Batch } from '../core/batch.js';
 
 /** ImageNet statistics, the usual normalisation for SSL encoders. */
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
-
-/**
- * B samples as tensors, built once per batch (DESIGN.md, "Batch"). The consumer owns every
- * tensor: it calls `dispose()` when done, then releases `ids.length` samples of the budget.
- */
-export interface Batch {
-  ids: string[];
-  /** `views[k]`: view k of every sample, `[B, H, W, 3]` float32, normalised. */
-  views: tf.Tensor4D[];
-  /** `masks[k]`: view k's foreground mask `[B, H, W]` (0/1), when every sample has one. */
-  masks: Array<tf.Tensor3D | undefined>;
-  /** `boxes[k]`: view k's crop `[B, 4]` in source coordinates, then its flip flags `[B]`. */
-  boxes: tf.Tensor2D[];
-  flipped: tf.Tensor1D[];
-  /** Image labels `[B]` (int32), when every sample has one. */
-  labels?: tf.Tensor1D;
-  /** With `geometricGrid` S: for each cell of view 0's S×S grid, view 1's cell at the same source spot (`geometricMatch`), `[B, S·S]` int32. */
-  geometricMatch?: tf.Tensor2D;
-  dispose(): void;
-}
 
 export interface BatchOptions {
   mean?: readonly [number, number, number];

@@ -7,7 +7,7 @@
  */
 import { concatMap, type OperatorFunction } from 'rxjs';
 import { orderedMergeMap } from './ordered-merge-map.js';
-import { keyedRng, type Sample } from './types/index.js';
+import { keyedRng, type Sample } from '../core/index.js';
 
 /**
  * The members of every cluster of one clustering, for O(1) draws: ids grouped by cluster in one

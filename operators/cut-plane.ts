@@ -1,4 +1,4 @@
-import type { Box, Plane } from './types/index.js';
+import type { Box, Plane } from '../core/index.js';
 
 /**
  * Cuts `box` (source-pixel coordinates of a `sourceWidth × sourceHeight` image) out of a map

@@ -1,5 +1,5 @@
 import { bufferCount, concatMap, from, type OperatorFunction } from 'rxjs';
-import type { PlannedView, Sample, View } from './types/index.js';
+import type { PlannedView, Sample, View } from '../core/index.js';
 import { augmentBatch } from './augment-views.js';
 
 export interface CutPlannedViewsOptions {

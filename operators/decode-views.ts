@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import type { OperatorFunction } from 'rxjs';
 import { orderedMergeMap } from './ordered-merge-map.js';
-import type { EncodedView, Pixels, Plane, Sample, SkipRecord, View } from './types/index.js';
+import type { EncodedView, Pixels, Plane, Sample, SkipRecord, View } from '../core/index.js';
 
 export interface DecodeViewsOptions {
   /** Views per epoch (the preset's count, P). A sample holding G·P views shows group `epoch mod G`. */

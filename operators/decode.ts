@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { OperatorFunction } from 'rxjs';
-import type { Pixels, Sample, SkipRecord } from './types/index.js';
+import type { Pixels, Sample, SkipRecord } from '../core/index.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 
 export interface DecodeOptions {

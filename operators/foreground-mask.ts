@@ -5,8 +5,8 @@
  * resolution; `multiView` cuts them with every view.
  */
 import { map, type OperatorFunction } from 'rxjs';
-import type { Pixels, Plane, Sample } from './types/index.js';
-import { keyedRng, type Rng } from './types/index.js';
+import type { Pixels, Plane, Sample } from '../core/index.js';
+import { keyedRng, type Rng } from '../core/index.js';
 import { labMap } from './saliency.js';
 
 /** Otsu's threshold of values in [0, 1]: maximises the between-class variance over 256 bins. */

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { map, type OperatorFunction } from 'rxjs';
-import { keyedRng, type Pixels, type PlannedView, type Sample, type View, type ViewMaps, type ViewPlan } from './types/index.js';
+import { keyedRng, type Pixels, type PlannedView, type Sample, type View, type ViewMaps, type ViewPlan } from '../core/index.js';
 import { checkViewConfigs, type ViewConfig } from './augment-presets.js';
 import { cutPlane } from './cut-plane.js';
 import { orderedMergeMap } from './ordered-merge-map.js';

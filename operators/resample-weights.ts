@@ -14,7 +14,7 @@
  * - the blur is libvips' `gaussblur` at sharp's defaults: taps `round(20·exp(−d²/2σ²))` for
  *   every offset whose amplitude is ≥ 0.2, normalised, edges repeated, none below σ = 0.3.
  */
-import type { Box } from './types/index.js';
+import type { Box } from '../core/index.js';
 
 /** sharp's smallest blur sigma: the CPU path skips smaller ones. */
 export const MIN_BLUR_SIGMA = 0.3;

@@ -9,7 +9,7 @@
  * Measured on 1 000 scenes (`npm run bench -- masks`), the Otsu mask's IoU with the ground
  * truth is 0.63 for `boundary` and 0.57 for `frequency-tuned`.
  */
-import type { Pixels, Plane } from './types/index.js';
+import type { Pixels, Plane } from '../core/index.js';
 
 export const SALIENCY_METHODS = ['boundary', 'frequency-tuned'] as const;
 export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];

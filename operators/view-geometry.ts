@@ -3,7 +3,7 @@
  * Every box is `[x0, y0, x1, y1]` in source pixels, so two views' feature cells can be put in
  * pixel correspondence (DenseCL's geometric matching, PixPro, HAPiCL's mask cutting).
  */
-import type { Box, Plane, Rng } from './types/index.js';
+import type { Box, Plane, Rng } from '../core/index.js';
 
 /** The geometry a view needs for correspondence. */
 export interface ViewPlacement {

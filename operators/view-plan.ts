@@ -5,7 +5,7 @@
  * batch on the compute backend (`augmentViews`) — start from the same plan, so they give the
  * same boxes and flips exactly.
  */
-import type { Box, Pixels, Rng, Sample, ViewPlan } from './types/index.js';
+import type { Box, Pixels, Rng, Sample, ViewPlan } from '../core/index.js';
 import type { ViewConfig } from './augment-presets.js';
 import { foregroundCropBox, randomResizedCropBox } from './view-geometry.js';
 import { attentionCropBox } from './attention-crop.js';

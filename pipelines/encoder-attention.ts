@@ -13,7 +13,7 @@ import type { ViTEncoder } from '../models/vit.js';
 import { normalizeRgb } from '../operators/batch.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import { featureKmeansMask } from '../operators/foreground-mask.js';
-import type { Pixels, Plane, Sample } from '../operators/types/index.js';
+import type { Pixels, Plane, Sample } from '../core/index.js';
 import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
 
 const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';

@@ -26,8 +26,8 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/ba
 import type { Encoder } from '../models/encoder-spec.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import { saliencyMap } from '../operators/saliency.js';
-import type { Pixels, Plane } from '../operators/types/index.js';
-import { writeFileAtomic } from '../sinks/atomic-file.js';
+import type { Pixels, Plane } from '../core/index.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 import { knnAccuracy } from '../train/knn-monitor.js';
 import { forEachChunk, readWholeImages, type LabelledImages } from '../train/whole-images.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';

@@ -18,7 +18,7 @@ import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import type { Sample, SkipRecord } from '../operators/types/index.js';
+import type { Sample, SkipRecord } from '../core/index.js';
 import { featureCellsSchema, featuresSchema, int32s, strings, tableOf, vectorColumn, type FeatureShape } from '../sinks/schemas.js';
 import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';

@@ -1,5 +1,8 @@
 /** Checks of command-line values: a wrong value stops the job before any work, naming the flag. */
 import { parseArgs } from 'node:util';
+import { ConfigError, toConfigError } from '../core/config-error.js';
+
+export { ConfigError, toConfigError } from '../core/config-error.js';
 
 /** Parses a flag's value as a positive integer. */
 export function positiveInt(value: string | undefined, field: string): number {
@@ -8,14 +11,6 @@ export function positiveInt(value: string | undefined, field: string): number {
     throw new Error(`${field}: expected a positive integer, got "${value}"`);
   }
   return n;
-}
-
-/** A wrong option or config key: the CLI exits with 2 before any work. */
-export class ConfigError extends Error {}
-
-/** Rethrows what a value's parser or opener refused as a ConfigError (exit 2): `.catch(toConfigError)`. */
-export function toConfigError(err: unknown): never {
-  throw err instanceof ConfigError ? err : new ConfigError(err instanceof Error ? err.message : String(err));
 }
 
 /** One option of a job: its type and the values it accepts. */

@@ -14,7 +14,7 @@ import { normalizeRgb } from '../operators/batch.js';
 import { clusterPositives, type ClusterIndex } from '../operators/cluster-positives.js';
 import { multiView } from '../operators/multi-view.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
-import type { Sample } from '../operators/types/index.js';
+import type { Sample } from '../core/index.js';
 import type { AnchorEmbedder } from '../train/recluster.js';
 
 /** A random-access source that remembers the index of the ids it read last, so a sample chosen by id can be read again. */

@@ -17,7 +17,7 @@ import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import { cutPixels, type Plane, type Sample, type SkipRecord } from '../operators/types/index.js';
+import { cutPixels, type Plane, type Sample, type SkipRecord } from '../core/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
 import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';

@@ -14,7 +14,7 @@
 import { concatMap, map, Observable, type OperatorFunction } from 'rxjs';
 import { POSITIVE_NOTES, type ClusterIndex } from '../operators/cluster-positives.js';
 import type { PositiveReservoir } from '../operators/clustering/index.js';
-import { keyedRng, type Sample } from '../operators/types/index.js';
+import { keyedRng, type Sample } from '../core/index.js';
 import { groupConsecutive } from './positive-pairs.js';
 
 export interface ReservoirPairsOptions {

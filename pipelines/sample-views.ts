@@ -13,7 +13,7 @@ import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
 import type { AugmentChoice, AugmentPath } from '../operators/augment-path.js';
 import { chooseAugmentPath, type AugmentDecision } from '../operators/augment-choice.js';
-import type { Pixels, Plane, Sample, SkipRecord } from '../operators/types/index.js';
+import type { Pixels, Plane, Sample, SkipRecord } from '../core/index.js';
 
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
 export type ViewMasks = (typeof VIEW_MASKS)[number];

@@ -11,8 +11,8 @@
 import * as arrow from 'apache-arrow';
 import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
-import type { Sample, SkipRecord } from '../operators/types/index.js';
-import { removePartials } from '../sinks/atomic-file.js';
+import type { Sample, SkipRecord } from '../core/index.js';
+import { removePartials } from '../core/atomic-file.js';
 import { configDifference, manifestName, partIsDone, readManifest, writeManifest, type Manifest, type ManifestPart } from '../sinks/manifest.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { openTableFile, tableExtension, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 import type { WrittenFile } from './table-file.js';
 
 export interface ManifestPart {

@@ -5,7 +5,8 @@
  */
 import sharp from 'sharp';
 import { renameSync } from 'node:fs';
-import { cutPixels, type Pixels, type Plane, type Sample } from '../operators/types/index.js';
+import { cutPixels, type Pixels, type Plane, type Sample } from '../core/index.js';
+import { partialPath } from '../core/atomic-file.js';
 
 const ROW = 160; // tile height in pixels
 const GAP = 4;
@@ -77,7 +78,7 @@ export async function writePreviewSheet(samples: Sample[], path: string): Promis
       return at;
     });
   });
-  const partial = `${path}.partial`;
+  const partial = partialPath(path);
   await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(composites).png().toFile(partial);
   renameSync(partial, path);
 }

@@ -6,7 +6,7 @@
  * not a skip, and is counted apart.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { SkipRecord } from '../operators/types/index.js';
+import type { SkipRecord } from '../core/index.js';
 
 /** Stages whose records note a fallback on a sample that stayed in the stream. */
 export const NOTE_STAGES: ReadonlySet<string> = new Set(['mask', 'attention-view']);

@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { createWriteStream, openAsBlob, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import * as pq from 'parquet-wasm';
-import { partialPath, sha256File } from './atomic-file.js';
+import { partialPath, sha256File } from '../core/atomic-file.js';
 
 export const TABLE_FORMATS = ['parquet', 'arrow'] as const;
 export type TableFormat = (typeof TABLE_FORMATS)[number];

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionCropBox } from '../operators/attention-crop.js';
-import { keyedRng, type Pixels } from '../operators/types/index.js';
+import { keyedRng, type Pixels } from '../core/index.js';
 import { openAttentionSource } from '../pipelines/attention-source.js';
 
 /** Saves a 16×16 "redness" model (1×1 conv: r − (g + b)/2) in tfjs's on-disk format. */

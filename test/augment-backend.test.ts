@@ -12,12 +12,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { selectBackend } from '../models/backend.js';
 import { presetViews, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
-import { batch, type Batch } from '../operators/batch.js';
+import { batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { cutPlannedViews } from '../operators/cut-planned-views.js';
 import { decode } from '../operators/decode.js';
 import { multiView } from '../operators/multi-view.js';
 import { axisWeights, blurTaps, viewWeights } from '../operators/resample-weights.js';
-import type { PlannedView, Sample, View } from '../operators/types/index.js';
+import type { PlannedView, Sample, View } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');

@@ -1,7 +1,7 @@
 import { from } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { choosePositive, ClusterIndex, clusterPositives, POSITIVE_NOTES, type ClusterPositivesOptions } from '../operators/cluster-positives.js';
-import { keyedRng, type Sample } from '../operators/types/index.js';
+import { keyedRng, type Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 
 /** A decoded 2×2 grey sample named `s{i}`. */

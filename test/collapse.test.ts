@@ -6,7 +6,8 @@ import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { selectBackend } from '../models/backend.js';
 import { presetViews } from '../operators/augment-presets.js';
-import { batch, type Batch } from '../operators/batch.js';
+import { batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { multiView } from '../operators/multi-view.js';
 import { collect } from './helpers/collect.js';
 

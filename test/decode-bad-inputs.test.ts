@@ -10,7 +10,7 @@ import { readSamples } from '../datasets/source.js';
 import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import type { Sample, SkipRecord } from '../operators/types/index.js';
+import type { Sample, SkipRecord } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 
 /** A PNG chunk with its CRC. */

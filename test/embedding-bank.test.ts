@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EmbeddingBank, float16ToFloat32, float32ToFloat16, type EmbeddingPrecision } from '../operators/clustering/embedding-bank.js';
-import { keyedRng } from '../operators/types/index.js';
+import { keyedRng } from '../core/index.js';
 
 /** `count` random vectors of `dims` (not normalised), row-major. */
 function randomRows(count: number, dims: number, seed = 0): Float32Array {

@@ -9,7 +9,7 @@ import { selectBackend } from '../models/backend.js';
 import { encoderPreset } from '../models/encoder-spec.js';
 import { createEncoder } from '../models/encoders.js';
 import { featureKmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
-import type { Pixels } from '../operators/types/index.js';
+import type { Pixels } from '../core/index.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { encoderAttention, liveEncoderAttention } from '../pipelines/encoder-attention.js';
 

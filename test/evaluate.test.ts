@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
-import { keyedRng } from '../operators/types/index.js';
+import { keyedRng } from '../core/index.js';
 import { embedImages, loadLabelledImages, parseEvalConfig, runEvaluation } from '../pipelines/evaluate.js';
 import { ConfigError } from '../pipelines/options.js';
 import { scenesSource } from '../datasets/scenes.js';

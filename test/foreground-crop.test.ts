@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keyedRng, type Box, type Plane } from '../operators/types/index.js';
+import { keyedRng, type Box, type Plane } from '../core/index.js';
 import { foregroundCropBox, randomResizedCropBox } from '../operators/view-geometry.js';
 import { planView } from '../operators/view-plan.js';
 import { presetViews, withAttentionView, withMinForeground } from '../operators/augment-presets.js';

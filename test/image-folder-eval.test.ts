@@ -8,7 +8,7 @@ import { imageFolderSource } from '../datasets/image-folder.js';
 import { readSamples, splitSource } from '../datasets/source.js';
 import { selectBackend } from '../models/backend.js';
 import { FOLDER_HELD_OUT, parseEvalConfig, runEvaluation } from '../pipelines/evaluate.js';
-import { keyedRng } from '../operators/types/index.js';
+import { keyedRng } from '../core/index.js';
 import { loadKnnSet } from '../train/knn-monitor.js';
 
 let root: string;

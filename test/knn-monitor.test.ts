@@ -9,7 +9,7 @@ import { readSamples } from '../datasets/source.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { selectBackend } from '../models/backend.js';
 import { RESNET_PRESETS } from '../models/encoder-spec.js';
-import { keyedRng, type Sample } from '../operators/types/index.js';
+import { keyedRng, type Sample } from '../core/index.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { createKnnMonitor, knnAccuracy, knnGainStdErr, loadKnnSet, type KnnSet } from '../train/knn-monitor.js';
 

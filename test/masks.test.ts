@@ -8,7 +8,7 @@ import { presetViews, withAttentionView, type ViewConfig } from '../operators/au
 import { cleanMask, foregroundMask, kmeansMask, maskFromAttention, otsuThreshold } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
 import { saliencyMap } from '../operators/saliency.js';
-import { keyedRng, type Pixels, type Plane, type Sample } from '../operators/types/index.js';
+import { keyedRng, type Pixels, type Plane, type Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 
 /** A grey, noisy 80×60 image with a red 16×12 square planted at (50, 10). */

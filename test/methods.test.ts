@@ -11,7 +11,8 @@ import { KeyQueue } from '../methods/momentum.js';
 import { selectBackend } from '../models/backend.js';
 import type { ResNetConfig } from '../models/encoder-spec.js';
 import { presetViews } from '../operators/augment-presets.js';
-import { batch, type Batch } from '../operators/batch.js';
+import { batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { multiView } from '../operators/multi-view.js';
 import { collect } from './helpers/collect.js';
 

@@ -7,9 +7,9 @@ import { centreSquareView, checkViewConfigs, presetViews, type ViewConfig } from
 import { batch } from '../operators/batch.js';
 import { multiView } from '../operators/multi-view.js';
 import { colourTransform } from '../operators/view-plan.js';
-import type { ViewPlan } from '../operators/types/index.js';
+import type { ViewPlan } from '../core/index.js';
 import { cellBoxes, viewCorrespondence } from '../operators/view-geometry.js';
-import type { Sample } from '../operators/types/index.js';
+import type { Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 
 const scenes = (n: number) => Array.from({ length: n }, (_, i) => renderScene(5, i, 64));

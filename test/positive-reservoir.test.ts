@@ -8,7 +8,7 @@ import { parseTrainConfig } from '../pipelines/train-options.js';
 import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import type { Sample } from '../operators/types/index.js';
+import type { Sample } from '../core/index.js';
 import { Reclustering, type AnchorEmbedder } from '../train/recluster.js';
 import { collect } from './helpers/collect.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';

@@ -8,7 +8,7 @@ import { lastValueFrom, take, toArray } from 'rxjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSource } from '../pipelines/data-source.js';
 import { trainBatches } from '../pipelines/train.js';

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { selectBackend } from '../models/backend.js';
 import { pcaRgb, principalComponents } from '../operators/feature-pca.js';
-import type { Pixels } from '../operators/types/index.js';
+import type { Pixels } from '../core/index.js';
 import { ConfigError } from '../pipelines/options.js';
 import { metricsCharts, parseReportConfig, runReport } from '../pipelines/report.js';
 import { CHART, escapeHtml, lineChartSvg, niceTicks } from '../sinks/report-html.js';

@@ -9,11 +9,12 @@ import { createSoftRank, negativesPerRow, type SoftRankOptions, offDiagonal, pai
 import { selectBackend } from '../models/backend.js';
 import type { ResNetConfig } from '../models/encoder-spec.js';
 import { presetViews } from '../operators/augment-presets.js';
-import { batch, type Batch } from '../operators/batch.js';
+import { batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { ClusterIndex, clusterPositives } from '../operators/cluster-positives.js';
 import { multiView } from '../operators/multi-view.js';
 import { wholeImageEmbedder } from '../pipelines/positive-pairs.js';
-import type { Sample } from '../operators/types/index.js';
+import type { Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 import { rankReference } from './helpers/rank-reference.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSamples } from '../datasets/source.js';
 import { tarShardsSource } from '../datasets/tar-shards.js';
-import type { Sample, SkipRecord } from '../operators/types/index.js';
+import type { Sample, SkipRecord } from '../core/index.js';
 import { openSource } from '../pipelines/data-source.js';
 import { tarOf } from './helpers/tar.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { from } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Method } from '../methods/method.js';
-import type { Batch } from '../operators/batch.js';
+import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { trainLoop } from '../train/trainer.js';

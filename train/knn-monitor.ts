@@ -19,7 +19,7 @@
  * projection, batch norm in inference mode), each chunk in `tf.tidy`, and frees everything.
  */
 import type { Method } from '../methods/method.js';
-import type { Sample, SkipRecord } from '../operators/types/index.js';
+import type { Sample, SkipRecord } from '../core/index.js';
 import { forEachChunk, readWholeImages } from './whole-images.js';
 
 /** Neighbours that vote (solo-learn's kNN monitor). */

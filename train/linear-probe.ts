@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { variableFrom } from '../models/variables.js';
-import { keyedRng } from '../operators/types/index.js';
+import { keyedRng } from '../core/index.js';
 
 export interface ProbeOptions {
   /** Number of classes; labels are 0 … classes−1. */

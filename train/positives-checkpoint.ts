@@ -10,10 +10,11 @@
  * written to a temporary name and renamed; `positives.json` last, so its presence means both
  * are whole.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrozenSlot } from '../methods/softrank.js';
 import type { EmbeddingBankState } from '../operators/clustering/index.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 
 export const POSITIVES_JSON = 'positives.json';
 export const POSITIVES_BIN = 'positives.bin';
@@ -93,12 +94,6 @@ interface PositivesJson {
 
 const dtypeOf = (a: Stored): Dtype => (a instanceof Float32Array ? 'float32' : a instanceof Int32Array ? 'int32' : 'uint16');
 
-function atomicWrite(path: string, data: string | Uint8Array): void {
-  const partial = `${path}.partial`;
-  writeFileSync(partial, data);
-  renameSync(partial, path);
-}
-
 /** Writes `state` into the checkpoint folder `dir` (which exists). */
 export function writePositives(dir: string, state: PositivesState): void {
   const strings: string[] = [];
@@ -138,8 +133,8 @@ export function writePositives(dir: string, state: PositivesState): void {
   }
   const bin = new Uint8Array(size);
   for (const [name, a] of arrays) bin.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), (json.sections[name] as Section).offset);
-  atomicWrite(join(dir, POSITIVES_BIN), bin);
-  atomicWrite(join(dir, POSITIVES_JSON), JSON.stringify(json));
+  writeFileAtomic(join(dir, POSITIVES_BIN), bin);
+  writeFileAtomic(join(dir, POSITIVES_JSON), JSON.stringify(json));
 }
 
 /** Whether the checkpoint folder `dir` holds softrank's positives. */

@@ -39,7 +39,7 @@
 import type { TargetEmbeddings } from '../methods/softrank.js';
 import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
 import { clusterInWorker, drawNegatives, EmbeddingBank, type EmbeddingPrecision, type NegativePair } from '../operators/clustering/index.js';
-import type { Sample } from '../operators/types/index.js';
+import type { Sample } from '../core/index.js';
 import type { ClusteringState, PositiveCounts, PositivesState, Slot } from './positives-checkpoint.js';
 
 /** Embeds new anchors by frozen copies of the target branch (softrank's `freezeTarget` / `embedFrozen`, on the data plane's pixels). */

@@ -3,7 +3,7 @@
  * IoU / mIoU of a class map (the dense-probe protocol, METHODS.md "Evaluation protocols").
  * Pure, no tensors.
  */
-import type { Plane } from '../operators/types/index.js';
+import type { Plane } from '../core/index.js';
 
 /** Intersection over union of two binary masks of the same size; two empty masks agree (1). */
 export function maskIoU(a: Plane, b: Plane): number {

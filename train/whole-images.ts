@@ -12,7 +12,7 @@ import { decode } from '../operators/decode.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
-import { cutPixels, type Plane, type Sample, type SkipRecord } from '../operators/types/index.js';
+import { cutPixels, type Plane, type Sample, type SkipRecord } from '../core/index.js';
 
 export interface LabelledImages {
   ids: string[];

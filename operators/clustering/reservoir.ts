@@ -16,7 +16,7 @@
  * already carried. Lookups by id are O(1); draws scan the ring without building a list.
  */
 import type { ClusterIndex } from '../cluster-positives.js';
-import type { Sample } from '../types/index.js';
+import type { Sample } from '../../core/index.js';
 
 interface Member {
   sample: Sample;

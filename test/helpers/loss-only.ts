@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { Batch } from '../../operators/batch.js';
+import type { Batch } from '../../core/batch.js';
 import { disposeParts, type LossParts, type Method } from '../../methods/method.js';
 
 /** `method.loss(batch)` with its logged parts freed at once: for tests that do not read them. */
