@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../models/backend.js';
-import { parseExportConfig, runExport } from '../pipelines/export.js';
+import { runExport } from '../pipelines/export.js';
+import { parseExportConfig } from '../pipelines/export-options.js';
 import { positiveInt } from '../pipelines/options.js';
 import { benchFile, printJson, runForJson } from './report.js';
 

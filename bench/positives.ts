@@ -35,10 +35,11 @@ import { normalizeRgb } from '../operators/batch.js';
 import { choosePositive, ClusterIndex } from '../operators/cluster-positives.js';
 import { sphericalKMeans } from '../operators/clustering/kmeans.js';
 import { adjustedRandIndex, clusterPurity } from '../operators/clustering/metrics.js';
-import { checkpointDir, loadCheckpointEncoder } from '../pipelines/checkpoint-encoder.js';
+import { loadCheckpointEncoder } from '../pipelines/checkpoint-encoder.js';
 import { positiveInt } from '../pipelines/options.js';
 import { sphereBlobs } from './kmeans.js';
 import { printJson } from './report.js';
+import { checkpointDir } from '../pipelines/run-folder.js';
 
 /** Images embedded per forward pass. */
 const EMBED_BATCH = 250;

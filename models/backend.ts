@@ -125,3 +125,8 @@ export async function selectBackend(
   }
   throw new Error(`--backend ${choice}: no backend could be loaded\n${reasons.join('\n')}`);
 }
+
+/** The lines a command prints about its backend: the one it took (and its threads); with `verbose`, why it passed over the others. */
+export function backendLines(selection: BackendSelection, verbose: boolean): string[] {
+  return selection.reasons.filter((line) => verbose || !line.startsWith('backend: passed over'));
+}

@@ -5,13 +5,11 @@
  * trained one is compared with.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { createEncoder } from '../models/encoders.js';
 import { encoderPreset, ENCODER_NAMES, type Encoder, type EncoderName } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { CheckpointMeta } from '../train/trainer.js';
-import { ConfigError } from './options.js';
+import { checkpointDir } from './run-folder.js';
 import type { TrainConfig } from './train-options.js';
 
 /** tfjs names variables globally: each loaded encoder gets its own scope. */
@@ -29,12 +27,6 @@ export interface CheckpointEncoder {
   step: number;
   /** The view size the encoder was trained at (the export default). */
   trainedSize: number;
-}
-
-/** `RUN` or `RUN/checkpoint` → the checkpoint folder, or a ConfigError naming the flag. */
-export function checkpointDir(path: string, field = '--checkpoint'): string {
-  for (const dir of [join(path, 'checkpoint'), path]) if (existsSync(join(dir, 'weights.json'))) return resolve(dir);
-  throw new ConfigError(`${field}: no checkpoint in ${path} (expected ${join(path, 'checkpoint', 'weights.json')}, written by densestream train)`);
 }
 
 /** Loads the online encoder of the checkpoint at `dir` (see {@link checkpointDir}). */

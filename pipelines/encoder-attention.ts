@@ -14,7 +14,8 @@ import { normalizeRgb } from '../operators/batch.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import { featureKmeansMask } from '../operators/foreground-mask.js';
 import type { Pixels, Plane, Sample } from '../core/index.js';
-import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
+import { loadCheckpointEncoder } from './checkpoint-encoder.js';
+import { checkpointDir } from './run-folder.js';
 
 const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';
 

@@ -18,11 +18,11 @@
  * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
 import { isRandomAccess, readSamples, splitSource, type Source } from '../datasets/source.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
+import { backendLines, selectBackend } from '../models/backend.js';
 import type { Encoder } from '../models/encoder-spec.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
 import { saliencyMap } from '../operators/saliency.js';
@@ -32,71 +32,11 @@ import { knnAccuracy } from '../train/knn-monitor.js';
 import { forEachChunk, readWholeImages, type LabelledImages } from '../train/whole-images.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
-import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
+import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
-import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
+import { ConfigError, toConfigError } from '../core/config-error.js';
+import { FOLDER_HELD_OUT, HELD_OUT_SCENES_SEED, isFashion, isScenes, type EvalConfig, type Protocol } from './eval-options.js';
 import { prepareOutFolder } from './out-folder.js';
-
-export const PROTOCOLS = ['knn', 'linear', 'dense', 'masks'] as const;
-export type Protocol = (typeof PROTOCOLS)[number];
-export const EVAL_MASKS = ['encoder', 'saliency', 'kmeans'] as const;
-
-/** The scenes seed of the held-out split: `train` renders seed 0, so no run has seen these. */
-export const HELD_OUT_SCENES_SEED = 1;
-
-const SPEC = {
-  checkpoint: { type: 'string' },
-  encoder: { type: 'string', choices: ENCODER_NAMES },
-  protocol: { type: 'string', choices: [...PROTOCOLS, 'all'] },
-  data: { type: 'string' },
-  train: { type: 'int', min: 10 },
-  test: { type: 'int', min: 10 },
-  'dense-train': { type: 'int', min: 10 },
-  masks: { type: 'string', choices: EVAL_MASKS },
-  epochs: { type: 'int', min: 1 },
-  size: { type: 'int', min: 16 },
-  out: { type: 'string' },
-  seed: { type: 'int', min: 0 },
-  backend: { type: 'string', choices: BACKEND_CHOICES },
-  threads: { type: 'int', min: 1 },
-  quiet: { type: 'boolean' },
-} as const satisfies Record<string, Spec>;
-
-export interface EvalConfig {
-  /** A `train` run (or its checkpoint folder), or `random` for a seeded random-init `--encoder`. */
-  checkpoint: string;
-  encoder: EncoderName;
-  protocols: Protocol[];
-  /** Whether `--protocol` named them (else: every protocol the data allows). */
-  protocolsGiven?: boolean;
-  /** `scenes[:SIZE]`, `fashion-mnist[:DIR]` or `dir:PATH` (ImageFolder layout). */
-  data: string;
-  /** Labelled images the kNN memory and the linear probe use. */
-  train: number;
-  /** Held-out images every protocol is scored on. */
-  test: number;
-  /** Images the dense probe trains on (dense features take grid² times the memory). */
-  'dense-train': number;
-  masks: (typeof EVAL_MASKS)[number];
-  /** Probe epochs (default: the probe's own, 40 linear and 15 dense). */
-  epochs?: number;
-  /** Input side (default: the size the checkpoint was trained at, else 64). */
-  size?: number;
-  /** Folder of `eval.json` (default: the run folder; `runs/random-init-ENCODER` for random). */
-  out: string;
-  seed: number;
-  backend: BackendChoice;
-  threads?: number;
-  quiet: boolean;
-}
-
-const DEFAULTS = { encoder: 'slim', data: 'scenes', train: 5000, test: 1000, 'dense-train': 1000, masks: 'encoder', seed: 0, backend: 'auto', quiet: false } as const;
-
-const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
-const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
-const isFolder = (data: string) => data.startsWith('dir:');
-/** The share of a labelled folder (`dir:PATH`) held out for scoring, by a seeded hash of each id. */
-export const FOLDER_HELD_OUT = 0.2;
 
 /**
  * The two splits of `--data`: scenes of another seed, Fashion-MNIST's test set, or a seeded
@@ -114,30 +54,6 @@ async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source;
     throw new ConfigError(`--data ${c.data}: eval needs a labelled folder, one sub-folder per class (ImageFolder layout), with at least two classes`);
   }
   return { train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed), test: splitSource(all, 'test', FOLDER_HELD_OUT, c.seed), classes: all.classes.length };
-}
-
-export function parseEvalConfig(argv: string[]): EvalConfig {
-  const flags = parseFlags(argv, SPEC, ['checkpoint']);
-  const { protocol, ...rest } = flags;
-  const c = { ...DEFAULTS, ...rest } as unknown as EvalConfig;
-  const random = c.checkpoint === 'random';
-  if (!random && flags['encoder'] !== undefined) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
-  if (!isScenes(c.data) && !isFashion(c.data) && !isFolder(c.data)) {
-    throw new ConfigError(`--data ${c.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`);
-  }
-  const scenes = isScenes(c.data);
-  if (protocol === undefined || protocol === 'all') {
-    c.protocols = scenes ? [...PROTOCOLS] : ['knn', 'linear'];
-  } else {
-    c.protocols = [protocol as Protocol];
-    c.protocolsGiven = true;
-    if (!scenes && (protocol === 'dense' || protocol === 'masks')) {
-      throw new ConfigError(`--protocol ${protocol}: needs per-pixel ground truth, which only --data scenes has (got ${c.data})`);
-    }
-  }
-  if (!random) c.checkpoint = checkpointDir(c.checkpoint);
-  if (flags['out'] === undefined) c.out = random ? join('runs', `random-init-${c.encoder}`) : dirname(c.checkpoint);
-  return c;
 }
 
 /** The first `limit` samples of `source` in index order as whole `size²` images (unreadable ones counted as skipped). */
@@ -386,12 +302,12 @@ export function evaluationLine(evaluation: Evaluation): EvalResults {
   return { ...line, images, skipped: evaluation.skipped };
 }
 
-export async function evalCommand(argv: string[]): Promise<void> {
-  const c = parseEvalConfig(argv);
+/** `densestream eval` with its options parsed (`parseEvalConfig`). */
+export async function evalCommand(c: EvalConfig): Promise<void> {
   prepareOutFolder(c.out);
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   const log = c.quiet ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
-  for (const line of selection.reasons) log(line);
+  for (const line of backendLines(selection, c.verbose)) log(line);
   readEvaluations(c.out); // a file it could not add to stops the job now, not after the work
   const start = performance.now();
   const evaluation = await runEvaluation(c, log);

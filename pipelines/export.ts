@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { map, tap } from 'rxjs';
 import { parseShard } from '../datasets/source.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
+import { backendLines, selectBackend } from '../models/backend.js';
 import { centreSquareView } from '../operators/augment-presets.js';
 import { batch as collate } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
@@ -20,69 +20,13 @@ import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import { featureCellsSchema, featuresSchema, int32s, strings, tableOf, vectorColumn, type FeatureShape } from '../sinks/schemas.js';
-import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
+import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
-import { checkpointDir, ENCODER_NAMES, loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder, type EncoderName } from './checkpoint-encoder.js';
+import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
-import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
+import { ConfigError, toConfigError } from '../core/config-error.js';
+import type { ExportConfig } from './export-options.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
-
-const SPEC = {
-  checkpoint: { type: 'string' },
-  encoder: { type: 'string', choices: ENCODER_NAMES },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  format: { type: 'string', choices: TABLE_FORMATS },
-  dense: { type: 'string', choices: ['grid', 'cells'] },
-  codec: { type: 'string', choices: PARQUET_CODECS },
-  shard: { type: 'string' },
-  'rows-per-file': { type: 'int', min: 1 },
-  size: { type: 'int', min: 16 },
-  batch: { type: 'int', min: 1 },
-  seed: { type: 'int', min: 0 },
-  backend: { type: 'string', choices: BACKEND_CHOICES },
-  threads: { type: 'int', min: 1 },
-  quiet: { type: 'boolean' },
-} as const satisfies Record<string, Spec>;
-
-export interface ExportConfig {
-  /** A `train` run (or its checkpoint folder); absent: a random-init encoder (the baseline). */
-  checkpoint?: string;
-  encoder: EncoderName;
-  data: string;
-  out: string;
-  format: TableFormat;
-  dense: 'grid' | 'cells';
-  /**
-   * lz4 by default: zstd makes 16 % smaller feature files but took 11 % of export time against
-   * lz4's 6 % (`npm run bench -- export`, 10 000 rows).
-   */
-  codec: ParquetCodec;
-  shard: string;
-  'rows-per-file': number;
-  /** Image side fed to the encoder (default: the size the checkpoint was trained at, else 64). */
-  size?: number;
-  batch: number;
-  seed: number;
-  backend: BackendChoice;
-  threads?: number;
-  quiet: boolean;
-}
-
-const DEFAULTS = { encoder: 'slim', format: 'parquet', dense: 'grid', codec: 'lz4', shard: '0/1', 'rows-per-file': 1000, batch: 32, seed: 0, backend: 'auto', quiet: false } as const;
-
-export function parseExportConfig(argv: string[]): ExportConfig {
-  const flags = parseFlags(argv, SPEC, ['data', 'out']);
-  if (flags['checkpoint'] !== undefined && flags['encoder'] !== undefined) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder');
-  const c = { ...DEFAULTS, ...flags } as unknown as ExportConfig;
-  try {
-    parseShard(c.shard);
-  } catch (err) {
-    toConfigError(err);
-  }
-  if (c.checkpoint !== undefined) c.checkpoint = checkpointDir(c.checkpoint);
-  return c;
-}
 
 /** One batch of features as rows of the features (or feature-cells) table. */
 function featureRows(c: ExportConfig, schema: ReturnType<typeof featuresSchema>, shape: FeatureShape, ids: string[], labels: Array<number | undefined>, embedding: Float32Array, dense: Float32Array) {
@@ -171,10 +115,10 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
   }
 }
 
-export async function exportCommand(argv: string[]): Promise<void> {
-  const c = parseExportConfig(argv);
+/** `densestream export` with its options parsed (`parseExportConfig`). */
+export async function exportCommand(c: ExportConfig): Promise<void> {
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
-  if (!c.quiet) for (const line of selection.reasons) process.stderr.write(`${line}\n`);
+  if (!c.quiet) for (const line of backendLines(selection, c.verbose)) process.stderr.write(`${line}\n`);
   const start = performance.now();
   const result = await runExport(c);
   process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`);

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join, parse, resolve, sep } from 'node:path';
-import { ConfigError } from './options.js';
+import { ConfigError } from '../core/config-error.js';
 
 const code = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 

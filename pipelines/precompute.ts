@@ -13,100 +13,27 @@
 import { bufferCount, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import { parseShard } from '../datasets/source.js';
-import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-presets.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cutPixels, type Plane, type Sample, type SkipRecord } from '../core/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
-import { PARQUET_CODECS, TABLE_FORMATS, type ParquetCodec, type TableFile, type TableFormat } from '../sinks/table-file.js';
+import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
 import { selectBackend } from '../models/backend.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
-import { ConfigError, parseFlags, toConfigError, type Spec } from './options.js';
-import { chooseViewAugment, sampleViews, VIEW_MASKS, type SampleViewOptions, type ViewMasks } from './sample-views.js';
-import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-path.js';
+import { toConfigError } from '../core/config-error.js';
+import type { PrecomputeConfig } from './precompute-options.js';
+import { chooseViewAugment, sampleViews, type SampleViewOptions } from './sample-views.js';
 import { cutPlannedViews } from '../operators/cut-planned-views.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
-export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
-type ImageFormat = (typeof IMAGE_FORMATS)[number];
-
-const SPEC = {
-  data: { type: 'string' },
-  out: { type: 'string' },
-  preset: { type: 'string', choices: PRESETS },
-  size: { type: 'int', min: 16 },
-  views: { type: 'int', min: 1 },
-  masks: { type: 'string', choices: VIEW_MASKS },
-  'attention-view': { type: 'boolean' },
-  'min-foreground': { type: 'number', min: 0 },
-  attention: { type: 'string' },
-  'image-format': { type: 'string', choices: IMAGE_FORMATS },
-  format: { type: 'string', choices: TABLE_FORMATS },
-  codec: { type: 'string', choices: PARQUET_CODECS },
-  shard: { type: 'string' },
-  'rows-per-file': { type: 'int', min: 1 },
-  seed: { type: 'int', min: 0 },
-  quiet: { type: 'boolean' },
-  augment: { type: 'string', choices: AUGMENT_CHOICES },
-} as const satisfies Record<string, Spec>;
-
-export interface PrecomputeConfig {
-  data: string;
-  out: string;
-  preset: (typeof PRESETS)[number];
-  size: number;
-  /** Views stored per image: a multiple of the preset's view count (default: one epoch's). */
-  views?: number;
-  masks: ViewMasks;
-  'attention-view': boolean;
-  /** Random crops keep at least this fraction on the mask (HARL; default 0.2 with masks, as `train --method hapicl`). */
-  'min-foreground'?: number;
-  /** The attention map's source: boundary|frequency-tuned|model:PATH|encoder:RUN (default: saliency). */
-  attention?: string;
-  /** PNG (default) is lossless: training from the shards sees exactly the live pipeline's pixels. */
-  'image-format': ImageFormat;
-  format: TableFormat;
-  codec: ParquetCodec;
-  shard: string;
-  'rows-per-file': number;
-  seed: number;
-  quiet: boolean;
-  /**
-   * Where view pixels are cut (default cpu, the reference path: precomputed views are then
-   * exactly those a `train --augment cpu` run cuts live; `backend` and `auto` as train's).
-   */
-  augment: AugmentChoice;
-}
-
-const DEFAULTS = { preset: 'mocov2', size: 64, masks: 'saliency', 'attention-view': false, 'image-format': 'png', format: 'parquet', codec: 'zstd', shard: '0/1', 'rows-per-file': 500, seed: 0, quiet: false, augment: 'cpu' } as const;
+type ImageFormat = PrecomputeConfig['image-format'];
 
 /** Samples per Parquet row group of the views table: small, so one sample's read decodes little. */
 export const VIEW_GROUP_SAMPLES = 16;
-
-export function parsePrecomputeConfig(argv: string[]): PrecomputeConfig & { perEpoch: number } {
-  const flags = parseFlags(argv, SPEC, ['data', 'out']);
-  const c = { ...DEFAULTS, ...flags } as unknown as PrecomputeConfig;
-  try {
-    parseShard(c.shard);
-  } catch (err) {
-    toConfigError(err);
-  }
-  if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:')) throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
-  if (c.masks === 'gt' && !c.data.startsWith('scenes')) throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
-  if (c['min-foreground'] !== undefined) {
-    if (!(c['min-foreground'] < 1)) throw new ConfigError(`--min-foreground: expected a fraction in [0, 1), got ${c['min-foreground']}`);
-    if (c['min-foreground'] > 0 && c.masks === 'none') throw new ConfigError('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
-  }
-  c['min-foreground'] ??= c.masks === 'none' ? 0 : HARL_MIN_FOREGROUND;
-  const perEpoch = presetViews(c.preset, c.size).length;
-  const views = c.views ?? perEpoch;
-  if (views % perEpoch !== 0) throw new ConfigError(`--views: expected a multiple of the ${c.preset} preset's ${perEpoch} views (whole epochs), got ${views}`);
-  return { ...c, views, perEpoch };
-}
 
 async function encodeImage(p: { data: Uint8Array; width: number; height: number }, channels: 1 | 3, format: ImageFormat): Promise<Uint8Array> {
   const image = sharp(p.data, { raw: { width: p.width, height: p.height, channels } });
@@ -208,8 +135,8 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   }
 }
 
-export async function precomputeCommand(argv: string[]): Promise<void> {
-  const c = parsePrecomputeConfig(argv);
+/** `densestream precompute` with its options parsed (`parsePrecomputeConfig`). */
+export async function precomputeCommand(c: PrecomputeConfig & { perEpoch: number }): Promise<void> {
   const start = performance.now();
   const result = await runPrecompute(c);
   process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10 })}\n`);

@@ -4,13 +4,12 @@
  * look at before training on it.
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { bufferCount, concatMap, lastValueFrom, take, tap } from 'rxjs';
 import { readSamples } from '../datasets/source.js';
 import { attentionMap } from '../operators/attention-map.js';
-import { parsePreset, presetViews, withAttentionView } from '../operators/augment-presets.js';
+import { presetViews, withAttentionView } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
-import { foregroundMask, MASK_METHODS, type MaskMethod } from '../operators/foreground-mask.js';
+import { foregroundMask } from '../operators/foreground-mask.js';
 import { fromSource } from '../operators/from-source.js';
 import { multiView } from '../operators/multi-view.js';
 import { SampleBudget } from '../operators/sample-budget.js';
@@ -19,43 +18,22 @@ import { writePreviewSheet } from '../sinks/preview-sheet.js';
 import { selectBackend } from '../models/backend.js';
 import { openAttentionSource } from './attention-source.js';
 import { openSource } from './data-source.js';
-import { positiveInt } from './options.js';
+import type { PreviewConfig } from './preview-options.js';
 import { prepareOutFolder } from './out-folder.js';
 
 const ROWS_PER_SHEET = 6;
 
-function oneOf<T extends string>(value: string, choices: readonly T[], field: string): T {
-  if ((choices as readonly string[]).includes(value)) return value as T;
-  throw new Error(`${field}: expected one of ${choices.join('|')}, got "${value}"`);
-}
-
-export async function previewCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      data: { type: 'string', default: 'scenes' },
-      out: { type: 'string' },
-      count: { type: 'string', default: '12' },
-      seed: { type: 'string', default: '0' },
-      size: { type: 'string', default: '96' },
-      preset: { type: 'string', default: 'mocov2' },
-      masks: { type: 'string', default: 'saliency' },
-      attention: { type: 'string', default: 'boundary' },
-    },
-  });
-  if (!values.out) throw new Error('--out: expected a folder for the sheets');
-  const count = positiveInt(values.count, '--count');
-  const seed = Number.parseInt(values.seed, 10);
-  if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got "${values.seed}"`);
-  const size = positiveInt(values.size, '--size');
-  const views = withAttentionView(presetViews(parsePreset(values.preset), size));
-  const masks = oneOf<MaskMethod>(values.masks, MASK_METHODS, '--masks');
-  prepareOutFolder(values.out); // once every option is checked: a refused command creates nothing
+/** `densestream preview` with its options parsed (`parsePreviewConfig`). */
+export async function previewCommand(values: PreviewConfig): Promise<void> {
+  const { count, seed, size, masks } = values;
+  const { out } = values;
+  const views = withAttentionView(presetViews(values.preset, size));
+  prepareOutFolder(out); // once every option is checked: a refused command creates nothing
   if (/^(model|encoder):/.test(values.attention)) await selectBackend('auto');
   const attention = await openAttentionSource(values.attention);
   const source = await openSource(values.data);
 
-  const skipped = openSkipLog(join(values.out, 'skipped.jsonl'));
+  const skipped = openSkipLog(join(out, 'skipped.jsonl'));
   const budget = new SampleBudget(2 * ROWS_PER_SHEET);
   const drop = (id: string, stage: string, reason: string) => skipped.record({ id, stage, reason });
   let sheets = 0;
@@ -68,7 +46,7 @@ export async function previewCommand(argv: string[]): Promise<void> {
       multiView({ views, seed, onFallback: (id, reason, stage) => drop(id, stage, reason) }),
       bufferCount(ROWS_PER_SHEET),
       concatMap(async (rows) => {
-        const path = join(values.out as string, `preview-${String(sheets++).padStart(3, '0')}.png`);
+        const path = join(out, `preview-${String(sheets++).padStart(3, '0')}.png`);
         await writePreviewSheet(rows, path);
         process.stdout.write(`${path}\n`);
         return rows.length;

@@ -9,13 +9,13 @@
  * checkpoint encoder → whole images → dense grid [N, S, S, C] → top-3 PCA → RGB
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { lastValueFrom, map, take, toArray, type OperatorFunction } from 'rxjs';
 import sharp from 'sharp';
 import { readSamples, type Source } from '../datasets/source.js';
-import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../models/backend.js';
+import { backendLines, selectBackend } from '../models/backend.js';
 import { saliencyAttention, type AttentionSource } from '../operators/attention-map.js';
 import { centreSquareView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
@@ -32,46 +32,17 @@ import { formatNumber, reportHtml, type LineChart, type ReportContent } from '..
 import { readWeightsMeta } from '../models/weights-manifest.js';
 import type { CheckpointMeta, MetricsRecord } from '../train/trainer.js';
 import { openAttentionSource } from './attention-source.js';
-import { checkpointDir, loadCheckpointEncoder } from './checkpoint-encoder.js';
+import { loadCheckpointEncoder } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
 import { openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
-import { ConfigError, parseFlags, type Spec } from './options.js';
+import type { ReportConfig } from './report-options.js';
 import { prepareOutFolder } from './out-folder.js';
 import { sampleViews, type SampleViewOptions, type ViewMasks } from './sample-views.js';
 import type { TrainConfig } from './train-options.js';
-
-const SPEC = {
-  out: { type: 'string' },
-  images: { type: 'int', min: 1 },
-  backend: { type: 'string', choices: BACKEND_CHOICES },
-  threads: { type: 'int', min: 1 },
-} as const satisfies Record<string, Spec>;
-
-export interface ReportConfig {
-  /** The `train --out` folder. */
-  run: string;
-  /** The page (default RUN/report.html). */
-  out: string;
-  /** Images in the views sheet and in the PCA (default 6). */
-  images: number;
-  backend: BackendChoice;
-  threads?: number;
-}
+import { checkpointDir } from './run-folder.js';
 
 /** Parts of `metrics.jsonl` that are not loss terms: each gets its own chart or none. */
 const NOT_LOSS = new Set(['knn', 'selfPositives', 'reclusters', 'bank', 'negatives']); // monitors and counts, not loss terms
-
-/** `RUN [--out FILE] [--images N] [--backend B] [--threads N]`; the run and its checkpoint are checked here, before any work. */
-export function parseReportConfig(argv: string[]): ReportConfig {
-  const [run, ...rest] = argv;
-  if (run === undefined || run.startsWith('-')) throw new ConfigError('RUN is required: densestream report RUN [--out FILE] (RUN: a train --out folder)');
-  const flags = parseFlags(rest, SPEC);
-  if (!existsSync(run) || !statSync(run).isDirectory()) throw new ConfigError(`RUN: no folder ${run} (expected a train --out folder)`);
-  checkpointDir(run, 'RUN'); // a ConfigError naming the expected file
-  const c = { images: 6, backend: 'auto', ...flags, run: resolve(run), out: resolve((flags['out'] as string | undefined) ?? join(run, 'report.html')) } as ReportConfig;
-  if (c.images > 64) throw new ConfigError(`--images: at most 64 (the page embeds every image), got ${c.images}`);
-  return c;
-}
 
 /** The JSON lines of `path` (none when it is absent); unparseable lines are counted, not fatal. */
 function readJsonLines<T>(path: string): { rows: T[]; bad: number } {
@@ -297,11 +268,11 @@ function evaluationRows(run: string, notes: string[]): Array<readonly [string, s
   return rows.length > 0 ? rows : undefined;
 }
 
-export async function reportCommand(argv: string[]): Promise<void> {
-  const c = parseReportConfig(argv);
+/** `densestream report` with its options parsed (`parseReportConfig`). */
+export async function reportCommand(c: ReportConfig): Promise<void> {
   prepareOutFolder(dirname(c.out));
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
-  for (const line of selection.reasons) process.stderr.write(`${line}\n`);
+  for (const line of backendLines(selection, c.verbose)) process.stderr.write(`${line}\n`);
   const start = performance.now();
   const result = await runReport(c);
   process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`);

@@ -4,8 +4,8 @@
  * the first. Other files in the folder are the user's and are never touched.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { ConfigError } from './options.js';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '../core/config-error.js';
 
 /**
  * What belongs to a run: the checkpoint (and the trainer's swap-in copies of it), the metrics,
@@ -32,4 +32,10 @@ export function claimRunFolder(dir: string, overwrite: boolean): string[] {
   }
   for (const f of found) rmSync(join(dir, f), { recursive: true, force: true });
   return found;
+}
+
+/** `RUN` or `RUN/checkpoint` → the checkpoint folder, or a ConfigError naming the flag. */
+export function checkpointDir(path: string, field = '--checkpoint'): string {
+  for (const dir of [join(path, 'checkpoint'), path]) if (existsSync(join(dir, 'weights.json'))) return resolve(dir);
+  throw new ConfigError(`${field}: no checkpoint in ${path} (expected ${join(path, 'checkpoint', 'weights.json')}, written by densestream train)`);
 }

@@ -14,9 +14,10 @@ import { multiView } from '../operators/multi-view.js';
 import type { AugmentChoice, AugmentPath } from '../operators/augment-path.js';
 import { chooseAugmentPath, type AugmentDecision } from '../operators/augment-choice.js';
 import type { Pixels, Plane, Sample, SkipRecord } from '../core/index.js';
+import type { ViewMasks } from './shared-options.js';
 
-export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
-export type ViewMasks = (typeof VIEW_MASKS)[number];
+export type { ViewMasks } from './shared-options.js';
+
 
 export interface SampleViewOptions {
   size: number;

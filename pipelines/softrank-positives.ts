@@ -10,7 +10,7 @@ import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { hasPositives, readPositives, writePositives, type PositivesState } from '../train/positives-checkpoint.js';
 import { Reclustering } from '../train/recluster.js';
-import { ConfigError } from './options.js';
+import { ConfigError } from '../core/config-error.js';
 import { readableById, wholeImageEmbedder, type ReadableById } from './positive-pairs.js';
 import type { TrainConfig } from './train-options.js';
 

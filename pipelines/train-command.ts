@@ -6,11 +6,11 @@
 import { join } from 'node:path';
 import type { MetricsRecord } from '../train/trainer.js';
 import type { PositiveStats } from '../train/recluster.js';
-import { parseTrainConfig } from './train-options.js';
+import type { parseTrainConfig } from './train-options.js';
 
 /** `densestream train`; resolves with 130 when Ctrl-C stopped the run (after its checkpoint), as a shell expects of an interrupted command. */
-export async function trainCommand(argv: string[]): Promise<number> {
-  const { resume, overwrite, stepsDone, ...c } = parseTrainConfig(argv);
+export async function trainCommand(config: ReturnType<typeof parseTrainConfig>): Promise<number> {
+  const { resume, overwrite, verbose, stepsDone, ...c } = config;
   if (stepsDone !== undefined && stepsDone >= c.steps) {
     process.stderr.write(`train --resume: the run in ${c.out} is complete (${stepsDone} of ${c.steps} steps); nothing to do\n`);
     return 0;
@@ -35,7 +35,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   try {
     const { runTraining } = await import('./train.js');
     const { knnGainStdErr } = await import('../train/knn-monitor.js');
-    const result = await runTraining(c, { resume, overwrite, onLog, shouldStop: () => interrupted, onSteps: (n) => { total = n; } });
+    const result = await runTraining(c, { resume, overwrite, verbose, onLog, shouldStop: () => interrupted, onSteps: (n) => { total = n; } });
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     const round4 = (x: number) => Math.round(x * 1e4) / 1e4;

@@ -3,18 +3,17 @@
  * and the checks across options, all decided before any work. It loads no tfjs, sharp or data
  * code, so a wrong option is refused at once; `train.ts` runs what this accepts.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { BACKEND_CHOICES, type BackendChoice } from '../models/backend-choice.js';
+import * as z from 'zod';
+import { ConfigError } from '../core/config-error.js';
 import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
-import { HARL_MIN_FOREGROUND, PRESETS, type PresetName } from '../operators/augment-presets.js';
-import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-path.js';
+import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import type { CheckpointMeta } from '../train/trainer.js';
-import { coerce, ConfigError, flagTypes, toConfigError, type Spec } from './options.js';
+import { parseCommand, type CommandSchema } from './command-schema.js';
+import { augmentOption, BACKEND_OPTIONS } from './shared-options.js';
 
-export { ConfigError } from './options.js';
 
 /** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 export const MAX_RESERVOIR = 65_536;
@@ -24,159 +23,120 @@ const MASK_SOURCES = ['saliency', 'kmeans', 'gt', 'encoder'] as const; // hapicl
 const ENCODERS = ENCODER_NAMES;
 /** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
 const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives', 'reservoir'] as const;
-const SPEC = {
-  data: { type: 'string' },
-  method: { type: 'string', choices: TRAIN_METHODS },
-  steps: { type: 'int', min: 1 },
-  batch: { type: 'int', min: 2 },
-  size: { type: 'int', min: 16 },
-  encoder: { type: 'string', choices: ENCODERS },
-  preset: { type: 'string', choices: PRESETS },
-  masks: { type: 'string', choices: MASK_SOURCES },
-  'min-foreground': { type: 'number', min: 0 },
-  'attention-view': { type: 'boolean' },
-  'align-weight': { type: 'number', min: 0 },
-  optimizer: { type: 'string', choices: ['sgd', 'adamw', 'lars'] },
-  backend: { type: 'string', choices: BACKEND_CHOICES },
-  threads: { type: 'int', min: 1 },
-  out: { type: 'string' },
-  seed: { type: 'int', min: 0 },
-  lr: { type: 'number', min: 0 },
-  warmup: { type: 'int', min: 0 },
-  'weight-decay': { type: 'number', min: 0 },
-  queue: { type: 'int', min: 1 },
-  'log-every': { type: 'int', min: 1 },
-  'checkpoint-every': { type: 'int', min: 1 },
-  epochs: { type: 'int', min: 1 },
-  match: { type: 'string', choices: ['feature', 'geometric'] },
-  attention: { type: 'string' },
-  'attention-refresh': { type: 'int', min: 1 },
-  'recluster-every': { type: 'int', min: 1 },
-  clusters: { type: 'int', min: 2 },
-  'bank-size': { type: 'int', min: 8 },
-  'bank-precision': { type: 'string', choices: ['float32', 'float16'] },
-  negatives: { type: 'int', min: 0 },
-  reservoir: { type: 'int', min: 1 },
-  'knn-every': { type: 'int', min: 0 },
-  'knn-size': { type: 'int', min: 10 },
-  'knn-data': { type: 'string' },
-  augment: { type: 'string', choices: AUGMENT_CHOICES },
-} as const satisfies Record<string, Spec>;
+/** The method every default is tuned for; a resumed run's folder defaults to `runs/densecl`. */
+const DEFAULT_METHOD = 'densecl';
 
-export interface TrainConfig {
-  data: string; method: (typeof TRAIN_METHODS)[number]; steps: number; batch: number; size: number;
-  encoder: (typeof ENCODERS)[number]; preset: PresetName; masks: (typeof MASK_SOURCES)[number]; 'attention-view': boolean; 'align-weight': number; optimizer: 'sgd' | 'adamw' | 'lars'; backend: BackendChoice; threads?: number; out: string;
-  seed: number; lr: number; warmup: number; 'weight-decay': number; queue: number; 'log-every': number; 'checkpoint-every': number;
-  /** Passes over the data instead of `steps` (finite sources; converted to steps once the source is open). */
-  epochs?: number;
-  /**
-   * Attention for the attention view and saliency masks: boundary|frequency-tuned|model:PATH|
-   * encoder:RUN, or `encoder`: the encoder being trained, refreshed every `attention-refresh` steps (default: saliency).
-   */
-  attention?: string;
-  'attention-refresh'?: number;
-  /**
-   * hapicl: each random crop keeps at least this fraction of its area on the foreground mask
-   * (HARL's mask-aware crop; default {@link HARL_MIN_FOREGROUND}, 0 = plain crops). Runs from
-   * before the option have none: plain crops, as they were trained.
-   */
-  'min-foreground'?: number;
-  /** densecl: positive key cell by backbone-feature argmax (default) or by the crop geometry. */
-  match: 'feature' | 'geometric';
-  /** softrank: steps between clusterings of the embedding bank. */
-  'recluster-every': number;
-  /** softrank: k (default min(100, bank/4)). */
-  clusters?: number;
-  /** softrank: embeddings the bank holds (default min(source size, 65 536)). */
-  'bank-size'?: number;
-  'bank-precision': 'float32' | 'float16';
-  /** softrank: negatives K per pair from other clusters, taken from the bank (0: only the batch's candidates). */
-  negatives?: number;
-  /** softrank on a stream (tar:PATTERN): the recent decoded samples positives are drawn from (default 1 024). */
-  reservoir?: number;
-  /** kNN monitor: steps between evaluations, 0 = off (default 100 when the monitor set has labels, else off). */
-  'knn-every': number;
-  /** kNN monitor: samples of the monitor set (4/5 references, 1/5 queries). */
-  'knn-size': number;
-  /** kNN monitor: its labelled set (default: --data for scenes, fashion-mnist-test for fashion-mnist). */
-  'knn-data'?: string;
-  /** Where view pixels are cut: per image on the CPU, per batch on the compute backend, or the one measured cheaper (auto). */
-  augment: AugmentChoice;
-}
+/** `densestream train`'s options: one declaration, from which its flags, `--config` keys and `--help` come. */
+export const TRAIN_COMMAND = {
+  name: 'train',
+  summary: 'self-supervised training; with no options: densecl on scenes, 200 steps (7–18 min on 2 cores, measured)',
+  configFile: true,
+  options: z.object({
+    data: z.string().default('scenes').meta({
+      arg: 'SOURCE',
+      description: 'the images: scenes (built-in, with ground truth), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR], or parquet:DIR (views cut by precompute)',
+    }),
+    method: z.enum(TRAIN_METHODS).default(DEFAULT_METHOD).meta({
+      arg: 'NAME',
+      description: 'the objective: densecl, mocov2, hapicl (mask-guided pixel contrast) or softrank (soft-ranking distillation with clustering positives)',
+    }),
+    steps: z.number().int().min(1).default(200).meta({ arg: 'N', description: 'optimizer steps' }),
+    epochs: z.number().int().min(1).optional().meta({ arg: 'E', description: 'passes over a finite source, instead of --steps' }),
+    batch: z.number().int().min(2).default(32).meta({ arg: 'B', description: 'images per step; softrank counts anchors and positives (even, ≥ 4)' }),
+    size: z.number().int().min(16).default(64).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
+    encoder: z.enum(ENCODERS).default('slim').meta({ arg: 'NAME', description: 'a slim ResNet, ResNet-18, or ViT-Tiny (patch 8)' }),
+    preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
+    masks: z.enum(MASK_SOURCES).default('saliency').meta({
+      arg: 'SOURCE',
+      description: "hapicl's foreground masks: saliency, kmeans (colour 2-means), gt (the scenes' ground truth), encoder (2-means on the features of --attention encoder or encoder:RUN)",
+    }),
+    'min-foreground': z.number().min(0).lt(1).optional().meta({
+      arg: 'F',
+      expected: 'a fraction in [0, 1)',
+      defaultText: `${HARL_MIN_FOREGROUND} with hapicl`,
+      description: "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
+    }),
+    'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
+    attention: z.string().optional().meta({
+      arg: 'SOURCE',
+      defaultText: 'saliency',
+      description: "the map behind the attention view and saliency masks: boundary, frequency-tuned, model:PATH (a tfjs model), encoder:RUN (a train run's encoder), or encoder (the one being trained, refreshed every --attention-refresh steps)",
+    }),
+    'attention-refresh': z.number().int().min(1).optional().meta({ arg: 'K', defaultText: '50', description: 'steps between refreshes of --attention encoder' }),
+    'align-weight': z.number().min(0).default(0).meta({ arg: 'λ', description: 'weight of the align loss between the attention view and the others; 0 is off' }),
+    match: z.enum(['feature', 'geometric']).default('feature').meta({
+      arg: 'HOW',
+      description: "densecl: each query cell's positive key cell, by backbone-feature argmax or by where the two crops overlap in the image",
+    }),
+    optimizer: z.enum(['sgd', 'adamw', 'lars']).default('sgd').meta({ arg: 'NAME', description: 'SGD with momentum 0.9, AdamW, or LARS; each with a cosine schedule after warm-up' }),
+    lr: z.number().min(0).default(0.05).meta({ arg: 'RATE', defaultText: '0.05 sgd, 1e-3 adamw, 0.3·B/256 lars', description: 'peak learning rate' }),
+    warmup: z.number().int().min(0).default(20).meta({ arg: 'N', description: 'warm-up steps' }),
+    'weight-decay': z.number().min(0).default(1e-4).meta({ arg: 'λ', description: 'decoupled weight decay' }),
+    queue: z.number().int().min(1).default(4096).meta({ arg: 'K', description: 'negative keys in the momentum queue' }),
+    ...BACKEND_OPTIONS,
+    augment: augmentOption('auto'),
+    out: z.string().optional().meta({
+      arg: 'DIR',
+      defaultText: 'runs/METHOD',
+      description: 'the run folder; one that holds a run is refused (--resume continues it, --resume --steps N extends it, --overwrite replaces it)',
+    }),
+    seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds weights, order and every view' }),
+    'log-every': z.number().int().min(1).default(10).meta({ arg: 'N', description: 'steps between progress lines and metrics records' }),
+    'checkpoint-every': z.number().int().min(1).default(100).meta({ arg: 'N', description: 'steps between checkpoints' }),
+    'recluster-every': z.number().int().min(1).default(50).meta({ arg: 'K', description: 'softrank: steps between clusterings of the embedding bank' }),
+    clusters: z.number().int().min(2).optional().meta({ arg: 'k', defaultText: 'min(100, bank/4)', description: 'softrank: clusters of each clustering' }),
+    'bank-size': z.number().int().min(8).optional().meta({ arg: 'N', defaultText: 'min(data size, 65536)', description: 'softrank: embeddings the bank holds' }),
+    'bank-precision': z.enum(['float32', 'float16']).default('float32').meta({ arg: 'TYPE', description: "softrank: the bank's number format" }),
+    negatives: z.number().int().min(0).optional().meta({ arg: 'K', defaultText: '0', description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates' }),
+    reservoir: z.number().int().min(1).optional().meta({
+      arg: 'N',
+      defaultText: '1024',
+      description: `softrank on tar:PATTERN (a stream): the recent decoded samples positives are drawn from, at most ${MAX_RESERVOIR}`,
+    }),
+    'knn-every': z.number().int().min(0).default(100).meta({ arg: 'K', description: 'steps between kNN evaluations of a labelled set, logged as knn; 0 is off' }),
+    'knn-size': z.number().int().min(10).default(1000).meta({ arg: 'N', description: "the kNN monitor's images (4/5 references, 1/5 queries)" }),
+    'knn-data': z.string().optional().meta({ arg: 'SOURCE', defaultText: "scenes: --data's; fashion-mnist: its test split", description: "the kNN monitor's labelled set" }),
+    resume: z.boolean().default(false).meta({ flagOnly: true, description: "continue the run in --out from its checkpoint, with its configuration (--steps N extends it)" }),
+    overwrite: z.boolean().default(false).meta({ flagOnly: true, description: "remove the run already in --out (its files only) and start anew" }),
+  }),
+  notes: `softrank pairs each anchor with a positive: once a clustering exists, another image of the anchor's cluster (a new anchor's by its nearest centroid; the anchor itself when none is left). On tar: shards, a stream, the positive comes from the recent samples of the anchor's cluster, and --resume is not exact.`,
+} satisfies CommandSchema;
 
-const DEFAULTS: Omit<TrainConfig, 'out'> = {
-  data: 'scenes', method: 'densecl', steps: 200, batch: 32, size: 64, encoder: 'slim', preset: 'mocov2', masks: 'saliency', 'attention-view': false, 'align-weight': 0, optimizer: 'sgd', backend: 'auto',
-  seed: 0, lr: 0.05, warmup: 20, 'weight-decay': 1e-4, queue: 4096, 'log-every': 10, 'checkpoint-every': 100, match: 'feature',
-  'recluster-every': 50, 'bank-precision': 'float32', 'knn-every': 100, 'knn-size': 1000, augment: 'auto',
-};
+type TrainOptions = z.output<typeof TRAIN_COMMAND.options>;
+
+/** A run's configuration, as its checkpoint stores it: every option but the actions on this invocation. */
+export type TrainConfig = Omit<TrainOptions, 'resume' | 'overwrite' | 'verbose' | 'out'> & { out: string };
 
 /**
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
- * `--resume`, the configuration is the checkpoint's and only `--out` may be given.
+ * `--resume`, the configuration is the checkpoint's and only `--out` and `--steps` may be given.
  */
-export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolean; overwrite: boolean; stepsDone?: number } {
-  let flags: Record<string, string | boolean | undefined>;
-  try {
-    flags = parseArgs({
-      args: argv,
-      options: {
-        ...flagTypes(SPEC),
-        config: { type: 'string' },
-        resume: { type: 'boolean' },
-        overwrite: { type: 'boolean' },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    toConfigError(err);
-  }
-  const overwrite = flags['overwrite'] === true;
-  delete flags['overwrite']; // an action on the folder, not part of the run's configuration
-  if (flags['resume']) {
+export function parseTrainConfig(argv: readonly string[]): TrainConfig & { resume: boolean; overwrite: boolean; verbose: boolean; stepsDone?: number } {
+  const { values, given } = parseCommand(TRAIN_COMMAND, argv);
+  const { resume, overwrite, verbose, ...options } = values;
+  if (resume) {
     if (overwrite) throw new ConfigError('--resume continues the run in --out and --overwrite replaces it; give one');
-    const others = Object.keys(flags).filter((k) => k !== 'resume' && k !== 'out' && k !== 'steps' && flags[k] !== undefined);
+    const others = [...given].filter((k) => !['resume', 'out', 'steps', 'verbose', 'threads'].includes(k));
     if (others.length > 0) throw new ConfigError(`--resume takes the configuration from the checkpoint (only --steps may extend it); drop --${others.join(', --')}`);
-    const out = typeof flags['out'] === 'string' ? flags['out'] : join('runs', DEFAULTS.method);
+    const out = options.out ?? join('runs', DEFAULT_METHOD);
     const dir = join(out, 'checkpoint');
     if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
     const meta = readWeightsMeta(dir) as CheckpointMeta;
     const config = { ...(meta.config as TrainConfig), out };
-    if (flags['steps'] !== undefined) {
+    if (given.has('threads')) config.threads = options.threads; // how many cores to use is this machine's business, not the run's
+    if (given.has('steps')) {
       // Extends the run: the cosine schedule is re-planned to end at the new step count, from the step the checkpoint holds.
-      const steps = coerce(SPEC, 'steps', flags['steps'], '--', true) as number;
-      if (steps <= meta.step) throw new ConfigError(`--steps ${steps}: the run in ${out} has done ${meta.step} steps; --resume --steps extends it to more`);
-      config.steps = steps;
+      if (options.steps <= meta.step) throw new ConfigError(`--steps ${options.steps}: the run in ${out} has done ${meta.step} steps; --resume --steps extends it to more`);
+      config.steps = options.steps;
       config.epochs = undefined; // the new length is in steps
     }
-    return { ...config, resume: true, overwrite: false, stepsDone: meta.step };
+    return { ...config, resume: true, overwrite: false, verbose, stepsDone: meta.step };
   }
-  const merged: Record<string, string | number | boolean> = { ...DEFAULTS };
-  const given = new Set<string>();
-  if (typeof flags['config'] === 'string') {
-    const file = flags['config'];
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new ConfigError(`--config ${file}: cannot read it as JSON (${err instanceof Error ? err.message : String(err)})`);
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`--config ${file}: expected a JSON object`);
-    for (const [k, v] of Object.entries(json)) {
-      merged[k] = coerce(SPEC, k, v, `--config ${file}:`, false);
-      given.add(k);
-    }
-  }
-  for (const [k, v] of Object.entries(flags)) {
-    if (k === 'config' || v === undefined) continue;
-    merged[k] = coerce(SPEC, k, v, '--', true);
-    given.add(k);
-  }
-  merged['out'] ??= join('runs', String(merged['method']));
+  const c: TrainConfig = { ...options, out: options.out ?? join('runs', options.method) };
   // Adam's steps are normalised: SGD's default rate would blow it up. Keep an explicit --lr.
-  if (merged['optimizer'] === 'adamw' && !given.has('lr')) merged['lr'] = 1e-3;
+  if (c.optimizer === 'adamw' && !given.has('lr')) c.lr = 1e-3;
   // LARS: the linear scaling rule lr = 0.3 × batch / 256 (SimCLR, solo-learn); its trust ratio sets each layer's step.
-  if (merged['optimizer'] === 'lars' && !given.has('lr')) merged['lr'] = (0.3 * Number(merged['batch'])) / 256;
-  const c = merged as unknown as TrainConfig;
+  if (c.optimizer === 'lars' && !given.has('lr')) c.lr = (0.3 * c.batch) / 256;
   checkSoftRankOptions(c, given);
   if (given.has('epochs') && given.has('steps')) throw new ConfigError('--epochs and --steps both set the run\'s length; give one');
   if (c.encoder === 'vit') {
@@ -192,11 +152,10 @@ export function parseTrainConfig(argv: string[]): TrainConfig & { resume: boolea
     throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`);
   }
   if (given.has('min-foreground') && c.method !== 'hapicl') throw new ConfigError(`--min-foreground: only hapicl has masks to keep crops on; drop it with --method ${c.method}`);
-  if (c['min-foreground'] !== undefined && !(c['min-foreground'] < 1)) throw new ConfigError(`--min-foreground: expected a fraction in [0, 1), got ${c['min-foreground']}`);
   if (c.method === 'hapicl' && !given.has('min-foreground')) c['min-foreground'] = HARL_MIN_FOREGROUND;
   checkKnnOptions(c, given);
   if (given.has('augment') && c.data.startsWith('parquet:')) throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
-  return { ...c, resume: false, overwrite };
+  return { ...c, resume: false, overwrite, verbose };
 }
 
 /** The kNN monitor's labelled set by default: the training scenes, or Fashion-MNIST's test split; other sources have no labels. */

@@ -24,7 +24,7 @@ import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { createSoftRank, type SoftRank, type SoftRankOptions } from '../methods/softrank.js';
-import { selectBackend } from '../models/backend.js';
+import { backendLines, selectBackend } from '../models/backend.js';
 import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { AugmentPath } from '../operators/augment-path.js';
@@ -51,7 +51,7 @@ import { reservoirPairs } from './reservoir-pairs.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { ClusterIndex } from '../operators/cluster-positives.js';
 import { chooseViewAugment, decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
-import { ConfigError, toConfigError } from './options.js';
+import { ConfigError, toConfigError } from '../core/config-error.js';
 import { defaultKnnData, type TrainConfig } from './train-options.js';
 
 /** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
@@ -194,6 +194,8 @@ export interface RunOptions {
   shouldStop?: (stepsDone: number) => boolean;
   /** The run's length in steps, once known (`--epochs` is converted when the source is open). */
   onSteps?: (steps: number) => void;
+  /** Also print why each backend before the one taken was passed over. */
+  verbose?: boolean;
 }
 
 /**
@@ -208,7 +210,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     if (removed.length > 0) process.stderr.write(`--overwrite: removed the previous run's ${removed.join(', ')} from ${c.out}\n`);
   }
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
-  for (const line of selection.reasons) process.stderr.write(`${line}\n`);
+  for (const line of backendLines(selection, options.verbose === true)) process.stderr.write(`${line}\n`);
   const source = await openSource(c.data);
   if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };
   options.onSteps?.(c.steps);

@@ -13,11 +13,8 @@ import { createWriteStream, openAsBlob, renameSync, rmSync, statSync, type Write
 import { finished } from 'node:stream/promises';
 import * as pq from 'parquet-wasm';
 import { partialPath, sha256File } from '../core/atomic-file.js';
+import type { ParquetCodec, TableFormat } from './table-formats.js';
 
-export const TABLE_FORMATS = ['parquet', 'arrow'] as const;
-export type TableFormat = (typeof TABLE_FORMATS)[number];
-export const PARQUET_CODECS = ['zstd', 'snappy', 'lz4', 'none'] as const;
-export type ParquetCodec = (typeof PARQUET_CODECS)[number];
 
 const CODEC: Record<ParquetCodec, pq.Compression> = {
   zstd: pq.Compression.ZSTD,

@@ -24,22 +24,40 @@ describe('densestream CLI', () => {
     expect(commands).toEqual(['backend', 'train', 'precompute', 'export', 'eval', 'preview', 'report']);
   });
 
-  it('reports the backend it took as JSON and why it passed over the others', () => {
+  it('reports the backend it took as JSON, and why it passed over the others only with --verbose', () => {
     const run = cli('backend', '--threads', '2');
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ backend: 'wasm', threads: 2 });
-    expect(run.stderr).toContain('backend: passed over @tensorflow/tfjs-node-gpu');
+    expect(JSON.parse(run.stdout).passedOver[0]).toMatch(/^@tensorflow\/tfjs-node-gpu: /);
+    expect(run.stderr).toContain('backend: took wasm');
+    expect(run.stderr).not.toContain('passed over');
+    const verbose = cli('backend', '--threads', '2', '--verbose');
+    expect(verbose.stderr).toContain('backend: passed over @tensorflow/tfjs-node-gpu');
   });
 
   it.each([
     [['backend', '--backend', 'gpu'], '--backend: expected one of auto|tensorflow|webgpu|wasm|cpu, got "gpu"'],
-    [['backend', '--threads', 'abc'], '--threads: expected a positive integer, got "abc"'],
-    [['backend', '--threads', '9'], '--threads: expected an integer from 1 to 8, got "9"'],
-  ])('refuses %j before any work: %s', (args, message) => {
+    [['backend', '--threads', 'abc'], '--threads: expected an integer ≥ 1, at most 8, got "abc"'],
+    [['backend', '--threads', '9'], '--threads: expected an integer ≥ 1, at most 8, got "9"'],
+  ])('refuses %j with exit code 2 before any work: %s', (args, message) => {
     const run = cli(...args);
-    expect(run.status).toBe(1);
+    expect(run.status).toBe(2);
     expect(run.stderr).toContain(message);
     expect(run.stdout).toBe('');
+  });
+
+  it.each(['train', 'precompute', 'export', 'eval', 'report', 'preview', 'backend'])('prints %s --help from its schema: every option with its default', (command) => {
+    const run = cli(command, '--help');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`^densestream ${command}: `));
+    expect(run.stdout).toContain('-h, --help');
+    expect(run.stderr).toBe('');
+  });
+
+  it('suggests the nearest command for a mistyped one', () => {
+    const run = cli('trian');
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('unknown command "trian" (did you mean train?)');
   });
 
   it('refuses an unknown command with exit code 2', () => {
@@ -64,13 +82,20 @@ describe('densestream CLI', () => {
   it('refuses a bad preview option before any work', () => {
     const never = join(mkdtempSync(join(tmpdir(), 'densestream-preview-')), 'never');
     const run = cli('preview', '--out', never, '--masks', 'magic');
-    expect(run.status).toBe(1);
+    expect(run.status).toBe(2);
     expect(run.stderr).toContain('--masks: expected one of saliency|kmeans, got "magic"');
     expect(existsSync(never)).toBe(false);
   });
 
   it.each([
-    [['train', '--stpes', '10'], "Unknown option '--stpes'"],
+    [['train', '--stpes', '10'], 'unknown option --stpes (did you mean --steps?)'],
+    [['train', '--lr', '-1'], '--lr: a value starting with "-" must be attached, as --lr=VALUE'],
+    [['train', '--lr=-1'], '--lr: expected a number ≥ 0, got "-1"'],
+    [['export', '--data', 'scenes'], '--out is required'],
+    [['eval', '--checkpoint', 'random', '--protocl', 'knn'], 'unknown option --protocl (did you mean --protocol?)'],
+    [['report'], 'RUN is required'],
+    [['preview', '--out', '/tmp/x', 'extra'], "Unexpected argument 'extra'"],
+    [['precompute', '--data', 'scenes', '--out', '/tmp/x', '--views', '3'], "--views: expected a multiple of the mocov2 preset's 2 views"],
     [['train', '--steps', 'ten'], '--steps: expected an integer ≥ 1, got "ten"'],
     [['train', '--method', 'simclr'], '--method: expected one of densecl|mocov2|hapicl|softrank, got "simclr"'],
   ])('refuses %j with exit code 2 before any work', (args, message) => {

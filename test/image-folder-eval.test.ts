@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { imageFolderSource } from '../datasets/image-folder.js';
 import { readSamples, splitSource } from '../datasets/source.js';
 import { selectBackend } from '../models/backend.js';
-import { FOLDER_HELD_OUT, parseEvalConfig, runEvaluation } from '../pipelines/evaluate.js';
+import { runEvaluation } from '../pipelines/evaluate.js';
+import { FOLDER_HELD_OUT, parseEvalConfig } from '../pipelines/eval-options.js';
 import { keyedRng } from '../core/index.js';
 import { loadKnnSet } from '../train/knn-monitor.js';
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../pipelines/options.js';
+import { ConfigError } from '../core/config-error.js';
 import { prepareOutFolder } from '../pipelines/out-folder.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;

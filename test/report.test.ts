@@ -11,8 +11,9 @@ import { renderScene } from '../datasets/scenes.js';
 import { selectBackend } from '../models/backend.js';
 import { pcaRgb, principalComponents } from '../operators/feature-pca.js';
 import type { Pixels } from '../core/index.js';
-import { ConfigError } from '../pipelines/options.js';
-import { metricsCharts, parseReportConfig, runReport } from '../pipelines/report.js';
+import { ConfigError } from '../core/config-error.js';
+import { metricsCharts, runReport } from '../pipelines/report.js';
+import { parseReportConfig } from '../pipelines/report-options.js';
 import { CHART, escapeHtml, lineChartSvg, niceTicks } from '../sinks/report-html.js';
 import type { MetricsRecord } from '../train/trainer.js';
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runTraining } from '../pipelines/train.js';
-import { ConfigError, parseTrainConfig } from '../pipelines/train-options.js';
+import { ConfigError } from '../core/config-error.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../train/positives-checkpoint.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readTensors } from '../models/weights-io.js';
 import { runTraining } from '../pipelines/train.js';
-import { ConfigError, parseTrainConfig } from '../pipelines/train-options.js';
+import { ConfigError } from '../core/config-error.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../train/positives-checkpoint.js';
 import { Reclustering } from '../train/recluster.js';
 

@@ -1,0 +1,92 @@
+/**
+ * `densestream eval`'s options: one declaration (flags, `--config` keys, `--help`) and the
+ * checks across them, free of tfjs so a wrong option is refused at once.
+ */
+import { dirname, join } from 'node:path';
+import * as z from 'zod';
+import { ConfigError } from '../core/config-error.js';
+import { ENCODER_NAMES } from '../models/encoder-spec.js';
+import { parseCommand, type CommandSchema } from './command-schema.js';
+import { checkpointDir } from './run-folder.js';
+import { BACKEND_OPTIONS } from './shared-options.js';
+
+export const PROTOCOLS = ['knn', 'linear', 'dense', 'masks'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+export const EVAL_MASKS = ['encoder', 'saliency', 'kmeans'] as const;
+
+/** The scenes seed of the held-out split: `train` renders seed 0, so no run has seen these. */
+export const HELD_OUT_SCENES_SEED = 1;
+/** The share of a labelled folder (`dir:PATH`) held out for scoring, by a seeded hash of each id. */
+export const FOLDER_HELD_OUT = 0.2;
+
+export const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
+export const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
+const isFolder = (data: string) => data.startsWith('dir:');
+
+export const EVAL_COMMAND = {
+  name: 'eval',
+  summary: 'frozen-feature evaluation of a train run (or --checkpoint random), merged into RUN/eval.json',
+  required: ['checkpoint'] as const,
+  configFile: true,
+  options: z.object({
+    checkpoint: z.string().optional().meta({ arg: 'RUN', description: 'a train --out folder (or its checkpoint/), or random: a seeded random-init --encoder, the baseline' }),
+    encoder: z.enum(ENCODER_NAMES).default('slim').meta({ arg: 'NAME', description: 'the encoder of --checkpoint random' }),
+    protocol: z.enum([...PROTOCOLS, 'all']).default('all').meta({
+      arg: 'NAME',
+      description: 'kNN (k = 20 and 200), a linear probe, a dense probe (mIoU), foreground masks (IoU); all: every one the data allows',
+    }),
+    data: z.string().default('scenes').meta({
+      arg: 'SOURCE',
+      description: 'labelled images with a held-out split: scenes[:SIZE] (held out: scenes of seed 1), fashion-mnist[:DIR] (its test file), dir:PATH (one sub-folder per class; 20 % held out by a hash of --seed and each path)',
+    }),
+    train: z.number().int().min(10).default(5000).meta({ arg: 'N', description: 'labelled images of the kNN memory and the linear probe' }),
+    test: z.number().int().min(10).default(1000).meta({ arg: 'N', description: 'held-out images every protocol is scored on' }),
+    'dense-train': z.number().int().min(10).default(1000).meta({ arg: 'N', description: 'images the dense probe trains on' }),
+    masks: z.enum(EVAL_MASKS).default('encoder').meta({ arg: 'SOURCE', description: 'the masks protocol\'s masks: 2-means on the encoder\'s features, saliency, or colour k-means' }),
+    epochs: z.number().int().min(1).optional().meta({ arg: 'E', defaultText: '40 linear, 15 dense', description: 'probe epochs' }),
+    size: z.number().int().min(16).optional().meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
+    out: z.string().optional().meta({ arg: 'DIR', defaultText: 'the run; runs/random-init-ENCODER for random', description: 'the folder of eval.json' }),
+    seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds the random-init encoder, the probes and the folder split' }),
+    ...BACKEND_OPTIONS,
+    quiet: z.boolean().default(false).meta({ description: 'no progress or backend lines on stderr' }),
+  }),
+} satisfies CommandSchema;
+
+type EvalOptions = z.output<typeof EVAL_COMMAND.options>;
+
+export type EvalConfig = Omit<EvalOptions, 'protocol' | 'checkpoint' | 'out'> & {
+  /** A `train` run's checkpoint folder, or `random` for a seeded random-init `--encoder`. */
+  checkpoint: string;
+  protocols: Protocol[];
+  /** Whether `--protocol` named them (else: every protocol the data allows). */
+  protocolsGiven?: boolean;
+  out: string;
+};
+
+export function parseEvalConfig(argv: readonly string[]): EvalConfig {
+  const { values, given } = parseCommand(EVAL_COMMAND, argv);
+  const { protocol, checkpoint = 'random', out, ...rest } = values;
+  const random = checkpoint === 'random';
+  if (!random && given.has('encoder')) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
+  if (!isScenes(rest.data) && !isFashion(rest.data) && !isFolder(rest.data)) {
+    throw new ConfigError(`--data ${rest.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`);
+  }
+  const scenes = isScenes(rest.data);
+  let protocols: Protocol[];
+  if (protocol === 'all') {
+    protocols = scenes ? [...PROTOCOLS] : ['knn', 'linear'];
+  } else {
+    protocols = [protocol];
+    if (!scenes && (protocol === 'dense' || protocol === 'masks')) {
+      throw new ConfigError(`--protocol ${protocol}: needs per-pixel ground truth, which only --data scenes has (got ${rest.data})`);
+    }
+  }
+  const dir = random ? checkpoint : checkpointDir(checkpoint);
+  return {
+    ...rest,
+    checkpoint: dir,
+    protocols,
+    ...(protocol === 'all' ? {} : { protocolsGiven: true }),
+    out: out ?? (random ? join('runs', `random-init-${rest.encoder}`) : dirname(dir)),
+  };
+}
