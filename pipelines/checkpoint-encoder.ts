@@ -9,7 +9,6 @@ import { createEncoder } from '../models/encoders.js';
 import { encoderPreset, ENCODER_NAMES, type Encoder, type EncoderName } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { CheckpointMeta } from '../train/trainer.js';
-import { checkpointDir } from './run-folder.js';
 import type { TrainConfig } from './train-options.js';
 
 /** tfjs names variables globally: each loaded encoder gets its own scope. */
@@ -29,7 +28,7 @@ export interface CheckpointEncoder {
   trainedSize: number;
 }
 
-/** Loads the online encoder of the checkpoint at `dir` (see {@link checkpointDir}). */
+/** Loads the online encoder of the checkpoint at `dir` (a folder `checkpointDir` in run-folder.ts accepted). */
 export function loadCheckpointEncoder(dir: string): CheckpointEncoder {
   const saved = readSaved(dir);
   const meta = saved.meta as CheckpointMeta;

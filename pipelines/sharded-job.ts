@@ -8,7 +8,7 @@
  * Part p holds the positions [p·R, (p+1)·R) of the shard's index order (unshuffled), so its
  * content depends only on the arguments — never on when the previous run was killed.
  */
-import * as arrow from 'apache-arrow';
+import type * as arrow from 'apache-arrow';
 import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
 import type { Sample, SkipRecord } from '../core/index.js';

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rankReference } from './helpers/rank-reference.js';
+import type { LossParts } from '../methods/method.js';
 import {
   alignLoss, argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize, maskedAveragePool, pixelNTXent, rankDistillation,
 } from '../methods/losses.js';
@@ -105,7 +106,7 @@ describe('align loss', () => {
   it('is added with its weight, and logged, when a method asks for it', async () => {
     const { withAlign } = await import('../methods/siamese.js');
     const { readParts } = await import('../methods/method.js');
-    const parts: import('../methods/method.js').LossParts = {};
+    const parts: LossParts = {};
     const q = t2([[1, 0], [0.6, 0.8]]);
     const k = t2([[0, 1], [0.6, 0.8]]);
     expect(value(withAlign(tf.scalar(2), q, k, 0.5, parts))).toBeCloseTo(2 + 0.5 * 1, 6);
