@@ -32,20 +32,58 @@ export { augmentViews, stackSources, type Normalisation } from './operators/augm
 export { cutPlannedViews, type CutPlannedViewsOptions } from './operators/cut-planned-views.js';
 export { chooseAugmentPath, type AugmentDecision, type AugmentProbe } from './operators/augment-choice.js';
 export { viewWeights, axisWeights, blurTaps } from './operators/resample-weights.js';
-export { presetViews, withAttentionView, withMinForeground, HARL_MIN_FOREGROUND, parsePreset, checkViewConfigs, PRESETS, type ViewConfig, type ColorJitter, type PresetName } from './operators/augment-presets.js';
-export { viewCorrespondence, cellBoxes, randomResizedCropBox, foregroundCropBox, FOREGROUND_CROP_TRIES, type ViewPlacement } from './operators/view-geometry.js';
+export {
+  presetViews,
+  withAttentionView,
+  withMinForeground,
+  HARL_MIN_FOREGROUND,
+  parsePreset,
+  checkViewConfigs,
+  PRESETS,
+  type ViewConfig,
+  type ColorJitter,
+  type PresetName,
+} from './operators/augment-presets.js';
+export {
+  viewCorrespondence,
+  cellBoxes,
+  randomResizedCropBox,
+  foregroundCropBox,
+  FOREGROUND_CROP_TRIES,
+  type ViewPlacement,
+} from './operators/view-geometry.js';
 export { cutPlane } from './operators/cut-plane.js';
 export { batch, IMAGENET_MEAN, IMAGENET_STD, type BatchOptions } from './operators/batch.js';
 export { scenesSource, renderScene, SCENE_CLASSES, type ScenesOptions } from './datasets/scenes.js';
 export { imageFolderSource, IMAGE_EXTENSIONS } from './datasets/image-folder.js';
 export { tarShardsSource, expandShardPattern, type TarOptions } from './datasets/tar-shards.js';
 export { fashionMnistSource, parseIdx, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES } from './datasets/fashion-mnist.js';
-export { epochOrder, parseShard, readSamples, isRandomAccess, type EpochOptions, type RandomAccessSource, type Shard, type Source, type StreamSource } from './datasets/source.js';
+export {
+  epochOrder,
+  parseShard,
+  readSamples,
+  isRandomAccess,
+  type EpochOptions,
+  type RandomAccessSource,
+  type Shard,
+  type Source,
+  type StreamSource,
+} from './datasets/source.js';
 export { openSkipLog, skipSummary, type SkipLog } from './sinks/skip-log.js';
 export { openSource, SOURCE_KINDS, type SourceOptions } from './pipelines/data-source.js';
 export { saliencyMap, mapSize, SALIENCY_METHODS, type SaliencyMethod, type SaliencyOptions } from './operators/saliency.js';
 export { attentionMap, saliencyAttention, type AttentionSource } from './operators/attention-map.js';
-export { foregroundMask, maskFromAttention, kmeansMask, cleanMask, otsuThreshold, isUsableMap, MASK_METHODS, type MaskMethod, type ForegroundMaskOptions } from './operators/foreground-mask.js';
+export {
+  foregroundMask,
+  maskFromAttention,
+  kmeansMask,
+  cleanMask,
+  otsuThreshold,
+  isUsableMap,
+  MASK_METHODS,
+  type MaskMethod,
+  type ForegroundMaskOptions,
+} from './operators/foreground-mask.js';
 export { attentionBox, attentionCropBox, type AttentionCropOptions } from './operators/attention-crop.js';
 export { createResNet, checkResNetConfig, scaleCentred } from './models/resnet.js';
 export { createMlp, type Mlp } from './models/heads.js';
@@ -53,12 +91,30 @@ export { saveVariables, loadVariables } from './models/weights-io.js';
 export { readWeightsMeta } from './models/weights-manifest.js';
 export { loadModel, readModelArtifacts, type LoadedModel } from './models/load-model.js';
 export { openAttentionSource, modelAttention } from './pipelines/attention-source.js';
-export { infoNCE, denseInfoNCE, argmaxCorrespondence, pixelNTXent, maskedAveragePool, rankDistillation, alignLoss, l2Normalize } from './methods/losses.js';
+export {
+  infoNCE,
+  denseInfoNCE,
+  argmaxCorrespondence,
+  pixelNTXent,
+  maskedAveragePool,
+  rankDistillation,
+  alignLoss,
+  l2Normalize,
+} from './methods/losses.js';
 export { createViT, checkViTConfig, type ViTEncoder } from './models/vit.js';
 export { createEncoder } from './models/encoders.js';
 export {
-  encoderPreset, encoderStride, ENCODER_NAMES, RESNET_PRESETS, VIT_PRESETS,
-  type Encoder, type EncoderConfig, type EncoderName, type EncoderOutput, type ResNetConfig, type ViTConfig,
+  encoderPreset,
+  encoderStride,
+  ENCODER_NAMES,
+  RESNET_PRESETS,
+  VIT_PRESETS,
+  type Encoder,
+  type EncoderConfig,
+  type EncoderName,
+  type EncoderOutput,
+  type ResNetConfig,
+  type ViTConfig,
 } from './models/encoder-spec.js';
 export { featureKmeansMask } from './operators/foreground-mask.js';
 export { geometricMatch } from './operators/view-geometry.js';
@@ -76,7 +132,17 @@ export { trainLoop, type TrainerOptions, type TrainResult, type MetricsRecord } 
 export { LarsOptimizer, type LarsOptions } from './train/lars.js';
 export { openTableFile, type TableFile, type WrittenFile } from './sinks/table-file.js';
 export { TABLE_FORMATS, PARQUET_CODECS, type TableFormat, type ParquetCodec } from './sinks/table-formats.js';
-export { featuresSchema, featureCellsSchema, masksSchema, viewsSchema, tableOf, vectorColumn, SCHEMA_KEY, SCHEMA_VERSION, type FeatureShape } from './sinks/schemas.js';
+export {
+  featuresSchema,
+  featureCellsSchema,
+  masksSchema,
+  viewsSchema,
+  tableOf,
+  vectorColumn,
+  SCHEMA_KEY,
+  SCHEMA_VERSION,
+  type FeatureShape,
+} from './sinks/schemas.js';
 export { readManifest, manifestName, type Manifest, type ManifestPart } from './sinks/manifest.js';
 export { runExport } from './pipelines/export.js';
 export { parseExportConfig, EXPORT_COMMAND, type ExportConfig } from './pipelines/export-options.js';
@@ -87,8 +153,25 @@ export { parseTrainConfig, type TrainConfig } from './pipelines/train-options.js
 export { encoderAttention, openEncoderAttention } from './pipelines/encoder-attention.js';
 export { runReport, metricsCharts } from './pipelines/report.js';
 export { parseReportConfig, REPORT_COMMAND, type ReportConfig } from './pipelines/report-options.js';
-export { runEvaluation, saveEvaluation, readEvaluations, evaluationLine, loadLabelledImages, embedImages, type EvalResults, type Evaluation, type SavedEvaluations } from './pipelines/evaluate.js';
+export {
+  runEvaluation,
+  saveEvaluation,
+  readEvaluations,
+  evaluationLine,
+  loadLabelledImages,
+  embedImages,
+  type EvalResults,
+  type Evaluation,
+  type SavedEvaluations,
+} from './pipelines/evaluate.js';
 export { parseEvalConfig, EVAL_COMMAND, PROTOCOLS, type EvalConfig, type Protocol } from './pipelines/eval-options.js';
-export { fitLinearProbe, fitDenseProbe, predictLinear, predictDense, type LinearClassifier, type ProbeOptions } from './train/linear-probe.js';
+export {
+  fitLinearProbe,
+  fitDenseProbe,
+  predictLinear,
+  predictDense,
+  type LinearClassifier,
+  type ProbeOptions,
+} from './train/linear-probe.js';
 export { ConfusionMatrix, maskIoU } from './train/segmentation-metrics.js';
 export { readWholeImages, type LabelledImages } from './train/whole-images.js';

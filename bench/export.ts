@@ -16,37 +16,88 @@ import { parseExportConfig } from '../pipelines/export-options.js';
 import { positiveInt } from '../pipelines/options.js';
 import { benchFile, printJson, runForJson } from './report.js';
 
-interface SizeRecord { rows: number; seconds: number; rowsPerSec: number; mbPerSec: number; peakRssMb: number; writeFraction: number; format: string; codec: string }
+interface SizeRecord {
+  rows: number;
+  seconds: number;
+  rowsPerSec: number;
+  mbPerSec: number;
+  peakRssMb: number;
+  writeFraction: number;
+  format: string;
+  codec: string;
+}
 
 export async function exportBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { rows: { type: 'string', default: '10000' }, small: { type: 'string', default: '2000' }, format: { type: 'string', default: 'parquet' }, codec: { type: 'string', default: 'lz4' }, single: { type: 'boolean', default: false } },
+    options: {
+      rows: { type: 'string', default: '10000' },
+      small: { type: 'string', default: '2000' },
+      format: { type: 'string', default: 'parquet' },
+      codec: { type: 'string', default: 'lz4' },
+      single: { type: 'boolean', default: false },
+    },
   });
   const rows = positiveInt(values.rows, '--rows');
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-export-'));
     try {
-      const config = parseExportConfig(['--data', `scenes:64:${rows}`, '--out', out, '--format', values.format, '--codec', values.codec, '--quiet']);
+      const config = parseExportConfig([
+        '--data',
+        `scenes:64:${rows}`,
+        '--out',
+        out,
+        '--format',
+        values.format,
+        '--codec',
+        values.codec,
+        '--quiet',
+      ]);
       await selectBackend('wasm');
       const start = performance.now();
       const result = await runExport(config);
       const seconds = (performance.now() - start) / 1000;
       const bytes = readdirSync(out).reduce((n, f) => n + statSync(join(out, f)).size, 0);
       printJson({
-        bench: 'export-size', rows: result.rows, seconds, rowsPerSec: result.rows / seconds, mbPerSec: bytes / 1e6 / seconds,
-        peakRssMb: process.resourceUsage().maxRSS / 1024, writeFraction: result.writeSeconds / seconds, format: values.format, codec: values.codec,
+        bench: 'export-size',
+        rows: result.rows,
+        seconds,
+        rowsPerSec: result.rows / seconds,
+        mbPerSec: bytes / 1e6 / seconds,
+        peakRssMb: process.resourceUsage().maxRSS / 1024,
+        writeFraction: result.writeSeconds / seconds,
+        format: values.format,
+        codec: values.codec,
       });
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
     return;
   }
-  const run = (n: number) => runForJson<SizeRecord>(`export bench ${n} rows`, process.execPath, [benchFile('run.js'), 'export', '--single', '--rows', `${n}`, '--format', values.format, '--codec', values.codec]);
+  const run = (n: number) =>
+    runForJson<SizeRecord>(`export bench ${n} rows`, process.execPath, [
+      benchFile('run.js'),
+      'export',
+      '--single',
+      '--rows',
+      `${n}`,
+      '--format',
+      values.format,
+      '--codec',
+      values.codec,
+    ]);
   const small = run(positiveInt(values.small, '--small'));
   const large = run(rows);
   printJson({
-    bench: 'export', rows: large.rows, rowsPerSec: large.rowsPerSec, mbPerSec: large.mbPerSec, peakRssMb: large.peakRssMb,
-    peakRssSmallMb: small.peakRssMb, rssGrowth: large.peakRssMb / small.peakRssMb - 1, writeFraction: large.writeFraction, format: large.format, codec: large.codec,
+    bench: 'export',
+    rows: large.rows,
+    rowsPerSec: large.rowsPerSec,
+    mbPerSec: large.mbPerSec,
+    peakRssMb: large.peakRssMb,
+    peakRssSmallMb: small.peakRssMb,
+    rssGrowth: large.peakRssMb / small.peakRssMb - 1,
+    writeFraction: large.writeFraction,
+    format: large.format,
+    codec: large.codec,
   });
 }

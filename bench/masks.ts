@@ -41,7 +41,9 @@ export function coversLargestObject(sample: Sample, box: Box): boolean {
 
 async function jpegDecodeMs(runs: number): Promise<number> {
   const photo = renderScene(99, 0, 224).pixels!;
-  const jpeg = await sharp(photo.data, { raw: { width: 224, height: 224, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  const jpeg = await sharp(photo.data, { raw: { width: 224, height: 224, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
   for (let i = 0; i < 20; i++) await decodeImage(jpeg);
   const t0 = performance.now();
   for (let i = 0; i < runs; i++) await decodeImage(jpeg);

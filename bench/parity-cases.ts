@@ -115,7 +115,9 @@ export function parityNegatives(step: number): Float32Array {
   for (let v = 0; v < raw.length; v += dim) {
     const row = raw.slice(v, v + dim);
     const norm = Math.sqrt(row.reduce((s, x) => s + x * x, 0));
-    row.forEach((x, i) => { out[v + i] = x / norm; });
+    row.forEach((x, i) => {
+      out[v + i] = x / norm;
+    });
   }
   return out;
 }
@@ -126,11 +128,13 @@ export function parityNegatives(step: number): Float32Array {
  */
 export function parityBatch(method: ParityMethod, step: number): Batch {
   const { batch: b, size } = PARITY;
-  const ids = method === 'softrank' ? [`${step}a`, `${step}b`, `${step}c`, `${step}c`] : Array.from({ length: b }, (_, i) => `${step}-${i}`);
+  const ids =
+    method === 'softrank' ? [`${step}a`, `${step}b`, `${step}c`, `${step}c`] : Array.from({ length: b }, (_, i) => `${step}-${i}`);
   const views = [tf.tensor4d(viewValues(step, 'view0'), [b, size, size, 3]), tf.tensor4d(viewValues(step, 'view1'), [b, size, size, 3])];
-  const masks = method === 'hapicl'
-    ? [tf.tensor3d(maskValues(step, 'mask0'), [b, size, size]), tf.tensor3d(maskValues(step, 'mask1'), [b, size, size])]
-    : [undefined, undefined];
+  const masks =
+    method === 'hapicl'
+      ? [tf.tensor3d(maskValues(step, 'mask0'), [b, size, size]), tf.tensor3d(maskValues(step, 'mask1'), [b, size, size])]
+      : [undefined, undefined];
   return {
     ids,
     views,
@@ -208,7 +212,8 @@ function fromFixture(fixture: ParityFixture): Method {
   const method = createParityMethod(fixture.method, parityNegatives);
   for (const [name, v] of Object.entries(method.checkpointState())) {
     const stored = fixture.initial[name];
-    if (!stored) throw new Error(`parity ${fixture.method}: the fixture has no initial value for ${name}; regenerate it (npm run bench -- parity)`);
+    if (!stored)
+      throw new Error(`parity ${fixture.method}: the fixture has no initial value for ${name}; regenerate it (npm run bench -- parity)`);
     const values = loadTensor(stored);
     tf.tidy(() => v.assign(tf.tensor(values, stored.shape, stored.dtype)));
   }
@@ -225,8 +230,16 @@ async function train(fixture: ParityFixture, steps: number): Promise<{ losses: n
       return parityBatch(fixture.method, step);
     });
     const result = await trainLoop(method, from(batches), budget, {
-      steps, learningRate: PARITY.learningRate, warmupSteps: 0, weightDecay: PARITY.weightDecay, optimizer: 'sgd', momentum: PARITY.sgdMomentum,
-      logEvery: steps, checkpointEvery: steps, outDir: out, config: { parity: fixture.method },
+      steps,
+      learningRate: PARITY.learningRate,
+      warmupSteps: 0,
+      weightDecay: PARITY.weightDecay,
+      optimizer: 'sgd',
+      momentum: PARITY.sgdMomentum,
+      logEvery: steps,
+      checkpointEvery: steps,
+      outDir: out,
+      config: { parity: fixture.method },
     });
     return { losses: result.losses, state: await stateOf(method) };
   } finally {
@@ -271,19 +284,26 @@ export interface ParityErrors {
 
 export function parityErrors(ours: ParityNumbers, torch: ParityNumbers): ParityErrors {
   const tensors = (a: Record<string, StoredTensor>, b: Record<string, StoredTensor>) =>
-    Object.fromEntries(Object.keys({ ...a, ...b }).map((k) => {
-      const x = a[k];
-      const y = b[k];
-      return [k, x && y ? relativeError(loadTensor(x), loadTensor(y)) : Number.POSITIVE_INFINITY];
-    }));
-  const scalar = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? Number.POSITIVE_INFINITY : relativeError([a], [b]));
+    Object.fromEntries(
+      Object.keys({ ...a, ...b }).map((k) => {
+        const x = a[k];
+        const y = b[k];
+        return [k, x && y ? relativeError(loadTensor(x), loadTensor(y)) : Number.POSITIVE_INFINITY];
+      }),
+    );
+  const scalar = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? Number.POSITIVE_INFINITY : relativeError([a], [b]);
   return {
     loss: scalar(ours.loss, torch.loss),
     parts: Object.fromEntries(Object.keys({ ...ours.parts, ...torch.parts }).map((k) => [k, scalar(ours.parts[k], torch.parts[k])])),
     grads: tensors(ours.grads, torch.grads),
     afterStep: tensors(ours.afterStep, torch.afterStep),
-    curve: ours.losses.length !== torch.losses.length ? Number.POSITIVE_INFINITY
-      : Math.max(...ours.losses.map((l, i) => Math.abs(l - (torch.losses[i] as number)) / Math.max(1, Math.abs(torch.losses[i] as number)))),
+    curve:
+      ours.losses.length !== torch.losses.length
+        ? Number.POSITIVE_INFINITY
+        : Math.max(
+            ...ours.losses.map((l, i) => Math.abs(l - (torch.losses[i] as number)) / Math.max(1, Math.abs(torch.losses[i] as number))),
+          ),
   };
 }
 

@@ -13,7 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../models/backend.js';
 import {
-  densestreamNumbers, parityErrors, parityFixturePath, parityInputs, PARITY_METHODS, type ParityFixture, type ParityMethod,
+  densestreamNumbers,
+  parityErrors,
+  parityFixturePath,
+  parityInputs,
+  PARITY_METHODS,
+  type ParityFixture,
+  type ParityMethod,
 } from './parity-cases.js';
 import { benchFile, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
@@ -27,9 +33,11 @@ export async function parityBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { method: { type: 'string' }, check: { type: 'boolean', default: false } } });
   const methods = values.method === undefined ? [...PARITY_METHODS] : [values.method];
   for (const m of methods) {
-    if (!(PARITY_METHODS as readonly string[]).includes(m)) throw new Error(`--method: expected one of ${PARITY_METHODS.join('|')}, got "${m}"`);
+    if (!(PARITY_METHODS as readonly string[]).includes(m))
+      throw new Error(`--method: expected one of ${PARITY_METHODS.join('|')}, got "${m}"`);
   }
-  if (!values.check && !pythonHas('torch')) throw new Error('parity: regenerating the fixtures needs PyTorch (apt-get install python3-torch); --check compares with those on disk');
+  if (!values.check && !pythonHas('torch'))
+    throw new Error('parity: regenerating the fixtures needs PyTorch (apt-get install python3-torch); --check compares with those on disk');
   await selectBackend('wasm', { threads: 1 });
   for (const method of methods as ParityMethod[]) {
     const path = parityFixturePath(ROOT, method);
@@ -43,6 +51,8 @@ export async function parityBench(argv: string[]): Promise<void> {
     const errors = parityErrors(await densestreamNumbers(fixture), fixture.torch);
     const [worstGrad, grad] = worst(errors.grads);
     const [worstState, state] = worst(errors.afterStep);
-    process.stdout.write(`${JSON.stringify({ bench: 'parity', method, loss: errors.loss, parts: errors.parts, worstGrad, grad, worstState, state, curve: errors.curve })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'parity', method, loss: errors.loss, parts: errors.parts, worstGrad, grad, worstState, state, curve: errors.curve })}\n`,
+    );
   }
 }

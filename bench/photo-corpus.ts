@@ -10,8 +10,17 @@ import { join } from 'node:path';
 import { keyedRng } from '../core/index.js';
 
 export const SKIMAGE_DATA = '/usr/lib/python3/dist-packages/skimage/data';
-const PHOTOS = ['astronaut.png', 'chelsea.png', 'coffee.png', 'ihc.png', 'motorcycle_left.png',
-  'motorcycle_right.png', 'hubble_deep_field.jpg', 'retina.jpg', 'rocket.jpg'];
+const PHOTOS = [
+  'astronaut.png',
+  'chelsea.png',
+  'coffee.png',
+  'ihc.png',
+  'motorcycle_left.png',
+  'motorcycle_right.png',
+  'hubble_deep_field.jpg',
+  'retina.jpg',
+  'rocket.jpg',
+];
 
 export async function photoCorpus(count = 600, seed = 0): Promise<string> {
   const dir = join(tmpdir(), `densestream-photos-${count}-${seed}`);
@@ -27,10 +36,12 @@ export async function photoCorpus(count = 600, seed = 0): Promise<string> {
     const [w, h] = [meta.width ?? 0, meta.height ?? 0];
     const portrait = rng.chance(0.25);
     const cw = Math.round(w * rng.uniform(0.6, 1));
-    const ch = Math.min(h, Math.round(portrait ? cw * 4 / 3 : cw * 3 / 4));
+    const ch = Math.min(h, Math.round(portrait ? (cw * 4) / 3 : (cw * 3) / 4));
     const left = rng.int(w - cw + 1);
     const top = rng.int(h - ch + 1);
-    let img = sharp(file).removeAlpha().extract({ left, top, width: cw, height: ch })
+    let img = sharp(file)
+      .removeAlpha()
+      .extract({ left, top, width: cw, height: ch })
       .resize(portrait ? 375 : 500, portrait ? 500 : 375, { fit: 'fill' })
       .modulate({ brightness: rng.uniform(0.8, 1.2), saturation: rng.uniform(0.7, 1.3) });
     if (rng.chance(0.5)) img = img.flop();

@@ -41,7 +41,8 @@ export async function pipelineBench(argv: string[]): Promise<void> {
       images: { type: 'string' },
     },
   });
-  if (!['cpu', 'backend', 'both'].includes(values.augment)) throw new Error(`--augment: expected cpu|backend|both, got "${values.augment}"`);
+  if (!['cpu', 'backend', 'both'].includes(values.augment))
+    throw new Error(`--augment: expected cpu|backend|both, got "${values.augment}"`);
   const paths = (values.augment === 'both' ? ['cpu', 'backend'] : [values.augment]) as AugmentPath[];
   const limit = values.images === undefined ? undefined : positiveInt(values.images, '--images');
   const size = positiveInt(values.size, '--size');
@@ -49,7 +50,8 @@ export async function pipelineBench(argv: string[]): Promise<void> {
   const batchSize = positiveInt(values.batch, '--batch');
   const concurrency = positiveInt(values.concurrency, '--concurrency');
   const data = values.data ?? `dir:${await photoCorpus(600)}`;
-  if (!data.startsWith('dir:') && values.augment === 'cpu') throw new Error('--data: the pipeline bench compares with torchvision on a folder; expected dir:PATH (or --augment both)');
+  if (!data.startsWith('dir:') && values.augment === 'cpu')
+    throw new Error('--data: the pipeline bench compares with torchvision on a folder; expected dir:PATH (or --augment both)');
   // The CPU path's batches only copy into tensors; the backend path computes on the run's backend.
   await selectBackend(paths.includes('backend') ? 'auto' : 'cpu');
   const source = await openSource(data);
@@ -65,20 +67,42 @@ export async function pipelineBench(argv: string[]): Promise<void> {
       decode({ minSide, concurrency, onSkip: () => budget.release() }),
     );
     if (full) {
-      await drain(decoded.pipe(
-        multiView({ views, seed: 0, concurrency, augment }),
-        batch(batchSize),
-        tap((b) => { images += b.ids.length; b.dispose(); budget.release(b.ids.length); }),
-      ));
+      await drain(
+        decoded.pipe(
+          multiView({ views, seed: 0, concurrency, augment }),
+          batch(batchSize),
+          tap((b) => {
+            images += b.ids.length;
+            b.dispose();
+            budget.release(b.ids.length);
+          }),
+        ),
+      );
     } else {
-      await drain(decoded.pipe(tap(() => { images++; budget.release(); })));
+      await drain(
+        decoded.pipe(
+          tap(() => {
+            images++;
+            budget.release();
+          }),
+        ),
+      );
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     // Cores busy on average: main thread plus sharp's pool (≈ the machine's cores when CPU-bound).
     const coresBusy = (cpu.user + cpu.system) / 1e6 / seconds;
     const cpuMsPerImage = (cpu.user + cpu.system) / 1000 / images;
-    printJson({ bench: `pipeline-${label}`, augment, images, seconds, imagesPerSec: images / seconds, coresBusy, cpuMsPerImage, peakInFlight: budget.peak });
+    printJson({
+      bench: `pipeline-${label}`,
+      augment,
+      images,
+      seconds,
+      imagesPerSec: images / seconds,
+      coresBusy,
+      cpuMsPerImage,
+      peakInFlight: budget.peak,
+    });
     return { imagesPerSec: images / seconds, cpuMsPerImage };
   };
 
@@ -109,6 +133,14 @@ export async function pipelineBench(argv: string[]): Promise<void> {
 
 function torchvisionImagesPerSec(root: string, size: number, batchSize: number): number | null {
   if (!pythonHas('torchvision')) return null;
-  return runForJson<{ torchvisionImagesPerSec: number }>('torchvision pipeline', SYSTEM_PYTHON, [benchFile('torchvision_pipeline.py', true),
-    root, '--size', `${size}`, '--batch', `${batchSize}`, '--workers', `${availableParallelism()}`]).torchvisionImagesPerSec;
+  return runForJson<{ torchvisionImagesPerSec: number }>('torchvision pipeline', SYSTEM_PYTHON, [
+    benchFile('torchvision_pipeline.py', true),
+    root,
+    '--size',
+    `${size}`,
+    '--batch',
+    `${batchSize}`,
+    '--workers',
+    `${availableParallelism()}`,
+  ]).torchvisionImagesPerSec;
 }

@@ -118,7 +118,15 @@ interface PurityResult {
   dims: number;
 }
 
-function clusterAndPair(name: string, rows: Float32Array, dims: number, images: Images, k: number, seed: number, extra: Record<string, unknown>): PurityResult {
+function clusterAndPair(
+  name: string,
+  rows: Float32Array,
+  dims: number,
+  images: Images,
+  k: number,
+  seed: number,
+  extra: Record<string, unknown>,
+): PurityResult {
   const t0 = performance.now();
   const { assignments, iterations } = sphericalKMeans(rows, dims, { k, seed });
   const kmeansSeconds = (performance.now() - t0) / 1000;
@@ -148,7 +156,28 @@ function trainCheckpoint(steps: number, data: string): string {
   const out = mkdtempSync(join(tmpdir(), 'densestream-bench-positives-'));
   const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
   process.stderr.write(`positives: no --checkpoint; training mocov2 for ${steps} steps into ${out}\n`);
-  const run = spawnSync(process.execPath, [cli, 'train', '--data', `fashion-mnist:${data}`, '--method', 'mocov2', '--size', '32', '--batch', '64', '--steps', String(steps), '--out', out, '--log-every', '50'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const run = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'train',
+      '--data',
+      `fashion-mnist:${data}`,
+      '--method',
+      'mocov2',
+      '--size',
+      '32',
+      '--batch',
+      '64',
+      '--steps',
+      String(steps),
+      '--out',
+      out,
+      '--log-every',
+      '50',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   if (run.status !== 0) throw new Error(`positives: training the checkpoint failed (exit ${run.status})`);
   return checkpointDir(out);
 }
@@ -178,7 +207,10 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
   const kmeansN = positiveInt(values['kmeans-n'], '--kmeans-n');
   const kmeansD = positiveInt(values['kmeans-d'], '--kmeans-d');
   const kmeansK = positiveInt(values['kmeans-k'], '--kmeans-k');
-  const checkpoint = values.checkpoint === undefined ? trainCheckpoint(positiveInt(values['train-steps'], '--train-steps'), values.data) : checkpointDir(values.checkpoint);
+  const checkpoint =
+    values.checkpoint === undefined
+      ? trainCheckpoint(positiveInt(values['train-steps'], '--train-steps'), values.data)
+      : checkpointDir(values.checkpoint);
 
   const images = await readImages(values.data, n);
   const { backend } = await selectBackend('wasm');
@@ -192,7 +224,10 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
   let t0 = performance.now();
   const randomRows = embed(randomInit, images, size);
   const random = clusterAndPair('random-init', randomRows, randomInit.channels, images, k, seed, {
-    encoder: 'slim', size, backend, embedSeconds: (performance.now() - t0) / 1000,
+    encoder: 'slim',
+    size,
+    backend,
+    embedSeconds: (performance.now() - t0) / 1000,
   });
   randomInit.dispose();
 
@@ -203,7 +238,11 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
     t0 = performance.now();
     const rows = embed(trained.encoder, images, trained.trainedSize);
     purityTrained = clusterAndPair('trained', rows, trained.encoder.channels, images, k, seed, {
-      encoder: trained.encoderName, size: trained.trainedSize, checkpoint, step: trained.step, embedSeconds: (performance.now() - t0) / 1000,
+      encoder: trained.encoderName,
+      size: trained.trainedSize,
+      checkpoint,
+      step: trained.step,
+      embedSeconds: (performance.now() - t0) / 1000,
     }).purity;
     trained.encoder.dispose();
   }
@@ -214,8 +253,14 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
   const result = sphericalKMeans(blobs.rows, kmeansD, { k: kmeansK, seed });
   const kmeansSeconds = (performance.now() - t0) / 1000;
   printJson({
-    bench: 'positives-kmeans', n: kmeansN, d: kmeansD, k: kmeansK, seconds: kmeansSeconds,
-    iterations: result.iterations, batches: result.batches, ari: adjustedRandIndex(result.assignments, blobs.labels),
+    bench: 'positives-kmeans',
+    n: kmeansN,
+    d: kmeansD,
+    k: kmeansK,
+    seconds: kmeansSeconds,
+    iterations: result.iterations,
+    batches: result.batches,
+    ari: adjustedRandIndex(result.assignments, blobs.labels),
   });
 
   printJson({

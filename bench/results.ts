@@ -68,7 +68,18 @@ function gitCommit(): string {
 }
 
 export async function resultsBench(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean', default: false }, steps: { type: 'string' }, train: { type: 'string' }, test: { type: 'string' }, 'dense-train': { type: 'string' }, out: { type: 'string', default: 'runs/results' }, doc: { type: 'string', default: 'docs/RESULTS.md' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      steps: { type: 'string' },
+      train: { type: 'string' },
+      test: { type: 'string' },
+      'dense-train': { type: 'string' },
+      out: { type: 'string', default: 'runs/results' },
+      doc: { type: 'string', default: 'docs/RESULTS.md' },
+    },
+  });
   const budget = { ...BUDGETS[values.quick ? 'quick' : 'full'] };
   if (values.steps !== undefined) budget.steps = positiveInt(values.steps, '--steps');
   if (values.train !== undefined) budget.train = positiveInt(values.train, '--train');
@@ -95,7 +106,18 @@ export async function resultsBench(argv: string[]): Promise<void> {
 
   for (const row of ROWS) {
     const out = join(root, row.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
-    const trainArgs = ['train', ...row.train, '--steps', String(budget.steps), '--batch', String(budget.batch), '--knn-every', '0', '--out', out];
+    const trainArgs = [
+      'train',
+      ...row.train,
+      '--steps',
+      String(budget.steps),
+      '--batch',
+      String(budget.batch),
+      '--knn-every',
+      '0',
+      '--out',
+      out,
+    ];
     const train = densestream(trainArgs);
     const result = densestream(['eval', '--checkpoint', out, ...evalFlags]);
     rows.push({ name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train });
@@ -110,7 +132,14 @@ function pick(r: Json): Json {
   return { knn20: r['knn20'], knn200: r['knn200'], linear: r['linear'], denseMIoU: r['denseMIoU'], maskIoU: r['maskIoU'] };
 }
 
-function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }>, budget: Budget, evalFlags: string[], quick: boolean, minutes: number, commit: string): string {
+function resultsMarkdown(
+  rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }>,
+  budget: Budget,
+  evalFlags: string[],
+  quick: boolean,
+  minutes: number,
+  commit: string,
+): string {
   const random = rows[0]?.result as Json;
   const num = (r: Json, k: string) => (typeof r[k] === 'number' ? (r[k] as number) : NaN);
   const trained = rows.slice(1);
@@ -121,8 +150,14 @@ function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; resul
   const verdict = (a: number, b: number) => (Math.abs(a - b) < margin ? 'within noise' : a > b ? 'yes' : '**no**');
   const checks = [
     ...trained.map((r) => [`${r.name} above random-init on kNN (k = 20)`, verdict(num(r.result, 'knn20'), num(random, 'knn20'))] as const),
-    ...trained.map((r) => [`${r.name} above random-init on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(random, 'denseMIoU'))] as const),
-    ...(moco ? dense.map((r) => [`${r.name} above mocov2 on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(moco.result, 'denseMIoU'))] as const) : []),
+    ...trained.map(
+      (r) => [`${r.name} above random-init on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(random, 'denseMIoU'))] as const,
+    ),
+    ...(moco
+      ? dense.map(
+          (r) => [`${r.name} above mocov2 on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(moco.result, 'denseMIoU'))] as const,
+        )
+      : []),
   ];
   const lines = [
     '# Results',
@@ -138,7 +173,10 @@ function resultsMarkdown(rows: Array<{ name: string; trainCommand: string; resul
     '',
     '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
     '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${r.train ? fixed(r.train['imagesPerSec'], 1) : '–'} | ${fixed(r.result['knn20'])} | ${fixed(r.result['knn200'])} | ${fixed(r.result['linear'])} | ${fixed(r.result['denseMIoU'])} | ${fixed(r.result['densePixelAccuracy'])} | ${fixed(r.result['maskIoU'])} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.train ? fixed(r.train['imagesPerSec'], 1) : '–'} | ${fixed(r.result['knn20'])} | ${fixed(r.result['knn200'])} | ${fixed(r.result['linear'])} | ${fixed(r.result['denseMIoU'])} | ${fixed(r.result['densePixelAccuracy'])} | ${fixed(r.result['maskIoU'])} |`,
+    ),
     '',
     '## The expected shape, checked',
     '',

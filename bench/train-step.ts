@@ -14,7 +14,12 @@ import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
 import { benchFile, kernelsEnv, type KernelsChoice, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
-interface StepOptions { batch: number; size: number; steps: number; warmup: number }
+interface StepOptions {
+  batch: number;
+  size: number;
+  steps: number;
+  warmup: number;
+}
 
 /** The nets timed: the issue's reference CNN and the trainer's slim ResNet (reported last: reference). */
 const NETS = ['resnet', 'reference'] as const;
@@ -54,7 +59,10 @@ async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, thr
   const { backend, adapter } = await selectBackend(backendChoice, { threads });
   const net = which === 'reference' ? createReferenceNet(1) : createResNetClassifier(1);
   const images = tf.randomUniform([o.batch, o.size, o.size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const labels = tf.tensor1d(Array.from({ length: o.batch }, (_, i) => i % 10), 'int32');
+  const labels = tf.tensor1d(
+    Array.from({ length: o.batch }, (_, i) => i % 10),
+    'int32',
+  );
   const times: number[] = [];
   for (let i = 0; i < o.warmup + o.steps; i++) {
     const t0 = performance.now();
@@ -62,45 +70,82 @@ async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, thr
     if (i >= o.warmup) times.push(performance.now() - t0);
   }
   net.dispose();
-  printJson({ bench: 'train-step-config', net: which, backend, adapter: adapter ?? null, threads: backend === 'wasm' ? threads : null, ...o, msPerStep: median(times) });
+  printJson({
+    bench: 'train-step-config',
+    net: which,
+    backend,
+    adapter: adapter ?? null,
+    threads: backend === 'wasm' ? threads : null,
+    ...o,
+    msPerStep: median(times),
+  });
 }
 
 /** Runs one configuration in a child process and returns its JSON line. */
 function child(args: string[], kernels: KernelsChoice = 'on'): { backend: string; adapter: GpuAdapterSummary | null; msPerStep: number } {
-  return runForJson(`train-step ${args.join(' ')}`, process.execPath, [benchFile('run.js'), 'train-step', '--single', ...args], kernelsEnv(kernels));
+  return runForJson(
+    `train-step ${args.join(' ')}`,
+    process.execPath,
+    [benchFile('run.js'), 'train-step', '--single', ...args],
+    kernelsEnv(kernels),
+  );
 }
 
 /** The PyTorch side, or null when python3-torch is not installed. */
 function torchMsPerStep(o: StepOptions, which: Net): number | null {
   if (!pythonHas('torch')) return null;
-  return runForJson<{ torchMsPerStep: number }>('torch reference', SYSTEM_PYTHON, [benchFile('torch_reference.py', true),
-    '--batch', `${o.batch}`, '--size', `${o.size}`, '--steps', `${o.steps}`, '--warmup', `${o.warmup}`, '--threads', '1', '--net', which]).torchMsPerStep;
+  return runForJson<{ torchMsPerStep: number }>('torch reference', SYSTEM_PYTHON, [
+    benchFile('torch_reference.py', true),
+    '--batch',
+    `${o.batch}`,
+    '--size',
+    `${o.size}`,
+    '--steps',
+    `${o.steps}`,
+    '--warmup',
+    `${o.warmup}`,
+    '--threads',
+    '1',
+    '--net',
+    which,
+  ]).torchMsPerStep;
 }
 
 export async function trainStepBench(argv: string[]): Promise<void> {
   const { opts, threads, backend, single, nets } = parse(argv);
   if (single) return measure(backend, threads, opts, nets[0] as Net);
   for (const net of nets) {
-    const common = ['--batch', `${opts.batch}`, '--size', `${opts.size}`, '--steps', `${opts.steps}`, '--warmup', `${opts.warmup}`, '--net', net];
+    const common = [
+      '--batch',
+      `${opts.batch}`,
+      '--size',
+      `${opts.size}`,
+      '--steps',
+      `${opts.steps}`,
+      '--warmup',
+      `${opts.warmup}`,
+      '--net',
+      net,
+    ];
     const oneThread = backend === 'wasm' && threads > 1 ? child([...common, '--backend', 'wasm', '--threads', '1']) : null;
     const main = child([...common, '--backend', backend, '--threads', `${threads}`]);
     // The same configuration on the engine's kernels alone: what densestream's kernels buy.
     const engineOnly = main.backend === 'wasm' ? child([...common, '--backend', backend, '--threads', `${threads}`], 'off') : null;
     const torch = torchMsPerStep(opts, net);
     printJson({
-    bench: 'train-step',
-    net,
-    backend: main.backend,
-    adapter: main.adapter,
-    threads: main.backend === 'wasm' ? threads : null,
-    batch: opts.batch,
-    size: opts.size,
-    msPerStep: main.msPerStep,
-    msPerStepOneThread: oneThread?.msPerStep ?? null,
-    msPerStepWithoutKernels: engineOnly?.msPerStep ?? null,
-    kernelSpeedup: engineOnly === null ? null : engineOnly.msPerStep / main.msPerStep,
-    torchMsPerStep: torch,
-    ratio: torch === null ? null : main.msPerStep / torch,
+      bench: 'train-step',
+      net,
+      backend: main.backend,
+      adapter: main.adapter,
+      threads: main.backend === 'wasm' ? threads : null,
+      batch: opts.batch,
+      size: opts.size,
+      msPerStep: main.msPerStep,
+      msPerStepOneThread: oneThread?.msPerStep ?? null,
+      msPerStepWithoutKernels: engineOnly?.msPerStep ?? null,
+      kernelSpeedup: engineOnly === null ? null : engineOnly.msPerStep / main.msPerStep,
+      torchMsPerStep: torch,
+      ratio: torch === null ? null : main.msPerStep / torch,
     });
   }
 }

@@ -21,30 +21,74 @@ export async function trainBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      method: { type: 'string' }, steps: { type: 'string', default: '40' }, batch: { type: 'string', default: '32' },
-      size: { type: 'string', default: '64' }, encoder: { type: 'string', default: 'slim' }, single: { type: 'boolean', default: false },
-      data: { type: 'string', default: 'scenes' }, augment: { type: 'string', default: 'auto' },
-      kernels: { type: 'string', default: 'on' }, backend: { type: 'string', default: 'auto' },
+      method: { type: 'string' },
+      steps: { type: 'string', default: '40' },
+      batch: { type: 'string', default: '32' },
+      size: { type: 'string', default: '64' },
+      encoder: { type: 'string', default: 'slim' },
+      single: { type: 'boolean', default: false },
+      data: { type: 'string', default: 'scenes' },
+      augment: { type: 'string', default: 'auto' },
+      kernels: { type: 'string', default: 'on' },
+      backend: { type: 'string', default: 'auto' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
-  const common = ['--steps', `${steps}`, '--batch', values.batch, '--size', values.size, '--encoder', values.encoder, '--data', values.data, '--backend', values.backend];
+  const common = [
+    '--steps',
+    `${steps}`,
+    '--batch',
+    values.batch,
+    '--size',
+    values.size,
+    '--encoder',
+    values.encoder,
+    '--data',
+    values.data,
+    '--backend',
+    values.backend,
+  ];
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   const kernels = parseKernels(values.kernels);
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
-    const { resume: _unused, ...config } = parseTrainConfig([...common, '--method', values.method ?? 'densecl', '--out', out, '--log-every', '1000', '--knn-every', '0', '--augment', values.augment]);
+    const { resume: _unused, ...config } = parseTrainConfig([
+      ...common,
+      '--method',
+      values.method ?? 'densecl',
+      '--out',
+      out,
+      '--log-every',
+      '1000',
+      '--knn-every',
+      '0',
+      '--augment',
+      values.augment,
+    ]);
     const stamps: number[] = [];
-    const result = await runTraining(config, { shouldStop: () => { stamps.push(performance.now()); return false; } });
+    const result = await runTraining(config, {
+      shouldStop: () => {
+        stamps.push(performance.now());
+        return false;
+      },
+    });
     // Rates over the steps after the first 5: wall time from the stamps, data wait from the run's totals.
     const warm = Math.min(5, stamps.length - 1);
     const seconds = ((stamps.at(-1) ?? 0) - (stamps[warm] ?? 0)) / 1000;
     const measured = stamps.length - 1 - warm;
     printJson({
-      bench: 'train', data: config.data, method: config.method, encoder: config.encoder, batch: config.batch, size: config.size, augment: result.augment,
-      backend: tf.getBackend(), adapter: webGpuAdapter() ?? null,
+      bench: 'train',
+      data: config.data,
+      method: config.method,
+      encoder: config.encoder,
+      batch: config.batch,
+      size: config.size,
+      augment: result.augment,
+      backend: tf.getBackend(),
+      adapter: webGpuAdapter() ?? null,
       kernels: wasmKernelThreads() > 0,
-      imagesPerSec: (measured * config.batch) / seconds, msPerStep: (1000 * seconds) / measured,
+      imagesPerSec: (measured * config.batch) / seconds,
+      msPerStep: (1000 * seconds) / measured,
       dataWaitFraction: result.dataWaitFraction,
     });
     return;
@@ -52,8 +96,12 @@ export async function trainBench(argv: string[]): Promise<void> {
   for (const method of values.method ? [values.method] : TRAIN_METHODS) {
     for (const augment of paths) {
       for (const k of kernels) {
-        runForJson(`train bench ${method}`, process.execPath,
-          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common], kernelsEnv(k));
+        runForJson(
+          `train bench ${method}`,
+          process.execPath,
+          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common],
+          kernelsEnv(k),
+        );
       }
     }
   }

@@ -20,8 +20,11 @@ export async function twinBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      steps: { type: 'string', default: '20' }, batch: { type: 'string', default: '128' }, size: { type: 'string', default: '28' },
-      augment: { type: 'string', default: 'auto' }, kernels: { type: 'string', default: 'on' },
+      steps: { type: 'string', default: '20' },
+      batch: { type: 'string', default: '128' },
+      size: { type: 'string', default: '28' },
+      augment: { type: 'string', default: 'auto' },
+      kernels: { type: 'string', default: 'on' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
@@ -29,18 +32,54 @@ export async function twinBench(argv: string[]): Promise<void> {
   const size = positiveInt(values.size, '--size');
   if (!pythonHas('torch')) throw new Error('twin: needs PyTorch for its other side (apt-get install python3-torch)');
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.
-  const sides = parseKernels(values.kernels).map((k) => runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean }>(
-    'densestream side', process.execPath, [
-      benchFile('run.js'), 'train', '--single', '--data', 'fashion-mnist', '--method', 'mocov2', '--encoder', 'slim',
-      '--steps', `${steps + 5}`, '--batch', `${batch}`, '--size', `${size}`, '--augment', values.augment,
-    ], kernelsEnv(k)));
+  const sides = parseKernels(values.kernels).map((k) =>
+    runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean }>(
+      'densestream side',
+      process.execPath,
+      [
+        benchFile('run.js'),
+        'train',
+        '--single',
+        '--data',
+        'fashion-mnist',
+        '--method',
+        'mocov2',
+        '--encoder',
+        'slim',
+        '--steps',
+        `${steps + 5}`,
+        '--batch',
+        `${batch}`,
+        '--size',
+        `${size}`,
+        '--augment',
+        values.augment,
+      ],
+      kernelsEnv(k),
+    ),
+  );
   const torch = runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [
-    benchFile('torch_moco_twin.py', true), '--steps', `${steps}`, '--warmup', '5', '--batch', `${batch}`, '--size', `${size}`, '--threads', '2',
+    benchFile('torch_moco_twin.py', true),
+    '--steps',
+    `${steps}`,
+    '--warmup',
+    '5',
+    '--batch',
+    `${batch}`,
+    '--size',
+    `${size}`,
+    '--threads',
+    '2',
   ]);
   for (const ours of sides) {
     printJson({
-      bench: 'twin', augment: ours.augment, kernels: ours.kernels, imagesPerSec: ours.imagesPerSec, torchImagesPerSec: torch.torchImagesPerSec,
-      ratio: ours.imagesPerSec / torch.torchImagesPerSec, dataWaitFraction: ours.dataWaitFraction,
+      bench: 'twin',
+      augment: ours.augment,
+      kernels: ours.kernels,
+      imagesPerSec: ours.imagesPerSec,
+      torchImagesPerSec: torch.torchImagesPerSec,
+      ratio: ours.imagesPerSec / torch.torchImagesPerSec,
+      dataWaitFraction: ours.dataWaitFraction,
     });
   }
 }
@@ -61,9 +100,19 @@ export async function twinBench(argv: string[]): Promise<void> {
 export async function twinKnnBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { steps: { type: 'string', default: '150' }, batch: { type: 'string', default: '128' }, size: { type: 'string', default: '28' }, test: { type: 'string', default: '10000' } },
+    options: {
+      steps: { type: 'string', default: '150' },
+      batch: { type: 'string', default: '128' },
+      size: { type: 'string', default: '28' },
+      test: { type: 'string', default: '10000' },
+    },
   });
-  const [steps, batch, size, test] = [positiveInt(values.steps, '--steps'), positiveInt(values.batch, '--batch'), positiveInt(values.size, '--size'), positiveInt(values.test, '--test')];
+  const [steps, batch, size, test] = [
+    positiveInt(values.steps, '--steps'),
+    positiveInt(values.batch, '--batch'),
+    positiveInt(values.size, '--size'),
+    positiveInt(values.test, '--test'),
+  ];
   if (!pythonHas('torch')) throw new Error('twin-knn: needs PyTorch for its other side (apt-get install python3-torch)');
   const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'densestream-twin-knn-'));
@@ -73,32 +122,109 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     if (r.status !== 0) throw new Error(`densestream ${args[0]} failed:\n${r.stderr}`);
     return r.stdout;
   };
-  node(['train', '--data', 'fashion-mnist', '--method', 'mocov2', '--size', `${size}`, '--batch', `${batch}`, '--steps', `${steps}`, '--knn-every', '0', '--out', run]);
-  const metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number });
+  node([
+    'train',
+    '--data',
+    'fashion-mnist',
+    '--method',
+    'mocov2',
+    '--size',
+    `${size}`,
+    '--batch',
+    `${batch}`,
+    '--steps',
+    `${steps}`,
+    '--knn-every',
+    '0',
+    '--out',
+    run,
+  ]);
+  const metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step: number; seconds: number });
   const seconds = (metrics.at(-1) as { seconds: number }).seconds;
   const knn = (checkpoint: string, out: string) => {
-    node(['eval', '--checkpoint', checkpoint, '--data', 'fashion-mnist', '--protocol', 'knn', '--train', '5000', '--test', `${test}`, '--size', `${size}`, '--out', out, '--quiet']);
+    node([
+      'eval',
+      '--checkpoint',
+      checkpoint,
+      '--data',
+      'fashion-mnist',
+      '--protocol',
+      'knn',
+      '--train',
+      '5000',
+      '--test',
+      `${test}`,
+      '--size',
+      `${size}`,
+      '--out',
+      out,
+      '--quiet',
+    ]);
     const saved = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Record<string, { knn: { knn20: number } }>;
     return (saved['fashion-mnist'] as { knn: { knn20: number } }).knn.knn20;
   };
   const ours = { knnInit: knn('random', join(dir, 'random')), knnFinal: knn(run, run) };
   type TwinLine = { steps: number; seconds: number; knnInit: number; knnFinal: number };
-  const twin = (args: string[]) => runForJson<TwinLine>('PyTorch twin', SYSTEM_PYTHON, [
-    benchFile('torch_moco_twin.py', true), '--schedule', '--warmup', '5', '--batch', `${batch}`, '--size', `${size}`,
-    '--threads', '2', '--knn-train', '5000', '--knn-test', `${test}`, ...args,
-  ]);
+  const twin = (args: string[]) =>
+    runForJson<TwinLine>('PyTorch twin', SYSTEM_PYTHON, [
+      benchFile('torch_moco_twin.py', true),
+      '--schedule',
+      '--warmup',
+      '5',
+      '--batch',
+      `${batch}`,
+      '--size',
+      `${size}`,
+      '--threads',
+      '2',
+      '--knn-train',
+      '5000',
+      '--knn-test',
+      `${test}`,
+      ...args,
+    ]);
   const torch = twin(['--seconds', `${seconds}`]);
   // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
   // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
   const init = join(dir, 'init');
-  node(['train', '--data', 'fashion-mnist', '--method', 'mocov2', '--size', `${size}`, '--batch', `${batch}`, '--steps', '1', '--lr', '0', '--warmup', '0', '--knn-every', '0', '--out', init]);
+  node([
+    'train',
+    '--data',
+    'fashion-mnist',
+    '--method',
+    'mocov2',
+    '--size',
+    `${size}`,
+    '--batch',
+    `${batch}`,
+    '--steps',
+    '1',
+    '--lr',
+    '0',
+    '--warmup',
+    '0',
+    '--knn-every',
+    '0',
+    '--out',
+    init,
+  ]);
   const sameInit = twin(['--steps', `${steps - 5}`, '--init-from', init]);
   const side = (s: { steps: number; knnInit: number; knnFinal: number }) => ({
-    steps: s.steps, images: s.steps * batch, knnInit: s.knnInit, knnFinal: s.knnFinal,
-    gain: s.knnFinal - s.knnInit, gainStdErr: knnGainStdErr(s.knnInit, s.knnFinal, test),
+    steps: s.steps,
+    images: s.steps * batch,
+    knnInit: s.knnInit,
+    knnFinal: s.knnFinal,
+    gain: s.knnFinal - s.knnInit,
+    gainStdErr: knnGainStdErr(s.knnInit, s.knnFinal, test),
   });
   printJson({
-    bench: 'twin-knn', seconds, test, densestream: side({ steps, ...ours }),
+    bench: 'twin-knn',
+    seconds,
+    test,
+    densestream: side({ steps, ...ours }),
     torch: { ...side({ ...torch, steps: torch.steps + 5 }), seconds: torch.seconds },
     torchSameInit: { ...side({ ...sameInit, steps: sameInit.steps + 5 }), seconds: sameInit.seconds },
   });

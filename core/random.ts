@@ -24,7 +24,10 @@ export interface Rng {
 
 /** 128-bit hash of a key (cyrb128: four multiply–xorshift lanes). */
 function hashKey(key: string): [number, number, number, number] {
-  let h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
+  let h1 = 1779033703,
+    h2 = 3144134277,
+    h3 = 1013904242,
+    h4 = 2773480762;
   for (let i = 0; i < key.length; i++) {
     const k = key.charCodeAt(i);
     h1 = h2 ^ Math.imul(h1 ^ k, 597399067);

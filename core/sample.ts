@@ -75,7 +75,10 @@ export interface PlannedView extends ViewMaps {
 export function cutPixels(sample: Sample, k: number): Pixels {
   const v = sample.views?.[k];
   if (!v) throw new Error(`sample ${sample.id} has no view ${k} (put multiView() first)`);
-  if (!v.pixels) throw new Error(`sample ${sample.id}: view ${k} is planned for the backend, not cut (put cutPlannedViews() after multiView({ augment: 'backend' }))`);
+  if (!v.pixels)
+    throw new Error(
+      `sample ${sample.id}: view ${k} is planned for the backend, not cut (put cutPlannedViews() after multiView({ augment: 'backend' }))`,
+    );
   return v.pixels;
 }
 

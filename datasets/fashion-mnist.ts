@@ -10,7 +10,16 @@ import type { RandomAccessSource } from './source.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 export const FASHION_MNIST_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ] as const;
 
 /** Parses an IDX file: magic `0x0000 08 NDIM`, then NDIM big-endian uint32 sizes, then bytes. */

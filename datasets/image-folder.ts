@@ -52,7 +52,11 @@ export async function imageFolderSource(root: string): Promise<ImageFolderSource
     read: async (i) => {
       const id = files[i] as string;
       const bytes = await readFile(join(root, id));
-      return { id, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), ...(labelled ? { label: labelled.labels[i] as number } : {}) };
+      return {
+        id,
+        bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        ...(labelled ? { label: labelled.labels[i] as number } : {}),
+      };
     },
   };
 }

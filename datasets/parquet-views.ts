@@ -54,7 +54,9 @@ const CACHED_GROUPS = 16;
 function readManifests(dir: string): ManifestLike[] {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((f) => /^manifest(-\d+of\d+)?\.json$/.test(f)).sort();
+    names = readdirSync(dir)
+      .filter((f) => /^manifest(-\d+of\d+)?\.json$/.test(f))
+      .sort();
   } catch {
     throw new Error(`parquet:${dir}: no such folder`);
   }
@@ -62,10 +64,16 @@ function readManifests(dir: string): ManifestLike[] {
   const manifests = names.map((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')) as ManifestLike);
   const same = (m: ManifestLike) => JSON.stringify({ ...m.config, shard: null, source: null, positions: null });
   for (const m of manifests) {
-    if (m.format !== 'densestream-manifest' || m.job !== 'precompute') throw new Error(`parquet:${dir}: expected precompute shards, found a ${m.job} manifest`);
-    if (m.config['format'] !== 'parquet') throw new Error(`parquet:${dir}: the views were written as ${String(m.config['format'])}; precompute with --format parquet to train from them`);
-    if (!m.complete) throw new Error(`parquet:${dir}: shard ${m.shard.index}/${m.shard.count} is unfinished; re-run its precompute to complete it`);
-    if (same(m) !== same(manifests[0] as ManifestLike)) throw new Error(`parquet:${dir}: the shards were precomputed with different arguments`);
+    if (m.format !== 'densestream-manifest' || m.job !== 'precompute')
+      throw new Error(`parquet:${dir}: expected precompute shards, found a ${m.job} manifest`);
+    if (m.config['format'] !== 'parquet')
+      throw new Error(
+        `parquet:${dir}: the views were written as ${String(m.config['format'])}; precompute with --format parquet to train from them`,
+      );
+    if (!m.complete)
+      throw new Error(`parquet:${dir}: shard ${m.shard.index}/${m.shard.count} is unfinished; re-run its precompute to complete it`);
+    if (same(m) !== same(manifests[0] as ManifestLike))
+      throw new Error(`parquet:${dir}: the shards were precomputed with different arguments`);
   }
   const count = (manifests[0] as ManifestLike).shard.count;
   const indices = manifests.map((m) => m.shard.index).sort((a, b) => a - b);
@@ -79,8 +87,14 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
   const manifests = readManifests(dir);
   const c = (manifests[0] as ManifestLike).config;
   const precomputed: PrecomputedViews = {
-    preset: String(c['preset']), size: Number(c['size']), viewsPerSample: Number(c['views']), viewsPerEpoch: Number(c['viewsPerEpoch']),
-    masks: String(c['masks']), attentionView: c['attentionView'] === true, minForeground: Number(c['minForeground'] ?? 0), seed: Number(c['seed']),
+    preset: String(c['preset']),
+    size: Number(c['size']),
+    viewsPerSample: Number(c['views']),
+    viewsPerEpoch: Number(c['viewsPerEpoch']),
+    masks: String(c['masks']),
+    attentionView: c['attentionView'] === true,
+    minForeground: Number(c['minForeground'] ?? 0),
+    seed: Number(c['seed']),
   };
   const files: ViewFile[] = [];
   let total = 0;
@@ -107,7 +121,10 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
   };
   const open = async (f: ViewFile): Promise<pq.ParquetFile> => {
     f.file ??= openAsBlob(f.path).then((blob) => pq.ParquetFile.fromFile(blob));
-    const file = await f.file.catch((err: unknown) => { f.file = undefined; throw err; }); // a failed open is retried
+    const file = await f.file.catch((err: unknown) => {
+      f.file = undefined;
+      throw err;
+    }); // a failed open is retried
     if (!f.groupStarts) {
       const starts = [0];
       for (const g of file.metadata().rowGroups()) starts.push((starts.at(-1) as number) + g.numRows() / perImage);
@@ -151,10 +168,16 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
       const encodedViews: EncodedView[] = [];
       for (let k = 0; k < perImage; k++) {
         const r = base + k;
-        if (col<string>('id').get(r) !== id || col<number>('view').get(r) !== k) throw new Error(`parquet:${f.path}: rows of ${id} are not its ${perImage} views in order`);
+        if (col<string>('id').get(r) !== id || col<number>('view').get(r) !== k)
+          throw new Error(`parquet:${f.path}: rows of ${id} are not its ${perImage} views in order`);
         const box = Array.from(col<arrow.Vector>('box').get(r).toArray() as Float32Array) as unknown as Box;
         const mask = col<Uint8Array | null>('mask').get(r);
-        encodedViews.push({ image: col<Uint8Array>('image').get(r), box, flipped: col<boolean>('flipped').get(r), ...(mask ? { mask } : {}) });
+        encodedViews.push({
+          image: col<Uint8Array>('image').get(r),
+          box,
+          flipped: col<boolean>('flipped').get(r),
+          ...(mask ? { mask } : {}),
+        });
       }
       const sample: Sample = { id, encodedViews };
       if (label !== null && label !== undefined) sample.label = label;

@@ -9,9 +9,7 @@ import { keyedRng, type Box, type Rng, type Sample } from '../core/index.js';
 import type { RandomAccessSource } from './source.js';
 
 /** Class names; a class map holds `index + 1` (0 is background). */
-export const SCENE_CLASSES = [
-  'disc', 'square', 'triangle', 'ring', 'cross', 'striped-ellipse', 'checker-diamond', 'star',
-] as const;
+export const SCENE_CLASSES = ['disc', 'square', 'triangle', 'ring', 'cross', 'striped-ellipse', 'checker-diamond', 'star'] as const;
 
 export interface ScenesOptions {
   /** Image side in pixels (default 64). */
@@ -30,13 +28,20 @@ type Rgb = [number, number, number];
 function shapeTone(cls: number, u: number, v: number): 0 | 1 | 2 {
   const r2 = u * u + v * v;
   switch (cls) {
-    case 0: return r2 <= 1 ? 1 : 0;
-    case 1: return Math.abs(u) <= 0.8 && Math.abs(v) <= 0.8 ? 1 : 0;
-    case 2: return v <= 0.75 && v >= -0.85 + 1.9 * Math.abs(u) ? 1 : 0;
-    case 3: return r2 <= 1 && r2 >= 0.3 ? 1 : 0;
-    case 4: return (Math.abs(u) <= 0.3 && Math.abs(v) <= 1) || (Math.abs(v) <= 0.3 && Math.abs(u) <= 1) ? 1 : 0;
-    case 5: return u * u + (v * v) / 0.36 <= 1 ? (Math.sin(u * 9) > 0 ? 1 : 2) : 0;
-    case 6: return Math.abs(u) + Math.abs(v) <= 1 ? (((Math.floor(u * 3 + 10) + Math.floor(v * 3 + 10)) & 1) === 0 ? 1 : 2) : 0;
+    case 0:
+      return r2 <= 1 ? 1 : 0;
+    case 1:
+      return Math.abs(u) <= 0.8 && Math.abs(v) <= 0.8 ? 1 : 0;
+    case 2:
+      return v <= 0.75 && v >= -0.85 + 1.9 * Math.abs(u) ? 1 : 0;
+    case 3:
+      return r2 <= 1 && r2 >= 0.3 ? 1 : 0;
+    case 4:
+      return (Math.abs(u) <= 0.3 && Math.abs(v) <= 1) || (Math.abs(v) <= 0.3 && Math.abs(u) <= 1) ? 1 : 0;
+    case 5:
+      return u * u + (v * v) / 0.36 <= 1 ? (Math.sin(u * 9) > 0 ? 1 : 2) : 0;
+    case 6:
+      return Math.abs(u) + Math.abs(v) <= 1 ? (((Math.floor(u * 3 + 10) + Math.floor(v * 3 + 10)) & 1) === 0 ? 1 : 2) : 0;
     default: {
       const rho = 0.62 + 0.38 * Math.cos(5 * Math.atan2(v, u));
       return r2 <= rho * rho ? 1 : 0;
@@ -103,7 +108,10 @@ export function renderScene(seed: number, index: number, size = 64, minObjects =
     const x1 = Math.min(size - 1, Math.ceil(cx + radius * 1.05));
     const y0 = Math.max(0, Math.floor(cy - radius * 1.05));
     const y1 = Math.min(size - 1, Math.ceil(cy + radius * 1.05));
-    let bx0 = size, by0 = size, bx1 = -1, by1 = -1;
+    let bx0 = size,
+      by0 = size,
+      bx1 = -1,
+      by1 = -1;
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
         const dx = x + 0.5 - cx;

@@ -130,7 +130,7 @@ export function splitSource(source: RandomAccessSource, part: 'train' | 'test', 
   if (!(heldOut > 0 && heldOut < 1)) throw new Error(`held-out fraction: expected a number in (0, 1), got ${heldOut}`);
   const indices: number[] = [];
   for (let i = 0; i < source.size; i++) {
-    if ((keyedRng(seed, 'held-out', source.id(i)).next() < heldOut) === (part === 'test')) indices.push(i);
+    if (keyedRng(seed, 'held-out', source.id(i)).next() < heldOut === (part === 'test')) indices.push(i);
   }
   return {
     name: `${source.name} (${part === 'test' ? `held-out ${Math.round(heldOut * 100)}%` : `train ${Math.round((1 - heldOut) * 100)}%`}, seed ${seed})`,

@@ -29,12 +29,17 @@ function splitKey(path: string): { key: string; field: string } {
   return dot < 0 ? { key: path, field: '' } : { key: path.slice(0, dot), field: path.slice(dot + 1).toLowerCase() };
 }
 
-interface Group { key: string; fields: Map<string, Uint8Array> }
+interface Group {
+  key: string;
+  fields: Map<string, Uint8Array>;
+}
 
 /** The sample groups of one tar, in archive order. */
 async function* groups(file: string): AsyncGenerator<Group> {
   const archive = extract();
-  createReadStream(file).on('error', (err) => archive.destroy(err)).pipe(archive);
+  createReadStream(file)
+    .on('error', (err) => archive.destroy(err))
+    .pipe(archive);
   let current: Group | undefined;
   for await (const entry of archive) {
     const chunks: Buffer[] = [];
@@ -85,7 +90,10 @@ export function tarShardsSource(pattern: string, options: TarOptions = {}): Stre
       let passed = 0;
       let emitted = 0;
       const out = function* (s: Sample): Generator<Sample> {
-        if (passed < skip) { passed++; return; }
+        if (passed < skip) {
+          passed++;
+          return;
+        }
         if (emitted >= limit) return;
         emitted++;
         yield s;
@@ -107,7 +115,10 @@ export function tarShardsSource(pattern: string, options: TarOptions = {}): Stre
             if (emitted >= limit) return;
             continue;
           }
-          if (buffer.length < bufferSize) { buffer.push(sample); continue; }
+          if (buffer.length < bufferSize) {
+            buffer.push(sample);
+            continue;
+          }
           const k = rng.int(bufferSize);
           const picked = buffer[k] as Sample;
           buffer[k] = sample;

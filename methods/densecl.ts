@@ -33,7 +33,8 @@ const cells = (t: tf.Tensor4D): tf.Tensor3D => tf.reshape(t, [t.shape[0], t.shap
 
 /** The batch's geometric matches, or a clear error when the data plane did not make them. */
 function geometric(batch: Batch): tf.Tensor2D {
-  if (!batch.geometricMatch) throw new Error('densecl --match geometric: batches carry no geometric matches (collate with batch(…, { geometricGrid }))');
+  if (!batch.geometricMatch)
+    throw new Error('densecl --match geometric: batches carry no geometric matches (collate with batch(…, { geometricGrid }))');
   return tf.clone(batch.geometricMatch); // the tidy disposes its copy; the batch keeps its own
 }
 

@@ -74,7 +74,10 @@ export function createHapicl(o: HapiclOptions): Method {
   const m = o.momentum ?? 0.99;
   const alpha = o.alpha ?? 0.5;
   const beta = o.beta ?? 0.5;
-  for (const [name, v] of [['alpha', alpha], ['beta', beta]] as const) {
+  for (const [name, v] of [
+    ['alpha', alpha],
+    ['beta', beta],
+  ] as const) {
     if (!(v >= 0 && v <= 1)) throw new Error(`${name}: expected a weight in [0, 1], got ${v}`);
   }
   const pair = createSiamese({ ...o, denseHead: true });

@@ -52,7 +52,9 @@ export function infoNCE(q: tf.Tensor2D, positive: tf.Tensor2D, negatives: tf.Ten
  * @returns `[B, P]` int32 indices into the key cells
  */
 export function argmaxCorrespondence(queryFeatures: tf.Tensor3D, keyFeatures: tf.Tensor3D): tf.Tensor2D {
-  return tf.tidy(() => tf.argMax(tf.matMul(l2Normalize(queryFeatures), tf.transpose(l2Normalize(keyFeatures), [0, 2, 1])), 2) as tf.Tensor2D);
+  return tf.tidy(
+    () => tf.argMax(tf.matMul(l2Normalize(queryFeatures), tf.transpose(l2Normalize(keyFeatures), [0, 2, 1])), 2) as tf.Tensor2D,
+  );
 }
 
 /**
@@ -65,7 +67,13 @@ export function argmaxCorrespondence(queryFeatures: tf.Tensor3D, keyFeatures: tf
  * @param match `[B, P]` key cell per query cell ({@link argmaxCorrespondence} or geometric)
  * @param negatives normalised dense queue `[K, D]`
  */
-export function denseInfoNCE(queryCells: tf.Tensor3D, keyCells: tf.Tensor3D, match: tf.Tensor2D, negatives: tf.Tensor2D, tau = 0.2): tf.Scalar {
+export function denseInfoNCE(
+  queryCells: tf.Tensor3D,
+  keyCells: tf.Tensor3D,
+  match: tf.Tensor2D,
+  negatives: tf.Tensor2D,
+  tau = 0.2,
+): tf.Scalar {
   return tf.tidy(() => {
     const [b, p, d] = queryCells.shape;
     // Row b·P + match[b, i] of the flattened key cells. Not `tf.gather(keyCells, match, 1, 1)`:
@@ -89,8 +97,12 @@ export function denseInfoNCE(queryCells: tf.Tensor3D, keyCells: tf.Tensor3D, mat
  * @param mask2 foreground (0/1) of view 2's cells `[B, P]`
  */
 export function pixelNTXent(
-  cells1: tf.Tensor3D, cells2: tf.Tensor3D, mask1: tf.Tensor2D, mask2: tf.Tensor2D,
-  tau = 0.2, backgroundPositives = false,
+  cells1: tf.Tensor3D,
+  cells2: tf.Tensor3D,
+  mask1: tf.Tensor2D,
+  mask2: tf.Tensor2D,
+  tau = 0.2,
+  backgroundPositives = false,
 ): tf.Scalar {
   checkTemperature(tau);
   return tf.tidy(() => {

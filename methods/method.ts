@@ -45,7 +45,7 @@ export function logPart(parts: LossParts, name: string, value: tf.Scalar): void 
 export async function readParts(parts: LossParts): Promise<Record<string, number>> {
   const entries = Object.entries(parts);
   try {
-    const values = await Promise.all(entries.map(async ([, v]) => (typeof v === 'number' ? v : (await v.data())[0] as number)));
+    const values = await Promise.all(entries.map(async ([, v]) => (typeof v === 'number' ? v : ((await v.data())[0] as number))));
     return Object.fromEntries(entries.map(([k], i) => [k, values[i] as number]));
   } finally {
     disposeParts(parts);

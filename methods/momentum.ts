@@ -15,7 +15,9 @@ import { l2Normalize } from './losses.js';
 export function assertSameWeights(source: Record<string, tf.Variable>, target: Record<string, tf.Variable>, what: string): void {
   const missing = Object.keys(source).filter((k) => !(k in target));
   const extra = Object.keys(target).filter((k) => !(k in source));
-  const reshaped = Object.keys(source).filter((k) => k in target && (source[k] as tf.Variable).shape.join('×') !== (target[k] as tf.Variable).shape.join('×'));
+  const reshaped = Object.keys(source).filter(
+    (k) => k in target && (source[k] as tf.Variable).shape.join('×') !== (target[k] as tf.Variable).shape.join('×'),
+  );
   if (missing.length + extra.length + reshaped.length === 0) return;
   const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
   const differ = [
@@ -48,9 +50,18 @@ export class KeyQueue {
   readonly keys: tf.Variable;
   readonly pointer: tf.Variable;
 
-  constructor(readonly size: number, readonly dim: number, seed: number, name: string) {
+  constructor(
+    readonly size: number,
+    readonly dim: number,
+    seed: number,
+    name: string,
+  ) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`${name}: queue size must be a positive integer, got ${size}`);
-    this.keys = variableFrom(tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', tfSeed(seed, name)))), false, `${name}/keys`);
+    this.keys = variableFrom(
+      tf.tidy(() => l2Normalize(tf.randomNormal([size, dim], 0, 1, 'float32', tfSeed(seed, name)))),
+      false,
+      `${name}/keys`,
+    );
     this.pointer = variableFrom(tf.scalar(0, 'int32'), false, `${name}/pointer`);
   }
 
@@ -60,7 +71,10 @@ export class KeyQueue {
     if (n > this.size) throw new Error(`queue: ${n} keys do not fit a queue of ${this.size}`);
     const start = this.pointer.dataSync()[0] as number;
     tf.tidy(() => {
-      const rows = tf.tensor1d(Array.from({ length: n }, (_, i) => (start + i) % this.size), 'int32');
+      const rows = tf.tensor1d(
+        Array.from({ length: n }, (_, i) => (start + i) % this.size),
+        'int32',
+      );
       const keep = tf.scatterND(tf.expandDims(rows, 1), tf.ones([n]), [this.size]);
       const placed = tf.scatterND(tf.expandDims(rows, 1), batch, [this.size, this.dim]);
       this.keys.assign(tf.add(tf.mul(this.keys, tf.expandDims(tf.sub(1, keep), 1)), placed));

@@ -147,11 +147,19 @@ export function offDiagonal(m: tf.Tensor2D): tf.Tensor2D {
  * @param targets normalised target projections `z` `[B, D]` (soft labels; not differentiated)
  */
 export function softRankImageLoss(
-  queries: tf.Tensor2D, keys: tf.Tensor2D, targets: tf.Tensor2D, tauS = 0.1, tauT = 0.04, tauW = 0.1, negatives?: tf.Tensor3D,
+  queries: tf.Tensor2D,
+  keys: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  tauS = 0.1,
+  tauT = 0.04,
+  tauW = 0.1,
+  negatives?: tf.Tensor3D,
 ): tf.Scalar {
   const b = queries.shape[0];
   if (keys.shape[0] !== b || targets.shape[0] !== b) {
-    throw new Error(`softRankImageLoss: queries, keys and targets hold ${b}, ${keys.shape[0]} and ${targets.shape[0]} rows; expected the same B`);
+    throw new Error(
+      `softRankImageLoss: queries, keys and targets hold ${b}, ${keys.shape[0]} and ${targets.shape[0]} rows; expected the same B`,
+    );
   }
   if (b < 3) throw new Error(`softRankImageLoss: ${b} rows give each anchor ${b - 1} candidate(s); ranking needs at least 2 (B ≥ 3)`);
   if (negatives && (negatives.shape[0] !== b || negatives.shape[2] !== queries.shape[1])) {
@@ -174,7 +182,8 @@ export function softRankImageLoss(
 export function negativesPerRow(perPair: Float32Array, b: number, dims: number): tf.Tensor3D {
   const block = perPair.length / (b / 2);
   const k = block / dims;
-  if (!Number.isInteger(k) || k < 1) throw new Error(`softrank negatives: ${perPair.length} values do not make ${b / 2} pairs of K × ${dims}`);
+  if (!Number.isInteger(k) || k < 1)
+    throw new Error(`softrank negatives: ${perPair.length} values do not make ${b / 2} pairs of K × ${dims}`);
   const rows = new Float32Array(b * block);
   for (let i = 0; i < b / 2; i++) {
     const pair = perPair.subarray(i * block, (i + 1) * block);
@@ -213,7 +222,9 @@ function checkPairedBatch(batch: Batch): [tf.Tensor4D, tf.Tensor4D] {
   if (!v1 || !v2) throw new Error(`softrank: each sample needs two views (view 1 online, view 2 target), got ${batch.views.length}`);
   const b = v1.shape[0];
   if (b % 2 !== 0) {
-    throw new Error(`softrank: a batch of ${b} samples; expected an even B of adjacent (anchor, positive) pairs (use clusterPositives and an even batch size)`);
+    throw new Error(
+      `softrank: a batch of ${b} samples; expected an even B of adjacent (anchor, positive) pairs (use clusterPositives and an even batch size)`,
+    );
   }
   if (b < 4) throw new Error(`softrank: a batch of ${b} samples leaves each anchor 1 candidate; ranking needs B ≥ 4 (two pairs)`);
   return [v1, v2];
@@ -259,7 +270,10 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
   });
   const frozenSlot = (slot: FrozenSlot): Branch => {
     const b = frozen[slot];
-    if (!b) throw new Error(o.frozenTargets ? `softrank: frozen target slot ${String(slot)}; expected 0 or 1` : 'softrank: created without frozenTargets');
+    if (!b)
+      throw new Error(
+        o.frozenTargets ? `softrank: frozen target slot ${String(slot)}; expected 0 or 1` : 'softrank: created without frozenTargets',
+      );
     return b;
   };
 

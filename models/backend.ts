@@ -78,11 +78,16 @@ const CPU: Attempt = { provider: '@tensorflow/tfjs-backend-cpu', backend: 'cpu',
 function candidates(choice: BackendChoice, threads: number): Attempt[] {
   const wasm = wasmAttempt(threads);
   switch (choice) {
-    case 'auto': return [...NATIVE, webGpuAttempt(true), wasm, CPU];
-    case 'tensorflow': return NATIVE;
-    case 'webgpu': return [webGpuAttempt(false)];
-    case 'wasm': return [wasm];
-    case 'cpu': return [CPU];
+    case 'auto':
+      return [...NATIVE, webGpuAttempt(true), wasm, CPU];
+    case 'tensorflow':
+      return NATIVE;
+    case 'webgpu':
+      return [webGpuAttempt(false)];
+    case 'wasm':
+      return [wasm];
+    case 'cpu':
+      return [CPU];
   }
 }
 
@@ -98,10 +103,7 @@ function firstLine(err: unknown): string {
  * const { backend, reasons } = await selectBackend('auto');
  * reasons.forEach((r) => console.error(r));
  */
-export async function selectBackend(
-  choice: BackendChoice = 'auto',
-  options: BackendOptions = {},
-): Promise<BackendSelection> {
+export async function selectBackend(choice: BackendChoice = 'auto', options: BackendOptions = {}): Promise<BackendSelection> {
   const threads = checkWasmThreads(options.threads ?? defaultWasmThreads());
   const reasons: string[] = [];
   for (const attempt of candidates(choice, threads)) {

@@ -45,11 +45,7 @@ export interface Conv2DAttrs {
 }
 
 /** Resolves padding and output size for an NHWC Conv2D, exactly as the engine does. */
-export function convGeometry(
-  xShape: readonly number[],
-  filterShape: readonly number[],
-  attrs: Conv2DAttrs,
-): ConvGeometry {
+export function convGeometry(xShape: readonly number[], filterShape: readonly number[], attrs: Conv2DAttrs): ConvGeometry {
   if (attrs.dataFormat !== 'NHWC') {
     throw new Error(`conv gradients: dataFormat ${attrs.dataFormat} is not supported, use NHWC`);
   }
@@ -127,8 +123,10 @@ export function conv2dFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeo
     const dW =
       g.dilationHeight === 1 && g.dilationWidth === 1
         ? convPadded(xT, dyT, g.padTop, bottom, g.padLeft, right, [g.strideHeight, g.strideWidth])
-        : tf.conv2d(padOrCrop(xT, g.padTop, bottom, g.padLeft, right), dyT,
-            [g.dilationHeight, g.dilationWidth], 'valid', 'NHWC', [g.strideHeight, g.strideWidth]);
+        : tf.conv2d(padOrCrop(xT, g.padTop, bottom, g.padLeft, right), dyT, [g.dilationHeight, g.dilationWidth], 'valid', 'NHWC', [
+            g.strideHeight,
+            g.strideWidth,
+          ]);
     // dW is [Ci, kh, kw, Co]
     return tf.transpose(dW, [1, 2, 0, 3]) as tf.Tensor4D;
   });
@@ -210,7 +208,19 @@ function convPadded(
 ): tf.Tensor4D {
   if (Math.min(top, bottom, left, right) >= 0) {
     // Explicit padding lets XNNPACK read the border implicitly instead of copying t.
-    return tf.conv2d(t, filter, 1, [[0, 0], [top, bottom], [left, right], [0, 0]], 'NHWC', dilations);
+    return tf.conv2d(
+      t,
+      filter,
+      1,
+      [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      'NHWC',
+      dilations,
+    );
   }
   return tf.conv2d(padOrCrop(t, top, bottom, left, right), filter, 1, 'valid', 'NHWC', dilations);
 }
@@ -301,7 +311,12 @@ export function depthwiseConv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4
   const [, , channels, multiplier] = filter.shape;
   const weights = filter.dataSync();
   return phasedInputGradient(dy, filter.shape, g, channels, (d, pads, rows, cols) => {
-    const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, rows, cols, false), [rows.length, cols.length, channels * multiplier, 1]);
+    const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, rows, cols, false), [
+      rows.length,
+      cols.length,
+      channels * multiplier,
+      1,
+    ]);
     const perChannel = tf.depthwiseConv2d(padOrCrop(d, ...pads), sub, 1, 'valid', 'NHWC', [g.dilationHeight, g.dilationWidth]);
     if (multiplier === 1) return perChannel;
     const [batch, h, w] = perChannel.shape;

@@ -24,7 +24,8 @@ export async function readModelArtifacts(path: string): Promise<tf.io.ModelArtif
   } catch (err) {
     throw new Error(`model:${path}: cannot read ${file} (${err instanceof Error ? err.message : String(err)})`);
   }
-  if (!json.modelTopology || !json.weightsManifest) throw new Error(`model:${path}: ${file} is not a tfjs model.json (no modelTopology / weightsManifest)`);
+  if (!json.modelTopology || !json.weightsManifest)
+    throw new Error(`model:${path}: ${file} is not a tfjs model.json (no modelTopology / weightsManifest)`);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const shards: Buffer[] = [];
   for (const group of json.weightsManifest) {

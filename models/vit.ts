@@ -57,7 +57,8 @@ export function checkViTConfig(c: ViTConfig): void {
     throw new Error(`encoder.heads: expected a positive divisor of dim ${c.dim}, got ${c.heads}`);
   }
   const ratio = c.mlpRatio ?? 4;
-  if (!(ratio > 0) || !Number.isInteger(Math.round(c.dim * ratio))) throw new Error(`encoder.mlpRatio: expected a positive number, got ${ratio}`);
+  if (!(ratio > 0) || !Number.isInteger(Math.round(c.dim * ratio)))
+    throw new Error(`encoder.mlpRatio: expected a positive number, got ${ratio}`);
   if (!Number.isInteger(c.imageSize) || c.imageSize < c.patch || c.imageSize % c.patch !== 0) {
     throw new Error(`encoder.imageSize: expected a positive multiple of patch ${c.patch}, got ${c.imageSize}`);
   }

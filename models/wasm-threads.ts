@@ -71,7 +71,9 @@ export function checkSameWasmThreads(threads: number): void {
   const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry['wasm'] !== undefined;
   const running = started ? (registeredThreads ?? 1) : undefined;
   if (running !== undefined && running !== threads) {
-    throw new Error(`--threads: the wasm backend already runs with ${running} thread${running === 1 ? '' : 's'} in this process and cannot change to ${threads}`);
+    throw new Error(
+      `--threads: the wasm backend already runs with ${running} thread${running === 1 ? '' : 's'} in this process and cannot change to ${threads}`,
+    );
   }
 }
 
@@ -101,14 +103,13 @@ export function registerThreadedWasm(threads: number = defaultWasmThreads()): vo
     async () => {
       // Emscripten has no error path for a failed instantiateWasm: race it against one.
       let loadFailed: (err: unknown) => void = () => {};
-      const failure = new Promise<never>((_, reject) => { loadFailed = reject; });
+      const failure = new Promise<never>((_, reject) => {
+        loadFailed = reject;
+      });
       const loading = factory({
         locateFile: (path: string) => (path.endsWith('.worker.js') ? worker : join(dir, path)),
         mainScriptUrlOrBlob: mainScript,
-        instantiateWasm: (
-          imports: { env: Record<string, unknown> },
-          receive: (instance: object, module: object) => void,
-        ) => {
+        instantiateWasm: (imports: { env: Record<string, unknown> }, receive: (instance: object, module: object) => void) => {
           imports.env['emscripten_num_logical_cores'] = () => 2 * threads;
           WebAssembly.instantiate(readFileSync(binary), imports).then(
             (r) => receive(r.instance, r.module),

@@ -118,7 +118,9 @@ export async function loadWebGpu(options: { hardwareOnly: boolean }): Promise<Gp
   const gpu = await provideNavigatorGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (adapter === null) {
-    throw new Error('no WebGPU adapter: Dawn found no Vulkan, Metal or D3D12 driver it can use (on Linux: a Vulkan ICD, e.g. Debian\'s mesa-vulkan-drivers)');
+    throw new Error(
+      "no WebGPU adapter: Dawn found no Vulkan, Metal or D3D12 driver it can use (on Linux: a Vulkan ICD, e.g. Debian's mesa-vulkan-drivers)",
+    );
   }
   const summary = summarize(adapter);
   if (options.hardwareOnly && summary.fallback) {

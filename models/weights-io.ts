@@ -27,7 +27,9 @@ function readWeightsBin(dir: string, manifest: WeightsJson): Buffer<ArrayBuffer>
   const bin = readFileSync(path);
   const expected = manifest.bin;
   if (expected && bin.byteLength !== expected.bytes) {
-    throw new Error(`${path}: ${bin.byteLength} bytes, ${expected.bytes} when it was written; the checkpoint is damaged (cut short or overwritten)`);
+    throw new Error(
+      `${path}: ${bin.byteLength} bytes, ${expected.bytes} when it was written; the checkpoint is damaged (cut short or overwritten)`,
+    );
   }
   if (expected && sha256(bin) !== expected.sha256) {
     throw new Error(`${path}: its SHA-256 differs from the one recorded when it was written; the checkpoint is damaged`);
@@ -47,7 +49,13 @@ export async function saveVariables(weights: Readonly<Record<string, tf.Tensor>>
   const { data, specs } = await tf.io.encodeWeights(named);
   const bytes = new Uint8Array(data as ArrayBuffer);
   writeFileAtomic(join(dir, 'weights.bin'), bytes);
-  const manifest: WeightsJson = { format: 'densestream-weights', version: 1, weights: specs, bin: { bytes: bytes.byteLength, sha256: sha256(bytes) }, meta };
+  const manifest: WeightsJson = {
+    format: 'densestream-weights',
+    version: 1,
+    weights: specs,
+    bin: { bytes: bytes.byteLength, sha256: sha256(bytes) },
+    meta,
+  };
   writeFileAtomic(join(dir, 'weights.json'), JSON.stringify(manifest, null, 2)); // last: its presence means complete
 }
 

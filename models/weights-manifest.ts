@@ -33,4 +33,3 @@ export function readWeightsJson(dir: string): WeightsJson {
 export function readWeightsMeta(dir: string): unknown {
   return readWeightsJson(dir).meta;
 }
-

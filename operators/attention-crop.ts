@@ -21,21 +21,60 @@ export function attentionBox(map: Plane<Float32Array>, mass = 0.85): Box {
   const { width: w, height: h, data } = map;
   const rows = new Float64Array(h);
   const cols = new Float64Array(w);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const v = Math.max(0, data[y * w + x] as number);
-    rows[y]! += v;
-    cols[x]! += v;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const v = Math.max(0, data[y * w + x] as number);
+      rows[y]! += v;
+      cols[x]! += v;
+    }
   let total = rows.reduce((a, b) => a + b, 0);
   const need = mass * total;
   let [x0, y0, x1, y1] = [0, 0, w, h];
   // Mass of one border line of the current box.
-  const rowMass = (y: number) => { let s = 0; for (let x = x0; x < x1; x++) s += Math.max(0, data[y * w + x] as number); return s; };
-  const colMass = (x: number) => { let s = 0; for (let y = y0; y < y1; y++) s += Math.max(0, data[y * w + x] as number); return s; };
+  const rowMass = (y: number) => {
+    let s = 0;
+    for (let x = x0; x < x1; x++) s += Math.max(0, data[y * w + x] as number);
+    return s;
+  };
+  const colMass = (x: number) => {
+    let s = 0;
+    for (let y = y0; y < y1; y++) s += Math.max(0, data[y * w + x] as number);
+    return s;
+  };
   for (;;) {
     const options: Array<[number, () => void]> = [];
-    if (y1 - y0 > 1) { options.push([rowMass(y0), () => { y0++; }], [rowMass(y1 - 1), () => { y1--; }]); }
-    if (x1 - x0 > 1) { options.push([colMass(x0), () => { x0++; }], [colMass(x1 - 1), () => { x1--; }]); }
+    if (y1 - y0 > 1) {
+      options.push(
+        [
+          rowMass(y0),
+          () => {
+            y0++;
+          },
+        ],
+        [
+          rowMass(y1 - 1),
+          () => {
+            y1--;
+          },
+        ],
+      );
+    }
+    if (x1 - x0 > 1) {
+      options.push(
+        [
+          colMass(x0),
+          () => {
+            x0++;
+          },
+        ],
+        [
+          colMass(x1 - 1),
+          () => {
+            x1--;
+          },
+        ],
+      );
+    }
     if (options.length === 0) break;
     options.sort((a, b) => a[0] - b[0]);
     const [lightest, peel] = options[0] as [number, () => void];

@@ -55,11 +55,17 @@ async function cost(work: () => Promise<void>, wall: boolean): Promise<number> {
  */
 export async function chooseAugmentPath(choice: AugmentChoice, probe: AugmentProbe): Promise<AugmentDecision> {
   if (choice === 'cpu' || choice === 'backend') return { path: choice, reason: `augment: ${choice} (asked for)` };
-  if (!probe.sameSize) return { path: 'cpu', reason: 'augment: cpu (auto: the images may differ in size, and the backend cuts a batch from images of one size)' };
+  if (!probe.sameSize)
+    return {
+      path: 'cpu',
+      reason: 'augment: cpu (auto: the images may differ in size, and the backend cuts a batch from images of one size)',
+    };
   const samples = [...probe.samples];
   if (samples.length === 0) return { path: 'cpu', reason: 'augment: cpu (auto: no image to measure on)' };
   const seed = probe.seed ?? 0;
-  const onCpu = async () => { await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed }), toArray())); };
+  const onCpu = async () => {
+    await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed }), toArray()));
+  };
   const onBackend = async () => {
     const planned = await lastValueFrom(from(samples).pipe(multiView({ views: probe.views, seed, augment: 'backend' }), toArray()));
     const views = augmentBatch(planned);
@@ -83,7 +89,9 @@ export async function chooseAugmentPath(choice: AugmentChoice, probe: AugmentPro
   const path: AugmentPath = backendMs < cpuMs ? 'backend' : 'cpu';
   const unit = wall ? 'ms' : 'ms of CPU';
   return {
-    path, cpuMs, backendMs,
+    path,
+    cpuMs,
+    backendMs,
     reason: `augment: ${path} (auto: ${backendMs.toFixed(3)} ${unit} per image on the backend, ${cpuMs.toFixed(3)} on the CPU path, measured on ${samples.length} images)`,
   };
 }

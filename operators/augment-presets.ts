@@ -66,7 +66,12 @@ export function presetViews(name: PresetName, size: number): ViewConfig[] {
   switch (name) {
     case 'mocov2': {
       const view: ViewConfig = {
-        size, scale: [0.2, 1], ratio: RATIO, flip: 0.5, jitter: jitter(0.4, 0.1), grayscale: 0.2,
+        size,
+        scale: [0.2, 1],
+        ratio: RATIO,
+        flip: 0.5,
+        jitter: jitter(0.4, 0.1),
+        grayscale: 0.2,
         blur: { prob: 0.5, sigma: sigma(size, 0.1, 2) },
       };
       return [view, { ...view }];
@@ -80,7 +85,12 @@ export function presetViews(name: PresetName, size: number): ViewConfig[] {
     }
     case 'multicrop': {
       const global: ViewConfig = {
-        size, scale: [0.14, 1], ratio: RATIO, flip: 0.5, jitter: jitter(0.4, 0.1), grayscale: 0.2,
+        size,
+        scale: [0.14, 1],
+        ratio: RATIO,
+        flip: 0.5,
+        jitter: jitter(0.4, 0.1),
+        grayscale: 0.2,
         blur: { prob: 0.5, sigma: sigma(size, 0.1, 2) },
       };
       const localSize = Math.max(8, Math.round((size * 96) / 224));
@@ -153,7 +163,8 @@ export function checkViewConfigs(views: readonly ViewConfig[]): void {
       throw new Error(`${at}.attentionCrop.mass: expected a fraction in (0, 1], got ${v.attentionCrop.mass}`);
     }
     checkProbability(v.flip, `${at}.flip`);
-    if (v.minForeground !== undefined && !(v.minForeground >= 0 && v.minForeground < 1)) throw new Error(`${at}.minForeground: expected a fraction in [0, 1), got ${v.minForeground}`);
+    if (v.minForeground !== undefined && !(v.minForeground >= 0 && v.minForeground < 1))
+      throw new Error(`${at}.minForeground: expected a fraction in [0, 1), got ${v.minForeground}`);
     checkProbability(v.grayscale, `${at}.grayscale`);
     checkProbability(v.solarize, `${at}.solarize`);
     if (v.jitter) {

@@ -36,7 +36,9 @@ export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
     const p = s.pixels as Pixels | undefined;
     if (!p) throw new Error(`augmentViews: sample ${s.id} has no pixels (put decode() first)`);
     if (p.width !== width || p.height !== height) {
-      throw new Error(`augmentViews: the backend cuts a batch from images of one size; sample ${s.id} is ${p.width}×${p.height}, sample ${samples[0]?.id} ${width}×${height} (use --augment cpu for images of mixed sizes)`);
+      throw new Error(
+        `augmentViews: the backend cuts a batch from images of one size; sample ${s.id} is ${p.width}×${p.height}, sample ${samples[0]?.id} ${width}×${height} (use --augment cpu for images of mixed sizes)`,
+      );
     }
     if (p.channels !== 3) throw new Error(`augmentViews: sample ${s.id} has ${p.channels} channel(s), expected RGB (put decode() first)`);
     for (let y = -1; y <= height; y++) {
@@ -94,14 +96,19 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
   });
   const size = planned[0]!.size;
   planned.forEach((v, b) => {
-    if (v.size !== size) throw new Error(`augmentViews: view ${k} of sample ${samples[b]!.id} is ${v.size} px, of sample ${samples[0]!.id} ${size} px`);
+    if (v.size !== size)
+      throw new Error(`augmentViews: view ${k} of sample ${samples[b]!.id} is ${v.size} px, of sample ${samples[0]!.id} ${size} px`);
   });
   const colour = new Float32Array(batch * 9); // each view's matrix, transposed: pixels are rows
   const offset = new Float32Array(batch);
   const solarize = new Float32Array(batch);
   planned.forEach((v, b) => {
     const t = colourTransform(v.plan, v.meanGrey);
-    const m = t?.matrix ?? [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+    const m = t?.matrix ?? [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ];
     for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) colour[b * 9 + c * 3 + r] = m[r]![c]!;
     offset[b] = t?.offset ?? 0;
     solarize[b] = v.plan.solarize ? 1 : 0;
@@ -109,7 +116,11 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
   const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
   const solarizing = solarize.some((x) => x > 0);
   return tf.tidy(() => {
-    const rgb = tf.reshape(enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size), [batch, size * size, 3]);
+    const rgb = tf.reshape(enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size), [
+      batch,
+      size * size,
+      3,
+    ]);
     const coloured = tf.add(tf.matMul(rgb, tf.tensor3d(colour, [batch, 3, 3])), tf.tensor3d(offset, [batch, 1, 1]));
     let out: tf.Tensor = tf.round(tf.clipByValue(coloured, 0, 255)); // the CPU path's Uint8ClampedArray
     if (solarizing) {
@@ -122,7 +133,10 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     // Per-channel scale and shift as a 1×1 convolution with a bias, one fused pass: per-channel
     // broadcasts are the wasm backend's slowest elementwise ops.
     const scale = normalise.std.map((d) => 1 / (255 * d));
-    const diagonal = tf.tensor4d([0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => (r === c ? scale[c]! : 0))), [1, 1, 3, 3]);
+    const diagonal = tf.tensor4d(
+      [0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => (r === c ? scale[c]! : 0))),
+      [1, 1, 3, 3],
+    );
     const bias = tf.tensor1d(normalise.mean.map((m, c) => -m / (normalise.std[c] as number)));
     return tf.fused.conv2d({ x: bytes, filter: diagonal, strides: 1, pad: 'valid', bias });
   });
@@ -174,7 +188,11 @@ function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], s
 /** Replicates the edge of axis 1 and 2 of `x` `radius` times. */
 function padEdges(x: tf.Tensor4D, radius: number): tf.Tensor4D {
   const [, h, w] = x.shape;
-  const repeat = (t: tf.Tensor4D, axis: 1 | 2, at: number) => tf.tile(tf.slice(t, axis === 1 ? [0, at, 0, 0] : [0, 0, at, 0], axis === 1 ? [-1, 1, -1, -1] : [-1, -1, 1, -1]), axis === 1 ? [1, radius, 1, 1] : [1, 1, radius, 1]);
+  const repeat = (t: tf.Tensor4D, axis: 1 | 2, at: number) =>
+    tf.tile(
+      tf.slice(t, axis === 1 ? [0, at, 0, 0] : [0, 0, at, 0], axis === 1 ? [-1, 1, -1, -1] : [-1, -1, 1, -1]),
+      axis === 1 ? [1, radius, 1, 1] : [1, 1, radius, 1],
+    );
   const tall = tf.concat([repeat(x, 1, 0), x, repeat(x, 1, h - 1)], 1) as tf.Tensor4D;
   return tf.concat([repeat(tall, 2, 0), tall, repeat(tall, 2, w - 1)], 2);
 }
@@ -192,7 +210,9 @@ function blurredViews(views: tf.Tensor4D, planned: readonly PlannedView[]): tf.T
   const filter = new Float32Array(k * batch * 3);
   taps.forEach((t, b) => {
     const r = (t.length - 1) / 2;
-    t.forEach((value, j) => { for (let c = 0; c < 3; c++) filter[(radius - r + j) * batch * 3 + b * 3 + c] = value; });
+    t.forEach((value, j) => {
+      for (let c = 0; c < 3; c++) filter[(radius - r + j) * batch * 3 + b * 3 + c] = value;
+    });
   });
   const channels = tf.reshape(tf.transpose(views, [1, 2, 0, 3]), [1, h, w, batch * 3]) as tf.Tensor4D;
   const padded = padEdges(channels, radius);

@@ -23,7 +23,13 @@ export interface BatchOptions {
  * `(x / 255 − mean) / std` per channel. Every path that feeds an encoder (batches, the kNN
  * monitor, benches) normalises through here.
  */
-export function normalizeRgb(rgb: Uint8Array, out: Float32Array, offset = 0, mean: readonly number[] = IMAGENET_MEAN, std: readonly number[] = IMAGENET_STD): void {
+export function normalizeRgb(
+  rgb: Uint8Array,
+  out: Float32Array,
+  offset = 0,
+  mean: readonly number[] = IMAGENET_MEAN,
+  std: readonly number[] = IMAGENET_STD,
+): void {
   const [s0, s1, s2] = [0, 1, 2].map((c) => 1 / (255 * (std[c] as number))) as [number, number, number];
   const [m0, m1, m2] = [0, 1, 2].map((c) => (mean[c] as number) / (std[c] as number)) as [number, number, number];
   for (let i = 0, o = offset; i < rgb.length; i += 3, o += 3) {
@@ -50,20 +56,35 @@ function viewsTensor(views: View[], mean: readonly number[], std: readonly numbe
  * Every view index's pixels as `[B, H, W, 3]` tensors: the CPU-cut views normalised and
  * copied, or the planned views cut on the compute backend from the stacked source images.
  */
-function viewTensors(samples: Sample[], viewCount: number, mean: readonly [number, number, number], std: readonly [number, number, number]): tf.Tensor4D[] {
+function viewTensors(
+  samples: Sample[],
+  viewCount: number,
+  mean: readonly [number, number, number],
+  std: readonly [number, number, number],
+): tf.Tensor4D[] {
   const planned = samples.map((s) => s.views!.every((v) => v.plan !== undefined));
   if (planned.every((p) => !p)) {
-    return Array.from({ length: viewCount }, (_, k) => viewsTensor(samples.map((s) => s.views![k] as View), mean, std));
+    return Array.from({ length: viewCount }, (_, k) =>
+      viewsTensor(
+        samples.map((s) => s.views![k] as View),
+        mean,
+        std,
+      ),
+    );
   }
   const odd = samples.find((s, i) => !planned[i]);
-  if (odd) throw new Error(`batch: sample ${odd.id} has views cut on the CPU in a batch of views planned for the backend (one --augment path per run)`);
+  if (odd)
+    throw new Error(
+      `batch: sample ${odd.id} has views cut on the CPU in a batch of views planned for the backend (one --augment path per run)`,
+    );
   return augmentBatch(samples, { mean, std });
 }
 
 function collate(samples: Sample[], mean: readonly [number, number, number], std: readonly [number, number, number], grid?: number): Batch {
   const viewCount = samples[0]?.views?.length ?? 0;
   for (const s of samples) {
-    if (s.views?.length !== viewCount || viewCount === 0) throw new Error(`batch: sample ${s.id} has no views or a different number (put multiView() first)`);
+    if (s.views?.length !== viewCount || viewCount === 0)
+      throw new Error(`batch: sample ${s.id} has no views or a different number (put multiView() first)`);
   }
   const byView = (k: number) => samples.map((s) => (s.views as Array<View | PlannedView>)[k] as View | PlannedView);
   const views = viewTensors(samples, viewCount, mean, std);
@@ -79,11 +100,24 @@ function collate(samples: Sample[], mean: readonly [number, number, number], std
       vs.forEach((v, b) => m.set(v.mask!.data, b * width * height));
       masks.push(tf.tensor3d(m, [vs.length, height, width]));
     } else masks.push(undefined);
-    boxes.push(tf.tensor2d(vs.flatMap((v) => [...v.box]), [vs.length, 4]));
-    flipped.push(tf.tensor1d(vs.map((v) => (v.flipped ? 1 : 0)), 'int32'));
+    boxes.push(
+      tf.tensor2d(
+        vs.flatMap((v) => [...v.box]),
+        [vs.length, 4],
+      ),
+    );
+    flipped.push(
+      tf.tensor1d(
+        vs.map((v) => (v.flipped ? 1 : 0)),
+        'int32',
+      ),
+    );
   }
   const labels = samples.every((s) => s.label !== undefined)
-    ? tf.tensor1d(samples.map((s) => s.label as number), 'int32')
+    ? tf.tensor1d(
+        samples.map((s) => s.label as number),
+        'int32',
+      )
     : undefined;
   let match: tf.Tensor2D | undefined;
   if (grid !== undefined) {
@@ -99,7 +133,15 @@ function collate(samples: Sample[], mean: readonly [number, number, number], std
     masks,
     boxes,
     flipped,
-    dispose: () => tf.dispose([...views, ...masks.filter((m): m is tf.Tensor3D => m !== undefined), ...boxes, ...flipped, ...(labels ? [labels] : []), ...(match ? [match] : [])]),
+    dispose: () =>
+      tf.dispose([
+        ...views,
+        ...masks.filter((m): m is tf.Tensor3D => m !== undefined),
+        ...boxes,
+        ...flipped,
+        ...(labels ? [labels] : []),
+        ...(match ? [match] : []),
+      ]),
   };
   if (labels) batch.labels = labels;
   if (match) batch.geometricMatch = match;

@@ -47,15 +47,18 @@ export class ClusterIndex {
    */
   constructor(ids: readonly string[], assignments: Int32Array, centroids?: { rows: Float32Array; dims: number }) {
     const n = ids.length;
-    if (assignments.length !== n) throw new Error(`ClusterIndex: ${n} ids but ${assignments.length} assignments; expected one cluster per id`);
+    if (assignments.length !== n)
+      throw new Error(`ClusterIndex: ${n} ids but ${assignments.length} assignments; expected one cluster per id`);
     if (centroids) {
       const { rows, dims } = centroids;
-      if (!Number.isInteger(dims) || dims < 1 || rows.length % dims !== 0) throw new Error(`ClusterIndex: ${rows.length} centroid values do not make rows of ${dims} dims`);
+      if (!Number.isInteger(dims) || dims < 1 || rows.length % dims !== 0)
+        throw new Error(`ClusterIndex: ${rows.length} centroid values do not make rows of ${dims} dims`);
     }
     let max = -1;
     for (let i = 0; i < n; i++) {
       const a = assignments[i] as number;
-      if (a < 0 || a >= n) throw new Error(`ClusterIndex: row ${i} (${JSON.stringify(ids[i])}) is in cluster ${a}; expected 0 ≤ cluster < ${n}`);
+      if (a < 0 || a >= n)
+        throw new Error(`ClusterIndex: row ${i} (${JSON.stringify(ids[i])}) is in cluster ${a}; expected 0 ≤ cluster < ${n}`);
       if (a > max) max = a;
     }
     this.size = n;
@@ -65,11 +68,16 @@ export class ClusterIndex {
     this.centroids = centroids?.rows;
     this.dims = centroids?.dims ?? 0;
     if (centroids && centroids.rows.length / centroids.dims < this.clusterCount) {
-      throw new Error(`ClusterIndex: ${centroids.rows.length / centroids.dims} centroids for clusters up to ${max}; expected one per cluster`);
+      throw new Error(
+        `ClusterIndex: ${centroids.rows.length / centroids.dims} centroids for clusters up to ${max}; expected one per cluster`,
+      );
     }
     for (let i = 0; i < n; i++) {
       const id = ids[i] as string;
-      if (this.rowOf.has(id)) throw new Error(`ClusterIndex: id ${JSON.stringify(id)} appears twice (rows ${this.rowOf.get(id)} and ${i}); expected distinct ids`);
+      if (this.rowOf.has(id))
+        throw new Error(
+          `ClusterIndex: id ${JSON.stringify(id)} appears twice (rows ${this.rowOf.get(id)} and ${i}); expected distinct ids`,
+        );
       this.rowOf.set(id, i);
     }
     const starts = new Int32Array(this.clusterCount + 1);
@@ -173,7 +181,8 @@ export class ClusterIndex {
   /** The `j`-th id outside `cluster` (0 ≤ j < outsideCount), in the grouped order: an O(1) draw over the other clusters. */
   idOutside(cluster: number, j: number): string {
     const skip = this.clusterSize(cluster);
-    if (!Number.isInteger(j) || j < 0 || j >= this.size - skip) throw new RangeError(`ClusterIndex.idOutside: ${j} is not among the ${this.size - skip} ids outside cluster ${cluster}`);
+    if (!Number.isInteger(j) || j < 0 || j >= this.size - skip)
+      throw new RangeError(`ClusterIndex.idOutside: ${j} is not among the ${this.size - skip} ids outside cluster ${cluster}`);
     const start = skip > 0 ? (this.starts[cluster] as number) : this.size;
     return this.ids[this.grouped[j < start ? j : j + skip] as number] as string;
   }
@@ -206,7 +215,13 @@ export interface PositiveChoice {
  * holds only it. The rule `clusterPositives` applies, for callers that pair samples without a
  * stream (benchmarks).
  */
-export function choosePositive(index: ClusterIndex | undefined, anchorId: string, seed: number, epoch: number, embedding?: ArrayLike<number>): PositiveChoice {
+export function choosePositive(
+  index: ClusterIndex | undefined,
+  anchorId: string,
+  seed: number,
+  epoch: number,
+  embedding?: ArrayLike<number>,
+): PositiveChoice {
   if (!index) return { id: anchorId, note: POSITIVE_NOTES.noClustering };
   const rng = keyedRng(seed, 'positive', epoch, anchorId);
   const other = index.drawOther(anchorId, rng.next);
@@ -304,11 +319,17 @@ export function clusterPositives(options: ClusterPositivesOptions): OperatorFunc
       try {
         positive = await fetch(choice.id);
       } catch (err) {
-        onNote?.(anchor.id, `${POSITIVE_NOTES.fetchFailed} for positive ${choice.id} (${err instanceof Error ? err.message : String(err)}): positive is the other view of the same image`);
+        onNote?.(
+          anchor.id,
+          `${POSITIVE_NOTES.fetchFailed} for positive ${choice.id} (${err instanceof Error ? err.message : String(err)}): positive is the other view of the same image`,
+        );
         return self(anchor);
       }
       if (!positive?.pixels) {
-        onNote?.(anchor.id, `${POSITIVE_NOTES.fetchFailed} for positive ${choice.id} (no decoded pixels): positive is the other view of the same image`);
+        onNote?.(
+          anchor.id,
+          `${POSITIVE_NOTES.fetchFailed} for positive ${choice.id} (no decoded pixels): positive is the other view of the same image`,
+        );
         return self(anchor);
       }
       return [{ ...anchor, positive: positive.id }, positive];

@@ -23,7 +23,8 @@ async function cutGroup(samples: Sample[]): Promise<Sample[]> {
   return samples.map((s, b) => ({
     ...s,
     views: (s.views as PlannedView[]).map(({ plan: _plan, meanGrey: _grey, size, ...rest }, k): View => ({
-      ...rest, pixels: { data: cut[b]![k]!, width: size, height: size, channels: 3 },
+      ...rest,
+      pixels: { data: cut[b]![k]!, width: size, height: size, channels: 3 },
     })),
   }));
 }
@@ -47,22 +48,25 @@ async function cutGroup(samples: Sample[]): Promise<Sample[]> {
 export function cutPlannedViews(options: CutPlannedViewsOptions = {}): OperatorFunction<Sample, Sample> {
   const size = options.batch ?? 32;
   if (!Number.isInteger(size) || size < 1) throw new Error(`cutPlannedViews batch: expected a positive integer, got ${size}`);
-  return (source) => source.pipe(
-    bufferCount(size),
-    concatMap(async (group) => {
-      const out = [...group];
-      const bySize = new Map<string, number[]>();
-      group.forEach((s, i) => {
-        if (!s.views?.length || s.views.some((v) => v.plan === undefined)) return;
-        const key = `${s.pixels?.width}×${s.pixels?.height}`;
-        bySize.set(key, [...(bySize.get(key) ?? []), i]);
-      });
-      for (const indices of bySize.values()) {
-        const done = await cutGroup(indices.map((i) => group[i] as Sample));
-        indices.forEach((i, j) => { out[i] = done[j] as Sample; });
-      }
-      return out;
-    }),
-    concatMap((samples) => from(samples)),
-  );
+  return (source) =>
+    source.pipe(
+      bufferCount(size),
+      concatMap(async (group) => {
+        const out = [...group];
+        const bySize = new Map<string, number[]>();
+        group.forEach((s, i) => {
+          if (!s.views?.length || s.views.some((v) => v.plan === undefined)) return;
+          const key = `${s.pixels?.width}×${s.pixels?.height}`;
+          bySize.set(key, [...(bySize.get(key) ?? []), i]);
+        });
+        for (const indices of bySize.values()) {
+          const done = await cutGroup(indices.map((i) => group[i] as Sample));
+          indices.forEach((i, j) => {
+            out[i] = done[j] as Sample;
+          });
+        }
+        return out;
+      }),
+      concatMap((samples) => from(samples)),
+    );
 }

@@ -13,9 +13,18 @@ export interface DecodeViewsOptions {
 }
 
 async function decodeView(v: EncodedView): Promise<View> {
-  const { data, info } = await sharp(v.image).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(v.image)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`view decoded to ${info.channels} channels, expected 3`);
-  const pixels: Pixels = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
+  const pixels: Pixels = {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+    channels: 3,
+  };
   const view: View = { pixels, box: v.box, flipped: v.flipped };
   if (v.mask) {
     const m = await sharp(v.mask).extractChannel(0).raw().toBuffer({ resolveWithObject: true });

@@ -47,11 +47,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
       fastShrinkOnLoad: true,
     });
   }
-  const { data, info } = await image
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await image.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   const pixels: Pixels = {
     data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     width: info.width,

@@ -78,8 +78,14 @@ export function cleanMask(mask: Plane, minArea = 0.01): Plane {
   for (let p = 0; p < w * h; p++) if (fg.labels[p]! > 0 && fg.sizes[fg.labels[p]!]! < minArea * w * h) out[p] = 0;
   const bg = components(out, w, h, 0);
   const touchesBorder = new Uint8Array(bg.sizes.length);
-  for (let x = 0; x < w; x++) { touchesBorder[bg.labels[x]!] = 1; touchesBorder[bg.labels[(h - 1) * w + x]!] = 1; }
-  for (let y = 0; y < h; y++) { touchesBorder[bg.labels[y * w]!] = 1; touchesBorder[bg.labels[y * w + w - 1]!] = 1; }
+  for (let x = 0; x < w; x++) {
+    touchesBorder[bg.labels[x]!] = 1;
+    touchesBorder[bg.labels[(h - 1) * w + x]!] = 1;
+  }
+  for (let y = 0; y < h; y++) {
+    touchesBorder[bg.labels[y * w]!] = 1;
+    touchesBorder[bg.labels[y * w + w - 1]!] = 1;
+  }
   for (let p = 0; p < w * h; p++) if (out[p] === 0 && !touchesBorder[bg.labels[p]!]) out[p] = 1;
   return { data: out, width: w, height: h };
 }
@@ -102,7 +108,10 @@ export function maskFromAttention(attention: Plane<Float32Array>, minArea = 0.01
   if (!isUsableMap(attention)) return { data: new Uint8Array(width * height).fill(1), width, height };
   let lo = Infinity;
   let hi = -Infinity;
-  for (let i = 0; i < data.length; i++) { lo = Math.min(lo, data[i] as number); hi = Math.max(hi, data[i] as number); }
+  for (let i = 0; i < data.length; i++) {
+    lo = Math.min(lo, data[i] as number);
+    hi = Math.max(hi, data[i] as number);
+  }
   const norm = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) norm[i] = ((data[i] as number) - lo) / (hi - lo);
   const t = otsuThreshold(norm);
@@ -121,8 +130,16 @@ export function kmeansMask(pixels: Pixels, id: string, seed = 0, size = 64, posi
   const dims = 5;
   const feats = new Float32Array(n * dims);
   for (let p = 0; p < n; p++) {
-    feats.set([lab[p * 3] as number, lab[p * 3 + 1] as number, lab[p * 3 + 2] as number,
-      ((p % w) / w) * positionWeight, (Math.floor(p / w) / h) * positionWeight], p * dims);
+    feats.set(
+      [
+        lab[p * 3] as number,
+        lab[p * 3 + 1] as number,
+        lab[p * 3 + 2] as number,
+        ((p % w) / w) * positionWeight,
+        (Math.floor(p / w) / h) * positionWeight,
+      ],
+      p * dims,
+    );
   }
   return twoMeansMask(feats, dims, w, h, keyedRng(seed, 'kmeans-mask', id));
 }
@@ -166,7 +183,11 @@ function twoMeansMask(feats: Float32Array, dims: number, w: number, h: number, r
     for (let c = 0; c < 2; c++) {
       const sum = new Float32Array(dims);
       let count = 0;
-      for (let p = 0; p < n; p++) if (assign[p] === c) { for (let k = 0; k < dims; k++) sum[k]! += feats[p * dims + k] as number; count++; }
+      for (let p = 0; p < n; p++)
+        if (assign[p] === c) {
+          for (let k = 0; k < dims; k++) sum[k]! += feats[p * dims + k] as number;
+          count++;
+        }
       if (count > 0) centres[c] = sum.map((v) => v / count);
     }
   }
@@ -214,7 +235,8 @@ export function foregroundMask(options: ForegroundMaskOptions = {}): OperatorFun
     if (!sample.pixels) throw new Error(`foregroundMask: sample ${sample.id} is not decoded (put decode() first)`);
     if (method === 'kmeans') return { ...sample, mask: kmeansMask(sample.pixels, sample.id, options.seed ?? 0) };
     if (!sample.attention) throw new Error(`foregroundMask: sample ${sample.id} has no attention map (put attentionMap() first)`);
-    if (!isUsableMap(sample.attention)) options.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
+    if (!isUsableMap(sample.attention))
+      options.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
     return { ...sample, mask: maskFromAttention(sample.attention, options.minArea) };
   });
 }

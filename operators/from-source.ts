@@ -28,9 +28,7 @@ export function fromSource<T>(items: AsyncIterable<T> | Iterable<T>, budget: Sam
   return new Observable<T>((subscriber) => {
     let stopped = false;
     const iterator =
-      Symbol.asyncIterator in items
-        ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
-        : (items as Iterable<T>)[Symbol.iterator]();
+      Symbol.asyncIterator in items ? (items as AsyncIterable<T>)[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
     (async () => {
       for (let n = 1; ; n++) {
         // A synchronous source with a consumer that frees permits at once would otherwise

@@ -112,7 +112,8 @@ function cutMaps(sample: Sample, plan: ViewPlan, size: number): ViewMaps {
 export function multiView(options: MultiViewOptions): OperatorFunction<Sample, Sample> {
   checkViewConfigs(options.views);
   const { views, seed = 0, epoch = 0, augment = 'cpu' } = options;
-  if (!(AUGMENT_PATHS as readonly string[]).includes(augment)) throw new Error(`multiView augment: expected cpu|backend, got "${String(augment)}"`);
+  if (!(AUGMENT_PATHS as readonly string[]).includes(augment))
+    throw new Error(`multiView augment: expected cpu|backend, got "${String(augment)}"`);
   const plans = (sample: Sample) =>
     views.map((config, k) => planView(keyedRng(seed, 'view', epoch, sample.id, k), config, sample, options.onFallback));
   const decoded = (sample: Sample): Pixels => {

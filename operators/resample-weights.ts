@@ -109,8 +109,13 @@ function mirrored(weights: Float32Array, size: number, length: number): Float32A
  * left–right when `flipped`, blurred with `blurSigma`.
  */
 export function viewWeights(
-  box: Box, flipped: boolean, blurSigma: number | undefined,
-  imageWidth: number, imageHeight: number, width: number, height = width,
+  box: Box,
+  flipped: boolean,
+  blurSigma: number | undefined,
+  imageWidth: number,
+  imageHeight: number,
+  width: number,
+  height = width,
 ): { rows: Float32Array; cols: Float32Array } {
   const [x0, y0, x1, y1] = box;
   const taps = blurTaps(blurSigma ?? 0);

@@ -113,7 +113,9 @@ function gaussianBlur3(img: Float32Array, w: number, h: number, sigma: number): 
   const r = Math.ceil(3 * sigma);
   const kernel = Float32Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
   const norm = kernel.reduce((a, b) => a + b, 0);
-  kernel.forEach((v, i) => { kernel[i] = v / norm; });
+  kernel.forEach((v, i) => {
+    kernel[i] = v / norm;
+  });
   const tmp = new Float32Array(img.length);
   const out = new Float32Array(img.length);
   blurPass(img, tmp, w, h, kernel, false);
@@ -139,7 +141,10 @@ export function saliencyMap(pixels: Pixels, options: SaliencyOptions = {}): Plan
 function normalise(data: Float32Array): void {
   let lo = Infinity;
   let hi = -Infinity;
-  for (let i = 0; i < data.length; i++) { lo = Math.min(lo, data[i] as number); hi = Math.max(hi, data[i] as number); }
+  for (let i = 0; i < data.length; i++) {
+    lo = Math.min(lo, data[i] as number);
+    hi = Math.max(hi, data[i] as number);
+  }
   const span = hi - lo;
   for (let i = 0; i < data.length; i++) data[i] = span > 0 ? ((data[i] as number) - lo) / span : 0;
 }
@@ -162,7 +167,9 @@ function boundaryContrast(pixels: Pixels, options: SaliencyOptions): Plane<Float
     for (let i = 1; i < border.length; i++) if ((nearest[i] as number) > (nearest[best] as number)) best = i;
     const c = border[best] as number;
     centres.push(c);
-    border.forEach((b, i) => { nearest[i] = Math.min(nearest[i] as number, d2(b, c)); });
+    border.forEach((b, i) => {
+      nearest[i] = Math.min(nearest[i] as number, d2(b, c));
+    });
   }
   const data = new Float32Array(w * h);
   for (let p = 0; p < w * h; p++) {
@@ -202,6 +209,15 @@ function frequencyTuned(pixels: Pixels, options: SaliencyOptions): Plane<Float32
 /** The Lab colour of every map pixel, lightly blurred (σ = 1 map pixel). */
 export function labMap(pixels: Pixels, size = 64): { lab: Float32Array; width: number; height: number } {
   const [w, h] = mapSize(pixels.width, pixels.height, size);
-  const lab = gaussianBlur3((() => { const d = downscale(pixels, w, h); toLab(d); return d; })(), w, h, 1);
+  const lab = gaussianBlur3(
+    (() => {
+      const d = downscale(pixels, w, h);
+      toLab(d);
+      return d;
+    })(),
+    w,
+    h,
+    1,
+  );
   return { lab, width: w, height: h };
 }

@@ -35,7 +35,12 @@ export class SampleBudget {
       this.take();
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiting.push(() => { this.take(); resolve(); }));
+    return new Promise((resolve) =>
+      this.waiting.push(() => {
+        this.take();
+        resolve();
+      }),
+    );
   }
 
   /** Returns `n` permits: samples that left the pipeline. */

@@ -191,7 +191,10 @@ export function geometricMatch(a: ViewPlacement, b: ViewPlacement, rows: number,
     let bestDistance = Infinity;
     centresB.forEach(([bx, by], j) => {
       const d = (bx - x) ** 2 + (by - y) ** 2;
-      if (d < bestDistance) { bestDistance = d; best = j; }
+      if (d < bestDistance) {
+        bestDistance = d;
+        best = j;
+      }
     });
     return best;
   });

@@ -18,7 +18,12 @@ import { attentionCropBox } from './attention-crop.js';
 /** Which part of a view's plan fell back: the attention crop, or the mask-aware crop. */
 export type ViewFallbackStage = 'attention-view' | 'mask';
 
-export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallback?: (id: string, reason: string, stage: ViewFallbackStage) => void): ViewPlan {
+export function planView(
+  rng: Rng,
+  config: ViewConfig,
+  sample: Sample,
+  onFallback?: (id: string, reason: string, stage: ViewFallbackStage) => void,
+): ViewPlan {
   const { width, height } = sample.pixels as Pixels;
   let box: Box;
   if (config.crop === 'whole') {
@@ -30,10 +35,20 @@ export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallbac
     box = [x0, y0, x0 + side, y0 + side];
   } else if (config.crop === 'attention') {
     const crop = attentionCropBox(rng, sample.attention, width, height, config.attentionCrop);
-    if (crop.fallback) onFallback?.(sample.id, sample.attention ? 'attention map is empty, constant or not finite: view is the whole image' : 'no attention map (put attentionMap() before multiView): view is the whole image', 'attention-view');
+    if (crop.fallback)
+      onFallback?.(
+        sample.id,
+        sample.attention
+          ? 'attention map is empty, constant or not finite: view is the whole image'
+          : 'no attention map (put attentionMap() before multiView): view is the whole image',
+        'attention-view',
+      );
     box = crop.box;
   } else if (config.minForeground) {
-    if (!sample.mask) throw new Error(`multiView: a mask-aware crop (minForeground) needs the sample's foreground mask; sample ${sample.id} has none (put foregroundMask() first)`);
+    if (!sample.mask)
+      throw new Error(
+        `multiView: a mask-aware crop (minForeground) needs the sample's foreground mask; sample ${sample.id} has none (put foregroundMask() first)`,
+      );
     const crop = foregroundCropBox(rng, sample.mask, width, height, config.scale, config.ratio, config.minForeground);
     if (crop.fallback) onFallback?.(sample.id, `mask-aware crop: ${crop.fallback}`, 'mask');
     box = crop.box;
@@ -45,7 +60,12 @@ export function planView(rng: Rng, config: ViewConfig, sample: Sample, onFallbac
   const j = config.jitter;
   if (j && rng.chance(j.prob)) {
     const factor = (x: number) => rng.uniform(Math.max(0, 1 - x), 1 + x);
-    jitter = { brightness: factor(j.brightness), contrast: factor(j.contrast), saturation: factor(j.saturation), hue: rng.uniform(-j.hue, j.hue) };
+    jitter = {
+      brightness: factor(j.brightness),
+      contrast: factor(j.contrast),
+      saturation: factor(j.saturation),
+      hue: rng.uniform(-j.hue, j.hue),
+    };
   }
   const grayscale = rng.chance(config.grayscale ?? 0);
   const blurSigma = config.blur && rng.chance(config.blur.prob) ? rng.uniform(config.blur.sigma[0], config.blur.sigma[1]) : undefined;
@@ -74,8 +94,7 @@ export type Matrix3 = [[number, number, number], [number, number, number], [numb
 const LUMA = [0.299, 0.587, 0.114] as const;
 
 function multiply(a: Matrix3, b: Matrix3): Matrix3 {
-  return [0, 1, 2].map((r) => [0, 1, 2].map((c) =>
-    (a[r]![0] * b[0]![c]!) + (a[r]![1] * b[1]![c]!) + (a[r]![2] * b[2]![c]!))) as Matrix3;
+  return [0, 1, 2].map((r) => [0, 1, 2].map((c) => a[r]![0] * b[0]![c]! + a[r]![1] * b[1]![c]! + a[r]![2] * b[2]![c]!)) as Matrix3;
 }
 
 /** `s·I + (1−s)·L`: blends every pixel toward its grey (s = 0 is greyscale). */
@@ -87,9 +106,21 @@ function saturationMatrix(s: number): Matrix3 {
 function hueMatrix(turns: number): Matrix3 {
   const t = 2 * Math.PI * turns;
   const [cos, sin] = [Math.cos(t), Math.sin(t)];
-  const toYiq: Matrix3 = [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]];
-  const fromYiq: Matrix3 = [[1, 0.956, 0.621], [1, -0.272, -0.647], [1, -1.106, 1.703]];
-  const rotate: Matrix3 = [[1, 0, 0], [0, cos, -sin], [0, sin, cos]];
+  const toYiq: Matrix3 = [
+    [0.299, 0.587, 0.114],
+    [0.596, -0.274, -0.322],
+    [0.211, -0.523, 0.312],
+  ];
+  const fromYiq: Matrix3 = [
+    [1, 0.956, 0.621],
+    [1, -0.272, -0.647],
+    [1, -1.106, 1.703],
+  ];
+  const rotate: Matrix3 = [
+    [1, 0, 0],
+    [0, cos, -sin],
+    [0, sin, cos],
+  ];
   return multiply(fromYiq, multiply(rotate, toYiq));
 }
 
@@ -102,7 +133,11 @@ function hueMatrix(turns: number): Matrix3 {
  */
 export function colourTransform(plan: ViewPlan, meanGreyLevel: number): { matrix: Matrix3; offset: number } | undefined {
   if (!plan.jitter && !plan.grayscale) return undefined;
-  let matrix: Matrix3 = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  let matrix: Matrix3 = [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+  ];
   let offset = 0; // the same for all channels: every step below maps greys to greys
   if (plan.jitter) {
     const { brightness: b, contrast: c, saturation, hue } = plan.jitter;

@@ -13,7 +13,8 @@ import { openEncoderAttention } from './encoder-attention.js';
 /** An attention source that runs `model` on each image. */
 export function modelAttention(model: LoadedModel): AttentionSource {
   const [, h, w] = model.inputShape;
-  if (!h || !w || h < 1 || w < 1) throw new Error(`--attention model: the model needs a fixed input size, got [${model.inputShape.join(', ')}]`);
+  if (!h || !w || h < 1 || w < 1)
+    throw new Error(`--attention model: the model needs a fixed input size, got [${model.inputShape.join(', ')}]`);
   return (pixels) =>
     tf.tidy(() => {
       const image = tf.tensor3d(pixels.data, [pixels.height, pixels.width, pixels.channels], 'int32');

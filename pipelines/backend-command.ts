@@ -8,7 +8,8 @@ export const BACKEND_COMMAND = {
   name: 'backend',
   summary: 'load the compute backend and report which one this machine gets, and why',
   options: z.object({ ...BACKEND_OPTIONS }),
-  notes: 'Prints one JSON line: the backend taken, its provider, wasm threads, the WebGPU adapter, the tfjs version, and the candidates passed over with their reasons.',
+  notes:
+    'Prints one JSON line: the backend taken, its provider, wasm threads, the WebGPU adapter, the tfjs version, and the candidates passed over with their reasons.',
 } satisfies CommandSchema;
 
 export type BackendConfig = z.output<typeof BACKEND_COMMAND.options>;
@@ -31,7 +32,9 @@ export async function backendCommand(values: BackendConfig): Promise<void> {
       threads: selection.backend === 'wasm' ? wasmThreadCount() : null,
       adapter: selection.adapter ?? null,
       tfjs: packageJson().dependencies['@tensorflow/tfjs'],
-      passedOver: selection.reasons.filter((line) => line.startsWith('backend: passed over')).map((line) => line.slice('backend: passed over '.length)),
+      passedOver: selection.reasons
+        .filter((line) => line.startsWith('backend: passed over'))
+        .map((line) => line.slice('backend: passed over '.length)),
     })}\n`,
   );
 }

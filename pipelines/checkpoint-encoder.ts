@@ -48,5 +48,11 @@ export function loadCheckpointEncoder(dir: string): CheckpointEncoder {
 }
 
 export function randomInitEncoder(encoderName: EncoderName, seed: number, size: number): CheckpointEncoder {
-  return { encoder: createEncoder(encoderPreset(encoderName, size), seed, scope()), encoderName, origin: `random-init:${seed}`, step: 0, trainedSize: size };
+  return {
+    encoder: createEncoder(encoderPreset(encoderName, size), seed, scope()),
+    encoderName,
+    origin: `random-init:${seed}`,
+    step: 0,
+    trainedSize: size,
+  };
 }

@@ -108,7 +108,9 @@ export async function main(argv: string[]): Promise<number> {
   const entry = COMMANDS[command];
   if (!entry) {
     const near = nearestName(command, Object.keys(COMMANDS));
-    process.stderr.write(`densestream: unknown command "${command}"${near ? ` (did you mean ${near}?)` : ''}; commands: ${Object.keys(COMMANDS).join(', ')} (see --help)\n`);
+    process.stderr.write(
+      `densestream: unknown command "${command}"${near ? ` (did you mean ${near}?)` : ''}; commands: ${Object.keys(COMMANDS).join(', ')} (see --help)\n`,
+    );
     return 2;
   }
   const options = rest.slice(0, rest.includes('--') ? rest.indexOf('--') : rest.length);

@@ -67,14 +67,19 @@ const factsCache = new WeakMap<object, Record<string, OptionFacts>>();
 export function optionFacts<S extends OptionsShape>(command: CommandSchema<S>): Record<string, OptionFacts> {
   const cached = factsCache.get(command);
   if (cached) return cached;
-  const json = z.toJSONSchema(command.options, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, Record<string, unknown>> };
+  const json = z.toJSONSchema(command.options, { io: 'input', unrepresentable: 'any' }) as {
+    properties?: Record<string, Record<string, unknown>>;
+  };
   const facts: Record<string, OptionFacts> = {};
   for (const [name, p] of Object.entries(json.properties ?? {})) {
     const type = p['type'];
     if (type !== 'boolean' && type !== 'integer' && type !== 'number' && type !== 'string') {
-      throw new Error(`${command.name} --${name}: an option must be a boolean, integer, number or string (the schema says ${JSON.stringify(type)})`);
+      throw new Error(
+        `${command.name} --${name}: an option must be a boolean, integer, number or string (the schema says ${JSON.stringify(type)})`,
+      );
     }
-    if (typeof p['description'] !== 'string') throw new Error(`${command.name} --${name}: every option needs its help text (.meta({ description }))`);
+    if (typeof p['description'] !== 'string')
+      throw new Error(`${command.name} --${name}: every option needs its help text (.meta({ description }))`);
     const maximum = typeof p['maximum'] === 'number' && p['maximum'] < Number.MAX_SAFE_INTEGER ? p['maximum'] : undefined;
     facts[name] = {
       type,
@@ -143,12 +148,19 @@ function unknownOption(command: { name: string }, name: string, where: string, k
  * Checks one option's value against its schema and returns it typed. Flags arrive as text, so a
  * number option's flag is read as a number; a JSON config must hold real numbers and booleans.
  */
-export function checkOption<S extends OptionsShape>(command: CommandSchema<S>, name: string, raw: unknown, where = '--', fromFlag = where === '--'): unknown {
+export function checkOption<S extends OptionsShape>(
+  command: CommandSchema<S>,
+  name: string,
+  raw: unknown,
+  where = '--',
+  fromFlag = where === '--',
+): unknown {
   const facts = optionFacts(command);
   const f = facts[name];
   const shape = command.options.shape[name];
   if (!f || !shape) throw unknownOption(command, name, where, Object.keys(facts));
-  const value = fromFlag && (f.type === 'integer' || f.type === 'number') && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  const value =
+    fromFlag && (f.type === 'integer' || f.type === 'number') && typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
   const parsed = shape.safeParse(value);
   if (parsed.success && value !== undefined) return parsed.data;
   const field = where === '--' ? `--${name}` : `${where} ${name}`;
@@ -179,13 +191,20 @@ export function parseCommand<S extends OptionsShape>(command: CommandSchema<S>, 
   let flags: Record<string, string | boolean | undefined>;
   let positionals: string[];
   try {
-    ({ values: flags, positionals } = parseArgs({ args: [...argv], options: flagTable, strict: true, allowPositionals: command.positional !== undefined }));
+    ({ values: flags, positionals } = parseArgs({
+      args: [...argv],
+      options: flagTable,
+      strict: true,
+      allowPositionals: command.positional !== undefined,
+    }));
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const unknown = /^Unknown option '--?([^']+)'/.exec(message);
     if (unknown) throw unknownOption(command, unknown[1]!, '--', Object.keys(flagTable));
     if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new ConfigError(`${message.split('.')[0]}: densestream ${command.name} takes options only; see densestream ${command.name} --help`);
+      throw new ConfigError(
+        `${message.split('.')[0]}: densestream ${command.name} takes options only; see densestream ${command.name} --help`,
+      );
     }
     const flag = /^Option '(-[^ ']+)/.exec(message)?.[1] ?? '';
     if (message.includes('is ambiguous')) throw new ConfigError(`${flag}: a value starting with "-" must be attached, as ${flag}=VALUE`);
@@ -196,7 +215,9 @@ export function parseCommand<S extends OptionsShape>(command: CommandSchema<S>, 
   let positional: string | undefined;
   if (command.positional) {
     if (positionals.length !== 1) {
-      throw new ConfigError(`${command.positional.name} is required: densestream ${command.name} ${command.positional.name} [options] (${command.positional.name}: ${command.positional.description})`);
+      throw new ConfigError(
+        `${command.positional.name} is required: densestream ${command.name} ${command.positional.name} [options] (${command.positional.name}: ${command.positional.description})`,
+      );
     }
     positional = positionals[0];
   }
@@ -254,14 +275,20 @@ export function commandHelp<S extends OptionsShape>(command: CommandSchema<S>, w
     command.positional ? command.positional.name : '',
     ...[...required].map((name) => `--${name} ${facts[name]?.arg ?? 'VALUE'}`),
     '[options]',
-  ].filter(Boolean).join(' ');
+  ]
+    .filter(Boolean)
+    .join(' ');
   const rows: Array<[string, string]> = [];
   if (command.positional) rows.push([command.positional.name, command.positional.description]);
   for (const [name, f] of Object.entries(facts)) {
     const value = f.type === 'boolean' ? '' : ` ${f.arg ?? (f.choices ? f.choices.join('|') : f.type === 'string' ? 'TEXT' : 'N')}`;
     const extras: string[] = [];
     if (f.choices && f.arg !== undefined) extras.push(f.choices.join('|'));
-    if (!f.choices && (f.type === 'integer' || f.type === 'number') && (f.minimum !== undefined || f.maximum !== undefined || f.exclusiveMaximum !== undefined)) {
+    if (
+      !f.choices &&
+      (f.type === 'integer' || f.type === 'number') &&
+      (f.minimum !== undefined || f.maximum !== undefined || f.exclusiveMaximum !== undefined)
+    ) {
       extras.push(expectedText({ ...f, expected: undefined }).replace(/^an? (integer|number)\s*/, ''));
     }
     const shown = defaultShown(f);
@@ -279,6 +306,12 @@ export function commandHelp<S extends OptionsShape>(command: CommandSchema<S>, w
       return `${head}${pad}${wrap(text, width - column - 2, column + 2)}`;
     })
     .join('\n');
-  const notes = command.notes ? `\n${command.notes.trim().split(/\n\s*\n/).map((p) => wrap(p, width, 0)).join('\n\n')}\n` : '';
+  const notes = command.notes
+    ? `\n${command.notes
+        .trim()
+        .split(/\n\s*\n/)
+        .map((p) => wrap(p, width, 0))
+        .join('\n\n')}\n`
+    : '';
   return `densestream ${command.name}: ${command.summary}\n\nUsage: ${usage}\n\nOptions:\n${body}\n${notes}`;
 }

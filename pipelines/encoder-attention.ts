@@ -67,7 +67,12 @@ export interface EncoderMaps {
  * steps), so views are cut by what the encoder currently attends to. Samples already in flight
  * when a refresh lands may see either copy, so such a run is not bit-reproducible.
  */
-export function liveEncoderAttention(state: Readonly<Record<string, tf.Variable>>, config: EncoderConfig, size: number, seed = 0): EncoderMaps & { refresh(): void } {
+export function liveEncoderAttention(
+  state: Readonly<Record<string, tf.Variable>>,
+  config: EncoderConfig,
+  size: number,
+  seed = 0,
+): EncoderMaps & { refresh(): void } {
   const prefix = 'online/encoder/';
   const online: Record<string, tf.Variable> = {};
   for (const [name, v] of Object.entries(state)) if (name.startsWith(prefix)) online[name.slice(prefix.length)] = v;
@@ -81,5 +86,9 @@ let liveCopies = 0;
 /** `encoder:RUN`: the online encoder of a `train` run's checkpoint, at its training size. */
 export function openEncoderAttention(run: string, field = '--attention', seed = 0): EncoderMaps {
   const loaded = loadCheckpointEncoder(checkpointDir(run, field));
-  return { source: encoderAttention(loaded.encoder, loaded.trainedSize), mask: encoderKmeansMask(loaded.encoder, loaded.trainedSize, seed), dispose: () => loaded.encoder.dispose() };
+  return {
+    source: encoderAttention(loaded.encoder, loaded.trainedSize),
+    mask: encoderKmeansMask(loaded.encoder, loaded.trainedSize, seed),
+    dispose: () => loaded.encoder.dispose(),
+  };
 }

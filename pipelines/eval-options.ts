@@ -29,24 +29,50 @@ export const EVAL_COMMAND = {
   required: ['checkpoint'] as const,
   configFile: true,
   options: z.object({
-    checkpoint: z.string().optional().meta({ arg: 'RUN', description: 'a train --out folder (or its checkpoint/), or random: a seeded random-init --encoder, the baseline' }),
+    checkpoint: z
+      .string()
+      .optional()
+      .meta({
+        arg: 'RUN',
+        description: 'a train --out folder (or its checkpoint/), or random: a seeded random-init --encoder, the baseline',
+      }),
     encoder: z.enum(ENCODER_NAMES).default('slim').meta({ arg: 'NAME', description: 'the encoder of --checkpoint random' }),
-    protocol: z.enum([...PROTOCOLS, 'all']).default('all').meta({
-      arg: 'NAME',
-      description: 'kNN (k = 20 and 200), a linear probe, a dense probe (mIoU), foreground masks (IoU); all: every one the data allows',
-    }),
+    protocol: z
+      .enum([...PROTOCOLS, 'all'])
+      .default('all')
+      .meta({
+        arg: 'NAME',
+        description: 'kNN (k = 20 and 200), a linear probe, a dense probe (mIoU), foreground masks (IoU); all: every one the data allows',
+      }),
     data: z.string().default('scenes').meta({
       arg: 'SOURCE',
-      description: 'labelled images with a held-out split: scenes[:SIZE] (held out: scenes of seed 1), fashion-mnist[:DIR] (its test file), dir:PATH (one sub-folder per class; 20 % held out by a hash of --seed and each path)',
+      description:
+        'labelled images with a held-out split: scenes[:SIZE] (held out: scenes of seed 1), fashion-mnist[:DIR] (its test file), dir:PATH (one sub-folder per class; 20 % held out by a hash of --seed and each path)',
     }),
     train: z.number().int().min(10).default(5000).meta({ arg: 'N', description: 'labelled images of the kNN memory and the linear probe' }),
     test: z.number().int().min(10).default(1000).meta({ arg: 'N', description: 'held-out images every protocol is scored on' }),
     'dense-train': z.number().int().min(10).default(1000).meta({ arg: 'N', description: 'images the dense probe trains on' }),
-    masks: z.enum(EVAL_MASKS).default('encoder').meta({ arg: 'SOURCE', description: 'the masks protocol\'s masks: 2-means on the encoder\'s features, saliency, or colour k-means' }),
+    masks: z
+      .enum(EVAL_MASKS)
+      .default('encoder')
+      .meta({ arg: 'SOURCE', description: "the masks protocol's masks: 2-means on the encoder's features, saliency, or colour k-means" }),
     epochs: z.number().int().min(1).optional().meta({ arg: 'E', defaultText: '40 linear, 15 dense', description: 'probe epochs' }),
-    size: z.number().int().min(16).optional().meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
-    out: z.string().optional().meta({ arg: 'DIR', defaultText: 'the run; runs/random-init-ENCODER for random', description: 'the folder of eval.json' }),
-    seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds the random-init encoder, the probes and the folder split' }),
+    size: z
+      .number()
+      .int()
+      .min(16)
+      .optional()
+      .meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
+    out: z
+      .string()
+      .optional()
+      .meta({ arg: 'DIR', defaultText: 'the run; runs/random-init-ENCODER for random', description: 'the folder of eval.json' }),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .meta({ arg: 'S', description: 'seeds the random-init encoder, the probes and the folder split' }),
     ...BACKEND_OPTIONS,
     quiet: z.boolean().default(false).meta({ description: 'no progress or backend lines on stderr' }),
   }),
@@ -67,9 +93,12 @@ export function parseEvalConfig(argv: readonly string[]): EvalConfig {
   const { values, given } = parseCommand(EVAL_COMMAND, argv);
   const { protocol, checkpoint = 'random', out, ...rest } = values;
   const random = checkpoint === 'random';
-  if (!random && given.has('encoder')) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
+  if (!random && given.has('encoder'))
+    throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
   if (!isScenes(rest.data) && !isFashion(rest.data) && !isFolder(rest.data)) {
-    throw new ConfigError(`--data ${rest.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`);
+    throw new ConfigError(
+      `--data ${rest.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`,
+    );
   }
   const scenes = isScenes(rest.data);
   let protocols: Protocol[];

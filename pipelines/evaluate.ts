@@ -44,22 +44,40 @@ import { prepareOutFolder } from './out-folder.js';
  */
 async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source; classes: number }> {
   if (isScenes(c.data)) {
-    return { train: await openSource(c.data).catch(toConfigError), test: await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } }), classes: SCENE_CLASSES.length };
+    return {
+      train: await openSource(c.data).catch(toConfigError),
+      test: await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } }),
+      classes: SCENE_CLASSES.length,
+    };
   }
   if (isFashion(c.data)) {
-    return { train: await openSource(c.data).catch(toConfigError), test: await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test')), classes: FASHION_MNIST_CLASSES.length };
+    return {
+      train: await openSource(c.data).catch(toConfigError),
+      test: await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test')),
+      classes: FASHION_MNIST_CLASSES.length,
+    };
   }
   const all = (await openSource(c.data).catch(toConfigError)) as Source & { classes?: readonly string[] };
   if (!isRandomAccess(all) || !all.classes) {
-    throw new ConfigError(`--data ${c.data}: eval needs a labelled folder, one sub-folder per class (ImageFolder layout), with at least two classes`);
+    throw new ConfigError(
+      `--data ${c.data}: eval needs a labelled folder, one sub-folder per class (ImageFolder layout), with at least two classes`,
+    );
   }
-  return { train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed), test: splitSource(all, 'test', FOLDER_HELD_OUT, c.seed), classes: all.classes.length };
+  return {
+    train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed),
+    test: splitSource(all, 'test', FOLDER_HELD_OUT, c.seed),
+    classes: all.classes.length,
+  };
 }
 
 /** The first `limit` samples of `source` in index order as whole `size²` images (unreadable ones counted as skipped). */
 export async function loadLabelledImages(source: Source, limit: number, size: number): Promise<LabelledImages> {
   let unreadable = 0;
-  const images = await readWholeImages(readSamples(source, { shuffle: false, limit }, () => unreadable++), size, { purpose: 'evaluation needs labelled images' });
+  const images = await readWholeImages(
+    readSamples(source, { shuffle: false, limit }, () => unreadable++),
+    size,
+    { purpose: 'evaluation needs labelled images' },
+  );
   if (images.count === 0) throw new Error(`${source.name}: no readable labelled image among the first ${limit}`);
   return { ...images, skipped: images.skipped + unreadable };
 }
@@ -84,20 +102,28 @@ export async function embedImages(encoder: Encoder, images: LabelledImages, dens
   let dims = 0;
   let side = 0;
   let cells = 0;
-  await forEachChunk(images.pixels, images.size, images.count, chunk, (x) => {
-    const out = encoder.apply(x, { training: false });
-    return [out.pooled, out.dense];
-  }, (start, n, [p, d], shapes) => {
-    if (start === 0) {
-      dims = (p as Float32Array).length / n;
-      side = (shapes[1] as number[])[1] as number;
-      cells = side * side * dims;
-      pooled = new Float32Array(images.count * dims);
-      if (keepDense > 0) grid = new Float32Array(keepDense * cells);
-    }
-    pooled.set(p as Float32Array, start * dims);
-    if (grid && start < keepDense) grid.set((d as Float32Array).subarray(0, (Math.min(keepDense, start + n) - start) * cells), start * cells);
-  });
+  await forEachChunk(
+    images.pixels,
+    images.size,
+    images.count,
+    chunk,
+    (x) => {
+      const out = encoder.apply(x, { training: false });
+      return [out.pooled, out.dense];
+    },
+    (start, n, [p, d], shapes) => {
+      if (start === 0) {
+        dims = (p as Float32Array).length / n;
+        side = (shapes[1] as number[])[1] as number;
+        cells = side * side * dims;
+        pooled = new Float32Array(images.count * dims);
+        if (keepDense > 0) grid = new Float32Array(keepDense * cells);
+      }
+      pooled.set(p as Float32Array, start * dims);
+      if (grid && start < keepDense)
+        grid.set((d as Float32Array).subarray(0, (Math.min(keepDense, start + n) - start) * cells), start * cells);
+    },
+  );
   return { pooled, ...(grid ? { dense: grid } : {}), dims, grid: side };
 }
 
@@ -132,8 +158,16 @@ function knnScores(train: Split, test: Split): EvalResults {
 /** `linear`: logistic regression on the pooled features. */
 function linearScores(train: Split, test: Split, options: ProbeOptions): EvalResults {
   const { dims } = train.features;
-  const probe = fitLinearProbe(train.features.pooled.subarray(0, train.rows * dims), train.images.labels.subarray(0, train.rows), dims, options);
-  return { linear: accuracy(predictLinear(probe, test.features.pooled), test.images.labels), linearTrainLoss: probe.losses.at(-1) as number };
+  const probe = fitLinearProbe(
+    train.features.pooled.subarray(0, train.rows * dims),
+    train.images.labels.subarray(0, train.rows),
+    dims,
+    options,
+  );
+  return {
+    linear: accuracy(predictLinear(probe, test.features.pooled), test.images.labels),
+    linearTrainLoss: probe.losses.at(-1) as number,
+  };
 }
 
 /** `dense`: a 1×1 classifier of the grid, logits upsampled to pixels, scored per class (0 is background). */
@@ -143,7 +177,10 @@ function denseScores(train: Split, test: Split, options: Omit<ProbeOptions, 'cla
   const shape = { grid, dims, size };
   const classes = SCENE_CLASSES.length + 1;
   const trainDense = (train.features.dense as Float32Array).subarray(0, train.rows * grid * grid * dims);
-  const probe = fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, { ...options, classes });
+  const probe = fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, {
+    ...options,
+    classes,
+  });
   const confusion = new ConfusionMatrix(classes);
   confusion.add(test.images.classes as Uint8Array, predictDense(probe, test.features.dense as Float32Array, shape));
   const perClass = confusion.perClassIoU();
@@ -168,10 +205,19 @@ function maskScores(test: Split, method: EvalConfig['masks'], seed: number): Eva
   let iou = 0;
   let allForeground = 0;
   for (let i = 0; i < count; i++) {
-    const pixels: Pixels = { data: test.images.pixels.subarray(i * plane * 3, (i + 1) * plane * 3), width: size, height: size, channels: 3 };
+    const pixels: Pixels = {
+      data: test.images.pixels.subarray(i * plane * 3, (i + 1) * plane * 3),
+      width: size,
+      height: size,
+      channels: 3,
+    };
     const id = ids[i] as string;
-    const mask = method === 'encoder' ? featureKmeansMask((test.features.dense as Float32Array).subarray(i * cells, (i + 1) * cells), dims, grid, grid, id, seed)
-      : method === 'saliency' ? maskFromAttention(saliencyMap(pixels)) : kmeansMask(pixels, id, seed);
+    const mask =
+      method === 'encoder'
+        ? featureKmeansMask((test.features.dense as Float32Array).subarray(i * cells, (i + 1) * cells), dims, grid, grid, id, seed)
+        : method === 'saliency'
+          ? maskFromAttention(saliencyMap(pixels))
+          : kmeansMask(pixels, id, seed);
     const truth: Plane = { data: (test.images.foreground as Uint8Array).subarray(i * plane, (i + 1) * plane), width: size, height: size };
     iou += maskIoU(resizeNearest(mask, size, size), truth);
     allForeground += maskIoU(everything, truth);
@@ -190,7 +236,8 @@ export interface Evaluation {
 
 /** Runs the configured protocols; the caller has selected the backend. */
 export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<Evaluation> {
-  const model: CheckpointEncoder = c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? 64) : loadCheckpointEncoder(c.checkpoint);
+  const model: CheckpointEncoder =
+    c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? 64) : loadCheckpointEncoder(c.checkpoint);
   const { encoder } = model;
   const size = c.size ?? model.trainedSize;
   let t = performance.now();
@@ -207,11 +254,17 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
     if (!Number.isInteger(size / encoder.stride) && c.protocols.some(onGrid)) {
       const next = Math.ceil(size / encoder.stride) * encoder.stride;
       const left = c.protocols.filter(onGrid);
-      if (c.protocolsGiven) throw new ConfigError(`--protocol ${left.join(',')}: scores whole cells of the encoder's grid, so --size must be a multiple of its stride ${encoder.stride}; ${size} is not (give --size ${next})`);
+      if (c.protocolsGiven)
+        throw new ConfigError(
+          `--protocol ${left.join(',')}: scores whole cells of the encoder's grid, so --size must be a multiple of its stride ${encoder.stride}; ${size} is not (give --size ${next})`,
+        );
       c = { ...c, protocols: c.protocols.filter((p) => !onGrid(p)) };
-      log(`eval: ${left.join(' and ')} left out: ${size} px is not a multiple of the encoder's stride ${encoder.stride} (give --size ${next} to score them)`);
+      log(
+        `eval: ${left.join(' and ')} left out: ${size} px is not a multiple of the encoder's stride ${encoder.stride} (give --size ${next} to score them)`,
+      );
     }
-    if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize) throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
+    if (encoder.config.kind === 'vit' && size !== encoder.config.imageSize)
+      throw new ConfigError(`--size: the ViT's position embeddings fix its input at ${encoder.config.imageSize} px; drop --size ${size}`);
     const { train: trainSource, test: testSource, classes } = await openSplits(c);
     const wants = (p: Protocol) => c.protocols.includes(p);
     const pooled = wants('knn') || wants('linear');
@@ -222,8 +275,16 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
     log(`eval: ${model.origin} on ${c.data}, ${trainImages?.count ?? 0} train and ${testImages.count} held-out images at ${size} px`);
     const trainFeatures = trainImages ? await embedImages(encoder, trainImages, denseTrain) : undefined;
     const gridFeatures = wants('dense') || (wants('masks') && c.masks === 'encoder');
-    const test: Split = { images: testImages, features: await embedImages(encoder, testImages, gridFeatures ? testImages.count : 0), rows: testImages.count };
-    const split = (rows: number): Split => ({ images: trainImages as LabelledImages, features: trainFeatures as Features, rows: Math.min(rows, (trainImages as LabelledImages).count) });
+    const test: Split = {
+      images: testImages,
+      features: await embedImages(encoder, testImages, gridFeatures ? testImages.count : 0),
+      rows: testImages.count,
+    };
+    const split = (rows: number): Split => ({
+      images: trainImages as LabelledImages,
+      features: trainFeatures as Features,
+      rows: Math.min(rows, (trainImages as LabelledImages).count),
+    });
     const probe = { seed: c.seed, ...(c.epochs === undefined ? {} : { epochs: c.epochs }) };
     log(`eval: read and embedded in ${took()}`);
 
@@ -270,7 +331,9 @@ export function readEvaluations(dir: string): SavedEvaluations {
     if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) throw new Error('not an object');
     return saved as SavedEvaluations;
   } catch (err) {
-    throw new ConfigError(`--out: ${path} is not an eval.json this job can add to (${err instanceof Error ? err.message : String(err)}); move it away`);
+    throw new ConfigError(
+      `--out: ${path} is not an eval.json this job can add to (${err instanceof Error ? err.message : String(err)}); move it away`,
+    );
   }
 }
 
@@ -314,5 +377,7 @@ export async function evalCommand(c: EvalConfig): Promise<void> {
   const path = saveEvaluation(c.out, evaluation);
   log(`eval: wrote ${path}`);
   const seconds = Math.round((performance.now() - start) / 100) / 10;
-  process.stdout.write(`${JSON.stringify({ eval: c.protocols.join(','), ...evaluationLine(evaluation), seconds, backend: selection.backend })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ eval: c.protocols.join(','), ...evaluationLine(evaluation), seconds, backend: selection.backend })}\n`,
+  );
 }

@@ -22,15 +22,26 @@ export const EXPORT_COMMAND = {
       description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test][:DIR]',
     }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of feature files and their manifest.json' }),
-    checkpoint: z.string().optional().meta({ arg: 'RUN', description: 'a train --out folder (or its checkpoint/); without it, a random-init --encoder: the baseline' }),
+    checkpoint: z
+      .string()
+      .optional()
+      .meta({ arg: 'RUN', description: 'a train --out folder (or its checkpoint/); without it, a random-init --encoder: the baseline' }),
     encoder: z.enum(ENCODER_NAMES).default('slim').meta({ arg: 'NAME', description: 'the random-init encoder, without --checkpoint' }),
     format: z.enum(TABLE_FORMATS).default('parquet').meta({ arg: 'FORMAT', description: 'Parquet, or Arrow IPC files' }),
-    dense: z.enum(['grid', 'cells']).default('grid').meta({ arg: 'ROWS', description: 'a row per image (pooled embedding and the dense grid), or a row per grid cell' }),
+    dense: z
+      .enum(['grid', 'cells'])
+      .default('grid')
+      .meta({ arg: 'ROWS', description: 'a row per image (pooled embedding and the dense grid), or a row per grid cell' }),
     // lz4: zstd makes 16 % smaller feature files but took 11 % of export time against lz4's 6 % (`npm run bench -- export`, 10 000 rows).
     codec: z.enum(PARQUET_CODECS).default('lz4').meta({ arg: 'CODEC', description: 'Parquet compression' }),
-    shard: z.string().default('0/1').meta({ arg: 'i/n', description: 'this host\'s share of the source: part i of n' }),
+    shard: z.string().default('0/1').meta({ arg: 'i/n', description: "this host's share of the source: part i of n" }),
     'rows-per-file': z.number().int().min(1).default(1000).meta({ arg: 'R', description: 'rows per file, each file a unit of resume' }),
-    size: z.number().int().min(16).optional().meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
+    size: z
+      .number()
+      .int()
+      .min(16)
+      .optional()
+      .meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
     batch: z.number().int().min(1).default(32).meta({ arg: 'B', description: 'images per forward pass' }),
     seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds the random-init encoder and the source order' }),
     ...BACKEND_OPTIONS,
@@ -42,7 +53,8 @@ export type ExportConfig = Omit<z.output<typeof EXPORT_COMMAND.options>, 'data' 
 
 export function parseExportConfig(argv: readonly string[]): ExportConfig {
   const { values, given } = parseCommand(EXPORT_COMMAND, argv);
-  if (given.has('checkpoint') && given.has('encoder')) throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder');
+  if (given.has('checkpoint') && given.has('encoder'))
+    throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder');
   const c = values as ExportConfig; // --data and --out are required
   try {
     parseShard(c.shard);

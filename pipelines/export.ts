@@ -29,9 +29,22 @@ import type { ExportConfig } from './export-options.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
 /** One batch of features as rows of the features (or feature-cells) table. */
-function featureRows(c: ExportConfig, schema: ReturnType<typeof featuresSchema>, shape: FeatureShape, ids: string[], labels: Array<number | undefined>, embedding: Float32Array, dense: Float32Array) {
+function featureRows(
+  c: ExportConfig,
+  schema: ReturnType<typeof featuresSchema>,
+  shape: FeatureShape,
+  ids: string[],
+  labels: Array<number | undefined>,
+  embedding: Float32Array,
+  dense: Float32Array,
+) {
   if (c.dense === 'grid') {
-    return tableOf(schema, { id: strings(ids), label: int32s(labels), embedding: vectorColumn(embedding, shape.embedding), dense: vectorColumn(dense, shape.gridH * shape.gridW * shape.channels) });
+    return tableOf(schema, {
+      id: strings(ids),
+      label: int32s(labels),
+      embedding: vectorColumn(embedding, shape.embedding),
+      dense: vectorColumn(dense, shape.gridH * shape.gridW * shape.channels),
+    });
   }
   const cells = shape.gridH * shape.gridW;
   const cellIds: string[] = [];
@@ -46,7 +59,13 @@ function featureRows(c: ExportConfig, schema: ReturnType<typeof featuresSchema>,
       xs.push(k % shape.gridW);
     }
   });
-  return tableOf(schema, { id: strings(cellIds), label: int32s(cellLabels), y: int32s(ys), x: int32s(xs), vector: vectorColumn(dense, shape.channels) });
+  return tableOf(schema, {
+    id: strings(cellIds),
+    label: int32s(cellLabels),
+    y: int32s(ys),
+    x: int32s(xs),
+    vector: vectorColumn(dense, shape.channels),
+  });
 }
 
 /** Runs an export; the caller has selected the backend. */
@@ -72,7 +91,13 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
     const budget = new SampleBudget(2 * c.batch + 8);
     const labels = new Map<string, number | undefined>();
     const batches = fromSource(samples, budget).pipe(
-      decode({ minSide: size, onSkip: (r) => { onSkip(r); budget.release(); } }),
+      decode({
+        minSide: size,
+        onSkip: (r) => {
+          onSkip(r);
+          budget.release();
+        },
+      }),
       tap((s) => labels.set(s.id, s.label)),
       map((s) => ({ id: s.id, pixels: s.pixels })), // drop maps the features do not use
       multiView({ views: [centreSquareView(size)], seed: c.seed }),
@@ -104,10 +129,31 @@ export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { o
   };
   try {
     const result = await runShardedJob({
-      job: 'export', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
+      job: 'export',
+      out: c.out,
+      source,
+      shard,
+      seed: c.seed,
+      rowsPerFile: c['rows-per-file'],
+      format: c.format,
+      codec: c.codec,
       rowGroupRows: c.dense === 'grid' ? 256 : 256 * grid * grid,
-      config: { data: c.data, checkpoint: model.origin, step: model.step, encoder: model.encoderName, size, batch: c.batch, format: c.format, dense: c.dense, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard },
-      tables: [{ name: table, schema }], writePart, progress: !c.quiet,
+      config: {
+        data: c.data,
+        checkpoint: model.origin,
+        step: model.step,
+        encoder: model.encoderName,
+        size,
+        batch: c.batch,
+        format: c.format,
+        dense: c.dense,
+        codec: c.format === 'parquet' ? c.codec : null,
+        rowsPerFile: c['rows-per-file'],
+        shard: c.shard,
+      },
+      tables: [{ name: table, schema }],
+      writePart,
+      progress: !c.quiet,
     });
     return { ...result, origin: model.origin };
   } finally {
@@ -121,5 +167,7 @@ export async function exportCommand(c: ExportConfig): Promise<void> {
   if (!c.quiet) for (const line of backendLines(selection, c.verbose)) process.stderr.write(`${line}\n`);
   const start = performance.now();
   const result = await runExport(c);
-  process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`,
+  );
 }

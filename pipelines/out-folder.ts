@@ -19,7 +19,10 @@ export function prepareOutFolder(dir: string, flag = '--out'): void {
   const absolute = resolve(dir);
   const { root } = parse(absolute);
   let path = root;
-  for (const part of absolute.slice(root.length).split(sep).filter((p) => p !== '')) {
+  for (const part of absolute
+    .slice(root.length)
+    .split(sep)
+    .filter((p) => p !== '')) {
     path = join(path, part);
     let stats: Stats | undefined;
     try {

@@ -54,7 +54,8 @@ export function readableById(source: RandomAccessSource, capacity: number): Read
     },
     readById(id) {
       const index = indexOf.get(id);
-      if (index === undefined) return Promise.reject(new Error(`${source.name}: ${id} is no longer among the last ${capacity} samples read`));
+      if (index === undefined)
+        return Promise.reject(new Error(`${source.name}: ${id} is no longer among the last ${capacity} samples read`));
       return source.read(index);
     },
     entries() {
@@ -104,7 +105,7 @@ export function wholeImageEmbedder(method: SoftRank, size: number, seed: number,
     freeze: (slot: FrozenSlot) => method.freezeTarget(slot),
     async embed(anchors, slot) {
       const out: Float32Array[] = [];
-      for (let at = 0; at < anchors.length; at += chunk) out.push(...await forward(anchors.slice(at, at + chunk), slot));
+      for (let at = 0; at < anchors.length; at += chunk) out.push(...(await forward(anchors.slice(at, at + chunk), slot)));
       return out;
     },
   };
@@ -141,31 +142,32 @@ export interface PositivePairsOptions {
  */
 export function groupConsecutive<T>(keyOf: (item: T) => number, size: number): OperatorFunction<T, T[]> {
   if (!Number.isInteger(size) || size < 1) throw new Error(`groupConsecutive size: expected a positive integer, got ${size}`);
-  return (source) => new Observable<T[]>((subscriber) => {
-    let group: T[] = [];
-    let key: number | undefined;
-    const flush = (): void => {
-      if (group.length === 0) return;
-      const full = group;
-      group = [];
-      subscriber.next(full);
-    };
-    const subscription = source.subscribe({
-      next(item) {
-        const k = keyOf(item);
-        if (k !== key) flush();
-        key = k;
-        group.push(item);
-        if (group.length === size) flush();
-      },
-      error: (err: unknown) => subscriber.error(err),
-      complete() {
-        flush();
-        subscriber.complete();
-      },
+  return (source) =>
+    new Observable<T[]>((subscriber) => {
+      let group: T[] = [];
+      let key: number | undefined;
+      const flush = (): void => {
+        if (group.length === 0) return;
+        const full = group;
+        group = [];
+        subscriber.next(full);
+      };
+      const subscription = source.subscribe({
+        next(item) {
+          const k = keyOf(item);
+          if (k !== key) flush();
+          key = k;
+          group.push(item);
+          if (group.length === size) flush();
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete() {
+          flush();
+          subscriber.complete();
+        },
+      });
+      return () => subscription.unsubscribe();
     });
-    return () => subscription.unsubscribe();
-  });
 }
 
 interface PendingAnchor {
@@ -191,13 +193,20 @@ interface PendingAnchor {
 export function positivePairs(o: PositivePairsOptions): OperatorFunction<Sample, Sample> {
   // One clusterPositives per anchor: its "no clustering yet" note (once per subscription) is then made for every such anchor.
   const pairOf = (anchor: Sample, index: ClusterIndex | undefined, embedding: Float32Array | Error | undefined): Promise<Sample[]> =>
-    lastValueFrom(of(anchor).pipe(
-      clusterPositives({
-        clusters: () => index, fetch: o.fetch, seed: o.seed, epoch: o.epoch, concurrency: 1, ...(o.onNote ? { onNote: o.onNote } : {}),
-        ...(o.embed ? { embed: () => (embedding instanceof Error ? Promise.reject(embedding) : Promise.resolve(embedding)) } : {}),
-      }),
-      toArray(),
-    ));
+    lastValueFrom(
+      of(anchor).pipe(
+        clusterPositives({
+          clusters: () => index,
+          fetch: o.fetch,
+          seed: o.seed,
+          epoch: o.epoch,
+          concurrency: 1,
+          ...(o.onNote ? { onNote: o.onNote } : {}),
+          ...(o.embed ? { embed: () => (embedding instanceof Error ? Promise.reject(embedding) : Promise.resolve(embedding)) } : {}),
+        }),
+        toArray(),
+      ),
+    );
   const pairGroup = async (group: PendingAnchor[]): Promise<Sample[]> => {
     const indices = await Promise.all(group.map((g) => g.clustering));
     const embedded: Array<Float32Array | Error | undefined> = new Array<undefined>(group.length).fill(undefined);
@@ -210,10 +219,17 @@ export function positivePairs(o: PositivePairsOptions): OperatorFunction<Sample,
       });
       for (const [index, places] of byIndex) {
         try {
-          const rows = await o.embed(places.map((i) => (group[i] as PendingAnchor).anchor), index);
-          places.forEach((p, j) => { embedded[p] = rows[j]; });
+          const rows = await o.embed(
+            places.map((i) => (group[i] as PendingAnchor).anchor),
+            index,
+          );
+          places.forEach((p, j) => {
+            embedded[p] = rows[j];
+          });
         } catch (err) {
-          places.forEach((p) => { embedded[p] = err instanceof Error ? err : new Error(String(err)); });
+          places.forEach((p) => {
+            embedded[p] = err instanceof Error ? err : new Error(String(err));
+          });
         }
       }
     }
@@ -222,21 +238,25 @@ export function positivePairs(o: PositivePairsOptions): OperatorFunction<Sample,
       group.forEach(({ anchor, batch }, i) => {
         const index = indices[i];
         const row = embedded[i];
-        const cluster = index?.clusterOf(anchor.id) ?? (index?.centroids && row instanceof Float32Array ? index.nearestCluster(row) : undefined);
+        const cluster =
+          index?.clusterOf(anchor.id) ?? (index?.centroids && row instanceof Float32Array ? index.nearestCluster(row) : undefined);
         if (cluster !== undefined) o.onCluster?.(batch, anchor.id, cluster);
       });
     }
-    const pairs = await lastValueFrom(from(group.map((_, i) => i)).pipe(
-      orderedMergeMap((i) => pairOf((group[i] as PendingAnchor).anchor, indices[i], embedded[i]), o.concurrency ?? 4),
-      toArray(),
-    ));
+    const pairs = await lastValueFrom(
+      from(group.map((_, i) => i)).pipe(
+        orderedMergeMap((i) => pairOf((group[i] as PendingAnchor).anchor, indices[i], embedded[i]), o.concurrency ?? 4),
+        toArray(),
+      ),
+    );
     return pairs.flat();
   };
-  return (anchors) => anchors.pipe(
-    // Synchronous, in stream order: the anchor's place decides its batch and clustering.
-    map((anchor): PendingAnchor => ({ anchor, ...o.nextAnchor() })),
-    groupConsecutive((a) => a.batch, o.groupSize),
-    orderedMergeMap(pairGroup, 2),
-    concatMap((pairs) => pairs),
-  );
+  return (anchors) =>
+    anchors.pipe(
+      // Synchronous, in stream order: the anchor's place decides its batch and clustering.
+      map((anchor): PendingAnchor => ({ anchor, ...o.nextAnchor() })),
+      groupConsecutive((a) => a.batch, o.groupSize),
+      orderedMergeMap(pairGroup, 2),
+      concatMap((pairs) => pairs),
+    );
 }

@@ -18,24 +18,50 @@ export const PRECOMPUTE_COMMAND = {
   required: ['data', 'out'] as const,
   configFile: true,
   options: z.object({
-    data: z.string().optional().meta({ arg: 'SOURCE', description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR]' }),
+    data: z
+      .string()
+      .optional()
+      .meta({
+        arg: 'SOURCE',
+        description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR]',
+      }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of view shards and their manifest.json' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
     size: z.number().int().min(16).default(64).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
     views: z.number().int().min(1).optional().meta({
       arg: 'N',
       defaultText: "the preset's count: one epoch",
-      description: "views stored per image: a multiple of the preset's count, each epoch's views exactly those train cuts live with the same seed",
+      description:
+        "views stored per image: a multiple of the preset's count, each epoch's views exactly those train cuts live with the same seed",
     }),
-    masks: z.enum(VIEW_MASKS).default('saliency').meta({ arg: 'SOURCE', description: 'foreground masks stored with the views (encoder: 2-means on the features of --attention encoder:RUN)' }),
-    'min-foreground': z.number().min(0).lt(1).optional().meta({
-      arg: 'F',
-      expected: 'a fraction in [0, 1)',
-      defaultText: `${HARL_MIN_FOREGROUND} with masks, else 0`,
-      description: "each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop, as train --method hapicl)",
-    }),
+    masks: z
+      .enum(VIEW_MASKS)
+      .default('saliency')
+      .meta({
+        arg: 'SOURCE',
+        description: 'foreground masks stored with the views (encoder: 2-means on the features of --attention encoder:RUN)',
+      }),
+    'min-foreground': z
+      .number()
+      .min(0)
+      .lt(1)
+      .optional()
+      .meta({
+        arg: 'F',
+        expected: 'a fraction in [0, 1)',
+        defaultText: `${HARL_MIN_FOREGROUND} with masks, else 0`,
+        description:
+          "each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop, as train --method hapicl)",
+      }),
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
-    attention: z.string().optional().meta({ arg: 'SOURCE', defaultText: 'saliency', description: 'the attention map: boundary, frequency-tuned, model:PATH, encoder:RUN' }),
+    attention: z
+      .string()
+      .optional()
+      .meta({
+        arg: 'SOURCE',
+        defaultText: 'saliency',
+        description: 'the attention map: boundary, frequency-tuned, model:PATH, encoder:RUN',
+      }),
     // PNG is lossless: training from the shards sees exactly the live pipeline's pixels.
     'image-format': z.enum(IMAGE_FORMATS).default('png').meta({ arg: 'FORMAT', description: 'how each view is stored; png is lossless' }),
     format: z.enum(TABLE_FORMATS).default('parquet').meta({ arg: 'FORMAT', description: 'Parquet, or Arrow IPC files' }),
@@ -60,14 +86,17 @@ export function parsePrecomputeConfig(argv: readonly string[]): PrecomputeConfig
   } catch (err) {
     toConfigError(err);
   }
-  if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:')) throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
-  if (c.masks === 'gt' && !c.data.startsWith('scenes')) throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
+  if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:'))
+    throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
+  if (c.masks === 'gt' && !c.data.startsWith('scenes'))
+    throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
   if (c['min-foreground'] !== undefined && c['min-foreground'] > 0 && c.masks === 'none') {
     throw new ConfigError('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
   }
   c['min-foreground'] ??= c.masks === 'none' ? 0 : HARL_MIN_FOREGROUND;
   const perEpoch = presetViews(c.preset, c.size).length;
   const views = c.views ?? perEpoch;
-  if (views % perEpoch !== 0) throw new ConfigError(`--views: expected a multiple of the ${c.preset} preset's ${perEpoch} views (whole epochs), got ${views}`);
+  if (views % perEpoch !== 0)
+    throw new ConfigError(`--views: expected a multiple of the ${c.preset} preset's ${perEpoch} views (whole epochs), got ${views}`);
   return { ...c, views, perEpoch };
 }

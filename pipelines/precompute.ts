@@ -35,9 +35,14 @@ type ImageFormat = PrecomputeConfig['image-format'];
 /** Samples per Parquet row group of the views table: small, so one sample's read decodes little. */
 export const VIEW_GROUP_SAMPLES = 16;
 
-async function encodeImage(p: { data: Uint8Array; width: number; height: number }, channels: 1 | 3, format: ImageFormat): Promise<Uint8Array> {
+async function encodeImage(
+  p: { data: Uint8Array; width: number; height: number },
+  channels: 1 | 3,
+  format: ImageFormat,
+): Promise<Uint8Array> {
   const image = sharp(p.data, { raw: { width: p.width, height: p.height, channels } });
-  const out = format === 'png' ? image.png({ compressionLevel: 6 }) : format === 'jpeg' ? image.jpeg({ quality: 95 }) : image.webp({ quality: 95 });
+  const out =
+    format === 'png' ? image.png({ compressionLevel: 6 }) : format === 'jpeg' ? image.jpeg({ quality: 95 }) : image.webp({ quality: 95 });
   return new Uint8Array(await out.toBuffer());
 }
 
@@ -60,9 +65,20 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const source = await openSource(c.data).catch(toConfigError);
   // A model's attention runs on tfjs: the same backend train would use.
   if ((c.attention !== undefined && /^(model|encoder):/.test(c.attention)) || c.augment !== 'cpu') await selectBackend('auto');
-  const maps = c.attention?.startsWith('encoder:') ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed) : undefined;
+  const maps = c.attention?.startsWith('encoder:')
+    ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed)
+    : undefined;
   const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
-  const viewOptions: SampleViewOptions = { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.masks, minForeground: c['min-foreground'] ?? 0, seed: c.seed, ...(attention ? { attention } : {}), ...(maps ? { featureMask: maps.mask } : {}) };
+  const viewOptions: SampleViewOptions = {
+    size: c.size,
+    preset: c.preset,
+    attentionView: c['attention-view'],
+    masks: c.masks,
+    minForeground: c['min-foreground'] ?? 0,
+    seed: c.seed,
+    ...(attention ? { attention } : {}),
+    ...(maps ? { featureMask: maps.mask } : {}),
+  };
   const augment = await chooseViewAugment(c.augment, source, viewOptions);
   if (!c.quiet) process.stderr.write(`${augment.reason}\n`);
   const options: SampleViewOptions = { ...viewOptions, augment: augment.path };
@@ -72,19 +88,40 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const maskTable = masksSchema();
   const tables = [{ name: 'views', schema: viewTable }, ...(c.masks === 'none' ? [] : [{ name: 'masks', schema: maskTable }])];
 
-  const writePart = async (samples: AsyncIterable<Sample>, files: Record<string, TableFile>, onSkip: (r: SkipRecord) => void, onNote: (r: SkipRecord) => void) => {
+  const writePart = async (
+    samples: AsyncIterable<Sample>,
+    files: Record<string, TableFile>,
+    onSkip: (r: SkipRecord) => void,
+    onNote: (r: SkipRecord) => void,
+  ) => {
     const budget = new SampleBudget(4 * VIEW_GROUP_SAMPLES);
     const encoded: Observable<EncodedSample[]> = fromSource(samples, budget).pipe(
-      sampleViews(options, epochs, (r) => { onSkip(r); budget.release(); }, onNote),
+      sampleViews(
+        options,
+        epochs,
+        (r) => {
+          onSkip(r);
+          budget.release();
+        },
+        onNote,
+      ),
       augment.path === 'backend' ? cutPlannedViews({ batch: VIEW_GROUP_SAMPLES }) : (s) => s,
-      orderedMergeMap(async (s: Sample): Promise<EncodedSample> => ({
-        id: s.id,
-        label: s.label,
-        views: await Promise.all((s.views ?? []).map(async (v, k) => ({
-          image: await encodeImage(cutPixels(s, k), 3, c['image-format']), mask: v.mask ? await maskPng(v.mask) : null, box: v.box, flipped: v.flipped,
-        }))),
-        ...(s.mask && c.masks !== 'none' ? { mask: { png: await maskPng(s.mask), width: s.mask.width, height: s.mask.height } } : {}),
-      }), 4),
+      orderedMergeMap(
+        async (s: Sample): Promise<EncodedSample> => ({
+          id: s.id,
+          label: s.label,
+          views: await Promise.all(
+            (s.views ?? []).map(async (v, k) => ({
+              image: await encodeImage(cutPixels(s, k), 3, c['image-format']),
+              mask: v.mask ? await maskPng(v.mask) : null,
+              box: v.box,
+              flipped: v.flipped,
+            })),
+          ),
+          ...(s.mask && c.masks !== 'none' ? { mask: { png: await maskPng(s.mask), width: s.mask.width, height: s.mask.height } } : {}),
+        }),
+        4,
+      ),
       bufferCount(VIEW_GROUP_SAMPLES),
     );
     let rows = 0;
@@ -92,24 +129,28 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     try {
       for await (const chunk of stream) {
         const viewRows = chunk.flatMap((s) => s.views.map((v, k) => ({ s, v, k })));
-        await (files['views'] as TableFile).write(tableOf(viewTable, {
-          id: strings(viewRows.map((r) => r.s.id)),
-          label: int32s(viewRows.map((r) => r.s.label)),
-          view: int32s(viewRows.map((r) => r.k)),
-          box: vectorColumn(Float32Array.from(viewRows.flatMap((r) => [...r.v.box])), 4),
-          flipped: bools(viewRows.map((r) => r.v.flipped)),
-          image: binaries(viewRows.map((r) => r.v.image)),
-          mask: binaries(viewRows.map((r) => r.v.mask)),
-        }));
+        await (files['views'] as TableFile).write(
+          tableOf(viewTable, {
+            id: strings(viewRows.map((r) => r.s.id)),
+            label: int32s(viewRows.map((r) => r.s.label)),
+            view: int32s(viewRows.map((r) => r.k)),
+            box: vectorColumn(Float32Array.from(viewRows.flatMap((r) => [...r.v.box])), 4),
+            flipped: bools(viewRows.map((r) => r.v.flipped)),
+            image: binaries(viewRows.map((r) => r.v.image)),
+            mask: binaries(viewRows.map((r) => r.v.mask)),
+          }),
+        );
         if (files['masks']) {
           const withMask = chunk.filter((s) => s.mask);
-          await files['masks'].write(tableOf(maskTable, {
-            id: strings(withMask.map((s) => s.id)),
-            height: int32s(withMask.map((s) => s.mask?.height)),
-            width: int32s(withMask.map((s) => s.mask?.width)),
-            mask: binaries(withMask.map((s) => s.mask?.png ?? null)),
-            method: strings(withMask.map(() => c.masks)),
-          }));
+          await files['masks'].write(
+            tableOf(maskTable, {
+              id: strings(withMask.map((s) => s.id)),
+              height: int32s(withMask.map((s) => s.mask?.height)),
+              width: int32s(withMask.map((s) => s.mask?.width)),
+              mask: binaries(withMask.map((s) => s.mask?.png ?? null)),
+              method: strings(withMask.map(() => c.masks)),
+            }),
+          );
         }
         budget.release(chunk.length);
         rows += chunk.length;
@@ -122,13 +163,36 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
 
   try {
     return await runShardedJob({
-    job: 'precompute', out: c.out, source, shard, seed: c.seed, rowsPerFile: c['rows-per-file'], format: c.format, codec: c.codec,
-    rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
-    config: {
-      data: c.data, attention: c.attention ?? null, preset: c.preset, size: c.size, views: c.views, viewsPerEpoch: c.perEpoch, masks: c.masks, minForeground: c['min-foreground'] ?? 0, attentionView: c['attention-view'],
-      augment: c.augment, imageFormat: c['image-format'], format: c.format, codec: c.format === 'parquet' ? c.codec : null, rowsPerFile: c['rows-per-file'], shard: c.shard, seed: c.seed,
-    },
-    tables, writePart, progress: !c.quiet,
+      job: 'precompute',
+      out: c.out,
+      source,
+      shard,
+      seed: c.seed,
+      rowsPerFile: c['rows-per-file'],
+      format: c.format,
+      codec: c.codec,
+      rowGroupRows: VIEW_GROUP_SAMPLES * (c.views ?? c.perEpoch),
+      config: {
+        data: c.data,
+        attention: c.attention ?? null,
+        preset: c.preset,
+        size: c.size,
+        views: c.views,
+        viewsPerEpoch: c.perEpoch,
+        masks: c.masks,
+        minForeground: c['min-foreground'] ?? 0,
+        attentionView: c['attention-view'],
+        augment: c.augment,
+        imageFormat: c['image-format'],
+        format: c.format,
+        codec: c.format === 'parquet' ? c.codec : null,
+        rowsPerFile: c['rows-per-file'],
+        shard: c.shard,
+        seed: c.seed,
+      },
+      tables,
+      writePart,
+      progress: !c.quiet,
     });
   } finally {
     maps?.dispose();

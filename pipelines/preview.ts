@@ -38,8 +38,17 @@ export async function previewCommand(values: PreviewConfig): Promise<void> {
   const drop = (id: string, stage: string, reason: string) => skipped.record({ id, stage, reason });
   let sheets = 0;
   await lastValueFrom(
-    fromSource(readSamples(source, { seed }, (r) => skipped.record(r)), budget).pipe(
-      decode({ minSide: Math.ceil(size / Math.sqrt(0.2)) * 2, onSkip: (r) => { skipped.record(r); budget.release(); } }),
+    fromSource(
+      readSamples(source, { seed }, (r) => skipped.record(r)),
+      budget,
+    ).pipe(
+      decode({
+        minSide: Math.ceil(size / Math.sqrt(0.2)) * 2,
+        onSkip: (r) => {
+          skipped.record(r);
+          budget.release();
+        },
+      }),
       take(count),
       attentionMap(attention),
       foregroundMask({ method: masks, seed, onFallback: (id, reason) => drop(id, 'mask', reason) }),

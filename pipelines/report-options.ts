@@ -12,7 +12,8 @@ import { BACKEND_OPTIONS } from './shared-options.js';
 
 export const REPORT_COMMAND = {
   name: 'report',
-  summary: 'one self-contained HTML page about a train run: curves, eval scores, training views, PCA of dense features, skipped inputs, config',
+  summary:
+    'one self-contained HTML page about a train run: curves, eval scores, training views, PCA of dense features, skipped inputs, config',
   positional: { name: 'RUN', description: 'a train --out folder' },
   configFile: true,
   options: z.object({

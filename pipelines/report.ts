@@ -75,21 +75,41 @@ export function metricsCharts(records: MetricsRecord[]): { charts: LineChart[]; 
   const partKeys = [...new Set(records.flatMap((r) => Object.keys(r.parts ?? {})))].filter((k) => !NOT_LOSS.has(k));
   const part = (k: string) => (r: MetricsRecord) => r.parts?.[k];
   const candidates: LineChart[] = [
-    { id: 'loss', title: 'Loss (total and parts)', xLabel: 'step', series: [seriesOf(records, 'loss', (r) => r.loss), ...partKeys.map((k) => seriesOf(records, k, part(k)))] },
+    {
+      id: 'loss',
+      title: 'Loss (total and parts)',
+      xLabel: 'step',
+      series: [seriesOf(records, 'loss', (r) => r.loss), ...partKeys.map((k) => seriesOf(records, k, part(k)))],
+    },
     { id: 'lr', title: 'Learning rate', xLabel: 'step', series: [seriesOf(records, 'lr', (r) => r.lr)] },
-    { id: 'imagesPerSec', title: 'Images per second (mean since start)', xLabel: 'step', series: [seriesOf(records, 'imagesPerSec', (r) => r.imagesPerSec)] },
+    {
+      id: 'imagesPerSec',
+      title: 'Images per second (mean since start)',
+      xLabel: 'step',
+      series: [seriesOf(records, 'imagesPerSec', (r) => r.imagesPerSec)],
+    },
     { id: 'knn', title: 'kNN accuracy (k = 20, cosine)', xLabel: 'step', series: [seriesOf(records, 'knn', part('knn'))] },
-    { id: 'selfPositives', title: 'Self-positive fraction (softrank)', xLabel: 'step', series: [seriesOf(records, 'selfPositives', part('selfPositives'))] },
+    {
+      id: 'selfPositives',
+      title: 'Self-positive fraction (softrank)',
+      xLabel: 'step',
+      series: [seriesOf(records, 'selfPositives', part('selfPositives'))],
+    },
   ];
   const charts = candidates.map((c) => ({ ...c, series: c.series.filter((s) => s.points.length > 0) })).filter((c) => c.series.length > 0);
   const notes: string[] = [];
   if (records.length === 0) notes.push('No metrics were logged (metrics.jsonl is empty or missing).');
-  else if (!charts.some((c) => c.id === 'knn')) notes.push('No kNN accuracy was logged in this run (train --knn-every 0, or the run was shorter than one interval).');
+  else if (!charts.some((c) => c.id === 'knn'))
+    notes.push('No kNN accuracy was logged in this run (train --knn-every 0, or the run was shorter than one interval).');
   return { charts, notes };
 }
 
 /** The attention (and encoder masks) the run cut its views with; the run's own final encoder for `--attention encoder`. */
-async function runAttention(config: Partial<TrainConfig>, run: string, notes: string[]): Promise<{ source: AttentionSource; maps?: EncoderMaps }> {
+async function runAttention(
+  config: Partial<TrainConfig>,
+  run: string,
+  notes: string[],
+): Promise<{ source: AttentionSource; maps?: EncoderMaps }> {
   const value = config.attention;
   try {
     if (value === 'encoder' || value?.startsWith('encoder:')) {
@@ -110,20 +130,37 @@ async function trainingViews(source: Source, config: Partial<TrainConfig>, run: 
   try {
     // Masks feed the loss only with hapicl; other runs show saliency masks for reference.
     const hapicl = config.method === 'hapicl';
-    let masks: ViewMasks = hapicl ? config.masks ?? 'saliency' : 'saliency';
+    let masks: ViewMasks = hapicl ? (config.masks ?? 'saliency') : 'saliency';
     if (masks === 'encoder' && !maps) masks = 'saliency';
     if (!hapicl) notes.push(`Masks: saliency, for reference (only hapicl trains with masks; this run is ${config.method ?? 'densecl'}).`);
     const options: SampleViewOptions = {
-      size: config.size ?? 64, preset: config.preset ?? 'mocov2', attentionView: config['attention-view'] ?? false, masks, seed: config.seed ?? 0,
-      attention, ...(maps ? { featureMask: maps.mask } : {}),
+      size: config.size ?? 64,
+      preset: config.preset ?? 'mocov2',
+      attentionView: config['attention-view'] ?? false,
+      masks,
+      seed: config.seed ?? 0,
+      attention,
+      ...(maps ? { featureMask: maps.mask } : {}),
     };
     const budget = new SampleBudget(count + 8); // never released: take() stops the source
     const noted: SkipRecord[] = [];
-    const withAttention: OperatorFunction<Sample, Sample> = map((s) => (s.attention ? s : { ...s, attention: attention(s.pixels as Pixels, s) }));
+    const withAttention: OperatorFunction<Sample, Sample> = map((s) =>
+      s.attention ? s : { ...s, attention: attention(s.pixels as Pixels, s) },
+    );
     const samples = await lastValueFrom(
       fromSource(readSamples(source, { seed: config.seed ?? 0, epoch: 0 }), budget).pipe(
-        sampleViews(options, [0], (r) => { noted.push(r); budget.release(); }, (r) => noted.push(r)),
-        withAttention, take(count), toArray(),
+        sampleViews(
+          options,
+          [0],
+          (r) => {
+            noted.push(r);
+            budget.release();
+          },
+          (r) => noted.push(r),
+        ),
+        withAttention,
+        take(count),
+        toArray(),
       ),
     );
     if (noted.length > 0) notes.push(`${noted.length} sample(s) skipped or given fallbacks while cutting these views.`);
@@ -174,12 +211,18 @@ async function densePca(source: Source, checkpoint: string, count: number, seed:
     dense.dispose();
     const rgb = pcaRgb(features, channels); // one colour scale over all images, so colours compare across them
     const cells = grid * gridW * 3;
-    return Promise.all(samples.map(async (s, b) => ({
-      id: s.id,
-      image: await sharp((views[b] as Pixels).data, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer(),
-      pca: await sharp(rgb.subarray(b * cells, (b + 1) * cells), { raw: { width: gridW, height: grid, channels: 3 } })
-        .resize(size, size, { kernel: 'nearest', fit: 'fill' }).png().toBuffer(),
-    })));
+    return Promise.all(
+      samples.map(async (s, b) => ({
+        id: s.id,
+        image: await sharp((views[b] as Pixels).data, { raw: { width: size, height: size, channels: 3 } })
+          .png()
+          .toBuffer(),
+        pca: await sharp(rgb.subarray(b * cells, (b + 1) * cells), { raw: { width: gridW, height: grid, channels: 3 } })
+          .resize(size, size, { kernel: 'nearest', fit: 'fill' })
+          .png()
+          .toBuffer(),
+      })),
+    );
   } finally {
     encoder.dispose();
   }
@@ -197,8 +240,14 @@ export async function runReport(c: ReportConfig): Promise<{ out: string; bytes: 
   const { charts, notes: chartNotes } = metricsCharts(metrics.rows);
   if (metrics.bad > 0) chartNotes.push(`${metrics.bad} line(s) of metrics.jsonl could not be read and are left out.`);
 
-  const views: ReportContent['views'] = { sheets: [], caption: `The first ${c.images} samples of epoch 0 in the run's seeded order, as training saw them: each image with its views' boxes (dashed: flipped), its attention, its foreground mask, then each view.` };
-  const pca: ReportContent['pca'] = { rows: [], caption: `The first ${c.images} images of the data whole at ${config.size ?? 64} px, and beside each the projection of the trained encoder's dense features on their top 3 principal components (over all ${c.images} images together) as RGB.` };
+  const views: ReportContent['views'] = {
+    sheets: [],
+    caption: `The first ${c.images} samples of epoch 0 in the run's seeded order, as training saw them: each image with its views' boxes (dashed: flipped), its attention, its foreground mask, then each view.`,
+  };
+  const pca: ReportContent['pca'] = {
+    rows: [],
+    caption: `The first ${c.images} images of the data whole at ${config.size ?? 64} px, and beside each the projection of the trained encoder's dense features on their top 3 principal components (over all ${c.images} images together) as RGB.`,
+  };
   const viewNotes: string[] = [];
   let source: Source | undefined;
   try {
@@ -234,7 +283,10 @@ export async function runReport(c: ReportConfig): Promise<{ out: string; bytes: 
       ['kNN first / last', knn.length > 0 ? `${fixed(knn[0], 3)} / ${fixed(knn.at(-1), 3)}` : 'not logged'],
       ['skipped inputs', String(skipped.rows.length)],
     ],
-    charts, chartNotes, views, pca,
+    charts,
+    chartNotes,
+    views,
+    pca,
     skipped: skipped.rows.map((s) => ({ id: String(s.id), stage: String(s.stage), reason: String(s.reason) })),
     config: config as Record<string, unknown>,
   };
@@ -255,7 +307,14 @@ function evaluationRows(run: string, notes: string[]): Array<readonly [string, s
     notes.push(`Evaluation not shown: ${err instanceof Error ? err.message : String(err)}.`);
     return undefined;
   }
-  const scores: Array<[string, string]> = [['knn20', 'kNN top-1 (k = 20)'], ['knn200', 'kNN top-1 (k = 200)'], ['linear', 'linear probe top-1'], ['denseMIoU', 'dense probe mIoU'], ['densePixelAccuracy', 'dense probe pixel accuracy'], ['maskIoU', 'foreground mask IoU']];
+  const scores: Array<[string, string]> = [
+    ['knn20', 'kNN top-1 (k = 20)'],
+    ['knn200', 'kNN top-1 (k = 200)'],
+    ['linear', 'linear probe top-1'],
+    ['denseMIoU', 'dense probe mIoU'],
+    ['densePixelAccuracy', 'dense probe pixel accuracy'],
+    ['maskIoU', 'foreground mask IoU'],
+  ];
   const rows: Array<readonly [string, string]> = [];
   for (const [data, protocols] of Object.entries(saved)) {
     for (const r of Object.values(protocols)) {
@@ -275,5 +334,7 @@ export async function reportCommand(c: ReportConfig): Promise<void> {
   for (const line of backendLines(selection, c.verbose)) process.stderr.write(`${line}\n`);
   const start = performance.now();
   const result = await runReport(c);
-  process.stdout.write(`${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`,
+  );
 }

@@ -64,76 +64,86 @@ function selfPair(anchor: Sample): [Sample, Sample] {
  */
 export function reservoirPairs(o: ReservoirPairsOptions): OperatorFunction<Sample, Sample> {
   const { reservoir } = o;
-  return (anchors) => new Observable<Sample>((subscriber) => {
-    const note = (id: string, reason: string): void => o.onNote?.(id, reason);
+  return (anchors) =>
+    new Observable<Sample>((subscriber) => {
+      const note = (id: string, reason: string): void => o.onNote?.(id, reason);
 
-    /** The cluster of each anchor under its clustering (undefined: none), or why it could not be placed. */
-    const placeGroup = async (group: readonly Sample[], indices: ReadonlyArray<ClusterIndex | undefined>): Promise<Array<number | string | undefined>> => {
-      const placed: Array<number | string | undefined> = group.map((anchor, i) => indices[i]?.clusterOf(anchor.id));
-      const byIndex = new Map<ClusterIndex, number[]>();
-      indices.forEach((index, i) => {
-        if (index) byIndex.set(index, [...(byIndex.get(index) ?? []), i]);
-      });
-      for (const [index, places] of byIndex) {
-        const fresh = places.filter((i) => placed[i] === undefined);
-        if (!o.embed || !index.centroids) {
-          fresh.forEach((i) => { placed[i] = POSITIVE_NOTES.notClustered; });
-          continue;
+      /** The cluster of each anchor under its clustering (undefined: none), or why it could not be placed. */
+      const placeGroup = async (
+        group: readonly Sample[],
+        indices: ReadonlyArray<ClusterIndex | undefined>,
+      ): Promise<Array<number | string | undefined>> => {
+        const placed: Array<number | string | undefined> = group.map((anchor, i) => indices[i]?.clusterOf(anchor.id));
+        const byIndex = new Map<ClusterIndex, number[]>();
+        indices.forEach((index, i) => {
+          if (index) byIndex.set(index, [...(byIndex.get(index) ?? []), i]);
+        });
+        for (const [index, places] of byIndex) {
+          const fresh = places.filter((i) => placed[i] === undefined);
+          if (!o.embed || !index.centroids) {
+            fresh.forEach((i) => {
+              placed[i] = POSITIVE_NOTES.notClustered;
+            });
+            continue;
+          }
+          // The members this clustering cannot place ride along in the anchors' call (once per clustering: then they are placed).
+          const members = reservoir.unplaced(index);
+          if (fresh.length === 0 && members.length === 0) continue;
+          try {
+            const rows = await o.embed([...fresh.map((i) => group[i] as Sample), ...members], index);
+            fresh.forEach((i, j) => {
+              const row = rows[j];
+              placed[i] = row ? index.nearestCluster(row) : POSITIVE_NOTES.notClustered;
+            });
+            const memberClusters = new Map<string, number>();
+            members.forEach((m, j) => {
+              const row = rows[fresh.length + j];
+              if (row) memberClusters.set(m.id, index.nearestCluster(row));
+            });
+            reservoir.place(index, memberClusters);
+          } catch (err) {
+            const why = `${POSITIVE_NOTES.notClustered} (its embedding failed: ${err instanceof Error ? err.message : String(err)})`;
+            fresh.forEach((i) => {
+              placed[i] = why;
+            });
+          }
         }
-        // The members this clustering cannot place ride along in the anchors' call (once per clustering: then they are placed).
-        const members = reservoir.unplaced(index);
-        if (fresh.length === 0 && members.length === 0) continue;
-        try {
-          const rows = await o.embed([...fresh.map((i) => group[i] as Sample), ...members], index);
-          fresh.forEach((i, j) => {
-            const row = rows[j];
-            placed[i] = row ? index.nearestCluster(row) : POSITIVE_NOTES.notClustered;
-          });
-          const memberClusters = new Map<string, number>();
-          members.forEach((m, j) => {
-            const row = rows[fresh.length + j];
-            if (row) memberClusters.set(m.id, index.nearestCluster(row));
-          });
-          reservoir.place(index, memberClusters);
-        } catch (err) {
-          const why = `${POSITIVE_NOTES.notClustered} (its embedding failed: ${err instanceof Error ? err.message : String(err)})`;
-          fresh.forEach((i) => { placed[i] = why; });
-        }
-      }
-      return placed;
-    };
+        return placed;
+      };
 
-    const pairGroup = async (group: readonly PendingAnchor[]): Promise<Sample[]> => {
-      const samples = group.map((g) => g.anchor);
-      const indices = await Promise.all(group.map((g) => g.clustering));
-      const placed = await placeGroup(samples, indices);
-      const out: Sample[] = [];
-      samples.forEach((anchor, i) => {
-        const index = indices[i];
-        const cluster = placed[i];
-        let positive: Sample | undefined;
-        if (!index) note(anchor.id, POSITIVE_NOTES.noClustering);
-        else if (typeof cluster !== 'number') note(anchor.id, cluster ?? POSITIVE_NOTES.notClustered);
-        else {
-          o.onCluster?.((group[i] as PendingAnchor).batch, anchor.id, cluster);
-          positive = reservoir.draw(index, cluster, anchor.id, keyedRng(o.seed, 'positive', o.epoch, anchor.id).next);
-          if (!positive) note(anchor.id, POSITIVE_NOTES.notInReservoir);
-        }
-        out.push(...(positive ? [{ ...anchor, positive: positive.id }, positive] : selfPair(anchor)));
-      });
-      samples.forEach((anchor, i) => {
-        const cluster = placed[i];
-        reservoir.add(anchor, indices[i], typeof cluster === 'number' ? cluster : undefined);
-      });
-      return out;
-    };
+      const pairGroup = async (group: readonly PendingAnchor[]): Promise<Sample[]> => {
+        const samples = group.map((g) => g.anchor);
+        const indices = await Promise.all(group.map((g) => g.clustering));
+        const placed = await placeGroup(samples, indices);
+        const out: Sample[] = [];
+        samples.forEach((anchor, i) => {
+          const index = indices[i];
+          const cluster = placed[i];
+          let positive: Sample | undefined;
+          if (!index) note(anchor.id, POSITIVE_NOTES.noClustering);
+          else if (typeof cluster !== 'number') note(anchor.id, cluster ?? POSITIVE_NOTES.notClustered);
+          else {
+            o.onCluster?.((group[i] as PendingAnchor).batch, anchor.id, cluster);
+            positive = reservoir.draw(index, cluster, anchor.id, keyedRng(o.seed, 'positive', o.epoch, anchor.id).next);
+            if (!positive) note(anchor.id, POSITIVE_NOTES.notInReservoir);
+          }
+          out.push(...(positive ? [{ ...anchor, positive: positive.id }, positive] : selfPair(anchor)));
+        });
+        samples.forEach((anchor, i) => {
+          const cluster = placed[i];
+          reservoir.add(anchor, indices[i], typeof cluster === 'number' ? cluster : undefined);
+        });
+        return out;
+      };
 
-    return anchors.pipe(
-      // Synchronous, in stream order: the anchor's place decides its batch and clustering.
-      map((anchor): PendingAnchor => ({ anchor, ...o.nextAnchor() })),
-      groupConsecutive((a) => a.batch, o.groupSize),
-      concatMap(pairGroup), // one batch at a time: each sees the reservoir its predecessors left
-      concatMap((pairs) => pairs),
-    ).subscribe(subscriber);
-  });
+      return anchors
+        .pipe(
+          // Synchronous, in stream order: the anchor's place decides its batch and clustering.
+          map((anchor): PendingAnchor => ({ anchor, ...o.nextAnchor() })),
+          groupConsecutive((a) => a.batch, o.groupSize),
+          concatMap(pairGroup), // one batch at a time: each sees the reservoir its predecessors left
+          concatMap((pairs) => pairs),
+        )
+        .subscribe(subscriber);
+    });
 }

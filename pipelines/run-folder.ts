@@ -11,7 +11,15 @@ import { ConfigError } from '../core/config-error.js';
  * What belongs to a run: the checkpoint (and the trainer's swap-in copies of it), the metrics,
  * the skip log, `eval`'s scores and `report`'s page.
  */
-export const RUN_FILES = ['checkpoint', 'checkpoint.partial', 'checkpoint.old', 'metrics.jsonl', 'skipped.jsonl', 'eval.json', 'report.html'] as const;
+export const RUN_FILES = [
+  'checkpoint',
+  'checkpoint.partial',
+  'checkpoint.old',
+  'metrics.jsonl',
+  'skipped.jsonl',
+  'eval.json',
+  'report.html',
+] as const;
 
 /** The run files present in `dir` (folders with a trailing slash). */
 export function runFilesIn(dir: string): string[] {
@@ -37,5 +45,7 @@ export function claimRunFolder(dir: string, overwrite: boolean): string[] {
 /** `RUN` or `RUN/checkpoint` → the checkpoint folder, or a ConfigError naming the flag. */
 export function checkpointDir(path: string, field = '--checkpoint'): string {
   for (const dir of [join(path, 'checkpoint'), path]) if (existsSync(join(dir, 'weights.json'))) return resolve(dir);
-  throw new ConfigError(`${field}: no checkpoint in ${path} (expected ${join(path, 'checkpoint', 'weights.json')}, written by densestream train)`);
+  throw new ConfigError(
+    `${field}: no checkpoint in ${path} (expected ${join(path, 'checkpoint', 'weights.json')}, written by densestream train)`,
+  );
 }

@@ -18,7 +18,6 @@ import type { ViewMasks } from './shared-options.js';
 
 export type { ViewMasks } from './shared-options.js';
 
-
 export interface SampleViewOptions {
   size: number;
   /** Where attention maps come from, for the attention view and saliency masks (default: saliency). */
@@ -58,13 +57,21 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
     case 'encoder': {
       const featureMask = o.featureMask;
       if (!featureMask) throw new Error('--masks encoder: needs an encoder (--attention encoder or encoder:RUN)');
-      return (samples) => samples.pipe(attend, map((s) => ({ ...s, mask: featureMask(s.pixels as Pixels, s) })));
+      return (samples) =>
+        samples.pipe(
+          attend,
+          map((s) => ({ ...s, mask: featureMask(s.pixels as Pixels, s) })),
+        );
     }
     case 'gt':
-      return (samples) => samples.pipe(attend, map((s) => {
-        if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
-        return { ...s, mask: s.gtMask };
-      }));
+      return (samples) =>
+        samples.pipe(
+          attend,
+          map((s) => {
+            if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
+            return { ...s, mask: s.gtMask };
+          }),
+        );
     case 'saliency':
     case 'kmeans':
       return (s) => s.pipe(attend, foregroundMask({ method: o.masks === 'kmeans' ? 'kmeans' : 'saliency', seed: o.seed, onFallback }));
@@ -81,9 +88,15 @@ export const AUGMENT_PROBE_IMAGES = 32;
  */
 export async function chooseViewAugment(choice: AugmentChoice, source: Source, o: SampleViewOptions): Promise<AugmentDecision> {
   const sameSize = source.imageSize !== undefined;
-  const samples = choice === 'auto' && sameSize
-    ? await lastValueFrom(from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(decode({ minSide: decodeMinSide(o.size) }), toArray()))
-    : [];
+  const samples =
+    choice === 'auto' && sameSize
+      ? await lastValueFrom(
+          from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(
+            decode({ minSide: decodeMinSide(o.size) }),
+            toArray(),
+          ),
+        )
+      : [];
   // The probe times cutting pixels, on unmasked samples: mask-aware crops are placed otherwise, at the sizes plain ones draw.
   return chooseAugmentPath(choice, { samples, views: viewConfigs({ ...o, minForeground: 0 }), sameSize, seed: o.seed });
 }
@@ -97,7 +110,9 @@ export function decodeWithMasks(o: SampleViewOptions, onNote: (r: SkipRecord) =>
   const masks = withMasks(o, onNote);
   return async (sample) => {
     let reason = 'not decoded';
-    const onSkip = (r: SkipRecord) => { reason = r.reason; };
+    const onSkip = (r: SkipRecord) => {
+      reason = r.reason;
+    };
     const [out] = await lastValueFrom(of(sample).pipe(decode({ minSide: decodeMinSide(o.size), onSkip }), masks, toArray()));
     if (!out) throw new Error(reason);
     return out;
@@ -112,7 +127,10 @@ export function decodeWithMasks(o: SampleViewOptions, onNote: (r: SkipRecord) =>
  * positives: each sample it adds gets views of its own, keyed by its id).
  */
 export function sampleViews(
-  o: SampleViewOptions, epochs: readonly number[], onDecodeSkip: (r: SkipRecord) => void, onNote: (r: SkipRecord) => void,
+  o: SampleViewOptions,
+  epochs: readonly number[],
+  onDecodeSkip: (r: SkipRecord) => void,
+  onNote: (r: SkipRecord) => void,
   beforeViews?: OperatorFunction<Sample, Sample>,
 ): OperatorFunction<Sample, Sample> {
   // Several epochs' views are gathered by id, which a positive may share with its anchor.
@@ -127,12 +145,20 @@ export function sampleViews(
     // Several epochs: cut each epoch's views in turn and keep them all.
     const held = new Map<string, NonNullable<Sample['views']>>();
     perEpoch.forEach((cut) => {
-      out = out.pipe(cut, map((s) => {
-        const all = [...(held.get(s.id) ?? []), ...(s.views ?? [])];
-        held.set(s.id, all);
-        return { ...s, views: all };
-      }));
+      out = out.pipe(
+        cut,
+        map((s) => {
+          const all = [...(held.get(s.id) ?? []), ...(s.views ?? [])];
+          held.set(s.id, all);
+          return { ...s, views: all };
+        }),
+      );
     });
-    return out.pipe(map((s) => { held.delete(s.id); return s; }));
+    return out.pipe(
+      map((s) => {
+        held.delete(s.id);
+        return s;
+      }),
+    );
   };
 }

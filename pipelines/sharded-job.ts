@@ -13,7 +13,15 @@ import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import { removePartials } from '../core/atomic-file.js';
-import { configDifference, manifestName, partIsDone, readManifest, writeManifest, type Manifest, type ManifestPart } from '../sinks/manifest.js';
+import {
+  configDifference,
+  manifestName,
+  partIsDone,
+  readManifest,
+  writeManifest,
+  type Manifest,
+  type ManifestPart,
+} from '../sinks/manifest.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
 import { openTableFile, tableExtension, type TableFile } from '../sinks/table-file.js';
 import type { ParquetCodec, TableFormat } from '../sinks/table-formats.js';
@@ -70,7 +78,11 @@ export interface ShardedJobResult {
 function versions(): Record<string, string> {
   const own = packageJson();
   const pinned = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'apache-arrow', 'parquet-wasm', 'sharp'];
-  return { densestream: own.version, node: process.versions.node, ...Object.fromEntries(pinned.map((p) => [p, own.dependencies[p] ?? 'unknown'])) };
+  return {
+    densestream: own.version,
+    node: process.versions.node,
+    ...Object.fromEntries(pinned.map((p) => [p, own.dependencies[p] ?? 'unknown'])),
+  };
 }
 
 function partName(table: string, shard: Shard, part: number, format: TableFormat): string {
@@ -105,7 +117,8 @@ async function* positions(source: Source, shard: Shard, seed: number, from: numb
 }
 
 export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobResult> {
-  if (isRandomAccess(o.source) && !Number.isFinite(o.source.size)) throw new ConfigError(`--data: ${o.source.name} is endless; give it a count (e.g. scenes:64:2000)`);
+  if (isRandomAccess(o.source) && !Number.isFinite(o.source.size))
+    throw new ConfigError(`--data: ${o.source.name} is endless; give it a count (e.g. scenes:64:2000)`);
   const total = shardSize(o.source, o.shard);
   // The source's extent is part of the output's identity: parts cover fixed positions.
   const config = { ...o.config, source: o.source.name, positions: total ?? null };
@@ -115,20 +128,33 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   if (previous) {
     const key = configDifference(previous.config, config);
     if (key !== undefined || previous.job !== o.job) {
-      throw new ConfigError(`--out ${o.out}: holds a ${previous.job} written with other arguments or another source (${key ?? 'job'}: ${JSON.stringify(previous.config[key ?? ''])} there, ${JSON.stringify(config[key as keyof typeof config])} now); use another --out`);
+      throw new ConfigError(
+        `--out ${o.out}: holds a ${previous.job} written with other arguments or another source (${key ?? 'job'}: ${JSON.stringify(previous.config[key ?? ''])} there, ${JSON.stringify(config[key as keyof typeof config])} now); use another --out`,
+      );
     }
   }
   for (const t of o.tables) removePartials(o.out, (name) => partNumber(name, t.name, o.shard, o.format) !== undefined);
   const now = new Date().toISOString();
   const manifest: Manifest = previous ?? {
-    format: 'densestream-manifest', version: 1, job: o.job, config, seed: o.seed,
-    shard: { index: o.shard.index, count: o.shard.count }, versions: versions(), parts: [], complete: false, createdAt: now, updatedAt: now,
+    format: 'densestream-manifest',
+    version: 1,
+    job: o.job,
+    config,
+    seed: o.seed,
+    shard: { index: o.shard.index, count: o.shard.count },
+    versions: versions(),
+    parts: [],
+    complete: false,
+    createdAt: now,
+    updatedAt: now,
   };
   // A listed part counts as done only with its files intact and, for a known length, all its positions.
   const expected = (p: number) => (total === undefined ? undefined : Math.min(o.rowsPerFile, total - p * o.rowsPerFile));
-  const done = new Map(manifest.parts
-    .filter((p) => partIsDone(o.out, p) && (expected(p.part) === undefined || p.samples === expected(p.part)))
-    .map((p) => [p.part, p]));
+  const done = new Map(
+    manifest.parts
+      .filter((p) => partIsDone(o.out, p) && (expected(p.part) === undefined || p.samples === expected(p.part)))
+      .map((p) => [p.part, p]),
+  );
   manifest.parts = [...done.values()];
   const parts = total === undefined ? Infinity : Math.ceil(total / o.rowsPerFile);
   const skipLog = openSkipLog(join(o.out, `skipped${o.shard.count === 1 ? '' : `-${o.shard.index}of${o.shard.count}`}.jsonl`));
@@ -138,8 +164,22 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   let skipped = 0;
   let writeMs = 0;
   const timed = (f: TableFile): TableFile => ({
-    write: async (t) => { const t0 = performance.now(); try { await f.write(t); } finally { writeMs += performance.now() - t0; } },
-    close: async () => { const t0 = performance.now(); try { return await f.close(); } finally { writeMs += performance.now() - t0; } },
+    write: async (t) => {
+      const t0 = performance.now();
+      try {
+        await f.write(t);
+      } finally {
+        writeMs += performance.now() - t0;
+      }
+    },
+    close: async () => {
+      const t0 = performance.now();
+      try {
+        return await f.close();
+      } finally {
+        writeMs += performance.now() - t0;
+      }
+    },
     abort: () => f.abort(),
   });
   // A stream is read once, front to back, and cut into parts as it goes (done parts are read
@@ -157,7 +197,10 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
       const source = stream ?? positions(o.source, o.shard, o.seed, p * o.rowsPerFile, o.rowsPerFile);
       let taken = 0;
       let partSkipped = 0;
-      const onSkip = (r: SkipRecord) => { partSkipped++; skipLog.record(r); };
+      const onSkip = (r: SkipRecord) => {
+        partSkipped++;
+        skipLog.record(r);
+      };
       // This part's R positions; read skips are reported as they pass.
       async function* partSamples(): AsyncGenerator<Sample> {
         while (taken < o.rowsPerFile) {
@@ -169,28 +212,42 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
           else yield next.value.sample;
         }
       }
-      if (finished) { // a stream's done part: read past its positions
-        for await (const _ of partSamples()) { /* already written */ }
+      if (finished) {
+        // a stream's done part: read past its positions
+        for await (const _ of partSamples()) {
+          /* already written */
+        }
         if (taken === finished.samples) {
           rows += finished.rows;
           skipped += finished.skipped;
           if (taken < o.rowsPerFile) break;
           continue;
         }
-        throw new Error(`--data ${o.source.name}: part ${p} had ${finished.samples} positions last time and ${taken} now; the source changed, use another --out`);
+        throw new Error(
+          `--data ${o.source.name}: part ${p} had ${finished.samples} positions last time and ${taken} now; the source changed, use another --out`,
+        );
       }
       const files: Record<string, TableFile> = {};
-      for (const t of o.tables) files[t.name] = timed(openTableFile(join(o.out, partName(t.name, o.shard, p, o.format)), t.schema, { format: o.format, codec: o.codec, rowGroupRows: o.rowGroupRows }));
+      for (const t of o.tables)
+        files[t.name] = timed(
+          openTableFile(join(o.out, partName(t.name, o.shard, p, o.format)), t.schema, {
+            format: o.format,
+            codec: o.codec,
+            rowGroupRows: o.rowGroupRows,
+          }),
+        );
       const entry: ManifestPart = { part: p, samples: 0, rows: 0, skipped: 0, files: {} };
       try {
         entry.rows = await o.writePart(partSamples(), files, onSkip, (r) => skipLog.record(r));
         entry.samples = taken;
         entry.skipped = partSkipped;
-        if (taken === 0 && total === undefined) { // a stream's end: no empty part
+        if (taken === 0 && total === undefined) {
+          // a stream's end: no empty part
           await Promise.all(Object.values(files).map((f) => f.abort()));
           break;
         }
-        for (const [name, f] of Object.entries(files)) entry.files[name] = { ...(await f.close()), file: partName(name, o.shard, p, o.format) };
+        for (const [name, f] of Object.entries(files))
+          entry.files[name] = { ...(await f.close()), file: partName(name, o.shard, p, o.format) };
       } catch (err) {
         await Promise.all(Object.values(files).map((f) => f.abort()));
         throw err;

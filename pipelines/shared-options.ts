@@ -13,14 +13,18 @@ export const BACKEND_OPTIONS = {
     description: 'the compute backend; auto takes the first that loads: tfjs-node-gpu, tfjs-node, webgpu on a hardware adapter, wasm, cpu',
   }),
   threads: z.number().int().min(1).max(8).optional().meta({ arg: 'N', defaultText: 'the cores', description: 'wasm compute threads' }),
-  verbose: z.boolean().default(false).meta({ flagOnly: true, description: 'also say why each backend before the one taken was passed over' }),
+  verbose: z
+    .boolean()
+    .default(false)
+    .meta({ flagOnly: true, description: 'also say why each backend before the one taken was passed over' }),
 };
 
 /** `--augment`: per image with sharp, per batch by tensor ops on the backend, or the one measured cheaper. */
 export function augmentOption(fallback: AugmentChoice) {
   return z.enum(AUGMENT_CHOICES).default(fallback).meta({
     arg: 'WHERE',
-    description: 'where view pixels are cut: per image with sharp (cpu), per batch by tensor ops (backend), or auto: both measured on the first images, the cheaper taken (images of mixed sizes go to the cpu)',
+    description:
+      'where view pixels are cut: per image with sharp (cpu), per batch by tensor ops (backend), or auto: both measured on the first images, the cheaper taken (images of mixed sizes go to the cpu)',
   });
 }
 

@@ -56,11 +56,15 @@ export function positiveSettings(c: TrainConfig, source: Source): PositiveSettin
   const clusters = c.clusters ?? Math.min(DEFAULT_CLUSTERS, Math.floor(bankSize / 4));
   const negatives = c.negatives ?? 0; // checkpoints from before --negatives have none
   const ofData = c['bank-size'] === undefined ? ` (the size of --data ${c.data})` : '';
-  if (clusters < 2) throw new ConfigError(`--data ${c.data}: ${size} samples are too few for clustering positives (softrank needs at least 8)`);
+  if (clusters < 2)
+    throw new ConfigError(`--data ${c.data}: ${size} samples are too few for clustering positives (softrank needs at least 8)`);
   if (4 * clusters > bankSize) {
-    throw new ConfigError(`--clusters ${clusters}: needs at least ${4 * clusters} embeddings to cluster (4 per cluster), but the bank holds ${bankSize}${ofData}`);
+    throw new ConfigError(
+      `--clusters ${clusters}: needs at least ${4 * clusters} embeddings to cluster (4 per cluster), but the bank holds ${bankSize}${ofData}`,
+    );
   }
-  if (negatives >= bankSize) throw new ConfigError(`--negatives ${negatives}: expected fewer negatives per pair than the bank holds, ${bankSize}${ofData}`);
+  if (negatives >= bankSize)
+    throw new ConfigError(`--negatives ${negatives}: expected fewer negatives per pair than the bank holds, ${bankSize}${ofData}`);
   return { bankSize, clusters, negatives };
 }
 
@@ -98,7 +102,9 @@ export interface OpenPositivesOptions {
  */
 export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, dir: string): PositivesState {
   if (!hasPositives(dir)) {
-    throw new ConfigError(`--resume: ${dir} holds no embedding bank (positives.json): it was written before softrank checkpointed its clustering positives, so the run cannot go on exactly; start a new run`);
+    throw new ConfigError(
+      `--resume: ${dir} holds no embedding bank (positives.json): it was written before softrank checkpointed its clustering positives, so the run cannot go on exactly; start a new run`,
+    );
   }
   let state: PositivesState;
   try {
@@ -109,12 +115,16 @@ export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, 
   const { bank } = state;
   const differ: string[] = [];
   if (bank.capacity !== settings.bankSize) differ.push(`--bank-size ${settings.bankSize} (the checkpoint's bank holds ${bank.capacity})`);
-  if (bank.precision !== c['bank-precision']) differ.push(`--bank-precision ${c['bank-precision']} (the checkpoint's bank is ${bank.precision})`);
+  if (bank.precision !== c['bank-precision'])
+    differ.push(`--bank-precision ${c['bank-precision']} (the checkpoint's bank is ${bank.precision})`);
   if (bank.dims !== DIMS) differ.push(`${DIMS}-d embeddings (the checkpoint's are ${bank.dims}-d)`);
-  if (state.clusters !== settings.clusters) differ.push(`--clusters ${settings.clusters} (the checkpoint clustered into ${state.clusters})`);
+  if (state.clusters !== settings.clusters)
+    differ.push(`--clusters ${settings.clusters} (the checkpoint clustered into ${state.clusters})`);
   if (state.every !== c['recluster-every']) differ.push(`--recluster-every ${c['recluster-every']} (the checkpoint's is ${state.every})`);
   if (differ.length > 0) {
-    throw new ConfigError(`--resume: this run's clustering positives do not fit the checkpoint in ${dir}: ${differ.join('; ')}. Resume with the checkpoint's settings, or start a new run`);
+    throw new ConfigError(
+      `--resume: this run's clustering positives do not fit the checkpoint in ${dir}: ${differ.join('; ')}. Resume with the checkpoint's settings, or start a new run`,
+    );
   }
   return state;
 }
@@ -126,15 +136,27 @@ export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, 
  */
 export function openPositives(c: TrainConfig, source: Source, method: SoftRank, o: OpenPositivesOptions): PositiveSampling {
   const reclustering = new Reclustering({
-    dims: DIMS, bankSize: o.settings.bankSize, precision: c['bank-precision'], clusters: o.settings.clusters, every: c['recluster-every'],
-    anchorsPerStep: o.perBatch, steps: c.steps, startStep: o.startStep, seed: c.seed, negatives: o.settings.negatives,
-    anchors: wholeImageEmbedder(method, c.size, c.seed), onWarning: o.onWarning, ...(o.saved ? { restore: o.saved } : {}),
+    dims: DIMS,
+    bankSize: o.settings.bankSize,
+    precision: c['bank-precision'],
+    clusters: o.settings.clusters,
+    every: c['recluster-every'],
+    anchorsPerStep: o.perBatch,
+    steps: c.steps,
+    startStep: o.startStep,
+    seed: c.seed,
+    negatives: o.settings.negatives,
+    anchors: wholeImageEmbedder(method, c.size, c.seed),
+    onWarning: o.onWarning,
+    ...(o.saved ? { restore: o.saved } : {}),
   });
   if (!isRandomAccess(source)) {
     const reservoir = new PositiveReservoir(c.reservoir ?? DEFAULT_RESERVOIR);
     if (o.saved) {
-      o.onWarning(`softrank: --data ${c.data} is a stream: the reservoir of the last ${reservoir.capacity} samples that positives are drawn from is not in the checkpoint and restarts empty, `
-        + 'so until it refills anchors get other positives (or are their own) than in the uninterrupted run: resume is not exact for streams (the bank and clusterings are restored)');
+      o.onWarning(
+        `softrank: --data ${c.data} is a stream: the reservoir of the last ${reservoir.capacity} samples that positives are drawn from is not in the checkpoint and restarts empty, ` +
+          'so until it refills anchors get other positives (or are their own) than in the uninterrupted run: resume is not exact for streams (the bank and clusterings are restored)',
+      );
     }
     return {
       reclustering,

@@ -19,7 +19,10 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
   let total = c.steps;
   const onLog = (r: MetricsRecord) => {
     const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step));
-    const pairs = r.parts['selfPositives'] === undefined ? '' : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
+    const pairs =
+      r.parts['selfPositives'] === undefined
+        ? ''
+        : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
     const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
     const line = `step ${r.step}/${total}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
     process.stderr.write(tty ? `\r${line}` : `${line}\n`);
@@ -35,7 +38,16 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
   try {
     const { runTraining } = await import('./train.js');
     const { knnGainStdErr } = await import('../train/knn-monitor.js');
-    const result = await runTraining(c, { resume, overwrite, verbose, onLog, shouldStop: () => interrupted, onSteps: (n) => { total = n; } });
+    const result = await runTraining(c, {
+      resume,
+      overwrite,
+      verbose,
+      onLog,
+      shouldStop: () => interrupted,
+      onSteps: (n) => {
+        total = n;
+      },
+    });
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -45,17 +57,32 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
       const gain = result.knnFinal - result.knnInit;
       const se = knnGainStdErr(result.knnInit, result.knnFinal, result.knnQueries);
       knnGain = { knnGain: round4(gain), knnGainStdErr: round4(se) };
-      process.stderr.write(`knn: ${result.knnInit.toFixed(3)} at random init, ${result.knnFinal.toFixed(3)} now: ${gain >= 0 ? '+' : ''}${gain.toFixed(3)} ± ${se.toFixed(3)} (one standard error, ${result.knnQueries} queries)${Math.abs(gain) < 2 * se ? ', within noise' : ''}\n`);
+      process.stderr.write(
+        `knn: ${result.knnInit.toFixed(3)} at random init, ${result.knnFinal.toFixed(3)} now: ${gain >= 0 ? '+' : ''}${gain.toFixed(3)} ± ${se.toFixed(3)} (one standard error, ${result.knnQueries} queries)${Math.abs(gain) < 2 * se ? ', within noise' : ''}\n`,
+      );
     }
-    process.stdout.write(`${JSON.stringify({
-      method: c.method, encoder: c.encoder, backend: result.backend, augment: result.augment, steps: result.steps, batch: c.batch, size: c.size,
-      imagesPerSec: Math.round(result.imagesPerSec * 10) / 10, dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
-      lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4, lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
-      checkpoint: join(c.out, 'checkpoint'), metrics: join(c.out, 'metrics.jsonl'), interrupted,
-      ...(result.positives ? { positives: roundedStats(result.positives) } : {}),
-      ...(result.knnInit === undefined ? {} : { knnInit: round4(result.knnInit) }), ...(result.knnFinal === undefined ? {} : { knnFinal: round4(result.knnFinal) }),
-      ...knnGain,
-    })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        method: c.method,
+        encoder: c.encoder,
+        backend: result.backend,
+        augment: result.augment,
+        steps: result.steps,
+        batch: c.batch,
+        size: c.size,
+        imagesPerSec: Math.round(result.imagesPerSec * 10) / 10,
+        dataWaitFraction: Math.round(result.dataWaitFraction * 1000) / 1000,
+        lossFirst10: Math.round(mean(result.losses.slice(0, 10)) * 1e4) / 1e4,
+        lossLast10: Math.round(mean(result.losses.slice(-10)) * 1e4) / 1e4,
+        checkpoint: join(c.out, 'checkpoint'),
+        metrics: join(c.out, 'metrics.jsonl'),
+        interrupted,
+        ...(result.positives ? { positives: roundedStats(result.positives) } : {}),
+        ...(result.knnInit === undefined ? {} : { knnInit: round4(result.knnInit) }),
+        ...(result.knnFinal === undefined ? {} : { knnFinal: round4(result.knnFinal) }),
+        ...knnGain,
+      })}\n`,
+    );
     return interrupted ? 130 : 0;
   } finally {
     process.off('SIGINT', onInterrupt);
@@ -66,7 +93,10 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
 function roundedStats(p: PositiveStats): PositiveStats {
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
   return {
-    ...p, selfPositiveFraction: r3(p.selfPositiveFraction), clusteringSeconds: r3(p.clusteringSeconds), waitedSeconds: r3(p.waitedSeconds),
+    ...p,
+    selfPositiveFraction: r3(p.selfPositiveFraction),
+    clusteringSeconds: r3(p.clusteringSeconds),
+    waitedSeconds: r3(p.waitedSeconds),
     selfPositiveFractionAfterClustering: p.selfPositiveFractionAfterClustering === null ? null : r3(p.selfPositiveFractionAfterClustering),
   };
 }

@@ -14,7 +14,6 @@ import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { augmentOption, BACKEND_OPTIONS } from './shared-options.js';
 
-
 /** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 export const MAX_RESERVOIR = 65_536;
 
@@ -34,42 +33,74 @@ export const TRAIN_COMMAND = {
   options: z.object({
     data: z.string().default('scenes').meta({
       arg: 'SOURCE',
-      description: 'the images: scenes (built-in, with ground truth), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR], or parquet:DIR (views cut by precompute)',
+      description:
+        'the images: scenes (built-in, with ground truth), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR], or parquet:DIR (views cut by precompute)',
     }),
     method: z.enum(TRAIN_METHODS).default(DEFAULT_METHOD).meta({
       arg: 'NAME',
-      description: 'the objective: densecl, mocov2, hapicl (mask-guided pixel contrast) or softrank (soft-ranking distillation with clustering positives)',
+      description:
+        'the objective: densecl, mocov2, hapicl (mask-guided pixel contrast) or softrank (soft-ranking distillation with clustering positives)',
     }),
     steps: z.number().int().min(1).default(200).meta({ arg: 'N', description: 'optimizer steps' }),
     epochs: z.number().int().min(1).optional().meta({ arg: 'E', description: 'passes over a finite source, instead of --steps' }),
-    batch: z.number().int().min(2).default(32).meta({ arg: 'B', description: 'images per step; softrank counts anchors and positives (even, ≥ 4)' }),
+    batch: z
+      .number()
+      .int()
+      .min(2)
+      .default(32)
+      .meta({ arg: 'B', description: 'images per step; softrank counts anchors and positives (even, ≥ 4)' }),
     size: z.number().int().min(16).default(64).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
     encoder: z.enum(ENCODERS).default('slim').meta({ arg: 'NAME', description: 'a slim ResNet, ResNet-18, or ViT-Tiny (patch 8)' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
     masks: z.enum(MASK_SOURCES).default('saliency').meta({
       arg: 'SOURCE',
-      description: "hapicl's foreground masks: saliency, kmeans (colour 2-means), gt (the scenes' ground truth), encoder (2-means on the features of --attention encoder or encoder:RUN)",
+      description:
+        "hapicl's foreground masks: saliency, kmeans (colour 2-means), gt (the scenes' ground truth), encoder (2-means on the features of --attention encoder or encoder:RUN)",
     }),
-    'min-foreground': z.number().min(0).lt(1).optional().meta({
-      arg: 'F',
-      expected: 'a fraction in [0, 1)',
-      defaultText: `${HARL_MIN_FOREGROUND} with hapicl`,
-      description: "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
-    }),
+    'min-foreground': z
+      .number()
+      .min(0)
+      .lt(1)
+      .optional()
+      .meta({
+        arg: 'F',
+        expected: 'a fraction in [0, 1)',
+        defaultText: `${HARL_MIN_FOREGROUND} with hapicl`,
+        description:
+          "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
+      }),
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
     attention: z.string().optional().meta({
       arg: 'SOURCE',
       defaultText: 'saliency',
-      description: "the map behind the attention view and saliency masks: boundary, frequency-tuned, model:PATH (a tfjs model), encoder:RUN (a train run's encoder), or encoder (the one being trained, refreshed every --attention-refresh steps)",
+      description:
+        "the map behind the attention view and saliency masks: boundary, frequency-tuned, model:PATH (a tfjs model), encoder:RUN (a train run's encoder), or encoder (the one being trained, refreshed every --attention-refresh steps)",
     }),
-    'attention-refresh': z.number().int().min(1).optional().meta({ arg: 'K', defaultText: '50', description: 'steps between refreshes of --attention encoder' }),
-    'align-weight': z.number().min(0).default(0).meta({ arg: 'λ', description: 'weight of the align loss between the attention view and the others; 0 is off' }),
+    'attention-refresh': z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ arg: 'K', defaultText: '50', description: 'steps between refreshes of --attention encoder' }),
+    'align-weight': z
+      .number()
+      .min(0)
+      .default(0)
+      .meta({ arg: 'λ', description: 'weight of the align loss between the attention view and the others; 0 is off' }),
     match: z.enum(['feature', 'geometric']).default('feature').meta({
       arg: 'HOW',
-      description: "densecl: each query cell's positive key cell, by backbone-feature argmax or by where the two crops overlap in the image",
+      description:
+        "densecl: each query cell's positive key cell, by backbone-feature argmax or by where the two crops overlap in the image",
     }),
-    optimizer: z.enum(['sgd', 'adamw', 'lars']).default('sgd').meta({ arg: 'NAME', description: 'SGD with momentum 0.9, AdamW, or LARS; each with a cosine schedule after warm-up' }),
-    lr: z.number().min(0).default(0.05).meta({ arg: 'RATE', defaultText: '0.05 sgd, 1e-3 adamw, 0.3·B/256 lars', description: 'peak learning rate' }),
+    optimizer: z
+      .enum(['sgd', 'adamw', 'lars'])
+      .default('sgd')
+      .meta({ arg: 'NAME', description: 'SGD with momentum 0.9, AdamW, or LARS; each with a cosine schedule after warm-up' }),
+    lr: z
+      .number()
+      .min(0)
+      .default(0.05)
+      .meta({ arg: 'RATE', defaultText: '0.05 sgd, 1e-3 adamw, 0.3·B/256 lars', description: 'peak learning rate' }),
     warmup: z.number().int().min(0).default(20).meta({ arg: 'N', description: 'warm-up steps' }),
     'weight-decay': z.number().min(0).default(1e-4).meta({ arg: 'λ', description: 'decoupled weight decay' }),
     queue: z.number().int().min(1).default(4096).meta({ arg: 'K', description: 'negative keys in the momentum queue' }),
@@ -78,26 +109,85 @@ export const TRAIN_COMMAND = {
     out: z.string().optional().meta({
       arg: 'DIR',
       defaultText: 'runs/METHOD',
-      description: 'the run folder; one that holds a run is refused (--resume continues it, --resume --steps N extends it, --overwrite replaces it)',
+      description:
+        'the run folder; one that holds a run is refused (--resume continues it, --resume --steps N extends it, --overwrite replaces it)',
     }),
     seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds weights, order and every view' }),
     'log-every': z.number().int().min(1).default(10).meta({ arg: 'N', description: 'steps between progress lines and metrics records' }),
     'checkpoint-every': z.number().int().min(1).default(100).meta({ arg: 'N', description: 'steps between checkpoints' }),
-    'recluster-every': z.number().int().min(1).default(50).meta({ arg: 'K', description: 'softrank: steps between clusterings of the embedding bank' }),
-    clusters: z.number().int().min(2).optional().meta({ arg: 'k', defaultText: 'min(100, bank/4)', description: 'softrank: clusters of each clustering' }),
-    'bank-size': z.number().int().min(8).optional().meta({ arg: 'N', defaultText: 'min(data size, 65536)', description: 'softrank: embeddings the bank holds' }),
-    'bank-precision': z.enum(['float32', 'float16']).default('float32').meta({ arg: 'TYPE', description: "softrank: the bank's number format" }),
-    negatives: z.number().int().min(0).optional().meta({ arg: 'K', defaultText: '0', description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates' }),
-    reservoir: z.number().int().min(1).optional().meta({
-      arg: 'N',
-      defaultText: '1024',
-      description: `softrank on tar:PATTERN (a stream): the recent decoded samples positives are drawn from, at most ${MAX_RESERVOIR}`,
-    }),
-    'knn-every': z.number().int().min(0).default(100).meta({ arg: 'K', description: 'steps between kNN evaluations of a labelled set, logged as knn; 0 is off' }),
-    'knn-size': z.number().int().min(10).default(1000).meta({ arg: 'N', description: "the kNN monitor's images (4/5 references, 1/5 queries)" }),
-    'knn-data': z.string().optional().meta({ arg: 'SOURCE', defaultText: "scenes: --data's; fashion-mnist: its test split", description: "the kNN monitor's labelled set" }),
-    resume: z.boolean().default(false).meta({ flagOnly: true, description: "continue the run in --out from its checkpoint, with its configuration (--steps N extends it)" }),
-    overwrite: z.boolean().default(false).meta({ flagOnly: true, description: "remove the run already in --out (its files only) and start anew" }),
+    'recluster-every': z
+      .number()
+      .int()
+      .min(1)
+      .default(50)
+      .meta({ arg: 'K', description: 'softrank: steps between clusterings of the embedding bank' }),
+    clusters: z
+      .number()
+      .int()
+      .min(2)
+      .optional()
+      .meta({ arg: 'k', defaultText: 'min(100, bank/4)', description: 'softrank: clusters of each clustering' }),
+    'bank-size': z
+      .number()
+      .int()
+      .min(8)
+      .optional()
+      .meta({ arg: 'N', defaultText: 'min(data size, 65536)', description: 'softrank: embeddings the bank holds' }),
+    'bank-precision': z
+      .enum(['float32', 'float16'])
+      .default('float32')
+      .meta({ arg: 'TYPE', description: "softrank: the bank's number format" }),
+    negatives: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({
+        arg: 'K',
+        defaultText: '0',
+        description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates',
+      }),
+    reservoir: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({
+        arg: 'N',
+        defaultText: '1024',
+        description: `softrank on tar:PATTERN (a stream): the recent decoded samples positives are drawn from, at most ${MAX_RESERVOIR}`,
+      }),
+    'knn-every': z
+      .number()
+      .int()
+      .min(0)
+      .default(100)
+      .meta({ arg: 'K', description: 'steps between kNN evaluations of a labelled set, logged as knn; 0 is off' }),
+    'knn-size': z
+      .number()
+      .int()
+      .min(10)
+      .default(1000)
+      .meta({ arg: 'N', description: "the kNN monitor's images (4/5 references, 1/5 queries)" }),
+    'knn-data': z
+      .string()
+      .optional()
+      .meta({
+        arg: 'SOURCE',
+        defaultText: "scenes: --data's; fashion-mnist: its test split",
+        description: "the kNN monitor's labelled set",
+      }),
+    resume: z
+      .boolean()
+      .default(false)
+      .meta({
+        flagOnly: true,
+        description: 'continue the run in --out from its checkpoint, with its configuration (--steps N extends it)',
+      }),
+    overwrite: z
+      .boolean()
+      .default(false)
+      .meta({ flagOnly: true, description: 'remove the run already in --out (its files only) and start anew' }),
   }),
   notes: `softrank pairs each anchor with a positive: once a clustering exists, another image of the anchor's cluster (a new anchor's by its nearest centroid; the anchor itself when none is left). On tar: shards, a stream, the positive comes from the recent samples of the anchor's cluster, and --resume is not exact.`,
 } satisfies CommandSchema;
@@ -111,13 +201,18 @@ export type TrainConfig = Omit<TrainOptions, 'resume' | 'overwrite' | 'verbose' 
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
  * `--resume`, the configuration is the checkpoint's and only `--out` and `--steps` may be given.
  */
-export function parseTrainConfig(argv: readonly string[]): TrainConfig & { resume: boolean; overwrite: boolean; verbose: boolean; stepsDone?: number } {
+export function parseTrainConfig(
+  argv: readonly string[],
+): TrainConfig & { resume: boolean; overwrite: boolean; verbose: boolean; stepsDone?: number } {
   const { values, given } = parseCommand(TRAIN_COMMAND, argv);
   const { resume, overwrite, verbose, ...options } = values;
   if (resume) {
     if (overwrite) throw new ConfigError('--resume continues the run in --out and --overwrite replaces it; give one');
     const others = [...given].filter((k) => !['resume', 'out', 'steps', 'verbose', 'threads'].includes(k));
-    if (others.length > 0) throw new ConfigError(`--resume takes the configuration from the checkpoint (only --steps may extend it); drop --${others.join(', --')}`);
+    if (others.length > 0)
+      throw new ConfigError(
+        `--resume takes the configuration from the checkpoint (only --steps may extend it); drop --${others.join(', --')}`,
+      );
     const out = options.out ?? join('runs', DEFAULT_METHOD);
     const dir = join(out, 'checkpoint');
     if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
@@ -126,7 +221,10 @@ export function parseTrainConfig(argv: readonly string[]): TrainConfig & { resum
     if (given.has('threads')) config.threads = options.threads; // how many cores to use is this machine's business, not the run's
     if (given.has('steps')) {
       // Extends the run: the cosine schedule is re-planned to end at the new step count, from the step the checkpoint holds.
-      if (options.steps <= meta.step) throw new ConfigError(`--steps ${options.steps}: the run in ${out} has done ${meta.step} steps; --resume --steps extends it to more`);
+      if (options.steps <= meta.step)
+        throw new ConfigError(
+          `--steps ${options.steps}: the run in ${out} has done ${meta.step} steps; --resume --steps extends it to more`,
+        );
       config.steps = options.steps;
       config.epochs = undefined; // the new length is in steps
     }
@@ -138,29 +236,39 @@ export function parseTrainConfig(argv: readonly string[]): TrainConfig & { resum
   // LARS: the linear scaling rule lr = 0.3 × batch / 256 (SimCLR, solo-learn); its trust ratio sets each layer's step.
   if (c.optimizer === 'lars' && !given.has('lr')) c.lr = (0.3 * c.batch) / 256;
   checkSoftRankOptions(c, given);
-  if (given.has('epochs') && given.has('steps')) throw new ConfigError('--epochs and --steps both set the run\'s length; give one');
+  if (given.has('epochs') && given.has('steps')) throw new ConfigError("--epochs and --steps both set the run's length; give one");
   if (c.encoder === 'vit') {
-    if (c.preset === 'multicrop') throw new ConfigError('--encoder vit: its position embeddings fix the view size, and multicrop mixes sizes; use --preset mocov2 or byol');
+    if (c.preset === 'multicrop')
+      throw new ConfigError(
+        '--encoder vit: its position embeddings fix the view size, and multicrop mixes sizes; use --preset mocov2 or byol',
+      );
     if (c.size % 8 !== 0) throw new ConfigError(`--encoder vit: --size ${c.size} must be a multiple of its patch, 8`);
   }
   if (c.method === 'hapicl' && c.masks === 'encoder' && !(c.attention === 'encoder' || c.attention?.startsWith('encoder:'))) {
     throw new ConfigError('--masks encoder: clusters the features of --attention encoder (the live encoder) or encoder:RUN; give one');
   }
-  if (given.has('attention-refresh') && c.attention !== 'encoder') throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
-  if (given.has('match') && c.method !== 'densecl') throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
+  if (given.has('attention-refresh') && c.attention !== 'encoder')
+    throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
+  if (given.has('match') && c.method !== 'densecl')
+    throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {
-    throw new ConfigError(`--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`);
+    throw new ConfigError(
+      `--match geometric: --size ${c.size} must be a multiple of the ${c.encoder} encoder's stride ${encoderStride(encoderPreset(c.encoder, c.size))}`,
+    );
   }
-  if (given.has('min-foreground') && c.method !== 'hapicl') throw new ConfigError(`--min-foreground: only hapicl has masks to keep crops on; drop it with --method ${c.method}`);
+  if (given.has('min-foreground') && c.method !== 'hapicl')
+    throw new ConfigError(`--min-foreground: only hapicl has masks to keep crops on; drop it with --method ${c.method}`);
   if (c.method === 'hapicl' && !given.has('min-foreground')) c['min-foreground'] = HARL_MIN_FOREGROUND;
   checkKnnOptions(c, given);
-  if (given.has('augment') && c.data.startsWith('parquet:')) throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
+  if (given.has('augment') && c.data.startsWith('parquet:'))
+    throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
   return { ...c, resume: false, overwrite, verbose };
 }
 
 /** The kNN monitor's labelled set by default: the training scenes, or Fashion-MNIST's test split; other sources have no labels. */
 export function defaultKnnData(data: string): string | undefined {
-  if (data === 'scenes' || data.startsWith('scenes:') || data === 'fashion-mnist-test' || data.startsWith('fashion-mnist-test:')) return data;
+  if (data === 'scenes' || data.startsWith('scenes:') || data === 'fashion-mnist-test' || data.startsWith('fashion-mnist-test:'))
+    return data;
   if (data === 'fashion-mnist' || data.startsWith('fashion-mnist:')) return `fashion-mnist-test${data.slice('fashion-mnist'.length)}`;
   return undefined;
 }
@@ -171,9 +279,15 @@ export function defaultKnnData(data: string): string | undefined {
  */
 function checkKnnOptions(c: TrainConfig, given: ReadonlySet<string>): void {
   const data = c['knn-data'] ?? defaultKnnData(c.data);
-  if (data?.startsWith('parquet:')) throw new ConfigError(`--knn-data ${data}: the kNN monitor needs whole labelled images (scenes, fashion-mnist-test, dir:PATH or tar:PATTERN with labels), not precomputed views`);
+  if (data?.startsWith('parquet:'))
+    throw new ConfigError(
+      `--knn-data ${data}: the kNN monitor needs whole labelled images (scenes, fashion-mnist-test, dir:PATH or tar:PATTERN with labels), not precomputed views`,
+    );
   if (c['knn-every'] > 0 && data === undefined) {
-    if (given.has('knn-every')) throw new ConfigError(`--knn-every: --data ${c.data} has no labels for the kNN monitor; name a labelled set with --knn-data (e.g. scenes, fashion-mnist-test), or drop --knn-every`);
+    if (given.has('knn-every'))
+      throw new ConfigError(
+        `--knn-every: --data ${c.data} has no labels for the kNN monitor; name a labelled set with --knn-data (e.g. scenes, fashion-mnist-test), or drop --knn-every`,
+      );
     c['knn-every'] = 0; // no labelled set: the monitor is off
   }
   // By default a run shorter than one interval has no monitor: an evaluation would cost more than it tells.
@@ -184,27 +298,41 @@ function checkKnnOptions(c: TrainConfig, given: ReadonlySet<string>): void {
 function checkSoftRankOptions(c: TrainConfig, given: ReadonlySet<string>): void {
   if (c.method !== 'softrank') {
     const misplaced = SOFTRANK_OPTIONS.filter((k) => given.has(k));
-    if (misplaced.length > 0) throw new ConfigError(`--${misplaced.join(', --')}: clustering positives are --method softrank's; drop ${misplaced.length === 1 ? 'it' : 'them'} with --method ${c.method}`);
+    if (misplaced.length > 0)
+      throw new ConfigError(
+        `--${misplaced.join(', --')}: clustering positives are --method softrank's; drop ${misplaced.length === 1 ? 'it' : 'them'} with --method ${c.method}`,
+      );
     return;
   }
   if (c.batch % 2 !== 0 || c.batch < 4) {
-    throw new ConfigError(`--batch: softrank trains on (anchor, positive) pairs, --batch counting both: expected an even number ≥ 4, got ${c.batch}`);
+    throw new ConfigError(
+      `--batch: softrank trains on (anchor, positive) pairs, --batch counting both: expected an even number ≥ 4, got ${c.batch}`,
+    );
   }
   if (c.data.startsWith('parquet:')) {
-    throw new ConfigError(`--data ${c.data}: softrank cuts the views of an anchor and its positive after pairing them, so it needs images (scenes, dir:PATH, fashion-mnist, tar:PATTERN), not precomputed views`);
+    throw new ConfigError(
+      `--data ${c.data}: softrank cuts the views of an anchor and its positive after pairing them, so it needs images (scenes, dir:PATH, fashion-mnist, tar:PATTERN), not precomputed views`,
+    );
   }
   // Only a stream draws positives from a reservoir; a random-access source reads them again by id.
   if (c.reservoir !== undefined) {
-    if (!c.data.startsWith('tar:')) throw new ConfigError(`--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples; --data ${c.data} reads them again by id, drop --reservoir`);
-    if (c.reservoir > MAX_RESERVOIR) throw new ConfigError(`--reservoir ${c.reservoir}: holds that many decoded images (≈ 62 KB each at --size 64); expected at most ${MAX_RESERVOIR}`);
+    if (!c.data.startsWith('tar:'))
+      throw new ConfigError(
+        `--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples; --data ${c.data} reads them again by id, drop --reservoir`,
+      );
+    if (c.reservoir > MAX_RESERVOIR)
+      throw new ConfigError(
+        `--reservoir ${c.reservoir}: holds that many decoded images (≈ 62 KB each at --size 64); expected at most ${MAX_RESERVOIR}`,
+      );
   }
   const bank = c['bank-size'];
   if (bank !== undefined && c.clusters !== undefined && 4 * c.clusters > bank) {
-    throw new ConfigError(`--clusters ${c.clusters}: needs at least ${4 * c.clusters} embeddings to cluster (4 per cluster), but --bank-size is ${bank}`);
+    throw new ConfigError(
+      `--clusters ${c.clusters}: needs at least ${4 * c.clusters} embeddings to cluster (4 per cluster), but --bank-size is ${bank}`,
+    );
   }
   // Without --bank-size the bank's size is known once the source is open (positiveSettings checks it then).
   if (bank !== undefined && c.negatives !== undefined && c.negatives >= bank) {
     throw new ConfigError(`--negatives ${c.negatives}: expected fewer negatives per pair than the bank holds, --bank-size ${bank}`);
   }
 }
-

@@ -56,7 +56,8 @@ import { defaultKnnData, type TrainConfig } from './train-options.js';
 
 /** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
 function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number {
-  if (!isRandomAccess(source) || !Number.isFinite(source.size)) throw new ConfigError(`--epochs: ${source.name} has no known length; give --steps`);
+  if (!isRandomAccess(source) || !Number.isFinite(source.size))
+    throw new ConfigError(`--epochs: ${source.name} has no known length; give --steps`);
   const perStep = c.method === 'softrank' ? c.batch / 2 : c.batch;
   return Math.max(1, Math.floor((epochs * source.size) / perStep)); // whole batches only: the last partial one is dropped
 }
@@ -65,10 +66,14 @@ function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number 
 function createMethod(c: TrainConfig, negatives?: SoftRankOptions['negatives']): Method {
   const common = { encoder: encoderPreset(c.encoder, c.size), seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
   switch (c.method) {
-    case 'mocov2': return createMocoV2(common);
-    case 'densecl': return createDenseCL({ ...common, match: c.match });
-    case 'hapicl': return createHapicl(common);
-    case 'softrank': return createSoftRank({ ...common, frozenTargets: true, ...(negatives ? { negatives } : {}) });
+    case 'mocov2':
+      return createMocoV2(common);
+    case 'densecl':
+      return createDenseCL({ ...common, match: c.match });
+    case 'hapicl':
+      return createHapicl(common);
+    case 'softrank':
+      return createSoftRank({ ...common, frozenTargets: true, ...(negatives ? { negatives } : {}) });
   }
 }
 
@@ -81,7 +86,9 @@ async function openKnnMonitor(c: TrainConfig, method: Method): Promise<KnnMonito
   try {
     const source = await openSource(data, {}, '--knn-data');
     const set = await loadKnnSet(readSamples(source, { shuffle: false, limit: c['knn-size'] }), { size: c.size, seed: c.seed });
-    process.stderr.write(`knn monitor: ${set.references} references and ${set.queries} queries of ${source.name}${set.skipped ? ` (${set.skipped} unreadable, left out)` : ''}, k = ${KNN_K}, τ = ${KNN_TAU}, every ${c['knn-every']} steps\n`);
+    process.stderr.write(
+      `knn monitor: ${set.references} references and ${set.queries} queries of ${source.name}${set.skipped ? ` (${set.skipped} unreadable, left out)` : ''}, k = ${KNN_K}, τ = ${KNN_TAU}, every ${c['knn-every']} steps\n`,
+    );
     return createKnnMonitor({ method, set });
   } catch (err) {
     const flag = c['knn-data'] === undefined ? `--knn-every (monitor set: --data ${data})` : `--knn-data ${data}`;
@@ -96,19 +103,32 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
   const differ: string[] = [];
   if (p.size !== c.size) differ.push(`--size ${c.size} (the views are ${p.size} px)`);
   if (p.preset !== c.preset) differ.push(`--preset ${c.preset} (the views are ${p.preset})`);
-  if (p.attentionView !== c['attention-view']) differ.push(`--attention-view ${c['attention-view']} (the views were cut with ${p.attentionView})`);
+  if (p.attentionView !== c['attention-view'])
+    differ.push(`--attention-view ${c['attention-view']} (the views were cut with ${p.attentionView})`);
   if (c.method === 'hapicl' && p.masks === 'none') differ.push('--method hapicl needs masks (precompute with --masks saliency|kmeans|gt)');
-  const minForeground = c.method === 'hapicl' ? c['min-foreground'] ?? 0 : 0;
+  const minForeground = c.method === 'hapicl' ? (c['min-foreground'] ?? 0) : 0;
   if (p.minForeground !== minForeground) {
-    differ.push(c.method === 'hapicl' ? `--min-foreground ${minForeground} (the views were cut with ${p.minForeground})`
-      : `--method ${c.method} cuts plain crops (the views were cut keeping ${p.minForeground} of each crop on the mask; precompute with --min-foreground 0)`);
+    differ.push(
+      c.method === 'hapicl'
+        ? `--min-foreground ${minForeground} (the views were cut with ${p.minForeground})`
+        : `--method ${c.method} cuts plain crops (the views were cut keeping ${p.minForeground} of each crop on the mask; precompute with --min-foreground 0)`,
+    );
   }
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
 /** The data plane's view options of a run (the pixels' path aside). */
 function trainViewOptions(c: TrainConfig, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): SampleViewOptions {
-  return { size: c.size, preset: c.preset, attentionView: c['attention-view'], masks: c.method === 'hapicl' ? c.masks : 'none', minForeground: c.method === 'hapicl' ? c['min-foreground'] ?? 0 : 0, seed: c.seed, ...(attention ? { attention } : {}), ...(featureMask ? { featureMask } : {}) };
+  return {
+    size: c.size,
+    preset: c.preset,
+    attentionView: c['attention-view'],
+    masks: c.method === 'hapicl' ? c.masks : 'none',
+    minForeground: c.method === 'hapicl' ? (c['min-foreground'] ?? 0) : 0,
+    seed: c.seed,
+    ...(attention ? { attention } : {}),
+    ...(featureMask ? { featureMask } : {}),
+  };
 }
 
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
@@ -125,7 +145,17 @@ const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softran
  * reads, remembered to read positives again by id; for a stream, from its reservoir of recent
  * samples, `reservoirPairs`); without it, every anchor is its own positive.
  */
-export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudget, record: (r: SkipRecord) => void, startStep = 0, positives?: PositiveSampling, attention?: AttentionSource, featureMask?: EncoderMaps['mask'], augment: AugmentPath = 'cpu'): Observable<Batch> {
+export function trainBatches(
+  c: TrainConfig,
+  source: Source,
+  budget: SampleBudget,
+  record: (r: SkipRecord) => void,
+  startStep = 0,
+  positives?: PositiveSampling,
+  attention?: AttentionSource,
+  featureMask?: EncoderMaps['mask'],
+  augment: AugmentPath = 'cpu',
+): Observable<Batch> {
   const viewOptions: SampleViewOptions = { ...trainViewOptions(c, attention, featureMask), augment };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
   const perBatch = sourceSamplesPerBatch(c);
@@ -137,10 +167,14 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
   // An input that cannot be read or decoded is recorded once and not read again in later epochs.
   const bad = new Set<string>();
   record = recordingOnce(record, bad);
-  const dropped = (r: SkipRecord) => { record(r); budget.release(); };
+  const dropped = (r: SkipRecord) => {
+    record(r);
+    budget.release();
+  };
   let read = skippingKnownBad(source, bad);
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
-  if (c.method === 'softrank' && precomputed) throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
+  if (c.method === 'softrank' && precomputed)
+    throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
   if (c.method === 'softrank' && !isRandomAccess(source)) {
     const reclustering = positives?.reclustering;
     const reservoir = positives?.reservoir ?? new PositiveReservoir(c.reservoir ?? 1); // no clustering: every anchor is its own positive
@@ -148,7 +182,8 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
     const embed = reclustering ? (samples: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(samples, index) : undefined;
     const onNote = (_id: string, reason: string) => reclustering?.noteSelf(reason);
     const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
-    beforeViews = (epoch) => reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
+    beforeViews = (epoch) =>
+      reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
   } else if (c.method === 'softrank' && isRandomAccess(read)) {
     const reclustering = positives?.reclustering;
     const byId = positives?.byId ?? readableById(read, 0); // no clustering: every anchor is its own positive, nothing is read again
@@ -162,26 +197,46 @@ export function trainBatches(c: TrainConfig, source: Source, budget: SampleBudge
     const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
     const embed = reclustering ? (anchors: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(anchors, index) : undefined;
     const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
-    beforeViews = (epoch) => positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
+    beforeViews = (epoch) =>
+      positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
   }
-  const views = (epoch: number) => precomputed
-    ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
-    : sampleViews(viewOptions, [epoch], dropped, record, beforeViews?.(epoch));
+  const views = (epoch: number) =>
+    precomputed
+      ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
+      : sampleViews(viewOptions, [epoch], dropped, record, beforeViews?.(epoch));
   const pass = (epoch: number): Observable<Sample> => {
     let cut = 0;
     return concat(
-      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(views(epoch), tap(() => { cut++; })),
+      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(
+        views(epoch),
+        tap(() => {
+          cut++;
+        }),
+      ),
       // A pass that yields nothing would repeat forever (and, before this check, trained 0 steps and wrote a random-init checkpoint).
-      defer(() => (cut > 0 ? EMPTY : throwError(() => new Error(
-        `--data ${c.data}: no sample of ${epoch === firstEpoch ? 'the first pass' : `epoch ${epoch}`} could be read and decoded (${bad.size} unreadable); see ${join(c.out, 'skipped.jsonl')} for why`,
-      )))),
+      defer(() =>
+        cut > 0
+          ? EMPTY
+          : throwError(
+              () =>
+                new Error(
+                  `--data ${c.data}: no sample of ${epoch === firstEpoch ? 'the first pass' : `epoch ${epoch}`} could be read and decoded (${bad.size} unreadable); see ${join(c.out, 'skipped.jsonl')} for why`,
+                ),
+            ),
+      ),
     );
   };
   // A finite source is read pass after pass until the trainer has its steps (not a count of
   // passes fixed in advance: unreadable inputs make passes shorter); a stream is read once.
-  const passes = (epoch: number): Observable<Sample> => concat(pass(epoch), Number.isFinite(perEpoch) ? defer(() => passes(epoch + 1)) : EMPTY);
+  const passes = (epoch: number): Observable<Sample> =>
+    concat(pass(epoch), Number.isFinite(perEpoch) ? defer(() => passes(epoch + 1)) : EMPTY);
   return passes(firstEpoch).pipe(
-    batch(c.batch, { keepLast: false, ...(c.method === 'densecl' && c.match === 'geometric' ? { geometricGrid: c.size / encoderStride(encoderPreset(c.encoder, c.size)) } : {}) }),
+    batch(c.batch, {
+      keepLast: false,
+      ...(c.method === 'densecl' && c.match === 'geometric'
+        ? { geometricGrid: c.size / encoderStride(encoderPreset(c.encoder, c.size)) }
+        : {}),
+    }),
   );
 }
 
@@ -203,7 +258,19 @@ export interface RunOptions {
  * after step n is fully determined by the position n × batch: a resumed run sees exactly the
  * batches the uninterrupted one would (as long as no input was skipped as unreadable).
  */
-export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainResult & { backend: string; augment: AugmentPath; positives?: PositiveStats; knnInit?: number; knnFinal?: number; knnQueries?: number }> {
+export async function runTraining(
+  c: TrainConfig,
+  options: RunOptions = {},
+): Promise<
+  TrainResult & {
+    backend: string;
+    augment: AugmentPath;
+    positives?: PositiveStats;
+    knnInit?: number;
+    knnFinal?: number;
+    knnQueries?: number;
+  }
+> {
   prepareOutFolder(c.out);
   if (!options.resume) {
     const removed = claimRunFolder(c.out, options.overwrite === true);
@@ -237,7 +304,12 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     if (settings && isSoftRank(method)) {
       const softrank = method;
       const p = openPositives(c, source, softrank, {
-        settings, startStep, budget, perBatch, onWarning: (line) => process.stderr.write(`${line}\n`), ...(savedPositives ? { saved: savedPositives } : {}),
+        settings,
+        startStep,
+        budget,
+        perBatch,
+        onWarning: (line) => process.stderr.write(`${line}\n`),
+        ...(savedPositives ? { saved: savedPositives } : {}),
       });
       positives = p;
       onStep = (done, batch, parts) => p.reclustering.afterStep(done, softrank.targetEmbeddings(), batch.ids, parts);
@@ -289,20 +361,39 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     const saved: AugmentPath = c.augment === 'backend' ? 'backend' : 'cpu';
     const augment = options.resume
       ? { path: saved, reason: `augment: ${saved} (the run's, from its checkpoint)` }
-      : 'precomputed' in source ? { path: 'cpu' as const, reason: '' } : await chooseViewAugment(c.augment, source, trainViewOptions(c));
+      : 'precomputed' in source
+        ? { path: 'cpu' as const, reason: '' }
+        : await chooseViewAugment(c.augment, source, trainViewOptions(c));
     if (augment.reason) process.stderr.write(`${augment.reason}\n`); // precomputed views: nothing to cut, nothing to say
     c = { ...c, augment: augment.path };
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask, augment.path);
     const result = await trainLoop(method, batches, budget, {
-      steps: c.steps, learningRate: c.lr, warmupSteps: Math.min(c.warmup, c.steps), weightDecay: c['weight-decay'], optimizer: c.optimizer,
-      logEvery: c['log-every'], checkpointEvery: c['checkpoint-every'], outDir: c.out, config: c,
-      startStep, optimizerState, onLog: options.onLog, shouldStop: options.shouldStop,
-      ...(onStep ? { onStep } : {}), ...(positives ? { budgetPermits: (b: Batch) => b.ids.length / 2, onCheckpoint: positives.onCheckpoint } : {}),
+      steps: c.steps,
+      learningRate: c.lr,
+      warmupSteps: Math.min(c.warmup, c.steps),
+      weightDecay: c['weight-decay'],
+      optimizer: c.optimizer,
+      logEvery: c['log-every'],
+      checkpointEvery: c['checkpoint-every'],
+      outDir: c.out,
+      config: c,
+      startStep,
+      optimizerState,
+      onLog: options.onLog,
+      shouldStop: options.shouldStop,
+      ...(onStep ? { onStep } : {}),
+      ...(positives ? { budgetPermits: (b: Batch) => b.ids.length / 2, onCheckpoint: positives.onCheckpoint } : {}),
     });
     positives?.reclustering.close();
     const n = await skipped.close();
     if (n + skipped.notes > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
-    return { ...result, backend: selection.backend, augment: augment.path, ...(positives ? { positives: positiveStats(positives) } : {}), ...(knn ? { knnInit: knn.init, knnFinal: knn.final, knnQueries: knn.monitor.set.queries } : {}) };
+    return {
+      ...result,
+      backend: selection.backend,
+      augment: augment.path,
+      ...(positives ? { positives: positiveStats(positives) } : {}),
+      ...(knn ? { knnInit: knn.init, knnFinal: knn.final, knnQueries: knn.monitor.set.queries } : {}),
+    };
   } finally {
     positives?.reclustering.close();
     live?.dispose();

@@ -17,7 +17,11 @@ const rgb = (p: Pixels) => sharp(p.data, { raw: { width: p.width, height: p.heig
 /** A perceptual-ish ramp (black → purple → orange → yellow) for a value in [0, 1]. */
 function heat(v: number): [number, number, number] {
   const t = Math.min(1, Math.max(0, v));
-  return [Math.round(255 * Math.min(1, 1.6 * t)), Math.round(255 * Math.max(0, 1.6 * t - 0.6)), Math.round(255 * (t < 0.5 ? 0.8 * t : 0.8 * (1 - t)))];
+  return [
+    Math.round(255 * Math.min(1, 1.6 * t)),
+    Math.round(255 * Math.max(0, 1.6 * t - 0.6)),
+    Math.round(255 * (t < 0.5 ? 0.8 * t : 0.8 * (1 - t))),
+  ];
 }
 
 type Tint = (v: number) => [number, number, number, number]; // RGBA for a value in [0, 1]
@@ -34,8 +38,13 @@ async function overlay(image: Pixels, plane: Plane | Plane<Float32Array>, tintOf
   for (const v of plane.data) hi = Math.max(hi, v);
   plane.data.forEach((v, i) => tint.set(tintOf(hi > 0 ? v / hi : 0), i * 4));
   const layer = await sharp(tint, { raw: { width: plane.width, height: plane.height, channels: 4 } })
-    .resize(image.width, image.height, { fit: 'fill', kernel: 'nearest' }).png().toBuffer();
-  return rgb(image).composite([{ input: layer }]).png().toBuffer();
+    .resize(image.width, image.height, { fit: 'fill', kernel: 'nearest' })
+    .png()
+    .toBuffer();
+  return rgb(image)
+    .composite([{ input: layer }])
+    .png()
+    .toBuffer();
 }
 
 /** The image with each view's crop box outlined (dashed when the view is flipped). */
@@ -48,7 +57,10 @@ async function withBoxes(sample: Sample): Promise<Buffer> {
     return `<rect x="${x0}" y="${y0}" width="${x1 - x0}" height="${y1 - y0}" fill="none" stroke="${BOX_COLOURS[k % BOX_COLOURS.length]}" stroke-width="${stroke}"${dash}/>`;
   });
   const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${p.width}" height="${p.height}">${rects.join('')}</svg>`);
-  return rgb(p).composite([{ input: svg }]).png().toBuffer();
+  return rgb(p)
+    .composite([{ input: svg }])
+    .png()
+    .toBuffer();
 }
 
 async function tile(png: Buffer | Pixels): Promise<{ input: Buffer; width: number }> {
@@ -79,6 +91,9 @@ export async function writePreviewSheet(samples: Sample[], path: string): Promis
     });
   });
   const partial = partialPath(path);
-  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(composites).png().toFile(partial);
+  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .composite(composites)
+    .png()
+    .toFile(partial);
   renameSync(partial, path);
 }

@@ -77,10 +77,16 @@ export function lineChartSvg(chart: LineChart): string {
   ];
   // Grid lines and tick labels first, so the data is drawn over them.
   for (const t of niceTicks(y0, y1)) {
-    parts.push(`<line class="grid" x1="${left}" x2="${left + plotW}" y1="${r(sy(t))}" y2="${r(sy(t))}"/>`, `<text class="tick" x="${left - 6}" y="${r(sy(t)) + 4}" text-anchor="end">${escapeHtml(formatNumber(t))}</text>`);
+    parts.push(
+      `<line class="grid" x1="${left}" x2="${left + plotW}" y1="${r(sy(t))}" y2="${r(sy(t))}"/>`,
+      `<text class="tick" x="${left - 6}" y="${r(sy(t)) + 4}" text-anchor="end">${escapeHtml(formatNumber(t))}</text>`,
+    );
   }
   for (const t of niceTicks(x0, x1, 6)) {
-    parts.push(`<line class="axis" x1="${r(sx(t))}" x2="${r(sx(t))}" y1="${top + plotH}" y2="${top + plotH + 5}"/>`, `<text class="tick" x="${r(sx(t))}" y="${top + plotH + 18}" text-anchor="middle">${escapeHtml(formatNumber(t))}</text>`);
+    parts.push(
+      `<line class="axis" x1="${r(sx(t))}" x2="${r(sx(t))}" y1="${top + plotH}" y2="${top + plotH + 5}"/>`,
+      `<text class="tick" x="${r(sx(t))}" y="${top + plotH + 18}" text-anchor="middle">${escapeHtml(formatNumber(t))}</text>`,
+    );
   }
   parts.push(
     `<line class="axis" x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}"/>`,
@@ -91,14 +97,19 @@ export function lineChartSvg(chart: LineChart): string {
     const colour = COLOURS[k % COLOURS.length] as string;
     const name = escapeHtml(s.name);
     const xy = s.points.map(([x, y]) => [r(sx(x)), r(sy(y))] as const);
-    if (xy.length > 1) parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="1.5" points="${xy.map(([x, y]) => `${x},${y}`).join(' ')}"/>`);
+    if (xy.length > 1)
+      parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="1.5" points="${xy.map(([x, y]) => `${x},${y}`).join(' ')}"/>`);
     s.points.forEach(([x, y], i) => {
       const [cx, cy] = xy[i] as readonly [number, number];
-      parts.push(`<circle data-series="${name}" cx="${cx}" cy="${cy}" r="2.5" fill="${colour}"><title>${name} ${escapeHtml(formatNumber(x))}: ${escapeHtml(formatNumber(y))}</title></circle>`);
+      parts.push(
+        `<circle data-series="${name}" cx="${cx}" cy="${cy}" r="2.5" fill="${colour}"><title>${name} ${escapeHtml(formatNumber(x))}: ${escapeHtml(formatNumber(y))}</title></circle>`,
+      );
     });
     if (chart.series.length > 1) {
       const lx = left + 4 + k * 92;
-      parts.push(`<rect x="${lx}" y="27" width="10" height="10" fill="${colour}"/><text class="legend" x="${lx + 14}" y="36">${name}</text>`);
+      parts.push(
+        `<rect x="${lx}" y="27" width="10" height="10" fill="${colour}"/><text class="legend" x="${lx + 14}" y="36">${name}</text>`,
+      );
     }
   });
   parts.push('</svg>');
@@ -147,10 +158,16 @@ const note = (text: string) => `<p class="note">${escapeHtml(text)}</p>`;
 
 /** The whole page. */
 export function reportHtml(c: ReportContent): string {
-  const skipped = c.skipped.length === 0
-    ? '<p id="skipped-none">none</p>'
-    : `<table id="skipped"><tr><th>id</th><th>stage</th><th>reason</th></tr>${c.skipped.map((s) => `<tr><td>${escapeHtml(s.id)}</td><td>${escapeHtml(s.stage)}</td><td>${escapeHtml(s.reason)}</td></tr>`).join('')}</table>`;
-  const pca = c.pca.rows.map((r) => `<figure>${pngImg(r.image, `input ${r.id}`)}${pngImg(r.pca, `PCA of ${r.id}`)}<figcaption>${escapeHtml(r.id)}</figcaption></figure>`).join('');
+  const skipped =
+    c.skipped.length === 0
+      ? '<p id="skipped-none">none</p>'
+      : `<table id="skipped"><tr><th>id</th><th>stage</th><th>reason</th></tr>${c.skipped.map((s) => `<tr><td>${escapeHtml(s.id)}</td><td>${escapeHtml(s.stage)}</td><td>${escapeHtml(s.reason)}</td></tr>`).join('')}</table>`;
+  const pca = c.pca.rows
+    .map(
+      (r) =>
+        `<figure>${pngImg(r.image, `input ${r.id}`)}${pngImg(r.pca, `PCA of ${r.id}`)}<figcaption>${escapeHtml(r.id)}</figcaption></figure>`,
+    )
+    .join('');
   return [
     '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
     // No script, and nothing may be fetched: the page is whole as written.

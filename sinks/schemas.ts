@@ -37,22 +37,30 @@ export interface FeatureShape {
 }
 
 export function featuresSchema(s: FeatureShape): arrow.Schema {
-  return schema('features', [
-    new arrow.Field('id', new arrow.Utf8(), false),
-    new arrow.Field('label', new arrow.Int32(), true),
-    new arrow.Field('embedding', vectorType(s.embedding), false),
-    new arrow.Field('dense', vectorType(s.gridH * s.gridW * s.channels), false),
-  ], { grid_h: s.gridH, grid_w: s.gridW, channels: s.channels });
+  return schema(
+    'features',
+    [
+      new arrow.Field('id', new arrow.Utf8(), false),
+      new arrow.Field('label', new arrow.Int32(), true),
+      new arrow.Field('embedding', vectorType(s.embedding), false),
+      new arrow.Field('dense', vectorType(s.gridH * s.gridW * s.channels), false),
+    ],
+    { grid_h: s.gridH, grid_w: s.gridW, channels: s.channels },
+  );
 }
 
 export function featureCellsSchema(s: FeatureShape): arrow.Schema {
-  return schema('feature-cells', [
-    new arrow.Field('id', new arrow.Utf8(), false),
-    new arrow.Field('label', new arrow.Int32(), true),
-    new arrow.Field('y', new arrow.Int32(), false),
-    new arrow.Field('x', new arrow.Int32(), false),
-    new arrow.Field('vector', vectorType(s.channels), false),
-  ], { grid_h: s.gridH, grid_w: s.gridW, channels: s.channels });
+  return schema(
+    'feature-cells',
+    [
+      new arrow.Field('id', new arrow.Utf8(), false),
+      new arrow.Field('label', new arrow.Int32(), true),
+      new arrow.Field('y', new arrow.Int32(), false),
+      new arrow.Field('x', new arrow.Int32(), false),
+      new arrow.Field('vector', vectorType(s.channels), false),
+    ],
+    { grid_h: s.gridH, grid_w: s.gridW, channels: s.channels },
+  );
 }
 
 export function masksSchema(): arrow.Schema {
@@ -66,15 +74,19 @@ export function masksSchema(): arrow.Schema {
 }
 
 export function viewsSchema(imageFormat: string): arrow.Schema {
-  return schema('views', [
-    new arrow.Field('id', new arrow.Utf8(), false),
-    new arrow.Field('label', new arrow.Int32(), true),
-    new arrow.Field('view', new arrow.Int32(), false),
-    new arrow.Field('box', vectorType(4), false),
-    new arrow.Field('flipped', new arrow.Bool(), false),
-    new arrow.Field('image', new arrow.Binary(), false),
-    new arrow.Field('mask', new arrow.Binary(), true),
-  ], { image_format: imageFormat });
+  return schema(
+    'views',
+    [
+      new arrow.Field('id', new arrow.Utf8(), false),
+      new arrow.Field('label', new arrow.Int32(), true),
+      new arrow.Field('view', new arrow.Int32(), false),
+      new arrow.Field('box', vectorType(4), false),
+      new arrow.Field('flipped', new arrow.Bool(), false),
+      new arrow.Field('image', new arrow.Binary(), false),
+      new arrow.Field('mask', new arrow.Binary(), true),
+    ],
+    { image_format: imageFormat },
+  );
 }
 
 /** A FixedSizeList<f32>[size] column over `values` (rows × size, row-major), without copying. */
@@ -101,7 +113,11 @@ export function tableOf(schemaOf: arrow.Schema, columns: Record<string, arrow.Da
 
 /** Utf8 / Int32 (null for `undefined`) / Bool / Binary columns from plain arrays. */
 export const strings = (xs: readonly string[]) => arrow.vectorFromArray(xs as string[], new arrow.Utf8());
-export const int32s = (xs: ReadonlyArray<number | undefined | null>) => arrow.vectorFromArray(xs.map((x) => x ?? null), new arrow.Int32());
+export const int32s = (xs: ReadonlyArray<number | undefined | null>) =>
+  arrow.vectorFromArray(
+    xs.map((x) => x ?? null),
+    new arrow.Int32(),
+  );
 export const bools = (xs: readonly boolean[]) => arrow.vectorFromArray(xs as boolean[], new arrow.Bool());
 export const binaries = (xs: ReadonlyArray<Uint8Array | null>) => arrow.vectorFromArray(xs as Uint8Array[], new arrow.Binary());
 

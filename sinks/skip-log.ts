@@ -30,7 +30,9 @@ export function openSkipLog(path: string): SkipLog {
   const open = (): WriteStream => {
     if (!stream) {
       stream = createWriteStream(path, { flags: 'a' });
-      stream.on('error', (err) => { failure = err; });
+      stream.on('error', (err) => {
+        failure = err;
+      });
     }
     return stream;
   };

@@ -15,7 +15,6 @@ import * as pq from 'parquet-wasm';
 import { partialPath, sha256File } from '../core/atomic-file.js';
 import type { ParquetCodec, TableFormat } from './table-formats.js';
 
-
 const CODEC: Record<ParquetCodec, pq.Compression> = {
   zstd: pq.Compression.ZSTD,
   snappy: pq.Compression.SNAPPY,
@@ -104,15 +103,18 @@ function parquetSink(schema: arrow.Schema, out: WriteStream, codec: ParquetCodec
   let wake: (() => void) | undefined;
   let ended = false;
   let failure: unknown;
-  const batches = new ReadableStream<pq.RecordBatch>({
-    async pull(controller) {
-      while (offered.length === 0 && !ended) await new Promise<void>((r) => (wake = r));
-      const next = offered.shift();
-      if (next) controller.enqueue(next);
-      else controller.close();
-      if (offered.length === 0) taken?.();
+  const batches = new ReadableStream<pq.RecordBatch>(
+    {
+      async pull(controller) {
+        while (offered.length === 0 && !ended) await new Promise<void>((r) => (wake = r));
+        const next = offered.shift();
+        if (next) controller.enqueue(next);
+        else controller.close();
+        if (offered.length === 0) taken?.();
+      },
     },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
   const done = (async () => {
     const bytes = (await pq.transformParquetStream(batches, props)) as ReadableStream<Uint8Array>;
     for await (const chunk of bytes) if (!out.write(chunk)) await once(out, 'drain');
@@ -121,7 +123,10 @@ function parquetSink(schema: arrow.Schema, out: WriteStream, codec: ParquetCodec
     out.end();
     await finished(out);
   })();
-  done.catch((err: unknown) => { failure = err; taken?.(); });
+  done.catch((err: unknown) => {
+    failure = err;
+    taken?.();
+  });
   const offer = async (table: arrow.Table) => {
     if (failure) throw failure;
     const wasm = pq.Table.fromIPCStream(arrow.tableToIPC(table, 'stream'));
@@ -178,8 +183,11 @@ export function openTableFile(path: string, schema: arrow.Schema, options: Table
   const partial = partialPath(path);
   const out = createWriteStream(partial);
   let failure: unknown;
-  out.on('error', (err) => { failure = err; });
-  const sink = options.format === 'parquet' ? parquetSink(schema, out, options.codec ?? 'zstd', options.rowGroupRows ?? 1024) : arrowSink(schema, out);
+  out.on('error', (err) => {
+    failure = err;
+  });
+  const sink =
+    options.format === 'parquet' ? parquetSink(schema, out, options.codec ?? 'zstd', options.rowGroupRows ?? 1024) : arrowSink(schema, out);
   const expected = signature(schema);
   let rows = 0;
   return {

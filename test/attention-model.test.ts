@@ -11,17 +11,30 @@ import { openAttentionSource } from '../pipelines/attention-source.js';
 /** Saves a 16×16 "redness" model (1×1 conv: r − (g + b)/2) in tfjs's on-disk format. */
 async function saveRednessModel(dir: string): Promise<void> {
   const model = tf.sequential({
-    layers: [tf.layers.conv2d({ inputShape: [16, 16, 3], filters: 1, kernelSize: 1, useBias: false, weights: [tf.tensor4d([1, -0.5, -0.5], [1, 1, 3, 1])] })],
+    layers: [
+      tf.layers.conv2d({
+        inputShape: [16, 16, 3],
+        filters: 1,
+        kernelSize: 1,
+        useBias: false,
+        weights: [tf.tensor4d([1, -0.5, -0.5], [1, 1, 3, 1])],
+      }),
+    ],
   });
-  await model.save(tf.io.withSaveHandler(async (artifacts) => {
-    writeFileSync(join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
-    writeFileSync(join(dir, 'model.json'), JSON.stringify({
-      format: 'layers-model',
-      modelTopology: artifacts.modelTopology,
-      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
-    }));
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      writeFileSync(join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
+      writeFileSync(
+        join(dir, 'model.json'),
+        JSON.stringify({
+          format: 'layers-model',
+          modelTopology: artifacts.modelTopology,
+          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+        }),
+      );
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
 }
 
 /** 80×60 grey with a red 16×12 square at (50, 10). */
@@ -58,10 +71,14 @@ describe('attention from a tfjs model on disk (--attention model:PATH)', () => {
   });
 
   it('names the file when the model cannot be read, and refuses unknown sources', async () => {
-    await expect(openAttentionSource('model:/nonexistent/model.json')).rejects.toThrow('model:/nonexistent/model.json: cannot read /nonexistent/model.json');
+    await expect(openAttentionSource('model:/nonexistent/model.json')).rejects.toThrow(
+      'model:/nonexistent/model.json: cannot read /nonexistent/model.json',
+    );
     const notModel = join(dir, 'other.json');
     writeFileSync(notModel, '{"hello": 1}');
     await expect(openAttentionSource(`model:${notModel}`)).rejects.toThrow('is not a tfjs model.json');
-    await expect(openAttentionSource('dino')).rejects.toThrow('--attention: expected one of boundary|frequency-tuned|model:PATH|encoder:RUN, got "dino"');
+    await expect(openAttentionSource('dino')).rejects.toThrow(
+      '--attention: expected one of boundary|frequency-tuned|model:PATH|encoder:RUN, got "dino"',
+    );
   });
 });

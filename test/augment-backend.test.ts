@@ -23,10 +23,19 @@ import { collect } from './helpers/collect.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const scenes = (n: number, size = 64) => Array.from({ length: n }, (_, i) => renderScene(11, i, size));
-const photos = async (minSide: number): Promise<Sample[]> => collect(from(['chelsea.jpg', 'coffee.jpg'].map((f) => ({ id: f, bytes: new Uint8Array(readFileSync(join(FIXTURES, f))) }))).pipe(decode({ minSide })));
+const photos = async (minSide: number): Promise<Sample[]> =>
+  collect(
+    from(['chelsea.jpg', 'coffee.jpg'].map((f) => ({ id: f, bytes: new Uint8Array(readFileSync(join(FIXTURES, f))) }))).pipe(
+      decode({ minSide }),
+    ),
+  );
 
 /** Both paths over the same samples: CPU views, and backend views read back as bytes. */
-async function bothPaths(samples: Sample[], views: ViewConfig[], seed = 3): Promise<{ cpu: Sample[]; backend: Sample[]; planned: Sample[] }> {
+async function bothPaths(
+  samples: Sample[],
+  views: ViewConfig[],
+  seed = 3,
+): Promise<{ cpu: Sample[]; backend: Sample[]; planned: Sample[] }> {
   const cpu = await collect(from(samples).pipe(multiView({ views, seed })));
   const planned = await collect(from(samples).pipe(multiView({ views, seed, augment: 'backend' })));
   const backend = await collect(from(planned).pipe(cutPlannedViews({ batch: 8 })));
@@ -49,24 +58,32 @@ function compareViews(cpu: Sample[], backend: Sample[]): { mean: number; worstVi
   let total = 0;
   let n = 0;
   let worstView = 0;
-  cpu.forEach((s, i) => s.views!.forEach((v, k) => {
-    const w = backend[i]!.views![k] as View;
-    expect(w.pixels.width).toBe(v.pixels!.width);
-    const d = difference(v.pixels!.data, w.pixels.data);
-    total += d.mean * v.pixels!.data.length;
-    n += v.pixels!.data.length;
-    worstView = Math.max(worstView, d.mean);
-  }));
+  cpu.forEach((s, i) =>
+    s.views!.forEach((v, k) => {
+      const w = backend[i]!.views![k] as View;
+      expect(w.pixels.width).toBe(v.pixels!.width);
+      const d = difference(v.pixels!.data, w.pixels.data);
+      total += d.mean * v.pixels!.data.length;
+      n += v.pixels!.data.length;
+      worstView = Math.max(worstView, d.mean);
+    }),
+  );
   return { mean: total / n, worstView };
 }
 
-beforeAll(async () => { await selectBackend('wasm', { threads: 2 }); });
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 2 });
+});
 
 describe('resample weights', () => {
-  it('is the identity for a crop of the view\'s own size, and each row sums to 1', () => {
+  it("is the identity for a crop of the view's own size, and each row sums to 1", () => {
     const same = axisWeights(3, 13, 20, 10);
     for (let i = 0; i < 10; i++) for (let j = 0; j < 20; j++) expect(same[i * 20 + j]).toBeCloseTo(j === i + 3 ? 1 : 0, 6);
-    for (const [start, end, size] of [[0, 7, 28], [5, 40, 16], [0, 451, 224]] as const) {
+    for (const [start, end, size] of [
+      [0, 7, 28],
+      [5, 40, 16],
+      [0, 451, 224],
+    ] as const) {
       const w = axisWeights(start, end, 451, size);
       for (let i = 0; i < size; i++) expect(w.subarray(i * 451, (i + 1) * 451).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     }
@@ -83,14 +100,14 @@ describe('resample weights', () => {
     expect(Array.from(w.subarray(8, 16)).map((x) => Math.round(x * 8))).toEqual([0, 1, 3, 3, 1, 0, 0, 0]);
   });
 
-  it('uses libvips\' integer Gaussian taps at sharp\'s defaults (σ = 1: 12, 20, 12; σ < 0.56: none)', () => {
+  it("uses libvips' integer Gaussian taps at sharp's defaults (σ = 1: 12, 20, 12; σ < 0.56: none)", () => {
     expect(Array.from(blurTaps(1)).map((t) => t * 44)).toEqual([12, 20, 12].map((t) => expect.closeTo(t, 4)));
     expect(Array.from(blurTaps(0.5))).toEqual([1]);
     expect(Array.from(blurTaps(0.2))).toEqual([1]);
     expect(blurTaps(2).length).toBe(7);
   });
 
-  it('mirrors a flipped view: its first column is the crop\'s last', () => {
+  it("mirrors a flipped view: its first column is the crop's last", () => {
     const { cols } = viewWeights([2, 0, 6, 4], true, undefined, 8, 4, 4);
     expect(cols[0 * 8 + 5]).toBeCloseTo(1, 6);
     expect(cols[3 * 8 + 2]).toBeCloseTo(1, 6);
@@ -100,26 +117,31 @@ describe('resample weights', () => {
 describe('augment: backend against cpu', () => {
   it.each(['mocov2', 'byol', 'multicrop'] as PresetName[])('draws the same boxes, flips and maps exactly (%s)', async (preset) => {
     const { cpu, planned } = await bothPaths(scenes(12), presetViews(preset, 48));
-    cpu.forEach((s, i) => s.views!.forEach((v, k) => {
-      const p = planned[i]!.views![k] as PlannedView;
-      expect(p.plan).toBeDefined();
-      expect(p.pixels).toBeUndefined();
-      expect(p.box).toEqual(v.box);
-      expect(p.flipped).toBe(v.flipped);
-      expect(p.size).toBe(v.pixels!.width);
-      expect(p.gtMask!.data).toEqual(v.gtMask!.data);
-      expect(p.gtClasses!.data).toEqual(v.gtClasses!.data);
-    }));
+    cpu.forEach((s, i) =>
+      s.views!.forEach((v, k) => {
+        const p = planned[i]!.views![k] as PlannedView;
+        expect(p.plan).toBeDefined();
+        expect(p.pixels).toBeUndefined();
+        expect(p.box).toEqual(v.box);
+        expect(p.flipped).toBe(v.flipped);
+        expect(p.size).toBe(v.pixels!.width);
+        expect(p.gtMask!.data).toEqual(v.gtMask!.data);
+        expect(p.gtClasses!.data).toEqual(v.gtClasses!.data);
+      }),
+    );
   });
 
-  it.each(['mocov2', 'byol', 'multicrop'] as PresetName[])('cuts scenes within 2/255 mean absolute difference of sharp (%s)', async (preset) => {
-    const { cpu, backend } = await bothPaths(scenes(24), presetViews(preset, 64));
-    const d = compareViews(cpu, backend);
-    // measured: 0.32–0.38 mean, 1.6 in the worst (27-px) view — cropAndResize reads the pixel
-    // beyond a crop's first row and column, where libvips repeats the crop's edge
-    expect(d.mean).toBeLessThanOrEqual(2);
-    expect(d.worstView).toBeLessThanOrEqual(2);
-  });
+  it.each(['mocov2', 'byol', 'multicrop'] as PresetName[])(
+    'cuts scenes within 2/255 mean absolute difference of sharp (%s)',
+    async (preset) => {
+      const { cpu, backend } = await bothPaths(scenes(24), presetViews(preset, 64));
+      const d = compareViews(cpu, backend);
+      // measured: 0.32–0.38 mean, 1.6 in the worst (27-px) view — cropAndResize reads the pixel
+      // beyond a crop's first row and column, where libvips repeats the crop's edge
+      expect(d.mean).toBeLessThanOrEqual(2);
+      expect(d.worstView).toBeLessThanOrEqual(2);
+    },
+  );
 
   it('blurs each view at its own sigma as sharp does, on enlarged crops', async () => {
     const blurred: ViewConfig = { size: 32, scale: [0.05, 0.2], ratio: [3 / 4, 4 / 3], flip: 0.5, blur: { prob: 0.7, sigma: [0.3, 2.5] } };
@@ -163,7 +185,8 @@ describe('augment: backend against cpu', () => {
 
   it('keeps numTensors flat over many batches', async () => {
     const views = presetViews('byol', 24);
-    const run = async () => (await collect(from(scenes(32, 32)).pipe(multiView({ views, seed: 1, augment: 'backend' }), batch(8)))).forEach((b) => b.dispose());
+    const run = async () =>
+      (await collect(from(scenes(32, 32)).pipe(multiView({ views, seed: 1, augment: 'backend' }), batch(8)))).forEach((b) => b.dispose());
     await run();
     const before = tf.memory().numTensors;
     await run();
@@ -173,15 +196,18 @@ describe('augment: backend against cpu', () => {
 
   it('refuses a batch of images of different sizes, naming the sample', async () => {
     const mixed = [...scenes(3, 64), renderScene(11, 99, 48)];
-    await expect(collect(from(mixed).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' }), batch(4))))
-      .rejects.toThrow(/sample scenes:99 is 48×48.*--augment cpu/);
+    await expect(collect(from(mixed).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' }), batch(4)))).rejects.toThrow(
+      /sample scenes:99 is 48×48.*--augment cpu/,
+    );
   });
 
   it('refuses a box outside its image, naming the sample, rather than clamping it', async () => {
     const planned = await collect(from(scenes(2)).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' })));
     const bad = planned.map((s, i) => (i === 1 ? { ...s, views: s.views!.map((v) => ({ ...v, box: [40, 0, 70, 30] as const })) } : s));
     const before = tf.memory().numTensors;
-    await expect(collect(from(bad).pipe(batch(2)))).rejects.toThrow(/sample scenes:1: box \[40, 0, 70, 30\] is not a crop of its 64×64 image/);
+    await expect(collect(from(bad).pipe(batch(2)))).rejects.toThrow(
+      /sample scenes:1: box \[40, 0, 70, 30\] is not a crop of its 64×64 image/,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 });

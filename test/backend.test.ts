@@ -33,7 +33,9 @@ describe('backend selection', () => {
   });
 
   it('says why tensorflow is unavailable when neither native package is installed', async () => {
-    await expect(selectBackend('tensorflow')).rejects.toThrow(/passed over @tensorflow\/tfjs-node-gpu.*\n.*passed over @tensorflow\/tfjs-node/);
+    await expect(selectBackend('tensorflow')).rejects.toThrow(
+      /passed over @tensorflow\/tfjs-node-gpu.*\n.*passed over @tensorflow\/tfjs-node/,
+    );
   });
 
   it('auto passes over the native packages, says why, and takes wasm with the requested threads', async () => {

@@ -26,11 +26,16 @@ function slowConsumer<T>(source: Observable<T>, msPerItem: number, onDone: () =>
         longest = Math.max(longest, queue.length);
       },
       error: reject,
-      complete: () => { finished = true; },
+      complete: () => {
+        finished = true;
+      },
     });
     (async () => {
       while (!finished || queue.length > 0) {
-        if (queue.length === 0) { await sleep(0); continue; }
+        if (queue.length === 0) {
+          await sleep(0);
+          continue;
+        }
         queue.shift();
         await sleep(msPerItem);
         consumed++;
@@ -100,14 +105,20 @@ describe('backpressure', () => {
     let closed = false;
     function* endless() {
       try {
-        for (;;) { read++; yield read; }
+        for (;;) {
+          read++;
+          yield read;
+        }
       } finally {
         closed = true;
       }
     }
     const budget = new SampleBudget(4);
     const values: number[] = [];
-    const sub = fromSource(endless(), budget).subscribe((v) => { values.push(v); budget.release(); });
+    const sub = fromSource(endless(), budget).subscribe((v) => {
+      values.push(v);
+      budget.release();
+    });
     await sleep(20);
     sub.unsubscribe();
     const after = read;
@@ -130,7 +141,17 @@ describe('orderedMergeMap', () => {
           running--;
           return ms;
         }, 3),
-        (s) => new Observable<number[]>((sub) => { const all: number[] = []; return s.subscribe({ next: (v) => all.push(v), complete: () => { sub.next(all); sub.complete(); } }); }),
+        (s) =>
+          new Observable<number[]>((sub) => {
+            const all: number[] = [];
+            return s.subscribe({
+              next: (v) => all.push(v),
+              complete: () => {
+                sub.next(all);
+                sub.complete();
+              },
+            });
+          }),
       ),
     );
     expect(out).toEqual([30, 5, 20, 1, 10, 2]);
@@ -141,10 +162,28 @@ describe('orderedMergeMap', () => {
     const kept = await lastValueFrom(
       from([1, 2, 3, 4]).pipe(
         orderedMergeMap(async (n) => (n % 2 ? n : undefined), 2),
-        (s) => new Observable<number[]>((sub) => { const all: number[] = []; return s.subscribe({ next: (v) => all.push(v), complete: () => { sub.next(all); sub.complete(); } }); }),
+        (s) =>
+          new Observable<number[]>((sub) => {
+            const all: number[] = [];
+            return s.subscribe({
+              next: (v) => all.push(v),
+              complete: () => {
+                sub.next(all);
+                sub.complete();
+              },
+            });
+          }),
       ),
     );
     expect(kept).toEqual([1, 3]);
-    await expect(lastValueFrom(from([1]).pipe(orderedMergeMap(async () => { throw new Error('boom'); })))).rejects.toThrow('boom');
+    await expect(
+      lastValueFrom(
+        from([1]).pipe(
+          orderedMergeMap(async () => {
+            throw new Error('boom');
+          }),
+        ),
+      ),
+    ).rejects.toThrow('boom');
   });
 });

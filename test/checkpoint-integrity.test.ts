@@ -11,7 +11,9 @@ import { readWeightsMeta } from '../models/weights-manifest.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 
-beforeAll(async () => { await tf.setBackend('cpu'); });
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
 
 async function saved(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'densestream-ckpt-'));
@@ -44,19 +46,31 @@ describe('checkpoint integrity', () => {
     const bin = readFileSync(join(dir, 'weights.bin'));
     bin[1000] = (bin[1000] as number) ^ 0xff;
     writeFileSync(join(dir, 'weights.bin'), bin);
-    expect(() => readSaved(dir)).toThrow(`${join(dir, 'weights.bin')}: its SHA-256 differs from the one recorded when it was written; the checkpoint is damaged`);
+    expect(() => readSaved(dir)).toThrow(
+      `${join(dir, 'weights.bin')}: its SHA-256 differs from the one recorded when it was written; the checkpoint is damaged`,
+    );
     writeFileSync(join(dir, 'weights.json'), '{"format": "densestream-wei');
     expect(() => readWeightsMeta(dir)).toThrow(`${join(dir, 'weights.json')}: cannot read this checkpoint's manifest`);
   });
 
   it('eval of a damaged run checkpoint exits 1 and names the file', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-damaged-'));
-    const train = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--out', out], { encoding: 'utf8' });
+    const train = spawnSync(
+      process.execPath,
+      [CLI, 'train', '--steps', '1', '--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--out', out],
+      { encoding: 'utf8' },
+    );
     expect(train.status, train.stderr).toBe(0);
     const bin = join(out, 'checkpoint', 'weights.bin');
     truncateSync(bin, 1000);
-    const run = spawnSync(process.execPath, [CLI, 'eval', '--checkpoint', out, '--protocol', 'knn', '--train', '20', '--test', '10', '--size', '32', '--threads', '2'], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [CLI, 'eval', '--checkpoint', out, '--protocol', 'knn', '--train', '20', '--test', '10', '--size', '32', '--threads', '2'],
+      { encoding: 'utf8' },
+    );
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`${bin.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 1000 bytes, \\d+ when it was written; the checkpoint is damaged`));
+    expect(run.stderr).toMatch(
+      new RegExp(`${bin.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: 1000 bytes, \\d+ when it was written; the checkpoint is damaged`),
+    );
   });
 });

@@ -46,13 +46,16 @@ describe('densestream CLI', () => {
     expect(run.stdout).toBe('');
   });
 
-  it.each(['train', 'precompute', 'export', 'eval', 'report', 'preview', 'backend'])('prints %s --help from its schema: every option with its default', (command) => {
-    const run = cli(command, '--help');
-    expect(run.status).toBe(0);
-    expect(run.stdout).toMatch(new RegExp(`^densestream ${command}: `));
-    expect(run.stdout).toContain('-h, --help');
-    expect(run.stderr).toBe('');
-  });
+  it.each(['train', 'precompute', 'export', 'eval', 'report', 'preview', 'backend'])(
+    'prints %s --help from its schema: every option with its default',
+    (command) => {
+      const run = cli(command, '--help');
+      expect(run.status).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^densestream ${command}: `));
+      expect(run.stdout).toContain('-h, --help');
+      expect(run.stderr).toBe('');
+    },
+  );
 
   it('suggests the nearest command for a mistyped one', () => {
     const run = cli('trian');
@@ -119,25 +122,66 @@ describe('densestream CLI', () => {
 
   it('trains a few steps from the CLI and leaves a checkpoint, metrics and a summary line', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-train-'));
-    const run = cli('train', '--steps', '3', '--batch', '4', '--size', '32', '--queue', '16', '--out', out, '--log-every', '1', '--threads', '2', '--attention-view', '--align-weight', '0.5');
+    const run = cli(
+      'train',
+      '--steps',
+      '3',
+      '--batch',
+      '4',
+      '--size',
+      '32',
+      '--queue',
+      '16',
+      '--out',
+      out,
+      '--log-every',
+      '1',
+      '--threads',
+      '2',
+      '--attention-view',
+      '--align-weight',
+      '0.5',
+    );
     expect(run.status, run.stderr).toBe(0);
     const summary = JSON.parse(run.stdout) as { method: string; steps: number; imagesPerSec: number };
     expect(summary).toMatchObject({ method: 'densecl', steps: 3 });
     expect(summary.imagesPerSec).toBeGreaterThan(0);
-    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number; parts: Record<string, number> });
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number; parts: Record<string, number> });
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3]);
     expect(Object.keys(metrics[0]!.parts).sort()).toEqual(['align', 'dense', 'global']); // the attention view's align term is on
     expect(metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
     expect(existsSync(join(out, 'checkpoint', 'weights.bin'))).toBe(true);
-    const meta = JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as { meta: { step: number; config: { steps: number } } };
+    const meta = JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as {
+      meta: { step: number; config: { steps: number } };
+    };
     expect(meta.meta.step).toBe(3);
     expect(meta.meta.config.steps).toBe(3);
   });
 
-  it('refuses to train into a folder that holds a run, before any work; --overwrite replaces the run and keeps the user\'s other files', () => {
+  it("refuses to train into a folder that holds a run, before any work; --overwrite replaces the run and keeps the user's other files", () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-rerun-'));
     // --augment pinned: these runs are about the folder, and auto's probe would double their time.
-    const tiny = ['--steps', '1', '--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--augment', 'backend', '--out', out];
+    const tiny = [
+      '--steps',
+      '1',
+      '--batch',
+      '4',
+      '--size',
+      '32',
+      '--queue',
+      '16',
+      '--knn-every',
+      '0',
+      '--threads',
+      '2',
+      '--augment',
+      'backend',
+      '--out',
+      out,
+    ];
     expect(cli('train', ...tiny).status).toBe(0);
     writeFileSync(join(out, 'eval.json'), '{"knn":{"step":1}}\n'); // scores of the first run
     writeFileSync(join(out, 'notes.txt'), 'mine\n');
@@ -146,7 +190,9 @@ describe('densestream CLI', () => {
 
     const again = cli('train', ...tiny, '--seed', '5');
     expect(again.status).toBe(2);
-    expect(again.stderr).toContain(`--out ${out} already holds a run (checkpoint/, metrics.jsonl, skipped.jsonl, eval.json): continue it with --resume, replace it with --overwrite, or give another --out`);
+    expect(again.stderr).toContain(
+      `--out ${out} already holds a run (checkpoint/, metrics.jsonl, skipped.jsonl, eval.json): continue it with --resume, replace it with --overwrite, or give another --out`,
+    );
     expect(again.stderr).not.toContain('backend:'); // refused before the backend was even loaded
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(metricsBefore);
     expect(readFileSync(join(out, 'checkpoint', 'weights.bin')).equals(weightsBefore)).toBe(true);
@@ -157,7 +203,9 @@ describe('densestream CLI', () => {
 
     const replaced = cli('train', ...tiny, '--seed', '5', '--overwrite');
     expect(replaced.status, replaced.stderr).toBe(0);
-    expect(replaced.stderr).toContain(`--overwrite: removed the previous run's checkpoint/, metrics.jsonl, skipped.jsonl, eval.json from ${out}`);
+    expect(replaced.stderr).toContain(
+      `--overwrite: removed the previous run's checkpoint/, metrics.jsonl, skipped.jsonl, eval.json from ${out}`,
+    );
     expect(existsSync(join(out, 'eval.json'))).toBe(false); // it scored the old checkpoint
     expect(readFileSync(join(out, 'notes.txt'), 'utf8')).toBe('mine\n');
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1); // the new run's line only
@@ -165,12 +213,33 @@ describe('densestream CLI', () => {
     expect(meta.meta.config.seed).toBe(5);
   });
 
-  it.runIf(existsSync('/usr/share/datasets/fashion-mnist'))('trains on fashion-mnist from the CLI (grey 28×28 expanded to RGB, views at 32 px)', () => {
-    const out = mkdtempSync(join(tmpdir(), 'densestream-fm-'));
-    const run = cli('train', '--data', 'fashion-mnist', '--method', 'mocov2', '--steps', '2', '--batch', '8', '--size', '32', '--queue', '16', '--out', out, '--threads', '2');
-    expect(run.status, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ method: 'mocov2', steps: 2 });
-  });
+  it.runIf(existsSync('/usr/share/datasets/fashion-mnist'))(
+    'trains on fashion-mnist from the CLI (grey 28×28 expanded to RGB, views at 32 px)',
+    () => {
+      const out = mkdtempSync(join(tmpdir(), 'densestream-fm-'));
+      const run = cli(
+        'train',
+        '--data',
+        'fashion-mnist',
+        '--method',
+        'mocov2',
+        '--steps',
+        '2',
+        '--batch',
+        '8',
+        '--size',
+        '32',
+        '--queue',
+        '16',
+        '--out',
+        out,
+        '--threads',
+        '2',
+      );
+      expect(run.status, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ method: 'mocov2', steps: 2 });
+    },
+  );
 
   it('cuts views on the backend with --augment backend, says which path auto measured cheaper, and keeps it on resume', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-augment-'));
@@ -181,11 +250,16 @@ describe('densestream CLI', () => {
     expect(JSON.parse(backend.stdout)).toMatchObject({ augment: 'backend', steps: 2 });
     const auto = cli('train', ...common, '--steps', '2', '--out', join(out, 'auto'));
     expect(auto.status, auto.stderr).toBe(0);
-    const chosen = /augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 32 images\)/.exec(auto.stderr);
+    const chosen =
+      /augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 32 images\)/.exec(
+        auto.stderr,
+      );
     expect(chosen, auto.stderr).not.toBeNull();
     expect(JSON.parse(auto.stdout)).toMatchObject({ augment: chosen![1] });
     // the checkpoint holds the path auto took, and a resumed run keeps it without measuring again
-    const meta = JSON.parse(readFileSync(join(out, 'auto', 'checkpoint', 'weights.json'), 'utf8')) as { meta: { config: { augment: string } } };
+    const meta = JSON.parse(readFileSync(join(out, 'auto', 'checkpoint', 'weights.json'), 'utf8')) as {
+      meta: { config: { augment: string } };
+    };
     expect(meta.meta.config.augment).toBe(chosen![1]);
     // (the run is complete at 2 steps: --steps extends it)
     const resumed = cli('train', '--resume', '--steps', '4', '--out', join(out, 'auto'));
@@ -207,19 +281,79 @@ describe('densestream CLI', () => {
   it('sends images that may differ in size to the CPU under --augment auto, without measuring', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'densestream-augment-dir-'));
     for (const [i, w] of [40, 48, 56, 64].entries()) {
-      await sharp({ create: { width: w, height: 40, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 40 * i } } }).png().toFile(join(dir, `${i}.png`));
+      await sharp({ create: { width: w, height: 40, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 40 * i } } })
+        .png()
+        .toFile(join(dir, `${i}.png`));
     }
-    const run = cli('train', '--data', `dir:${dir}`, '--size', '32', '--batch', '4', '--steps', '1', '--queue', '8', '--method', 'mocov2', '--out', join(dir, 'run'), '--threads', '2');
+    const run = cli(
+      'train',
+      '--data',
+      `dir:${dir}`,
+      '--size',
+      '32',
+      '--batch',
+      '4',
+      '--steps',
+      '1',
+      '--queue',
+      '8',
+      '--method',
+      'mocov2',
+      '--out',
+      join(dir, 'run'),
+      '--threads',
+      '2',
+    );
     expect(run.status, run.stderr).toBe(0);
     expect(run.stderr).toContain('augment: cpu (auto: the images may differ in size');
-    const forced = cli('train', '--data', `dir:${dir}`, '--size', '32', '--batch', '4', '--steps', '1', '--queue', '8', '--method', 'mocov2', '--augment', 'backend', '--out', join(dir, 'forced'), '--threads', '2');
+    const forced = cli(
+      'train',
+      '--data',
+      `dir:${dir}`,
+      '--size',
+      '32',
+      '--batch',
+      '4',
+      '--steps',
+      '1',
+      '--queue',
+      '8',
+      '--method',
+      'mocov2',
+      '--augment',
+      'backend',
+      '--out',
+      join(dir, 'forced'),
+      '--threads',
+      '2',
+    );
     expect(forced.status).toBe(1);
     expect(forced.stderr).toMatch(/sample \S+ is \d+×40, sample \S+ \d+×40 \(use --augment cpu for images of mixed sizes\)/);
   });
 
   it('trains --epochs E as whole batches over the source, and refuses --epochs with --steps', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-cli-epochs-'));
-    const run = cli('train', '--data', 'scenes:32:40', '--size', '32', '--epochs', '2', '--batch', '8', '--queue', '16', '--knn-every', '0', '--out', out, '--threads', '2', '--augment', 'backend');
+    const run = cli(
+      'train',
+      '--data',
+      'scenes:32:40',
+      '--size',
+      '32',
+      '--epochs',
+      '2',
+      '--batch',
+      '8',
+      '--queue',
+      '16',
+      '--knn-every',
+      '0',
+      '--out',
+      out,
+      '--threads',
+      '2',
+      '--augment',
+      'backend',
+    );
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ steps: 10 }); // 2 × 40 images / 8
     const both = cli('train', '--epochs', '2', '--steps', '3');
@@ -229,7 +363,29 @@ describe('densestream CLI', () => {
 
   it('trains the ViT encoder from the CLI and exports its patch tokens as the dense grid', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-cli-vit-'));
-    const run = cli('train', '--encoder', 'vit', '--method', 'mocov2', '--data', 'scenes:32:40', '--size', '32', '--steps', '2', '--batch', '8', '--queue', '16', '--out', out, '--threads', '2', '--augment', 'backend');
+    const run = cli(
+      'train',
+      '--encoder',
+      'vit',
+      '--method',
+      'mocov2',
+      '--data',
+      'scenes:32:40',
+      '--size',
+      '32',
+      '--steps',
+      '2',
+      '--batch',
+      '8',
+      '--queue',
+      '16',
+      '--out',
+      out,
+      '--threads',
+      '2',
+      '--augment',
+      'backend',
+    );
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ encoder: 'vit', steps: 2 });
     const features = join(out, 'features');

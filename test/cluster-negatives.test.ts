@@ -5,7 +5,10 @@ import { drawNegatives, EmbeddingBank } from '../operators/clustering/index.js';
 /** 40 ids in 4 clusters of 10 (id i in cluster i % 4), each with a distinct unit vector in the bank. */
 function setup(capacity = 40) {
   const ids = Array.from({ length: 40 }, (_, i) => `s${i}`);
-  const index = new ClusterIndex(ids, Int32Array.from(ids, (_, i) => i % 4));
+  const index = new ClusterIndex(
+    ids,
+    Int32Array.from(ids, (_, i) => i % 4),
+  );
   const bank = new EmbeddingBank({ dims: 3, capacity });
   ids.forEach((id, i) => bank.put(id, [Math.cos(i), Math.sin(i), 0.5]));
   return { ids, index, bank };

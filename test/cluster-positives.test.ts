@@ -1,11 +1,21 @@
 import { from } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { choosePositive, ClusterIndex, clusterPositives, POSITIVE_NOTES, type ClusterPositivesOptions } from '../operators/cluster-positives.js';
+import {
+  choosePositive,
+  ClusterIndex,
+  clusterPositives,
+  POSITIVE_NOTES,
+  type ClusterPositivesOptions,
+} from '../operators/cluster-positives.js';
 import { keyedRng, type Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 
 /** A decoded 2×2 grey sample named `s{i}`. */
-const sample = (i: number): Sample => ({ id: `s${i}`, pixels: { data: new Uint8Array([i, i, i, i]), width: 2, height: 2, channels: 1 }, label: i % 3 });
+const sample = (i: number): Sample => ({
+  id: `s${i}`,
+  pixels: { data: new Uint8Array([i, i, i, i]), width: 2, height: 2, channels: 1 },
+  label: i % 3,
+});
 const samples = Array.from({ length: 12 }, (_, i) => sample(i));
 const ids = samples.map((s) => s.id);
 /** Clusters: {0, 3, 6, 9}, {1, 4, 7, 10}, {2, 5, 8}, and 11 alone. */
@@ -15,9 +25,17 @@ const fetchSample = async (id: string): Promise<Sample> => sample(Number(id.slic
 
 function run(options: Partial<ClusterPositivesOptions> = {}, input = samples) {
   const notes: Array<[string, string]> = [];
-  const out = collect(from(input).pipe(clusterPositives({
-    clusters: () => index, fetch: fetchSample, seed: 7, onNote: (id, reason) => notes.push([id, reason]), ...options,
-  })));
+  const out = collect(
+    from(input).pipe(
+      clusterPositives({
+        clusters: () => index,
+        fetch: fetchSample,
+        seed: 7,
+        onNote: (id, reason) => notes.push([id, reason]),
+        ...options,
+      }),
+    ),
+  );
   return out.then((emitted) => ({ emitted, notes }));
 }
 
@@ -79,7 +97,9 @@ describe('ClusterIndex with centroids: placing an id it does not hold', () => {
     expect(withEmpty.nearestCluster([0.6, 0.8])).toBe(1);
     expect(() => index.nearestCluster([1, 0])).toThrow(/without its centroids/);
     expect(() => placed.nearestCluster([1, 0, 0])).toThrow(/3 dims; the centroids have 2/);
-    expect(() => new ClusterIndex(ids, assignments, { rows: Float32Array.from([1, 0, 0, 1]), dims: 2 })).toThrow(/2 centroids for clusters up to 3/);
+    expect(() => new ClusterIndex(ids, assignments, { rows: Float32Array.from([1, 0, 0, 1]), dims: 2 })).toThrow(
+      /2 centroids for clusters up to 3/,
+    );
   });
 
   it('gives a new anchor with an embedding a positive from its nearest centroid’s cluster, uniformly, seeded', () => {
@@ -170,14 +190,19 @@ describe('clusterPositives', () => {
   it('reads the latest clustering as each anchor arrives', async () => {
     let latest: ClusterIndex | undefined;
     const seen: string[] = [];
-    const stream = from(samples.slice(0, 4)).pipe(clusterPositives({
-      clusters: () => {
-        const current = latest;
-        latest = index; // the first anchor sees none; the rest see the index
-        return current;
-      },
-      fetch: async (id) => { seen.push(id); return fetchSample(id); },
-    }));
+    const stream = from(samples.slice(0, 4)).pipe(
+      clusterPositives({
+        clusters: () => {
+          const current = latest;
+          latest = index; // the first anchor sees none; the rest see the index
+          return current;
+        },
+        fetch: async (id) => {
+          seen.push(id);
+          return fetchSample(id);
+        },
+      }),
+    );
     const emitted = await collect(stream);
     expect(emitted[1]!.id).toBe('s0');
     expect(seen).toHaveLength(3);
@@ -189,7 +214,10 @@ describe('clusterPositives', () => {
       if (id === 's6') return { id };
       return fetchSample(id);
     };
-    const { emitted, notes } = await run({ fetch, clusters: () => new ClusterIndex(['s0', 's3', 's1', 's6'], Int32Array.from([0, 0, 1, 1])) }, [sample(0), sample(1)]);
+    const { emitted, notes } = await run(
+      { fetch, clusters: () => new ClusterIndex(['s0', 's3', 's1', 's6'], Int32Array.from([0, 0, 1, 1])) },
+      [sample(0), sample(1)],
+    );
     expect(emitted.map((s) => s.id)).toEqual(['s0', 's0', 's1', 's1']);
     expect(notes.map(([id]) => id)).toEqual(['s0', 's1']);
     expect(notes[0]![1]).toContain(POSITIVE_NOTES.fetchFailed);

@@ -11,7 +11,9 @@ import type { Batch } from '../core/batch.js';
 import { multiView } from '../operators/multi-view.js';
 import { collect } from './helpers/collect.js';
 
-beforeAll(async () => { await selectBackend('wasm', { threads: 2 }); });
+beforeAll(async () => {
+  await selectBackend('wasm', { threads: 2 });
+});
 
 /** Mean over dimensions of the std across the batch of normalised embeddings `[B, D]`. */
 function meanStd(z: tf.Tensor2D): number {

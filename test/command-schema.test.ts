@@ -96,8 +96,12 @@ describe('one schema per command', () => {
 
   const helpAndNames = <S extends OptionsShape>(c: CommandSchema<S>) => [c.name, commandHelp(c), Object.keys(c.options.shape)] as const;
   it.each([
-    helpAndNames(TRAIN_COMMAND), helpAndNames(PRECOMPUTE_COMMAND), helpAndNames(EXPORT_COMMAND),
-    helpAndNames(EVAL_COMMAND), helpAndNames(REPORT_COMMAND), helpAndNames(PREVIEW_COMMAND),
+    helpAndNames(TRAIN_COMMAND),
+    helpAndNames(PRECOMPUTE_COMMAND),
+    helpAndNames(EXPORT_COMMAND),
+    helpAndNames(EVAL_COMMAND),
+    helpAndNames(REPORT_COMMAND),
+    helpAndNames(PREVIEW_COMMAND),
   ])('documents every option of %s', (_name, help, names) => {
     for (const name of names) expect(help).toContain(`--${name}`);
   });

@@ -30,7 +30,12 @@ function pixelBomb(): Buffer {
   ihdr.writeUInt32BE(30_000, 4);
   ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', new Uint8Array([0x78, 0x9c, 3, 0, 0, 0, 0, 1])), chunk('IEND', new Uint8Array())]);
+  return Buffer.concat([
+    signature,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', new Uint8Array([0x78, 0x9c, 3, 0, 0, 0, 0, 1])),
+    chunk('IEND', new Uint8Array()),
+  ]);
 }
 
 const colour = { r: 48, g: 128, b: 192 };
@@ -44,8 +49,13 @@ let skipped: Map<string, SkipRecord>;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'densestream-bad-'));
   const photo = await solid(64, 48).jpeg().toBuffer();
-  const frames = await Promise.all([255, 0, 128].map((r) =>
-    sharp({ create: { width: 20, height: 10, channels: 3, background: { r, g: 0, b: 0 } } }).png().toBuffer()));
+  const frames = await Promise.all(
+    [255, 0, 128].map((r) =>
+      sharp({ create: { width: 20, height: 10, channels: 3, background: { r, g: 0, b: 0 } } })
+        .png()
+        .toBuffer(),
+    ),
+  );
   const files: Record<string, Buffer> = {
     'ok.jpg': photo,
     'truncated.jpg': photo.subarray(0, Math.floor(photo.length / 2)),
@@ -57,7 +67,9 @@ beforeAll(async () => {
     'grey.png': await solid(16, 8).greyscale().png().toBuffer(),
     'alpha.png': await solid(16, 8, 4).png().toBuffer(),
     'rotated.jpg': await solid(30, 10).jpeg().withMetadata({ orientation: 6 }).toBuffer(),
-    'animated.gif': await sharp(frames, { join: { animated: true } }).gif().toBuffer(),
+    'animated.gif': await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toBuffer(),
   };
   for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
 
@@ -66,7 +78,12 @@ beforeAll(async () => {
   const budget = new SampleBudget(4);
   const samples = await collect(
     fromSource(readSamples(source, { shuffle: false }), budget).pipe(
-      decode({ onSkip: (r) => { skips.push(r); budget.release(); } }),
+      decode({
+        onSkip: (r) => {
+          skips.push(r);
+          budget.release();
+        },
+      }),
       tap(() => budget.release()), // the consumer: done with each sample as it arrives
     ),
   );
@@ -90,14 +107,13 @@ describe('decode on real bad and unusual files', () => {
     expect(skipped.get(name)?.reason).toMatch(reason);
   });
 
-  it.each(['ok.jpg', 'deep.png', 'cmyk.jpg', 'grey.png', 'alpha.png', 'animated.gif', 'rotated.jpg'])(
-    'turns %s into 8-bit RGB', (name) => {
-      const p = decoded.get(name)?.pixels;
-      expect(p, `${name} was skipped: ${skipped.get(name)?.reason}`).toBeDefined();
-      expect(p!.channels).toBe(3);
-      expect(p!.data.length).toBe(p!.width * p!.height * 3);
-      expect(decoded.get(name)?.bytes).toBeUndefined();
-    });
+  it.each(['ok.jpg', 'deep.png', 'cmyk.jpg', 'grey.png', 'alpha.png', 'animated.gif', 'rotated.jpg'])('turns %s into 8-bit RGB', (name) => {
+    const p = decoded.get(name)?.pixels;
+    expect(p, `${name} was skipped: ${skipped.get(name)?.reason}`).toBeDefined();
+    expect(p!.channels).toBe(3);
+    expect(p!.data.length).toBe(p!.width * p!.height * 3);
+    expect(decoded.get(name)?.bytes).toBeUndefined();
+  });
 
   it('keeps the colour of 16-bit, CMYK and alpha inputs (within JPEG/ICC tolerance)', () => {
     for (const name of ['deep.png', 'alpha.png', 'cmyk.jpg']) {
@@ -128,9 +144,7 @@ describe('decode on real bad and unusual files', () => {
 
   it('shrinks on load to the requested shorter side, keeping the aspect ratio', async () => {
     const source = await imageFolderSource(dir);
-    const samples = await collect(
-      fromSource(readSamples(source, { shuffle: false }), new SampleBudget(100)).pipe(decode({ minSide: 24 })),
-    );
+    const samples = await collect(fromSource(readSamples(source, { shuffle: false }), new SampleBudget(100)).pipe(decode({ minSide: 24 })));
     const ok = samples.find((s) => s.id === 'ok.jpg')!.pixels!;
     expect([ok.width, ok.height]).toEqual([32, 24]);
   });

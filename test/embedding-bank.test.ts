@@ -85,7 +85,10 @@ describe('EmbeddingBank', () => {
     const rows = randomRows(100, dims, 2);
     const stream = (from: number, to: number): void => {
       for (let start = from; start < to; start += 100) {
-        bank.putBatch(Array.from({ length: 100 }, (_, i) => `sample-${start + i}`), rows);
+        bank.putBatch(
+          Array.from({ length: 100 }, (_, i) => `sample-${start + i}`),
+          rows,
+        );
       }
     };
     stream(0, capacity); // fill once: the index reaches its full size
@@ -146,7 +149,10 @@ describe('EmbeddingBank', () => {
   it.each(precisions)('exports and restores its state bit for bit, ring position included (%s)', (precision) => {
     const a = new EmbeddingBank({ dims: 8, capacity: 10, precision });
     const rows = randomRows(25, 8, 5);
-    a.putBatch(Array.from({ length: 13 }, (_, i) => `s${i}`), rows.subarray(0, 13 * 8)); // full, wrapped: the next new id overwrites slot 3
+    a.putBatch(
+      Array.from({ length: 13 }, (_, i) => `s${i}`),
+      rows.subarray(0, 13 * 8),
+    ); // full, wrapped: the next new id overwrites slot 3
     const state = a.exportState();
     expect(state).toMatchObject({ dims: 8, capacity: 10, precision, cursor: 3 });
     expect(state.ids).toHaveLength(10);
@@ -175,7 +181,9 @@ describe('EmbeddingBank', () => {
     expect(b.slotOf('y')).toBe(1);
     expect([...b.get('x')!]).toEqual([Math.fround(0.6), Math.fround(0.8)]);
     expect(() => new EmbeddingBank({ dims: 2, capacity: 8 }).restore(a.exportState())).toThrow('the saved bank has a capacity of 4, not 8');
-    expect(() => new EmbeddingBank({ dims: 2, capacity: 4, precision: 'float16' }).restore(a.exportState())).toThrow('float32 storage, not float16');
+    expect(() => new EmbeddingBank({ dims: 2, capacity: 4, precision: 'float16' }).restore(a.exportState())).toThrow(
+      'float32 storage, not float16',
+    );
     expect(() => new EmbeddingBank({ dims: 3, capacity: 4 }).restore(a.exportState())).toThrow('2 dims, not 3');
     expect(() => b.restore({ ...a.exportState(), cursor: 3 })).toThrow('next slot 3 does not fit 1 held of 4');
   });

@@ -20,7 +20,7 @@ beforeAll(async () => {
 });
 
 describe('the encoder attention source (--attention encoder:RUN)', () => {
-  it('gives a CNN\'s activation energy: the channel norm of each cell of its last feature map', () => {
+  it("gives a CNN's activation energy: the channel norm of each cell of its last feature map", () => {
     const encoder = createEncoder(encoderPreset('slim', 64), 3, 'attn-test/slim');
     const scene = renderScene(0, 7, 64);
     const map = encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
@@ -28,7 +28,10 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     // The same image through the encoder directly (64 px already: no resize).
     const expected = tf.tidy(() => {
       const p = scene.pixels as Pixels;
-      const x = tf.div(tf.sub(tf.div(tf.tensor4d(Float32Array.from(p.data), [1, 64, 64, 3]), 255), tf.tensor1d([0.485, 0.456, 0.406])), tf.tensor1d([0.229, 0.224, 0.225])) as tf.Tensor4D;
+      const x = tf.div(
+        tf.sub(tf.div(tf.tensor4d(Float32Array.from(p.data), [1, 64, 64, 3]), 255), tf.tensor1d([0.485, 0.456, 0.406])),
+        tf.tensor1d([0.229, 0.224, 0.225]),
+      ) as tf.Tensor4D;
       return Array.from(tf.norm(encoder.apply(x, { training: false }).dense, 'euclidean', 3).dataSync());
     });
     Array.from(map.data).forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 3));
@@ -38,7 +41,7 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     encoder.dispose();
   });
 
-  it('gives a ViT\'s CLS attention averaged over heads: a distribution over the patches, usable as a mask', () => {
+  it("gives a ViT's CLS attention averaged over heads: a distribution over the patches, usable as a mask", () => {
     const encoder = createEncoder(encoderPreset('vit', 32), 1, 'attn-test/vit');
     const scene = renderScene(0, 3, 48); // resized to the encoder's 32 px
     const map = encoderAttention(encoder, 32)(scene.pixels as Pixels, scene);
@@ -50,15 +53,42 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     encoder.dispose();
   });
 
-  it('draws a preview from a train run\'s encoder, and refuses a folder without a checkpoint', () => {
+  it("draws a preview from a train run's encoder, and refuses a folder without a checkpoint", () => {
     const run = mkdtempSync(join(tmpdir(), 'densestream-attn-run-'));
-    const train = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--batch', '4', '--size', '32', '--queue', '8', '--data', 'scenes:32:8', '--out', run, '--threads', '1'], { encoding: 'utf8' });
+    const train = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'train',
+        '--steps',
+        '1',
+        '--batch',
+        '4',
+        '--size',
+        '32',
+        '--queue',
+        '8',
+        '--data',
+        'scenes:32:8',
+        '--out',
+        run,
+        '--threads',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(train.status, train.stderr).toBe(0);
     const sheets = join(run, 'sheets');
-    const preview = spawnSync(process.execPath, [CLI, 'preview', '--data', 'scenes', '--count', '2', '--out', sheets, '--attention', `encoder:${run}`], { encoding: 'utf8' });
+    const preview = spawnSync(
+      process.execPath,
+      [CLI, 'preview', '--data', 'scenes', '--count', '2', '--out', sheets, '--attention', `encoder:${run}`],
+      { encoding: 'utf8' },
+    );
     expect(preview.status, preview.stderr).toBe(0);
     expect(existsSync(join(sheets, 'preview-000.png'))).toBe(true);
-    const missing = spawnSync(process.execPath, [CLI, 'train', '--attention', `encoder:${join(run, 'nothing')}`, '--steps', '1'], { encoding: 'utf8' });
+    const missing = spawnSync(process.execPath, [CLI, 'train', '--attention', `encoder:${join(run, 'nothing')}`, '--steps', '1'], {
+      encoding: 'utf8',
+    });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('--attention: no checkpoint in');
   });
@@ -79,7 +109,33 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
 
   it('trains with --attention encoder, refreshing every K steps, and refuses --attention-refresh without it', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-attn-live-'));
-    const run = spawnSync(process.execPath, [CLI, 'train', '--attention-view', '--attention', 'encoder', '--attention-refresh', '2', '--steps', '4', '--batch', '4', '--size', '32', '--queue', '8', '--data', 'scenes:32:16', '--out', out, '--threads', '1'], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'train',
+        '--attention-view',
+        '--attention',
+        'encoder',
+        '--attention-refresh',
+        '2',
+        '--steps',
+        '4',
+        '--batch',
+        '4',
+        '--size',
+        '32',
+        '--queue',
+        '8',
+        '--data',
+        'scenes:32:16',
+        '--out',
+        out,
+        '--threads',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(run.status, run.stderr).toBe(0);
     const refused = spawnSync(process.execPath, [CLI, 'train', '--attention-refresh', '2'], { encoding: 'utf8' });
     expect(refused.status).toBe(2);
@@ -98,13 +154,42 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
       }
     }
     const mask = featureKmeansMask(feats, 3, w, w, 'planted', 0);
-    const expected = Array.from({ length: w * w }, (_, p) => (p % w >= 2 && p % w < 4 && Math.floor(p / w) >= 2 && Math.floor(p / w) < 4 ? 1 : 0));
+    const expected = Array.from({ length: w * w }, (_, p) =>
+      p % w >= 2 && p % w < 4 && Math.floor(p / w) >= 2 && Math.floor(p / w) < 4 ? 1 : 0,
+    );
     expect(Array.from(mask.data)).toEqual(expected);
   });
 
-  it('trains hapicl on masks from the live encoder\'s features, and refuses --masks encoder without an encoder', () => {
+  it("trains hapicl on masks from the live encoder's features, and refuses --masks encoder without an encoder", () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-mask-encoder-'));
-    const run = spawnSync(process.execPath, [CLI, 'train', '--method', 'hapicl', '--masks', 'encoder', '--attention', 'encoder', '--steps', '2', '--batch', '4', '--size', '32', '--queue', '8', '--data', 'scenes:32:8', '--out', out, '--threads', '1'], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'train',
+        '--method',
+        'hapicl',
+        '--masks',
+        'encoder',
+        '--attention',
+        'encoder',
+        '--steps',
+        '2',
+        '--batch',
+        '4',
+        '--size',
+        '32',
+        '--queue',
+        '8',
+        '--data',
+        'scenes:32:8',
+        '--out',
+        out,
+        '--threads',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(run.status, run.stderr).toBe(0);
     const refused = spawnSync(process.execPath, [CLI, 'train', '--method', 'hapicl', '--masks', 'encoder'], { encoding: 'utf8' });
     expect(refused.status).toBe(2);

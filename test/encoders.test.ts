@@ -71,12 +71,18 @@ describe('ResNet encoder', () => {
     const x = tf.randomUniform([4, 32, 32, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 10);
     const opt = tf.train.sgd(0.05);
-    const step = () => tf.dispose(opt.minimize(() => tf.losses.softmaxCrossEntropy(y, head.apply(encoder.apply(x, { training: true }).pooled)) as tf.Scalar, true)!);
+    const step = () =>
+      tf.dispose(
+        opt.minimize(() => tf.losses.softmaxCrossEntropy(y, head.apply(encoder.apply(x, { training: true }).pooled)) as tf.Scalar, true)!,
+      );
     step();
     const before = tf.memory().numTensors;
     const losses: number[] = [];
     for (let i = 0; i < 30; i++) {
-      const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, head.apply(encoder.apply(x, { training: true }).pooled)) as tf.Scalar, true);
+      const loss = opt.minimize(
+        () => tf.losses.softmaxCrossEntropy(y, head.apply(encoder.apply(x, { training: true }).pooled)) as tf.Scalar,
+        true,
+      );
       losses.push(loss!.dataSync()[0]!);
       loss!.dispose();
       expect(tf.memory().numTensors).toBe(before);
@@ -132,7 +138,11 @@ describe('batch norm without tf.tile', () => {
     });
     // and a central finite difference on one input pixel and one gamma
     const h = 1e-2;
-    const bump = (t: tf.Tensor, i: number, d: number) => { const v = t.dataSync().slice(); v[i]! += d; return tf.tensor(v, t.shape); };
+    const bump = (t: tf.Tensor, i: number, d: number) => {
+      const v = t.dataSync().slice();
+      v[i]! += d;
+      return tf.tensor(v, t.shape);
+    };
     const fdX = (ours(bump(x, 7, h), gamma, beta).dataSync()[0]! - ours(bump(x, 7, -h), gamma, beta).dataSync()[0]!) / (2 * h);
     const fdG = (ours(x, bump(gamma, 3, h), beta).dataSync()[0]! - ours(x, bump(gamma, 3, -h), beta).dataSync()[0]!) / (2 * h);
     expect(g1[0]!.dataSync()[7]!).toBeCloseTo(fdX, 2);
@@ -163,11 +173,12 @@ describe('tfSeed', () => {
   it('is never 0 and differs across run seeds and names', async () => {
     const { tfSeed } = await import('../models/seed.js');
     const seen = new Set<number>();
-    for (let seed = 0; seed < 50; seed++) for (const name of ['stem', 'stage0/block0/a', 'fc0']) {
-      const s = tfSeed(seed, name);
-      expect(s).toBeGreaterThan(0);
-      seen.add(s);
-    }
+    for (let seed = 0; seed < 50; seed++)
+      for (const name of ['stem', 'stage0/block0/a', 'fc0']) {
+        const s = tfSeed(seed, name);
+        expect(s).toBeGreaterThan(0);
+        seen.add(s);
+      }
     expect(seen.size).toBe(150);
   });
 });

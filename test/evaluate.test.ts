@@ -16,7 +16,8 @@ import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, standardize
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-const evalCli = (...args: string[]) => spawnSync(process.execPath, [CLI, 'eval', '--quiet', '--threads', '1', ...args], { encoding: 'utf8' });
+const evalCli = (...args: string[]) =>
+  spawnSync(process.execPath, [CLI, 'eval', '--quiet', '--threads', '1', ...args], { encoding: 'utf8' });
 const plane = (values: number[], width: number) => ({ data: Uint8Array.from(values), width, height: values.length / width });
 
 beforeAll(async () => {
@@ -114,7 +115,15 @@ describe('linear probes', () => {
 
     // The upsampling itself: for hand-set weights (identity, zero bias, unit standardisation), a pixel's
     // class is the argmax of the half-pixel bilinear blend of the cells around it.
-    const identity = { dims: 3, classes: 3, mean: new Float32Array(3), invStd: new Float32Array(3).fill(1), weights: Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]), bias: new Float32Array(3), losses: [] };
+    const identity = {
+      dims: 3,
+      classes: 3,
+      mean: new Float32Array(3),
+      invStd: new Float32Array(3).fill(1),
+      weights: Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]),
+      bias: new Float32Array(3),
+      losses: [],
+    };
     const two = { grid: 2, dims: 3, size: 8 };
     // cells (row-major): class 0 strongly, class 1 weakly, class 2, class 1
     const f = Float32Array.from([4, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0]);
@@ -147,7 +156,9 @@ describe('densestream eval', () => {
 
   it('refuses wrong options before any work', () => {
     expect(() => parseEvalConfig([])).toThrow(ConfigError);
-    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'dense'])).toThrow(/only --data scenes/);
+    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'dense'])).toThrow(
+      /only --data scenes/,
+    );
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'tar:/tmp/x-{0..1}.tar'])).toThrow(/held-out split/);
     expect(() => parseEvalConfig(['--checkpoint', '/nonexistent'])).toThrow(/no checkpoint/);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--protocol', 'fast'])).toThrow(/knn\|linear\|dense\|masks\|all/);
@@ -158,12 +169,19 @@ describe('densestream eval', () => {
   });
 
   it('scores a size that is not a multiple of the stride (train accepts 28 px) with kNN and the linear probe; refuses the dense protocols by name', async () => {
-    const c = { ...parseEvalConfig(['--checkpoint', 'random', '--size', '28', '--train', '20', '--test', '10', '--epochs', '1']), out: mkdtempSync(join(tmpdir(), 'densestream-eval28-')) };
+    const c = {
+      ...parseEvalConfig(['--checkpoint', 'random', '--size', '28', '--train', '20', '--test', '10', '--epochs', '1']),
+      out: mkdtempSync(join(tmpdir(), 'densestream-eval28-')),
+    };
     const lines: string[] = [];
     const evaluation = await runEvaluation(c, (l) => lines.push(l));
     expect(Object.keys(evaluation.protocols).sort()).toEqual(['knn', 'linear']);
-    expect(lines).toContain("eval: dense and masks left out: 28 px is not a multiple of the encoder's stride 8 (give --size 32 to score them)");
-    await expect(runEvaluation({ ...c, ...parseEvalConfig(['--checkpoint', 'random', '--size', '28', '--protocol', 'dense']) })).rejects.toThrow(
+    expect(lines).toContain(
+      "eval: dense and masks left out: 28 px is not a multiple of the encoder's stride 8 (give --size 32 to score them)",
+    );
+    await expect(
+      runEvaluation({ ...c, ...parseEvalConfig(['--checkpoint', 'random', '--size', '28', '--protocol', 'dense']) }),
+    ).rejects.toThrow(
       "--protocol dense: scores whole cells of the encoder's grid, so --size must be a multiple of its stride 8; 28 is not (give --size 32)",
     );
   });
@@ -172,7 +190,24 @@ describe('densestream eval', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-eval-'));
     const first = evalCli('--checkpoint', 'random', '--protocol', 'knn', '--train', '60', '--test', '20', '--out', out);
     expect(first.status, first.stderr).toBe(0);
-    const second = evalCli('--checkpoint', 'random', '--protocol', 'all', '--train', '40', '--test', '20', '--dense-train', '20', '--epochs', '2', '--masks', 'saliency', '--out', out);
+    const second = evalCli(
+      '--checkpoint',
+      'random',
+      '--protocol',
+      'all',
+      '--train',
+      '40',
+      '--test',
+      '20',
+      '--dense-train',
+      '20',
+      '--epochs',
+      '2',
+      '--masks',
+      'saliency',
+      '--out',
+      out,
+    );
     expect(second.status, second.stderr).toBe(0);
     const line = JSON.parse(second.stdout) as Record<string, number>;
     for (const key of ['knn20', 'knn200', 'linear', 'denseMIoU', 'densePixelAccuracy', 'maskIoU']) {
@@ -203,7 +238,22 @@ describe('densestream eval', () => {
 
   it('puts labels next to their own features: random-init kNN on Fashion-MNIST is far above chance', () => {
     // A mix-up of rows and labels would score chance (0.1); random conv features of Fashion-MNIST do much better.
-    const run = evalCli('--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'knn', '--train', '600', '--test', '200', '--size', '32', '--out', mkdtempSync(join(tmpdir(), 'densestream-eval-')));
+    const run = evalCli(
+      '--checkpoint',
+      'random',
+      '--data',
+      'fashion-mnist',
+      '--protocol',
+      'knn',
+      '--train',
+      '600',
+      '--test',
+      '200',
+      '--size',
+      '32',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'densestream-eval-')),
+    );
     expect(run.status, run.stderr).toBe(0);
     expect((JSON.parse(run.stdout) as Record<string, number>)['knn20']).toBeGreaterThan(0.45);
   });

@@ -102,11 +102,18 @@ describe('foregroundCropBox (HARL mask-aware crop)', () => {
 describe('train --min-foreground', () => {
   it('lets --augment auto measure its paths on unmasked samples (a regression: the probe planned mask-aware crops without masks)', async () => {
     await selectBackend('cpu');
-    const decision = await chooseViewAugment('auto', scenesSource({ count: 64 }), { size: 32, preset: 'mocov2', attentionView: false, masks: 'saliency', minForeground: 0.2, seed: 0 });
+    const decision = await chooseViewAugment('auto', scenesSource({ count: 64 }), {
+      size: 32,
+      preset: 'mocov2',
+      attentionView: false,
+      masks: 'saliency',
+      minForeground: 0.2,
+      seed: 0,
+    });
     expect(['cpu', 'backend']).toContain(decision.path);
   });
 
-  it('defaults to HARL\'s 20 % for hapicl and is refused for methods without masks', () => {
+  it("defaults to HARL's 20 % for hapicl and is refused for methods without masks", () => {
     expect(parseTrainConfig(['--method', 'hapicl', '--out', '/tmp/never'])['min-foreground']).toBe(0.2);
     expect(parseTrainConfig(['--method', 'hapicl', '--min-foreground', '0', '--out', '/tmp/never'])['min-foreground']).toBe(0);
     expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['min-foreground']).toBeUndefined();

@@ -31,14 +31,26 @@ describe('geometric correspondence (DenseCL --match geometric)', () => {
   });
 
   it('collates the matches into the batch and trains densecl on them with flat tensors', async () => {
-    const samples = await collect(from([0, 1, 2, 3].map((i) => renderScene(0, i, 64))).pipe(multiView({ views: presetViews('mocov2', 32), seed: 1 })));
-    const [b] = await collect(from(samples).pipe(batch(4, { geometricGrid: 8 }))) as [Batch]; // 32 px / stride 4
+    const samples = await collect(
+      from([0, 1, 2, 3].map((i) => renderScene(0, i, 64))).pipe(multiView({ views: presetViews('mocov2', 32), seed: 1 })),
+    );
+    const [b] = (await collect(from(samples).pipe(batch(4, { geometricGrid: 8 })))) as [Batch]; // 32 px / stride 4
     expect(b.geometricMatch?.shape).toEqual([4, 64]);
     const s0 = samples[0]!;
     expect(Array.from(b.geometricMatch!.dataSync().slice(0, 64))).toEqual(Array.from(geometricMatch(s0.views![0]!, s0.views![1]!, 8)));
-    const method = createDenseCL({ encoder: { kind: 'resnet', width: 8, blocks: [1, 1, 1], stemStride: 1 }, queueSize: 16, match: 'geometric' });
+    const method = createDenseCL({
+      encoder: { kind: 'resnet', width: 8, blocks: [1, 1, 1], stemStride: 1 },
+      queueSize: 16,
+      match: 'geometric',
+    });
     const optimizer = tf.train.sgd(0.01);
-    const step = () => { const loss = optimizer.minimize(() => lossOnly(method, b), true, method.trainable); const v = loss!.dataSync()[0]!; loss!.dispose(); method.afterStep?.(); return v; };
+    const step = () => {
+      const loss = optimizer.minimize(() => lossOnly(method, b), true, method.trainable);
+      const v = loss!.dataSync()[0]!;
+      loss!.dispose();
+      method.afterStep?.();
+      return v;
+    };
     step();
     const before = tf.memory().numTensors;
     const losses = [step(), step(), step()];
@@ -50,7 +62,11 @@ describe('geometric correspondence (DenseCL --match geometric)', () => {
   });
 
   it('refuses --match with another method, or a size off the encoder grid', () => {
-    expect(() => parseTrainConfig(['--method', 'mocov2', '--match', 'geometric'])).toThrow('--match: only densecl matches cells between views');
-    expect(() => parseTrainConfig(['--match', 'geometric', '--size', '60'])).toThrow("--size 60 must be a multiple of the slim encoder's stride 8");
+    expect(() => parseTrainConfig(['--method', 'mocov2', '--match', 'geometric'])).toThrow(
+      '--match: only densecl matches cells between views',
+    );
+    expect(() => parseTrainConfig(['--match', 'geometric', '--size', '60'])).toThrow(
+      "--size 60 must be a multiple of the slim encoder's stride 8",
+    );
   });
 });

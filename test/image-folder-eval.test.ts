@@ -18,12 +18,22 @@ beforeAll(async () => {
   await selectBackend('wasm', { threads: 2 });
   root = mkdtempSync(join(tmpdir(), 'densestream-imagefolder-'));
   // Two classes that differ in colour, 30 noisy 16×16 images each.
-  for (const [name, rgb] of [['blue', [40, 60, 200]], ['red', [200, 50, 40]]] as const) {
+  for (const [name, rgb] of [
+    ['blue', [40, 60, 200]],
+    ['red', [200, 50, 40]],
+  ] as const) {
     mkdirSync(join(root, name));
     for (let i = 0; i < 30; i++) {
       const rng = keyedRng(name, i);
-      const data = Uint8Array.from({ length: 16 * 16 * 3 }, (_, k) => Math.max(0, Math.min(255, (rgb[k % 3] as number) + rng.int(81) - 40)));
-      writeFileSync(join(root, name, `${i}.png`), await sharp(data, { raw: { width: 16, height: 16, channels: 3 } }).png().toBuffer());
+      const data = Uint8Array.from({ length: 16 * 16 * 3 }, (_, k) =>
+        Math.max(0, Math.min(255, (rgb[k % 3] as number) + rng.int(81) - 40)),
+      );
+      writeFileSync(
+        join(root, name, `${i}.png`),
+        await sharp(data, { raw: { width: 16, height: 16, channels: 3 } })
+          .png()
+          .toBuffer(),
+      );
     }
   }
 });
@@ -35,7 +45,12 @@ describe('labelled image folders', () => {
     expect((await source.read(0)).label).toBe(0);
     expect((await source.read(source.size - 1)).label).toBe(1);
     const flat = mkdtempSync(join(tmpdir(), 'densestream-flat-'));
-    writeFileSync(join(flat, 'a.png'), await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).png().toBuffer());
+    writeFileSync(
+      join(flat, 'a.png'),
+      await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } })
+        .png()
+        .toBuffer(),
+    );
     const unlabelled = await imageFolderSource(flat);
     expect(unlabelled.classes).toBeUndefined();
     expect((await unlabelled.read(0)).label).toBeUndefined();
@@ -54,14 +69,30 @@ describe('labelled image folders', () => {
     expect(ids(splitSource(source, 'test', FOLDER_HELD_OUT, 1))).not.toEqual(test);
   });
 
-  it('serves as the kNN monitor\'s labelled set (train --knn-data dir:PATH)', async () => {
+  it("serves as the kNN monitor's labelled set (train --knn-data dir:PATH)", async () => {
     const set = await loadKnnSet(readSamples(await imageFolderSource(root), { shuffle: false }), { size: 16 });
     expect([set.references, set.queries]).toEqual([48, 12]);
     expect(new Set(set.labels)).toEqual(new Set([0, 1]));
   });
 
   it('eval scores kNN and the linear probe on the held-out part: colour classes are easy even for a random-init encoder', async () => {
-    const c = { ...parseEvalConfig(['--checkpoint', 'random', '--data', `dir:${root}`, '--size', '16', '--train', '100', '--test', '100', '--epochs', '20']), out: mkdtempSync(join(tmpdir(), 'densestream-folder-eval-')) };
+    const c = {
+      ...parseEvalConfig([
+        '--checkpoint',
+        'random',
+        '--data',
+        `dir:${root}`,
+        '--size',
+        '16',
+        '--train',
+        '100',
+        '--test',
+        '100',
+        '--epochs',
+        '20',
+      ]),
+      out: mkdtempSync(join(tmpdir(), 'densestream-folder-eval-')),
+    };
     expect(c.protocols).toEqual(['knn', 'linear']);
     const evaluation = await runEvaluation(c);
     const knn = evaluation.protocols.knn!;

@@ -63,14 +63,23 @@ describe('sphericalKMeans', () => {
   it('repairs empty clusters when k exceeds the distinct rows', () => {
     // 3 distinct unit vectors, 10 copies each, 5 clusters: k-means++ must place duplicates.
     const d = 4;
-    const distinct = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0.6, 0.8]];
+    const distinct = [
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 0.6, 0.8],
+    ];
     const rows = new Float32Array(30 * d);
     for (let i = 0; i < 30; i++) rows.set(distinct[i % 3]!, i * d);
     const result = sphericalKMeans(rows, d, { k: 5, seed: 0 });
     expect(result.emptyClustersRepaired).toBeGreaterThan(0);
     expect(result.centroids.every(Number.isFinite)).toBe(true);
     expect(result.inertia).toBeCloseTo(0, 6);
-    expect(adjustedRandIndex(result.assignments, Array.from({ length: 30 }, (_, i) => i % 3))).toBe(1);
+    expect(
+      adjustedRandIndex(
+        result.assignments,
+        Array.from({ length: 30 }, (_, i) => i % 3),
+      ),
+    ).toBe(1);
   });
 
   it('repairs a centroid that starts where no row is: re-seeded at the farthest row, blobs still found', () => {
@@ -126,7 +135,9 @@ describe('sphericalKMeans', () => {
     expect(() => sphericalKMeans(rows, 3, { k: 1 })).toThrow(/expected a non-empty \[N, 3\] matrix, got 4 values/);
     expect(() => sphericalKMeans(new Float32Array([1, NaN]), 2, { k: 1 })).toThrow(/row 0 holds NaN/);
     expect(() => sphericalKMeans(rows, 2, { k: 1, batchSize: 0 })).toThrow(/batchSize: expected a positive integer, got "0"/);
-    expect(() => sphericalKMeans(rows, 2, { k: 2, initialCentroids: new Float32Array(2) })).toThrow(/initialCentroids: expected k × dims = 4/);
+    expect(() => sphericalKMeans(rows, 2, { k: 2, initialCentroids: new Float32Array(2) })).toThrow(
+      /initialCentroids: expected k × dims = 4/,
+    );
   });
 });
 
@@ -151,7 +162,7 @@ describe('clusterInWorker', () => {
     expect(there.batches).toBe(here.batches);
   });
 
-  it('rejects with the worker\'s error, and on abort', async () => {
+  it("rejects with the worker's error, and on abort", async () => {
     await expect(clusterInWorker(new Float32Array([1, 0]), 2, { k: 2 })).rejects.toThrow(/k: 2 clusters of 1 rows/);
     const { rows } = sphereBlobs(200_000, 32, 50, 0.1, 9);
     const controller = new AbortController();

@@ -21,7 +21,11 @@ const f32 = (rows: number[][]) => new Float32Array(rows.flat());
 
 describe('knnAccuracy (weighted vote, pure)', () => {
   // References in 2-D: r0 = (1, 0) class 0, r1 = (0.8, 0.6) class 1, r2 = (0, 1) class 1.
-  const reference = f32([[1, 0], [0.8, 0.6], [0, 1]]);
+  const reference = f32([
+    [1, 0],
+    [0.8, 0.6],
+    [0, 1],
+  ]);
   const refLabels = [0, 1, 1];
   const q = f32([[1, 0]]); // cosines 1, 0.8, 0
 
@@ -42,19 +46,41 @@ describe('knnAccuracy (weighted vote, pure)', () => {
     expect(knnAccuracy(reference, refLabels, q, [1], 2, 20, 1)).toBe(1);
   });
 
-  it('uses cosine similarity: the rows\' lengths do not matter', () => {
-    const scaled = f32([[10, 0], [0.08, 0.06], [0, 3]]);
+  it("uses cosine similarity: the rows' lengths do not matter", () => {
+    const scaled = f32([
+      [10, 0],
+      [0.08, 0.06],
+      [0, 3],
+    ]);
     expect(knnAccuracy(scaled, refLabels, f32([[5, 0]]), [0], 2, 3, 1)).toBe(0);
     expect(knnAccuracy(scaled, refLabels, f32([[5, 0]]), [0], 2, 3, 0.1)).toBe(1);
   });
 
   it('counts the fraction of queries voted their own label', () => {
     // (1, 0) → 0 ✓; (0.6, 0.8): cosines 0.6, 0.96, 0.8 → 1 ✓; (0.1, 1) labelled 0: nearest r2 → 1 ✗.
-    expect(knnAccuracy(reference, refLabels, f32([[1, 0], [0.6, 0.8], [0.1, 1]]), [0, 1, 0], 2, 1, 0.07)).toBeCloseTo(2 / 3, 12);
+    expect(
+      knnAccuracy(
+        reference,
+        refLabels,
+        f32([
+          [1, 0],
+          [0.6, 0.8],
+          [0.1, 1],
+        ]),
+        [0, 1, 0],
+        2,
+        1,
+        0.07,
+      ),
+    ).toBeCloseTo(2 / 3, 12);
   });
 
   it('breaks ties: among equal similarities the earlier reference is nearer, among equal votes the lower class wins', () => {
-    const twins = f32([[1, 0], [2, 0], [0, 1]]); // r0 and r1 point the same way
+    const twins = f32([
+      [1, 0],
+      [2, 0],
+      [0, 1],
+    ]); // r0 and r1 point the same way
     // k = 1: r0 (class 1) is taken before its twin r1 (class 0).
     expect(knnAccuracy(twins, [1, 0, 0], q, [1], 2, 1, 0.07)).toBe(1);
     expect(knnAccuracy(twins, [0, 1, 0], q, [0], 2, 1, 0.07)).toBe(1);
@@ -98,7 +124,10 @@ describe('kNN monitor', () => {
   });
 
   it('refuses samples without labels, and too few samples', async () => {
-    const unlabelled: Sample[] = Array.from({ length: 10 }, (_, i) => ({ id: `x${i}`, pixels: { data: new Uint8Array(8 * 8 * 3), width: 8, height: 8, channels: 3 } }));
+    const unlabelled: Sample[] = Array.from({ length: 10 }, (_, i) => ({
+      id: `x${i}`,
+      pixels: { data: new Uint8Array(8 * 8 * 3), width: 8, height: 8, channels: 3 },
+    }));
     await expect(loadKnnSet(unlabelled, { size: 8 })).rejects.toThrow('sample x0 has no label');
     const few = unlabelled.slice(0, 4).map((s) => ({ ...s, label: 0 }));
     await expect(loadKnnSet(few, { size: 8 })).rejects.toThrow('4 readable samples: the kNN monitor needs at least 5');
@@ -153,10 +182,35 @@ describe('train --knn-every', () => {
   it('logs knn in metrics.jsonl every K steps and knnInit / knnFinal in the summary', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-knn-'));
     // --log-every 2: an evaluation lands on a logged step (the first at least K steps after the last).
-    const run = cli('train', '--data', 'scenes:32:64', '--size', '32', '--batch', '8', '--steps', '4', '--queue', '16', '--knn-every', '2', '--knn-size', '64', '--log-every', '1', '--threads', '2', '--out', out);
+    const run = cli(
+      'train',
+      '--data',
+      'scenes:32:64',
+      '--size',
+      '32',
+      '--batch',
+      '8',
+      '--steps',
+      '4',
+      '--queue',
+      '16',
+      '--knn-every',
+      '2',
+      '--knn-size',
+      '64',
+      '--log-every',
+      '1',
+      '--threads',
+      '2',
+      '--out',
+      out,
+    );
     expect(run.status, run.stderr).toBe(0);
     expect(run.stderr).toContain('knn monitor: 52 references and 12 queries of scenes(size=32, count=64, seed=0)');
-    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; parts: Record<string, number> });
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; parts: Record<string, number> });
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
     expect(metrics.map((m) => m.parts['knn'] !== undefined)).toEqual([false, true, false, true]);
     const summary = JSON.parse(run.stdout) as { knnInit: number; knnFinal: number; knnGain: number; knnGainStdErr: number };
@@ -166,7 +220,9 @@ describe('train --knn-every', () => {
     // The gain over random init, with its standard error on the 12 queries.
     expect(summary.knnGain).toBeCloseTo(summary.knnFinal - summary.knnInit, 3);
     expect(summary.knnGainStdErr).toBeCloseTo(knnGainStdErr(summary.knnInit, summary.knnFinal, 12), 3);
-    expect(run.stderr).toMatch(/knn: \d\.\d{3} at random init, \d\.\d{3} now: [+-]\d\.\d{3} ± \d\.\d{3} \(one standard error, 12 queries\)/);
+    expect(run.stderr).toMatch(
+      /knn: \d\.\d{3} at random init, \d\.\d{3} now: [+-]\d\.\d{3} ± \d\.\d{3} \(one standard error, 12 queries\)/,
+    );
     expect(run.stderr).toMatch(/step 4\/4 .* knn \d\.\d\d /);
   });
 
@@ -178,7 +234,15 @@ describe('train --knn-every', () => {
   });
 
   it('refuses --knn-every on a source without labels, naming the flag (exit 2)', () => {
-    const run = cli('train', '--data', `dir:${mkdtempSync(join(tmpdir(), 'densestream-knn-dir-'))}`, '--knn-every', '2', '--out', mkdtempSync(join(tmpdir(), 'densestream-knn-never-')));
+    const run = cli(
+      'train',
+      '--data',
+      `dir:${mkdtempSync(join(tmpdir(), 'densestream-knn-dir-'))}`,
+      '--knn-every',
+      '2',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'densestream-knn-never-')),
+    );
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('--knn-every: --data dir:');
     expect(run.stderr).toContain('has no labels for the kNN monitor; name a labelled set with --knn-data');

@@ -17,7 +17,10 @@ function reference(w: number[], grads: number[][], o: { lr: number; m: number; w
     const wn = norm(x);
     const un = norm(u);
     const rate = o.adapt && wn > 0 && un > 0 ? Math.min((o.eta * wn) / un, o.lr) : o.lr;
-    u.forEach((ui, i) => { v[i] = o.m * (v[i] as number) + rate * ui; x[i] = (x[i] as number) - (v[i] as number); });
+    u.forEach((ui, i) => {
+      v[i] = o.m * (v[i] as number) + rate * ui;
+      x[i] = (x[i] as number) - (v[i] as number);
+    });
   }
   return x;
 }
@@ -36,7 +39,11 @@ describe('LARS', () => {
       // loss = ½‖w − t‖² + ½‖3b‖²: gradients w − t and 9b, recorded before the step.
       wGrads.push(Array.from(tf.sub(w, target).dataSync()));
       bGrads.push(Array.from(tf.mul(b, 9).dataSync()));
-      opt.minimize(() => tf.add(tf.mul(tf.sum(tf.square(tf.sub(w, target))), 0.5), tf.mul(tf.sum(tf.square(tf.mul(b, 3))), 0.5)) as tf.Scalar, false, [w, b]);
+      opt.minimize(
+        () => tf.add(tf.mul(tf.sum(tf.square(tf.sub(w, target))), 0.5), tf.mul(tf.sum(tf.square(tf.mul(b, 3))), 0.5)) as tf.Scalar,
+        false,
+        [w, b],
+      );
     }
     const expectW = reference(wStart, wGrads, { lr: 0.1, m: 0.9, wd: 0.01, eta: 0.02, adapt: true });
     const expectB = reference(bStart, bGrads, { lr: 0.1, m: 0.9, wd: 0.01, eta: 0.02, adapt: false });

@@ -4,10 +4,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { rankReference } from './helpers/rank-reference.js';
 import type { LossParts } from '../methods/method.js';
 import {
-  alignLoss, argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize, maskedAveragePool, pixelNTXent, rankDistillation,
+  alignLoss,
+  argmaxCorrespondence,
+  denseInfoNCE,
+  infoNCE,
+  l2Normalize,
+  maskedAveragePool,
+  pixelNTXent,
+  rankDistillation,
 } from '../methods/losses.js';
 
-beforeAll(async () => { await tf.setBackend('cpu'); });
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
 
 const value = (t: tf.Tensor) => t.dataSync()[0] as number;
 const t2 = (rows: number[][]) => tf.tensor2d(rows);
@@ -19,7 +28,22 @@ describe('infoNCE (MoCo)', () => {
     // τ = 0.5 doubles the logits: log(1 + e⁻²) = 0.1269280
     expect(value(infoNCE(t2([[1, 0]]), t2([[1, 0]]), t2([[0, 1]]), 0.5))).toBeCloseTo(0.126928, 6);
     // two queries, the second as close to its negative as to its positive: (0.3132617 + log 2) / 2
-    expect(value(infoNCE(t2([[1, 0], [0, 1]]), t2([[1, 0], [0, 1]]), t2([[0, 1]]), 1))).toBeCloseTo((0.3132617 + Math.LN2) / 2, 6);
+    expect(
+      value(
+        infoNCE(
+          t2([
+            [1, 0],
+            [0, 1],
+          ]),
+          t2([
+            [1, 0],
+            [0, 1],
+          ]),
+          t2([[0, 1]]),
+          1,
+        ),
+      ),
+    ).toBeCloseTo((0.3132617 + Math.LN2) / 2, 6);
   });
 
   it('refuses a non-positive temperature', () => {
@@ -38,17 +62,52 @@ describe('infoNCE (MoCo)', () => {
 
 describe('DenseCL', () => {
   it('matches each query cell to its most similar key cell', () => {
-    const q = tf.tensor3d([[[1, 0], [0, 1]]]);
-    const k = tf.tensor3d([[[0, 2], [3, 0]]]);
+    const q = tf.tensor3d([
+      [
+        [1, 0],
+        [0, 1],
+      ],
+    ]);
+    const k = tf.tensor3d([
+      [
+        [0, 2],
+        [3, 0],
+      ],
+    ]);
     expect(Array.from(argmaxCorrespondence(q, k).dataSync())).toEqual([1, 0]);
   });
 
   it('contrasts each cell with its matched key cell against the dense queue (hand-computed)', () => {
     // Two images, each matched within itself (a batched gather that mixed images up, as wasm's
     // did, tensorflow/tfjs#8658, gives other logits).
-    const q = tf.tensor3d([[[1, 0], [0, 1]], [[0, 1], [1, 0]]]);
-    const k = tf.tensor3d([[[0, 1], [1, 0]], [[1, 0], [0, 1]]]);
-    const match = tf.tensor2d([[1, 0], [1, 0]], undefined, 'int32');
+    const q = tf.tensor3d([
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      [
+        [0, 1],
+        [1, 0],
+      ],
+    ]);
+    const k = tf.tensor3d([
+      [
+        [0, 1],
+        [1, 0],
+      ],
+      [
+        [1, 0],
+        [0, 1],
+      ],
+    ]);
+    const match = tf.tensor2d(
+      [
+        [1, 0],
+        [1, 0],
+      ],
+      undefined,
+      'int32',
+    );
     // positives equal the queries (logit 1); negative n = [0.6, 0.8] gives logits 0.6 and 0.8:
     // mean(log(1 + e^{−0.4}), log(1 + e^{−0.2})) = mean(0.5130153, 0.5981389)
     expect(value(denseInfoNCE(q, k, match as tf.Tensor2D, t2([[0.6, 0.8]]), 1))).toBeCloseTo((0.5130153 + 0.5981389) / 2, 6);
@@ -56,7 +115,12 @@ describe('DenseCL', () => {
 });
 
 describe('HAPiCL', () => {
-  const cells = tf.tensor3d([[[1, 0], [0, 1]]]); // two orthogonal cells: e = [[e, 1], [1, e]] at τ = 1
+  const cells = tf.tensor3d([
+    [
+      [1, 0],
+      [0, 1],
+    ],
+  ]); // two orthogonal cells: e = [[e, 1], [1, e]] at τ = 1
   it('computes the pixel NT-Xent with fg–fg positives by hand', () => {
     // view 1: cell 0 foreground; view 2: both foreground → positives (0,0), (0,1): e + 1.
     // −log((e + 1 + 1) / (2e + 2 + 2)) = −log(1/2)
@@ -64,25 +128,38 @@ describe('HAPiCL', () => {
     // view 2: cell 0 foreground only → positive (0,0): −log((e + 1) / (2e + 4)) = 0.931330
     expect(value(pixelNTXent(cells, cells, t2([[1, 0]]), t2([[1, 0]]), 1))).toBeCloseTo(-Math.log((Math.E + 1) / (2 * Math.E + 4)), 5);
     // with background positives, (1,1) joins: −log((2e + 1) / (2e + 4)) = 0.382630
-    expect(value(pixelNTXent(cells, cells, t2([[1, 0]]), t2([[1, 0]]), 1, true))).toBeCloseTo(-Math.log((2 * Math.E + 1) / (2 * Math.E + 4)), 5);
+    expect(value(pixelNTXent(cells, cells, t2([[1, 0]]), t2([[1, 0]]), 1, true))).toBeCloseTo(
+      -Math.log((2 * Math.E + 1) / (2 * Math.E + 4)),
+      5,
+    );
   });
 
   it("pools features over the mask with HARL's +1: (1 + 3) / (2 + 1)", () => {
     const dense = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
-    const mask = tf.tensor3d([[[1, 0], [1, 0]]]);
+    const mask = tf.tensor3d([
+      [
+        [1, 0],
+        [1, 0],
+      ],
+    ]);
     expect(value(maskedAveragePool(dense, mask))).toBeCloseTo(4 / 3, 6);
   });
 });
 
 describe('soft-ranking distillation', () => {
-
   it('matches a hand computation for two candidates: BCE(σ(−0.2), σ(0.2)) = 0.708106', () => {
     expect(value(rankDistillation(t2([[0.2, 0.4]]), t2([[0.5, 0.3]]), 1, 1, 1))).toBeCloseTo(0.708106, 5);
   });
 
   it('matches an independent loop implementation on random similarities', () => {
-    const s = [[0.3, -0.1, 0.7, 0.2], [0.9, 0.1, -0.4, 0.5]];
-    const t = [[0.5, 0.0, 0.6, -0.2], [0.2, 0.4, -0.1, 0.8]];
+    const s = [
+      [0.3, -0.1, 0.7, 0.2],
+      [0.9, 0.1, -0.4, 0.5],
+    ];
+    const t = [
+      [0.5, 0.0, 0.6, -0.2],
+      [0.2, 0.4, -0.1, 0.8],
+    ];
     expect(value(rankDistillation(t2(s), t2(t), 0.1, 0.04, 0.1))).toBeCloseTo(rankReference(s, t, 0.1, 0.04, 0.1), 4);
   });
 
@@ -94,10 +171,32 @@ describe('soft-ranking distillation', () => {
 
 describe('l2Normalize', () => {
   it('gives unit rows, and a finite gradient at a zero row (masked pooling can produce one)', () => {
-    const n = l2Normalize(t2([[3, 4], [0, 0]])).arraySync();
+    const n = l2Normalize(
+      t2([
+        [3, 4],
+        [0, 0],
+      ]),
+    ).arraySync();
     expect(n[0]![0]).toBeCloseTo(0.6, 6);
     expect(n[0]![1]).toBeCloseTo(0.8, 6);
-    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(l2Normalize(x), tf.tensor2d([[1, 2], [1, 2]]))))(t2([[3, 4], [0, 0]])).dataSync();
+    const g = tf
+      .grad((x: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            l2Normalize(x),
+            tf.tensor2d([
+              [1, 2],
+              [1, 2],
+            ]),
+          ),
+        ),
+      )(
+        t2([
+          [3, 4],
+          [0, 0],
+        ]),
+      )
+      .dataSync();
     expect(Array.from(g).every(Number.isFinite)).toBe(true);
   });
 });
@@ -107,14 +206,33 @@ describe('align loss', () => {
     const { withAlign } = await import('../methods/siamese.js');
     const { readParts } = await import('../methods/method.js');
     const parts: LossParts = {};
-    const q = t2([[1, 0], [0.6, 0.8]]);
-    const k = t2([[0, 1], [0.6, 0.8]]);
+    const q = t2([
+      [1, 0],
+      [0.6, 0.8],
+    ]);
+    const k = t2([
+      [0, 1],
+      [0.6, 0.8],
+    ]);
     expect(value(withAlign(tf.scalar(2), q, k, 0.5, parts))).toBeCloseTo(2 + 0.5 * 1, 6);
     expect((await readParts(parts))['align']).toBeCloseTo(1, 6);
     expect(value(withAlign(tf.scalar(2), q, k, 0, {}))).toBe(2);
   });
 
   it('is the mean squared distance between paired projections', () => {
-    expect(value(alignLoss(t2([[1, 0], [0.6, 0.8]]), t2([[0, 1], [0.6, 0.8]])))).toBeCloseTo(1, 6); // (2 + 0) / 2
+    expect(
+      value(
+        alignLoss(
+          t2([
+            [1, 0],
+            [0.6, 0.8],
+          ]),
+          t2([
+            [0, 1],
+            [0.6, 0.8],
+          ]),
+        ),
+      ),
+    ).toBeCloseTo(1, 6); // (2 + 0) / 2
   });
 });

@@ -15,14 +15,15 @@ import { collect } from './helpers/collect.js';
 function planted(): Pixels {
   const rng = keyedRng(4, 'planted');
   const data = new Uint8Array(80 * 60 * 3);
-  for (let y = 0; y < 60; y++) for (let x = 0; x < 80; x++) {
-    const i = (y * 80 + x) * 3;
-    const inside = x >= 50 && x < 66 && y >= 10 && y < 22;
-    const noise = rng.int(20);
-    data[i] = inside ? 220 : 110 + noise;
-    data[i + 1] = inside ? 30 : 110 + noise;
-    data[i + 2] = inside ? 40 : 110 + noise;
-  }
+  for (let y = 0; y < 60; y++)
+    for (let x = 0; x < 80; x++) {
+      const i = (y * 80 + x) * 3;
+      const inside = x >= 50 && x < 66 && y >= 10 && y < 22;
+      const noise = rng.int(20);
+      data[i] = inside ? 220 : 110 + noise;
+      data[i + 1] = inside ? 30 : 110 + noise;
+      data[i + 2] = inside ? 40 : 110 + noise;
+    }
   return { data, width: 80, height: 60, channels: 3 };
 }
 
@@ -77,10 +78,12 @@ describe('attention crop', () => {
     expect(attentionCropBox(keyedRng(0), attention, 40, 30)).toEqual({ box: [0, 0, 40, 30], fallback: true });
     const warnings: string[] = [];
     const sample: Sample = { id: 'bad', pixels: planted(), attention };
-    const [out] = await collect(from([sample]).pipe(
-      foregroundMask({ onFallback: (id) => warnings.push(id) }),
-      multiView({ views: withAttentionView(presetViews('mocov2', 16)), seed: 1, onFallback: (id) => warnings.push(id) }),
-    ));
+    const [out] = await collect(
+      from([sample]).pipe(
+        foregroundMask({ onFallback: (id) => warnings.push(id) }),
+        multiView({ views: withAttentionView(presetViews('mocov2', 16)), seed: 1, onFallback: (id) => warnings.push(id) }),
+      ),
+    );
     expect(out!.views![0]!.box).toEqual([0, 0, 80, 60]);
     expect(Array.from(out!.mask!.data).every((v) => v === 1)).toBe(true);
     expect(warnings).toEqual(['bad', 'bad']); // once for the mask, once for the view
@@ -101,13 +104,14 @@ describe('masks travel with the views', () => {
         const [x0, y0, x1, y1] = v.box;
         const size = v.pixels!.width;
         if (v.flipped) flipped++;
-        for (let vy = 0; vy < size; vy++) for (let vx = 0; vx < size; vx++) {
-          const col = v.flipped ? size - 1 - vx : vx;
-          const sx = Math.min(63, Math.floor(x0 + ((col + 0.5) * (x1 - x0)) / size));
-          const sy = Math.min(63, Math.floor(y0 + ((vy + 0.5) * (y1 - y0)) / size));
-          expect(v.gtMask!.data[vy * size + vx]).toBe(s.gtMask!.data[sy * 64 + sx]);
-          expect(v.mask!.data[vy * size + vx]).toBe(s.mask!.data[sy * 64 + sx]); // map is 64×64 here
-        }
+        for (let vy = 0; vy < size; vy++)
+          for (let vx = 0; vx < size; vx++) {
+            const col = v.flipped ? size - 1 - vx : vx;
+            const sx = Math.min(63, Math.floor(x0 + ((col + 0.5) * (x1 - x0)) / size));
+            const sy = Math.min(63, Math.floor(y0 + ((vy + 0.5) * (y1 - y0)) / size));
+            expect(v.gtMask!.data[vy * size + vx]).toBe(s.gtMask!.data[sy * 64 + sx]);
+            expect(v.mask!.data[vy * size + vx]).toBe(s.mask!.data[sy * 64 + sx]); // map is 64×64 here
+          }
       }
     }
     expect(flipped).toBeGreaterThan(0);
@@ -115,7 +119,7 @@ describe('masks travel with the views', () => {
 });
 
 describe('mask building blocks', () => {
-  it('puts Otsu\'s threshold between the two modes of a bimodal map', () => {
+  it("puts Otsu's threshold between the two modes of a bimodal map", () => {
     const values = Float32Array.from({ length: 1000 }, (_, i) => (i < 700 ? 0.2 : 0.8) + ((i % 7) - 3) * 0.01);
     const t = otsuThreshold(values);
     expect(values.slice(0, 700).every((v) => v < t)).toBe(true);
@@ -123,16 +127,7 @@ describe('mask building blocks', () => {
   });
 
   it('drops specks and fills holes (hand-made 8×8 case)', () => {
-    const rows = [
-      '10000000',
-      '00000000',
-      '00111110',
-      '00100010',
-      '00101010',
-      '00100010',
-      '00111110',
-      '00000000',
-    ];
+    const rows = ['10000000', '00000000', '00111110', '00100010', '00101010', '00100010', '00111110', '00000000'];
     const data = Uint8Array.from(rows.join(''), (c) => Number(c));
     const cleaned = cleanMask({ data, width: 8, height: 8 }, 2 / 64);
     const text = Array.from({ length: 8 }, (_, y) => Array.from(cleaned.data.slice(y * 8, y * 8 + 8)).join(''));

@@ -79,8 +79,20 @@ describe.each(methods)('%s', (_, create) => {
 describe('key queue', () => {
   it('replaces the oldest rows and wraps around', () => {
     const queue = new KeyQueue(5, 2, 0, 'test-queue');
-    queue.enqueue(tf.tensor2d([[1, 0], [0, 1], [1, 1]]));
-    queue.enqueue(tf.tensor2d([[2, 2], [3, 3], [4, 4]])); // rows 3, 4, then 0
+    queue.enqueue(
+      tf.tensor2d([
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ]),
+    );
+    queue.enqueue(
+      tf.tensor2d([
+        [2, 2],
+        [3, 3],
+        [4, 4],
+      ]),
+    ); // rows 3, 4, then 0
     const rows = queue.keys.arraySync() as number[][];
     expect(rows[0]).toEqual([4, 4]);
     expect(rows[1]).toEqual([0, 1]);
@@ -93,13 +105,20 @@ describe('key queue', () => {
 
 describe('hapicl masks', () => {
   it('pools a view mask to the feature grid: a cell is foreground when at least half its pixels are', () => {
-    const mask = tf.tensor3d([[
-      [1, 1, 0, 0],
-      [1, 1, 0, 1],
-      [0, 0, 1, 1],
-      [0, 0, 0, 0],
-    ]]);
-    expect(maskToGrid(mask, 2).arraySync()).toEqual([[[1, 0], [0, 1]]]);
+    const mask = tf.tensor3d([
+      [
+        [1, 1, 0, 0],
+        [1, 1, 0, 1],
+        [0, 0, 1, 1],
+        [0, 0, 0, 0],
+      ],
+    ]);
+    expect(maskToGrid(mask, 2).arraySync()).toEqual([
+      [
+        [1, 0],
+        [0, 1],
+      ],
+    ]);
   });
 });
 

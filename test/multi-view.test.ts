@@ -31,7 +31,7 @@ describe('multiView', () => {
     expect(differs).toBe(true);
   });
 
-  it('makes the preset\'s number of views at their sizes, boxes inside the source', async () => {
+  it("makes the preset's number of views at their sizes, boxes inside the source", async () => {
     const [s] = await collect(from(scenes(1)).pipe(multiView({ views: presetViews('multicrop', 64), seed: 3 })));
     expect(s!.views!.map((v) => v.pixels!.width)).toEqual([64, 64, 27, 27, 27, 27, 27, 27]);
     for (const v of s!.views!) {
@@ -48,12 +48,17 @@ describe('multiView', () => {
     // A 64×64 image whose red channel is the column index and green the row index.
     const data = new Uint8Array(64 * 64 * 3);
     const mask = new Uint8Array(64 * 64);
-    for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) {
-      data[(y * 64 + x) * 3] = x * 4;
-      data[(y * 64 + x) * 3 + 1] = y * 4;
-      mask[y * 64 + x] = x < 20 ? 1 : 0;
-    }
-    const sample: Sample = { id: 'grid', pixels: { data, width: 64, height: 64, channels: 3 }, mask: { data: mask, width: 64, height: 64 } };
+    for (let y = 0; y < 64; y++)
+      for (let x = 0; x < 64; x++) {
+        data[(y * 64 + x) * 3] = x * 4;
+        data[(y * 64 + x) * 3 + 1] = y * 4;
+        mask[y * 64 + x] = x < 20 ? 1 : 0;
+      }
+    const sample: Sample = {
+      id: 'grid',
+      pixels: { data, width: 64, height: 64, channels: 3 },
+      mask: { data: mask, width: 64, height: 64 },
+    };
     // scale 0.25 with ratio 1 → a 32×32 box, cut to a 32-px view: no resampling.
     const plain: ViewConfig = { size: 32, scale: [0.25, 0.25], ratio: [1, 1], flip: 0 };
     const [out] = await collect(from([sample]).pipe(multiView({ views: [plain, { ...plain, flip: 1 }], seed: 9 })));
@@ -61,7 +66,12 @@ describe('multiView', () => {
     for (const v of [v0!, v1!]) {
       const [x0, y0, x1, y1] = v.box;
       expect([x1 - x0, y1 - y0]).toEqual([32, 32]);
-      for (const [vx, vy] of [[0, 0], [31, 0], [5, 17], [31, 31]] as const) {
+      for (const [vx, vy] of [
+        [0, 0],
+        [31, 0],
+        [5, 17],
+        [31, 31],
+      ] as const) {
         const sx = v.flipped ? x0 + 31 - vx : x0 + vx; // a flipped view's column 0 is the box's last
         const i = (vy * 32 + vx) * 3;
         expect(v.pixels!.data[i]).toBe(sx * 4);
@@ -83,7 +93,10 @@ describe('multiView', () => {
       { id: 'tall', pixels: { data: tall, width: 20, height: 41, channels: 3 } },
     ];
     const out = await collect(from(samples).pipe(multiView({ views: [centreSquareView(20)], seed: 1 })));
-    expect(out.map((s) => s.views![0]!.box)).toEqual([[10, 0, 30, 20], [0, 10, 20, 30]]);
+    expect(out.map((s) => s.views![0]!.box)).toEqual([
+      [10, 0, 30, 20],
+      [0, 10, 20, 30],
+    ]);
     const v = out[0]!.views![0]!;
     expect([v.pixels!.width, v.pixels!.height]).toEqual([20, 20]);
     for (const x of [0, 7, 19]) expect(v.pixels!.data[(5 * 20 + x) * 3]).toBe((10 + x) * 4);
@@ -101,24 +114,38 @@ describe('view geometry', () => {
   const a = { box: [0, 0, 50, 50] as const, flipped: false };
   const b = { box: [25, 0, 75, 50] as const, flipped: true };
 
-  it('places a flipped view\'s cells mirrored in source coordinates', () => {
+  it("places a flipped view's cells mirrored in source coordinates", () => {
     expect(cellBoxes(b, 2, 2)).toEqual([
-      [50, 0, 75, 25], [25, 0, 50, 25],
-      [50, 25, 75, 50], [25, 25, 50, 50],
+      [50, 0, 75, 25],
+      [25, 0, 50, 25],
+      [50, 25, 75, 50],
+      [25, 25, 50, 50],
     ]);
   });
 
   it('matches cells of two views by their overlap in the source', () => {
     const m = Array.from(viewCorrespondence(a, b, 2));
     expect(m).toEqual([
-      0, 0, 0, 0, // A(0,0) = [0,0,25,25] lies outside B
-      0, 1, 0, 0, // A(0,1) = [25,0,50,25] is B's cell (0,1)
-      0, 0, 0, 0,
-      0, 0, 0, 1,
+      0,
+      0,
+      0,
+      0, // A(0,0) = [0,0,25,25] lies outside B
+      0,
+      1,
+      0,
+      0, // A(0,1) = [25,0,50,25] is B's cell (0,1)
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      1,
     ]);
   });
 
-  it('reports partial overlaps as the covered fraction of a\'s cell', () => {
+  it("reports partial overlaps as the covered fraction of a's cell", () => {
     const shifted = { box: [10, 0, 60, 50] as const, flipped: false };
     const m = viewCorrespondence(a, shifted, 2);
     // A(0,0) = [0,0,25,25] meets shifted (0,0) = [10,0,35,25] over 15×25 of its 25×25.
@@ -128,7 +155,9 @@ describe('view geometry', () => {
 });
 
 describe('batch', () => {
-  beforeAll(async () => { await tf.setBackend('cpu'); });
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
 
   it('collates views, masks, boxes and labels into tensors once per batch, and dispose frees them all', async () => {
     const samples = scenes(5).map((s) => ({ ...s, mask: s.gtMask }));
@@ -151,7 +180,10 @@ describe('colour transform (jitter and greyscale as one affine map)', () => {
   const apply = (t: ReturnType<typeof colourTransform>, rgb: [number, number, number]) =>
     t!.matrix.map((row) => row[0] * rgb[0] + row[1] * rgb[1] + row[2] * rgb[2] + t!.offset);
   const plan = (jitter: Partial<NonNullable<ViewPlan['jitter']>>, grayscale = false): ViewPlan => ({
-    box: [0, 0, 1, 1], flipped: false, grayscale, solarize: false,
+    box: [0, 0, 1, 1],
+    flipped: false,
+    grayscale,
+    solarize: false,
     jitter: { brightness: 1, contrast: 1, saturation: 1, hue: 0, ...jitter },
   });
 
@@ -161,7 +193,10 @@ describe('colour transform (jitter and greyscale as one affine map)', () => {
   });
 
   it('turns a colour into its luma at saturation 0, and greyscale does the same', () => {
-    for (const t of [colourTransform(plan({ saturation: 0 }), 0), colourTransform({ ...plan({}), jitter: undefined, grayscale: true }, 0)]) {
+    for (const t of [
+      colourTransform(plan({ saturation: 0 }), 0),
+      colourTransform({ ...plan({}), jitter: undefined, grayscale: true }, 0),
+    ]) {
       for (const v of apply(t, [255, 0, 0])) expect(v).toBeCloseTo(0.299 * 255, 3);
     }
   });

@@ -22,12 +22,19 @@ describe('prepareOutFolder', () => {
     const file = join(root, 'file.txt');
     writeFileSync(file, 'x');
     expect(() => prepareOutFolder(file)).toThrow(new ConfigError(`--out ${file}: ${file} is a file, not a folder`));
-    expect(() => prepareOutFolder(join(file, 'sub'), '--dir')).toThrow(new ConfigError(`--dir ${join(file, 'sub')}: ${file} is a file, not a folder`));
+    expect(() => prepareOutFolder(join(file, 'sub'), '--dir')).toThrow(
+      new ConfigError(`--dir ${join(file, 'sub')}: ${file} is a file, not a folder`),
+    );
   });
 
-  it.runIf(existsSync('/proc/self'))('refuses a path that cannot hold folders at once (Node\'s recursive mkdir loops forever on /proc/x)', () => {
-    expect(() => prepareOutFolder('/proc/x/run')).toThrow(new ConfigError('--out /proc/x/run: cannot create the folder /proc/x (ENOENT)'));
-  });
+  it.runIf(existsSync('/proc/self'))(
+    "refuses a path that cannot hold folders at once (Node's recursive mkdir loops forever on /proc/x)",
+    () => {
+      expect(() => prepareOutFolder('/proc/x/run')).toThrow(
+        new ConfigError('--out /proc/x/run: cannot create the folder /proc/x (ENOENT)'),
+      );
+    },
+  );
 });
 
 describe.runIf(existsSync('/proc/self'))('commands with an --out that cannot be written', () => {

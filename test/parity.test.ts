@@ -8,7 +8,12 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  densestreamNumbers, parityErrors, parityFixturePath, PARITY_METHODS, type ParityErrors, type ParityFixture,
+  densestreamNumbers,
+  parityErrors,
+  parityFixturePath,
+  PARITY_METHODS,
+  type ParityErrors,
+  type ParityFixture,
 } from '../bench/parity-cases.js';
 import { selectBackend } from '../models/backend.js';
 

@@ -14,7 +14,11 @@ import { collect } from './helpers/collect.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';
 
 /** A decoded 2×2 grey sample `s{i}` whose label is its parity. */
-const sample = (i: number): Sample => ({ id: `s${i}`, pixels: { data: new Uint8Array([i, i, i, i]), width: 2, height: 2, channels: 1 }, label: i % 2 });
+const sample = (i: number): Sample => ({
+  id: `s${i}`,
+  pixels: { data: new Uint8Array([i, i, i, i]), width: 2, height: 2, channels: 1 },
+  label: i % 2,
+});
 
 describe('PositiveReservoir', () => {
   it('never holds more than its capacity while 10× as many samples stream through, and keeps the newest, oldest first', () => {
@@ -37,12 +41,21 @@ describe('PositiveReservoir', () => {
 
   it('draws uniformly among the members of one cluster, never the anchor; a placement counts only for its own clustering', () => {
     // The snapshot holds s0–s3 (cluster = parity); s4 and s5 came later and are placed by hand.
-    const index = new ClusterIndex(['s0', 's1', 's2', 's3'], Int32Array.from([0, 1, 0, 1]), { rows: Float32Array.from([1, 0, 0, 1]), dims: 2 });
+    const index = new ClusterIndex(['s0', 's1', 's2', 's3'], Int32Array.from([0, 1, 0, 1]), {
+      rows: Float32Array.from([1, 0, 0, 1]),
+      dims: 2,
+    });
     const older = new ClusterIndex(['s0'], Int32Array.from([0]));
     const r = new PositiveReservoir(10);
     for (let i = 0; i < 6; i++) r.add(sample(i), i === 5 ? older : undefined, i === 5 ? 0 : undefined);
     expect(r.unplaced(index).map((s) => s.id)).toEqual(['s4', 's5']); // s5 was placed under another clustering
-    r.place(index, new Map([['s4', 0], ['s5', 1]]));
+    r.place(
+      index,
+      new Map([
+        ['s4', 0],
+        ['s5', 1],
+      ]),
+    );
     expect(r.unplaced(index)).toEqual([]);
     expect(r.clusterOf('s5', index)).toBe(1);
     expect(r.clusterOf('s5', older)).toBeUndefined(); // the newer placement replaced it
@@ -51,7 +64,7 @@ describe('PositiveReservoir', () => {
     const counts = new Map<string, number>();
     let u = 0;
     for (let k = 0; k < 300; k++) {
-      const id = r.draw(index, 0, 's2', () => ((u = (u + 0.6180339887) % 1)))!.id;
+      const id = r.draw(index, 0, 's2', () => (u = (u + 0.6180339887) % 1))!.id;
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     expect([...counts.keys()].sort()).toEqual(['s0', 's4']);
@@ -69,7 +82,7 @@ describe('PositiveReservoir', () => {
     const counts = new Map<string, number>();
     let u = 0;
     for (let k = 0; k < 300; k++) {
-      const id = r.draw(index, 0, 'anchor', () => ((u = (u + 0.6180339887) % 1)))!.id;
+      const id = r.draw(index, 0, 'anchor', () => (u = (u + 0.6180339887) % 1))!.id;
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     expect([...counts.keys()].sort()).toEqual(['s0', 's2', 's4']);
@@ -96,10 +109,22 @@ describe('reservoirPairs', () => {
       const batch = Math.floor(position++ / 3);
       return { batch, clustering: Promise.resolve(batch >= clusteredFrom ? index : undefined) };
     };
-    const out = collect(from(Array.from({ length: n }, (_, i) => sample(i))).pipe(reservoirPairs({
-      nextAnchor, groupSize: 3, reservoir, seed: 5, epoch: 0, onNote: (id, reason) => notes.push([id, reason]),
-      embed: async (s) => { embedded.push(s.map((x) => x.id)); return embed(s); },
-    })));
+    const out = collect(
+      from(Array.from({ length: n }, (_, i) => sample(i))).pipe(
+        reservoirPairs({
+          nextAnchor,
+          groupSize: 3,
+          reservoir,
+          seed: 5,
+          epoch: 0,
+          onNote: (id, reason) => notes.push([id, reason]),
+          embed: async (s) => {
+            embedded.push(s.map((x) => x.id));
+            return embed(s);
+          },
+        }),
+      ),
+    );
     return out.then((emitted) => ({ emitted, notes, embedded, reservoir }));
   }
 
@@ -148,8 +173,26 @@ describe('train --method softrank on tar shards: the data plane', () => {
   it('pairs each stream anchor, once clustered, with a reservoir member of its cluster, never itself, and keeps the reservoir bounded', async () => {
     const R = 6;
     const steps = 10;
-    const { resume: _r, ...c } = parseTrainConfig(['--method', 'softrank', '--data', `tar:${pattern}`, '--size', '32', '--batch', '8', '--steps', String(steps),
-      '--recluster-every', '2', '--clusters', '2', '--reservoir', String(R), '--out', 'unused']);
+    const { resume: _r, ...c } = parseTrainConfig([
+      '--method',
+      'softrank',
+      '--data',
+      `tar:${pattern}`,
+      '--size',
+      '32',
+      '--batch',
+      '8',
+      '--steps',
+      String(steps),
+      '--recluster-every',
+      '2',
+      '--clusters',
+      '2',
+      '--reservoir',
+      String(R),
+      '--out',
+      'unused',
+    ]);
     // Embeddings by label parity (the bank's and the frozen copy's alike): k-means with k = 2 finds the parity classes.
     const dims = 4;
     const vector = (id: string): Float32Array => {
@@ -159,7 +202,17 @@ describe('train --method softrank on tar shards: the data plane', () => {
       return v;
     };
     const embedder: AnchorEmbedder = { freeze: () => undefined, embed: async (samples) => samples.map((s) => vector(s.id)) };
-    const reclustering = new Reclustering({ dims, bankSize: 256, clusters: 2, every: 2, lag: 1, anchorsPerStep: 4, steps, seed: 0, anchors: embedder });
+    const reclustering = new Reclustering({
+      dims,
+      bankSize: 256,
+      clusters: 2,
+      every: 2,
+      lag: 1,
+      anchorsPerStep: 4,
+      steps,
+      seed: 0,
+      anchors: embedder,
+    });
     const reservoir = new PositiveReservoir(R);
     const positives: PositiveSampling = { reclustering, reservoir, onCheckpoint: async () => undefined };
     const budget = new SampleBudget(3 * 4 + 16);
@@ -170,26 +223,32 @@ describe('train --method softrank on tar shards: the data plane', () => {
     let step = 0;
     try {
       // As the trainer does: a batch is checked, released and fed to the bank before the next is taken.
-      await lastValueFrom(trainBatches(c, source, budget, () => undefined, 0, positives).pipe(take(steps), concatMap(async (b) => {
-        step++;
-        sizes.push(reservoir.size);
-        const held = anchorsBefore.slice(-R);
-        for (let i = 0; i < b.ids.length; i += 2) {
-          const anchor = b.ids[i]!;
-          const positive = b.ids[i + 1]!;
-          if (step < 4) expect(positive).toBe(anchor); // the first clustering (after step 2) serves from step 4
-          else if (positive !== anchor) {
-            clustered++;
-            expect(held).toContain(positive);
-            expect(labels.get(positive)! % 2).toBe(labels.get(anchor)! % 2);
-          }
-        }
-        for (let i = 0; i < b.ids.length; i += 2) anchorsBefore.push(b.ids[i]!);
-        budget.release(b.ids.length / 2);
-        const rows = new Float32Array(b.ids.length * dims);
-        b.ids.forEach((id, i) => rows.set(vector(id), i * dims));
-        await reclustering.afterStep(step, { ids: [...b.ids], rows, dims }, b.ids);
-      })));
+      await lastValueFrom(
+        trainBatches(c, source, budget, () => undefined, 0, positives).pipe(
+          take(steps),
+          concatMap(async (b) => {
+            step++;
+            sizes.push(reservoir.size);
+            const held = anchorsBefore.slice(-R);
+            for (let i = 0; i < b.ids.length; i += 2) {
+              const anchor = b.ids[i]!;
+              const positive = b.ids[i + 1]!;
+              if (step < 4)
+                expect(positive).toBe(anchor); // the first clustering (after step 2) serves from step 4
+              else if (positive !== anchor) {
+                clustered++;
+                expect(held).toContain(positive);
+                expect(labels.get(positive)! % 2).toBe(labels.get(anchor)! % 2);
+              }
+            }
+            for (let i = 0; i < b.ids.length; i += 2) anchorsBefore.push(b.ids[i]!);
+            budget.release(b.ids.length / 2);
+            const rows = new Float32Array(b.ids.length * dims);
+            b.ids.forEach((id, i) => rows.set(vector(id), i * dims));
+            await reclustering.afterStep(step, { ids: [...b.ids], rows, dims }, b.ids);
+          }),
+        ),
+      );
     } finally {
       reclustering.close();
     }
@@ -203,8 +262,28 @@ describe('train --method softrank on tar shards: the data plane', () => {
   it('--negatives: draws each pair’s negatives outside the cluster its anchor was placed in, even when the live target has drifted', async () => {
     const steps = 8;
     const dims = 3;
-    const { resume: _r, ...c } = parseTrainConfig(['--method', 'softrank', '--data', `tar:${pattern}`, '--size', '32', '--batch', '8', '--steps', String(steps),
-      '--recluster-every', '2', '--clusters', '2', '--reservoir', '6', '--negatives', '2', '--out', 'unused']);
+    const { resume: _r, ...c } = parseTrainConfig([
+      '--method',
+      'softrank',
+      '--data',
+      `tar:${pattern}`,
+      '--size',
+      '32',
+      '--batch',
+      '8',
+      '--steps',
+      String(steps),
+      '--recluster-every',
+      '2',
+      '--clusters',
+      '2',
+      '--reservoir',
+      '6',
+      '--negatives',
+      '2',
+      '--out',
+      'unused',
+    ]);
     const parity = (id: string) => labels.get(id)! % 2;
     /** The bank's and the frozen copy's embedding: the label parity's axis; `drifted`: the other axis (the live target's space has moved). */
     const vector = (id: string, drifted = false): Float32Array => {
@@ -214,31 +293,47 @@ describe('train --method softrank on tar shards: the data plane', () => {
       return v;
     };
     const embedder: AnchorEmbedder = { freeze: () => undefined, embed: async (samples) => samples.map((s) => vector(s.id)) };
-    const reclustering = new Reclustering({ dims, bankSize: 256, clusters: 2, every: 2, lag: 1, anchorsPerStep: 4, steps, seed: 0, anchors: embedder, negatives: 2 });
+    const reclustering = new Reclustering({
+      dims,
+      bankSize: 256,
+      clusters: 2,
+      every: 2,
+      lag: 1,
+      anchorsPerStep: 4,
+      steps,
+      seed: 0,
+      anchors: embedder,
+      negatives: 2,
+    });
     const positives: PositiveSampling = { reclustering, reservoir: new PositiveReservoir(6), onCheckpoint: async () => undefined };
     const budget = new SampleBudget(3 * 4 + 16);
     let checked = 0;
     let step = 0;
     try {
-      await lastValueFrom(trainBatches(c, await openSource(c.data), budget, () => undefined, 0, positives).pipe(take(steps), concatMap(async (b) => {
-        step++;
-        const rowsOf = (drifted: boolean) => {
-          const rows = new Float32Array(b.ids.length * dims);
-          b.ids.forEach((id, i) => rows.set(vector(id, drifted), i * dims));
-          return rows;
-        };
-        const negatives = reclustering.negatives(b.ids, rowsOf(true), dims); // as the loss asks, with this step's (drifted) target z
-        if (step >= 4) expect(negatives).toBeDefined();
-        for (let p = 0; negatives && p < b.ids.length / 2; p++) {
-          for (let k = 0; k < 2; k++) {
-            const row = negatives.subarray((2 * p + k) * dims, (2 * p + k + 1) * dims);
-            expect(row[0]! > row[1]! ? 0 : 1, `step ${step}, pair ${b.ids[2 * p]}`).not.toBe(parity(b.ids[2 * p]!));
-            checked++;
-          }
-        }
-        budget.release(b.ids.length / 2);
-        await reclustering.afterStep(step, { ids: [...b.ids], rows: rowsOf(false), dims }, b.ids);
-      })));
+      await lastValueFrom(
+        trainBatches(c, await openSource(c.data), budget, () => undefined, 0, positives).pipe(
+          take(steps),
+          concatMap(async (b) => {
+            step++;
+            const rowsOf = (drifted: boolean) => {
+              const rows = new Float32Array(b.ids.length * dims);
+              b.ids.forEach((id, i) => rows.set(vector(id, drifted), i * dims));
+              return rows;
+            };
+            const negatives = reclustering.negatives(b.ids, rowsOf(true), dims); // as the loss asks, with this step's (drifted) target z
+            if (step >= 4) expect(negatives).toBeDefined();
+            for (let p = 0; negatives && p < b.ids.length / 2; p++) {
+              for (let k = 0; k < 2; k++) {
+                const row = negatives.subarray((2 * p + k) * dims, (2 * p + k + 1) * dims);
+                expect(row[0]! > row[1]! ? 0 : 1, `step ${step}, pair ${b.ids[2 * p]}`).not.toBe(parity(b.ids[2 * p]!));
+                checked++;
+              }
+            }
+            budget.release(b.ids.length / 2);
+            await reclustering.afterStep(step, { ids: [...b.ids], rows: rowsOf(false), dims }, b.ids);
+          }),
+        ),
+      );
     } finally {
       reclustering.close();
     }

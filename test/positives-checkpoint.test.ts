@@ -14,7 +14,7 @@ const dims = 4;
 function embeddings(step: number, per = 4) {
   const ids = Array.from({ length: per }, (_, i) => `s${per * step + i}`);
   const rows = new Float32Array(per * dims);
-  ids.forEach((_, i) => rows.set([(i % 2 === 0 ? 1 : 0.1), (i % 2 === 1 ? 1 : 0.1), 0.05 * step, 0.01 * i], i * dims));
+  ids.forEach((_, i) => rows.set([i % 2 === 0 ? 1 : 0.1, i % 2 === 1 ? 1 : 0.1, 0.05 * step, 0.01 * i], i * dims));
   return { ids, rows, dims };
 }
 const options = { dims, bankSize: 16, clusters: 2, every: 2, lag: 1, anchorsPerStep: 2, steps: 10, seed: 3 } as const;
@@ -25,9 +25,27 @@ describe('positives checkpoint files', () => {
     const bank = new EmbeddingBank({ dims: 3, capacity: 5, precision: 'float16' });
     ['a', 'b', 'c', 'd', 'e', 'f'].forEach((id, i) => bank.put(id, [1, i, -i]));
     const state: PositivesState = {
-      step: 7, every: 2, lag: 1, clusters: 2, bank: bank.exportState(),
-      clusterings: [{ ids: ['b', 'c', 'd'], assignments: Int32Array.from([0, 1, 1]), centroids: Float32Array.from([1, 0, 0, 0, 1, 0]), dims: 3, slot: 1 }],
-      rounds: [{ round: 2, clustering: null }, { round: 3, clustering: 0 }], latest: 0, pending: { round: 3, slot: 0 }, firstServedBatch: 5,
+      step: 7,
+      every: 2,
+      lag: 1,
+      clusters: 2,
+      bank: bank.exportState(),
+      clusterings: [
+        {
+          ids: ['b', 'c', 'd'],
+          assignments: Int32Array.from([0, 1, 1]),
+          centroids: Float32Array.from([1, 0, 0, 0, 1, 0]),
+          dims: 3,
+          slot: 1,
+        },
+      ],
+      rounds: [
+        { round: 2, clustering: null },
+        { round: 3, clustering: 0 },
+      ],
+      latest: 0,
+      pending: { round: 3, slot: 0 },
+      firstServedBatch: 5,
       counts: { reclusters: 1, pairs: 28, selfPairs: 12, pairsAfter: 8, selfPairsAfter: 1, centroidAnchors: 3 },
       reads: { ids: ['c', 'x', 'f'], indices: Int32Array.from([2, 40, 5]) },
     };

@@ -31,7 +31,13 @@ async function batchesOf(argv: string[], steps: number) {
   const budget = new SampleBudget((steps + 2) * c.batch); // every batch is held until all are in
   const batches = await lastValueFrom(trainBatches(c, source, budget, () => undefined).pipe(take(steps), toArray()));
   return batches.map((b: Batch) => {
-    const plain = { ids: b.ids, views: b.views.map((v) => Array.from(v.dataSync())), boxes: b.boxes.map((v) => Array.from(v.dataSync())), flipped: b.flipped.map((v) => Array.from(v.dataSync())), masks: b.masks.map((m) => (m ? Array.from(m.dataSync()) : null)) };
+    const plain = {
+      ids: b.ids,
+      views: b.views.map((v) => Array.from(v.dataSync())),
+      boxes: b.boxes.map((v) => Array.from(v.dataSync())),
+      flipped: b.flipped.map((v) => Array.from(v.dataSync())),
+      masks: b.masks.map((m) => (m ? Array.from(m.dataSync()) : null)),
+    };
     b.dispose();
     budget.release(b.ids.length);
     return plain;
@@ -41,7 +47,20 @@ async function batchesOf(argv: string[], steps: number) {
 describe('densestream precompute', () => {
   it('writes views that train --data parquet:DIR sees exactly as the live pipeline cuts them, epoch by epoch', async () => {
     const out = join(root, 'views');
-    const run = cli('precompute', '--quiet', '--data', 'scenes:64:24', '--out', out, '--views', '4', '--masks', 'gt', '--rows-per-file', '10');
+    const run = cli(
+      'precompute',
+      '--quiet',
+      '--data',
+      'scenes:64:24',
+      '--out',
+      out,
+      '--views',
+      '4',
+      '--masks',
+      'gt',
+      '--rows-per-file',
+      '10',
+    );
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ rows: 24, partsWritten: 3 });
     const common = ['--batch', '8', '--method', 'hapicl', '--masks', 'gt'];
@@ -64,11 +83,19 @@ describe('densestream precompute', () => {
     const out = join(root, 'masks');
     expect(cli('precompute', '--quiet', '--data', 'scenes:48:12', '--out', out, '--masks', 'saliency', '--preset', 'byol').status).toBe(0);
     const db = await (await DuckDBInstance.create(':memory:')).connect();
-    const rows = (await db.runAndReadAll(`SELECT count(*), count(DISTINCT id), min(height), max(width), min(method) FROM read_parquet('${out}/masks-*.parquet')`)).getRows();
+    const rows = (
+      await db.runAndReadAll(
+        `SELECT count(*), count(DISTINCT id), min(height), max(width), min(method) FROM read_parquet('${out}/masks-*.parquet')`,
+      )
+    ).getRows();
     expect(rows).toEqual([[12n, 12n, 48, 48, 'saliency']]);
-    const views = (await db.runAndReadAll(`SELECT count(*), count(DISTINCT id), max(view), avg(len(box)) FROM read_parquet('${out}/views-*.parquet')`)).getRows();
+    const views = (
+      await db.runAndReadAll(`SELECT count(*), count(DISTINCT id), max(view), avg(len(box)) FROM read_parquet('${out}/views-*.parquet')`)
+    ).getRows();
     expect(views).toEqual([[24n, 12n, 1, 4]]);
-    const [[png]] = (await db.runAndReadAll(`SELECT mask FROM read_parquet('${out}/masks-*.parquet') LIMIT 1`)).getRows() as [[{ bytes: Uint8Array }]];
+    const [[png]] = (await db.runAndReadAll(`SELECT mask FROM read_parquet('${out}/masks-*.parquet') LIMIT 1`)).getRows() as [
+      [{ bytes: Uint8Array }],
+    ];
     const meta = await sharp(Buffer.from(png.bytes)).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 48, 48]);
     db.closeSync();
@@ -82,12 +109,30 @@ describe('densestream precompute', () => {
     expect(wrong.status).toBe(2);
     expect(wrong.stderr).toContain('precomputed views do not fit: --size 96 (the views are 64 px)');
     // Cut with masks, so mask-aware (HARL's 20 %): a method with plain crops, or hapicl asking for another share, is refused.
-    expect(wrong.stderr).toContain('--method densecl cuts plain crops (the views were cut keeping 0.2 of each crop on the mask; precompute with --min-foreground 0)');
-    const share = cli('train', '--data', `parquet:${out}`, '--method', 'hapicl', '--masks', 'gt', '--min-foreground', '0.5', '--steps', '1', '--out', join(root, 'never'));
+    expect(wrong.stderr).toContain(
+      '--method densecl cuts plain crops (the views were cut keeping 0.2 of each crop on the mask; precompute with --min-foreground 0)',
+    );
+    const share = cli(
+      'train',
+      '--data',
+      `parquet:${out}`,
+      '--method',
+      'hapicl',
+      '--masks',
+      'gt',
+      '--min-foreground',
+      '0.5',
+      '--steps',
+      '1',
+      '--out',
+      join(root, 'never'),
+    );
     expect(share.status).toBe(2);
     expect(share.stderr).toContain('--min-foreground 0.5 (the views were cut with 0.2)'); // not "already holds a run": a refusal leaves no file
     expect(readdirSync(join(root, 'never'))).toEqual([]);
-    expect(cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'never'), '--masks', 'none', '--min-foreground', '0.2').stderr).toContain('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
+    expect(
+      cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'never'), '--masks', 'none', '--min-foreground', '0.2').stderr,
+    ).toContain('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
     const odd = cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'odd'), '--views', '3');
     expect(odd.status).toBe(2);
     expect(odd.stderr).toContain("--views: expected a multiple of the mocov2 preset's 2 views");

@@ -22,14 +22,30 @@ const CHROMIUM = '/usr/bin/chromium';
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 /** Every `<circle>` of an SVG string as [cx, cy, series]. */
-const circles = (svg: string) => [...svg.matchAll(/<circle data-series="([^"]*)" cx="([^"]+)" cy="([^"]+)"/g)].map((m) => [Number(m[2]), Number(m[3]), m[1]] as const);
+const circles = (svg: string) =>
+  [...svg.matchAll(/<circle data-series="([^"]*)" cx="([^"]+)" cy="([^"]+)"/g)].map((m) => [Number(m[2]), Number(m[3]), m[1]] as const);
 
 describe('lineChartSvg', () => {
   const plotW = CHART.width - CHART.left - CHART.right;
   const plotH = CHART.height - CHART.top - CHART.bottom;
 
   it('puts the points of a series on the data extent: first at the bottom-left corner, last at the top-right, the rest in proportion', () => {
-    const svg = lineChartSvg({ id: 'loss', title: 'Loss', xLabel: 'step', series: [{ name: 'loss', points: [[10, 2], [20, 4], [30, 3], [50, 6]] }] });
+    const svg = lineChartSvg({
+      id: 'loss',
+      title: 'Loss',
+      xLabel: 'step',
+      series: [
+        {
+          name: 'loss',
+          points: [
+            [10, 2],
+            [20, 4],
+            [30, 3],
+            [50, 6],
+          ],
+        },
+      ],
+    });
     expect(circles(svg)).toEqual([
       [CHART.left, CHART.top + plotH, 'loss'],
       [CHART.left + plotW / 4, CHART.top + plotH / 2, 'loss'],
@@ -37,14 +53,31 @@ describe('lineChartSvg', () => {
       [CHART.left + plotW, CHART.top, 'loss'],
     ]);
     expect(svg).toContain('data-chart="loss"');
-    const line = circles(svg).map(([x, y]) => `${x},${y}`).join(' ');
+    const line = circles(svg)
+      .map(([x, y]) => `${x},${y}`)
+      .join(' ');
     expect(svg).toContain(`points="${line}"`); // the line goes through the same points
     // Tick labels at round values within the extent, on both axes.
     for (const t of ['10', '20', '30', '40', '50', '2', '3', '4', '5', '6']) expect(svg).toContain(`>${t}</text>`);
   });
 
   it('draws a circle per point for every series, with a legend when there are several, and a flat series mid-plot', () => {
-    const svg = lineChartSvg({ id: 'x', title: 'T', xLabel: 'step', series: [{ name: 'a', points: [[1, 5], [2, 5], [3, 5]] }, { name: 'b', points: [[2, 5]] }] });
+    const svg = lineChartSvg({
+      id: 'x',
+      title: 'T',
+      xLabel: 'step',
+      series: [
+        {
+          name: 'a',
+          points: [
+            [1, 5],
+            [2, 5],
+            [3, 5],
+          ],
+        },
+        { name: 'b', points: [[2, 5]] },
+      ],
+    });
     const pts = circles(svg);
     expect(pts.filter((p) => p[2] === 'a')).toHaveLength(3);
     expect(pts.filter((p) => p[2] === 'b')).toHaveLength(1);
@@ -54,7 +87,21 @@ describe('lineChartSvg', () => {
   });
 
   it('escapes <, & and " in the title, axis label, series names and chart id', () => {
-    const svg = lineChartSvg({ id: 'a"b', title: 'loss <&> "q"', xLabel: 'x & y', series: [{ name: '<s"&>', points: [[0, 1], [1, 2]] }, { name: 'ok', points: [[0, 0]] }] });
+    const svg = lineChartSvg({
+      id: 'a"b',
+      title: 'loss <&> "q"',
+      xLabel: 'x & y',
+      series: [
+        {
+          name: '<s"&>',
+          points: [
+            [0, 1],
+            [1, 2],
+          ],
+        },
+        { name: 'ok', points: [[0, 0]] },
+      ],
+    });
     expect(svg).not.toMatch(/<s"|<&>|x & y|a"b/);
     expect(svg).toContain('loss &lt;&amp;&gt; &quot;q&quot;');
     expect(svg).toContain('data-series="&lt;s&quot;&amp;&gt;"');
@@ -74,12 +121,23 @@ describe('lineChartSvg', () => {
   });
 
   it('charts only what was logged, and says so when no kNN accuracy was', () => {
-    const rec = (step: number, parts: Record<string, number>): MetricsRecord => ({ step, loss: 1 / step, parts, lr: 0.1, imagesPerSec: 10, dataWaitFraction: 0, seconds: step });
+    const rec = (step: number, parts: Record<string, number>): MetricsRecord => ({
+      step,
+      loss: 1 / step,
+      parts,
+      lr: 0.1,
+      imagesPerSec: 10,
+      dataWaitFraction: 0,
+      seconds: step,
+    });
     const without = metricsCharts([rec(1, { global: 1 }), rec(2, { global: 0.5 })]);
     expect(without.charts.map((c) => c.id)).toEqual(['loss', 'lr', 'imagesPerSec']);
     expect(without.charts[0]!.series.map((x) => x.name)).toEqual(['loss', 'global']);
     expect(without.notes.join(' ')).toContain('No kNN accuracy');
-    const withKnn = metricsCharts([rec(1, { global: 1 }), rec(2, { global: 0.5, knn: 0.2, selfPositives: 0.5, reclusters: 1, bank: 8, negatives: 16 })]);
+    const withKnn = metricsCharts([
+      rec(1, { global: 1 }),
+      rec(2, { global: 0.5, knn: 0.2, selfPositives: 0.5, reclusters: 1, bank: 8, negatives: 16 }),
+    ]);
     expect(withKnn.charts.map((c) => c.id)).toEqual(['loss', 'lr', 'imagesPerSec', 'knn', 'selfPositives']);
     expect(withKnn.charts[0]!.series.map((x) => x.name)).toEqual(['loss', 'global']); // monitor values are not loss terms
     expect(withKnn.charts[3]!.series[0]!.points).toEqual([[2, 0.2]]);
@@ -130,14 +188,40 @@ describe('densestream report', () => {
     mkdirSync(data);
     for (let i = 0; i < 12; i++) {
       const p = renderScene(0, i, 48).pixels as Pixels;
-      await sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } }).png().toFile(join(data, `scene-${String(i).padStart(2, '0')}.png`));
+      await sharp(p.data, { raw: { width: p.width, height: p.height, channels: p.channels } })
+        .png()
+        .toFile(join(data, `scene-${String(i).padStart(2, '0')}.png`));
     }
     writeFileSync(join(data, badName), 'not a png');
     run = join(root, 'run');
-    const train = cli('train', '--data', `dir:${data}`, '--knn-data', 'scenes', '--steps', '6', '--batch', '8', '--size', '32', '--log-every', '2',
-      '--knn-every', '3', '--knn-size', '64', '--threads', '1', '--out', run);
+    const train = cli(
+      'train',
+      '--data',
+      `dir:${data}`,
+      '--knn-data',
+      'scenes',
+      '--steps',
+      '6',
+      '--batch',
+      '8',
+      '--size',
+      '32',
+      '--log-every',
+      '2',
+      '--knn-every',
+      '3',
+      '--knn-size',
+      '64',
+      '--threads',
+      '1',
+      '--out',
+      run,
+    );
     expect(train.status, train.stderr).toBe(0);
-    metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsRecord);
+    metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as MetricsRecord);
     await selectBackend('wasm', { threads: 1 });
   }, 120_000);
 
@@ -173,7 +257,10 @@ describe('densestream report', () => {
   it('shows the scores densestream eval saved for the run', async () => {
     const evaluated = join(root, 'evaluated');
     cpSync(run, evaluated, { recursive: true });
-    writeFileSync(join(evaluated, 'eval.json'), JSON.stringify({ scenes: { knn: { step: 6, knn20: 0.3214 }, dense: { step: 4, denseMIoU: 0.125, denseIoU: { disc: 0.5 } } } }));
+    writeFileSync(
+      join(evaluated, 'eval.json'),
+      JSON.stringify({ scenes: { knn: { step: 6, knn20: 0.3214 }, dense: { step: 4, denseMIoU: 0.125, denseIoU: { disc: 0.5 } } } }),
+    );
     const html = readFileSync((await runReport(parseReportConfig([evaluated, '--images', '1']))).out, 'utf8');
     expect(html).toContain('<h2>Evaluation</h2>');
     expect(html).toContain('scenes: kNN top-1 (k = 20)</th><td>0.321 (step 6)');
@@ -181,45 +268,52 @@ describe('densestream report', () => {
     expect(readFileSync(result.out, 'utf8')).not.toContain('<h2>Evaluation</h2>'); // a run never evaluated has no such section
   });
 
-  it.skipIf(!existsSync(CHROMIUM))(`shows whole in a browser: a chart point per logged value, decoded images, skipped list, config; no network, no errors${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM}; apt-get install chromium)`}`, async () => {
-    expect(result, 'the previous test wrote the page').toBeDefined();
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      const requests: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('request', (r) => requests.push(r.url()));
-      await page.goto(pathToFileURL(result.out).href, { waitUntil: 'load' });
+  it.skipIf(!existsSync(CHROMIUM))(
+    `shows whole in a browser: a chart point per logged value, decoded images, skipped list, config; no network, no errors${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM}; apt-get install chromium)`}`,
+    async () => {
+      expect(result, 'the previous test wrote the page').toBeDefined();
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+      try {
+        const page = await browser.newPage();
+        const errors: string[] = [];
+        const requests: string[] = [];
+        page.on('console', (m) => {
+          if (m.type() === 'error') errors.push(m.text());
+        });
+        page.on('pageerror', (e) => errors.push(e.message));
+        page.on('request', (r) => requests.push(r.url()));
+        await page.goto(pathToFileURL(result.out).href, { waitUntil: 'load' });
 
-      const count = (chart: string, series: string) => page.locator(`svg[data-chart="${chart}"] circle[data-series="${series}"]`).count();
-      const having = (value: (r: MetricsRecord) => number | undefined) => metrics.filter((r) => typeof value(r) === 'number').length;
-      expect(metrics.length).toBe(3); // steps 2, 4, 6
-      expect(await count('loss', 'loss')).toBe(having((r) => r.loss));
-      for (const part of ['global', 'dense']) expect(await count('loss', part)).toBe(having((r) => r.parts[part]));
-      expect(await count('lr', 'lr')).toBe(having((r) => r.lr));
-      expect(await count('imagesPerSec', 'imagesPerSec')).toBe(having((r) => r.imagesPerSec));
-      const knn = having((r) => r.parts['knn']);
-      expect(knn).toBeGreaterThanOrEqual(1);
-      expect(await count('knn', 'knn')).toBe(knn);
-      expect(await page.locator('svg.chart').count()).toBe(4);
+        const count = (chart: string, series: string) => page.locator(`svg[data-chart="${chart}"] circle[data-series="${series}"]`).count();
+        const having = (value: (r: MetricsRecord) => number | undefined) => metrics.filter((r) => typeof value(r) === 'number').length;
+        expect(metrics.length).toBe(3); // steps 2, 4, 6
+        expect(await count('loss', 'loss')).toBe(having((r) => r.loss));
+        for (const part of ['global', 'dense']) expect(await count('loss', part)).toBe(having((r) => r.parts[part]));
+        expect(await count('lr', 'lr')).toBe(having((r) => r.lr));
+        expect(await count('imagesPerSec', 'imagesPerSec')).toBe(having((r) => r.imagesPerSec));
+        const knn = having((r) => r.parts['knn']);
+        expect(knn).toBeGreaterThanOrEqual(1);
+        expect(await count('knn', 'knn')).toBe(knn);
+        expect(await page.locator('svg.chart').count()).toBe(4);
 
-      const images = await page.$$eval('img', (els) => els.map((e) => (e as unknown as { naturalWidth: number; complete: boolean }).naturalWidth));
-      expect(images.length).toBe(1 + 2 * result.images); // the views sheet, then an input and its PCA per image
-      for (const w of images) expect(w).toBeGreaterThan(0);
+        const images = await page.$$eval('img', (els) =>
+          els.map((e) => (e as unknown as { naturalWidth: number; complete: boolean }).naturalWidth),
+        );
+        expect(images.length).toBe(1 + 2 * result.images); // the views sheet, then an input and its PCA per image
+        for (const w of images) expect(w).toBeGreaterThan(0);
 
-      const skippedText = await page.locator('#skipped').innerText();
-      expect(skippedText).toContain(badName);
-      expect(skippedText).toContain('decode');
-      const config = JSON.parse(await page.locator('#config').innerText()) as Record<string, unknown>;
-      expect(config).toMatchObject({ steps: 6, batch: 8, size: 32, 'knn-every': 3, data: `dir:${join(root, 'data')}` });
-      expect(await page.locator('body').innerText()).toContain('kNN first / last');
+        const skippedText = await page.locator('#skipped').innerText();
+        expect(skippedText).toContain(badName);
+        expect(skippedText).toContain('decode');
+        const config = JSON.parse(await page.locator('#config').innerText()) as Record<string, unknown>;
+        expect(config).toMatchObject({ steps: 6, batch: 8, size: 32, 'knn-every': 3, data: `dir:${join(root, 'data')}` });
+        expect(await page.locator('body').innerText()).toContain('kNN first / last');
 
-      expect(errors).toEqual([]);
-      expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
-    } finally {
-      await browser.close();
-    }
-  });
+        expect(errors).toEqual([]);
+        expect(requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'))).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 });

@@ -14,37 +14,62 @@ function weights(out: string): Map<string, Float32Array | Int32Array | Uint8Arra
 }
 
 describe('resume', () => {
-  it.each(['sgd', 'adamw', 'lars'])('continues exactly with %s: 6 steps straight and 3 steps + resume for 3 give the same weights within 1e-5', async (optimizer) => {
-    const flags = ['--steps', '6', '--batch', '4', '--size', '32', '--queue', '16', '--threads', '2', '--warmup', '2', '--checkpoint-every', '100', '--method', 'densecl', '--optimizer', optimizer,
-      // Pinned: auto's timing may pick the other path in the straight run, and the two paths'
-      // pixels differ within interpolation tolerance, not bit for bit.
-      '--augment', 'backend'];
-    const straight = mkdtempSync(join(tmpdir(), 'densestream-straight-'));
-    const split = mkdtempSync(join(tmpdir(), 'densestream-split-'));
-    const { resume: _r1, ...a } = parseTrainConfig([...flags, '--out', straight]);
-    const { resume: _r2, ...b } = parseTrainConfig([...flags, '--out', split]);
-    await runTraining(a);
-    const first = await runTraining(b, { shouldStop: (done) => done === 3 }); // interrupted after 3 steps
-    expect(first.steps).toBe(3);
-    const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
-    expect(resume).toBe(true);
-    expect(resumed.steps).toBe(6);
-    const second = await runTraining(resumed, { resume: true });
-    expect(second.steps).toBe(6);
+  it.each(['sgd', 'adamw', 'lars'])(
+    'continues exactly with %s: 6 steps straight and 3 steps + resume for 3 give the same weights within 1e-5',
+    async (optimizer) => {
+      const flags = [
+        '--steps',
+        '6',
+        '--batch',
+        '4',
+        '--size',
+        '32',
+        '--queue',
+        '16',
+        '--threads',
+        '2',
+        '--warmup',
+        '2',
+        '--checkpoint-every',
+        '100',
+        '--method',
+        'densecl',
+        '--optimizer',
+        optimizer,
+        // Pinned: auto's timing may pick the other path in the straight run, and the two paths'
+        // pixels differ within interpolation tolerance, not bit for bit.
+        '--augment',
+        'backend',
+      ];
+      const straight = mkdtempSync(join(tmpdir(), 'densestream-straight-'));
+      const split = mkdtempSync(join(tmpdir(), 'densestream-split-'));
+      const { resume: _r1, ...a } = parseTrainConfig([...flags, '--out', straight]);
+      const { resume: _r2, ...b } = parseTrainConfig([...flags, '--out', split]);
+      await runTraining(a);
+      const first = await runTraining(b, { shouldStop: (done) => done === 3 }); // interrupted after 3 steps
+      expect(first.steps).toBe(3);
+      const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
+      expect(resume).toBe(true);
+      expect(resumed.steps).toBe(6);
+      const second = await runTraining(resumed, { resume: true });
+      expect(second.steps).toBe(6);
 
-    const wa = weights(straight);
-    const wb = weights(split);
-    expect([...wb.keys()]).toEqual([...wa.keys()]);
-    let worst = 0;
-    for (const [name, va] of wa) {
-      const vb = wb.get(name)!;
-      for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs((va[i] as number) - (vb[i] as number)));
-    }
-    expect(worst).toBeLessThanOrEqual(1e-5);
-  });
+      const wa = weights(straight);
+      const wb = weights(split);
+      expect([...wb.keys()]).toEqual([...wa.keys()]);
+      let worst = 0;
+      for (const [name, va] of wa) {
+        const vb = wb.get(name)!;
+        for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs((va[i] as number) - (vb[i] as number)));
+      }
+      expect(worst).toBeLessThanOrEqual(1e-5);
+    },
+  );
 
   it('refuses --resume with other options, or without a checkpoint', () => {
-    expect(() => parseTrainConfig(['--resume', '--lr', '0.1', '--steps', '10', '--out', '/tmp/x'])).toThrow('--resume takes the configuration from the checkpoint (only --steps may extend it); drop --lr');
+    expect(() => parseTrainConfig(['--resume', '--lr', '0.1', '--steps', '10', '--out', '/tmp/x'])).toThrow(
+      '--resume takes the configuration from the checkpoint (only --steps may extend it); drop --lr',
+    );
     expect(() => parseTrainConfig(['--resume', '--out', join(tmpdir(), 'densestream-nothing-here')])).toThrow('--resume: no checkpoint in');
   });
 
@@ -57,27 +82,56 @@ describe('resume', () => {
 
 // The built CLI, as a user runs it (`npm test` builds first).
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-const TINY = ['--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--log-every', '1', '--augment', 'backend'];
+const TINY = [
+  '--batch',
+  '4',
+  '--size',
+  '32',
+  '--queue',
+  '16',
+  '--knn-every',
+  '0',
+  '--threads',
+  '2',
+  '--log-every',
+  '1',
+  '--augment',
+  'backend',
+];
 
 const metricSteps = (out: string): number[] =>
-  readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { step: number }).step);
 const checkpointStep = (out: string): number =>
   (JSON.parse(readFileSync(join(out, 'checkpoint', 'weights.json'), 'utf8')) as { meta: { step: number } }).meta.step;
 
 /** Starts `train`, and once `metrics.jsonl` holds `lines` lines sends `signal`; resolves with the exit. */
 function trainUntil(out: string, steps: number, lines: number, signal: NodeJS.Signals): Promise<{ code: number | null; stdout: string }> {
-  const child = spawn(process.execPath, [CLI, 'train', ...TINY, '--steps', `${steps}`, '--checkpoint-every', '5', '--out', out], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, [CLI, 'train', ...TINY, '--steps', `${steps}`, '--checkpoint-every', '5', '--out', out], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   let stdout = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
   const timer = setInterval(() => {
     try {
       if (metricSteps(out).length >= lines) {
         clearInterval(timer);
         child.kill(signal);
       }
-    } catch { /* no metrics yet */ }
+    } catch {
+      /* no metrics yet */
+    }
   }, 20);
-  return new Promise((resolve) => child.on('exit', (code) => { clearInterval(timer); resolve({ code, stdout }); }));
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      clearInterval(timer);
+      resolve({ code, stdout });
+    }),
+  );
 }
 
 describe('train stopped from outside', () => {
@@ -116,7 +170,10 @@ describe('train stopped from outside', () => {
     const longer = spawnSync(process.execPath, [CLI, 'train', '--resume', '--steps', '14', '--out', out], { encoding: 'utf8' });
     expect(longer.status, longer.stderr).toBe(0);
     expect(metricSteps(out)).toEqual(Array.from({ length: 14 }, (_, i) => i + 1));
-    const lrs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { lr: number }).lr);
+    const lrs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { lr: number }).lr);
     expect(lrs[12]).toBeCloseTo(cosineWithWarmup(12, 14, 0.05, 14), 8); // the schedule of a 14-step run: warm-up min(20, 14) steps
     expect(checkpointStep(out)).toBe(14);
   });

@@ -19,10 +19,36 @@ beforeAll(async () => {
  * scalar per checkpoint, MomentumOptimizer's learning-rate scalar, queued batches.
  */
 describe('a training run frees every tensor it made', () => {
-  const cases: Array<[string, string]> = [['mocov2', 'sgd'], ['mocov2', 'adamw'], ['mocov2', 'lars'], ['densecl', 'sgd'], ['hapicl', 'sgd']];
+  const cases: Array<[string, string]> = [
+    ['mocov2', 'sgd'],
+    ['mocov2', 'adamw'],
+    ['mocov2', 'lars'],
+    ['densecl', 'sgd'],
+    ['hapicl', 'sgd'],
+  ];
   it.each(cases)('%s with %s, stopped early after checkpoints', async (method, optimizer) => {
-    const { resume: _r, ...c } = parseTrainConfig(['--method', method, '--optimizer', optimizer, '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '6',
-      '--checkpoint-every', '2', '--knn-every', '0', '--threads', '1', '--out', mkdtempSync(join(tmpdir(), 'densestream-frees-'))]);
+    const { resume: _r, ...c } = parseTrainConfig([
+      '--method',
+      method,
+      '--optimizer',
+      optimizer,
+      '--data',
+      'scenes:32:16',
+      '--size',
+      '32',
+      '--batch',
+      '8',
+      '--steps',
+      '6',
+      '--checkpoint-every',
+      '2',
+      '--knn-every',
+      '0',
+      '--threads',
+      '1',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'densestream-frees-')),
+    ]);
     const before = tf.memory().numTensors;
     const result = await runTraining(c, { shouldStop: (done) => done === 5 });
     expect(result.steps).toBe(5);

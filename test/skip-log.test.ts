@@ -14,7 +14,10 @@ describe('skipped.jsonl', () => {
     const second = openSkipLog(path); // a resumed job adds to the same report
     second.record({ id: 'c.png', stage: 'decode', reason: 'Input image exceeds pixel limit' });
     expect(await second.close()).toBe(1);
-    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string });
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string });
     expect(lines.map((l) => l.id)).toEqual(['a.jpg', 'b.jpg', 'c.png']);
     expect(skipSummary('dir:/data/x', 3, second)).toBe(`dir:/data/x: 3 inputs skipped (see ${path})`);
   });

@@ -14,13 +14,46 @@ import { writeScenesTar } from './helpers/scenes-tar.js';
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
-interface Metrics { step: number; loss: number; parts: Record<string, number> }
-const metricsOf = (out: string): Metrics[] => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Metrics);
+interface Metrics {
+  step: number;
+  loss: number;
+  parts: Record<string, number>;
+}
+const metricsOf = (out: string): Metrics[] =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Metrics);
 
 /** 48 scenes in 2 shards, 4 anchors a step: clustered into 2 after steps 2 and 4 (lag 1), so steps 4–6 draw positives from the reservoir. */
 let pattern: string;
-const small = (out: string, ...more: string[]) => ['--method', 'softrank', '--data', `tar:${pattern}`, '--size', '32', '--batch', '8', '--steps', '6',
-  '--recluster-every', '2', '--clusters', '2', '--threads', '1', '--log-every', '1', '--knn-every', '0', '--checkpoint-every', '100', ...more, '--out', out];
+const small = (out: string, ...more: string[]) => [
+  '--method',
+  'softrank',
+  '--data',
+  `tar:${pattern}`,
+  '--size',
+  '32',
+  '--batch',
+  '8',
+  '--steps',
+  '6',
+  '--recluster-every',
+  '2',
+  '--clusters',
+  '2',
+  '--threads',
+  '1',
+  '--log-every',
+  '1',
+  '--knn-every',
+  '0',
+  '--checkpoint-every',
+  '100',
+  ...more,
+  '--out',
+  out,
+];
 
 beforeAll(async () => {
   ({ pattern } = await writeScenesTar(2, 24, 32));
@@ -34,7 +67,10 @@ describe('train --method softrank --data tar:… (positives from a reservoir)', 
     const out = mkdtempSync(join(tmpdir(), 'densestream-softrank-tar-'));
     const run = cli('train', ...small(out));
     expect(run.status, run.stderr).toBe(0);
-    const summary = JSON.parse(run.stdout) as { steps: number; positives: { clusterPairs: number; pairs: number; firstClusteredStep: number; reservoir: { capacity: number; held: number } } };
+    const summary = JSON.parse(run.stdout) as {
+      steps: number;
+      positives: { clusterPairs: number; pairs: number; firstClusteredStep: number; reservoir: { capacity: number; held: number } };
+    };
     expect(summary.steps).toBe(6);
     expect(summary.positives).toMatchObject({ pairs: 24, firstClusteredStep: 4, reservoir: { capacity: 1024 } });
     expect(summary.positives.clusterPairs).toBeGreaterThan(0);
@@ -68,7 +104,9 @@ describe('train --method softrank --data tar:… (positives from a reservoir)', 
     vi.restoreAllMocks();
     expect(second.steps).toBe(6);
     expect(tf.memory().numTensors).toBe(before);
-    expect(lines.join('')).toContain('the reservoir of the last 8 samples that positives are drawn from is not in the checkpoint and restarts empty');
+    expect(lines.join('')).toContain(
+      'the reservoir of the last 8 samples that positives are drawn from is not in the checkpoint and restarts empty',
+    );
     expect(lines.join('')).toContain('resume is not exact for streams');
     expect(second.positives).toMatchObject({ pairs: 24, reservoir: { capacity: 8 } });
     expect(metricsOf(out).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -79,11 +117,16 @@ describe('train --method softrank --data tar:… (positives from a reservoir)', 
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--reservoir');
     expect(bad.stdout).toBe('');
-    expect(() => parseTrainConfig(['--method', 'softrank', '--data', 'scenes:32:16', '--reservoir', '64']))
-      .toThrow('--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples; --data scenes:32:16 reads them again by id');
-    expect(() => parseTrainConfig(['--method', 'softrank', '--data', 'tar:x-{0..1}.tar', '--reservoir', '100000'])).toThrow('--reservoir 100000: holds that many decoded images');
+    expect(() => parseTrainConfig(['--method', 'softrank', '--data', 'scenes:32:16', '--reservoir', '64'])).toThrow(
+      '--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples; --data scenes:32:16 reads them again by id',
+    );
+    expect(() => parseTrainConfig(['--method', 'softrank', '--data', 'tar:x-{0..1}.tar', '--reservoir', '100000'])).toThrow(
+      '--reservoir 100000: holds that many decoded images',
+    );
     expect(() => parseTrainConfig(['--method', 'densecl', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64'])).toThrow(ConfigError);
-    expect(() => parseTrainConfig(['--method', 'densecl', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64'])).toThrow("--reservoir: clustering positives are --method softrank's");
+    expect(() => parseTrainConfig(['--method', 'densecl', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64'])).toThrow(
+      "--reservoir: clustering positives are --method softrank's",
+    );
     expect(parseTrainConfig(['--method', 'softrank', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64']).reservoir).toBe(64);
   });
 });

@@ -20,8 +20,12 @@ function cliAsync(...args: string[]): Promise<{ status: number | null; stdout: s
     const child = spawn(process.execPath, [CLI, ...args]);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
@@ -32,17 +36,53 @@ function cliAsync(...args: string[]): Promise<{ status: number | null; stdout: s
  * bank is clustered after step 4 and serves from step 4 + ⌊4/2⌋ + 1 = 7, when epoch 1's anchors,
  * all clustered, get positives from their clusters.
  */
-const SMALL = ['--method', 'softrank', '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '12', '--recluster-every', '4', '--clusters', '4', '--threads', '1', '--log-every', '1',
-  '--augment', 'backend']; // pinned: runs are compared, and auto's timing could pick either path
+const SMALL = [
+  '--method',
+  'softrank',
+  '--data',
+  'scenes:32:16',
+  '--size',
+  '32',
+  '--batch',
+  '8',
+  '--steps',
+  '12',
+  '--recluster-every',
+  '4',
+  '--clusters',
+  '4',
+  '--threads',
+  '1',
+  '--log-every',
+  '1',
+  '--augment',
+  'backend',
+]; // pinned: runs are compared, and auto's timing could pick either path
 
 interface Summary {
   method: string;
   steps: number;
-  positives: { reclusters: number; clusters: number; bank: number; pairs: number; selfPositiveFraction: number; firstClusteredStep: number | null; selfPositiveFractionAfterClustering: number | null };
+  positives: {
+    reclusters: number;
+    clusters: number;
+    bank: number;
+    pairs: number;
+    selfPositiveFraction: number;
+    firstClusteredStep: number | null;
+    selfPositiveFractionAfterClustering: number | null;
+  };
 }
-interface Metrics { step: number; loss: number; parts: Record<string, number> }
+interface Metrics {
+  step: number;
+  loss: number;
+  parts: Record<string, number>;
+}
 
-const metricsOf = (out: string): Metrics[] => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Metrics);
+const metricsOf = (out: string): Metrics[] =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Metrics);
 
 describe('train --method softrank', () => {
   const out = mkdtempSync(join(tmpdir(), 'densestream-softrank-'));
@@ -56,14 +96,20 @@ describe('train --method softrank', () => {
   it('trains with clustering positives from the CLI: reclusters, and after the first clustering anchors get other images as positives', () => {
     expect(run.status, run.stderr).toBe(0);
     const summary = JSON.parse(run.stdout) as Summary;
-    expect(summary).toMatchObject({ method: 'softrank', steps: 12, positives: { clusters: 4, bank: 16, pairs: 48, firstClusteredStep: 7 } });
+    expect(summary).toMatchObject({
+      method: 'softrank',
+      steps: 12,
+      positives: { clusters: 4, bank: 16, pairs: 48, firstClusteredStep: 7 },
+    });
     expect(summary.positives.reclusters).toBeGreaterThanOrEqual(1);
     expect(summary.positives.selfPositiveFractionAfterClustering).not.toBeNull();
     expect(summary.positives.selfPositiveFractionAfterClustering!).toBeLessThan(1);
 
     const metrics = metricsOf(out);
     expect(metrics.map((m) => m.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-    expect(metrics.every((m) => Number.isFinite(m.loss) && Number.isFinite(m.parts['image']) && Number.isFinite(m.parts['patch']))).toBe(true);
+    expect(metrics.every((m) => Number.isFinite(m.loss) && Number.isFinite(m.parts['image']) && Number.isFinite(m.parts['patch']))).toBe(
+      true,
+    );
     // Before any clustering every anchor is its own positive; steps 7–12 are served by one.
     expect(metrics.slice(0, 6).every((m) => m.parts['selfPositives'] === 1)).toBe(true);
     expect(metrics.slice(6).some((m) => m.parts['selfPositives']! < 1)).toBe(true);
@@ -83,7 +129,9 @@ describe('train --method softrank', () => {
   it('refuses an odd --batch with exit 2 before any work, naming --batch', () => {
     const bad = cli('train', '--method', 'softrank', '--batch', '7', '--out', mkdtempSync(join(tmpdir(), 'densestream-softrank-bad-')));
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--batch: softrank trains on (anchor, positive) pairs, --batch counting both: expected an even number ≥ 4, got 7');
+    expect(bad.stderr).toContain(
+      '--batch: softrank trains on (anchor, positive) pairs, --batch counting both: expected an even number ≥ 4, got 7',
+    );
     expect(bad.stdout).toBe('');
   });
 
@@ -91,7 +139,10 @@ describe('train --method softrank', () => {
     [['--batch', '2'], '--batch: softrank trains on (anchor, positive) pairs'],
     [['--reservoir', '64'], '--reservoir: only a stream source (tar:PATTERN) draws positives from a reservoir of recent samples'],
     [['--data', 'parquet:views'], 'not precomputed views'],
-    [['--clusters', '50', '--bank-size', '100'], '--clusters 50: needs at least 200 embeddings to cluster (4 per cluster), but --bank-size is 100'],
+    [
+      ['--clusters', '50', '--bank-size', '100'],
+      '--clusters 50: needs at least 200 embeddings to cluster (4 per cluster), but --bank-size is 100',
+    ],
     [['--negatives=-1'], '--negatives: expected an integer ≥ 0, got "-1"'],
     [['--negatives', '2.5'], '--negatives: expected an integer ≥ 0'],
     [['--negatives', '64', '--bank-size', '64'], '--negatives 64: expected fewer negatives per pair than the bank holds, --bank-size 64'],
@@ -101,19 +152,50 @@ describe('train --method softrank', () => {
   });
 
   it('refuses more clusters than a quarter of a small source before training', async () => {
-    const { resume: _r, ...c } = parseTrainConfig(['--method', 'softrank', '--data', 'scenes:32:16', '--clusters', '5', '--threads', '1', '--out', mkdtempSync(join(tmpdir(), 'densestream-softrank-bad-'))]);
-    await expect(runTraining(c)).rejects.toThrow('--clusters 5: needs at least 20 embeddings to cluster (4 per cluster), but the bank holds 16 (the size of --data scenes:32:16)');
+    const { resume: _r, ...c } = parseTrainConfig([
+      '--method',
+      'softrank',
+      '--data',
+      'scenes:32:16',
+      '--clusters',
+      '5',
+      '--threads',
+      '1',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'densestream-softrank-bad-')),
+    ]);
+    await expect(runTraining(c)).rejects.toThrow(
+      '--clusters 5: needs at least 20 embeddings to cluster (4 per cluster), but the bank holds 16 (the size of --data scenes:32:16)',
+    );
   });
 
   it('refuses the clustering options with another method', () => {
-    expect(() => parseTrainConfig(['--method', 'densecl', '--clusters', '10', '--recluster-every', '5'])).toThrow("--recluster-every, --clusters: clustering positives are --method softrank's; drop them with --method densecl");
-    expect(() => parseTrainConfig(['--method', 'mocov2', '--negatives', '4'])).toThrow("--negatives: clustering positives are --method softrank's; drop it with --method mocov2");
+    expect(() => parseTrainConfig(['--method', 'densecl', '--clusters', '10', '--recluster-every', '5'])).toThrow(
+      "--recluster-every, --clusters: clustering positives are --method softrank's; drop them with --method densecl",
+    );
+    expect(() => parseTrainConfig(['--method', 'mocov2', '--negatives', '4'])).toThrow(
+      "--negatives: clustering positives are --method softrank's; drop it with --method mocov2",
+    );
   });
 
   it('refuses --negatives K ≥ the bank a small source gives, with exit 2, before any work', () => {
-    const bad = cli('train', '--method', 'softrank', '--data', 'scenes:32:16', '--negatives', '16', '--threads', '1', '--out', mkdtempSync(join(tmpdir(), 'densestream-softrank-bad-')));
+    const bad = cli(
+      'train',
+      '--method',
+      'softrank',
+      '--data',
+      'scenes:32:16',
+      '--negatives',
+      '16',
+      '--threads',
+      '1',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'densestream-softrank-bad-')),
+    );
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--negatives 16: expected fewer negatives per pair than the bank holds, 16 (the size of --data scenes:32:16)');
+    expect(bad.stderr).toContain(
+      '--negatives 16: expected fewer negatives per pair than the bank holds, 16 (the size of --data scenes:32:16)',
+    );
     expect(bad.stdout).toBe('');
   });
 
@@ -139,7 +221,13 @@ describe('train --method softrank', () => {
     expect(tf.memory().numTensors).toBe(before);
     // The summary covers the whole run, as the uninterrupted one's does.
     const straight = (JSON.parse(run.stdout) as Summary).positives;
-    expect(second.positives).toMatchObject({ pairs: straight.pairs, selfPositiveFraction: straight.selfPositiveFraction, firstClusteredStep: 7, reclusters: straight.reclusters, bank: 16 });
+    expect(second.positives).toMatchObject({
+      pairs: straight.pairs,
+      selfPositiveFraction: straight.selfPositiveFraction,
+      firstClusteredStep: 7,
+      reclusters: straight.reclusters,
+      bank: 16,
+    });
     const a = metricsOf(out);
     const b = metricsOf(out2);
     expect(b.map((m) => m.step)).toEqual(a.map((m) => m.step));
@@ -170,9 +258,36 @@ function worstDifference(a: Map<string, ArrayLike<number>>, b: Map<string, Array
  * 16 scenes, 4 pairs a step, clustered into 2 after steps 2 and 4 (lag 1): step 4 pairs
  * epoch 0's last, never-seen anchors by their nearest centroid; steps 4–6 draw 2 negatives a pair.
  */
-const EXACT = ['--method', 'softrank', '--data', 'scenes:32:16', '--size', '32', '--batch', '8', '--steps', '6', '--recluster-every', '2', '--clusters', '2',
-  '--negatives', '2', '--threads', '1', '--warmup', '2', '--checkpoint-every', '100', '--log-every', '1', '--knn-every', '0',
-  '--augment', 'backend'];
+const EXACT = [
+  '--method',
+  'softrank',
+  '--data',
+  'scenes:32:16',
+  '--size',
+  '32',
+  '--batch',
+  '8',
+  '--steps',
+  '6',
+  '--recluster-every',
+  '2',
+  '--clusters',
+  '2',
+  '--negatives',
+  '2',
+  '--threads',
+  '1',
+  '--warmup',
+  '2',
+  '--checkpoint-every',
+  '100',
+  '--log-every',
+  '1',
+  '--knn-every',
+  '0',
+  '--augment',
+  'backend',
+];
 
 describe('softrank resume', () => {
   const straight = mkdtempSync(join(tmpdir(), 'densestream-softrank-straight-'));
@@ -189,41 +304,55 @@ describe('softrank resume', () => {
     expect(m.map((r) => r.parts['negatives'] ?? 0)).toEqual([0, 0, 0, 2, 2, 2]);
   });
 
-  it.each([3, 4])('continues exactly: 6 steps straight and %i + the rest resumed give the same weights (frozen targets included) within 1e-5, and the same bank', async (at) => {
-    const split = mkdtempSync(join(tmpdir(), `densestream-softrank-split${at}-`));
-    const { resume: _r, ...c } = parseTrainConfig([...EXACT, '--out', split]);
-    const first = await runTraining(c, { shouldStop: (done) => done === at });
-    expect(first.steps).toBe(at);
-    const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
-    expect(resume).toBe(true);
-    const second = await runTraining(resumed, { resume: true });
-    expect(second.steps).toBe(6);
-    expect(second.positives).toEqual({ ...straightRun.positives, selfReasons: expect.any(Object), clusteringSeconds: expect.any(Number), waitedSeconds: expect.any(Number) });
+  it.each([3, 4])(
+    'continues exactly: 6 steps straight and %i + the rest resumed give the same weights (frozen targets included) within 1e-5, and the same bank',
+    async (at) => {
+      const split = mkdtempSync(join(tmpdir(), `densestream-softrank-split${at}-`));
+      const { resume: _r, ...c } = parseTrainConfig([...EXACT, '--out', split]);
+      const first = await runTraining(c, { shouldStop: (done) => done === at });
+      expect(first.steps).toBe(at);
+      const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
+      expect(resume).toBe(true);
+      const second = await runTraining(resumed, { resume: true });
+      expect(second.steps).toBe(6);
+      expect(second.positives).toEqual({
+        ...straightRun.positives,
+        selfReasons: expect.any(Object),
+        clusteringSeconds: expect.any(Number),
+        waitedSeconds: expect.any(Number),
+      });
 
-    const wa = weights(straight);
-    expect([...wa.keys()].some((k) => k.startsWith('frozen/1/encoder/'))).toBe(true);
-    expect(worstDifference(wa, weights(split))).toBeLessThanOrEqual(1e-5);
-    const pa = readPositives(join(straight, 'checkpoint'));
-    const pb = readPositives(join(split, 'checkpoint'));
-    expect(pb.bank.ids).toEqual(pa.bank.ids);
-    let worstBank = 0;
-    pa.bank.data.forEach((v, i) => { worstBank = Math.max(worstBank, Math.abs(v - pb.bank.data[i]!)); });
-    expect(worstBank).toBeLessThanOrEqual(1e-5);
-    expect(pb.clusterings.map((k) => [...k.assignments])).toEqual(pa.clusterings.map((k) => [...k.assignments]));
-    expect(metricsOf(split).map((m) => m.parts['selfPositives'])).toEqual(metricsOf(straight).map((m) => m.parts['selfPositives']));
-  });
+      const wa = weights(straight);
+      expect([...wa.keys()].some((k) => k.startsWith('frozen/1/encoder/'))).toBe(true);
+      expect(worstDifference(wa, weights(split))).toBeLessThanOrEqual(1e-5);
+      const pa = readPositives(join(straight, 'checkpoint'));
+      const pb = readPositives(join(split, 'checkpoint'));
+      expect(pb.bank.ids).toEqual(pa.bank.ids);
+      let worstBank = 0;
+      pa.bank.data.forEach((v, i) => {
+        worstBank = Math.max(worstBank, Math.abs(v - pb.bank.data[i]!));
+      });
+      expect(worstBank).toBeLessThanOrEqual(1e-5);
+      expect(pb.clusterings.map((k) => [...k.assignments])).toEqual(pa.clusterings.map((k) => [...k.assignments]));
+      expect(metricsOf(split).map((m) => m.parts['selfPositives'])).toEqual(metricsOf(straight).map((m) => m.parts['selfPositives']));
+    },
+  );
 
   it('refuses a resume whose bank differs in size or precision, or a checkpoint without a bank, as a wrong option', async () => {
     const { resume: _r, ...resumed } = parseTrainConfig(['--resume', '--out', straight]);
     await expect(runTraining({ ...resumed, steps: 8, 'bank-size': 32 }, { resume: true })).rejects.toThrow(ConfigError);
-    await expect(runTraining({ ...resumed, steps: 8, 'bank-size': 32 }, { resume: true }))
-      .rejects.toThrow("--bank-size 32 (the checkpoint's bank holds 16). Resume with the checkpoint's settings, or start a new run");
-    await expect(runTraining({ ...resumed, steps: 8, 'bank-precision': 'float16' }, { resume: true }))
-      .rejects.toThrow("--bank-precision float16 (the checkpoint's bank is float32)");
+    await expect(runTraining({ ...resumed, steps: 8, 'bank-size': 32 }, { resume: true })).rejects.toThrow(
+      "--bank-size 32 (the checkpoint's bank holds 16). Resume with the checkpoint's settings, or start a new run",
+    );
+    await expect(runTraining({ ...resumed, steps: 8, 'bank-precision': 'float16' }, { resume: true })).rejects.toThrow(
+      "--bank-precision float16 (the checkpoint's bank is float32)",
+    );
     const bare = mkdtempSync(join(tmpdir(), 'densestream-softrank-nobank-'));
     cpSync(join(straight, 'checkpoint'), join(bare, 'checkpoint'), { recursive: true });
     rmSync(join(bare, 'checkpoint', 'positives.json'));
-    await expect(runTraining({ ...resumed, out: bare, steps: 8 }, { resume: true })).rejects.toThrow('holds no embedding bank (positives.json)');
+    await expect(runTraining({ ...resumed, out: bare, steps: 8 }, { resume: true })).rejects.toThrow(
+      'holds no embedding bank (positives.json)',
+    );
   });
 });
 
@@ -238,7 +367,9 @@ describe('Reclustering', () => {
     expect(early).toEqual(Array(6).fill(undefined));
     const waiting = r.nextAnchor().clustering; // batch 3: waits for the clustering after step 2
     let settled = false;
-    void waiting.then(() => { settled = true; });
+    void waiting.then(() => {
+      settled = true;
+    });
     const embeddings = (step: number) => {
       const ids = Array.from({ length: 4 }, (_, i) => `s${4 * step + i}`);
       const rows = new Float32Array(4 * dims);
@@ -261,6 +392,8 @@ describe('Reclustering', () => {
     const waiting = r.nextAnchor().clustering; // batch 1: waits for the clustering after step 1 … which never comes
     r.close();
     await expect(waiting).resolves.toBeUndefined();
-    expect(() => new Reclustering({ dims: 4, bankSize: 8, clusters: 3, every: 1, anchorsPerStep: 1, steps: 10 })).toThrow('3 clusters need a bank of at least 12 embeddings, got 8');
+    expect(() => new Reclustering({ dims: 4, bankSize: 8, clusters: 3, every: 1, anchorsPerStep: 1, steps: 10 })).toThrow(
+      '3 clusters need a bank of at least 12 embeddings, got 8',
+    );
   });
 });

@@ -5,7 +5,14 @@ import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { disposeParts, readParts, type LossParts } from '../methods/method.js';
 import { assertSameWeights } from '../methods/momentum.js';
-import { createSoftRank, negativesPerRow, type SoftRankOptions, offDiagonal, pairCellSimilarities, softRankImageLoss } from '../methods/softrank.js';
+import {
+  createSoftRank,
+  negativesPerRow,
+  type SoftRankOptions,
+  offDiagonal,
+  pairCellSimilarities,
+  softRankImageLoss,
+} from '../methods/softrank.js';
 import { selectBackend } from '../models/backend.js';
 import type { ResNetConfig } from '../models/encoder-spec.js';
 import { presetViews } from '../operators/augment-presets.js';
@@ -28,69 +35,143 @@ beforeAll(async () => {
   await selectBackend('wasm', { threads: 2 });
   const samples = Array.from({ length: 8 }, (_, i) => renderScene(3, i, 32));
   const byId = new Map(samples.map((s) => [s.id, s]));
-  const index = new ClusterIndex(samples.map((s) => s.id), Int32Array.from([0, 0, 1, 1, 0, 1, 2, 2]));
+  const index = new ClusterIndex(
+    samples.map((s) => s.id),
+    Int32Array.from([0, 0, 1, 1, 0, 1, 2, 2]),
+  );
   const fetch = async (id: string): Promise<Sample> => byId.get(id)!;
-  paired = await collect(from(samples).pipe(
-    clusterPositives({ clusters: () => index, fetch, seed: 1 }), multiView({ views, seed: 1 }), batch(8),
-  ));
-  [selfPaired] = await collect(from(samples.slice(0, 4)).pipe(
-    clusterPositives({ clusters: () => undefined, fetch }), multiView({ views, seed: 1 }), batch(8),
+  paired = await collect(
+    from(samples).pipe(clusterPositives({ clusters: () => index, fetch, seed: 1 }), multiView({ views, seed: 1 }), batch(8)),
+  );
+  [selfPaired] = (await collect(
+    from(samples.slice(0, 4)).pipe(clusterPositives({ clusters: () => undefined, fetch }), multiView({ views, seed: 1 }), batch(8)),
   )) as [Batch];
 });
 
 const create = (extra: Partial<SoftRankOptions> = {}) => createSoftRank({ encoder: tiny, momentum: 0.9, dim: 16, seed: 1, ...extra });
 
-
-const unit = (rows: number[][]) => rows.map((r) => {
-  const n = Math.hypot(...r);
-  return r.map((x) => x / n);
-});
+const unit = (rows: number[][]) =>
+  rows.map((r) => {
+    const n = Math.hypot(...r);
+    return r.map((x) => x / n);
+  });
 const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
 describe('soft-ranking pieces', () => {
   it('drops the diagonal of a square matrix row by row, keeping the order of the others', () => {
-    const m = tf.tensor2d([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]);
-    expect(offDiagonal(m).arraySync()).toEqual([[1, 2, 3], [4, 6, 7], [8, 9, 11], [12, 13, 14]]);
-    expect(offDiagonal(tf.tensor2d([[1, 2], [3, 4]])).arraySync()).toEqual([[2], [3]]);
+    const m = tf.tensor2d([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+      [8, 9, 10, 11],
+      [12, 13, 14, 15],
+    ]);
+    expect(offDiagonal(m).arraySync()).toEqual([
+      [1, 2, 3],
+      [4, 6, 7],
+      [8, 9, 11],
+      [12, 13, 14],
+    ]);
+    expect(
+      offDiagonal(
+        tf.tensor2d([
+          [1, 2],
+          [3, 4],
+        ]),
+      ).arraySync(),
+    ).toEqual([[2], [3]]);
     expect(() => offDiagonal(tf.zeros([2, 3]) as tf.Tensor2D)).toThrow(/square/);
   });
 
   it('image loss: cos(p(y_a), y_c) against cos(z_a, z_c) over the other rows, as a loop computes it', () => {
-    const q = unit([[1, 0.2, 0], [0.1, 1, 0.3], [0.5, 0.5, 0.2], [-0.3, 0.2, 1]]);
-    const k = unit([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.4, 0.6, 0], [0, 0.3, 0.9]]);
-    const z = unit([[1, 0, 0.1], [0.8, 0.5, 0], [0.1, 1, 0.2], [0.2, 0.1, 1]]);
+    const q = unit([
+      [1, 0.2, 0],
+      [0.1, 1, 0.3],
+      [0.5, 0.5, 0.2],
+      [-0.3, 0.2, 1],
+    ]);
+    const k = unit([
+      [0.9, 0.1, 0.2],
+      [0.2, 0.8, 0.1],
+      [0.4, 0.6, 0],
+      [0, 0.3, 0.9],
+    ]);
+    const z = unit([
+      [1, 0, 0.1],
+      [0.8, 0.5, 0],
+      [0.1, 1, 0.2],
+      [0.2, 0.1, 1],
+    ]);
     const s = q.map((qa, a) => k.filter((_, c) => c !== a).map((kc) => dot(qa, kc)));
     const t = z.map((za, a) => z.filter((_, c) => c !== a).map((zc) => dot(za, zc)));
-    for (const [tauS, tauT, tauW] of [[0.1, 0.04, 0.1], [1, 0.5, 2]] as const) {
+    for (const [tauS, tauT, tauW] of [
+      [0.1, 0.04, 0.1],
+      [1, 0.5, 2],
+    ] as const) {
       const loss = softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW);
       expect(loss.dataSync()[0]).toBeCloseTo(rankReference(s, t, tauS, tauT, tauW), 4);
     }
   });
 
   it('image loss with K negatives: each row ranks the other rows and then its own negatives, by q·n online and z·n target, as a loop computes it', () => {
-    const q = unit([[1, 0.2, 0], [0.1, 1, 0.3], [0.5, 0.5, 0.2], [-0.3, 0.2, 1]]);
-    const k = unit([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.4, 0.6, 0], [0, 0.3, 0.9]]);
-    const z = unit([[1, 0, 0.1], [0.8, 0.5, 0], [0.1, 1, 0.2], [0.2, 0.1, 1]]);
+    const q = unit([
+      [1, 0.2, 0],
+      [0.1, 1, 0.3],
+      [0.5, 0.5, 0.2],
+      [-0.3, 0.2, 1],
+    ]);
+    const k = unit([
+      [0.9, 0.1, 0.2],
+      [0.2, 0.8, 0.1],
+      [0.4, 0.6, 0],
+      [0, 0.3, 0.9],
+    ]);
+    const z = unit([
+      [1, 0, 0.1],
+      [0.8, 0.5, 0],
+      [0.1, 1, 0.2],
+      [0.2, 0.1, 1],
+    ]);
     // Row a's negatives (K = 2): bank vectors, the same for both rows of a pair.
-    const pairNegatives = [unit([[0, 0, 1], [-1, 0.5, 0]]), unit([[1, 1, 0], [0.3, -1, 0.2]])];
+    const pairNegatives = [
+      unit([
+        [0, 0, 1],
+        [-1, 0.5, 0],
+      ]),
+      unit([
+        [1, 1, 0],
+        [0.3, -1, 0.2],
+      ]),
+    ];
     const n = [0, 1, 2, 3].map((a) => pairNegatives[Math.floor(a / 2)]!);
     const s = q.map((qa, a) => [...k.filter((_, c) => c !== a).map((kc) => dot(qa, kc)), ...n[a]!.map((v) => dot(qa, v))]);
     const t = z.map((za, a) => [...z.filter((_, c) => c !== a).map((zc) => dot(za, zc)), ...n[a]!.map((v) => dot(za, v))]);
     const negatives = negativesPerRow(Float32Array.from(pairNegatives.flat(2)), 4, 3);
     expect(negatives.shape).toEqual([4, 2, 3]);
     expect(negatives.arraySync()).toEqual(n.map((rows) => rows.map((r) => r.map(Math.fround))));
-    for (const [tauS, tauT, tauW] of [[0.1, 0.04, 0.1], [1, 0.5, 2]] as const) {
+    for (const [tauS, tauT, tauW] of [
+      [0.1, 0.04, 0.1],
+      [1, 0.5, 2],
+    ] as const) {
       const loss = softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW, negatives);
       expect(loss.dataSync()[0]).toBeCloseTo(rankReference(s, t, tauS, tauT, tauW), 4);
       // …and differs from the loss without them.
-      expect(Math.abs(loss.dataSync()[0]! - softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW).dataSync()[0]!)).toBeGreaterThan(1e-3);
+      expect(
+        Math.abs(loss.dataSync()[0]! - softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), tauS, tauT, tauW).dataSync()[0]!),
+      ).toBeGreaterThan(1e-3);
     }
-    expect(() => softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), 0.1, 0.04, 0.1, tf.zeros([4, 2, 5]) as tf.Tensor3D)).toThrow(/expected \[4, K, 3\]/);
+    expect(() =>
+      softRankImageLoss(tf.tensor2d(q), tf.tensor2d(k), tf.tensor2d(z), 0.1, 0.04, 0.1, tf.zeros([4, 2, 5]) as tf.Tensor3D),
+    ).toThrow(/expected \[4, K, 3\]/);
     expect(() => negativesPerRow(new Float32Array(7), 4, 3)).toThrow(/do not make 2 pairs of K × 3/);
   });
 
   it('image loss is lower when the online ranking follows the target than when it reverses it', () => {
-    const z = unit([[1, 0], [0.9, 0.44], [0.2, 1], [-1, 0.1]]);
+    const z = unit([
+      [1, 0],
+      [0.9, 0.44],
+      [0.2, 1],
+      [-1, 0.1],
+    ]);
     const zt = tf.tensor2d(z);
     const reversed = tf.tensor2d(z.map(([a, b]) => [a!, -b!]));
     const follow = softRankImageLoss(zt, zt, zt).dataSync()[0]!;
@@ -174,7 +255,7 @@ describe('softrank method', () => {
 
   it('asks for negatives with the batch ids and its target embeddings, and trains on them with numTensors flat', () => {
     const calls: Array<{ ids: readonly string[]; z: Float32Array }> = [];
-    const rng = (i: number) => Math.sin(i * 12.9898) * 43758.5453 % 1;
+    const rng = (i: number) => (Math.sin(i * 12.9898) * 43758.5453) % 1;
     const method = create({
       negatives: (ids, z, dims) => {
         calls.push({ ids, z: z.slice() });
@@ -208,7 +289,9 @@ describe('softrank method', () => {
     const method = create({ frozenTargets: true });
     const state = method.checkpointState();
     expect(Object.keys(state).filter((k) => k.startsWith('frozen/0/')).length).toBeGreaterThan(0);
-    expect(Object.keys(state).filter((k) => k.startsWith('frozen/1/')).length).toBe(Object.keys(state).filter((k) => k.startsWith('frozen/0/')).length);
+    expect(Object.keys(state).filter((k) => k.startsWith('frozen/1/')).length).toBe(
+      Object.keys(state).filter((k) => k.startsWith('frozen/0/')).length,
+    );
     expect(method.trainable.some((v) => v.name.startsWith('frozen/'))).toBe(false);
     const images = paired[0]!.views[0]!;
     const embed = (slot: 0 | 1) => tf.tidy(() => method.embedFrozen(slot, images).arraySync());
@@ -242,7 +325,11 @@ describe('softrank method', () => {
   it('builds its frozen copies as the target branch is built: the same weight names as its encoder and global head; a copy that differs is refused', () => {
     const method = create({ frozenTargets: true });
     const state = method.checkpointState();
-    const under = (prefix: string) => Object.keys(state).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
+    const under = (prefix: string) =>
+      Object.keys(state)
+        .filter((k) => k.startsWith(prefix))
+        .map((k) => k.slice(prefix.length))
+        .sort();
     const target = under('momentum/').filter((k) => !k.startsWith('dense/'));
     expect(target.length).toBeGreaterThan(4);
     expect(under('frozen/0/')).toEqual(target);
@@ -251,7 +338,9 @@ describe('softrank method', () => {
     const w = (shape: number[]) => tf.variable(tf.zeros(shape));
     const source = { a: w([2]), b: w([3]) };
     const copies: Array<Record<string, tf.Variable>> = [{ a: w([2]) }, { a: w([2]), b: w([3]), c: w([1]) }, { a: w([2]), b: w([4]) }];
-    expect(() => assertSameWeights(source, copies[0]!, 'copy')).toThrow("copy: the copy's weights do not match its source's: the copy lacks b");
+    expect(() => assertSameWeights(source, copies[0]!, 'copy')).toThrow(
+      "copy: the copy's weights do not match its source's: the copy lacks b",
+    );
     expect(() => assertSameWeights(source, copies[1]!, 'copy')).toThrow('the copy has c the source lacks');
     expect(() => assertSameWeights(source, copies[2]!, 'copy')).toThrow('shapes differ for b');
     const same = { a: w([2]), b: w([3]) };
@@ -264,7 +353,10 @@ describe('softrank method', () => {
     const samples = Array.from({ length: 5 }, (_, i) => renderScene(3, i, 32));
     const passes: number[] = [];
     const embedFrozen = method.embedFrozen;
-    method.embedFrozen = (slot, images) => { passes.push(images.shape[0]); return embedFrozen(slot, images); };
+    method.embedFrozen = (slot, images) => {
+      passes.push(images.shape[0]);
+      return embedFrozen(slot, images);
+    };
     const once = await wholeImageEmbedder(method, 32, 1).embed(samples, 0);
     const before = tf.memory().numTensors;
     const chunked = await wholeImageEmbedder(method, 32, 1, 2).embed(samples, 0);
@@ -281,7 +373,10 @@ describe('softrank method', () => {
     const fake = (b: number): Batch => ({
       ids: Array.from({ length: b }, (_, i) => `x${i}`),
       views: [tf.zeros([b, 32, 32, 3]), tf.zeros([b, 32, 32, 3])] as tf.Tensor4D[],
-      masks: [], boxes: [], flipped: [], dispose: () => {},
+      masks: [],
+      boxes: [],
+      flipped: [],
+      dispose: () => {},
     });
     expect(() => lossOnly(method, fake(7))).toThrow(/even B of adjacent \(anchor, positive\) pairs/);
     expect(() => lossOnly(method, fake(2))).toThrow(/B ≥ 4/);

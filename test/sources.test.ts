@@ -40,7 +40,8 @@ describe('epoch order', () => {
   it('partitions the ids exactly across --shard i/n', () => {
     const n = 4;
     const seen = new Map<number, number>();
-    for (let i = 0; i < n; i++) for (const idx of epochOrder(1003, { seed: 1, shard: { index: i, count: n } })) seen.set(idx, (seen.get(idx) ?? 0) + 1);
+    for (let i = 0; i < n; i++)
+      for (const idx of epochOrder(1003, { seed: 1, shard: { index: i, count: n } })) seen.set(idx, (seen.get(idx) ?? 0) + 1);
     expect(seen.size).toBe(1003);
     expect([...seen.values()].every((c) => c === 1)).toBe(true);
   });

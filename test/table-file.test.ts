@@ -9,12 +9,16 @@ import { openTableFile } from '../sinks/table-file.js';
 
 const shape = { embedding: 16, gridH: 8, gridW: 8, channels: 16 };
 const schema = featuresSchema(shape);
-const rowsOf = (n: number, from: number) => tableOf(schema, {
-  id: strings(Array.from({ length: n }, (_, i) => `s${from + i}`)),
-  label: int32s(Array.from({ length: n }, (_, i) => (i % 3 === 0 ? undefined : i))),
-  embedding: vectorColumn(Float32Array.from({ length: n * 16 }, (_, i) => Math.sin(i + from)), 16),
-  dense: vectorColumn(new Float32Array(n * 1024).fill(from), 1024),
-});
+const rowsOf = (n: number, from: number) =>
+  tableOf(schema, {
+    id: strings(Array.from({ length: n }, (_, i) => `s${from + i}`)),
+    label: int32s(Array.from({ length: n }, (_, i) => (i % 3 === 0 ? undefined : i))),
+    embedding: vectorColumn(
+      Float32Array.from({ length: n * 16 }, (_, i) => Math.sin(i + from)),
+      16,
+    ),
+    dense: vectorColumn(new Float32Array(n * 1024).fill(from), 1024),
+  });
 
 describe('table files', () => {
   it('keeps wasm and JS buffers bounded while 200 MB of rows stream into one Parquet file', async () => {
@@ -22,7 +26,8 @@ describe('table files', () => {
     const file = openTableFile(join(dir, 'big.parquet'), schema, { format: 'parquet', codec: 'lz4', rowGroupRows: 128 });
     const wasmBefore = pq.wasmMemory().buffer.byteLength;
     let peakBuffers = 0;
-    for (let b = 0; b < 400; b++) { // 128 rows × 4.2 KB = 0.5 MB a batch
+    for (let b = 0; b < 400; b++) {
+      // 128 rows × 4.2 KB = 0.5 MB a batch
       await file.write(rowsOf(128, b * 128));
       peakBuffers = Math.max(peakBuffers, process.memoryUsage().arrayBuffers);
     }

@@ -18,12 +18,17 @@ const all = async (opts: Parameters<typeof readSamples>[1] = {}, skips: SkipReco
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'densestream-tar-'));
-  const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#888' } }).jpeg().toBuffer();
+  const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#888' } })
+    .jpeg()
+    .toBuffer();
   for (let s = 0; s < 3; s++) {
     const entries: Array<[string, Buffer]> = [];
     for (let i = 0; i < 10; i++) {
       const key = `images/${s}${String(i).padStart(3, '0')}`;
-      if (s === 1 && i === 4) { entries.push([`${key}.json`, Buffer.from('{"label": 3}')]); continue; } // no image
+      if (s === 1 && i === 4) {
+        entries.push([`${key}.json`, Buffer.from('{"label": 3}')]);
+        continue;
+      } // no image
       entries.push([`${key}.jpg`, jpeg]);
       entries.push(i % 2 ? [`${key}.cls`, Buffer.from(`${i}\n`)] : [`${key}.json`, Buffer.from(JSON.stringify({ label: i }))]);
     }

@@ -11,7 +11,9 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import { cosineWithWarmup } from '../train/schedule.js';
 import { trainLoop } from '../train/trainer.js';
 
-beforeAll(async () => { await tf.setBackend('cpu'); });
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
 
 /** A method whose loss is (w − 3)², turning NaN from step `nanAt` on. */
 function quadratic(nanAt = Infinity): Method & { w: tf.Variable } {
@@ -36,7 +38,15 @@ function fakeBatches(n: number, budget: SampleBudget): Batch[] {
 }
 
 const options = (outDir: string, steps: number) => ({
-  steps, learningRate: 0.1, warmupSteps: 0, weightDecay: 0, momentum: 0, logEvery: 1, checkpointEvery: 2, outDir, config: { test: true },
+  steps,
+  learningRate: 0.1,
+  warmupSteps: 0,
+  weightDecay: 0,
+  momentum: 0,
+  logEvery: 1,
+  checkpointEvery: 2,
+  outDir,
+  config: { test: true },
 });
 
 describe('trainer', () => {
@@ -72,7 +82,11 @@ describe('trainer', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-adamw-'));
     const budget = new SampleBudget(100);
     const method = quadratic();
-    const result = await trainLoop(method, from(fakeBatches(40, budget)), budget, { ...options(out, 40), optimizer: 'adamw', learningRate: 0.3 });
+    const result = await trainLoop(method, from(fakeBatches(40, budget)), budget, {
+      ...options(out, 40),
+      optimizer: 'adamw',
+      learningRate: 0.3,
+    });
     expect(result.losses[39]!).toBeLessThan(result.losses[0]! / 5);
     expect(method.w.dataSync()[0]).toBeGreaterThan(2);
     method.dispose();

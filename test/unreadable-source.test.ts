@@ -20,16 +20,24 @@ function badFiles(dir: string): void {
 }
 
 const skippedIds = (out: string): string[] =>
-  readFileSync(join(out, 'skipped.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+  readFileSync(join(out, 'skipped.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { id: string }).id);
 
 describe('train on unreadable inputs', () => {
   it('stops with exit 1 when no sample of the first pass decodes, and writes no checkpoint', () => {
     const data = mkdtempSync(join(tmpdir(), 'densestream-allbad-'));
     badFiles(data);
     const out = mkdtempSync(join(tmpdir(), 'densestream-allbad-run-'));
-    const run = spawnSync(process.execPath, [CLI, 'train', '--data', `dir:${data}`, '--steps', '5', ...TINY, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync(process.execPath, [CLI, 'train', '--data', `dir:${data}`, '--steps', '5', ...TINY, '--out', out], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(run.status, run.stderr).toBe(1);
-    expect(run.stderr).toContain(`--data dir:${data}: no sample of the first pass could be read and decoded (3 unreadable); see ${join(out, 'skipped.jsonl')} for why`);
+    expect(run.stderr).toContain(
+      `--data dir:${data}: no sample of the first pass could be read and decoded (3 unreadable); see ${join(out, 'skipped.jsonl')} for why`,
+    );
     expect(existsSync(join(out, 'checkpoint'))).toBe(false);
     expect(skippedIds(out).sort()).toEqual(['empty.jpg', 'text.png', 'truncated.jpg'].sort());
   });
@@ -40,7 +48,10 @@ describe('train on unreadable inputs', () => {
     for (let i = 0; i < 4; i++) copyFileSync(PHOTO, join(data, `cat-${i}.jpg`));
     const out = mkdtempSync(join(tmpdir(), 'densestream-somebad-run-'));
     // 4 good images, batch 4: one step an epoch, so 6 steps read the folder 7 times.
-    const run = spawnSync(process.execPath, [CLI, 'train', '--data', `dir:${data}`, '--steps', '6', ...TINY, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync(process.execPath, [CLI, 'train', '--data', `dir:${data}`, '--steps', '6', ...TINY, '--out', out], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ steps: 6 });
     expect(skippedIds(out).sort()).toEqual(['empty.jpg', 'text.png', 'truncated.jpg'].sort());

@@ -87,7 +87,7 @@ describe('ViT encoder', () => {
     encoder.dispose();
   });
 
-  it('gives uniform attention 1/N when the last block\'s queries are zero, and peaked maps when one key dominates', () => {
+  it("gives uniform attention 1/N when the last block's queries are zero, and peaked maps when one key dominates", () => {
     const encoder = createViT(SMALL, 5);
     const x = tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
     const qkv = encoder.weights['block1/attn/qkv/w']!;
@@ -133,7 +133,7 @@ describe('ViT encoder', () => {
   it('computes GELU with the tanh approximation', () => {
     const x = tf.tensor1d([-3, -1, -0.5, 0, 0.5, 1, 3]);
     // PyTorch's F.gelu(x, approximate='tanh').
-    const expected = [-0.0036373, -0.1588080, -0.1542859, 0, 0.3457141, 0.8411920, 2.9963627];
+    const expected = [-0.0036373, -0.158808, -0.1542859, 0, 0.3457141, 0.841192, 2.9963627];
     const y = gelu(x).dataSync();
     expected.forEach((e, i) => expect(y[i]).toBeCloseTo(e, 5));
     x.dispose();
@@ -154,7 +154,7 @@ describe('ViT encoder', () => {
     [a, b, c].forEach((e) => e.dispose());
   });
 
-  it('gives every trainable variable a finite non-zero gradient on wasm, equal to the cpu backend\'s within 1e-4', async () => {
+  it("gives every trainable variable a finite non-zero gradient on wasm, equal to the cpu backend's within 1e-4", async () => {
     const x = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
     const mix = tf.randomNormal([2, 4, 4, 32], 0, 1, 'float32', 13);
     const wasm = createViT(SMALL, 14, 'grad-wasm');

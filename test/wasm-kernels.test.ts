@@ -8,16 +8,36 @@ import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
 import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
-interface FilterCase { inC: number; outC: number; kernel: number; stride: number; pad: 'same' | 'valid'; batch: number; h: number; w: number }
+interface FilterCase {
+  inC: number;
+  outC: number;
+  kernel: number;
+  stride: number;
+  pad: 'same' | 'valid';
+  batch: number;
+  h: number;
+  w: number;
+}
 
 // Channel counts that reach every tile of the kernel: 4×8 and 4×4 blocks, single input
 // channels (Ci mod 4) and the scalar output tail (Co mod 4).
 const filterCases: FilterCase[] = [];
-for (const [inC, outC] of [[3, 4], [8, 8], [13, 19], [32, 64], [5, 3]] as const)
-  for (const [kernel, stride, pad] of [[3, 1, 'same'], [3, 2, 'same'], [1, 2, 'valid'], [5, 3, 'valid'], [4, 2, 'same']] as const)
+for (const [inC, outC] of [
+  [3, 4],
+  [8, 8],
+  [13, 19],
+  [32, 64],
+  [5, 3],
+] as const)
+  for (const [kernel, stride, pad] of [
+    [3, 1, 'same'],
+    [3, 2, 'same'],
+    [1, 2, 'valid'],
+    [5, 3, 'valid'],
+    [4, 2, 'same'],
+  ] as const)
     // The widest pair only twice: its cpu reference is the slow part of this file.
-    if (inC < 32 || (kernel === 3 && pad === 'same'))
-      filterCases.push({ inC, outC, kernel, stride, pad, batch: 3, h: 11, w: 9 });
+    if (inC < 32 || (kernel === 3 && pad === 'same')) filterCases.push({ inC, outC, kernel, stride, pad, batch: 3, h: 11, w: 9 });
 // Enough output rows (240) that the kernel streams them in three L2 slices, each adding into dw
 // what the slices before it left there.
 filterCases.push({ inC: 8, outC: 8, kernel: 3, stride: 1, pad: 'same', batch: 12, h: 20, w: 20 });
@@ -39,9 +59,22 @@ async function computeCpuFilterGradient(c: FilterCase) {
   const filterShape: [number, number, number, number] = [c.kernel, c.kernel, c.inC, c.outC];
   const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, c.stride, 1, c.pad);
   const dy = tf.randomNormal([c.batch, info.outHeight, info.outWidth, c.outC], 0, 1, 'float32', 6) as tf.Tensor4D;
-  const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
-    { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
-  const out = { x: x.dataSync().slice(), dy: dy.dataSync().slice(), xShape: x.shape, dyShape: dy.shape, filterShape, dW: dW.dataSync().slice() };
+  const dW = tf
+    .engine()
+    .runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: c.stride,
+      pad: c.pad,
+      dataFormat: 'NHWC',
+      filterShape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const out = {
+    x: x.dataSync().slice(),
+    dy: dy.dataSync().slice(),
+    xShape: x.shape,
+    dyShape: dy.shape,
+    filterShape,
+    dW: dW.dataSync().slice(),
+  };
   tf.dispose([x, dy, dW]);
   return out;
 }
@@ -71,8 +104,14 @@ describe('densestream wasm kernels', () => {
         const before = tf.memory().numTensors;
         const x = tf.tensor4d(ref.x, ref.xShape);
         const dy = tf.tensor4d(ref.dy, ref.dyShape);
-        const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
-          { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: ref.filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dW = tf
+          .engine()
+          .runKernel('Conv2DBackpropFilter', { x, dy }, {
+            strides: c.stride,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            filterShape: ref.filterShape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor;
         expect(dW.shape).toEqual(ref.filterShape);
         expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-5);
         tf.dispose([x, dy, dW]);
@@ -84,14 +123,18 @@ describe('densestream wasm kernels', () => {
 
   it('lets the engine differentiate a fused convolution on wasm (it calls Conv2DBackpropFilter)', async () => {
     const loss = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(tf.square(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 2, pad: 'same', activation: 'relu' })));
+      tf.sum(
+        tf.square(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, bias: b, strides: 2, pad: 'same', activation: 'relu' })),
+      );
     const make = () => [
       tf.randomNormal([2, 10, 10, 6], 0, 1, 'float32', 7),
       tf.randomNormal([3, 3, 6, 8], 0, 1, 'float32', 8),
       tf.randomNormal([8], 0, 1, 'float32', 9),
     ];
     await tf.setBackend('cpu');
-    const ref = tf.grads(loss)(make()).map((g) => g.dataSync().slice());
+    const ref = tf
+      .grads(loss)(make())
+      .map((g) => g.dataSync().slice());
     await tf.setBackend('wasm');
     const got = tf.grads(loss)(make());
     got.forEach((g, i) => expect(relativeError(g.dataSync(), ref[i]!)).toBeLessThanOrEqual(1e-4));
@@ -158,7 +201,10 @@ describe('densestream wasm kernels', () => {
   it('shares the data in Identity, and a clone outlives its source', async () => {
     await tf.setBackend('wasm');
     const before = tf.memory().numTensors;
-    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const x = tf.tensor2d([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     const y = tf.clone(x);
     x.dispose();
     expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
@@ -227,7 +273,15 @@ describe('densestream wasm kernels', () => {
   }
 
   it('leaves integer reductions to the engine', async () => {
-    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32');
+    const x = tf.tensor2d(
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ],
+      [3, 2],
+      'int32',
+    );
     const s = tf.sum(x, 0);
     expect(s.dtype).toBe('int32');
     expect(Array.from(s.dataSync())).toEqual([9, 12]);

@@ -13,9 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  densestreamNumbers, parityErrors, parityFixturePath, PARITY_METHODS, type ParityFixture,
-} from '../bench/parity-cases.js';
+import { densestreamNumbers, parityErrors, parityFixturePath, PARITY_METHODS, type ParityFixture } from '../bench/parity-cases.js';
 import { selectBackend, type BackendSelection } from '../models/backend.js';
 import { encoderPreset, ENCODER_NAMES, type EncoderName } from '../models/encoder-spec.js';
 import { createEncoder } from '../models/encoders.js';
@@ -58,7 +56,9 @@ describe.skipIf(selection === undefined)('the webgpu backend', () => {
     if (!selection!.adapter!.fallback) return; // a hardware adapter is taken: nothing to pass over
     const auto = await selectBackend('auto', { threads: 2 });
     expect(auto.backend).toBe('wasm');
-    expect(auto.reasons.some((r) => /passed over @tensorflow\/tfjs-backend-webgpu.*(only a software adapter|no GPU device)/.test(r))).toBe(true);
+    expect(auto.reasons.some((r) => /passed over @tensorflow\/tfjs-backend-webgpu.*(only a software adapter|no GPU device)/.test(r))).toBe(
+      true,
+    );
     await selectBackend('webgpu');
   });
 
@@ -67,19 +67,23 @@ describe.skipIf(selection === undefined)('the webgpu backend', () => {
   // longer: the learning rate follows a cosine over the run's own length, so a run shorter than
   // the twin's 20 steps matches its curve only up to the second loss (measured: at the third,
   // wasm and webgpu agree with each other and both differ from the twin by 0.019).
-  it.each(PARITY_METHODS)('%s matches its PyTorch twin: loss, every gradient, the state after a step (1e-4 relative)', async (method) => {
-    const fixture = JSON.parse(readFileSync(parityFixturePath(ROOT, method), 'utf8')) as ParityFixture;
-    const torch = fixture.torch!;
-    const before = tf.memory().numTensors;
-    const errors = parityErrors(await densestreamNumbers(fixture, 2), { ...torch, losses: torch.losses.slice(0, 2) });
-    expect(tf.memory().numTensors).toBe(before);
-    expect(errors.loss).toBeLessThan(1e-4);
-    for (const [part, e] of Object.entries(errors.parts)) expect(e, part).toBeLessThan(1e-4);
-    expect(Object.keys(errors.grads).sort()).toEqual([...fixture.trainable].sort());
-    for (const [name, e] of Object.entries(errors.grads)) expect(e, name).toBeLessThan(1e-4);
-    for (const [name, e] of Object.entries(errors.afterStep)) expect(e, name).toBeLessThan(1e-4);
-    expect(errors.curve).toBeLessThan(1e-3);
-  }, 120_000);
+  it.each(PARITY_METHODS)(
+    '%s matches its PyTorch twin: loss, every gradient, the state after a step (1e-4 relative)',
+    async (method) => {
+      const fixture = JSON.parse(readFileSync(parityFixturePath(ROOT, method), 'utf8')) as ParityFixture;
+      const torch = fixture.torch!;
+      const before = tf.memory().numTensors;
+      const errors = parityErrors(await densestreamNumbers(fixture, 2), { ...torch, losses: torch.losses.slice(0, 2) });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(errors.loss).toBeLessThan(1e-4);
+      for (const [part, e] of Object.entries(errors.parts)) expect(e, part).toBeLessThan(1e-4);
+      expect(Object.keys(errors.grads).sort()).toEqual([...fixture.trainable].sort());
+      for (const [name, e] of Object.entries(errors.grads)) expect(e, name).toBeLessThan(1e-4);
+      for (const [name, e] of Object.entries(errors.afterStep)) expect(e, name).toBeLessThan(1e-4);
+      expect(errors.curve).toBeLessThan(1e-3);
+    },
+    120_000,
+  );
 
   /** Outputs and weight gradients of a fixed projection of the encoder's outputs, batch norm in training mode. */
   async function encoderNumbers(name: EncoderName, size: number): Promise<Record<string, Float32Array>> {
@@ -120,21 +124,25 @@ describe.skipIf(selection === undefined)('the webgpu backend', () => {
   // and the gradients of the layers before the flip move by up to a few % in their largest entry
   // (4e-6 after it). Switching wasm's own kernels off moves where that happens (measured), so it
   // is rounding order, not a kernel fault. Its gradients are held to direction (cosine) there.
-  it.each([...ENCODER_NAMES])('runs and differentiates the %s encoder as wasm does (outputs 1e-4; gradients 1e-4, or cosine 0.9999 on resnet18)', async (name) => {
-    const size = name === 'resnet18' ? 16 : 32; // ResNet-18 at 32 px takes lavapipe 50 s
-    await selectBackend('wasm', { threads: 2 });
-    const reference = await encoderNumbers(name, size);
-    await selectBackend('webgpu');
-    const before = tf.memory().numTensors;
-    const ours = await encoderNumbers(name, size);
-    expect(tf.memory().numTensors).toBe(before);
-    expect(Object.keys(ours).sort()).toEqual(Object.keys(reference).sort());
-    for (const [key, v] of Object.entries(ours)) {
-      const ref = reference[key]!;
-      if (key.startsWith('output:') || name !== 'resnet18') expect(relativeError(v, ref), key).toBeLessThan(1e-4);
-      else expect(cosine(v, ref), key).toBeGreaterThan(0.9999);
-    }
-  }, 180_000);
+  it.each([...ENCODER_NAMES])(
+    'runs and differentiates the %s encoder as wasm does (outputs 1e-4; gradients 1e-4, or cosine 0.9999 on resnet18)',
+    async (name) => {
+      const size = name === 'resnet18' ? 16 : 32; // ResNet-18 at 32 px takes lavapipe 50 s
+      await selectBackend('wasm', { threads: 2 });
+      const reference = await encoderNumbers(name, size);
+      await selectBackend('webgpu');
+      const before = tf.memory().numTensors;
+      const ours = await encoderNumbers(name, size);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Object.keys(ours).sort()).toEqual(Object.keys(reference).sort());
+      for (const [key, v] of Object.entries(ours)) {
+        const ref = reference[key]!;
+        if (key.startsWith('output:') || name !== 'resnet18') expect(relativeError(v, ref), key).toBeLessThan(1e-4);
+        else expect(cosine(v, ref), key).toBeGreaterThan(0.9999);
+      }
+    },
+    180_000,
+  );
 
   // One method through the command line (the parity cases above run every method's trainer
   // loop here; each CLI run on lavapipe costs 25–50 s of the suite). It must also exit by itself.
@@ -142,8 +150,28 @@ describe.skipIf(selection === undefined)('the webgpu backend', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-webgpu-'));
     try {
       const cli = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-      const run = spawnSync(process.execPath, [cli, 'train', '--method', 'mocov2', '--steps', '3', '--batch', '4', '--size', '32',
-        '--augment', 'cpu', '--backend', 'webgpu', '--out', join(out, 'run')], { encoding: 'utf8', timeout: 170_000 });
+      const run = spawnSync(
+        process.execPath,
+        [
+          cli,
+          'train',
+          '--method',
+          'mocov2',
+          '--steps',
+          '3',
+          '--batch',
+          '4',
+          '--size',
+          '32',
+          '--augment',
+          'cpu',
+          '--backend',
+          'webgpu',
+          '--out',
+          join(out, 'run'),
+        ],
+        { encoding: 'utf8', timeout: 170_000 },
+      );
       expect(run.status, run.stderr).toBe(0);
       const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { backend: string; steps: number; lossFirst10: number };
       expect(summary.backend).toBe('webgpu');

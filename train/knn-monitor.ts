@@ -64,7 +64,10 @@ export interface KnnSetOptions {
  * Throws when a sample has no label, or when fewer than {@link QUERY_EVERY} samples remain.
  */
 export async function loadKnnSet(samples: AsyncIterable<Sample> | Iterable<Sample>, options: KnnSetOptions): Promise<KnnSet> {
-  const images = await readWholeImages(samples, options.size, { ...options, purpose: 'the kNN monitor needs a labelled set (scenes, fashion-mnist-test, or dir:PATH with one sub-folder per class)' });
+  const images = await readWholeImages(samples, options.size, {
+    ...options,
+    purpose: 'the kNN monitor needs a labelled set (scenes, fashion-mnist-test, or dir:PATH with one sub-folder per class)',
+  });
   const { size, count } = images;
   // every QUERY_EVERY-th image (by position) is a query; references first
   const order = Array.from({ length: count }, (_, i) => i);
@@ -73,7 +76,9 @@ export async function loadKnnSet(samples: AsyncIterable<Sample> | Iterable<Sampl
   const queries = Math.floor(count / QUERY_EVERY);
   const references = count - queries;
   if (queries === 0 || references === 0) {
-    throw new Error(`${count} readable samples: the kNN monitor needs at least ${QUERY_EVERY} (${QUERY_EVERY - 1} references for each query)`);
+    throw new Error(
+      `${count} readable samples: the kNN monitor needs at least ${QUERY_EVERY} (${QUERY_EVERY - 1} references for each query)`,
+    );
   }
   const plane = size * size * 3;
   const pixels = new Uint8Array(count * plane);
@@ -98,8 +103,13 @@ export async function loadKnnSet(samples: AsyncIterable<Sample> | Iterable<Sampl
  * @param tau temperature of the weights; smaller trusts the nearest neighbours more
  */
 export function knnAccuracy(
-  reference: Float32Array, refLabels: ArrayLike<number>, query: Float32Array, queryLabels: ArrayLike<number>,
-  dims: number, k = KNN_K, tau = KNN_TAU,
+  reference: Float32Array,
+  refLabels: ArrayLike<number>,
+  query: Float32Array,
+  queryLabels: ArrayLike<number>,
+  dims: number,
+  k = KNN_K,
+  tau = KNN_TAU,
 ): number {
   const r = refLabels.length;
   const q = queryLabels.length;
@@ -202,13 +212,20 @@ export function createKnnMonitor(options: KnnMonitorOptions): KnnMonitor {
     async evaluate() {
       let embeddings = new Float32Array(0);
       let dims = 0;
-      await forEachChunk(set.pixels, set.size, set.count, chunk, (x) => [method.embed(x)], (start, n, [values]) => {
-        if (start === 0) {
-          dims = (values as Float32Array).length / n;
-          embeddings = new Float32Array(set.count * dims);
-        }
-        embeddings.set(values as Float32Array, start * dims);
-      });
+      await forEachChunk(
+        set.pixels,
+        set.size,
+        set.count,
+        chunk,
+        (x) => [method.embed(x)],
+        (start, n, [values]) => {
+          if (start === 0) {
+            dims = (values as Float32Array).length / n;
+            embeddings = new Float32Array(set.count * dims);
+          }
+          embeddings.set(values as Float32Array, start * dims);
+        },
+      );
       const e = embeddings;
       const r = set.references;
       return knnAccuracy(e.subarray(0, r * dims), set.labels.subarray(0, r), e.subarray(r * dims), set.labels.subarray(r), dims, k, tau);

@@ -34,7 +34,10 @@ export class LarsOptimizer extends tf.Optimizer {
   private readonly eta: number;
   private readonly adapt: (name: string) => boolean;
 
-  constructor(public learningRate: number, options: LarsOptions = {}) {
+  constructor(
+    public learningRate: number,
+    options: LarsOptions = {},
+  ) {
     super();
     this.momentum = options.momentum ?? 0.9;
     this.weightDecay = options.weightDecay ?? 0;
@@ -56,7 +59,10 @@ export class LarsOptimizer extends tf.Optimizer {
     entries.forEach(([name, gradient], i) => {
       const value = tf.engine().registeredVariables[name];
       if (!value || !gradient) return;
-      const slot = (this.slots[i] ??= { originalName: `${name}/momentum`, variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)) });
+      const slot = (this.slots[i] ??= {
+        originalName: `${name}/momentum`,
+        variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)),
+      });
       tf.tidy(() => {
         let update: tf.Tensor = gradient;
         if (this.adapt(name)) {

@@ -104,10 +104,14 @@ function fit(f: Fit): { weights: Float32Array; bias: Float32Array; losses: numbe
       let steps = 0;
       for (let start = 0; start < f.rows; start += f.batch) {
         const index = order.subarray(start, Math.min(f.rows, start + f.batch));
-        const cost = optimizer.minimize(() => {
-          const ce = f.loss(index, w, b);
-          return tf.add(ce, tf.mul(f.weightDecay / 2, tf.sum(tf.square(w)))) as tf.Scalar;
-        }, true, [w, b]);
+        const cost = optimizer.minimize(
+          () => {
+            const ce = f.loss(index, w, b);
+            return tf.add(ce, tf.mul(f.weightDecay / 2, tf.sum(tf.square(w)))) as tf.Scalar;
+          },
+          true,
+          [w, b],
+        );
         total += (cost as tf.Scalar).dataSync()[0] as number;
         cost?.dispose();
         steps++;
@@ -152,17 +156,27 @@ function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number)
 export function fitLinearProbe(features: Float32Array, labels: ArrayLike<number>, dims: number, options: ProbeOptions): LinearClassifier {
   const { classes } = options;
   const rows = features.length / dims;
-  if (!Number.isInteger(dims) || dims < 1 || !Number.isInteger(rows) || rows < 1) throw new Error(`linear probe: ${features.length} values are not whole rows of ${dims}`);
+  if (!Number.isInteger(dims) || dims < 1 || !Number.isInteger(rows) || rows < 1)
+    throw new Error(`linear probe: ${features.length} values are not whole rows of ${dims}`);
   if (labels.length !== rows) throw new Error(`linear probe: ${labels.length} labels for ${rows} rows`);
   checkLabels(labels, classes, 'linear probe');
   const { mean, invStd } = standardizer(features, dims);
   const labelArray = Int32Array.from(labels);
   const fitted = fit({
-    dims, classes, rows, epochs: options.epochs ?? 40, batch: options.batch ?? 256, learningRate: options.learningRate ?? 0.01,
-    weightDecay: options.weightDecay ?? 1e-4, seed: options.seed ?? 0,
+    dims,
+    classes,
+    rows,
+    epochs: options.epochs ?? 40,
+    batch: options.batch ?? 256,
+    learningRate: options.learningRate ?? 0.01,
+    weightDecay: options.weightDecay ?? 1e-4,
+    seed: options.seed ?? 0,
     loss: (index, w, b) => {
       const x = standardized(gatherRows(features, dims, index), dims, mean, invStd);
-      const y = tf.tensor1d(Int32Array.from(index, (r) => labelArray[r] as number), 'int32');
+      const y = tf.tensor1d(
+        Int32Array.from(index, (r) => labelArray[r] as number),
+        'int32',
+      );
       return crossEntropy(tf.add(tf.matMul(x, w), b) as tf.Tensor2D, y, classes);
     },
   });
@@ -199,14 +213,21 @@ export function fitDenseProbe(features: Float32Array, labels: Uint8Array, shape:
   const { classes } = options;
   const { grid, dims, size } = shape;
   const images = features.length / (grid * grid * dims);
-  if (!Number.isInteger(images) || images < 1) throw new Error(`dense probe: ${features.length} feature values are not whole ${grid}×${grid}×${dims} maps`);
+  if (!Number.isInteger(images) || images < 1)
+    throw new Error(`dense probe: ${features.length} feature values are not whole ${grid}×${grid}×${dims} maps`);
   if (labels.length !== images * size * size) throw new Error(`dense probe: ${labels.length} labels for ${images} maps of ${size}×${size}`);
   checkLabels(labels, classes, 'dense probe');
   const { mean, invStd } = standardizer(features, dims);
   const cellsPerImage = grid * grid * dims;
   const fitted = fit({
-    dims, classes, rows: images, epochs: options.epochs ?? 15, batch: options.batch ?? 16, learningRate: options.learningRate ?? 0.01,
-    weightDecay: options.weightDecay ?? 1e-4, seed: options.seed ?? 0,
+    dims,
+    classes,
+    rows: images,
+    epochs: options.epochs ?? 15,
+    batch: options.batch ?? 16,
+    learningRate: options.learningRate ?? 0.01,
+    weightDecay: options.weightDecay ?? 1e-4,
+    seed: options.seed ?? 0,
     loss: (index, w, b) => {
       const cells = standardized(gatherRows(features, cellsPerImage, index), dims, mean, invStd);
       const y = tf.tensor1d(Int32Array.from(gatherRows(labels, size * size, index)), 'int32');
@@ -226,7 +247,14 @@ export function predictDense(probe: LinearClassifier, features: Float32Array, sh
     const n = Math.min(chunk, images - start);
     const predicted = tf.tidy(() => {
       const cells = standardized(features.subarray(start * perImage, (start + n) * perImage), shape.dims, probe.mean, probe.invStd);
-      const logits = denseLogits(cells, tf.tensor2d(probe.weights, [probe.dims, probe.classes]), tf.tensor1d(probe.bias), n, shape, probe.classes);
+      const logits = denseLogits(
+        cells,
+        tf.tensor2d(probe.weights, [probe.dims, probe.classes]),
+        tf.tensor1d(probe.bias),
+        n,
+        shape,
+        probe.classes,
+      );
       return tf.argMax(logits, 3).dataSync();
     });
     out.set(predicted, start * shape.size * shape.size);

@@ -69,7 +69,11 @@ export interface PositivesState {
 }
 
 type Dtype = 'float32' | 'int32' | 'uint16';
-interface Section { dtype: Dtype; offset: number; length: number }
+interface Section {
+  dtype: Dtype;
+  offset: number;
+  length: number;
+}
 type Stored = Float32Array | Int32Array | Uint16Array;
 
 interface PositivesJson {
@@ -98,15 +102,16 @@ const dtypeOf = (a: Stored): Dtype => (a instanceof Float32Array ? 'float32' : a
 export function writePositives(dir: string, state: PositivesState): void {
   const strings: string[] = [];
   const position = new Map<string, number>();
-  const idList = (ids: readonly string[]): Int32Array => Int32Array.from(ids, (id) => {
-    let at = position.get(id);
-    if (at === undefined) {
-      at = strings.length;
-      strings.push(id);
-      position.set(id, at);
-    }
-    return at;
-  });
+  const idList = (ids: readonly string[]): Int32Array =>
+    Int32Array.from(ids, (id) => {
+      let at = position.get(id);
+      if (at === undefined) {
+        at = strings.length;
+        strings.push(id);
+        position.set(id, at);
+      }
+      return at;
+    });
   const arrays: Array<[string, Stored]> = [];
   const add = (name: string, a: Stored): string => {
     arrays.push([name, a]);
@@ -114,17 +119,37 @@ export function writePositives(dir: string, state: PositivesState): void {
   };
   const { bank } = state;
   const json: PositivesJson = {
-    format: 'densestream-positives', version: 1,
-    step: state.step, every: state.every, lag: state.lag, clusters: state.clusters,
-    bank: { dims: bank.dims, capacity: bank.capacity, precision: bank.precision, cursor: bank.cursor, ids: add('bank/ids', idList(bank.ids)), data: add('bank/data', bank.data) },
+    format: 'densestream-positives',
+    version: 1,
+    step: state.step,
+    every: state.every,
+    lag: state.lag,
+    clusters: state.clusters,
+    bank: {
+      dims: bank.dims,
+      capacity: bank.capacity,
+      precision: bank.precision,
+      cursor: bank.cursor,
+      ids: add('bank/ids', idList(bank.ids)),
+      data: add('bank/data', bank.data),
+    },
     clusterings: state.clusterings.map((c, i) => ({
-      ids: add(`clustering${i}/ids`, idList(c.ids)), assignments: add(`clustering${i}/assignments`, c.assignments),
-      centroids: add(`clustering${i}/centroids`, c.centroids), dims: c.dims, slot: c.slot,
+      ids: add(`clustering${i}/ids`, idList(c.ids)),
+      assignments: add(`clustering${i}/assignments`, c.assignments),
+      centroids: add(`clustering${i}/centroids`, c.centroids),
+      dims: c.dims,
+      slot: c.slot,
     })),
-    rounds: state.rounds, latest: state.latest, ...(state.pending ? { pending: state.pending } : {}),
-    firstServedBatch: state.firstServedBatch, counts: state.counts,
-    ...(state.reads ? { reads: { ids: add('reads/ids', idList(state.reads.ids)), indices: add('reads/indices', state.reads.indices) } } : {}),
-    strings, sections: {},
+    rounds: state.rounds,
+    latest: state.latest,
+    ...(state.pending ? { pending: state.pending } : {}),
+    firstServedBatch: state.firstServedBatch,
+    counts: state.counts,
+    ...(state.reads
+      ? { reads: { ids: add('reads/ids', idList(state.reads.ids)), indices: add('reads/indices', state.reads.indices) } }
+      : {}),
+    strings,
+    sections: {},
   };
   let size = 0;
   for (const [name, a] of arrays) {
@@ -146,38 +171,61 @@ export function hasPositives(dir: string): boolean {
 export function readPositives(dir: string): PositivesState {
   const jsonPath = join(dir, POSITIVES_JSON);
   const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as PositivesJson;
-  if (json.format !== 'densestream-positives' || json.version !== 1) throw new Error(`${jsonPath}: not a densestream positives file (version 1)`);
+  if (json.format !== 'densestream-positives' || json.version !== 1)
+    throw new Error(`${jsonPath}: not a densestream positives file (version 1)`);
   const bin = readFileSync(join(dir, POSITIVES_BIN));
   const array = (name: string): Stored => {
     const section = json.sections[name];
     if (!section) throw new Error(`${jsonPath}: no array ${name}`);
     const width = section.dtype === 'uint16' ? 2 : 4;
     const end = section.offset + section.length * width;
-    if (end > bin.byteLength) throw new Error(`${join(dir, POSITIVES_BIN)}: ${name} runs past the end of the file (${end} > ${bin.byteLength} bytes)`);
+    if (end > bin.byteLength)
+      throw new Error(`${join(dir, POSITIVES_BIN)}: ${name} runs past the end of the file (${end} > ${bin.byteLength} bytes)`);
     // A copy into a buffer of its own: aligned, and nothing keeps the whole file alive.
     const bytes = bin.buffer.slice(bin.byteOffset + section.offset, bin.byteOffset + end);
-    return section.dtype === 'float32' ? new Float32Array(bytes) : section.dtype === 'int32' ? new Int32Array(bytes) : new Uint16Array(bytes);
+    return section.dtype === 'float32'
+      ? new Float32Array(bytes)
+      : section.dtype === 'int32'
+        ? new Int32Array(bytes)
+        : new Uint16Array(bytes);
   };
   const typed = <T extends Stored>(name: string, kind: new (n: number) => T): T => {
     const a = array(name);
     if (!(a instanceof kind)) throw new Error(`${jsonPath}: ${name} is ${a.constructor.name}, expected ${kind.name}`);
     return a;
   };
-  const ids = (name: string): string[] => Array.from(typed(name, Int32Array), (i) => {
-    const id = json.strings[i];
-    if (id === undefined) throw new Error(`${jsonPath}: ${name} refers to id ${i} of ${json.strings.length}`);
-    return id;
-  });
+  const ids = (name: string): string[] =>
+    Array.from(typed(name, Int32Array), (i) => {
+      const id = json.strings[i];
+      if (id === undefined) throw new Error(`${jsonPath}: ${name} refers to id ${i} of ${json.strings.length}`);
+      return id;
+    });
   const b = json.bank;
   return {
-    step: json.step, every: json.every, lag: json.lag, clusters: json.clusters,
+    step: json.step,
+    every: json.every,
+    lag: json.lag,
+    clusters: json.clusters,
     bank: {
-      dims: b.dims, capacity: b.capacity, precision: b.precision, cursor: b.cursor, ids: ids(b.ids),
+      dims: b.dims,
+      capacity: b.capacity,
+      precision: b.precision,
+      cursor: b.cursor,
+      ids: ids(b.ids),
       data: b.precision === 'float16' ? typed(b.data, Uint16Array) : typed(b.data, Float32Array),
     },
-    clusterings: json.clusterings.map((c) => ({ ids: ids(c.ids), assignments: typed(c.assignments, Int32Array), centroids: typed(c.centroids, Float32Array), dims: c.dims, slot: c.slot })),
-    rounds: json.rounds, latest: json.latest, ...(json.pending ? { pending: json.pending } : {}),
-    firstServedBatch: json.firstServedBatch, counts: json.counts,
+    clusterings: json.clusterings.map((c) => ({
+      ids: ids(c.ids),
+      assignments: typed(c.assignments, Int32Array),
+      centroids: typed(c.centroids, Float32Array),
+      dims: c.dims,
+      slot: c.slot,
+    })),
+    rounds: json.rounds,
+    latest: json.latest,
+    ...(json.pending ? { pending: json.pending } : {}),
+    firstServedBatch: json.firstServedBatch,
+    counts: json.counts,
     ...(json.reads ? { reads: { ids: ids(json.reads.ids), indices: typed(json.reads.indices, Int32Array) } } : {}),
   };
 }

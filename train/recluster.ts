@@ -38,7 +38,13 @@
  */
 import type { TargetEmbeddings } from '../methods/softrank.js';
 import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
-import { clusterInWorker, drawNegatives, EmbeddingBank, type EmbeddingPrecision, type NegativePair } from '../operators/clustering/index.js';
+import {
+  clusterInWorker,
+  drawNegatives,
+  EmbeddingBank,
+  type EmbeddingPrecision,
+  type NegativePair,
+} from '../operators/clustering/index.js';
 import type { Sample } from '../core/index.js';
 import type { ClusteringState, PositiveCounts, PositivesState, Slot } from './positives-checkpoint.js';
 
@@ -181,13 +187,20 @@ export class Reclustering {
   private readonly pairClusters = new Map<number, Map<string, number>>();
 
   constructor(o: ReclusteringOptions) {
-    for (const [name, value, min] of [['clusters', o.clusters, 2], ['every', o.every, 1], ['anchorsPerStep', o.anchorsPerStep, 1], ['steps', o.steps, 1]] as const) {
+    for (const [name, value, min] of [
+      ['clusters', o.clusters, 2],
+      ['every', o.every, 1],
+      ['anchorsPerStep', o.anchorsPerStep, 1],
+      ['steps', o.steps, 1],
+    ] as const) {
       if (!Number.isInteger(value) || value < min) throw new Error(`Reclustering ${name}: expected an integer ≥ ${min}, got ${value}`);
     }
-    if (4 * o.clusters > o.bankSize) throw new Error(`Reclustering: ${o.clusters} clusters need a bank of at least ${4 * o.clusters} embeddings, got ${o.bankSize}`);
+    if (4 * o.clusters > o.bankSize)
+      throw new Error(`Reclustering: ${o.clusters} clusters need a bank of at least ${4 * o.clusters} embeddings, got ${o.bankSize}`);
     const lag = o.lag ?? Math.max(1, Math.floor(o.every / 2));
     // lag ≤ every: a clustering's batches are all trained before the one after next reuses its frozen slot.
-    if (!Number.isInteger(lag) || lag < 1 || lag > o.every) throw new Error(`Reclustering lag: expected an integer in [1, every = ${o.every}], got ${lag}`);
+    if (!Number.isInteger(lag) || lag < 1 || lag > o.every)
+      throw new Error(`Reclustering lag: expected an integer in [1, every = ${o.every}], got ${lag}`);
     const negatives = o.negatives ?? 0;
     if (!Number.isInteger(negatives) || negatives < 0 || negatives >= o.bankSize) {
       throw new Error(`Reclustering negatives: expected an integer in [0, bank size ${o.bankSize}), got ${negatives}`);
@@ -274,15 +287,19 @@ export class Reclustering {
     for (let i = 0; i + 1 < ids.length; i += 2) {
       const anchor = ids[i] as string;
       const positive = ids[i + 1] as string;
-      const cluster = recorded?.get(anchor)
-        ?? (positive !== anchor ? index.clusterOf(positive) : undefined) ?? index.clusterOf(anchor)
-        ?? index.nearestCluster(z.subarray(i * dims, (i + 1) * dims));
+      const cluster =
+        recorded?.get(anchor) ??
+        (positive !== anchor ? index.clusterOf(positive) : undefined) ??
+        index.clusterOf(anchor) ??
+        index.nearestCluster(z.subarray(i * dims, (i + 1) * dims));
       pairs.push({ key: anchor, cluster });
     }
     const drawn = drawNegatives(index, this.bank, pairs, this.negativeCount, this.seed, batchIndex);
     if (!drawn && !this.warnedNegatives) {
       this.warnedNegatives = true;
-      this.onWarning(`softrank: step ${batchIndex + 1} found no bank vector in the clusters other than a pair's; it trains without negatives (warned once)`);
+      this.onWarning(
+        `softrank: step ${batchIndex + 1} found no bank vector in the clusters other than a pair's; it trains without negatives (warned once)`,
+      );
     }
     return drawn?.rows;
   }
@@ -293,7 +310,12 @@ export class Reclustering {
    * previous one). Adds `selfPositives` (this batch's fraction of self-pairs), `reclusters` and
    * `bank` to `parts`.
    */
-  async afterStep(done: number, embeddings: TargetEmbeddings | undefined, ids: readonly string[], parts?: Record<string, number>): Promise<void> {
+  async afterStep(
+    done: number,
+    embeddings: TargetEmbeddings | undefined,
+    ids: readonly string[],
+    parts?: Record<string, number>,
+  ): Promise<void> {
     const index = this.clusteringOfBatch(done - 1);
     this.stepsDone = done;
     // The trained batches' pair clusters go (two batches may be paired at once, so not necessarily in order).
@@ -348,15 +370,28 @@ export class Reclustering {
       return list.indexOf(c);
     };
     const rounds: PositivesState['rounds'] = [];
-    for (const [round, entry] of [...this.rounds].sort(([a], [b]) => a - b)) if (entry.settled) rounds.push({ round, clustering: ref(entry.value) });
+    for (const [round, entry] of [...this.rounds].sort(([a], [b]) => a - b))
+      if (entry.settled) rounds.push({ round, clustering: ref(entry.value) });
     const latest = ref(this.latest);
     const clusterings: ClusteringState[] = list.map(({ index, slot }) => ({
-      ids: [...index.ids], assignments: index.assignments.slice(), centroids: (index.centroids as Float32Array).slice(), dims: index.dims, slot,
+      ids: [...index.ids],
+      assignments: index.assignments.slice(),
+      centroids: (index.centroids as Float32Array).slice(),
+      dims: index.dims,
+      slot,
     }));
     return {
-      step: done, every: this.every, lag: this.lag, clusters: this.clusters, bank: this.bank.exportState(), clusterings, rounds, latest,
+      step: done,
+      every: this.every,
+      lag: this.lag,
+      clusters: this.clusters,
+      bank: this.bank.exportState(),
+      clusterings,
+      rounds,
+      latest,
       ...(this.inFlight ? { pending: { round: this.inFlight.round, slot: this.inFlight.slot } } : {}),
-      firstServedBatch: this.firstServedBatch ?? null, counts: { ...this.counts },
+      firstServedBatch: this.firstServedBatch ?? null,
+      counts: { ...this.counts },
     };
   }
 
@@ -385,7 +420,12 @@ export class Reclustering {
     this.closed = true;
     this.pairClusters.clear();
     this.abort.abort(new Error('training ended'));
-    for (const round of this.rounds.values()) if (!round.settled) { round.settled = true; round.value = this.latest; round.resolve(this.latest?.index); }
+    for (const round of this.rounds.values())
+      if (!round.settled) {
+        round.settled = true;
+        round.value = this.latest;
+        round.resolve(this.latest?.index);
+      }
   }
 
   /** The round whose clustering serves batch `batchIndex` (0-based): the latest snapshot at least `lag` steps before it, within the run. */
@@ -408,22 +448,27 @@ export class Reclustering {
     const t0 = performance.now();
     const initial = this.latest?.index.centroids;
     const options = { k: this.clusters, seed: this.seed + r, ...(initial ? { initialCentroids: initial } : {}) };
-    const promise = clusterInWorker(rows, this.bank.dims, options, { transfer: true, signal: this.abort.signal }).then(
-      (result) => {
-        const index = new ClusterIndex(ids, result.assignments, { rows: result.centroids, dims: this.bank.dims });
-        this.slotOf.set(index, slot);
-        this.latest = { index, slot };
-        this.counts.reclusters++;
-        this.clusteringMs += performance.now() - t0;
-        this.firstServedBatch ??= done + this.lag;
-      },
-      (err: unknown) => {
-        if (!this.abort.signal.aborted) this.onWarning(`softrank: the clustering after step ${done} failed (${err instanceof Error ? err.message : String(err)}); positives keep the previous one`);
-      },
-    ).finally(() => {
-      this.inFlight = undefined;
-      this.settle(r);
-    });
+    const promise = clusterInWorker(rows, this.bank.dims, options, { transfer: true, signal: this.abort.signal })
+      .then(
+        (result) => {
+          const index = new ClusterIndex(ids, result.assignments, { rows: result.centroids, dims: this.bank.dims });
+          this.slotOf.set(index, slot);
+          this.latest = { index, slot };
+          this.counts.reclusters++;
+          this.clusteringMs += performance.now() - t0;
+          this.firstServedBatch ??= done + this.lag;
+        },
+        (err: unknown) => {
+          if (!this.abort.signal.aborted)
+            this.onWarning(
+              `softrank: the clustering after step ${done} failed (${err instanceof Error ? err.message : String(err)}); positives keep the previous one`,
+            );
+        },
+      )
+      .finally(() => {
+        this.inFlight = undefined;
+        this.settle(r);
+      });
     this.inFlight = { promise, round: r, startedAt: done, slot };
   }
 
@@ -456,7 +501,8 @@ export class Reclustering {
     Object.assign(this.counts, state.counts);
     if (state.pending) {
       const slot: Slot = this.latest?.slot === 0 ? 1 : 0;
-      if (state.pending.slot !== slot) throw new Error(`Reclustering: the saved clustering in flight uses slot ${state.pending.slot}; expected ${slot}`);
+      if (state.pending.slot !== slot)
+        throw new Error(`Reclustering: the saved clustering in flight uses slot ${state.pending.slot}; expected ${slot}`);
       // Its snapshot was the bank as restored; its target copy came back with the weights.
       this.start(state.pending.round, state.step, slot);
     }
@@ -466,7 +512,9 @@ export class Reclustering {
     let round = this.rounds.get(r);
     if (!round) {
       let resolve!: (index: ClusterIndex | undefined) => void;
-      const promise = new Promise<ClusterIndex | undefined>((done) => { resolve = done; });
+      const promise = new Promise<ClusterIndex | undefined>((done) => {
+        resolve = done;
+      });
       round = { promise, resolve, settled: false };
       this.rounds.set(r, round);
     }

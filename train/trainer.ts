@@ -84,7 +84,11 @@ export interface TrainResult {
 /** tfjs's Adam with a settable learning rate (its `learningRate` field is read at every step). */
 function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number): void } {
   const optimizer = tf.train.adam(learningRate, 0.9, 0.999, 1e-8) as tf.AdamOptimizer & { learningRate: number };
-  return Object.assign(optimizer, { setLearningRate: (lr: number) => { optimizer.learningRate = lr; } });
+  return Object.assign(optimizer, {
+    setLearningRate: (lr: number) => {
+      optimizer.learningRate = lr;
+    },
+  });
 }
 
 /**
@@ -100,7 +104,13 @@ function disposeOptimizer(optimizer: tf.Optimizer): void {
 }
 
 /** Writes the checkpoint folder under a temporary name, then swaps it in. */
-async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, meta: CheckpointMeta, extra?: TrainerOptions['onCheckpoint']): Promise<void> {
+async function checkpoint(
+  dir: string,
+  method: Method,
+  optimizer: tf.Optimizer,
+  meta: CheckpointMeta,
+  extra?: TrainerOptions['onCheckpoint'],
+): Promise<void> {
   const final = join(dir, 'checkpoint');
   const partial = `${final}.partial`;
   rmSync(partial, { recursive: true, force: true });
@@ -128,7 +138,9 @@ async function checkpoint(dir: string, method: Method, optimizer: tf.Optimizer, 
  */
 export function cutMetricsBack(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   const kept = lines.filter((line) => {
     try {
       const record = JSON.parse(line) as Partial<MetricsRecord>;
@@ -143,8 +155,10 @@ export function cutMetricsBack(path: string, step: number): void {
 export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
   mkdirSync(o.outDir, { recursive: true });
   const optimizer: tf.Optimizer & { setLearningRate(lr: number): void } =
-    o.optimizer === 'adamw' ? adam(o.learningRate)
-      : o.optimizer === 'lars' ? new LarsOptimizer(o.learningRate, { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay })
+    o.optimizer === 'adamw'
+      ? adam(o.learningRate)
+      : o.optimizer === 'lars'
+        ? new LarsOptimizer(o.learningRate, { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay })
         : tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
   if (o.optimizerState) {
     await optimizer.setWeights(o.optimizerState); // copies them into the optimiser's variables
@@ -183,7 +197,9 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         lossTensor?.dispose();
         if (!Number.isFinite(loss)) {
           batch.dispose();
-          throw new Error(`step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`);
+          throw new Error(
+            `step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`,
+          );
         }
         if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
         method.afterStep?.();
@@ -202,7 +218,15 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
       if (logged) {
         const parts = { ...(await readParts(lossParts)), ...hookParts };
         const seconds = (performance.now() - start) / 1000;
-        const record: MetricsRecord = { step: done, loss, parts, lr, imagesPerSec: images / seconds, dataWaitFraction: waited / 1000 / seconds, seconds };
+        const record: MetricsRecord = {
+          step: done,
+          loss,
+          parts,
+          lr,
+          imagesPerSec: images / seconds,
+          dataWaitFraction: waited / 1000 / seconds,
+          seconds,
+        };
         appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
         o.onLog?.(record);
       }
@@ -214,7 +238,8 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         step = done;
         break;
       }
-      if (done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config }, o.onCheckpoint);
+      if (done % o.checkpointEvery === 0 && done < o.steps)
+        await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config }, o.onCheckpoint);
     }
     await checkpoint(o.outDir, method, optimizer, { step, config: o.config }, o.onCheckpoint);
   } finally {

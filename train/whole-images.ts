@@ -43,7 +43,11 @@ export interface WholeImagesOptions {
  * Reads `samples` (in the order given; at most 32 in flight) as whole `size²` images. Throws
  * when a sample has no label.
  */
-export async function readWholeImages(samples: AsyncIterable<Sample> | Iterable<Sample>, size: number, options: WholeImagesOptions = {}): Promise<LabelledImages> {
+export async function readWholeImages(
+  samples: AsyncIterable<Sample> | Iterable<Sample>,
+  size: number,
+  options: WholeImagesOptions = {},
+): Promise<LabelledImages> {
   if (!Number.isInteger(size) || size < 1) throw new Error(`image size: expected a positive integer of pixels, got "${size}"`);
   const budget = new SampleBudget(32);
   const rows: Array<{ id: string; pixels: Uint8Array; label: number; classes?: Plane; foreground?: Plane }> = [];
@@ -59,21 +63,41 @@ export async function readWholeImages(samples: AsyncIterable<Sample> | Iterable<
       map((s): Sample => {
         if (s.label === undefined) throw new Error(`sample ${s.id} has no label${options.purpose ? `; ${options.purpose}` : ''}`);
         // keep only what is read: the view cuts the ground-truth maps with the pixels
-        return { id: s.id, label: s.label, ...(s.bytes ? { bytes: s.bytes } : {}), ...(s.pixels ? { pixels: s.pixels } : {}), ...(s.gtMask ? { gtMask: s.gtMask } : {}), ...(s.gtClasses ? { gtClasses: s.gtClasses } : {}) };
+        return {
+          id: s.id,
+          label: s.label,
+          ...(s.bytes ? { bytes: s.bytes } : {}),
+          ...(s.pixels ? { pixels: s.pixels } : {}),
+          ...(s.gtMask ? { gtMask: s.gtMask } : {}),
+          ...(s.gtClasses ? { gtClasses: s.gtClasses } : {}),
+        };
       }),
       decode({ minSide: size, onSkip, concurrency }),
       multiView({ views: [centreSquareView(size)], seed: options.seed ?? 0, concurrency }),
       tap((s) => {
         const view = s.views?.[0];
         if (!view) throw new Error(`sample ${s.id}: no whole-image view`);
-        rows.push({ id: s.id, pixels: cutPixels(s, 0).data, label: s.label as number, ...(view.gtClasses ? { classes: view.gtClasses } : {}), ...(view.gtMask ? { foreground: view.gtMask } : {}) });
+        rows.push({
+          id: s.id,
+          pixels: cutPixels(s, 0).data,
+          label: s.label as number,
+          ...(view.gtClasses ? { classes: view.gtClasses } : {}),
+          ...(view.gtMask ? { foreground: view.gtMask } : {}),
+        });
         budget.release();
       }),
     ),
     { defaultValue: undefined },
   );
   const plane = size * size;
-  const out: LabelledImages = { ids: rows.map((r) => r.id), pixels: new Uint8Array(rows.length * plane * 3), labels: Int32Array.from(rows, (r) => r.label), size, count: rows.length, skipped };
+  const out: LabelledImages = {
+    ids: rows.map((r) => r.id),
+    pixels: new Uint8Array(rows.length * plane * 3),
+    labels: Int32Array.from(rows, (r) => r.label),
+    size,
+    count: rows.length,
+    skipped,
+  };
   rows.forEach((r, i) => out.pixels.set(r.pixels, i * plane * 3));
   if (rows.length > 0 && rows.every((r) => r.classes && r.foreground)) {
     const classes = new Uint8Array(rows.length * plane);
@@ -93,7 +117,10 @@ export async function readWholeImages(samples: AsyncIterable<Sample> | Iterable<
  * Every tensor is freed before the next chunk: memory is one chunk's, whatever `count`.
  */
 export async function forEachChunk(
-  pixels: Uint8Array, size: number, count: number, chunk: number,
+  pixels: Uint8Array,
+  size: number,
+  count: number,
+  chunk: number,
   forward: (x: tf.Tensor4D) => tf.Tensor[],
   take: (start: number, n: number, values: Float32Array[], shapes: number[][]) => void,
 ): Promise<void> {
@@ -105,7 +132,12 @@ export async function forEachChunk(
     const outputs = tf.tidy(() => forward(tf.tensor4d(input.subarray(0, n * plane), [n, size, size, 3])));
     try {
       const values = (await Promise.all(outputs.map((t) => t.data()))) as Float32Array[];
-      take(start, n, values, outputs.map((t) => t.shape));
+      take(
+        start,
+        n,
+        values,
+        outputs.map((t) => t.shape),
+      );
     } finally {
       tf.dispose(outputs);
     }

@@ -70,7 +70,12 @@ export async function installWasmKernels(threads: number): Promise<void> {
   const parts = shared ? Math.max(1, threads) : 1;
   if (installed?.backend === backend && installed.pool.parts === parts) return;
   const compiled = await webAssembly.compile(Buffer.from(shared ? KERNELS_SHARED_BASE64 : KERNELS_PLAIN_BASE64, 'base64'));
-  const pool = await KernelPool.create(compiled, memory, ['conv2d_filter_grad', 'sum_leading', 'binary_rows', 'transpose_blocks', 'broadcast_rows'], parts);
+  const pool = await KernelPool.create(
+    compiled,
+    memory,
+    ['conv2d_filter_grad', 'sum_leading', 'binary_rows', 'transpose_blocks', 'broadcast_rows'],
+    parts,
+  );
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
   installed = { backend, pool, memory, geometry };
@@ -119,8 +124,21 @@ function filterGradient(k: Installed, x: tf.TensorInfo, dy: tf.TensorInfo, a: Fi
   const out = k.backend.makeOutput([a.filterHeight, a.filterWidth, inC!, outC!], 'float32');
   if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('wasm kernels: the filter gradient takes float32');
   const geometry = [
-    batch!, inH!, inW!, inC!, outH!, outW!, outC!, a.filterHeight, a.filterWidth,
-    a.strideHeight, a.strideWidth, a.dilationHeight, a.dilationWidth, a.padTop, a.padLeft,
+    batch!,
+    inH!,
+    inW!,
+    inC!,
+    outH!,
+    outW!,
+    outC!,
+    a.filterHeight,
+    a.filterWidth,
+    a.strideHeight,
+    a.strideWidth,
+    a.dilationHeight,
+    a.dilationWidth,
+    a.padTop,
+    a.padLeft,
     0, // the work-item counter the threads claim from
   ];
   new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
@@ -138,10 +156,24 @@ const backpropFilterKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   if (dataFormat !== 'NHWC') throw new Error(`wasm kernels: dataFormat ${dataFormat} is not supported, use NHWC`);
   const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
   return filterGradient(active(backend), x, dy, {
-    strideHeight: info.strideHeight, strideWidth: info.strideWidth, dilationHeight: 1, dilationWidth: 1,
-    padTop: info.padInfo.top, padLeft: info.padInfo.left, filterHeight: info.filterHeight, filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    dilationHeight: 1,
+    dilationWidth: 1,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
   });
 };
 
@@ -290,10 +322,16 @@ function blockTranspose({ inputs, attrs }: KernelArgs, installed: Installed): tf
   const nx = size(a, b);
   const ny = size(b, c);
   const inner = size(c, x.shape.length);
-  const out = installed.backend.makeOutput(perm.map((p) => x.shape[p]!), x.dtype);
+  const out = installed.backend.makeOutput(
+    perm.map((p) => x.shape[p]!),
+    x.dtype,
+  );
   if (outer * nx * ny * inner === 0) return out;
-  installed.pool.run('transpose_blocks', [offset(installed, x), offset(installed, out), outer, nx, ny, inner],
-    outer * nx * ny * inner >= PARALLEL_MIN);
+  installed.pool.run(
+    'transpose_blocks',
+    [offset(installed, x), offset(installed, out), outer, nx, ny, inner],
+    outer * nx * ny * inner >= PARALLEL_MIN,
+  );
   return out;
 }
 

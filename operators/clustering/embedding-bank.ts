@@ -221,7 +221,8 @@ export class EmbeddingBank {
   /** All held vectors as one Float32 [size, dims] matrix in slot order: a copy, into `out` if given. */
   copyRows(out: Float32Array = new Float32Array(this.count * this.dims)): Float32Array {
     const length = this.count * this.dims;
-    if (out.length !== length) throw new Error(`EmbeddingBank.copyRows: out holds ${out.length} values, expected ${this.count} × ${this.dims}`);
+    if (out.length !== length)
+      throw new Error(`EmbeddingBank.copyRows: out holds ${out.length} values, expected ${this.count} × ${this.dims}`);
     if (this.data instanceof Float32Array) {
       out.set(this.data.subarray(0, length));
     } else {
@@ -239,8 +240,12 @@ export class EmbeddingBank {
   /** A copy of the bank's contents and ring position (see {@link EmbeddingBank.restore}). */
   exportState(): EmbeddingBankState {
     return {
-      dims: this.dims, capacity: this.capacity, precision: this.precision, cursor: this.cursor,
-      ids: this.idsBySlot.slice(0, this.count), data: this.data.slice(0, this.count * this.dims),
+      dims: this.dims,
+      capacity: this.capacity,
+      precision: this.precision,
+      cursor: this.cursor,
+      ids: this.idsBySlot.slice(0, this.count),
+      data: this.data.slice(0, this.count * this.dims),
     };
   }
 
@@ -258,7 +263,9 @@ export class EmbeddingBank {
     const n = state.ids.length;
     const expected = state.precision === 'float16' ? Uint16Array : Float32Array;
     if (n > this.capacity || !(state.data instanceof expected) || state.data.length !== n * this.dims) {
-      throw new Error(`EmbeddingBank.restore: ${n} ids with ${state.data.length} ${state.data.constructor.name} values; expected at most ${this.capacity} ids and ${n} × ${this.dims} ${expected.name} values`);
+      throw new Error(
+        `EmbeddingBank.restore: ${n} ids with ${state.data.length} ${state.data.constructor.name} values; expected at most ${this.capacity} ids and ${n} × ${this.dims} ${expected.name} values`,
+      );
     }
     if (!Number.isInteger(state.cursor) || state.cursor < 0 || state.cursor >= this.capacity || (n < this.capacity && state.cursor !== n)) {
       throw new Error(`EmbeddingBank.restore: next slot ${state.cursor} does not fit ${n} held of ${this.capacity}`);
@@ -292,7 +299,8 @@ export class EmbeddingBank {
     let slot = this.slots.get(id);
     if (slot === undefined) {
       slot = this.cursor;
-      if (this.count === this.capacity) this.slots.delete(this.idsBySlot[slot] as string); // evict the oldest
+      if (this.count === this.capacity)
+        this.slots.delete(this.idsBySlot[slot] as string); // evict the oldest
       else this.count++;
       this.slots.set(id, slot);
       this.idsBySlot[slot] = id;

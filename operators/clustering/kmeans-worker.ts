@@ -67,7 +67,10 @@ function ownsBuffer(rows: Float32Array): boolean {
  * @see sphericalKMeans for the options and the result.
  */
 export function clusterInWorker(
-  rows: Float32Array, dims: number, options: KMeansOptions, run: ClusterInWorkerOptions = {},
+  rows: Float32Array,
+  dims: number,
+  options: KMeansOptions,
+  run: ClusterInWorkerOptions = {},
 ): Promise<KMeansResult> {
   const { signal } = run;
   if (signal?.aborted) return Promise.reject(signal.reason);
@@ -93,7 +96,9 @@ export function clusterInWorker(
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.once('message', (reply: Reply) => settle(() => (reply.ok ? resolve(reply.result) : reject(new Error(reply.message)))));
     worker.once('error', (err: Error) => settle(() => reject(err)));
-    worker.once('exit', (code: number) => settle(() => reject(new Error(`clusterInWorker: the worker exited with code ${code} before answering`))));
+    worker.once('exit', (code: number) =>
+      settle(() => reject(new Error(`clusterInWorker: the worker exited with code ${code} before answering`))),
+    );
   });
 }
 

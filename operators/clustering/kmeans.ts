@@ -285,7 +285,14 @@ function similaritiesToRows(x: Float32Array, m: number, d: number, C: Float32Arr
     for (; i + 1 < m; i += 2) {
       const x0 = i * d;
       const x1 = x0 + d;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
       for (let j = 0; j < d; j++) {
         const u = x[x0 + j] as number;
         const v = x[x1 + j] as number;
@@ -293,8 +300,14 @@ function similaritiesToRows(x: Float32Array, m: number, d: number, C: Float32Arr
         const w1 = C[o1 + j] as number;
         const w2 = C[o2 + j] as number;
         const w3 = C[o3 + j] as number;
-        s00 += u * w0; s01 += u * w1; s02 += u * w2; s03 += u * w3;
-        s10 += v * w0; s11 += v * w1; s12 += v * w2; s13 += v * w3;
+        s00 += u * w0;
+        s01 += u * w1;
+        s02 += u * w2;
+        s03 += u * w3;
+        s10 += v * w0;
+        s11 += v * w1;
+        s12 += v * w2;
+        s13 += v * w3;
       }
       sims[c * m + i] = s00;
       sims[(c + 1) * m + i] = s01;
@@ -315,8 +328,14 @@ function similaritiesToRows(x: Float32Array, m: number, d: number, C: Float32Arr
  * similarity into `bestSim[r]`. Rows in blocks, centroids in L1-sized tiles.
  */
 function nearestCentroids(
-  x: Float32Array, d: number, r0: number, r1: number,
-  centroids: Float32Array, k: number, bestIdx: Int32Array, bestSim: Float64Array,
+  x: Float32Array,
+  d: number,
+  r0: number,
+  r1: number,
+  centroids: Float32Array,
+  k: number,
+  bestIdx: Int32Array,
+  bestSim: Float64Array,
 ): void {
   bestSim.fill(-Infinity, r0, r1);
   bestIdx.fill(0, r0, r1);
@@ -333,8 +352,15 @@ function nearestCentroids(
  * lowest index on ties, whatever the tiling.
  */
 function scoreTile(
-  x: Float32Array, d: number, r0: number, r1: number,
-  C: Float32Array, c0: number, c1: number, bestIdx: Int32Array, bestSim: Float64Array,
+  x: Float32Array,
+  d: number,
+  r0: number,
+  r1: number,
+  C: Float32Array,
+  c0: number,
+  c1: number,
+  bestIdx: Int32Array,
+  bestSim: Float64Array,
 ): void {
   let r = r0;
   for (; r + 1 < r1; r += 2) {
@@ -350,7 +376,14 @@ function scoreTile(
       const o1 = o0 + d;
       const o2 = o1 + d;
       const o3 = o2 + d;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
       for (let j = 0; j < d; j++) {
         const u = x[x0 + j] as number;
         const v = x[x1 + j] as number;
@@ -358,28 +391,65 @@ function scoreTile(
         const w1 = C[o1 + j] as number;
         const w2 = C[o2 + j] as number;
         const w3 = C[o3 + j] as number;
-        s00 += u * w0; s01 += u * w1; s02 += u * w2; s03 += u * w3;
-        s10 += v * w0; s11 += v * w1; s12 += v * w2; s13 += v * w3;
+        s00 += u * w0;
+        s01 += u * w1;
+        s02 += u * w2;
+        s03 += u * w3;
+        s10 += v * w0;
+        s11 += v * w1;
+        s12 += v * w2;
+        s13 += v * w3;
       }
-      if (s00 > b0) { b0 = s00; a0 = c; }
-      if (s01 > b0) { b0 = s01; a0 = c + 1; }
-      if (s02 > b0) { b0 = s02; a0 = c + 2; }
-      if (s03 > b0) { b0 = s03; a0 = c + 3; }
-      if (s10 > b1) { b1 = s10; a1 = c; }
-      if (s11 > b1) { b1 = s11; a1 = c + 1; }
-      if (s12 > b1) { b1 = s12; a1 = c + 2; }
-      if (s13 > b1) { b1 = s13; a1 = c + 3; }
+      if (s00 > b0) {
+        b0 = s00;
+        a0 = c;
+      }
+      if (s01 > b0) {
+        b0 = s01;
+        a0 = c + 1;
+      }
+      if (s02 > b0) {
+        b0 = s02;
+        a0 = c + 2;
+      }
+      if (s03 > b0) {
+        b0 = s03;
+        a0 = c + 3;
+      }
+      if (s10 > b1) {
+        b1 = s10;
+        a1 = c;
+      }
+      if (s11 > b1) {
+        b1 = s11;
+        a1 = c + 1;
+      }
+      if (s12 > b1) {
+        b1 = s12;
+        a1 = c + 2;
+      }
+      if (s13 > b1) {
+        b1 = s13;
+        a1 = c + 3;
+      }
     }
     for (; c < c1; c++) {
       const o = c * d;
-      let s0 = 0, s1 = 0;
+      let s0 = 0,
+        s1 = 0;
       for (let j = 0; j < d; j++) {
         const w = C[o + j] as number;
         s0 += (x[x0 + j] as number) * w;
         s1 += (x[x1 + j] as number) * w;
       }
-      if (s0 > b0) { b0 = s0; a0 = c; }
-      if (s1 > b1) { b1 = s1; a1 = c; }
+      if (s0 > b0) {
+        b0 = s0;
+        a0 = c;
+      }
+      if (s1 > b1) {
+        b1 = s1;
+        a1 = c;
+      }
     }
     bestSim[r] = b0;
     bestIdx[r] = a0;
@@ -392,7 +462,10 @@ function scoreTile(
     let a0 = bestIdx[r] as number;
     for (let c = c0; c < c1; c++) {
       const s = dot(x, r * d, C, c * d, d);
-      if (s > b0) { b0 = s; a0 = c; }
+      if (s > b0) {
+        b0 = s;
+        a0 = c;
+      }
     }
     bestSim[r] = b0;
     bestIdx[r] = a0;
@@ -401,8 +474,14 @@ function scoreTile(
 
 /** Full Lloyd passes from `centroids` (updated in place); the last pass's assignments and inertia. */
 function lloydKMeans(
-  rows: Float32Array, n: number, d: number, centroids: Float32Array, k: number,
-  maxPasses: number, tolerance: number, repairs: { count: number },
+  rows: Float32Array,
+  n: number,
+  d: number,
+  centroids: Float32Array,
+  k: number,
+  maxPasses: number,
+  tolerance: number,
+  repairs: { count: number },
 ): { assignments: Int32Array; inertia: number; iterations: number } {
   let assignments = new Int32Array(n).fill(-1);
   let next = new Int32Array(n);
@@ -436,8 +515,15 @@ function lloydKMeans(
  * exists whenever a cluster is empty, as N ≥ k. Returns the clusters repaired.
  */
 function updateCentroids(
-  rows: Float32Array, n: number, d: number, assignments: Int32Array, sim: Float64Array,
-  centroids: Float32Array, k: number, sums: Float64Array, counts: Int32Array,
+  rows: Float32Array,
+  n: number,
+  d: number,
+  assignments: Int32Array,
+  sim: Float64Array,
+  centroids: Float32Array,
+  k: number,
+  sums: Float64Array,
+  counts: Int32Array,
 ): number {
   sums.fill(0);
   counts.fill(0);
@@ -493,7 +579,13 @@ function updateCentroids(
 
 /** Sculley's mini-batch k-means on `centroids` (in place); returns the batches run. */
 function miniBatchKMeans(
-  rows: Float32Array, n: number, d: number, centroids: Float32Array, o: Resolved, rng: Rng, repairs: { count: number },
+  rows: Float32Array,
+  n: number,
+  d: number,
+  centroids: Float32Array,
+  o: Resolved,
+  rng: Rng,
+  repairs: { count: number },
 ): number {
   const { k } = o;
   const b = Math.min(o.batchSize, n);

@@ -26,7 +26,9 @@ function denseCodes(labels: ArrayLike<number>): { codes: Int32Array; count: numb
  * densely; and its row and column sums.
  */
 function contingency(
-  a: ArrayLike<number>, b: ArrayLike<number>, name: string,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  name: string,
 ): { cells: Map<number, number>; cols: number; rowSums: Float64Array; colSums: Float64Array } {
   if (a.length !== b.length) throw new Error(`${name}: labelings of ${a.length} and ${b.length} items; expected the same N`);
   if (a.length === 0) throw new Error(`${name}: expected at least one item`);

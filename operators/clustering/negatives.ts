@@ -37,7 +37,14 @@ export interface Negatives {
  * const negatives = drawNegatives(index, bank, [{ key: 'img-7', cluster: index.clusterOf('img-7')! }], 8, seed, step);
  * // negatives.rows: [1, 8, bank.dims], none of them in img-7's cluster
  */
-export function drawNegatives(index: ClusterIndex, bank: EmbeddingBank, pairs: readonly NegativePair[], count: number, seed: number, step: number): Negatives | undefined {
+export function drawNegatives(
+  index: ClusterIndex,
+  bank: EmbeddingBank,
+  pairs: readonly NegativePair[],
+  count: number,
+  seed: number,
+  step: number,
+): Negatives | undefined {
   if (!Number.isInteger(count) || count < 1) throw new Error(`drawNegatives count: expected an integer ≥ 1, got ${count}`);
   const d = bank.dims;
   const rows = new Float32Array(pairs.length * count * d);

@@ -49,7 +49,8 @@ export class PositiveReservoir {
   private count = 0;
 
   constructor(capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`PositiveReservoir capacity: expected an integer ≥ 1, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new Error(`PositiveReservoir capacity: expected an integer ≥ 1, got ${capacity}`);
     this.capacity = capacity;
     this.ring = new Array<Member | undefined>(capacity).fill(undefined);
   }

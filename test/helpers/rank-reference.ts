@@ -11,14 +11,15 @@ export function rankReference(s: number[][], t: number[][], tauS: number, tauT: 
     const sum = exps.reduce((x, y) => x + y, 0);
     let num = 0;
     let den = 0;
-    for (let i = 0; i < sa.length; i++) for (let j = 0; j < sa.length; j++) {
-      if (i === j) continue;
-      const w = exps[i]! / sum;
-      const pt = sig((ta[i]! - ta[j]!) / tauT);
-      const ps = sig((sa[i]! - sa[j]!) / tauS);
-      num += w * -(pt * Math.log(ps) + (1 - pt) * Math.log(1 - ps));
-      den += w;
-    }
+    for (let i = 0; i < sa.length; i++)
+      for (let j = 0; j < sa.length; j++) {
+        if (i === j) continue;
+        const w = exps[i]! / sum;
+        const pt = sig((ta[i]! - ta[j]!) / tauT);
+        const ps = sig((sa[i]! - sa[j]!) / tauS);
+        num += w * -(pt * Math.log(ps) + (1 - pt) * Math.log(1 - ps));
+        den += w;
+      }
     total += num / den;
   }
   return total / s.length;

@@ -10,7 +10,11 @@ import { tarOf } from './tar.js';
  * in `.cls`), as a stream source to train from. Returns the `tar:` pattern and each id's label
  * (ids as the tar source names them: `shard-000.tar:img/0003`).
  */
-export async function writeScenesTar(shards: number, perShard: number, size: number): Promise<{ pattern: string; labels: Map<string, number> }> {
+export async function writeScenesTar(
+  shards: number,
+  perShard: number,
+  size: number,
+): Promise<{ pattern: string; labels: Map<string, number> }> {
   const dir = mkdtempSync(join(tmpdir(), 'densestream-scenes-tar-'));
   const scenes = scenesSource({ size, count: shards * perShard, seed: 3 });
   const labels = new Map<string, number>();
@@ -20,7 +24,9 @@ export async function writeScenesTar(shards: number, perShard: number, size: num
     for (let i = 0; i < perShard; i++) {
       const sample = await scenes.read(s * perShard + i);
       const px = sample.pixels!;
-      const png = await sharp(Buffer.from(px.data), { raw: { width: px.width, height: px.height, channels: px.channels } }).png().toBuffer();
+      const png = await sharp(Buffer.from(px.data), { raw: { width: px.width, height: px.height, channels: px.channels } })
+        .png()
+        .toBuffer();
       const key = `img/${String(i).padStart(4, '0')}`;
       entries.push([`${key}.png`, png], [`${key}.cls`, Buffer.from(`${sample.label ?? 0}\n`)]);
       labels.set(`${name}:${key}`, sample.label ?? 0);
