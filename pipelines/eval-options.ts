@@ -29,13 +29,10 @@ export const EVAL_COMMAND = {
   required: ['checkpoint'] as const,
   configFile: true,
   options: z.object({
-    checkpoint: z
-      .string()
-      .optional()
-      .meta({
-        arg: 'RUN',
-        description: 'a train --out folder (or its checkpoint/), or random: a seeded random-init --encoder, the baseline',
-      }),
+    checkpoint: z.string().optional().meta({
+      arg: 'RUN',
+      description: 'a train --out folder (or its checkpoint/), or random: a seeded random-init --encoder, the baseline',
+    }),
     encoder: z.enum(ENCODER_NAMES).default('slim').meta({ arg: 'NAME', description: 'the encoder of --checkpoint random' }),
     protocol: z
       .enum([...PROTOCOLS, 'all'])

@@ -18,13 +18,10 @@ export const PRECOMPUTE_COMMAND = {
   required: ['data', 'out'] as const,
   configFile: true,
   options: z.object({
-    data: z
-      .string()
-      .optional()
-      .meta({
-        arg: 'SOURCE',
-        description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR]',
-      }),
+    data: z.string().optional().meta({
+      arg: 'SOURCE',
+      description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR]',
+    }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of view shards and their manifest.json' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
     size: z.number().int().min(16).default(64).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
@@ -34,13 +31,10 @@ export const PRECOMPUTE_COMMAND = {
       description:
         "views stored per image: a multiple of the preset's count, each epoch's views exactly those train cuts live with the same seed",
     }),
-    masks: z
-      .enum(VIEW_MASKS)
-      .default('saliency')
-      .meta({
-        arg: 'SOURCE',
-        description: 'foreground masks stored with the views (encoder: 2-means on the features of --attention encoder:RUN)',
-      }),
+    masks: z.enum(VIEW_MASKS).default('saliency').meta({
+      arg: 'SOURCE',
+      description: 'foreground masks stored with the views (encoder: 2-means on the features of --attention encoder:RUN)',
+    }),
     'min-foreground': z
       .number()
       .min(0)
@@ -54,14 +48,11 @@ export const PRECOMPUTE_COMMAND = {
           "each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop, as train --method hapicl)",
       }),
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
-    attention: z
-      .string()
-      .optional()
-      .meta({
-        arg: 'SOURCE',
-        defaultText: 'saliency',
-        description: 'the attention map: boundary, frequency-tuned, model:PATH, encoder:RUN',
-      }),
+    attention: z.string().optional().meta({
+      arg: 'SOURCE',
+      defaultText: 'saliency',
+      description: 'the attention map: boundary, frequency-tuned, model:PATH, encoder:RUN',
+    }),
     // PNG is lossless: training from the shards sees exactly the live pipeline's pixels.
     'image-format': z.enum(IMAGE_FORMATS).default('png').meta({ arg: 'FORMAT', description: 'how each view is stored; png is lossless' }),
     format: z.enum(TABLE_FORMATS).default('parquet').meta({ arg: 'FORMAT', description: 'Parquet, or Arrow IPC files' }),

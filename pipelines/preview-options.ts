@@ -21,13 +21,10 @@ export const PREVIEW_COMMAND = {
     size: z.number().int().min(16).default(96).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
     masks: z.enum(MASK_METHODS).default('saliency').meta({ arg: 'METHOD', description: 'the foreground masks shown' }),
-    attention: z
-      .string()
-      .default('boundary')
-      .meta({
-        arg: 'SOURCE',
-        description: "the attention map: boundary, frequency-tuned, model:PATH (a tfjs model on disk), encoder:RUN (a train run's encoder)",
-      }),
+    attention: z.string().default('boundary').meta({
+      arg: 'SOURCE',
+      description: "the attention map: boundary, frequency-tuned, model:PATH (a tfjs model on disk), encoder:RUN (a train run's encoder)",
+    }),
   }),
 } satisfies CommandSchema;
 

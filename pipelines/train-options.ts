@@ -137,16 +137,11 @@ export const TRAIN_COMMAND = {
       .enum(['float32', 'float16'])
       .default('float32')
       .meta({ arg: 'TYPE', description: "softrank: the bank's number format" }),
-    negatives: z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .meta({
-        arg: 'K',
-        defaultText: '0',
-        description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates',
-      }),
+    negatives: z.number().int().min(0).optional().meta({
+      arg: 'K',
+      defaultText: '0',
+      description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates',
+    }),
     reservoir: z
       .number()
       .int()
@@ -169,21 +164,15 @@ export const TRAIN_COMMAND = {
       .min(10)
       .default(1000)
       .meta({ arg: 'N', description: "the kNN monitor's images (4/5 references, 1/5 queries)" }),
-    'knn-data': z
-      .string()
-      .optional()
-      .meta({
-        arg: 'SOURCE',
-        defaultText: "scenes: --data's; fashion-mnist: its test split",
-        description: "the kNN monitor's labelled set",
-      }),
-    resume: z
-      .boolean()
-      .default(false)
-      .meta({
-        flagOnly: true,
-        description: 'continue the run in --out from its checkpoint, with its configuration (--steps N extends it)',
-      }),
+    'knn-data': z.string().optional().meta({
+      arg: 'SOURCE',
+      defaultText: "scenes: --data's; fashion-mnist: its test split",
+      description: "the kNN monitor's labelled set",
+    }),
+    resume: z.boolean().default(false).meta({
+      flagOnly: true,
+      description: 'continue the run in --out from its checkpoint, with its configuration (--steps N extends it)',
+    }),
     overwrite: z
       .boolean()
       .default(false)

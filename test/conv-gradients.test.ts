@@ -163,22 +163,18 @@ describe('Conv2D gradients from forward convolutions', () => {
       const dy = tf.randomNormal([3, g.outHeight, g.outWidth, 4 * multiplier], 0, 1, 'float32', 53) as tf.Tensor4D;
       const common = { strides: stride, pad, dilations: 1 };
       const refX = (
-        tf
-          .engine()
-          .runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter }, {
-            ...common,
-            inputShape: x.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor
+        tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter }, {
+          ...common,
+          inputShape: x.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor
       )
         .dataSync()
         .slice();
       const refW = (
-        tf
-          .engine()
-          .runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, {
-            ...common,
-            filterShape: filter.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor
+        tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, {
+          ...common,
+          filterShape: filter.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor
       )
         .dataSync()
         .slice();
@@ -277,12 +273,10 @@ describe('Conv2D gradients from forward convolutions', () => {
         .dataSync()
         .slice();
       const refW = (
-        tf
-          .engine()
-          .runKernel(`${kernel}BackpropFilter`, { x, dy }, {
-            ...attrs,
-            filterShape: filter.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor
+        tf.engine().runKernel(`${kernel}BackpropFilter`, { x, dy }, {
+          ...attrs,
+          filterShape: filter.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor
       )
         .dataSync()
         .slice();

@@ -59,14 +59,12 @@ async function computeCpuFilterGradient(c: FilterCase) {
   const filterShape: [number, number, number, number] = [c.kernel, c.kernel, c.inC, c.outC];
   const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, c.stride, 1, c.pad);
   const dy = tf.randomNormal([c.batch, info.outHeight, info.outWidth, c.outC], 0, 1, 'float32', 6) as tf.Tensor4D;
-  const dW = tf
-    .engine()
-    .runKernel('Conv2DBackpropFilter', { x, dy }, {
-      strides: c.stride,
-      pad: c.pad,
-      dataFormat: 'NHWC',
-      filterShape,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+    strides: c.stride,
+    pad: c.pad,
+    dataFormat: 'NHWC',
+    filterShape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
   const out = {
     x: x.dataSync().slice(),
     dy: dy.dataSync().slice(),
@@ -104,14 +102,12 @@ describe('densestream wasm kernels', () => {
         const before = tf.memory().numTensors;
         const x = tf.tensor4d(ref.x, ref.xShape);
         const dy = tf.tensor4d(ref.dy, ref.dyShape);
-        const dW = tf
-          .engine()
-          .runKernel('Conv2DBackpropFilter', { x, dy }, {
-            strides: c.stride,
-            pad: c.pad,
-            dataFormat: 'NHWC',
-            filterShape: ref.filterShape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+          strides: c.stride,
+          pad: c.pad,
+          dataFormat: 'NHWC',
+          filterShape: ref.filterShape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
         expect(dW.shape).toEqual(ref.filterShape);
         expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-5);
         tf.dispose([x, dy, dW]);
