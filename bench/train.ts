@@ -67,10 +67,14 @@ export async function trainBench(argv: string[]): Promise<void> {
     ]);
     const stamps: number[] = [];
     const result = await runTraining(config, {
-      shouldStop: () => {
-        stamps.push(performance.now());
-        return false;
-      },
+      hooks: [
+        {
+          shouldStop: () => {
+            stamps.push(performance.now());
+            return false;
+          },
+        },
+      ],
     });
     // Rates over the steps after the first 5: wall time from the stamps, data wait from the run's totals.
     const warm = Math.min(5, stamps.length - 1);

@@ -15,6 +15,7 @@ import type { AttentionSource } from '../operators/attention-map.js';
 import { featureKmeansMask } from '../operators/foreground-mask.js';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { loadCheckpointEncoder } from './checkpoint-encoder.js';
+import type { TrainerHook } from '../train/hooks.js';
 import { checkpointDir } from './run-folder.js';
 
 const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';
@@ -90,5 +91,15 @@ export function openEncoderAttention(run: string, field = '--attention', seed = 
     source: encoderAttention(loaded.encoder, loaded.trainedSize),
     mask: encoderKmeansMask(loaded.encoder, loaded.trainedSize, seed),
     dispose: () => loaded.encoder.dispose(),
+  };
+}
+
+/** `live`'s trainer hook: refreshes its copy every `every` steps, and frees it when the run is over. */
+export function attentionRefreshHook(live: ReturnType<typeof liveEncoderAttention>, every: number): TrainerHook {
+  return {
+    onStep: ({ step }) => {
+      if (step % every === 0) live.refresh();
+    },
+    close: () => live.dispose(),
   };
 }

@@ -6,6 +6,7 @@
  */
 import { isRandomAccess, type Source } from '../datasets/source.js';
 import type { SoftRank } from '../methods/softrank.js';
+import type { TrainerHook } from '../train/hooks.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { hasPositives, readPositives, writePositives, type PositivesState } from '../train/positives-checkpoint.js';
@@ -73,21 +74,30 @@ function rememberedReads(r: Reclustering, budget: SampleBudget, perBatch: number
   return 2 * r.bank.capacity + budget.capacity + (r.every + r.lag + 1) * perBatch;
 }
 
-/** A run's clustering positives: what the data plane pairs with and the trainer feeds and checkpoints. */
+/** What the data plane pairs anchors with: the clusterings, and where positives are read again. */
 export interface PositiveSampling {
   reclustering: Reclustering;
   /** Random-access sources: the source as the data plane reads it (reads remembered), and the re-reads of positives. */
   byId?: ReadableById;
   /** Stream sources: the recent decoded samples positives are drawn from (not checkpointed). */
   reservoir?: PositiveReservoir;
-  /** Writes the bank, clusterings and remembered reads into the checkpoint folder being written. */
-  onCheckpoint(dir: string, step: number): Promise<void>;
+}
+
+/** A run's clustering positives: the data plane's side, and (`hook`) what the trainer feeds, checkpoints and restores. */
+export interface RunPositives extends PositiveSampling {
+  /**
+   * The trainer's side: after each step, the step's target embeddings go to the bank (and a
+   * clustering may start, or be waited for); a checkpoint holds the bank, clusterings and
+   * remembered reads, and a resume takes them back; a batch of pairs holds one budget permit
+   * per pair.
+   */
+  hook: TrainerHook;
 }
 
 export interface OpenPositivesOptions {
   settings: PositiveSettings;
   startStep: number;
-  /** Resume: the checkpoint's positives (from {@link checkSavedPositives}). */
+  /** Resume: the checkpoint's positives (from {@link checkSavedPositives}), taken up when the trainer restores. */
   saved?: PositivesState;
   budget: SampleBudget;
   /** Anchors per step, B/2. */
@@ -130,11 +140,11 @@ export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, 
 }
 
 /**
- * The clustering positives of a softrank run from `startStep`: new, or restored from a
- * checkpoint's (`o.saved`). A stream's reservoir is not in the checkpoint (it would be
- * `--reservoir` decoded images): a resumed stream run starts it empty and says so.
+ * The clustering positives of a softrank run from `startStep`: new, or (when the trainer
+ * restores) the checkpoint's (`o.saved`). A stream's reservoir is not in the checkpoint (it
+ * would be `--reservoir` decoded images): a resumed stream run starts it empty and says so.
  */
-export function openPositives(c: TrainConfig, source: Source, method: SoftRank, o: OpenPositivesOptions): PositiveSampling {
+export function openPositives(c: TrainConfig, source: Source, method: SoftRank, o: OpenPositivesOptions): RunPositives {
   const reclustering = new Reclustering({
     dims: DIMS,
     bankSize: o.settings.bankSize,
@@ -148,32 +158,28 @@ export function openPositives(c: TrainConfig, source: Source, method: SoftRank, 
     negatives: o.settings.negatives,
     anchors: wholeImageEmbedder(method, c.size, c.seed),
     onWarning: o.onWarning,
-    ...(o.saved ? { restore: o.saved } : {}),
   });
-  if (!isRandomAccess(source)) {
-    const reservoir = new PositiveReservoir(c.reservoir ?? DEFAULT_RESERVOIR);
-    if (o.saved) {
-      o.onWarning(
-        `softrank: --data ${c.data} is a stream: the reservoir of the last ${reservoir.capacity} samples that positives are drawn from is not in the checkpoint and restarts empty, ` +
-          'so until it refills anchors get other positives (or are their own) than in the uninterrupted run: resume is not exact for streams (the bank and clusterings are restored)',
-      );
-    }
-    return {
-      reclustering,
-      reservoir,
-      async onCheckpoint(dir, step) {
-        writePositives(dir, await reclustering.checkpointState(step));
-      },
-    };
-  }
-  const byId = readableById(source, rememberedReads(reclustering, o.budget, o.perBatch));
-  if (o.saved?.reads) byId.restore(o.saved.reads);
-  return {
-    reclustering,
-    byId,
+  const reservoir = isRandomAccess(source) ? undefined : new PositiveReservoir(c.reservoir ?? DEFAULT_RESERVOIR);
+  const byId = isRandomAccess(source) ? readableById(source, rememberedReads(reclustering, o.budget, o.perBatch)) : undefined;
+  const hook: TrainerHook = {
+    onRestore(dir) {
+      if (!o.saved) throw new Error(`softrank: resuming from ${dir} without its positives (checkSavedPositives reads them first)`);
+      reclustering.restore(o.saved);
+      if (byId && o.saved.reads) byId.restore(o.saved.reads);
+      if (reservoir) {
+        o.onWarning(
+          `softrank: --data ${c.data} is a stream: the reservoir of the last ${reservoir.capacity} samples that positives are drawn from is not in the checkpoint and restarts empty, ` +
+            'so until it refills anchors get other positives (or are their own) than in the uninterrupted run: resume is not exact for streams (the bank and clusterings are restored)',
+        );
+      }
+    },
+    onStep: ({ step, batch, parts }) => reclustering.afterStep(step, method.targetEmbeddings(), batch.ids, parts),
     async onCheckpoint(dir, step) {
       const state = await reclustering.checkpointState(step);
-      writePositives(dir, { ...state, reads: byId.entries() });
+      writePositives(dir, byId ? { ...state, reads: byId.entries() } : state);
     },
+    budgetPermits: (batch) => batch.ids.length / 2,
+    close: () => reclustering.close(),
   };
+  return { reclustering, hook, ...(byId ? { byId } : {}), ...(reservoir ? { reservoir } : {}) };
 }

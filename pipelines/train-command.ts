@@ -4,7 +4,7 @@
  * line on stderr, Ctrl-C turned into a checkpoint and exit 130, and one JSON summary on stdout.
  */
 import { join } from 'node:path';
-import type { MetricsRecord } from '../train/trainer.js';
+import type { TrainerHook } from '../train/hooks.js';
 import type { PositiveStats } from '../train/recluster.js';
 import type { parseTrainConfig } from './train-options.js';
 
@@ -16,17 +16,6 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
     return 0;
   }
   const tty = process.stderr.isTTY === true;
-  let total = c.steps;
-  const onLog = (r: MetricsRecord) => {
-    const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step));
-    const pairs =
-      r.parts['selfPositives'] === undefined
-        ? ''
-        : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
-    const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
-    const line = `step ${r.step}/${total}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
-    process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-  };
   // Ctrl-C: finish the step in hand, checkpoint, exit cleanly (a second Ctrl-C kills).
   let interrupted = false;
   const onInterrupt = () => {
@@ -38,16 +27,7 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
   try {
     const { runTraining } = await import('./train.js');
     const { knnGainStdErr } = await import('../train/knn-monitor.js');
-    const result = await runTraining(c, {
-      resume,
-      overwrite,
-      verbose,
-      onLog,
-      shouldStop: () => interrupted,
-      onSteps: (n) => {
-        total = n;
-      },
-    });
+    const result = await runTraining(c, { resume, overwrite, verbose, hooks: [progressLine(tty), { shouldStop: () => interrupted }] });
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -98,5 +78,25 @@ function roundedStats(p: PositiveStats): PositiveStats {
     clusteringSeconds: r3(p.clusteringSeconds),
     waitedSeconds: r3(p.waitedSeconds),
     selfPositiveFractionAfterClustering: p.selfPositiveFractionAfterClustering === null ? null : r3(p.selfPositiveFractionAfterClustering),
+  };
+}
+
+/** The progress line on stderr, one per logged step (rewritten in place on a terminal). */
+function progressLine(tty: boolean): TrainerHook {
+  let total = 0;
+  return {
+    onStart: ({ steps }) => {
+      total = steps;
+    },
+    onLog: (r) => {
+      const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step));
+      const pairs =
+        r.parts['selfPositives'] === undefined
+          ? ''
+          : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
+      const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
+      const line = `step ${r.step}/${total}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
+      process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+    },
   };
 }

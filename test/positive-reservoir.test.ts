@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { openSource } from '../pipelines/data-source.js';
 import { reservoirPairs } from '../pipelines/reservoir-pairs.js';
 import type { PositiveSampling } from '../pipelines/softrank-positives.js';
-import { trainBatches } from '../pipelines/train.js';
+import { trainBatches } from '../pipelines/train-batches.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
 import { PositiveReservoir } from '../operators/clustering/index.js';
@@ -214,7 +214,7 @@ describe('train --method softrank on tar shards: the data plane', () => {
       anchors: embedder,
     });
     const reservoir = new PositiveReservoir(R);
-    const positives: PositiveSampling = { reclustering, reservoir, onCheckpoint: async () => undefined };
+    const positives: PositiveSampling = { reclustering, reservoir };
     const budget = new SampleBudget(3 * 4 + 16);
     const source = await openSource(c.data);
     const anchorsBefore: string[] = [];
@@ -305,7 +305,7 @@ describe('train --method softrank on tar shards: the data plane', () => {
       anchors: embedder,
       negatives: 2,
     });
-    const positives: PositiveSampling = { reclustering, reservoir: new PositiveReservoir(6), onCheckpoint: async () => undefined };
+    const positives: PositiveSampling = { reclustering, reservoir: new PositiveReservoir(6) };
     const budget = new SampleBudget(3 * 4 + 16);
     let checked = 0;
     let step = 0;

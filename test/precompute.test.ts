@@ -11,7 +11,7 @@ import { selectBackend } from '../models/backend.js';
 import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { openSource } from '../pipelines/data-source.js';
-import { trainBatches } from '../pipelines/train.js';
+import { trainBatches } from '../pipelines/train-batches.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import type { Manifest } from '../sinks/manifest.js';
 

@@ -46,7 +46,7 @@ describe('resume', () => {
       const { resume: _r1, ...a } = parseTrainConfig([...flags, '--out', straight]);
       const { resume: _r2, ...b } = parseTrainConfig([...flags, '--out', split]);
       await runTraining(a);
-      const first = await runTraining(b, { shouldStop: (done) => done === 3 }); // interrupted after 3 steps
+      const first = await runTraining(b, { hooks: [{ shouldStop: (done) => done === 3 }] }); // interrupted after 3 steps
       expect(first.steps).toBe(3);
       const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
       expect(resume).toBe(true);

@@ -50,7 +50,7 @@ describe('a training run frees every tensor it made', () => {
       mkdtempSync(join(tmpdir(), 'densestream-frees-')),
     ]);
     const before = tf.memory().numTensors;
-    const result = await runTraining(c, { shouldStop: (done) => done === 5 });
+    const result = await runTraining(c, { hooks: [{ shouldStop: (done) => done === 5 }] });
     expect(result.steps).toBe(5);
     expect(tf.memory().numTensors).toBe(before);
   });

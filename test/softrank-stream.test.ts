@@ -87,7 +87,7 @@ describe('train --method softrank --data tar:… (positives from a reservoir)', 
     const { resume: _r, ...c } = parseTrainConfig(small(out, '--reservoir', '8'));
     // Flat = every tensor a run makes is freed by its end (mid-run counts also hold the batches collated ahead).
     const before = tf.memory().numTensors;
-    const first = await runTraining(c, { shouldStop: (done) => done === 4 });
+    const first = await runTraining(c, { hooks: [{ shouldStop: (done) => done === 4 }] });
     expect(first.steps).toBe(4);
     expect(tf.memory().numTensors).toBe(before);
     expect(first.positives?.reservoir).toEqual({ capacity: 8, held: 8 });

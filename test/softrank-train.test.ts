@@ -205,7 +205,7 @@ describe('train --method softrank', () => {
     // Flat = every tensor a run makes is freed by its end. (Counts taken mid-run also hold the
     // batches the data plane has collated ahead, a number that depends on timing.)
     const before = tf.memory().numTensors;
-    const first = await runTraining(c, { shouldStop: (done) => done === 8 });
+    const first = await runTraining(c, { hooks: [{ shouldStop: (done) => done === 8 }] });
     expect(first.steps).toBe(8);
     expect(tf.memory().numTensors).toBe(before);
     expect(first.positives?.reclusters).toBeGreaterThanOrEqual(1);
@@ -309,7 +309,7 @@ describe('softrank resume', () => {
     async (at) => {
       const split = mkdtempSync(join(tmpdir(), `densestream-softrank-split${at}-`));
       const { resume: _r, ...c } = parseTrainConfig([...EXACT, '--out', split]);
-      const first = await runTraining(c, { shouldStop: (done) => done === at });
+      const first = await runTraining(c, { hooks: [{ shouldStop: (done) => done === at }] });
       expect(first.steps).toBe(at);
       const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', split]);
       expect(resume).toBe(true);

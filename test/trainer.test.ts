@@ -9,6 +9,7 @@ import type { Method } from '../methods/method.js';
 import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cosineWithWarmup } from '../train/schedule.js';
+import { closeHooks, type TrainerHook } from '../train/hooks.js';
 import { trainLoop } from '../train/trainer.js';
 
 beforeAll(async () => {
@@ -90,6 +91,92 @@ describe('trainer', () => {
     expect(result.losses[39]!).toBeLessThan(result.losses[0]! / 5);
     expect(method.w.dataSync()[0]).toBeGreaterThan(2);
     method.dispose();
+  });
+
+  it('calls its hooks in order: restore, start, each step, log lines and checkpoints; a hook’s parts reach metrics.jsonl', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-hooks-'));
+    const events: string[] = [];
+    const recorder = (name: string): TrainerHook => ({
+      onRestore: (dir, step) => void events.push(`${name} restore ${dir === join(out, 'checkpoint')} ${step}`),
+      onStart: ({ startStep, steps }) => void events.push(`${name} start ${startStep}/${steps}`),
+      onStep: ({ step, parts, logged }) => {
+        events.push(`${name} step ${step}${logged ? ' logged' : ''}`);
+        parts[name] = step;
+      },
+      onLog: (r) => void events.push(`${name} log ${r.step}`),
+      onCheckpoint: (dir, step) => void events.push(`${name} checkpoint ${dir.endsWith('checkpoint.partial')} ${step}`),
+    });
+    const budget = new SampleBudget(100);
+    const method = quadratic();
+    await trainLoop(method, from(fakeBatches(4, budget)), budget, {
+      ...options(out, 4),
+      logEvery: 2,
+      hooks: [recorder('a'), recorder('b')],
+    });
+    expect(events).toEqual([
+      'a start 0/4',
+      'b start 0/4',
+      'a step 1',
+      'b step 1',
+      'a step 2 logged',
+      'b step 2 logged',
+      'a log 2',
+      'b log 2',
+      'a checkpoint true 2',
+      'b checkpoint true 2',
+      'a step 3',
+      'b step 3',
+      'a step 4 logged',
+      'b step 4 logged',
+      'a log 4',
+      'b log 4',
+      'a checkpoint true 4',
+      'b checkpoint true 4',
+    ]);
+    const logged = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { parts: object });
+    expect(logged.map((r) => r.parts)).toEqual([
+      { a: 2, b: 2 },
+      { a: 4, b: 4 },
+    ]);
+    events.length = 0;
+    await trainLoop(method, from(fakeBatches(2, budget)), budget, { ...options(out, 6), startStep: 4, hooks: [recorder('a')] });
+    expect(events.slice(0, 2)).toEqual(['a restore true 4', 'a start 4/6']);
+    expect(budget.inFlight).toBe(0);
+    method.dispose();
+  });
+
+  it('returns the permits the one hook that answers says a batch holds, and refuses two such hooks', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-permits-'));
+    const budget = new SampleBudget(100);
+    const method = quadratic();
+    const batches = fakeBatches(3, budget);
+    for (let i = 0; i < 3; i++) void budget.acquire(); // each batch holds two permits: the one fakeBatches took and one more
+    await trainLoop(method, from(batches), budget, { ...options(out, 3), hooks: [{ budgetPermits: (b) => 2 * b.ids.length }] });
+    expect(budget.inFlight).toBe(0);
+    const twice: TrainerHook = { budgetPermits: (b) => b.ids.length };
+    await expect(trainLoop(method, from(fakeBatches(1, budget)), budget, { ...options(out, 1), hooks: [twice, twice] })).rejects.toThrow(
+      /2 hooks answer budgetPermits; at most one may/,
+    );
+    method.dispose();
+  });
+
+  it('closes every hook once even when one throws, and rethrows the first error', () => {
+    const closed: string[] = [];
+    const hooks: TrainerHook[] = [
+      { close: () => void closed.push('a') },
+      {
+        close: () => {
+          closed.push('b');
+          throw new Error('b failed');
+        },
+      },
+      { close: () => void closed.push('c') },
+    ];
+    expect(() => closeHooks(hooks)).toThrow('b failed');
+    expect(closed).toEqual(['a', 'b', 'c']);
   });
 
   it('warms the learning rate up linearly, then follows a cosine to zero', () => {

@@ -19,6 +19,7 @@
  * projection, batch norm in inference mode), each chunk in `tf.tidy`, and frees everything.
  */
 import type { Method } from '../methods/method.js';
+import type { TrainerHook } from './hooks.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import { forEachChunk, readWholeImages } from './whole-images.js';
 
@@ -229,6 +230,43 @@ export function createKnnMonitor(options: KnnMonitorOptions): KnnMonitor {
       const e = embeddings;
       const r = set.references;
       return knnAccuracy(e.subarray(0, r * dims), set.labels.subarray(0, r), e.subarray(r * dims), set.labels.subarray(r), dims, k, tau);
+    },
+  };
+}
+
+/** What a run's kNN monitor measured: at random init (not on a resumed run) and at its last evaluation. */
+export interface KnnReadings {
+  init?: number;
+  final?: number;
+  queries: number;
+}
+
+/**
+ * The monitor as a trainer hook: evaluates at random init (a fresh run only; `onInit` hears the
+ * accuracy and the seconds it took), on the first logged step at least `every` steps after the
+ * last evaluation, and at the last step; each evaluation is logged as the step's `knn` part.
+ */
+export function knnMonitorHook(
+  monitor: KnnMonitor,
+  every: number,
+  onInit?: (accuracy: number, seconds: number) => void,
+): TrainerHook & { readonly readings: KnnReadings } {
+  const readings: KnnReadings = { queries: monitor.set.queries };
+  let last = 0;
+  return {
+    readings,
+    async onStart({ startStep }) {
+      last = startStep;
+      if (startStep > 0) return;
+      const t0 = performance.now();
+      readings.init = await monitor.evaluate();
+      onInit?.(readings.init, (performance.now() - t0) / 1000);
+    },
+    async onStep({ step, steps, parts, logged }) {
+      if ((logged && step - last >= every) || step === steps) {
+        parts['knn'] = readings.final = await monitor.evaluate();
+        last = step;
+      }
     },
   };
 }

@@ -472,8 +472,12 @@ export class Reclustering {
     this.inFlight = { promise, round: r, startedAt: done, slot };
   }
 
-  /** Takes up a checkpoint's state (the constructor's `restore`), refusing one taken under another schedule. */
-  private restore(state: PositivesState): void {
+  /**
+   * Takes up a checkpoint's state (or the constructor's `restore`), refusing one taken under
+   * another schedule. Before the first anchor is asked for, and after the weights are restored
+   * (a clustering that was in flight is started again from the restored target copy).
+   */
+  restore(state: PositivesState): void {
     const differ: string[] = [];
     if (state.step !== this.startStep) differ.push(`it was taken after step ${state.step}, the run resumes after ${this.startStep}`);
     if (state.every !== this.every) differ.push(`reclustering every ${state.every} steps, not ${this.every}`);

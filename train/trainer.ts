@@ -1,17 +1,20 @@
 /**
  * The shared training loop: pulls a batch when it is ready for one, takes an optimiser step on
  * the method's loss, and hands every batch's samples back to the budget. Logs `metrics.jsonl`,
- * checkpoints atomically, and stops on a non-finite loss with the last checkpoint intact.
+ * checkpoints atomically (both through `sinks/`), and stops on a non-finite loss with the last
+ * checkpoint intact. Whatever a run adds around the step is a {@link TrainerHook}.
  */
 import * as tf from '@tensorflow/tfjs';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Observable } from 'rxjs';
 import { disposeParts, readParts, type LossParts, type Method } from '../methods/method.js';
 import { saveVariables, verifySaved, type NamedTensor } from '../models/weights-io.js';
 import type { Batch } from '../core/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
-import { writeFileAtomic } from '../core/atomic-file.js';
+import { replaceFolder } from '../sinks/checkpoint-folder.js';
+import { MetricsLog } from '../sinks/metrics-log.js';
+import { budgetPermitsOf, eachHook, type MetricsRecord, type StepEvent, type TrainerHook } from './hooks.js';
 import { LarsOptimizer } from './lars.js';
 import { pull } from './pull.js';
 import { cosineWithWarmup } from './schedule.js';
@@ -35,41 +38,11 @@ export interface TrainerOptions {
   outDir: string;
   /** Stored with every checkpoint (the run's full configuration). */
   config: unknown;
-  /** Called with every metrics record (the CLI draws progress from it). */
-  onLog?: (record: MetricsRecord) => void;
   /** Resume: the step to start from and the optimiser's saved slots (iterations first; the trainer frees them). */
   startStep?: number;
   optimizerState?: NamedTensor[];
-  /** Asked after every step; true checkpoints and stops (Ctrl-C, or a test's interruption). */
-  shouldStop?: (stepsDone: number) => boolean;
-  /**
-   * Permits of the budget a batch holds, returned after its step: the samples the source read
-   * for it. Default `batch.ids.length`; a batch of (anchor, fetched positive) pairs holds one
-   * per pair.
-   */
-  budgetPermits?: (batch: Batch) => number;
-  /**
-   * Called after every step (after `method.afterStep`, before the batch is freed and the step
-   * logged) with the steps done; may add numbers to `parts`, which the step's log line carries
-   * next to the loss's own parts. Awaited: a hook that must wait
-   * (e.g. for a clustering still running) holds the next step back.
-   */
-  onStep?: (stepsDone: number, batch: Batch, parts: Record<string, number>) => void | Promise<void>;
-  /**
-   * Writes more state into the checkpoint folder being written (`dir`, swapped in whole with
-   * the weights), taken after `step` steps: softrank's embedding bank and clusterings.
-   */
-  onCheckpoint?: (dir: string, step: number) => void | Promise<void>;
-}
-
-export interface MetricsRecord {
-  step: number;
-  loss: number;
-  parts: Record<string, number>;
-  lr: number;
-  imagesPerSec: number;
-  dataWaitFraction: number;
-  seconds: number;
+  /** What the run adds around each step, called in this order (`hooks.ts`). */
+  hooks?: readonly TrainerHook[];
 }
 
 export interface TrainResult {
@@ -103,57 +76,48 @@ function disposeOptimizer(optimizer: tf.Optimizer): void {
   }
 }
 
-/** Writes the checkpoint folder under a temporary name, then swaps it in. */
+/** Writes the checkpoint folder (weights, optimiser slots, then what the hooks add), read back before it replaces the last one. */
 async function checkpoint(
   dir: string,
   method: Method,
   optimizer: tf.Optimizer,
   meta: CheckpointMeta,
-  extra?: TrainerOptions['onCheckpoint'],
+  hooks: readonly TrainerHook[],
 ): Promise<void> {
-  const final = join(dir, 'checkpoint');
-  const partial = `${final}.partial`;
-  rmSync(partial, { recursive: true, force: true });
-  const weights: Record<string, tf.Tensor> = { ...method.checkpointState() };
-  const optimizerWeights = await optimizer.getWeights();
-  for (const { name, tensor } of optimizerWeights) weights[`optimizer/${name}`] = tensor;
-  try {
-    await saveVariables(weights, partial, meta);
-  } finally {
-    // getWeights gives the slots themselves (variables) plus a fresh scalar of the step count
-    for (const { tensor } of optimizerWeights) if (!(tensor instanceof tf.Variable)) tensor.dispose();
-  }
-  await extra?.(partial, meta.step);
-  // Read back before it replaces the last good checkpoint: a write the disk did not keep fails here, with the old one intact.
-  verifySaved(partial);
-  if (existsSync(final)) renameSync(final, `${final}.old`);
-  renameSync(partial, final);
-  rmSync(`${final}.old`, { recursive: true, force: true });
-}
-
-/**
- * A resumed run's log, cut back to its checkpoint's `step`: a run killed after its last
- * checkpoint had logged steps it will now train again, which would otherwise appear twice. A
- * line cut short by the kill goes too. Rewritten atomically.
- */
-export function cutMetricsBack(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const lines = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '');
-  const kept = lines.filter((line) => {
-    try {
-      const record = JSON.parse(line) as Partial<MetricsRecord>;
-      return typeof record.step === 'number' && record.step <= step;
-    } catch {
-      return false;
-    }
-  });
-  if (kept.length !== lines.length) writeFileAtomic(path, kept.map((l) => `${l}\n`).join(''));
+  await replaceFolder(
+    join(dir, 'checkpoint'),
+    async (partial) => {
+      const weights: Record<string, tf.Tensor> = { ...method.checkpointState() };
+      const optimizerWeights = await optimizer.getWeights();
+      for (const { name, tensor } of optimizerWeights) weights[`optimizer/${name}`] = tensor;
+      try {
+        await saveVariables(weights, partial, meta);
+      } finally {
+        // getWeights gives the slots themselves (variables) plus a fresh scalar of the step count
+        for (const { tensor } of optimizerWeights) if (!(tensor instanceof tf.Variable)) tensor.dispose();
+      }
+      await eachHook(hooks, (h) => h.onCheckpoint?.(partial, meta.step));
+    },
+    verifySaved,
+  );
 }
 
 export async function trainLoop(method: Method, batches: Observable<Batch>, budget: SampleBudget, o: TrainerOptions): Promise<TrainResult> {
   mkdirSync(o.outDir, { recursive: true });
+  const hooks = o.hooks ?? [];
+  const permits = budgetPermitsOf(hooks);
+  const metrics = new MetricsLog(join(o.outDir, 'metrics.jsonl'));
+  const startStep = o.startStep ?? 0;
+  try {
+    if (startStep > 0) {
+      metrics.cutBack(startStep);
+      await eachHook(hooks, (h) => h.onRestore?.(join(o.outDir, 'checkpoint'), startStep));
+    }
+    await eachHook(hooks, (h) => h.onStart?.({ startStep, steps: o.steps })); // before the data plane is subscribed to, and outside the run's clock
+  } catch (err) {
+    if (o.optimizerState) tf.dispose(o.optimizerState.map((t) => t.tensor));
+    throw err;
+  }
   const optimizer: tf.Optimizer & { setLearningRate(lr: number): void } =
     o.optimizer === 'adamw'
       ? adam(o.learningRate)
@@ -165,14 +129,12 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
     tf.dispose(o.optimizerState.map((t) => t.tensor));
   }
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
-  const metricsPath = join(o.outDir, 'metrics.jsonl');
-  if (o.startStep) cutMetricsBack(metricsPath, o.startStep);
   const stream = pull(batches, (b) => b.dispose());
   const start = performance.now();
   let waited = 0;
   let images = 0;
   const losses: number[] = [];
-  let step = o.startStep ?? 0;
+  let step = startStep;
   try {
     for (; step < o.steps; step++) {
       const t0 = performance.now();
@@ -204,11 +166,12 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
         method.afterStep?.();
         try {
-          await o.onStep?.(done, batch, hookParts);
+          const event: StepEvent = { step: done, steps: o.steps, batch, parts: hookParts, logged };
+          await eachHook(hooks, (h) => h.onStep?.(event));
         } finally {
           images += batch.ids.length;
           batch.dispose();
-          budget.release(o.budgetPermits?.(batch) ?? batch.ids.length);
+          budget.release(permits(batch));
         }
         stepDone = true;
       } finally {
@@ -227,21 +190,21 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
           dataWaitFraction: waited / 1000 / seconds,
           seconds,
         };
-        appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
-        o.onLog?.(record);
+        metrics.append(record);
+        for (const h of hooks) h.onLog?.(record);
       }
       // One turn of the event loop per step: batches of an in-memory source arrive as resolved
       // promises, so without it a run never reaches the loop's poll phase, where Node runs
       // signal handlers, and a Ctrl-C waited for the end of the run (measured: 10 steps).
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (o.shouldStop?.(done)) {
+      if (hooks.some((h) => h.shouldStop?.(done) === true)) {
         step = done;
         break;
       }
       if (done % o.checkpointEvery === 0 && done < o.steps)
-        await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config }, o.onCheckpoint);
+        await checkpoint(o.outDir, method, optimizer, { step: done, config: o.config }, hooks);
     }
-    await checkpoint(o.outDir, method, optimizer, { step, config: o.config }, o.onCheckpoint);
+    await checkpoint(o.outDir, method, optimizer, { step, config: o.config }, hooks);
   } finally {
     stream.close();
     disposeOptimizer(optimizer);

@@ -1,0 +1,169 @@
+/**
+ * The batches `densestream train` trains on: each epoch's samples in seeded order, cut into
+ * views live (decode → masks → multiView) or read from `precompute` shards, and for softrank
+ * paired with positives before the views are cut; collated into batches under the sample budget.
+ */
+import { join } from 'node:path';
+import { concat, defer, EMPTY, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
+import { isRandomAccess, readSamples, recordingOnce, skippingKnownBad, type Source } from '../datasets/source.js';
+import type { PrecomputedViews } from '../datasets/parquet-views.js';
+import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
+import type { AttentionSource } from '../operators/attention-map.js';
+import type { AugmentPath } from '../operators/augment-path.js';
+import { batch } from '../operators/batch.js';
+import type { ClusterIndex } from '../operators/cluster-positives.js';
+import { PositiveReservoir } from '../operators/clustering/index.js';
+import { decodeViews } from '../operators/decode-views.js';
+import { fromSource } from '../operators/from-source.js';
+import type { SampleBudget } from '../operators/sample-budget.js';
+import type { Batch } from '../core/batch.js';
+import { ConfigError } from '../core/config-error.js';
+import type { Sample, SkipRecord } from '../core/index.js';
+import type { EncoderMaps } from './encoder-attention.js';
+import { positivePairs, readableById } from './positive-pairs.js';
+import { reservoirPairs } from './reservoir-pairs.js';
+import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
+import type { PositiveSampling } from './softrank-positives.js';
+import type { TrainConfig } from './train-options.js';
+
+/** Training from `precompute` shards: the views must be the ones this configuration asks for. */
+function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
+  const differ: string[] = [];
+  if (p.size !== c.size) differ.push(`--size ${c.size} (the views are ${p.size} px)`);
+  if (p.preset !== c.preset) differ.push(`--preset ${c.preset} (the views are ${p.preset})`);
+  if (p.attentionView !== c['attention-view'])
+    differ.push(`--attention-view ${c['attention-view']} (the views were cut with ${p.attentionView})`);
+  if (c.method === 'hapicl' && p.masks === 'none') differ.push('--method hapicl needs masks (precompute with --masks saliency|kmeans|gt)');
+  const minForeground = c.method === 'hapicl' ? (c['min-foreground'] ?? 0) : 0;
+  if (p.minForeground !== minForeground) {
+    differ.push(
+      c.method === 'hapicl'
+        ? `--min-foreground ${minForeground} (the views were cut with ${p.minForeground})`
+        : `--method ${c.method} cuts plain crops (the views were cut keeping ${p.minForeground} of each crop on the mask; precompute with --min-foreground 0)`,
+    );
+  }
+  if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
+}
+
+/** The data plane's view options of a run (the pixels' path aside). */
+export function trainViewOptions(c: TrainConfig, attention?: AttentionSource, featureMask?: EncoderMaps['mask']): SampleViewOptions {
+  return {
+    size: c.size,
+    preset: c.preset,
+    attentionView: c['attention-view'],
+    masks: c.method === 'hapicl' ? c.masks : 'none',
+    minForeground: c.method === 'hapicl' ? (c['min-foreground'] ?? 0) : 0,
+    seed: c.seed,
+    ...(attention ? { attention } : {}),
+    ...(featureMask ? { featureMask } : {}),
+  };
+}
+
+/** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
+export const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
+
+/**
+ * The batches a run trains on from step `startStep`: each epoch's samples in seeded order,
+ * cut into views live (decode → masks → multiView) or, for `parquet:DIR`, the precomputed
+ * views of that epoch. Samples hold a permit of `budget` until the trainer releases them.
+ *
+ * softrank: each decoded anchor is followed by its positive (`positivePairs`) before the views
+ * are cut, so a batch of `c.batch` samples holds `c.batch / 2` pairs and `c.batch / 2` permits
+ * (the positives take none). Positives come from `positives`' clusterings (and its source
+ * reads, remembered to read positives again by id; for a stream, from its reservoir of recent
+ * samples, `reservoirPairs`); without it, every anchor is its own positive.
+ */
+export function trainBatches(
+  c: TrainConfig,
+  source: Source,
+  budget: SampleBudget,
+  record: (r: SkipRecord) => void,
+  startStep = 0,
+  positives?: PositiveSampling,
+  attention?: AttentionSource,
+  featureMask?: EncoderMaps['mask'],
+  augment: AugmentPath = 'cpu',
+): Observable<Batch> {
+  const viewOptions: SampleViewOptions = { ...trainViewOptions(c, attention, featureMask), augment };
+  const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
+  const perBatch = sourceSamplesPerBatch(c);
+  const position = startStep * perBatch;
+  const firstEpoch = Number.isFinite(perEpoch) ? Math.floor(position / perEpoch) : 0;
+  const firstSkip = Number.isFinite(perEpoch) ? position % perEpoch : position;
+  const precomputed = 'precomputed' in source ? (source.precomputed as PrecomputedViews) : undefined;
+  if (precomputed) checkPrecomputed(c, precomputed);
+  // An input that cannot be read or decoded is recorded once and not read again in later epochs.
+  const bad = new Set<string>();
+  record = recordingOnce(record, bad);
+  const dropped = (r: SkipRecord) => {
+    record(r);
+    budget.release();
+  };
+  let read = skippingKnownBad(source, bad);
+  let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
+  if (c.method === 'softrank' && precomputed)
+    throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
+  if (c.method === 'softrank' && !isRandomAccess(source)) {
+    const reclustering = positives?.reclustering;
+    const reservoir = positives?.reservoir ?? new PositiveReservoir(c.reservoir ?? 1); // no clustering: every anchor is its own positive
+    const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
+    const embed = reclustering ? (samples: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(samples, index) : undefined;
+    const onNote = (_id: string, reason: string) => reclustering?.noteSelf(reason);
+    const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
+    beforeViews = (epoch) =>
+      reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
+  } else if (c.method === 'softrank' && isRandomAccess(read)) {
+    const reclustering = positives?.reclustering;
+    const byId = positives?.byId ?? readableById(read, 0); // no clustering: every anchor is its own positive, nothing is read again
+    read = byId.source;
+    const prepare = decodeWithMasks(viewOptions, record);
+    const fetch = async (id: string) => prepare(await byId.readById(id));
+    const onNote = (id: string, reason: string) => {
+      reclustering?.noteSelf(reason);
+      if (reason.startsWith('fetch failed')) record({ id, stage: 'positive', reason });
+    };
+    const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
+    const embed = reclustering ? (anchors: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(anchors, index) : undefined;
+    const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
+    beforeViews = (epoch) =>
+      positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
+  }
+  const views = (epoch: number) =>
+    precomputed
+      ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
+      : sampleViews(viewOptions, [epoch], dropped, record, beforeViews?.(epoch));
+  const pass = (epoch: number): Observable<Sample> => {
+    let cut = 0;
+    return concat(
+      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(
+        views(epoch),
+        tap(() => {
+          cut++;
+        }),
+      ),
+      // A pass that yields nothing would repeat forever (and, before this check, trained 0 steps and wrote a random-init checkpoint).
+      defer(() =>
+        cut > 0
+          ? EMPTY
+          : throwError(
+              () =>
+                new Error(
+                  `--data ${c.data}: no sample of ${epoch === firstEpoch ? 'the first pass' : `epoch ${epoch}`} could be read and decoded (${bad.size} unreadable); see ${join(c.out, 'skipped.jsonl')} for why`,
+                ),
+            ),
+      ),
+    );
+  };
+  // A finite source is read pass after pass until the trainer has its steps (not a count of
+  // passes fixed in advance: unreadable inputs make passes shorter); a stream is read once.
+  const passes = (epoch: number): Observable<Sample> =>
+    concat(pass(epoch), Number.isFinite(perEpoch) ? defer(() => passes(epoch + 1)) : EMPTY);
+  return passes(firstEpoch).pipe(
+    batch(c.batch, {
+      keepLast: false,
+      ...(c.method === 'densecl' && c.match === 'geometric'
+        ? { geometricGrid: c.size / encoderStride(encoderPreset(c.encoder, c.size)) }
+        : {}),
+    }),
+  );
+}
