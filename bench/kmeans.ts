@@ -7,8 +7,8 @@
  * adjusted Rand index and purity against the planted labels.
  */
 import { parseArgs } from 'node:util';
-import { sphericalKMeans } from '../operators/clustering/kmeans.js';
-import { adjustedRandIndex, clusterPurity } from '../operators/clustering/metrics.js';
+import { sphericalKMeans } from '../positives/kmeans.js';
+import { adjustedRandIndex, clusterPurity } from '../positives/cluster-metrics.js';
 import { keyedRng } from '../core/index.js';
 import { positiveInt } from '../pipelines/options.js';
 import { printJson } from './report.js';

@@ -15,7 +15,7 @@ import type { AttentionSource } from '../operators/attention-map.js';
 import { featureKmeansMask } from '../operators/foreground-mask.js';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { loadCheckpointEncoder } from './checkpoint-encoder.js';
-import type { TrainerHook } from '../train/hooks.js';
+import type { TrainerHook } from '../core/trainer-hook.js';
 import { checkpointDir } from './run-folder.js';
 
 const hasAttention = (e: Encoder): e is ViTEncoder => typeof (e as Partial<ViTEncoder>).attention === 'function';

@@ -30,7 +30,7 @@ import { writePreviewSheet } from '../sinks/preview-sheet.js';
 import { readEvaluations, type SavedEvaluations } from './evaluate.js';
 import { formatNumber, reportHtml, type LineChart, type ReportContent } from '../sinks/report-html.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
-import type { MetricsRecord } from '../train/hooks.js';
+import type { MetricsRecord } from '../core/trainer-hook.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { openAttentionSource } from './attention-source.js';
 import { loadCheckpointEncoder } from './checkpoint-encoder.js';

@@ -11,8 +11,6 @@ import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
 import { batch } from '../operators/batch.js';
-import type { ClusterIndex } from '../operators/cluster-positives.js';
-import { PositiveReservoir } from '../operators/clustering/index.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { fromSource } from '../operators/from-source.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
@@ -20,10 +18,9 @@ import type { Batch } from '../core/batch.js';
 import { ConfigError } from '../core/config-error.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import type { EncoderMaps } from './encoder-attention.js';
-import { positivePairs, readableById } from './positive-pairs.js';
-import { reservoirPairs } from './reservoir-pairs.js';
+import { pairPositives } from '../positives/pair-positives.js';
 import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
-import type { PositiveSampling } from './softrank-positives.js';
+import type { PositiveSampling } from '../positives/run-positives.js';
 import type { TrainConfig } from './train-options.js';
 
 /** Training from `precompute` shards: the views must be the ones this configuration asks for. */
@@ -67,11 +64,10 @@ export const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === '
  * cut into views live (decode → masks → multiView) or, for `parquet:DIR`, the precomputed
  * views of that epoch. Samples hold a permit of `budget` until the trainer releases them.
  *
- * softrank: each decoded anchor is followed by its positive (`positivePairs`) before the views
+ * softrank: each decoded anchor is followed by its positive (`pairPositives`) before the views
  * are cut, so a batch of `c.batch` samples holds `c.batch / 2` pairs and `c.batch / 2` permits
- * (the positives take none). Positives come from `positives`' clusterings (and its source
- * reads, remembered to read positives again by id; for a stream, from its reservoir of recent
- * samples, `reservoirPairs`); without it, every anchor is its own positive.
+ * (the positives take none). Positives come from `positives`' clusterings; without it, every
+ * anchor is its own positive.
  */
 export function trainBatches(
   c: TrainConfig,
@@ -103,30 +99,16 @@ export function trainBatches(
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
   if (c.method === 'softrank' && precomputed)
     throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
-  if (c.method === 'softrank' && !isRandomAccess(source)) {
-    const reclustering = positives?.reclustering;
-    const reservoir = positives?.reservoir ?? new PositiveReservoir(c.reservoir ?? 1); // no clustering: every anchor is its own positive
-    const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
-    const embed = reclustering ? (samples: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(samples, index) : undefined;
-    const onNote = (_id: string, reason: string) => reclustering?.noteSelf(reason);
-    const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
-    beforeViews = (epoch) =>
-      reservoirPairs({ nextAnchor, groupSize: perBatch, reservoir, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
-  } else if (c.method === 'softrank' && isRandomAccess(read)) {
-    const reclustering = positives?.reclustering;
-    const byId = positives?.byId ?? readableById(read, 0); // no clustering: every anchor is its own positive, nothing is read again
-    read = byId.source;
-    const prepare = decodeWithMasks(viewOptions, record);
-    const fetch = async (id: string) => prepare(await byId.readById(id));
-    const onNote = (id: string, reason: string) => {
-      reclustering?.noteSelf(reason);
-      if (reason.startsWith('fetch failed')) record({ id, stage: 'positive', reason });
-    };
-    const nextAnchor = reclustering ? () => reclustering.nextAnchor() : () => ({ batch: 0, clustering: Promise.resolve(undefined) });
-    const embed = reclustering ? (anchors: readonly Sample[], index: ClusterIndex) => reclustering.embedNew(anchors, index) : undefined;
-    const onCluster = (batch: number, id: string, cluster: number) => reclustering?.notePairCluster(batch, id, cluster);
-    beforeViews = (epoch) =>
-      positivePairs({ nextAnchor, groupSize: perBatch, fetch, seed: c.seed, epoch, onNote, onCluster, ...(embed ? { embed } : {}) });
+  if (c.method === 'softrank') {
+    const paired = pairPositives(read, {
+      positives,
+      anchorsPerBatch: perBatch,
+      seed: c.seed,
+      prepare: decodeWithMasks(viewOptions, record),
+      record,
+    });
+    read = paired.read;
+    beforeViews = paired.pairs;
   }
   const views = (epoch: number) =>
     precomputed

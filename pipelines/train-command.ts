@@ -4,8 +4,8 @@
  * line on stderr, Ctrl-C turned into a checkpoint and exit 130, and one JSON summary on stdout.
  */
 import { join } from 'node:path';
-import type { TrainerHook } from '../train/hooks.js';
-import type { PositiveStats } from '../train/recluster.js';
+import type { TrainerHook } from '../core/trainer-hook.js';
+import type { PositiveStats } from '../positives/pair-counts.js';
 import type { parseTrainConfig } from './train-options.js';
 
 /** `densestream train`; resolves with 130 when Ctrl-C stopped the run (after its checkpoint), as a shell expects of an interrupted command. */

@@ -1,20 +1,14 @@
 /**
  * `densestream train`: assembles the data plane (source → decode → multiView → batch, bounded
- * by a sample budget), a method and the trainer. Every option is a flag and a key of the JSON
- * `--config` file; both are checked against one table before any work.
+ * by a sample budget; `train-batches.ts`), a method, and the trainer with the hooks the options
+ * ask for. The options come parsed and checked (`train-options.ts`).
  *
- * `--method softrank` adds clustering positives: the data plane pairs each anchor with a
- * positive drawn from its k-means cluster (`positivePairs`, before `multiView`), and after each
- * step the trainer feeds the target embeddings to an embedding bank that is re-clustered in a
- * worker every `--recluster-every` steps (`Reclustering`, set up in `softrank-positives.ts`,
- * which also puts the bank and clusterings in every checkpoint so that `--resume` is exact).
- * On a stream (`tar:`), which cannot read a positive again by id, the positive comes from a
- * bounded reservoir of recent decoded anchors (`reservoirPairs`, `--reservoir`); the reservoir is
- * not checkpointed, so there a resume restarts it empty, says so, and is not exact.
- *
- * The kNN monitor (`train/knn-monitor.ts`) embeds a small labelled set (`--knn-data`, by default
- * the scenes trained on or Fashion-MNIST's test split) at random init and every `--knn-every`
- * steps; its accuracy is logged as `knn` and summarised as `knnInit` / `knnFinal`.
+ * Hooks: `--method softrank`'s clustering positives (`positives/`: the data plane pairs each
+ * anchor with a positive from its k-means cluster, the hook feeds the bank, checkpoints and
+ * restores it; on a stream the positive comes from a reservoir of recent samples, not
+ * checkpointed, so there a resume is not exact and says so); the kNN monitor
+ * (`train/knn-monitor.ts`, `--knn-every`, logged as `knn` and summarised as `knnInit` /
+ * `knnFinal`); the live attention copy (`--attention encoder`); and the caller's own.
  */
 import { join } from 'node:path';
 import { isRandomAccess, readSamples, type Source } from '../datasets/source.js';
@@ -31,9 +25,9 @@ import type { AugmentPath } from '../operators/augment-path.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { ConfigError, toConfigError } from '../core/config-error.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
-import { closeHooks, type TrainerHook } from '../train/hooks.js';
+import { closeHooks, type TrainerHook } from '../core/trainer-hook.js';
 import { createKnnMonitor, KNN_K, KNN_TAU, knnMonitorHook, loadKnnSet, type KnnMonitor, type KnnReadings } from '../train/knn-monitor.js';
-import type { PositiveStats } from '../train/recluster.js';
+import type { PositiveStats } from '../positives/pair-counts.js';
 import { trainLoop, type CheckpointMeta, type TrainResult } from '../train/trainer.js';
 import { openAttentionSource } from './attention-source.js';
 import { attentionRefreshHook, liveEncoderAttention, openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
@@ -41,7 +35,7 @@ import { openSource } from './data-source.js';
 import { prepareOutFolder } from './out-folder.js';
 import { claimRunFolder } from './run-folder.js';
 import { chooseViewAugment } from './sample-views.js';
-import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from './softrank-positives.js';
+import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from '../positives/run-positives.js';
 import { sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
 import { defaultKnnData, type TrainConfig } from './train-options.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterIndex } from '../operators/cluster-positives.js';
-import { drawNegatives, EmbeddingBank } from '../operators/clustering/index.js';
+import { ClusterIndex } from '../positives/cluster-index.js';
+import { drawNegatives, EmbeddingBank } from '../positives/index.js';
 
 /** 40 ids in 4 clusters of 10 (id i in cluster i % 4), each with a distinct unit vector in the bank. */
 function setup(capacity = 40) {

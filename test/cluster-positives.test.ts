@@ -1,12 +1,7 @@
 import { from } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import {
-  choosePositive,
-  ClusterIndex,
-  clusterPositives,
-  POSITIVE_NOTES,
-  type ClusterPositivesOptions,
-} from '../operators/cluster-positives.js';
+import { ClusterIndex } from '../positives/cluster-index.js';
+import { choosePositive, clusterPositives, POSITIVE_NOTES, type ClusterPositivesOptions } from '../positives/cluster-positives.js';
 import { keyedRng, type Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EmbeddingBank, float16ToFloat32, float32ToFloat16, type EmbeddingPrecision } from '../operators/clustering/embedding-bank.js';
+import { EmbeddingBank, float16ToFloat32, float32ToFloat16, type EmbeddingPrecision } from '../positives/embedding-bank.js';
 import { keyedRng } from '../core/index.js';
 
 /** `count` random vectors of `dims` (not normalised), row-major. */

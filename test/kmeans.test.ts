@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { sphereBlobs } from '../bench/kmeans.js';
-import { clusterInWorker } from '../operators/clustering/kmeans-worker.js';
-import { sphericalKMeans, type KMeansResult } from '../operators/clustering/kmeans.js';
-import { adjustedRandIndex, clusterPurity } from '../operators/clustering/metrics.js';
+import { clusterInWorker } from '../positives/kmeans-worker.js';
+import { sphericalKMeans, type KMeansResult } from '../positives/kmeans.js';
+import { adjustedRandIndex, clusterPurity } from '../positives/cluster-metrics.js';
 
 /** Checks the result's invariants: unit centroids, each row at its most similar one, inertia its sum. */
 function expectConsistent(rows: Float32Array, d: number, result: KMeansResult): void {

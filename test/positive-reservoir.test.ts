@@ -1,15 +1,16 @@
 import { concatMap, from, lastValueFrom, take } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openSource } from '../pipelines/data-source.js';
-import { reservoirPairs } from '../pipelines/reservoir-pairs.js';
-import type { PositiveSampling } from '../pipelines/softrank-positives.js';
+import { reservoirPairs } from '../positives/pair-from-reservoir.js';
+import type { PositiveSampling } from '../positives/run-positives.js';
 import { trainBatches } from '../pipelines/train-batches.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
-import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
-import { PositiveReservoir } from '../operators/clustering/index.js';
+import { ClusterIndex } from '../positives/cluster-index.js';
+import { POSITIVE_NOTES } from '../positives/cluster-positives.js';
+import { PositiveReservoir } from '../positives/index.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import type { Sample } from '../core/index.js';
-import { Reclustering, type AnchorEmbedder } from '../train/recluster.js';
+import { Reclustering, type AnchorEmbedder } from '../positives/reclustering.js';
 import { collect } from './helpers/collect.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';
 

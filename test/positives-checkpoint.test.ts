@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RandomAccessSource } from '../datasets/source.js';
-import type { ClusterIndex } from '../operators/cluster-positives.js';
-import { EmbeddingBank } from '../operators/clustering/index.js';
-import { readableById } from '../pipelines/positive-pairs.js';
-import { hasPositives, readPositives, writePositives, type PositivesState } from '../train/positives-checkpoint.js';
-import { Reclustering } from '../train/recluster.js';
+import type { ClusterIndex } from '../positives/cluster-index.js';
+import { EmbeddingBank } from '../positives/index.js';
+import { readableById } from '../positives/pair-by-id.js';
+import { hasPositives, readPositives, writePositives, type PositivesState } from '../positives/checkpoint-codec.js';
+import { Reclustering } from '../positives/reclustering.js';
 
 const dims = 4;
 /** Unit-ish rows in two clear groups: ids s0, s2, … near e0, s1, s3, … near e1. */

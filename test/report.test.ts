@@ -15,7 +15,7 @@ import { ConfigError } from '../core/config-error.js';
 import { metricsCharts, runReport } from '../pipelines/report.js';
 import { parseReportConfig } from '../pipelines/report-options.js';
 import { CHART, escapeHtml, lineChartSvg, niceTicks } from '../sinks/report-html.js';
-import type { MetricsRecord } from '../train/hooks.js';
+import type { MetricsRecord } from '../core/trainer-hook.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const CHROMIUM = '/usr/bin/chromium';

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runTraining } from '../pipelines/train.js';
 import { ConfigError } from '../core/config-error.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
-import { readPositives } from '../train/positives-checkpoint.js';
+import { readPositives } from '../positives/checkpoint-codec.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';
 
 // The built CLI, as a user runs it (`npm test` builds first).

@@ -8,8 +8,8 @@ import { readTensors } from '../models/weights-io.js';
 import { runTraining } from '../pipelines/train.js';
 import { ConfigError } from '../core/config-error.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
-import { readPositives } from '../train/positives-checkpoint.js';
-import { Reclustering } from '../train/recluster.js';
+import { readPositives } from '../positives/checkpoint-codec.js';
+import { Reclustering } from '../positives/reclustering.js';
 
 // The built CLI, as a user runs it (`npm test` builds first); the k-means worker is its compiled twin too.
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;

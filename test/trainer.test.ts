@@ -9,7 +9,7 @@ import type { Method } from '../methods/method.js';
 import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cosineWithWarmup } from '../train/schedule.js';
-import { closeHooks, type TrainerHook } from '../train/hooks.js';
+import { closeHooks, type TrainerHook } from '../core/trainer-hook.js';
 import { trainLoop } from '../train/trainer.js';
 
 beforeAll(async () => {

@@ -19,7 +19,7 @@
  * projection, batch norm in inference mode), each chunk in `tf.tidy`, and frees everything.
  */
 import type { Method } from '../methods/method.js';
-import type { TrainerHook } from './hooks.js';
+import type { TrainerHook } from '../core/trainer-hook.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import { forEachChunk, readWholeImages } from './whole-images.js';
 

@@ -14,7 +14,7 @@ import type { Batch } from '../core/batch.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { replaceFolder } from '../sinks/checkpoint-folder.js';
 import { MetricsLog } from '../sinks/metrics-log.js';
-import { budgetPermitsOf, eachHook, type MetricsRecord, type StepEvent, type TrainerHook } from './hooks.js';
+import { budgetPermitsOf, eachHook, type MetricsRecord, type StepEvent, type TrainerHook } from '../core/trainer-hook.js';
 import { LarsOptimizer } from './lars.js';
 import { pull } from './pull.js';
 import { cosineWithWarmup } from './schedule.js';

@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrozenSlot } from '../methods/softrank.js';
-import type { EmbeddingBankState } from '../operators/clustering/index.js';
+import type { EmbeddingBankState } from './embedding-bank.js';
 import { writeFileAtomic } from '../core/atomic-file.js';
 
 export const POSITIVES_JSON = 'positives.json';

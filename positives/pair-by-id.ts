@@ -3,19 +3,15 @@
  * positive, read again by id from the source, so batches are adjacent (anchor, positive) pairs.
  * Placed between masks and `multiView`, so a positive gets views of its own, keyed by its id.
  * An anchor the clustering does not hold is embedded whole by a frozen target copy
- * (`wholeImageEmbedder`) and paired within its nearest centroid's cluster.
+ * (`wholeImageEmbedder`, `anchor-embedder.ts`) and paired within its nearest centroid's cluster.
  */
-import * as tf from '@tensorflow/tfjs';
-import { concatMap, from, lastValueFrom, map, Observable, of, toArray, type OperatorFunction } from 'rxjs';
+import { concatMap, from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import type { RandomAccessSource } from '../datasets/source.js';
-import type { FrozenSlot, SoftRank } from '../methods/softrank.js';
-import { centreSquareView } from '../operators/augment-presets.js';
-import { normalizeRgb } from '../operators/batch.js';
-import { clusterPositives, type ClusterIndex } from '../operators/cluster-positives.js';
-import { multiView } from '../operators/multi-view.js';
+import type { ClusterIndex } from './cluster-index.js';
+import { clusterPositives } from './cluster-positives.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
 import type { Sample } from '../core/index.js';
-import type { AnchorEmbedder } from '../train/recluster.js';
+import { groupConsecutive, type NextAnchor, type PendingAnchor } from './pairing.js';
 
 /** A random-access source that remembers the index of the ids it read last, so a sample chosen by id can be read again. */
 export interface ReadableById {
@@ -70,50 +66,9 @@ export function readableById(source: RandomAccessSource, capacity: number): Read
   };
 }
 
-/** Images per forward pass of {@link wholeImageEmbedder} (a batch's anchors fit in one; a stream's unplaced reservoir members take several). */
-export const EMBED_CHUNK = 64;
-
-/**
- * Embeds anchors as `export` and the kNN monitor see an image — whole, resized to
- * `size × size`, ImageNet-normalised — by softrank's frozen target copies, batch norm in
- * inference mode, `chunk` images per forward pass (each in its own `tf.tidy`, its views cut
- * just before it), so a call with thousands of images (a stream's reservoir members) holds one
- * chunk's input and activations at a time. Batch norm in inference mode makes each row depend
- * on its image only, so chunking does not change the embeddings. The whole image rather than a
- * training view: the embedding places the image among centroids that average many views, and
- * an augmented crop would add its own noise.
- */
-export function wholeImageEmbedder(method: SoftRank, size: number, seed: number, chunk = EMBED_CHUNK): AnchorEmbedder {
-  if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`wholeImageEmbedder chunk: expected an integer ≥ 1, got ${chunk}`);
-  const view = multiView({ views: [centreSquareView(size)], seed, concurrency: 4 });
-  const plane = size * size * 3;
-  const forward = async (anchors: readonly Sample[], slot: FrozenSlot): Promise<Float32Array[]> => {
-    const viewed = await lastValueFrom(from(anchors).pipe(view, toArray()));
-    const input = new Float32Array(anchors.length * plane);
-    viewed.forEach((s, i) => normalizeRgb((s.views?.[0]?.pixels as { data: Uint8Array }).data, input, i * plane));
-    const z = tf.tidy(() => method.embedFrozen(slot, tf.tensor4d(input, [anchors.length, size, size, 3])));
-    let rows: Float32Array;
-    try {
-      rows = (await z.data()) as Float32Array; // asynchronous: a GPU backend has no synchronous read under Node
-    } finally {
-      z.dispose();
-    }
-    const dims = rows.length / anchors.length;
-    return anchors.map((_, i) => rows.slice(i * dims, (i + 1) * dims));
-  };
-  return {
-    freeze: (slot: FrozenSlot) => method.freezeTarget(slot),
-    async embed(anchors, slot) {
-      const out: Float32Array[] = [];
-      for (let at = 0; at < anchors.length; at += chunk) out.push(...(await forward(anchors.slice(at, at + chunk), slot)));
-      return out;
-    },
-  };
-}
-
 export interface PositivePairsOptions {
   /** The next anchor's batch (0-based) and clustering, called once per anchor in stream order (`Reclustering.nextAnchor`). */
-  nextAnchor: () => { batch: number; clustering: Promise<ClusterIndex | undefined> };
+  nextAnchor: NextAnchor;
   /** Anchors a batch holds, B/2: the most anchors embedded at once. */
   groupSize: number;
   /** The positive `id`, read and decoded (and masked) as the anchors are. */
@@ -134,46 +89,6 @@ export interface PositivePairsOptions {
   onNote?: (id: string, reason: string) => void;
   /** Each anchor placed in a cluster of the clustering that pairs it, with its batch (`Reclustering.notePairCluster`, for the batch's negatives); before its pair is emitted. */
   onCluster?: (batch: number, anchorId: string, cluster: number) => void;
-}
-
-/**
- * Consecutive items with the same key, in groups of at most `size`: a group ends when the key
- * changes, when it is full, or when the source completes. Holds at most `size` items.
- */
-export function groupConsecutive<T>(keyOf: (item: T) => number, size: number): OperatorFunction<T, T[]> {
-  if (!Number.isInteger(size) || size < 1) throw new Error(`groupConsecutive size: expected a positive integer, got ${size}`);
-  return (source) =>
-    new Observable<T[]>((subscriber) => {
-      let group: T[] = [];
-      let key: number | undefined;
-      const flush = (): void => {
-        if (group.length === 0) return;
-        const full = group;
-        group = [];
-        subscriber.next(full);
-      };
-      const subscription = source.subscribe({
-        next(item) {
-          const k = keyOf(item);
-          if (k !== key) flush();
-          key = k;
-          group.push(item);
-          if (group.length === size) flush();
-        },
-        error: (err: unknown) => subscriber.error(err),
-        complete() {
-          flush();
-          subscriber.complete();
-        },
-      });
-      return () => subscription.unsubscribe();
-    });
-}
-
-interface PendingAnchor {
-  anchor: Sample;
-  batch: number;
-  clustering: Promise<ClusterIndex | undefined>;
 }
 
 /**

@@ -4,7 +4,7 @@
  * attention refresh, clustering positives, the progress line, Ctrl-C) is a hook, called in the
  * order given. Every method is optional; an awaited one holds the next step back.
  */
-import type { Batch } from '../core/batch.js';
+import type { Batch } from './batch.js';
 
 /** One finished step, as the hooks see it. */
 export interface StepEvent {

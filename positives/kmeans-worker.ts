@@ -40,13 +40,13 @@ export interface ClusterInWorkerOptions {
 }
 
 /**
- * The compiled worker script. Compiled, this module is `dist/operators/clustering/kmeans-worker.js`
+ * The compiled worker script. Compiled, this module is `dist/positives/kmeans-worker.js`
  * and is its own entry. Run from its TypeScript source (vitest, a TS loader), it cannot be a
  * worker's entry — Node 20 does not load .ts — so the compiled twin under `dist/` is used.
  */
 function workerScript(): URL {
   const here = import.meta.url;
-  const script = here.endsWith('.ts') ? new URL('../../dist/operators/clustering/kmeans-worker.js', here) : new URL(here);
+  const script = here.endsWith('.ts') ? new URL('../dist/positives/kmeans-worker.js', here) : new URL(here);
   if (!existsSync(script)) throw new Error(`clusterInWorker: ${fileURLToPath(script)} not found; run "npm run build" first`);
   return script;
 }

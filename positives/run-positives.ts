@@ -6,14 +6,30 @@
  */
 import { isRandomAccess, type Source } from '../datasets/source.js';
 import type { SoftRank } from '../methods/softrank.js';
-import type { TrainerHook } from '../train/hooks.js';
-import { PositiveReservoir } from '../operators/clustering/index.js';
+import type { TrainerHook } from '../core/trainer-hook.js';
+import { PositiveReservoir } from './reservoir.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
-import { hasPositives, readPositives, writePositives, type PositivesState } from '../train/positives-checkpoint.js';
-import { Reclustering } from '../train/recluster.js';
+import { hasPositives, readPositives, writePositives, type PositivesState } from './checkpoint-codec.js';
+import { Reclustering } from './reclustering.js';
 import { ConfigError } from '../core/config-error.js';
-import { readableById, wholeImageEmbedder, type ReadableById } from './positive-pairs.js';
-import type { TrainConfig } from './train-options.js';
+import { wholeImageEmbedder } from './anchor-embedder.js';
+import type { EmbeddingPrecision } from './embedding-bank.js';
+import { readableById, type ReadableById } from './pair-by-id.js';
+
+/** The options of a `train` run that its positives follow (a `TrainConfig` is one), flags as keys: errors name them. */
+export interface PositivesConfig {
+  data: string;
+  steps: number;
+  seed: number;
+  /** The training view size: anchors are embedded whole at it. */
+  size: number;
+  'bank-size'?: number | undefined;
+  'bank-precision': EmbeddingPrecision;
+  clusters?: number | undefined;
+  negatives?: number | undefined;
+  'recluster-every': number;
+  reservoir?: number | undefined;
+}
 
 /**
  * Default bank: every sample of a finite source up to 65 536 (32 MB at float32, 16 MB at
@@ -51,7 +67,7 @@ export interface PositiveSettings {
 }
 
 /** softrank's bank size, k and K for `source`: the defaults filled in, checked against the source's size. */
-export function positiveSettings(c: TrainConfig, source: Source): PositiveSettings {
+export function positiveSettings(c: PositivesConfig, source: Source): PositiveSettings {
   const size = isRandomAccess(source) ? source.size : Infinity;
   const bankSize = c['bank-size'] ?? Math.min(size, DEFAULT_BANK_SIZE);
   const clusters = c.clusters ?? Math.min(DEFAULT_CLUSTERS, Math.floor(bankSize / 4));
@@ -110,7 +126,7 @@ export interface OpenPositivesOptions {
  * before any weight is loaded: a checkpoint without them (written before softrank stored its
  * bank) or with a bank of another size or precision is refused, naming the options.
  */
-export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, dir: string): PositivesState {
+export function checkSavedPositives(c: PositivesConfig, settings: PositiveSettings, dir: string): PositivesState {
   if (!hasPositives(dir)) {
     throw new ConfigError(
       `--resume: ${dir} holds no embedding bank (positives.json): it was written before softrank checkpointed its clustering positives, so the run cannot go on exactly; start a new run`,
@@ -144,7 +160,7 @@ export function checkSavedPositives(c: TrainConfig, settings: PositiveSettings, 
  * restores) the checkpoint's (`o.saved`). A stream's reservoir is not in the checkpoint (it
  * would be `--reservoir` decoded images): a resumed stream run starts it empty and says so.
  */
-export function openPositives(c: TrainConfig, source: Source, method: SoftRank, o: OpenPositivesOptions): RunPositives {
+export function openPositives(c: PositivesConfig, source: Source, method: SoftRank, o: OpenPositivesOptions): RunPositives {
   const reclustering = new Reclustering({
     dims: DIMS,
     bankSize: o.settings.bankSize,

@@ -12,14 +12,15 @@
  * between its snapshot and the first batch it serves) are embedded in the same call, once.
  */
 import { concatMap, map, Observable, type OperatorFunction } from 'rxjs';
-import { POSITIVE_NOTES, type ClusterIndex } from '../operators/cluster-positives.js';
-import type { PositiveReservoir } from '../operators/clustering/index.js';
+import type { ClusterIndex } from './cluster-index.js';
+import { POSITIVE_NOTES } from './cluster-positives.js';
+import type { PositiveReservoir } from './reservoir.js';
 import { keyedRng, type Sample } from '../core/index.js';
-import { groupConsecutive } from './positive-pairs.js';
+import { groupConsecutive, selfPair, type NextAnchor, type PendingAnchor } from './pairing.js';
 
 export interface ReservoirPairsOptions {
   /** The next anchor's batch (0-based) and clustering, called once per anchor in stream order (`Reclustering.nextAnchor`). */
-  nextAnchor: () => { batch: number; clustering: Promise<ClusterIndex | undefined> };
+  nextAnchor: NextAnchor;
   /** Anchors a batch holds, B/2: the most anchors embedded at once. */
   groupSize: number;
   /** The recent samples positives are drawn from; the operator adds each anchor after its batch is paired. */
@@ -32,18 +33,6 @@ export interface ReservoirPairsOptions {
   onNote?: (id: string, reason: string) => void;
   /** Each anchor placed in a cluster of the clustering that pairs it, with its batch (`Reclustering.notePairCluster`, for the batch's negatives); before its pair is emitted. */
   onCluster?: (batch: number, anchorId: string, cluster: number) => void;
-}
-
-interface PendingAnchor {
-  anchor: Sample;
-  batch: number;
-  clustering: Promise<ClusterIndex | undefined>;
-}
-
-/** The anchor as its own positive: its two views make the pair (as `clusterPositives` does). */
-function selfPair(anchor: Sample): [Sample, Sample] {
-  const { positive: _, ...copy } = anchor;
-  return [{ ...anchor, positive: anchor.id }, copy];
 }
 
 /**

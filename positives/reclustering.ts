@@ -24,29 +24,24 @@
  * (≥ `every` steps later, `lag ≤ every`) every batch the older one served has been trained.
  *
  * Negatives (`negatives` = K): at each step, K bank vectors per pair from the clusters other
- * than the pair's, in the clustering that paired the batch (`drawNegatives`). The pair's cluster
- * is the one the pairing stage placed its anchor in (`notePairCluster`), recorded per batch and
- * anchor until the batch is trained: on a stream neither the anchor nor (often) the positive is
- * in the clustering's snapshot, and the live target's embedding of this step is in a space that
- * has drifted from the frozen copy's that placed it.
+ * than the pair's, in the clustering that paired the batch (`NegativeSampler`).
  *
- * Checkpointed (`checkpointState`, restored by the `restore` option): the bank, the clusterings
+ * The schedule's arithmetic is `ReclusterSchedule`'s, the counts `PairCounts`'. Checkpointed
+ * (`checkpointState`, taken up by `restore`): the bank, the clusterings
  * still serving, the rounds decided, and a clustering started at the checkpoint's step (re-run
  * at resume from the restored bank, which is its snapshot); a clustering started earlier and
  * still running is waited for. The frozen target copies are method weights, in the weights
  * file. A resumed run pairs, draws and trains exactly as the uninterrupted one.
  */
 import type { TargetEmbeddings } from '../methods/softrank.js';
-import { ClusterIndex, POSITIVE_NOTES } from '../operators/cluster-positives.js';
-import {
-  clusterInWorker,
-  drawNegatives,
-  EmbeddingBank,
-  type EmbeddingPrecision,
-  type NegativePair,
-} from '../operators/clustering/index.js';
 import type { Sample } from '../core/index.js';
-import type { ClusteringState, PositiveCounts, PositivesState, Slot } from './positives-checkpoint.js';
+import type { ClusteringState, PositivesState, Slot } from './checkpoint-codec.js';
+import { ClusterIndex } from './cluster-index.js';
+import { EmbeddingBank, type EmbeddingPrecision } from './embedding-bank.js';
+import { clusterInWorker } from './kmeans-worker.js';
+import { NegativeSampler } from './negative-sampler.js';
+import { PairCounts, type PositiveStats } from './pair-counts.js';
+import { ReclusterSchedule } from './recluster-schedule.js';
 
 /** Embeds new anchors by frozen copies of the target branch (softrank's `freezeTarget` / `embedFrozen`, on the data plane's pixels). */
 export interface AnchorEmbedder {
@@ -87,40 +82,6 @@ export interface ReclusteringOptions {
   onWarning?: (message: string) => void;
 }
 
-/** What the positives of a run were made of, for the summary and the tests. */
-export interface PositiveStats {
-  /** Clusterings done (rounds whose k-means finished). */
-  reclusters: number;
-  /** k. */
-  clusters: number;
-  /** Embeddings in the bank at the end. */
-  bank: number;
-  /** Pairs trained, and how many had the anchor as its own positive. */
-  pairs: number;
-  selfPairs: number;
-  selfPositiveFraction: number;
-  /** Pairs whose positive is another image, of the anchor's cluster: pairs − selfPairs. */
-  clusterPairs: number;
-  /** Pairs whose anchor the clustering did not hold, placed by its nearest centroid (first visits). */
-  centroidPairs: number;
-  /** The first step served by a clustering (1-based, as the metrics count), or null. */
-  firstClusteredStep: number | null;
-  /** Pairs trained from that step on, and their fraction of self-pairs (null before any). */
-  pairsAfterClustering: number;
-  selfPositiveFractionAfterClustering: number | null;
-  /** Why anchors were their own positives, by note kind (`POSITIVE_NOTES`'s keys): every such anchor, `noClustering` included, on streams and random-access sources alike; counts anchors paired in this process, which at the end runs ahead of those trained. */
-  selfReasons: Record<string, number>;
-  /** Wall seconds from each snapshot to its clustering in hand, this process's rounds: the worker's k-means plus the wait for the main thread (busy with a step) to take its answer. */
-  clusteringSeconds: number;
-  /** Seconds steps waited for the previous clustering before starting a new one (this process). */
-  waitedSeconds: number;
-  /** A stream's reservoir of recent samples positives are drawn from (`--reservoir`): its capacity and the samples it held at the end. */
-  reservoir?: { capacity: number; held: number };
-}
-
-/** Batches whose pair clusters are kept at most (`notePairCluster`): far more than the data plane runs ahead. */
-const MAX_RECORDED_BATCHES = 1024;
-
 /** A clustering of the bank, and the frozen target copy that embeds its new anchors. */
 interface Clustering {
   index: ClusterIndex;
@@ -133,12 +94,6 @@ interface Round {
   settled: boolean;
   /** What it serves, once settled. */
   value?: Clustering | undefined;
-}
-
-/** The categories of `clusterPositives`' notes (a failed fetch carries the id and error after the prefix). */
-function noteKind(reason: string): string {
-  for (const [kind, text] of Object.entries(POSITIVE_NOTES)) if (reason.startsWith(text)) return kind;
-  return 'other';
 }
 
 /**
@@ -162,12 +117,12 @@ export class Reclustering {
   readonly lag: number;
   /** Negatives K per pair (0: none). */
   readonly negativeCount: number;
-  private readonly anchorsPerStep: number;
-  private readonly steps: number;
-  private readonly startStep: number;
+  private readonly schedule: ReclusterSchedule;
   private readonly seed: number;
   private readonly anchors: AnchorEmbedder | undefined;
   private readonly onWarning: (message: string) => void;
+  private readonly sampler: NegativeSampler;
+  private readonly tally = new PairCounts();
   private readonly rounds = new Map<number, Round>();
   private readonly slotOf = new WeakMap<ClusterIndex, Slot>();
   private readonly abort = new AbortController();
@@ -177,47 +132,31 @@ export class Reclustering {
   private latest: Clustering | undefined;
   private inFlight: { promise: Promise<void>; round: number; startedAt: number; slot: Slot } | undefined;
   private closed = false;
-  private warnedNegatives = false;
   private firstServedBatch: number | undefined;
-  private readonly counts: PositiveCounts = { reclusters: 0, pairs: 0, selfPairs: 0, pairsAfter: 0, selfPairsAfter: 0, centroidAnchors: 0 };
   private clusteringMs = 0;
   private waitedMs = 0;
-  private readonly selfReasons: Record<string, number> = {};
-  /** With negatives: batch (0-based) → anchor id → the cluster its pair was placed in, for the batches not yet trained. */
-  private readonly pairClusters = new Map<number, Map<string, number>>();
 
   constructor(o: ReclusteringOptions) {
-    for (const [name, value, min] of [
-      ['clusters', o.clusters, 2],
-      ['every', o.every, 1],
-      ['anchorsPerStep', o.anchorsPerStep, 1],
-      ['steps', o.steps, 1],
-    ] as const) {
-      if (!Number.isInteger(value) || value < min) throw new Error(`Reclustering ${name}: expected an integer ≥ ${min}, got ${value}`);
-    }
+    if (!Number.isInteger(o.clusters) || o.clusters < 2)
+      throw new Error(`Reclustering clusters: expected an integer ≥ 2, got ${o.clusters}`);
+    this.schedule = new ReclusterSchedule(o);
     if (4 * o.clusters > o.bankSize)
       throw new Error(`Reclustering: ${o.clusters} clusters need a bank of at least ${4 * o.clusters} embeddings, got ${o.bankSize}`);
-    const lag = o.lag ?? Math.max(1, Math.floor(o.every / 2));
-    // lag ≤ every: a clustering's batches are all trained before the one after next reuses its frozen slot.
-    if (!Number.isInteger(lag) || lag < 1 || lag > o.every)
-      throw new Error(`Reclustering lag: expected an integer in [1, every = ${o.every}], got ${lag}`);
     const negatives = o.negatives ?? 0;
     if (!Number.isInteger(negatives) || negatives < 0 || negatives >= o.bankSize) {
       throw new Error(`Reclustering negatives: expected an integer in [0, bank size ${o.bankSize}), got ${negatives}`);
     }
     this.bank = new EmbeddingBank({ dims: o.dims, capacity: o.bankSize, precision: o.precision ?? 'float32' });
     this.clusters = o.clusters;
-    this.every = o.every;
-    this.lag = lag;
+    this.every = this.schedule.every;
+    this.lag = this.schedule.lag;
     this.negativeCount = negatives;
-    this.anchorsPerStep = o.anchorsPerStep;
-    this.steps = o.steps;
-    this.startStep = o.startStep ?? 0;
     this.seed = o.seed ?? 0;
     this.anchors = o.anchors;
     this.onWarning = o.onWarning ?? (() => undefined);
-    this.position = this.startStep * o.anchorsPerStep;
-    this.stepsDone = this.startStep;
+    this.sampler = new NegativeSampler(negatives, this.seed, this.onWarning);
+    this.position = this.schedule.startStep * o.anchorsPerStep;
+    this.stepsDone = this.schedule.startStep;
     if (o.restore) this.restore(o.restore);
   }
 
@@ -227,11 +166,11 @@ export class Reclustering {
    * anchor, in stream order; the promise resolves when the clustering its batch calls for is ready.
    */
   nextAnchor(): { batch: number; clustering: Promise<ClusterIndex | undefined> } {
-    const batch = Math.floor(this.position++ / this.anchorsPerStep);
-    const r = this.roundOf(batch);
+    const batch = this.schedule.batchOf(this.position++);
+    const r = this.schedule.roundOf(batch);
     if (this.closed) return { batch, clustering: Promise.resolve(this.latest?.index) };
     // A round before the start of this run serves only if a checkpoint brought it.
-    if (r < 1 || (r * this.every <= this.startStep && !this.rounds.has(r))) return { batch, clustering: Promise.resolve(undefined) };
+    if (r < 1 || (this.schedule.beforeStart(r) && !this.rounds.has(r))) return { batch, clustering: Promise.resolve(undefined) };
     return { batch, clustering: this.round(r).promise };
   }
 
@@ -247,8 +186,7 @@ export class Reclustering {
 
   /** Notes why an anchor was its own positive (`clusterPositives`' `onNote` reasons), for the summary. */
   noteSelf(reason: string): void {
-    const kind = noteKind(reason);
-    this.selfReasons[kind] = (this.selfReasons[kind] ?? 0) + 1;
+    this.tally.noteSelf(reason);
   }
 
   /**
@@ -258,15 +196,8 @@ export class Reclustering {
    * the others. Kept only with negatives, and only until the batch is trained (`afterStep`).
    */
   notePairCluster(batch: number, anchorId: string, cluster: number): void {
-    if (this.negativeCount === 0 || this.closed || batch < this.stepsDone) return;
-    let clusters = this.pairClusters.get(batch);
-    if (!clusters) {
-      clusters = new Map();
-      this.pairClusters.set(batch, clusters);
-      // The data plane runs ahead of the trainer by the sample budget, a few batches; this bound only guards a caller that never trains.
-      if (this.pairClusters.size > MAX_RECORDED_BATCHES) this.pairClusters.delete(Math.min(...this.pairClusters.keys()));
-    }
-    clusters.set(anchorId, cluster);
+    if (this.closed || batch < this.stepsDone) return;
+    this.sampler.note(batch, anchorId, cluster);
   }
 
   /**
@@ -279,29 +210,8 @@ export class Reclustering {
    */
   negatives(ids: readonly string[], z: Float32Array, dims: number): Float32Array | undefined {
     if (this.negativeCount === 0) return undefined;
-    const batchIndex = this.stepsDone;
-    const index = this.clusteringOfBatch(batchIndex);
-    if (!index) return undefined;
-    const recorded = this.pairClusters.get(batchIndex);
-    const pairs: NegativePair[] = [];
-    for (let i = 0; i + 1 < ids.length; i += 2) {
-      const anchor = ids[i] as string;
-      const positive = ids[i + 1] as string;
-      const cluster =
-        recorded?.get(anchor) ??
-        (positive !== anchor ? index.clusterOf(positive) : undefined) ??
-        index.clusterOf(anchor) ??
-        index.nearestCluster(z.subarray(i * dims, (i + 1) * dims));
-      pairs.push({ key: anchor, cluster });
-    }
-    const drawn = drawNegatives(index, this.bank, pairs, this.negativeCount, this.seed, batchIndex);
-    if (!drawn && !this.warnedNegatives) {
-      this.warnedNegatives = true;
-      this.onWarning(
-        `softrank: step ${batchIndex + 1} found no bank vector in the clusters other than a pair's; it trains without negatives (warned once)`,
-      );
-    }
-    return drawn?.rows;
+    const index = this.clusteringOfBatch(this.stepsDone);
+    return index ? this.sampler.draw(index, this.bank, this.stepsDone, ids, z, dims) : undefined;
   }
 
   /**
@@ -318,28 +228,17 @@ export class Reclustering {
   ): Promise<void> {
     const index = this.clusteringOfBatch(done - 1);
     this.stepsDone = done;
-    // The trained batches' pair clusters go (two batches may be paired at once, so not necessarily in order).
-    for (const batch of this.pairClusters.keys()) if (batch < done) this.pairClusters.delete(batch);
+    this.sampler.trained(done);
     if (embeddings) this.bank.putBatch(embeddings.ids, embeddings.rows);
-    let self = 0;
-    for (let i = 0; i + 1 < ids.length; i += 2) {
-      if (ids[i] === ids[i + 1]) self++;
-      else if (index && !index.has(ids[i] as string)) this.counts.centroidAnchors++;
-    }
-    const pairs = Math.floor(ids.length / 2);
-    this.counts.pairs += pairs;
-    this.counts.selfPairs += self;
-    if (this.firstServedBatch !== undefined && done - 1 >= this.firstServedBatch) {
-      this.counts.pairsAfter += pairs;
-      this.counts.selfPairsAfter += self;
-    }
+    const clustered = this.firstServedBatch !== undefined && done - 1 >= this.firstServedBatch;
+    const { pairs, self } = this.tally.countBatch(ids, index, clustered);
     if (parts) {
       parts['selfPositives'] = pairs > 0 ? self / pairs : 0;
-      parts['reclusters'] = this.counts.reclusters;
+      parts['reclusters'] = this.tally.counts.reclusters;
       parts['bank'] = this.bank.size;
     }
-    if (done % this.every !== 0 || done <= this.startStep || done >= this.steps || this.closed) return;
-    const r = done / this.every;
+    const r = this.closed ? undefined : this.schedule.roundStartingAfter(done);
+    if (r === undefined) return;
     if (this.inFlight) {
       const t0 = performance.now();
       await this.inFlight.promise;
@@ -391,12 +290,12 @@ export class Reclustering {
       latest,
       ...(this.inFlight ? { pending: { round: this.inFlight.round, slot: this.inFlight.slot } } : {}),
       firstServedBatch: this.firstServedBatch ?? null,
-      counts: { ...this.counts },
+      counts: { ...this.tally.counts },
     };
   }
 
   stats(): PositiveStats {
-    const c = this.counts;
+    const c = this.tally.counts;
     return {
       reclusters: c.reclusters,
       clusters: this.clusters,
@@ -409,7 +308,7 @@ export class Reclustering {
       firstClusteredStep: this.firstServedBatch === undefined ? null : this.firstServedBatch + 1,
       pairsAfterClustering: c.pairsAfter,
       selfPositiveFractionAfterClustering: c.pairsAfter > 0 ? c.selfPairsAfter / c.pairsAfter : null,
-      selfReasons: { ...this.selfReasons },
+      selfReasons: { ...this.tally.selfReasons },
       clusteringSeconds: this.clusteringMs / 1000,
       waitedSeconds: this.waitedMs / 1000,
     };
@@ -418,7 +317,7 @@ export class Reclustering {
   /** Stops a clustering in flight (its worker is terminated) and lets every waiting anchor go on with the latest clustering. */
   close(): void {
     this.closed = true;
-    this.pairClusters.clear();
+    this.sampler.clear();
     this.abort.abort(new Error('training ended'));
     for (const round of this.rounds.values())
       if (!round.settled) {
@@ -428,14 +327,9 @@ export class Reclustering {
       }
   }
 
-  /** The round whose clustering serves batch `batchIndex` (0-based): the latest snapshot at least `lag` steps before it, within the run. */
-  private roundOf(batchIndex: number): number {
-    return Math.min(Math.floor((batchIndex - this.lag) / this.every), Math.floor((this.steps - 1) / this.every));
-  }
-
   /** The clustering that paired batch `batchIndex` (settled before the batch could be formed), or undefined. */
   private clusteringOfBatch(batchIndex: number): ClusterIndex | undefined {
-    const r = this.roundOf(batchIndex);
+    const r = this.schedule.roundOf(batchIndex);
     if (r < 1) return undefined;
     const round = this.rounds.get(r);
     return round?.settled ? round.value?.index : undefined;
@@ -454,9 +348,9 @@ export class Reclustering {
           const index = new ClusterIndex(ids, result.assignments, { rows: result.centroids, dims: this.bank.dims });
           this.slotOf.set(index, slot);
           this.latest = { index, slot };
-          this.counts.reclusters++;
+          this.tally.counts.reclusters++;
           this.clusteringMs += performance.now() - t0;
-          this.firstServedBatch ??= done + this.lag;
+          this.firstServedBatch ??= this.schedule.firstServed(done);
         },
         (err: unknown) => {
           if (!this.abort.signal.aborted)
@@ -479,7 +373,8 @@ export class Reclustering {
    */
   restore(state: PositivesState): void {
     const differ: string[] = [];
-    if (state.step !== this.startStep) differ.push(`it was taken after step ${state.step}, the run resumes after ${this.startStep}`);
+    const { startStep } = this.schedule;
+    if (state.step !== startStep) differ.push(`it was taken after step ${state.step}, the run resumes after ${startStep}`);
     if (state.every !== this.every) differ.push(`reclustering every ${state.every} steps, not ${this.every}`);
     if (state.lag !== this.lag) differ.push(`a lag of ${state.lag} steps, not ${this.lag}`);
     if (state.clusters !== this.clusters) differ.push(`${state.clusters} clusters, not ${this.clusters}`);
@@ -502,7 +397,7 @@ export class Reclustering {
     }
     this.latest = at(state.latest);
     this.firstServedBatch = state.firstServedBatch ?? undefined;
-    Object.assign(this.counts, state.counts);
+    Object.assign(this.tally.counts, state.counts);
     if (state.pending) {
       const slot: Slot = this.latest?.slot === 0 ? 1 : 0;
       if (state.pending.slot !== slot)

@@ -8,8 +8,8 @@
  * the clustering holds may have left the bank since its snapshot (the ring overwrote it); such
  * a draw is skipped and the next one taken, so every negative has a bank vector.
  */
-import type { ClusterIndex } from '../cluster-positives.js';
-import { keyedRng } from '../../core/index.js';
+import type { ClusterIndex } from './cluster-index.js';
+import { keyedRng } from '../core/index.js';
 import type { EmbeddingBank } from './embedding-bank.js';
 
 /** One pair to draw for: the key of its draws (the anchor's id) and the cluster its negatives stay out of. */

@@ -15,8 +15,8 @@
  * (with an id → slot map) and one placement each — no copy of the pixels, which the anchor
  * already carried. Lookups by id are O(1); draws scan the ring without building a list.
  */
-import type { ClusterIndex } from '../cluster-positives.js';
-import type { Sample } from '../../core/index.js';
+import type { ClusterIndex } from './cluster-index.js';
+import type { Sample } from '../core/index.js';
 
 interface Member {
   sample: Sample;

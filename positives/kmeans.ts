@@ -31,7 +31,7 @@
  * Deterministic: every random choice draws from `keyedRng(seed, 'kmeans', …)`, so a seed gives
  * the same result in any thread or process.
  */
-import { keyedRng, type Rng } from '../../core/index.js';
+import { keyedRng, type Rng } from '../core/index.js';
 
 /** `'lloyd'`: full passes; `'minibatch'`: Sculley's mini-batches; `'auto'`: mini-batch above `miniBatchAbove` rows. */
 export type KMeansMethod = 'auto' | 'lloyd' | 'minibatch';
