@@ -1,13 +1,18 @@
-import { map, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
+import { mapInOrder } from './map-in-order.js';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
 
 /**
  * Where an attention map comes from: one interface for every kind. `saliency` needs no
- * weights; an encoder's own map (activation energy, ViT CLS attention) and a user's tfjs
- * model plug in as further functions of this type (they arrive with the trainer).
+ * weights and answers at once; an encoder's own map (activation energy, ViT CLS attention) and
+ * a user's tfjs model answer with a promise, since a GPU backend reads its results back
+ * asynchronously (WebGPU under Node has no synchronous read at all).
  */
-export type AttentionSource = (pixels: Pixels, sample: Sample) => Plane<Float32Array>;
+export type AttentionSource = (pixels: Pixels, sample: Sample) => Plane<Float32Array> | Promise<Plane<Float32Array>>;
+
+/** A foreground mask from an encoder's features (`--masks encoder`), answering later for the same reason. */
+export type FeatureMaskSource = (pixels: Pixels, sample: Sample) => Plane | Promise<Plane>;
 
 /** The default source: frequency-tuned saliency with a centre prior. */
 export function saliencyAttention(options: SaliencyOptions = {}): AttentionSource {
@@ -29,8 +34,9 @@ export function saliencyAttention(options: SaliencyOptions = {}): AttentionSourc
  * @see foregroundMask
  */
 export function attentionMap(source: AttentionSource = saliencyAttention()): OperatorFunction<Sample, Sample> {
-  return map((sample) => {
+  return mapInOrder((sample) => {
     if (!sample.pixels) throw new Error(`attentionMap: sample ${sample.id} is not decoded (put decode() first)`);
-    return { ...sample, attention: source(sample.pixels, sample) };
+    const attention = source(sample.pixels, sample);
+    return attention instanceof Promise ? attention.then((a) => ({ ...sample, attention: a })) : { ...sample, attention };
   });
 }

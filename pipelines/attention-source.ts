@@ -15,17 +15,24 @@ export function modelAttention(model: LoadedModel): AttentionSource {
   const [, h, w] = model.inputShape;
   if (!h || !w || h < 1 || w < 1)
     throw new Error(`--attention model: the model needs a fixed input size, got [${model.inputShape.join(', ')}]`);
-  return (pixels) =>
-    tf.tidy(() => {
+  return async (pixels) => {
+    const map = tf.tidy(() => {
       const image = tf.tensor3d(pixels.data, [pixels.height, pixels.width, pixels.channels], 'int32');
       const rgb = pixels.channels === 1 ? tf.tile(image, [1, 1, 3]) : image;
       const input = tf.image.resizeBilinear(tf.div(tf.cast(rgb, 'float32'), 255) as tf.Tensor3D, [h, w]).expandDims(0);
       const out = model.predict(input);
-      const map = out.rank === 4 ? tf.mean(out, 3) : out; // several channels: their mean
-      if (map.rank !== 3) throw new Error(`--attention model: expected an output [1, h, w] or [1, h, w, c], got [${out.shape.join(', ')}]`);
-      const [, mh, mw] = map.shape as [number, number, number];
-      return { data: Float32Array.from(tf.relu(map).dataSync()), width: mw, height: mh };
+      const channels = out.rank === 4 ? tf.mean(out, 3) : out; // several channels: their mean
+      if (channels.rank !== 3)
+        throw new Error(`--attention model: expected an output [1, h, w] or [1, h, w, c], got [${out.shape.join(', ')}]`);
+      return tf.relu(channels);
     });
+    const [, mh, mw] = map.shape as [number, number, number];
+    try {
+      return { data: Float32Array.from(await map.data()), width: mw, height: mh }; // asynchronous: a GPU backend has no synchronous read under Node
+    } finally {
+      map.dispose();
+    }
+  };
 }
 
 /** Parses `--attention`, loading the model for `model:PATH` or the checkpoint for `encoder:RUN`. */

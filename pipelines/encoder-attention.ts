@@ -11,9 +11,9 @@ import type { Encoder, EncoderConfig } from '../models/encoder-spec.js';
 import { copyWeights } from '../methods/momentum.js';
 import type { ViTEncoder } from '../models/vit.js';
 import { normalizeRgb } from '../operators/batch.js';
-import type { AttentionSource } from '../operators/attention-map.js';
+import type { AttentionSource, FeatureMaskSource } from '../operators/attention-map.js';
 import { featureKmeansMask } from '../operators/foreground-mask.js';
-import type { Pixels, Plane, Sample } from '../core/index.js';
+import type { Pixels } from '../core/index.js';
 import { loadCheckpointEncoder } from './checkpoint-encoder.js';
 import type { TrainerHook } from '../core/trainer-hook.js';
 import { checkpointDir } from './run-folder.js';
@@ -31,26 +31,35 @@ function imageTensor(p: Pixels, size: number): tf.Tensor4D {
   return tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(x, [1, p.height, p.width, 3]), [size, size]));
 }
 
-/** The attention of `encoder` on images resized to `size` (inference mode). */
+/** The attention of `encoder` on images resized to `size` (inference mode), read back asynchronously (a GPU backend has no synchronous read under Node). */
 export function encoderAttention(encoder: Encoder, size: number): AttentionSource {
-  return (pixels) =>
-    tf.tidy(() => {
+  return async (pixels) => {
+    const map = tf.tidy(() => {
       const x = imageTensor(pixels, size);
-      const map = hasAttention(encoder)
+      return hasAttention(encoder)
         ? tf.mean(encoder.attention(x), 1) // [1, G, G]: heads averaged
         : tf.sqrt(tf.sum(tf.square(encoder.apply(x, { training: false }).dense), 3)); // [1, S, S]
-      const [, height, width] = map.shape as [number, number, number];
-      return { data: Float32Array.from(map.dataSync()), width, height };
     });
+    const [, height, width] = map.shape as [number, number, number];
+    try {
+      return { data: Float32Array.from(await map.data()), width, height };
+    } finally {
+      map.dispose();
+    }
+  };
 }
 
 /** Foreground masks by 2-means on `encoder`'s feature cells (`--masks encoder`), at its grid resolution. */
-export function encoderKmeansMask(encoder: Encoder, size: number, seed = 0): (pixels: Pixels, sample: Sample) => Plane {
-  return (pixels, sample) => {
-    const { data, dims, grid } = tf.tidy(() => {
-      const dense = encoder.apply(imageTensor(pixels, size), { training: false }).dense;
-      return { data: Float32Array.from(dense.dataSync()), dims: dense.shape[3], grid: dense.shape[1] };
-    });
+export function encoderKmeansMask(encoder: Encoder, size: number, seed = 0): FeatureMaskSource {
+  return async (pixels, sample) => {
+    const dense = tf.tidy(() => encoder.apply(imageTensor(pixels, size), { training: false }).dense);
+    const [, grid, , dims] = dense.shape as [number, number, number, number];
+    let data: Float32Array;
+    try {
+      data = Float32Array.from(await dense.data());
+    } finally {
+      dense.dispose();
+    }
     return featureKmeansMask(data, dims, grid, grid, sample.id, seed);
   };
 }
@@ -58,7 +67,7 @@ export function encoderKmeansMask(encoder: Encoder, size: number, seed = 0): (pi
 /** What `--attention encoder[:RUN]` gives a job: the attention, masks from the same encoder, and its release. */
 export interface EncoderMaps {
   source: AttentionSource;
-  mask: (pixels: Pixels, sample: Sample) => Plane;
+  mask: FeatureMaskSource;
   dispose(): void;
 }
 

@@ -156,33 +156,33 @@ function knnScores(train: Split, test: Split): EvalResults {
 }
 
 /** `linear`: logistic regression on the pooled features. */
-function linearScores(train: Split, test: Split, options: ProbeOptions): EvalResults {
+async function linearScores(train: Split, test: Split, options: ProbeOptions): Promise<EvalResults> {
   const { dims } = train.features;
-  const probe = fitLinearProbe(
+  const probe = await fitLinearProbe(
     train.features.pooled.subarray(0, train.rows * dims),
     train.images.labels.subarray(0, train.rows),
     dims,
     options,
   );
   return {
-    linear: accuracy(predictLinear(probe, test.features.pooled), test.images.labels),
+    linear: accuracy(await predictLinear(probe, test.features.pooled), test.images.labels),
     linearTrainLoss: probe.losses.at(-1) as number,
   };
 }
 
 /** `dense`: a 1×1 classifier of the grid, logits upsampled to pixels, scored per class (0 is background). */
-function denseScores(train: Split, test: Split, options: Omit<ProbeOptions, 'classes'>): EvalResults {
+async function denseScores(train: Split, test: Split, options: Omit<ProbeOptions, 'classes'>): Promise<EvalResults> {
   const { dims, grid } = test.features;
   const size = test.images.size;
   const shape = { grid, dims, size };
   const classes = SCENE_CLASSES.length + 1;
   const trainDense = (train.features.dense as Float32Array).subarray(0, train.rows * grid * grid * dims);
-  const probe = fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, {
+  const probe = await fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, {
     ...options,
     classes,
   });
   const confusion = new ConfusionMatrix(classes);
-  confusion.add(test.images.classes as Uint8Array, predictDense(probe, test.features.dense as Float32Array, shape));
+  confusion.add(test.images.classes as Uint8Array, await predictDense(probe, test.features.dense as Float32Array, shape));
   const perClass = confusion.perClassIoU();
   return {
     denseMIoU: confusion.meanIoU(),
@@ -298,11 +298,11 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       log(`eval knn: k=20 ${num(r, 'knn20')}, k=200 ${num(r, 'knn200')}, ${took()}`);
     }
     if (wants('linear')) {
-      const r = record('linear', split(c.train), linearScores(split(c.train), test, { ...probe, classes }));
+      const r = record('linear', split(c.train), await linearScores(split(c.train), test, { ...probe, classes }));
       log(`eval linear: top-1 ${num(r, 'linear')} (final train loss ${num(r, 'linearTrainLoss')}), ${took()}`);
     }
     if (wants('dense')) {
-      const r = record('dense', split(denseTrain), denseScores(split(denseTrain), test, probe));
+      const r = record('dense', split(denseTrain), await denseScores(split(denseTrain), test, probe));
       log(`eval dense: mIoU ${num(r, 'denseMIoU')}, pixel accuracy ${num(r, 'densePixelAccuracy')}, ${took()}`);
     }
     if (wants('masks')) {

@@ -12,7 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { lastValueFrom, map, take, toArray, type OperatorFunction } from 'rxjs';
+import { lastValueFrom, take, toArray, type OperatorFunction } from 'rxjs';
+import { mapInOrder } from '../operators/map-in-order.js';
 import sharp from 'sharp';
 import { readSamples, type Source } from '../datasets/source.js';
 import { backendLines, selectBackend } from '../models/backend.js';
@@ -145,9 +146,11 @@ async function trainingViews(source: Source, config: Partial<TrainConfig>, run: 
     };
     const budget = new SampleBudget(count + 8); // never released: take() stops the source
     const noted: SkipRecord[] = [];
-    const withAttention: OperatorFunction<Sample, Sample> = map((s) =>
-      s.attention ? s : { ...s, attention: attention(s.pixels as Pixels, s) },
-    );
+    const withAttention: OperatorFunction<Sample, Sample> = mapInOrder((s) => {
+      if (s.attention) return s;
+      const map = attention(s.pixels as Pixels, s);
+      return map instanceof Promise ? map.then((a) => ({ ...s, attention: a })) : { ...s, attention: map };
+    });
     const samples = await lastValueFrom(
       fromSource(readSamples(source, { seed: config.seed ?? 0, epoch: 0 }), budget).pipe(
         sampleViews(
@@ -208,8 +211,12 @@ async function densePca(source: Source, checkpoint: string, count: number, seed:
     views.forEach((p, b) => normalizeRgb(p.data, x, b * size * size * 3));
     const dense = tf.tidy(() => encoder.apply(tf.tensor4d(x, [views.length, size, size, 3]), { training: false }).dense);
     const [, grid, gridW, channels] = dense.shape as [number, number, number, number];
-    const features = dense.dataSync() as Float32Array;
-    dense.dispose();
+    let features: Float32Array;
+    try {
+      features = (await dense.data()) as Float32Array; // asynchronous: a GPU backend has no synchronous read under Node
+    } finally {
+      dense.dispose();
+    }
     const rgb = pcaRgb(features, channels); // one colour scale over all images, so colours compare across them
     const cells = grid * gridW * 3;
     return Promise.all(

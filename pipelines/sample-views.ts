@@ -6,14 +6,15 @@
  */
 import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import { readSamples, type Source } from '../datasets/source.js';
-import { attentionMap, type AttentionSource } from '../operators/attention-map.js';
+import { attentionMap, type AttentionSource, type FeatureMaskSource } from '../operators/attention-map.js';
+import { mapInOrder } from '../operators/map-in-order.js';
 import { presetViews, withAttentionView, withMinForeground, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
 import type { AugmentChoice, AugmentPath } from '../operators/augment-path.js';
 import { chooseAugmentPath, type AugmentDecision } from '../operators/augment-choice.js';
-import type { Pixels, Plane, Sample, SkipRecord } from '../core/index.js';
+import type { Pixels, Sample, SkipRecord } from '../core/index.js';
 import type { ViewMasks } from './shared-options.js';
 
 export type { ViewMasks } from './shared-options.js';
@@ -23,7 +24,7 @@ export interface SampleViewOptions {
   /** Where attention maps come from, for the attention view and saliency masks (default: saliency). */
   attention?: AttentionSource;
   /** `masks: 'encoder'`: 2-means on an encoder's features (`encoderKmeansMask`). */
-  featureMask?: (pixels: Pixels, sample: Sample) => Plane;
+  featureMask?: FeatureMaskSource;
   preset: PresetName;
   /** The first view keeps the main object (METHODS.md §3). */
   attentionView: boolean;
@@ -60,7 +61,10 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
       return (samples) =>
         samples.pipe(
           attend,
-          map((s) => ({ ...s, mask: featureMask(s.pixels as Pixels, s) })),
+          mapInOrder((s) => {
+            const mask = featureMask(s.pixels as Pixels, s);
+            return mask instanceof Promise ? mask.then((m) => ({ ...s, mask: m })) : { ...s, mask };
+          }),
         );
     }
     case 'gt':

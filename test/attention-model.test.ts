@@ -55,7 +55,7 @@ describe('attention from a tfjs model on disk (--attention model:PATH)', () => {
   it('loads model.json and its weights, runs it, and the attention crop finds what the model sees', async () => {
     const source = await openAttentionSource(`model:${dir}`);
     const before = tf.memory().numTensors;
-    const map = source(planted(), { id: 'planted' });
+    const map = await source(planted(), { id: 'planted' });
     expect(tf.memory().numTensors).toBe(before);
     expect([map.width, map.height]).toEqual([16, 16]);
     const { box, fallback } = attentionCropBox(keyedRng(0), map, 80, 60, { jitter: 0 });

@@ -20,10 +20,10 @@ beforeAll(async () => {
 });
 
 describe('the encoder attention source (--attention encoder:RUN)', () => {
-  it("gives a CNN's activation energy: the channel norm of each cell of its last feature map", () => {
+  it("gives a CNN's activation energy: the channel norm of each cell of its last feature map", async () => {
     const encoder = createEncoder(encoderPreset('slim', 64), 3, 'attn-test/slim');
     const scene = renderScene(0, 7, 64);
-    const map = encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
+    const map = await encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
     expect([map.width, map.height]).toEqual([8, 8]);
     // The same image through the encoder directly (64 px already: no resize).
     const expected = tf.tidy(() => {
@@ -36,15 +36,15 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     });
     Array.from(map.data).forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 3));
     const before = tf.memory().numTensors;
-    encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
+    await encoderAttention(encoder, 64)(scene.pixels as Pixels, scene);
     expect(tf.memory().numTensors).toBe(before);
     encoder.dispose();
   });
 
-  it("gives a ViT's CLS attention averaged over heads: a distribution over the patches, usable as a mask", () => {
+  it("gives a ViT's CLS attention averaged over heads: a distribution over the patches, usable as a mask", async () => {
     const encoder = createEncoder(encoderPreset('vit', 32), 1, 'attn-test/vit');
     const scene = renderScene(0, 3, 48); // resized to the encoder's 32 px
-    const map = encoderAttention(encoder, 32)(scene.pixels as Pixels, scene);
+    const map = await encoderAttention(encoder, 32)(scene.pixels as Pixels, scene);
     expect([map.width, map.height]).toEqual([4, 4]);
     expect(map.data.reduce((s, v) => s + v, 0)).toBeCloseTo(1, 5);
     expect(map.data.every((v) => v > 0)).toBe(true);
@@ -93,16 +93,16 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     expect(missing.stderr).toContain('--attention: no checkpoint in');
   });
 
-  it('follows the encoder being trained: a copy of its weights, brought up to date by refresh()', () => {
+  it('follows the encoder being trained: a copy of its weights, brought up to date by refresh()', async () => {
     const method = createMocoV2({ encoder: encoderPreset('slim', 32), queueSize: 8, seed: 2 });
     const live = liveEncoderAttention(method.checkpointState(), encoderPreset('slim', 32), 32);
     const scene = renderScene(0, 5, 32);
-    const first = live.source(scene.pixels as Pixels, scene).data;
+    const first = (await live.source(scene.pixels as Pixels, scene)).data;
     const stem = method.checkpointState()['online/encoder/stem/w'] as tf.Variable;
     stem.assign(tf.tidy(() => tf.mul(stem, -3))); // the encoder "trains"
-    expect(Array.from(live.source(scene.pixels as Pixels, scene).data)).toEqual(Array.from(first)); // not yet refreshed
+    expect(Array.from((await live.source(scene.pixels as Pixels, scene)).data)).toEqual(Array.from(first)); // not yet refreshed
     live.refresh();
-    expect(Array.from(live.source(scene.pixels as Pixels, scene).data)).not.toEqual(Array.from(first));
+    expect(Array.from((await live.source(scene.pixels as Pixels, scene)).data)).not.toEqual(Array.from(first));
     live.dispose();
     method.dispose();
   });

@@ -72,14 +72,14 @@ describe('linear probes', () => {
     expect(Number.isFinite(invStd[1])).toBe(true); // a constant column stays finite
   });
 
-  it('starts at the cross-entropy of a uniform guess, ln K, and separates blobs on held-out points', () => {
+  it('starts at the cross-entropy of a uniform guess, ln K, and separates blobs on held-out points', async () => {
     const before = tf.memory().numTensors;
-    const frozen = fitLinearProbe(blobs(200, 4, 8, 1).x, blobs(200, 4, 8, 1).y, 8, { classes: 4, epochs: 1, learningRate: 0 });
+    const frozen = await fitLinearProbe(blobs(200, 4, 8, 1).x, blobs(200, 4, 8, 1).y, 8, { classes: 4, epochs: 1, learningRate: 0 });
     expect(frozen.losses[0]).toBeCloseTo(Math.log(4), 5); // zero weights: every class 1/4
     const all = blobs(600, 4, 8, 1);
     const trainX = all.x.subarray(0, 400 * 8);
-    const probe = fitLinearProbe(trainX, all.y.subarray(0, 400), 8, { classes: 4, epochs: 30 });
-    const heldOut = predictLinear(probe, all.x.subarray(400 * 8));
+    const probe = await fitLinearProbe(trainX, all.y.subarray(0, 400), 8, { classes: 4, epochs: 30 });
+    const heldOut = await predictLinear(probe, all.x.subarray(400 * 8));
     expect(heldOut.filter((p, i) => p === all.y[400 + i]).length / 200).toBeGreaterThan(0.95);
     expect(probe.losses.at(-1)!).toBeLessThan(probe.losses[0]! / 4);
     expect(tf.memory().numTensors).toBe(before);
@@ -89,7 +89,7 @@ describe('linear probes', () => {
     expect(() => fitLinearProbe(new Float32Array(4), [0, 2], 2, { classes: 2 })).toThrow(/label 2 outside 0…1/);
   });
 
-  it('the dense probe upsamples logits bilinearly (half-pixel centres) and learns a planted cell map', () => {
+  it('the dense probe upsamples logits bilinearly (half-pixel centres) and learns a planted cell map', async () => {
     const before = tf.memory().numTensors;
     // Each cell of a 4×4 grid holds a one-hot code of its class (3 classes) plus noise; labels are the
     // class map at 16×16, nearest-upsampled: a 1×1 classifier can read the class off each cell.
@@ -108,9 +108,9 @@ describe('linear probes', () => {
       labels.set(resizeNearest({ data: cells, width: grid, height: grid }, size, size).data, i * size * size);
     }
     const shape = { grid, dims, size };
-    const probe = fitDenseProbe(features, labels, shape, { classes: 3, epochs: 40, batch: 8, learningRate: 0.05 });
+    const probe = await fitDenseProbe(features, labels, shape, { classes: 3, epochs: 40, batch: 8, learningRate: 0.05 });
     const m = new ConfusionMatrix(3);
-    m.add(labels, predictDense(probe, features, shape));
+    m.add(labels, await predictDense(probe, features, shape));
     expect(m.meanIoU()).toBeGreaterThan(0.8); // bilinear logits blur each cell's border pixels
 
     // The upsampling itself: for hand-set weights (identity, zero bias, unit standardisation), a pixel's
@@ -127,7 +127,7 @@ describe('linear probes', () => {
     const two = { grid: 2, dims: 3, size: 8 };
     // cells (row-major): class 0 strongly, class 1 weakly, class 2, class 1
     const f = Float32Array.from([4, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0]);
-    const out = predictDense(identity, f, two);
+    const out = await predictDense(identity, f, two);
     // pixel (x=2, y=0): source x = (2.5)/4·… = 2.5·0.25 − 0.5 = 0.125 → 0.875·cell0 + 0.125·cell1 → class 0
     expect(out[2]).toBe(0);
     // pixel (x=5, y=0): source x = 5.5·0.25 − 0.5 = 0.875 → 0.125·cell0 (4 → 0.5 on class 0) + 0.875·cell1 (0.875 on class 1) → class 1

@@ -17,6 +17,8 @@ import { densestreamNumbers, parityErrors, parityFixturePath, PARITY_METHODS, ty
 import { selectBackend, type BackendSelection } from '../models/backend.js';
 import { encoderPreset, ENCODER_NAMES, type EncoderName } from '../models/encoder-spec.js';
 import { createEncoder } from '../models/encoders.js';
+import { renderScene } from '../datasets/scenes.js';
+import { encoderAttention, encoderKmeansMask } from '../pipelines/encoder-attention.js';
 import { relativeError } from './helpers/relative-error.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -142,6 +144,35 @@ describe.skipIf(selection === undefined)('the webgpu backend', () => {
       }
     },
     180_000,
+  );
+
+  // --attention-view / --masks encoder with an encoder's maps: read back asynchronously, since
+  // webgpu under Node has no synchronous read (dataSync needs OffscreenCanvas).
+  it.each(['slim', 'vit'] as const)(
+    "gives the %s encoder's attention map and feature mask as wasm does, with numTensors flat",
+    async (name) => {
+      const scene = renderScene(0, 3, 48); // resized to the encoder's 32 px
+      const maps = async () => {
+        const encoder = createEncoder(encoderPreset(name, 32), 7);
+        try {
+          const attention = await encoderAttention(encoder, 32)(scene.pixels!, scene);
+          const mask = await encoderKmeansMask(encoder, 32, 1)(scene.pixels!, scene);
+          return { attention, mask };
+        } finally {
+          encoder.dispose();
+        }
+      };
+      await selectBackend('wasm', { threads: 2 });
+      const reference = await maps();
+      await selectBackend('webgpu');
+      const before = tf.memory().numTensors;
+      const ours = await maps();
+      expect(tf.memory().numTensors).toBe(before);
+      expect([ours.attention.width, ours.attention.height]).toEqual([reference.attention.width, reference.attention.height]);
+      expect(relativeError(ours.attention.data, reference.attention.data)).toBeLessThan(1e-4);
+      expect(Array.from(ours.mask.data)).toEqual(Array.from(reference.mask.data));
+    },
+    120_000,
   );
 
   // One method through the command line (the parity cases above run every method's trainer

@@ -90,8 +90,11 @@ interface Fit {
   loss(index: Int32Array, w: tf.Variable, b: tf.Variable): tf.Scalar;
 }
 
-/** Adam on `loss` over seeded mini-batches; returns the weights as plain arrays. */
-function fit(f: Fit): { weights: Float32Array; bias: Float32Array; losses: number[] } {
+/**
+ * Adam on `loss` over seeded mini-batches; returns the weights as plain arrays. Values are read
+ * back with `data()`, not `dataSync()`: a GPU backend has no synchronous read under Node.
+ */
+async function fit(f: Fit): Promise<{ weights: Float32Array; bias: Float32Array; losses: number[] }> {
   if (!Number.isInteger(f.classes) || f.classes < 2) throw new Error(`probe: expected ≥ 2 classes, got ${f.classes}`);
   const w = variableFrom(tf.zeros([f.dims, f.classes]), true, `probe/w${probes}`);
   const b = variableFrom(tf.zeros([f.classes]), true, `probe/b${probes++}`);
@@ -112,13 +115,17 @@ function fit(f: Fit): { weights: Float32Array; bias: Float32Array; losses: numbe
           true,
           [w, b],
         );
-        total += (cost as tf.Scalar).dataSync()[0] as number;
-        cost?.dispose();
+        try {
+          total += (await (cost as tf.Scalar).data())[0] as number;
+        } finally {
+          cost?.dispose();
+        }
         steps++;
       }
       losses.push(total / steps);
     }
-    return { weights: Float32Array.from(w.dataSync()), bias: Float32Array.from(b.dataSync()), losses };
+    const [weights, bias] = await Promise.all([w.data(), b.data()]);
+    return { weights: Float32Array.from(weights), bias: Float32Array.from(bias), losses };
   } finally {
     optimizer.dispose();
     tf.dispose([w, b]);
@@ -153,7 +160,12 @@ function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number)
 /**
  * Logistic regression on `features` (`[rows, dims]` row-major) with one label per row.
  */
-export function fitLinearProbe(features: Float32Array, labels: ArrayLike<number>, dims: number, options: ProbeOptions): LinearClassifier {
+export function fitLinearProbe(
+  features: Float32Array,
+  labels: ArrayLike<number>,
+  dims: number,
+  options: ProbeOptions,
+): Promise<LinearClassifier> {
   const { classes } = options;
   const rows = features.length / dims;
   if (!Number.isInteger(dims) || dims < 1 || !Number.isInteger(rows) || rows < 1)
@@ -180,16 +192,21 @@ export function fitLinearProbe(features: Float32Array, labels: ArrayLike<number>
       return crossEntropy(tf.add(tf.matMul(x, w), b) as tf.Tensor2D, y, classes);
     },
   });
-  return { dims, classes, mean, invStd, ...fitted };
+  return fitted.then((f) => ({ dims, classes, mean, invStd, ...f }));
 }
 
 /** The class of each row of `features` (`[rows, dims]`) under `probe`. */
-export function predictLinear(probe: LinearClassifier, features: Float32Array): Int32Array {
-  return tf.tidy(() => {
+export async function predictLinear(probe: LinearClassifier, features: Float32Array): Promise<Int32Array> {
+  const classes = tf.tidy(() => {
     const x = standardized(features, probe.dims, probe.mean, probe.invStd);
     const logits = tf.add(tf.matMul(x, tf.tensor2d(probe.weights, [probe.dims, probe.classes])), tf.tensor1d(probe.bias));
-    return Int32Array.from(tf.argMax(logits, 1).dataSync());
+    return tf.argMax(logits, 1);
   });
+  try {
+    return Int32Array.from(await classes.data());
+  } finally {
+    classes.dispose();
+  }
 }
 
 /** The shapes of a dense probe's inputs: a `grid × grid × dims` feature map per image, labels at `size × size`. */
@@ -209,7 +226,12 @@ function denseLogits(cells: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, n: number, 
  * A 1×1 linear classifier on dense features `[images, grid, grid, dims]` against per-pixel
  * labels `[images, size, size]`, its logits upsampled to the labels' resolution.
  */
-export function fitDenseProbe(features: Float32Array, labels: Uint8Array, shape: DenseShape, options: ProbeOptions): LinearClassifier {
+export function fitDenseProbe(
+  features: Float32Array,
+  labels: Uint8Array,
+  shape: DenseShape,
+  options: ProbeOptions,
+): Promise<LinearClassifier> {
   const { classes } = options;
   const { grid, dims, size } = shape;
   const images = features.length / (grid * grid * dims);
@@ -235,11 +257,11 @@ export function fitDenseProbe(features: Float32Array, labels: Uint8Array, shape:
       return crossEntropy(tf.reshape(logits, [-1, classes]) as tf.Tensor2D, y, classes);
     },
   });
-  return { dims, classes, mean, invStd, ...fitted };
+  return fitted.then((f) => ({ dims, classes, mean, invStd, ...f }));
 }
 
 /** The class of each pixel (`[images, size, size]`) of dense `features` under `probe`, `chunk` images at a time. */
-export function predictDense(probe: LinearClassifier, features: Float32Array, shape: DenseShape, chunk = 32): Uint8Array {
+export async function predictDense(probe: LinearClassifier, features: Float32Array, shape: DenseShape, chunk = 32): Promise<Uint8Array> {
   const perImage = shape.grid * shape.grid * shape.dims;
   const images = features.length / perImage;
   const out = new Uint8Array(images * shape.size * shape.size);
@@ -255,9 +277,13 @@ export function predictDense(probe: LinearClassifier, features: Float32Array, sh
         shape,
         probe.classes,
       );
-      return tf.argMax(logits, 3).dataSync();
+      return tf.argMax(logits, 3);
     });
-    out.set(predicted, start * shape.size * shape.size);
+    try {
+      out.set(await predicted.data(), start * shape.size * shape.size);
+    } finally {
+      predicted.dispose();
+    }
   }
   return out;
 }
