@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../core/batch.js';
+import { keyedRng } from '../core/random.js';
 import { detach } from './detach.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import { logPart, type Method } from './method.js';
@@ -26,6 +27,34 @@ export interface DenseclOptions extends SiameseOptions {
    * matching better.
    */
   match?: 'feature' | 'geometric';
+  /**
+   * Query cells per image in the dense term (default: all S² cells, the paper's). The dense
+   * logits are `[B·N × K]`, by far the largest matrix of a DenseCL step: at 64 px (8×8 cells,
+   * K = 4096) they took about half of it. N < S² draws N distinct cells per image for each step,
+   * keyed by the batch's ids, so a run and its resume draw the same cells (`train --dense-cells`).
+   */
+  denseCells?: number;
+}
+
+/**
+ * `n` distinct cells of `p` per image, for each of `ids`' images, as flat rows `b·p + cell`
+ * (`[B·n]`): a partial Fisher–Yates shuffle per image from `keyedRng(seed, 'dense-cells', …ids)`.
+ */
+export function sampledCells(ids: readonly string[], p: number, n: number, seed: number): Int32Array {
+  const rng = keyedRng(seed, 'dense-cells', ...ids);
+  const out = new Int32Array(ids.length * n);
+  const order = new Int32Array(p);
+  for (let b = 0; b < ids.length; b++) {
+    for (let i = 0; i < p; i++) order[i] = i;
+    for (let i = 0; i < n; i++) {
+      const j = i + rng.int(p - i);
+      const cell = order[j] as number;
+      order[j] = order[i] as number;
+      order[i] = cell;
+      out[b * n + i] = b * p + cell;
+    }
+  }
+  return out;
 }
 
 /** `[B, S, S, C]` → `[B, S·S, C]`. */
@@ -43,6 +72,9 @@ export function createDenseCL(o: DenseclOptions): Method {
   const m = o.momentum ?? 0.99;
   const lambda = o.lambda ?? 0.5;
   if (!(lambda >= 0 && lambda <= 1)) throw new Error(`lambda: expected a weight in [0, 1], got ${lambda}`);
+  const sampled = o.denseCells;
+  if (sampled !== undefined && !(Number.isInteger(sampled) && sampled >= 1))
+    throw new Error(`denseCells: expected an integer ≥ 1, got ${sampled}`);
   const pair = createSiamese({ ...o, denseHead: true });
   const dim = o.dim ?? 128;
   const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
@@ -74,7 +106,22 @@ export function createDenseCL(o: DenseclOptions): Method {
       stage(queue, key.k);
       stage(denseQueue, key.pooledDense);
       const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
-      const dense = denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau);
+      const [b, p] = r.shape;
+      const dense =
+        sampled === undefined || sampled >= p
+          ? denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau)
+          : tf.tidy(() => {
+              const rows = sampledCells(batch.ids, p, sampled, o.seed ?? 0);
+              // The query cells by a one-hot [B, N, P] product, not a gather: gather's gradient needs
+              // UnsortedSegmentSum, which tfjs-backend-wasm 4.22 does not have (and it costs B·N·P·D, little).
+              const pick = new Float32Array(b * sampled * p);
+              rows.forEach((row, i) => {
+                pick[i * p + (row % p)] = 1;
+              });
+              const query = tf.matMul(tf.tensor3d(pick, [b, sampled, p]), r) as tf.Tensor3D;
+              const match = tf.reshape(tf.gather(tf.reshape(key.match, [b * p]), tf.tensor1d(rows, 'int32')), [b, sampled]) as tf.Tensor2D;
+              return denseInfoNCE(query, key.t, match, denseQueue.keys as tf.Tensor2D, tau);
+            });
       logPart(parts, 'global', global);
       logPart(parts, 'dense', dense);
       return withAlign(tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar, q, key.k, o.alignWeight, parts);

@@ -62,9 +62,9 @@ export function argmaxCorrespondence(queryFeatures: tf.Tensor3D, keyFeatures: tf
  * matched cell; negatives are the dense queue (average-pooled dense keys of past images).
  * `L_dense = mean_{b,i} −log( e^{r·t/τ} / (e^{r·t/τ} + Σ_{t⁻} e^{r·t⁻/τ}) )`.
  *
- * @param queryCells normalised dense projections of view 1 `[B, P, D]`
+ * @param queryCells normalised dense projections of view 1 `[B, N, D]`: all P cells, or N sampled ones
  * @param keyCells normalised dense projections of view 2 `[B, P, D]`
- * @param match `[B, P]` key cell per query cell ({@link argmaxCorrespondence} or geometric)
+ * @param match `[B, N]` key cell per query cell ({@link argmaxCorrespondence} or geometric)
  * @param negatives normalised dense queue `[K, D]`
  */
 export function denseInfoNCE(
@@ -75,13 +75,14 @@ export function denseInfoNCE(
   tau = 0.2,
 ): tf.Scalar {
   return tf.tidy(() => {
-    const [b, p, d] = queryCells.shape;
+    const [b, n, d] = queryCells.shape;
+    const p = keyCells.shape[1]; // the key grid's cells; the query may hold a sample of its own (n ≤ p)
     // Row b·P + match[b, i] of the flattened key cells. Not `tf.gather(keyCells, match, 1, 1)`:
     // tfjs-backend-wasm 4.22 gathers with batchDims wrongly for every image after the first
     // (tensorflow/tfjs#8658), so on wasm DenseCL contrasted most cells with the wrong positive.
     const rows = tf.add(match, tf.mul(tf.range(0, b, 1, 'int32').reshape([b, 1]), tf.scalar(p, 'int32')));
-    const positives = tf.gather(tf.reshape(keyCells, [b * p, d]), tf.reshape(rows, [b * p])) as tf.Tensor2D;
-    return infoNCE(tf.reshape(queryCells, [b * p, d]), positives, negatives, tau);
+    const positives = tf.gather(tf.reshape(keyCells, [b * p, d]), tf.reshape(rows, [b * n])) as tf.Tensor2D;
+    return infoNCE(tf.reshape(queryCells, [b * n, d]), positives, negatives, tau);
   });
 }
 

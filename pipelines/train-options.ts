@@ -92,6 +92,10 @@ export const TRAIN_COMMAND = {
       description:
         "densecl: each query cell's positive key cell, by backbone-feature argmax or by where the two crops overlap in the image",
     }),
+    'dense-cells': z.number().int().min(1).optional().meta({
+      arg: 'N',
+      description: 'densecl: query cells per image in the dense term, drawn afresh each step (default: all of the grid)',
+    }),
     optimizer: z
       .enum(['sgd', 'adamw', 'lars'])
       .default('sgd')
@@ -238,6 +242,8 @@ export function parseTrainConfig(
   }
   if (given.has('attention-refresh') && c.attention !== 'encoder')
     throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
+  if (given.has('dense-cells') && c.method !== 'densecl')
+    throw new ConfigError(`--dense-cells: only densecl has a dense term over a queue; drop it with --method ${c.method}`);
   if (given.has('match') && c.method !== 'densecl')
     throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {

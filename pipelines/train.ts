@@ -57,7 +57,9 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
     case 'mocov2':
       return { method: createMocoV2(common) };
     case 'densecl':
-      return { method: createDenseCL({ ...common, match: c.match }) };
+      return {
+        method: createDenseCL({ ...common, match: c.match, ...(c['dense-cells'] === undefined ? {} : { denseCells: c['dense-cells'] }) }),
+      };
     case 'hapicl':
       return { method: createHapicl(common) };
     case 'softrank': {

@@ -28,6 +28,7 @@ beforeAll(async () => {
 const methods: Array<[string, () => Method]> = [
   ['mocov2', () => createMocoV2({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
   ['densecl', () => createDenseCL({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
+  ['densecl, 4 sampled cells', () => createDenseCL({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1, denseCells: 4 })],
   ['hapicl', () => createHapicl({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
 ];
 
