@@ -97,7 +97,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       kernels: wasmKernelThreads() > 0,
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,
-      ...(config.method === 'densecl' ? { denseCells: config['dense-cells'] ?? 'all' } : {}),
+      ...(config.method === 'densecl' ? { denseCells: config['dense-cells'] || 'all' } : {}),
       dataWaitFraction: result.dataWaitFraction,
     });
     return;

@@ -57,6 +57,15 @@ export function sampledCells(ids: readonly string[], p: number, n: number, seed:
   return out;
 }
 
+/** The one-hot `[B, N, P]` that picks flat rows `rows` (`b·P + cell`, N per image) from `[B, P, …]`. */
+function onePick(rows: Int32Array, b: number, n: number, p: number): tf.Tensor3D {
+  const pick = new Float32Array(b * n * p);
+  rows.forEach((row, i) => {
+    pick[i * p + (row % p)] = 1;
+  });
+  return tf.tensor3d(pick, [b, n, p]);
+}
+
 /** `[B, S, S, C]` → `[B, S·S, C]`. */
 const cells = (t: tf.Tensor4D): tf.Tensor3D => tf.reshape(t, [t.shape[0], t.shape[1] * t.shape[2], t.shape[3]]);
 
@@ -88,7 +97,19 @@ export function createDenseCL(o: DenseclOptions): Method {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const online = pair.online.encoder.apply(v1, { training: true });
       const q = l2Normalize(pair.online.global.apply(online.pooled));
-      const r = l2Normalize(cells(pair.online.dense!.applyDense(online.dense)));
+      const [b, s1, s2, channels] = online.dense.shape;
+      const p = s1 * s2;
+      const n = sampled === undefined || sampled >= p ? p : sampled;
+      // The query cells: all, or N per image picked before the dense head (it works cell by cell,
+      // so picking first gives the same projections and spares the head's work on the others).
+      // Picked by a one-hot [B, N, P] product, not a gather: gather's gradient needs
+      // UnsortedSegmentSum, which tfjs-backend-wasm 4.22 does not have.
+      const rows = n === p ? undefined : sampledCells(batch.ids, p, n, o.seed ?? 0);
+      const backbone = cells(online.dense);
+      const picked = rows ? (tf.matMul(onePick(rows, b, n, p), backbone) as tf.Tensor3D) : backbone;
+      const r = l2Normalize(
+        tf.reshape(pair.online.dense!.apply(tf.reshape(picked, [b * n, channels]) as tf.Tensor2D), [b, n, dim]) as tf.Tensor3D,
+      );
       const key = tf.tidy(() => {
         const out = pair.momentum.encoder.apply(v2, { training: true });
         const projected = cells(pair.momentum.dense!.applyDense(out.dense));
@@ -106,22 +127,10 @@ export function createDenseCL(o: DenseclOptions): Method {
       stage(queue, key.k);
       stage(denseQueue, key.pooledDense);
       const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
-      const [b, p] = r.shape;
-      const dense =
-        sampled === undefined || sampled >= p
-          ? denseInfoNCE(r, key.t, key.match, denseQueue.keys as tf.Tensor2D, tau)
-          : tf.tidy(() => {
-              const rows = sampledCells(batch.ids, p, sampled, o.seed ?? 0);
-              // The query cells by a one-hot [B, N, P] product, not a gather: gather's gradient needs
-              // UnsortedSegmentSum, which tfjs-backend-wasm 4.22 does not have (and it costs B·N·P·D, little).
-              const pick = new Float32Array(b * sampled * p);
-              rows.forEach((row, i) => {
-                pick[i * p + (row % p)] = 1;
-              });
-              const query = tf.matMul(tf.tensor3d(pick, [b, sampled, p]), r) as tf.Tensor3D;
-              const match = tf.reshape(tf.gather(tf.reshape(key.match, [b * p]), tf.tensor1d(rows, 'int32')), [b, sampled]) as tf.Tensor2D;
-              return denseInfoNCE(query, key.t, match, denseQueue.keys as tf.Tensor2D, tau);
-            });
+      const match = rows
+        ? (tf.reshape(tf.gather(tf.reshape(key.match, [b * p]), tf.tensor1d(rows, 'int32')), [b, n]) as tf.Tensor2D)
+        : key.match;
+      const dense = denseInfoNCE(r, key.t, match, denseQueue.keys as tf.Tensor2D, tau);
       logPart(parts, 'global', global);
       logPart(parts, 'dense', dense);
       return withAlign(tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar, q, key.k, o.alignWeight, parts);

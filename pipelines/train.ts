@@ -57,9 +57,8 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
     case 'mocov2':
       return { method: createMocoV2(common) };
     case 'densecl':
-      return {
-        method: createDenseCL({ ...common, match: c.match, ...(c['dense-cells'] === undefined ? {} : { denseCells: c['dense-cells'] }) }),
-      };
+      // 0, or a checkpoint from before --dense-cells (none: it trained on every cell, and goes on so): every cell.
+      return { method: createDenseCL({ ...common, match: c.match, ...(c['dense-cells'] ? { denseCells: c['dense-cells'] } : {}) }) };
     case 'hapicl':
       return { method: createHapicl(common) };
     case 'softrank': {
