@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N]`: training throughput per
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K]`: training throughput per
  * method, each in its own process (a fresh backend). One JSON line per method (and per augment
  * path or kernels setting with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
@@ -32,6 +32,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       kernels: { type: 'string', default: 'on' },
       backend: { type: 'string', default: 'auto' },
       'dense-cells': { type: 'string' },
+      'dense-queue': { type: 'string' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
@@ -65,8 +66,11 @@ export async function trainBench(argv: string[]): Promise<void> {
       '0',
       '--augment',
       values.augment,
-      ...(values['dense-cells'] !== undefined && (values.method ?? 'densecl') === 'densecl'
-        ? ['--dense-cells', values['dense-cells']]
+      ...((values.method ?? 'densecl') === 'densecl'
+        ? [
+            ...(values['dense-cells'] === undefined ? [] : ['--dense-cells', values['dense-cells']]),
+            ...(values['dense-queue'] === undefined ? [] : ['--dense-queue', values['dense-queue']]),
+          ]
         : []),
     ]);
     const stamps: number[] = [];
@@ -97,7 +101,9 @@ export async function trainBench(argv: string[]): Promise<void> {
       kernels: wasmKernelThreads() > 0,
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,
-      ...(config.method === 'densecl' ? { denseCells: config['dense-cells'] || 'all' } : {}),
+      ...(config.method === 'densecl'
+        ? { denseCells: config['dense-cells'] || 'all', denseQueue: config['dense-queue'] || config.queue }
+        : {}),
       dataWaitFraction: result.dataWaitFraction,
     });
     return;
@@ -118,6 +124,7 @@ export async function trainBench(argv: string[]): Promise<void> {
             augment ?? 'auto',
             ...common,
             ...(values['dense-cells'] === undefined ? [] : ['--dense-cells', values['dense-cells']]),
+            ...(values['dense-queue'] === undefined ? [] : ['--dense-queue', values['dense-queue']]),
           ],
           kernelsEnv(k),
         );

@@ -34,6 +34,12 @@ export interface DenseclOptions extends SiameseOptions {
    * keyed by the batch's ids, so a run and its resume draw the same cells (`train --dense-cells`).
    */
   denseCells?: number;
+  /**
+   * Entries of the dense queue, the dense term's negatives (default `queueSize`, as the paper).
+   * Its logits are `[B·N × (1 + K)]`: a smaller queue shrinks the dense term as N does
+   * (`train --dense-queue`).
+   */
+  denseQueueSize?: number;
 }
 
 /**
@@ -87,7 +93,7 @@ export function createDenseCL(o: DenseclOptions): Method {
   const pair = createSiamese({ ...o, denseHead: true });
   const dim = o.dim ?? 128;
   const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
-  const denseQueue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 8, 'densecl/dense-queue');
+  const denseQueue = new KeyQueue(o.denseQueueSize ?? o.queueSize ?? 4096, dim, (o.seed ?? 0) + 8, 'densecl/dense-queue');
   return siameseMethod({
     name: 'densecl',
     pair,

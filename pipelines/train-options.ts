@@ -105,6 +105,10 @@ export const TRAIN_COMMAND = {
       arg: 'N',
       description: "densecl: query cells per image in the dense term, drawn afresh each step; 0: every cell of the grid (the paper's)",
     }),
+    'dense-queue': z.number().int().min(0).default(0).meta({
+      arg: 'K',
+      description: "densecl: entries of the dense queue, the dense term's negatives; 0: as many as --queue (the paper's)",
+    }),
     optimizer: z
       .enum(['sgd', 'adamw', 'lars'])
       .default('sgd')
@@ -251,6 +255,8 @@ export function parseTrainConfig(
   }
   if (given.has('attention-refresh') && c.attention !== 'encoder')
     throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
+  if (given.has('dense-queue') && c.method !== 'densecl')
+    throw new ConfigError(`--dense-queue: only densecl has a dense queue; drop it with --method ${c.method}`);
   if (given.has('dense-cells') && c.method !== 'densecl')
     throw new ConfigError(`--dense-cells: only densecl has a dense term over a queue; drop it with --method ${c.method}`);
   if (given.has('match') && c.method !== 'densecl')

@@ -58,7 +58,14 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
       return { method: createMocoV2(common) };
     case 'densecl':
       // 0, or a checkpoint from before --dense-cells (none: it trained on every cell, and goes on so): every cell.
-      return { method: createDenseCL({ ...common, match: c.match, ...(c['dense-cells'] ? { denseCells: c['dense-cells'] } : {}) }) };
+      return {
+        method: createDenseCL({
+          ...common,
+          match: c.match,
+          ...(c['dense-cells'] ? { denseCells: c['dense-cells'] } : {}),
+          ...(c['dense-queue'] ? { denseQueueSize: c['dense-queue'] } : {}), // 0, or none in an older checkpoint: as --queue
+        }),
+      };
     case 'hapicl':
       return { method: createHapicl(common) };
     case 'softrank': {

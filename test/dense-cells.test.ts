@@ -62,6 +62,18 @@ describe("DenseCL's sampled dense cells (train --dense-cells)", () => {
     expect(sampled).toBeCloseTo(total / q.length, 5);
   });
 
+  it('sizes the dense queue on its own (--dense-queue), the global queue as --queue', () => {
+    const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
+    const method = createDenseCL({ encoder, dim: 16, queueSize: 32, denseQueueSize: 8 });
+    const state = method.checkpointState();
+    expect(state['dense-queue/keys']!.shape).toEqual([8, 16]);
+    expect(state['queue/keys']!.shape).toEqual([32, 16]);
+    method.dispose();
+    const paper = createDenseCL({ encoder, dim: 16, queueSize: 32 });
+    expect(paper.checkpointState()['dense-queue/keys']!.shape).toEqual([32, 16]);
+    paper.dispose();
+  });
+
   it('refuses a count of cells that is not a positive integer', () => {
     const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
     expect(() => createDenseCL({ encoder, denseCells: 0 })).toThrow('denseCells: expected an integer ≥ 1, got 0');
