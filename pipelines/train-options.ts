@@ -24,6 +24,15 @@ import { augmentOption, BACKEND_OPTIONS } from './shared-options.js';
  */
 export const DEFAULT_DENSE_CELLS = 16;
 
+/**
+ * `--dense-queue` default: DenseCL's dense negatives. With 16 cells, a dense queue of 1 024
+ * instead of `--queue`'s 4 096 took a DenseCL step from 1.22–1.26× MoCo v2's to 1.06–1.10×
+ * (`bench train`, alternating runs), and scored within noise of every cell and 4 096 keys
+ * (188 steps: kNN k=20 0.157 / 0.151, k=200 0.148 / 0.169, dense mIoU 0.105 / 0.105; README,
+ * "Measured: DenseCL's dense term").
+ */
+export const DEFAULT_DENSE_QUEUE = 1024;
+
 export const MAX_RESERVOIR = 65_536;
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
@@ -105,7 +114,7 @@ export const TRAIN_COMMAND = {
       arg: 'N',
       description: "densecl: query cells per image in the dense term, drawn afresh each step; 0: every cell of the grid (the paper's)",
     }),
-    'dense-queue': z.number().int().min(0).default(0).meta({
+    'dense-queue': z.number().int().min(0).default(DEFAULT_DENSE_QUEUE).meta({
       arg: 'K',
       description: "densecl: entries of the dense queue, the dense term's negatives; 0: as many as --queue (the paper's)",
     }),
