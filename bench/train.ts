@@ -50,6 +50,8 @@ export async function trainBench(argv: string[]): Promise<void> {
     '--backend',
     values.backend,
   ];
+  // DenseCL's dense-term flags, given to the densecl runs only (train refuses them for other methods).
+  const dense = (['dense-cells', 'dense-queue'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   const kernels = parseKernels(values.kernels);
   if (values.single) {
@@ -66,12 +68,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       '0',
       '--augment',
       values.augment,
-      ...((values.method ?? 'densecl') === 'densecl'
-        ? [
-            ...(values['dense-cells'] === undefined ? [] : ['--dense-cells', values['dense-cells']]),
-            ...(values['dense-queue'] === undefined ? [] : ['--dense-queue', values['dense-queue']]),
-          ]
-        : []),
+      ...((values.method ?? 'densecl') === 'densecl' ? dense : []),
     ]);
     const stamps: number[] = [];
     const result = await runTraining(config, {
@@ -114,18 +111,7 @@ export async function trainBench(argv: string[]): Promise<void> {
         runForJson(
           `train bench ${method}`,
           process.execPath,
-          [
-            benchFile('run.js'),
-            'train',
-            '--single',
-            '--method',
-            method,
-            '--augment',
-            augment ?? 'auto',
-            ...common,
-            ...(values['dense-cells'] === undefined ? [] : ['--dense-cells', values['dense-cells']]),
-            ...(values['dense-queue'] === undefined ? [] : ['--dense-queue', values['dense-queue']]),
-          ],
+          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common, ...dense],
           kernelsEnv(k),
         );
       }

@@ -1,5 +1,5 @@
 import type { OperatorFunction } from 'rxjs';
-import { mapInOrder } from './map-in-order.js';
+import { mapInOrder, thenOrNow } from './map-in-order.js';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
 
@@ -36,7 +36,6 @@ export function saliencyAttention(options: SaliencyOptions = {}): AttentionSourc
 export function attentionMap(source: AttentionSource = saliencyAttention()): OperatorFunction<Sample, Sample> {
   return mapInOrder((sample) => {
     if (!sample.pixels) throw new Error(`attentionMap: sample ${sample.id} is not decoded (put decode() first)`);
-    const attention = source(sample.pixels, sample);
-    return attention instanceof Promise ? attention.then((a) => ({ ...sample, attention: a })) : { ...sample, attention };
+    return thenOrNow(source(sample.pixels, sample), (attention) => ({ ...sample, attention }));
   });
 }

@@ -17,3 +17,8 @@ export function mapInOrder<T, R>(f: (item: T) => R | Promise<R>): OperatorFuncti
     return result instanceof Promise ? from(result) : of(result);
   });
 }
+
+/** `f` of `value`, now if it is there, or once its promise resolves. */
+export function thenOrNow<T, R>(value: T | Promise<T>, f: (v: T) => R): R | Promise<R> {
+  return value instanceof Promise ? value.then(f) : f(value);
+}

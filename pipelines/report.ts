@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { lastValueFrom, take, toArray, type OperatorFunction } from 'rxjs';
-import { mapInOrder } from '../operators/map-in-order.js';
+import { mapInOrder, thenOrNow } from '../operators/map-in-order.js';
 import sharp from 'sharp';
 import { readSamples, type Source } from '../datasets/source.js';
 import { backendLines, selectBackend } from '../models/backend.js';
@@ -146,11 +146,9 @@ async function trainingViews(source: Source, config: Partial<TrainConfig>, run: 
     };
     const budget = new SampleBudget(count + 8); // never released: take() stops the source
     const noted: SkipRecord[] = [];
-    const withAttention: OperatorFunction<Sample, Sample> = mapInOrder((s) => {
-      if (s.attention) return s;
-      const map = attention(s.pixels as Pixels, s);
-      return map instanceof Promise ? map.then((a) => ({ ...s, attention: a })) : { ...s, attention: map };
-    });
+    const withAttention: OperatorFunction<Sample, Sample> = mapInOrder((s) =>
+      s.attention ? s : thenOrNow(attention(s.pixels as Pixels, s), (a) => ({ ...s, attention: a })),
+    );
     const samples = await lastValueFrom(
       fromSource(readSamples(source, { seed: config.seed ?? 0, epoch: 0 }), budget).pipe(
         sampleViews(

@@ -7,7 +7,7 @@
 import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import { readSamples, type Source } from '../datasets/source.js';
 import { attentionMap, type AttentionSource, type FeatureMaskSource } from '../operators/attention-map.js';
-import { mapInOrder } from '../operators/map-in-order.js';
+import { mapInOrder, thenOrNow } from '../operators/map-in-order.js';
 import { presetViews, withAttentionView, withMinForeground, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
@@ -61,10 +61,7 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
       return (samples) =>
         samples.pipe(
           attend,
-          mapInOrder((s) => {
-            const mask = featureMask(s.pixels as Pixels, s);
-            return mask instanceof Promise ? mask.then((m) => ({ ...s, mask: m })) : { ...s, mask };
-          }),
+          mapInOrder((s) => thenOrNow(featureMask(s.pixels as Pixels, s), (mask) => ({ ...s, mask }))),
         );
     }
     case 'gt':

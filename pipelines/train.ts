@@ -214,7 +214,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       optimizerState,
       hooks: [...hooks, ...(options.hooks ?? [])],
     });
-    positives?.reclustering.close();
+    positives?.reclustering.close(); // a clustering still running is stopped before the stats are read (its hook's close, later, is then a no-op)
     const n = await skipped.close();
     if (n + skipped.notes > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
     return {

@@ -76,8 +76,6 @@ export interface ReclusteringOptions {
   anchors?: AnchorEmbedder;
   /** Negatives K per pair from other clusters (default 0: none); fewer than the bank size. */
   negatives?: number;
-  /** The state of a checkpoint taken after `startStep` steps (`checkpointState`), to go on from exactly. */
-  restore?: PositivesState;
   /** Hears of a clustering that failed (the previous clustering stays in use), or of a step without negatives. */
   onWarning?: (message: string) => void;
 }
@@ -113,8 +111,6 @@ interface Round {
 export class Reclustering {
   readonly bank: EmbeddingBank;
   readonly clusters: number;
-  readonly every: number;
-  readonly lag: number;
   /** Negatives K per pair (0: none). */
   readonly negativeCount: number;
   private readonly schedule: ReclusterSchedule;
@@ -136,6 +132,15 @@ export class Reclustering {
   private clusteringMs = 0;
   private waitedMs = 0;
 
+  /** Steps between clusterings, and from a snapshot to the first batch it serves (`ReclusterSchedule`). */
+  get every(): number {
+    return this.schedule.every;
+  }
+
+  get lag(): number {
+    return this.schedule.lag;
+  }
+
   constructor(o: ReclusteringOptions) {
     if (!Number.isInteger(o.clusters) || o.clusters < 2)
       throw new Error(`Reclustering clusters: expected an integer ≥ 2, got ${o.clusters}`);
@@ -148,8 +153,6 @@ export class Reclustering {
     }
     this.bank = new EmbeddingBank({ dims: o.dims, capacity: o.bankSize, precision: o.precision ?? 'float32' });
     this.clusters = o.clusters;
-    this.every = this.schedule.every;
-    this.lag = this.schedule.lag;
     this.negativeCount = negatives;
     this.seed = o.seed ?? 0;
     this.anchors = o.anchors;
@@ -157,7 +160,6 @@ export class Reclustering {
     this.sampler = new NegativeSampler(negatives, this.seed, this.onWarning);
     this.position = this.schedule.startStep * o.anchorsPerStep;
     this.stepsDone = this.schedule.startStep;
-    if (o.restore) this.restore(o.restore);
   }
 
   /**
@@ -367,7 +369,7 @@ export class Reclustering {
   }
 
   /**
-   * Takes up a checkpoint's state (or the constructor's `restore`), refusing one taken under
+   * Takes up a checkpoint's state (`checkpointState`), refusing one taken under
    * another schedule. Before the first anchor is asked for, and after the weights are restored
    * (a clustering that was in flight is started again from the restored target copy).
    */

@@ -86,7 +86,8 @@ describe('Reclustering checkpoint', () => {
 
     const dir = mkdtempSync(join(tmpdir(), 'densestream-recluster-'));
     writePositives(dir, state);
-    const resumed = new Reclustering({ ...options, startStep: 2, restore: readPositives(dir) });
+    const resumed = new Reclustering({ ...options, startStep: 2 });
+    resumed.restore(readPositives(dir));
     // Batch 2 is served by no clustering in either; batch 3 by the clustering after step 2.
     const take = async (r: Reclustering) => {
       const out: Array<string[] | undefined> = [];
@@ -120,7 +121,8 @@ describe('Reclustering checkpoint', () => {
     expect(state).toMatchObject({ latest: 0, rounds: [{ round: 1, clustering: 0 }] });
     expect(state.clusterings[0]!.ids).toHaveLength(8); // the bank as it stood after step 2, not 3
     expect(state.bank.ids).toHaveLength(12);
-    const resumed = new Reclustering({ ...options, startStep: 3, restore: state });
+    const resumed = new Reclustering({ ...options, startStep: 3 });
+    resumed.restore(state);
     for (let i = 0; i < 6; i++) await r.nextAnchor().clustering; // batches 0–2
     expect(assignmentsOf(await resumed.nextAnchor().clustering)).toEqual(assignmentsOf(await r.nextAnchor().clustering)); // batch 3
     r.close();
@@ -132,9 +134,9 @@ describe('Reclustering checkpoint', () => {
     await r.afterStep(1, embeddings(0), embeddings(0).ids);
     const state = await r.checkpointState(1);
     r.close();
-    expect(() => new Reclustering({ ...options, startStep: 1, every: 4, restore: state })).toThrow(/reclustering every 2 steps, not 4/);
-    expect(() => new Reclustering({ ...options, startStep: 2, restore: state })).toThrow(/taken after step 1, the run resumes after 2/);
-    expect(() => new Reclustering({ ...options, startStep: 1, bankSize: 32, restore: state })).toThrow(/capacity of 16, not 32/);
+    expect(() => new Reclustering({ ...options, startStep: 1, every: 4 }).restore(state)).toThrow(/reclustering every 2 steps, not 4/);
+    expect(() => new Reclustering({ ...options, startStep: 2 }).restore(state)).toThrow(/taken after step 1, the run resumes after 2/);
+    expect(() => new Reclustering({ ...options, startStep: 1, bankSize: 32 }).restore(state)).toThrow(/capacity of 16, not 32/);
     expect(() => new Reclustering({ ...options, negatives: 16 })).toThrow(/negatives: expected an integer in \[0, bank size 16\)/);
     expect(() => new Reclustering({ ...options, lag: 3 })).toThrow(/lag: expected an integer in \[1, every = 2\]/);
   });
