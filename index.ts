@@ -56,7 +56,11 @@ export { cutPlane } from './operators/cut-plane.js';
 export { batch, IMAGENET_MEAN, IMAGENET_STD, type BatchOptions } from './operators/batch.js';
 export { scenesSource, renderScene, SCENE_CLASSES, type ScenesOptions } from './datasets/scenes.js';
 export { imageFolderSource, IMAGE_EXTENSIONS } from './datasets/image-folder.js';
-export { tarShardsSource, expandShardPattern, type TarOptions } from './datasets/tar-shards.js';
+export { tarShardsSource, shardsOfHost, type TarOptions, type MissingShardPolicy } from './datasets/tar-shards.js';
+export { expandShardPattern, type ShardLocation } from './datasets/shard-list.js';
+export { shardBytes, ShardReadError, DEFAULT_RETRY_POLICY, type RetryPolicy } from './datasets/shard-bytes.js';
+export { httpRangeFetcher, s3RangeFetcher, FetchError, type RangeFetcher, type S3Settings } from './datasets/range-fetch.js';
+export { ShardCache, type ShardCacheOptions } from './datasets/shard-cache.js';
 export { fashionMnistSource, parseIdx, FASHION_MNIST_DIR, FASHION_MNIST_CLASSES } from './datasets/fashion-mnist.js';
 export {
   epochOrder,

@@ -91,6 +91,14 @@ export function* epochOrder(size: number, options: EpochOptions = {}): Generator
   for (let k = skip; k < mine.length && emitted < limit; k++, emitted++) yield mine[k] as number;
 }
 
+/**
+ * Does `record` stand for one input that was lost (stage `read` or `decode`)? Other records are
+ * notes on the way: a retried transfer (`fetch`) or a whole remote shard passed over (`shard`).
+ */
+export function isInputSkip(record: SkipRecord): boolean {
+  return record.stage === 'read' || record.stage === 'decode';
+}
+
 /** Why a read of a known-bad input was refused without reading it. */
 export const KNOWN_BAD = 'unreadable earlier in this job; not read again';
 
@@ -101,7 +109,7 @@ export const KNOWN_BAD = 'unreadable earlier in this job; not read again';
  */
 export function recordingOnce(record: (r: SkipRecord) => void, bad: Set<string>): (r: SkipRecord) => void {
   return (r) => {
-    if (r.stage !== 'read' && r.stage !== 'decode') return record(r);
+    if (!isInputSkip(r)) return record(r);
     if (bad.has(r.id)) return;
     bad.add(r.id);
     record(r);

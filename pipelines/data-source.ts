@@ -5,7 +5,7 @@
  * |---|---|
  * | `scenes` (default) / `scenes:SIZE` / `scenes:SIZE:COUNT` | built-in synthetic scenes with ground truth (64 px, 20 000 by default) |
  * | `dir:PATH` | every image under a folder |
- * | `tar:PATTERN` | WebDataset shards, e.g. `tar:data/shard-{000..099}.tar` |
+ * | `tar:PATTERN` | WebDataset shards: local, `https://…` or `s3://…`, e.g. `tar:data/shard-{000..099}.tar`; `tar:@LIST` reads a list file |
  * | `fashion-mnist[:DIR]` / `fashion-mnist-test[:DIR]` | Fashion-MNIST IDX files (train / test split) |
  * | `parquet:DIR` | views precomputed by `densestream precompute` (train only) |
  */
@@ -14,14 +14,15 @@ import { imageFolderSource } from '../datasets/image-folder.js';
 import { parquetViewsSource } from '../datasets/parquet-views.js';
 import { scenesSource, type ScenesOptions } from '../datasets/scenes.js';
 import type { Source } from '../datasets/source.js';
-import { tarShardsSource } from '../datasets/tar-shards.js';
+import { tarShardsSource, type TarOptions } from '../datasets/tar-shards.js';
 import { positiveInt } from './options.js';
 
 export const SOURCE_KINDS = ['scenes', 'dir', 'tar', 'fashion-mnist', 'fashion-mnist-test', 'parquet'] as const;
 
 export interface SourceOptions {
   scenes?: ScenesOptions;
-  shuffleBuffer?: number;
+  /** Shuffle buffer, and how remote shards are read. */
+  tar?: TarOptions;
 }
 
 /** Opens the source a `--data` value names, or says what is wrong with the value. */
@@ -43,8 +44,9 @@ export async function openSource(value: string, options: SourceOptions = {}, fie
       if (!arg) throw new Error(`${field}: dir needs a path, e.g. dir:./photos`);
       return imageFolderSource(arg);
     case 'tar':
-      if (!arg) throw new Error(`${field}: tar needs a shard pattern, e.g. tar:data/shard-{000..009}.tar`);
-      return tarShardsSource(arg, { shuffleBuffer: options.shuffleBuffer });
+      if (!arg)
+        throw new Error(`${field}: tar needs a shard pattern, e.g. tar:data/shard-{000..009}.tar or tar:https://host/shard-{000..009}.tar`);
+      return tarShardsSource(arg, options.tar);
     case 'fashion-mnist':
     case 'fashion-mnist-test':
       return fashionMnistSource(arg || FASHION_MNIST_DIR, kind === 'fashion-mnist' ? 'train' : 'test');

@@ -9,7 +9,7 @@ import { ENCODER_NAMES } from '../models/encoder-spec.js';
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { checkpointDir } from './run-folder.js';
-import { BACKEND_OPTIONS } from './shared-options.js';
+import { BACKEND_OPTIONS, checkRemoteShardOptions, REMOTE_SHARD_OPTIONS } from './shared-options.js';
 
 export const EXPORT_COMMAND = {
   name: 'export',
@@ -19,7 +19,8 @@ export const EXPORT_COMMAND = {
   options: z.object({
     data: z.string().optional().meta({
       arg: 'SOURCE',
-      description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[-test][:DIR]',
+      description:
+        'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN (local, https:// or s3://), fashion-mnist[-test][:DIR]',
     }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of feature files and their manifest.json' }),
     checkpoint: z
@@ -45,6 +46,7 @@ export const EXPORT_COMMAND = {
     batch: z.number().int().min(1).default(32).meta({ arg: 'B', description: 'images per forward pass' }),
     seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds the random-init encoder and the source order' }),
     ...BACKEND_OPTIONS,
+    ...REMOTE_SHARD_OPTIONS,
     quiet: z.boolean().default(false).meta({ description: 'no progress or backend lines on stderr' }),
   }),
 } satisfies CommandSchema;
@@ -56,6 +58,7 @@ export function parseExportConfig(argv: readonly string[]): ExportConfig {
   if (given.has('checkpoint') && given.has('encoder'))
     throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder');
   const c = values as ExportConfig; // --data and --out are required
+  checkRemoteShardOptions(c, given);
   try {
     parseShard(c.shard);
   } catch (err) {

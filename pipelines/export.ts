@@ -24,6 +24,7 @@ import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
 import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
 import { openSource } from './data-source.js';
+import { tarOptionsOf } from './shared-options.js';
 import { ConfigError, toConfigError } from '../core/config-error.js';
 import type { ExportConfig } from './export-options.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
@@ -71,7 +72,7 @@ function featureRows(
 /** Runs an export; the caller has selected the backend. */
 export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { origin: string }> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data).catch(toConfigError);
+  const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
   const model: CheckpointEncoder = c.checkpoint ? loadCheckpointEncoder(c.checkpoint) : randomInitEncoder(c.encoder, c.seed, c.size ?? 64);
   const size = c.size ?? model.trainedSize;
   const { encoder } = model;

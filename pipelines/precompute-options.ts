@@ -8,7 +8,7 @@ import { parseShard } from '../datasets/source.js';
 import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-presets.js';
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
-import { augmentOption, VIEW_MASKS } from './shared-options.js';
+import { augmentOption, checkRemoteShardOptions, REMOTE_SHARD_OPTIONS, VIEW_MASKS } from './shared-options.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 
@@ -20,7 +20,8 @@ export const PRECOMPUTE_COMMAND = {
   options: z.object({
     data: z.string().optional().meta({
       arg: 'SOURCE',
-      description: 'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR]',
+      description:
+        'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN (local, https:// or s3://), fashion-mnist[:DIR]',
     }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of view shards and their manifest.json' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
@@ -63,6 +64,7 @@ export const PRECOMPUTE_COMMAND = {
     quiet: z.boolean().default(false).meta({ description: 'no progress lines on stderr' }),
     // cpu, the reference path: precomputed views are then exactly those a `train --augment cpu` run cuts live.
     augment: augmentOption('cpu'),
+    ...REMOTE_SHARD_OPTIONS,
   }),
 } satisfies CommandSchema;
 
@@ -70,8 +72,9 @@ type PrecomputeOptions = z.output<typeof PRECOMPUTE_COMMAND.options>;
 export type PrecomputeConfig = Omit<PrecomputeOptions, 'data' | 'out'> & { data: string; out: string };
 
 export function parsePrecomputeConfig(argv: readonly string[]): PrecomputeConfig & { perEpoch: number } {
-  const { values } = parseCommand(PRECOMPUTE_COMMAND, argv);
+  const { values, given } = parseCommand(PRECOMPUTE_COMMAND, argv);
   const c = values as PrecomputeConfig; // --data and --out are required
+  checkRemoteShardOptions(c, given);
   try {
     parseShard(c.shard);
   } catch (err) {

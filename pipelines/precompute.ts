@@ -24,6 +24,7 @@ import { selectBackend } from '../models/backend.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
+import { tarOptionsOf } from './shared-options.js';
 import { toConfigError } from '../core/config-error.js';
 import type { PrecomputeConfig } from './precompute-options.js';
 import { chooseViewAugment, sampleViews, type SampleViewOptions } from './sample-views.js';
@@ -62,7 +63,7 @@ interface EncodedSample {
 
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data).catch(toConfigError);
+  const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
   // A model's attention runs on tfjs: the same backend train would use.
   if ((c.attention !== undefined && /^(model|encoder):/.test(c.attention)) || c.augment !== 'cpu') await selectBackend('auto');
   const maps = c.attention?.startsWith('encoder:')

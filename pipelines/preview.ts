@@ -65,5 +65,5 @@ export async function previewCommand(values: PreviewConfig): Promise<void> {
     { defaultValue: 0 },
   );
   const n = await skipped.close();
-  if (n + skipped.notes > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
+  if (n + skipped.notes + skipped.retries > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
 }

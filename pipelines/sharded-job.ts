@@ -3,14 +3,16 @@
  * positions, each part written as one file per table under a temporary name and renamed when
  * whole, the manifest rewritten after each part. A re-run with the same arguments skips the
  * parts the manifest lists (files present at their listed sizes) and redoes the rest; the
- * output is deterministic, so a redone part is byte-identical to what it would have been.
+ * output is deterministic, so a redone part holds the rows it would have held, in the same
+ * order. (Not always the same bytes: parquet-wasm writes a file's key-value metadata in an
+ * order that differs from process to process.)
  *
  * Part p holds the positions [p·R, (p+1)·R) of the shard's index order (unshuffled), so its
  * content depends only on the arguments — never on when the previous run was killed.
  */
 import type * as arrow from 'apache-arrow';
 import { join } from 'node:path';
-import { isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
+import { isInputSkip, isRandomAccess, readSamples, type Shard, type Source } from '../datasets/source.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import { removePartials } from '../core/atomic-file.js';
 import {
@@ -103,17 +105,27 @@ function shardSize(source: Source, shard: Shard): number | undefined {
   return Math.max(0, Math.ceil((source.size - shard.index) / shard.count));
 }
 
-/** One position of the shard's order: a sample, or an input the source could not read. */
-type Position = { sample: Sample } | { skip: SkipRecord };
+/**
+ * One position of the shard's order: a sample, or an input the source could not read. A note
+ * (a retried transfer, a remote shard passed over) is logged but holds no position, so that
+ * faults, which differ from run to run, do not move the parts' boundaries.
+ */
+type Position = { sample: Sample } | { skip: SkipRecord } | { note: SkipRecord };
 
 /** The shard's positions in order, read skips included, from position `from` on. */
 async function* positions(source: Source, shard: Shard, seed: number, from: number, limit = Infinity): AsyncGenerator<Position> {
   const skips: SkipRecord[] = [];
+  const drain = function* (): Generator<Position> {
+    while (skips.length > 0) {
+      const r = skips.shift() as SkipRecord;
+      yield isInputSkip(r) ? { skip: r } : { note: r };
+    }
+  };
   for await (const sample of readSamples(source, { seed, shard, shuffle: false, skip: from, limit }, (r) => skips.push(r))) {
-    while (skips.length > 0) yield { skip: skips.shift() as SkipRecord };
+    yield* drain();
     yield { sample };
   }
-  while (skips.length > 0) yield { skip: skips.shift() as SkipRecord };
+  yield* drain();
 }
 
 export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobResult> {
@@ -163,6 +175,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   let written = 0;
   let skipped = 0;
   let writeMs = 0;
+  let shardsPassed = 0; // remote shards skipped whole (--on-missing-shard skip): one record each
   const timed = (f: TableFile): TableFile => ({
     write: async (t) => {
       const t0 = performance.now();
@@ -206,6 +219,11 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
         while (taken < o.rowsPerFile) {
           const next = await source.next();
           if (next.done) return;
+          if ('note' in next.value) {
+            skipLog.record(next.value.note);
+            if (next.value.note.stage === 'shard') shardsPassed++;
+            continue;
+          }
           taken++;
           meter.advance(1);
           if ('skip' in next.value) onSkip(next.value.skip);
@@ -268,7 +286,8 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
     await stream?.return(undefined);
     meter.end();
     await skipLog.close();
-    if (skipped > 0 && o.progress !== false) process.stderr.write(`${skipSummary(o.source.name, skipped, skipLog)}\n`);
+    if (skipped + shardsPassed + skipLog.retries > 0 && o.progress !== false)
+      process.stderr.write(`${skipSummary(o.source.name, skipped + shardsPassed, skipLog)}\n`);
   }
   return { manifest: manifestPath, rows, partsWritten: written, partsSkipped: done.size, skipped, writeSeconds: writeMs / 1000 };
 }

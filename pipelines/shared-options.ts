@@ -1,8 +1,11 @@
 /**
- * Options several commands declare alike: where compute runs, and where view pixels are cut.
+ * Options several commands declare alike: where compute runs, where view pixels are cut, and
+ * how remote shards are read.
  * Each command's schema spreads them in, so their checks and help read the same everywhere.
  */
 import * as z from 'zod';
+import { ConfigError } from '../core/config-error.js';
+import type { TarOptions } from '../datasets/tar-shards.js';
 import { BACKEND_CHOICES } from '../models/backend-choice.js';
 import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-path.js';
 
@@ -31,3 +34,76 @@ export function augmentOption(fallback: AugmentChoice) {
 /** The foreground masks a view chain can carry: none, saliency, colour k-means, the scenes' ground truth, or the features of an encoder. */
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
 export type ViewMasks = (typeof VIEW_MASKS)[number];
+
+/** The options of `tar:` shards read over HTTP(S) or S3, for every command that reads a source whole. */
+export const REMOTE_SHARD_OPTIONS = {
+  'on-missing-shard': z.enum(['fail', 'skip']).default('fail').meta({
+    arg: 'HOW',
+    description:
+      'tar: a remote shard that is missing (403, 404) or still unreadable after the retries: end the job naming it (fail), or record it in skipped.jsonl and go on (skip)',
+  }),
+  retries: z
+    .number()
+    .int()
+    .min(0)
+    .default(6)
+    .meta({ arg: 'N', description: 'tar: failed reads of a remote shard in a row, without progress, before it is given up' }),
+  'read-timeout': z.number().positive().default(30).meta({
+    arg: 'S',
+    description: 'tar: seconds to wait for any one read of a remote shard (its response, or its next bytes) before it is cut and resumed',
+  }),
+  'shards-in-flight': z
+    .number()
+    .int()
+    .min(1)
+    .max(16)
+    .default(2)
+    .meta({ arg: 'N', description: 'tar: remote shards open at once: the one being read and those opened ahead of it' }),
+  's3-endpoint': z.string().optional().meta({
+    arg: 'URL',
+    defaultText: 'AWS_ENDPOINT_URL',
+    description: 'tar: an S3-compatible store for s3:// shards (MinIO, Ceph, R2), addressed path-style',
+  }),
+  cache: z
+    .string()
+    .optional()
+    .meta({ arg: 'DIR', description: 'tar: keep remote shards on local disk, so a later epoch reads them from there' }),
+  'cache-size': z
+    .number()
+    .positive()
+    .default(50)
+    .meta({ arg: 'GB', description: 'tar: the most --cache holds; least recently used shards go first' }),
+};
+
+/** The remote-shard options of a command's config; a run checkpointed before they existed has none. */
+interface RemoteShardConfig {
+  data: string;
+  'on-missing-shard'?: 'fail' | 'skip';
+  retries?: number;
+  'read-timeout'?: number;
+  'shards-in-flight'?: number;
+  's3-endpoint'?: string;
+  cache?: string;
+  'cache-size'?: number;
+}
+
+/** Refuses a remote-shard option given for a source that reads no shards. */
+export function checkRemoteShardOptions(c: RemoteShardConfig, given: ReadonlySet<string>): void {
+  if (c.data.startsWith('tar:')) {
+    if (given.has('cache-size') && c.cache === undefined) throw new ConfigError('--cache-size: give --cache DIR too (the folder it sizes)');
+    return;
+  }
+  const stray = Object.keys(REMOTE_SHARD_OPTIONS).filter((k) => given.has(k));
+  if (stray.length > 0) throw new ConfigError(`--${stray[0]}: only tar: shards are read remotely; --data ${c.data} is not tar:PATTERN`);
+}
+
+/** The `tarShardsSource` options the remote-shard flags give. */
+export function tarOptionsOf(c: RemoteShardConfig): TarOptions {
+  return {
+    onMissingShard: c['on-missing-shard'],
+    retry: { retries: c.retries, readTimeoutMs: c['read-timeout'] === undefined ? undefined : c['read-timeout'] * 1000 },
+    shardsInFlight: c['shards-in-flight'],
+    ...(c['s3-endpoint'] !== undefined ? { s3: { endpoint: c['s3-endpoint'] } } : {}),
+    ...(c.cache !== undefined ? { cache: { dir: c.cache, maxBytes: (c['cache-size'] ?? 50) * 1e9 } } : {}),
+  };
+}

@@ -12,7 +12,7 @@ import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
-import { augmentOption, BACKEND_OPTIONS } from './shared-options.js';
+import { augmentOption, BACKEND_OPTIONS, checkRemoteShardOptions, REMOTE_SHARD_OPTIONS } from './shared-options.js';
 
 /** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 /**
@@ -52,7 +52,7 @@ export const TRAIN_COMMAND = {
     data: z.string().default('scenes').meta({
       arg: 'SOURCE',
       description:
-        'the images: scenes (built-in, with ground truth), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN, fashion-mnist[:DIR], or parquet:DIR (views cut by precompute)',
+        'the images: scenes (built-in, with ground truth), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN (local, https:// or s3://), fashion-mnist[:DIR], or parquet:DIR (views cut by precompute)',
     }),
     method: z.enum(TRAIN_METHODS).default(DEFAULT_METHOD).meta({
       arg: 'NAME',
@@ -131,6 +131,7 @@ export const TRAIN_COMMAND = {
     'weight-decay': z.number().min(0).default(1e-4).meta({ arg: 'λ', description: 'decoupled weight decay' }),
     queue: z.number().int().min(1).default(4096).meta({ arg: 'K', description: 'negative keys in the momentum queue' }),
     ...BACKEND_OPTIONS,
+    ...REMOTE_SHARD_OPTIONS,
     augment: augmentOption('auto'),
     out: z.string().optional().meta({
       arg: 'DIR',
@@ -223,7 +224,9 @@ export function parseTrainConfig(
   const { resume, overwrite, verbose, ...options } = values;
   if (resume) {
     if (overwrite) throw new ConfigError('--resume continues the run in --out and --overwrite replaces it; give one');
-    const others = [...given].filter((k) => !['resume', 'out', 'steps', 'verbose', 'threads'].includes(k));
+    // How this machine reads (threads, the remote-shard settings) may change on a resume; what the run is may not.
+    const local = ['resume', 'out', 'steps', 'verbose', 'threads', ...Object.keys(REMOTE_SHARD_OPTIONS)];
+    const others = [...given].filter((k) => !local.includes(k));
     if (others.length > 0)
       throw new ConfigError(
         `--resume takes the configuration from the checkpoint (only --steps may extend it); drop --${others.join(', --')}`,
@@ -234,6 +237,10 @@ export function parseTrainConfig(
     const meta = readWeightsMeta(dir) as CheckpointMeta;
     const config = { ...(meta.config as TrainConfig), out };
     if (given.has('threads')) config.threads = options.threads; // how many cores to use is this machine's business, not the run's
+    for (const k of Object.keys(REMOTE_SHARD_OPTIONS) as Array<keyof typeof REMOTE_SHARD_OPTIONS>) {
+      if (given.has(k)) Object.assign(config, { [k]: options[k] });
+    }
+    checkRemoteShardOptions(config, given);
     if (given.has('steps')) {
       // Extends the run: the cosine schedule is re-planned to end at the new step count, from the step the checkpoint holds.
       if (options.steps <= meta.step)
@@ -251,6 +258,7 @@ export function parseTrainConfig(
   // LARS: the linear scaling rule lr = 0.3 × batch / 256 (SimCLR, solo-learn); its trust ratio sets each layer's step.
   if (c.optimizer === 'lars' && !given.has('lr')) c.lr = (0.3 * c.batch) / 256;
   checkSoftRankOptions(c, given);
+  checkRemoteShardOptions(c, given);
   if (given.has('epochs') && given.has('steps')) throw new ConfigError("--epochs and --steps both set the run's length; give one");
   if (c.encoder === 'vit') {
     if (c.preset === 'multicrop')

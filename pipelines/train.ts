@@ -32,6 +32,7 @@ import { trainLoop, type CheckpointMeta, type TrainResult } from '../train/train
 import { openAttentionSource } from './attention-source.js';
 import { attentionRefreshHook, liveEncoderAttention, openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import { openSource } from './data-source.js';
+import { tarOptionsOf } from './shared-options.js';
 import { prepareOutFolder } from './out-folder.js';
 import { claimRunFolder } from './run-folder.js';
 import { chooseViewAugment } from './sample-views.js';
@@ -143,7 +144,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   }
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of backendLines(selection, options.verbose === true)) process.stderr.write(`${line}\n`);
-  const source = await openSource(c.data);
+  const source = await openSource(c.data, { tar: tarOptionsOf(c) });
   if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };
   const settings = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
   const checkpointDir = join(c.out, 'checkpoint');
@@ -216,7 +217,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     });
     positives?.reclustering.close(); // a clustering still running is stopped before the stats are read (its hook's close, later, is then a no-op)
     const n = await skipped.close();
-    if (n + skipped.notes > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
+    if (n + skipped.notes + skipped.retries > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
     return {
       ...result,
       backend: selection.backend,

@@ -1,0 +1,126 @@
+/**
+ * A remote shard's bytes, front to back, surviving the faults of long transfers: a read that
+ * breaks (connection cut, stalled past the per-read timeout, 5xx, 429) is retried with a
+ * `Range` request from the byte where it stopped, after an exponential backoff with full
+ * jitter or the server's `Retry-After`. No byte is yielded twice and none is lost; a shard
+ * that changed between reads is refused rather than spliced.
+ */
+import { FetchError, describeNetworkError, type RangeFetcher } from './range-fetch.js';
+import type { ShardLocation } from './shard-list.js';
+
+export interface RetryPolicy {
+  /** Failed attempts in a row, without a byte of progress, before the shard is given up (default 6). */
+  retries: number;
+  /** First backoff; each further failure doubles it, up to `maxDelayMs` (defaults 500 ms, 30 s). */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Longest wait for the response or for any one chunk of it; a stalled read is cut and resumed (default 30 s). */
+  readTimeoutMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 6, baseDelayMs: 500, maxDelayMs: 30_000, readTimeoutMs: 30_000 };
+
+/** Retry-After is honoured, but no single wait exceeds this. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** A shard that could not be read: missing (403/404/410), refused, or unreachable after the retries. */
+export class ShardReadError extends Error {
+  constructor(
+    readonly shard: ShardLocation,
+    message: string,
+    readonly missing: boolean,
+    /** Bytes of the shard read before it failed. */
+    readonly offset: number,
+  ) {
+    super(message);
+    this.name = 'ShardReadError';
+  }
+}
+
+class ReadTimeout extends Error {}
+
+/** `promise`, or a {@link ReadTimeout} after `ms` that also aborts the read. */
+async function within<T>(promise: Promise<T>, ms: number, controller: AbortController): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new ReadTimeout(`no data for ${ms / 1000} s`)); // first, so the race reports the timeout, not the abort
+      controller.abort();
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Full jitter (AWS's "exponential backoff and jitter"): uniform in [0, min(max, base·2^(n−1))]. */
+export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  return Math.round(random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
+}
+
+/**
+ * The bytes of `shard`, read through `fetch` with retries. `onRetry` hears each retry's reason
+ * (for the job's skip log). Ending the iteration early aborts the transfer.
+ */
+export async function* shardBytes(
+  shard: ShardLocation,
+  fetch: RangeFetcher,
+  policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+  onRetry?: (reason: string) => void,
+): AsyncGenerator<Uint8Array> {
+  let offset = 0;
+  let size: number | undefined;
+  let version: string | undefined;
+  let failures = 0;
+  for (;;) {
+    const controller = new AbortController();
+    const progressAt = offset;
+    try {
+      const response = await within(fetch(shard, offset, version, controller.signal), policy.readTimeoutMs, controller);
+      version ??= response.version;
+      size ??= response.size;
+      const chunks = response.body[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const next = await within(chunks.next(), policy.readTimeoutMs, controller);
+          if (next.done) break;
+          if (next.value.byteLength === 0) continue;
+          offset += next.value.byteLength;
+          yield next.value;
+        }
+      } finally {
+        controller.abort(); // a consumer that stopped early, or a failed read: let the connection go
+        // A body's iterator may reject once aborted; its error is the abort's, already handled.
+        void chunks.return?.().catch(() => undefined);
+      }
+      if (size !== undefined && offset < size) throw new FetchError(`connection closed at byte ${offset} of ${size}`, true);
+      if (size !== undefined && offset > size)
+        throw new ShardReadError(shard, `${shard.location}: read ${offset} bytes of a ${size}-byte shard`, false, offset);
+      return;
+    } catch (err) {
+      if (err instanceof ShardReadError) throw err;
+      const fetchError = err instanceof FetchError ? err : undefined;
+      const reason = fetchError?.message ?? (err instanceof ReadTimeout ? err.message : describeNetworkError(err));
+      if (fetchError && !fetchError.retryable) throw new ShardReadError(shard, fetchError.message, fetchError.missing, offset);
+      failures = offset > progressAt ? 1 : failures + 1;
+      if (failures > policy.retries) {
+        throw new ShardReadError(
+          shard,
+          `${shard.location}: gave up after ${failures} failed attempts in a row at byte ${offset}${size !== undefined ? ` of ${size}` : ''} (last: ${reason})`,
+          false,
+          offset,
+        );
+      }
+      const wait =
+        fetchError?.retryAfterMs !== undefined ? Math.min(fetchError.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(failures, policy);
+      onRetry?.(
+        `retry ${failures}/${policy.retries} from byte ${offset}${size !== undefined ? ` of ${size}` : ''} in ${wait} ms${fetchError?.retryAfterMs !== undefined ? ' (Retry-After)' : ''}: ${reason}`,
+      );
+      await sleep(wait);
+    }
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Jobs on remote shards, end to end through the CLI: `export --data tar:http://…` from a
+ * loopback server that cuts connections, killed with SIGKILL and re-run, must write what an
+ * uninterrupted export of the same shards from local disk writes; wrong remote flags are
+ * refused before any work.
+ */
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../sinks/manifest.js';
+import { FaultServer } from './helpers/fault-server.js';
+import { tarOf } from './helpers/tar.js';
+
+const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+const SHARDS = 6;
+const PER_SHARD = 10;
+
+/** The CLI run asynchronously: the fault server answers from this process meanwhile. */
+function cli(
+  args: string[],
+  options: SpawnOptions = {},
+): { done: Promise<{ status: number | null; stdout: string; stderr: string }>; kill: () => void } {
+  const child = spawn(process.execPath, [CLI, ...args], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return {
+    done: new Promise((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr }))),
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+let root: string;
+let server: FaultServer;
+let base: string;
+let db: DuckDBConnection;
+const sql = async (q: string) => (await db.runAndReadAll(q)).getRows();
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'densestream-remote-jobs-'));
+  db = await (await DuckDBInstance.create(':memory:')).connect();
+  server = new FaultServer();
+  base = await server.start();
+  for (let s = 0; s < SHARDS; s++) {
+    const entries: Array<[string, Buffer]> = [];
+    for (let i = 0; i < PER_SHARD; i++) {
+      const jpeg = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: (s * 40) % 256, g: i * 20, b: 90 } } })
+        .jpeg()
+        .toBuffer();
+      entries.push([`k/${s}-${i}.jpg`, jpeg], [`k/${s}-${i}.cls`, Buffer.from(String(i % 3))]);
+    }
+    const bytes = await tarOf(entries);
+    const name = `shard-${String(s).padStart(3, '0')}.tar`;
+    writeFileSync(join(root, name), bytes);
+    server.objects.set(`/c/${name}`, bytes);
+  }
+});
+
+afterAll(async () => {
+  await server.close();
+  db.closeSync();
+});
+
+const exportArgs = (data: string, out: string) => [
+  'export',
+  '--quiet',
+  '--threads',
+  '1',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--size',
+  '32',
+  '--rows-per-file',
+  '10',
+];
+
+describe('jobs on remote shards', () => {
+  it('export over HTTP, connections cut and the job SIGKILLed mid-way, resumes to what a clean local export writes', async () => {
+    const local = join(root, 'local');
+    const clean = await cli(exportArgs(`tar:${join(root, 'shard-{000..005}.tar')}`, local)).done;
+    expect(clean.status, clean.stderr).toBe(0);
+
+    // Every shard's first response breaks a third of the way in, and every response dawdles,
+    // so that the job is still reading when it is killed.
+    server.plan = (path, n) => (n === 0 ? { kind: 'cut', after: 3000 } : { kind: 'stall', after: 1000, ms: 250 });
+    const out = join(root, 'remote');
+    const args = [...exportArgs(`tar:${base}/c/shard-{000..005}.tar`, out), '--read-timeout', '5'];
+    const first = cli(args);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        try {
+          if (existsSync(join(out, 'manifest.json')) && manifestOf(out).parts.length >= 2) {
+            clearInterval(timer);
+            first.kill();
+            resolve();
+          }
+        } catch {
+          /* the manifest is being renamed into place */
+        }
+      }, 20);
+      void first.done.then(() => {
+        clearInterval(timer);
+        reject(new Error('export finished before it could be killed'));
+      });
+    });
+    await first.done;
+    expect(manifestOf(out).complete).toBe(false);
+    const rerun = await cli(args).done;
+    expect(rerun.status, rerun.stderr).toBe(0);
+    const a = manifestOf(local);
+    const b = manifestOf(out);
+    expect(b.complete).toBe(true);
+    // The same rows in the same parts: ids, order within each file, labels and features. (Not
+    // byte for byte: parquet-wasm writes the key-value metadata in a per-process hash order.)
+    expect(b.parts.map((p) => p.files['features']?.rows)).toEqual(a.parts.map((p) => p.files['features']?.rows));
+    const rows = (dir: string) =>
+      `SELECT parse_filename(filename) AS file, file_row_number AS row, id, label, embedding, dense FROM read_parquet('${dir}/*.parquet', filename = true, file_row_number = true)`;
+    for (const [x, y] of [
+      [out, local],
+      [local, out],
+    ]) {
+      expect(await sql(`SELECT count(*) FROM (${rows(x as string)} EXCEPT ${rows(y as string)})`)).toEqual([[0n]]);
+    }
+    const [[count, ids]] = (await sql(`SELECT count(*), count(DISTINCT id) FROM read_parquet('${out}/*.parquet')`)) as [[bigint, bigint]];
+    expect([count, ids]).toEqual([BigInt(SHARDS * PER_SHARD), BigInt(SHARDS * PER_SHARD)]);
+    const log = readFileSync(join(out, 'skipped.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { stage: string; reason: string });
+    expect(log.length).toBeGreaterThan(0);
+    expect(log.every((r) => r.stage === 'fetch' && /^retry \d\/6 from byte \d+/.test(r.reason))).toBe(true);
+  });
+
+  it('--on-missing-shard skip records a missing shard and finishes; fail names the URL', async () => {
+    server.reset();
+    const data = `tar:${base}/c/shard-{000..006}.tar`; // shard-006 is not served
+    const failed = await cli(exportArgs(data, join(root, 'missing-fail'))).done;
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain(`${base}/c/shard-006.tar: HTTP 404`);
+    const out = join(root, 'missing-skip');
+    const skipped = await cli([...exportArgs(data, out), '--on-missing-shard', 'skip']).done;
+    expect(skipped.status, skipped.stderr).toBe(0);
+    expect(JSON.parse(skipped.stdout)).toMatchObject({ rows: SHARDS * PER_SHARD });
+    const log = readFileSync(join(out, 'skipped.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
+    expect(log).toEqual([
+      { id: 'shard-006.tar', stage: 'shard', reason: `${base}/c/shard-006.tar: HTTP 404 Not Found; the shard is skipped` },
+    ]);
+  });
+
+  it('refuses remote-shard flags that do not fit, before any work', async () => {
+    const notTar = await cli(['export', '--data', 'scenes:32:10', '--out', join(root, 'x'), '--retries', '3']).done;
+    expect(notTar.status).toBe(2);
+    expect(notTar.stderr).toContain('--retries: only tar: shards are read remotely');
+    const noCache = await cli(['train', '--data', `tar:${base}/c/shard-000.tar`, '--cache-size', '5', '--out', join(root, 'y')]).done;
+    expect(noCache.status).toBe(2);
+    expect(noCache.stderr).toContain('--cache-size: give --cache DIR too');
+    const badPolicy = await cli([
+      'precompute',
+      '--data',
+      `tar:${base}/c/shard-000.tar`,
+      '--out',
+      join(root, 'z'),
+      '--on-missing-shard',
+      'ignore',
+    ]).done;
+    expect(badPolicy.status).toBe(2);
+    expect(badPolicy.stderr).toMatch(/--on-missing-shard/);
+  });
+});
