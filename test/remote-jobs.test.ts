@@ -139,6 +139,50 @@ describe('jobs on remote shards', () => {
     expect(log.every((r) => r.stage === 'fetch' && /^retry \d\/6 from byte \d+/.test(r.reason))).toBe(true);
   });
 
+  it('train over HTTP with connections cut steps on the very batches a local run does', async () => {
+    server.reset();
+    server.plan = (_, n) => (n === 0 ? { kind: 'cut', after: 5000 } : undefined);
+    const losses = async (data: string, out: string) => {
+      const run = await cli([
+        'train',
+        '--data',
+        data,
+        '--out',
+        out,
+        '--method',
+        'mocov2',
+        '--size',
+        '32',
+        '--batch',
+        '8',
+        '--steps',
+        '4',
+        '--queue',
+        '64',
+        '--log-every',
+        '1',
+        '--knn-every',
+        '0',
+        '--augment',
+        'cpu',
+        '--threads',
+        '1',
+        '--backend',
+        'wasm',
+      ]).done;
+      expect(run.status, run.stderr).toBe(0);
+      return readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { loss?: number }).loss);
+    };
+    const local = await losses(`tar:${join(root, 'shard-{000..005}.tar')}`, join(root, 'train-local'));
+    const remote = await losses(`tar:${base}/c/shard-{000..005}.tar`, join(root, 'train-remote'));
+    expect(local.filter((l) => l !== undefined)).toHaveLength(4);
+    expect(remote).toEqual(local);
+    expect(server.log.filter((r) => r.fault === 'cut').length).toBeGreaterThan(0);
+  });
+
   it('--on-missing-shard skip records a missing shard and finishes; fail names the URL', async () => {
     server.reset();
     const data = `tar:${base}/c/shard-{000..006}.tar`; // shard-006 is not served

@@ -4,6 +4,7 @@
  * or a recorded skip.
  */
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -321,4 +322,58 @@ describe('retry arithmetic', () => {
     expect(backoffMs(20, policy, () => 1)).toBe(30_000);
     expect(backoffMs(3, policy, () => 0)).toBe(0);
   });
+});
+
+describe('memory on a long remote stream', () => {
+  /** Peak memory (heap and array buffers, after GC) of a child process reading 4 shards of `perShard` 100-KB samples. */
+  async function peakReading(server: FaultServer, url: string, perShard: number): Promise<{ n: number; peak: number }> {
+    for (let s = 0; s < 4; s++) {
+      const entries: Array<[string, Buffer]> = [];
+      for (let i = 0; i < perShard; i++) {
+        const bytes = createHash('sha512').update(`${s}/${i}`).digest();
+        const blob = Buffer.alloc(100_000); // incompressible enough: nothing on the way shrinks it
+        for (let k = 0; k < blob.length; k += bytes.length) bytes.copy(blob, k, 0, Math.min(bytes.length, blob.length - k));
+        blob.writeUInt32LE(s * 1000 + i, 0);
+        entries.push([`b/${s}-${i}.jpg`, blob]);
+      }
+      const file = join(dir, `big-${perShard}-${s}.tar`);
+      writeFileSync(file, await tarOf(entries));
+      server.objects.set(`/big-${perShard}-${s}.tar`, { file });
+    }
+    // A child process with --expose-gc reads the stream and reports its peak, so that garbage
+    // not yet collected and this process's own buffers do not count.
+    const script = `
+      const { tarShardsSource } = await import(${JSON.stringify(new URL('../dist/datasets/tar-shards.js', import.meta.url).href)});
+      const source = tarShardsSource(${JSON.stringify(`${url}/big-${perShard}-{0..3}.tar`)}, { shuffleBuffer: 10 });
+      gc();
+      const base = process.memoryUsage();
+      let peak = 0, n = 0;
+      for await (const s of source.samples({ seed: 1 })) {
+        if (++n % 10 === 0) { gc(); const m = process.memoryUsage(); peak = Math.max(peak, m.arrayBuffers + m.heapUsed - base.arrayBuffers - base.heapUsed); }
+      }
+      console.log(JSON.stringify({ n, peak }));`;
+    const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    await new Promise((resolve) => child.on('exit', resolve));
+    return JSON.parse(stdout) as { n: number; peak: number };
+  }
+
+  it('stays bounded by the shuffle buffer and the shards in flight, not by shard size or count', async () => {
+    const big = new FaultServer();
+    const url = await big.start();
+    try {
+      // Against a budget of 10 samples (1 MB): 4 shards of 10 MB, then of 30 MB (a stream 120× the budget).
+      const small = await peakReading(big, url, 100);
+      const large = await peakReading(big, url, 300);
+      expect([small.n, large.n]).toEqual([400, 1200]);
+      // Measured: about 9 MB for both: the 1-MB buffer, the parser's and sockets' buffers of two
+      // shards in flight, and what reading first brings into the heap (undici). Three times the
+      // bytes per shard must not move it.
+      expect(large.peak).toBeLessThan(small.peak * 1.5);
+      expect(large.peak).toBeLessThan(16_000_000);
+    } finally {
+      await big.close();
+    }
+  }, 120_000);
 });
