@@ -6,6 +6,7 @@ import { masksBench } from './masks.js';
 import { parityBench } from './parity.js';
 import { pipelineBench } from './pipeline.js';
 import { positivesBench } from './positives.js';
+import { remoteBench } from './remote.js';
 import { resultsBench } from './results.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
@@ -14,6 +15,7 @@ import { twinBench, twinKnnBench } from './twin.js';
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
   pipeline: pipelineBench,
+  remote: remoteBench,
   masks: masksBench,
   train: trainBench,
   export: exportBench,

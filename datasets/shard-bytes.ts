@@ -84,6 +84,7 @@ export async function* shardBytes(
       version ??= response.version;
       size ??= response.size;
       const chunks = response.body[Symbol.asyncIterator]();
+      let whole = false;
       try {
         for (;;) {
           const next = await within(chunks.next(), policy.readTimeoutMs, controller);
@@ -92,10 +93,15 @@ export async function* shardBytes(
           offset += next.value.byteLength;
           yield next.value;
         }
+        whole = true;
       } finally {
-        controller.abort(); // a consumer that stopped early, or a failed read: let the connection go
-        // A body's iterator may reject once aborted; its error is the abort's, already handled.
-        void chunks.return?.().catch(() => undefined);
+        // A consumer that stopped early, or a failed read: let the connection go. A body read to
+        // its end is left alone, so that its keep-alive connection serves the next shard.
+        if (!whole) {
+          controller.abort();
+          // A body's iterator may reject once aborted; its error is the abort's, already handled.
+          void chunks.return?.().catch(() => undefined);
+        }
       }
       if (size !== undefined && offset < size) throw new FetchError(`connection closed at byte ${offset} of ${size}`, true);
       if (size !== undefined && offset > size)
@@ -115,8 +121,15 @@ export async function* shardBytes(
           offset,
         );
       }
+      // A transfer that broke after making progress found the server up: ask again at once.
+      // Backoff is for failures in a row that read nothing (an overloaded or absent server).
+      const broke = offset > progressAt;
       const wait =
-        fetchError?.retryAfterMs !== undefined ? Math.min(fetchError.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(failures, policy);
+        fetchError?.retryAfterMs !== undefined
+          ? Math.min(fetchError.retryAfterMs, MAX_RETRY_AFTER_MS)
+          : broke
+            ? 0
+            : backoffMs(failures, policy);
       onRetry?.(
         `retry ${failures}/${policy.retries} from byte ${offset}${size !== undefined ? ` of ${size}` : ''} in ${wait} ms${fetchError?.retryAfterMs !== undefined ? ' (Retry-After)' : ''}: ${reason}`,
       );

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../sinks/manifest.js';
-import { FaultServer } from './helpers/fault-server.js';
+import { FaultServer } from '../bench/fault-server.js';
 import { tarOf } from './helpers/tar.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;

@@ -17,7 +17,7 @@ import { backoffMs, DEFAULT_RETRY_POLICY } from '../datasets/shard-bytes.js';
 import { expandShardPattern } from '../datasets/shard-list.js';
 import { readSamples, type EpochOptions } from '../datasets/source.js';
 import { shardsOfHost, tarShardsSource, type TarOptions } from '../datasets/tar-shards.js';
-import { FaultServer } from './helpers/fault-server.js';
+import { FaultServer } from '../bench/fault-server.js';
 import { tarOf } from './helpers/tar.js';
 
 const SHARDS = 4;

@@ -1,5 +1,5 @@
 /**
- * A loopback HTTP server for remote-shard tests that misbehaves on purpose. It serves objects
+ * A loopback HTTP server for remote-shard tests and `bench remote` that misbehaves on purpose. It serves objects
  * by path (from memory or from a file on disk) with `Range`, `If-Range` and `If-Match` as
  * a real server or an S3-compatible store (path-style `/bucket/key`) does, and before each
  * response asks `plan` what to do wrong: cut the connection at a byte, answer a status
@@ -37,7 +37,6 @@ export class FaultServer {
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => this.serve(req, res));
-    this.server.keepAliveTimeout = 1000;
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
@@ -110,16 +109,16 @@ export class FaultServer {
     });
     const stream = Buffer.isBuffer(body) ? undefined : createReadStream(body.file, { start });
     const bytes = Buffer.isBuffer(body) ? body.subarray(start) : undefined;
-    if (fault?.kind === 'cut' || fault?.kind === 'stall') entry.fault = fault.kind;
     const sendFrom = (offset: number) => {
       if (bytes) res.end(bytes.subarray(offset));
       else createReadStream((body as { file: string }).file, { start: start + offset }).pipe(res);
     };
-    if (!fault || fault.kind === 'status') {
+    if (!fault) {
       if (stream) stream.pipe(res);
       else res.end(bytes);
       return;
     }
+    entry.fault = fault.kind;
     stream?.destroy();
     const head = Buffer.isBuffer(body)
       ? body.subarray(start, start + fault.after)

@@ -1,0 +1,140 @@
+/**
+ * `npm run bench -- remote [--shards 60] [--cut 0.01] [--rounds 5] [--in-flight 2]`: samples per second read
+ * from tar shards on local disk, from the same shards served over loopback HTTP, and over HTTP
+ * with a fraction of the responses cut mid-body (resumed by Range requests), in alternating
+ * rounds of one run. The shards hold the 600-photo corpus of `bench pipeline` (about 500×375
+ * JPEGs). Each line reads the shards front to back through `tarShardsSource` (archive parsing,
+ * grouping, the shuffle buffer); a decode stage would hide the transport behind libjpeg.
+ * Prints one JSON line per round and a summary.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { tarShardsSource } from '../datasets/tar-shards.js';
+import { positiveInt } from '../pipelines/options.js';
+import { photoCorpus } from './photo-corpus.js';
+import { median, printJson } from './report.js';
+import { pack } from 'tar-stream';
+
+/** The corpus as `shards` tar files beside it (built once). */
+async function shardCorpus(shards: number): Promise<{ dir: string; names: string[]; bytes: number }> {
+  const photos = await photoCorpus(600);
+  const dir = `${photos}-tar${shards}`;
+  const names = Array.from({ length: shards }, (_, s) => `shard-${String(s).padStart(4, '0')}.tar`);
+  if (!existsSync(join(dir, names[names.length - 1] as string))) {
+    mkdirSync(dir, { recursive: true });
+    const files = readdirSync(photos).sort();
+    for (let s = 0; s < shards; s++) {
+      const p = pack();
+      const chunks: Buffer[] = [];
+      p.on('data', (c: unknown) => chunks.push(c as Buffer));
+      const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
+      for (let i = s; i < files.length; i += shards) {
+        const f = files[i] as string;
+        p.entry({ name: `photos/${f}` }, readFileSync(join(photos, f)));
+        p.entry({ name: `photos/${f.replace(/\.[^.]+$/, '')}.cls` }, String(i % 10));
+      }
+      p.finalize();
+      await done;
+      writeFileSync(join(dir, names[s] as string), Buffer.concat(chunks));
+    }
+  }
+  const bytes = names.reduce((sum, n) => sum + readFileSync(join(dir, n)).length, 0);
+  return { dir, names, bytes };
+}
+
+async function readAll(pattern: string, shardsInFlight: number): Promise<{ samples: number; seconds: number; retries: number }> {
+  let samples = 0;
+  let retries = 0;
+  const t0 = performance.now();
+  for await (const _ of tarShardsSource(pattern, { shuffleBuffer: 100, shardsInFlight }).samples({ seed: 0 }, (r) => {
+    if (r.stage === 'fetch') retries++;
+  }))
+    samples++;
+  return { samples, seconds: (performance.now() - t0) / 1000, retries };
+}
+
+/** A shard server in a child process; resolves once it listens. */
+async function serve(
+  dir: string,
+  cut: number,
+  seed: number,
+): Promise<{ url: string; stop: () => Promise<{ cuts: number; requests: number }> }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./serve-shards.js', import.meta.url)), dir, String(cut), String(seed)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const [first] = (await once(lines, 'line')) as [string];
+  const { url } = JSON.parse(first) as { url: string };
+  return {
+    url,
+    stop: async () => {
+      const report = new Promise<string>((resolve) => createInterface({ input: child.stderr }).once('line', resolve));
+      child.kill('SIGTERM');
+      return JSON.parse(await report) as { cuts: number; requests: number };
+    },
+  };
+}
+
+export async function remoteBench(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      shards: { type: 'string', default: '60' },
+      cut: { type: 'string', default: '0.01' },
+      rounds: { type: 'string', default: '5' },
+      'in-flight': { type: 'string', default: '2' },
+    },
+  });
+  const shards = positiveInt(values.shards, '--shards');
+  const rounds = positiveInt(values.rounds, '--rounds');
+  const inFlight = positiveInt(values['in-flight'], '--in-flight');
+  const cut = Number(values.cut);
+  if (!(cut >= 0 && cut < 1)) throw new Error(`--cut: expected a fraction in [0, 1), got "${values.cut}"`);
+  const corpus = await shardCorpus(shards);
+  const clean = await serve(corpus.dir, 0, 0);
+  const faulty = await serve(corpus.dir, cut, 0);
+  const brace = `{${'0'.repeat(4)}..${String(shards - 1).padStart(4, '0')}}`;
+  const patterns = {
+    local: join(corpus.dir, `shard-${brace}.tar`),
+    http: `${clean.url}/shard-${brace}.tar`,
+    httpCut: `${faulty.url}/shard-${brace}.tar`,
+  };
+  const rates: Record<keyof typeof patterns, number[]> = { local: [], http: [], httpCut: [] };
+  let retries = 0;
+  let served = { cuts: 0, requests: 0 };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of ['local', 'http', 'httpCut'] as const) {
+        const r = await readAll(patterns[kind], inFlight);
+        if (kind === 'httpCut') retries += r.retries;
+        rates[kind].push(r.samples / r.seconds);
+        printJson({ bench: 'remote-round', round, kind, samples: r.samples, seconds: r.seconds, samplesPerSec: r.samples / r.seconds });
+      }
+    }
+  } finally {
+    await clean.stop();
+    served = await faulty.stop();
+  }
+  const local = median(rates.local);
+  printJson({
+    bench: 'remote',
+    shards,
+    shardsInFlight: inFlight,
+    megabytes: corpus.bytes / 1e6,
+    rounds,
+    localSamplesPerSec: local,
+    httpSamplesPerSec: median(rates.http),
+    httpCutSamplesPerSec: median(rates.httpCut),
+    httpRatio: median(rates.http) / local,
+    httpCutRatio: median(rates.httpCut) / local,
+    cutFraction: cut,
+    responsesCut: served.cuts,
+    responses: served.requests,
+    retries,
+  });
+}
