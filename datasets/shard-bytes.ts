@@ -48,6 +48,7 @@ async function within<T>(promise: Promise<T>, ms: number, controller: AbortContr
       controller.abort();
     }, ms);
   });
+  promise.catch(() => undefined); // after a timeout the read rejects too, with the abort: already handled
   try {
     return await Promise.race([promise, timeout]);
   } finally {
