@@ -87,6 +87,21 @@ export const TRAIN_COMMAND = {
         description:
           "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
       }),
+    alpha: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .meta({
+        arg: 'α',
+        defaultText: '0.5 with hapicl',
+        description: "hapicl: HARL's weight of the foreground term against the background term",
+      }),
+    beta: z.number().min(0).max(1).optional().meta({
+      arg: 'β',
+      defaultText: '0.5 with hapicl',
+      description: "hapicl: HARL's weight of the whole-image term against the foreground and background terms (0: regions only)",
+    }),
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
     attention: z.string().optional().meta({
       arg: 'SOURCE',
@@ -286,6 +301,10 @@ export function parseTrainConfig(
   if (given.has('min-foreground') && c.method !== 'hapicl')
     throw new ConfigError(`--min-foreground: only hapicl has masks to keep crops on; drop it with --method ${c.method}`);
   if (c.method === 'hapicl' && !given.has('min-foreground')) c['min-foreground'] = HARL_MIN_FOREGROUND;
+  for (const k of ['alpha', 'beta'] as const) {
+    if (given.has(k) && c.method !== 'hapicl')
+      throw new ConfigError(`--${k}: a weight of hapicl's HARL loss; drop it with --method ${c.method}`);
+  }
   checkKnnOptions(c, given);
   if (given.has('augment') && c.data.startsWith('parquet:'))
     throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);

@@ -68,7 +68,7 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
         }),
       };
     case 'hapicl':
-      return { method: createHapicl(common) };
+      return { method: createHapicl({ ...common, alpha: c.alpha, beta: c.beta }) };
     case 'softrank': {
       const softrank = createSoftRank({ ...common, frozenTargets: true, negatives });
       return { method: softrank, softrank };

@@ -5,6 +5,7 @@ import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl, maskToGrid } from '../methods/hapicl.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
 import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
@@ -146,5 +147,34 @@ describe('hapicl without foreground in a view', () => {
     expect(largest).toBeLessThan(100);
     tf.dispose([value, ...Object.values(grads), ...edited, ...Object.values(parts).filter((p): p is tf.Scalar => typeof p !== 'number')]);
     method.dispose();
+  });
+});
+
+describe("hapicl's HARL weights (--alpha, --beta)", () => {
+  it('L = L_pix + β·L_img + (1 − β)·(α·L_fg + (1 − α)·L_bg), from the logged parts', () => {
+    const b = batches[0]!;
+    for (const [alpha, beta] of [
+      [0.5, 0.5],
+      [1, 0],
+      [0.25, 0.8],
+    ] as const) {
+      const method = createHapicl({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1, alpha, beta });
+      const parts: LossParts = {};
+      const loss = method.loss(b, parts);
+      const p = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, typeof v === 'number' ? v : v.dataSync()[0]!]));
+      const expected = p.pixel! + beta * p.image! + (1 - beta) * (alpha * p.fg! + (1 - alpha) * p.bg!);
+      expect(loss.dataSync()[0]).toBeCloseTo(expected, 5);
+      tf.dispose([loss, ...Object.values(parts).filter((v): v is tf.Scalar => typeof v !== 'number')]);
+      method.dispose();
+    }
+  });
+
+  it('are hapicl flags, in [0, 1]', () => {
+    const c = parseTrainConfig(['--method', 'hapicl', '--alpha', '1', '--beta', '0', '--out', '/tmp/never']);
+    expect([c.alpha, c.beta]).toEqual([1, 0]);
+    expect(() => parseTrainConfig(['--method', 'mocov2', '--beta', '0'])).toThrow(
+      "--beta: a weight of hapicl's HARL loss; drop it with --method mocov2",
+    );
+    expect(() => parseTrainConfig(['--method', 'hapicl', '--alpha', '1.5'])).toThrow(/--alpha/);
   });
 });
