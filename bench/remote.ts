@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- remote [--shards 60] [--cut 0.01] [--rounds 5] [--in-flight 2]`: samples per second read
+ * `npm run bench -- remote [--shards 60] [--cut 0.01] [--rounds 5] [--in-flight 2] [--stage read|decode]`: samples per second read
  * from tar shards on local disk, from the same shards served over loopback HTTP, and over HTTP
  * with a fraction of the responses cut mid-body (resumed by Range requests), in alternating
  * rounds of one run. The shards hold the 600-photo corpus of `bench pipeline` (about 500×375
- * JPEGs). Each line reads the shards front to back through `tarShardsSource` (archive parsing,
- * grouping, the shuffle buffer); a decode stage would hide the transport behind libjpeg.
+ * JPEGs). `--stage read` (default) reads the shards front to back through `tarShardsSource`
+ * (archive parsing, grouping, the shuffle buffer): the transport alone. `--stage decode` adds
+ * the pipeline's decode stage, as a job sees it.
  * Prints one JSON line per round and a summary.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -14,7 +15,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { lastValueFrom, tap } from 'rxjs';
+import { readSamples } from '../datasets/source.js';
 import { tarShardsSource } from '../datasets/tar-shards.js';
+import { decode } from '../operators/decode.js';
+import { fromSource } from '../operators/from-source.js';
+import { SampleBudget } from '../operators/sample-budget.js';
 import { positiveInt } from '../pipelines/options.js';
 import { photoCorpus } from './photo-corpus.js';
 import { median, printJson } from './report.js';
@@ -47,14 +53,32 @@ async function shardCorpus(shards: number): Promise<{ dir: string; names: string
   return { dir, names, bytes };
 }
 
-async function readAll(pattern: string, shardsInFlight: number): Promise<{ samples: number; seconds: number; retries: number }> {
+/** Reads every sample of `pattern` once; with `decode`, through the pipeline's decode stage too (224-px short side, as `bench pipeline`). */
+async function readAll(
+  pattern: string,
+  shardsInFlight: number,
+  decoding: boolean,
+): Promise<{ samples: number; seconds: number; retries: number }> {
   let samples = 0;
   let retries = 0;
   const t0 = performance.now();
-  for await (const _ of tarShardsSource(pattern, { shuffleBuffer: 100, shardsInFlight }).samples({ seed: 0 }, (r) => {
+  const source = tarShardsSource(pattern, { shuffleBuffer: 100, shardsInFlight });
+  const stream = readSamples(source, { seed: 0 }, (r) => {
     if (r.stage === 'fetch') retries++;
-  }))
-    samples++;
+  });
+  if (decoding) {
+    const budget = new SampleBudget(64);
+    await lastValueFrom(
+      fromSource(stream, budget).pipe(
+        decode({ minSide: Math.ceil(224 / Math.sqrt(0.2)), concurrency: 8, onSkip: () => budget.release() }),
+        tap(() => {
+          samples++;
+          budget.release();
+        }),
+      ),
+      { defaultValue: undefined },
+    );
+  } else for await (const _ of stream) samples++;
   return { samples, seconds: (performance.now() - t0) / 1000, retries };
 }
 
@@ -88,11 +112,14 @@ export async function remoteBench(argv: string[]): Promise<void> {
       cut: { type: 'string', default: '0.01' },
       rounds: { type: 'string', default: '5' },
       'in-flight': { type: 'string', default: '2' },
+      stage: { type: 'string', default: 'read' },
     },
   });
   const shards = positiveInt(values.shards, '--shards');
   const rounds = positiveInt(values.rounds, '--rounds');
   const inFlight = positiveInt(values['in-flight'], '--in-flight');
+  if (!['read', 'decode'].includes(values.stage)) throw new Error(`--stage: expected read|decode, got "${values.stage}"`);
+  const decoding = values.stage === 'decode';
   const cut = Number(values.cut);
   if (!(cut >= 0 && cut < 1)) throw new Error(`--cut: expected a fraction in [0, 1), got "${values.cut}"`);
   const corpus = await shardCorpus(shards);
@@ -110,7 +137,7 @@ export async function remoteBench(argv: string[]): Promise<void> {
   try {
     for (let round = 0; round < rounds; round++) {
       for (const kind of ['local', 'http', 'httpCut'] as const) {
-        const r = await readAll(patterns[kind], inFlight);
+        const r = await readAll(patterns[kind], inFlight, decoding);
         if (kind === 'httpCut') retries += r.retries;
         rates[kind].push(r.samples / r.seconds);
         printJson({ bench: 'remote-round', round, kind, samples: r.samples, seconds: r.seconds, samplesPerSec: r.samples / r.seconds });
@@ -125,6 +152,7 @@ export async function remoteBench(argv: string[]): Promise<void> {
     bench: 'remote',
     shards,
     shardsInFlight: inFlight,
+    stage: values.stage,
     megabytes: corpus.bytes / 1e6,
     rounds,
     localSamplesPerSec: local,
