@@ -16,7 +16,7 @@ export interface RangeResponse {
   body: AsyncIterable<Uint8Array>;
   /** The object's whole size, when the server says. */
   size?: number;
-  /** A validator (ETag, else Last-Modified) that a resumed read must still match. */
+  /** The server's validator (ETag, else Last-Modified); a resumed read must find the first read's. */
   version?: string;
 }
 
@@ -155,7 +155,7 @@ export const httpRangeFetcher: RangeFetcher = async (shard, start, version, sign
       res.destroy();
       throw new FetchError(`${url}: asked for bytes from ${start}, got Content-Range "${header('content-range')}"`, false);
     }
-    return { body, size: range[3] === '*' ? undefined : Number(range[3]), version: version ?? seen };
+    return { body, size: range[3] === '*' ? undefined : Number(range[3]), version: seen ?? version };
   }
   const length = header('content-length');
   const size = length === undefined ? undefined : Number(length);
@@ -165,7 +165,7 @@ export const httpRangeFetcher: RangeFetcher = async (shard, start, version, sign
     res.destroy();
     throw new FetchError(`${url}: the shard changed while it was read (was ${version}, now ${seen}); its samples cannot be resumed`, false);
   }
-  return { body: dropping(body, start), size, version: version ?? seen };
+  return { body: dropping(body, start), size, version: seen ?? version };
 };
 
 /** A network error's innermost cause, which names what happened (ECONNRESET, "other side closed"). */
@@ -233,7 +233,7 @@ export function s3RangeFetcher(settings: S3Settings = {}): RangeFetcher {
       if (!out.Body) throw new FetchError(`${shard.location}: no body`, true);
       const range = out.ContentRange ? /\/(\d+)$/.exec(out.ContentRange) : null;
       const size = range ? Number(range[1]) : out.ContentLength !== undefined ? start + out.ContentLength : undefined;
-      return { body: out.Body as Readable, size, version: version ?? out.ETag };
+      return { body: out.Body as Readable, size, version: out.ETag ?? version };
     } catch (err) {
       if (err instanceof FetchError) throw err;
       const e = err as S3ErrorShape;

@@ -39,56 +39,104 @@ export class ShardReadError extends Error {
 
 class ReadTimeout extends Error {}
 
-/** `promise`, or a {@link ReadTimeout} after `ms` that also aborts the read. */
-async function within<T>(promise: Promise<T>, ms: number, controller: AbortController): Promise<T> {
+/** Why a read stopped when its reader no longer wants it. */
+class Cancelled extends Error {}
+
+/**
+ * `promise`, or a {@link ReadTimeout} after `ms`, or {@link Cancelled} once `cancel` fires;
+ * either way the read is aborted.
+ */
+async function within<T>(promise: Promise<T>, ms: number, controller: AbortController, cancel?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
+  let onCancel: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(new ReadTimeout(`no data for ${ms / 1000} s`)); // first, so the race reports the timeout, not the abort
       controller.abort();
     }, ms);
+    onCancel = () => {
+      reject(new Cancelled('cancelled'));
+      controller.abort();
+    };
+    if (cancel?.aborted) onCancel();
+    else cancel?.addEventListener('abort', onCancel, { once: true });
   });
   promise.catch(() => undefined); // after a timeout the read rejects too, with the abort: already handled
   try {
-    return await Promise.race([promise, timeout]);
+    return await Promise.race([promise, stop]);
   } finally {
     clearTimeout(timer);
+    if (onCancel) cancel?.removeEventListener('abort', onCancel);
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or at once when `cancel` fires. */
+function sleep(ms: number, cancel?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (cancel?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      cancel?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    cancel?.addEventListener('abort', done, { once: true });
+  });
+}
 
 /** Full jitter (AWS's "exponential backoff and jitter"): uniform in [0, min(max, base·2^(n−1))]. */
 export function backoffMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
   return Math.round(random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)));
 }
 
+/** What a read of a shard learnt: the size and version the server gave (filled as it goes). */
+export interface ShardReadInfo {
+  size?: number;
+  version?: string;
+}
+
 /**
  * The bytes of `shard`, read through `fetch` with retries. `onRetry` hears each retry's reason
- * (for the job's skip log). Ending the iteration early aborts the transfer.
+ * (for the job's skip log). Ending the iteration early aborts the transfer; so does `cancel`,
+ * which also cuts a backoff short (the iteration then ends), so that a reader that stopped
+ * waiting never keeps a connection or a timer alive.
  */
 export async function* shardBytes(
   shard: ShardLocation,
   fetch: RangeFetcher,
   policy: RetryPolicy = DEFAULT_RETRY_POLICY,
   onRetry?: (reason: string) => void,
+  cancel?: AbortSignal,
+  info: ShardReadInfo = {},
 ): AsyncGenerator<Uint8Array> {
   let offset = 0;
-  let size: number | undefined;
-  let version: string | undefined;
   let failures = 0;
+  const changed = (what: string) =>
+    new ShardReadError(
+      shard,
+      `${shard.location}: the shard changed while it was read (${what}); its samples cannot be resumed`,
+      false,
+      offset,
+    );
   for (;;) {
+    if (cancel?.aborted) return;
     const controller = new AbortController();
     const progressAt = offset;
     try {
-      const response = await within(fetch(shard, offset, version, controller.signal), policy.readTimeoutMs, controller);
-      version ??= response.version;
-      size ??= response.size;
+      const response = await within(fetch(shard, offset, info.version, controller.signal), policy.readTimeoutMs, controller, cancel);
+      // A resumed read must continue the object the first read began: same version, same size.
+      if (offset > 0 && info.version !== undefined && response.version !== undefined && response.version !== info.version)
+        throw changed(`version ${info.version}, now ${response.version}`);
+      if (offset > 0 && info.size !== undefined && response.size !== undefined && response.size !== info.size)
+        throw changed(`${info.size} bytes, now ${response.size}`);
+      info.version ??= response.version;
+      info.size ??= response.size;
+      const size = info.size;
       const chunks = response.body[Symbol.asyncIterator]();
       let whole = false;
       try {
         for (;;) {
-          const next = await within(chunks.next(), policy.readTimeoutMs, controller);
+          const next = await within(chunks.next(), policy.readTimeoutMs, controller, cancel);
           if (next.done) break;
           if (next.value.byteLength === 0) continue;
           offset += next.value.byteLength;
@@ -110,6 +158,8 @@ export async function* shardBytes(
       return;
     } catch (err) {
       if (err instanceof ShardReadError) throw err;
+      if (err instanceof Cancelled || cancel?.aborted) return;
+      const size = info.size;
       const fetchError = err instanceof FetchError ? err : undefined;
       const reason = fetchError?.message ?? (err instanceof ReadTimeout ? err.message : describeNetworkError(err));
       if (fetchError && !fetchError.retryable) throw new ShardReadError(shard, fetchError.message, fetchError.missing, offset);
@@ -134,7 +184,7 @@ export async function* shardBytes(
       onRetry?.(
         `retry ${failures}/${policy.retries} from byte ${offset}${size !== undefined ? ` of ${size}` : ''} in ${wait} ms${fetchError?.retryAfterMs !== undefined ? ' (Retry-After)' : ''}: ${reason}`,
       );
-      await sleep(wait);
+      await sleep(wait, cancel);
     }
   }
 }

@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { keyedRng, shuffleInPlace, type Sample, type SkipRecord } from '../core/index.js';
 import { httpRangeFetcher, s3RangeFetcher, type RangeFetcher, type S3Settings } from './range-fetch.js';
-import { DEFAULT_RETRY_POLICY, ShardReadError, shardBytes, type RetryPolicy } from './shard-bytes.js';
+import { DEFAULT_RETRY_POLICY, ShardReadError, shardBytes, type RetryPolicy, type ShardReadInfo } from './shard-bytes.js';
 import { ShardCache, type ShardCacheOptions } from './shard-cache.js';
 import { expandShardPattern, type ShardLocation } from './shard-list.js';
 import type { EpochOptions, Shard, StreamSource } from './source.js';
@@ -111,31 +111,55 @@ export function shardsOfHost(shards: readonly ShardLocation[], shard: Shard): { 
   return { shards: sorted.filter((_, k) => k % shard.count === shard.index), bySample: false };
 }
 
+/** A byte source failed for a reason other than the shard (local I/O, a bug): the job's end, not a damaged archive. */
+class SourceFailure extends Error {}
+
+/** `bytes`, with its failures marked: a {@link ShardReadError} as it is, anything else as a {@link SourceFailure}. */
+async function* marked(bytes: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* bytes;
+  } catch (err) {
+    if (err instanceof ShardReadError) throw err;
+    throw new SourceFailure(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
 /**
- * `first` with its first chunk already asked for, so that a shard's connection opens while the
- * one before it is still being parsed. Its memory is that one chunk and the socket's buffer.
+ * One shard's bytes, with its first chunk already asked for when `ahead`, so that a shard's
+ * connection opens while the one before it is still being parsed (its memory: that chunk and
+ * the socket's buffer). `cancel` aborts the transfer and any backoff at once, then ends the
+ * iteration: a pending read or retry does not outlive its reader.
  */
-function openedAhead(bytes: AsyncIterable<Uint8Array>): { bytes: AsyncIterable<Uint8Array>; cancel: () => void } {
-  const it = bytes[Symbol.asyncIterator]();
-  const first = it.next();
-  first.catch(() => undefined); // surfaced when the shard's turn comes
-  let taken = false;
+function shardRead(
+  open: (cancel: AbortSignal) => AsyncIterable<Uint8Array>,
+  ahead: boolean,
+): { bytes: AsyncIterable<Uint8Array>; cancel: () => void } {
+  const controller = new AbortController();
+  const it = marked(open(controller.signal))[Symbol.asyncIterator]();
+  let first: Promise<IteratorResult<Uint8Array>> | undefined;
+  if (ahead) {
+    first = it.next();
+    first.catch(() => undefined); // surfaced when the shard's turn comes
+  }
   return {
     bytes: {
       [Symbol.asyncIterator]: () => ({
         next: () => {
-          if (taken) return it.next();
-          taken = true;
-          return first;
+          const f = first;
+          first = undefined;
+          return f ?? it.next();
         },
-        return: async (value?: unknown) => {
-          taken = true;
-          await it.return?.(value);
+        return: async () => {
+          controller.abort();
+          await it.return(undefined).catch(() => undefined);
           return { done: true as const, value: undefined };
         },
       }),
     },
-    cancel: () => void it.return?.(undefined)?.catch(() => undefined),
+    cancel: () => {
+      controller.abort();
+      void it.return(undefined).catch(() => undefined);
+    },
   };
 }
 
@@ -157,23 +181,27 @@ export function tarShardsSource(pattern: string, options: TarOptions = {}): Stre
     (fetchers[scheme] ??= scheme === 'http' ? httpRangeFetcher : s3RangeFetcher(options.s3 ?? {}));
   const remote = files.filter((f) => f.scheme !== 'file').length;
   return {
-    name: `tar:${pattern} (${files.length} shards${remote > 0 ? `, ${remote} remote` : ''})`,
+    // The split is part of the name, which jobs keep in their manifests: an output written
+    // when --shard i/n split by sample id is not resumed with parts split by whole shard.
+    name: `tar:${pattern} (${files.length} shards${remote > 0 ? `, ${remote} remote` : ''}; --shard splits whole shards)`,
     async *samples(epoch: EpochOptions = {}, onSkip?: (r: SkipRecord) => void) {
       const { seed = 0, epoch: e = 0, shard = { index: 0, count: 1 }, shuffle = true, skip = 0, limit = Infinity } = epoch;
       const rng = keyedRng(seed, 'tar-order', e, shard.index, shard.count);
       const mine = shardsOfHost(files, shard);
       const order = mine.shards;
       if (shuffle) shuffleInPlace(order, rng);
-      const bytesOf = (f: ShardLocation): AsyncIterable<Uint8Array> => {
-        if (f.scheme === 'file') return createReadStream(f.location) as AsyncIterable<Uint8Array>;
-        const read = () =>
-          shardBytes(f, fetcherOf(f.scheme as 'http' | 's3'), policy, (reason) => onSkip?.({ id: f.name, stage: 'fetch', reason }));
-        return cache ? cache.bytes(f, read) : read();
-      };
-      const opened: Array<ReturnType<typeof openedAhead> | undefined> = [];
+      const readOf = (f: ShardLocation, ahead: boolean) =>
+        shardRead((cancel) => {
+          if (f.scheme === 'file') return createReadStream(f.location) as AsyncIterable<Uint8Array>;
+          const scheme = f.scheme;
+          const read = (info: ShardReadInfo) =>
+            shardBytes(f, fetcherOf(scheme), policy, (reason) => onSkip?.({ id: f.name, stage: 'fetch', reason }), cancel, info);
+          return cache ? cache.bytes(f, read) : read({});
+        }, ahead);
+      const opened: Array<ReturnType<typeof shardRead> | undefined> = [];
       const open = (k: number) => {
         const f = order[k];
-        if (f && opened[k] === undefined && f.scheme !== 'file') opened[k] = openedAhead(bytesOf(f));
+        if (f && opened[k] === undefined && f.scheme !== 'file') opened[k] = readOf(f, true);
       };
       const buffer: Sample[] = [];
       let passed = 0;
@@ -191,10 +219,10 @@ export function tarShardsSource(pattern: string, options: TarOptions = {}): Stre
         for (let k = 0; k < order.length; k++) {
           const f = order[k] as ShardLocation;
           for (let j = k; j <= k + ahead; j++) open(j);
-          const bytes = opened[k]?.bytes ?? bytesOf(f);
+          const read = opened[k] ?? readOf(f, false);
           opened[k] = undefined;
           try {
-            for await (const group of groups(Readable.from(bytes, { objectMode: false }))) {
+            for await (const group of groups(Readable.from(read.bytes, { objectMode: false }))) {
               // Membership hangs on the id alone, so --shard i/n partitions exactly in any order.
               const id = `${f.name}:${group.key}`;
               if (mine.bySample && keyedRng('shard', id).int(shard.count) !== shard.index) continue;
@@ -230,12 +258,15 @@ export function tarShardsSource(pattern: string, options: TarOptions = {}): Stre
               });
               continue;
             }
+            if (err instanceof SourceFailure) throw new Error(`tar: ${f.location}: ${err.message}`, { cause: err.cause });
             const message = err instanceof Error ? err.message : String(err);
             onSkip?.({
               id: f.name,
               stage: 'shard',
               reason: `damaged or truncated archive (${message}): the sample it broke in and every later one are lost`,
             });
+          } finally {
+            read.cancel(); // a no-op for a shard read to its end
           }
         }
       } finally {

@@ -210,6 +210,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
       const source = stream ?? positions(o.source, o.shard, o.seed, p * o.rowsPerFile, o.rowsPerFile);
       let taken = 0;
       let partSkipped = 0;
+      const passed: string[] = []; // remote shards passed over while this part's positions were read
       const onSkip = (r: SkipRecord) => {
         partSkipped++;
         skipLog.record(r);
@@ -221,7 +222,10 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
           if (next.done) return;
           if ('note' in next.value) {
             skipLog.record(next.value.note);
-            if (next.value.note.stage === 'shard') shardsPassed++;
+            if (next.value.note.stage === 'shard') {
+              shardsPassed++;
+              passed.push(next.value.note.id);
+            }
             continue;
           }
           taken++;
@@ -235,6 +239,12 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
         for await (const _ of partSamples()) {
           /* already written */
         }
+        // A shard passed over then and read now (or the other way) moves every later position.
+        const before = (finished.shardsPassed ?? []).join(', ');
+        if (passed.join(', ') !== before)
+          throw new Error(
+            `--data ${o.source.name}: part ${p} was written with ${before ? `shard(s) ${before} passed over` : 'every shard read'}, and now ${passed.length > 0 ? `${passed.join(', ')} ${passed.length === 1 ? 'is' : 'are'} passed over` : 'every shard was read'}; its positions moved, use another --out`,
+          );
         if (taken === finished.samples) {
           rows += finished.rows;
           skipped += finished.skipped;
@@ -259,6 +269,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
         entry.rows = await o.writePart(partSamples(), files, onSkip, (r) => skipLog.record(r));
         entry.samples = taken;
         entry.skipped = partSkipped;
+        if (passed.length > 0) entry.shardsPassed = passed;
         if (taken === 0 && total === undefined) {
           // a stream's end: no empty part
           await Promise.all(Object.values(files).map((f) => f.abort()));

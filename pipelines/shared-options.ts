@@ -48,7 +48,7 @@ export const REMOTE_SHARD_OPTIONS = {
     .min(0)
     .default(6)
     .meta({ arg: 'N', description: 'tar: failed reads of a remote shard in a row, without progress, before it is given up' }),
-  'read-timeout': z.number().positive().default(30).meta({
+  'read-timeout': z.number().positive().max(86_400).default(30).meta({
     arg: 'S',
     description: 'tar: seconds to wait for any one read of a remote shard (its response, or its next bytes) before it is cut and resumed',
   }),

@@ -87,16 +87,11 @@ export const TRAIN_COMMAND = {
         description:
           "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
       }),
-    alpha: z
-      .number()
-      .min(0)
-      .max(1)
-      .optional()
-      .meta({
-        arg: 'α',
-        defaultText: '0.5 with hapicl',
-        description: "hapicl: HARL's weight of the foreground term against the background term",
-      }),
+    alpha: z.number().min(0).max(1).optional().meta({
+      arg: 'α',
+      defaultText: '0.5 with hapicl',
+      description: "hapicl: HARL's weight of the foreground term against the background term",
+    }),
     beta: z.number().min(0).max(1).optional().meta({
       arg: 'β',
       defaultText: '0.5 with hapicl',

@@ -134,7 +134,8 @@ async function openAttention(
 /**
  * Trains per `config`. Every random choice is keyed by (seed, epoch, id, view), so the data
  * after step n is fully determined by the position n × batch: a resumed run sees exactly the
- * batches the uninterrupted one would (as long as no input was skipped as unreadable).
+ * batches the uninterrupted one would (as long as no input was skipped as unreadable, and no remote
+ * shard passed over with --on-missing-shard skip: either moves the later positions).
  */
 export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainingResult> {
   prepareOutFolder(c.out);

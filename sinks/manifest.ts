@@ -16,6 +16,8 @@ export interface ManifestPart {
   /** Samples written (a table may hold several rows per sample: views, cells). */
   rows: number;
   skipped: number;
+  /** Remote shards passed over (`--on-missing-shard skip`) while this part's positions were read: a re-run must find the same. */
+  shardsPassed?: string[];
   /** One file per table, by table name; `file` relative to the output folder. */
   files: Record<string, WrittenFile>;
 }

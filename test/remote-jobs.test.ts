@@ -202,6 +202,29 @@ describe('jobs on remote shards', () => {
     ]);
   });
 
+  it('refuses to resume an export whose parts were cut with a shard passed over that is now read', async () => {
+    server.reset();
+    const data = `tar:${base}/c/shard-{000..005}.tar`;
+    const out = join(root, 'passed-then-read');
+    const shard2 = server.objects.get('/c/shard-002.tar') as Buffer;
+    server.objects.delete('/c/shard-002.tar'); // gone for the first run
+    try {
+      const first = await cli([...exportArgs(data, out), '--on-missing-shard', 'skip']).done;
+      expect(first.status, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({ rows: (SHARDS - 1) * PER_SHARD });
+      const parts = (JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest).parts;
+      expect(parts.flatMap((p) => p.shardsPassed ?? [])).toEqual(['shard-002.tar']);
+    } finally {
+      server.objects.set('/c/shard-002.tar', shard2);
+    }
+    // Back: its samples would take the positions later parts hold.
+    const again = await cli([...exportArgs(data, out), '--on-missing-shard', 'skip']).done;
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(
+      /was written with shard\(s\) shard-002\.tar passed over, and now every shard was read; its positions moved/,
+    );
+  });
+
   it('refuses remote-shard flags that do not fit, before any work', async () => {
     const notTar = await cli(['export', '--data', 'scenes:32:10', '--out', join(root, 'x'), '--retries', '3']).done;
     expect(notTar.status).toBe(2);

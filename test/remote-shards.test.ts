@@ -159,6 +159,26 @@ describe('tar: over HTTP', () => {
     expect(skipped.skips.map((r) => r.stage)).toEqual(['fetch', 'fetch', 'shard']);
   });
 
+  it('lets go of every transfer and backoff as soon as its reader stops', async () => {
+    // The shard opened ahead answers 503 with Retry-After: 3; the reader wants one sample.
+    server.plan = (path) => (path === shardPaths[1] ? { kind: 'status', status: 503, retryAfter: '3' } : undefined);
+    const t0 = Date.now();
+    const one = await read(`${base}/data/shard-{000..001}.tar`, FAST, { seed: 3, shuffle: false, limit: 1 });
+    expect(one.ids).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const asked = server.requests(shardPaths[1]!).length;
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    expect(server.requests(shardPaths[1]!).length).toBe(asked); // no retry after the reader left
+  });
+
+  it('streams on uncached when the cache folder cannot be made', async () => {
+    const blocker = join(dir, 'not-a-folder');
+    writeFileSync(blocker, 'a file where the cache folder would go');
+    const remote = await read(httpPattern(), { ...FAST, cache: { dir: join(blocker, 'cache'), maxBytes: 1e7 } });
+    expect(remote.ids).toEqual(local.ids);
+    expect(remote.skips).toEqual([]);
+  });
+
   it('keeps the samples of a truncated shard up to the break and records the loss', async () => {
     const whole = server.objects.get(shardPaths[1]!) as Buffer;
     server.objects.set(shardPaths[1]!, whole.subarray(0, Math.floor(whole.length * 0.6)));
