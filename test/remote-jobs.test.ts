@@ -183,6 +183,73 @@ describe('jobs on remote shards', () => {
     expect(server.log.filter((r) => r.fault === 'cut').length).toBeGreaterThan(0);
   });
 
+  it('train over HTTP, SIGKILLed past a checkpoint and resumed, logs the losses of an uninterrupted run', async () => {
+    server.reset();
+    const args = (out: string) => [
+      'train',
+      '--data',
+      `tar:${base}/c/shard-{000..005}.tar`,
+      '--out',
+      out,
+      '--method',
+      'mocov2',
+      '--size',
+      '32',
+      '--batch',
+      '4',
+      '--steps',
+      '8',
+      '--checkpoint-every',
+      '3',
+      '--queue',
+      '16',
+      '--log-every',
+      '1',
+      '--knn-every',
+      '0',
+      '--augment',
+      'cpu',
+      '--threads',
+      '1',
+      '--backend',
+      'wasm',
+    ];
+    const lossesOf = (out: string) =>
+      readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { step: number; loss: number });
+    const straight = join(root, 'resume-straight');
+    const whole = await cli(args(straight)).done;
+    expect(whole.status, whole.stderr).toBe(0);
+
+    // Each response dawdles and the first of each shard breaks, so the kill lands mid-run.
+    server.plan = (_, n) => (n === 0 ? { kind: 'cut', after: 4000 } : { kind: 'stall', after: 2000, ms: 150 });
+    const out = join(root, 'resume-killed');
+    const first = cli(args(out));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        try {
+          if (lossesOf(out).length >= 4) {
+            clearInterval(timer);
+            first.kill();
+            resolve();
+          }
+        } catch {
+          /* no metrics yet */
+        }
+      }, 20);
+      void first.done.then(() => {
+        clearInterval(timer);
+        reject(new Error('train finished before it could be killed'));
+      });
+    });
+    expect((await first.done).status).toBeNull();
+    const resumed = await cli(['train', '--resume', '--out', out]).done;
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(lossesOf(out)).toEqual(lossesOf(straight).map((m) => expect.objectContaining({ step: m.step, loss: m.loss })));
+  });
+
   it('--on-missing-shard skip records a missing shard and finishes; fail names the URL', async () => {
     server.reset();
     const data = `tar:${base}/c/shard-{000..006}.tar`; // shard-006 is not served
