@@ -35,6 +35,26 @@ function cli(
   };
 }
 
+/** SIGKILLs `job` once `ready()` holds (checked every 20 ms; a throw, e.g. a file being renamed, counts as not yet). */
+function killWhen(job: ReturnType<typeof cli>, ready: () => boolean): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      try {
+        if (!ready()) return;
+      } catch {
+        return;
+      }
+      clearInterval(timer);
+      job.kill();
+      resolve();
+    }, 20);
+    void job.done.then(() => {
+      clearInterval(timer);
+      reject(new Error('the job finished before it could be killed'));
+    });
+  });
+}
+
 const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
 let root: string;
 let server: FaultServer;
@@ -94,23 +114,7 @@ describe('jobs on remote shards', () => {
     const out = join(root, 'remote');
     const args = [...exportArgs(`tar:${base}/c/shard-{000..005}.tar`, out), '--read-timeout', '5'];
     const first = cli(args);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        try {
-          if (existsSync(join(out, 'manifest.json')) && manifestOf(out).parts.length >= 2) {
-            clearInterval(timer);
-            first.kill();
-            resolve();
-          }
-        } catch {
-          /* the manifest is being renamed into place */
-        }
-      }, 20);
-      void first.done.then(() => {
-        clearInterval(timer);
-        reject(new Error('export finished before it could be killed'));
-      });
-    });
+    await killWhen(first, () => existsSync(join(out, 'manifest.json')) && manifestOf(out).parts.length >= 2);
     await first.done;
     expect(manifestOf(out).complete).toBe(false);
     const rerun = await cli(args).done;
@@ -227,23 +231,7 @@ describe('jobs on remote shards', () => {
     server.plan = (_, n) => (n === 0 ? { kind: 'cut', after: 4000 } : { kind: 'stall', after: 2000, ms: 150 });
     const out = join(root, 'resume-killed');
     const first = cli(args(out));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        try {
-          if (lossesOf(out).length >= 4) {
-            clearInterval(timer);
-            first.kill();
-            resolve();
-          }
-        } catch {
-          /* no metrics yet */
-        }
-      }, 20);
-      void first.done.then(() => {
-        clearInterval(timer);
-        reject(new Error('train finished before it could be killed'));
-      });
-    });
+    await killWhen(first, () => lossesOf(out).length >= 4);
     expect((await first.done).status).toBeNull();
     const resumed = await cli(['train', '--resume', '--out', out]).done;
     expect(resumed.status, resumed.stderr).toBe(0);
