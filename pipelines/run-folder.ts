@@ -34,8 +34,13 @@ export function claimRunFolder(dir: string, overwrite: boolean): string[] {
   const found = runFilesIn(dir);
   if (found.length === 0) return [];
   if (!overwrite) {
+    // A run that stopped before its first checkpoint (a source that could not be read) left only
+    // its skip log: there is nothing to resume.
+    const resumable = found.some((f) => f.startsWith('checkpoint'));
     throw new ConfigError(
-      `--out ${dir} already holds a run (${found.join(', ')}): continue it with --resume, replace it with --overwrite, or give another --out`,
+      resumable
+        ? `--out ${dir} already holds a run (${found.join(', ')}): continue it with --resume, replace it with --overwrite, or give another --out`
+        : `--out ${dir} holds a run that stopped before its first checkpoint (${found.join(', ')}): replace it with --overwrite, or give another --out`,
     );
   }
   for (const f of found) rmSync(join(dir, f), { recursive: true, force: true });

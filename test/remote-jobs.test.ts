@@ -280,6 +280,20 @@ describe('jobs on remote shards', () => {
     );
   });
 
+  it('a train whose shards cannot be reached fails naming the URL; a second one into its folder is told there is nothing to resume', async () => {
+    const out = join(root, 'unreachable');
+    const args = ['train', '--data', 'tar:http://127.0.0.1:9/x-{0..1}.tar', '--steps', '1', '--retries', '1', '--out', out];
+    const first = await cli(args).done;
+    expect(first.status).toBe(1);
+    expect(first.stderr).toContain('http://127.0.0.1:9/x-0.tar: gave up after 2 failed attempts in a row at byte 0');
+    expect(first.stderr).toContain('ECONNREFUSED');
+    const second = await cli(args).done;
+    expect(second.status).toBe(2);
+    expect(second.stderr).toContain(
+      `--out ${out} holds a run that stopped before its first checkpoint (skipped.jsonl): replace it with --overwrite, or give another --out`,
+    );
+  });
+
   it('refuses remote-shard flags that do not fit, before any work', async () => {
     const notTar = await cli(['export', '--data', 'scenes:32:10', '--out', join(root, 'x'), '--retries', '3']).done;
     expect(notTar.status).toBe(2);
