@@ -107,22 +107,15 @@ export class FaultServer {
       etag,
       ...(partial ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}),
     });
-    const stream = Buffer.isBuffer(body) ? undefined : createReadStream(body.file, { start });
-    const bytes = Buffer.isBuffer(body) ? body.subarray(start) : undefined;
+    // The body from `offset` bytes past `start` to its end.
     const sendFrom = (offset: number) => {
-      if (bytes) res.end(bytes.subarray(offset));
-      else createReadStream((body as { file: string }).file, { start: start + offset }).pipe(res);
+      if (Buffer.isBuffer(body)) res.end(body.subarray(start + offset));
+      else createReadStream(body.file, { start: start + offset }).pipe(res);
     };
-    if (!fault) {
-      if (stream) stream.pipe(res);
-      else res.end(bytes);
-      return;
-    }
+    if (!fault) return sendFrom(0);
     entry.fault = fault.kind;
-    stream?.destroy();
-    const head = Buffer.isBuffer(body)
-      ? body.subarray(start, start + fault.after)
-      : readRange((body as { file: string }).file, start, Math.min(fault.after, size - start));
+    const length = Math.min(fault.after, size - start);
+    const head = Buffer.isBuffer(body) ? body.subarray(start, start + length) : readRange(body.file, start, length);
     res.write(head, () => {
       if (fault.kind === 'cut') {
         res.socket?.destroy();

@@ -8,7 +8,7 @@
  * the pipeline's decode stage, as a job sees it.
  * Prints one JSON line per round and a summary.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
@@ -24,7 +24,7 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import { positiveInt } from '../pipelines/options.js';
 import { photoCorpus } from './photo-corpus.js';
 import { median, printJson } from './report.js';
-import { pack } from 'tar-stream';
+import { tarOf } from './tar-of.js';
 
 /** The corpus as `shards` tar files beside it (built once). */
 async function shardCorpus(shards: number): Promise<{ dir: string; names: string[]; bytes: number }> {
@@ -35,21 +35,18 @@ async function shardCorpus(shards: number): Promise<{ dir: string; names: string
     mkdirSync(dir, { recursive: true });
     const files = readdirSync(photos).sort();
     for (let s = 0; s < shards; s++) {
-      const p = pack();
-      const chunks: Buffer[] = [];
-      p.on('data', (c: unknown) => chunks.push(c as Buffer));
-      const done = new Promise<void>((resolve) => p.on('end', () => resolve()));
+      const entries: Array<[string, Uint8Array]> = [];
       for (let i = s; i < files.length; i += shards) {
         const f = files[i] as string;
-        p.entry({ name: `photos/${f}` }, readFileSync(join(photos, f)));
-        p.entry({ name: `photos/${f.replace(/\.[^.]+$/, '')}.cls` }, String(i % 10));
+        entries.push(
+          [`photos/${f}`, readFileSync(join(photos, f))],
+          [`photos/${f.replace(/\.[^.]+$/, '')}.cls`, Buffer.from(String(i % 10))],
+        );
       }
-      p.finalize();
-      await done;
-      writeFileSync(join(dir, names[s] as string), Buffer.concat(chunks));
+      writeFileSync(join(dir, names[s] as string), await tarOf(entries));
     }
   }
-  const bytes = names.reduce((sum, n) => sum + readFileSync(join(dir, n)).length, 0);
+  const bytes = names.reduce((sum, n) => sum + statSync(join(dir, n)).size, 0);
   return { dir, names, bytes };
 }
 

@@ -76,16 +76,7 @@ export const REMOTE_SHARD_OPTIONS = {
 };
 
 /** The remote-shard options of a command's config; a run checkpointed before they existed has none. */
-interface RemoteShardConfig {
-  data: string;
-  'on-missing-shard'?: 'fail' | 'skip';
-  retries?: number;
-  'read-timeout'?: number;
-  'shards-in-flight'?: number;
-  's3-endpoint'?: string;
-  cache?: string;
-  'cache-size'?: number;
-}
+type RemoteShardConfig = { data: string } & Partial<z.output<z.ZodObject<typeof REMOTE_SHARD_OPTIONS>>>;
 
 /** Refuses a remote-shard option given for a source that reads no shards. */
 export function checkRemoteShardOptions(c: RemoteShardConfig, given: ReadonlySet<string>): void {

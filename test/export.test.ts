@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../sinks/manifest.js';
-import { tarOf } from './helpers/tar.js';
+import { tarOf } from '../bench/tar-of.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const exportCli = (...args: string[]) =>

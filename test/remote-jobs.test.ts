@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SkipRecord } from '../core/index.js';
 import type { Manifest } from '../sinks/manifest.js';
 import { FaultServer } from '../bench/fault-server.js';
-import { tarOf } from './helpers/tar.js';
+import { tarOf } from '../bench/tar-of.js';
 
 const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const SHARDS = 6;
@@ -54,6 +55,39 @@ function killWhen(job: ReturnType<typeof cli>, ready: () => boolean): Promise<vo
     });
   });
 }
+
+/** A few `train` steps of MoCo v2 at 32 px from `data` into `out`, logged every step; `extra` sets batch, steps, queue. */
+const tinyTrain = (data: string, out: string, ...extra: string[]) => [
+  'train',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--method',
+  'mocov2',
+  '--size',
+  '32',
+  ...extra,
+  '--log-every',
+  '1',
+  '--knn-every',
+  '0',
+  '--augment',
+  'cpu',
+  '--threads',
+  '1',
+  '--backend',
+  'wasm',
+];
+
+/** The records of a JSON-lines file (`metrics.jsonl`, `skipped.jsonl`). */
+const jsonLines = <T>(file: string): T[] =>
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as T);
+
+const metricsOf = (out: string) => jsonLines<{ step: number; loss: number }>(join(out, 'metrics.jsonl'));
 
 const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
 let root: string;
@@ -135,10 +169,7 @@ describe('jobs on remote shards', () => {
     }
     const [[count, ids]] = (await sql(`SELECT count(*), count(DISTINCT id) FROM read_parquet('${out}/*.parquet')`)) as [[bigint, bigint]];
     expect([count, ids]).toEqual([BigInt(SHARDS * PER_SHARD), BigInt(SHARDS * PER_SHARD)]);
-    const log = readFileSync(join(out, 'skipped.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { stage: string; reason: string });
+    const log = jsonLines<SkipRecord>(join(out, 'skipped.jsonl'));
     expect(log.length).toBeGreaterThan(0);
     expect(log.every((r) => r.stage === 'fetch' && /^retry \d\/6 from byte \d+/.test(r.reason))).toBe(true);
   });
@@ -147,38 +178,9 @@ describe('jobs on remote shards', () => {
     server.reset();
     server.plan = (_, n) => (n === 0 ? { kind: 'cut', after: 5000 } : undefined);
     const losses = async (data: string, out: string) => {
-      const run = await cli([
-        'train',
-        '--data',
-        data,
-        '--out',
-        out,
-        '--method',
-        'mocov2',
-        '--size',
-        '32',
-        '--batch',
-        '8',
-        '--steps',
-        '4',
-        '--queue',
-        '64',
-        '--log-every',
-        '1',
-        '--knn-every',
-        '0',
-        '--augment',
-        'cpu',
-        '--threads',
-        '1',
-        '--backend',
-        'wasm',
-      ]).done;
+      const run = await cli(tinyTrain(data, out, '--batch', '8', '--steps', '4', '--queue', '64')).done;
       expect(run.status, run.stderr).toBe(0);
-      return readFileSync(join(out, 'metrics.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => (JSON.parse(l) as { loss?: number }).loss);
+      return metricsOf(out).map((m) => m.loss);
     };
     const local = await losses(`tar:${join(root, 'shard-{000..005}.tar')}`, join(root, 'train-local'));
     const remote = await losses(`tar:${base}/c/shard-{000..005}.tar`, join(root, 'train-remote'));
@@ -189,40 +191,8 @@ describe('jobs on remote shards', () => {
 
   it('train over HTTP, SIGKILLed past a checkpoint and resumed, logs the losses of an uninterrupted run', async () => {
     server.reset();
-    const args = (out: string) => [
-      'train',
-      '--data',
-      `tar:${base}/c/shard-{000..005}.tar`,
-      '--out',
-      out,
-      '--method',
-      'mocov2',
-      '--size',
-      '32',
-      '--batch',
-      '4',
-      '--steps',
-      '8',
-      '--checkpoint-every',
-      '3',
-      '--queue',
-      '16',
-      '--log-every',
-      '1',
-      '--knn-every',
-      '0',
-      '--augment',
-      'cpu',
-      '--threads',
-      '1',
-      '--backend',
-      'wasm',
-    ];
-    const lossesOf = (out: string) =>
-      readFileSync(join(out, 'metrics.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { step: number; loss: number });
+    const args = (out: string) =>
+      tinyTrain(`tar:${base}/c/shard-{000..005}.tar`, out, '--batch', '4', '--steps', '8', '--checkpoint-every', '3', '--queue', '16');
     const straight = join(root, 'resume-straight');
     const whole = await cli(args(straight)).done;
     expect(whole.status, whole.stderr).toBe(0);
@@ -231,11 +201,11 @@ describe('jobs on remote shards', () => {
     server.plan = (_, n) => (n === 0 ? { kind: 'cut', after: 4000 } : { kind: 'stall', after: 2000, ms: 150 });
     const out = join(root, 'resume-killed');
     const first = cli(args(out));
-    await killWhen(first, () => lossesOf(out).length >= 4);
+    await killWhen(first, () => metricsOf(out).length >= 4);
     expect((await first.done).status).toBeNull();
     const resumed = await cli(['train', '--resume', '--out', out]).done;
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(lossesOf(out)).toEqual(lossesOf(straight).map((m) => expect.objectContaining({ step: m.step, loss: m.loss })));
+    expect(metricsOf(out)).toEqual(metricsOf(straight).map((m) => expect.objectContaining({ step: m.step, loss: m.loss })));
   });
 
   it('--on-missing-shard skip records a missing shard and finishes; fail names the URL', async () => {
@@ -248,10 +218,7 @@ describe('jobs on remote shards', () => {
     const skipped = await cli([...exportArgs(data, out), '--on-missing-shard', 'skip']).done;
     expect(skipped.status, skipped.stderr).toBe(0);
     expect(JSON.parse(skipped.stdout)).toMatchObject({ rows: SHARDS * PER_SHARD });
-    const log = readFileSync(join(out, 'skipped.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as unknown);
+    const log = jsonLines<SkipRecord>(join(out, 'skipped.jsonl'));
     expect(log).toEqual([
       { id: 'shard-006.tar', stage: 'shard', reason: `${base}/c/shard-006.tar: HTTP 404 Not Found; the shard is skipped` },
     ]);

@@ -18,7 +18,7 @@ import { expandShardPattern } from '../datasets/shard-list.js';
 import { readSamples, type EpochOptions } from '../datasets/source.js';
 import { shardsOfHost, tarShardsSource, type TarOptions } from '../datasets/tar-shards.js';
 import { FaultServer } from '../bench/fault-server.js';
-import { tarOf } from './helpers/tar.js';
+import { tarOf } from '../bench/tar-of.js';
 
 const SHARDS = 4;
 const PER_SHARD = 12;

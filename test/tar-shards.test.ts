@@ -7,7 +7,7 @@ import { readSamples } from '../datasets/source.js';
 import { tarShardsSource } from '../datasets/tar-shards.js';
 import type { Sample, SkipRecord } from '../core/index.js';
 import { openSource } from '../pipelines/data-source.js';
-import { tarOf } from './helpers/tar.js';
+import { tarOf } from '../bench/tar-of.js';
 
 let pattern: string;
 const all = async (opts: Parameters<typeof readSamples>[1] = {}, skips: SkipRecord[] = []) => {

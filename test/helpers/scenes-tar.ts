@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { scenesSource } from '../../datasets/scenes.js';
-import { tarOf } from './tar.js';
+import { tarOf } from '../../bench/tar-of.js';
 
 /**
  * `shards` WebDataset tars of `perShard` synthetic scenes each (`size` px PNGs with their label

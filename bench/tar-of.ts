@@ -1,6 +1,6 @@
 import { pack } from 'tar-stream';
 
-/** A tar archive of `entries` (name, bytes) in memory, as WebDataset shards are written. */
+/** A tar archive of `entries` (name, bytes) in memory, as WebDataset shards are written (benches and tests). */
 export async function tarOf(entries: ReadonlyArray<readonly [string, Uint8Array]>): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
