@@ -35,7 +35,14 @@ export type ParityMethod = (typeof PARITY_METHODS)[number];
 
 /** Everything both sides must agree on besides the weights. */
 export const PARITY = {
-  encoder: { kind: 'resnet', width: 4, blocks: [1, 1], stemStride: 2 } satisfies ResNetConfig,
+  // The 20-step curve compares two float32 implementations of a piecewise function, so it is
+  // only a test where no ReLU input and no DenseCL argmax comes within rounding (about 1e-6
+  // after a few steps) of its kink. Width 4 failed that: its last stage has 8 channels, many
+  // cells kept one after the ReLU, and DenseCL's match met exact ties that a kernel's last bit
+  // decided (the fused batch norm moved the curve by 3e-2). At width 8 with seed 1 a ReLU input
+  // of 4e-7 flipped at step 4. Width 8, seed 2: the smallest ReLU input over DenseCL's 20 steps
+  // is 4e-6 and the smallest top-two match margin 6e-5 (measured).
+  encoder: { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 } satisfies ResNetConfig,
   size: 16,
   batch: 4,
   dim: 8,
@@ -53,7 +60,7 @@ export const PARITY = {
   /** Decoupled, on weights named `…/w` (the trainer's rule); large enough to show in one step. */
   weightDecay: 0.01,
   steps: 20,
-  seed: 1,
+  seed: 2, // see encoder above
 } as const;
 
 /** The method of a case, built as the CLI builds it, at the case's fixed seed. */

@@ -9,6 +9,7 @@
  * Shapes by letter: `B` batch, `H×W` input, `S` = H / stride (the dense grid), `C` channels.
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining, scaleCentred } from './batch-norm.js';
 import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
 import type { Encoder, ResNetConfig } from './encoder-spec.js';
@@ -23,23 +24,6 @@ export function checkResNetConfig(c: ResNetConfig): void {
 }
 
 const BN_MOMENTUM = 0.9; // running = m·running + (1 − m)·batch, as PyTorch's momentum 0.1
-const BN_EPSILON = 1e-5;
-
-/**
- * Batch norm of an already centred input, as broadcasting ops: `(x − μ)·(γ / √(σ² + ε)) + β`.
- * Not `tf.batchNorm`: its gradient broadcasts per-channel values with `tf.tile`, which on wasm
- * took 510 of 1 117 ms of a ResNet step (measured); broadcasting ops' gradients reduce with
- * `Sum` instead. Same values and gradients (tested).
- */
-export function scaleCentred(
-  centred: tf.Tensor4D,
-  variance: tf.Tensor,
-  gamma: tf.Tensor,
-  beta: tf.Tensor,
-  epsilon = BN_EPSILON,
-): tf.Tensor4D {
-  return tf.add(tf.mul(centred, tf.mul(tf.rsqrt(tf.add(variance, epsilon)), gamma)), beta) as tf.Tensor4D;
-}
 
 interface BatchNorm {
   gamma: tf.Variable;
@@ -111,15 +95,13 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
   const applyConv = (x: tf.Tensor4D, c: Conv, training: boolean): tf.Tensor4D => {
     const y = tf.conv2d(x, c.filter as tf.Tensor4D, c.stride, 'same');
     if (!training) return scaleCentred(tf.sub(y, c.bn.mean), c.bn.variance, c.bn.gamma, c.bn.beta);
-    const mean = tf.mean(y, [0, 1, 2]);
-    const centred = tf.sub(y, mean) as tf.Tensor4D;
-    const variance = tf.mean(tf.square(centred), [0, 1, 2]);
+    const { y: normalised, mean, variance } = batchNormTraining(y, c.bn.gamma, c.bn.beta);
     // Running statistics from this batch (PyTorch's unbiased variance); `assign` is not
     // differentiated, so they never feed the gradient.
     const n = y.shape[0] * y.shape[1] * y.shape[2];
     c.bn.mean.assign(tf.add(tf.mul(c.bn.mean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
     c.bn.variance.assign(tf.add(tf.mul(c.bn.variance, BN_MOMENTUM), tf.mul(variance, (1 - BN_MOMENTUM) * (n / Math.max(1, n - 1)))));
-    return scaleCentred(centred, variance, c.bn.gamma, c.bn.beta);
+    return normalised;
   };
 
   return {

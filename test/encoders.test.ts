@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { createMlp } from '../models/heads.js';
 import { RESNET_PRESETS } from '../models/encoder-spec.js';
-import { checkResNetConfig, createResNet, scaleCentred } from '../models/resnet.js';
+import { checkResNetConfig, createResNet } from '../models/resnet.js';
+import { scaleCentred } from '../models/batch-norm.js';
 import { loadVariables, saveVariables } from '../models/weights-io.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
 

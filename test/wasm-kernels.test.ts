@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
+import { batchNormTraining } from '../models/batch-norm.js';
 import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 interface FilterCase {
@@ -299,5 +300,107 @@ describe('densestream wasm kernels', () => {
     const got = tf.grad(loss)(make());
     expect(relativeError(got.dataSync(), ref)).toBeLessThanOrEqual(1e-4);
     got.dispose();
+  });
+
+  // Channel counts that reach the 16-wide blocks, the 4-wide ones and the scalar tail; row
+  // counts below and above the 256-row summation block and the two-thread threshold; a mean far
+  // from zero (|mean| ≫ std), where folding the mean into an offset would lose digits.
+  const batchNorms: Array<{ shape: number[]; mean: number; std: number; statistics: boolean }> = [
+    { shape: [128, 7, 7, 64], mean: 0.3, std: 2, statistics: false },
+    { shape: [4, 4, 4, 13], mean: 0, std: 1, statistics: true },
+    { shape: [2, 3, 3, 3], mean: -1, std: 0.5, statistics: true },
+    { shape: [300, 20], mean: 8, std: 0.5, statistics: false },
+    { shape: [9, 5, 5, 36], mean: 1, std: 1, statistics: true },
+  ];
+  it.each(batchNorms)(
+    'fuses training batch norm of $shape (mean $mean, std $std): values and gradients of x, γ, β as the ops on cpu give them; statistics differentiated: $statistics',
+    async ({ shape, mean, std, statistics }) => {
+      const c = shape.at(-1)!;
+      const make = () => ({
+        x: tf.randomNormal(shape, mean, std, 'float32', 21),
+        gamma: tf.randomUniform([c], 0.5, 1.5, 'float32', 22),
+        beta: tf.randomNormal([c], 0, 1, 'float32', 23),
+        w: tf.randomNormal(shape, 0, 1, 'float32', 24),
+        u: tf.randomNormal([c], 0, 1, 'float32', 25),
+      });
+      // Random weights on every output: with constant ones the x-gradient of a normalised channel is 0.
+      const loss = (w: tf.Tensor, u: tf.Tensor) => (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
+        const r = batchNormTraining(x, gamma, beta);
+        const out = tf.sum(tf.mul(r.y, w));
+        return statistics ? tf.add(out, tf.sum(tf.mul(tf.add(r.mean, tf.sqrt(r.variance)), u))) : out;
+      };
+      const run = () => {
+        const { x, gamma, beta, w, u } = make();
+        const r = batchNormTraining(x, gamma, beta);
+        const grads = tf.grads(loss(w, u))([x, gamma, beta]);
+        const values = [r.y, r.mean, r.variance, ...grads].map((t) => t.dataSync().slice());
+        tf.dispose([x, gamma, beta, w, u, r.y, r.mean, r.variance, ...grads]);
+        return values;
+      };
+      await tf.setBackend('cpu');
+      const ref = run();
+      await tf.setBackend('wasm');
+      expect(wasmKernelThreads()).toBe(2);
+      const before = tf.memory().numTensors;
+      const got = run();
+      expect(tf.memory().numTensors).toBe(before);
+      ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'].forEach((name, i) => {
+        expect(relativeError(got[i]!, ref[i]!), name).toBeLessThanOrEqual(2e-5);
+      });
+    },
+  );
+
+  it('runs the fused batch norm as one kernel forward and one backward', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.randomNormal([8, 4, 4, 16], 0, 1, 'float32', 26);
+    const gamma = tf.ones([16]);
+    const beta = tf.zeros([16]);
+    const w = tf.randomNormal([8, 4, 4, 16], 0, 1, 'float32', 27);
+    const profile = await tf.profile(() => {
+      const g = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, gamma, beta).y, w)))([x]);
+      tf.dispose(g);
+    });
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.filter((n) => n === 'DensestreamBatchNorm')).toHaveLength(1);
+    expect(names.filter((n) => n === 'DensestreamBatchNormGrad')).toHaveLength(1);
+    expect(names).not.toContain('Sub'); // no broadcasting ops of the unfused form
+    tf.dispose([x, gamma, beta, w]);
+  });
+
+  it('differentiates ReLU as cpu does, in one kernel, with 0 at 0', async () => {
+    const values = Array.from({ length: 6 * 7 * 9 * 5 }, (_, i) => (i % 11 === 0 ? 0 : Math.sin(i * 1.3)));
+    const weights = Array.from({ length: values.length }, (_, i) => Math.cos(i));
+    const loss = (x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), tf.tensor(weights, x.shape)));
+    await tf.setBackend('cpu');
+    const ref = tf
+      .grad(loss)(tf.tensor(values, [6, 7, 9, 5]))
+      .dataSync()
+      .slice();
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor(values, [6, 7, 9, 5]);
+    let got: tf.Tensor | undefined;
+    const profile = await tf.profile(() => {
+      got = tf.grad(loss)(x);
+    });
+    expect(profile.kernels.map((k) => k.name)).toContain('DensestreamReluGrad');
+    expect(profile.kernels.map((k) => k.name)).not.toContain('Step');
+    expect(Array.from(got!.dataSync(), (v) => v + 0)).toEqual(Array.from(ref, (v) => v + 0)); // −0 and 0 alike
+    tf.dispose([x, got!]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('shares the data in a Cast to the same dtype, and still converts between dtypes', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d([1.5, -2, 3]);
+    const same = tf.cast(x, 'float32');
+    x.dispose();
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2, 3]);
+    const ints = tf.cast(same, 'int32');
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(ints.dataSync())).toEqual([1, -2, 3]);
+    tf.dispose([same, ints]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

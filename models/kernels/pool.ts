@@ -15,7 +15,7 @@ const PENDING = 1;
 const FN = 2;
 const FAILED = 3;
 const ARGS = 4;
-const MAX_ARGS = 12;
+const MAX_ARGS = 16;
 
 // Plain JS: it runs as an eval'd worker, so it needs no compiled file on disk.
 const WORKER_SOURCE = `

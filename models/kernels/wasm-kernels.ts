@@ -19,6 +19,18 @@ import { webAssembly, type WasmMemory } from './webassembly.js';
 /** Repeats a `[C]` tensor (attrs `rows`, `mean`) into `[rows·C]`: leading-axis Sum/Mean gradients. */
 const BROADCAST_ROWS_KERNEL = 'DensestreamBroadcastRows';
 
+/**
+ * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]`,
+ * attr `epsilon`; outputs `[y, mean, variance]` (`models/batch-norm.ts` calls it).
+ */
+export const BATCH_NORM_KERNEL = 'DensestreamBatchNorm';
+
+/** Its gradient: inputs dy, x, mean, variance, gamma and optionally dmean, dvariance; outputs `[dx, dgamma, dbeta]`. */
+const BATCH_NORM_GRAD_KERNEL = 'DensestreamBatchNormGrad';
+
+/** The ReLU gradient in one pass: inputs dy, x; dx = dy where x > 0. */
+const RELU_GRAD_KERNEL = 'DensestreamReluGrad';
+
 /** Kernel name for a filter gradient with dilation (tfjs's Conv2DBackpropFilter has none). */
 export const FILTER_GRADIENT_KERNEL = 'DensestreamConv2DFilterGradient';
 
@@ -73,7 +85,18 @@ export async function installWasmKernels(threads: number): Promise<void> {
   const pool = await KernelPool.create(
     compiled,
     memory,
-    ['conv2d_filter_grad', 'sum_leading', 'binary_rows', 'transpose_blocks', 'broadcast_rows'],
+    [
+      'conv2d_filter_grad',
+      'sum_leading',
+      'binary_rows',
+      'transpose_blocks',
+      'broadcast_rows',
+      'bn_moments',
+      'bn_apply',
+      'bn_grad_sums',
+      'bn_grad_apply',
+      'relu_grad',
+    ],
     parts,
   );
   await installed?.pool.close();
@@ -90,6 +113,24 @@ export async function installWasmKernels(threads: number): Promise<void> {
     reductionGradient(tf.Mean, true);
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
+    tf.registerKernel({ kernelName: BATCH_NORM_KERNEL, backendName: 'wasm', kernelFunc: batchNormKernel });
+    tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGradKernel });
+    tf.registerGradient({
+      kernelName: BATCH_NORM_KERNEL,
+      inputsToSave: ['x', 'gamma'],
+      outputsToSave: [false, true, true],
+      gradFunc: batchNormGradient,
+    });
+    tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: reluGradKernel });
+    reluGradient();
+    // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
+    // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).
+    override(tf.Cast, ({ inputs, attrs }, k) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      if (x.dtype !== (attrs as unknown as tf.CastAttrs).dtype || x.dtype === 'string') return undefined;
+      k.backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+    });
     // Identity shares the data, as the cpu backend's does: tensors are immutable, and wasm's
     // own Identity copies every byte (a quarter of a millisecond per activation here).
     override(tf.Identity, ({ inputs }, k) => {
@@ -350,4 +391,95 @@ export function blockSwap(perm: readonly number[]): [number, number, number] | u
   for (let k = 0; k < c - b; k++) if (perm[a + k] !== b + k) return undefined;
   for (let k = 0; k < b - a; k++) if (perm[a + (c - b) + k] !== a + k) return undefined;
   return [a, b, c];
+}
+
+/** A float32 as the int32 word with the same bits: the pool passes int32 arguments. */
+function floatBits(value: number): number {
+  return new Int32Array(new Float32Array([value]).buffer)[0]!;
+}
+
+/** Rows and columns of a `[..., C]` activation seen as `[rows, C]`. */
+function rowsAndColumns(x: tf.TensorInfo): [number, number] {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  return [cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols, cols];
+}
+
+/** A scratch tensor of the backend's, freed by the caller with `disposeData`. */
+function scratch(k: Installed, size: number): tf.TensorInfo {
+  return k.backend.makeOutput([size], 'float32');
+}
+
+const batchNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+  const { epsilon } = attrs as unknown as { epsilon: number };
+  if ([x, gamma, beta].some((t) => t.dtype !== 'float32')) throw new Error('wasm kernels: batch norm takes float32');
+  const [rows, cols] = rowsAndColumns(x);
+  const y = k.backend.makeOutput([...x.shape], 'float32');
+  const mean = k.backend.makeOutput([cols], 'float32');
+  const variance = k.backend.makeOutput([cols], 'float32');
+  const coef = scratch(k, 3 * cols);
+  const o = (t: tf.TensorInfo) => offset(k, t);
+  const parallel = rows * cols >= PARALLEL_MIN;
+  k.pool.run('bn_moments', [o(x), o(gamma), o(beta), floatBits(epsilon), o(mean), o(variance), o(coef), rows, cols], parallel);
+  k.pool.run('bn_apply', [o(x), o(coef), o(y), rows, cols], parallel);
+  k.backend.disposeData(coef.dataId);
+  return [y, mean, variance];
+};
+
+const batchNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { dy, x, mean, variance, gamma, dmean, dvariance } = inputs as Record<string, tf.TensorInfo | undefined>;
+  const { epsilon } = attrs as unknown as { epsilon: number };
+  const [rows, cols] = rowsAndColumns(x!);
+  const dx = k.backend.makeOutput([...x!.shape], 'float32');
+  const dgamma = k.backend.makeOutput([cols], 'float32');
+  const dbeta = k.backend.makeOutput([cols], 'float32');
+  const coef = scratch(k, 4 * cols);
+  // 0 stands for "no gradient reaches this statistic": tfjs allocates nothing at address 0.
+  const o = (t: tf.TensorInfo | undefined) => (t === undefined ? 0 : offset(k, t));
+  const parallel = rows * cols >= PARALLEL_MIN;
+  k.pool.run(
+    'bn_grad_sums',
+    [o(dy), o(x), o(mean), o(variance), o(gamma), o(dmean), o(dvariance), floatBits(epsilon), o(dgamma), o(dbeta), o(coef), rows, cols],
+    parallel,
+  );
+  k.pool.run('bn_grad_apply', [o(dy), o(x), o(coef), o(dx), rows, cols], parallel);
+  k.backend.disposeData(coef.dataId);
+  return [dx, dgamma, dbeta];
+};
+
+/** The gradient of {@link BATCH_NORM_KERNEL}; the statistics' own gradients when they have any. */
+const batchNormGradient: tf.GradConfig['gradFunc'] = (dys, saved, attrs) => {
+  const [dy, dmean, dvariance] = dys as Array<tf.Tensor | null>;
+  const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  const inputs: tf.NamedTensorMap = { dy: dy ?? tf.zerosLike(x), x, mean, variance, gamma };
+  if (dmean) inputs['dmean'] = dmean;
+  if (dvariance) inputs['dvariance'] = dvariance;
+  const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
+  return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+};
+
+const reluGradKernel: tf.KernelFunc = ({ inputs, backend }) => {
+  const k = active(backend);
+  const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+  const dx = k.backend.makeOutput([...x.shape], 'float32');
+  const n = tf.util.sizeFromShape(x.shape);
+  if (n > 0) k.pool.run('relu_grad', [offset(k, dy), offset(k, x), offset(k, dx), n], n >= PARALLEL_MIN);
+  return dx;
+};
+
+/** ReLU's gradient on wasm as one kernel, where tfjs runs Step, Cast and Multiply. */
+function reluGradient(): void {
+  const original = tf.getGradient(tf.Relu);
+  if (original === undefined) throw new Error('wasm kernels: tfjs has no Relu gradient to wrap');
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as [tf.Tensor];
+      const g = dy as tf.Tensor;
+      if (wasmKernelThreads() === 0 || x.dtype !== 'float32' || g.dtype !== 'float32') return original.gradFunc(dy, saved, attrs);
+      return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: g, x }) as tf.Tensor };
+    },
+  });
 }
