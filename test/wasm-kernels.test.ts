@@ -403,4 +403,46 @@ describe('densestream wasm kernels', () => {
     tf.dispose([same, ints]);
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  // Every path of batch_matmul: B as is (8- and 4-wide column blocks, the scalar tail) and
+  // transposed (4-deep dot products and their tail), A transposed, row blocks of 4 and the
+  // rest, one side repeated over the batch; and the shapes it leaves to XNNPACK.
+  const matMuls: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+    { a: [5, 13, 17], b: [5, 17, 21], ta: false, tb: false },
+    { a: [3, 64, 128], b: [3, 128, 64], ta: false, tb: false }, // HAPiCL's pixel products, on both threads
+    { a: [4, 9, 3], b: [4, 3, 3], ta: false, tb: false }, // the per-view colour matrices
+    { a: [5, 13, 18], b: [5, 7, 18], ta: false, tb: true },
+    { a: [2, 6, 5], b: [2, 11, 5], ta: false, tb: true },
+    { a: [5, 17, 13], b: [5, 17, 10], ta: true, tb: false },
+    { a: [1, 13, 17], b: [6, 17, 12], ta: false, tb: false },
+    { a: [6, 13, 17], b: [1, 9, 17], ta: false, tb: true },
+    { a: [3, 7, 5], b: [3, 6, 7], ta: true, tb: true }, // left to the engine
+    { a: [1, 30, 20], b: [1, 20, 10], ta: false, tb: false }, // one product: XNNPACK's
+  ];
+  it.each(matMuls)(
+    'multiplies $a by $b (transposed: $ta, $tb) and differentiates it as cpu does (batches alike)',
+    async ({ a, b, ta, tb }) => {
+      const make = () => [tf.randomNormal(a, 0, 1, 'float32', 31), tf.randomNormal(b, 0, 1, 'float32', 32)] as [tf.Tensor3D, tf.Tensor3D];
+      const run = () => {
+        const [x, y] = make();
+        const product = tf.matMul(x, y, ta, tb);
+        const w = tf.randomNormal(product.shape, 0, 1, 'float32', 33);
+        // tfjs 4.22's BatchMatMul gradient does not reduce over a repeated side (on any backend).
+        const loss = (p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p as tf.Tensor3D, q as tf.Tensor3D, ta, tb), w));
+        const grads = a[0] === b[0] ? tf.grads(loss)([x, y]) : [];
+        const values = [product, ...grads].map((t) => t.dataSync().slice());
+        const shapes = [product, ...grads].map((t) => t.shape);
+        tf.dispose([x, y, product, w, ...grads]);
+        return { values, shapes };
+      };
+      await tf.setBackend('cpu');
+      const ref = run();
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const got = run();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(got.shapes).toEqual(ref.shapes);
+      got.values.forEach((v, i) => expect(relativeError(v, ref.values[i]!), `output ${i}`).toBeLessThanOrEqual(1e-5));
+    },
+  );
 });

@@ -537,3 +537,124 @@ void relu_grad(const float* dy, const float* x, float* dx, int n, int part, int 
     wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), wasm_f32x4_gt(wasm_v128_load(x + i), zero)));
   for (; i < last; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
+
+/*
+ * Batched matrix product out[b] = op(A[b]) · op(B[b]), op a transpose or not: A [batch, M, K]
+ * (or [batch, K, M] transposed), B [batch, K, N] (or [batch, N, K]), out [batch, M, N]. A batch
+ * stride of 0 repeats one matrix over the batch. tfjs's wasm BatchMatMul runs its batched form
+ * at about 0.5 GMAC/s (HAPiCL's per-image pixel products, the per-view colour matrices); its
+ * single-matrix form goes through XNNPACK and stays there. Work items are (batch, block of 4
+ * rows), split evenly over the parts.
+ */
+typedef struct {
+  int batch, m, k, n, trans_a, trans_b, stride_a, stride_b;
+} matmul_t;
+
+/* A[i, kk] for op(A) = A or Aᵀ. */
+INLINE float a_at(const matmul_t* g, const float* a, int i, int kk) { return g->trans_a ? a[kk * g->m + i] : a[i * g->k + kk]; }
+
+/* Rows i0..i0+R of out for B not transposed: out[i, j] = Σ_k A[i,k]·B[k,j], j in blocks of 8 and 4, then the tail. */
+INLINE void mm_rows_nn(const matmul_t* g, const float* a, const float* b, float* out, int i0, const int R) {
+  const int n = g->n;
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    v128_t acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = wasm_f32x4_splat(0.0f);
+    for (int kk = 0; kk < g->k; kk++) {
+      const v128_t b0 = wasm_v128_load(b + kk * n + j), b1 = wasm_v128_load(b + kk * n + j + 4);
+      for (int r = 0; r < R; r++) {
+        const v128_t s = wasm_f32x4_splat(a_at(g, a, i0 + r, kk));
+        acc[r][0] = wasm_f32x4_add(acc[r][0], wasm_f32x4_mul(s, b0));
+        acc[r][1] = wasm_f32x4_add(acc[r][1], wasm_f32x4_mul(s, b1));
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      wasm_v128_store(out + (i0 + r) * n + j, acc[r][0]);
+      wasm_v128_store(out + (i0 + r) * n + j + 4, acc[r][1]);
+    }
+  }
+  for (; j + 4 <= n; j += 4) {
+    v128_t acc[4];
+    for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_splat(0.0f);
+    for (int kk = 0; kk < g->k; kk++) {
+      const v128_t b0 = wasm_v128_load(b + kk * n + j);
+      for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_splat(a_at(g, a, i0 + r, kk)), b0));
+    }
+    for (int r = 0; r < R; r++) wasm_v128_store(out + (i0 + r) * n + j, acc[r]);
+  }
+  for (; j < n; j++)
+    for (int r = 0; r < R; r++) {
+      float acc = 0.0f;
+      for (int kk = 0; kk < g->k; kk++) acc += a_at(g, a, i0 + r, kk) * b[kk * n + j];
+      out[(i0 + r) * n + j] = acc;
+    }
+}
+
+/* Rows i0..i0+R of out for B transposed ([N, K]) and A not: dot products of rows, k in blocks of 4. */
+/* Full unrolling keeps the 4×4 accumulators in wasm locals; a loop left rolled puts them on a stack. */
+INLINE void mm_rows_nt(const matmul_t* g, const float* a, const float* b, float* out, int i0, const int R) {
+  const int n = g->n, k = g->k, vk = k - k % 4;
+  for (int j = 0; j < n; j += 4) {
+    const int C = n - j < 4 ? n - j : 4;
+    v128_t acc[4][4];
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++)
+      #pragma clang loop unroll(full)
+      for (int c = 0; c < 4; c++) acc[r][c] = wasm_f32x4_splat(0.0f);
+    for (int kk = 0; kk < vk; kk += 4) {
+      v128_t bv[4];
+      #pragma clang loop unroll(full)
+      for (int c = 0; c < 4; c++) bv[c] = c < C ? wasm_v128_load(b + (j + c) * k + kk) : wasm_f32x4_splat(0.0f);
+      #pragma clang loop unroll(full)
+      for (int r = 0; r < R; r++) {
+        const v128_t av = wasm_v128_load(a + (i0 + r) * k + kk);
+        #pragma clang loop unroll(full)
+        for (int c = 0; c < 4; c++) acc[r][c] = wasm_f32x4_add(acc[r][c], wasm_f32x4_mul(av, bv[c]));
+      }
+    }
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++)
+      #pragma clang loop unroll(full)
+      for (int c = 0; c < 4; c++) { /* constant bounds throughout, so acc stays in registers */
+        const v128_t v = acc[r][c];
+        float s = (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) + (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+        if (c < C) {
+          for (int kk = vk; kk < k; kk++) s += a[(i0 + r) * k + kk] * b[(j + c) * k + kk];
+          out[(i0 + r) * n + j + c] = s;
+        }
+      }
+  }
+}
+
+INLINE void mm_item(const matmul_t* g, const float* a, const float* b, float* out, int item) {
+  const int blocks = (g->m + 3) / 4;
+  const int bi = item / blocks, i0 = (item - bi * blocks) * 4;
+  const float* ab = a + (long long)bi * g->stride_a;
+  const float* bb = b + (long long)bi * g->stride_b;
+  float* ob = out + (long long)bi * g->m * g->n;
+  const int rows = g->m - i0 < 4 ? g->m - i0 : 4;
+  if (g->trans_b) {
+    switch (rows) {
+      case 4: mm_rows_nt(g, ab, bb, ob, i0, 4); break;
+      case 3: mm_rows_nt(g, ab, bb, ob, i0, 3); break;
+      case 2: mm_rows_nt(g, ab, bb, ob, i0, 2); break;
+      default: mm_rows_nt(g, ab, bb, ob, i0, 1); break;
+    }
+  } else {
+    switch (rows) {
+      case 4: mm_rows_nn(g, ab, bb, ob, i0, 4); break;
+      case 3: mm_rows_nn(g, ab, bb, ob, i0, 3); break;
+      case 2: mm_rows_nn(g, ab, bb, ob, i0, 2); break;
+      default: mm_rows_nn(g, ab, bb, ob, i0, 1); break;
+    }
+  }
+}
+
+/* geometry: 8 ints in matmul_t order. B transposed with A transposed is left to the engine. */
+__attribute__((export_name("batch_matmul")))
+void batch_matmul(const int* geometry, const float* a, const float* b, float* out, int part, int parts) {
+  const matmul_t* g = (const matmul_t*)geometry;
+  const int items = g->batch * ((g->m + 3) / 4);
+  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
+  for (int it = first; it < last; it++) mm_item(g, a, b, out, it);
+}

@@ -96,6 +96,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'bn_grad_sums',
       'bn_grad_apply',
       'relu_grad',
+      'batch_matmul',
     ],
     parts,
   );
@@ -113,6 +114,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     reductionGradient(tf.Mean, true);
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
+    override(tf.BatchMatMul, batchedMatMul);
     tf.registerKernel({ kernelName: BATCH_NORM_KERNEL, backendName: 'wasm', kernelFunc: batchNormKernel });
     tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGradKernel });
     tf.registerGradient({
@@ -482,4 +484,29 @@ function reluGradient(): void {
       return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: g, x }) as tf.Tensor };
     },
   });
+}
+
+/**
+ * A BatchMatMul of 3-d float32 operands with more than one matrix (either side may be one
+ * matrix repeated), as `batch_matmul`; single products stay with XNNPACK, and so does the rare
+ * case of both operands transposed.
+ */
+function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo | undefined {
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 3 || b.shape.length !== 3) return undefined;
+  if (transposeA && transposeB) return undefined;
+  const [batchA, a1, a2] = a.shape as [number, number, number];
+  const [batchB, b1, b2] = b.shape as [number, number, number];
+  const batch = Math.max(batchA, batchB);
+  if (batch < 2 || (batchA !== batchB && batchA !== 1 && batchB !== 1)) return undefined;
+  const [m, inner] = transposeA ? [a2, a1] : [a1, a2];
+  const [innerB, n] = transposeB ? [b2, b1] : [b1, b2];
+  if (inner !== innerB) return undefined; // the engine's message names the mismatch
+  const out = k.backend.makeOutput([batch, m, n], 'float32');
+  if (batch * m * n === 0) return out;
+  const geometry = [batch, m, inner, n, transposeA ? 1 : 0, transposeB ? 1 : 0, batchA === 1 ? 0 : a1 * a2, batchB === 1 ? 0 : b1 * b2];
+  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+  k.pool.run('batch_matmul', [k.geometry, offset(k, a), offset(k, b), offset(k, out)], batch * m * n * inner >= PARALLEL_MIN);
+  return out;
 }
