@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K]`: training throughput per
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]`: training throughput per
  * method, each in its own process (a fresh backend). One JSON line per method (and per augment
  * path or kernels setting with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
@@ -33,6 +33,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       backend: { type: 'string', default: 'auto' },
       'dense-cells': { type: 'string' },
       'dense-queue': { type: 'string' },
+      'pixel-cells': { type: 'string' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
@@ -52,6 +53,9 @@ export async function trainBench(argv: string[]): Promise<void> {
   ];
   // DenseCL's dense-term flags, given to the densecl runs only (train refuses them for other methods).
   const dense = (['dense-cells', 'dense-queue'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
+  // HAPiCL's pixel-term flag, given to the hapicl runs only.
+  const pixel = values['pixel-cells'] === undefined ? [] : ['--pixel-cells', values['pixel-cells']];
+  const methodFlags = (method: string) => (method === 'densecl' ? dense : method === 'hapicl' ? pixel : []);
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   const kernels = parseKernels(values.kernels);
   if (values.single) {
@@ -68,7 +72,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       '0',
       '--augment',
       values.augment,
-      ...((values.method ?? 'densecl') === 'densecl' ? dense : []),
+      ...methodFlags(values.method ?? 'densecl'),
     ]);
     const stamps: number[] = [];
     const result = await runTraining(config, {
@@ -100,7 +104,9 @@ export async function trainBench(argv: string[]): Promise<void> {
       msPerStep: (1000 * seconds) / measured,
       ...(config.method === 'densecl'
         ? { denseCells: config['dense-cells'] || 'all', denseQueue: config['dense-queue'] || config.queue }
-        : {}),
+        : config.method === 'hapicl'
+          ? { pixelCells: config['pixel-cells'] || 'all' }
+          : {}),
       dataWaitFraction: result.dataWaitFraction,
     });
     return;
@@ -111,7 +117,7 @@ export async function trainBench(argv: string[]): Promise<void> {
         runForJson(
           `train bench ${method}`,
           process.execPath,
-          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common, ...dense],
+          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common, ...methodFlags(method)],
           kernelsEnv(k),
         );
       }

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../core/batch.js';
-import { keyedRng } from '../core/random.js';
+import { checkCellCount, gridCells as cells, onePick, sampledCells } from './dense-cells.js';
 import { detach } from './detach.js';
 import { argmaxCorrespondence, denseInfoNCE, infoNCE, l2Normalize } from './losses.js';
 import { logPart, type Method } from './method.js';
@@ -42,39 +42,6 @@ export interface DenseclOptions extends SiameseOptions {
   denseQueueSize?: number;
 }
 
-/**
- * `n` distinct cells of `p` per image, for each of `ids`' images, as flat rows `b·p + cell`
- * (`[B·n]`): a partial Fisher–Yates shuffle per image from `keyedRng(seed, 'dense-cells', …ids)`.
- */
-export function sampledCells(ids: readonly string[], p: number, n: number, seed: number): Int32Array {
-  const rng = keyedRng(seed, 'dense-cells', ...ids);
-  const out = new Int32Array(ids.length * n);
-  const order = new Int32Array(p);
-  for (let b = 0; b < ids.length; b++) {
-    for (let i = 0; i < p; i++) order[i] = i;
-    for (let i = 0; i < n; i++) {
-      const j = i + rng.int(p - i);
-      const cell = order[j] as number;
-      order[j] = order[i] as number;
-      order[i] = cell;
-      out[b * n + i] = b * p + cell;
-    }
-  }
-  return out;
-}
-
-/** The one-hot `[B, N, P]` that picks flat rows `rows` (`b·P + cell`, N per image) from `[B, P, …]`. */
-function onePick(rows: Int32Array, b: number, n: number, p: number): tf.Tensor3D {
-  const pick = new Float32Array(b * n * p);
-  rows.forEach((row, i) => {
-    pick[i * p + (row % p)] = 1;
-  });
-  return tf.tensor3d(pick, [b, n, p]);
-}
-
-/** `[B, S, S, C]` → `[B, S·S, C]`. */
-const cells = (t: tf.Tensor4D): tf.Tensor3D => tf.reshape(t, [t.shape[0], t.shape[1] * t.shape[2], t.shape[3]]);
-
 /** The batch's geometric matches, or a clear error when the data plane did not make them. */
 function geometric(batch: Batch): tf.Tensor2D {
   if (!batch.geometricMatch)
@@ -88,8 +55,7 @@ export function createDenseCL(o: DenseclOptions): Method {
   const lambda = o.lambda ?? 0.5;
   if (!(lambda >= 0 && lambda <= 1)) throw new Error(`lambda: expected a weight in [0, 1], got ${lambda}`);
   const sampled = o.denseCells;
-  if (sampled !== undefined && !(Number.isInteger(sampled) && sampled >= 1))
-    throw new Error(`denseCells: expected an integer ≥ 1, got ${sampled}`);
+  checkCellCount('denseCells', sampled);
   const pair = createSiamese({ ...o, denseHead: true });
   const dim = o.dim ?? 128;
   const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
@@ -108,8 +74,6 @@ export function createDenseCL(o: DenseclOptions): Method {
       const n = sampled === undefined || sampled >= p ? p : sampled;
       // The query cells: all, or N per image picked before the dense head (it works cell by cell,
       // so picking first gives the same projections and spares the head's work on the others).
-      // Picked by a one-hot [B, N, P] product, not a gather: gather's gradient needs
-      // UnsortedSegmentSum, which tfjs-backend-wasm 4.22 does not have.
       const rows = n === p ? undefined : sampledCells(batch.ids, p, n, o.seed ?? 0);
       const backbone = cells(online.dense);
       const picked = rows ? (tf.matMul(onePick(rows, b, n, p), backbone) as tf.Tensor3D) : backbone;

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../core/batch.js';
+import { checkCellCount, gridCells, onePick, sampledCells } from './dense-cells.js';
 import { infoNCE, l2Normalize, maskedAveragePool, pixelNTXent } from './losses.js';
 import { logPart, type Method } from './method.js';
 import { KeyQueue } from './momentum.js';
@@ -23,6 +24,13 @@ export interface HapiclOptions extends SiameseOptions {
   queueSize?: number;
   alpha?: number;
   beta?: number;
+  /**
+   * Query cells of view 1 per image in the pixel term (default: all S², the paper's). The term
+   * compares every cell of one view with every cell of the other, and the dense head runs on
+   * every online cell. N < S² draws N cells per image each step, keyed by the batch's ids (as
+   * DenseCL's `denseCells`), and scales the sampled sums by S²/N (`train --pixel-cells`).
+   */
+  pixelCells?: number;
 }
 
 /**
@@ -80,6 +88,7 @@ export function createHapicl(o: HapiclOptions): Method {
   ] as const) {
     if (!(v >= 0 && v <= 1)) throw new Error(`${name}: expected a weight in [0, 1], got ${v}`);
   }
+  checkCellCount('pixelCells', o.pixelCells);
   const pair = createSiamese({ ...o, denseHead: true });
   const queue = new KeyQueue(o.queueSize ?? 4096, o.dim ?? 128, (o.seed ?? 0) + 7, 'hapicl/queue');
   return siameseMethod({
@@ -107,8 +116,22 @@ export function createHapicl(o: HapiclOptions): Method {
       });
       stage(queue, key.k);
       const b = v1.shape[0];
-      const cells = l2Normalize(tf.reshape(pair.online.dense!.applyDense(online.dense), [b, grid * grid, -1])) as tf.Tensor3D;
-      const pix = pixelNTXent(cells, key.cells, tf.reshape(m1, [b, -1]) as tf.Tensor2D, tf.reshape(m2, [b, -1]) as tf.Tensor2D, tau);
+      const p = grid * grid;
+      const n = o.pixelCells === undefined || o.pixelCells >= p ? p : o.pixelCells;
+      const mask1 = tf.reshape(m1, [b, p]) as tf.Tensor2D;
+      const mask2 = tf.reshape(m2, [b, p]) as tf.Tensor2D;
+      let pix: tf.Scalar;
+      if (n === p) {
+        const cells = l2Normalize(tf.reshape(pair.online.dense!.applyDense(online.dense), [b, p, -1])) as tf.Tensor3D;
+        pix = pixelNTXent(cells, key.cells, mask1, mask2, tau);
+      } else {
+        // N cells per image, picked before the dense head (it works cell by cell), and their masks.
+        const pick = onePick(sampledCells(batch.ids, p, n, o.seed ?? 0), b, n, p);
+        const picked = tf.reshape(tf.matMul(pick, gridCells(online.dense)), [b * n, -1]) as tf.Tensor2D;
+        const cells = l2Normalize(tf.reshape(pair.online.dense!.apply(picked), [b, n, -1])) as tf.Tensor3D;
+        const pickedMask = tf.reshape(tf.matMul(pick, tf.expandDims(mask1, 2)), [b, n]) as tf.Tensor2D;
+        pix = pixelNTXent(cells, key.cells, pickedMask, mask2, tau, false, p / n);
+      }
       const q = l2Normalize(pair.online.global.apply(online.pooled));
       const qFg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, m1)));
       const qBg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, tf.sub(1, m1) as tf.Tensor3D)));

@@ -96,6 +96,9 @@ export function denseInfoNCE(
  * @param cells2 normalised cell embeddings of view 2 `[B, P, D]`
  * @param mask1 foreground (0/1) of view 1's cells `[B, P]`
  * @param mask2 foreground (0/1) of view 2's cells `[B, P]`
+ * @param pairScale for N < P query cells sampled from view 1 (`cells1` `[B, N, D]`, `mask1`
+ *   `[B, N]`): P / N, which scales the sampled sums to estimates of the full ones, so the `+1`
+ *   and `+2` weigh as they do over every pair
  */
 export function pixelNTXent(
   cells1: tf.Tensor3D,
@@ -104,16 +107,19 @@ export function pixelNTXent(
   mask2: tf.Tensor2D,
   tau = 0.2,
   backgroundPositives = false,
+  pairScale = 1,
 ): tf.Scalar {
   checkTemperature(tau);
+  if (!(pairScale >= 1)) throw new Error(`pixelNTXent: pairScale is P / N ≥ 1, got ${pairScale}`);
   return tf.tidy(() => {
-    const e = tf.exp(tf.div(tf.matMul(cells1, tf.transpose(cells2, [0, 2, 1])), tau)); // [B, P, P]
+    const e = tf.exp(tf.div(tf.matMul(cells1, tf.transpose(cells2, [0, 2, 1])), tau)); // [B, N, P]
     const m1 = tf.expandDims(mask1, 2);
     const m2 = tf.expandDims(mask2, 1);
     let positive = tf.mul(m1, m2); // fg–fg
     if (backgroundPositives) positive = tf.add(positive, tf.mul(tf.sub(1, m1), tf.sub(1, m2)));
-    const pos = tf.sum(tf.mul(e, positive), [1, 2]);
-    const all = tf.sum(e, [1, 2]);
+    let pos = tf.sum(tf.mul(e, positive), [1, 2]);
+    let all = tf.sum(e, [1, 2]);
+    if (pairScale !== 1) [pos, all] = [tf.mul(pos, pairScale), tf.mul(all, pairScale)];
     return tf.mean(tf.neg(tf.log(tf.div(tf.add(pos, 1), tf.add(all, 2))))) as tf.Scalar;
   });
 }

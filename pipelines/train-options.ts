@@ -33,6 +33,12 @@ export const DEFAULT_DENSE_CELLS = 16;
  */
 export const DEFAULT_DENSE_QUEUE = 1024;
 
+/**
+ * `--pixel-cells` default with hapicl: query cells per image in its pixel term (README,
+ * "Measured: HAPiCL's pixel term").
+ */
+export const DEFAULT_PIXEL_CELLS = 16;
+
 export const MAX_RESERVOIR = 65_536;
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
@@ -124,6 +130,16 @@ export const TRAIN_COMMAND = {
       arg: 'N',
       description: "densecl: query cells per image in the dense term, drawn afresh each step; 0: every cell of the grid (the paper's)",
     }),
+    'pixel-cells': z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({
+        arg: 'N',
+        defaultText: `${DEFAULT_PIXEL_CELLS} with hapicl`,
+        description: "hapicl: cells of view 1 per image in the pixel term, drawn afresh each step; 0: every cell of the grid (the paper's)",
+      }),
     'dense-queue': z.number().int().min(0).default(DEFAULT_DENSE_QUEUE).meta({
       arg: 'K',
       description: "densecl: entries of the dense queue, the dense term's negatives; 0: as many as --queue (the paper's)",
@@ -296,6 +312,9 @@ export function parseTrainConfig(
   if (given.has('min-foreground') && c.method !== 'hapicl')
     throw new ConfigError(`--min-foreground: only hapicl has masks to keep crops on; drop it with --method ${c.method}`);
   if (c.method === 'hapicl' && !given.has('min-foreground')) c['min-foreground'] = HARL_MIN_FOREGROUND;
+  if (given.has('pixel-cells') && c.method !== 'hapicl')
+    throw new ConfigError(`--pixel-cells: only hapicl has a pixel term; drop it with --method ${c.method}`);
+  if (c.method === 'hapicl' && !given.has('pixel-cells')) c['pixel-cells'] = DEFAULT_PIXEL_CELLS;
   for (const k of ['alpha', 'beta'] as const) {
     if (given.has(k) && c.method !== 'hapicl')
       throw new ConfigError(`--${k}: a weight of hapicl's HARL loss; drop it with --method ${c.method}`);

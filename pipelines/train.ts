@@ -68,7 +68,10 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
         }),
       };
     case 'hapicl':
-      return { method: createHapicl({ ...common, alpha: c.alpha, beta: c.beta }) };
+      // 0, or a checkpoint from before --pixel-cells (none: it trained on every cell, and goes on so): every cell.
+      return {
+        method: createHapicl({ ...common, alpha: c.alpha, beta: c.beta, ...(c['pixel-cells'] ? { pixelCells: c['pixel-cells'] } : {}) }),
+      };
     case 'softrank': {
       const softrank = createSoftRank({ ...common, frozenTargets: true, negatives });
       return { method: softrank, softrank };

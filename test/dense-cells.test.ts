@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createDenseCL, sampledCells } from '../methods/densecl.js';
-import { denseInfoNCE, l2Normalize } from '../methods/losses.js';
+import { sampledCells } from '../methods/dense-cells.js';
+import { createDenseCL } from '../methods/densecl.js';
+import { createHapicl } from '../methods/hapicl.js';
+import { denseInfoNCE, l2Normalize, pixelNTXent } from '../methods/losses.js';
 import type { ResNetConfig } from '../models/encoder-spec.js';
 
 beforeAll(async () => {
@@ -78,5 +80,70 @@ describe("DenseCL's sampled dense cells (train --dense-cells)", () => {
     const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
     expect(() => createDenseCL({ encoder, denseCells: 0 })).toThrow('denseCells: expected an integer ≥ 1, got 0');
     expect(() => createDenseCL({ encoder, denseCells: 2.5 })).toThrow('denseCells: expected an integer ≥ 1, got 2.5');
+  });
+});
+
+describe("HAPiCL's sampled pixel cells (train --pixel-cells)", () => {
+  it('scales the sums over N sampled query cells by P/N, as a hand computation gives', () => {
+    const [b, p, n, d] = [2, 4, 2, 3];
+    const cells1 = l2Normalize(tf.randomNormal([b, n, d], 0, 1, 'float32', 5)) as tf.Tensor3D;
+    const cells2 = l2Normalize(tf.randomNormal([b, p, d], 0, 1, 'float32', 6)) as tf.Tensor3D;
+    const mask1 = tf.tensor2d([
+      [1, 0],
+      [1, 1],
+    ]);
+    const mask2 = tf.tensor2d([
+      [1, 1, 0, 0],
+      [0, 1, 0, 1],
+    ]);
+    const got = pixelNTXent(cells1, cells2, mask1, mask2, 0.2, false, p / n).dataSync()[0]!;
+    const c1 = cells1.arraySync();
+    const c2 = cells2.arraySync();
+    const m1 = mask1.arraySync();
+    const m2 = mask2.arraySync();
+    let total = 0;
+    for (let i = 0; i < b; i++) {
+      let pos = 0;
+      let all = 0;
+      for (let q = 0; q < n; q++)
+        for (let k = 0; k < p; k++) {
+          const e = Math.exp(c1[i]![q]!.reduce((s, v, j) => s + v * c2[i]![k]![j]!, 0) / 0.2);
+          all += e;
+          if (m1[i]![q] === 1 && m2[i]![k] === 1) pos += e;
+        }
+      total += -Math.log(((p / n) * pos + 1) / ((p / n) * all + 2));
+    }
+    expect(got).toBeCloseTo(total / b, 5);
+    expect(() => pixelNTXent(cells1, cells2, mask1, mask2, 0.2, false, 0.5)).toThrow('pairScale is P / N ≥ 1');
+  });
+
+  it('trains on N cells of each image: every weight gets a gradient, every cell gives the full term, a count below 1 is refused', () => {
+    const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
+    const size = 16; // a 4×4 grid: P = 16
+    const batch = {
+      ids: ['a', 'b'],
+      views: [tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 7), tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 8)],
+      masks: [
+        tf.randomUniform([2, size, size], 0, 2, 'int32', 9).toFloat(),
+        tf.randomUniform([2, size, size], 0, 2, 'int32', 10).toFloat(),
+      ],
+    } as unknown as Parameters<ReturnType<typeof createHapicl>['loss']>[0];
+    const pixel = (pixelCells?: number) => {
+      const method = createHapicl({ encoder, queueSize: 8, seed: 3, ...(pixelCells ? { pixelCells } : {}) });
+      const parts = {};
+      const { value, grads } = tf.variableGrads(() => method.loss(batch, parts), method.trainable);
+      for (const v of method.trainable) expect(tf.max(tf.abs(grads[v.name]!)).dataSync()[0], v.name).toBeGreaterThan(0);
+      const out = (parts as Record<string, tf.Scalar>)['pixel']!.dataSync()[0]!;
+      tf.dispose([value, ...Object.values(grads), ...Object.values(parts as Record<string, tf.Scalar>)]);
+      method.dispose();
+      return out;
+    };
+    const full = pixel();
+    expect(pixel(16)).toBeCloseTo(full, 5); // every cell: the paper's term
+    const four = pixel(4);
+    expect(Number.isFinite(four)).toBe(true);
+    expect(four).not.toBeCloseTo(full, 5);
+    expect(pixel(4)).toBe(four); // the same batch draws the same cells
+    expect(() => createHapicl({ encoder, pixelCells: 0 })).toThrow('pixelCells: expected an integer ≥ 1, got 0');
   });
 });

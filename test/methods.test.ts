@@ -5,7 +5,7 @@ import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl, maskToGrid } from '../methods/hapicl.js';
-import { parseTrainConfig } from '../pipelines/train-options.js';
+import { DEFAULT_PIXEL_CELLS, parseTrainConfig } from '../pipelines/train-options.js';
 import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
@@ -31,6 +31,7 @@ const methods: Array<[string, () => Method]> = [
   ['densecl', () => createDenseCL({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
   ['densecl, 4 sampled cells', () => createDenseCL({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1, denseCells: 4 })],
   ['hapicl', () => createHapicl({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1 })],
+  ['hapicl, 4 sampled pixel cells', () => createHapicl({ encoder: tiny, queueSize: 16, momentum: 0.9, seed: 1, pixelCells: 4 })],
 ];
 
 describe.each(methods)('%s', (_, create) => {
@@ -176,5 +177,17 @@ describe("hapicl's HARL weights (--alpha, --beta)", () => {
       "--beta: a weight of hapicl's HARL loss; drop it with --method mocov2",
     );
     expect(() => parseTrainConfig(['--method', 'hapicl', '--alpha', '1.5'])).toThrow(/--alpha/);
+  });
+});
+
+describe("hapicl's sampled pixel cells (--pixel-cells)", () => {
+  it('default to DEFAULT_PIXEL_CELLS with hapicl, take 0 for every cell, and are refused for the other methods', () => {
+    expect(parseTrainConfig(['--method', 'hapicl', '--out', '/tmp/never'])['pixel-cells']).toBe(DEFAULT_PIXEL_CELLS);
+    expect(parseTrainConfig(['--method', 'hapicl', '--pixel-cells', '0', '--out', '/tmp/never'])['pixel-cells']).toBe(0);
+    expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['pixel-cells']).toBeUndefined();
+    expect(() => parseTrainConfig(['--method', 'densecl', '--pixel-cells', '8'])).toThrow(
+      '--pixel-cells: only hapicl has a pixel term; drop it with --method densecl',
+    );
+    expect(() => parseTrainConfig(['--method', 'hapicl', '--pixel-cells', '-1'])).toThrow(/--pixel-cells/);
   });
 });

@@ -407,7 +407,7 @@ describe('densestream wasm kernels', () => {
   // Every path of batch_matmul: B as is (8- and 4-wide column blocks, the scalar tail) and
   // transposed (4-deep dot products and their tail), A transposed, row blocks of 4 and the
   // rest, one side repeated over the batch; and the shapes it leaves to XNNPACK.
-  const matMuls: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+  const matMuls: Array<{ a: [number, number, number]; b: [number, number, number]; ta: boolean; tb: boolean }> = [
     { a: [5, 13, 17], b: [5, 17, 21], ta: false, tb: false },
     { a: [3, 64, 128], b: [3, 128, 64], ta: false, tb: false }, // HAPiCL's pixel products, on both threads
     { a: [4, 9, 3], b: [4, 3, 3], ta: false, tb: false }, // the per-view colour matrices
