@@ -17,7 +17,7 @@
  * `Ci`/`Co` channels in/out, NHWC throughout.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
+import { FILTER_GRADIENT_KERNEL, INTERLEAVE_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
 /** Geometry of one Conv2D, as the engine describes it (a superset of what the wasm filter-gradient kernel reads). */
 export interface ConvGeometry extends FilterGradientAttrs {
@@ -291,8 +291,19 @@ function interleavePhases(outputs: tf.Tensor4D[], g: ConvGeometry): tf.Tensor4D 
   const [batch, phaseH, phaseW, channels] = (outputs[0] as tf.Tensor4D).shape;
   const sh = g.strideHeight;
   const sw = g.strideWidth;
-  const stacked = tf.reshape(tf.stack(outputs, 3), [batch, phaseH, phaseW, sh, sw, channels]);
-  const woven = tf.reshape(tf.transpose(stacked, [0, 1, 3, 2, 4, 5]), [batch, phaseH * sh, phaseW * sw, channels]);
+  // On wasm one kernel writes each phase where it lands; the ops copy everything twice (Pack, Transpose).
+  const woven =
+    wasmKernelThreads() > 0 && sh * sw <= 10 && outputs.every((t) => t.dtype === 'float32')
+      ? (tf.engine().runKernel(INTERLEAVE_KERNEL, Object.fromEntries(outputs.map((t, i) => [`p${i}`, t])), {
+          sh,
+          sw,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D)
+      : tf.reshape(tf.transpose(tf.reshape(tf.stack(outputs, 3), [batch, phaseH, phaseW, sh, sw, channels]), [0, 1, 3, 2, 4, 5]), [
+          batch,
+          phaseH * sh,
+          phaseW * sw,
+          channels,
+        ]);
   // wasm's Slice copies even when it keeps everything; crop only when there is a remainder.
   if (phaseH * sh === g.inHeight && phaseW * sw === g.inWidth) return woven as tf.Tensor4D;
   return tf.slice(woven, [0, 0, 0, 0], [-1, g.inHeight, g.inWidth, -1]) as tf.Tensor4D;

@@ -658,3 +658,33 @@ void batch_matmul(const int* geometry, const float* a, const float* b, float* ou
   const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
   for (int it = first; it < last; it++) mm_item(g, a, b, out, it);
 }
+
+/*
+ * Weaves the sh·sw phase outputs of a strided convolution's input gradient, each
+ * [B, Hp, Wp, C], into out [B, Hp·sh, Wp·sw, C]: row m of phase (a, b) lands on row a + sh·m,
+ * column n on column b + sw·n. geometry: batch, Hp, Wp, C, sh, sw, then the sh·sw phase
+ * pointers (row phase major). tfjs's form, a Pack then a Transpose, copies everything twice.
+ * Parts split the (batch, phase row) pairs.
+ */
+__attribute__((export_name("interleave_phases")))
+void interleave_phases(const int* geometry, float* out, int part, int parts) {
+  const int batch = geometry[0], ph = geometry[1], pw = geometry[2], c = geometry[3], sh = geometry[4], sw = geometry[5];
+  const int width = pw * sw;
+  const long long rows = (long long)batch * ph;
+  const long long r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+  for (long long r = r0; r < r1; r++) {
+    const int b = (int)(r / ph), m = (int)(r % ph);
+    for (int a = 0; a < sh; a++) {
+      float* dst_row = out + (((long long)b * ph * sh + (long long)m * sh + a) * width) * c;
+      for (int q = 0; q < sw; q++) {
+        const float* src = (const float*)(long)geometry[6 + a * sw + q] + ((long long)r * pw) * c;
+        float* dst = dst_row + (long long)q * c;
+        for (int n = 0; n < pw; n++, src += c, dst += (long long)sw * c) {
+          int k = 0;
+          for (; k + 4 <= c; k += 4) wasm_v128_store(dst + k, wasm_v128_load(src + k));
+          for (; k < c; k++) dst[k] = src[k];
+        }
+      }
+    }
+  }
+}

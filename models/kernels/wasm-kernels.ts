@@ -28,6 +28,12 @@ export const BATCH_NORM_KERNEL = 'DensestreamBatchNorm';
 /** Its gradient: inputs dy, x, mean, variance, gamma and optionally dmean, dvariance; outputs `[dx, dgamma, dbeta]`. */
 const BATCH_NORM_GRAD_KERNEL = 'DensestreamBatchNormGrad';
 
+/**
+ * The phases of a strided convolution's input gradient, inputs `p0 … p(sh·sw−1)` `[B,Hp,Wp,C]`
+ * (row phase major), attrs `sh`, `sw`: woven into `[B, Hp·sh, Wp·sw, C]` (`conv-gradients.ts`).
+ */
+export const INTERLEAVE_KERNEL = 'DensestreamInterleavePhases';
+
 /** The ReLU gradient in one pass: inputs dy, x; dx = dy where x > 0. */
 const RELU_GRAD_KERNEL = 'DensestreamReluGrad';
 
@@ -97,6 +103,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'bn_grad_apply',
       'relu_grad',
       'batch_matmul',
+      'interleave_phases',
     ],
     parts,
   );
@@ -124,6 +131,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       gradFunc: batchNormGradient,
     });
     tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: reluGradKernel });
+    tf.registerKernel({ kernelName: INTERLEAVE_KERNEL, backendName: 'wasm', kernelFunc: interleaveKernel });
     reluGradient();
     // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
     // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).
@@ -510,3 +518,21 @@ function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorIn
   k.pool.run('batch_matmul', [k.geometry, offset(k, a), offset(k, b), offset(k, out)], batch * m * n * inner >= PARALLEL_MIN);
   return out;
 }
+
+const interleaveKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { sh, sw } = attrs as unknown as { sh: number; sw: number };
+  const phases = Array.from({ length: sh * sw }, (_, i) => (inputs as Record<string, tf.TensorInfo | undefined>)[`p${i}`]);
+  const first = phases[0];
+  if (first === undefined || phases.some((t) => t === undefined || t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, first.shape))) {
+    throw new Error(`wasm kernels: interleave takes ${sh * sw} float32 phases of one shape`);
+  }
+  if (sh * sw > 10) throw new Error(`wasm kernels: interleave takes at most 10 phases, got ${sh * sw}`);
+  const [batch, ph, pw, c] = first.shape as [number, number, number, number];
+  const out = k.backend.makeOutput([batch, ph * sh, pw * sw, c], 'float32');
+  if (batch * ph * pw * c === 0) return out;
+  const geometry = [batch, ph, pw, c, sh, sw, ...phases.map((t) => offset(k, t!))];
+  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+  k.pool.run('interleave_phases', [k.geometry, offset(k, out)], batch * ph * pw * c * sh * sw >= PARALLEL_MIN);
+  return out;
+};
