@@ -445,4 +445,39 @@ describe('densestream wasm kernels', () => {
       got.values.forEach((v, i) => expect(relativeError(v, ref.values[i]!), `output ${i}`).toBeLessThanOrEqual(1e-5));
     },
   );
+
+  it('computes eˣ within 2 ulp of the exact value, with 0 below 2⁻¹²⁶, +∞ above the float range and NaN kept', async () => {
+    const values = [
+      ...Array.from({ length: 4099 }, (_, i) => -90 + (180 * i) / 4098), // every lane position and a tail of 3
+      0,
+      -0,
+      1,
+      -1,
+      1e-8,
+      88.72,
+      88.73,
+      -87.33,
+      -87.34,
+      -1000,
+      1000,
+      Infinity,
+      -Infinity,
+      NaN,
+    ];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d(values);
+    const y = tf.exp(x);
+    const got = y.dataSync();
+    tf.dispose([x, y]);
+    expect(tf.memory().numTensors).toBe(before);
+    values.forEach((v, i) => {
+      const exact = Math.exp(Math.fround(v));
+      const g = got[i]!;
+      if (Number.isNaN(v)) expect(g, `e^${v}`).toBeNaN();
+      else if (exact > 3.4028234663852886e38) expect(g, `e^${v}`).toBe(Infinity);
+      else if (exact < 2 ** -126) expect(g, `e^${v}`).toBe(0);
+      else expect(Math.abs(g - exact) / exact, `e^${v}`).toBeLessThanOrEqual(2 * 2 ** -23);
+    });
+  });
 });

@@ -688,3 +688,52 @@ void interleave_phases(const int* geometry, float* out, int part, int parts) {
     }
   }
 }
+
+/*
+ * out = eˣ elementwise, 4 lanes at a time: Cephes' expf (range reduction by ln 2 in two parts,
+ * a degree-5 polynomial, the exponent written into the bits), within 2 ulp of the exact value
+ * (tested).
+ * Results below 2⁻¹²⁶ flush to 0; above the float range, +∞; NaN stays NaN. tfjs's wasm Exp
+ * calls the scalar expf once per value on one thread: 9 ms for InfoNCE's [128, 4097] logits.
+ * Parts split the values in blocks of 4.
+ */
+INLINE v128_t exp_v(v128_t x) {
+  const v128_t hi = wasm_f32x4_splat(88.72283935546875f), lo = wasm_f32x4_splat(-87.3365447504f); /* ln FLT_MAX, ln 2⁻¹²⁶ */
+  const v128_t over = wasm_f32x4_gt(x, hi), under = wasm_f32x4_lt(x, lo), nan = wasm_f32x4_ne(x, x);
+  v128_t v = wasm_f32x4_pmin(wasm_f32x4_pmax(x, lo), hi);
+  const v128_t n = wasm_f32x4_floor(wasm_f32x4_add(wasm_f32x4_mul(v, wasm_f32x4_splat(1.44269504088896341f)), wasm_f32x4_splat(0.5f)));
+  v = wasm_f32x4_sub(v, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  v = wasm_f32x4_sub(v, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t y = wasm_f32x4_splat(1.9875691500e-4f);
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, v), wasm_f32x4_splat(1.3981999507e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, v), wasm_f32x4_splat(8.3334519073e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, v), wasm_f32x4_splat(4.1665795894e-2f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, v), wasm_f32x4_splat(1.6666665459e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, v), wasm_f32x4_splat(5.0000001201e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, v), v), v), wasm_f32x4_splat(1.0f));
+  /* 2ⁿ as 2^⌊n/2⌋·2^(n−⌊n/2⌋): n reaches 128 near the top of the range, past one exponent field. */
+  const v128_t ni = wasm_i32x4_trunc_sat_f32x4(n), half = wasm_i32x4_shr(ni, 1);
+  const v128_t bias = wasm_i32x4_splat(127);
+  v128_t r = wasm_f32x4_mul(y, wasm_i32x4_shl(wasm_i32x4_add(half, bias), 23));
+  r = wasm_f32x4_mul(r, wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_sub(ni, half), bias), 23));
+  r = wasm_v128_bitselect(wasm_f32x4_splat(__builtin_inff()), r, over);
+  r = wasm_v128_andnot(r, under);
+  return wasm_v128_bitselect(x, r, nan);
+}
+
+__attribute__((export_name("exp_values")))
+void exp_values(const float* x, float* out, int n, int part, int parts) {
+  const int blocks = n / 4;
+  const int first = (int)((long long)blocks * part / parts) * 4;
+  const int last = part == parts - 1 ? n : (int)((long long)blocks * (part + 1) / parts) * 4;
+  int i = first;
+  for (; i + 4 <= last; i += 4) wasm_v128_store(out + i, exp_v(wasm_v128_load(x + i)));
+  if (i < last) {
+    /* The tail through the same lanes, loaded one by one so nothing past n is read. */
+    const int m = last - i;
+    const v128_t r = exp_v(wasm_f32x4_make(x[i], m > 1 ? x[i + 1] : 0.0f, m > 2 ? x[i + 2] : 0.0f, 0.0f));
+    out[i] = wasm_f32x4_extract_lane(r, 0);
+    if (m > 1) out[i + 1] = wasm_f32x4_extract_lane(r, 1);
+    if (m > 2) out[i + 2] = wasm_f32x4_extract_lane(r, 2);
+  }
+}

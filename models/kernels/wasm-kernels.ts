@@ -104,6 +104,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'relu_grad',
       'batch_matmul',
       'interleave_phases',
+      'exp_values',
     ],
     parts,
   );
@@ -122,6 +123,15 @@ export async function installWasmKernels(threads: number): Promise<void> {
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
     override(tf.BatchMatMul, batchedMatMul);
+    // eˣ on both cores with SIMD (kernels.c: within 2 ulp, results below 2⁻¹²⁶ flushed to 0).
+    override(tf.Exp, ({ inputs }, k) => {
+      const { x } = inputs as { x: tf.TensorInfo };
+      if (x.dtype !== 'float32') return undefined;
+      const out = k.backend.makeOutput([...x.shape], 'float32');
+      const n = tf.util.sizeFromShape(x.shape);
+      if (n > 0) k.pool.run('exp_values', [offset(k, x), offset(k, out), n], n >= PARALLEL_MIN);
+      return out;
+    });
     tf.registerKernel({ kernelName: BATCH_NORM_KERNEL, backendName: 'wasm', kernelFunc: batchNormKernel });
     tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGradKernel });
     tf.registerGradient({
