@@ -367,6 +367,18 @@ describe('densestream wasm kernels', () => {
     tf.dispose([x, gamma, beta, w]);
   });
 
+  it('computes ReLU as cpu does, NaN kept, on SIMD lanes and the tail', async () => {
+    const values = [...Array.from({ length: 70 * 1024 + 3 }, (_, i) => Math.sin(i * 0.7) * 3), -0, 0, NaN, -Infinity, Infinity];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d(values);
+    const y = tf.relu(x);
+    const got = Array.from(y.dataSync(), (v) => v + 0);
+    tf.dispose([x, y]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(got).toEqual(values.map((v) => (Number.isNaN(v) ? NaN : Math.max(Math.fround(v), 0) + 0)));
+  });
+
   it('differentiates ReLU as cpu does, in one kernel, with 0 at 0', async () => {
     const values = Array.from({ length: 6 * 7 * 9 * 5 }, (_, i) => (i % 11 === 0 ? 0 : Math.sin(i * 1.3)));
     const weights = Array.from({ length: values.length }, (_, i) => Math.cos(i));

@@ -737,3 +737,19 @@ void exp_values(const float* x, float* out, int n, int part, int parts) {
     if (m > 2) out[i + 2] = wasm_f32x4_extract_lane(r, 2);
   }
 }
+
+/* out = max(x, 0) on SIMD lanes (tfjs's wasm Relu runs one value at a time). Parts split the values. */
+__attribute__((export_name("relu_values")))
+void relu_values(const float* x, float* out, int n, int part, int parts) {
+  const int blocks = n / 4;
+  const int first = (int)((long long)blocks * part / parts) * 4;
+  const int last = part == parts - 1 ? n : (int)((long long)blocks * (part + 1) / parts) * 4;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int i = first;
+  /* Keeps NaN, as tfjs's kernels do: a NaN activation must reach the divergence guard. */
+  for (; i + 4 <= last; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    wasm_v128_store(out + i, wasm_v128_andnot(v, wasm_f32x4_lt(v, zero)));
+  }
+  for (; i < last; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i];
+}

@@ -105,6 +105,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'batch_matmul',
       'interleave_phases',
       'exp_values',
+      'relu_values',
     ],
     parts,
   );
@@ -124,14 +125,8 @@ export async function installWasmKernels(threads: number): Promise<void> {
     override(tf.Transpose, blockTranspose);
     override(tf.BatchMatMul, batchedMatMul);
     // eˣ on both cores with SIMD (kernels.c: within 2 ulp, results below 2⁻¹²⁶ flushed to 0).
-    override(tf.Exp, ({ inputs }, k) => {
-      const { x } = inputs as { x: tf.TensorInfo };
-      if (x.dtype !== 'float32') return undefined;
-      const out = k.backend.makeOutput([...x.shape], 'float32');
-      const n = tf.util.sizeFromShape(x.shape);
-      if (n > 0) k.pool.run('exp_values', [offset(k, x), offset(k, out), n], n >= PARALLEL_MIN);
-      return out;
-    });
+    overrideUnary(tf.Exp, 'exp_values');
+    overrideUnary(tf.Relu, 'relu_values');
     tf.registerKernel({ kernelName: BATCH_NORM_KERNEL, backendName: 'wasm', kernelFunc: batchNormKernel });
     tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGradKernel });
     tf.registerGradient({
@@ -546,3 +541,15 @@ const interleaveKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   k.pool.run('interleave_phases', [k.geometry, offset(k, out)], batch * ph * pw * c * sh * sw >= PARALLEL_MIN);
   return out;
 };
+
+/** Takes over a float32 elementwise kernel with `kernel` (x, out, n), on both cores when large. */
+function overrideUnary(kernelName: string, kernel: string): void {
+  override(kernelName, ({ inputs }, k) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    if (x.dtype !== 'float32') return undefined;
+    const out = k.backend.makeOutput([...x.shape], 'float32');
+    const n = tf.util.sizeFromShape(x.shape);
+    if (n > 0) k.pool.run(kernel, [offset(k, x), offset(k, out), n], n >= PARALLEL_MIN);
+    return out;
+  });
+}
