@@ -80,14 +80,19 @@ function toLab(rgb: Float32Array): void {
 function blurPass(src: Float32Array, dst: Float32Array, w: number, h: number, kernel: Float32Array, vertical: boolean): void {
   const r = (kernel.length - 1) / 2;
   const n = vertical ? h : w;
+  const outers = vertical ? w : h;
+  // Element k of line `outer` sits at (k·step + outer·across)·3.
+  const step = vertical ? w : 1;
+  const across = vertical ? 1 : w;
   const line = new Float32Array((n + 2 * r) * 3);
-  for (let outer = 0; outer < (vertical ? w : h); outer++) {
-    const at = (k: number) => (vertical ? k * w + outer : outer * w + k) * 3;
+  for (let outer = 0; outer < outers; outer++) {
+    const base = outer * across;
     for (let k = -r; k < n + r; k++) {
-      const from = at(Math.min(n - 1, Math.max(0, k)));
-      line[(k + r) * 3] = src[from] as number;
-      line[(k + r) * 3 + 1] = src[from + 1] as number;
-      line[(k + r) * 3 + 2] = src[from + 2] as number;
+      const from = (Math.min(n - 1, Math.max(0, k)) * step + base) * 3;
+      const to = (k + r) * 3;
+      line[to] = src[from] as number;
+      line[to + 1] = src[from + 1] as number;
+      line[to + 2] = src[from + 2] as number;
     }
     for (let k = 0; k < n; k++) {
       let a = 0;
@@ -99,7 +104,7 @@ function blurPass(src: Float32Array, dst: Float32Array, w: number, h: number, ke
         b += wt * (line[j + 1] as number);
         c += wt * (line[j + 2] as number);
       }
-      const o = at(k);
+      const o = (k * step + base) * 3;
       dst[o] = a;
       dst[o + 1] = b;
       dst[o + 2] = c;
@@ -171,10 +176,23 @@ function boundaryContrast(pixels: Pixels, options: SaliencyOptions): Plane<Float
       nearest[i] = Math.min(nearest[i] as number, d2(b, c));
     });
   }
+  // Every pixel against every centre: the hot loop of HAPiCL's data plane, so written flat, with
+  // the centres' colours in one array (the same sums in the same order as d2, so the same map).
+  const colours = new Float64Array(k * 3);
+  centres.forEach((c, j) => colours.set([lab[c * 3] as number, lab[c * 3 + 1] as number, lab[c * 3 + 2] as number], j * 3));
   const data = new Float32Array(w * h);
   for (let p = 0; p < w * h; p++) {
+    const l = lab[p * 3] as number;
+    const a = lab[p * 3 + 1] as number;
+    const b = lab[p * 3 + 2] as number;
     let d = Infinity;
-    for (const c of centres) d = Math.min(d, d2(p, c));
+    for (let j = 0; j < k * 3; j += 3) {
+      const dl = l - (colours[j] as number);
+      const da = a - (colours[j + 1] as number);
+      const db = b - (colours[j + 2] as number);
+      const e = dl * dl + da * da + db * db;
+      if (e < d) d = e;
+    }
     data[p] = Math.sqrt(d);
   }
   normalise(data);
