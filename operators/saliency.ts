@@ -38,8 +38,17 @@ const LINEAR = Float32Array.from({ length: 256 }, (_, v) => {
 /** Area-averaged downscale to a `w × h` map of linear-light RGB (averaging in linear light). */
 function downscale(p: Pixels, w: number, h: number): Float32Array {
   const out = new Float32Array(w * h * 3);
-  const counts = new Float32Array(w * h);
   const c = p.channels;
+  if (w === p.width && h === p.height) {
+    // One pixel per cell (a map at the image's own size): its linear values, as the average gives.
+    for (let m = 0, i = 0; m < w * h; m++, i += c) {
+      out[m * 3] = LINEAR[p.data[i] as number] as number;
+      out[m * 3 + 1] = LINEAR[p.data[c === 3 ? i + 1 : i] as number] as number;
+      out[m * 3 + 2] = LINEAR[p.data[c === 3 ? i + 2 : i] as number] as number;
+    }
+    return out;
+  }
+  const counts = new Float32Array(w * h);
   const column = Int32Array.from({ length: p.width }, (_, x) => Math.min(w - 1, Math.floor((x * w) / p.width)));
   for (let y = 0; y < p.height; y++) {
     const row = Math.min(h - 1, Math.floor((y * h) / p.height)) * w;
@@ -81,30 +90,33 @@ function blurPass(src: Float32Array, dst: Float32Array, w: number, h: number, ke
   const r = (kernel.length - 1) / 2;
   const n = vertical ? h : w;
   const outers = vertical ? w : h;
-  // Element k of line `outer` sits at (k·step + outer·across)·3.
-  const step = vertical ? w : 1;
-  const across = vertical ? 1 : w;
-  const line = new Float32Array((n + 2 * r) * 3);
+  // Element k of line `outer` sits at (k·step + outer·across)·3; taps past an edge read the edge.
+  const step = (vertical ? w : 1) * 3;
+  const across = (vertical ? 1 : w) * 3;
+  const taps = kernel.length;
   for (let outer = 0; outer < outers; outer++) {
     const base = outer * across;
-    for (let k = -r; k < n + r; k++) {
-      const from = (Math.min(n - 1, Math.max(0, k)) * step + base) * 3;
-      const to = (k + r) * 3;
-      line[to] = src[from] as number;
-      line[to + 1] = src[from + 1] as number;
-      line[to + 2] = src[from + 2] as number;
-    }
     for (let k = 0; k < n; k++) {
       let a = 0;
       let b = 0;
       let c = 0;
-      for (let t = 0, j = k * 3; t < kernel.length; t++, j += 3) {
-        const wt = kernel[t] as number;
-        a += wt * (line[j] as number);
-        b += wt * (line[j + 1] as number);
-        c += wt * (line[j + 2] as number);
+      if (k >= r && k < n - r) {
+        for (let t = 0, j = base + (k - r) * step; t < taps; t++, j += step) {
+          const wt = kernel[t] as number;
+          a += wt * (src[j] as number);
+          b += wt * (src[j + 1] as number);
+          c += wt * (src[j + 2] as number);
+        }
+      } else {
+        for (let t = 0; t < taps; t++) {
+          const j = base + Math.min(n - 1, Math.max(0, k - r + t)) * step;
+          const wt = kernel[t] as number;
+          a += wt * (src[j] as number);
+          b += wt * (src[j + 1] as number);
+          c += wt * (src[j + 2] as number);
+        }
       }
-      const o = (k * step + base) * 3;
+      const o = base + k * step;
       dst[o] = a;
       dst[o + 1] = b;
       dst[o + 2] = c;
