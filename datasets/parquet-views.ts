@@ -26,6 +26,8 @@ export interface PrecomputedViews {
   attentionView: boolean;
   /** Mask-aware crops' foreground fraction (0: plain crops, and shards from before the option). */
   minForeground: number;
+  /** The colour jitter's hue range (undefined: the preset's, and shards from before the option). */
+  hue?: number;
   seed: number;
 }
 
@@ -94,6 +96,7 @@ export function parquetViewsSource(dir: string): RandomAccessSource & { precompu
     masks: String(c['masks']),
     attentionView: c['attentionView'] === true,
     minForeground: Number(c['minForeground'] ?? 0),
+    ...(typeof c['hue'] === 'number' ? { hue: c['hue'] } : {}),
     seed: Number(c['seed']),
   };
   const files: ViewFile[] = [];

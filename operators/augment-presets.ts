@@ -132,6 +132,16 @@ export function withMinForeground(views: ViewConfig[], fraction: number): ViewCo
   return fraction > 0 ? views.map((v) => (v.crop === undefined || v.crop === 'random' ? { ...v, minForeground: fraction } : v)) : views;
 }
 
+/**
+ * The views with their colour jitter's hue range set to `hue` turns (`[−hue, hue]`, at most 0.5,
+ * which draws any hue); views without jitter are left as they are; undefined keeps the preset's.
+ */
+export function withHue(views: ViewConfig[], hue: number | undefined): ViewConfig[] {
+  if (hue === undefined) return views;
+  if (!(hue >= 0 && hue <= 0.5)) throw new Error(`hue: expected a range in turns in [0, 0.5], got ${hue}`);
+  return views.map((v) => (v.jitter ? { ...v, jitter: { ...v.jitter, hue } } : v));
+}
+
 /** Parses a preset name, naming the flag when it is wrong. */
 export function parsePreset(value: string, field = '--preset'): PresetName {
   if ((PRESETS as readonly string[]).includes(value)) return value as PresetName;

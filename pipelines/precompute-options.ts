@@ -8,7 +8,7 @@ import { parseShard } from '../datasets/source.js';
 import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-presets.js';
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
-import { augmentOption, checkRemoteShardOptions, REMOTE_SHARD_OPTIONS, VIEW_MASKS } from './shared-options.js';
+import { augmentOption, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS, VIEW_MASKS } from './shared-options.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 
@@ -64,6 +64,7 @@ export const PRECOMPUTE_COMMAND = {
     quiet: z.boolean().default(false).meta({ description: 'no progress lines on stderr' }),
     // cpu, the reference path: precomputed views are then exactly those a `train --augment cpu` run cuts live.
     augment: augmentOption('cpu'),
+    ...HUE_OPTION,
     ...REMOTE_SHARD_OPTIONS,
   }),
 } satisfies CommandSchema;

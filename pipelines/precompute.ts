@@ -76,6 +76,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     attentionView: c['attention-view'],
     masks: c.masks,
     minForeground: c['min-foreground'] ?? 0,
+    ...(c.hue === undefined ? {} : { hue: c.hue }),
     seed: c.seed,
     ...(attention ? { attention } : {}),
     ...(maps ? { featureMask: maps.mask } : {}),
@@ -182,6 +183,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         viewsPerEpoch: c.perEpoch,
         masks: c.masks,
         minForeground: c['min-foreground'] ?? 0,
+        ...(c.hue === undefined ? {} : { hue: c.hue }), // absent unless given: older outputs resume as they were
         attentionView: c['attention-view'],
         augment: c.augment,
         imageFormat: c['image-format'],

@@ -8,7 +8,14 @@ import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rx
 import { readSamples, type Source } from '../datasets/source.js';
 import { attentionMap, type AttentionSource, type FeatureMaskSource } from '../operators/attention-map.js';
 import { mapInOrder, thenOrNow } from '../operators/map-in-order.js';
-import { presetViews, withAttentionView, withMinForeground, type PresetName, type ViewConfig } from '../operators/augment-presets.js';
+import {
+  presetViews,
+  withAttentionView,
+  withHue,
+  withMinForeground,
+  type PresetName,
+  type ViewConfig,
+} from '../operators/augment-presets.js';
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
@@ -32,6 +39,8 @@ export interface SampleViewOptions {
   masks: ViewMasks;
   /** Random crops keep at least this fraction of their area on the mask (HARL; 0 or unset: plain crops). Needs masks. */
   minForeground?: number;
+  /** The colour jitter's hue range in turns (unset: the preset's). */
+  hue?: number;
   seed: number;
   /** Where view pixels are cut (default cpu): `backend` leaves planned views for `batch` or `cutPlannedViews`. */
   augment?: AugmentPath;
@@ -40,7 +49,7 @@ export interface SampleViewOptions {
 /** The view blocks of one epoch (the preset, its first view made an attention view if asked). */
 export function viewConfigs(o: SampleViewOptions): ViewConfig[] {
   if (o.minForeground && o.masks === 'none') throw new Error('views: a mask-aware crop (minForeground) needs masks');
-  const preset = withMinForeground(presetViews(o.preset, o.size), o.minForeground ?? 0);
+  const preset = withHue(withMinForeground(presetViews(o.preset, o.size), o.minForeground ?? 0), o.hue);
   return o.attentionView ? withAttentionView(preset) : preset;
 }
 

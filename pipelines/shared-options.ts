@@ -31,6 +31,21 @@ export function augmentOption(fallback: AugmentChoice) {
   });
 }
 
+/**
+ * `--hue H`: the colour jitter's hue range, for every command that cuts training views. On the
+ * scenes, an object's colour is random per image and both views share it, so instance
+ * discrimination can tell images apart by colour alone; a full hue range takes that cue away
+ * (README, "Looking for a recipe that learns within ten minutes").
+ */
+export const HUE_OPTION = {
+  hue: z.number().min(0).max(0.5).optional().meta({
+    arg: 'H',
+    expected: 'a range in turns in [0, 0.5]',
+    defaultText: "the preset's (0.1)",
+    description: "each view's hue shifts by up to ±H turns (colour jitter); 0.5 draws any hue",
+  }),
+};
+
 /** The foreground masks a view chain can carry: none, saliency, colour k-means, the scenes' ground truth, or the features of an encoder. */
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
 export type ViewMasks = (typeof VIEW_MASKS)[number];

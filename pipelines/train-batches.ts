@@ -39,6 +39,8 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
         : `--method ${c.method} cuts plain crops (the views were cut keeping ${p.minForeground} of each crop on the mask; precompute with --min-foreground 0)`,
     );
   }
+  if ((p.hue ?? null) !== (c.hue ?? null))
+    differ.push(`--hue ${c.hue ?? "(the preset's)"} (the views were cut with ${p.hue ?? "the preset's hue range"})`);
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
@@ -50,6 +52,7 @@ export function trainViewOptions(c: TrainConfig, attention?: AttentionSource, fe
     attentionView: c['attention-view'],
     masks: c.method === 'hapicl' ? c.masks : 'none',
     minForeground: c.method === 'hapicl' ? (c['min-foreground'] ?? 0) : 0,
+    ...(c.hue === undefined ? {} : { hue: c.hue }),
     seed: c.seed,
     ...(attention ? { attention } : {}),
     ...(featureMask ? { featureMask } : {}),

@@ -12,7 +12,7 @@ import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
-import { augmentOption, BACKEND_OPTIONS, checkRemoteShardOptions, REMOTE_SHARD_OPTIONS } from './shared-options.js';
+import { augmentOption, BACKEND_OPTIONS, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS } from './shared-options.js';
 
 /** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 /**
@@ -159,6 +159,7 @@ export const TRAIN_COMMAND = {
     ...BACKEND_OPTIONS,
     ...REMOTE_SHARD_OPTIONS,
     augment: augmentOption('auto'),
+    ...HUE_OPTION,
     out: z.string().optional().meta({
       arg: 'DIR',
       defaultText: 'runs/METHOD',
