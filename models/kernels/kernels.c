@@ -304,22 +304,12 @@ void broadcast_rows(const float* b, float* out, int rows, int cols, int mean, in
  * accuracy), then bn_apply's coefficient rows: mean, γ/√(var+ε), β.
  * Parts split the columns in blocks of 4, as sum_leading does.
  */
-INLINE void moments_columns(const float* x, const float* gamma, const float* beta, float eps, float* mean, float* var,
-                            float* coef, int rows, int cols, int c0, const int V) {
-  v128_t total[4], centred[4];
-  for (int v = 0; v < V; v++) total[v] = centred[v] = wasm_f32x4_splat(0.0f);
-  for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
-    const int r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
-    v128_t acc[4];
-    for (int v = 0; v < V; v++) acc[v] = wasm_f32x4_splat(0.0f);
-    const float* p = x + (long long)r0 * cols + c0;
-    for (int r = r0; r < r1; r++, p += cols)
-      for (int v = 0; v < V; v++) acc[v] = wasm_f32x4_add(acc[v], wasm_v128_load(p + 4 * v));
-    for (int v = 0; v < V; v++) total[v] = wasm_f32x4_add(total[v], acc[v]);
-  }
-  const v128_t inv = wasm_f32x4_splat(1.0f / (float)rows);
-  v128_t m[4];
-  for (int v = 0; v < V; v++) m[v] = wasm_f32x4_mul(total[v], inv);
+/*
+ * Σ_rows x (or with `centre`, Σ_rows (x − m)²) over columns c0..c0+4V, summed in blocks of
+ * ROW_BLOCK rows as sum_columns does.
+ */
+INLINE void column_pass(const float* x, int rows, int cols, int c0, const int V, const int centre, const v128_t* m, v128_t* total) {
+  for (int v = 0; v < V; v++) total[v] = wasm_f32x4_splat(0.0f);
   for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
     const int r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
     v128_t acc[4];
@@ -327,11 +317,24 @@ INLINE void moments_columns(const float* x, const float* gamma, const float* bet
     const float* p = x + (long long)r0 * cols + c0;
     for (int r = r0; r < r1; r++, p += cols)
       for (int v = 0; v < V; v++) {
-        const v128_t d = wasm_f32x4_sub(wasm_v128_load(p + 4 * v), m[v]);
-        acc[v] = wasm_f32x4_add(acc[v], wasm_f32x4_mul(d, d));
+        v128_t d = wasm_v128_load(p + 4 * v);
+        if (centre) {
+          d = wasm_f32x4_sub(d, m[v]);
+          d = wasm_f32x4_mul(d, d);
+        }
+        acc[v] = wasm_f32x4_add(acc[v], d);
       }
-    for (int v = 0; v < V; v++) centred[v] = wasm_f32x4_add(centred[v], acc[v]);
+    for (int v = 0; v < V; v++) total[v] = wasm_f32x4_add(total[v], acc[v]);
   }
+}
+
+INLINE void moments_columns(const float* x, const float* gamma, const float* beta, float eps, float* mean, float* var,
+                            float* coef, int rows, int cols, int c0, const int V) {
+  v128_t total[4], centred[4], m[4];
+  column_pass(x, rows, cols, c0, V, 0, m, total);
+  const v128_t inv = wasm_f32x4_splat(1.0f / (float)rows);
+  for (int v = 0; v < V; v++) m[v] = wasm_f32x4_mul(total[v], inv);
+  column_pass(x, rows, cols, c0, V, 1, m, centred);
   const v128_t e = wasm_f32x4_splat(eps), one = wasm_f32x4_splat(1.0f);
   for (int v = 0; v < V; v++) {
     const int c = c0 + 4 * v;
