@@ -140,6 +140,8 @@ async function trainingViews(source: Source, config: Partial<TrainConfig>, run: 
       preset: config.preset ?? 'mocov2',
       attentionView: config['attention-view'] ?? false,
       masks,
+      ...(hapicl && config['min-foreground'] ? { minForeground: config['min-foreground'] } : {}),
+      ...(config.hue === undefined ? {} : { hue: config.hue }),
       seed: config.seed ?? 0,
       attention,
       ...(maps ? { featureMask: maps.mask } : {}),

@@ -10,6 +10,7 @@ import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
+import { presetViews } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { fromSource } from '../operators/from-source.js';
@@ -39,8 +40,10 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
         : `--method ${c.method} cuts plain crops (the views were cut keeping ${p.minForeground} of each crop on the mask; precompute with --min-foreground 0)`,
     );
   }
-  if ((p.hue ?? null) !== (c.hue ?? null))
-    differ.push(`--hue ${c.hue ?? "(the preset's)"} (the views were cut with ${p.hue ?? "the preset's hue range"})`);
+  // The hue ranges the views were and would be cut with: given, or the preset's.
+  const presetHue = presetViews(c.preset, c.size)[0]?.jitter?.hue;
+  if ((p.hue ?? presetHue) !== (c.hue ?? presetHue))
+    differ.push(`--hue ${c.hue ?? `${presetHue} (the preset's)`} (the views were cut with ${p.hue ?? `the preset's ${presetHue}`})`);
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 

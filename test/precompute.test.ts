@@ -109,7 +109,7 @@ describe('densestream precompute', () => {
     expect(wrong.status).toBe(2);
     expect(wrong.stderr).toContain('precomputed views do not fit: --size 96 (the views are 64 px)');
     const hue = cli('train', '--data', `parquet:${out}`, '--hue', '0.5', '--steps', '1', '--out', join(root, 'never'));
-    expect(hue.stderr).toContain("--hue 0.5 (the views were cut with the preset's hue range)");
+    expect(hue.stderr).toContain("--hue 0.5 (the views were cut with the preset's 0.1)");
     // Cut with masks, so mask-aware (HARL's 20 %): a method with plain crops, or hapicl asking for another share, is refused.
     expect(wrong.stderr).toContain(
       '--method densecl cuts plain crops (the views were cut keeping 0.2 of each crop on the mask; precompute with --min-foreground 0)',

@@ -7,7 +7,7 @@ import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
 import { batchNormTraining } from '../models/batch-norm.js';
-import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { blockSwap, installWasmKernels, INTERLEAVE_KERNEL, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 interface FilterCase {
   inC: number;
@@ -491,5 +491,47 @@ describe('densestream wasm kernels', () => {
       else if (exact < 2 ** -126) expect(g, `e^${v}`).toBe(0);
       else expect(Math.abs(g - exact) / exact, `e^${v}`).toBeLessThanOrEqual(2 * 2 ** -23);
     });
+  });
+
+  it("keeps NaN in ReLU's gradient as tfjs does: NaN at a NaN input, dy·0 (NaN for a NaN dy) where x ≤ 0", async () => {
+    const xs = [1, -1, 0, NaN, 2, -3, 1, -1, 0.5];
+    const ws = [NaN, NaN, 1, 1, Infinity, Infinity, 2, 3, -4];
+    const loss = (x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), tf.tensor1d(ws)));
+    await tf.setBackend('cpu');
+    const ref = Array.from(tf.grad(loss)(tf.tensor1d(xs)).dataSync(), (v) => v + 0);
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d(xs);
+    const g = tf.grad(loss)(x);
+    expect(Array.from(g.dataSync(), (v) => v + 0)).toEqual(ref);
+    tf.dispose([x, g]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('weaves phases as the Pack-and-Transpose form does, and differentiates the weave by strided slices', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const [sh, sw] = [2, 3];
+    const phases = Array.from({ length: sh * sw }, (_, i) => tf.randomNormal([2, 3, 4, 5], 0, 1, 'float32', 40 + i));
+    const weave = (...ps: tf.Tensor[]) =>
+      tf.engine().runKernel(INTERLEAVE_KERNEL, Object.fromEntries(ps.map((t, i) => [`p${i}`, t])), {
+        sh,
+        sw,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const woven = weave(...phases);
+    const ops = tf.tidy(() =>
+      tf.reshape(tf.transpose(tf.reshape(tf.stack(phases, 3), [2, 3, 4, sh, sw, 5]), [0, 1, 3, 2, 4, 5]), [2, 3 * sh, 4 * sw, 5]),
+    );
+    expect(Array.from(woven.dataSync())).toEqual(Array.from(ops.dataSync()));
+    const w = tf.randomNormal(woven.shape, 0, 1, 'float32', 50);
+    const grads = tf.grads((...ps: tf.Tensor[]) => tf.sum(tf.mul(weave(...ps), w)))(phases);
+    grads.forEach((g, i) => {
+      const [a, b] = [Math.floor(i / sw), i % sw];
+      const expected = tf.stridedSlice(w, [0, a, b, 0], w.shape, [1, sh, sw, 1]);
+      expect(Array.from(g.dataSync())).toEqual(Array.from(expected.dataSync()));
+      expected.dispose();
+    });
+    tf.dispose([...phases, woven, ops, w, ...grads]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -528,7 +528,10 @@ void bn_grad_apply(const float* dy, const float* x, const float* coef, float* dx
   centred_affine_rows(x, dy, coef, dx, r0, r1, cols, 1);
 }
 
-/* The ReLU gradient, dx = dy where x > 0, else 0, in one pass (tfjs: Step, Cast, Multiply). */
+/*
+ * The ReLU gradient in one pass, as tfjs's dy·Step(x) (Step, Cast, Multiply): dy where x > 0,
+ * dy·0 elsewhere (so a NaN or ∞ dy stays NaN), NaN where x is NaN.
+ */
 __attribute__((export_name("relu_grad")))
 void relu_grad(const float* dy, const float* x, float* dx, int n, int part, int parts) {
   const int blocks = n / 4;
@@ -536,9 +539,12 @@ void relu_grad(const float* dy, const float* x, float* dx, int n, int part, int 
   const int last = part == parts - 1 ? n : (int)((long long)blocks * (part + 1) / parts) * 4;
   const v128_t zero = wasm_f32x4_splat(0.0f);
   int i = first;
-  for (; i + 4 <= last; i += 4)
-    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), wasm_f32x4_gt(wasm_v128_load(x + i), zero)));
-  for (; i < last; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  for (; i + 4 <= last; i += 4) {
+    const v128_t g = wasm_v128_load(dy + i), v = wasm_v128_load(x + i);
+    const v128_t r = wasm_v128_bitselect(g, wasm_f32x4_mul(g, zero), wasm_f32x4_gt(v, zero));
+    wasm_v128_store(dx + i, wasm_v128_bitselect(v, r, wasm_f32x4_ne(v, v)));
+  }
+  for (; i < last; i++) dx[i] = x[i] != x[i] ? x[i] : x[i] > 0.0f ? dy[i] : dy[i] * 0.0f;
 }
 
 /*
@@ -636,7 +642,15 @@ INLINE void mm_item(const matmul_t* g, const float* a, const float* b, float* ou
   const float* bb = b + (long long)bi * g->stride_b;
   float* ob = out + (long long)bi * g->m * g->n;
   const int rows = g->m - i0 < 4 ? g->m - i0 : 4;
-  if (g->trans_b) {
+  if (g->trans_a && g->trans_b) {
+    /* Both transposed (rare): out[i,j] = Σ_k A[k,i]·B[j,k], one value at a time. */
+    for (int i = i0; i < i0 + rows; i++)
+      for (int j = 0; j < g->n; j++) {
+        float acc = 0.0f;
+        for (int kk = 0; kk < g->k; kk++) acc += ab[kk * g->m + i] * bb[j * g->k + kk];
+        ob[i * g->n + j] = acc;
+      }
+  } else if (g->trans_b) {
     switch (rows) {
       case 4: mm_rows_nt(g, ab, bb, ob, i0, 4); break;
       case 3: mm_rows_nt(g, ab, bb, ob, i0, 3); break;
@@ -653,7 +667,7 @@ INLINE void mm_item(const matmul_t* g, const float* a, const float* b, float* ou
   }
 }
 
-/* geometry: 8 ints in matmul_t order. B transposed with A transposed is left to the engine. */
+/* geometry: 8 ints in matmul_t order. */
 __attribute__((export_name("batch_matmul")))
 void batch_matmul(const int* geometry, const float* a, const float* b, float* out, int part, int parts) {
   const matmul_t* g = (const matmul_t*)geometry;
