@@ -89,8 +89,8 @@ function sgdClassifier(
  * The second reference net: the trainer's slim ResNet encoder (batch norm in training mode)
  * with a linear classifier on the pooled features, same loss and optimiser.
  */
-export function createResNetClassifier(seed = 1, classes = 10): ReferenceNet {
-  const encoder = createResNet(RESNET_PRESETS.slim, seed, 'bench-resnet');
+export function createResNetClassifier(seed = 1, classes = 10, preset: keyof typeof RESNET_PRESETS = 'slim'): ReferenceNet {
+  const encoder = createResNet(RESNET_PRESETS[preset], seed, 'bench-resnet');
   const head = createMlp([encoder.channels, classes], seed, 'bench-resnet-fc');
   const variables = [...encoder.trainable, ...head.trainable];
   const forward = (images: tf.Tensor4D) => head.apply(encoder.apply(images, { training: true }).pooled);

@@ -32,14 +32,20 @@ class BasicBlock(nn.Module):
         return torch.relu(self.b(self.a(x)) + self.shortcut(x))
 
 
-def slim_resnet(classes: int) -> nn.Module:
-    """models/resnet.ts's `slim` preset: stem 3x3/2 -> 32, one basic block per stage at 32, 64, 128."""
-    layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU()]
-    c_in = 32
-    for stage, c_out in enumerate([32, 64, 128]):
-        layers.append(BasicBlock(c_in, c_out, 1 if stage == 0 else 2))
-        c_in = c_out
+def resnet(classes: int, width: int, blocks: list, stem_stride: int) -> nn.Module:
+    """models/resnet.ts's ResNet: a 3x3 stem, then basic blocks per stage at width * 2^stage."""
+    layers = [nn.Conv2d(3, width, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+    c_in = width
+    for stage, count in enumerate(blocks):
+        c_out = width * 2**stage
+        for i in range(count):
+            layers.append(BasicBlock(c_in, c_out, 2 if stage > 0 and i == 0 else 1))
+            c_in = c_out
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes))
+
+
+# models/encoder-spec.ts's presets: `slim` (stem 3x3/2 -> 32; one block per stage at 32, 64, 128) and CIFAR-style ResNet-18.
+NETS = {"resnet": lambda c: resnet(c, 32, [1, 1, 1], 2), "resnet18": lambda c: resnet(c, 64, [2, 2, 2, 2], 1)}
 
 
 def main() -> None:
@@ -49,11 +55,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--net", choices=["reference", "resnet"], default="reference")
+    p.add_argument("--net", choices=["reference", *NETS], default="reference")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = reference_net(10) if a.net == "reference" else slim_resnet(10)
+    net = reference_net(10) if a.net == "reference" else NETS[a.net](10)
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     x = torch.rand(a.batch, 3, a.size, a.size)
     y = torch.arange(a.batch) % 10

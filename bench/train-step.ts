@@ -21,12 +21,14 @@ interface StepOptions {
   warmup: number;
 }
 
-/** The nets timed: the issue's reference CNN and the trainer's slim ResNet (reported last: reference). */
+/** The nets timed by default: the issue's reference CNN and the trainer's slim ResNet (reported last: reference). */
 const NETS = ['resnet', 'reference'] as const;
-type Net = (typeof NETS)[number];
+/** Also on request (`--net resnet18`): ResNet-18, for a GPU (a step takes tens of seconds on wasm). */
+const ALL_NETS = [...NETS, 'resnet18'] as const;
+type Net = (typeof ALL_NETS)[number];
 function parseNet(value: string): Net {
-  if ((NETS as readonly string[]).includes(value)) return value as Net;
-  throw new Error(`--net: expected one of ${NETS.join('|')}, got "${value}"`);
+  if ((ALL_NETS as readonly string[]).includes(value)) return value as Net;
+  throw new Error(`--net: expected one of ${ALL_NETS.join('|')}, got "${value}"`);
 }
 
 function parse(argv: string[]) {
@@ -57,7 +59,7 @@ function parse(argv: string[]) {
 /** Times the reference net in this process; prints one `train-step-config` line. */
 async function measure(backendChoice: ReturnType<typeof parseBackendChoice>, threads: number, o: StepOptions, which: Net) {
   const { backend, adapter } = await selectBackend(backendChoice, { threads });
-  const net = which === 'reference' ? createReferenceNet(1) : createResNetClassifier(1);
+  const net = which === 'reference' ? createReferenceNet(1) : createResNetClassifier(1, 10, which === 'resnet18' ? 'resnet18' : 'slim');
   const images = tf.randomUniform([o.batch, o.size, o.size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
   const labels = tf.tensor1d(
     Array.from({ length: o.batch }, (_, i) => i % 10),
