@@ -7,7 +7,8 @@
  * and as broadcasting tfjs ops everywhere else. Both give the same values and gradients (tested).
  */
 import * as tf from '@tensorflow/tfjs';
-import { BATCH_NORM_KERNEL, wasmKernelThreads } from './kernels/wasm-kernels.js';
+import { BATCH_NORM_KERNEL } from './kernels/layer-kernels.js';
+import { wasmKernelThreads } from './kernels/wasm-kernels.js';
 
 export const BN_EPSILON = 1e-5;
 

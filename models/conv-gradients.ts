@@ -17,7 +17,8 @@
  * `Ci`/`Co` channels in/out, NHWC throughout.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FILTER_GRADIENT_KERNEL, INTERLEAVE_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
+import { INTERLEAVE_KERNEL } from './kernels/layer-kernels.js';
+import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
 /** Geometry of one Conv2D, as the engine describes it (a superset of what the wasm filter-gradient kernel reads). */
 export interface ConvGeometry extends FilterGradientAttrs {

@@ -7,7 +7,8 @@ import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
 import { batchNormTraining } from '../models/batch-norm.js';
-import { blockSwap, installWasmKernels, INTERLEAVE_KERNEL, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { INTERLEAVE_KERNEL } from '../models/kernels/layer-kernels.js';
+import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 interface FilterCase {
   inC: number;

@@ -144,6 +144,13 @@ void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, fl
  */
 #define ROW_BLOCK 256
 
+/*
+ * Where part `part` of `parts` starts in n values split in blocks of 4: a multiple of 4, so every
+ * part but the last covers whole SIMD vectors. block_edge(n, parts, parts) is n rounded down to 4.
+ */
+INLINE int block_edge(int n, int part, int parts) { return (int)((long long)(n / 4) * part / parts) * 4; }
+
+
 INLINE void sum_columns(const float* x, float* out, int rows, int cols, float scale, int c0, const int V) {
   v128_t total[4];
   for (int v = 0; v < V; v++) total[v] = wasm_f32x4_splat(0.0f);
@@ -163,14 +170,12 @@ INLINE void sum_columns(const float* x, float* out, int rows, int cols, float sc
 __attribute__((export_name("sum_leading")))
 void sum_leading(const float* x, float* out, int rows, int cols, int mean, int part, int parts) {
   const float scale = mean ? 1.0f / (float)rows : 1.0f;
-  const int blocks = cols / 4;
-  const int first = (int)((long long)blocks * part / parts) * 4;
-  const int last = (int)((long long)blocks * (part + 1) / parts) * 4;
+  const int first = block_edge(cols, part, parts), last = block_edge(cols, part + 1, parts);
   int c = first;
   for (; c + 16 <= last; c += 16) sum_columns(x, out, rows, cols, scale, c, 4);
   for (; c + 4 <= last; c += 4) sum_columns(x, out, rows, cols, scale, c, 1);
   if (part == parts - 1) {
-    for (c = blocks * 4; c < cols; c++) {
+    for (c = last; c < cols; c++) {
       float total = 0.0f;
       for (int r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
@@ -384,14 +389,12 @@ __attribute__((export_name("bn_moments")))
 void bn_moments(const float* x, const float* gamma, const float* beta, int eps_bits, float* mean, float* var, float* coef,
                 int rows, int cols, int part, int parts) {
   const float eps = float_of(eps_bits);
-  const int blocks = cols / 4;
-  const int first = (int)((long long)blocks * part / parts) * 4;
-  const int last = (int)((long long)blocks * (part + 1) / parts) * 4;
+  const int first = block_edge(cols, part, parts), last = block_edge(cols, part + 1, parts);
   int c = first;
   for (; c + 16 <= last; c += 16) moments_columns(x, gamma, beta, eps, mean, var, coef, rows, cols, c, 4);
   for (; c + 4 <= last; c += 4) moments_columns(x, gamma, beta, eps, mean, var, coef, rows, cols, c, 1);
   if (part == parts - 1)
-    for (c = blocks * 4; c < cols; c++) moments_column(x, gamma, beta, eps, mean, var, coef, rows, cols, c);
+    for (c = last; c < cols; c++) moments_column(x, gamma, beta, eps, mean, var, coef, rows, cols, c);
 }
 
 /*
@@ -510,14 +513,12 @@ __attribute__((export_name("bn_grad_sums")))
 void bn_grad_sums(const float* dy, const float* x, const float* mean, const float* var, const float* gamma, const float* dmean,
                   const float* dvar, int eps_bits, float* dgamma, float* dbeta, float* coef, int rows, int cols, int part, int parts) {
   const float eps = float_of(eps_bits);
-  const int blocks = cols / 4;
-  const int first = (int)((long long)blocks * part / parts) * 4;
-  const int last = (int)((long long)blocks * (part + 1) / parts) * 4;
+  const int first = block_edge(cols, part, parts), last = block_edge(cols, part + 1, parts);
   int c = first;
   for (; c + 16 <= last; c += 16) grad_columns(dy, x, mean, var, gamma, dmean, dvar, eps, dgamma, dbeta, coef, rows, cols, c, 4);
   for (; c + 4 <= last; c += 4) grad_columns(dy, x, mean, var, gamma, dmean, dvar, eps, dgamma, dbeta, coef, rows, cols, c, 1);
   if (part == parts - 1)
-    for (c = blocks * 4; c < cols; c++) grad_column(dy, x, mean, var, gamma, dmean, dvar, eps, dgamma, dbeta, coef, rows, cols, c);
+    for (c = last; c < cols; c++) grad_column(dy, x, mean, var, gamma, dmean, dvar, eps, dgamma, dbeta, coef, rows, cols, c);
 }
 
 /* dx = B·(x − mean) + T + A·dy per column (coefficients from bn_grad_sums). Parts split the rows. */
@@ -534,9 +535,7 @@ void bn_grad_apply(const float* dy, const float* x, const float* coef, float* dx
  */
 __attribute__((export_name("relu_grad")))
 void relu_grad(const float* dy, const float* x, float* dx, int n, int part, int parts) {
-  const int blocks = n / 4;
-  const int first = (int)((long long)blocks * part / parts) * 4;
-  const int last = part == parts - 1 ? n : (int)((long long)blocks * (part + 1) / parts) * 4;
+  const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
   const v128_t zero = wasm_f32x4_splat(0.0f);
   int i = first;
   for (; i + 4 <= last; i += 4) {
@@ -740,9 +739,7 @@ INLINE v128_t exp_v(v128_t x) {
 
 __attribute__((export_name("exp_values")))
 void exp_values(const float* x, float* out, int n, int part, int parts) {
-  const int blocks = n / 4;
-  const int first = (int)((long long)blocks * part / parts) * 4;
-  const int last = part == parts - 1 ? n : (int)((long long)blocks * (part + 1) / parts) * 4;
+  const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
   int i = first;
   for (; i + 4 <= last; i += 4) wasm_v128_store(out + i, exp_v(wasm_v128_load(x + i)));
   if (i < last) {
@@ -758,9 +755,7 @@ void exp_values(const float* x, float* out, int n, int part, int parts) {
 /* out = max(x, 0) on SIMD lanes (tfjs's wasm Relu runs one value at a time). Parts split the values. */
 __attribute__((export_name("relu_values")))
 void relu_values(const float* x, float* out, int n, int part, int parts) {
-  const int blocks = n / 4;
-  const int first = (int)((long long)blocks * part / parts) * 4;
-  const int last = part == parts - 1 ? n : (int)((long long)blocks * (part + 1) / parts) * 4;
+  const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
   const v128_t zero = wasm_f32x4_splat(0.0f);
   int i = first;
   /* Keeps NaN, as tfjs's kernels do: a NaN activation must reach the divergence guard. */

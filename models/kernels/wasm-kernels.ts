@@ -1,5 +1,7 @@
 /**
- * densestream's own kernels for the tfjs wasm backend (kernels.c, built by build.mjs).
+ * densestream's own kernels for the tfjs wasm backend (kernels.c, built by build.mjs): their
+ * installation on a wasm backend, and the convolution filter gradient, leading-axis reductions,
+ * per-channel broadcasts and block transposes (the layer kernels are in layer-kernels.ts).
  *
  * XNNPACK has no convolution filter gradient; building it from a forward convolution with the
  * batch as channels leaves XNNPACK a [Ci·kh·kw × Co] output to split and a reduction of
@@ -12,30 +14,29 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import {
+  active,
+  currentInstall,
+  offset,
+  override,
+  overrideGradient,
+  PARALLEL_MIN,
+  setInstall,
+  shareData,
+  type Installed,
+  type KernelArgs,
+} from './kernel-registry.js';
+import { registerLayerKernels } from './layer-kernels.js';
 import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
 import { KernelPool } from './pool.js';
 import { webAssembly, type WasmMemory } from './webassembly.js';
 
+export { wasmKernelThreads } from './kernel-registry.js';
+
+let registered = false;
+
 /** Repeats a `[C]` tensor (attrs `rows`, `mean`) into `[rows·C]`: leading-axis Sum/Mean gradients. */
 const BROADCAST_ROWS_KERNEL = 'DensestreamBroadcastRows';
-
-/**
- * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]`,
- * attr `epsilon`; outputs `[y, mean, variance]` (`models/batch-norm.ts` calls it).
- */
-export const BATCH_NORM_KERNEL = 'DensestreamBatchNorm';
-
-/** Its gradient: inputs dy, x, mean, variance, gamma and optionally dmean, dvariance; outputs `[dx, dgamma, dbeta]`. */
-const BATCH_NORM_GRAD_KERNEL = 'DensestreamBatchNormGrad';
-
-/**
- * The phases of a strided convolution's input gradient, inputs `p0 … p(sh·sw−1)` `[B,Hp,Wp,C]`
- * (row phase major), attrs `sh`, `sw`: woven into `[B, Hp·sh, Wp·sw, C]` (`conv-gradients.ts`).
- */
-export const INTERLEAVE_KERNEL = 'DensestreamInterleavePhases';
-
-/** The ReLU gradient in one pass: inputs dy, x; dx = dy where x > 0. */
-const RELU_GRAD_KERNEL = 'DensestreamReluGrad';
 
 /** Kernel name for a filter gradient with dilation (tfjs's Conv2DBackpropFilter has none). */
 export const FILTER_GRADIENT_KERNEL = 'DensestreamConv2DFilterGradient';
@@ -58,22 +59,6 @@ interface EmscriptenModule {
   _malloc(bytes: number): number;
 }
 
-interface Installed {
-  backend: BackendWasm;
-  pool: KernelPool;
-  memory: WasmMemory;
-  /** 16 int32 of the backend's heap that carry a call's geometry and its work-item counter. */
-  geometry: number;
-}
-
-let installed: Installed | undefined;
-let registered = false;
-
-/** Threads the kernels run on for the active wasm backend; 0 when not installed there. */
-export function wasmKernelThreads(): number {
-  return installed !== undefined && tf.getBackend() === 'wasm' && tf.backend() === installed.backend ? installed.pool.parts : 0;
-}
-
 /**
  * Instantiates the kernels on the active wasm backend's memory with `threads` parts (1 for the
  * single-threaded build) and registers them. Call after `tf.setBackend('wasm')`; idempotent
@@ -86,6 +71,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
   if (!(memory instanceof webAssembly.Memory)) throw new Error('wasm kernels: the wasm backend exposes no memory');
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const parts = shared ? Math.max(1, threads) : 1;
+  const installed = currentInstall();
   if (installed?.backend === backend && installed.pool.parts === parts) return;
   const compiled = await webAssembly.compile(Buffer.from(shared ? KERNELS_SHARED_BASE64 : KERNELS_PLAIN_BASE64, 'base64'));
   const pool = await KernelPool.create(
@@ -111,7 +97,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
   );
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
-  installed = { backend, pool, memory, geometry };
+  setInstall({ backend, pool, memory, geometry });
   if (!registered) {
     tf.registerKernel({ kernelName: FILTER_GRADIENT_KERNEL, backendName: 'wasm', kernelFunc: filterGradientKernel });
     // tfjs's own name, so that the engine's Conv2D gradient (fused convolutions too) runs on wasm.
@@ -123,55 +109,21 @@ export async function installWasmKernels(threads: number): Promise<void> {
     reductionGradient(tf.Mean, true);
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
-    override(tf.BatchMatMul, batchedMatMul);
-    // eˣ on both cores with SIMD (kernels.c: within 2 ulp, results below 2⁻¹²⁶ flushed to 0).
-    overrideUnary(tf.Exp, 'exp_values');
-    overrideUnary(tf.Relu, 'relu_values');
-    tf.registerKernel({ kernelName: BATCH_NORM_KERNEL, backendName: 'wasm', kernelFunc: batchNormKernel });
-    tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGradKernel });
-    tf.registerGradient({
-      kernelName: BATCH_NORM_KERNEL,
-      inputsToSave: ['x', 'gamma'],
-      outputsToSave: [false, true, true],
-      gradFunc: batchNormGradient,
-    });
-    tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: reluGradKernel });
-    tf.registerKernel({ kernelName: INTERLEAVE_KERNEL, backendName: 'wasm', kernelFunc: interleaveKernel });
-    tf.registerGradient({ kernelName: INTERLEAVE_KERNEL, gradFunc: interleaveGradient });
-    reluGradient();
+    registerLayerKernels();
     // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
     // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).
     override(tf.Cast, ({ inputs, attrs }, k) => {
       const { x } = inputs as { x: tf.TensorInfo };
-      if (x.dtype !== (attrs as unknown as tf.CastAttrs).dtype || x.dtype === 'string') return undefined;
-      k.backend.incRef(x.dataId);
-      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+      return x.dtype === (attrs as unknown as tf.CastAttrs).dtype && x.dtype !== 'string' ? shareData(k, x) : undefined;
     });
     // Identity shares the data, as the cpu backend's does: tensors are immutable, and wasm's
     // own Identity copies every byte (a quarter of a millisecond per activation here).
     override(tf.Identity, ({ inputs }, k) => {
       const { x } = inputs as { x: tf.TensorInfo };
-      if (x.dtype === 'string') return undefined;
-      k.backend.incRef(x.dataId);
-      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+      return x.dtype === 'string' ? undefined : shareData(k, x);
     });
     registered = true;
   }
-}
-
-/** The kernels when they are installed on `backend`, else undefined (the engine's kernels run). */
-function installedOn(backend: unknown): Installed | undefined {
-  return installed !== undefined && installed.backend === backend ? installed : undefined;
-}
-
-function active(backend: unknown): Installed {
-  const k = installedOn(backend);
-  if (k === undefined) throw new Error('wasm kernels: not installed on this wasm backend (selectBackend installs them)');
-  return k;
-}
-
-function offset(k: Installed, t: tf.TensorInfo): number {
-  return k.backend.dataIdMap.get(t.dataId)!.memoryOffset;
 }
 
 /** x [B,H,W,Ci], dy [B,Ho,Wo,Co] → dW [kh,kw,Ci,Co]. */
@@ -242,30 +194,8 @@ function overrideReduction(kernelName: string, mean: boolean): void {
   override(kernelName, (args, k) => leadingReduction(args, k, mean));
 }
 
-type KernelArgs = Parameters<tf.KernelFunc>[0];
-
-/**
- * Replaces wasm's `kernelName` with `ours`, which returns undefined for the cases it leaves to
- * the kernel it replaced (and for every call while the kernels are not installed).
- */
-function override(kernelName: string, ours: (args: KernelArgs, k: Installed) => tf.TensorInfo | undefined): void {
-  const original = tf.getKernel(kernelName, 'wasm');
-  if (original === undefined) throw new Error(`wasm kernels: the wasm backend has no ${kernelName} to take over`);
-  tf.unregisterKernel(kernelName, 'wasm');
-  tf.registerKernel({
-    ...original,
-    kernelFunc: (args) => {
-      const k = installedOn(args.backend);
-      return (k === undefined ? undefined : ours(args, k)) ?? original.kernelFunc(args);
-    },
-  });
-}
-
 /** Kernels of binary_rows, in its op order. */
 const BINARY_OPS = [tf.Add, tf.Sub, tf.Multiply, tf.RealDiv] as const;
-
-/** Below this many output values a call stays on one thread: waking the others costs more. */
-const PARALLEL_MIN = 32 * 1024;
 
 function overrideBinary(kernelName: string, op: number): void {
   override(kernelName, ({ inputs }, k) => {
@@ -315,26 +245,17 @@ function leadingAxes(axis: number | number[], shape: readonly number[]): number 
  * kernel, instead of tfjs's product with a ones tensor built in JavaScript.
  */
 function reductionGradient(kernelName: string, mean: boolean): void {
-  const original = tf.getGradient(kernelName);
-  if (original === undefined) throw new Error(`wasm kernels: tfjs has no ${kernelName} gradient to wrap`);
-  tf.registerGradient({
-    ...original,
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as [tf.Tensor];
-      const k = leadingAxes((attrs as unknown as tf.SumAttrs).axis, x.shape);
-      const g = dy as tf.Tensor;
-      if (wasmKernelThreads() === 0 || k === undefined || x.dtype !== 'float32' || g.dtype !== 'float32') {
-        return original.gradFunc(dy, saved, attrs);
-      }
-      const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
-      return {
-        x: () => {
-          const row = tf.reshape(g, [g.size]);
-          const flat = tf.engine().runKernel(BROADCAST_ROWS_KERNEL, { x: row }, { rows, mean } as unknown as tf.NamedAttrMap) as tf.Tensor;
-          return tf.reshape(flat, x.shape);
-        },
-      };
-    },
+  overrideGradient(kernelName, (g, x, attrs) => {
+    const k = leadingAxes((attrs as unknown as tf.SumAttrs).axis, x.shape);
+    if (k === undefined) return undefined;
+    const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
+    return {
+      x: () => {
+        const row = tf.reshape(g, [g.size]);
+        const flat = tf.engine().runKernel(BROADCAST_ROWS_KERNEL, { x: row }, { rows, mean } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        return tf.reshape(flat, x.shape);
+      },
+    };
   });
 }
 
@@ -408,166 +329,3 @@ export function blockSwap(perm: readonly number[]): [number, number, number] | u
   for (let k = 0; k < b - a; k++) if (perm[a + (c - b) + k] !== a + k) return undefined;
   return [a, b, c];
 }
-
-/** A float32 as the int32 word with the same bits: the pool passes int32 arguments. */
-function floatBits(value: number): number {
-  return new Int32Array(new Float32Array([value]).buffer)[0]!;
-}
-
-/** Rows and columns of a `[..., C]` activation seen as `[rows, C]`. */
-function rowsAndColumns(x: tf.TensorInfo): [number, number] {
-  const cols = x.shape[x.shape.length - 1] ?? 1;
-  return [cols === 0 ? 0 : tf.util.sizeFromShape(x.shape) / cols, cols];
-}
-
-/** A scratch tensor of the backend's, freed by the caller with `disposeData`. */
-function scratch(k: Installed, size: number): tf.TensorInfo {
-  return k.backend.makeOutput([size], 'float32');
-}
-
-const batchNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const k = active(backend);
-  const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
-  const { epsilon } = attrs as unknown as { epsilon: number };
-  if ([x, gamma, beta].some((t) => t.dtype !== 'float32')) throw new Error('wasm kernels: batch norm takes float32');
-  const [rows, cols] = rowsAndColumns(x);
-  const y = k.backend.makeOutput([...x.shape], 'float32');
-  const mean = k.backend.makeOutput([cols], 'float32');
-  const variance = k.backend.makeOutput([cols], 'float32');
-  const coef = scratch(k, 3 * cols);
-  const o = (t: tf.TensorInfo) => offset(k, t);
-  const parallel = rows * cols >= PARALLEL_MIN;
-  try {
-    k.pool.run('bn_moments', [o(x), o(gamma), o(beta), floatBits(epsilon), o(mean), o(variance), o(coef), rows, cols], parallel);
-    k.pool.run('bn_apply', [o(x), o(coef), o(y), rows, cols], parallel);
-  } finally {
-    k.backend.disposeData(coef.dataId);
-  }
-  return [y, mean, variance];
-};
-
-const batchNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const k = active(backend);
-  const { dy, x, mean, variance, gamma, dmean, dvariance } = inputs as Record<string, tf.TensorInfo | undefined>;
-  const { epsilon } = attrs as unknown as { epsilon: number };
-  const [rows, cols] = rowsAndColumns(x!);
-  const dx = k.backend.makeOutput([...x!.shape], 'float32');
-  const dgamma = k.backend.makeOutput([cols], 'float32');
-  const dbeta = k.backend.makeOutput([cols], 'float32');
-  const coef = scratch(k, 4 * cols);
-  // 0 stands for "no gradient reaches this statistic": tfjs allocates nothing at address 0.
-  const o = (t: tf.TensorInfo | undefined) => (t === undefined ? 0 : offset(k, t));
-  const parallel = rows * cols >= PARALLEL_MIN;
-  try {
-    k.pool.run(
-      'bn_grad_sums',
-      [o(dy), o(x), o(mean), o(variance), o(gamma), o(dmean), o(dvariance), floatBits(epsilon), o(dgamma), o(dbeta), o(coef), rows, cols],
-      parallel,
-    );
-    k.pool.run('bn_grad_apply', [o(dy), o(x), o(coef), o(dx), rows, cols], parallel);
-  } finally {
-    k.backend.disposeData(coef.dataId);
-  }
-  return [dx, dgamma, dbeta];
-};
-
-/** The gradient of {@link BATCH_NORM_KERNEL}; the statistics' own gradients when they have any. */
-const batchNormGradient: tf.GradConfig['gradFunc'] = (dys, saved, attrs) => {
-  const [dy, dmean, dvariance] = dys as Array<tf.Tensor | null>;
-  const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const inputs: tf.NamedTensorMap = { dy: dy ?? tf.zerosLike(x), x, mean, variance, gamma };
-  if (dmean) inputs['dmean'] = dmean;
-  if (dvariance) inputs['dvariance'] = dvariance;
-  const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
-  return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
-};
-
-const reluGradKernel: tf.KernelFunc = ({ inputs, backend }) => {
-  const k = active(backend);
-  const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
-  const dx = k.backend.makeOutput([...x.shape], 'float32');
-  const n = tf.util.sizeFromShape(x.shape);
-  if (n > 0) k.pool.run('relu_grad', [offset(k, dy), offset(k, x), offset(k, dx), n], n >= PARALLEL_MIN);
-  return dx;
-};
-
-/** ReLU's gradient on wasm as one kernel, where tfjs runs Step, Cast and Multiply. */
-function reluGradient(): void {
-  const original = tf.getGradient(tf.Relu);
-  if (original === undefined) throw new Error('wasm kernels: tfjs has no Relu gradient to wrap');
-  tf.registerGradient({
-    ...original,
-    gradFunc: (dy, saved, attrs) => {
-      const [x] = saved as [tf.Tensor];
-      const g = dy as tf.Tensor;
-      if (wasmKernelThreads() === 0 || x.dtype !== 'float32' || g.dtype !== 'float32') return original.gradFunc(dy, saved, attrs);
-      return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: g, x }) as tf.Tensor };
-    },
-  });
-}
-
-/**
- * A BatchMatMul of 3-d float32 operands with more than one matrix (either side may be one
- * matrix repeated), as `batch_matmul`; single products stay with XNNPACK.
- */
-function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo | undefined {
-  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-  const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length !== 3 || b.shape.length !== 3) return undefined;
-  const [batchA, a1, a2] = a.shape as [number, number, number];
-  const [batchB, b1, b2] = b.shape as [number, number, number];
-  const batch = Math.max(batchA, batchB);
-  if (batch < 2 || (batchA !== batchB && batchA !== 1 && batchB !== 1)) return undefined;
-  const [m, inner] = transposeA ? [a2, a1] : [a1, a2];
-  const [innerB, n] = transposeB ? [b2, b1] : [b1, b2];
-  if (inner !== innerB) return undefined; // the engine's message names the mismatch
-  const out = k.backend.makeOutput([batch, m, n], 'float32');
-  if (batch * m * n === 0) return out;
-  const geometry = [batch, m, inner, n, transposeA ? 1 : 0, transposeB ? 1 : 0, batchA === 1 ? 0 : a1 * a2, batchB === 1 ? 0 : b1 * b2];
-  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
-  k.pool.run('batch_matmul', [k.geometry, offset(k, a), offset(k, b), offset(k, out)], batch * m * n * inner >= PARALLEL_MIN);
-  return out;
-}
-
-const interleaveKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-  const k = active(backend);
-  const { sh, sw } = attrs as unknown as { sh: number; sw: number };
-  const phases = Array.from({ length: sh * sw }, (_, i) => (inputs as Record<string, tf.TensorInfo | undefined>)[`p${i}`]);
-  const first = phases[0];
-  if (first === undefined || phases.some((t) => t === undefined || t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, first.shape))) {
-    throw new Error(`wasm kernels: interleave takes ${sh * sw} float32 phases of one shape`);
-  }
-  if (sh * sw > 10) throw new Error(`wasm kernels: interleave takes at most 10 phases, got ${sh * sw}`);
-  const [batch, ph, pw, c] = first.shape as [number, number, number, number];
-  const out = k.backend.makeOutput([batch, ph * sh, pw * sw, c], 'float32');
-  if (batch * ph * pw * c === 0) return out;
-  const geometry = [batch, ph, pw, c, sh, sw, ...phases.map((t) => offset(k, t!))];
-  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
-  k.pool.run('interleave_phases', [k.geometry, offset(k, out)], batch * ph * pw * c * sh * sw >= PARALLEL_MIN);
-  return out;
-};
-
-/** Takes over a float32 elementwise kernel with `kernel` (x, out, n), on both cores when large. */
-function overrideUnary(kernelName: string, kernel: string): void {
-  override(kernelName, ({ inputs }, k) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    if (x.dtype !== 'float32') return undefined;
-    const out = k.backend.makeOutput([...x.shape], 'float32');
-    const n = tf.util.sizeFromShape(x.shape);
-    if (n > 0) k.pool.run(kernel, [offset(k, x), offset(k, out), n], n >= PARALLEL_MIN);
-    return out;
-  });
-}
-
-/** The interleave's gradient: phase (a, b) takes every sh-th row from a and every sw-th column from b of dy. */
-const interleaveGradient: tf.GradConfig['gradFunc'] = (dy, _saved, attrs) => {
-  const g = dy as tf.Tensor4D;
-  const { sh, sw } = attrs as unknown as { sh: number; sw: number };
-  const [batch, h, w, c] = g.shape;
-  return Object.fromEntries(
-    Array.from({ length: sh * sw }, (_, i) => {
-      const [a, b] = [Math.floor(i / sw), i % sw];
-      return [`p${i}`, () => tf.stridedSlice(g, [0, a, b, 0], [batch, h, w, c], [1, sh, sw, 1])];
-    }),
-  );
-};

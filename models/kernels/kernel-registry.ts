@@ -1,0 +1,98 @@
+/**
+ * Where densestream's wasm kernels stand: the installation they run on (the backend, its memory,
+ * the thread pool) and the mechanism that puts a kernel of ours in front of one of tfjs's, for
+ * kernels and for gradients, falling back to tfjs's whenever ours are not installed.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { KernelPool } from './pool.js';
+import type { WasmMemory } from './webassembly.js';
+
+export interface Installed {
+  backend: BackendWasm;
+  pool: KernelPool;
+  memory: WasmMemory;
+  /** 16 int32 of the backend's heap that carry a call's geometry and its work-item counter. */
+  geometry: number;
+}
+
+let installed: Installed | undefined;
+
+/** The kernels' current installation (installWasmKernels sets it). */
+export function currentInstall(): Installed | undefined {
+  return installed;
+}
+
+export function setInstall(k: Installed): void {
+  installed = k;
+}
+
+/** Threads the kernels run on for the active wasm backend; 0 when not installed there. */
+export function wasmKernelThreads(): number {
+  return installed !== undefined && tf.getBackend() === 'wasm' && tf.backend() === installed.backend ? installed.pool.parts : 0;
+}
+
+/** Below this many output values a call stays on one thread: waking the others costs more. */
+export const PARALLEL_MIN = 32 * 1024;
+
+/** The kernels when they are installed on `backend`, else undefined (the engine's kernels run). */
+export function installedOn(backend: unknown): Installed | undefined {
+  return installed !== undefined && installed.backend === backend ? installed : undefined;
+}
+
+export function active(backend: unknown): Installed {
+  const k = installedOn(backend);
+  if (k === undefined) throw new Error('wasm kernels: not installed on this wasm backend (selectBackend installs them)');
+  return k;
+}
+
+export function offset(k: Installed, t: tf.TensorInfo): number {
+  return k.backend.dataIdMap.get(t.dataId)!.memoryOffset;
+}
+
+export type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/**
+ * Replaces wasm's `kernelName` with `ours`, which returns undefined for the cases it leaves to
+ * the kernel it replaced (and for every call while the kernels are not installed).
+ */
+export function override(kernelName: string, ours: (args: KernelArgs, k: Installed) => tf.TensorInfo | undefined): void {
+  const original = tf.getKernel(kernelName, 'wasm');
+  if (original === undefined) throw new Error(`wasm kernels: the wasm backend has no ${kernelName} to take over`);
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args) => {
+      const k = installedOn(args.backend);
+      return (k === undefined ? undefined : ours(args, k)) ?? original.kernelFunc(args);
+    },
+  });
+}
+
+/**
+ * Replaces tfjs's gradient of `kernelName` with `ours` (given dy and the first saved tensor),
+ * which returns undefined for the cases it leaves to tfjs's gradient; tfjs's runs too while
+ * the kernels are not installed and for anything but float32.
+ */
+export function overrideGradient(
+  kernelName: string,
+  ours: (dy: tf.Tensor, x: tf.Tensor, attrs: tf.NamedAttrMap) => Record<string, () => tf.Tensor> | undefined,
+): void {
+  const original = tf.getGradient(kernelName);
+  if (original === undefined) throw new Error(`wasm kernels: tfjs has no ${kernelName} gradient to wrap`);
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as [tf.Tensor];
+      const g = dy as tf.Tensor;
+      const mine = wasmKernelThreads() > 0 && x.dtype === 'float32' && g.dtype === 'float32' ? ours(g, x, attrs) : undefined;
+      return mine ?? original.gradFunc(dy, saved, attrs);
+    },
+  });
+}
+
+/** A kernel result that shares `x`'s data (tensors are immutable): Identity, a Cast to x's own dtype. */
+export function shareData(k: Installed, x: tf.TensorInfo): tf.TensorInfo {
+  k.backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
