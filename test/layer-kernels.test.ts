@@ -1,0 +1,238 @@
+/**
+ * densestream's layer kernels on wasm (models/kernels/layer-kernels.ts) against the cpu backend:
+ * training batch norm, ReLU and its gradient, batched matrix products, eˣ and the phase
+ * interleave, each with numTensors flat.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeError } from './helpers/relative-error.js';
+import { selectBackend } from '../models/backend.js';
+import { batchNormTraining } from '../models/batch-norm.js';
+import { INTERLEAVE_KERNEL } from '../models/kernels/layer-kernels.js';
+import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+
+describe("densestream's layer kernels on wasm", () => {
+  beforeAll(async () => {
+    await selectBackend('wasm', { threads: 2 });
+  });
+
+  // Channel counts that reach the 16-wide blocks, the 4-wide ones and the scalar tail; row
+  // counts below and above the 256-row summation block and the two-thread threshold; a mean far
+  // from zero (|mean| ≫ std), where folding the mean into an offset would lose digits.
+  const batchNorms: Array<{ shape: number[]; mean: number; std: number; statistics: boolean }> = [
+    { shape: [128, 7, 7, 64], mean: 0.3, std: 2, statistics: false },
+    { shape: [4, 4, 4, 13], mean: 0, std: 1, statistics: true },
+    { shape: [2, 3, 3, 3], mean: -1, std: 0.5, statistics: true },
+    { shape: [300, 20], mean: 8, std: 0.5, statistics: false },
+    { shape: [9, 5, 5, 36], mean: 1, std: 1, statistics: true },
+  ];
+  it.each(batchNorms)(
+    'fuses training batch norm of $shape (mean $mean, std $std): values and gradients of x, γ, β as the ops on cpu give them; statistics differentiated: $statistics',
+    async ({ shape, mean, std, statistics }) => {
+      const c = shape.at(-1)!;
+      const make = () => ({
+        x: tf.randomNormal(shape, mean, std, 'float32', 21),
+        gamma: tf.randomUniform([c], 0.5, 1.5, 'float32', 22),
+        beta: tf.randomNormal([c], 0, 1, 'float32', 23),
+        w: tf.randomNormal(shape, 0, 1, 'float32', 24),
+        u: tf.randomNormal([c], 0, 1, 'float32', 25),
+      });
+      // Random weights on every output: with constant ones the x-gradient of a normalised channel is 0.
+      const loss = (w: tf.Tensor, u: tf.Tensor) => (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
+        const r = batchNormTraining(x, gamma, beta);
+        const out = tf.sum(tf.mul(r.y, w));
+        return statistics ? tf.add(out, tf.sum(tf.mul(tf.add(r.mean, tf.sqrt(r.variance)), u))) : out;
+      };
+      const run = () => {
+        const { x, gamma, beta, w, u } = make();
+        const r = batchNormTraining(x, gamma, beta);
+        const grads = tf.grads(loss(w, u))([x, gamma, beta]);
+        const values = [r.y, r.mean, r.variance, ...grads].map((t) => t.dataSync().slice());
+        tf.dispose([x, gamma, beta, w, u, r.y, r.mean, r.variance, ...grads]);
+        return values;
+      };
+      await tf.setBackend('cpu');
+      const ref = run();
+      await tf.setBackend('wasm');
+      expect(wasmKernelThreads()).toBe(2);
+      const before = tf.memory().numTensors;
+      const got = run();
+      expect(tf.memory().numTensors).toBe(before);
+      ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'].forEach((name, i) => {
+        expect(relativeError(got[i]!, ref[i]!), name).toBeLessThanOrEqual(2e-5);
+      });
+    },
+  );
+
+  it('runs the fused batch norm as one kernel forward and one backward', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.randomNormal([8, 4, 4, 16], 0, 1, 'float32', 26);
+    const gamma = tf.ones([16]);
+    const beta = tf.zeros([16]);
+    const w = tf.randomNormal([8, 4, 4, 16], 0, 1, 'float32', 27);
+    const profile = await tf.profile(() => {
+      const g = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, gamma, beta).y, w)))([x]);
+      tf.dispose(g);
+    });
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.filter((n) => n === 'DensestreamBatchNorm')).toHaveLength(1);
+    expect(names.filter((n) => n === 'DensestreamBatchNormGrad')).toHaveLength(1);
+    expect(names).not.toContain('Sub'); // no broadcasting ops of the unfused form
+    tf.dispose([x, gamma, beta, w]);
+  });
+
+  it('computes ReLU as cpu does, NaN kept, on SIMD lanes and the tail', async () => {
+    const values = [...Array.from({ length: 70 * 1024 + 3 }, (_, i) => Math.sin(i * 0.7) * 3), -0, 0, NaN, -Infinity, Infinity];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d(values);
+    const y = tf.relu(x);
+    const got = Array.from(y.dataSync(), (v) => v + 0);
+    tf.dispose([x, y]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(got).toEqual(values.map((v) => (Number.isNaN(v) ? NaN : Math.max(Math.fround(v), 0) + 0)));
+  });
+
+  it('differentiates ReLU as cpu does, in one kernel, with 0 at 0', async () => {
+    const values = Array.from({ length: 6 * 7 * 9 * 5 }, (_, i) => (i % 11 === 0 ? 0 : Math.sin(i * 1.3)));
+    const weights = Array.from({ length: values.length }, (_, i) => Math.cos(i));
+    const loss = (x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), tf.tensor(weights, x.shape)));
+    await tf.setBackend('cpu');
+    const ref = tf
+      .grad(loss)(tf.tensor(values, [6, 7, 9, 5]))
+      .dataSync()
+      .slice();
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor(values, [6, 7, 9, 5]);
+    let got: tf.Tensor | undefined;
+    const profile = await tf.profile(() => {
+      got = tf.grad(loss)(x);
+    });
+    expect(profile.kernels.map((k) => k.name)).toContain('DensestreamReluGrad');
+    expect(profile.kernels.map((k) => k.name)).not.toContain('Step');
+    expect(Array.from(got!.dataSync(), (v) => v + 0)).toEqual(Array.from(ref, (v) => v + 0)); // −0 and 0 alike
+    tf.dispose([x, got!]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  // Every path of batch_matmul: B as is (8- and 4-wide column blocks, the scalar tail) and
+  // transposed (4-deep dot products and their tail), A transposed, row blocks of 4 and the
+  // rest, one side repeated over the batch; and the shapes it leaves to XNNPACK.
+  const matMuls: Array<{ a: [number, number, number]; b: [number, number, number]; ta: boolean; tb: boolean }> = [
+    { a: [5, 13, 17], b: [5, 17, 21], ta: false, tb: false },
+    { a: [3, 64, 128], b: [3, 128, 64], ta: false, tb: false }, // HAPiCL's pixel products, on both threads
+    { a: [4, 9, 3], b: [4, 3, 3], ta: false, tb: false }, // the per-view colour matrices
+    { a: [5, 13, 18], b: [5, 7, 18], ta: false, tb: true },
+    { a: [2, 6, 5], b: [2, 11, 5], ta: false, tb: true },
+    { a: [5, 17, 13], b: [5, 17, 10], ta: true, tb: false },
+    { a: [1, 13, 17], b: [6, 17, 12], ta: false, tb: false },
+    { a: [6, 13, 17], b: [1, 9, 17], ta: false, tb: true },
+    { a: [3, 7, 5], b: [3, 6, 7], ta: true, tb: true }, // left to the engine
+    { a: [1, 30, 20], b: [1, 20, 10], ta: false, tb: false }, // one product: XNNPACK's
+  ];
+  it.each(matMuls)(
+    'multiplies $a by $b (transposed: $ta, $tb) and differentiates it as cpu does (batches alike)',
+    async ({ a, b, ta, tb }) => {
+      const make = () => [tf.randomNormal(a, 0, 1, 'float32', 31), tf.randomNormal(b, 0, 1, 'float32', 32)] as [tf.Tensor3D, tf.Tensor3D];
+      const run = () => {
+        const [x, y] = make();
+        const product = tf.matMul(x, y, ta, tb);
+        const w = tf.randomNormal(product.shape, 0, 1, 'float32', 33);
+        // tfjs 4.22's BatchMatMul gradient does not reduce over a repeated side (on any backend).
+        const loss = (p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p as tf.Tensor3D, q as tf.Tensor3D, ta, tb), w));
+        const grads = a[0] === b[0] ? tf.grads(loss)([x, y]) : [];
+        const values = [product, ...grads].map((t) => t.dataSync().slice());
+        const shapes = [product, ...grads].map((t) => t.shape);
+        tf.dispose([x, y, product, w, ...grads]);
+        return { values, shapes };
+      };
+      await tf.setBackend('cpu');
+      const ref = run();
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const got = run();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(got.shapes).toEqual(ref.shapes);
+      got.values.forEach((v, i) => expect(relativeError(v, ref.values[i]!), `output ${i}`).toBeLessThanOrEqual(1e-5));
+    },
+  );
+
+  it('computes eˣ within 2 ulp of the exact value, with 0 below 2⁻¹²⁶, +∞ above the float range and NaN kept', async () => {
+    const values = [
+      ...Array.from({ length: 4099 }, (_, i) => -90 + (180 * i) / 4098), // every lane position and a tail of 3
+      0,
+      -0,
+      1,
+      -1,
+      1e-8,
+      88.72,
+      88.73,
+      -87.33,
+      -87.34,
+      -1000,
+      1000,
+      Infinity,
+      -Infinity,
+      NaN,
+    ];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d(values);
+    const y = tf.exp(x);
+    const got = y.dataSync();
+    tf.dispose([x, y]);
+    expect(tf.memory().numTensors).toBe(before);
+    values.forEach((v, i) => {
+      const exact = Math.exp(Math.fround(v));
+      const g = got[i]!;
+      if (Number.isNaN(v)) expect(g, `e^${v}`).toBeNaN();
+      else if (exact > 3.4028234663852886e38) expect(g, `e^${v}`).toBe(Infinity);
+      else if (exact < 2 ** -126) expect(g, `e^${v}`).toBe(0);
+      else expect(Math.abs(g - exact) / exact, `e^${v}`).toBeLessThanOrEqual(2 * 2 ** -23);
+    });
+  });
+
+  it("keeps NaN in ReLU's gradient as tfjs does: NaN at a NaN input, dy·0 (NaN for a NaN dy) where x ≤ 0", async () => {
+    const xs = [1, -1, 0, NaN, 2, -3, 1, -1, 0.5];
+    const ws = [NaN, NaN, 1, 1, Infinity, Infinity, 2, 3, -4];
+    const loss = (x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), tf.tensor1d(ws)));
+    await tf.setBackend('cpu');
+    const ref = Array.from(tf.grad(loss)(tf.tensor1d(xs)).dataSync(), (v) => v + 0);
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.tensor1d(xs);
+    const g = tf.grad(loss)(x);
+    expect(Array.from(g.dataSync(), (v) => v + 0)).toEqual(ref);
+    tf.dispose([x, g]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('weaves phases as the Pack-and-Transpose form does, and differentiates the weave by strided slices', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const [sh, sw] = [2, 3];
+    const phases = Array.from({ length: sh * sw }, (_, i) => tf.randomNormal([2, 3, 4, 5], 0, 1, 'float32', 40 + i));
+    const weave = (...ps: tf.Tensor[]) =>
+      tf.engine().runKernel(INTERLEAVE_KERNEL, Object.fromEntries(ps.map((t, i) => [`p${i}`, t])), {
+        sh,
+        sw,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const woven = weave(...phases);
+    const ops = tf.tidy(() =>
+      tf.reshape(tf.transpose(tf.reshape(tf.stack(phases, 3), [2, 3, 4, sh, sw, 5]), [0, 1, 3, 2, 4, 5]), [2, 3 * sh, 4 * sw, 5]),
+    );
+    expect(Array.from(woven.dataSync())).toEqual(Array.from(ops.dataSync()));
+    const w = tf.randomNormal(woven.shape, 0, 1, 'float32', 50);
+    const grads = tf.grads((...ps: tf.Tensor[]) => tf.sum(tf.mul(weave(...ps), w)))(phases);
+    grads.forEach((g, i) => {
+      const [a, b] = [Math.floor(i / sw), i % sw];
+      const expected = tf.stridedSlice(w, [0, a, b, 0], w.shape, [1, sh, sw, 1]);
+      expect(Array.from(g.dataSync())).toEqual(Array.from(expected.dataSync()));
+      expected.dispose();
+    });
+    tf.dispose([...phases, woven, ops, w, ...grads]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
