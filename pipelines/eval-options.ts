@@ -7,6 +7,7 @@ import * as z from 'zod';
 import { ConfigError } from '../core/config-error.js';
 import { ENCODER_NAMES } from '../models/encoder-spec.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 import { checkpointDir } from './run-folder.js';
 import { BACKEND_OPTIONS } from './shared-options.js';
 
@@ -59,7 +60,11 @@ export const EVAL_COMMAND = {
       .int()
       .min(16)
       .optional()
-      .meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
+      .meta({
+        arg: 'PX',
+        defaultText: `the checkpoint's; ${DEFAULT_RECIPE.size} for random (train's default)`,
+        description: 'image side fed to the encoder',
+      }),
     out: z
       .string()
       .optional()

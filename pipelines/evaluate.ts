@@ -33,6 +33,7 @@ import { forEachChunk, readWholeImages, type LabelledImages } from '../train/who
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 import { openSource } from './data-source.js';
 import { ConfigError, toConfigError } from '../core/config-error.js';
 import { FOLDER_HELD_OUT, HELD_OUT_SCENES_SEED, isFashion, isScenes, type EvalConfig, type Protocol } from './eval-options.js';
@@ -237,7 +238,7 @@ export interface Evaluation {
 /** Runs the configured protocols; the caller has selected the backend. */
 export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<Evaluation> {
   const model: CheckpointEncoder =
-    c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? 64) : loadCheckpointEncoder(c.checkpoint);
+    c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? DEFAULT_RECIPE.size) : loadCheckpointEncoder(c.checkpoint);
   const { encoder } = model;
   const size = c.size ?? model.trainedSize;
   let t = performance.now();

@@ -8,6 +8,7 @@ import { parseShard } from '../datasets/source.js';
 import { ENCODER_NAMES } from '../models/encoder-spec.js';
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 import { checkpointDir } from './run-folder.js';
 import { BACKEND_OPTIONS, checkRemoteShardOptions, REMOTE_SHARD_OPTIONS } from './shared-options.js';
 
@@ -42,7 +43,11 @@ export const EXPORT_COMMAND = {
       .int()
       .min(16)
       .optional()
-      .meta({ arg: 'PX', defaultText: "the checkpoint's, else 64", description: 'image side fed to the encoder' }),
+      .meta({
+        arg: 'PX',
+        defaultText: `the checkpoint's; ${DEFAULT_RECIPE.size} for the random-init encoder (train's default)`,
+        description: 'image side fed to the encoder',
+      }),
     batch: z.number().int().min(1).default(32).meta({ arg: 'B', description: 'images per forward pass' }),
     seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds the random-init encoder and the source order' }),
     ...BACKEND_OPTIONS,

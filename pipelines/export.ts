@@ -23,6 +23,7 @@ import { featureCellsSchema, featuresSchema, int32s, strings, tableOf, vectorCol
 import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
 import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 import { openSource } from './data-source.js';
 import { tarOptionsOf } from './shared-options.js';
 import { ConfigError, toConfigError } from '../core/config-error.js';
@@ -73,7 +74,9 @@ function featureRows(
 export async function runExport(c: ExportConfig): Promise<ShardedJobResult & { origin: string }> {
   const shard = parseShard(c.shard);
   const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
-  const model: CheckpointEncoder = c.checkpoint ? loadCheckpointEncoder(c.checkpoint) : randomInitEncoder(c.encoder, c.seed, c.size ?? 64);
+  const model: CheckpointEncoder = c.checkpoint
+    ? loadCheckpointEncoder(c.checkpoint)
+    : randomInitEncoder(c.encoder, c.seed, c.size ?? DEFAULT_RECIPE.size);
   const size = c.size ?? model.trainedSize;
   const { encoder } = model;
   const grid = size / encoder.stride;

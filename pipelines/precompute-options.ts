@@ -8,6 +8,7 @@ import { parseShard } from '../datasets/source.js';
 import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-presets.js';
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 import { augmentOption, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS, VIEW_MASKS } from './shared-options.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
@@ -25,7 +26,12 @@ export const PRECOMPUTE_COMMAND = {
     }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of view shards and their manifest.json' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
-    size: z.number().int().min(16).default(64).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
+    size: z
+      .number()
+      .int()
+      .min(16)
+      .default(DEFAULT_RECIPE.size)
+      .meta({ arg: 'PX', description: "side of every view, in pixels (the default is train's)" }),
     views: z.number().int().min(1).optional().meta({
       arg: 'N',
       defaultText: "the preset's count: one epoch",

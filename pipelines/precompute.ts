@@ -21,6 +21,7 @@ import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, v
 import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
 import { selectBackend } from '../models/backend.js';
+import { presetViews } from '../operators/augment-presets.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
@@ -76,7 +77,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     attentionView: c['attention-view'],
     masks: c.masks,
     minForeground: c['min-foreground'] ?? 0,
-    ...(c.hue === undefined ? {} : { hue: c.hue }),
+    hue: c.hue,
     seed: c.seed,
     ...(attention ? { attention } : {}),
     ...(maps ? { featureMask: maps.mask } : {}),
@@ -183,7 +184,8 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         viewsPerEpoch: c.perEpoch,
         masks: c.masks,
         minForeground: c['min-foreground'] ?? 0,
-        ...(c.hue === undefined ? {} : { hue: c.hue }), // absent unless given: older outputs resume as they were
+        // Absent when it is the preset's, as in outputs from before --hue, which then resume with --hue 0.1.
+        ...(c.hue === presetViews(c.preset, c.size)[0]?.jitter?.hue ? {} : { hue: c.hue }),
         attentionView: c['attention-view'],
         augment: c.augment,
         imageFormat: c['image-format'],

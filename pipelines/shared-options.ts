@@ -8,6 +8,7 @@ import { ConfigError } from '../core/config-error.js';
 import type { TarOptions } from '../datasets/tar-shards.js';
 import { BACKEND_CHOICES } from '../models/backend-choice.js';
 import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-path.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 
 /** `--backend`, `--threads` and `--verbose`, for every command that computes. */
 export const BACKEND_OPTIONS = {
@@ -32,17 +33,17 @@ export function augmentOption(fallback: AugmentChoice) {
 }
 
 /**
- * `--hue H`: the colour jitter's hue range, for every command that cuts training views. On the
- * scenes, an object's colour is random per image and both views share it, so instance
- * discrimination can tell images apart by colour alone; a full hue range takes that cue away
- * (README, "Looking for a recipe that learns within ten minutes").
+ * `--hue H`: the colour jitter's hue range, for every command that cuts training views. The
+ * default recipe draws any hue (0.5), where the presets' papers use 0.1: on the scenes an
+ * object's colour is random per image and both views share it, so instance discrimination can
+ * tell images apart by colour alone, and a full hue range takes that cue away (`recipe.ts`).
+ * On photos, where colour is part of what an object is, the papers' `--hue 0.1` may suit better.
  */
 export const HUE_OPTION = {
-  hue: z.number().min(0).max(0.5).optional().meta({
+  hue: z.number().min(0).max(0.5).default(DEFAULT_RECIPE.hue).meta({
     arg: 'H',
     expected: 'a range in turns in [0, 0.5]',
-    defaultText: "the preset's (0.1)",
-    description: "each view's hue shifts by up to ±H turns (colour jitter); 0.5 draws any hue",
+    description: "each view's hue shifts by up to ±H turns (colour jitter); 0.5 draws any hue, 0.1 is MoCo v2's",
   }),
 };
 

@@ -12,6 +12,7 @@ import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 import { augmentOption, BACKEND_OPTIONS, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS } from './shared-options.js';
 
 /** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
@@ -48,13 +49,13 @@ const MASK_SOURCES = ['saliency', 'kmeans', 'gt', 'encoder'] as const; // hapicl
 const ENCODERS = ENCODER_NAMES;
 /** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
 const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives', 'reservoir'] as const;
-/** The method every default is tuned for; a resumed run's folder defaults to `runs/densecl`. */
-const DEFAULT_METHOD = 'densecl';
+/** The default recipe's method; a resumed run's folder defaults to `runs/hapicl`. */
+const DEFAULT_METHOD = DEFAULT_RECIPE.method;
 
 /** `densestream train`'s options: one declaration, from which its flags, `--config` keys and `--help` come. */
 export const TRAIN_COMMAND = {
   name: 'train',
-  summary: 'self-supervised training; with no options: densecl on scenes, 200 steps (7–18 min on 2 cores, measured)',
+  summary: `self-supervised training; with no options: the default recipe, ${DEFAULT_RECIPE.method} on scenes at ${DEFAULT_RECIPE.size} px, ${DEFAULT_RECIPE.steps} steps (about 10 min on 2 cores, measured)`,
   configFile: true,
   options: z.object({
     data: z.string().default('scenes').meta({
@@ -67,15 +68,15 @@ export const TRAIN_COMMAND = {
       description:
         'the objective: densecl, mocov2, hapicl (mask-guided pixel contrast) or softrank (soft-ranking distillation with clustering positives)',
     }),
-    steps: z.number().int().min(1).default(200).meta({ arg: 'N', description: 'optimizer steps' }),
+    steps: z.number().int().min(1).default(DEFAULT_RECIPE.steps).meta({ arg: 'N', description: 'optimizer steps' }),
     epochs: z.number().int().min(1).optional().meta({ arg: 'E', description: 'passes over a finite source, instead of --steps' }),
     batch: z
       .number()
       .int()
       .min(2)
-      .default(32)
+      .default(DEFAULT_RECIPE.batch)
       .meta({ arg: 'B', description: 'images per step; softrank counts anchors and positives (even, ≥ 4)' }),
-    size: z.number().int().min(16).default(64).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
+    size: z.number().int().min(16).default(DEFAULT_RECIPE.size).meta({ arg: 'PX', description: 'side of every view, in pixels' }),
     encoder: z.enum(ENCODERS).default('slim').meta({ arg: 'NAME', description: 'a slim ResNet, ResNet-18, or ViT-Tiny (patch 8)' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),
     masks: z.enum(MASK_SOURCES).default('saliency').meta({
@@ -157,7 +158,7 @@ export const TRAIN_COMMAND = {
       .meta({ arg: 'RATE', defaultText: '0.05 sgd, 1e-3 adamw, 0.3·B/256 lars', description: 'peak learning rate' }),
     warmup: z.number().int().min(0).default(20).meta({ arg: 'N', description: 'warm-up steps' }),
     'weight-decay': z.number().min(0).default(1e-4).meta({ arg: 'λ', description: 'decoupled weight decay' }),
-    queue: z.number().int().min(1).default(4096).meta({ arg: 'K', description: 'negative keys in the momentum queue' }),
+    queue: z.number().int().min(1).default(DEFAULT_RECIPE.queue).meta({ arg: 'K', description: 'negative keys in the momentum queue' }),
     ...BACKEND_OPTIONS,
     ...REMOTE_SHARD_OPTIONS,
     augment: augmentOption('auto'),

@@ -124,6 +124,8 @@ describe('densestream CLI', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-train-'));
     const run = cli(
       'train',
+      '--method',
+      'densecl',
       '--steps',
       '3',
       '--batch',

@@ -10,6 +10,7 @@ import { planView } from '../operators/view-plan.js';
 import { viewConfigs } from '../pipelines/sample-views.js';
 import { parsePrecomputeConfig } from '../pipelines/precompute-options.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
+import { DEFAULT_RECIPE } from '../pipelines/recipe.js';
 
 /** The hue shifts the views of `configs` draw for 400 plans. */
 function hueShifts(hue: number | undefined): number[] {
@@ -47,7 +48,8 @@ describe('--hue', () => {
 
   it('is a flag of train and precompute, checked before any work starts', () => {
     expect(parseTrainConfig(['--hue', '0.5', '--out', '/tmp/never']).hue).toBe(0.5);
-    expect(parseTrainConfig(['--out', '/tmp/never']).hue).toBeUndefined();
+    expect(parseTrainConfig(['--out', '/tmp/never']).hue).toBe(DEFAULT_RECIPE.hue); // the default recipe's: any hue
+    expect(parsePrecomputeConfig(['--data', 'scenes', '--out', '/tmp/never']).hue).toBe(DEFAULT_RECIPE.hue);
     expect(() => parseTrainConfig(['--hue', '0.7'])).toThrow(/--hue/);
     expect(parsePrecomputeConfig(['--data', 'scenes', '--hue', '0.25', '--out', '/tmp/never']).hue).toBe(0.25);
   });

@@ -104,12 +104,24 @@ describe('densestream precompute', () => {
   });
 
   it('refuses views that do not fit the training configuration, and a --views that is not whole epochs', () => {
-    const out = join(root, 'views'); // written by the first test: 64 px, mocov2
-    const wrong = cli('train', '--data', `parquet:${out}`, '--size', '96', '--steps', '1', '--out', join(root, 'never'));
+    const out = join(root, 'views'); // written by the first test: the default recipe's 32 px and hue, mocov2's views
+    const wrong = cli(
+      'train',
+      '--data',
+      `parquet:${out}`,
+      '--method',
+      'densecl',
+      '--size',
+      '96',
+      '--steps',
+      '1',
+      '--out',
+      join(root, 'never'),
+    );
     expect(wrong.status).toBe(2);
-    expect(wrong.stderr).toContain('precomputed views do not fit: --size 96 (the views are 64 px)');
-    const hue = cli('train', '--data', `parquet:${out}`, '--hue', '0.5', '--steps', '1', '--out', join(root, 'never'));
-    expect(hue.stderr).toContain("--hue 0.5 (the views were cut with the preset's 0.1)");
+    expect(wrong.stderr).toContain('precomputed views do not fit: --size 96 (the views are 32 px)');
+    const hue = cli('train', '--data', `parquet:${out}`, '--hue', '0.1', '--steps', '1', '--out', join(root, 'never'));
+    expect(hue.stderr).toContain('--hue 0.1 (the views were cut with 0.5)');
     // Cut with masks, so mask-aware (HARL's 20 %): a method with plain crops, or hapicl asking for another share, is refused.
     expect(wrong.stderr).toContain(
       '--method densecl cuts plain crops (the views were cut keeping 0.2 of each crop on the mask; precompute with --min-foreground 0)',
