@@ -1,10 +1,13 @@
 /**
  * `npm run results [-- --quick]`: the results table. Trains every method on the same data with
- * the same budget (the same number of images seen), evaluates each with every protocol of
- * `densestream eval` next to a random-init encoder, prints one JSON line per row, and writes
- * `docs/RESULTS.md` with the commit, the machine, the backend and the exact commands.
+ * the same budget (the same number of images seen), at the default recipe (`pipelines/recipe.ts`)
+ * otherwise, evaluates each with every protocol of `densestream eval` next to a random-init
+ * encoder, prints one JSON line per row, and writes `docs/RESULTS.md` with the commit, the
+ * machine, the backend and the exact commands. The scenes take every method; Fashion-MNIST, which
+ * has labels but no masks or maps, takes MoCo v2 and the default method.
  *
- * The default budget takes about an hour on 2 cores; `--quick` about ten minutes.
+ * The default budget (the default run's length for each row) takes about 90 minutes on 2 cores;
+ * `--quick` about fifteen.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveInt } from '../pipelines/options.js';
+import { DEFAULT_RECIPE } from '../pipelines/recipe.js';
 import { benchFile, printJson } from './report.js';
 
 interface Row {
@@ -20,13 +24,34 @@ interface Row {
   train: string[];
 }
 
-/** The rows of the table: METHODS.md §1–§4 plus the attention-driven views of §3. */
-const ROWS: Row[] = [
-  { name: 'mocov2', train: ['--method', 'mocov2'] },
-  { name: 'densecl', train: ['--method', 'densecl'] },
-  { name: 'hapicl', train: ['--method', 'hapicl'] },
-  { name: 'softrank', train: ['--method', 'softrank'] },
-  { name: 'densecl --attention-view', train: ['--method', 'densecl', '--attention-view'] },
+interface Table {
+  /** `--data` of train and eval. */
+  data: string;
+  title: string;
+  rows: Row[];
+}
+
+/** The tables: on the scenes, METHODS.md §1–§4 plus the attention-driven views of §3; on Fashion-MNIST, the baseline and the default. */
+const TABLES: Table[] = [
+  {
+    data: 'scenes',
+    title: 'Scenes',
+    rows: [
+      { name: 'mocov2', train: ['--method', 'mocov2'] },
+      { name: 'densecl', train: ['--method', 'densecl'] },
+      { name: 'hapicl', train: ['--method', 'hapicl'] },
+      { name: 'softrank', train: ['--method', 'softrank'] },
+      { name: 'densecl --attention-view', train: ['--method', 'densecl', '--attention-view'] },
+    ],
+  },
+  {
+    data: 'fashion-mnist',
+    title: 'Fashion-MNIST',
+    rows: [
+      { name: 'mocov2', train: ['--method', 'mocov2'] },
+      { name: 'hapicl', train: ['--method', 'hapicl'] },
+    ],
+  },
 ];
 
 interface Budget {
@@ -38,9 +63,9 @@ interface Budget {
 }
 
 const BUDGETS: Record<'full' | 'quick', Budget> = {
-  // 360 steps × 32 = 11 520 images a method: ~45 min of training for the five here, ~15 min of evaluation.
-  full: { steps: 360, batch: 32, train: 5000, test: 1000, denseTrain: 1000 },
-  quick: { steps: 50, batch: 32, train: 1000, test: 300, denseTrain: 300 },
+  // The default run's length, 900 × 64 = 57 600 images a row: ~10 min of training each, ~15 min of evaluation in all.
+  full: { steps: DEFAULT_RECIPE.steps, batch: DEFAULT_RECIPE.batch, train: 5000, test: 1000, denseTrain: 1000 },
+  quick: { steps: 100, batch: DEFAULT_RECIPE.batch, train: 1000, test: 300, denseTrain: 300 },
 };
 
 type Json = Record<string, unknown>;
@@ -97,34 +122,39 @@ export async function resultsBench(argv: string[]): Promise<void> {
   const evalFlags = ['--train', String(budget.train), '--test', String(budget.test), '--dense-train', String(budget.denseTrain), '--quiet'];
   const started = Date.now();
   const commit = gitCommit(); // now: the tree may move on while the hour runs
-  const rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }> = [];
-
-  const randomOut = join(root, 'random-init');
-  const random = densestream(['eval', '--checkpoint', 'random', '--out', randomOut, ...evalFlags]);
-  rows.push({ name: 'random-init', trainCommand: '–', result: random });
-  printJson({ bench: 'results', row: 'random-init', ...pick(random) });
-
-  for (const row of ROWS) {
-    const out = join(root, row.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
-    const trainArgs = [
-      'train',
-      ...row.train,
-      '--steps',
-      String(budget.steps),
-      '--batch',
-      String(budget.batch),
-      '--knn-every',
-      '0',
-      '--out',
-      out,
-    ];
-    const train = densestream(trainArgs);
-    const result = densestream(['eval', '--checkpoint', out, ...evalFlags]);
-    rows.push({ name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train });
-    printJson({ bench: 'results', row: row.name, imagesPerSec: train['imagesPerSec'], ...pick(result) });
+  const tables: TableResult[] = [];
+  for (const table of TABLES) {
+    const rows: RowResult[] = [];
+    const slug = (name: string) => join(root, `${table.data}-${name}`.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
+    const tableEval = [...evalFlags, '--data', table.data];
+    const random = densestream(['eval', '--checkpoint', 'random', '--out', slug('random-init'), ...tableEval]);
+    rows.push({ name: 'random-init', trainCommand: '–', result: random });
+    printJson({ bench: 'results', data: table.data, row: 'random-init', ...pick(random) });
+    for (const row of table.rows) {
+      const out = slug(row.name);
+      const trainArgs = [
+        'train',
+        '--data',
+        table.data,
+        ...row.train,
+        '--steps',
+        String(budget.steps),
+        '--batch',
+        String(budget.batch),
+        '--knn-every',
+        '0',
+        '--out',
+        out,
+      ];
+      const train = densestream(trainArgs);
+      const result = densestream(['eval', '--checkpoint', out, ...tableEval]);
+      rows.push({ name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train });
+      printJson({ bench: 'results', data: table.data, row: row.name, imagesPerSec: train['imagesPerSec'], ...pick(result) });
+    }
+    tables.push({ table, rows });
   }
   const minutes = (Date.now() - started) / 60_000;
-  writeFileSync(values.doc, resultsMarkdown(rows, budget, evalFlags, values.quick, minutes, commit));
+  writeFileSync(values.doc, resultsMarkdown(tables, budget, evalFlags, values.quick, minutes, commit));
   printJson({ bench: 'results', doc: values.doc, minutes });
 }
 
@@ -132,64 +162,89 @@ function pick(r: Json): Json {
   return { knn20: r['knn20'], knn200: r['knn200'], linear: r['linear'], denseMIoU: r['denseMIoU'], maskIoU: r['maskIoU'] };
 }
 
+interface RowResult {
+  name: string;
+  trainCommand: string;
+  result: Json;
+  train?: Json;
+}
+
+interface TableResult {
+  table: Table;
+  rows: RowResult[];
+}
+
+/** The expected shape of one table, row by row: above random-init, and the dense methods above mocov2 on dense mIoU where scored. */
+function shapeChecks(rows: RowResult[], test: number): { margin: number; checks: Array<readonly [string, string]> } {
+  const random = rows[0]?.result as Json;
+  const num = (r: Json, k: string) => (typeof r[k] === 'number' ? (r[k] as number) : NaN);
+  const trained = rows.slice(1);
+  // A gap under two standard errors of a top-1 on the test split (at random-init's accuracy) is not read either way.
+  const p = num(random, 'knn20');
+  const margin = 2 * Math.sqrt((p * (1 - p)) / test);
+  const verdict = (a: number, b: number) => (Math.abs(a - b) < margin ? 'within noise' : a > b ? 'yes' : '**no**');
+  const scored = (k: string) => trained.filter((r) => Number.isFinite(num(r.result, k)));
+  const moco = trained.find((r) => r.name === 'mocov2');
+  const dense = scored('denseMIoU').filter((r) => r.name === 'densecl' || r.name === 'hapicl');
+  const checks = [
+    ...trained.map((r) => [`${r.name} above random-init on kNN (k = 20)`, verdict(num(r.result, 'knn20'), p)] as const),
+    ...scored('denseMIoU').map(
+      (r) => [`${r.name} above random-init on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(random, 'denseMIoU'))] as const,
+    ),
+    ...(moco && Number.isFinite(num(moco.result, 'denseMIoU'))
+      ? dense.map(
+          (r) => [`${r.name} above mocov2 on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(moco.result, 'denseMIoU'))] as const,
+        )
+      : []),
+  ];
+  return { margin, checks };
+}
+
 function resultsMarkdown(
-  rows: Array<{ name: string; trainCommand: string; result: Json; train?: Json }>,
+  tables: TableResult[],
   budget: Budget,
   evalFlags: string[],
   quick: boolean,
   minutes: number,
   commit: string,
 ): string {
-  const random = rows[0]?.result as Json;
-  const num = (r: Json, k: string) => (typeof r[k] === 'number' ? (r[k] as number) : NaN);
-  const trained = rows.slice(1);
-  const dense = trained.filter((r) => r.name === 'densecl' || r.name === 'hapicl');
-  const moco = trained.find((r) => r.name === 'mocov2');
-  // A gap under two standard errors of a top-1 on the test split is not read either way.
-  const margin = 2 * Math.sqrt((0.15 * 0.85) / budget.test);
-  const verdict = (a: number, b: number) => (Math.abs(a - b) < margin ? 'within noise' : a > b ? 'yes' : '**no**');
-  const checks = [
-    ...trained.map((r) => [`${r.name} above random-init on kNN (k = 20)`, verdict(num(r.result, 'knn20'), num(random, 'knn20'))] as const),
-    ...trained.map(
-      (r) => [`${r.name} above random-init on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(random, 'denseMIoU'))] as const,
-    ),
-    ...(moco
-      ? dense.map(
-          (r) => [`${r.name} above mocov2 on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(moco.result, 'denseMIoU'))] as const,
-        )
-      : []),
-  ];
+  const backend = String(tables[0]?.rows[0]?.result['backend'] ?? 'unknown');
   const lines = [
     '# Results',
     '',
     `Written by \`npm run results${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${commit}, in ${minutes.toFixed(0)} minutes.`,
-    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(random['backend'] ?? 'unknown')}.`,
+    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${backend}.`,
     '',
-    `Every method trained the slim encoder on scenes (64 px) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), seed 0, its default recipe otherwise.`,
-    `Evaluation (\`densestream eval --checkpoint RUN ${evalFlags.join(' ')}\`): kNN and the linear probe use ${budget.train} labelled scenes of the training seed as memory / training set;`,
-    `every score is on ${budget.test} held-out scenes (seed 1); the dense probe trains on ${budget.denseTrain} images; masks are 2-means on the encoder's feature cells.`,
-    'Chance: 1/8 = 0.125 for the image label; an all-foreground mask scores ' + fixed(random['maskIoUAllForeground']) + ' mask IoU.',
-    `Noise: a top-1 near 0.15 on ${budget.test} images has a standard error of about ${Math.sqrt((0.15 * 0.85) / budget.test).toFixed(3)}; smaller gaps between rows are not evidence.`,
-    '',
-    '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows.map(
-      (r) =>
-        `| ${r.name} | ${r.train ? fixed(r.train['imagesPerSec'], 1) : '–'} | ${fixed(r.result['knn20'])} | ${fixed(r.result['knn200'])} | ${fixed(r.result['linear'])} | ${fixed(r.result['denseMIoU'])} | ${fixed(r.result['densePixelAccuracy'])} | ${fixed(r.result['maskIoU'])} |`,
-    ),
-    '',
-    '## The expected shape, checked',
-    '',
-    `A gap under ${margin.toFixed(3)} (two standard errors) counts as within noise.`,
-    '',
-    ...checks.map(([what, v]) => `- ${v}: ${what}`),
-    '',
-    '## Commands',
-    '',
-    '```',
-    ...trained.map((r) => r.trainCommand),
-    '```',
+    `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), seed 0, each method's own defaults otherwise.`,
+    `Evaluation (\`densestream eval --checkpoint RUN --data DATA ${evalFlags.join(' ')}\`, at the training size): kNN and the linear probe use ${budget.train} labelled images as memory / training set`,
+    `(scenes: of the training seed; Fashion-MNIST: of its training file), and every score is on ${budget.test} held-out images (scenes of seed 1; Fashion-MNIST's test file).`,
+    `On the scenes the dense probe trains on ${budget.denseTrain} images and masks are 2-means on the encoder's feature cells; Fashion-MNIST has no maps or masks to score.`,
     '',
   ];
+  for (const { table, rows } of tables) {
+    const random = rows[0]?.result as Json;
+    const { margin, checks } = shapeChecks(rows, budget.test);
+    lines.push(
+      `## ${table.title}`,
+      '',
+      table.data === 'scenes'
+        ? 'Chance: 1/8 = 0.125 for the image label; an all-foreground mask scores ' + fixed(random['maskIoUAllForeground']) + ' mask IoU.'
+        : 'Chance: 1/10 = 0.100 for the image label.',
+      `Noise: a top-1 near random-init's ${fixed(random['knn20'])} on ${budget.test} images has a standard error of about ${(margin / 2).toFixed(3)}; smaller gaps between rows are not evidence.`,
+      '',
+      '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
+      '|---|---|---|---|---|---|---|---|',
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${r.train ? fixed(r.train['imagesPerSec'], 1) : '–'} | ${fixed(r.result['knn20'])} | ${fixed(r.result['knn200'])} | ${fixed(r.result['linear'])} | ${fixed(r.result['denseMIoU'])} | ${fixed(r.result['densePixelAccuracy'])} | ${fixed(r.result['maskIoU'])} |`,
+      ),
+      '',
+      `The expected shape, checked (a gap under ${margin.toFixed(3)}, two standard errors, counts as within noise):`,
+      '',
+      ...checks.map(([what, v]) => `- ${v}: ${what}`),
+      '',
+    );
+  }
+  lines.push('## Commands', '', '```', ...tables.flatMap(({ rows }) => rows.slice(1).map((r) => r.trainCommand)), '```', '');
   return lines.join('\n');
 }

@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]`: training throughput per
- * method, each in its own process (a fresh backend). One JSON line per method (and per augment
- * path or kernels setting with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]
+ * [--workers N|both]`: training throughput per method, each in its own process (a fresh backend).
+ * One JSON line per method (and per augment path, kernels setting or pixel-worker count with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { runTraining } from '../pipelines/train.js';
 import { parseTrainConfig, TRAIN_METHODS } from '../pipelines/train-options.js';
 import { positiveInt } from '../pipelines/options.js';
+import { pixelWorkerCount } from '../pipelines/shared-options.js';
 import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './report.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 import { webGpuAdapter } from '../models/webgpu.js';
@@ -34,6 +35,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       'dense-cells': { type: 'string' },
       'dense-queue': { type: 'string' },
       'pixel-cells': { type: 'string' },
+      workers: { type: 'string' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
@@ -57,6 +59,9 @@ export async function trainBench(argv: string[]): Promise<void> {
   const pixel = values['pixel-cells'] === undefined ? [] : ['--pixel-cells', values['pixel-cells']];
   const methodFlags = (method: string) => (method === 'densecl' ? dense : method === 'hapicl' ? pixel : []);
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
+  // Pixel workers: as given, both (none, then train's default count), or train's default.
+  const workerCounts = values.workers === 'both' ? ['0', undefined] : [values.workers];
+  const workerFlags = (w: string | undefined) => (w === undefined ? [] : ['--workers', w]);
   const kernels = parseKernels(values.kernels);
   if (values.single) {
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
@@ -73,6 +78,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       '--augment',
       values.augment,
       ...methodFlags(values.method ?? 'densecl'),
+      ...workerFlags(values.workers),
     ]);
     const stamps: number[] = [];
     const result = await runTraining(config, {
@@ -100,6 +106,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       backend: tf.getBackend(),
       adapter: webGpuAdapter() ?? null,
       kernels: wasmKernelThreads() > 0,
+      workers: pixelWorkerCount(config.workers),
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,
       ...(config.method === 'densecl'
@@ -114,12 +121,25 @@ export async function trainBench(argv: string[]): Promise<void> {
   for (const method of values.method ? [values.method] : TRAIN_METHODS) {
     for (const augment of paths) {
       for (const k of kernels) {
-        runForJson(
-          `train bench ${method}`,
-          process.execPath,
-          [benchFile('run.js'), 'train', '--single', '--method', method, '--augment', augment ?? 'auto', ...common, ...methodFlags(method)],
-          kernelsEnv(k),
-        );
+        for (const w of workerCounts) {
+          runForJson(
+            `train bench ${method}`,
+            process.execPath,
+            [
+              benchFile('run.js'),
+              'train',
+              '--single',
+              '--method',
+              method,
+              '--augment',
+              augment ?? 'auto',
+              ...common,
+              ...methodFlags(method),
+              ...workerFlags(w),
+            ],
+            kernelsEnv(k),
+          );
+        }
       }
     }
   }

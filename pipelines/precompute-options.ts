@@ -9,7 +9,7 @@ import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
-import { augmentOption, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS, VIEW_MASKS } from './shared-options.js';
+import { augmentOption, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS, VIEW_MASKS, WORKERS_OPTION } from './shared-options.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 
@@ -71,6 +71,7 @@ export const PRECOMPUTE_COMMAND = {
     // cpu, the reference path: precomputed views are then exactly those a `train --augment cpu` run cuts live.
     augment: augmentOption('cpu'),
     ...HUE_OPTION,
+    ...WORKERS_OPTION,
     ...REMOTE_SHARD_OPTIONS,
   }),
 } satisfies CommandSchema;

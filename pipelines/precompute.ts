@@ -15,6 +15,7 @@ import sharp from 'sharp';
 import { parseShard } from '../datasets/source.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
+import { PixelWorkers } from '../operators/pixel-workers.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cutPixels, type Plane, type Sample, type SkipRecord } from '../core/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
@@ -25,7 +26,7 @@ import { presetViews } from '../operators/augment-presets.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
-import { tarOptionsOf } from './shared-options.js';
+import { pixelWorkerCount, tarOptionsOf } from './shared-options.js';
 import { toConfigError } from '../core/config-error.js';
 import type { PrecomputeConfig } from './precompute-options.js';
 import { chooseViewAugment, sampleViews, type SampleViewOptions } from './sample-views.js';
@@ -164,6 +165,9 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     return rows;
   };
 
+  const count = pixelWorkerCount(c.workers);
+  const workers = count > 0 ? new PixelWorkers(count) : undefined;
+  if (workers) options.workers = workers;
   try {
     return await runShardedJob({
       job: 'precompute',
@@ -201,6 +205,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     });
   } finally {
     maps?.dispose();
+    await workers?.close();
   }
 }
 

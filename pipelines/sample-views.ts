@@ -19,6 +19,7 @@ import {
 import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
+import { saliencyMasks, type PixelWorkers } from '../operators/pixel-workers.js';
 import type { AugmentChoice, AugmentPath } from '../operators/augment-path.js';
 import { chooseAugmentPath, type AugmentDecision } from '../operators/augment-choice.js';
 import type { Pixels, Sample, SkipRecord } from '../core/index.js';
@@ -44,6 +45,8 @@ export interface SampleViewOptions {
   seed: number;
   /** Where view pixels are cut (default cpu): `backend` leaves planned views for `batch` or `cutPlannedViews`. */
   augment?: AugmentPath;
+  /** Computes the default saliency maps and their masks off the main thread (the same values); without it, here. */
+  workers?: PixelWorkers;
 }
 
 /** The view blocks of one epoch (the preset, its first view made an attention view if asked). */
@@ -59,8 +62,12 @@ export function decodeMinSide(size: number): number {
 }
 
 function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
-  const attend: OperatorFunction<Sample, Sample> = o.attentionView || o.masks === 'saliency' ? attentionMap(o.attention) : (s) => s;
   const onFallback = (id: string, reason: string) => onSkip({ id, stage: 'mask', reason });
+  const attends = o.attentionView || o.masks === 'saliency';
+  // The default saliency, with its masks, on the pixel workers: the same maps and masks, in the same order.
+  if (o.workers && o.attention === undefined && attends && (o.masks === 'saliency' || o.masks === 'none'))
+    return saliencyMasks(o.workers, o.masks === 'saliency' ? { onFallback } : undefined);
+  const attend: OperatorFunction<Sample, Sample> = attends ? attentionMap(o.attention) : (s) => s;
   switch (o.masks) {
     case 'none':
       return attend;

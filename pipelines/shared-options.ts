@@ -3,6 +3,7 @@
  * how remote shards are read.
  * Each command's schema spreads them in, so their checks and help read the same everywhere.
  */
+import { availableParallelism } from 'node:os';
 import * as z from 'zod';
 import { ConfigError } from '../core/config-error.js';
 import type { TarOptions } from '../datasets/tar-shards.js';
@@ -46,6 +47,24 @@ export const HUE_OPTION = {
     description: "each view's hue shifts by up to ±H turns (colour jitter); 0.5 draws any hue, 0.1 is MoCo v2's",
   }),
 };
+
+/**
+ * `--workers N`: the pixel workers (`PixelWorkers`) that compute saliency maps and their masks
+ * while the main thread trains or writes. Like `--threads`, how this machine runs, not what
+ * the run is: the maps are the same with any count, so a resumed run may change it.
+ */
+export const WORKERS_OPTION = {
+  workers: z.number().int().min(0).max(16).optional().meta({
+    arg: 'N',
+    defaultText: 'cores − 1, from 1 to 4',
+    description: 'threads that compute saliency maps and masks beside the main thread; 0: on the main thread',
+  }),
+};
+
+/** `--workers`' count: as given, else one fewer than the cores, at least 1 and at most 4. */
+export function pixelWorkerCount(workers: number | undefined): number {
+  return workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+}
 
 /** The foreground masks a view chain can carry: none, saliency, colour k-means, the scenes' ground truth, or the features of an encoder. */
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;

@@ -10,6 +10,7 @@ import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
+import type { PixelWorkers } from '../operators/pixel-workers.js';
 import { presetViews } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { decodeViews } from '../operators/decode-views.js';
@@ -65,6 +66,22 @@ export function trainViewOptions(c: TrainConfig, attention?: AttentionSource, fe
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
 export const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
 
+/** What a run brings to its batches beyond its configuration. */
+export interface TrainBatchOptions {
+  /** The step to start from (a resumed run's). */
+  startStep?: number;
+  /** softrank's clusterings, which positives come from. */
+  positives?: PositiveSampling;
+  /** The attention source, when not the default saliency. */
+  attention?: AttentionSource;
+  /** `--masks encoder`: masks from an encoder's features. */
+  featureMask?: EncoderMaps['mask'];
+  /** Where view pixels are cut (default cpu). */
+  augment?: AugmentPath;
+  /** The pixel workers saliency maps and masks are computed on (default: the main thread). */
+  workers?: PixelWorkers;
+}
+
 /**
  * The batches a run trains on from step `startStep`: each epoch's samples in seeded order,
  * cut into views live (decode → masks → multiView) or, for `parquet:DIR`, the precomputed
@@ -80,13 +97,10 @@ export function trainBatches(
   source: Source,
   budget: SampleBudget,
   record: (r: SkipRecord) => void,
-  startStep = 0,
-  positives?: PositiveSampling,
-  attention?: AttentionSource,
-  featureMask?: EncoderMaps['mask'],
-  augment: AugmentPath = 'cpu',
+  options: TrainBatchOptions = {},
 ): Observable<Batch> {
-  const viewOptions: SampleViewOptions = { ...trainViewOptions(c, attention, featureMask), augment };
+  const { startStep = 0, positives, attention, featureMask, augment = 'cpu', workers } = options;
+  const viewOptions: SampleViewOptions = { ...trainViewOptions(c, attention, featureMask), augment, ...(workers ? { workers } : {}) };
   const perEpoch = isRandomAccess(source) && Number.isFinite(source.size) ? source.size : Infinity;
   const perBatch = sourceSamplesPerBatch(c);
   const position = startStep * perBatch;

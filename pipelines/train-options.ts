@@ -13,7 +13,14 @@ import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
-import { augmentOption, BACKEND_OPTIONS, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS } from './shared-options.js';
+import {
+  augmentOption,
+  BACKEND_OPTIONS,
+  checkRemoteShardOptions,
+  HUE_OPTION,
+  REMOTE_SHARD_OPTIONS,
+  WORKERS_OPTION,
+} from './shared-options.js';
 
 /** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 /**
@@ -163,6 +170,7 @@ export const TRAIN_COMMAND = {
     ...REMOTE_SHARD_OPTIONS,
     augment: augmentOption('auto'),
     ...HUE_OPTION,
+    ...WORKERS_OPTION,
     out: z.string().optional().meta({
       arg: 'DIR',
       defaultText: 'runs/METHOD',
@@ -254,8 +262,8 @@ export function parseTrainConfig(
   const { resume, overwrite, verbose, ...options } = values;
   if (resume) {
     if (overwrite) throw new ConfigError('--resume continues the run in --out and --overwrite replaces it; give one');
-    // How this machine reads (threads, the remote-shard settings) may change on a resume; what the run is may not.
-    const local = ['resume', 'out', 'steps', 'verbose', 'threads', ...Object.keys(REMOTE_SHARD_OPTIONS)];
+    // How this machine reads (threads, workers, the remote-shard settings) may change on a resume; what the run is may not.
+    const local = ['resume', 'out', 'steps', 'verbose', 'threads', 'workers', ...Object.keys(REMOTE_SHARD_OPTIONS)];
     const others = [...given].filter((k) => !local.includes(k));
     if (others.length > 0)
       throw new ConfigError(
@@ -267,6 +275,7 @@ export function parseTrainConfig(
     const meta = readWeightsMeta(dir) as CheckpointMeta;
     const config = { ...(meta.config as TrainConfig), out };
     if (given.has('threads')) config.threads = options.threads; // how many cores to use is this machine's business, not the run's
+    if (given.has('workers')) config.workers = options.workers;
     for (const k of Object.keys(REMOTE_SHARD_OPTIONS) as Array<keyof typeof REMOTE_SHARD_OPTIONS>) {
       if (given.has(k)) Object.assign(config, { [k]: options[k] });
     }

@@ -22,6 +22,7 @@ import { encoderPreset } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
+import { PixelWorkers } from '../operators/pixel-workers.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { ConfigError, toConfigError } from '../core/config-error.js';
 import { openSkipLog, skipSummary } from '../sinks/skip-log.js';
@@ -32,7 +33,7 @@ import { trainLoop, type CheckpointMeta, type TrainResult } from '../train/train
 import { openAttentionSource } from './attention-source.js';
 import { attentionRefreshHook, liveEncoderAttention, openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import { openSource } from './data-source.js';
-import { tarOptionsOf } from './shared-options.js';
+import { pixelWorkerCount, tarOptionsOf } from './shared-options.js';
 import { prepareOutFolder } from './out-folder.js';
 import { claimRunFolder } from './run-folder.js';
 import { chooseViewAugment } from './sample-views.js';
@@ -157,6 +158,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   let positives: RunPositives | undefined;
   const { method, softrank } = createMethod(c, (ids, z, dims) => positives?.reclustering.negatives(ids, z, dims));
   const hooks: TrainerHook[] = [];
+  let workers: PixelWorkers | undefined;
   try {
     let startStep = 0;
     let optimizerState: ReturnType<typeof takeTensors> | undefined;
@@ -204,7 +206,16 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         : await chooseViewAugment(c.augment, source, trainViewOptions(c));
     if (augment.reason) process.stderr.write(`${augment.reason}\n`); // precomputed views: nothing to cut, nothing to say
     c = { ...c, augment: augment.path };
-    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), startStep, positives, attention, featureMask, augment.path);
+    const count = pixelWorkerCount(c.workers);
+    if (count > 0) workers = new PixelWorkers(count);
+    const batches = trainBatches(c, source, budget, (r) => skipped.record(r), {
+      startStep,
+      ...(positives ? { positives } : {}),
+      ...(attention ? { attention } : {}),
+      ...(featureMask ? { featureMask } : {}),
+      augment: augment.path,
+      ...(workers ? { workers } : {}),
+    });
     const result = await trainLoop(method, batches, budget, {
       steps: c.steps,
       learningRate: c.lr,
@@ -231,6 +242,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     };
   } finally {
     closeHooks(hooks);
+    await workers?.close();
     method.dispose();
   }
 }

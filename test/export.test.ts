@@ -27,7 +27,7 @@ afterAll(() => db.closeSync());
 describe('densestream export', () => {
   it('writes Parquet that DuckDB reads back row for row, and Arrow IPC with the same values', async () => {
     const pq = join(root, 'pq');
-    const run = exportCli('--data', 'scenes:64:70', '--out', pq, '--rows-per-file', '32', '--batch', '16');
+    const run = exportCli('--data', 'scenes:64:70', '--size', '64', '--out', pq, '--rows-per-file', '32', '--batch', '16');
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ rows: 70, partsWritten: 3, skipped: 0 });
     const [[count, ids, len, dense, labels]] = (await sql(
@@ -44,7 +44,7 @@ describe('densestream export', () => {
     expect(kv).toEqual([['features/1']]);
 
     const ipc = join(root, 'ipc');
-    expect(exportCli('--data', 'scenes:64:70', '--out', ipc, '--rows-per-file', '32', '--format', 'arrow').status).toBe(0);
+    expect(exportCli('--data', 'scenes:64:70', '--size', '64', '--out', ipc, '--rows-per-file', '32', '--format', 'arrow').status).toBe(0);
     const tables = readdirSync(ipc)
       .filter((f) => f.endsWith('.arrows'))
       .sort()
@@ -62,7 +62,7 @@ describe('densestream export', () => {
 
   it('writes one row per grid cell with --dense cells', async () => {
     const out = join(root, 'cells');
-    expect(exportCli('--data', 'scenes:64:10', '--out', out, '--dense', 'cells').status).toBe(0);
+    expect(exportCli('--data', 'scenes:64:10', '--size', '64', '--out', out, '--dense', 'cells').status).toBe(0);
     const [[count, images, cells, width]] = (await sql(
       `SELECT count(*), count(DISTINCT id), count(DISTINCT (y, x)), avg(len(vector)) FROM read_parquet('${out}/*.parquet')`,
     )) as [[bigint, bigint, bigint, number]];

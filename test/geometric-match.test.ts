@@ -65,7 +65,7 @@ describe('geometric correspondence (DenseCL --match geometric)', () => {
     expect(() => parseTrainConfig(['--method', 'mocov2', '--match', 'geometric'])).toThrow(
       '--match: only densecl matches cells between views',
     );
-    expect(() => parseTrainConfig(['--match', 'geometric', '--size', '60'])).toThrow(
+    expect(() => parseTrainConfig(['--method', 'densecl', '--match', 'geometric', '--size', '60'])).toThrow(
       "--size 60 must be a multiple of the slim encoder's stride 8",
     );
   });

@@ -225,7 +225,7 @@ describe('train --method softrank on tar shards: the data plane', () => {
     try {
       // As the trainer does: a batch is checked, released and fed to the bank before the next is taken.
       await lastValueFrom(
-        trainBatches(c, source, budget, () => undefined, 0, positives).pipe(
+        trainBatches(c, source, budget, () => undefined, { positives }).pipe(
           take(steps),
           concatMap(async (b) => {
             step++;
@@ -312,7 +312,7 @@ describe('train --method softrank on tar shards: the data plane', () => {
     let step = 0;
     try {
       await lastValueFrom(
-        trainBatches(c, await openSource(c.data), budget, () => undefined, 0, positives).pipe(
+        trainBatches(c, await openSource(c.data), budget, () => undefined, { positives }).pipe(
           take(steps),
           concatMap(async (b) => {
             step++;

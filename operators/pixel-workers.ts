@@ -1,0 +1,215 @@
+/**
+ * Per-sample pixel work off the trainer's thread. A training step holds the main thread for
+ * hundreds of milliseconds (tfjs runs its kernels synchronously), and whatever per-sample work
+ * runs there — saliency maps and the masks thresholded from them, 1–2 ms a scene — is time
+ * the trainer then waits for data. `PixelWorkers` is a fixed pool of `worker_threads` that does
+ * that work while a step runs, as PyTorch's DataLoader workers do; `saliencyMasks` is the
+ * operator that hands samples to it and takes them back in order.
+ *
+ * The workers run the same functions as the main thread (`saliencyMap`, `isUsableMap`,
+ * `maskFromAttention`), so maps and masks are identical, value for value, and a run is as
+ * deterministic with workers as without. Pixels travel by copy (the views are cut from them
+ * here); maps and masks come back by transfer.
+ *
+ * This file is also the workers' entry: loaded in a worker started by `PixelWorkers`, it
+ * answers jobs until the pool closes.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import type { OperatorFunction } from 'rxjs';
+import type { Pixels, Plane, Sample } from '../core/index.js';
+import { isUsableMap, maskFromAttention } from './foreground-mask.js';
+import { orderedMergeMap } from './ordered-merge-map.js';
+import { saliencyMap, type SaliencyOptions } from './saliency.js';
+
+/** Marks a worker started by `PixelWorkers`, so this module answers jobs only in its own workers. */
+const WORKER_KIND = 'densestream/pixel-worker';
+
+interface Job {
+  id: number;
+  pixels: Pixels;
+  saliency: SaliencyOptions;
+  /** Threshold a mask from the map too, dropping components under this fraction of the image; absent: the map only. */
+  maskMinArea?: number;
+}
+
+interface Done {
+  id: number;
+  attention: Plane<Float32Array>;
+  /** Whether the map is usable (not empty, constant or non-finite); an unusable one makes the whole image the mask. */
+  usable: boolean;
+  mask?: Plane;
+}
+
+type Reply = ({ ok: true } & Done) | { ok: false; id: number; message: string };
+
+/** A saliency map, with the mask thresholded from it when asked. */
+export interface SaliencyResult {
+  attention: Plane<Float32Array>;
+  usable: boolean;
+  mask?: Plane;
+}
+
+/**
+ * The compiled worker script. Compiled, this module is `dist/operators/pixel-workers.js` and is
+ * its own entry; run from its TypeScript source (vitest), the compiled twin under `dist/` is used,
+ * as Node 20 does not load .ts in a worker.
+ */
+function workerScript(): URL {
+  const here = import.meta.url;
+  const script = here.endsWith('.ts') ? new URL('../dist/operators/pixel-workers.js', here) : new URL(here);
+  if (!existsSync(script)) throw new Error(`PixelWorkers: ${fileURLToPath(script)} not found; run "npm run build" first`);
+  return script;
+}
+
+interface Pending {
+  resolve: (r: SaliencyResult) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * A fixed pool of pixel workers. Jobs go to the worker with the fewest in hand. The workers
+ * keep the process alive only while they have jobs, so a forgotten `close()` does not hang an
+ * exit; a worker that dies fails its jobs and every later one with its reason.
+ */
+export class PixelWorkers {
+  readonly size: number;
+  private readonly workers: Worker[];
+  private readonly load: number[];
+  private readonly pending = new Map<number, Pending>();
+  private readonly owner = new Map<number, number>();
+  private nextId = 0;
+  private failure: Error | undefined;
+  private closed = false;
+
+  /** @param size Workers in the pool, at least 1. */
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new Error(`PixelWorkers: expected a positive number of workers, got ${size}`);
+    this.size = size;
+    const script = workerScript();
+    this.load = new Array<number>(size).fill(0);
+    this.workers = Array.from({ length: size }, (_, w) => {
+      const worker = new Worker(script, { workerData: { kind: WORKER_KIND } });
+      worker.unref();
+      worker.on('message', (reply: Reply) => this.settle(w, reply));
+      worker.on('error', (err: Error) => this.fail(err));
+      worker.on('exit', (code: number) => {
+        if (!this.closed) this.fail(new Error(`PixelWorkers: a worker exited with code ${code}`));
+      });
+      return worker;
+    });
+  }
+
+  /**
+   * Jobs a caller may keep in flight. The main thread posts jobs only between its own work, and
+   * a training step holds it for hundreds of milliseconds while a worker does a job in one or
+   * two, so the workers need a whole batch or more in hand before a step starts; the caller's
+   * sample budget is the real bound.
+   */
+  get capacity(): number {
+    return 256 * this.size;
+  }
+
+  /**
+   * `saliencyMap(pixels, options)` on a worker, with `isUsableMap` of it and, given `maskMinArea`,
+   * `maskFromAttention(map, maskMinArea)`: what `attentionMap()` then `foregroundMask()` compute.
+   */
+  saliency(pixels: Pixels, options: SaliencyOptions = {}, maskMinArea?: number): Promise<SaliencyResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('PixelWorkers: the pool is closed'));
+    const id = this.nextId++;
+    let w = 0;
+    for (let i = 1; i < this.size; i++) if ((this.load[i] as number) < (this.load[w] as number)) w = i;
+    const worker = this.workers[w] as Worker;
+    if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work in hand keeps the process up
+    this.load[w] = (this.load[w] as number) + 1;
+    this.owner.set(id, w);
+    const job: Job = { id, pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
+    return new Promise<SaliencyResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage(job);
+    });
+  }
+
+  /** Stops the workers; jobs still in hand fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.rejectAll(new Error('PixelWorkers: the pool closed with jobs in hand'));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private settle(w: number, reply: Reply): void {
+    const job = this.pending.get(reply.id);
+    if (!job) return;
+    this.pending.delete(reply.id);
+    this.owner.delete(reply.id);
+    this.load[w] = (this.load[w] as number) - 1;
+    if (this.pending.size === 0) for (const x of this.workers) x.unref();
+    if (reply.ok) {
+      const { attention, usable, mask } = reply;
+      job.resolve(mask ? { attention, usable, mask } : { attention, usable });
+    } else {
+      job.reject(new Error(reply.message));
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.rejectAll(err);
+  }
+
+  private rejectAll(err: Error): void {
+    for (const job of this.pending.values()) job.reject(err);
+    this.pending.clear();
+    this.owner.clear();
+    this.load.fill(0);
+    for (const x of this.workers) x.unref();
+  }
+}
+
+/**
+ * `attentionMap()` with the default saliency and, with `mask`, `foregroundMask({ method:
+ * 'saliency' })` after it, computed on `workers`; samples leave in input order, with the same
+ * maps and masks.
+ *
+ * ```
+ * input:   a(pixels)  b(pixels)
+ * workers: [a--] [b-]
+ * output:  a(pixels, attention, mask)  b(…)
+ * ```
+ *
+ * @param mask Threshold masks too (`minArea` as `foregroundMask`'s, default 0.01); `onFallback` hears of unusable maps.
+ */
+export function saliencyMasks(
+  workers: PixelWorkers,
+  mask?: { minArea?: number; onFallback?: (id: string, reason: string) => void },
+): OperatorFunction<Sample, Sample> {
+  return orderedMergeMap(async (sample: Sample) => {
+    if (!sample.pixels) throw new Error(`saliencyMasks: sample ${sample.id} is not decoded (put decode() first)`);
+    const r = await workers.saliency(sample.pixels, {}, mask ? (mask.minArea ?? 0.01) : undefined);
+    if (!mask) return { ...sample, attention: r.attention };
+    if (!r.usable) mask.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
+    return { ...sample, attention: r.attention, mask: r.mask as Plane };
+  }, workers.capacity);
+}
+
+function answerJobs(): void {
+  parentPort?.on('message', (job: Job) => {
+    let reply: Reply;
+    let transfer: ArrayBuffer[] = [];
+    try {
+      const attention = saliencyMap(job.pixels, job.saliency);
+      const usable = isUsableMap(attention);
+      const mask = job.maskMinArea === undefined ? undefined : maskFromAttention(attention, job.maskMinArea);
+      reply = { ok: true, id: job.id, attention, usable, ...(mask ? { mask } : {}) };
+      transfer = [attention.data.buffer as ArrayBuffer, ...(mask ? [mask.data.buffer as ArrayBuffer] : [])];
+    } catch (err) {
+      reply = { ok: false, id: job.id, message: err instanceof Error ? err.message : String(err) };
+    }
+    parentPort?.postMessage(reply, transfer);
+  });
+}
+
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === WORKER_KIND) answerJobs();
