@@ -1,15 +1,17 @@
 /**
  * Per-sample pixel work off the trainer's thread. A training step holds the main thread for
  * hundreds of milliseconds (tfjs runs its kernels synchronously), and whatever per-sample work
- * runs there — saliency maps and the masks thresholded from them, 1–2 ms a scene — is time
- * the trainer then waits for data. `PixelWorkers` is a fixed pool of `worker_threads` that does
- * that work while a step runs, as PyTorch's DataLoader workers do; `saliencyMasks` is the
- * operator that hands samples to it and takes them back in order.
+ * runs there — rendering a scene, a saliency map and the mask thresholded from it, 0.4–2 ms a
+ * sample — is time the trainer then waits for data. `PixelWorkers` is a fixed pool of
+ * `worker_threads` that does that work while a step runs, as PyTorch's DataLoader workers do:
+ * `readingOn` reads a source's samples on it (a source with a `recipe` the workers open
+ * themselves), and `saliencyMasks` is the operator that hands samples to it for their maps and
+ * takes them back in order.
  *
- * The workers run the same functions as the main thread (`saliencyMap`, `isUsableMap`,
- * `maskFromAttention`), so maps and masks are identical, value for value, and a run is as
- * deterministic with workers as without. Pixels travel by copy (the views are cut from them
- * here); maps and masks come back by transfer.
+ * The workers run the same functions as the main thread (`renderScene`, `saliencyMap`,
+ * `isUsableMap`, `maskFromAttention`), so samples, maps and masks are identical, value for
+ * value, and a run is as deterministic with workers as without. Pixels travel to a worker by
+ * copy (the views are cut from them here); what a worker makes comes back by transfer.
  *
  * This file is also the workers' entry: loaded in a worker started by `PixelWorkers`, it
  * answers jobs until the pool closes.
@@ -19,6 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
+import { scenesSource } from '../datasets/scenes.js';
+import type { RandomAccessSource, SourceRecipe } from '../datasets/source.js';
 import { isUsableMap, maskFromAttention } from './foreground-mask.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
@@ -26,27 +30,29 @@ import { saliencyMap, type SaliencyOptions } from './saliency.js';
 /** Marks a worker started by `PixelWorkers`, so this module answers jobs only in its own workers. */
 const WORKER_KIND = 'densestream/pixel-worker';
 
-interface Job {
-  id: number;
+interface SaliencyJob {
+  kind: 'saliency';
   pixels: Pixels;
   saliency: SaliencyOptions;
   /** Threshold a mask from the map too, dropping components under this fraction of the image; absent: the map only. */
   maskMinArea?: number;
 }
 
-interface Done {
-  id: number;
-  attention: Plane<Float32Array>;
-  /** Whether the map is usable (not empty, constant or non-finite); an unusable one makes the whole image the mask. */
-  usable: boolean;
-  mask?: Plane;
+/** Sample `index` of the source `recipe` opens. */
+interface ReadJob {
+  kind: 'read';
+  recipe: SourceRecipe;
+  index: number;
 }
 
-type Reply = ({ ok: true } & Done) | { ok: false; id: number; message: string };
+type Job = { id: number } & (SaliencyJob | ReadJob);
+
+type Reply = { ok: true; id: number; value: SaliencyResult | Sample } | { ok: false; id: number; message: string };
 
 /** A saliency map, with the mask thresholded from it when asked. */
 export interface SaliencyResult {
   attention: Plane<Float32Array>;
+  /** Whether the map is usable (not empty, constant or non-finite); an unusable one makes the whole image the mask. */
   usable: boolean;
   mask?: Plane;
 }
@@ -64,7 +70,7 @@ function workerScript(): URL {
 }
 
 interface Pending {
-  resolve: (r: SaliencyResult) => void;
+  resolve: (value: SaliencyResult | Sample) => void;
   reject: (err: Error) => void;
 }
 
@@ -116,6 +122,16 @@ export class PixelWorkers {
    * `maskFromAttention(map, maskMinArea)`: what `attentionMap()` then `foregroundMask()` compute.
    */
   saliency(pixels: Pixels, options: SaliencyOptions = {}, maskMinArea?: number): Promise<SaliencyResult> {
+    const job: SaliencyJob = { kind: 'saliency', pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
+    return this.post(job) as Promise<SaliencyResult>;
+  }
+
+  /** Sample `index` of the source `recipe` describes, read (rendered) on a worker; rejects as the source's own read would. */
+  read(recipe: SourceRecipe, index: number): Promise<Sample> {
+    return this.post({ kind: 'read', recipe, index }) as Promise<Sample>;
+  }
+
+  private post(job: SaliencyJob | ReadJob): Promise<SaliencyResult | Sample> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('PixelWorkers: the pool is closed'));
     const id = this.nextId++;
@@ -125,10 +141,9 @@ export class PixelWorkers {
     if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work in hand keeps the process up
     this.load[w] = (this.load[w] as number) + 1;
     this.owner.set(id, w);
-    const job: Job = { id, pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
-    return new Promise<SaliencyResult>((resolve, reject) => {
+    return new Promise<SaliencyResult | Sample>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage(job);
+      worker.postMessage({ id, ...job } satisfies Job);
     });
   }
 
@@ -148,8 +163,7 @@ export class PixelWorkers {
     this.load[w] = (this.load[w] as number) - 1;
     if (this.pending.size === 0) for (const x of this.workers) x.unref();
     if (reply.ok) {
-      const { attention, usable, mask } = reply;
-      job.resolve(mask ? { attention, usable, mask } : { attention, usable });
+      job.resolve(reply.value);
     } else {
       job.reject(new Error(reply.message));
     }
@@ -195,20 +209,59 @@ export function saliencyMasks(
   }, workers.capacity);
 }
 
+/**
+ * `source` read on `workers` when it has a recipe, so that its reads (a scene's rendering) run
+ * beside the main thread; read with `readSamples(…, { readAhead })` to keep them in flight.
+ * Any other source is returned as it is.
+ */
+export function readingOn(workers: PixelWorkers, source: RandomAccessSource): RandomAccessSource {
+  const recipe = source.recipe;
+  if (!recipe) return source;
+  // A view of `source` (its own fields and methods through the prototype), with `read` moved.
+  return Object.assign(Object.create(source) as RandomAccessSource, { read: (index: number) => workers.read(recipe, index) });
+}
+
+/** The source a recipe describes, opened once per worker. */
+const opened = new Map<string, RandomAccessSource>();
+function openRecipe(recipe: SourceRecipe): RandomAccessSource {
+  const key = JSON.stringify(recipe);
+  let source = opened.get(key);
+  if (!source) {
+    switch (recipe.kind) {
+      case 'scenes':
+        source = scenesSource(recipe);
+        break;
+    }
+    opened.set(key, source);
+  }
+  return source;
+}
+
+/** The buffers of a sample's planes, handed back without a copy (each a fresh array of the worker's). */
+function sampleBuffers(s: Sample): ArrayBuffer[] {
+  const planes = [s.pixels, s.gtMask, s.gtClasses, s.gtInstances, s.attention, s.mask];
+  return [...new Set(planes.flatMap((p) => (p && p.data.buffer instanceof ArrayBuffer ? [p.data.buffer] : [])))];
+}
+
+async function runJob(job: Job): Promise<{ value: SaliencyResult | Sample; transfer: ArrayBuffer[] }> {
+  if (job.kind === 'read') {
+    const sample = await openRecipe(job.recipe).read(job.index);
+    return { value: sample, transfer: sampleBuffers(sample) };
+  }
+  const attention = saliencyMap(job.pixels, job.saliency);
+  const usable = isUsableMap(attention);
+  const mask = job.maskMinArea === undefined ? undefined : maskFromAttention(attention, job.maskMinArea);
+  const value: SaliencyResult = { attention, usable, ...(mask ? { mask } : {}) };
+  return { value, transfer: [attention.data.buffer as ArrayBuffer, ...(mask ? [mask.data.buffer as ArrayBuffer] : [])] };
+}
+
 function answerJobs(): void {
   parentPort?.on('message', (job: Job) => {
-    let reply: Reply;
-    let transfer: ArrayBuffer[] = [];
-    try {
-      const attention = saliencyMap(job.pixels, job.saliency);
-      const usable = isUsableMap(attention);
-      const mask = job.maskMinArea === undefined ? undefined : maskFromAttention(attention, job.maskMinArea);
-      reply = { ok: true, id: job.id, attention, usable, ...(mask ? { mask } : {}) };
-      transfer = [attention.data.buffer as ArrayBuffer, ...(mask ? [mask.data.buffer as ArrayBuffer] : [])];
-    } catch (err) {
-      reply = { ok: false, id: job.id, message: err instanceof Error ? err.message : String(err) };
-    }
-    parentPort?.postMessage(reply, transfer);
+    runJob(job).then(
+      ({ value, transfer }) => parentPort?.postMessage({ ok: true, id: job.id, value } satisfies Reply, transfer),
+      (err: unknown) =>
+        parentPort?.postMessage({ ok: false, id: job.id, message: err instanceof Error ? err.message : String(err) } satisfies Reply),
+    );
   });
 }
 

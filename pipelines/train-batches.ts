@@ -10,7 +10,7 @@ import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
-import type { PixelWorkers } from '../operators/pixel-workers.js';
+import { readingOn, type PixelWorkers } from '../operators/pixel-workers.js';
 import { presetViews } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { decodeViews } from '../operators/decode-views.js';
@@ -115,7 +115,9 @@ export function trainBatches(
     record(r);
     budget.release();
   };
-  let read = skippingKnownBad(source, bad);
+  // On pixel workers a source with a recipe (the scenes) is read there, a batch ahead of the trainer.
+  let read = skippingKnownBad(workers && isRandomAccess(source) ? readingOn(workers, source) : source, bad);
+  const readAhead = workers && isRandomAccess(source) && source.recipe ? perBatch : 1;
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
   if (c.method === 'softrank' && precomputed)
     throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
@@ -137,7 +139,7 @@ export function trainBatches(
   const pass = (epoch: number): Observable<Sample> => {
     let cut = 0;
     return concat(
-      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(
+      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0, readAhead }, record), budget).pipe(
         views(epoch),
         tap(() => {
           cut++;
