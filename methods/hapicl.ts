@@ -77,6 +77,24 @@ function present(m1: tf.Tensor3D, m2: tf.Tensor3D): tf.Tensor1D {
   return tf.tidy(() => tf.mul(indicator(tf.greater(tf.sum(m1, [1, 2]), 0)), indicator(tf.greater(tf.sum(m2, [1, 2]), 0))) as tf.Tensor1D);
 }
 
+/**
+ * A projector's normalised embeddings of the whole image, its foreground and its background,
+ * `[B, D]` each, from one pass over the three stacked: the projector works row by row (fc → ReLU
+ * → fc, no batch statistics), so this is the three passes' result at a third of the kernels.
+ */
+function imageFgBg(head: { apply(x: tf.Tensor2D): tf.Tensor2D }, dense: tf.Tensor4D, pooled: tf.Tensor2D, mask: tf.Tensor3D) {
+  return tf.tidy(() => {
+    const fg = maskedAveragePool(dense, mask);
+    const bg = maskedAveragePool(dense, tf.sub(1, mask) as tf.Tensor3D);
+    const [image, fgOut, bgOut] = tf.split(l2Normalize(head.apply(tf.concat([pooled, fg, bg], 0))), 3, 0) as [
+      tf.Tensor2D,
+      tf.Tensor2D,
+      tf.Tensor2D,
+    ];
+    return { image, fg: fgOut, bg: bgOut };
+  });
+}
+
 export function createHapicl(o: HapiclOptions): Method {
   const tau = o.temperature ?? 0.2;
   const m = o.momentum ?? 0.99;
@@ -106,12 +124,13 @@ export function createHapicl(o: HapiclOptions): Method {
       const m2 = maskToGrid(m2full, grid);
       const key = tf.tidy(() => {
         const out = pair.momentum.encoder.apply(v2, { training: true });
+        const { image, fg, bg } = imageFgBg(pair.momentum.global, out.dense, out.pooled, m2);
         return {
           dense: out.dense,
           cells: l2Normalize(tf.reshape(pair.momentum.dense!.applyDense(out.dense), [out.dense.shape[0], grid * grid, -1])) as tf.Tensor3D,
-          k: l2Normalize(pair.momentum.global.apply(out.pooled)),
-          fg: l2Normalize(pair.momentum.global.apply(maskedAveragePool(out.dense, m2))),
-          bg: l2Normalize(pair.momentum.global.apply(maskedAveragePool(out.dense, tf.sub(1, m2) as tf.Tensor3D))),
+          k: image,
+          fg,
+          bg,
         };
       });
       stage(queue, key.k);
@@ -132,9 +151,7 @@ export function createHapicl(o: HapiclOptions): Method {
         const pickedMask = tf.reshape(tf.matMul(pick, tf.expandDims(mask1, 2)), [b, n]) as tf.Tensor2D;
         pix = pixelNTXent(cells, key.cells, pickedMask, mask2, tau, false, p / n);
       }
-      const q = l2Normalize(pair.online.global.apply(online.pooled));
-      const qFg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, m1)));
-      const qBg = l2Normalize(pair.online.global.apply(maskedAveragePool(online.dense, tf.sub(1, m1) as tf.Tensor3D)));
+      const { image: q, fg: qFg, bg: qBg } = imageFgBg(pair.online.global, online.dense, online.pooled, m1);
       const img = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
       const fg = inBatchInfoNCE(qFg, key.fg, tau, present(m1, m2));
       const bg = inBatchInfoNCE(qBg, key.bg, tau, present(tf.sub(1, m1) as tf.Tensor3D, tf.sub(1, m2) as tf.Tensor3D));
