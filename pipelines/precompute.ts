@@ -12,10 +12,10 @@
  */
 import { bufferCount, type Observable } from 'rxjs';
 import sharp from 'sharp';
-import { parseShard } from '../datasets/source.js';
+import { isRandomAccess, parseShard } from '../datasets/source.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
-import { PixelWorkers } from '../operators/pixel-workers.js';
+import { PixelWorkers, readingOn } from '../operators/pixel-workers.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cutPixels, type Plane, type Sample, type SkipRecord } from '../core/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
@@ -172,7 +172,10 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     return await runShardedJob({
       job: 'precompute',
       out: c.out,
-      source,
+      // A source with a recipe (the scenes) is read on the pixel workers, a group of samples ahead.
+      ...(workers && isRandomAccess(source) && source.recipe
+        ? { source: readingOn(workers, source), readAhead: 2 * VIEW_GROUP_SAMPLES }
+        : { source }),
       shard,
       seed: c.seed,
       rowsPerFile: c['rows-per-file'],
