@@ -185,7 +185,12 @@ export async function* readSamples(
   const inFlight: Array<{ index: number; read: Promise<Sample> }> = [];
   const order = epochOrder(source.size, options);
   const start = (index: number) => {
-    const read = source.read(index);
+    let read: Promise<Sample>;
+    try {
+      read = source.read(index);
+    } catch (err) {
+      read = Promise.reject(err instanceof Error ? err : new Error(String(err))); // recorded in its turn, as a rejection is
+    }
     read.catch(() => undefined); // awaited in turn below; a rejection waiting its turn is not unhandled
     inFlight.push({ index, read });
   };

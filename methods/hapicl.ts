@@ -80,7 +80,8 @@ function present(m1: tf.Tensor3D, m2: tf.Tensor3D): tf.Tensor1D {
 /**
  * A projector's normalised embeddings of the whole image, its foreground and its background,
  * `[B, D]` each, from one pass over the three stacked: the projector works row by row (fc → ReLU
- * → fc, no batch statistics), so this is the three passes' result at a third of the kernels.
+ * → fc, no batch statistics), so this is the three passes' result (up to the rounding of the
+ * matrix products) at a third of the kernels.
  */
 function imageFgBg(head: { apply(x: tf.Tensor2D): tf.Tensor2D }, dense: tf.Tensor4D, pooled: tf.Tensor2D, mask: tf.Tensor3D) {
   return tf.tidy(() => {

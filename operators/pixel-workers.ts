@@ -19,7 +19,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { OperatorFunction } from 'rxjs';
+import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { scenesSource } from '../datasets/scenes.js';
 import type { RandomAccessSource, SourceRecipe } from '../datasets/source.js';
@@ -46,6 +46,9 @@ interface ReadJob {
 }
 
 type Job = { id: number } & (SaliencyJob | ReadJob);
+
+/** What a worker answers each kind of job with. */
+type ResultOf<J extends SaliencyJob | ReadJob> = J extends ReadJob ? Sample : SaliencyResult;
 
 type Reply = { ok: true; id: number; value: SaliencyResult | Sample } | { ok: false; id: number; message: string };
 
@@ -100,6 +103,8 @@ export class PixelWorkers {
       worker.unref();
       worker.on('message', (reply: Reply) => this.settle(w, reply));
       worker.on('error', (err: Error) => this.fail(err));
+      // A reply that cannot be read back would leave its job waiting for ever, with the process held up.
+      worker.on('messageerror', (err: Error) => this.fail(err));
       worker.on('exit', (code: number) => {
         if (!this.closed) this.fail(new Error(`PixelWorkers: a worker exited with code ${code}`));
       });
@@ -123,15 +128,15 @@ export class PixelWorkers {
    */
   saliency(pixels: Pixels, options: SaliencyOptions = {}, maskMinArea?: number): Promise<SaliencyResult> {
     const job: SaliencyJob = { kind: 'saliency', pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
-    return this.post(job) as Promise<SaliencyResult>;
+    return this.post(job);
   }
 
   /** Sample `index` of the source `recipe` describes, read (rendered) on a worker; rejects as the source's own read would. */
   read(recipe: SourceRecipe, index: number): Promise<Sample> {
-    return this.post({ kind: 'read', recipe, index }) as Promise<Sample>;
+    return this.post({ kind: 'read', recipe, index });
   }
 
-  private post(job: SaliencyJob | ReadJob): Promise<SaliencyResult | Sample> {
+  private post<J extends SaliencyJob | ReadJob>(job: J): Promise<ResultOf<J>> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('PixelWorkers: the pool is closed'));
     const id = this.nextId++;
@@ -141,8 +146,9 @@ export class PixelWorkers {
     if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work in hand keeps the process up
     this.load[w] = (this.load[w] as number) + 1;
     this.owner.set(id, w);
-    return new Promise<SaliencyResult | Sample>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+    return new Promise<ResultOf<J>>((resolve, reject) => {
+      // The worker answers job J with ResultOf<J> (runJob); the reply's type is not carried by the message.
+      this.pending.set(id, { resolve: resolve as (value: SaliencyResult | Sample) => void, reject });
       worker.postMessage({ id, ...job } satisfies Job);
     });
   }
@@ -200,13 +206,20 @@ export function saliencyMasks(
   workers: PixelWorkers,
   mask?: { minArea?: number; onFallback?: (id: string, reason: string) => void },
 ): OperatorFunction<Sample, Sample> {
-  return orderedMergeMap(async (sample: Sample) => {
-    if (!sample.pixels) throw new Error(`saliencyMasks: sample ${sample.id} is not decoded (put decode() first)`);
-    const r = await workers.saliency(sample.pixels, {}, mask ? (mask.minArea ?? 0.01) : undefined);
-    if (!mask) return { ...sample, attention: r.attention };
-    if (!r.usable) mask.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
-    return { ...sample, attention: r.attention, mask: r.mask as Plane };
-  }, workers.capacity);
+  return (samples) =>
+    samples.pipe(
+      orderedMergeMap(async (sample: Sample) => {
+        if (!sample.pixels) throw new Error(`saliencyMasks: sample ${sample.id} is not decoded (put decode() first)`);
+        return { sample, result: await workers.saliency(sample.pixels, {}, mask ? (mask.minArea ?? 0.01) : undefined) };
+      }, workers.capacity),
+      // Notes in input order, here rather than as jobs finish: the skip log must not depend on the workers' timing.
+      map(({ sample, result }) => {
+        if (!mask) return { ...sample, attention: result.attention };
+        if (!result.usable) mask.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
+        if (!result.mask) throw new Error(`saliencyMasks: no mask came back for sample ${sample.id}`);
+        return { ...sample, attention: result.attention, mask: result.mask };
+      }),
+    );
 }
 
 /**

@@ -29,7 +29,7 @@ import { openSource } from './data-source.js';
 import { pixelWorkerCount, tarOptionsOf } from './shared-options.js';
 import { toConfigError } from '../core/config-error.js';
 import type { PrecomputeConfig } from './precompute-options.js';
-import { chooseViewAugment, sampleViews, type SampleViewOptions } from './sample-views.js';
+import { chooseViewAugment, mapsOnWorkers, sampleViews, type SampleViewOptions } from './sample-views.js';
 import { cutPlannedViews } from '../operators/cut-planned-views.js';
 import { runShardedJob, type ShardedJobResult } from './sharded-job.js';
 
@@ -165,15 +165,17 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     return rows;
   };
 
+  // Pixel workers, where this job has work for them: scenes to render, saliency to compute.
   const count = pixelWorkerCount(c.workers);
-  const workers = count > 0 ? new PixelWorkers(count) : undefined;
+  const recipe = isRandomAccess(source) && source.recipe !== undefined;
+  const workers = count > 0 && (recipe || mapsOnWorkers(options)) ? new PixelWorkers(count) : undefined;
   if (workers) options.workers = workers;
   try {
     return await runShardedJob({
       job: 'precompute',
       out: c.out,
       // A source with a recipe (the scenes) is read on the pixel workers, a group of samples ahead.
-      ...(workers && isRandomAccess(source) && source.recipe
+      ...(workers && recipe && isRandomAccess(source)
         ? { source: readingOn(workers, source), readAhead: 2 * VIEW_GROUP_SAMPLES }
         : { source }),
       shard,
@@ -191,8 +193,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         viewsPerEpoch: c.perEpoch,
         masks: c.masks,
         minForeground: c['min-foreground'] ?? 0,
-        // Absent when it is the preset's, as in outputs from before --hue, which then resume with --hue 0.1.
-        ...(c.hue === presetViews(c.preset, c.size)[0]?.jitter?.hue ? {} : { hue: c.hue }),
+        hue: c.hue,
         attentionView: c['attention-view'],
         augment: c.augment,
         imageFormat: c['image-format'],
@@ -202,6 +203,8 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         shard: c.shard,
         seed: c.seed,
       },
+      // Outputs from before --hue have no hue: theirs was the preset's, so they resume with --hue 0.1.
+      previousDefaults: { hue: presetViews(c.preset, c.size)[0]?.jitter?.hue },
       tables,
       writePart,
       progress: !c.quiet,

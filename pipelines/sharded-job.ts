@@ -51,6 +51,8 @@ export interface ShardedJobOptions {
   job: string;
   out: string;
   source: Source;
+  /** Values of `config` keys that outputs written before the key existed had, for comparing with them on a resume. */
+  previousDefaults?: Record<string, unknown>;
   /** Reads kept in flight ahead of the job (`readSamples`' `readAhead`; default 1), for a source read on workers. */
   readAhead?: number;
   shard: Shard;
@@ -147,10 +149,11 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   const manifestPath = join(o.out, manifestName(o.shard));
   const previous = readManifest(manifestPath);
   if (previous) {
-    const key = configDifference(previous.config, config);
+    const before: Record<string, unknown> = { ...o.previousDefaults, ...previous.config };
+    const key = configDifference(before, config);
     if (key !== undefined || previous.job !== o.job) {
       throw new ConfigError(
-        `--out ${o.out}: holds a ${previous.job} written with other arguments or another source (${key ?? 'job'}: ${JSON.stringify(previous.config[key ?? ''])} there, ${JSON.stringify(config[key as keyof typeof config])} now); use another --out`,
+        `--out ${o.out}: holds a ${previous.job} written with other arguments or another source (${key ?? 'job'}: ${JSON.stringify(before[key ?? ''])} there, ${JSON.stringify(config[key as keyof typeof config])} now); use another --out`,
       );
     }
   }

@@ -63,6 +63,11 @@ export function trainViewOptions(c: TrainConfig, attention?: AttentionSource, fe
   };
 }
 
+/** Whether a run of `c` reads `source` on pixel workers: a source with a recipe, cut live, outside softrank's pairing. */
+export function readsOnWorkers(c: TrainConfig, source: Source): boolean {
+  return isRandomAccess(source) && source.recipe !== undefined && c.method !== 'softrank';
+}
+
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
 export const sourceSamplesPerBatch = (c: TrainConfig): number => (c.method === 'softrank' ? c.batch / 2 : c.batch);
 
@@ -115,9 +120,11 @@ export function trainBatches(
     record(r);
     budget.release();
   };
-  // On pixel workers a source with a recipe (the scenes) is read there, a batch ahead of the trainer.
-  let read = skippingKnownBad(workers && isRandomAccess(source) ? readingOn(workers, source) : source, bad);
-  const readAhead = workers && isRandomAccess(source) && source.recipe ? perBatch : 1;
+  // On pixel workers a source with a recipe (the scenes) is read there, a batch ahead of the trainer;
+  // not for softrank, whose reads go through its positives' remembered reads.
+  const onWorkers = workers !== undefined && readsOnWorkers(c, source);
+  let read = skippingKnownBad(onWorkers && isRandomAccess(source) ? readingOn(workers, source) : source, bad);
+  const readAhead = onWorkers ? perBatch : 1;
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
   if (c.method === 'softrank' && precomputed)
     throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);

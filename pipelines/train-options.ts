@@ -249,7 +249,11 @@ export const TRAIN_COMMAND = {
 type TrainOptions = z.output<typeof TRAIN_COMMAND.options>;
 
 /** A run's configuration, as its checkpoint stores it: every option but the actions on this invocation. */
-export type TrainConfig = Omit<TrainOptions, 'resume' | 'overwrite' | 'verbose' | 'out'> & { out: string };
+export type TrainConfig = Omit<TrainOptions, 'resume' | 'overwrite' | 'verbose' | 'out' | 'hue'> & {
+  out: string;
+  /** Absent in checkpoints from before `--hue`: their views used the preset's. */
+  hue?: number;
+};
 
 /**
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
@@ -274,8 +278,11 @@ export function parseTrainConfig(
     if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
     const meta = readWeightsMeta(dir) as CheckpointMeta;
     const config = { ...(meta.config as TrainConfig), out };
-    if (given.has('threads')) config.threads = options.threads; // how many cores to use is this machine's business, not the run's
-    if (given.has('workers')) config.workers = options.workers;
+    // How many cores and pixel workers to use is this machine's business, not the run's: this invocation's, given or by default.
+    for (const k of ['threads', 'workers'] as const) {
+      if (options[k] === undefined) delete config[k];
+      else config[k] = options[k];
+    }
     for (const k of Object.keys(REMOTE_SHARD_OPTIONS) as Array<keyof typeof REMOTE_SHARD_OPTIONS>) {
       if (given.has(k)) Object.assign(config, { [k]: options[k] });
     }

@@ -143,6 +143,8 @@ describe('densestream CLI', () => {
       '--attention-view',
       '--align-weight',
       '0.5',
+      '--workers',
+      '0', // the main-thread path end to end; the other runs here use the default pixel worker
     );
     expect(run.status, run.stderr).toBe(0);
     const summary = JSON.parse(run.stdout) as { method: string; steps: number; imagesPerSec: number };

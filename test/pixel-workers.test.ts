@@ -106,6 +106,20 @@ describe('PixelWorkers', () => {
     await expect(readSamples(source, { readAhead: 0 }).next()).rejects.toThrow('readAhead: expected a positive integer, got 0');
   });
 
+  it('notes unusable maps in input order, whatever order two workers finish in', async () => {
+    const two = new PixelWorkers(2);
+    try {
+      // Big scenes between the flat ones, so that the flat ones (quick) finish first.
+      const samples = Array.from({ length: 12 }, (_, i) => (i % 3 === 2 ? flatGrey(`grey${i}`) : renderScene(1, i, 160)));
+      const notes: string[] = [];
+      const out = await lastValueFrom(from(samples).pipe(saliencyMasks(two, { onFallback: (id) => notes.push(id) }), toArray()));
+      expect(notes).toEqual(['grey2', 'grey5', 'grey8', 'grey11']);
+      expect(out.map((s) => s.id)).toEqual(samples.map((s) => s.id));
+    } finally {
+      await two.close();
+    }
+  });
+
   it('refuses an undecoded sample by name, and fails jobs once closed', async () => {
     await expect(lastValueFrom(from([{ id: 'raw' } as Sample]).pipe(saliencyMasks(pool)))).rejects.toThrow(
       'saliencyMasks: sample raw is not decoded',

@@ -1,7 +1,7 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, take, toArray } from 'rxjs';
@@ -150,5 +150,22 @@ describe('densestream precompute', () => {
     const odd = cli('precompute', '--data', 'scenes:64:4', '--out', join(root, 'odd'), '--views', '3');
     expect(odd.status).toBe(2);
     expect(odd.stderr).toContain("--views: expected a multiple of the mocov2 preset's 2 views");
+  });
+
+  it('resumes an output from before --hue (no hue in its manifest) with the preset’s hue, and refuses another, naming it', () => {
+    const out = join(root, 'old-hue');
+    const args = ['precompute', '--quiet', '--data', 'scenes:64:8', '--out', out, '--masks', 'none', '--rows-per-file', '4'];
+    expect(cli(...args, '--hue', '0.1').status).toBe(0);
+    // As an older build wrote it: no hue key (a resume then skips both finished parts).
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest & { config: Record<string, unknown> };
+    expect(manifest.config['hue']).toBe(0.1);
+    delete manifest.config['hue'];
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest));
+    const other = cli(...args);
+    expect(other.status).toBe(2);
+    expect(other.stderr).toContain('(hue: 0.1 there, 0.5 now); use another --out');
+    const same = cli(...args, '--hue', '0.1');
+    expect(same.status, same.stderr).toBe(0);
+    expect(JSON.parse(same.stdout)).toMatchObject({ rows: 8, partsSkipped: 2 });
   });
 });
