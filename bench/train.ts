@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
  * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]
- * [--workers N|both]`: training throughput per method, each in its own process (a fresh backend).
+ * [--workers N|both] [--queue K] [--hue H]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting or pixel-worker count with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
  */
@@ -36,6 +36,8 @@ export async function trainBench(argv: string[]): Promise<void> {
       'dense-queue': { type: 'string' },
       'pixel-cells': { type: 'string' },
       workers: { type: 'string' },
+      queue: { type: 'string' },
+      hue: { type: 'string' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
@@ -53,6 +55,8 @@ export async function trainBench(argv: string[]): Promise<void> {
     '--backend',
     values.backend,
   ];
+  // The momentum queue and hue range, when not train's defaults (the PyTorch twin's task).
+  for (const k of ['queue', 'hue'] as const) if (values[k] !== undefined) common.push(`--${k}`, values[k]);
   // DenseCL's dense-term flags, given to the densecl runs only (train refuses them for other methods).
   const dense = (['dense-cells', 'dense-queue'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
   // HAPiCL's pixel-term flag, given to the hapicl runs only.
