@@ -176,6 +176,5 @@ export function scenesSource(options: ScenesOptions = {}): RandomAccessSource {
     id: (i) => `scenes:${i}`,
     read: async (i) => renderScene(seed, i, size, minObjects, maxObjects),
     imageSize: { width: size, height: size },
-    recipe: { kind: 'scenes', size, count, seed, minObjects, maxObjects },
   };
 }

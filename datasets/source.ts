@@ -19,16 +19,7 @@ export interface RandomAccessSource {
   read(index: number): Promise<Sample>;
   /** Set when every image decodes to this size: the compute backend can cut any batch of its views at once. */
   readonly imageSize?: ImageSize;
-  /** Set when a worker thread can open this source itself and read it by index (`readingOn`), as a DataLoader's workers do. */
-  readonly recipe?: SourceRecipe;
 }
-
-/**
- * How a worker thread opens a source of its own: plain data, sent in a message. Only sources
- * whose reads are CPU work worth moving have one; a folder's reads are file I/O already off
- * the main thread.
- */
-export type SourceRecipe = { kind: 'scenes'; size: number; count: number; seed: number; minObjects: number; maxObjects: number };
 
 /** Width and height of every image of a source, in pixels. */
 export interface ImageSize {
@@ -56,15 +47,6 @@ export function isRandomAccess(source: Source): source is RandomAccessSource {
 export interface Shard {
   index: number;
   count: number;
-}
-
-/** `readSamples`' options: the epoch's order, and how far ahead to read. */
-export interface ReadOptions extends EpochOptions {
-  /**
-   * Reads kept in flight ahead of the consumer (default 1: a sample is read only when pulled).
-   * For reads that run elsewhere (a worker thread), so they go on while the consumer is busy.
-   */
-  readAhead?: number;
 }
 
 export interface EpochOptions {
@@ -168,44 +150,23 @@ export function splitSource(source: RandomAccessSource, part: 'train' | 'test', 
 
 /**
  * The samples of one epoch, read lazily in epoch order: a sample is read only when the
- * consumer pulls it, or up to `readAhead − 1` samples before. A read that fails (unreadable
- * file) is reported to `onSkip` and the next index is read in its place.
+ * consumer pulls it. A read that fails (unreadable file) is reported to `onSkip` and the
+ * next index is read in its place.
  */
 export async function* readSamples(
   source: Source,
-  options: ReadOptions = {},
+  options: EpochOptions = {},
   onSkip?: (record: SkipRecord) => void,
 ): AsyncGenerator<Sample> {
   if (!isRandomAccess(source)) {
     yield* source.samples(options, onSkip);
     return;
   }
-  const ahead = options.readAhead ?? 1;
-  if (!Number.isInteger(ahead) || ahead < 1) throw new Error(`readAhead: expected a positive integer, got ${ahead}`);
-  const inFlight: Array<{ index: number; read: Promise<Sample> }> = [];
-  const order = epochOrder(source.size, options);
-  const start = (index: number) => {
-    let read: Promise<Sample>;
+  for (const index of epochOrder(source.size, options)) {
     try {
-      read = source.read(index);
+      yield await source.read(index);
     } catch (err) {
-      read = Promise.reject(err instanceof Error ? err : new Error(String(err))); // recorded in its turn, as a rejection is
-    }
-    read.catch(() => undefined); // awaited in turn below; a rejection waiting its turn is not unhandled
-    inFlight.push({ index, read });
-  };
-  for (;;) {
-    while (inFlight.length < ahead) {
-      const next = order.next();
-      if (next.done) break;
-      start(next.value);
-    }
-    const head = inFlight.shift();
-    if (!head) return;
-    try {
-      yield await head.read;
-    } catch (err) {
-      onSkip?.({ id: source.id(head.index), stage: 'read', reason: err instanceof Error ? err.message : String(err) });
+      onSkip?.({ id: source.id(index), stage: 'read', reason: err instanceof Error ? err.message : String(err) });
     }
   }
 }

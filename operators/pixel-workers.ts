@@ -1,17 +1,20 @@
 /**
  * Per-sample pixel work off the trainer's thread. A training step holds the main thread for
  * hundreds of milliseconds (tfjs runs its kernels synchronously), and whatever per-sample work
- * runs there — rendering a scene, a saliency map and the mask thresholded from it, 0.4–2 ms a
- * sample — is time the trainer then waits for data. `PixelWorkers` is a fixed pool of
- * `worker_threads` that does that work while a step runs, as PyTorch's DataLoader workers do:
- * `readingOn` reads a source's samples on it (a source with a `recipe` the workers open
- * themselves), and `saliencyMasks` is the operator that hands samples to it for their maps and
- * takes them back in order.
+ * runs there — a saliency map and the mask thresholded from it, 1–2 ms a scene — is time the
+ * trainer then waits for data. `PixelWorkers` is a fixed pool of `worker_threads` that does that
+ * work while a step runs, as PyTorch's DataLoader workers do; `saliencyMasks` is the operator
+ * that hands samples to it and takes them back in order.
  *
- * The workers run the same functions as the main thread (`renderScene`, `saliencyMap`,
- * `isUsableMap`, `maskFromAttention`), so samples, maps and masks are identical, value for
- * value, and a run is as deterministic with workers as without. Pixels travel to a worker by
- * copy (the views are cut from them here); what a worker makes comes back by transfer.
+ * The workers run the same functions as the main thread (`saliencyMap`, `isUsableMap`,
+ * `maskFromAttention`), so maps and masks are identical, value for value, and a run is as
+ * deterministic with workers as without. Pixels travel by copy (the views are cut from them
+ * here); maps and masks come back by transfer.
+ *
+ * Rendering the scenes on the workers too (each read a job, a batch read ahead) was tried and
+ * measured: no faster (0.98–1.07× on hapicl at 32 px, noise on MoCo v2 at 64 px), and the
+ * trainer waited longer, as a sample's two jobs then need two round trips through a main thread
+ * that a step holds.
  *
  * This file is also the workers' entry: loaded in a worker started by `PixelWorkers`, it
  * answers jobs until the pool closes.
@@ -21,8 +24,6 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
-import { scenesSource } from '../datasets/scenes.js';
-import type { RandomAccessSource, SourceRecipe } from '../datasets/source.js';
 import { isUsableMap, maskFromAttention } from './foreground-mask.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
@@ -31,26 +32,15 @@ import { saliencyMap, type SaliencyOptions } from './saliency.js';
 const WORKER_KIND = 'densestream/pixel-worker';
 
 interface SaliencyJob {
-  kind: 'saliency';
   pixels: Pixels;
   saliency: SaliencyOptions;
   /** Threshold a mask from the map too, dropping components under this fraction of the image; absent: the map only. */
   maskMinArea?: number;
 }
 
-/** Sample `index` of the source `recipe` opens. */
-interface ReadJob {
-  kind: 'read';
-  recipe: SourceRecipe;
-  index: number;
-}
+type Job = { id: number } & SaliencyJob;
 
-type Job = { id: number } & (SaliencyJob | ReadJob);
-
-/** What a worker answers each kind of job with. */
-type ResultOf<J extends SaliencyJob | ReadJob> = J extends ReadJob ? Sample : SaliencyResult;
-
-type Reply = { ok: true; id: number; value: SaliencyResult | Sample } | { ok: false; id: number; message: string };
+type Reply = { ok: true; id: number; value: SaliencyResult } | { ok: false; id: number; message: string };
 
 /** A saliency map, with the mask thresholded from it when asked. */
 export interface SaliencyResult {
@@ -73,7 +63,7 @@ function workerScript(): URL {
 }
 
 interface Pending {
-  resolve: (value: SaliencyResult | Sample) => void;
+  resolve: (value: SaliencyResult) => void;
   reject: (err: Error) => void;
 }
 
@@ -127,16 +117,11 @@ export class PixelWorkers {
    * `maskFromAttention(map, maskMinArea)`: what `attentionMap()` then `foregroundMask()` compute.
    */
   saliency(pixels: Pixels, options: SaliencyOptions = {}, maskMinArea?: number): Promise<SaliencyResult> {
-    const job: SaliencyJob = { kind: 'saliency', pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
+    const job: SaliencyJob = { pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
     return this.post(job);
   }
 
-  /** Sample `index` of the source `recipe` describes, read (rendered) on a worker; rejects as the source's own read would. */
-  read(recipe: SourceRecipe, index: number): Promise<Sample> {
-    return this.post({ kind: 'read', recipe, index });
-  }
-
-  private post<J extends SaliencyJob | ReadJob>(job: J): Promise<ResultOf<J>> {
+  private post(job: SaliencyJob): Promise<SaliencyResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('PixelWorkers: the pool is closed'));
     const id = this.nextId++;
@@ -146,9 +131,8 @@ export class PixelWorkers {
     if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work in hand keeps the process up
     this.load[w] = (this.load[w] as number) + 1;
     this.owner.set(id, w);
-    return new Promise<ResultOf<J>>((resolve, reject) => {
-      // The worker answers job J with ResultOf<J> (runJob); the reply's type is not carried by the message.
-      this.pending.set(id, { resolve: resolve as (value: SaliencyResult | Sample) => void, reject });
+    return new Promise<SaliencyResult>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, ...job } satisfies Job);
     });
   }
@@ -222,45 +206,7 @@ export function saliencyMasks(
     );
 }
 
-/**
- * `source` read on `workers` when it has a recipe, so that its reads (a scene's rendering) run
- * beside the main thread; read with `readSamples(…, { readAhead })` to keep them in flight.
- * Any other source is returned as it is.
- */
-export function readingOn(workers: PixelWorkers, source: RandomAccessSource): RandomAccessSource {
-  const recipe = source.recipe;
-  if (!recipe) return source;
-  // A view of `source` (its own fields and methods through the prototype), with `read` moved.
-  return Object.assign(Object.create(source) as RandomAccessSource, { read: (index: number) => workers.read(recipe, index) });
-}
-
-/** The source a recipe describes, opened once per worker. */
-const opened = new Map<string, RandomAccessSource>();
-function openRecipe(recipe: SourceRecipe): RandomAccessSource {
-  const key = JSON.stringify(recipe);
-  let source = opened.get(key);
-  if (!source) {
-    switch (recipe.kind) {
-      case 'scenes':
-        source = scenesSource(recipe);
-        break;
-    }
-    opened.set(key, source);
-  }
-  return source;
-}
-
-/** The buffers of a sample's planes, handed back without a copy (each a fresh array of the worker's). */
-function sampleBuffers(s: Sample): ArrayBuffer[] {
-  const planes = [s.pixels, s.gtMask, s.gtClasses, s.gtInstances, s.attention, s.mask];
-  return [...new Set(planes.flatMap((p) => (p && p.data.buffer instanceof ArrayBuffer ? [p.data.buffer] : [])))];
-}
-
-async function runJob(job: Job): Promise<{ value: SaliencyResult | Sample; transfer: ArrayBuffer[] }> {
-  if (job.kind === 'read') {
-    const sample = await openRecipe(job.recipe).read(job.index);
-    return { value: sample, transfer: sampleBuffers(sample) };
-  }
+function runJob(job: Job): { value: SaliencyResult; transfer: ArrayBuffer[] } {
   const attention = saliencyMap(job.pixels, job.saliency);
   const usable = isUsableMap(attention);
   const mask = job.maskMinArea === undefined ? undefined : maskFromAttention(attention, job.maskMinArea);
@@ -270,11 +216,16 @@ async function runJob(job: Job): Promise<{ value: SaliencyResult | Sample; trans
 
 function answerJobs(): void {
   parentPort?.on('message', (job: Job) => {
-    runJob(job).then(
-      ({ value, transfer }) => parentPort?.postMessage({ ok: true, id: job.id, value } satisfies Reply, transfer),
-      (err: unknown) =>
-        parentPort?.postMessage({ ok: false, id: job.id, message: err instanceof Error ? err.message : String(err) } satisfies Reply),
-    );
+    let reply: Reply;
+    let transfer: ArrayBuffer[] = [];
+    try {
+      const done = runJob(job);
+      reply = { ok: true, id: job.id, value: done.value };
+      transfer = done.transfer;
+    } catch (err) {
+      reply = { ok: false, id: job.id, message: err instanceof Error ? err.message : String(err) };
+    }
+    parentPort?.postMessage(reply, transfer);
   });
 }
 

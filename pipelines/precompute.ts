@@ -12,10 +12,10 @@
  */
 import { bufferCount, type Observable } from 'rxjs';
 import sharp from 'sharp';
-import { isRandomAccess, parseShard } from '../datasets/source.js';
+import { parseShard } from '../datasets/source.js';
 import { fromSource } from '../operators/from-source.js';
 import { orderedMergeMap } from '../operators/ordered-merge-map.js';
-import { PixelWorkers, readingOn } from '../operators/pixel-workers.js';
+import { PixelWorkers } from '../operators/pixel-workers.js';
 import { SampleBudget } from '../operators/sample-budget.js';
 import { cutPixels, type Plane, type Sample, type SkipRecord } from '../core/index.js';
 import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, viewsSchema } from '../sinks/schemas.js';
@@ -165,19 +165,15 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     return rows;
   };
 
-  // Pixel workers, where this job has work for them: scenes to render, saliency to compute.
+  // Pixel workers, where this job has work for them: saliency maps to compute.
   const count = pixelWorkerCount(c.workers);
-  const recipe = isRandomAccess(source) && source.recipe !== undefined;
-  const workers = count > 0 && (recipe || mapsOnWorkers(options)) ? new PixelWorkers(count) : undefined;
+  const workers = count > 0 && mapsOnWorkers(options) ? new PixelWorkers(count) : undefined;
   if (workers) options.workers = workers;
   try {
     return await runShardedJob({
       job: 'precompute',
       out: c.out,
-      // A source with a recipe (the scenes) is read on the pixel workers, a group of samples ahead.
-      ...(workers && recipe && isRandomAccess(source)
-        ? { source: readingOn(workers, source), readAhead: 2 * VIEW_GROUP_SAMPLES }
-        : { source }),
+      source,
       shard,
       seed: c.seed,
       rowsPerFile: c['rows-per-file'],

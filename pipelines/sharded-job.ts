@@ -53,8 +53,6 @@ export interface ShardedJobOptions {
   source: Source;
   /** Values of `config` keys that outputs written before the key existed had, for comparing with them on a resume. */
   previousDefaults?: Record<string, unknown>;
-  /** Reads kept in flight ahead of the job (`readSamples`' `readAhead`; default 1), for a source read on workers. */
-  readAhead?: number;
   shard: Shard;
   seed: number;
   /** Source positions per part (one file per table per part). */
@@ -117,14 +115,7 @@ function shardSize(source: Source, shard: Shard): number | undefined {
 type Position = { sample: Sample } | { skip: SkipRecord } | { note: SkipRecord };
 
 /** The shard's positions in order, read skips included, from position `from` on. */
-async function* positions(
-  source: Source,
-  shard: Shard,
-  seed: number,
-  from: number,
-  limit = Infinity,
-  readAhead = 1,
-): AsyncGenerator<Position> {
+async function* positions(source: Source, shard: Shard, seed: number, from: number, limit = Infinity): AsyncGenerator<Position> {
   const skips: SkipRecord[] = [];
   const drain = function* (): Generator<Position> {
     while (skips.length > 0) {
@@ -132,7 +123,7 @@ async function* positions(
       yield isInputSkip(r) ? { skip: r } : { note: r };
     }
   };
-  for await (const sample of readSamples(source, { seed, shard, shuffle: false, skip: from, limit, readAhead }, (r) => skips.push(r))) {
+  for await (const sample of readSamples(source, { seed, shard, shuffle: false, skip: from, limit }, (r) => skips.push(r))) {
     yield* drain();
     yield { sample };
   }
@@ -209,7 +200,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
   });
   // A stream is read once, front to back, and cut into parts as it goes (done parts are read
   // past, not re-read per part); a random-access source jumps to each part's first position.
-  const stream = total === undefined ? positions(o.source, o.shard, o.seed, 0, Infinity, o.readAhead) : undefined;
+  const stream = total === undefined ? positions(o.source, o.shard, o.seed, 0) : undefined;
   try {
     for (let p = 0; p < parts; p++) {
       const finished = done.get(p);
@@ -219,7 +210,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
         meter.advance(finished.samples);
         continue;
       }
-      const source = stream ?? positions(o.source, o.shard, o.seed, p * o.rowsPerFile, o.rowsPerFile, o.readAhead);
+      const source = stream ?? positions(o.source, o.shard, o.seed, p * o.rowsPerFile, o.rowsPerFile);
       let taken = 0;
       let partSkipped = 0;
       const passed: string[] = []; // remote shards passed over while this part's positions were read

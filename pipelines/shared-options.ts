@@ -49,15 +49,15 @@ export const HUE_OPTION = {
 };
 
 /**
- * `--workers N`: the pixel workers (`PixelWorkers`) that render the scenes and compute saliency
- * maps and their masks while the main thread trains or writes. Like `--threads`, how this machine runs, not what
+ * `--workers N`: the pixel workers (`PixelWorkers`) that compute saliency maps and their masks
+ * while the main thread trains or writes. Like `--threads`, how this machine runs, not what
  * the run is: the maps are the same with any count, so a resumed run may change it.
  */
 export const WORKERS_OPTION = {
   workers: z.number().int().min(0).max(16).optional().meta({
     arg: 'N',
     defaultText: 'cores − 1, from 1 to 4',
-    description: 'threads that render the scenes and compute saliency maps and masks beside the main thread; 0: all on the main thread',
+    description: 'threads that compute saliency maps and masks beside the main thread; 0: on the main thread',
   }),
 };
 

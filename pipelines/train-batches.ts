@@ -10,7 +10,7 @@ import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
-import { readingOn, type PixelWorkers } from '../operators/pixel-workers.js';
+import type { PixelWorkers } from '../operators/pixel-workers.js';
 import { presetViews } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { decodeViews } from '../operators/decode-views.js';
@@ -61,11 +61,6 @@ export function trainViewOptions(c: TrainConfig, attention?: AttentionSource, fe
     ...(attention ? { attention } : {}),
     ...(featureMask ? { featureMask } : {}),
   };
-}
-
-/** Whether a run of `c` reads `source` on pixel workers: a source with a recipe, cut live, outside softrank's pairing. */
-export function readsOnWorkers(c: TrainConfig, source: Source): boolean {
-  return isRandomAccess(source) && source.recipe !== undefined && c.method !== 'softrank';
 }
 
 /** Samples the source reads per batch: all of them, or for softrank's pairs the anchors only (positives are read again by id, or come from a stream's reservoir). */
@@ -120,11 +115,7 @@ export function trainBatches(
     record(r);
     budget.release();
   };
-  // On pixel workers a source with a recipe (the scenes) is read there, a batch ahead of the trainer;
-  // not for softrank, whose reads go through its positives' remembered reads.
-  const onWorkers = workers !== undefined && readsOnWorkers(c, source);
-  let read = skippingKnownBad(onWorkers && isRandomAccess(source) ? readingOn(workers, source) : source, bad);
-  const readAhead = onWorkers ? perBatch : 1;
+  let read = skippingKnownBad(source, bad);
   let beforeViews: ((epoch: number) => OperatorFunction<Sample, Sample>) | undefined;
   if (c.method === 'softrank' && precomputed)
     throw new ConfigError(`--data ${c.data}: softrank pairs anchors before the views are cut; it needs images, not precomputed views`);
@@ -146,7 +137,7 @@ export function trainBatches(
   const pass = (epoch: number): Observable<Sample> => {
     let cut = 0;
     return concat(
-      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0, readAhead }, record), budget).pipe(
+      fromSource(readSamples(read, { seed: c.seed, epoch, skip: epoch === firstEpoch ? firstSkip : 0 }, record), budget).pipe(
         views(epoch),
         tap(() => {
           cut++;

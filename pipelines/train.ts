@@ -38,7 +38,7 @@ import { prepareOutFolder } from './out-folder.js';
 import { claimRunFolder } from './run-folder.js';
 import { chooseViewAugment, mapsOnWorkers } from './sample-views.js';
 import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from '../positives/run-positives.js';
-import { readsOnWorkers, sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
+import { sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
 import { defaultKnnData, type TrainConfig } from './train-options.js';
 
 /** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
@@ -206,10 +206,9 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         : await chooseViewAugment(c.augment, source, trainViewOptions(c));
     if (augment.reason) process.stderr.write(`${augment.reason}\n`); // precomputed views: nothing to cut, nothing to say
     c = { ...c, augment: augment.path };
-    // Pixel workers, where this run has work for them: scenes to render, saliency to compute.
+    // Pixel workers, where this run has work for them: saliency maps to compute on views cut live.
     const count = pixelWorkerCount(c.workers);
-    const live = !('precomputed' in source);
-    if (count > 0 && live && (readsOnWorkers(c, source) || mapsOnWorkers(trainViewOptions(c, attention, featureMask))))
+    if (count > 0 && !('precomputed' in source) && mapsOnWorkers(trainViewOptions(c, attention, featureMask)))
       workers = new PixelWorkers(count);
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), {
       startStep,

@@ -7,8 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { renderScene } from '../datasets/scenes.js';
 import { attentionMap } from '../operators/attention-map.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
-import { PixelWorkers, readingOn, saliencyMasks } from '../operators/pixel-workers.js';
-import { readSamples, type RandomAccessSource } from '../datasets/source.js';
+import { PixelWorkers, saliencyMasks } from '../operators/pixel-workers.js';
+import { readSamples } from '../datasets/source.js';
 import { scenesSource } from '../datasets/scenes.js';
 import { sampleViews, type SampleViewOptions } from '../pipelines/sample-views.js';
 import type { Sample, SkipRecord } from '../core/index.js';
@@ -68,42 +68,6 @@ describe('PixelWorkers', () => {
     const got = await run({ ...o, workers: pool }, 'there');
     expect(views(got)).toEqual(views(expected));
     expect(notes['there']).toEqual(notes['here']);
-  });
-
-  it('reads a source with a recipe on the workers, a batch ahead: the same samples, in the same order', async () => {
-    const source = scenesSource({ count: 30, seed: 4, size: 40, maxObjects: 4 });
-    const order = { seed: 1, epoch: 2, skip: 3 };
-    const strip = (s: Sample) => ({ ...s, pixels: Array.from(s.pixels!.data), gtClasses: Array.from(s.gtClasses!.data) });
-    const here = await lastValueFrom(from(readSamples(source, order)).pipe(toArray()));
-    const there = await lastValueFrom(from(readSamples(readingOn(pool, source), { ...order, readAhead: 8 })).pipe(toArray()));
-    expect(there.map(strip)).toEqual(here.map(strip));
-    expect(here).toHaveLength(27);
-    const folder: RandomAccessSource = { name: 'no recipe', size: 1, id: () => 'x', read: () => Promise.resolve({ id: 'x' }) };
-    expect(readingOn(pool, folder)).toBe(folder); // nothing to move
-  });
-
-  it('reads ahead in epoch order, and records a failed read in its place', async () => {
-    const started: number[] = [];
-    const source: RandomAccessSource = {
-      name: 'slow',
-      size: 10,
-      id: (i) => `s${i}`,
-      read: (i) => {
-        started.push(i);
-        return new Promise((resolve, reject) =>
-          setTimeout(() => (i === 4 ? reject(new Error('broken')) : resolve({ id: `s${i}` })), 10 - i),
-        );
-      },
-    };
-    const skipped: SkipRecord[] = [];
-    const it = readSamples(source, { shuffle: false, readAhead: 3 }, (r) => skipped.push(r));
-    expect((await it.next()).value).toEqual({ id: 's0' });
-    expect(started).toEqual([0, 1, 2]); // three in flight, the first answered
-    const rest: string[] = [];
-    for await (const s of it) rest.push(s.id);
-    expect(rest).toEqual(['s1', 's2', 's3', 's5', 's6', 's7', 's8', 's9']);
-    expect(skipped).toEqual([{ id: 's4', stage: 'read', reason: 'broken' }]);
-    await expect(readSamples(source, { readAhead: 0 }).next()).rejects.toThrow('readAhead: expected a positive integer, got 0');
   });
 
   it('notes unusable maps in input order, whatever order two workers finish in', async () => {
