@@ -278,11 +278,12 @@ export function parseTrainConfig(
     if (!existsSync(join(dir, 'weights.json'))) throw new ConfigError(`--resume: no checkpoint in ${dir}`);
     const meta = readWeightsMeta(dir) as CheckpointMeta;
     const config = { ...(meta.config as TrainConfig), out };
-    // How many cores and pixel workers to use is this machine's business, not the run's: this invocation's, given or by default.
-    for (const k of ['threads', 'workers'] as const) {
-      if (options[k] === undefined) delete config[k];
-      else config[k] = options[k];
-    }
+    // How many cores to use is this machine's business, not the run's; the checkpoint's count
+    // stays unless given, as another count sums in another order and a resume is exact.
+    if (given.has('threads')) config.threads = options.threads;
+    // Pixel workers do not change a value: this invocation's count, given or by default.
+    if (options.workers === undefined) delete config.workers;
+    else config.workers = options.workers;
     for (const k of Object.keys(REMOTE_SHARD_OPTIONS) as Array<keyof typeof REMOTE_SHARD_OPTIONS>) {
       if (given.has(k)) Object.assign(config, { [k]: options[k] });
     }
