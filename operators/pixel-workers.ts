@@ -19,9 +19,8 @@
  * This file is also the workers' entry: loaded in a worker started by `PixelWorkers`, it
  * answers jobs until the pool closes.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { workerScript } from '../core/worker-script.js';
 import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { isUsableMap, maskFromAttention } from './foreground-mask.js';
@@ -50,18 +49,6 @@ export interface SaliencyResult {
   mask?: Plane;
 }
 
-/**
- * The compiled worker script. Compiled, this module is `dist/operators/pixel-workers.js` and is
- * its own entry; run from its TypeScript source (vitest), the compiled twin under `dist/` is used,
- * as Node 20 does not load .ts in a worker.
- */
-function workerScript(): URL {
-  const here = import.meta.url;
-  const script = here.endsWith('.ts') ? new URL('../dist/operators/pixel-workers.js', here) : new URL(here);
-  if (!existsSync(script)) throw new Error(`PixelWorkers: ${fileURLToPath(script)} not found; run "npm run build" first`);
-  return script;
-}
-
 interface Pending {
   resolve: (value: SaliencyResult) => void;
   reject: (err: Error) => void;
@@ -86,7 +73,7 @@ export class PixelWorkers {
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`PixelWorkers: expected a positive number of workers, got ${size}`);
     this.size = size;
-    const script = workerScript();
+    const script = workerScript(import.meta.url, 'dist/operators/pixel-workers.js', 'PixelWorkers');
     this.load = new Array<number>(size).fill(0);
     this.workers = Array.from({ length: size }, (_, w) => {
       const worker = new Worker(script, { workerData: { kind: WORKER_KIND } });

@@ -12,9 +12,8 @@
  * This file is also the worker's entry: loaded in a worker with the job in `workerData`, it runs
  * the job and posts the result back.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { workerScript } from '../core/worker-script.js';
 import { sphericalKMeans, type KMeansOptions, type KMeansResult } from './kmeans.js';
 
 /** Marks a worker started by `clusterInWorker`, so this module runs a job only in its own workers. */
@@ -37,18 +36,6 @@ export interface ClusterInWorkerOptions {
   transfer?: boolean;
   /** Aborting terminates the worker and rejects with the signal's reason. */
   signal?: AbortSignal;
-}
-
-/**
- * The compiled worker script. Compiled, this module is `dist/positives/kmeans-worker.js`
- * and is its own entry. Run from its TypeScript source (vitest, a TS loader), it cannot be a
- * worker's entry — Node 20 does not load .ts — so the compiled twin under `dist/` is used.
- */
-function workerScript(): URL {
-  const here = import.meta.url;
-  const script = here.endsWith('.ts') ? new URL('../dist/positives/kmeans-worker.js', here) : new URL(here);
-  if (!existsSync(script)) throw new Error(`clusterInWorker: ${fileURLToPath(script)} not found; run "npm run build" first`);
-  return script;
 }
 
 /** Whether `rows` spans its whole, transferable buffer, so it can move without a copy. */
@@ -76,7 +63,7 @@ export function clusterInWorker(
   if (signal?.aborted) return Promise.reject(signal.reason);
   let script: URL;
   try {
-    script = workerScript();
+    script = workerScript(import.meta.url, 'dist/positives/kmeans-worker.js', 'clusterInWorker');
   } catch (err) {
     return Promise.reject(err);
   }
