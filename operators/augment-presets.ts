@@ -132,6 +132,11 @@ export function withMinForeground(views: ViewConfig[], fraction: number): ViewCo
   return fraction > 0 ? views.map((v) => (v.crop === undefined || v.crop === 'random' ? { ...v, minForeground: fraction } : v)) : views;
 }
 
+/** The hue range of a preset's colour jitter, in turns (undefined for a preset without one). */
+export function presetHue(preset: PresetName, size: number): number | undefined {
+  return presetViews(preset, size)[0]?.jitter?.hue;
+}
+
 /**
  * The views with their colour jitter's hue range set to `hue` turns (`[−hue, hue]`, at most 0.5,
  * which draws any hue); views without jitter are left as they are; undefined keeps the preset's.

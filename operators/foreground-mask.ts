@@ -201,6 +201,9 @@ function twoMeansMask(feats: Float32Array, dims: number, w: number, h: number, r
   return cleanMask({ data: Uint8Array.from(assign, (c) => (c === background ? 0 : 1)), width: w, height: h }, minArea);
 }
 
+/** The note a sample gets when its attention map is unusable and its mask becomes the whole image. */
+export const UNUSABLE_MAP_NOTE = 'attention map is empty, constant or not finite: mask is the whole image';
+
 export const MASK_METHODS = ['saliency', 'kmeans'] as const;
 export type MaskMethod = (typeof MASK_METHODS)[number];
 
@@ -235,8 +238,7 @@ export function foregroundMask(options: ForegroundMaskOptions = {}): OperatorFun
     if (!sample.pixels) throw new Error(`foregroundMask: sample ${sample.id} is not decoded (put decode() first)`);
     if (method === 'kmeans') return { ...sample, mask: kmeansMask(sample.pixels, sample.id, options.seed ?? 0) };
     if (!sample.attention) throw new Error(`foregroundMask: sample ${sample.id} has no attention map (put attentionMap() first)`);
-    if (!isUsableMap(sample.attention))
-      options.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
+    if (!isUsableMap(sample.attention)) options.onFallback?.(sample.id, UNUSABLE_MAP_NOTE);
     return { ...sample, mask: maskFromAttention(sample.attention, options.minArea) };
   });
 }

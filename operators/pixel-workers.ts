@@ -23,21 +23,21 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { workerScript } from '../core/worker-script.js';
 import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
-import { isUsableMap, maskFromAttention } from './foreground-mask.js';
+import { isUsableMap, maskFromAttention, UNUSABLE_MAP_NOTE } from './foreground-mask.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
 
 /** Marks a worker started by `PixelWorkers`, so this module answers jobs only in its own workers. */
 const WORKER_KIND = 'densestream/pixel-worker';
 
-interface SaliencyJob {
+/** A saliency map to compute, and its mask. */
+interface Job {
+  id: number;
   pixels: Pixels;
   saliency: SaliencyOptions;
   /** Threshold a mask from the map too, dropping components under this fraction of the image; absent: the map only. */
   maskMinArea?: number;
 }
-
-type Job = { id: number } & SaliencyJob;
 
 type Reply = { ok: true; id: number; value: SaliencyResult } | { ok: false; id: number; message: string };
 
@@ -64,7 +64,6 @@ export class PixelWorkers {
   private readonly workers: Worker[];
   private readonly load: number[];
   private readonly pending = new Map<number, Pending>();
-  private readonly owner = new Map<number, number>();
   private nextId = 0;
   private failure: Error | undefined;
   private closed = false;
@@ -104,11 +103,6 @@ export class PixelWorkers {
    * `maskFromAttention(map, maskMinArea)`: what `attentionMap()` then `foregroundMask()` compute.
    */
   saliency(pixels: Pixels, options: SaliencyOptions = {}, maskMinArea?: number): Promise<SaliencyResult> {
-    const job: SaliencyJob = { pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
-    return this.post(job);
-  }
-
-  private post(job: SaliencyJob): Promise<SaliencyResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('PixelWorkers: the pool is closed'));
     const id = this.nextId++;
@@ -117,10 +111,10 @@ export class PixelWorkers {
     const worker = this.workers[w] as Worker;
     if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work in hand keeps the process up
     this.load[w] = (this.load[w] as number) + 1;
-    this.owner.set(id, w);
+    const job: Job = { id, pixels, saliency: options, ...(maskMinArea === undefined ? {} : { maskMinArea }) };
     return new Promise<SaliencyResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, ...job } satisfies Job);
+      worker.postMessage(job);
     });
   }
 
@@ -136,7 +130,6 @@ export class PixelWorkers {
     const job = this.pending.get(reply.id);
     if (!job) return;
     this.pending.delete(reply.id);
-    this.owner.delete(reply.id);
     this.load[w] = (this.load[w] as number) - 1;
     if (this.pending.size === 0) for (const x of this.workers) x.unref();
     if (reply.ok) {
@@ -154,7 +147,6 @@ export class PixelWorkers {
   private rejectAll(err: Error): void {
     for (const job of this.pending.values()) job.reject(err);
     this.pending.clear();
-    this.owner.clear();
     this.load.fill(0);
     for (const x of this.workers) x.unref();
   }
@@ -186,7 +178,7 @@ export function saliencyMasks(
       // Notes in input order, here rather than as jobs finish: the skip log must not depend on the workers' timing.
       map(({ sample, result }) => {
         if (!mask) return { ...sample, attention: result.attention };
-        if (!result.usable) mask.onFallback?.(sample.id, 'attention map is empty, constant or not finite: mask is the whole image');
+        if (!result.usable) mask.onFallback?.(sample.id, UNUSABLE_MAP_NOTE);
         if (!result.mask) throw new Error(`saliencyMasks: no mask came back for sample ${sample.id}`);
         return { ...sample, attention: result.attention, mask: result.mask };
       }),

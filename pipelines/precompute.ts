@@ -22,7 +22,7 @@ import { binaries, bools, int32s, masksSchema, strings, tableOf, vectorColumn, v
 import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
 import { selectBackend } from '../models/backend.js';
-import { presetViews } from '../operators/augment-presets.js';
+import { presetHue } from '../operators/augment-presets.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
@@ -200,7 +200,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         seed: c.seed,
       },
       // Outputs from before --hue have no hue: theirs was the preset's, so they resume with --hue 0.1.
-      previousDefaults: { hue: presetViews(c.preset, c.size)[0]?.jitter?.hue },
+      previousDefaults: { hue: presetHue(c.preset, c.size) },
       tables,
       writePart,
       progress: !c.quiet,

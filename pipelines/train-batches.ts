@@ -11,7 +11,7 @@ import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
 import type { PixelWorkers } from '../operators/pixel-workers.js';
-import { presetViews } from '../operators/augment-presets.js';
+import { presetHue } from '../operators/augment-presets.js';
 import { batch } from '../operators/batch.js';
 import { decodeViews } from '../operators/decode-views.js';
 import { fromSource } from '../operators/from-source.js';
@@ -42,9 +42,9 @@ function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
     );
   }
   // The hue ranges the views were and would be cut with: given, or the preset's.
-  const presetHue = presetViews(c.preset, c.size)[0]?.jitter?.hue;
-  if ((p.hue ?? presetHue) !== (c.hue ?? presetHue))
-    differ.push(`--hue ${c.hue ?? `${presetHue} (the preset's)`} (the views were cut with ${p.hue ?? `the preset's ${presetHue}`})`);
+  const hue = presetHue(c.preset, c.size);
+  if ((p.hue ?? hue) !== (c.hue ?? hue))
+    differ.push(`--hue ${c.hue ?? `${hue} (the preset's)`} (the views were cut with ${p.hue ?? `the preset's ${hue}`})`);
   if (differ.length > 0) throw new ConfigError(`--data ${c.data}: precomputed views do not fit: ${differ.join('; ')}`);
 }
 
