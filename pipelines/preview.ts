@@ -20,6 +20,7 @@ import { openAttentionSource } from './attention-source.js';
 import { openSource } from './data-source.js';
 import type { PreviewConfig } from './preview-options.js';
 import { prepareOutFolder } from './out-folder.js';
+import { toConfigError } from '../core/config-error.js';
 
 const ROWS_PER_SHEET = 6;
 
@@ -30,8 +31,8 @@ export async function previewCommand(values: PreviewConfig): Promise<void> {
   const views = withAttentionView(presetViews(values.preset, size));
   prepareOutFolder(out); // once every option is checked: a refused command creates nothing
   if (/^(model|encoder):/.test(values.attention)) await selectBackend('auto');
-  const attention = await openAttentionSource(values.attention);
-  const source = await openSource(values.data);
+  const attention = await openAttentionSource(values.attention).catch(toConfigError);
+  const source = await openSource(values.data).catch(toConfigError);
 
   const skipped = openSkipLog(join(out, 'skipped.jsonl'));
   const budget = new SampleBudget(2 * ROWS_PER_SHEET);

@@ -143,13 +143,15 @@ async function openAttention(
  */
 export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainingResult> {
   prepareOutFolder(c.out);
+  // A source that cannot be opened is a wrong --data (exit 2), refused before a previous run is
+  // replaced or the backend loaded, as precompute and export refuse it.
+  const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
   if (!options.resume) {
     const removed = claimRunFolder(c.out, options.overwrite === true);
     if (removed.length > 0) process.stderr.write(`--overwrite: removed the previous run's ${removed.join(', ')} from ${c.out}\n`);
   }
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of backendLines(selection, options.verbose === true)) process.stderr.write(`${line}\n`);
-  const source = await openSource(c.data, { tar: tarOptionsOf(c) });
   if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };
   const settings = c.method === 'softrank' ? positiveSettings(c, source) : undefined;
   const checkpointDir = join(c.out, 'checkpoint');

@@ -107,6 +107,23 @@ describe('densestream CLI', () => {
     expect(run.stderr).toContain(message);
   });
 
+  it.each(['train', 'precompute', 'export', 'preview'])(
+    'refuses %s of data that cannot be opened with exit code 2, before a previous run is touched',
+    (command) => {
+      const out = mkdtempSync(join(tmpdir(), 'densestream-nodata-'));
+      const previous = join(out, 'metrics.jsonl'); // a previous run's file, which --overwrite would remove
+      writeFileSync(previous, '{"step":1}\n');
+      const missing = join(out, 'no-such-folder');
+      const args = command === 'train' ? ['--steps', '1', '--overwrite'] : [];
+      const run = cli(command, '--data', `dir:${missing}`, '--out', out, ...args);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`dir:${missing}: cannot list the folder`);
+      expect(existsSync(previous)).toBe(true);
+      // train loads its backend only after the data opened (export's command loads it first: a second).
+      if (command === 'train') expect(run.stderr).not.toContain('backend: took');
+    },
+  );
+
   it('refuses an unknown key or a wrong type in --config, naming it, with exit code 2', () => {
     const dir = mkdtempSync(join(tmpdir(), 'densestream-config-'));
     const bad = join(dir, 'bad.json');
