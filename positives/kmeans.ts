@@ -47,7 +47,12 @@ export interface KMeansOptions {
   miniBatchAbove?: number;
   /** Lloyd: most full passes; default 100. */
   maxIterations?: number;
-  /** Lloyd: stop when a pass lowers the inertia by less than this fraction of it; default 1e-6. */
+  /**
+   * Lloyd: stop when a pass lowers the inertia by less than this fraction of it; default 1e-4.
+   * Why not tighter: on softrank's bank (20 000 × 128, k = 100, warm-started) 1e-6 took 77
+   * passes and 17 s of a core, 1e-4 took 21 passes and 4.7 s, for an inertia 0.3 % higher and
+   * the same share of same-class positives (0.130 both; README, "Clustering positives").
+   */
   tolerance?: number;
   /** Mini-batch: rows per batch; default 1024. */
   batchSize?: number;
@@ -149,7 +154,7 @@ function resolveOptions(rows: Float32Array, dims: number, options: KMeansOptions
     throw new Error(`sphericalKMeans method: expected "auto", "lloyd" or "minibatch", got "${String(method)}"`);
   }
   const miniBatchAbove = positiveInteger(options.miniBatchAbove ?? 50_000, 'miniBatchAbove');
-  const tolerance = options.tolerance ?? 1e-6;
+  const tolerance = options.tolerance ?? 1e-4;
   if (!(tolerance >= 0) || !Number.isFinite(tolerance)) {
     throw new Error(`sphericalKMeans tolerance: expected a finite number ≥ 0, got "${tolerance}"`);
   }
