@@ -27,13 +27,14 @@ export function runFilesIn(dir: string): string[] {
 }
 
 /**
- * Makes `dir` ready for a new run, before any work: refuses a folder that already holds one
- * unless `overwrite`, which removes that run's files (only those). Returns what it removed.
+ * Checks `dir` for a new run, before any work: refuses a folder that already holds one unless
+ * `overwrite`. Returns the run files `overwrite` will replace; the caller removes them with
+ * {@link removeRunFiles} only once the new run's every option has held, so a refused run loses
+ * nothing. Other files in the folder are never touched.
  */
-export function claimRunFolder(dir: string, overwrite: boolean): string[] {
+export function checkRunFolder(dir: string, overwrite: boolean): string[] {
   const found = runFilesIn(dir);
-  if (found.length === 0) return [];
-  if (!overwrite) {
+  if (found.length > 0 && !overwrite) {
     // A run that stopped before its first checkpoint (a source that could not be read) left only
     // its skip log: there is nothing to resume.
     const resumable = found.some((f) => f.startsWith('checkpoint'));
@@ -43,8 +44,12 @@ export function claimRunFolder(dir: string, overwrite: boolean): string[] {
         : `--out ${dir} holds a run that stopped before its first checkpoint (${found.join(', ')}): replace it with --overwrite, or give another --out`,
     );
   }
-  for (const f of found) rmSync(join(dir, f), { recursive: true, force: true });
   return found;
+}
+
+/** Removes a previous run's files, as {@link checkRunFolder} found them. */
+export function removeRunFiles(dir: string, files: readonly string[]): void {
+  for (const f of files) rmSync(join(dir, f), { recursive: true, force: true });
 }
 
 /** `RUN` or `RUN/checkpoint` → the checkpoint folder, or a ConfigError naming the flag. */

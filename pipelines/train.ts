@@ -35,7 +35,7 @@ import { attentionRefreshHook, liveEncoderAttention, openEncoderAttention, type 
 import { openSource } from './data-source.js';
 import { pixelWorkerCount, tarOptionsOf } from './shared-options.js';
 import { prepareOutFolder } from './out-folder.js';
-import { claimRunFolder } from './run-folder.js';
+import { checkRunFolder, removeRunFiles } from './run-folder.js';
 import { chooseViewAugment, mapsOnWorkers } from './sample-views.js';
 import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from '../positives/run-positives.js';
 import { sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
@@ -102,7 +102,7 @@ async function openKnnMonitor(c: TrainConfig, method: Method): Promise<KnnMonito
 export interface RunOptions {
   /** Continue from `config.out`/checkpoint: its weights, queues, optimiser slots and step. */
   resume?: boolean;
-  /** A new run into a folder that holds one replaces it (its run files only, {@link claimRunFolder}); without it, such a folder is refused. */
+  /** A new run into a folder that holds one replaces it (its run files only, {@link checkRunFolder}); without it, such a folder is refused. */
   overwrite?: boolean;
   /** Also print why each backend before the one taken was passed over. */
   verbose?: boolean;
@@ -143,13 +143,11 @@ async function openAttention(
  */
 export async function runTraining(c: TrainConfig, options: RunOptions = {}): Promise<TrainingResult> {
   prepareOutFolder(c.out);
-  // A source that cannot be opened is a wrong --data (exit 2), refused before a previous run is
-  // replaced or the backend loaded, as precompute and export refuse it.
+  // A folder holding a run is refused first; with --overwrite, that run is removed only after
+  // every opener below has held (data, positives, kNN monitor, attention), so a refused run loses nothing.
+  const previous = options.resume ? [] : checkRunFolder(c.out, options.overwrite === true);
+  // A source that cannot be opened is a wrong --data (exit 2), as precompute and export refuse it.
   const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
-  if (!options.resume) {
-    const removed = claimRunFolder(c.out, options.overwrite === true);
-    if (removed.length > 0) process.stderr.write(`--overwrite: removed the previous run's ${removed.join(', ')} from ${c.out}\n`);
-  }
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of backendLines(selection, options.verbose === true)) process.stderr.write(`${line}\n`);
   if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };
@@ -212,6 +210,10 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     const count = pixelWorkerCount(c.workers);
     if (count > 0 && !('precomputed' in source) && mapsOnWorkers(trainViewOptions(c, attention, featureMask)))
       workers = new PixelWorkers(count);
+    if (previous.length > 0) {
+      removeRunFiles(c.out, previous); // the skip log opens on its first record, which comes later
+      process.stderr.write(`--overwrite: removed the previous run's ${previous.join(', ')} from ${c.out}\n`);
+    }
     const batches = trainBatches(c, source, budget, (r) => skipped.record(r), {
       startStep,
       ...(positives ? { positives } : {}),

@@ -222,6 +222,16 @@ describe('densestream CLI', () => {
     expect(both.status).toBe(2);
     expect(both.stderr).toContain('--resume continues the run in --out and --overwrite replaces it; give one');
 
+    // --overwrite replaces a run only once the new one's every option holds: a kNN monitor set
+    // that cannot be opened (checked after the data and the backend) leaves the old run whole.
+    const monitorless = [...tiny.slice(0, 8), '--knn-every', '1', '--knn-data', `dir:${join(out, 'missing')}`, ...tiny.slice(10)];
+    const refused = cli('train', ...monitorless, '--overwrite');
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('cannot list the folder');
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(metricsBefore);
+    expect(readFileSync(join(out, 'checkpoint', 'weights.bin')).equals(weightsBefore)).toBe(true);
+    expect(existsSync(join(out, 'eval.json'))).toBe(true);
+
     const replaced = cli('train', ...tiny, '--seed', '5', '--overwrite');
     expect(replaced.status, replaced.stderr).toBe(0);
     expect(replaced.stderr).toContain(
