@@ -61,18 +61,21 @@ export function decodeMinSide(size: number): number {
   return Math.ceil(size / Math.sqrt(0.2));
 }
 
+/** Whether the chain of `o` computes attention maps: for the attention view, or for saliency masks. */
+function attends(o: Omit<SampleViewOptions, 'workers'>): boolean {
+  return o.attentionView || o.masks === 'saliency';
+}
+
 /** Whether the chain of `o` computes maps on pixel workers when given some: the default saliency, with its masks or for the attention view. */
 export function mapsOnWorkers(o: Omit<SampleViewOptions, 'workers'>): boolean {
-  const attends = o.attentionView || o.masks === 'saliency';
-  return o.attention === undefined && attends && (o.masks === 'saliency' || o.masks === 'none');
+  return o.attention === undefined && attends(o) && (o.masks === 'saliency' || o.masks === 'none');
 }
 
 function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
   const onFallback = (id: string, reason: string) => onSkip({ id, stage: 'mask', reason });
-  const attends = o.attentionView || o.masks === 'saliency';
   // The default saliency, with its masks, on the pixel workers: the same maps and masks, in the same order.
   if (o.workers && mapsOnWorkers(o)) return saliencyMasks(o.workers, o.masks === 'saliency' ? { onFallback } : undefined);
-  const attend: OperatorFunction<Sample, Sample> = attends ? attentionMap(o.attention) : (s) => s;
+  const attend: OperatorFunction<Sample, Sample> = attends(o) ? attentionMap(o.attention) : (s) => s;
   switch (o.masks) {
     case 'none':
       return attend;

@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSaved, saveVariables, verifySaved } from '../models/weights-io.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
-
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+import { CLI } from './helpers/cli.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

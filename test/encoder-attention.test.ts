@@ -12,8 +12,7 @@ import { featureKmeansMask, maskFromAttention } from '../operators/foreground-ma
 import type { Pixels } from '../core/index.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { encoderAttention, liveEncoderAttention } from '../pipelines/encoder-attention.js';
-
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+import { CLI } from './helpers/cli.js';
 
 beforeAll(async () => {
   await selectBackend('wasm', { threads: 1 });

@@ -14,8 +14,8 @@ import { encoderPreset } from '../models/encoder-spec.js';
 import { createEncoder } from '../models/encoders.js';
 import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, standardizer } from '../train/linear-probe.js';
 import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
+import { CLI } from './helpers/cli.js';
 
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const evalCli = (...args: string[]) =>
   spawnSync(process.execPath, [CLI, 'eval', '--quiet', '--threads', '1', ...args], { encoding: 'utf8' });
 const plane = (values: number[], width: number) => ({ data: Uint8Array.from(values), width, height: values.length / width });

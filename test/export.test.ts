@@ -8,8 +8,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../sinks/manifest.js';
 import { tarOf } from '../bench/tar-of.js';
+import { CLI } from './helpers/cli.js';
 
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const exportCli = (...args: string[]) =>
   spawnSync(process.execPath, [CLI, 'export', '--quiet', '--threads', '1', ...args], { encoding: 'utf8' });
 const manifestOf = (dir: string, name = 'manifest.json') => JSON.parse(readFileSync(join(dir, name), 'utf8')) as Manifest;

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +11,7 @@ import { RESNET_PRESETS } from '../models/encoder-spec.js';
 import { keyedRng, type Sample } from '../core/index.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { createKnnMonitor, knnAccuracy, knnGainStdErr, loadKnnSet, type KnnSet } from '../train/knn-monitor.js';
-
-// The built CLI, as a user runs it (`npm test` builds first).
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+import { cli } from './helpers/cli.js';
 
 const f32 = (rows: number[][]) => new Float32Array(rows.flat());
 

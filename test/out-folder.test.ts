@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../core/config-error.js';
 import { prepareOutFolder } from '../pipelines/out-folder.js';
-
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
+import { CLI } from './helpers/cli.js';
 
 describe('prepareOutFolder', () => {
   it('creates missing parents and leaves no probe file behind', () => {

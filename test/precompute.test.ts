@@ -1,6 +1,5 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,7 @@ import { openSource } from '../pipelines/data-source.js';
 import { trainBatches } from '../pipelines/train-batches.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import type { Manifest } from '../sinks/manifest.js';
-
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+import { cli } from './helpers/cli.js';
 
 let root: string;
 beforeAll(async () => {

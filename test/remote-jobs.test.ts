@@ -15,8 +15,8 @@ import type { SkipRecord } from '../core/index.js';
 import type { Manifest } from '../sinks/manifest.js';
 import { FaultServer } from '../bench/fault-server.js';
 import { tarOf } from '../bench/tar-of.js';
+import { CLI } from './helpers/cli.js';
 
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const SHARDS = 6;
 const PER_SHARD = 10;
 

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +15,9 @@ import { metricsCharts, runReport } from '../pipelines/report.js';
 import { parseReportConfig } from '../pipelines/report-options.js';
 import { CHART, escapeHtml, lineChartSvg, niceTicks } from '../sinks/report-html.js';
 import type { MetricsRecord } from '../core/trainer-hook.js';
+import { cli } from './helpers/cli.js';
 
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const CHROMIUM = '/usr/bin/chromium';
-const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 
 /** Every `<circle>` of an SVG string as [cx, cy, series]. */
 const circles = (svg: string) =>

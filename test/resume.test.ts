@@ -7,6 +7,7 @@ import { readTensors } from '../models/weights-io.js';
 import { runTraining } from '../pipelines/train.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { cosineWithWarmup } from '../train/schedule.js';
+import { CLI } from './helpers/cli.js';
 
 /** All saved weights of a run's checkpoint, by name. */
 function weights(out: string): Map<string, Float32Array | Int32Array | Uint8Array> {
@@ -80,8 +81,6 @@ describe('resume', () => {
   });
 });
 
-// The built CLI, as a user runs it (`npm test` builds first).
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const TINY = [
   '--batch',
   '4',

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,10 +8,7 @@ import { ConfigError } from '../core/config-error.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../positives/checkpoint-codec.js';
 import { writeScenesTar } from './helpers/scenes-tar.js';
-
-// The built CLI, as a user runs it (`npm test` builds first).
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+import { cli } from './helpers/cli.js';
 
 interface Metrics {
   step: number;

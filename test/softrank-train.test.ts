@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,10 +10,9 @@ import { ConfigError } from '../core/config-error.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../positives/checkpoint-codec.js';
 import { Reclustering } from '../positives/reclustering.js';
+import { CLI, cli } from './helpers/cli.js';
 
 // The built CLI, as a user runs it (`npm test` builds first); the k-means worker is its compiled twin too.
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
-const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 /** The CLI in the background, so two runs share the machine's two cores. */
 function cliAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

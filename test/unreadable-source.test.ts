@@ -8,8 +8,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CLI } from './helpers/cli.js';
 
-const CLI = new URL('../dist/pipelines/cli.js', import.meta.url).pathname;
 const PHOTO = new URL('./fixtures/chelsea.jpg', import.meta.url).pathname;
 const TINY = ['--batch', '4', '--size', '32', '--queue', '16', '--knn-every', '0', '--threads', '2', '--augment', 'cpu'];
 
