@@ -52,7 +52,7 @@ try {
     if (imports.length !== 1 || imports[0].kind !== 'memory') throw new Error(`${name}: unexpected imports ${JSON.stringify(imports)}`);
     const exported = WebAssembly.Module.exports(module);
     if (exported.some((e) => e.kind !== 'function')) throw new Error(`${name}: exports more than functions: ${JSON.stringify(exported)}`);
-    const text = execFileSync(process.env.OBJDUMP ?? 'llvm-objdump-14', ['-d', out], { encoding: 'utf8' });
+    const text = execFileSync(process.env.OBJDUMP ?? 'llvm-objdump-14', ['-d', out], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
     if (/global\.(get|set)/.test(text)) throw new Error(`${name}: uses a global (a stack frame?); kernels must not`);
     built[name] = bytes.toString('base64');
   }

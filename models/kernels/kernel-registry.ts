@@ -16,6 +16,18 @@ export interface Installed {
   geometry: number;
 }
 
+/** The convolution geometry a filter-gradient call needs, NHWC. */
+export interface FilterGradientAttrs {
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  padTop: number;
+  padLeft: number;
+  filterHeight: number;
+  filterWidth: number;
+}
+
 let installed: Installed | undefined;
 
 /** The kernels' current installation (installWasmKernels sets it). */

@@ -765,3 +765,329 @@ void relu_values(const float* x, float* out, int n, int part, int parts) {
   }
   for (; i < last; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
+
+/*
+ * 3×3 stride-1 convolution by Winograd's F(2×2, 3×3) (Lavin & Gray, 2016): each 2×2 block of
+ * outputs is Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A over the 4×4 input patch d, so the products become 16
+ * matrix products of [tiles × Ci]·[Ci × Co] with 2.25× fewer multiplies than the direct sum.
+ * XNNPACK (tfjs's wasm Conv2D) convolves directly; 3×3 stride-1 convolutions, forward and as
+ * input gradients, are most of a ResNet step. F(2×2) keeps the transforms' constants at 0.5 and
+ * 1, so its rounding stays at the direct sum's (F(4×4) would not).
+ *
+ * U = G g Gᵀ, the filter's transform [16, Ci, Co], is its own call (winograd_filter).
+ */
+typedef struct {
+  int batch, in_h, in_w, in_c, out_h, out_w, out_c, pad_top, pad_left, block;
+} wino_t;
+
+/* U[ξ, c, o] for w [3,3,Ci,Co]; Co a multiple of 4. Parts split the input channels. */
+__attribute__((export_name("winograd_filter")))
+void winograd_filter(const int* geometry, const float* w, float* u, int part, int parts) {
+  const int in_c = geometry[3], out_c = geometry[6];
+  const int first = (int)((long long)in_c * part / parts), last = (int)((long long)in_c * (part + 1) / parts);
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  for (int c = first; c < last; c++)
+    for (int o = 0; o < out_c; o += 4) {
+      v128_t g[3][3], t[4][3];
+      #pragma clang loop unroll(full)
+      for (int p = 0; p < 3; p++)
+        #pragma clang loop unroll(full)
+        for (int q = 0; q < 3; q++) g[p][q] = wasm_v128_load(w + ((p * 3 + q) * in_c + c) * out_c + o);
+      /* G g: rows g0, (g0+g1+g2)/2, (g0−g1+g2)/2, g2. */
+      #pragma clang loop unroll(full)
+      for (int q = 0; q < 3; q++) {
+        const v128_t s = wasm_f32x4_add(g[0][q], g[2][q]);
+        t[0][q] = g[0][q];
+        t[1][q] = wasm_f32x4_mul(half, wasm_f32x4_add(s, g[1][q]));
+        t[2][q] = wasm_f32x4_mul(half, wasm_f32x4_sub(s, g[1][q]));
+        t[3][q] = g[2][q];
+      }
+      /* (G g) Gᵀ: the same on the columns. */
+      #pragma clang loop unroll(full)
+      for (int r = 0; r < 4; r++) {
+        const v128_t s = wasm_f32x4_add(t[r][0], t[r][2]);
+        float* dst = u + ((r * 4) * in_c + c) * out_c + o;
+        const int step = in_c * out_c;
+        wasm_v128_store(dst, t[r][0]);
+        wasm_v128_store(dst + step, wasm_f32x4_mul(half, wasm_f32x4_add(s, t[r][1])));
+        wasm_v128_store(dst + 2 * step, wasm_f32x4_mul(half, wasm_f32x4_sub(s, t[r][1])));
+        wasm_v128_store(dst + 3 * step, t[r][2]);
+      }
+    }
+}
+
+/* V[ξ, t, c..c+4] = (Bᵀ d B)[ξ] for the 4×4 patch of tile `tile` at channels c..c+4 (zeros outside the image). */
+INLINE void wino_input(const wino_t* g, const float* x, float* v, int tile, int t, int c) {
+  const int th = (g->out_h + 1) / 2, tw = (g->out_w + 1) / 2;
+  const int b = tile / (th * tw), rest = tile - b * th * tw;
+  const int y0 = (rest / tw) * 2 - g->pad_top, x0 = (rest % tw) * 2 - g->pad_left;
+  v128_t d[4][4], e[4][4];
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < 4; r++)
+    #pragma clang loop unroll(full)
+    for (int s = 0; s < 4; s++) {
+      const int yy = y0 + r, xx = x0 + s;
+      d[r][s] = yy >= 0 && yy < g->in_h && xx >= 0 && xx < g->in_w ? wasm_v128_load(x + ((b * g->in_h + yy) * g->in_w + xx) * g->in_c + c) : zero;
+    }
+  /* Bᵀ d: rows d0−d2, d1+d2, d2−d1, d1−d3. */
+  #pragma clang loop unroll(full)
+  for (int s = 0; s < 4; s++) {
+    e[0][s] = wasm_f32x4_sub(d[0][s], d[2][s]);
+    e[1][s] = wasm_f32x4_add(d[1][s], d[2][s]);
+    e[2][s] = wasm_f32x4_sub(d[2][s], d[1][s]);
+    e[3][s] = wasm_f32x4_sub(d[1][s], d[3][s]);
+  }
+  const int step = g->block * g->in_c;
+  float* dst = v + t * g->in_c + c;
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < 4; r++) {
+    wasm_v128_store(dst + (r * 4 + 0) * step, wasm_f32x4_sub(e[r][0], e[r][2]));
+    wasm_v128_store(dst + (r * 4 + 1) * step, wasm_f32x4_add(e[r][1], e[r][2]));
+    wasm_v128_store(dst + (r * 4 + 2) * step, wasm_f32x4_sub(e[r][2], e[r][1]));
+    wasm_v128_store(dst + (r * 4 + 3) * step, wasm_f32x4_sub(e[r][1], e[r][3]));
+  }
+}
+
+/* out[b, 2i.., 2j.., o..o+4] = (Aᵀ m A) for tile `tile`, from M[ξ, t, o..o+4]; rows and columns past the output are dropped. */
+INLINE void wino_output(const wino_t* g, const float* m, float* out, int tile, int t, int o) {
+  const int th = (g->out_h + 1) / 2, tw = (g->out_w + 1) / 2;
+  const int b = tile / (th * tw), rest = tile - b * th * tw;
+  const int y0 = (rest / tw) * 2, x0 = (rest % tw) * 2;
+  const int step = g->block * g->out_c;
+  const float* src = m + t * g->out_c + o;
+  v128_t e[2][4];
+  /* Aᵀ m: rows m0+m1+m2, m1−m2−m3. */
+  #pragma clang loop unroll(full)
+  for (int s = 0; s < 4; s++) {
+    const v128_t m0 = wasm_v128_load(src + s * step), m1 = wasm_v128_load(src + (4 + s) * step);
+    const v128_t m2 = wasm_v128_load(src + (8 + s) * step), m3 = wasm_v128_load(src + (12 + s) * step);
+    e[0][s] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
+    e[1][s] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+  }
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < 2; r++) {
+    if (y0 + r >= g->out_h) break;
+    float* dst = out + ((b * g->out_h + y0 + r) * g->out_w + x0) * g->out_c + o;
+    wasm_v128_store(dst, wasm_f32x4_add(wasm_f32x4_add(e[r][0], e[r][1]), e[r][2]));
+    if (x0 + 1 < g->out_w) wasm_v128_store(dst + g->out_c, wasm_f32x4_sub(wasm_f32x4_sub(e[r][1], e[r][2]), e[r][3]));
+  }
+}
+
+/* M[t0..t0+R, o..o+4·OV] = V[t0..t0+R, :] · U[:, o..o+4·OV] for one ξ (the matrices already offset to it). */
+INLINE void wino_gemm_tile(const float* a, const float* bm, float* c, int k, int n, int t0, int o, const int R, const int OV) {
+  v128_t acc[4][2];
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < R; r++)
+    #pragma clang loop unroll(full)
+    for (int v = 0; v < OV; v++) acc[r][v] = wasm_f32x4_splat(0.0f);
+  const float* ap = a + t0 * k;
+  const float* bp = bm + o;
+  for (int kk = 0; kk < k; kk++, bp += n) {
+    v128_t bv[2];
+    #pragma clang loop unroll(full)
+    for (int v = 0; v < OV; v++) bv[v] = wasm_v128_load(bp + 4 * v);
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+      const v128_t s = wasm_v128_load32_splat(ap + r * k + kk);
+      #pragma clang loop unroll(full)
+      for (int v = 0; v < OV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, bv[v]));
+    }
+  }
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < R; r++)
+    #pragma clang loop unroll(full)
+    for (int v = 0; v < OV; v++) wasm_v128_store(c + (t0 + r) * n + o + 4 * v, acc[r][v]);
+}
+
+/* One work item: `n` tiles from `first`, through V and M in this part's scratch. */
+static void wino_item(const wino_t* g, const float* x, const float* u, float* out, float* v, float* m, int first, int n) {
+  for (int t = 0; t < n; t++)
+    for (int c = 0; c < g->in_c; c += 4) wino_input(g, x, v, first + t, t, c);
+  const int rows4 = n - n % 4;
+  for (int xi = 0; xi < 16; xi++) {
+    const float* a = v + xi * g->block * g->in_c;
+    const float* bm = u + xi * g->in_c * g->out_c;
+    float* c = m + xi * g->block * g->out_c;
+    int o = 0;
+    for (; o + 8 <= g->out_c; o += 8) {
+      for (int t = 0; t < rows4; t += 4) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 4, 2);
+      for (int t = rows4; t < n; t++) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 1, 2);
+    }
+    for (; o < g->out_c; o += 4) {
+      for (int t = 0; t < rows4; t += 4) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 4, 1);
+      for (int t = rows4; t < n; t++) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 1, 1);
+    }
+  }
+  for (int t = 0; t < n; t++)
+    for (int o = 0; o < g->out_c; o += 4) wino_output(g, m, out, first + t, t, o);
+}
+
+/*
+ * x [B,H,W,Ci] ⊛ w → out [B,Ho,Wo,Co] for a 3×3 filter, stride and dilation 1, from its
+ * transform u (winograd_filter). Ci and Co multiples of 4. geometry: 10 ints in wino_t order
+ * (`block`: tiles per work item), then a counter the caller zeroes. scratch holds, per part,
+ * 16·block·(Ci+Co) floats. Work items are blocks of tiles, claimed as conv2d_filter_grad does.
+ */
+__attribute__((export_name("winograd_conv")))
+void winograd_conv(const int* geometry, const float* x, const float* u, float* out, float* scratch, int part, int parts) {
+  const wino_t g = *(const wino_t*)geometry;
+  const int tiles = g.batch * ((g.out_h + 1) / 2) * ((g.out_w + 1) / 2);
+  const int items = (tiles + g.block - 1) / g.block;
+  float* v = scratch + (long long)part * 16 * g.block * (g.in_c + g.out_c);
+  float* m = v + 16 * g.block * g.in_c;
+#ifdef __wasm_atomics__
+  int* counter = (int*)geometry + 10;
+  (void)parts;
+  for (int it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); it < items; it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
+#else
+  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
+  for (int it = first; it < last; it++) {
+#endif
+    const int t0 = it * g.block;
+    wino_item(&g, x, u, out, v, m, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
+  }
+}
+
+/*
+ * The filter gradient of the same convolution, through the same transforms: with Z = U ⊙ V per
+ * tile, dZ = A dY Aᵀ, dU[ξ] = Σ_tiles Vᵀ[ξ] dZ[ξ] (16 products whose inner axis is the tiles)
+ * and dw = Gᵀ dU G. Each part sums its blocks of tiles into a dU of its own;
+ * winograd_filter_grad_sum adds the parts' and transforms them.
+ */
+
+/* dZ[ξ, t, o..o+4] = (A dy Aᵀ)[ξ] for tile `tile` (dy zero past the output's edge). */
+INLINE void wino_dy(const wino_t* g, const float* dy, float* dz, int tile, int t, int o) {
+  const int th = (g->out_h + 1) / 2, tw = (g->out_w + 1) / 2;
+  const int b = tile / (th * tw), rest = tile - b * th * tw;
+  const int y0 = (rest / tw) * 2, x0 = (rest % tw) * 2;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const float* src = dy + ((b * g->out_h + y0) * g->out_w + x0) * g->out_c + o;
+  const int right = x0 + 1 < g->out_w, below = y0 + 1 < g->out_h;
+  const v128_t a = wasm_v128_load(src);
+  const v128_t bb = right ? wasm_v128_load(src + g->out_c) : zero;
+  const v128_t c = below ? wasm_v128_load(src + g->out_w * g->out_c) : zero;
+  const v128_t d = right && below ? wasm_v128_load(src + (g->out_w + 1) * g->out_c) : zero;
+  /* A dy: rows (a, b), (a+c, b+d), (a−c, b−d), (−c, −d); then each row (u, v) → (u, u+v, u−v, −v). */
+  v128_t r[4][2];
+  r[0][0] = a, r[0][1] = bb;
+  r[1][0] = wasm_f32x4_add(a, c), r[1][1] = wasm_f32x4_add(bb, d);
+  r[2][0] = wasm_f32x4_sub(a, c), r[2][1] = wasm_f32x4_sub(bb, d);
+  r[3][0] = wasm_f32x4_neg(c), r[3][1] = wasm_f32x4_neg(d);
+  const int step = g->block * g->out_c;
+  float* dst = dz + t * g->out_c + o;
+  #pragma clang loop unroll(full)
+  for (int i = 0; i < 4; i++) {
+    const v128_t u = r[i][0], v = r[i][1];
+    wasm_v128_store(dst + (i * 4 + 0) * step, u);
+    wasm_v128_store(dst + (i * 4 + 1) * step, wasm_f32x4_add(u, v));
+    wasm_v128_store(dst + (i * 4 + 2) * step, wasm_f32x4_sub(u, v));
+    wasm_v128_store(dst + (i * 4 + 3) * step, wasm_f32x4_neg(v));
+  }
+}
+
+/* dU[c0..c0+CR, o..o+4·OV] += Σ_t V[t, c]·dZ[t, o] over n tiles, for one ξ (matrices offset to it). */
+INLINE void wino_grad_tile(const float* v, const float* dz, float* du, int in_c, int out_c, int n, int c0, int o, const int CR, const int OV) {
+  v128_t acc[4][2];
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < CR; r++)
+    #pragma clang loop unroll(full)
+    for (int q = 0; q < OV; q++) acc[r][q] = wasm_v128_load(du + (c0 + r) * out_c + o + 4 * q);
+  const float* vp = v + c0;
+  const float* dp = dz + o;
+  for (int t = 0; t < n; t++, vp += in_c, dp += out_c) {
+    v128_t d[2];
+    #pragma clang loop unroll(full)
+    for (int q = 0; q < OV; q++) d[q] = wasm_v128_load(dp + 4 * q);
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < CR; r++) {
+      const v128_t s = wasm_v128_load32_splat(vp + r);
+      #pragma clang loop unroll(full)
+      for (int q = 0; q < OV; q++) acc[r][q] = wasm_f32x4_add(acc[r][q], wasm_f32x4_mul(s, d[q]));
+    }
+  }
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < CR; r++)
+    #pragma clang loop unroll(full)
+    for (int q = 0; q < OV; q++) wasm_v128_store(du + (c0 + r) * out_c + o + 4 * q, acc[r][q]);
+}
+
+static void wino_grad_item(const wino_t* g, const float* x, const float* dy, float* v, float* dz, float* du, int first, int n) {
+  for (int t = 0; t < n; t++) {
+    for (int c = 0; c < g->in_c; c += 4) wino_input(g, x, v, first + t, t, c);
+    for (int o = 0; o < g->out_c; o += 4) wino_dy(g, dy, dz, first + t, t, o);
+  }
+  for (int xi = 0; xi < 16; xi++) {
+    const float* a = v + xi * g->block * g->in_c;
+    const float* b = dz + xi * g->block * g->out_c;
+    float* d = du + xi * g->in_c * g->out_c;
+    for (int c = 0; c < g->in_c; c += 4) {
+      int o = 0;
+      for (; o + 8 <= g->out_c; o += 8) wino_grad_tile(a, b, d, g->in_c, g->out_c, n, c, o, 4, 2);
+      for (; o < g->out_c; o += 4) wino_grad_tile(a, b, d, g->in_c, g->out_c, n, c, o, 4, 1);
+    }
+  }
+}
+
+/*
+ * x [B,H,W,Ci], dy [B,Ho,Wo,Co] → each part's dU [16, Ci, Co] in scratch, which holds per part
+ * 16·(block·(Ci+Co) + Ci·Co) floats. geometry as winograd_conv's.
+ */
+__attribute__((export_name("winograd_filter_grad")))
+void winograd_filter_grad(const int* geometry, const float* x, const float* dy, float* scratch, int part, int parts) {
+  const wino_t g = *(const wino_t*)geometry;
+  const int tiles = g.batch * ((g.out_h + 1) / 2) * ((g.out_w + 1) / 2);
+  const int items = (tiles + g.block - 1) / g.block;
+  float* v = scratch + (long long)part * 16 * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
+  float* dz = v + 16 * g.block * g.in_c;
+  float* du = dz + 16 * g.block * g.out_c;
+  for (int i = 0; i < 16 * g.in_c * g.out_c; i++) du[i] = 0.0f;
+#ifdef __wasm_atomics__
+  int* counter = (int*)geometry + 10;
+  (void)parts;
+  for (int it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); it < items; it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
+#else
+  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
+  for (int it = first; it < last; it++) {
+#endif
+    const int t0 = it * g.block;
+    wino_grad_item(&g, x, dy, v, dz, du, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
+  }
+}
+
+/* dw [3,3,Ci,Co] = Gᵀ (Σ over `used` parts' dU) G. Parts split the input channels. */
+__attribute__((export_name("winograd_filter_grad_sum")))
+void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* dw, int used, int part, int parts) {
+  const wino_t g = *(const wino_t*)geometry;
+  const long long stride = 16LL * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
+  const float* du = scratch + 16 * g.block * (g.in_c + g.out_c);
+  const int first = (int)((long long)g.in_c * part / parts), last = (int)((long long)g.in_c * (part + 1) / parts);
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  const int step = g.in_c * g.out_c;
+  for (int c = first; c < last; c++)
+    for (int o = 0; o < g.out_c; o += 4) {
+      v128_t m[4][4], e[3][4];
+      #pragma clang loop unroll(full)
+      for (int xi = 0; xi < 16; xi++) {
+        v128_t s = wasm_v128_load(du + xi * step + c * g.out_c + o);
+        for (int p = 1; p < used; p++) s = wasm_f32x4_add(s, wasm_v128_load(du + p * stride + xi * step + c * g.out_c + o));
+        m[xi / 4][xi % 4] = s;
+      }
+      /* Gᵀ m: rows m0 + (m1+m2)/2, (m1−m2)/2, (m1+m2)/2 + m3; then the same on the columns. */
+      #pragma clang loop unroll(full)
+      for (int s = 0; s < 4; s++) {
+        const v128_t h = wasm_f32x4_mul(half, wasm_f32x4_add(m[1][s], m[2][s]));
+        e[0][s] = wasm_f32x4_add(m[0][s], h);
+        e[1][s] = wasm_f32x4_mul(half, wasm_f32x4_sub(m[1][s], m[2][s]));
+        e[2][s] = wasm_f32x4_add(h, m[3][s]);
+      }
+      #pragma clang loop unroll(full)
+      for (int p = 0; p < 3; p++) {
+        const v128_t h = wasm_f32x4_mul(half, wasm_f32x4_add(e[p][1], e[p][2]));
+        float* dst = dw + (p * 3 * g.in_c + c) * g.out_c + o;
+        wasm_v128_store(dst, wasm_f32x4_add(e[p][0], h));
+        wasm_v128_store(dst + g.in_c * g.out_c, wasm_f32x4_mul(half, wasm_f32x4_sub(e[p][1], e[p][2])));
+        wasm_v128_store(dst + 2 * g.in_c * g.out_c, wasm_f32x4_add(h, e[p][3]));
+      }
+    }
+}

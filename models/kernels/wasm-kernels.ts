@@ -23,15 +23,17 @@ import {
   PARALLEL_MIN,
   setInstall,
   shareData,
+  type FilterGradientAttrs,
   type Installed,
   type KernelArgs,
 } from './kernel-registry.js';
 import { registerLayerKernels } from './layer-kernels.js';
+import { registerWinograd, winogradFilterGradient } from './winograd.js';
 import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
 import { KernelPool } from './pool.js';
 import { webAssembly, type WasmMemory } from './webassembly.js';
 
-export { wasmKernelThreads } from './kernel-registry.js';
+export { wasmKernelThreads, type FilterGradientAttrs } from './kernel-registry.js';
 
 let registered = false;
 
@@ -40,18 +42,6 @@ const BROADCAST_ROWS_KERNEL = 'DensestreamBroadcastRows';
 
 /** Kernel name for a filter gradient with dilation (tfjs's Conv2DBackpropFilter has none). */
 export const FILTER_GRADIENT_KERNEL = 'DensestreamConv2DFilterGradient';
-
-/** The convolution geometry a filter-gradient call needs, NHWC. */
-export interface FilterGradientAttrs {
-  strideHeight: number;
-  strideWidth: number;
-  dilationHeight: number;
-  dilationWidth: number;
-  padTop: number;
-  padLeft: number;
-  filterHeight: number;
-  filterWidth: number;
-}
 
 interface EmscriptenModule {
   wasmMemory?: WasmMemory;
@@ -92,6 +82,10 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'interleave_phases',
       'exp_values',
       'relu_values',
+      'winograd_filter',
+      'winograd_conv',
+      'winograd_filter_grad',
+      'winograd_filter_grad_sum',
     ],
     parts,
   );
@@ -110,6 +104,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
     registerLayerKernels();
+    registerWinograd();
     // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
     // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).
     override(tf.Cast, ({ inputs, attrs }, k) => {
@@ -128,10 +123,12 @@ export async function installWasmKernels(threads: number): Promise<void> {
 
 /** x [B,H,W,Ci], dy [B,Ho,Wo,Co] → dW [kh,kw,Ci,Co]. */
 function filterGradient(k: Installed, x: tf.TensorInfo, dy: tf.TensorInfo, a: FilterGradientAttrs): tf.TensorInfo {
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('wasm kernels: the filter gradient takes float32');
+  const winograd = winogradFilterGradient(k, x, dy, a);
+  if (winograd !== undefined) return winograd;
   const [batch, inH, inW, inC] = x.shape as number[];
   const [, outH, outW, outC] = dy.shape as number[];
   const out = k.backend.makeOutput([a.filterHeight, a.filterWidth, inC!, outC!], 'float32');
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('wasm kernels: the filter gradient takes float32');
   const geometry = [
     batch!,
     inH!,

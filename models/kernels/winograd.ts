@@ -1,0 +1,125 @@
+/**
+ * 3×3 stride-1 convolutions and their filter gradients on the wasm backend by Winograd's
+ * F(2×2, 3×3) (kernels.c: `winograd_*`). tfjs's wasm Conv2D (XNNPACK) and our direct filter
+ * gradient sum directly; these convolutions, forward, as the input gradients
+ * `conv-gradients.ts` builds from them, and as filter gradients, are most of a ResNet step,
+ * and F(2×2) does their products with 2.25× fewer multiplies (README, "Measured: the engine").
+ * Other convolutions, and channel counts that are not multiples of 4, keep the direct kernels.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { offset, override, PARALLEL_MIN, type FilterGradientAttrs, type Installed, type KernelArgs } from './kernel-registry.js';
+
+/** Scratch per thread for one block of tiles (its input and product transforms), sized to sit in L2. */
+const BLOCK_BYTES = 256 * 1024;
+
+/** Tiles per work item: as many as BLOCK_BYTES holds, a multiple of 4 in [4, 64]. */
+export function winogradBlock(inC: number, outC: number): number {
+  const fit = Math.floor(BLOCK_BYTES / (16 * 4 * (inC + outC)));
+  return Math.max(4, Math.min(64, fit - (fit % 4)));
+}
+
+/**
+ * The engine's geometry of a Conv2D when the Winograd kernel takes it (float32, NHWC, a 3×3
+ * filter, stride and dilation 1, Ci and Co multiples of 4), else undefined.
+ */
+export function winogradGeometry(
+  xShape: readonly number[],
+  filterShape: readonly number[],
+  attrs: tf.Conv2DAttrs,
+): tf.backend_util.Conv2DInfo | undefined {
+  const [kh, kw, inC, outC] = filterShape as [number, number, number, number];
+  if (attrs.dataFormat !== 'NHWC' || kh !== 3 || kw !== 3 || inC % 4 !== 0 || outC % 4 !== 0) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const unit = info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1;
+  return unit ? info : undefined;
+}
+
+/** x [B,H,W,Ci] ⊛ filter [3,3,Ci,Co], or undefined for a convolution XNNPACK keeps. */
+function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo | undefined {
+  const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
+  const info = winogradGeometry(x.shape, filter.shape, attrs as unknown as tf.Conv2DAttrs);
+  if (info === undefined) return undefined;
+  const [, , inC, outC] = filter.shape as [number, number, number, number];
+  const out = k.backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, outC], 'float32');
+  if (tf.util.sizeFromShape(out.shape) === 0) return out;
+  const block = winogradBlock(inC, outC);
+  const u = k.backend.makeOutput([16 * inC * outC], 'float32');
+  const scratch = k.backend.makeOutput([k.pool.parts * 16 * block * (inC + outC)], 'float32');
+  try {
+    const geometry = [
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      inC,
+      info.outHeight,
+      info.outWidth,
+      outC,
+      info.padInfo.top,
+      info.padInfo.left,
+      block,
+      0,
+    ];
+    new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+    k.pool.run('winograd_filter', [k.geometry, offset(k, filter), offset(k, u)], 9 * inC * outC >= PARALLEL_MIN);
+    k.pool.run(
+      'winograd_conv',
+      [k.geometry, offset(k, x), offset(k, u), offset(k, out), offset(k, scratch)],
+      tf.util.sizeFromShape(out.shape) >= PARALLEL_MIN,
+    );
+  } finally {
+    k.backend.disposeData(u.dataId);
+    k.backend.disposeData(scratch.dataId);
+  }
+  return out;
+}
+
+/** Tiles per work item of the filter gradient: its scratch adds a [16, Ci, Co] sum per thread, and longer blocks amortise its reads. */
+function gradientBlock(inC: number, outC: number): number {
+  return Math.max(16, winogradBlock(inC, outC));
+}
+
+/**
+ * The filter gradient dW [3,3,Ci,Co] of a 3×3 stride-1 convolution (x [B,H,W,Ci], dy
+ * [B,Ho,Wo,Co], padding as given), or undefined where the direct kernel keeps it.
+ */
+export function winogradFilterGradient(
+  k: Installed,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  a: FilterGradientAttrs,
+): tf.TensorInfo | undefined {
+  const [batch, inH, inW, inC] = x.shape as [number, number, number, number];
+  const [, outH, outW, outC] = dy.shape as [number, number, number, number];
+  const unit = a.strideHeight === 1 && a.strideWidth === 1 && a.dilationHeight === 1 && a.dilationWidth === 1;
+  if (!unit || a.filterHeight !== 3 || a.filterWidth !== 3 || inC % 4 !== 0 || outC % 4 !== 0 || batch * outH * outW === 0)
+    return undefined;
+  const block = gradientBlock(inC, outC);
+  const parallel = batch * outH * outW * outC >= PARALLEL_MIN;
+  const used = parallel ? k.pool.parts : 1;
+  const dw = k.backend.makeOutput([3, 3, inC, outC], 'float32');
+  const scratch = k.backend.makeOutput([used * 16 * (block * (inC + outC) + inC * outC)], 'float32');
+  try {
+    const geometry = [batch, inH, inW, inC, outH, outW, outC, a.padTop, a.padLeft, block, 0];
+    new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+    k.pool.run('winograd_filter_grad', [k.geometry, offset(k, x), offset(k, dy), offset(k, scratch)], parallel);
+    k.pool.run('winograd_filter_grad_sum', [k.geometry, offset(k, scratch), offset(k, dw), used], 9 * inC * outC >= PARALLEL_MIN);
+  } finally {
+    k.backend.disposeData(scratch.dataId);
+  }
+  return dw;
+}
+
+/** Puts the Winograd convolution in front of wasm's Conv2D (installWasmKernels calls it once). */
+export function registerWinograd(): void {
+  override(tf.Conv2D, winogradConv);
+}
