@@ -59,14 +59,19 @@ export function benchFile(name: string, source = false): string {
   return fileURLToPath(new URL(source ? `../../bench/${name}` : `./${name}`, import.meta.url));
 }
 
-/** `--kernels on|off|both`: densestream's wasm kernels in the child processes, or both side by side. */
-export type KernelsChoice = 'on' | 'off';
+/**
+ * `--kernels on|off|direct|both|all`: densestream's wasm kernels in the child processes; `direct`
+ * is them without the Winograd convolutions; `both` runs off and on side by side, `all` off,
+ * direct and on.
+ */
+export type KernelsChoice = 'on' | 'off' | 'direct';
 export function parseKernels(value: string): KernelsChoice[] {
   if (value === 'both') return ['off', 'on'];
-  if (value === 'on' || value === 'off') return [value];
-  throw new Error(`--kernels: expected on|off|both, got "${value}"`);
+  if (value === 'all') return ['off', 'direct', 'on'];
+  if (value === 'on' || value === 'off' || value === 'direct') return [value];
+  throw new Error(`--kernels: expected on|off|direct|both|all, got "${value}"`);
 }
-/** The environment that turns the kernels off in a child (models/backend.ts reads it). */
+/** The environment that sets the kernels in a child (models/backend.ts and models/kernels/winograd.ts read it). */
 export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
-  return { DENSESTREAM_WASM_KERNELS: choice === 'on' ? '1' : '0' };
+  return { DENSESTREAM_WASM_KERNELS: choice === 'off' ? '0' : '1', DENSESTREAM_WINOGRAD: choice === 'direct' ? '0' : '1' };
 }

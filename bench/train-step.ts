@@ -2,7 +2,8 @@
  * `npm run bench -- train-step`: milliseconds per SGD step of the reference net
  * (bench/reference-net.ts) on wasm with one thread and with every core, and of the same net
  * in single-threaded PyTorch when Debian's python3-torch is importable, all in one run; on wasm
- * also without densestream's own kernels (models/kernels/), to show what they buy.
+ * also without densestream's own kernels (models/kernels/) and with them but without their Winograd
+ * convolutions, to show what each buys.
  * Each configuration runs in its own process: tfjs holds one backend per process.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -133,6 +134,8 @@ export async function trainStepBench(argv: string[]): Promise<void> {
     const main = child([...common, '--backend', backend, '--threads', `${threads}`]);
     // The same configuration on the engine's kernels alone: what densestream's kernels buy.
     const engineOnly = main.backend === 'wasm' ? child([...common, '--backend', backend, '--threads', `${threads}`], 'off') : null;
+    // Our kernels without the Winograd convolutions: what Winograd buys on top of the rest.
+    const direct = main.backend === 'wasm' ? child([...common, '--backend', backend, '--threads', `${threads}`], 'direct') : null;
     const torch = torchMsPerStep(opts, net);
     printJson({
       bench: 'train-step',
@@ -146,6 +149,8 @@ export async function trainStepBench(argv: string[]): Promise<void> {
       msPerStepOneThread: oneThread?.msPerStep ?? null,
       msPerStepWithoutKernels: engineOnly?.msPerStep ?? null,
       kernelSpeedup: engineOnly === null ? null : engineOnly.msPerStep / main.msPerStep,
+      msPerStepDirect: direct?.msPerStep ?? null,
+      winogradSpeedup: direct === null ? null : direct.msPerStep / main.msPerStep,
       torchMsPerStep: torch,
       ratio: torch === null ? null : main.msPerStep / torch,
     });

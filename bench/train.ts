@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|both] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]
  * [--workers N|both] [--queue K] [--hue H]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting or pixel-worker count with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
@@ -16,6 +16,7 @@ import { positiveInt } from '../pipelines/options.js';
 import { pixelWorkerCount } from '../pipelines/shared-options.js';
 import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './report.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { winogradEnabled } from '../models/kernels/winograd.js';
 import { webGpuAdapter } from '../models/webgpu.js';
 
 export async function trainBench(argv: string[]): Promise<void> {
@@ -110,6 +111,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       backend: tf.getBackend(),
       adapter: webGpuAdapter() ?? null,
       kernels: wasmKernelThreads() > 0,
+      winograd: wasmKernelThreads() > 0 && winogradEnabled(),
       workers: pixelWorkerCount(config.workers),
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,

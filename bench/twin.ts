@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|both]`:
+ * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|both|all]`:
  * MoCo v2 on Fashion-MNIST, densestream against its PyTorch twin (`torch_moco_twin.py`: the same
  * slim ResNet, heads, queue, optimiser and augmentation ranges, views cut on the batch tensor,
  * 2 threads), in the same run, one after the other, each in its own process. Prints the two
@@ -36,7 +36,7 @@ export async function twinBench(argv: string[]): Promise<void> {
   if (!pythonHas('torch')) throw new Error('twin: needs PyTorch for its other side (apt-get install python3-torch)');
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.
   const sides = parseKernels(values.kernels).map((k) =>
-    runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean }>(
+    runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean; winograd: boolean }>(
       'densestream side',
       process.execPath,
       [
@@ -80,6 +80,7 @@ export async function twinBench(argv: string[]): Promise<void> {
       bench: 'twin',
       augment: ours.augment,
       kernels: ours.kernels,
+      winograd: ours.winograd,
       imagesPerSec: ours.imagesPerSec,
       torchImagesPerSec: torch.torchImagesPerSec,
       ratio: ours.imagesPerSec / torch.torchImagesPerSec,

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
-import { winogradBlock, winogradGeometry } from '../models/kernels/winograd.js';
+import { winogradBlock, winogradEnabled, winogradGeometry } from '../models/kernels/winograd.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -153,5 +153,25 @@ describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
     );
     got.forEach((g, i) => expect(relativeError(g, ref[i]!)).toBeLessThanOrEqual(1e-5));
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('steps aside under DENSESTREAM_WINOGRAD=0, and the direct kernels give the same convolution', async () => {
+    const c = cases[0]!;
+    const ref = await reference(c);
+    await tf.setBackend('wasm');
+    const run = () =>
+      tf.tidy(() => tf.conv2d(tf.tensor4d(ref.x, c.x), tf.tensor4d(ref.filter, [3, 3, c.x[3], c.outC]), 1, c.pad).dataSync());
+    const winograd = run();
+    process.env['DENSESTREAM_WINOGRAD'] = '0';
+    try {
+      expect(winogradEnabled()).toBe(false);
+      const direct = run();
+      expect(relativeError(direct, ref.y)).toBeLessThanOrEqual(1e-5);
+      // Different summation orders: equal within rounding, not bit for bit.
+      expect(Array.from(direct)).not.toEqual(Array.from(winograd));
+    } finally {
+      delete process.env['DENSESTREAM_WINOGRAD'];
+    }
+    expect(winogradEnabled()).toBe(true);
   });
 });

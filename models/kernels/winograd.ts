@@ -9,6 +9,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { offset, override, PARALLEL_MIN, type FilterGradientAttrs, type Installed, type KernelArgs } from './kernel-registry.js';
 
+/**
+ * Whether the Winograd kernels take their convolutions: yes unless the environment sets
+ * DENSESTREAM_WINOGRAD=0, which leaves them to XNNPACK and the direct filter gradient (the
+ * baseline `bench train --kernels all` compares against, and a way to bisect). Read per call.
+ */
+export function winogradEnabled(): boolean {
+  return process.env['DENSESTREAM_WINOGRAD'] !== '0';
+}
+
 /** Scratch per thread for one block of tiles (its input and product transforms), sized to sit in L2. */
 const BLOCK_BYTES = 256 * 1024;
 
@@ -46,7 +55,7 @@ export function winogradGeometry(
 /** x [B,H,W,Ci] ⊛ filter [3,3,Ci,Co], or undefined for a convolution XNNPACK keeps. */
 function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo | undefined {
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
-  if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32' || !winogradEnabled()) return undefined;
   const info = winogradGeometry(x.shape, filter.shape, attrs as unknown as tf.Conv2DAttrs);
   if (info === undefined) return undefined;
   const [, , inC, outC] = filter.shape as [number, number, number, number];
@@ -101,7 +110,15 @@ export function winogradFilterGradient(
   const [batch, inH, inW, inC] = x.shape as [number, number, number, number];
   const [, outH, outW, outC] = dy.shape as [number, number, number, number];
   const unit = a.strideHeight === 1 && a.strideWidth === 1 && a.dilationHeight === 1 && a.dilationWidth === 1;
-  if (!unit || a.filterHeight !== 3 || a.filterWidth !== 3 || inC % 4 !== 0 || outC % 4 !== 0 || batch * outH * outW === 0)
+  if (
+    !winogradEnabled() ||
+    !unit ||
+    a.filterHeight !== 3 ||
+    a.filterWidth !== 3 ||
+    inC % 4 !== 0 ||
+    outC % 4 !== 0 ||
+    batch * outH * outW === 0
+  )
     return undefined;
   const block = gradientBlock(inC, outC);
   const parallel = batch * outH * outW * outC >= PARALLEL_MIN;
