@@ -10,7 +10,7 @@
  * reduce, edges repeated; see `resample-weights.ts`), so both paths agree within rounding.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Pixels, PlannedView, Sample } from '../core/index.js';
+import { CUT_VIEWS_KERNEL, cutViewParams, type Pixels, type PlannedView, type Sample } from '../core/index.js';
 import { blurTaps, viewWeights } from './resample-weights.js';
 import { colourTransform } from './view-plan.js';
 
@@ -114,6 +114,9 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     solarize[b] = v.plan.solarize ? 1 : 0;
   });
   const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
+  if (enlarging && tf.getKernel(CUT_VIEWS_KERNEL, tf.getBackend()) !== undefined) {
+    return cutInOnePass(sources, planned, size, colour, offset, solarize, normalise);
+  }
   const solarizing = solarize.some((x) => x > 0);
   return tf.tidy(() => {
     const rgb = tf.reshape(enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size), [
@@ -140,6 +143,54 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     const bias = tf.tensor1d(normalise.mean.map((m, c) => -m / (normalise.std[c] as number)));
     return tf.fused.conv2d({ x: bytes, filter: diagonal, strides: 1, pad: 'valid', bias });
   });
+}
+
+/**
+ * The enlarging cut, blur, colour, solarize and normalisation as one backend kernel
+ * (core/cut-views-kernel.ts), where the backend has one: the same pixels as the op graph below.
+ */
+function cutInOnePass(
+  sources: tf.Tensor4D,
+  planned: readonly PlannedView[],
+  size: number,
+  colour: Float32Array,
+  offset: Float32Array,
+  solarize: Float32Array,
+  normalise: Normalisation | undefined,
+): tf.Tensor4D {
+  const batch = planned.length;
+  const taps = planned.map((v) => blurTaps(v.plan.blurSigma ?? 0));
+  const k = Math.max(1, ...taps.map((t) => t.length));
+  const stride = cutViewParams(k);
+  const params = new Float32Array(6 + batch * stride);
+  if (normalise) {
+    params.set(normalise.std.map((d) => 1 / (255 * d)));
+    params.set(
+      normalise.mean.map((m, c) => -m / (normalise.std[c] as number)),
+      3,
+    );
+  } else params.set([1, 1, 1, 0, 0, 0]);
+  planned.forEach(({ box: [x0, y0, x1, y1], flipped }, b) => {
+    // enlargedViews' boxes as cropAndResize reads them: framed pixel j sits at j + 1, and output
+    // pixel i samples x0 + ½ + i·(x1 − x0)/size, mirrored when flipped
+    const [fx, fy] = [(x1 - x0) / size, (y1 - y0) / size];
+    const at = 6 + b * stride;
+    params.set([y0 + 0.5, fy, flipped ? x0 + 0.5 + (size - 1) * fx : x0 + 0.5, flipped ? -fx : fx], at);
+    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) params[at + 4 + r * 3 + c] = colour[b * 9 + c * 3 + r]!;
+    params[at + 13] = offset[b]!;
+    params[at + 14] = solarize[b]!;
+    const t = taps[b]!;
+    params.set(t, at + 15 + (k - t.length) / 2);
+  });
+  return tf.tidy(
+    () =>
+      tf
+        .engine()
+        .runKernel(CUT_VIEWS_KERNEL, { sources, params: tf.tensor1d(params) }, {
+          size,
+          taps: k,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+  );
 }
 
 /**

@@ -1091,3 +1091,94 @@ void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* 
       }
     }
 }
+
+/*
+ * Views cut from a batch of framed source images in one pass per view (operators/
+ * augment-views.ts, the enlarging path): bilinear crop-and-resize as tfjs's cropAndResize
+ * computes it, each view's separable blur with edges repeated, its 3×3 colour matrix and
+ * offset, clamp to 0–255, round half to even, solarize, then a per-channel scale and shift
+ * (normalisation; 1 and 0 for bytes). The op graph it replaces ran ten kernels a view index,
+ * most of them scalar loops over the whole batch.
+ *
+ * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur).
+ * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
+ * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
+ * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 floats per part. Parts split the views.
+ */
+__attribute__((export_name("cut_views")))
+void cut_views(const int* geometry, const float* sources, const float* params, float* out, float* scratch, int part, int parts) {
+  const int batch = geometry[0], fh = geometry[1], fw = geometry[2], size = geometry[3], k = geometry[4];
+  const int stride = 15 + k, plane = size * size * 3;
+  const int radius = (k - 1) / 2;
+  float* crop = scratch + (long long)part * 2 * plane;
+  float* across = crop + plane;
+  const int first = (int)((long long)batch * part / parts), last = (int)((long long)batch * (part + 1) / parts);
+  for (int b = first; b < last; b++) {
+    const float* p = params + 6 + (long long)b * stride;
+    const float* src = sources + (long long)b * fh * fw * 3;
+    const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
+    for (int i = 0; i < size; i++) {
+      float yi = ay + i * sy;
+      yi = yi < 0.0f ? 0.0f : yi > fh - 1 ? (float)(fh - 1) : yi;
+      const int top = (int)yi, bottom = top + 1 < fh ? top + 1 : top;
+      const float yl = yi - top;
+      for (int j = 0; j < size; j++) {
+        float xi = ax + j * sx;
+        xi = xi < 0.0f ? 0.0f : xi > fw - 1 ? (float)(fw - 1) : xi;
+        const int left = (int)xi, right = left + 1 < fw ? left + 1 : left;
+        const float xl = xi - left;
+        const float* tl = src + (top * fw + left) * 3;
+        const float* tr = src + (top * fw + right) * 3;
+        const float* bl = src + (bottom * fw + left) * 3;
+        const float* br = src + (bottom * fw + right) * 3;
+        float* o = crop + (i * size + j) * 3;
+        for (int c = 0; c < 3; c++) {
+          const float t = tl[c] + (tr[c] - tl[c]) * xl;
+          const float d = bl[c] + (br[c] - bl[c]) * xl;
+          o[c] = t + (d - t) * yl;
+        }
+      }
+    }
+    const float* taps = p + 15;
+    float* pixels = crop;
+    if (k > 1) {
+      /* across the row, then down the column, edges repeated (the blurred output lands in crop) */
+      for (int i = 0; i < size; i++)
+        for (int j = 0; j < size; j++)
+          for (int c = 0; c < 3; c++) {
+            float s = 0.0f;
+            for (int t = 0; t < k; t++) {
+              int jj = j + t - radius;
+              jj = jj < 0 ? 0 : jj >= size ? size - 1 : jj;
+              s += taps[t] * crop[(i * size + jj) * 3 + c];
+            }
+            across[(i * size + j) * 3 + c] = s;
+          }
+      for (int i = 0; i < size; i++)
+        for (int j = 0; j < size; j++)
+          for (int c = 0; c < 3; c++) {
+            float s = 0.0f;
+            for (int t = 0; t < k; t++) {
+              int ii = i + t - radius;
+              ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
+              s += taps[t] * across[(ii * size + j) * 3 + c];
+            }
+            crop[(i * size + j) * 3 + c] = s;
+          }
+    }
+    const float* m = p + 4;
+    const float offset = p[13];
+    const int solarize = p[14] != 0.0f;
+    float* dst = out + (long long)b * plane;
+    for (int q = 0; q < size * size; q++) {
+      const float r = pixels[q * 3], g = pixels[q * 3 + 1], bb = pixels[q * 3 + 2];
+      for (int c = 0; c < 3; c++) {
+        float v = m[c * 3] * r + m[c * 3 + 1] * g + m[c * 3 + 2] * bb + offset;
+        v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+        v = __builtin_nearbyintf(v);
+        if (solarize && v >= 128.0f) v = 255.0f - v;
+        dst[q * 3 + c] = v * params[c] + params[3 + c];
+      }
+    }
+  }
+}

@@ -27,6 +27,7 @@ import {
   type Installed,
   type KernelArgs,
 } from './kernel-registry.js';
+import { registerCutViews } from './cut-views.js';
 import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
 import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
@@ -86,6 +87,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'winograd_conv',
       'winograd_filter_grad',
       'winograd_filter_grad_sum',
+      'cut_views',
     ],
     parts,
   );
@@ -105,6 +107,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     override(tf.Transpose, blockTranspose);
     registerLayerKernels();
     registerWinograd();
+    registerCutViews();
     // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
     // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).
     override(tf.Cast, ({ inputs, attrs }, k) => {

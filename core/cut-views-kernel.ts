@@ -1,0 +1,18 @@
+/**
+ * The contract between operators/augment-views.ts, which cuts a batch's views, and a backend
+ * kernel that does the whole cut in one pass (models/kernels/ registers one for wasm). Where no
+ * backend registers it, the operator runs its op graph instead; both give the same pixels.
+ *
+ * Inputs: `sources` `[B, H+2, W+2, 3]` (each image framed by its repeated edge, 0–255) and
+ * `params` `[6 + B·(15 + taps)]`: scale[3] and shift[3] applied last per channel (1 and 0 for
+ * bytes), then per view ay, sy, ax, sx (output pixel (i, j) samples the framed source bilinearly
+ * at row ay + i·sy, column ax + j·sx), the colour matrix m[3][3] row-major (out_r = Σ_c m[r][c]·in_c),
+ * its offset, solarize (0 or 1), and `taps` blur taps (odd count, centred; 1 for none).
+ * Attributes: `size` (views are `size × size`), `taps`. Output: `[B, size, size, 3]` float32.
+ */
+export const CUT_VIEWS_KERNEL = 'DensestreamCutViews';
+
+/** Floats of `params` per view, after the 6 of the normalisation. */
+export function cutViewParams(taps: number): number {
+  return 15 + taps;
+}
