@@ -184,12 +184,10 @@ function cutInOnePass(
   });
   return tf.tidy(
     () =>
-      tf
-        .engine()
-        .runKernel(CUT_VIEWS_KERNEL, { sources, params: tf.tensor1d(params) }, {
-          size,
-          taps: k,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+      tf.engine().runKernel(CUT_VIEWS_KERNEL, { sources, params: tf.tensor1d(params) }, {
+        size,
+        taps: k,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
   );
 }
 
