@@ -174,4 +174,27 @@ describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
     }
     expect(winogradEnabled()).toBe(true);
   });
+
+  it('repeats a filter gradient bit for bit, however the threads meet the work (an exact resume depends on it)', async () => {
+    await tf.setBackend('wasm');
+    expect(wasmKernelThreads()).toBe(2);
+    const x = tf.randomNormal([16, 14, 14, 32], 0, 1, 'float32', 11);
+    const dy = tf.randomNormal([16, 14, 14, 32], 0, 1e-3, 'float32', 12);
+    const gradient = () =>
+      tf.tidy(() =>
+        Array.from(
+          (
+            tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+              strides: 1,
+              pad: 'same',
+              dataFormat: 'NHWC',
+              filterShape: [3, 3, 32, 32],
+            } as unknown as tf.NamedAttrMap) as tf.Tensor
+          ).dataSync(),
+        ),
+      );
+    const first = gradient();
+    for (let i = 0; i < 8; i++) expect(gradient()).toEqual(first);
+    tf.dispose([x, dy]);
+  });
 });

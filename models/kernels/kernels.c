@@ -952,8 +952,8 @@ void winograd_conv(const int* geometry, const float* x, const float* u, float* o
 /*
  * The filter gradient of the same convolution, through the same transforms: with Z = U ⊙ V per
  * tile, dZ = A dY Aᵀ, dU[ξ] = Σ_tiles Vᵀ[ξ] dZ[ξ] (16 products whose inner axis is the tiles)
- * and dw = Gᵀ dU G. Each part sums its blocks of tiles into a dU of its own;
- * winograd_filter_grad_sum adds the parts' and transforms them.
+ * and dw = Gᵀ dU G. Each part sums its share of the tiles into a dU of its own;
+ * winograd_filter_grad_sum adds the parts' in order and transforms them.
  */
 
 /* dZ[ξ, t, o..o+4] = (A dy Aᵀ)[ξ] for tile `tile` (dy zero past the output's edge). */
@@ -1042,14 +1042,11 @@ void winograd_filter_grad(const int* geometry, const float* x, const float* dy, 
   float* dz = v + 16 * g.block * g.in_c;
   float* du = dz + 16 * g.block * g.out_c;
   for (int i = 0; i < 16 * g.in_c * g.out_c; i++) du[i] = 0.0f;
-#ifdef __wasm_atomics__
-  int* counter = (int*)geometry + 10;
-  (void)parts;
-  for (int it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); it < items; it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
-#else
+  /* A fixed share of the tiles per part, not claimed from a counter as elsewhere: which tiles a
+   * part sums decides the rounding of its dU, and a run must repeat bit for bit (an exact
+   * resume, optimizers like Adam that magnify the last bits of a small gradient). */
   const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
   for (int it = first; it < last; it++) {
-#endif
     const int t0 = it * g.block;
     wino_grad_item(&g, x, dy, v, dz, du, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
   }
