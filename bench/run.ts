@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { convBench } from './conv.js';
 import { exportBench } from './export.js';
 import { kmeansBench } from './kmeans.js';
 import { masksBench } from './masks.js';
@@ -14,6 +15,7 @@ import { twinBench, twinKnnBench } from './twin.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
+  conv: convBench,
   pipeline: pipelineBench,
   remote: remoteBench,
   masks: masksBench,
