@@ -194,6 +194,79 @@ describe('densestream wasm kernels', () => {
     });
   }
 
+  const gatherCases: Array<{ x: number[]; dtype: 'float32' | 'int32'; indices: number[]; indexShape: number[]; axis: number }> = [
+    { x: [1024, 128], dtype: 'float32', indices: Array.from({ length: 1024 }, (_, i) => (i * 37) % 1024), indexShape: [1024], axis: 0 },
+    { x: [3, 5, 4], dtype: 'float32', indices: [4, 0, 0, 2, 3, 1], indexShape: [2, 3], axis: 1 },
+    { x: [3, 5, 4], dtype: 'int32', indices: [3, 3, 0], indexShape: [3], axis: -1 },
+    { x: [6, 2], dtype: 'float32', indices: [], indexShape: [0], axis: 0 },
+  ];
+  it.each(gatherCases)('gathers $x ($dtype) along axis $axis by $indexShape indices as cpu does', async (c) => {
+    const run = () =>
+      tf.tidy(() => {
+        const x =
+          c.dtype === 'int32' ? tf.range(0, tf.util.sizeFromShape(c.x), 1, 'int32').reshape(c.x) : tf.randomNormal(c.x, 0, 1, 'float32', 3);
+        const out = tf.gather(x, tf.tensor(c.indices, c.indexShape, 'int32'), c.axis);
+        return { shape: out.shape, values: Array.from(out.dataSync()) };
+      });
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const got = run();
+    expect(got).toEqual(ref);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  const sliceCases: Array<{ x: number[]; dtype: 'float32' | 'int32'; begin: number[]; size: number[] }> = [
+    { x: [1024, 1025], dtype: 'float32', begin: [0, 1], size: [-1, 1024] }, // InfoNCE's negatives
+    { x: [16, 8, 8, 12], dtype: 'float32', begin: [0, 1, 1, 0], size: [-1, 7, 7, -1] },
+    { x: [6, 5, 4], dtype: 'int32', begin: [2, 0, 1], size: [3, 5, 2] },
+    { x: [6, 5, 4], dtype: 'float32', begin: [1, 0, 0], size: [4, -1, -1] }, // contiguous
+    { x: [9], dtype: 'float32', begin: [3], size: [4] },
+    { x: [4, 3], dtype: 'float32', begin: [1, 1], size: [0, 2] },
+  ];
+  it.each(sliceCases)('slices $x ($dtype) at $begin, size $size as cpu does', async (c) => {
+    const run = () =>
+      tf.tidy(() => {
+        const n = tf.util.sizeFromShape(c.x);
+        const x = tf.range(0, n, 1, c.dtype).reshape(c.x);
+        const out = tf.slice(x, c.begin, c.size);
+        return { shape: out.shape, values: Array.from(out.dataSync()) };
+      });
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    expect(run()).toEqual(ref);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each([
+    { x: [1024, 1025], sizes: [1, 1024], axis: 1 }, // the gradient of InfoNCE's concat
+    { x: [7, 3, 2], sizes: [2, 4, 1], axis: 0 },
+    { x: [3, 10], sizes: [5, 5], axis: -1 },
+  ])('splits $x into $sizes along axis $axis as cpu does', async (c) => {
+    const run = () =>
+      tf.tidy(() => {
+        const x = tf.randomNormal(c.x, 0, 1, 'float32', 4);
+        return tf.split(x, c.sizes, c.axis).map((t) => ({ shape: t.shape, values: Array.from(t.dataSync()) }));
+      });
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    expect(run()).toEqual(ref);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('leaves a gather with an index out of range to the engine, which refuses it', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.ones([4, 3]);
+    const bad = tf.tensor1d([1, 4], 'int32');
+    expect(() => tf.gather(x, bad).dataSync()).toThrow(/4/);
+    tf.dispose([x, bad]);
+  });
+
   it('shares the data in Identity, and a clone outlives its source', async () => {
     await tf.setBackend('wasm');
     const before = tf.memory().numTensors;

@@ -68,7 +68,7 @@ export type KernelArgs = Parameters<tf.KernelFunc>[0];
  * Replaces wasm's `kernelName` with `ours`, which returns undefined for the cases it leaves to
  * the kernel it replaced (and for every call while the kernels are not installed).
  */
-export function override(kernelName: string, ours: (args: KernelArgs, k: Installed) => tf.TensorInfo | undefined): void {
+export function override(kernelName: string, ours: (args: KernelArgs, k: Installed) => tf.TensorInfo | tf.TensorInfo[] | undefined): void {
   const original = tf.getKernel(kernelName, 'wasm');
   if (original === undefined) throw new Error(`wasm kernels: the wasm backend has no ${kernelName} to take over`);
   tf.unregisterKernel(kernelName, 'wasm');
