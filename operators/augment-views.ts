@@ -114,8 +114,8 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     solarize[b] = v.plan.solarize ? 1 : 0;
   });
   const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
-  if (enlarging && tf.getKernel(CUT_VIEWS_KERNEL, tf.getBackend()) !== undefined) {
-    return cutInOnePass(sources, planned, size, colour, offset, solarize, normalise);
+  if (tf.getKernel(CUT_VIEWS_KERNEL, tf.getBackend()) !== undefined) {
+    return cutInOnePass(sources, planned, size, enlarging, colour, offset, solarize, normalise);
   }
   const solarizing = solarize.some((x) => x > 0);
   return tf.tidy(() => {
@@ -146,20 +146,25 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
 }
 
 /**
- * The enlarging cut, blur, colour, solarize and normalisation as one backend kernel
- * (core/cut-views-kernel.ts), where the backend has one: the same pixels as the op graph below.
+ * The cut (bilinear for enlarging crops, resampling weights for shrinking ones), blur, colour,
+ * solarize and normalisation as one backend kernel (core/cut-views-kernel.ts), where the
+ * backend has one: the same pixels as the op graph below.
  */
 function cutInOnePass(
   sources: tf.Tensor4D,
   planned: readonly PlannedView[],
   size: number,
+  enlarging: boolean,
   colour: Float32Array,
   offset: Float32Array,
   solarize: Float32Array,
   normalise: Normalisation | undefined,
 ): tf.Tensor4D {
   const batch = planned.length;
-  const taps = planned.map((v) => blurTaps(v.plan.blurSigma ?? 0));
+  const [, framedHeight, framedWidth] = sources.shape;
+  // Shrinking crops resample by resampledViews' weights, blur folded in; enlarging ones bilinearly, then blur.
+  const weights = enlarging ? undefined : new Float32Array(batch * size * (framedHeight + framedWidth));
+  const taps = planned.map((v) => (enlarging ? blurTaps(v.plan.blurSigma ?? 0) : Float32Array.of(1)));
   const k = Math.max(1, ...taps.map((t) => t.length));
   const stride = cutViewParams(k);
   const params = new Float32Array(6 + batch * stride);
@@ -181,13 +186,20 @@ function cutInOnePass(
     params[at + 14] = solarize[b]!;
     const t = taps[b]!;
     params.set(t, at + 15 + (k - t.length) / 2);
+    if (weights) {
+      const w = viewWeights([x0 + 1, y0 + 1, x1 + 1, y1 + 1], flipped, planned[b]!.plan.blurSigma, framedWidth, framedHeight, size);
+      weights.set(w.rows, b * size * (framedHeight + framedWidth));
+      weights.set(w.cols, b * size * (framedHeight + framedWidth) + size * framedHeight);
+    }
   });
   return tf.tidy(
     () =>
-      tf.engine().runKernel(CUT_VIEWS_KERNEL, { sources, params: tf.tensor1d(params) }, {
-        size,
-        taps: k,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
+      tf
+        .engine()
+        .runKernel(CUT_VIEWS_KERNEL, { sources, params: tf.tensor1d(params), ...(weights ? { weights: tf.tensor1d(weights) } : {}) }, {
+          size,
+          taps: k,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor4D,
   );
 }
 

@@ -10,24 +10,30 @@ import { active, offset } from './kernel-registry.js';
 
 const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
-  const { sources, params } = inputs as { sources: tf.TensorInfo; params: tf.TensorInfo };
+  const { sources, params, weights } = inputs as { sources: tf.TensorInfo; params: tf.TensorInfo; weights?: tf.TensorInfo };
   const { size, taps } = attrs as unknown as { size: number; taps: number };
   const [batch, framedHeight, framedWidth, channels] = sources.shape as [number, number, number, number];
-  if (sources.dtype !== 'float32' || params.dtype !== 'float32') throw new Error('wasm kernels: cut_views takes float32');
+  if (sources.dtype !== 'float32' || params.dtype !== 'float32' || (weights !== undefined && weights.dtype !== 'float32')) {
+    throw new Error('wasm kernels: cut_views takes float32');
+  }
   if (channels !== 3 || taps < 1 || taps % 2 !== 1 || !(size >= 1)) {
     throw new Error(`wasm kernels: cut_views needs RGB sources, an odd tap count and a size (got ${channels}, ${taps}, ${size})`);
   }
   if (tf.util.sizeFromShape(params.shape) !== 6 + batch * cutViewParams(taps)) {
     throw new Error(`wasm kernels: cut_views has ${tf.util.sizeFromShape(params.shape)} params for ${batch} views of ${taps} taps`);
   }
+  if (weights !== undefined && (taps !== 1 || tf.util.sizeFromShape(weights.shape) !== batch * size * (framedHeight + framedWidth))) {
+    throw new Error(`wasm kernels: cut_views needs [${batch}, ${size}·(${framedHeight} + ${framedWidth})] weights and no separate blur`);
+  }
   const out = k.backend.makeOutput([batch, size, size, 3], 'float32');
   if (batch === 0) return out;
   const parallel = batch > 1;
   const parts = parallel ? k.pool.parts : 1;
-  const scratch = k.backend.makeOutput([parts * 2 * size * size * 3], 'float32');
+  const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * framedWidth * 3)], 'float32');
   try {
     new Int32Array(k.memory.buffer, k.geometry, 5).set([batch, framedHeight, framedWidth, size, taps]);
-    k.pool.run('cut_views', [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch)], parallel);
+    const weightsAt = weights === undefined ? 0 : offset(k, weights);
+    k.pool.run('cut_views', [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch), weightsAt], parallel);
   } finally {
     k.backend.disposeData(scratch.dataId);
   }

@@ -1100,20 +1100,72 @@ void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* 
  * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur).
  * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
  * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
- * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 floats per part. Parts split the views.
+ * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part. weights:
+ * null, or per view rows [size, fh] then cols [size, fw] (the weights mode, below; ay…sx unused).
+ * Parts split the views.
  */
+/* [lo, hi) of the nonzero weights in row w[0..n) (an empty row gives lo = hi = 0). */
+INLINE void weight_band(const float* w, int n, int* lo, int* hi) {
+  int a = 0, z = n;
+  while (a < n && w[a] == 0.0f) a++;
+  while (z > a && w[z - 1] == 0.0f) z--;
+  *lo = a < z ? a : 0;
+  *hi = a < z ? z : 0;
+}
+
+/*
+ * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ
+ * with rows [size, fh] and cols [size, fw] (resample-weights.ts, blur folded in), read as bands:
+ * an output row reads about a dozen source rows, not all of them. `tall` holds rows · image.
+ */
+static void resample_view(const float* src, const float* rows, const float* cols, float* crop, float* tall, int fh, int fw, int size) {
+  for (int i = 0; i < size; i++) {
+    int lo, hi;
+    weight_band(rows + i * fh, fh, &lo, &hi);
+    float* t = tall + i * fw * 3;
+    for (int x = 0; x < fw * 3; x++) t[x] = 0.0f;
+    for (int y = lo; y < hi; y++) {
+      const float w = rows[i * fh + y];
+      const float* line = src + y * fw * 3;
+      for (int x = 0; x < fw * 3; x++) t[x] += w * line[x];
+    }
+  }
+  for (int j = 0; j < size; j++) {
+    int lo, hi;
+    weight_band(cols + j * fw, fw, &lo, &hi);
+    for (int i = 0; i < size; i++) {
+      const float* t = tall + i * fw * 3;
+      float r = 0.0f, g = 0.0f, bb = 0.0f;
+      for (int x = lo; x < hi; x++) {
+        const float w = cols[j * fw + x];
+        r += w * t[x * 3];
+        g += w * t[x * 3 + 1];
+        bb += w * t[x * 3 + 2];
+      }
+      float* o = crop + (i * size + j) * 3;
+      o[0] = r, o[1] = g, o[2] = bb;
+    }
+  }
+}
+
 __attribute__((export_name("cut_views")))
-void cut_views(const int* geometry, const float* sources, const float* params, float* out, float* scratch, int part, int parts) {
+void cut_views(const int* geometry, const float* sources, const float* params, float* out, float* scratch, const float* weights, int part, int parts) {
   const int batch = geometry[0], fh = geometry[1], fw = geometry[2], size = geometry[3], k = geometry[4];
   const int stride = 15 + k, plane = size * size * 3;
   const int radius = (k - 1) / 2;
-  float* crop = scratch + (long long)part * 2 * plane;
+  const long long tall_size = (long long)size * fw * 3;
+  float* crop = scratch + (long long)part * (2 * plane + tall_size);
   float* across = crop + plane;
+  float* tall = across + plane;
   const int first = (int)((long long)batch * part / parts), last = (int)((long long)batch * (part + 1) / parts);
   for (int b = first; b < last; b++) {
     const float* p = params + 6 + (long long)b * stride;
     const float* src = sources + (long long)b * fh * fw * 3;
     const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
+    if (weights) {
+      const float* rows = weights + (long long)b * size * (fh + fw);
+      resample_view(src, rows, rows + size * fh, crop, tall, fh, fw, size);
+    } else
     for (int i = 0; i < size; i++) {
       float yi = ay + i * sy;
       yi = yi < 0.0f ? 0.0f : yi > fh - 1 ? (float)(fh - 1) : yi;
