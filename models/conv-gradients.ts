@@ -17,6 +17,7 @@
  * `Ci`/`Co` channels in/out, NHWC throughout.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nhwcConvInfo } from './kernels/conv-info.js';
 import { INTERLEAVE_KERNEL } from './kernels/layer-kernels.js';
 import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
@@ -50,16 +51,7 @@ export function convGeometry(xShape: readonly number[], filterShape: readonly nu
   if (attrs.dataFormat !== 'NHWC') {
     throw new Error(`conv gradients: dataFormat ${attrs.dataFormat} is not supported, use NHWC`);
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = nhwcConvInfo(xShape, filterShape, attrs);
   return {
     strideHeight: info.strideHeight,
     strideWidth: info.strideWidth,

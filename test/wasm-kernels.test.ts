@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { backpropFilter, expectWasmMatchesCpu } from './helpers/kernel-calls.js';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
@@ -59,12 +60,7 @@ async function computeCpuFilterGradient(c: FilterCase) {
   const filterShape: [number, number, number, number] = [c.kernel, c.kernel, c.inC, c.outC];
   const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, c.stride, 1, c.pad);
   const dy = tf.randomNormal([c.batch, info.outHeight, info.outWidth, c.outC], 0, 1, 'float32', 6) as tf.Tensor4D;
-  const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-    strides: c.stride,
-    pad: c.pad,
-    dataFormat: 'NHWC',
-    filterShape,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const dW = backpropFilter(x, dy, filterShape, c.pad, c.stride);
   const out = {
     x: x.dataSync().slice(),
     dy: dy.dataSync().slice(),
@@ -102,12 +98,7 @@ describe('densestream wasm kernels', () => {
         const before = tf.memory().numTensors;
         const x = tf.tensor4d(ref.x, ref.xShape);
         const dy = tf.tensor4d(ref.dy, ref.dyShape);
-        const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-          strides: c.stride,
-          pad: c.pad,
-          dataFormat: 'NHWC',
-          filterShape: ref.filterShape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dW = backpropFilter(x, dy, ref.filterShape, c.pad, c.stride);
         expect(dW.shape).toEqual(ref.filterShape);
         expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-5);
         tf.dispose([x, dy, dW]);
@@ -208,13 +199,7 @@ describe('densestream wasm kernels', () => {
         const out = tf.gather(x, tf.tensor(c.indices, c.indexShape, 'int32'), c.axis);
         return { shape: out.shape, values: Array.from(out.dataSync()) };
       });
-    await tf.setBackend('cpu');
-    const ref = run();
-    await tf.setBackend('wasm');
-    const before = tf.memory().numTensors;
-    const got = run();
-    expect(got).toEqual(ref);
-    expect(tf.memory().numTensors).toBe(before);
+    await expectWasmMatchesCpu(run);
   });
 
   const sliceCases: Array<{ x: number[]; dtype: 'float32' | 'int32'; begin: number[]; size: number[] }> = [
@@ -233,12 +218,7 @@ describe('densestream wasm kernels', () => {
         const out = tf.slice(x, c.begin, c.size);
         return { shape: out.shape, values: Array.from(out.dataSync()) };
       });
-    await tf.setBackend('cpu');
-    const ref = run();
-    await tf.setBackend('wasm');
-    const before = tf.memory().numTensors;
-    expect(run()).toEqual(ref);
-    expect(tf.memory().numTensors).toBe(before);
+    await expectWasmMatchesCpu(run);
   });
 
   it.each([
@@ -251,12 +231,7 @@ describe('densestream wasm kernels', () => {
         const x = tf.randomNormal(c.x, 0, 1, 'float32', 4);
         return tf.split(x, c.sizes, c.axis).map((t) => ({ shape: t.shape, values: Array.from(t.dataSync()) }));
       });
-    await tf.setBackend('cpu');
-    const ref = run();
-    await tf.setBackend('wasm');
-    const before = tf.memory().numTensors;
-    expect(run()).toEqual(ref);
-    expect(tf.memory().numTensors).toBe(before);
+    await expectWasmMatchesCpu(run);
   });
 
   it('leaves a gather with an index out of range to the engine, which refuses it', async () => {

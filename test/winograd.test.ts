@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { backpropFilter } from './helpers/kernel-calls.js';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
@@ -67,12 +68,7 @@ async function computeReference(c: Case): Promise<Reference> {
     const filter = tf.randomNormal([3, 3, c.x[3], c.outC], 0, 1, 'float32', 2) as tf.Tensor4D;
     const y = tf.conv2d(x, filter, 1, c.pad);
     const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 3);
-    const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-      strides: 1,
-      pad: c.pad,
-      dataFormat: 'NHWC',
-      filterShape: filter.shape,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const dW = backpropFilter(x, dy, filter.shape, c.pad);
     return {
       x: x.dataSync() as Float32Array,
       filter: filter.dataSync() as Float32Array,
@@ -119,12 +115,7 @@ describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
       const filter = tf.tensor4d(ref.filter, [3, 3, c.x[3], c.outC]);
       const dy = tf.tensor(ref.dy, ref.yShape);
       const y = tf.conv2d(x, filter, 1, c.pad);
-      const dW = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-        strides: 1,
-        pad: c.pad,
-        dataFormat: 'NHWC',
-        filterShape: filter.shape,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const dW = backpropFilter(x, dy, filter.shape, c.pad);
       expect(y.shape).toEqual(ref.yShape);
       // F(2×2)'s transforms add and halve: its rounding is the direct sum's, well inside 1e-5.
       expect(relativeError(y.dataSync(), ref.y)).toBeLessThanOrEqual(1e-5);
@@ -180,19 +171,7 @@ describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
     expect(wasmKernelThreads()).toBe(2);
     const x = tf.randomNormal([16, 14, 14, 32], 0, 1, 'float32', 11);
     const dy = tf.randomNormal([16, 14, 14, 32], 0, 1e-3, 'float32', 12);
-    const gradient = () =>
-      tf.tidy(() =>
-        Array.from(
-          (
-            tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-              strides: 1,
-              pad: 'same',
-              dataFormat: 'NHWC',
-              filterShape: [3, 3, 32, 32],
-            } as unknown as tf.NamedAttrMap) as tf.Tensor
-          ).dataSync(),
-        ),
-      );
+    const gradient = () => tf.tidy(() => Array.from(backpropFilter(x, dy, [3, 3, 32, 32], 'same').dataSync()));
     const first = gradient();
     for (let i = 0; i < 8; i++) expect(gradient()).toEqual(first);
     tf.dispose([x, dy]);

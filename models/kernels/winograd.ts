@@ -7,6 +7,7 @@
  * Other convolutions, and channel counts that are not multiples of 4, keep the direct kernels.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nhwcConvInfo } from './conv-info.js';
 import { offset, override, PARALLEL_MIN, type FilterGradientAttrs, type Installed, type KernelArgs } from './kernel-registry.js';
 
 /**
@@ -38,16 +39,7 @@ export function winogradGeometry(
 ): tf.backend_util.Conv2DInfo | undefined {
   const [kh, kw, inC, outC] = filterShape as [number, number, number, number];
   if (attrs.dataFormat !== 'NHWC' || kh !== 3 || kw !== 3 || inC % 4 !== 0 || outC % 4 !== 0) return undefined;
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = nhwcConvInfo(xShape, filterShape, attrs);
   const unit = info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1;
   return unit ? info : undefined;
 }
