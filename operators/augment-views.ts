@@ -72,6 +72,22 @@ export function augmentBatch(samples: readonly Sample[], normalise?: Normalisati
   return out;
 }
 
+/** `(x / 255 − mean) / std` as a per-channel scale and shift: `[scale[3], shift[3]]`. */
+function scaleAndShift(normalise: Normalisation): [number[], number[]] {
+  return [normalise.std.map((d) => 1 / (255 * d)), normalise.mean.map((m, c) => -m / (normalise.std[c] as number))];
+}
+
+/** A view's resampling weights on its framed source (`viewWeights`; framed pixel j sits at j + 1, and the frame gets no weight). */
+function framedWeights(
+  v: PlannedView,
+  framedWidth: number,
+  framedHeight: number,
+  size: number,
+): { rows: Float32Array; cols: Float32Array } {
+  const [x0, y0, x1, y1] = v.box;
+  return viewWeights([x0 + 1, y0 + 1, x1 + 1, y1 + 1], v.flipped, v.plan.blurSigma, framedWidth, framedHeight, size);
+}
+
 function checkBox(view: PlannedView, id: string, width: number, height: number): void {
   const [x0, y0, x1, y1] = view.box;
   if (!([x0, y0, x1, y1].every(Number.isInteger) && x0 >= 0 && y0 >= 0 && x1 <= width && y1 <= height && x1 > x0 && y1 > y0)) {
@@ -135,13 +151,12 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
     if (!normalise) return bytes;
     // Per-channel scale and shift as a 1×1 convolution with a bias, one fused pass: per-channel
     // broadcasts are the wasm backend's slowest elementwise ops.
-    const scale = normalise.std.map((d) => 1 / (255 * d));
+    const [scale, shift] = scaleAndShift(normalise);
     const diagonal = tf.tensor4d(
       [0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => (r === c ? scale[c]! : 0))),
       [1, 1, 3, 3],
     );
-    const bias = tf.tensor1d(normalise.mean.map((m, c) => -m / (normalise.std[c] as number)));
-    return tf.fused.conv2d({ x: bytes, filter: diagonal, strides: 1, pad: 'valid', bias });
+    return tf.fused.conv2d({ x: bytes, filter: diagonal, strides: 1, pad: 'valid', bias: tf.tensor1d(shift) });
   });
 }
 
@@ -168,13 +183,7 @@ function cutInOnePass(
   const k = Math.max(1, ...taps.map((t) => t.length));
   const stride = cutViewParams(k);
   const params = new Float32Array(6 + batch * stride);
-  if (normalise) {
-    params.set(normalise.std.map((d) => 1 / (255 * d)));
-    params.set(
-      normalise.mean.map((m, c) => -m / (normalise.std[c] as number)),
-      3,
-    );
-  } else params.set([1, 1, 1, 0, 0, 0]);
+  params.set(normalise ? scaleAndShift(normalise).flat() : [1, 1, 1, 0, 0, 0]);
   planned.forEach(({ box: [x0, y0, x1, y1], flipped }, b) => {
     // enlargedViews' boxes as cropAndResize reads them: framed pixel j sits at j + 1, and output
     // pixel i samples x0 + ½ + i·(x1 − x0)/size, mirrored when flipped
@@ -187,7 +196,7 @@ function cutInOnePass(
     const t = taps[b]!;
     params.set(t, at + 15 + (k - t.length) / 2);
     if (weights) {
-      const w = viewWeights([x0 + 1, y0 + 1, x1 + 1, y1 + 1], flipped, planned[b]!.plan.blurSigma, framedWidth, framedHeight, size);
+      const w = framedWeights(planned[b]!, framedWidth, framedHeight, size);
       weights.set(w.rows, b * size * (framedHeight + framedWidth));
       weights.set(w.cols, b * size * (framedHeight + framedWidth) + size * framedHeight);
     }
@@ -233,8 +242,7 @@ function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], s
   const rows = new Float32Array(batch * size * height);
   const cols = new Float32Array(batch * size * width);
   planned.forEach((v, b) => {
-    const [x0, y0, x1, y1] = v.box;
-    const w = viewWeights([x0 + 1, y0 + 1, x1 + 1, y1 + 1], v.flipped, v.plan.blurSigma, width, height, size);
+    const w = framedWeights(v, width, height, size);
     rows.set(w.rows, b * size * height);
     cols.set(w.cols, b * size * width);
   });

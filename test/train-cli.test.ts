@@ -55,7 +55,7 @@ describe('densestream train from the CLI', () => {
   it("refuses to train into a folder that holds a run, before any work; --overwrite replaces the run and keeps the user's other files", () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-rerun-'));
     // --augment pinned: these runs are about the folder, and auto's probe would double their time.
-    const tiny = [
+    const tiny = (knn: string[] = ['--knn-every', '0']) => [
       '--steps',
       '1',
       '--batch',
@@ -64,8 +64,7 @@ describe('densestream train from the CLI', () => {
       '32',
       '--queue',
       '16',
-      '--knn-every',
-      '0',
+      ...knn,
       '--threads',
       '2',
       '--augment',
@@ -73,13 +72,13 @@ describe('densestream train from the CLI', () => {
       '--out',
       out,
     ];
-    expect(cli('train', ...tiny).status).toBe(0);
+    expect(cli('train', ...tiny()).status).toBe(0);
     writeFileSync(join(out, 'eval.json'), '{"knn":{"step":1}}\n'); // scores of the first run
     writeFileSync(join(out, 'notes.txt'), 'mine\n');
     const metricsBefore = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
     const weightsBefore = readFileSync(join(out, 'checkpoint', 'weights.bin'));
 
-    const again = cli('train', ...tiny, '--seed', '5');
+    const again = cli('train', ...tiny(), '--seed', '5');
     expect(again.status).toBe(2);
     expect(again.stderr).toContain(
       `--out ${out} already holds a run (checkpoint/, metrics.jsonl, skipped.jsonl, eval.json): continue it with --resume, replace it with --overwrite, or give another --out`,
@@ -94,15 +93,14 @@ describe('densestream train from the CLI', () => {
 
     // --overwrite replaces a run only once the new one's every option holds: a kNN monitor set
     // that cannot be opened (checked after the data and the backend) leaves the old run whole.
-    const monitorless = [...tiny.slice(0, 8), '--knn-every', '1', '--knn-data', `dir:${join(out, 'missing')}`, ...tiny.slice(10)];
-    const refused = cli('train', ...monitorless, '--overwrite');
+    const refused = cli('train', ...tiny(['--knn-every', '1', '--knn-data', `dir:${join(out, 'missing')}`]), '--overwrite');
     expect(refused.status).toBe(2);
     expect(refused.stderr).toContain('cannot list the folder');
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(metricsBefore);
     expect(readFileSync(join(out, 'checkpoint', 'weights.bin')).equals(weightsBefore)).toBe(true);
     expect(existsSync(join(out, 'eval.json'))).toBe(true);
 
-    const replaced = cli('train', ...tiny, '--seed', '5', '--overwrite');
+    const replaced = cli('train', ...tiny(), '--seed', '5', '--overwrite');
     expect(replaced.status, replaced.stderr).toBe(0);
     expect(replaced.stderr).toContain(
       `--overwrite: removed the previous run's checkpoint/, metrics.jsonl, skipped.jsonl, eval.json from ${out}`,
@@ -186,48 +184,31 @@ describe('densestream train from the CLI', () => {
         .png()
         .toFile(join(dir, `${i}.png`));
     }
-    const run = cli(
-      'train',
-      '--data',
-      `dir:${dir}`,
-      '--size',
-      '32',
-      '--batch',
-      '4',
-      '--steps',
-      '1',
-      '--queue',
-      '8',
-      '--method',
-      'mocov2',
-      '--out',
-      join(dir, 'run'),
-      '--threads',
-      '2',
-    );
+    const trainOnDir = (out: string, ...extra: string[]) =>
+      cli(
+        'train',
+        '--data',
+        `dir:${dir}`,
+        '--size',
+        '32',
+        '--batch',
+        '4',
+        '--steps',
+        '1',
+        '--queue',
+        '8',
+        '--method',
+        'mocov2',
+        '--out',
+        out,
+        '--threads',
+        '2',
+        ...extra,
+      );
+    const run = trainOnDir(join(dir, 'run'));
     expect(run.status, run.stderr).toBe(0);
     expect(run.stderr).toContain('augment: cpu (auto: the images may differ in size');
-    const forced = cli(
-      'train',
-      '--data',
-      `dir:${dir}`,
-      '--size',
-      '32',
-      '--batch',
-      '4',
-      '--steps',
-      '1',
-      '--queue',
-      '8',
-      '--method',
-      'mocov2',
-      '--augment',
-      'backend',
-      '--out',
-      join(dir, 'forced'),
-      '--threads',
-      '2',
-    );
+    const forced = trainOnDir(join(dir, 'forced'), '--augment', 'backend');
     expect(forced.status).toBe(1);
     expect(forced.stderr).toMatch(/sample \S+ is \d+×40, sample \S+ \d+×40 \(use --augment cpu for images of mixed sizes\)/);
   });

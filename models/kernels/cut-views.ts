@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CUT_VIEWS_KERNEL, cutViewParams } from '../../core/index.js';
-import { active, offset } from './kernel-registry.js';
+import { active, offset, writeGeometry } from './kernel-registry.js';
 
 const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
@@ -31,7 +31,7 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const parts = parallel ? k.pool.parts : 1;
   const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * framedWidth * 3)], 'float32');
   try {
-    new Int32Array(k.memory.buffer, k.geometry, 5).set([batch, framedHeight, framedWidth, size, taps]);
+    writeGeometry(k, [batch, framedHeight, framedWidth, size, taps]);
     const weightsAt = weights === undefined ? 0 : offset(k, weights);
     k.pool.run('cut_views', [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch), weightsAt], parallel);
   } finally {

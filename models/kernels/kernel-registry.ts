@@ -58,6 +58,18 @@ export function active(backend: unknown): Installed {
   return k;
 }
 
+/** Float32 or int32: the element types the copying and transposing kernels move as 4-byte words. */
+export function fourByte(t: tf.TensorInfo): boolean {
+  return t.dtype === 'float32' || t.dtype === 'int32';
+}
+
+/** Writes a call's geometry (at most 16 int32, a work-item counter included) where the kernels read it; returns its address. */
+export function writeGeometry(k: Installed, words: readonly number[]): number {
+  if (words.length > 16) throw new Error(`wasm kernels: a geometry holds 16 words, not ${words.length}`);
+  new Int32Array(k.memory.buffer, k.geometry, words.length).set(words);
+  return k.geometry;
+}
+
 export function offset(k: Installed, t: tf.TensorInfo): number {
   return k.backend.dataIdMap.get(t.dataId)!.memoryOffset;
 }

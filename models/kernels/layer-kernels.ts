@@ -4,7 +4,16 @@
  * gradient, and SIMD `Exp` and `Relu`. Registered by `installWasmKernels`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { active, offset, override, overrideGradient, PARALLEL_MIN, type Installed, type KernelArgs } from './kernel-registry.js';
+import {
+  active,
+  offset,
+  override,
+  overrideGradient,
+  PARALLEL_MIN,
+  writeGeometry,
+  type Installed,
+  type KernelArgs,
+} from './kernel-registry.js';
 
 /**
  * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]`,
@@ -129,7 +138,7 @@ function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorIn
   const out = k.backend.makeOutput([batch, m, n], 'float32');
   if (batch * m * n === 0) return out;
   const geometry = [batch, m, inner, n, transposeA ? 1 : 0, transposeB ? 1 : 0, batchA === 1 ? 0 : a1 * a2, batchB === 1 ? 0 : b1 * b2];
-  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+  writeGeometry(k, geometry);
   k.pool.run('batch_matmul', [k.geometry, offset(k, a), offset(k, b), offset(k, out)], batch * m * n * inner >= PARALLEL_MIN);
   return out;
 }
@@ -147,7 +156,7 @@ const interleaveKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const out = k.backend.makeOutput([batch, ph * sh, pw * sw, c], 'float32');
   if (batch * ph * pw * c === 0) return out;
   const geometry = [batch, ph, pw, c, sh, sw, ...phases.map((t) => offset(k, t!))];
-  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+  writeGeometry(k, geometry);
   k.pool.run('interleave_phases', [k.geometry, offset(k, out)], batch * ph * pw * c * sh * sw >= PARALLEL_MIN);
   return out;
 };

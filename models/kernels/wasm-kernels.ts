@@ -1,7 +1,9 @@
 /**
  * densestream's own kernels for the tfjs wasm backend (kernels.c, built by build.mjs): their
  * installation on a wasm backend, and the convolution filter gradient, leading-axis reductions,
- * per-channel broadcasts and block transposes (the layer kernels are in layer-kernels.ts).
+ * per-channel broadcasts and block transposes (the layer kernels are in layer-kernels.ts, the
+ * Winograd convolutions in winograd.ts, gathers and slices in copy-kernels.ts, the view cut in
+ * cut-views.ts).
  *
  * XNNPACK has no convolution filter gradient; building it from a forward convolution with the
  * batch as channels leaves XNNPACK a [Ci·kh·kw × Co] output to split and a reduction of
@@ -17,16 +19,19 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
   active,
   currentInstall,
+  fourByte,
   offset,
   override,
   overrideGradient,
   PARALLEL_MIN,
   setInstall,
   shareData,
+  writeGeometry,
   type FilterGradientAttrs,
   type Installed,
   type KernelArgs,
 } from './kernel-registry.js';
+import { registerCopyKernels } from './copy-kernels.js';
 import { registerCutViews } from './cut-views.js';
 import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
@@ -105,9 +110,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     reductionGradient(tf.Mean, true);
     BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
     override(tf.Transpose, blockTranspose);
-    override(tf.GatherV2, rowGather);
-    override(tf.Slice, fastSlice);
-    override(tf.SplitV, fastSplit);
+    registerCopyKernels();
     registerLayerKernels();
     registerWinograd();
     registerCutViews();
@@ -153,7 +156,7 @@ function filterGradient(k: Installed, x: tf.TensorInfo, dy: tf.TensorInfo, a: Fi
     a.padLeft,
     0, // the work-item counter the threads claim from
   ];
-  new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+  writeGeometry(k, geometry);
   k.pool.run('conv2d_filter_grad', [k.geometry, offset(k, x), offset(k, dy), offset(k, out)]);
   return out;
 }
@@ -294,7 +297,7 @@ function leadingReduction({ inputs, attrs }: KernelArgs, installed: Installed, m
 function blockTranspose({ inputs, attrs }: KernelArgs, installed: Installed): tf.TensorInfo | undefined {
   const { x } = inputs as { x: tf.TensorInfo };
   const { perm } = attrs as unknown as tf.TransposeAttrs;
-  if (x.dtype !== 'float32' && x.dtype !== 'int32') return undefined; // 4-byte elements only
+  if (!fourByte(x)) return undefined;
   const split = blockSwap(perm);
   if (split === undefined) return undefined;
   const [a, b, c] = split;
@@ -314,95 +317,6 @@ function blockTranspose({ inputs, attrs }: KernelArgs, installed: Installed): tf
     outer * nx * ny * inner >= PARALLEL_MIN,
   );
   return out;
-}
-
-/**
- * GatherV2 of 4-byte elements without batch dimensions, `[outer, n, inner]` by `indices` →
- * `[outer, m, inner]`, as row copies. tfjs's wasm kernel walks every element through index
- * arithmetic: DenseCL's gather of 1 024 matched key cells of 128 took 14 ms of a step.
- * An index outside `[0, n)` goes to the engine's kernel, which refuses it with its own message.
- */
-function rowGather({ inputs, attrs }: KernelArgs, installed: Installed): tf.TensorInfo | undefined {
-  const { x, indices } = inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
-  const { axis, batchDims } = attrs as unknown as tf.GatherV2Attrs;
-  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32' || batchDims !== 0) return undefined;
-  const at = tf.util.parseAxisParam(axis, x.shape)[0]!;
-  const n = x.shape[at]!;
-  const outer = tf.util.sizeFromShape(x.shape.slice(0, at));
-  const inner = tf.util.sizeFromShape(x.shape.slice(at + 1));
-  const m = tf.util.sizeFromShape(indices.shape);
-  const heap = new Int32Array(installed.memory.buffer);
-  const idx = heap.subarray(offset(installed, indices) / 4, offset(installed, indices) / 4 + m);
-  for (let i = 0; i < m; i++) if (!(idx[i]! >= 0 && idx[i]! < n)) return undefined;
-  const out = installed.backend.makeOutput([...x.shape.slice(0, at), ...indices.shape, ...x.shape.slice(at + 1)], x.dtype);
-  // makeOutput may grow the heap: take the views after it.
-  const words = new Int32Array(installed.memory.buffer);
-  const from = offset(installed, x) / 4;
-  const to = offset(installed, out) / 4;
-  const rows = words.subarray(offset(installed, indices) / 4, offset(installed, indices) / 4 + m);
-  for (let o = 0; o < outer; o++)
-    for (let i = 0; i < m; i++) {
-      const src = from + (o * n + rows[i]!) * inner;
-      words.copyWithin(to + (o * m + i) * inner, src, src + inner);
-    }
-  return out;
-}
-
-/**
- * Copies the `size` box at `begin` of x (4-byte elements) into a new output, a contiguous run
- * at a time (the trailing axes a slice takes whole, and the first it cuts). tfjs's wasm Slice
- * copies one element at a time in JavaScript: the `[1024, 1025]` logits' split in DenseCL's
- * InfoNCE gradient took 8 ms.
- */
-function copySlice(installed: Installed, x: tf.TensorInfo, begin: readonly number[], size: readonly number[]): tf.TensorInfo {
-  const out = installed.backend.makeOutput([...size], x.dtype);
-  const total = tf.util.sizeFromShape([...size]);
-  if (total === 0) return out;
-  const rank = x.shape.length;
-  const strides = tf.util.computeStrides([...x.shape]); // rank − 1 entries
-  // The run: trailing axes taken whole, then the axis that is cut.
-  let axis = rank - 1;
-  while (axis > 0 && size[axis] === x.shape[axis]) axis--;
-  const run = tf.util.sizeFromShape([...size.slice(axis)]);
-  const words = new Int32Array(installed.memory.buffer);
-  const from = offset(installed, x) / 4;
-  const to = offset(installed, out) / 4;
-  const index = new Array<number>(axis).fill(0); // over the axes before the run
-  for (let done = 0; done < total; done += run) {
-    let src = from;
-    for (let a = 0; a < rank; a++) src += ((a < axis ? index[a]! : 0) + begin[a]!) * (a < rank - 1 ? strides[a]! : 1);
-    words.copyWithin(to + done, src, src + run);
-    for (let a = axis - 1; a >= 0; a--) {
-      if (++index[a]! < size[a]!) break;
-      index[a] = 0;
-    }
-  }
-  return out;
-}
-
-function fastSlice({ inputs, attrs }: KernelArgs, installed: Installed): tf.TensorInfo | undefined {
-  const { x } = inputs as { x: tf.TensorInfo };
-  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || x.shape.length === 0) return undefined;
-  const { begin, size } = attrs as unknown as tf.SliceAttrs;
-  const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
-  return copySlice(installed, x, b!, s!);
-}
-
-/** SplitV as one fastSlice a piece (tfjs's wasm SplitV calls its own Slice, past any override). */
-function fastSplit({ inputs, attrs }: KernelArgs, installed: Installed): tf.TensorInfo[] | undefined {
-  const { x } = inputs as { x: tf.TensorInfo };
-  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || x.shape.length === 0) return undefined;
-  const { numOrSizeSplits, axis } = attrs as unknown as tf.SplitVAttrs;
-  const at = tf.util.parseAxisParam(axis, x.shape)[0]!;
-  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, at);
-  const begin = new Array<number>(x.shape.length).fill(0);
-  return sizes.map((piece) => {
-    const size = [...x.shape];
-    size[at] = piece;
-    const out = copySlice(installed, x, begin, size);
-    begin[at]! += piece;
-    return out;
-  });
 }
 
 /**

@@ -8,7 +8,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nhwcConvInfo } from './conv-info.js';
-import { offset, override, PARALLEL_MIN, type FilterGradientAttrs, type Installed, type KernelArgs } from './kernel-registry.js';
+import {
+  offset,
+  override,
+  PARALLEL_MIN,
+  writeGeometry,
+  type FilterGradientAttrs,
+  type Installed,
+  type KernelArgs,
+} from './kernel-registry.js';
 
 /**
  * Whether the Winograd kernels take their convolutions: yes unless the environment sets
@@ -70,7 +78,7 @@ function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInf
       block,
       0,
     ];
-    new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+    writeGeometry(k, geometry);
     k.pool.run('winograd_filter', [k.geometry, offset(k, filter), offset(k, u)], 9 * inC * outC >= PARALLEL_MIN);
     k.pool.run(
       'winograd_conv',
@@ -119,7 +127,7 @@ export function winogradFilterGradient(
   const scratch = k.backend.makeOutput([used * 16 * (block * (inC + outC) + inC * outC)], 'float32');
   try {
     const geometry = [batch, inH, inW, inC, outH, outW, outC, a.padTop, a.padLeft, block, 0];
-    new Int32Array(k.memory.buffer, k.geometry, geometry.length).set(geometry);
+    writeGeometry(k, geometry);
     k.pool.run('winograd_filter_grad', [k.geometry, offset(k, x), offset(k, dy), offset(k, scratch)], parallel);
     k.pool.run('winograd_filter_grad_sum', [k.geometry, offset(k, scratch), offset(k, dw), used], 9 * inC * outC >= PARALLEL_MIN);
   } finally {
