@@ -90,7 +90,7 @@ export {
 } from './operators/foreground-mask.js';
 export { attentionBox, attentionCropBox, type AttentionCropOptions } from './operators/attention-crop.js';
 export { createResNet, checkResNetConfig } from './models/resnet.js';
-export { batchNormTraining, scaleCentred, type BatchNormResult } from './models/batch-norm.js';
+export { batchNormRelu, batchNormTraining, scaleCentred, type BatchNormResult } from './models/batch-norm.js';
 export { createMlp, type Mlp } from './models/heads.js';
 export { saveVariables, loadVariables } from './models/weights-io.js';
 export { readWeightsMeta } from './models/weights-manifest.js';

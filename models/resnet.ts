@@ -9,7 +9,7 @@
  * Shapes by letter: `B` batch, `H×W` input, `S` = H / stride (the dense grid), `C` channels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTraining, scaleCentred } from './batch-norm.js';
+import { batchNormRelu, batchNormTraining, scaleCentred } from './batch-norm.js';
 import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
 import type { Encoder, ResNetConfig } from './encoder-spec.js';
@@ -92,10 +92,19 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
     }
   });
 
-  const applyConv = (x: tf.Tensor4D, c: Conv, training: boolean): tf.Tensor4D => {
+  /** conv → batch norm, then, with `end`, + its residual and ReLU (fused in training: batchNormRelu). */
+  const applyConv = (x: tf.Tensor4D, c: Conv, training: boolean, end?: { residual?: tf.Tensor4D }): tf.Tensor4D => {
     const y = tf.conv2d(x, c.filter as tf.Tensor4D, c.stride, 'same');
-    if (!training) return scaleCentred(tf.sub(y, c.bn.mean), c.bn.variance, c.bn.gamma, c.bn.beta);
-    const { y: normalised, mean, variance } = batchNormTraining(y, c.bn.gamma, c.bn.beta);
+    if (!training) {
+      let out: tf.Tensor4D = scaleCentred(tf.sub(y, c.bn.mean), c.bn.variance, c.bn.gamma, c.bn.beta);
+      if (end?.residual) out = tf.add(out, end.residual) as tf.Tensor4D;
+      return end ? (tf.relu(out) as tf.Tensor4D) : out;
+    }
+    const {
+      y: normalised,
+      mean,
+      variance,
+    } = end ? batchNormRelu(y, c.bn.gamma, c.bn.beta, end.residual) : batchNormTraining(y, c.bn.gamma, c.bn.beta);
     // Running statistics from this batch (PyTorch's unbiased variance); `assign` is not
     // differentiated, so they never feed the gradient.
     const n = y.shape[0] * y.shape[1] * y.shape[2];
@@ -113,12 +122,11 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
     weights,
     apply(images, { training }) {
       return tf.tidy(() => {
-        let h = tf.relu(applyConv(images, stem, training)) as tf.Tensor4D;
+        let h = applyConv(images, stem, training, {});
         for (const block of blocks) {
-          const a = tf.relu(applyConv(h, block.a, training)) as tf.Tensor4D;
-          const b = applyConv(a, block.b, training);
+          const a = applyConv(h, block.a, training, {});
           const skip = block.shortcut ? applyConv(h, block.shortcut, training) : h;
-          h = tf.relu(tf.add(b, skip)) as tf.Tensor4D;
+          h = applyConv(a, block.b, training, { residual: skip });
         }
         return { dense: h, pooled: tf.mean(h, [1, 2]) as tf.Tensor2D };
       });

@@ -8,7 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
-import { batchNormTraining } from '../models/batch-norm.js';
+import { batchNormRelu, batchNormTraining } from '../models/batch-norm.js';
 import { INTERLEAVE_KERNEL } from '../models/kernels/layer-kernels.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
@@ -80,6 +80,66 @@ describe("densestream's layer kernels on wasm", () => {
     expect(names.filter((n) => n === 'DensestreamBatchNormGrad')).toHaveLength(1);
     expect(names).not.toContain('Sub'); // no broadcasting ops of the unfused form
     tf.dispose([x, gamma, beta, w]);
+  });
+
+  // A ResNet layer's end, relu(bn(x) + skip): the fused kernel against the three ops it
+  // replaces on the same backend (bit for bit: the same float operations in the same order),
+  // and against cpu; a residual or none, channels on SIMD lanes and a scalar tail.
+  it.each([
+    { shape: [16, 7, 7, 64], residual: true },
+    { shape: [16, 7, 7, 64], residual: false },
+    { shape: [5, 3, 3, 13], residual: true },
+  ])(
+    'fuses relu(batch norm + residual) for $shape (residual: $residual): values and gradients of x, γ, β, residual',
+    async ({ shape, residual }) => {
+      const c = shape.at(-1)!;
+      const run = (fused: boolean) => {
+        const x = tf.randomNormal(shape, 0.5, 2, 'float32', 31);
+        const gamma = tf.randomUniform([c], 0.5, 1.5, 'float32', 32);
+        const beta = tf.randomNormal([c], 0, 1, 'float32', 33);
+        const skip = tf.randomNormal(shape, 0, 1, 'float32', 34);
+        const w = tf.randomNormal(shape, 0, 1, 'float32', 35);
+        const forward = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor, s: tf.Tensor) =>
+          fused
+            ? batchNormRelu(a, g, b, residual ? s : undefined).y
+            : tf.relu(residual ? tf.add(batchNormTraining(a, g, b).y, s) : batchNormTraining(a, g, b).y);
+        const y = tf.tidy(() => forward(x, gamma, beta, skip)); // the statistics are not kept
+        const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor, s: tf.Tensor = skip) => tf.sum(tf.mul(forward(a, g, b, s), w));
+        const grads = tf.grads(loss)(residual ? [x, gamma, beta, skip] : [x, gamma, beta]);
+        const values = [y, ...grads].map((t) => Array.from(t.dataSync(), (v) => v + 0));
+        tf.dispose([x, gamma, beta, skip, w, y, ...grads]);
+        return values;
+      };
+      await tf.setBackend('cpu');
+      const ref = run(false);
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const unfused = run(false);
+      const got = run(true);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(got[0]!.filter((v) => v === 0).length).toBeGreaterThan(got[0]!.length / 10); // ReLU cuts somewhere
+      ['y', 'dx', 'dgamma', 'dbeta', 'dresidual'].forEach((name, i) => {
+        if (name === 'dresidual' && !residual) return;
+        expect(got[i], name).toEqual(unfused[i]);
+        expect(relativeError(got[i]!, ref[i]!), name).toBeLessThanOrEqual(2e-5);
+      });
+    },
+  );
+
+  it('runs relu(batch norm + residual) as one kernel forward, no Add or Relu', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.randomNormal([8, 4, 4, 16], 0, 1, 'float32', 36);
+    const skip = tf.randomNormal([8, 4, 4, 16], 0, 1, 'float32', 37);
+    const gamma = tf.ones([16]);
+    const beta = tf.zeros([16]);
+    const profile = await tf.profile(() => {
+      const r = batchNormRelu(x, gamma, beta, skip);
+      tf.dispose([r.y, r.mean, r.variance]);
+    });
+    expect(profile.kernels.map((k) => k.name)).toEqual(['DensestreamBatchNorm']);
+    const narrow = tf.zeros([8, 4, 4, 8]);
+    expect(() => batchNormRelu(x, gamma, beta, narrow)).toThrow(/residual \[8,4,4,8\] must have x's shape \[8,4,4,16\]/);
+    tf.dispose([x, skip, gamma, beta, narrow]);
   });
 
   it('computes ReLU as cpu does, NaN kept, on SIMD lanes and the tail', async () => {

@@ -425,11 +425,41 @@ INLINE void centred_affine_rows(const float* x, const float* dy, const float* co
   }
 }
 
+/*
+ * out = s·(x − m) + b, then, fused, + residual (non-null) and ReLU (`relu`): a ResNet's
+ * relu(bn(conv) + skip) in one pass where tfjs ran three (normalise, Add, Relu), each a full
+ * read and write of the activation. The same float operations in the same order as the three
+ * kernels, so the values are theirs bit for bit; ReLU keeps NaN as relu_values does.
+ */
 __attribute__((export_name("bn_apply")))
-void bn_apply(const float* x, const float* coef, float* out, int rows, int cols, int part, int parts) {
+void bn_apply(const float* x, const float* coef, const float* residual, float* out, int rows, int cols, int relu, int part, int parts) {
   const int r0 = (int)((long long)rows * part / parts);
   const int r1 = (int)((long long)rows * (part + 1) / parts);
-  centred_affine_rows(x, x, coef, out, r0, r1, cols, 0);
+  if (!residual && !relu) {
+    centred_affine_rows(x, x, coef, out, r0, r1, cols, 0);
+    return;
+  }
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  const int vc = cols - cols % 4;
+  /* Row by row, so the second step reads the row back from L1. */
+  for (int r = r0; r < r1; r++) {
+    centred_affine_rows(x, x, coef, out, r, r + 1, cols, 0);
+    float* o = out + (long long)r * cols;
+    const float* s = residual ? residual + (long long)r * cols : 0;
+    int c = 0;
+    for (; c < vc; c += 4) {
+      v128_t v = wasm_v128_load(o + c);
+      if (s) v = wasm_f32x4_add(v, wasm_v128_load(s + c));
+      if (relu) v = wasm_v128_andnot(v, wasm_f32x4_lt(v, zero));
+      wasm_v128_store(o + c, v);
+    }
+    for (; c < cols; c++) {
+      float v = o[c];
+      if (s) v += s[c];
+      if (relu) v = v < 0.0f ? 0.0f : v;
+      o[c] = v;
+    }
+  }
 }
 
 /*

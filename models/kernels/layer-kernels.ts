@@ -16,10 +16,18 @@ import {
 } from './kernel-registry.js';
 
 /**
- * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]`,
- * attr `epsilon`; outputs `[y, mean, variance]` (`models/batch-norm.ts` calls it).
+ * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]` and
+ * optionally `residual` (x's shape), attrs `epsilon` and `relu`; outputs `[y, mean, variance]`
+ * with y = relu?(normalised + residual?) (`models/batch-norm.ts` calls it).
  */
 export const BATCH_NORM_KERNEL = 'DensestreamBatchNorm';
+
+/** {@link BATCH_NORM_KERNEL}'s attributes. */
+export interface BatchNormAttrs {
+  epsilon: number;
+  /** Whether ReLU follows (after the residual, if any). */
+  relu: boolean;
+}
 
 /** Its gradient: inputs dy, x, mean, variance, gamma and optionally dmean, dvariance; outputs `[dx, dgamma, dbeta]`. */
 const BATCH_NORM_GRAD_KERNEL = 'DensestreamBatchNormGrad';
@@ -51,9 +59,12 @@ function scratch(k: Installed, size: number): tf.TensorInfo {
 
 const batchNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
-  const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
-  const { epsilon } = attrs as unknown as { epsilon: number };
-  if ([x, gamma, beta].some((t) => t.dtype !== 'float32')) throw new Error('wasm kernels: batch norm takes float32');
+  const { x, gamma, beta, residual } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo; residual?: tf.TensorInfo };
+  const { epsilon, relu } = attrs as unknown as BatchNormAttrs;
+  if ([x, gamma, beta, residual ?? x].some((t) => t.dtype !== 'float32')) throw new Error('wasm kernels: batch norm takes float32');
+  if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) {
+    throw new Error(`wasm kernels: batch norm's residual ${JSON.stringify(residual.shape)} is not x's ${JSON.stringify(x.shape)}`);
+  }
   const [rows, cols] = rowsAndColumns(x);
   const y = k.backend.makeOutput([...x.shape], 'float32');
   const mean = k.backend.makeOutput([cols], 'float32');
@@ -63,7 +74,7 @@ const batchNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const parallel = rows * cols >= PARALLEL_MIN;
   try {
     k.pool.run('bn_moments', [o(x), o(gamma), o(beta), floatBits(epsilon), o(mean), o(variance), o(coef), rows, cols], parallel);
-    k.pool.run('bn_apply', [o(x), o(coef), o(y), rows, cols], parallel);
+    k.pool.run('bn_apply', [o(x), o(coef), residual ? o(residual) : 0, o(y), rows, cols, relu ? 1 : 0], parallel);
   } finally {
     k.backend.disposeData(coef.dataId);
   }
@@ -95,15 +106,21 @@ const batchNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return [dx, dgamma, dbeta];
 };
 
-/** The gradient of {@link BATCH_NORM_KERNEL}; the statistics' own gradients when they have any. */
+/**
+ * The gradient of {@link BATCH_NORM_KERNEL}; the statistics' own gradients when they have any.
+ * With ReLU fused, dy passes the ReLU gradient first (y > 0 exactly where the sum before it
+ * was); the residual's gradient is that same tensor, as an Add's would be.
+ */
 const batchNormGradient: tf.GradConfig['gradFunc'] = (dys, saved, attrs) => {
   const [dy, dmean, dvariance] = dys as Array<tf.Tensor | null>;
-  const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const inputs: tf.NamedTensorMap = { dy: dy ?? tf.zerosLike(x), x, mean, variance, gamma };
+  const [x, gamma, y, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  const { relu } = attrs as unknown as BatchNormAttrs;
+  const g = relu ? (tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: dy ?? tf.zerosLike(x), x: y }) as tf.Tensor) : (dy ?? tf.zerosLike(x));
+  const inputs: tf.NamedTensorMap = { dy: g, x, mean, variance, gamma };
   if (dmean) inputs['dmean'] = dmean;
   if (dvariance) inputs['dvariance'] = dvariance;
   const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
-  return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+  return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta!, residual: () => g };
 };
 
 const reluGradKernel: tf.KernelFunc = ({ inputs, backend }) => {
@@ -197,7 +214,7 @@ export function registerLayerKernels(): void {
   tf.registerGradient({
     kernelName: BATCH_NORM_KERNEL,
     inputsToSave: ['x', 'gamma'],
-    outputsToSave: [false, true, true],
+    outputsToSave: [true, true, true],
     gradFunc: batchNormGradient,
   });
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: reluGradKernel });
