@@ -179,8 +179,9 @@ describe("densestream's layer kernels on wasm", () => {
 
   // Every path of batch_matmul: B as is (8- and 4-wide column blocks, the scalar tail) and
   // transposed (4-deep dot products and their tail), A transposed, row blocks of 4 and the
-  // rest, one side repeated over the batch; and the shapes it leaves to XNNPACK.
-  const matMuls: Array<{ a: [number, number, number]; b: [number, number, number]; ta: boolean; tb: boolean }> = [
+  // rest, one side repeated over the batch; single flagged products, 2-d or 3-d (tfjs's wasm
+  // kernel is ~20× slower on them); and the shapes it leaves to XNNPACK.
+  const matMuls: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
     { a: [5, 13, 17], b: [5, 17, 21], ta: false, tb: false },
     { a: [3, 64, 128], b: [3, 128, 64], ta: false, tb: false }, // HAPiCL's pixel products, on both threads
     { a: [4, 9, 3], b: [4, 3, 3], ta: false, tb: false }, // the per-view colour matrices
@@ -191,11 +192,15 @@ describe("densestream's layer kernels on wasm", () => {
     { a: [6, 13, 17], b: [1, 9, 17], ta: false, tb: true },
     { a: [3, 7, 5], b: [3, 6, 7], ta: true, tb: true }, // left to the engine
     { a: [1, 30, 20], b: [1, 20, 10], ta: false, tb: false }, // one product: XNNPACK's
+    { a: [30, 20], b: [20, 10], ta: false, tb: false }, // 2-d, unflagged: XNNPACK's
+    { a: [64, 128], b: [48, 128], ta: false, tb: true }, // 2-d and flagged: ours (softrank's similarities)
+    { a: [17, 13], b: [17, 10], ta: true, tb: false },
+    { a: [1, 19, 6], b: [1, 5, 19], ta: true, tb: true },
   ];
   it.each(matMuls)(
     'multiplies $a by $b (transposed: $ta, $tb) and differentiates it as cpu does (batches alike)',
     async ({ a, b, ta, tb }) => {
-      const make = () => [tf.randomNormal(a, 0, 1, 'float32', 31), tf.randomNormal(b, 0, 1, 'float32', 32)] as [tf.Tensor3D, tf.Tensor3D];
+      const make = () => [tf.randomNormal(a, 0, 1, 'float32', 31), tf.randomNormal(b, 0, 1, 'float32', 32)] as [tf.Tensor3D, tf.Tensor3D]; // or 2-d
       const run = () => {
         const [x, y] = make();
         const product = tf.matMul(x, y, ta, tb);
