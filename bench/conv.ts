@@ -1,9 +1,11 @@
 /**
  * `npm run bench -- conv [--batch 128] [--calls 10] [--rounds 3]`: ms per call of the 3×3
  * stride-1 convolutions of MoCo v2's slim ResNet on Fashion-MNIST (28 px: 14×14×32, 7×7×64,
- * 4×4×128), forward and filter gradient, on wasm with densestream's kernels, with the Winograd
- * kernels and without. The two alternate in one process (DENSESTREAM_WINOGRAD is read per
- * call), `--rounds` times, and each line reports the medians. One JSON line per shape and op.
+ * 4×4×128), forward and filter gradient, on wasm with densestream's kernels: direct
+ * (DENSESTREAM_WINOGRAD=0), F(2×2) only (=2) and the default (F(4×4) forward where it takes
+ * the shape). The three alternate in one process (the variable is read per call), `--rounds`
+ * times, and each line reports the medians (`f4Speedup`: F(2×2) over the default). One JSON
+ * line per shape and op.
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
@@ -60,14 +62,17 @@ export async function convBench(argv: string[]): Promise<void> {
       };
       for (const [op, fn] of Object.entries(ops)) {
         const direct: number[] = [];
+        const f2: number[] = [];
         const winograd: number[] = [];
         for (let r = 0; r < rounds; r++) {
           process.env['DENSESTREAM_WINOGRAD'] = '0';
           direct.push(time(fn, calls));
+          process.env['DENSESTREAM_WINOGRAD'] = '2';
+          f2.push(time(fn, calls));
           process.env['DENSESTREAM_WINOGRAD'] = '1';
           winograd.push(time(fn, calls));
         }
-        const [d, w] = [median(direct), median(winograd)];
+        const [d, f, w] = [median(direct), median(f2), median(winograd)];
         const macs = batch * hw * hw * inC * outC * 9;
         printJson({
           bench: 'conv',
@@ -75,8 +80,10 @@ export async function convBench(argv: string[]): Promise<void> {
           shape: [batch, hw, hw, inC],
           outChannels: outC,
           directMs: d,
+          f2Ms: f,
           winogradMs: w,
           speedup: d / w,
+          f4Speedup: f / w,
           directGmacs: macs / d / 1e6,
           winogradGmacs: macs / w / 1e6,
         });

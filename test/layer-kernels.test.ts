@@ -200,7 +200,9 @@ describe("densestream's layer kernels on wasm", () => {
   it.each(matMuls)(
     'multiplies $a by $b (transposed: $ta, $tb) and differentiates it as cpu does (batches alike)',
     async ({ a, b, ta, tb }) => {
-      const make = () => [tf.randomNormal(a, 0, 1, 'float32', 31), tf.randomNormal(b, 0, 1, 'float32', 32)] as [tf.Tensor3D, tf.Tensor3D]; // or 2-d
+      // 3-d or 2-d: typed as 3-d for matMul's overloads.
+      const make = () =>
+        [tf.randomNormal<tf.Rank>(a, 0, 1, 'float32', 31), tf.randomNormal<tf.Rank>(b, 0, 1, 'float32', 32)] as [tf.Tensor3D, tf.Tensor3D];
       const run = () => {
         const [x, y] = make();
         const product = tf.matMul(x, y, ta, tb);

@@ -19,7 +19,9 @@ interface Case {
 // Each reaches a different edge of the kernel: outputs of odd height and width (a tile's
 // second row or column dropped), no padding, asymmetric explicit padding, a block whose last
 // tiles are not a multiple of 4 (5×5 → 9 tiles an image), the 4-wide output tail (Co mod 8),
-// 128 channels (blocks of 16 tiles) and enough work to split across threads.
+// 128 channels (blocks of 16 tiles) and enough work to split across threads. Forward, F(4×4)
+// takes the maps it tiles with fewer products (7×9, 11×7, 4×4, 12×12) and F(2×2) the others (6×6,
+// 5×5); each case runs under F(2×2) alone as well.
 const cases: Case[] = [
   { name: 'odd output 7×9, Co mod 8 = 4', x: [2, 7, 9, 8], outC: 12, pad: 'same' },
   { name: 'valid', x: [3, 8, 8, 4], outC: 4, pad: 'valid' },
@@ -80,7 +82,7 @@ async function computeReference(c: Case): Promise<Reference> {
   });
 }
 
-describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
+describe('Winograd F(2×2, 3×3) and F(4×4, 3×3) convolutions on wasm', () => {
   beforeAll(async () => {
     await selectBackend('wasm', { threads: 2 });
   });
@@ -104,11 +106,17 @@ describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
     expect(winogradBlock(512, 1024)).toBe(4);
   });
 
-  for (const parts of [2, 1]) {
-    it.each(cases)(`gives the cpu backend's convolution and filter gradient in ${parts} part(s): $name`, async (c) => {
+  for (const [parts, f2] of [
+    [2, false],
+    [1, false],
+    [2, true],
+  ] as const) {
+    const label = `in ${parts} part(s)${f2 ? ', F(2×2) only' : ''}`;
+    it.each(cases)(`gives the cpu backend's convolution and filter gradient ${label}: $name`, async (c) => {
       const ref = await reference(c);
       await tf.setBackend('wasm');
       await installWasmKernels(parts);
+      if (f2) process.env['DENSESTREAM_WINOGRAD'] = '2';
       expect(wasmKernelThreads()).toBe(parts);
       const before = tf.memory().numTensors;
       const x = tf.tensor4d(ref.x, c.x);
@@ -116,15 +124,47 @@ describe('Winograd F(2×2, 3×3) convolution on wasm', () => {
       const dy = tf.tensor(ref.dy, ref.yShape);
       const y = tf.conv2d(x, filter, 1, c.pad);
       const dW = backpropFilter(x, dy, filter.shape, c.pad);
+      delete process.env['DENSESTREAM_WINOGRAD'];
       expect(y.shape).toEqual(ref.yShape);
       // F(2×2)'s transforms add and halve: its rounding is the direct sum's, well inside 1e-5.
-      expect(relativeError(y.dataSync(), ref.y)).toBeLessThanOrEqual(1e-5);
+      // F(4×4)'s multiply by up to 8 and divide by 24: 4–9e-6 on ResNet-like layers (measured).
+      expect(relativeError(y.dataSync(), ref.y)).toBeLessThanOrEqual(f2 ? 1e-5 : 2e-5);
       expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-5);
       tf.dispose([x, filter, dy, y, dW]);
       expect(tf.memory().numTensors).toBe(before);
       await installWasmKernels(2);
     });
   }
+
+  it('takes F(4×4) for forward convolutions where it needs fewer products, F(2×2) for maps 1–2 pixels across or under DENSESTREAM_WINOGRAD=2', async () => {
+    await tf.setBackend('wasm');
+    const conv = (shape: [number, number, number, number], mode?: string) => {
+      if (mode) process.env['DENSESTREAM_WINOGRAD'] = mode;
+      try {
+        return tf.tidy(() =>
+          Array.from(
+            tf
+              .conv2d(
+                tf.randomNormal(shape, 0, 1, 'float32', 5) as tf.Tensor4D,
+                tf.randomNormal([3, 3, shape[3], 8], 0, 1, 'float32', 6) as tf.Tensor4D,
+                1,
+                'same',
+              )
+              .dataSync(),
+          ),
+        );
+      } finally {
+        delete process.env['DENSESTREAM_WINOGRAD'];
+      }
+    };
+    // Different transforms round differently: bitwise equality says which one ran.
+    expect(conv([2, 8, 8, 8])).not.toEqual(conv([2, 8, 8, 8], '2'));
+    expect(conv([2, 6, 6, 8])).toEqual(conv([2, 6, 6, 8], '2')); // 4 tiles of 36 against 9 of 16: a tie stays F(2×2)
+    expect(conv([2, 2, 2, 8])).toEqual(conv([2, 2, 2, 8], '2'));
+    expect(conv([2, 1, 9, 8])).toEqual(conv([2, 1, 9, 8], '2'));
+    expect(winogradBlock(128, 128, 36)).toBe(16); // at least 16 tiles: every item reads all of U
+    expect(winogradBlock(16, 16, 36)).toBe(56);
+  });
 
   it('differentiates a 3×3 layer as cpu does: the input gradient runs through it too', async () => {
     const loss = (x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same'))));

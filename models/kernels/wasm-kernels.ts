@@ -90,6 +90,8 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'relu_values',
       'winograd_filter',
       'winograd_conv',
+      'winograd4_filter',
+      'winograd4_conv',
       'winograd_filter_grad',
       'winograd_filter_grad_sum',
       'cut_views',

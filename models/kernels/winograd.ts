@@ -27,13 +27,30 @@ export function winogradEnabled(): boolean {
   return process.env['DENSESTREAM_WINOGRAD'] !== '0';
 }
 
+/**
+ * Whether forward convolutions may take F(4×4, 3×3): yes unless DENSESTREAM_WINOGRAD=2, which
+ * keeps every one on F(2×2) (`bench conv` compares them). Read per call.
+ */
+function f4Enabled(): boolean {
+  return process.env['DENSESTREAM_WINOGRAD'] !== '2';
+}
+
 /** Scratch per thread for one block of tiles (its input and product transforms), sized to sit in L2. */
 const BLOCK_BYTES = 256 * 1024;
 
-/** Tiles per work item: as many as BLOCK_BYTES holds, a multiple of 4 in [4, 64]. */
-export function winogradBlock(inC: number, outC: number): number {
-  const fit = Math.floor(BLOCK_BYTES / (16 * 4 * (inC + outC)));
-  return Math.max(4, Math.min(64, fit - (fit % 4)));
+/**
+ * Tiles per work item: as many as BLOCK_BYTES holds, a multiple of 4 in [4, 64], for F(2×2)'s
+ * 16 transform points or F(4×4)'s 36. F(4×4) takes at least 16 tiles: each item reads all of
+ * U [36, Ci, Co], 2.4 MB at 128 channels, and fewer tiles would not pay for that read.
+ */
+export function winogradBlock(inC: number, outC: number, points: 16 | 36 = 16): number {
+  const fit = Math.floor(BLOCK_BYTES / (points * 4 * (inC + outC)));
+  return Math.max(points === 36 ? 16 : 4, Math.min(64, fit - (fit % 4)));
+}
+
+/** F(4×4) where its 36 products per 4×4 tile are fewer than F(2×2)'s 16 per 2×2 tile (every map but 1–2 pixels high or wide). */
+function takesF4(outH: number, outW: number): boolean {
+  return f4Enabled() && 36 * Math.ceil(outH / 4) * Math.ceil(outW / 4) < 16 * Math.ceil(outH / 2) * Math.ceil(outW / 2);
 }
 
 /**
@@ -61,9 +78,11 @@ function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInf
   const [, , inC, outC] = filter.shape as [number, number, number, number];
   const out = k.backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, outC], 'float32');
   if (tf.util.sizeFromShape(out.shape) === 0) return out;
-  const block = winogradBlock(inC, outC);
-  const u = k.backend.makeOutput([16 * inC * outC], 'float32');
-  const scratch = k.backend.makeOutput([k.pool.parts * 16 * block * (inC + outC)], 'float32');
+  const f4 = takesF4(info.outHeight, info.outWidth);
+  const points = f4 ? 36 : 16;
+  const block = winogradBlock(inC, outC, points);
+  const u = k.backend.makeOutput([points * inC * outC], 'float32');
+  const scratch = k.backend.makeOutput([k.pool.parts * points * block * (inC + outC)], 'float32');
   try {
     const geometry = [
       info.batchSize,
@@ -79,9 +98,9 @@ function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInf
       0,
     ];
     writeGeometry(k, geometry);
-    k.pool.run('winograd_filter', [k.geometry, offset(k, filter), offset(k, u)], 9 * inC * outC >= PARALLEL_MIN);
+    k.pool.run(f4 ? 'winograd4_filter' : 'winograd_filter', [k.geometry, offset(k, filter), offset(k, u)], 9 * inC * outC >= PARALLEL_MIN);
     k.pool.run(
-      'winograd_conv',
+      f4 ? 'winograd4_conv' : 'winograd_conv',
       [k.geometry, offset(k, x), offset(k, u), offset(k, out), offset(k, scratch)],
       tf.util.sizeFromShape(out.shape) >= PARALLEL_MIN,
     );
