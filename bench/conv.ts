@@ -2,7 +2,7 @@
  * `npm run bench -- conv [--batch 128] [--calls 10] [--rounds 3]`: ms per call of the 3×3
  * stride-1 convolutions of MoCo v2's slim ResNet on Fashion-MNIST (28 px: 14×14×32, 7×7×64,
  * 4×4×128), forward and filter gradient, on wasm with densestream's kernels: direct
- * (DENSESTREAM_WINOGRAD=0), F(2×2) only (=2) and the default (F(4×4) forward where it takes
+ * (DENSESTREAM_WINOGRAD=0), F(2×2) only (=2) and the default (F(4×4) where it takes
  * the shape). The three alternate in one process (the variable is read per call), `--rounds`
  * times, and each line reports the medians (`f4Speedup`: F(2×2) over the default). One JSON
  * line per shape and op.

@@ -19,7 +19,7 @@ interface Case {
 // Each reaches a different edge of the kernel: outputs of odd height and width (a tile's
 // second row or column dropped), no padding, asymmetric explicit padding, a block whose last
 // tiles are not a multiple of 4 (5×5 → 9 tiles an image), the 4-wide output tail (Co mod 8),
-// 128 channels (blocks of 16 tiles) and enough work to split across threads. Forward, F(4×4)
+// 128 channels (blocks of 16 tiles) and enough work to split across threads. F(4×4)
 // takes the maps it tiles with fewer products (7×9, 11×7, 4×4, 12×12) and F(2×2) the others (6×6,
 // 5×5); each case runs under F(2×2) alone as well.
 const cases: Case[] = [
@@ -127,16 +127,16 @@ describe('Winograd F(2×2, 3×3) and F(4×4, 3×3) convolutions on wasm', () => 
       delete process.env['DENSESTREAM_WINOGRAD'];
       expect(y.shape).toEqual(ref.yShape);
       // F(2×2)'s transforms add and halve: its rounding is the direct sum's, well inside 1e-5.
-      // F(4×4)'s multiply by up to 8 and divide by 24: 4–9e-6 on ResNet-like layers (measured).
+      // F(4×4)'s multiply by up to 8 and divide by 24: 3–9e-6 on ResNet-like layers (measured).
       expect(relativeError(y.dataSync(), ref.y)).toBeLessThanOrEqual(f2 ? 1e-5 : 2e-5);
-      expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(1e-5);
+      expect(relativeError(dW.dataSync(), ref.dW)).toBeLessThanOrEqual(f2 ? 1e-5 : 2e-5);
       tf.dispose([x, filter, dy, y, dW]);
       expect(tf.memory().numTensors).toBe(before);
       await installWasmKernels(2);
     });
   }
 
-  it('takes F(4×4) for forward convolutions where it needs fewer products, F(2×2) for maps 1–2 pixels across or under DENSESTREAM_WINOGRAD=2', async () => {
+  it('takes F(4×4) where it needs fewer products, F(2×2) for maps 1–2 pixels across or under DENSESTREAM_WINOGRAD=2', async () => {
     await tf.setBackend('wasm');
     const conv = (shape: [number, number, number, number], mode?: string) => {
       if (mode) process.env['DENSESTREAM_WINOGRAD'] = mode;

@@ -983,9 +983,10 @@ void winograd_conv(const int* geometry, const float* x, const float* u, float* o
  * F(4×4, 3×3): each 4×4 block of outputs from a 6×6 input patch, 36 products [tiles × Ci]·[Ci × Co]
  * for 16 outputs where F(2×2) takes 16 for 4: 1.78× fewer multiplies again (4× fewer than the
  * direct sum). Its transforms (Lavin & Gray's points 0, ±1, ±2) multiply by up to 8 and divide by
- * 24, so it rounds worse than F(2×2): tested within 1e-4 of the cpu backend, where F(2×2) keeps
- * 1e-6. winograd.ts takes it for forward convolutions and input gradients; filter gradients keep
- * F(2×2). U [36, Ci, Co] from winograd4_filter; V, M [36, block, C] per work item.
+ * 24, so it rounds worse than F(2×2): 3–9e-6 from the cpu backend on ResNet layers (tested
+ * within 2e-5), where F(2×2) keeps about 1e-6. winograd.ts takes it wherever it needs fewer
+ * products than F(2×2), forward and filter gradient (winograd4_filter_grad, below).
+ * U [36, Ci, Co] from winograd4_filter; V, M [36, block, C] per work item.
  */
 __attribute__((export_name("winograd4_filter")))
 void winograd4_filter(const int* geometry, const float* w, float* u, int part, int parts) {
@@ -1296,6 +1297,134 @@ void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* 
         wasm_v128_store(dst, wasm_f32x4_add(e[p][0], h));
         wasm_v128_store(dst + g.in_c * g.out_c, wasm_f32x4_mul(half, wasm_f32x4_sub(e[p][1], e[p][2])));
         wasm_v128_store(dst + 2 * g.in_c * g.out_c, wasm_f32x4_add(h, e[p][3]));
+      }
+    }
+}
+
+/*
+ * The filter gradient by F(4×4, 3×3), as winograd_filter_grad and _sum with 36 transform
+ * points: dZ = A dY Aᵀ (6×6 from a 4×4 block of dy), dU[ξ] = Σ_tiles Vᵀ[ξ] dZ[ξ], dw = Gᵀ dU G.
+ * scratch holds per part 36·(block·(Ci+Co) + Ci·Co) floats.
+ */
+
+/* A applied to four: y0, y0+y1+y2+y3, y0−y1+y2−y3, y0+2y1+4y2+8y3, y0−2y1+4y2−8y3, y3. */
+INLINE void wino4_a(const v128_t* y, v128_t* z) {
+  const v128_t p02 = wasm_f32x4_add(y[0], y[2]), p13 = wasm_f32x4_add(y[1], y[3]);
+  const v128_t q02 = wasm_f32x4_add(y[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), y[2]));
+  const v128_t q13 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), y[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), y[3]));
+  z[0] = y[0];
+  z[1] = wasm_f32x4_add(p02, p13);
+  z[2] = wasm_f32x4_sub(p02, p13);
+  z[3] = wasm_f32x4_add(q02, q13);
+  z[4] = wasm_f32x4_sub(q02, q13);
+  z[5] = y[3];
+}
+
+/* dZ[ξ, t, o..o+4] = (A dy Aᵀ)[ξ] for tile `tile` (dy zero past the output's edge). */
+INLINE void wino4_dy(const wino_t* g, const float* dy, float* dz, int tile, int t, int o) {
+  const int th = (g->out_h + 3) / 4, tw = (g->out_w + 3) / 4;
+  const int b = tile / (th * tw), rest = tile - b * th * tw;
+  const int y0 = (rest / tw) * 4, x0 = (rest % tw) * 4;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  v128_t e[6][4];
+  #pragma clang loop unroll(full)
+  for (int q = 0; q < 4; q++) {
+    v128_t col[4], z[6];
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < 4; r++)
+      col[r] = y0 + r < g->out_h && x0 + q < g->out_w ? wasm_v128_load(dy + ((b * g->out_h + y0 + r) * g->out_w + x0 + q) * g->out_c + o) : zero;
+    wino4_a(col, z);
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < 6; r++) e[r][q] = z[r];
+  }
+  const int step = g->block * g->out_c;
+  float* dst = dz + t * g->out_c + o;
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < 6; r++) {
+    v128_t row[6];
+    wino4_a(e[r], row);
+    #pragma clang loop unroll(full)
+    for (int s = 0; s < 6; s++) wasm_v128_store(dst + (r * 6 + s) * step, row[s]);
+  }
+}
+
+static void wino4_grad_item(const wino_t* g, const float* x, const float* dy, float* v, float* dz, float* du, int first, int n) {
+  for (int t = 0; t < n; t++) {
+    for (int c = 0; c < g->in_c; c += 4) wino4_input(g, x, v, first + t, t, c);
+    for (int o = 0; o < g->out_c; o += 4) wino4_dy(g, dy, dz, first + t, t, o);
+  }
+  for (int xi = 0; xi < 36; xi++) {
+    const float* a = v + xi * g->block * g->in_c;
+    const float* b = dz + xi * g->block * g->out_c;
+    float* d = du + xi * g->in_c * g->out_c;
+    for (int c = 0; c < g->in_c; c += 4) {
+      int o = 0;
+      for (; o + 8 <= g->out_c; o += 8) wino_grad_tile(a, b, d, g->in_c, g->out_c, n, c, o, 4, 2);
+      for (; o < g->out_c; o += 4) wino_grad_tile(a, b, d, g->in_c, g->out_c, n, c, o, 4, 1);
+    }
+  }
+}
+
+__attribute__((export_name("winograd4_filter_grad")))
+void winograd4_filter_grad(const int* geometry, const float* x, const float* dy, float* scratch, int part, int parts) {
+  const wino_t g = *(const wino_t*)geometry;
+  const int tiles = g.batch * ((g.out_h + 3) / 4) * ((g.out_w + 3) / 4);
+  const int items = (tiles + g.block - 1) / g.block;
+  float* v = scratch + (long long)part * 36 * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
+  float* dz = v + 36 * g.block * g.in_c;
+  float* du = dz + 36 * g.block * g.out_c;
+  for (int i = 0; i < 36 * g.in_c * g.out_c; i++) du[i] = 0.0f;
+  /* A fixed share of the tiles per part, for the reason winograd_filter_grad gives. */
+  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
+  for (int it = first; it < last; it++) {
+    const int t0 = it * g.block;
+    wino4_grad_item(&g, x, dy, v, dz, du, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
+  }
+}
+
+/* Gᵀ applied to six: m0/4 − (m1+m2)/6 + (m3+m4)/24, (m2−m1)/6 + (m3−m4)/12, (m3+m4−m1−m2)/6 + m5. */
+INLINE void wino4_gt(const v128_t* m, v128_t* w) {
+  const v128_t s6 = wasm_f32x4_splat(1.0f / 6.0f);
+  const v128_t p12 = wasm_f32x4_add(m[1], m[2]), p34 = wasm_f32x4_add(m[3], m[4]);
+  w[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(m[0], wasm_f32x4_splat(0.25f)), wasm_f32x4_mul(p12, s6)),
+                        wasm_f32x4_mul(p34, wasm_f32x4_splat(1.0f / 24.0f)));
+  w[1] = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(m[2], m[1]), s6), wasm_f32x4_mul(wasm_f32x4_sub(m[3], m[4]), wasm_f32x4_splat(1.0f / 12.0f)));
+  w[2] = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(p34, p12), s6), m[5]);
+}
+
+/* dw [3,3,Ci,Co] = Gᵀ (Σ over `used` parts' dU) G. Parts split the input channels. */
+__attribute__((export_name("winograd4_filter_grad_sum")))
+void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float* dw, int used, int part, int parts) {
+  const wino_t g = *(const wino_t*)geometry;
+  const long long stride = 36LL * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
+  const float* du = scratch + 36 * g.block * (g.in_c + g.out_c);
+  const int first = (int)((long long)g.in_c * part / parts), last = (int)((long long)g.in_c * (part + 1) / parts);
+  const int step = g.in_c * g.out_c;
+  for (int c = first; c < last; c++)
+    for (int o = 0; o < g.out_c; o += 4) {
+      v128_t e[3][6];
+      #pragma clang loop unroll(full)
+      for (int s = 0; s < 6; s++) {
+        v128_t col[6], w[3];
+        #pragma clang loop unroll(full)
+        for (int r = 0; r < 6; r++) {
+          const int xi = r * 6 + s;
+          v128_t sum = wasm_v128_load(du + xi * step + c * g.out_c + o);
+          for (int p = 1; p < used; p++) sum = wasm_f32x4_add(sum, wasm_v128_load(du + p * stride + xi * step + c * g.out_c + o));
+          col[r] = sum;
+        }
+        wino4_gt(col, w);
+        #pragma clang loop unroll(full)
+        for (int p = 0; p < 3; p++) e[p][s] = w[p];
+      }
+      #pragma clang loop unroll(full)
+      for (int p = 0; p < 3; p++) {
+        v128_t w[3];
+        wino4_gt(e[p], w);
+        float* dst = dw + (p * 3 * g.in_c + c) * g.out_c + o;
+        wasm_v128_store(dst, w[0]);
+        wasm_v128_store(dst + step, w[1]);
+        wasm_v128_store(dst + 2 * step, w[2]);
       }
     }
 }

@@ -92,6 +92,8 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'winograd_conv',
       'winograd4_filter',
       'winograd4_conv',
+      'winograd4_filter_grad',
+      'winograd4_filter_grad_sum',
       'winograd_filter_grad',
       'winograd_filter_grad_sum',
       'cut_views',

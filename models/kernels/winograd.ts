@@ -1,10 +1,12 @@
 /**
  * 3×3 stride-1 convolutions and their filter gradients on the wasm backend by Winograd's
- * F(2×2, 3×3) (kernels.c: `winograd_*`). tfjs's wasm Conv2D (XNNPACK) and our direct filter
- * gradient sum directly; these convolutions, forward, as the input gradients
- * `conv-gradients.ts` builds from them, and as filter gradients, are most of a ResNet step,
- * and F(2×2) does their products with 2.25× fewer multiplies (README, "Measured: the engine").
- * Other convolutions, and channel counts that are not multiples of 4, keep the direct kernels.
+ * F(4×4, 3×3) and F(2×2, 3×3) (kernels.c: `winograd4_*`, `winograd_*`). tfjs's wasm Conv2D
+ * (XNNPACK) and our direct filter gradient sum directly; these convolutions, forward, as the
+ * input gradients `conv-gradients.ts` builds from them, and as filter gradients, are most of a
+ * ResNet step. F(2×2) does their products with 2.25× fewer multiplies, F(4×4) with 4× fewer and
+ * rounds a little worse (README, "Measured: Winograd convolutions"); each shape takes the one
+ * that needs fewer products. Other convolutions, and channel counts that are not multiples of 4,
+ * keep the direct kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 import { nhwcConvInfo } from './conv-info.js';
@@ -111,9 +113,9 @@ function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInf
   return out;
 }
 
-/** Tiles per work item of the filter gradient: its scratch adds a [16, Ci, Co] sum per thread, and longer blocks amortise its reads. */
-function gradientBlock(inC: number, outC: number): number {
-  return Math.max(16, winogradBlock(inC, outC));
+/** Tiles per work item of the filter gradient: its scratch adds a [points, Ci, Co] sum per thread, and longer blocks amortise its reads. */
+function gradientBlock(inC: number, outC: number, points: 16 | 36): number {
+  return Math.max(16, winogradBlock(inC, outC, points));
 }
 
 /**
@@ -139,16 +141,19 @@ export function winogradFilterGradient(
     batch * outH * outW === 0
   )
     return undefined;
-  const block = gradientBlock(inC, outC);
+  const f4 = takesF4(outH, outW);
+  const points = f4 ? 36 : 16;
+  const block = gradientBlock(inC, outC, points);
   const parallel = batch * outH * outW * outC >= PARALLEL_MIN;
   const used = parallel ? k.pool.parts : 1;
   const dw = k.backend.makeOutput([3, 3, inC, outC], 'float32');
-  const scratch = k.backend.makeOutput([used * 16 * (block * (inC + outC) + inC * outC)], 'float32');
+  const scratch = k.backend.makeOutput([used * points * (block * (inC + outC) + inC * outC)], 'float32');
+  const name = f4 ? 'winograd4_filter_grad' : 'winograd_filter_grad';
   try {
     const geometry = [batch, inH, inW, inC, outH, outW, outC, a.padTop, a.padLeft, block, 0];
     writeGeometry(k, geometry);
-    k.pool.run('winograd_filter_grad', [k.geometry, offset(k, x), offset(k, dy), offset(k, scratch)], parallel);
-    k.pool.run('winograd_filter_grad_sum', [k.geometry, offset(k, scratch), offset(k, dw), used], 9 * inC * outC >= PARALLEL_MIN);
+    k.pool.run(name, [k.geometry, offset(k, x), offset(k, dy), offset(k, scratch)], parallel);
+    k.pool.run(`${name}_sum`, [k.geometry, offset(k, scratch), offset(k, dw), used], 9 * inC * outC >= PARALLEL_MIN);
   } finally {
     k.backend.disposeData(scratch.dataId);
   }
