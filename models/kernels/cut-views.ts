@@ -31,7 +31,7 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const parts = parallel ? k.pool.parts : 1;
   const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * framedWidth * 3)], 'float32');
   try {
-    writeGeometry(k, [batch, framedHeight, framedWidth, size, taps]);
+    writeGeometry(k, [batch, framedHeight, framedWidth, size, taps, 0]); // the last: the views' claim counter
     const weightsAt = weights === undefined ? 0 : offset(k, weights);
     k.pool.run('cut_views', [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch), weightsAt], parallel);
   } finally {

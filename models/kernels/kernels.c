@@ -1437,12 +1437,12 @@ void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float*
  * (normalisation; 1 and 0 for bytes). The op graph it replaces ran ten kernels a view index,
  * most of them scalar loops over the whole batch.
  *
- * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur).
+ * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur), a counter (0).
  * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
  * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
  * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part. weights:
  * null, or per view rows [size, fh] then cols [size, fw] (the weights mode, below; ay…sx unused).
- * Parts split the views.
+ * Parts claim the views one at a time.
  */
 /* [lo, hi) of the nonzero weights in row w[0..n) (an empty row gives lo = hi = 0). */
 INLINE void weight_band(const float* w, int n, int* lo, int* hi) {
@@ -1488,6 +1488,72 @@ static void resample_view(const float* src, const float* rows, const float* cols
   }
 }
 
+/*
+ * Whether the taps are [0 … 0 1 0 … 0]: a view drawn without blur in a batch whose blur is k
+ * taps wide. Blurring by it would leave every value as it is (0·v adds 0, 1·v is v), so it is skipped.
+ */
+INLINE int delta_taps(const float* taps, int k) {
+  for (int t = 0; t < k; t++)
+    if (taps[t] != (t == (k - 1) / 2 ? 1.0f : 0.0f)) return 0;
+  return 1;
+}
+
+/*
+ * The separable blur of a size×size RGB view in place (crop), across the rows into `across`,
+ * then down the columns back into crop, edges repeated. Each value is Σ_t taps[t]·v in tap
+ * order, as a scalar loop sums it, so the result is that loop's bit for bit; four values at a
+ * time where no tap reaches past the edge, one at a time near it.
+ */
+static void blur_view(float* crop, float* across, const float* taps, int k, int radius, int size) {
+  const int row = size * 3;
+  /* interior of a row: flat positions x whose taps x + 3(t − radius) all fall inside it */
+  const int lo = 3 * radius, hi = row - 3 * radius;
+  for (int i = 0; i < size; i++) {
+    const float* src = crop + i * row;
+    float* dst = across + i * row;
+    for (int x = 0; x < row; x++) {
+      if (x == lo && hi - lo >= 4) {
+        for (; x + 4 <= hi; x += 4) {
+          v128_t s = wasm_f32x4_splat(0.0f);
+          for (int t = 0; t < k; t++) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_splat(taps[t]), wasm_v128_load(src + x + 3 * (t - radius))));
+          wasm_v128_store(dst + x, s);
+        }
+        if (x >= row) break;
+      }
+      const int j = x / 3, c = x - 3 * j;
+      float s = 0.0f;
+      for (int t = 0; t < k; t++) {
+        int jj = j + t - radius;
+        jj = jj < 0 ? 0 : jj >= size ? size - 1 : jj;
+        s += taps[t] * src[jj * 3 + c];
+      }
+      dst[x] = s;
+    }
+  }
+  for (int i = 0; i < size; i++) {
+    float* dst = crop + i * row;
+    int x = 0;
+    for (; x + 4 <= row; x += 4) {
+      v128_t s = wasm_f32x4_splat(0.0f);
+      for (int t = 0; t < k; t++) {
+        int ii = i + t - radius;
+        ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_splat(taps[t]), wasm_v128_load(across + ii * row + x)));
+      }
+      wasm_v128_store(dst + x, s);
+    }
+    for (; x < row; x++) {
+      float s = 0.0f;
+      for (int t = 0; t < k; t++) {
+        int ii = i + t - radius;
+        ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
+        s += taps[t] * across[ii * row + x];
+      }
+      dst[x] = s;
+    }
+  }
+}
+
 __attribute__((export_name("cut_views")))
 void cut_views(const int* geometry, const float* sources, const float* params, float* out, float* scratch, const float* weights, int part, int parts) {
   const int batch = geometry[0], fh = geometry[1], fw = geometry[2], size = geometry[3], k = geometry[4];
@@ -1497,8 +1563,17 @@ void cut_views(const int* geometry, const float* sources, const float* params, f
   float* crop = scratch + (long long)part * (2 * plane + tall_size);
   float* across = crop + plane;
   float* tall = across + plane;
+#ifdef __wasm_atomics__
+  /* Views claimed one at a time: their costs differ (a blur or none, a band of a dozen rows or
+   * two), and a fixed half each left one thread waiting. Each view is one thread's alone, so
+   * which thread cuts it changes no value. geometry[5]: the counter, zeroed by the caller. */
+  int* counter = (int*)geometry + 5;
+  (void)parts;
+  for (int b = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); b < batch; b = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
+#else
   const int first = (int)((long long)batch * part / parts), last = (int)((long long)batch * (part + 1) / parts);
   for (int b = first; b < last; b++) {
+#endif
     const float* p = params + 6 + (long long)b * stride;
     const float* src = sources + (long long)b * fh * fw * 3;
     const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
@@ -1530,31 +1605,7 @@ void cut_views(const int* geometry, const float* sources, const float* params, f
     }
     const float* taps = p + 15;
     float* pixels = crop;
-    if (k > 1) {
-      /* across the row, then down the column, edges repeated (the blurred output lands in crop) */
-      for (int i = 0; i < size; i++)
-        for (int j = 0; j < size; j++)
-          for (int c = 0; c < 3; c++) {
-            float s = 0.0f;
-            for (int t = 0; t < k; t++) {
-              int jj = j + t - radius;
-              jj = jj < 0 ? 0 : jj >= size ? size - 1 : jj;
-              s += taps[t] * crop[(i * size + jj) * 3 + c];
-            }
-            across[(i * size + j) * 3 + c] = s;
-          }
-      for (int i = 0; i < size; i++)
-        for (int j = 0; j < size; j++)
-          for (int c = 0; c < 3; c++) {
-            float s = 0.0f;
-            for (int t = 0; t < k; t++) {
-              int ii = i + t - radius;
-              ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
-              s += taps[t] * across[(ii * size + j) * 3 + c];
-            }
-            crop[(i * size + j) * 3 + c] = s;
-          }
-    }
+    if (k > 1 && !delta_taps(taps, k)) blur_view(crop, across, taps, k, radius, size);
     const float* m = p + 4;
     const float offset = p[13];
     const int solarize = p[14] != 0.0f;
