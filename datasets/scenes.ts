@@ -79,13 +79,16 @@ export function renderScene(seed: number, index: number, size = 64, minObjects =
   const fy = Math.sin(angle) * freq;
   const phase = rng.uniform(0, 2 * Math.PI);
   const grain = rng.uniform(4, 20);
+  const [a0, a1, a2] = bgA;
+  const [b0, b1, b2] = bgB;
   for (let y = 0, i = 0; y < size; y++) {
-    for (let x = 0; x < size; x++, i++) {
+    for (let x = 0; x < size; x++, i += 3) {
       const t = 0.5 + 0.5 * Math.sin(fx * x + fy * y + phase);
       const noise = (rng.next() - 0.5) * grain;
-      for (let c = 0; c < 3; c++) {
-        data[i * 3 + c] = (bgA[c] as number) * (1 - t) + (bgB[c] as number) * t + noise;
-      }
+      const u = 1 - t;
+      data[i] = a0 * u + b0 * t + noise;
+      data[i + 1] = a1 * u + b1 * t + noise;
+      data[i + 2] = a2 * u + b2 * t + noise;
     }
   }
   const bgMean: Rgb = [0, 1, 2].map((c) => ((bgA[c] as number) + (bgB[c] as number)) / 2) as Rgb;
