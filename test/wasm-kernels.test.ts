@@ -163,7 +163,13 @@ describe('densestream wasm kernels', () => {
     { a: [1, 1, 1, 13], b: [5, 7, 3, 13] }, // the broadcast operand first, a column tail
     { a: [3, 2, 6], b: [2, 6] },
     { a: [4, 1, 1, 6], b: [4, 5, 5, 6] }, // broadcast along inner axes: the engine's own kernel
-    { a: [5, 6], b: [5, 6] }, // same shape: the engine's own kernel
+    { a: [5, 6], b: [5, 6] }, // small and the same shape: on the calling thread
+    { a: [64, 30, 30, 32], b: [64, 30, 30, 32] }, // large and the same shape: the engine's own kernel
+    { a: [33], b: [] }, // a scalar second
+    { a: [1025], b: [] }, // a scalar and more than SCALAR_MAX values: the engine's own kernel
+    { a: [], b: [7, 5] }, // a scalar first
+    { a: [1], b: [] },
+    { a: [1, 1], b: [5] }, // a scalar of higher rank: the engine's own kernel
   ];
   for (const op of ['add', 'sub', 'mul', 'div'] as const) {
     it.each(binaryCases)(`${op} of $a and $b matches cpu`, async ({ a, b }) => {

@@ -211,6 +211,18 @@ function overrideBinary(kernelName: string, op: number): void {
   override(kernelName, ({ inputs }, k) => {
     const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+    const small = smallElementwise(a, b);
+    if (small) {
+      // On this thread, no wake-up: the optimiser's, the momentum update's and the running
+      // statistics' hundreds of small products and sums a step. Measured per call, warm, against
+      // tfjs's (XNNPACK's): [1 000] + [1 000] 2.6 µs against 9.3, [30 000] 15 against 22,
+      // [32] × scalar 5.2 against 8.5.
+      const [full, row, swap] = small;
+      const out = k.backend.makeOutput([...full.shape], 'float32');
+      const n = tf.util.sizeFromShape(full.shape);
+      if (n > 0) k.pool.run('binary_rows', [offset(k, full), offset(k, row), offset(k, out), ...small[3], op, swap], false);
+      return out;
+    }
     const aFull = broadcastsAlongLeading(b.shape, a.shape);
     if (!aFull && !broadcastsAlongLeading(a.shape, b.shape)) return undefined;
     const [full, row] = aFull ? [a, b] : [b, a];
@@ -224,6 +236,26 @@ function overrideBinary(kernelName: string, op: number): void {
     );
     return out;
   });
+}
+
+const SCALAR_MAX = 1024;
+
+/**
+ * For an elementwise op below PARALLEL_MIN values of two same-shape operands, or of one with at
+ * most SCALAR_MAX values and a scalar: [full, other, swap, [rows, cols]] as binary_rows takes them (same shape: one row of
+ * n; a scalar: n rows of one), else undefined.
+ */
+function smallElementwise(a: tf.TensorInfo, b: tf.TensorInfo): [tf.TensorInfo, tf.TensorInfo, number, [number, number]] | undefined {
+  const [na, nb] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
+  if (Math.max(na, nb) >= PARALLEL_MIN) return undefined;
+  if (tf.util.arraysEqual(a.shape, b.shape)) return [a, b, 0, [1, na]];
+  // A scalar of any rank no higher than the other's (a higher one would change the output's
+  // rank), against at most SCALAR_MAX values: binary_rows takes it as n rows of one value, a
+  // scalar loop, which XNNPACK's vector loop overtakes above about a thousand (measured).
+  if (Math.max(na, nb) > SCALAR_MAX) return undefined;
+  if (nb === 1 && b.shape.length <= a.shape.length) return [a, b, 0, [na, 1]];
+  if (na === 1 && a.shape.length <= b.shape.length) return [b, a, 1, [nb, 1]];
+  return undefined;
 }
 
 /**
