@@ -8,6 +8,7 @@
  * L2-normalised rows ({@link l2Normalize}).
  */
 import * as tf from '@tensorflow/tfjs';
+import { contrastLogProb } from '../models/kernels/contrast.js';
 
 function checkTemperature(tau: number, name = 'temperature'): void {
   if (!(tau > 0) || !Number.isFinite(tau)) throw new Error(`${name}: expected a positive number, got ${tau}`);
@@ -34,8 +35,11 @@ export function l2Normalize<T extends tf.Tensor>(x: T, axis = -1): T {
 export function infoNCE(q: tf.Tensor2D, positive: tf.Tensor2D, negatives: tf.Tensor2D, tau = 0.2): tf.Scalar {
   checkTemperature(tau);
   return tf.tidy(() => {
-    const pos = tf.sum(tf.mul(q, positive), 1, true); // [N, 1]
-    const neg = tf.matMul(q, tf.transpose(negatives)); // [N, K]
+    const pos = tf.sum(tf.mul(q, positive), 1, true) as tf.Tensor2D; // [N, 1]
+    const neg = tf.matMul(q, tf.transpose(negatives)) as tf.Tensor2D; // [N, K]
+    // On wasm one kernel takes it from here, the [N, 1 + K] logits never built (same formula).
+    const fused = contrastLogProb(pos, neg, tau);
+    if (fused) return tf.neg(tf.mean(fused)) as tf.Scalar;
     const logits = tf.div(tf.concat([pos, neg], 1), tau);
     // −log softmax at column 0. logSoftmax, not logSumExp: the latter's gradient goes through
     // max → Equal, which on wasm took 1 s for [2048, 4097] (measured).

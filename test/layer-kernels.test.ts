@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { batchNormRelu, batchNormTraining } from '../models/batch-norm.js';
+import { infoNCE, l2Normalize } from '../methods/losses.js';
 import { INTERLEAVE_KERNEL } from '../models/kernels/layer-kernels.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
@@ -225,6 +226,44 @@ describe("densestream's layer kernels on wasm", () => {
       got.values.forEach((v, i) => expect(relativeError(v, ref.values[i]!), `output ${i}`).toBeLessThanOrEqual(1e-5));
     },
   );
+
+  // InfoNCE's log-probabilities without the logits: rows across threads and one, K with a SIMD
+  // tail or below one vector, a low temperature (logits up to 14: the row max subtracted).
+  it.each([
+    { n: 96, k: 1025, tau: 0.2, scale: 1 },
+    { n: 5, k: 7, tau: 0.07, scale: 1 },
+    { n: 3, k: 2, tau: 0.2, scale: 1 },
+  ])('computes InfoNCE over [$n, 1 + $k] logits (τ $tau) and its gradient as the op graph on cpu does', async ({ n, k, tau, scale }) => {
+    const make = () => {
+      const q = l2Normalize(tf.randomNormal([n, 16], 0, 1, 'float32', 41)) as tf.Tensor2D;
+      const pos = l2Normalize(tf.add(q, tf.randomNormal([n, 16], 0, 0.5, 'float32', 42))) as tf.Tensor2D;
+      const neg = l2Normalize(tf.randomNormal([k, 16], 0, 1, 'float32', 43)) as tf.Tensor2D;
+      return [tf.mul(q, scale), pos, neg] as tf.Tensor2D[];
+    };
+    const run = () =>
+      tf.tidy(() => {
+        const [q, pos, neg] = make();
+        const value = infoNCE(q!, pos!, neg!, tau);
+        const g = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          infoNCE(a as tf.Tensor2D, b as tf.Tensor2D, c as tf.Tensor2D, tau),
+        )([q!, pos!, neg!]);
+        return [value, ...g].map((t) => Array.from(t.dataSync()));
+      });
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    let got: number[][] = [];
+    const profile = await tf.profile(() => {
+      got = run();
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    const names = profile.kernels.map((kernel) => kernel.name);
+    expect(names).toContain('DensestreamContrastLogProb');
+    expect(names).toContain('DensestreamContrastLogProbGrad');
+    expect(names).not.toContain('Concat');
+    ['loss', 'dq', 'dpositive', 'dnegatives'].forEach((name, i) => expect(relativeError(got[i]!, ref[i]!), name).toBeLessThanOrEqual(2e-5));
+  });
 
   it('computes eˣ within 2 ulp of the exact value, with 0 below 2⁻¹²⁶, +∞ above the float range and NaN kept', async () => {
     const values = [

@@ -70,6 +70,11 @@ export function writeGeometry(k: Installed, words: readonly number[]): number {
   return k.geometry;
 }
 
+/** A float32 as the int32 word with the same bits: the pool passes int32 arguments. */
+export function floatBits(value: number): number {
+  return new Int32Array(new Float32Array([value]).buffer)[0]!;
+}
+
 export function offset(k: Installed, t: tf.TensorInfo): number {
   return k.backend.dataIdMap.get(t.dataId)!.memoryOffset;
 }

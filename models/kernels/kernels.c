@@ -782,6 +782,106 @@ void exp_values(const float* x, float* out, int n, int part, int parts) {
   }
 }
 
+/*
+ * InfoNCE's log-probabilities (methods/losses.ts): per row n of the logits [pos_n, neg_n…]/τ,
+ * out[n] = log softmax(row)[0], as tfjs's logSoftmax computes it (the row's max subtracted, the
+ * log of the sum of exponentials), without materialising the [N, 1 + K] logits: tfjs ran Concat,
+ * RealDiv, Max, Sub, Exp, Sum, Log, Sub and Slice over them, and their gradients, which took
+ * about 45 of DenseCL's 370 ms a step on its [1024, 1025] logits (tf.profile). stats keeps each
+ * row's max and sum for the gradient. Parts split the rows.
+ */
+
+/* ln x for x ≥ 1, finite (a sum of exponentials, the largest e⁰): Cephes' logf, about 1 ulp. */
+INLINE float log_ge1(float x) {
+  const int bits = __builtin_bit_cast(int, x);
+  int e = ((bits >> 23) & 0xff) - 126;
+  float m = __builtin_bit_cast(float, (bits & 0x007fffff) | 0x3f000000); /* x = 2^e · m, m ∈ [½, 1) */
+  if (m < 0.70710678118654752f) {
+    e -= 1;
+    m = m + m - 1.0f;
+  } else {
+    m = m - 1.0f;
+  }
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y += -2.12194440e-4f * (float)e;
+  y += -0.5f * z;
+  return m + y + 0.693359375f * (float)e;
+}
+
+INLINE float exp_s(float x) { return wasm_f32x4_extract_lane(exp_v(wasm_f32x4_splat(x)), 0); }
+
+/* Σ_j exp(neg[j]/τ − m) over k values, four lanes at a time, then the lanes in order. */
+INLINE float row_exp_sum(const float* neg, int k, v128_t tau, float m) {
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  const v128_t mv = wasm_f32x4_splat(m);
+  int j = 0;
+  for (; j + 4 <= k; j += 4) acc = wasm_f32x4_add(acc, exp_v(wasm_f32x4_sub(wasm_f32x4_div(wasm_v128_load(neg + j), tau), mv)));
+  float s = wasm_f32x4_extract_lane(acc, 0) + wasm_f32x4_extract_lane(acc, 1) + wasm_f32x4_extract_lane(acc, 2) + wasm_f32x4_extract_lane(acc, 3);
+  const float t = wasm_f32x4_extract_lane(tau, 0);
+  for (; j < k; j++) s += exp_s(neg[j] / t - m);
+  return s;
+}
+
+__attribute__((export_name("contrast_log_prob")))
+void contrast_log_prob(const float* pos, const float* neg, float* out, float* stats, int n, int k, int tau_bits, int part, int parts) {
+  const float t = float_of(tau_bits);
+  const v128_t tau = wasm_f32x4_splat(t);
+  const int r0 = (int)((long long)n * part / parts), r1 = (int)((long long)n * (part + 1) / parts);
+  for (int r = r0; r < r1; r++) {
+    const float* row = neg + (long long)r * k;
+    const float l0 = pos[r] / t;
+    v128_t mv = wasm_f32x4_splat(l0);
+    int j = 0;
+    for (; j + 4 <= k; j += 4) mv = wasm_f32x4_max(mv, wasm_f32x4_div(wasm_v128_load(row + j), tau));
+    const float m01 = wasm_f32x4_extract_lane(mv, 0) > wasm_f32x4_extract_lane(mv, 1) ? wasm_f32x4_extract_lane(mv, 0) : wasm_f32x4_extract_lane(mv, 1);
+    const float m23 = wasm_f32x4_extract_lane(mv, 2) > wasm_f32x4_extract_lane(mv, 3) ? wasm_f32x4_extract_lane(mv, 2) : wasm_f32x4_extract_lane(mv, 3);
+    float m = m01 > m23 ? m01 : m23;
+    for (; j < k; j++) {
+      const float v = row[j] / t;
+      m = v > m ? v : m;
+    }
+    const float s = exp_s(l0 - m) + row_exp_sum(row, k, tau, m);
+    out[r] = (l0 - m) - log_ge1(s);
+    stats[2 * r] = m;
+    stats[2 * r + 1] = s;
+  }
+}
+
+/*
+ * Its gradient: with p_j = exp(l_j − m)/s the row's softmax, d l_j = dy_n·(δ_j0 − p_j), and
+ * through the division by τ, dpos = d l_0/τ, dneg_j = d l_j/τ. Parts split the rows.
+ */
+__attribute__((export_name("contrast_log_prob_grad")))
+void contrast_log_prob_grad(const float* pos, const float* neg, const float* stats, const float* dy, float* dpos, float* dneg, int n, int k,
+                            int tau_bits, int part, int parts) {
+  const float t = float_of(tau_bits);
+  const v128_t tau = wasm_f32x4_splat(t);
+  const int r0 = (int)((long long)n * part / parts), r1 = (int)((long long)n * (part + 1) / parts);
+  for (int r = r0; r < r1; r++) {
+    const float* row = neg + (long long)r * k;
+    float* drow = dneg + (long long)r * k;
+    const float m = stats[2 * r], s = stats[2 * r + 1], g = dy[r];
+    const v128_t mv = wasm_f32x4_splat(m), sv = wasm_f32x4_splat(s), gv = wasm_f32x4_splat(-g);
+    dpos[r] = g * (1.0f - exp_s(pos[r] / t - m) / s) / t;
+    int j = 0;
+    for (; j + 4 <= k; j += 4) {
+      const v128_t p = wasm_f32x4_div(exp_v(wasm_f32x4_sub(wasm_f32x4_div(wasm_v128_load(row + j), tau), mv)), sv);
+      wasm_v128_store(drow + j, wasm_f32x4_div(wasm_f32x4_mul(gv, p), tau));
+    }
+    for (; j < k; j++) drow[j] = -g * (exp_s(row[j] / t - m) / s) / t;
+  }
+}
+
 /* out = max(x, 0) on SIMD lanes (tfjs's wasm Relu runs one value at a time). Parts split the values. */
 __attribute__((export_name("relu_values")))
 void relu_values(const float* x, float* out, int n, int part, int parts) {

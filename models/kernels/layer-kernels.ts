@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   active,
+  floatBits,
   offset,
   override,
   overrideGradient,
@@ -40,11 +41,6 @@ export const INTERLEAVE_KERNEL = 'DensestreamInterleavePhases';
 
 /** The ReLU gradient in one pass: inputs dy, x; dx = dy where x > 0. */
 const RELU_GRAD_KERNEL = 'DensestreamReluGrad';
-
-/** A float32 as the int32 word with the same bits: the pool passes int32 arguments. */
-function floatBits(value: number): number {
-  return new Int32Array(new Float32Array([value]).buffer)[0]!;
-}
 
 /** Rows and columns of a `[..., C]` activation seen as `[rows, C]`. */
 function rowsAndColumns(x: tf.TensorInfo): [number, number] {

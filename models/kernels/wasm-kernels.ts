@@ -32,6 +32,7 @@ import {
   type KernelArgs,
 } from './kernel-registry.js';
 import { registerCopyKernels } from './copy-kernels.js';
+import { registerContrast } from './contrast.js';
 import { registerCutViews } from './cut-views.js';
 import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
@@ -94,6 +95,8 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'winograd4_conv',
       'winograd4_filter_grad',
       'winograd4_filter_grad_sum',
+      'contrast_log_prob',
+      'contrast_log_prob_grad',
       'winograd_filter_grad',
       'winograd_filter_grad_sum',
       'cut_views',
@@ -118,6 +121,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     registerLayerKernels();
     registerWinograd();
     registerCutViews();
+    registerContrast();
     // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
     // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).
     override(tf.Cast, ({ inputs, attrs }, k) => {
