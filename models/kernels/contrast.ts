@@ -4,6 +4,7 @@
  * `neg [N, K]`, `log softmax([pos, neg] / τ)[:, 0]` per row, the `[N, 1 + K]` logits never
  * built. tfjs's form (Concat, RealDiv, logSoftmax, Slice and their gradients) passed over the
  * logits about a dozen times: 45 of DenseCL's 370 ms a step at its `[1024, 1025]` (tf.profile).
+ * The logits are similarities times 1/τ, one rounding away from tfjs's division by τ.
  */
 import * as tf from '@tensorflow/tfjs';
 import { active, floatBits, offset, PARALLEL_MIN, wasmKernelThreads, type Installed } from './kernel-registry.js';
