@@ -4,7 +4,7 @@
  * paired with positives before the views are cut; collated into batches under the sample budget.
  */
 import { join } from 'node:path';
-import { concat, defer, EMPTY, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
+import { concat, defer, EMPTY, map, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 import { isRandomAccess, readSamples, recordingOnce, skippingKnownBad, type Source } from '../datasets/source.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
 import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
@@ -133,7 +133,7 @@ export function trainBatches(
   const views = (epoch: number) =>
     precomputed
       ? decodeViews({ perEpoch: precomputed.viewsPerEpoch, epoch, onSkip: dropped })
-      : sampleViews(viewOptions, [epoch], dropped, record, beforeViews?.(epoch));
+      : sampleViews(viewOptions, [epoch], dropped, record, withoutGroundTruth(beforeViews?.(epoch)));
   const pass = (epoch: number): Observable<Sample> => {
     let cut = 0;
     return concat(
@@ -168,4 +168,15 @@ export function trainBatches(
         : {}),
     }),
   );
+}
+
+/**
+ * `then` (if any), then the ground-truth maps dropped from each sample: training reads a view's
+ * foreground `mask` (which `--masks gt` has already copied from the ground truth) and never its
+ * ground truth, and `multiView` cuts every map a sample carries, two 64-px planes a view on the
+ * scenes, on the main thread between steps.
+ */
+function withoutGroundTruth(then?: OperatorFunction<Sample, Sample>): OperatorFunction<Sample, Sample> {
+  const strip = map(({ gtMask: _mask, gtClasses: _classes, gtInstances: _instances, ...rest }: Sample): Sample => rest);
+  return then ? (samples) => samples.pipe(then, strip) : strip; // after `then`: softrank's pairing adds positives
 }
