@@ -8,7 +8,7 @@
  * Both give the same values and gradients (tested).
  */
 import * as tf from '@tensorflow/tfjs';
-import { BATCH_NORM_KERNEL, type BatchNormAttrs } from './kernels/layer-kernels.js';
+import { BATCH_NORM_KERNEL, BATCH_NORM_RELU_KERNEL, type BatchNormAttrs } from './kernels/layer-kernels.js';
 import { wasmKernelThreads } from './kernels/wasm-kernels.js';
 
 export const BN_EPSILON = 1e-5;
@@ -81,12 +81,9 @@ function normaliseTraining<T extends tf.Tensor>(
   const fused = wasmKernelThreads() > 0 && x.dtype === 'float32' && (residual?.dtype ?? 'float32') === 'float32';
   if (fused && x.size > 0 && gamma.rank === 1 && beta.rank === 1) {
     const inputs: tf.NamedTensorMap = residual ? { x, gamma, beta, residual } : { x, gamma, beta };
-    const attrs: BatchNormAttrs = { epsilon, relu };
-    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as [
-      T,
-      tf.Tensor1D,
-      tf.Tensor1D,
-    ];
+    const attrs: BatchNormAttrs = { epsilon };
+    const kernel = relu ? BATCH_NORM_RELU_KERNEL : BATCH_NORM_KERNEL;
+    const [y, mean, variance] = tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as [T, tf.Tensor1D, tf.Tensor1D];
     return { y, mean, variance };
   }
   const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);

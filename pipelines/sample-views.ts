@@ -2,7 +2,8 @@
  * The part of the data plane that turns decoded-to-be samples into training views:
  * decode → attention → foreground mask → (clusterPositives) → multiView. `train` and
  * `precompute` both build it here, so views written by `precompute` are exactly the views
- * `train` would cut live.
+ * `train` would cut live (their pixels and masks; live training drops the ground-truth maps
+ * first, as it never reads them).
  */
 import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import { readSamples, type Source } from '../datasets/source.js';

@@ -137,7 +137,7 @@ describe("densestream's layer kernels on wasm", () => {
       const r = batchNormRelu(x, gamma, beta, skip);
       tf.dispose([r.y, r.mean, r.variance]);
     });
-    expect(profile.kernels.map((k) => k.name)).toEqual(['DensestreamBatchNorm']);
+    expect(profile.kernels.map((k) => k.name)).toEqual(['DensestreamBatchNormRelu']);
     const narrow = tf.zeros([8, 4, 4, 8]);
     expect(() => batchNormRelu(x, gamma, beta, narrow)).toThrow(/residual \[8,4,4,8\] must have x's shape \[8,4,4,16\]/);
     tf.dispose([x, skip, gamma, beta, narrow]);
@@ -263,6 +263,18 @@ describe("densestream's layer kernels on wasm", () => {
     expect(names).toContain('DensestreamContrastLogProbGrad');
     expect(names).not.toContain('Concat');
     ['loss', 'dq', 'dpositive', 'dnegatives'].forEach((name, i) => expect(relativeError(got[i]!, ref[i]!), name).toBeLessThanOrEqual(2e-5));
+  });
+
+  it('gives a NaN InfoNCE loss when one negative is NaN, as the op graph does (the divergence guard reads the loss)', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const loss = tf.tidy(() => {
+      const q = l2Normalize(tf.randomNormal([6, 8], 0, 1, 'float32', 44)) as tf.Tensor2D;
+      const negatives = tf.concat([l2Normalize(tf.randomNormal([9, 8], 0, 1, 'float32', 45)), tf.fill([1, 8], NaN)]) as tf.Tensor2D;
+      return infoNCE(q, q, negatives).dataSync()[0];
+    });
+    expect(loss).toBeNaN();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('computes eˣ within 2 ulp of the exact value, with 0 below 2⁻¹²⁶, +∞ above the float range and NaN kept', async () => {

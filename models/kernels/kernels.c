@@ -852,7 +852,9 @@ void contrast_log_prob(const float* pos, const float* neg, float* out, float* st
       m = v > m ? v : m;
     }
     const float s = exp_s(l0 - m) + row_exp_sum(row, k, inv, m);
-    out[r] = (l0 - m) - log_ge1(s);
+    /* A NaN or infinite logit makes s NaN (the max may pass a NaN over; its exponential keeps it):
+     * the loss must be NaN too, as tfjs's is, for the divergence guard. log_ge1(NaN) is not. */
+    out[r] = s != s ? s : (l0 - m) - log_ge1(s);
     stats[2 * r] = m;
     stats[2 * r + 1] = s;
   }
@@ -1590,7 +1592,8 @@ static void resample_view(const float* src, const float* rows, const float* cols
 
 /*
  * Whether the taps are [0 … 0 1 0 … 0]: a view drawn without blur in a batch whose blur is k
- * taps wide. Blurring by it would leave every value as it is (0·v adds 0, 1·v is v), so it is skipped.
+ * taps wide. Blurring finite pixels by it leaves every value as it is (0·v adds 0, 1·v is v; the
+ * crop's values are finite, 0–255), so it is skipped.
  */
 INLINE int delta_taps(const float* taps, int k) {
   for (int t = 0; t < k; t++)

@@ -17,17 +17,20 @@ import {
 } from './kernel-registry.js';
 
 /**
- * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]` and
- * optionally `residual` (x's shape), attrs `epsilon` and `relu`; outputs `[y, mean, variance]`
- * with y = relu?(normalised + residual?) (`models/batch-norm.ts` calls it).
+ * Training-mode batch norm over the leading axes: inputs `x [..., C]`, `gamma`, `beta` `[C]`,
+ * attr `epsilon`; outputs `[y, mean, variance]` (`models/batch-norm.ts` calls it).
  */
 export const BATCH_NORM_KERNEL = 'DensestreamBatchNorm';
 
-/** {@link BATCH_NORM_KERNEL}'s attributes. */
+/**
+ * The same followed by an optional residual `residual` (x's shape) and ReLU: y = relu(normalised
+ * + residual). Its own name because its gradient needs y saved, which plain batch norm's does not.
+ */
+export const BATCH_NORM_RELU_KERNEL = 'DensestreamBatchNormRelu';
+
+/** The attributes of both. */
 export interface BatchNormAttrs {
   epsilon: number;
-  /** Whether ReLU follows (after the residual, if any). */
-  relu: boolean;
 }
 
 /** Its gradient: inputs dy, x, mean, variance, gamma and optionally dmean, dvariance; outputs `[dx, dgamma, dbeta]`. */
@@ -53,10 +56,14 @@ function scratch(k: Installed, size: number): tf.TensorInfo {
   return k.backend.makeOutput([size], 'float32');
 }
 
-const batchNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+const batchNormKernel: tf.KernelFunc = (args) => normalise(args, false);
+const batchNormReluKernel: tf.KernelFunc = (args) => normalise(args, true);
+
+function normalise({ inputs, backend, attrs }: KernelArgs, relu: boolean): tf.TensorInfo[] {
   const k = active(backend);
   const { x, gamma, beta, residual } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo; residual?: tf.TensorInfo };
-  const { epsilon, relu } = attrs as unknown as BatchNormAttrs;
+  const { epsilon } = attrs as unknown as BatchNormAttrs;
+  if (residual && !relu) throw new Error('wasm kernels: a residual goes to the fused batch norm with ReLU');
   if ([x, gamma, beta, residual ?? x].some((t) => t.dtype !== 'float32')) throw new Error('wasm kernels: batch norm takes float32');
   if (residual && !tf.util.arraysEqual(residual.shape, x.shape)) {
     throw new Error(`wasm kernels: batch norm's residual ${JSON.stringify(residual.shape)} is not x's ${JSON.stringify(x.shape)}`);
@@ -75,7 +82,7 @@ const batchNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     k.backend.disposeData(coef.dataId);
   }
   return [y, mean, variance];
-};
+}
 
 const batchNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
@@ -102,21 +109,41 @@ const batchNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return [dx, dgamma, dbeta];
 };
 
-/**
- * The gradient of {@link BATCH_NORM_KERNEL}; the statistics' own gradients when they have any.
- * With ReLU fused, dy passes the ReLU gradient first (y > 0 exactly where the sum before it
- * was); the residual's gradient is that same tensor, as an Add's would be.
- */
-const batchNormGradient: tf.GradConfig['gradFunc'] = (dys, saved, attrs) => {
-  const [dy, dmean, dvariance] = dys as Array<tf.Tensor | null>;
-  const [x, gamma, y, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-  const { relu } = attrs as unknown as BatchNormAttrs;
-  const g = relu ? (tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: dy ?? tf.zerosLike(x), x: y }) as tf.Tensor) : (dy ?? tf.zerosLike(x));
-  const inputs: tf.NamedTensorMap = { dy: g, x, mean, variance, gamma };
+/** x, γ, β's gradients from dy reaching y (or none) and the statistics' own gradients when they have any. */
+function normaliseGradient(
+  dy: tf.Tensor,
+  dys: Array<tf.Tensor | null>,
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  attrs: tf.NamedAttrMap,
+) {
+  const [, dmean, dvariance] = dys;
+  const inputs: tf.NamedTensorMap = { dy, x, mean, variance, gamma };
   if (dmean) inputs['dmean'] = dmean;
   if (dvariance) inputs['dvariance'] = dvariance;
-  const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
-  return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta!, residual: () => g };
+  const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs) as tf.Tensor[];
+  return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+}
+
+/** The gradient of {@link BATCH_NORM_KERNEL}. */
+const batchNormGradient: tf.GradConfig['gradFunc'] = (dys, saved, attrs) => {
+  const all = dys as Array<tf.Tensor | null>;
+  const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  return normaliseGradient(all[0] ?? tf.zerosLike(x), all, x, gamma, mean, variance, attrs);
+};
+
+/**
+ * The gradient of {@link BATCH_NORM_RELU_KERNEL}: dy through the ReLU gradient first (y > 0
+ * exactly where the sum before it was), then batch norm's; the residual's gradient is that same
+ * tensor, as an Add's would be.
+ */
+const batchNormReluGradient: tf.GradConfig['gradFunc'] = (dys, saved, attrs) => {
+  const all = dys as Array<tf.Tensor | null>;
+  const [x, gamma, y, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  const g = tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: all[0] ?? tf.zerosLike(x), x: y }) as tf.Tensor;
+  return { ...normaliseGradient(g, all, x, gamma, mean, variance, attrs), residual: () => g };
 };
 
 const reluGradKernel: tf.KernelFunc = ({ inputs, backend }) => {
@@ -212,12 +239,19 @@ export function registerLayerKernels(): void {
   overrideUnary(tf.Exp, 'exp_values');
   overrideUnary(tf.Relu, 'relu_values');
   tf.registerKernel({ kernelName: BATCH_NORM_KERNEL, backendName: 'wasm', kernelFunc: batchNormKernel });
+  tf.registerKernel({ kernelName: BATCH_NORM_RELU_KERNEL, backendName: 'wasm', kernelFunc: batchNormReluKernel });
   tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGradKernel });
   tf.registerGradient({
     kernelName: BATCH_NORM_KERNEL,
     inputsToSave: ['x', 'gamma'],
-    outputsToSave: [true, true, true],
+    outputsToSave: [false, true, true],
     gradFunc: batchNormGradient,
+  });
+  tf.registerGradient({
+    kernelName: BATCH_NORM_RELU_KERNEL,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [true, true, true],
+    gradFunc: batchNormReluGradient,
   });
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: reluGradKernel });
   reluGradient();

@@ -30,8 +30,8 @@ export function winogradEnabled(): boolean {
 }
 
 /**
- * Whether forward convolutions may take F(4×4, 3×3): yes unless DENSESTREAM_WINOGRAD=2, which
- * keeps every one on F(2×2) (`bench conv` compares them). Read per call.
+ * Whether convolutions and filter gradients may take F(4×4, 3×3): yes unless
+ * DENSESTREAM_WINOGRAD=2, which keeps every one on F(2×2) (`bench conv` compares them). Read per call.
  */
 function f4Enabled(): boolean {
   return process.env['DENSESTREAM_WINOGRAD'] !== '2';
@@ -50,7 +50,7 @@ export function winogradBlock(inC: number, outC: number, points: 16 | 36 = 16): 
   return Math.max(points === 36 ? 16 : 4, Math.min(64, fit - (fit % 4)));
 }
 
-/** F(4×4) where its 36 products per 4×4 tile are fewer than F(2×2)'s 16 per 2×2 tile (every map but 1–2 pixels high or wide). */
+/** F(4×4) where its 36 products per 4×4 tile are fewer than F(2×2)'s 16 per 2×2 tile: not for maps 1–2 pixels high or wide, nor ties such as 5×5 and 6×6. */
 function takesF4(outH: number, outW: number): boolean {
   return f4Enabled() && 36 * Math.ceil(outH / 4) * Math.ceil(outW / 4) < 16 * Math.ceil(outH / 2) * Math.ceil(outW / 2);
 }
