@@ -1032,55 +1032,6 @@ INLINE void wino_gemm_tile(const float* a, const float* bm, float* c, int k, int
     for (int v = 0; v < OV; v++) wasm_v128_store(c + (t0 + r) * n + o + 4 * v, acc[r][v]);
 }
 
-/* One work item: `n` tiles from `first`, through V and M in this part's scratch. */
-static void wino_item(const wino_t* g, const float* x, const float* u, float* out, float* v, float* m, int first, int n) {
-  for (int t = 0; t < n; t++)
-    for (int c = 0; c < g->in_c; c += 4) wino_input(g, x, v, first + t, t, c);
-  const int rows4 = n - n % 4;
-  for (int xi = 0; xi < 16; xi++) {
-    const float* a = v + xi * g->block * g->in_c;
-    const float* bm = u + xi * g->in_c * g->out_c;
-    float* c = m + xi * g->block * g->out_c;
-    int o = 0;
-    for (; o + 8 <= g->out_c; o += 8) {
-      for (int t = 0; t < rows4; t += 4) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 4, 2);
-      for (int t = rows4; t < n; t++) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 1, 2);
-    }
-    for (; o < g->out_c; o += 4) {
-      for (int t = 0; t < rows4; t += 4) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 4, 1);
-      for (int t = rows4; t < n; t++) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 1, 1);
-    }
-  }
-  for (int t = 0; t < n; t++)
-    for (int o = 0; o < g->out_c; o += 4) wino_output(g, m, out, first + t, t, o);
-}
-
-/*
- * x [B,H,W,Ci] ⊛ w → out [B,Ho,Wo,Co] for a 3×3 filter, stride and dilation 1, from its
- * transform u (winograd_filter). Ci and Co multiples of 4. geometry: 10 ints in wino_t order
- * (`block`: tiles per work item), then a counter the caller zeroes. scratch holds, per part,
- * 16·block·(Ci+Co) floats. Work items are blocks of tiles, claimed as conv2d_filter_grad does.
- */
-__attribute__((export_name("winograd_conv")))
-void winograd_conv(const int* geometry, const float* x, const float* u, float* out, float* scratch, int part, int parts) {
-  const wino_t g = *(const wino_t*)geometry;
-  const int tiles = g.batch * ((g.out_h + 1) / 2) * ((g.out_w + 1) / 2);
-  const int items = (tiles + g.block - 1) / g.block;
-  float* v = scratch + (long long)part * 16 * g.block * (g.in_c + g.out_c);
-  float* m = v + 16 * g.block * g.in_c;
-#ifdef __wasm_atomics__
-  int* counter = (int*)geometry + 10;
-  (void)parts;
-  for (int it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); it < items; it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
-#else
-  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
-  for (int it = first; it < last; it++) {
-#endif
-    const int t0 = it * g.block;
-    wino_item(&g, x, u, out, v, m, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
-  }
-}
-
 /*
  * F(4×4, 3×3): each 4×4 block of outputs from a 6×6 input patch, 36 products [tiles × Ci]·[Ci × Co]
  * for 16 outputs where F(2×2) takes 16 for 4: 1.78× fewer multiplies again (4× fewer than the
@@ -1220,11 +1171,10 @@ INLINE void wino4_output(const wino_t* g, const float* m, float* out, int tile, 
   }
 }
 
-static void wino4_item(const wino_t* g, const float* x, const float* u, float* out, float* v, float* m, int first, int n) {
-  for (int t = 0; t < n; t++)
-    for (int c = 0; c < g->in_c; c += 4) wino4_input(g, x, v, first + t, t, c);
+/* M[ξ] = V[ξ] · U[ξ] for the `points` transform points of one work item of `n` tiles. */
+static void wino_products(const wino_t* g, const float* v, const float* u, float* m, int n, int points) {
   const int rows4 = n - n % 4;
-  for (int xi = 0; xi < 36; xi++) {
+  for (int xi = 0; xi < points; xi++) {
     const float* a = v + xi * g->block * g->in_c;
     const float* bm = u + xi * g->in_c * g->out_c;
     float* c = m + xi * g->block * g->out_c;
@@ -1238,18 +1188,31 @@ static void wino4_item(const wino_t* g, const float* x, const float* u, float* o
       for (int t = rows4; t < n; t++) wino_gemm_tile(a, bm, c, g->in_c, g->out_c, t, o, 1, 1);
     }
   }
-  for (int t = 0; t < n; t++)
-    for (int o = 0; o < g->out_c; o += 4) wino4_output(g, m, out, first + t, t, o);
 }
 
-/* As winograd_conv, by F(4×4, 3×3): scratch holds 36·block·(Ci+Co) floats per part. */
-__attribute__((export_name("winograd4_conv")))
-void winograd4_conv(const int* geometry, const float* x, const float* u, float* out, float* scratch, int part, int parts) {
+/* One work item: `n` tiles from `first`, through V and M in this part's scratch; `tile` 2 (F(2×2)) or 4 (F(4×4)). */
+static void wino_item(const wino_t* g, const float* x, const float* u, float* out, float* v, float* m, int first, int n, int tile) {
+  for (int t = 0; t < n; t++)
+    for (int c = 0; c < g->in_c; c += 4) {
+      if (tile == 4) wino4_input(g, x, v, first + t, t, c);
+      else wino_input(g, x, v, first + t, t, c);
+    }
+  wino_products(g, v, u, m, n, tile == 4 ? 36 : 16);
+  for (int t = 0; t < n; t++)
+    for (int o = 0; o < g->out_c; o += 4) {
+      if (tile == 4) wino4_output(g, m, out, first + t, t, o);
+      else wino_output(g, m, out, first + t, t, o);
+    }
+}
+
+/* The convolution's work items, claimed from the counter after the geometry, for tiles of `tile`. */
+static void wino_conv_items(const int* geometry, const float* x, const float* u, float* out, float* scratch, int part, int parts, int tile) {
   const wino_t g = *(const wino_t*)geometry;
-  const int tiles = g.batch * ((g.out_h + 3) / 4) * ((g.out_w + 3) / 4);
+  const int points = (tile + 2) * (tile + 2);
+  const int tiles = g.batch * ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
   const int items = (tiles + g.block - 1) / g.block;
-  float* v = scratch + (long long)part * 36 * g.block * (g.in_c + g.out_c);
-  float* m = v + 36 * g.block * g.in_c;
+  float* v = scratch + (long long)part * points * g.block * (g.in_c + g.out_c);
+  float* m = v + points * g.block * g.in_c;
 #ifdef __wasm_atomics__
   int* counter = (int*)geometry + 10;
   (void)parts;
@@ -1259,8 +1222,25 @@ void winograd4_conv(const int* geometry, const float* x, const float* u, float* 
   for (int it = first; it < last; it++) {
 #endif
     const int t0 = it * g.block;
-    wino4_item(&g, x, u, out, v, m, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
+    wino_item(&g, x, u, out, v, m, t0, tiles - t0 < g.block ? tiles - t0 : g.block, tile);
   }
+}
+
+/*
+ * x [B,H,W,Ci] ⊛ w → out [B,Ho,Wo,Co] for a 3×3 filter, stride and dilation 1, from its
+ * transform u (winograd_filter). Ci and Co multiples of 4. geometry: 10 ints in wino_t order
+ * (`block`: tiles per work item), then a counter the caller zeroes. scratch holds, per part,
+ * 16·block·(Ci+Co) floats. Work items are blocks of tiles, claimed as conv2d_filter_grad does.
+ */
+__attribute__((export_name("winograd_conv")))
+void winograd_conv(const int* geometry, const float* x, const float* u, float* out, float* scratch, int part, int parts) {
+  wino_conv_items(geometry, x, u, out, scratch, part, parts, 2);
+}
+
+/* As winograd_conv, by F(4×4, 3×3): scratch holds 36·block·(Ci+Co) floats per part. */
+__attribute__((export_name("winograd4_conv")))
+void winograd4_conv(const int* geometry, const float* x, const float* u, float* out, float* scratch, int part, int parts) {
+  wino_conv_items(geometry, x, u, out, scratch, part, parts, 4);
 }
 
 /*
@@ -1326,12 +1306,61 @@ INLINE void wino_grad_tile(const float* v, const float* dz, float* du, int in_c,
     for (int q = 0; q < OV; q++) wasm_v128_store(du + (c0 + r) * out_c + o + 4 * q, acc[r][q]);
 }
 
-static void wino_grad_item(const wino_t* g, const float* x, const float* dy, float* v, float* dz, float* du, int first, int n) {
-  for (int t = 0; t < n; t++) {
-    for (int c = 0; c < g->in_c; c += 4) wino_input(g, x, v, first + t, t, c);
-    for (int o = 0; o < g->out_c; o += 4) wino_dy(g, dy, dz, first + t, t, o);
+/* A applied to four: y0, y0+y1+y2+y3, y0−y1+y2−y3, y0+2y1+4y2+8y3, y0−2y1+4y2−8y3, y3. */
+INLINE void wino4_a(const v128_t* y, v128_t* z) {
+  const v128_t p02 = wasm_f32x4_add(y[0], y[2]), p13 = wasm_f32x4_add(y[1], y[3]);
+  const v128_t q02 = wasm_f32x4_add(y[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), y[2]));
+  const v128_t q13 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), y[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), y[3]));
+  z[0] = y[0];
+  z[1] = wasm_f32x4_add(p02, p13);
+  z[2] = wasm_f32x4_sub(p02, p13);
+  z[3] = wasm_f32x4_add(q02, q13);
+  z[4] = wasm_f32x4_sub(q02, q13);
+  z[5] = y[3];
+}
+
+/* dZ[ξ, t, o..o+4] = (A dy Aᵀ)[ξ] for tile `tile` (dy zero past the output's edge). */
+INLINE void wino4_dy(const wino_t* g, const float* dy, float* dz, int tile, int t, int o) {
+  const int th = (g->out_h + 3) / 4, tw = (g->out_w + 3) / 4;
+  const int b = tile / (th * tw), rest = tile - b * th * tw;
+  const int y0 = (rest / tw) * 4, x0 = (rest % tw) * 4;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  v128_t e[6][4];
+  #pragma clang loop unroll(full)
+  for (int q = 0; q < 4; q++) {
+    v128_t col[4], z[6];
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < 4; r++)
+      col[r] = y0 + r < g->out_h && x0 + q < g->out_w ? wasm_v128_load(dy + ((b * g->out_h + y0 + r) * g->out_w + x0 + q) * g->out_c + o) : zero;
+    wino4_a(col, z);
+    #pragma clang loop unroll(full)
+    for (int r = 0; r < 6; r++) e[r][q] = z[r];
   }
-  for (int xi = 0; xi < 16; xi++) {
+  const int step = g->block * g->out_c;
+  float* dst = dz + t * g->out_c + o;
+  #pragma clang loop unroll(full)
+  for (int r = 0; r < 6; r++) {
+    v128_t row[6];
+    wino4_a(e[r], row);
+    #pragma clang loop unroll(full)
+    for (int s = 0; s < 6; s++) wasm_v128_store(dst + (r * 6 + s) * step, row[s]);
+  }
+}
+
+/* One work item of the filter gradient: V and dZ of `n` tiles from `first`, added into this part's dU; `tile` 2 or 4. */
+static void wino_grad_item(const wino_t* g, const float* x, const float* dy, float* v, float* dz, float* du, int first, int n, int tile) {
+  for (int t = 0; t < n; t++) {
+    for (int c = 0; c < g->in_c; c += 4) {
+      if (tile == 4) wino4_input(g, x, v, first + t, t, c);
+      else wino_input(g, x, v, first + t, t, c);
+    }
+    for (int o = 0; o < g->out_c; o += 4) {
+      if (tile == 4) wino4_dy(g, dy, dz, first + t, t, o);
+      else wino_dy(g, dy, dz, first + t, t, o);
+    }
+  }
+  const int points = (tile + 2) * (tile + 2);
+  for (int xi = 0; xi < points; xi++) {
     const float* a = v + xi * g->block * g->in_c;
     const float* b = dz + xi * g->block * g->out_c;
     float* d = du + xi * g->in_c * g->out_c;
@@ -1343,27 +1372,33 @@ static void wino_grad_item(const wino_t* g, const float* x, const float* dy, flo
   }
 }
 
-/*
- * x [B,H,W,Ci], dy [B,Ho,Wo,Co] → each part's dU [16, Ci, Co] in scratch, which holds per part
- * 16·(block·(Ci+Co) + Ci·Co) floats. geometry as winograd_conv's.
- */
-__attribute__((export_name("winograd_filter_grad")))
-void winograd_filter_grad(const int* geometry, const float* x, const float* dy, float* scratch, int part, int parts) {
+/* This part's dU over its fixed share of the work items, for tiles of `tile`. */
+static void wino_grad_items(const int* geometry, const float* x, const float* dy, float* scratch, int part, int parts, int tile) {
   const wino_t g = *(const wino_t*)geometry;
-  const int tiles = g.batch * ((g.out_h + 1) / 2) * ((g.out_w + 1) / 2);
+  const int points = (tile + 2) * (tile + 2);
+  const int tiles = g.batch * ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
   const int items = (tiles + g.block - 1) / g.block;
-  float* v = scratch + (long long)part * 16 * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
-  float* dz = v + 16 * g.block * g.in_c;
-  float* du = dz + 16 * g.block * g.out_c;
-  for (int i = 0; i < 16 * g.in_c * g.out_c; i++) du[i] = 0.0f;
+  float* v = scratch + (long long)part * points * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
+  float* dz = v + points * g.block * g.in_c;
+  float* du = dz + points * g.block * g.out_c;
+  for (int i = 0; i < points * g.in_c * g.out_c; i++) du[i] = 0.0f;
   /* A fixed share of the tiles per part, not claimed from a counter as elsewhere: which tiles a
    * part sums decides the rounding of its dU, and a run must repeat bit for bit (an exact
    * resume, optimizers like Adam that magnify the last bits of a small gradient). */
   const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
   for (int it = first; it < last; it++) {
     const int t0 = it * g.block;
-    wino_grad_item(&g, x, dy, v, dz, du, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
+    wino_grad_item(&g, x, dy, v, dz, du, t0, tiles - t0 < g.block ? tiles - t0 : g.block, tile);
   }
+}
+
+/*
+ * x [B,H,W,Ci], dy [B,Ho,Wo,Co] → each part's dU [16, Ci, Co] in scratch, which holds per part
+ * 16·(block·(Ci+Co) + Ci·Co) floats. geometry as winograd_conv's.
+ */
+__attribute__((export_name("winograd_filter_grad")))
+void winograd_filter_grad(const int* geometry, const float* x, const float* dy, float* scratch, int part, int parts) {
+  wino_grad_items(geometry, x, dy, scratch, part, parts, 2);
 }
 
 /* dw [3,3,Ci,Co] = Gᵀ (Σ over `used` parts' dU) G. Parts split the input channels. */
@@ -1409,79 +1444,9 @@ void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* 
  * scratch holds per part 36·(block·(Ci+Co) + Ci·Co) floats.
  */
 
-/* A applied to four: y0, y0+y1+y2+y3, y0−y1+y2−y3, y0+2y1+4y2+8y3, y0−2y1+4y2−8y3, y3. */
-INLINE void wino4_a(const v128_t* y, v128_t* z) {
-  const v128_t p02 = wasm_f32x4_add(y[0], y[2]), p13 = wasm_f32x4_add(y[1], y[3]);
-  const v128_t q02 = wasm_f32x4_add(y[0], wasm_f32x4_mul(wasm_f32x4_splat(4.0f), y[2]));
-  const v128_t q13 = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_splat(2.0f), y[1]), wasm_f32x4_mul(wasm_f32x4_splat(8.0f), y[3]));
-  z[0] = y[0];
-  z[1] = wasm_f32x4_add(p02, p13);
-  z[2] = wasm_f32x4_sub(p02, p13);
-  z[3] = wasm_f32x4_add(q02, q13);
-  z[4] = wasm_f32x4_sub(q02, q13);
-  z[5] = y[3];
-}
-
-/* dZ[ξ, t, o..o+4] = (A dy Aᵀ)[ξ] for tile `tile` (dy zero past the output's edge). */
-INLINE void wino4_dy(const wino_t* g, const float* dy, float* dz, int tile, int t, int o) {
-  const int th = (g->out_h + 3) / 4, tw = (g->out_w + 3) / 4;
-  const int b = tile / (th * tw), rest = tile - b * th * tw;
-  const int y0 = (rest / tw) * 4, x0 = (rest % tw) * 4;
-  const v128_t zero = wasm_f32x4_splat(0.0f);
-  v128_t e[6][4];
-  #pragma clang loop unroll(full)
-  for (int q = 0; q < 4; q++) {
-    v128_t col[4], z[6];
-    #pragma clang loop unroll(full)
-    for (int r = 0; r < 4; r++)
-      col[r] = y0 + r < g->out_h && x0 + q < g->out_w ? wasm_v128_load(dy + ((b * g->out_h + y0 + r) * g->out_w + x0 + q) * g->out_c + o) : zero;
-    wino4_a(col, z);
-    #pragma clang loop unroll(full)
-    for (int r = 0; r < 6; r++) e[r][q] = z[r];
-  }
-  const int step = g->block * g->out_c;
-  float* dst = dz + t * g->out_c + o;
-  #pragma clang loop unroll(full)
-  for (int r = 0; r < 6; r++) {
-    v128_t row[6];
-    wino4_a(e[r], row);
-    #pragma clang loop unroll(full)
-    for (int s = 0; s < 6; s++) wasm_v128_store(dst + (r * 6 + s) * step, row[s]);
-  }
-}
-
-static void wino4_grad_item(const wino_t* g, const float* x, const float* dy, float* v, float* dz, float* du, int first, int n) {
-  for (int t = 0; t < n; t++) {
-    for (int c = 0; c < g->in_c; c += 4) wino4_input(g, x, v, first + t, t, c);
-    for (int o = 0; o < g->out_c; o += 4) wino4_dy(g, dy, dz, first + t, t, o);
-  }
-  for (int xi = 0; xi < 36; xi++) {
-    const float* a = v + xi * g->block * g->in_c;
-    const float* b = dz + xi * g->block * g->out_c;
-    float* d = du + xi * g->in_c * g->out_c;
-    for (int c = 0; c < g->in_c; c += 4) {
-      int o = 0;
-      for (; o + 8 <= g->out_c; o += 8) wino_grad_tile(a, b, d, g->in_c, g->out_c, n, c, o, 4, 2);
-      for (; o < g->out_c; o += 4) wino_grad_tile(a, b, d, g->in_c, g->out_c, n, c, o, 4, 1);
-    }
-  }
-}
-
 __attribute__((export_name("winograd4_filter_grad")))
 void winograd4_filter_grad(const int* geometry, const float* x, const float* dy, float* scratch, int part, int parts) {
-  const wino_t g = *(const wino_t*)geometry;
-  const int tiles = g.batch * ((g.out_h + 3) / 4) * ((g.out_w + 3) / 4);
-  const int items = (tiles + g.block - 1) / g.block;
-  float* v = scratch + (long long)part * 36 * (g.block * (g.in_c + g.out_c) + g.in_c * g.out_c);
-  float* dz = v + 36 * g.block * g.in_c;
-  float* du = dz + 36 * g.block * g.out_c;
-  for (int i = 0; i < 36 * g.in_c * g.out_c; i++) du[i] = 0.0f;
-  /* A fixed share of the tiles per part, for the reason winograd_filter_grad gives. */
-  const int first = (int)((long long)items * part / parts), last = (int)((long long)items * (part + 1) / parts);
-  for (int it = first; it < last; it++) {
-    const int t0 = it * g.block;
-    wino4_grad_item(&g, x, dy, v, dz, du, t0, tiles - t0 < g.block ? tiles - t0 : g.block);
-  }
+  wino_grad_items(geometry, x, dy, scratch, part, parts, 4);
 }
 
 /* Gᵀ applied to six: m0/4 − (m1+m2)/6 + (m3+m4)/24, (m2−m1)/6 + (m3−m4)/12, (m3+m4−m1−m2)/6 + m5. */
