@@ -7,7 +7,7 @@
  * The logits are similarities times 1/τ, one rounding away from tfjs's division by τ.
  */
 import * as tf from '@tensorflow/tfjs';
-import { active, floatBits, offset, PARALLEL_MIN, wasmKernelThreads, type Installed } from './kernel-registry.js';
+import { active, floatBits, offset, PARALLEL_MIN, wasmKernelThreads } from './kernel-registry.js';
 
 /** Inputs `pos [N, 1]`, `neg [N, K]` (float32), attr `tau`; outputs `[logProb [N], stats [N, 2]]` (each row's max and sum of exponentials, for the gradient). */
 export const CONTRAST_LOG_PROB_KERNEL = 'DensestreamContrastLogProb';
@@ -30,8 +30,6 @@ function rowsOf(pos: tf.TensorInfo, neg: tf.TensorInfo): [number, number] {
   return [n, k];
 }
 
-const parallel = (k: Installed, n: number, cols: number) => n > 1 && k.pool.parts > 1 && n * cols >= PARALLEL_MIN;
-
 const contrastKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
   const { pos, neg } = inputs as { pos: tf.TensorInfo; neg: tf.TensorInfo };
@@ -43,7 +41,7 @@ const contrastKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     k.pool.run(
       'contrast_log_prob',
       [offset(k, pos), offset(k, neg), offset(k, out), offset(k, stats), n, cols, floatBits(tau)],
-      parallel(k, n, cols),
+      n * cols >= PARALLEL_MIN,
     );
   }
   return [out, stats];
@@ -60,7 +58,7 @@ const contrastGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     k.pool.run(
       'contrast_log_prob_grad',
       [offset(k, pos!), offset(k, neg!), offset(k, stats!), offset(k, dy!), offset(k, dpos), offset(k, dneg), n, cols, floatBits(tau)],
-      parallel(k, n, cols),
+      n * cols >= PARALLEL_MIN,
     );
   }
   return [dpos, dneg];

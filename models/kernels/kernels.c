@@ -1041,13 +1041,23 @@ INLINE void wino_gemm_tile(const float* a, const float* bm, float* c, int k, int
  * products than F(2×2), forward and filter gradient (winograd4_filter_grad, below).
  * U [36, Ci, Co] from winograd4_filter; V, M [36, block, C] per work item.
  */
+/* G applied to three: g0/4, −(g0+g1+g2)/6, −(g0−g1+g2)/6, g0/24 + g1/12 + g2/6, g0/24 − g1/12 + g2/6, g2. */
+INLINE void wino4_g(v128_t a, v128_t b, v128_t c, v128_t* r) {
+  const v128_t s6 = wasm_f32x4_splat(1.0f / 6.0f), s12 = wasm_f32x4_splat(1.0f / 12.0f);
+  const v128_t ac = wasm_f32x4_add(a, c);
+  const v128_t mid = wasm_f32x4_add(wasm_f32x4_mul(a, wasm_f32x4_splat(1.0f / 24.0f)), wasm_f32x4_mul(c, s6));
+  r[0] = wasm_f32x4_mul(a, wasm_f32x4_splat(0.25f));
+  r[1] = wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(ac, b), s6));
+  r[2] = wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_sub(ac, b), s6));
+  r[3] = wasm_f32x4_add(mid, wasm_f32x4_mul(b, s12));
+  r[4] = wasm_f32x4_sub(mid, wasm_f32x4_mul(b, s12));
+  r[5] = c;
+}
+
 __attribute__((export_name("winograd4_filter")))
 void winograd4_filter(const int* geometry, const float* w, float* u, int part, int parts) {
   const int in_c = geometry[3], out_c = geometry[6];
   const int first = (int)((long long)in_c * part / parts), last = (int)((long long)in_c * (part + 1) / parts);
-  const v128_t q4 = wasm_f32x4_splat(0.25f), s6 = wasm_f32x4_splat(1.0f / 6.0f);
-  const v128_t s12 = wasm_f32x4_splat(1.0f / 12.0f), s24 = wasm_f32x4_splat(1.0f / 24.0f);
-  const int step = in_c * out_c;
   for (int c = first; c < last; c++)
     for (int o = 0; o < out_c; o += 4) {
       v128_t g[3][3], t[6][3];
@@ -1055,32 +1065,20 @@ void winograd4_filter(const int* geometry, const float* w, float* u, int part, i
       for (int p = 0; p < 3; p++)
         #pragma clang loop unroll(full)
         for (int q = 0; q < 3; q++) g[p][q] = wasm_v128_load(w + ((p * 3 + q) * in_c + c) * out_c + o);
-      /* G g: g0/4, −(g0+g1+g2)/6, −(g0−g1+g2)/6, g0/24 + g1/12 + g2/6, g0/24 − g1/12 + g2/6, g2. */
+      /* G g, column by column, then (G g) Gᵀ, row by row. */
       #pragma clang loop unroll(full)
       for (int q = 0; q < 3; q++) {
-        const v128_t a = g[0][q], b = g[1][q], cc = g[2][q];
-        const v128_t ac = wasm_f32x4_add(a, cc);
-        const v128_t mid = wasm_f32x4_add(wasm_f32x4_mul(a, s24), wasm_f32x4_mul(cc, wasm_f32x4_splat(1.0f / 6.0f)));
-        t[0][q] = wasm_f32x4_mul(a, q4);
-        t[1][q] = wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(ac, b), s6));
-        t[2][q] = wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_sub(ac, b), s6));
-        t[3][q] = wasm_f32x4_add(mid, wasm_f32x4_mul(b, s12));
-        t[4][q] = wasm_f32x4_sub(mid, wasm_f32x4_mul(b, s12));
-        t[5][q] = cc;
+        v128_t col[6];
+        wino4_g(g[0][q], g[1][q], g[2][q], col);
+        #pragma clang loop unroll(full)
+        for (int r = 0; r < 6; r++) t[r][q] = col[r];
       }
-      /* (G g) Gᵀ: the same on the columns. */
       #pragma clang loop unroll(full)
       for (int r = 0; r < 6; r++) {
-        const v128_t a = t[r][0], b = t[r][1], cc = t[r][2];
-        const v128_t ac = wasm_f32x4_add(a, cc);
-        const v128_t mid = wasm_f32x4_add(wasm_f32x4_mul(a, s24), wasm_f32x4_mul(cc, s6));
-        float* dst = u + ((r * 6) * in_c + c) * out_c + o;
-        wasm_v128_store(dst, wasm_f32x4_mul(a, q4));
-        wasm_v128_store(dst + step, wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_add(ac, b), s6)));
-        wasm_v128_store(dst + 2 * step, wasm_f32x4_neg(wasm_f32x4_mul(wasm_f32x4_sub(ac, b), s6)));
-        wasm_v128_store(dst + 3 * step, wasm_f32x4_add(mid, wasm_f32x4_mul(b, s12)));
-        wasm_v128_store(dst + 4 * step, wasm_f32x4_sub(mid, wasm_f32x4_mul(b, s12)));
-        wasm_v128_store(dst + 5 * step, cc);
+        v128_t row[6];
+        wino4_g(t[r][0], t[r][1], t[r][2], row);
+        #pragma clang loop unroll(full)
+        for (int s = 0; s < 6; s++) wasm_v128_store(u + ((r * 6 + s) * in_c + c) * out_c + o, row[s]);
       }
     }
 }
@@ -1401,6 +1399,13 @@ void winograd_filter_grad(const int* geometry, const float* x, const float* dy, 
   wino_grad_items(geometry, x, dy, scratch, part, parts, 2);
 }
 
+/* Σ over `used` parts of the 4 values at `at` in each part's dU, `stride` floats apart, in part order (so the bits repeat). */
+INLINE v128_t parts_sum(const float* at, long long stride, int used) {
+  v128_t s = wasm_v128_load(at);
+  for (int p = 1; p < used; p++) s = wasm_f32x4_add(s, wasm_v128_load(at + p * stride));
+  return s;
+}
+
 /* dw [3,3,Ci,Co] = Gᵀ (Σ over `used` parts' dU) G. Parts split the input channels. */
 __attribute__((export_name("winograd_filter_grad_sum")))
 void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* dw, int used, int part, int parts) {
@@ -1415,9 +1420,7 @@ void winograd_filter_grad_sum(const int* geometry, const float* scratch, float* 
       v128_t m[4][4], e[3][4];
       #pragma clang loop unroll(full)
       for (int xi = 0; xi < 16; xi++) {
-        v128_t s = wasm_v128_load(du + xi * step + c * g.out_c + o);
-        for (int p = 1; p < used; p++) s = wasm_f32x4_add(s, wasm_v128_load(du + p * stride + xi * step + c * g.out_c + o));
-        m[xi / 4][xi % 4] = s;
+        m[xi / 4][xi % 4] = parts_sum(du + xi * step + c * g.out_c + o, stride, used);
       }
       /* Gᵀ m: rows m0 + (m1+m2)/2, (m1−m2)/2, (m1+m2)/2 + m3; then the same on the columns. */
       #pragma clang loop unroll(full)
@@ -1476,9 +1479,7 @@ void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float*
         #pragma clang loop unroll(full)
         for (int r = 0; r < 6; r++) {
           const int xi = r * 6 + s;
-          v128_t sum = wasm_v128_load(du + xi * step + c * g.out_c + o);
-          for (int p = 1; p < used; p++) sum = wasm_f32x4_add(sum, wasm_v128_load(du + p * stride + xi * step + c * g.out_c + o));
-          col[r] = sum;
+          col[r] = parts_sum(du + xi * step + c * g.out_c + o, stride, used);
         }
         wino4_gt(col, w);
         #pragma clang loop unroll(full)
