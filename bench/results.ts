@@ -1,5 +1,5 @@
 /**
- * `npm run results [-- --quick]`: the results table. Trains every method on the same data with
+ * `npm run results [-- --quick] [-- --resume]`: the results table. Trains every method on the same data with
  * the same budget (the same number of images seen), at the default recipe (`pipelines/recipe.ts`)
  * otherwise, evaluates each with every protocol of `densestream eval` next to a random-init
  * encoder, prints one JSON line per row, and writes `docs/RESULTS.md` with the commit, the
@@ -7,10 +7,13 @@
  * has labels but no masks or maps, takes MoCo v2 and the default method.
  *
  * The default budget (the default run's length for each row) takes about 90 minutes on 2 cores;
- * `--quick` about fifteen.
+ * `--quick` about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
+ * the rows already finished (each row's scores are saved in its folder as it ends), continues a
+ * killed row's training from its last checkpoint, and refuses a folder of another commit or budget,
+ * so that one table never mixes builds.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -97,6 +100,7 @@ export async function resultsBench(argv: string[]): Promise<void> {
     args: argv,
     options: {
       quick: { type: 'boolean', default: false },
+      resume: { type: 'boolean', default: false },
       steps: { type: 'string' },
       train: { type: 'string' },
       test: { type: 'string' },
@@ -111,49 +115,56 @@ export async function resultsBench(argv: string[]): Promise<void> {
   if (values.test !== undefined) budget.test = positiveInt(values.test, '--test');
   if (values['dense-train'] !== undefined) budget.denseTrain = positiveInt(values['dense-train'], '--dense-train');
   const root = values.out;
-  // A table comes from one run only, so the folder is cleared first: but only a folder this bench made.
-  const marker = join(root, '.densestream-results');
-  if (existsSync(root) && readdirSync(root).length > 0 && !existsSync(marker)) {
-    throw new Error(`--out ${root}: exists and was not written by npm run results; name another folder`);
-  }
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  writeFileSync(marker, '');
   const evalFlags = ['--train', String(budget.train), '--test', String(budget.test), '--dense-train', String(budget.denseTrain), '--quiet'];
-  const started = Date.now();
-  const commit = gitCommit(); // now: the tree may move on while the hour runs
+  const commit = gitCommit(); // now: the tree may move on while the hours run
+  // A table comes from one build and one budget only: the folder holds which, and a resume must match it.
+  const marker = join(root, '.densestream-results');
+  const identity = JSON.stringify({ commit, budget, quick: values.quick });
+  if (values.resume) {
+    if (!existsSync(marker)) throw new Error(`--resume: ${root} holds no results run; run without --resume to start one`);
+    const held = readFileSync(marker, 'utf8');
+    if (held !== identity) {
+      throw new Error(`--resume: ${root} was started as ${held || 'an older results run'}, this is ${identity}; rows of another build or budget cannot share a table`);
+    }
+    if (commit.includes('uncommitted')) throw new Error('--resume: the tree has uncommitted changes, so the build cannot be told apart; commit first');
+  } else {
+    // Cleared first, but only a folder this bench made.
+    if (existsSync(root) && readdirSync(root).length > 0 && !existsSync(marker)) {
+      throw new Error(`--out ${root}: exists and was not written by npm run results; name another folder`);
+    }
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    writeFileSync(marker, identity);
+  }
   const tables: TableResult[] = [];
   for (const table of TABLES) {
     const rows: RowResult[] = [];
     const slug = (name: string) => join(root, `${table.data}-${name}`.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
     const tableEval = [...evalFlags, '--data', table.data];
-    const random = densestream(['eval', '--checkpoint', 'random', '--out', slug('random-init'), ...tableEval]);
-    rows.push({ name: 'random-init', trainCommand: '–', result: random });
-    printJson({ bench: 'results', data: table.data, row: 'random-init', ...pick(random) });
+    const random = finishedRow(slug('random-init'), () => ({
+      name: 'random-init',
+      trainCommand: '–',
+      result: densestream(['eval', '--checkpoint', 'random', '--out', slug('random-init'), ...tableEval]),
+    }));
+    rows.push(random);
+    printJson({ bench: 'results', data: table.data, row: 'random-init', ...pick(random.result) });
     for (const row of table.rows) {
       const out = slug(row.name);
-      const trainArgs = [
-        'train',
-        '--data',
-        table.data,
-        ...row.train,
-        '--steps',
-        String(budget.steps),
-        '--batch',
-        String(budget.batch),
-        '--knn-every',
-        '0',
-        '--out',
-        out,
-      ];
-      const train = densestream(trainArgs);
-      const result = densestream(['eval', '--checkpoint', out, ...tableEval]);
-      rows.push({ name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train });
-      printJson({ bench: 'results', data: table.data, row: row.name, imagesPerSec: train['imagesPerSec'], ...pick(result) });
+      const trainArgs = ['train', '--data', table.data, ...row.train, '--steps', String(budget.steps), '--batch', String(budget.batch), '--knn-every', '0', '--out', out];
+      const done = finishedRow(out, () => {
+        // A killed row continues from its last checkpoint (every 100 steps); its images/s is then the last sitting's.
+        const train = existsSync(join(out, 'weights.json'))
+          ? densestream(['train', '--resume', '--steps', String(budget.steps), '--out', out])
+          : densestream(trainArgs);
+        const result = densestream(['eval', '--checkpoint', out, ...tableEval]);
+        return { name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train };
+      });
+      rows.push(done);
+      printJson({ bench: 'results', data: table.data, row: row.name, imagesPerSec: done.train?.['imagesPerSec'], ...pick(done.result) });
     }
     tables.push({ table, rows });
   }
-  const minutes = (Date.now() - started) / 60_000;
+  const minutes = tables.reduce((sum, t) => sum + t.rows.reduce((m, r) => m + (r.minutes ?? 0), 0), 0);
   writeFileSync(values.doc, resultsMarkdown(tables, budget, evalFlags, values.quick, minutes, commit));
   printJson({ bench: 'results', doc: values.doc, minutes });
 }
@@ -167,6 +178,22 @@ interface RowResult {
   trainCommand: string;
   result: Json;
   train?: Json;
+  /** Wall time of its training and evaluation, summed over sittings. */
+  minutes?: number;
+}
+
+/**
+ * A row's result: the one saved in its folder by an earlier sitting, or `run`'s, saved there as it ends.
+ * The time of a sitting killed mid-row is not counted.
+ */
+function finishedRow(dir: string, run: () => RowResult): RowResult {
+  const file = join(dir, 'results-row.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as RowResult;
+  const started = Date.now();
+  const row = { ...run(), minutes: (Date.now() - started) / 60_000 };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, JSON.stringify(row));
+  return row;
 }
 
 interface TableResult {
