@@ -152,10 +152,13 @@ export async function resultsBench(argv: string[]): Promise<void> {
       const out = slug(row.name);
       const trainArgs = ['train', '--data', table.data, ...row.train, '--steps', String(budget.steps), '--batch', String(budget.batch), '--knn-every', '0', '--out', out];
       const done = finishedRow(out, () => {
-        // A killed row continues from its last checkpoint (every 100 steps); its images/s is then the last sitting's.
-        const train = existsSync(join(out, 'weights.json'))
-          ? densestream(['train', '--resume', '--steps', String(budget.steps), '--out', out])
-          : densestream(trainArgs);
+        const train = trainedOnce(out, () =>
+          // A killed row continues from its last checkpoint (every 100 steps), and its images/s is then
+          // the last sitting's; one killed before its first checkpoint starts again.
+          existsSync(join(out, 'checkpoint', 'weights.json'))
+            ? densestream(['train', '--resume', '--steps', String(budget.steps), '--out', out])
+            : densestream([...trainArgs, '--overwrite']),
+        );
         const result = densestream(['eval', '--checkpoint', out, ...tableEval]);
         return { name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train };
       });
@@ -180,6 +183,15 @@ interface RowResult {
   train?: Json;
   /** Wall time of its training and evaluation, summed over sittings. */
   minutes?: number;
+}
+
+/** A row's training summary: the one saved in its folder by an earlier sitting, or `run`'s, saved there as it ends. */
+function trainedOnce(dir: string, run: () => Json): Json {
+  const file = join(dir, 'results-train.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Json;
+  const summary = run();
+  writeFileSync(file, JSON.stringify(summary));
+  return summary;
 }
 
 /**
