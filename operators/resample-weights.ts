@@ -52,14 +52,15 @@ export function axisWeights(start: number, end: number, length: number, size: nu
   for (let i = 0; i < size; i++) {
     const centre = start + (i + 0.5) * f - 0.5;
     const row = i * length;
+    const [first, final] = [Math.ceil(centre - half), Math.floor(centre + half)];
     let sum = 0;
-    for (let j = Math.ceil(centre - half); j <= Math.floor(centre + half); j++) {
+    for (let j = first; j <= final; j++) {
       const w = 1 - Math.abs(j - centre) / half;
       if (w <= 0) continue;
       out[row + clamp(j)]! += w;
       sum += w;
     }
-    for (let j = start; j <= last; j++) out[row + j]! /= sum;
+    for (let j = clamp(first); j <= clamp(final); j++) out[row + j]! /= sum; // the rest of the row is 0
   }
   if (!shifted) return out;
   const early = new Float32Array(out.length);
@@ -81,16 +82,36 @@ export function blurTaps(sigma: number): Float32Array {
   return taps.map((t) => t / sum);
 }
 
-/** `blur · weights` for one axis (`weights` `[size, length]`), the view's edges repeated. */
+/** `[lo, hi)` of each row of `weights` `[size, length]`: where its non-zero weights lie (`[0, 0)` for none). */
+function rowBands(weights: Float32Array, size: number, length: number): Int32Array {
+  const bands = new Int32Array(2 * size);
+  for (let i = 0; i < size; i++) {
+    const row = i * length;
+    let [lo, hi] = [0, length];
+    while (lo < hi && weights[row + lo] === 0) lo++;
+    while (hi > lo && weights[row + hi - 1] === 0) hi--;
+    bands[2 * i] = lo;
+    bands[2 * i + 1] = hi;
+  }
+  return bands;
+}
+
+/**
+ * `blur · weights` for one axis (`weights` `[size, length]`), the view's edges repeated. Each
+ * tap adds only its row's band: the zeros around it add nothing (0 is exact), and a 224-px view
+ * of a 500-px photo has a band of a few pixels in a row of 500.
+ */
 function blurred(weights: Float32Array, size: number, length: number, taps: Float32Array): Float32Array {
   if (taps.length === 1) return weights;
   const radius = (taps.length - 1) / 2;
+  const bands = rowBands(weights, size, length);
   const out = new Float32Array(weights.length);
   for (let i = 0; i < size; i++) {
     for (let k = 0; k < taps.length; k++) {
-      const from = Math.min(size - 1, Math.max(0, i + k - radius)) * length;
+      const source = Math.min(size - 1, Math.max(0, i + k - radius));
+      const from = source * length;
       const t = taps[k] as number;
-      for (let j = 0; j < length; j++) out[i * length + j]! += t * (weights[from + j] as number);
+      for (let j = bands[2 * source] as number; j < (bands[2 * source + 1] as number); j++) out[i * length + j]! += t * (weights[from + j] as number);
     }
   }
   return out;
