@@ -8,10 +8,12 @@
  * bytes), then per view ay, sy, ax, sx (output pixel (i, j) samples the framed source bilinearly
  * at row ay + i·sy, column ax + j·sx), the colour matrix m[3][3] row-major (out_r = Σ_c m[r][c]·in_c),
  * its offset, solarize (0 or 1), and `taps` blur taps (odd count, centred; 1 for none).
- * Optional input `weights` `[B · size · (H+2 + W+2)]`: per view, resampling rows `[size, H+2]` then
- * columns `[size, W+2]` (resample-weights.ts, blur folded in; `taps` must be 1). With it the crop
- * is rows · image · columnsᵀ (shrinking crops), and ay…sx are unused.
- * Attributes: `size` (views are `size × size`), `taps`. Output: `[B, size, size, 3]` float32.
+ * Optional input `weights` `[B · 2 · size · (band + 2)]`: per view, `size` row entries then
+ * `size` column entries, each the first source pixel `lo` (framed coordinates), the count `n ≤
+ * band` of weights that follow it, and `band` slots holding them (resample-weights.ts' bands,
+ * blur folded in; `lo + band` within the image; `taps` must be 1). With it the crop is rows ·
+ * image · columnsᵀ (shrinking crops), and ay…sx are unused.
+ * Attributes: `size` (views are `size × size`), `taps`, and with weights `band`. Output: `[B, size, size, 3]` float32.
  */
 export const CUT_VIEWS_KERNEL = 'DensestreamCutViews';
 

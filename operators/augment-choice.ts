@@ -26,11 +26,9 @@ export interface AugmentDecision {
 }
 
 export interface AugmentProbe {
-  /** Decoded images of the run (a few dozen suffice), or none when the source's sizes may differ. */
+  /** Decoded images of the run (a few dozen suffice), of one size or several as the source has them. */
   samples: readonly Sample[];
   views: ViewConfig[];
-  /** Every image of the source has one size (`Source.imageSize`): the backend can cut any batch. */
-  sameSize: boolean;
   seed?: number;
 }
 
@@ -50,16 +48,11 @@ async function cost(work: () => Promise<void>, wall: boolean): Promise<number> {
 /**
  * The path for `choice`: `cpu` and `backend` as asked; `auto` measures both on `probe.samples`
  * (each run once to warm up, then timed in {@link PROBE_ROUNDS} alternating rounds, keeping each
- * path's fastest) and takes the cheaper. A source whose images may
- * differ in size always goes to the CPU under `auto`: the backend cuts a batch from one size.
+ * path's fastest) and takes the cheaper. Images of several sizes are measured as they come: the
+ * backend then cuts each batch size by size (`augmentBatch`).
  */
 export async function chooseAugmentPath(choice: AugmentChoice, probe: AugmentProbe): Promise<AugmentDecision> {
   if (choice === 'cpu' || choice === 'backend') return { path: choice, reason: `augment: ${choice} (asked for)` };
-  if (!probe.sameSize)
-    return {
-      path: 'cpu',
-      reason: 'augment: cpu (auto: the images may differ in size, and the backend cuts a batch from images of one size)',
-    };
   const samples = [...probe.samples];
   if (samples.length === 0) return { path: 'cpu', reason: 'augment: cpu (auto: no image to measure on)' };
   const seed = probe.seed ?? 0;

@@ -159,7 +159,7 @@ function collate(samples: Sample[], mean: readonly [number, number, number], std
  * Tensors are created only when a batch is full, and the consumer disposes them. If the
  * subscriber leaves, the samples held back are simply dropped (they hold no tensors).
  * Views planned for the backend (`multiView({ augment: 'backend' })`) are cut here, per batch,
- * by tensor ops (`augmentViews`); their images must share one size.
+ * by tensor ops (`augmentBatch`), images of one size together.
  *
  * @param size Samples per batch.
  * @see multiView

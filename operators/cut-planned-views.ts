@@ -7,8 +7,8 @@ export interface CutPlannedViewsOptions {
   batch?: number;
 }
 
-/** Cuts one group of same-size samples on the backend and reads the bytes back. */
-async function cutGroup(samples: Sample[]): Promise<Sample[]> {
+/** Cuts the samples' planned views on the backend (`augmentBatch`, size by size) and reads the bytes back. */
+async function cutSamples(samples: Sample[]): Promise<Sample[]> {
   const cut: Array<Uint8Array[]> = samples.map(() => []);
   const views = augmentBatch(samples);
   try {
@@ -53,18 +53,12 @@ export function cutPlannedViews(options: CutPlannedViewsOptions = {}): OperatorF
       bufferCount(size),
       concatMap(async (group) => {
         const out = [...group];
-        const bySize = new Map<string, number[]>();
-        group.forEach((s, i) => {
-          if (!s.views?.length || s.views.some((v) => v.plan === undefined)) return;
-          const key = `${s.pixels?.width}×${s.pixels?.height}`;
-          bySize.set(key, [...(bySize.get(key) ?? []), i]);
+        const planned = [...group.keys()].filter((i) => group[i]!.views?.length && group[i]!.views!.every((v) => v.plan !== undefined));
+        if (planned.length === 0) return out;
+        const done = await cutSamples(planned.map((i) => group[i] as Sample));
+        planned.forEach((i, j) => {
+          out[i] = done[j] as Sample;
         });
-        for (const indices of bySize.values()) {
-          const done = await cutGroup(indices.map((i) => group[i] as Sample));
-          indices.forEach((i, j) => {
-            out[i] = done[j] as Sample;
-          });
-        }
         return out;
       }),
       concatMap((samples) => from(samples)),

@@ -20,9 +20,22 @@ import type { Box } from '../core/index.js';
 export const MIN_BLUR_SIGMA = 0.3;
 
 /**
- * The weights of one axis: `[size, length]`, row `i` the source weights of output pixel `i`
- * for the crop `[start, end)` of an axis `length` pixels long, as libvips' `resize` gives them
- * (measured against sharp 0.35 / libvips 8.18 with ramps; see the tests):
+ * One axis's weights as bands: output pixel `i` takes `w[i·width + m]` of source pixel `lo[i] + m`
+ * (`m < width`, the axis `length` pixels long), and nothing of any other. A row narrower than
+ * `width` ends in zeros. A 224-px view of a 500-px photo has a band of a few pixels a row, where
+ * the dense `[size, length]` matrix holds 500, nearly all zero.
+ */
+export interface AxisBands {
+  length: number;
+  width: number;
+  lo: Int32Array;
+  w: Float32Array;
+}
+
+/**
+ * The weights of one axis as bands (`axisWeights` gives them dense), row `i` the source weights
+ * of output pixel `i` for the crop `[start, end)` of an axis `length` pixels long, as libvips'
+ * `resize` gives them (measured against sharp 0.35 / libvips 8.18 with ramps; see the tests):
  * - shrinking or keeping (`f = (end − start) / size ≥ 1`): a triangle of half-width `max(1, f)`
  *   centred at `start + (i + ½)·f − ½` (half-pixel centres; libvips' `reduce`);
  * - enlarging (`f < 1`): bilinear at `start + i·f − ½` (libvips' `affine` stage, which samples
@@ -31,44 +44,84 @@ export const MIN_BLUR_SIGMA = 0.3;
  *   1): the reduced pixels are then sampled half a pixel early, `½·r[i−1] + ½·r[i]`.
  * Outside the crop its edge pixels repeat (sharp resizes the extracted crop).
  */
-export function axisWeights(start: number, end: number, length: number, size: number, shifted = false): Float32Array {
+export function axisBands(start: number, end: number, length: number, size: number, shifted = false): AxisBands {
   if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= length && end > start)) {
     throw new Error(`axisWeights: expected a crop 0 ≤ start < end ≤ ${length} in whole pixels, got [${start}, ${end})`);
   }
-  const out = new Float32Array(size * length);
   const f = (end - start) / size;
   const last = end - 1;
   const clamp = (j: number) => Math.min(last, Math.max(start, j));
+  const lo = new Int32Array(size);
   if (f < 1) {
+    const w = new Float32Array(size * 2);
     for (let i = 0; i < size; i++) {
       const at = start + i * f - 0.5;
       const j = Math.floor(at);
-      out[i * length + clamp(j)]! += 1 - (at - j);
-      out[i * length + clamp(j + 1)]! += at - j;
+      lo[i] = clamp(j);
+      w[i * 2 + clamp(j) - clamp(j)]! += 1 - (at - j);
+      w[i * 2 + clamp(j + 1) - clamp(j)]! += at - j;
     }
-    return out;
+    return { length, width: 2, lo, w }; // enlarged on this axis: the affine stage samples it, never shifted
   }
   const half = f; // the triangle's half-width (f = 1: the identity)
+  const centre = (i: number) => start + (i + 0.5) * f - 0.5;
+  let width = 1;
+  for (let i = 0; i < size; i++) width = Math.max(width, clamp(Math.floor(centre(i) + half)) - clamp(Math.ceil(centre(i) - half)) + 1);
+  const w = new Float32Array(size * width);
   for (let i = 0; i < size; i++) {
-    const centre = start + (i + 0.5) * f - 0.5;
-    const row = i * length;
-    const [first, final] = [Math.ceil(centre - half), Math.floor(centre + half)];
+    const c = centre(i);
+    const [first, final] = [Math.ceil(c - half), Math.floor(c + half)];
+    const row = i * width;
+    lo[i] = clamp(first);
     let sum = 0;
     for (let j = first; j <= final; j++) {
-      const w = 1 - Math.abs(j - centre) / half;
-      if (w <= 0) continue;
-      out[row + clamp(j)]! += w;
-      sum += w;
+      const t = 1 - Math.abs(j - c) / half;
+      if (t <= 0) continue;
+      w[row + clamp(j) - clamp(first)]! += t;
+      sum += t;
     }
-    for (let j = clamp(first); j <= clamp(final); j++) out[row + j]! /= sum; // the rest of the row is 0
+    for (let m = 0; m <= clamp(final) - clamp(first); m++) w[row + m]! /= sum;
   }
-  if (!shifted) return out;
-  const early = new Float32Array(out.length);
+  return shifted ? shiftedEarly({ length, width, lo, w }) : { length, width, lo, w };
+}
+
+/** `½·r[i−1] + ½·r[i]` (row −1 is row 0): each row's band widened to cover both. */
+function shiftedEarly(b: AxisBands): AxisBands {
+  const size = b.lo.length;
+  const at = (i: number, j: number) => (j >= (b.lo[i] as number) && j < (b.lo[i] as number) + b.width ? (b.w[i * b.width + j - (b.lo[i] as number)] as number) : 0);
+  const lo = new Int32Array(size);
+  let width = 1;
   for (let i = 0; i < size; i++) {
-    const previous = Math.max(0, i - 1) * length;
-    for (let j = start; j <= last; j++) early[i * length + j] = 0.5 * ((out[previous + j] as number) + (out[i * length + j] as number));
+    const previous = Math.max(0, i - 1);
+    lo[i] = Math.min(b.lo[previous] as number, b.lo[i] as number);
+    width = Math.max(width, Math.max(b.lo[previous] as number, b.lo[i] as number) + b.width - (lo[i] as number));
   }
-  return early;
+  const w = new Float32Array(size * width);
+  for (let i = 0; i < size; i++) {
+    const previous = Math.max(0, i - 1);
+    for (let m = 0; m < width && (lo[i] as number) + m < b.length; m++) {
+      const j = (lo[i] as number) + m;
+      w[i * width + m] = 0.5 * (at(previous, j) + at(i, j));
+    }
+  }
+  return { length: b.length, width, lo, w };
+}
+
+/** The dense `[size, length]` matrix of `bands`. */
+export function denseWeights(bands: AxisBands): Float32Array {
+  const size = bands.lo.length;
+  const out = new Float32Array(size * bands.length);
+  for (let i = 0; i < size; i++) {
+    const lo = bands.lo[i] as number;
+    const n = Math.min(bands.width, bands.length - lo);
+    out.set(bands.w.subarray(i * bands.width, i * bands.width + n), i * bands.length + lo);
+  }
+  return out;
+}
+
+/** The weights of one axis, dense: `[size, length]` (see {@link axisBands}). */
+export function axisWeights(start: number, end: number, length: number, size: number, shifted = false): Float32Array {
+  return denseWeights(axisBands(start, end, length, size, shifted));
 }
 
 /** libvips' integer Gaussian taps at sharp's defaults (min amplitude 0.2), normalised; `[1]` below σ = 0.3. */
@@ -82,46 +135,73 @@ export function blurTaps(sigma: number): Float32Array {
   return taps.map((t) => t / sum);
 }
 
-/** `[lo, hi)` of each row of `weights` `[size, length]`: where its non-zero weights lie (`[0, 0)` for none). */
-function rowBands(weights: Float32Array, size: number, length: number): Int32Array {
-  const bands = new Int32Array(2 * size);
+/**
+ * `blur · bands` for one axis, the view's edges repeated: row `i` is `Σ_k taps[k]·r[i + k − radius]`,
+ * summed in tap order over each source row's own band (the zeros around it add nothing).
+ */
+function blurred(b: AxisBands, taps: Float32Array): AxisBands {
+  if (taps.length === 1) return b;
+  const size = b.lo.length;
+  const radius = (taps.length - 1) / 2;
+  const source = (i: number, k: number) => Math.min(size - 1, Math.max(0, i + k - radius));
+  const lo = new Int32Array(size);
+  let width = 1;
   for (let i = 0; i < size; i++) {
-    const row = i * length;
-    let [lo, hi] = [0, length];
-    while (lo < hi && weights[row + lo] === 0) lo++;
-    while (hi > lo && weights[row + hi - 1] === 0) hi--;
-    bands[2 * i] = lo;
-    bands[2 * i + 1] = hi;
+    let [first, end] = [Infinity, -Infinity];
+    for (let k = 0; k < taps.length; k++) {
+      first = Math.min(first, b.lo[source(i, k)] as number);
+      end = Math.max(end, (b.lo[source(i, k)] as number) + b.width);
+    }
+    lo[i] = first;
+    width = Math.max(width, Math.min(end, b.length) - first);
   }
-  return bands;
+  const w = new Float32Array(size * width);
+  for (let i = 0; i < size; i++) {
+    for (let k = 0; k < taps.length; k++) {
+      const from = source(i, k);
+      const t = taps[k] as number;
+      const shift = (b.lo[from] as number) - (lo[i] as number);
+      for (let m = 0; m < b.width && (b.lo[from] as number) + m < b.length; m++) {
+        const v = b.w[from * b.width + m] as number;
+        if (v !== 0) w[i * width + shift + m]! += t * v;
+      }
+    }
+  }
+  return { length: b.length, width, lo, w };
+}
+
+/** The output pixels in reverse order: a mirrored view. */
+function mirrored(b: AxisBands): AxisBands {
+  const size = b.lo.length;
+  const lo = new Int32Array(size);
+  const w = new Float32Array(b.w.length);
+  for (let i = 0; i < size; i++) {
+    lo[i] = b.lo[size - 1 - i] as number;
+    w.set(b.w.subarray((size - 1 - i) * b.width, (size - i) * b.width), i * b.width);
+  }
+  return { length: b.length, width: b.width, lo, w };
 }
 
 /**
- * `blur · weights` for one axis (`weights` `[size, length]`), the view's edges repeated. Each
- * tap adds only its row's band: the zeros around it add nothing (0 is exact), and a 224-px view
- * of a 500-px photo has a band of a few pixels in a row of 500.
+ * The `rows` (over `imageHeight`) and `cols` (over `imageWidth`) bands of one view: crop `box`
+ * of an `imageWidth × imageHeight` image, resized to `width × height`, mirrored left–right when
+ * `flipped`, blurred with `blurSigma`.
  */
-function blurred(weights: Float32Array, size: number, length: number, taps: Float32Array): Float32Array {
-  if (taps.length === 1) return weights;
-  const radius = (taps.length - 1) / 2;
-  const bands = rowBands(weights, size, length);
-  const out = new Float32Array(weights.length);
-  for (let i = 0; i < size; i++) {
-    for (let k = 0; k < taps.length; k++) {
-      const source = Math.min(size - 1, Math.max(0, i + k - radius));
-      const from = source * length;
-      const t = taps[k] as number;
-      for (let j = bands[2 * source] as number; j < (bands[2 * source + 1] as number); j++) out[i * length + j]! += t * (weights[from + j] as number);
-    }
-  }
-  return out;
-}
-
-/** Reverses the order of the rows (output pixels) of a `[size, length]` matrix: a mirrored view. */
-function mirrored(weights: Float32Array, size: number, length: number): Float32Array {
-  const out = new Float32Array(weights.length);
-  for (let i = 0; i < size; i++) out.set(weights.subarray((size - 1 - i) * length, (size - i) * length), i * length);
-  return out;
+export function viewBands(
+  box: Box,
+  flipped: boolean,
+  blurSigma: number | undefined,
+  imageWidth: number,
+  imageHeight: number,
+  width: number,
+  height = width,
+): { rows: AxisBands; cols: AxisBands } {
+  const [x0, y0, x1, y1] = box;
+  const taps = blurTaps(blurSigma ?? 0);
+  const enlarged = x1 - x0 < width || y1 - y0 < height; // libvips then runs its affine stage on both axes
+  let cols = axisBands(x0, x1, imageWidth, width, enlarged);
+  if (flipped) cols = mirrored(cols);
+  return { rows: blurred(axisBands(y0, y1, imageHeight, height, enlarged), taps), cols: blurred(cols, taps) };
 }
 
 /**
@@ -138,13 +218,6 @@ export function viewWeights(
   width: number,
   height = width,
 ): { rows: Float32Array; cols: Float32Array } {
-  const [x0, y0, x1, y1] = box;
-  const taps = blurTaps(blurSigma ?? 0);
-  const enlarged = x1 - x0 < width || y1 - y0 < height; // libvips then runs its affine stage on both axes
-  let cols = axisWeights(x0, x1, imageWidth, width, enlarged);
-  if (flipped) cols = mirrored(cols, width, imageWidth);
-  return {
-    rows: blurred(axisWeights(y0, y1, imageHeight, height, enlarged), height, imageHeight, taps),
-    cols: blurred(cols, width, imageWidth, taps),
-  };
+  const { rows, cols } = viewBands(box, flipped, blurSigma, imageWidth, imageHeight, width, height);
+  return { rows: denseWeights(rows), cols: denseWeights(cols) };
 }

@@ -109,13 +109,11 @@ export const AUGMENT_PROBE_IMAGES = 32;
 
 /**
  * `--augment` resolved for the view chain of `o` over `source`: as asked, or for `auto` measured
- * on the source's first images, decoded as the chain decodes them (`chooseAugmentPath`; a
- * source without one image size goes to the CPU unmeasured).
+ * on the source's first images, decoded as the chain decodes them (`chooseAugmentPath`).
  */
 export async function chooseViewAugment(choice: AugmentChoice, source: Source, o: SampleViewOptions): Promise<AugmentDecision> {
-  const sameSize = source.imageSize !== undefined;
   const samples =
-    choice === 'auto' && sameSize
+    choice === 'auto'
       ? await lastValueFrom(
           from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(
             decode({ minSide: decodeMinSide(o.size) }),
@@ -124,7 +122,7 @@ export async function chooseViewAugment(choice: AugmentChoice, source: Source, o
         )
       : [];
   // The probe times cutting pixels, on unmasked samples: mask-aware crops are placed otherwise, at the sizes plain ones draw.
-  return chooseAugmentPath(choice, { samples, views: viewConfigs({ ...o, minForeground: 0 }), sameSize, seed: o.seed });
+  return chooseAugmentPath(choice, { samples, views: viewConfigs({ ...o, minForeground: 0 }), seed: o.seed });
 }
 
 /**

@@ -29,7 +29,7 @@ export function augmentOption(fallback: AugmentChoice) {
   return z.enum(AUGMENT_CHOICES).default(fallback).meta({
     arg: 'WHERE',
     description:
-      'where view pixels are cut: per image with sharp (cpu), per batch by tensor ops (backend), or auto: both measured on the first images, the cheaper taken (images of mixed sizes go to the cpu)',
+      'where view pixels are cut: per image with sharp (cpu), per batch by tensor ops (backend), or auto: both measured on the first images, the cheaper taken',
   });
 }
 

@@ -19,7 +19,7 @@ import { decode } from '../operators/decode.js';
 import { multiView } from '../operators/multi-view.js';
 import { axisWeights, blurTaps, viewWeights } from '../operators/resample-weights.js';
 import { CUT_VIEWS_KERNEL, type PlannedView, type Sample, type View } from '../core/index.js';
-import { augmentViews, stackSources } from '../operators/augment-views.js';
+import { augmentBatch, augmentViews, stackSources } from '../operators/augment-views.js';
 import { registerCutViews } from '../models/kernels/cut-views.js';
 import { collect } from './helpers/collect.js';
 
@@ -196,11 +196,33 @@ describe('augment: backend against cpu', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('refuses a batch of images of different sizes, naming the sample', async () => {
+  it('cuts a batch of images of several sizes size by size: each view as its own size’s batch gives it', async () => {
+    // two sizes interleaved, as a folder of landscape and portrait photos gives them
+    const mixed = [...scenes(5, 64)].flatMap((s, i) => (i % 2 ? [s, renderScene(11, 90 + i, 48)] : [s]));
+    const planned = await collect(from(mixed).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' })));
+    const sizes = planned.map((s) => s.pixels!.width);
+    expect(new Set(sizes)).toEqual(new Set([64, 48]));
+    const before = tf.memory().numTensors;
+    const read = (views: tf.Tensor4D[]) => {
+      const values = views.map((t) => t.dataSync() as Float32Array);
+      tf.dispose(views);
+      return values;
+    };
+    const together = read(augmentBatch(planned));
+    const apart = [64, 48].map((w) => {
+      const ids = [...planned.keys()].filter((i) => sizes[i] === w);
+      return { ids, views: read(augmentBatch(ids.map((i) => planned[i]!))) };
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    const plane = 32 * 32 * 3;
+    for (let k = 0; k < 2; k++)
+      for (const { ids, views } of apart)
+        ids.forEach((i, row) => expect(together[k]!.subarray(i * plane, (i + 1) * plane)).toEqual(views[k]!.subarray(row * plane, (row + 1) * plane)));
+  });
+
+  it('refuses to stack images of different sizes into one tensor, naming the sample', async () => {
     const mixed = [...scenes(3, 64), renderScene(11, 99, 48)];
-    await expect(collect(from(mixed).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' }), batch(4)))).rejects.toThrow(
-      /sample scenes:99 is 48×48.*--augment cpu/,
-    );
+    expect(() => stackSources(mixed)).toThrow(/sample scenes:99 is 48×48/);
   });
 
   it('refuses a box outside its image, naming the sample, rather than clamping it', async () => {
@@ -235,6 +257,16 @@ describe('augment: the one-pass cut on wasm', () => {
       sources.dispose();
     }
   }
+
+  it('cuts the same values from the images as bytes (augmentBatch) as from float32 sources (stackSources)', async () => {
+    const planned = await collect(from(scenes(12, 64)).pipe(multiView({ views: presetViews('mocov2', 32), seed: 2, augment: 'backend' })));
+    const sources = stackSources(planned);
+    const fromFloats = [0, 1].map((k) => tf.tidy(() => augmentViews(sources, planned, k).dataSync() as Float32Array));
+    sources.dispose();
+    const views = augmentBatch(planned);
+    views.forEach((v, k) => expect(v.dataSync()).toEqual(fromFloats[k]));
+    tf.dispose(views);
+  });
 
   // Every branch of the kernel in one batch: flips, blurs of several widths beside none,
   // jitter, grey and solarize, on crops from a tenth of the image to all of it.

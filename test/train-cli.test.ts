@@ -177,7 +177,7 @@ describe('densestream train from the CLI', () => {
     expect(parquet.stderr).toContain('--augment: --data parquet:/nowhere holds views cut by precompute');
   });
 
-  it('sends images that may differ in size to the CPU under --augment auto, without measuring', async () => {
+  it('measures both paths on images of several sizes under --augment auto, and cuts them on the backend size by size', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'densestream-augment-dir-'));
     for (const [i, w] of [40, 48, 56, 64].entries()) {
       await sharp({ create: { width: w, height: 40, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 40 * i } } })
@@ -207,10 +207,10 @@ describe('densestream train from the CLI', () => {
       );
     const run = trainOnDir(join(dir, 'run'));
     expect(run.status, run.stderr).toBe(0);
-    expect(run.stderr).toContain('augment: cpu (auto: the images may differ in size');
+    expect(run.stderr).toMatch(/augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 4 images\)/);
     const forced = trainOnDir(join(dir, 'forced'), '--augment', 'backend');
-    expect(forced.status).toBe(1);
-    expect(forced.stderr).toMatch(/sample \S+ is \d+×40, sample \S+ \d+×40 \(use --augment cpu for images of mixed sizes\)/);
+    expect(forced.status, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain('augment: backend (asked for)');
   });
 
   it('trains --epochs E as whole batches over the source, and refuses --epochs with --steps', () => {

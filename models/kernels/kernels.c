@@ -1497,6 +1497,45 @@ void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float*
     }
 }
 
+/* Value i of a source image: bytes (0–255) or float32, the choice a constant of each inlined copy. */
+INLINE float source_value(const void* src, long long i, const int bytes) {
+  return bytes ? (float)((const unsigned char*)src)[i] : ((const float*)src)[i];
+}
+
+/* Values i … i+3 of a source image as floats. */
+INLINE v128_t source_values(const void* src, long long i, const int bytes) {
+  if (!bytes) return wasm_v128_load((const float*)src + i);
+  const v128_t b = wasm_v128_load32_zero((const unsigned char*)src + i);
+  return wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(b)));
+}
+
+/* Output pixel (i, j) sampled bilinearly at framed row ay + i·sy, column ax + j·sx (p: ay, sy, ax, sx), as tfjs's cropAndResize computes it. */
+INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, int fw, int size, const int bytes) {
+  const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
+  for (int i = 0; i < size; i++) {
+    float yi = ay + i * sy;
+    yi = yi < 0.0f ? 0.0f : yi > fh - 1 ? (float)(fh - 1) : yi;
+    const int top = (int)yi, bottom = top + 1 < fh ? top + 1 : top;
+    const float yl = yi - top;
+    for (int j = 0; j < size; j++) {
+      float xi = ax + j * sx;
+      xi = xi < 0.0f ? 0.0f : xi > fw - 1 ? (float)(fw - 1) : xi;
+      const int left = (int)xi, right = left + 1 < fw ? left + 1 : left;
+      const float xl = xi - left;
+      const long long tl = ((long long)top * fw + left) * 3, tr = ((long long)top * fw + right) * 3;
+      const long long bl = ((long long)bottom * fw + left) * 3, br = ((long long)bottom * fw + right) * 3;
+      float* o = crop + (i * size + j) * 3;
+      for (int c = 0; c < 3; c++) {
+        const float vtl = source_value(src, tl + c, bytes), vtr = source_value(src, tr + c, bytes);
+        const float vbl = source_value(src, bl + c, bytes), vbr = source_value(src, br + c, bytes);
+        const float t = vtl + (vtr - vtl) * xl;
+        const float d = vbl + (vbr - vbl) * xl;
+        o[c] = t + (d - t) * yl;
+      }
+    }
+  }
+}
+
 /*
  * Views cut from a batch of framed source images in one pass per view (operators/
  * augment-views.ts, the enlarging path): bilinear crop-and-resize as tfjs's cropAndResize
@@ -1505,53 +1544,79 @@ void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float*
  * (normalisation; 1 and 0 for bytes). The op graph it replaces ran ten kernels a view index,
  * most of them scalar loops over the whole batch.
  *
- * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur), a counter (0).
+ * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur), a counter (0),
+ * the weights' band, and 1 where the sources are bytes (each image's padded to whole words), 0
+ * where they are float32.
  * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
  * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
- * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part. weights:
- * null, or per view rows [size, fh] then cols [size, fw] (the weights mode, below; ay…sx unused).
+ * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part, and 4 after. weights:
+ * null, or per view `size` row entries then `size` column entries of [lo, n, band weights] (the
+ * weights mode, below; ay…sx unused).
  * Parts claim the views one at a time.
  */
-/* [lo, hi) of the nonzero weights in row w[0..n) (an empty row gives lo = hi = 0). */
-INLINE void weight_band(const float* w, int n, int* lo, int* hi) {
-  int a = 0, z = n;
-  while (a < n && w[a] == 0.0f) a++;
-  while (z > a && w[z - 1] == 0.0f) z--;
-  *lo = a < z ? a : 0;
-  *hi = a < z ? z : 0;
-}
-
 /*
- * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ
- * with rows [size, fh] and cols [size, fw] (resample-weights.ts, blur folded in), read as bands:
- * an output row reads about a dozen source rows, not all of them. `tall` holds rows · image.
+ * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ,
+ * the weights read as bands (resample-weights.ts, blur folded in): each axis has `size` entries
+ * of [lo, n, w_0 … w_band−1], output pixel i taking w_0 … w_n−1 from source pixels lo, lo + 1, …
+ * (the rest of an entry is padding: a batch's entries share the widest view's width, and a view
+ * drawn without blur needs a third of it). Only the columns some column band reaches are summed
+ * into `tall` (rows · image): a crop of a third of a photo's width reads a third of each row.
  */
-static void resample_view(const float* src, const float* rows, const float* cols, float* crop, float* tall, int fh, int fw, int size) {
+INLINE void resample_view(const void* src, const float* rows, const float* cols, float* crop, float* tall, int fw, int size, int band, const int bytes) {
+  const int e = band + 2;
+  int xlo = fw, xhi = 0;
+  for (int j = 0; j < size; j++) {
+    const int lo = (int)cols[j * e], n = (int)cols[j * e + 1];
+    if (lo < xlo) xlo = lo;
+    if (lo + n > xhi) xhi = lo + n;
+  }
+  /* rows · image, four vectors of a row at a time summed over the taps in registers (the taps
+   * in order, zero weights skipped: each value is the scalar loop's) and stored once. */
   for (int i = 0; i < size; i++) {
-    int lo, hi;
-    weight_band(rows + i * fh, fh, &lo, &hi);
+    const float* rw = rows + i * e;
+    const int lo = (int)rw[0], n = (int)rw[1];
     float* t = tall + i * fw * 3;
-    for (int x = 0; x < fw * 3; x++) t[x] = 0.0f;
-    for (int y = lo; y < hi; y++) {
-      const float w = rows[i * fh + y];
-      const float* line = src + y * fw * 3;
-      for (int x = 0; x < fw * 3; x++) t[x] += w * line[x];
+    const long long first = (long long)lo * fw * 3;
+    int x = xlo * 3;
+    for (; x + 16 <= xhi * 3; x += 16) {
+      v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+      for (int m = 0; m < n; m++) {
+        const float w = rw[2 + m];
+        if (w == 0.0f) continue;
+        const v128_t wv = wasm_f32x4_splat(w);
+        const long long at = first + (long long)m * fw * 3 + x;
+        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wv, source_values(src, at, bytes)));
+        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wv, source_values(src, at + 4, bytes)));
+        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wv, source_values(src, at + 8, bytes)));
+        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wv, source_values(src, at + 12, bytes)));
+      }
+      wasm_v128_store(t + x, a0);
+      wasm_v128_store(t + x + 4, a1);
+      wasm_v128_store(t + x + 8, a2);
+      wasm_v128_store(t + x + 12, a3);
+    }
+    for (; x < xhi * 3; x++) {
+      float a = 0.0f;
+      for (int m = 0; m < n; m++) {
+        const float w = rw[2 + m];
+        if (w != 0.0f) a += w * source_value(src, first + (long long)m * fw * 3 + x, bytes);
+      }
+      t[x] = a;
     }
   }
-  for (int j = 0; j < size; j++) {
-    int lo, hi;
-    weight_band(cols + j * fw, fw, &lo, &hi);
-    for (int i = 0; i < size; i++) {
-      const float* t = tall + i * fw * 3;
-      float r = 0.0f, g = 0.0f, bb = 0.0f;
-      for (int x = lo; x < hi; x++) {
-        const float w = cols[j * fw + x];
-        r += w * t[x * 3];
-        g += w * t[x * 3 + 1];
-        bb += w * t[x * 3 + 2];
-      }
-      float* o = crop + (i * size + j) * 3;
-      o[0] = r, o[1] = g, o[2] = bb;
+  /* Each output pixel's r, g, b as lanes 0–2 of one vector; lane 3 (the next pixel's r, or past
+   * the row) is carried along and its store overwritten by the next pixel's, or lands in the
+   * scratch after the crop. Zero weights add 0 to lanes 0–2, so the sums are the scalar loop's. */
+  for (int i = 0; i < size; i++) {
+    const float* t = tall + i * fw * 3;
+    float* o = crop + i * size * 3;
+    for (int j = 0; j < size; j++) {
+      const float* cw = cols + j * e;
+      const float* tp = t + (int)cw[0] * 3;
+      const int n = (int)cw[1];
+      v128_t acc = wasm_f32x4_splat(0.0f);
+      for (int m = 0; m < n; m++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(cw[2 + m]), wasm_v128_load(tp + 3 * m)));
+      wasm_v128_store(o + 3 * j, acc);
     }
   }
 }
@@ -1624,8 +1689,11 @@ static void blur_view(float* crop, float* across, const float* taps, int k, int 
 }
 
 __attribute__((export_name("cut_views")))
-void cut_views(const int* geometry, const float* sources, const float* params, float* out, float* scratch, const float* weights, int part, int parts) {
-  const int batch = geometry[0], fh = geometry[1], fw = geometry[2], size = geometry[3], k = geometry[4];
+void cut_views(const int* geometry, const void* sources, const float* params, float* out, float* scratch, const float* weights, int part, int parts) {
+  const int batch = geometry[0], fh = geometry[1], fw = geometry[2], size = geometry[3], k = geometry[4], band = geometry[6];
+  /* bytes: each image's framed bytes padded to whole 4-byte words (operators/augment-views.ts packs them so) */
+  const int bytes = geometry[7];
+  const long long image = bytes ? ((long long)fh * fw * 3 + 3) / 4 * 4 : (long long)fh * fw * 3 * 4;
   const int stride = 15 + k, plane = size * size * 3;
   const int radius = (k - 1) / 2;
   const long long tall_size = (long long)size * fw * 3;
@@ -1644,34 +1712,13 @@ void cut_views(const int* geometry, const float* sources, const float* params, f
   for (int b = first; b < last; b++) {
 #endif
     const float* p = params + 6 + (long long)b * stride;
-    const float* src = sources + (long long)b * fh * fw * 3;
-    const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
+    const unsigned char* src = (const unsigned char*)sources + (long long)b * image;
     if (weights) {
-      const float* rows = weights + (long long)b * size * (fh + fw);
-      resample_view(src, rows, rows + size * fh, crop, tall, fh, fw, size);
-    } else
-    for (int i = 0; i < size; i++) {
-      float yi = ay + i * sy;
-      yi = yi < 0.0f ? 0.0f : yi > fh - 1 ? (float)(fh - 1) : yi;
-      const int top = (int)yi, bottom = top + 1 < fh ? top + 1 : top;
-      const float yl = yi - top;
-      for (int j = 0; j < size; j++) {
-        float xi = ax + j * sx;
-        xi = xi < 0.0f ? 0.0f : xi > fw - 1 ? (float)(fw - 1) : xi;
-        const int left = (int)xi, right = left + 1 < fw ? left + 1 : left;
-        const float xl = xi - left;
-        const float* tl = src + (top * fw + left) * 3;
-        const float* tr = src + (top * fw + right) * 3;
-        const float* bl = src + (bottom * fw + left) * 3;
-        const float* br = src + (bottom * fw + right) * 3;
-        float* o = crop + (i * size + j) * 3;
-        for (int c = 0; c < 3; c++) {
-          const float t = tl[c] + (tr[c] - tl[c]) * xl;
-          const float d = bl[c] + (br[c] - bl[c]) * xl;
-          o[c] = t + (d - t) * yl;
-        }
-      }
-    }
+      const float* rows = weights + (long long)b * 2 * size * (band + 2);
+      if (bytes) resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 1);
+      else resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 0);
+    } else if (bytes) bilinear_view(src, p, crop, fh, fw, size, 1);
+    else bilinear_view(src, p, crop, fh, fw, size, 0);
     const float* taps = p + 15;
     float* pixels = crop;
     if (k > 1 && !delta_taps(taps, k)) blur_view(crop, across, taps, k, radius, size);
@@ -1679,14 +1726,26 @@ void cut_views(const int* geometry, const float* sources, const float* params, f
     const float offset = p[13];
     const int solarize = p[14] != 0.0f;
     float* dst = out + (long long)b * plane;
+    /* Pixel by pixel, its r, g, b as lanes 0–2 (lane 3 as in resample_view): the scalar loop's
+     * operations in its order, so the same values. The last pixel is stored lane by lane: past it
+     * lies the next view, another thread's. */
+    const v128_t m0 = wasm_f32x4_make(m[0], m[3], m[6], 0.0f), m1 = wasm_f32x4_make(m[1], m[4], m[7], 0.0f);
+    const v128_t m2 = wasm_f32x4_make(m[2], m[5], m[8], 0.0f), off = wasm_f32x4_splat(offset);
+    const v128_t scale = wasm_f32x4_make(params[0], params[1], params[2], 0.0f), shift = wasm_f32x4_make(params[3], params[4], params[5], 0.0f);
+    const v128_t lowest = wasm_f32x4_splat(0.0f), highest = wasm_f32x4_splat(255.0f), half = wasm_f32x4_splat(128.0f);
     for (int q = 0; q < size * size; q++) {
-      const float r = pixels[q * 3], g = pixels[q * 3 + 1], bb = pixels[q * 3 + 2];
-      for (int c = 0; c < 3; c++) {
-        float v = m[c * 3] * r + m[c * 3 + 1] * g + m[c * 3 + 2] * bb + offset;
-        v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
-        v = __builtin_nearbyintf(v);
-        if (solarize && v >= 128.0f) v = 255.0f - v;
-        dst[q * 3 + c] = v * params[c] + params[3 + c];
+      const v128_t px = wasm_v128_load(pixels + q * 3);
+      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_i32x4_shuffle(px, px, 0, 0, 0, 0), m0), wasm_f32x4_mul(wasm_i32x4_shuffle(px, px, 1, 1, 1, 1), m1));
+      v = wasm_f32x4_add(wasm_f32x4_add(v, wasm_f32x4_mul(wasm_i32x4_shuffle(px, px, 2, 2, 2, 2), m2)), off);
+      v = wasm_f32x4_pmax(lowest, wasm_f32x4_pmin(highest, v));
+      v = wasm_f32x4_nearest(v);
+      if (solarize) v = wasm_v128_bitselect(wasm_f32x4_sub(highest, v), v, wasm_f32x4_ge(v, half));
+      v = wasm_f32x4_add(wasm_f32x4_mul(v, scale), shift);
+      if (q + 1 < size * size) wasm_v128_store(dst + q * 3, v);
+      else {
+        dst[q * 3] = wasm_f32x4_extract_lane(v, 0);
+        dst[q * 3 + 1] = wasm_f32x4_extract_lane(v, 1);
+        dst[q * 3 + 2] = wasm_f32x4_extract_lane(v, 2);
       }
     }
   }
