@@ -2,7 +2,8 @@
  * `npm run bench -- pipeline [--data dir:PATH] [--size 224] [--views 2] [--augment cpu|backend|both]
  * [--images N]`: images per second through decode → multiView (MoCo v2 views) → batch, against
  * decode alone and, for a folder, against torchvision's MoCo v2 chain (DataLoader, one worker
- * per core) on the same files in the same run. Without --data it builds a folder of 600 photos
+ * per core) on the same files in the same run (`ratio`: the CPU path's, or the only path's;
+ * `backendRatio`: the backend path's, when it ran). Without --data it builds a folder of 600 photos
  * from python3-skimage's data. `--augment both` runs the CPU path and the backend path (views
  * cut per batch by tensor ops, on the compute backend) side by side; any finite source works
  * then, e.g. `--data fashion-mnist --size 28 --batch 128 --images 2560`.
@@ -127,6 +128,7 @@ export async function pipelineBench(argv: string[]): Promise<void> {
     decodeOnlyImagesPerSec: decodeOnly.imagesPerSec,
     torchvisionImagesPerSec: torchvision,
     ratio: torchvision === null || !main ? null : main.imagesPerSec / torchvision,
+    ...(full.backend && torchvision !== null ? { backendRatio: full.backend.imagesPerSec / torchvision } : {}),
     uvThreadpool: Number(process.env['UV_THREADPOOL_SIZE'] ?? 4),
   });
 }

@@ -124,9 +124,12 @@ export async function resultsBench(argv: string[]): Promise<void> {
     if (!existsSync(marker)) throw new Error(`--resume: ${root} holds no results run; run without --resume to start one`);
     const held = readFileSync(marker, 'utf8');
     if (held !== identity) {
-      throw new Error(`--resume: ${root} was started as ${held || 'an older results run'}, this is ${identity}; rows of another build or budget cannot share a table`);
+      throw new Error(
+        `--resume: ${root} was started as ${held || 'an older results run'}, this is ${identity}; rows of another build or budget cannot share a table`,
+      );
     }
-    if (commit.includes('uncommitted')) throw new Error('--resume: the tree has uncommitted changes, so the build cannot be told apart; commit first');
+    if (commit.includes('uncommitted'))
+      throw new Error('--resume: the tree has uncommitted changes, so the build cannot be told apart; commit first');
   } else {
     // Cleared first, but only a folder this bench made.
     if (existsSync(root) && readdirSync(root).length > 0 && !existsSync(marker)) {
@@ -150,7 +153,20 @@ export async function resultsBench(argv: string[]): Promise<void> {
     printJson({ bench: 'results', data: table.data, row: 'random-init', ...pick(random.result) });
     for (const row of table.rows) {
       const out = slug(row.name);
-      const trainArgs = ['train', '--data', table.data, ...row.train, '--steps', String(budget.steps), '--batch', String(budget.batch), '--knn-every', '0', '--out', out];
+      const trainArgs = [
+        'train',
+        '--data',
+        table.data,
+        ...row.train,
+        '--steps',
+        String(budget.steps),
+        '--batch',
+        String(budget.batch),
+        '--knn-every',
+        '0',
+        '--out',
+        out,
+      ];
       const done = finishedRow(out, () => {
         const train = trainedOnce(out, () =>
           // A killed row continues from its last checkpoint (every 100 steps), and its images/s is then

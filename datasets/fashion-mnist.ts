@@ -60,7 +60,6 @@ export async function fashionMnistSource(dir = FASHION_MNIST_DIR, split: 'train'
     name: `fashion-mnist:${dir} (${split})`,
     size: count,
     id: (i) => `fashion-mnist:${split}:${i}`,
-    imageSize: { width, height },
     read: async (i) => ({
       id: `fashion-mnist:${split}:${i}`,
       pixels: { data: images.data.slice(i * plane, (i + 1) * plane), width, height, channels: 1 },

@@ -178,6 +178,5 @@ export function scenesSource(options: ScenesOptions = {}): RandomAccessSource {
     size: count,
     id: (i) => `scenes:${i}`,
     read: async (i) => renderScene(seed, i, size, minObjects, maxObjects),
-    imageSize: { width: size, height: size },
   };
 }

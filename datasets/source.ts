@@ -17,14 +17,6 @@ export interface RandomAccessSource {
   id(index: number): string;
   /** Reads sample `index` (bytes or pixels). Rejects on unreadable input; the stream records it and goes on. */
   read(index: number): Promise<Sample>;
-  /** Set when every image decodes to this size: the compute backend can cut any batch of its views at once. */
-  readonly imageSize?: ImageSize;
-}
-
-/** Width and height of every image of a source, in pixels. */
-export interface ImageSize {
-  width: number;
-  height: number;
 }
 
 /**
@@ -33,7 +25,6 @@ export interface ImageSize {
  */
 export interface StreamSource {
   readonly name: string;
-  readonly imageSize?: ImageSize;
   samples(options?: EpochOptions, onSkip?: (record: SkipRecord) => void): AsyncIterable<Sample>;
 }
 

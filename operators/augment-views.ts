@@ -102,7 +102,13 @@ export function augmentBatch(samples: readonly Sample[], normalise?: Normalisati
   const viewCount = samples[0]?.views?.length ?? 0;
   const parts: tf.Tensor4D[][] = [];
   try {
-    for (const group of groups) parts.push(cutGroup(group.map((i) => samples[i] as Sample), normalise));
+    for (const group of groups)
+      parts.push(
+        cutGroup(
+          group.map((i) => samples[i] as Sample),
+          normalise,
+        ),
+      );
     // the groups' views concatenated, then each sample's row gathered back to its place
     const order = new Int32Array(samples.length);
     groups.flat().forEach((i, row) => (order[i] = row));
@@ -282,7 +288,8 @@ function cutInOnePass(
   normalise: Normalisation | undefined,
 ): tf.Tensor4D {
   const batch = planned.length;
-  const [framedHeight, framedWidth] = sources instanceof tf.Tensor ? [sources.shape[1], sources.shape[2]] : [sources.framedHeight, sources.framedWidth];
+  const [framedHeight, framedWidth] =
+    sources instanceof tf.Tensor ? [sources.shape[1], sources.shape[2]] : [sources.framedHeight, sources.framedWidth];
   // Shrinking crops resample by their weights' bands, blur folded in; enlarging ones bilinearly, then blur.
   const bands = enlarging ? [] : planned.map((v) => framedBands(v, framedWidth, framedHeight, size));
   const band = Math.max(1, ...bands.flatMap(({ rows, cols }) => [rows.width, cols.width]));
@@ -310,17 +317,15 @@ function cutInOnePass(
   });
   return tf.tidy(
     () =>
-      tf
-        .engine()
-        .runKernel(
-          CUT_VIEWS_KERNEL,
-          {
-            sources: sources instanceof tf.Tensor ? sources : sources.words,
-            params: tf.tensor1d(params),
-            ...(weights ? { weights: tf.tensor1d(weights) } : {}),
-          },
-          { size, taps: k, band, framedHeight, framedWidth } as unknown as tf.NamedAttrMap,
-        ) as tf.Tensor4D,
+      tf.engine().runKernel(
+        CUT_VIEWS_KERNEL,
+        {
+          sources: sources instanceof tf.Tensor ? sources : sources.words,
+          params: tf.tensor1d(params),
+          ...(weights ? { weights: tf.tensor1d(weights) } : {}),
+        },
+        { size, taps: k, band, framedHeight, framedWidth } as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor4D,
   );
 }
 

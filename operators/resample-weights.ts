@@ -88,7 +88,8 @@ export function axisBands(start: number, end: number, length: number, size: numb
 /** `½·r[i−1] + ½·r[i]` (row −1 is row 0): each row's band widened to cover both. */
 function shiftedEarly(b: AxisBands): AxisBands {
   const size = b.lo.length;
-  const at = (i: number, j: number) => (j >= (b.lo[i] as number) && j < (b.lo[i] as number) + b.width ? (b.w[i * b.width + j - (b.lo[i] as number)] as number) : 0);
+  const at = (i: number, j: number) =>
+    j >= (b.lo[i] as number) && j < (b.lo[i] as number) + b.width ? (b.w[i * b.width + j - (b.lo[i] as number)] as number) : 0;
   const lo = new Int32Array(size);
   let width = 1;
   for (let i = 0; i < size; i++) {

@@ -217,7 +217,9 @@ describe('augment: backend against cpu', () => {
     const plane = 32 * 32 * 3;
     for (let k = 0; k < 2; k++)
       for (const { ids, views } of apart)
-        ids.forEach((i, row) => expect(together[k]!.subarray(i * plane, (i + 1) * plane)).toEqual(views[k]!.subarray(row * plane, (row + 1) * plane)));
+        ids.forEach((i, row) =>
+          expect(together[k]!.subarray(i * plane, (i + 1) * plane)).toEqual(views[k]!.subarray(row * plane, (row + 1) * plane)),
+        );
   });
 
   it('refuses to stack images of different sizes into one tensor, naming the sample', async () => {

@@ -207,7 +207,9 @@ describe('densestream train from the CLI', () => {
       );
     const run = trainOnDir(join(dir, 'run'));
     expect(run.status, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 4 images\)/);
+    expect(run.stderr).toMatch(
+      /augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 4 images\)/,
+    );
     const forced = trainOnDir(join(dir, 'forced'), '--augment', 'backend');
     expect(forced.status, forced.stderr).toBe(0);
     expect(forced.stderr).toContain('augment: backend (asked for)');

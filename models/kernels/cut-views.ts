@@ -11,7 +11,13 @@ import { active, offset, writeGeometry } from './kernel-registry.js';
 const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
   const { sources, params, weights } = inputs as { sources: tf.TensorInfo; params: tf.TensorInfo; weights?: tf.TensorInfo };
-  const { size, taps, band = 0, framedHeight: fhAttr, framedWidth: fwAttr } = attrs as unknown as {
+  const {
+    size,
+    taps,
+    band = 0,
+    framedHeight: fhAttr,
+    framedWidth: fwAttr,
+  } = attrs as unknown as {
     size: number;
     taps: number;
     band?: number;
@@ -20,9 +26,12 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   };
   // float32 [B, H+2, W+2, 3], or int32 [B, words]: each framed image's bytes, four to a word (the dims as attributes)
   const bytes = sources.dtype === 'int32';
-  const [batch, framedHeight, framedWidth, channels] = (
-    bytes ? [sources.shape[0], fhAttr, fwAttr, 3] : sources.shape
-  ) as [number, number, number, number];
+  const [batch, framedHeight, framedWidth, channels] = (bytes ? [sources.shape[0], fhAttr, fwAttr, 3] : sources.shape) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   if (bytes && (sources.shape.length !== 2 || sources.shape[1] !== Math.ceil((framedHeight * framedWidth * 3) / 4))) {
     throw new Error(`wasm kernels: cut_views' byte sources must be [B, ⌈${framedHeight}·${framedWidth}·3 / 4⌉] words`);
   }
@@ -37,9 +46,13 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   }
   if (
     weights !== undefined &&
-    (taps !== 1 || !(band >= 1 && band <= Math.min(framedHeight, framedWidth)) || tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2))
+    (taps !== 1 ||
+      !(band >= 1 && band <= Math.min(framedHeight, framedWidth)) ||
+      tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2))
   ) {
-    throw new Error(`wasm kernels: cut_views needs [${batch}·2·${size}·(band + 2)] weights of a band within the image, and no separate blur`);
+    throw new Error(
+      `wasm kernels: cut_views needs [${batch}·2·${size}·(band + 2)] weights of a band within the image, and no separate blur`,
+    );
   }
   const out = k.backend.makeOutput([batch, size, size, 3], 'float32');
   if (batch === 0) return out;
