@@ -3,7 +3,10 @@
  * kernel that does the whole cut in one pass (models/kernels/ registers one for wasm). Where no
  * backend registers it, the operator runs its op graph instead; both give the same pixels.
  *
- * Inputs: `sources` `[B, H+2, W+2, 3]` (each image framed by its repeated edge, 0–255) and
+ * Inputs: `sources` `[B, H+2, W+2, 3]` float32 (each image framed by its repeated edge, 0–255),
+ * or, with `layout` `[B, 3]` int32, the framed images' bytes one after another as int32 words
+ * (each image padded to whole words; images of any sizes; `layout` row b: image b's first word,
+ * framed height, framed width); and
  * `params` `[6 + B·(15 + taps)]`: scale[3] and shift[3] applied last per channel (1 and 0 for
  * bytes), then per view ay, sy, ax, sx (output pixel (i, j) samples the framed source bilinearly
  * at row ay + i·sy, column ax + j·sx), the colour matrix m[3][3] row-major (out_r = Σ_c m[r][c]·in_c),
@@ -11,7 +14,7 @@
  * Optional input `weights` `[B · 2 · size · (band + 2)]`: per view, `size` row entries then
  * `size` column entries, each the first source pixel `lo` (framed coordinates), the count `n ≤
  * band` of weights that follow it, and `band` slots holding them (resample-weights.ts' bands,
- * blur folded in; `lo + band` within the image; `taps` must be 1). With it the crop is rows ·
+ * blur folded in; `lo + band` within the view's image; `taps` must be 1). With it the crop is rows ·
  * image · columnsᵀ (shrinking crops), and ay…sx are unused.
  * Attributes: `size` (views are `size × size`), `taps`, and with weights `band`. Output: `[B, size, size, 3]` float32.
  */

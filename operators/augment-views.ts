@@ -28,65 +28,73 @@ export interface Normalisation {
 export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
   const { width, height } = sourceSize(samples);
   const plane = (height + 2) * (width + 2) * 3;
-  const data = frameSources(samples, new Float32Array(samples.length * plane), plane);
+  const data = new Float32Array(samples.length * plane);
+  samples.forEach((s, b) => frameImage(s.pixels as Pixels, data, b * plane));
   return tf.tensor4d(data, [samples.length, height + 2, width + 2, 3]);
 }
 
-/** Framed sources as the cut kernel reads them: each image's bytes, padded to whole words, packed four to an int32. */
+/**
+ * Framed sources as the cut kernel reads them: every image's bytes one after another, each
+ * padded to whole words and packed four to an int32, and per image its first word, framed height
+ * and framed width. The images may differ in size.
+ */
 interface PackedSources {
-  words: tf.Tensor2D;
-  framedHeight: number;
-  framedWidth: number;
+  words: tf.Tensor1D;
+  layout: Int32Array;
 }
 
 /**
- * The framed sources as bytes (`stackSources`' values, a quarter of the memory): what the wasm
- * cut kernel reads. For 224-px views of photos, converting 32 images to float32 and copying them
- * in took about a fifth of the cut's time.
+ * The framed sources as bytes (`stackSources`' values, a quarter of the memory), of any sizes:
+ * what the wasm cut kernel reads. For 224-px views of photos, converting 32 images to float32 and
+ * copying them in took about a fifth of the cut's time.
  */
 function packSources(samples: readonly Sample[]): PackedSources {
-  const { width, height } = sourceSize(samples);
-  const words = Math.ceil(((height + 2) * (width + 2) * 3) / 4);
-  const bytes = frameSources(samples, new Uint8Array(samples.length * words * 4), words * 4);
-  return {
-    words: tf.tensor2d(new Int32Array(bytes.buffer), [samples.length, words], 'int32'),
-    framedHeight: height + 2,
-    framedWidth: width + 2,
-  };
+  const layout = new Int32Array(samples.length * 3);
+  let words = 0;
+  samples.forEach((s, b) => {
+    const p = checkedPixels(s);
+    layout.set([words, p.height + 2, p.width + 2], b * 3);
+    words += Math.ceil(((p.height + 2) * (p.width + 2) * 3) / 4);
+  });
+  const bytes = new Uint8Array(words * 4);
+  samples.forEach((s, b) => frameImage(s.pixels as Pixels, bytes, (layout[b * 3] as number) * 4));
+  return { words: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), layout };
 }
 
 /** The one size of the samples' images, or an error naming the first that differs. */
 function sourceSize(samples: readonly Sample[]): { width: number; height: number } {
-  const first = samples[0]?.pixels;
-  if (!first) throw new Error(`augmentViews: sample ${samples[0]?.id ?? '(none)'} has no pixels (put decode() first)`);
-  const { width, height } = first;
+  if (samples.length === 0) throw new Error('augmentViews: no samples');
+  const { width, height } = checkedPixels(samples[0] as Sample);
   for (const s of samples) {
-    const p = s.pixels as Pixels | undefined;
-    if (!p) throw new Error(`augmentViews: sample ${s.id} has no pixels (put decode() first)`);
+    const p = checkedPixels(s);
     if (p.width !== width || p.height !== height) {
       throw new Error(
-        `augmentViews: the backend cuts a batch from images of one size; sample ${s.id} is ${p.width}×${p.height}, sample ${samples[0]?.id} ${width}×${height} (use --augment cpu for images of mixed sizes)`,
+        `augmentViews: one stack holds images of one size; sample ${s.id} is ${p.width}×${p.height}, sample ${samples[0]?.id} ${width}×${height} (augmentBatch cuts a batch of several sizes)`,
       );
     }
-    if (p.channels !== 3) throw new Error(`augmentViews: sample ${s.id} has ${p.channels} channel(s), expected RGB (put decode() first)`);
   }
   return { width, height };
 }
 
-/** Copies each image, framed by its edge pixels, into `data` at `plane` values apart. */
-function frameSources<T extends Float32Array | Uint8Array>(samples: readonly Sample[], data: T, plane: number): T {
-  samples.forEach((s, b) => {
-    const { data: pixels, width, height } = s.pixels as Pixels;
-    const [rowLength, framedRow] = [width * 3, (width + 2) * 3];
-    for (let y = -1; y <= height; y++) {
-      const from = Math.min(height - 1, Math.max(0, y)) * rowLength;
-      const at = b * plane + (y + 1) * framedRow;
-      data.set(pixels.subarray(from, from + rowLength), at + 3);
-      data.set(pixels.subarray(from, from + 3), at); // left edge
-      data.set(pixels.subarray(from + rowLength - 3, from + rowLength), at + framedRow - 3); // right edge
-    }
-  });
-  return data;
+/** A sample's decoded RGB pixels, or an error naming it. */
+function checkedPixels(s: Sample): Pixels {
+  const p = s.pixels;
+  if (!p) throw new Error(`augmentViews: sample ${s.id} has no pixels (put decode() first)`);
+  if (p.channels !== 3) throw new Error(`augmentViews: sample ${s.id} has ${p.channels} channel(s), expected RGB (put decode() first)`);
+  return p;
+}
+
+/** Copies `pixels`, framed by its edge pixels, into `data` from `at`. */
+function frameImage(pixels: Pixels, data: Float32Array | Uint8Array, at: number): void {
+  const { data: values, width, height } = pixels;
+  const [rowLength, framedRow] = [width * 3, (width + 2) * 3];
+  for (let y = -1; y <= height; y++) {
+    const from = Math.min(height - 1, Math.max(0, y)) * rowLength;
+    const row = at + (y + 1) * framedRow;
+    data.set(values.subarray(from, from + rowLength), row + 3);
+    data.set(values.subarray(from, from + 3), row); // left edge
+    data.set(values.subarray(from + rowLength - 3, from + rowLength), row + framedRow - 3); // right edge
+  }
 }
 
 /**
@@ -97,18 +105,16 @@ function frameSources<T extends Float32Array | Uint8Array>(samples: readonly Sam
  * tensors; on an error none is left behind.
  */
 export function augmentBatch(samples: readonly Sample[], normalise?: Normalisation): tf.Tensor4D[] {
+  if (hasCutKernel()) return cutAll(packSources(samples), samples, normalise);
   const groups = bySize(samples);
-  if (groups.length === 1) return cutGroup(samples, normalise);
+  if (groups.length === 1) return cutAll(stackSources(samples), samples, normalise);
   const viewCount = samples[0]?.views?.length ?? 0;
   const parts: tf.Tensor4D[][] = [];
   try {
-    for (const group of groups)
-      parts.push(
-        cutGroup(
-          group.map((i) => samples[i] as Sample),
-          normalise,
-        ),
-      );
+    for (const group of groups) {
+      const members = group.map((i) => samples[i] as Sample);
+      parts.push(cutAll(stackSources(members), members, normalise));
+    }
     // the groups' views concatenated, then each sample's row gathered back to its place
     const order = new Int32Array(samples.length);
     groups.flat().forEach((i, row) => (order[i] = row));
@@ -132,10 +138,9 @@ function bySize(samples: readonly Sample[]): number[][] {
   return [...groups.values()];
 }
 
-/** Every view index of samples of one image size, from one stack of their images. */
-function cutGroup(samples: readonly Sample[], normalise?: Normalisation): tf.Tensor4D[] {
+/** Every view index of the samples from their sources (freed here, as the views are). */
+function cutAll(sources: tf.Tensor4D | PackedSources, samples: readonly Sample[], normalise?: Normalisation): tf.Tensor4D[] {
   const viewCount = samples[0]?.views?.length ?? 0;
-  const sources = hasCutKernel() ? packSources(samples) : stackSources(samples);
   const out: tf.Tensor4D[] = [];
   try {
     for (let k = 0; k < viewCount; k++) out.push(cutViews(sources, samples, k, normalise));
@@ -211,15 +216,21 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
 }
 
 /** `augmentViews` from float sources, or from packed ones (`packSources`, the kernel's). */
+/** Each image's framed height and width in `sources`. */
+function framedSizes(sources: tf.Tensor4D | PackedSources): { height: (b: number) => number; width: (b: number) => number } {
+  if (sources instanceof tf.Tensor) return { height: () => sources.shape[1], width: () => sources.shape[2] };
+  const { layout } = sources;
+  return { height: (b) => layout[b * 3 + 1] as number, width: (b) => layout[b * 3 + 2] as number };
+}
+
 function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample[], k: number, normalise?: Normalisation): tf.Tensor4D {
-  const [batch, framedHeight, framedWidth] =
-    sources instanceof tf.Tensor ? sources.shape : [sources.words.shape[0], sources.framedHeight, sources.framedWidth];
-  const [height, width] = [framedHeight - 2, framedWidth - 2];
+  const batch = sources instanceof tf.Tensor ? sources.shape[0] : sources.layout.length / 3;
   if (samples.length !== batch) throw new Error(`augmentViews: ${samples.length} samples for ${batch} images`);
-  const planned = samples.map((s) => {
+  const framed = framedSizes(sources);
+  const planned = samples.map((s, b) => {
     const v = s.views?.[k];
     if (!v?.plan) throw new Error(`augmentViews: sample ${s.id} has no planned view ${k} (put multiView({ augment: 'backend' }) first)`);
-    checkBox(v, s.id, width, height);
+    checkBox(v, s.id, framed.width(b) - 2, framed.height(b) - 2);
     return v;
   });
   const size = planned[0]!.size;
@@ -288,10 +299,9 @@ function cutInOnePass(
   normalise: Normalisation | undefined,
 ): tf.Tensor4D {
   const batch = planned.length;
-  const [framedHeight, framedWidth] =
-    sources instanceof tf.Tensor ? [sources.shape[1], sources.shape[2]] : [sources.framedHeight, sources.framedWidth];
+  const framed = framedSizes(sources);
   // Shrinking crops resample by their weights' bands, blur folded in; enlarging ones bilinearly, then blur.
-  const bands = enlarging ? [] : planned.map((v) => framedBands(v, framedWidth, framedHeight, size));
+  const bands = enlarging ? [] : planned.map((v, b) => framedBands(v, framed.width(b), framed.height(b), size));
   const band = Math.max(1, ...bands.flatMap(({ rows, cols }) => [rows.width, cols.width]));
   const weights = enlarging ? undefined : new Float32Array(batch * 2 * size * (band + 2));
   bands.forEach(({ rows, cols }, b) => {
@@ -323,8 +333,9 @@ function cutInOnePass(
           sources: sources instanceof tf.Tensor ? sources : sources.words,
           params: tf.tensor1d(params),
           ...(weights ? { weights: tf.tensor1d(weights) } : {}),
+          ...(sources instanceof tf.Tensor ? {} : { layout: tf.tensor2d(sources.layout, [batch, 3], 'int32') }),
         },
-        { size, taps: k, band, framedHeight, framedWidth } as unknown as tf.NamedAttrMap,
+        { size, taps: k, band } as unknown as tf.NamedAttrMap,
       ) as tf.Tensor4D,
   );
 }

@@ -196,12 +196,22 @@ describe('augment: backend against cpu', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('cuts a batch of images of several sizes size by size: each view as its own size’s batch gives it', async () => {
+  it('cuts a batch of images of several sizes at once: each view as its own size’s batch gives it', async () => {
     // two sizes interleaved, as a folder of landscape and portrait photos gives them
     const mixed = [...scenes(5, 64)].flatMap((s, i) => (i % 2 ? [s, renderScene(11, 90 + i, 48)] : [s]));
     const planned = await collect(from(mixed).pipe(multiView({ views: presetViews('mocov2', 32), augment: 'backend' })));
     const sizes = planned.map((s) => s.pixels!.width);
     expect(new Set(sizes)).toEqual(new Set([64, 48]));
+    // a batch whose crops all enlarge is cut bilinearly, any other by resampling weights: here
+    // the whole batch and each size alone take the same way for every view index
+    const enlarging = (k: number, w?: number) =>
+      planned
+        .filter((s) => w === undefined || s.pixels!.width === w)
+        .every((s) => {
+          const [x0, y0, x1, y1] = (s.views![k] as PlannedView).box;
+          return x1 - x0 <= 32 && y1 - y0 <= 32;
+        });
+    for (const k of [0, 1]) for (const w of [64, 48]) expect(enlarging(k, w)).toBe(enlarging(k));
     const before = tf.memory().numTensors;
     const read = (views: tf.Tensor4D[]) => {
       const values = views.map((t) => t.dataSync() as Float32Array);

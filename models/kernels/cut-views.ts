@@ -10,33 +10,39 @@ import { active, offset, writeGeometry } from './kernel-registry.js';
 
 const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
-  const { sources, params, weights } = inputs as { sources: tf.TensorInfo; params: tf.TensorInfo; weights?: tf.TensorInfo };
-  const {
-    size,
-    taps,
-    band = 0,
-    framedHeight: fhAttr,
-    framedWidth: fwAttr,
-  } = attrs as unknown as {
-    size: number;
-    taps: number;
-    band?: number;
-    framedHeight?: number;
-    framedWidth?: number;
+  const { sources, params, weights, layout } = inputs as {
+    sources: tf.TensorInfo;
+    params: tf.TensorInfo;
+    weights?: tf.TensorInfo;
+    layout?: tf.TensorInfo;
   };
-  // float32 [B, H+2, W+2, 3], or int32 [B, words]: each framed image's bytes, four to a word (the dims as attributes)
-  const bytes = sources.dtype === 'int32';
-  const [batch, framedHeight, framedWidth, channels] = (bytes ? [sources.shape[0], fhAttr, fwAttr, 3] : sources.shape) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  if (bytes && (sources.shape.length !== 2 || sources.shape[1] !== Math.ceil((framedHeight * framedWidth * 3) / 4))) {
-    throw new Error(`wasm kernels: cut_views' byte sources must be [B, ⌈${framedHeight}·${framedWidth}·3 / 4⌉] words`);
+  const { size, taps, band = 0 } = attrs as unknown as { size: number; taps: number; band?: number };
+  // float32 [B, H+2, W+2, 3] of one size; or int32 words of bytes, images of any sizes, with
+  // `layout` [B, 3]: each image's first word, framed height and framed width
+  let batch: number, channels: number;
+  let [smallestHeight, smallestWidth, widest] = [0, 0, 0];
+  if (layout) {
+    if (sources.dtype !== 'int32' || layout.dtype !== 'int32' || sources.shape.length !== 1 || layout.shape[1] !== 3) {
+      throw new Error('wasm kernels: cut_views takes byte sources as int32 words with an int32 [B, 3] layout');
+    }
+    [batch, channels] = [layout.shape[0] as number, 3];
+    const rows = new Int32Array(k.memory.buffer, offset(k, layout), batch * 3);
+    const words = sources.shape[0] as number;
+    [smallestHeight, smallestWidth] = [Infinity, Infinity];
+    for (let b = 0; b < batch; b++) {
+      const [first, h, w] = [rows[b * 3] as number, rows[b * 3 + 1] as number, rows[b * 3 + 2] as number];
+      if (!(first >= 0 && h >= 1 && w >= 1 && first + Math.ceil((h * w * 3) / 4) <= words)) {
+        throw new Error(`wasm kernels: cut_views' image ${b} (word ${first}, ${h}×${w}) is not within its ${words} words`);
+      }
+      [smallestHeight, smallestWidth, widest] = [Math.min(smallestHeight, h), Math.min(smallestWidth, w), Math.max(widest, w)];
+    }
+  } else {
+    if (sources.dtype !== 'float32') throw new Error('wasm kernels: cut_views takes float32 sources, or bytes with a layout');
+    [batch, smallestHeight, smallestWidth, channels] = sources.shape as [number, number, number, number];
+    widest = smallestWidth;
   }
-  if ((!bytes && sources.dtype !== 'float32') || params.dtype !== 'float32' || (weights !== undefined && weights.dtype !== 'float32')) {
-    throw new Error('wasm kernels: cut_views takes float32 (or packed bytes for the sources)');
+  if (params.dtype !== 'float32' || (weights !== undefined && weights.dtype !== 'float32')) {
+    throw new Error('wasm kernels: cut_views takes float32 params and weights');
   }
   if (channels !== 3 || taps < 1 || taps % 2 !== 1 || !(size >= 1)) {
     throw new Error(`wasm kernels: cut_views needs RGB sources, an odd tap count and a size (got ${channels}, ${taps}, ${size})`);
@@ -47,7 +53,7 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (
     weights !== undefined &&
     (taps !== 1 ||
-      !(band >= 1 && band <= Math.min(framedHeight, framedWidth)) ||
+      !(band >= 1 && band <= Math.min(smallestHeight, smallestWidth)) ||
       tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2))
   ) {
     throw new Error(
@@ -59,11 +65,15 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const parallel = batch > 1;
   const parts = parallel ? k.pool.parts : 1;
   // + 4: the resampling's last vector read may reach a float past the last part's rows
-  const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * framedWidth * 3) + 4], 'float32');
+  const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * widest * 3) + 4], 'float32');
   try {
-    writeGeometry(k, [batch, framedHeight, framedWidth, size, taps, 0, band, bytes ? 1 : 0]); // 0: the views' claim counter
-    const weightsAt = weights === undefined ? 0 : offset(k, weights);
-    k.pool.run('cut_views', [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch), weightsAt], parallel);
+    writeGeometry(k, [batch, smallestHeight, widest, size, taps, 0, band]); // 0: the views' claim counter
+    const [weightsAt, layoutAt] = [weights, layout].map((t) => (t === undefined ? 0 : offset(k, t)));
+    k.pool.run(
+      'cut_views',
+      [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch), weightsAt ?? 0, layoutAt ?? 0],
+      parallel,
+    );
   } finally {
     k.backend.disposeData(scratch.dataId);
   }

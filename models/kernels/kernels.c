@@ -1544,9 +1544,10 @@ INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, 
  * (normalisation; 1 and 0 for bytes). The op graph it replaces ran ten kernels a view index,
  * most of them scalar loops over the whole batch.
  *
- * geometry: batch, framed height, framed width, size, taps (k, odd; 1 = no blur), a counter (0),
- * the weights' band, and 1 where the sources are bytes (each image's padded to whole words), 0
- * where they are float32.
+ * geometry: batch, framed height, framed width (the widest, with a layout), size, taps (k, odd;
+ * 1 = no blur), a counter (0), the weights' band. layout: null for float32 sources of one size,
+ * or per image [first word, framed height, framed width] of byte sources (each image's bytes
+ * padded to whole words).
  * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
  * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
  * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part, and 4 after. weights:
@@ -1689,14 +1690,16 @@ static void blur_view(float* crop, float* across, const float* taps, int k, int 
 }
 
 __attribute__((export_name("cut_views")))
-void cut_views(const int* geometry, const void* sources, const float* params, float* out, float* scratch, const float* weights, int part, int parts) {
-  const int batch = geometry[0], fh = geometry[1], fw = geometry[2], size = geometry[3], k = geometry[4], band = geometry[6];
-  /* bytes: each image's framed bytes padded to whole 4-byte words (operators/augment-views.ts packs them so) */
-  const int bytes = geometry[7];
-  const long long image = bytes ? ((long long)fh * fw * 3 + 3) / 4 * 4 : (long long)fh * fw * 3 * 4;
+void cut_views(const int* geometry, const void* sources, const float* params, float* out, float* scratch, const float* weights,
+               const int* layout, int part, int parts) {
+  const int batch = geometry[0], size = geometry[3], k = geometry[4], band = geometry[6];
+  /* With a layout the sources are bytes, image b's from word layout[3b], framed layout[3b+1] ×
+   * layout[3b+2]; without, float32 images of geometry[1] × geometry[2] one after another. `tall`
+   * has room for the widest (geometry[2]). */
+  const int widest = geometry[2];
   const int stride = 15 + k, plane = size * size * 3;
   const int radius = (k - 1) / 2;
-  const long long tall_size = (long long)size * fw * 3;
+  const long long tall_size = (long long)size * widest * 3;
   float* crop = scratch + (long long)part * (2 * plane + tall_size);
   float* across = crop + plane;
   float* tall = across + plane;
@@ -1712,12 +1715,13 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
   for (int b = first; b < last; b++) {
 #endif
     const float* p = params + 6 + (long long)b * stride;
-    const unsigned char* src = (const unsigned char*)sources + (long long)b * image;
+    const int fh = layout ? layout[3 * b + 1] : geometry[1], fw = layout ? layout[3 * b + 2] : geometry[2];
+    const unsigned char* src = (const unsigned char*)sources + (layout ? (long long)layout[3 * b] * 4 : (long long)b * fh * fw * 3 * 4);
     if (weights) {
       const float* rows = weights + (long long)b * 2 * size * (band + 2);
-      if (bytes) resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 1);
+      if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 1);
       else resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 0);
-    } else if (bytes) bilinear_view(src, p, crop, fh, fw, size, 1);
+    } else if (layout) bilinear_view(src, p, crop, fh, fw, size, 1);
     else bilinear_view(src, p, crop, fh, fw, size, 0);
     const float* taps = p + 15;
     float* pixels = crop;
