@@ -205,20 +205,8 @@ export function viewBands(
   return { rows: blurred(axisBands(y0, y1, imageHeight, height, enlarged), taps), cols: blurred(cols, taps) };
 }
 
-/**
- * The `rows` `[height, imageHeight]` and `cols` `[width, imageWidth]` matrices of one view:
- * crop `box` of an `imageWidth × imageHeight` image, resized to `width × height`, mirrored
- * left–right when `flipped`, blurred with `blurSigma`.
- */
-export function viewWeights(
-  box: Box,
-  flipped: boolean,
-  blurSigma: number | undefined,
-  imageWidth: number,
-  imageHeight: number,
-  width: number,
-  height = width,
-): { rows: Float32Array; cols: Float32Array } {
-  const { rows, cols } = viewBands(box, flipped, blurSigma, imageWidth, imageHeight, width, height);
+/** {@link viewBands} as dense matrices: `rows` `[height, imageHeight]` and `cols` `[width, imageWidth]`. */
+export function viewWeights(...view: Parameters<typeof viewBands>): { rows: Float32Array; cols: Float32Array } {
+  const { rows, cols } = viewBands(...view);
   return { rows: denseWeights(rows), cols: denseWeights(cols) };
 }
