@@ -109,18 +109,24 @@ export const AUGMENT_PROBE_IMAGES = 32;
 
 /**
  * `--augment` resolved for the view chain of `o` over `source`: as asked, or for `auto` measured
- * on the source's first images, decoded as the chain decodes them (`chooseAugmentPath`).
+ * on the source's first images, decoded as the chain decodes them (`chooseAugmentPath`). When
+ * those cannot be read (remote shards out of reach), `auto` takes the CPU unmeasured and the run
+ * itself meets the error, where it is reported and recorded as any read of the run is.
  */
 export async function chooseViewAugment(choice: AugmentChoice, source: Source, o: SampleViewOptions): Promise<AugmentDecision> {
-  const samples =
-    choice === 'auto'
-      ? await lastValueFrom(
-          from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(
-            decode({ minSide: decodeMinSide(o.size) }),
-            toArray(),
-          ),
-        )
-      : [];
+  if (choice !== 'auto') return chooseAugmentPath(choice, { samples: [], views: [] });
+  let samples: Sample[];
+  try {
+    samples = await lastValueFrom(
+      from(readSamples(source, { shuffle: false, limit: AUGMENT_PROBE_IMAGES })).pipe(
+        decode({ minSide: decodeMinSide(o.size) }),
+        toArray(),
+      ),
+    );
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { path: 'cpu', reason: `augment: cpu (auto: the first images could not be read to measure on: ${reason})` };
+  }
   // The probe times cutting pixels, on unmasked samples: mask-aware crops are placed otherwise, at the sizes plain ones draw.
   return chooseAugmentPath(choice, { samples, views: viewConfigs({ ...o, minForeground: 0 }), seed: o.seed });
 }
