@@ -14,7 +14,7 @@
  * Optional input `weights` `[B · 2 · size · (band + 2)]`: per view, `size` row entries then
  * `size` column entries, each the first source pixel `lo` (framed coordinates), the count `n ≤
  * band` of weights that follow it, and `band` slots holding them (resample-weights.ts' bands,
- * blur folded in; `lo + band` within the view's image; `taps` must be 1). With it the crop is rows ·
+ * blur folded in; `lo + n` within the view's image; `taps` must be 1). With it the crop is rows ·
  * image · columnsᵀ (shrinking crops), and ay…sx are unused.
  * Attributes: `size` (views are `size × size`), `taps`, and with weights `band`. Output: `[B, size, size, 3]` float32.
  */

@@ -180,22 +180,16 @@ function framedBands(v: PlannedView, framedWidth: number, framedHeight: number, 
   return viewBands([x0 + 1, y0 + 1, x1 + 1, y1 + 1], v.flipped, v.plan.blurSigma, framedWidth, framedHeight, size);
 }
 
-/**
- * Writes `bands` as the kernel reads them at `at`: per output pixel its first source pixel, the
- * count of weights that follow (this view's width, not the batch's), then `band` slots. A row
- * starting within `band` of the image's end starts earlier, behind zeros, so every read stays in
- * the image.
- */
+/** Writes `bands` as the kernel reads them at `at`: per output pixel its first source pixel, the count of weights, then `band` slots. */
 function packBands(bands: AxisBands, band: number, into: Float32Array, at: number): void {
   const size = bands.lo.length;
   for (let i = 0; i < size; i++) {
     const lo = bands.lo[i] as number;
-    const start = Math.min(lo, bands.length - band);
     const n = Math.min(bands.width, bands.length - lo);
     const entry = at + i * (band + 2);
-    into[entry] = start;
-    into[entry + 1] = lo - start + n;
-    into.set(bands.w.subarray(i * bands.width, i * bands.width + n), entry + 2 + lo - start);
+    into[entry] = lo;
+    into[entry + 1] = n;
+    into.set(bands.w.subarray(i * bands.width, i * bands.width + n), entry + 2);
   }
 }
 

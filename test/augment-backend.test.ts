@@ -232,6 +232,15 @@ describe('augment: backend against cpu', () => {
         );
   });
 
+  it('cuts an 8-px image in a batch of 256-px ones, whose bands are wider than it, within 2/255 of sharp', async () => {
+    const mixed = [...scenes(2, 256), renderScene(11, 98, 8), ...scenes(2, 256).map((s) => ({ ...s, id: `${s.id}#2` }))];
+    const { cpu, backend, planned } = await bothPaths(mixed, presetViews('byol', 32), 6);
+    // a crop of 160 px or more shrinks 5× or more: a band of 11 pixels or more, past the 8-px image's framed 10
+    expect(planned.some((s) => s.views!.some((v) => v.box[2] - v.box[0] >= 160))).toBe(true);
+    const d = compareViews(cpu, backend);
+    expect(d.mean).toBeLessThanOrEqual(2);
+  });
+
   it('refuses to stack images of different sizes into one tensor, naming the sample', async () => {
     const mixed = [...scenes(3, 64), renderScene(11, 99, 48)];
     expect(() => stackSources(mixed)).toThrow(/sample scenes:99 is 48×48/);

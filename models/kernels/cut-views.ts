@@ -20,7 +20,8 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // float32 [B, H+2, W+2, 3] of one size; or int32 words of bytes, images of any sizes, with
   // `layout` [B, 3]: each image's first word, framed height and framed width
   let batch: number, channels: number;
-  let [smallestHeight, smallestWidth, widest] = [0, 0, 0];
+  // the float32 images' height (one size), and the widest image (the scratch holds one row pass of it)
+  let [height, widest] = [0, 0];
   if (layout) {
     if (sources.dtype !== 'int32' || layout.dtype !== 'int32' || sources.shape.length !== 1 || layout.shape[1] !== 3) {
       throw new Error('wasm kernels: cut_views takes byte sources as int32 words with an int32 [B, 3] layout');
@@ -28,18 +29,16 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     [batch, channels] = [layout.shape[0] as number, 3];
     const rows = new Int32Array(k.memory.buffer, offset(k, layout), batch * 3);
     const words = sources.shape[0] as number;
-    [smallestHeight, smallestWidth] = [Infinity, Infinity];
     for (let b = 0; b < batch; b++) {
       const [first, h, w] = [rows[b * 3] as number, rows[b * 3 + 1] as number, rows[b * 3 + 2] as number];
       if (!(first >= 0 && h >= 1 && w >= 1 && first + Math.ceil((h * w * 3) / 4) <= words)) {
         throw new Error(`wasm kernels: cut_views' image ${b} (word ${first}, ${h}×${w}) is not within its ${words} words`);
       }
-      [smallestHeight, smallestWidth, widest] = [Math.min(smallestHeight, h), Math.min(smallestWidth, w), Math.max(widest, w)];
+      widest = Math.max(widest, w);
     }
   } else {
     if (sources.dtype !== 'float32') throw new Error('wasm kernels: cut_views takes float32 sources, or bytes with a layout');
-    [batch, smallestHeight, smallestWidth, channels] = sources.shape as [number, number, number, number];
-    widest = smallestWidth;
+    [batch, height, widest, channels] = sources.shape as [number, number, number, number];
   }
   if (params.dtype !== 'float32' || (weights !== undefined && weights.dtype !== 'float32')) {
     throw new Error('wasm kernels: cut_views takes float32 params and weights');
@@ -50,15 +49,8 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (tf.util.sizeFromShape(params.shape) !== 6 + batch * cutViewParams(taps)) {
     throw new Error(`wasm kernels: cut_views has ${tf.util.sizeFromShape(params.shape)} params for ${batch} views of ${taps} taps`);
   }
-  if (
-    weights !== undefined &&
-    (taps !== 1 ||
-      !(band >= 1 && band <= Math.min(smallestHeight, smallestWidth)) ||
-      tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2))
-  ) {
-    throw new Error(
-      `wasm kernels: cut_views needs [${batch}·2·${size}·(band + 2)] weights of a band within the image, and no separate blur`,
-    );
+  if (weights !== undefined && (taps !== 1 || !(band >= 1) || tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2))) {
+    throw new Error(`wasm kernels: cut_views needs [${batch}·2·${size}·(band + 2)] weights of a band of at least 1, and no separate blur`);
   }
   const out = k.backend.makeOutput([batch, size, size, 3], 'float32');
   if (batch === 0) return out;
@@ -67,7 +59,7 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // + 4: the resampling's last vector read may reach a float past the last part's rows
   const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * widest * 3) + 4], 'float32');
   try {
-    writeGeometry(k, [batch, smallestHeight, widest, size, taps, 0, band]); // 0: the views' claim counter
+    writeGeometry(k, [batch, height, widest, size, taps, 0, band]); // 0: the views' claim counter
     const [weightsAt, layoutAt] = [weights, layout].map((t) => (t === undefined ? 0 : offset(k, t)));
     k.pool.run(
       'cut_views',

@@ -1560,22 +1560,36 @@ INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, 
  * the weights read as bands (resample-weights.ts, blur folded in): each axis has `size` entries
  * of [lo, n, w_0 … w_band−1], output pixel i taking w_0 … w_n−1 from source pixels lo, lo + 1, …
  * (the rest of an entry is padding: a batch's entries share the widest view's width, and a view
- * drawn without blur needs a third of it). Only the columns some column band reaches are summed
+ * drawn without blur needs a third of it). An entry reaching outside its image is cut to it. Only the columns some column band reaches are summed
  * into `tall` (rows · image): a crop of a third of a photo's width reads a third of each row.
  */
-INLINE void resample_view(const void* src, const float* rows, const float* cols, float* crop, float* tall, int fw, int size, int band, const int bytes) {
+/* Entry `w` of an axis `len` long: its first source pixel and weight count, kept within the axis whatever the caller wrote. */
+INLINE void band_of(const float* w, int len, int* lo, int* n) {
+  int a = (int)w[0], c = (int)w[1];
+  if (a < 0) a = 0;
+  if (a > len) a = len;
+  if (c > len - a) c = len - a;
+  if (c < 0) c = 0;
+  *lo = a, *n = c;
+}
+
+INLINE void resample_view(const void* src, const float* rows, const float* cols, float* crop, float* tall, int fh, int fw, int size, int band,
+                          const int bytes) {
   const int e = band + 2;
   int xlo = fw, xhi = 0;
   for (int j = 0; j < size; j++) {
-    const int lo = (int)cols[j * e], n = (int)cols[j * e + 1];
+    int lo, n;
+    band_of(cols + j * e, fw, &lo, &n);
     if (lo < xlo) xlo = lo;
     if (lo + n > xhi) xhi = lo + n;
   }
+  if (xhi < xlo) xhi = xlo;
   /* rows · image, four vectors of a row at a time summed over the taps in registers (the taps
    * in order, zero weights skipped: each value is the scalar loop's) and stored once. */
   for (int i = 0; i < size; i++) {
     const float* rw = rows + i * e;
-    const int lo = (int)rw[0], n = (int)rw[1];
+    int lo, n;
+    band_of(rw, fh, &lo, &n);
     float* t = tall + i * fw * 3;
     const long long first = (long long)lo * fw * 3;
     int x = xlo * 3;
@@ -1613,8 +1627,9 @@ INLINE void resample_view(const void* src, const float* rows, const float* cols,
     float* o = crop + i * size * 3;
     for (int j = 0; j < size; j++) {
       const float* cw = cols + j * e;
-      const float* tp = t + (int)cw[0] * 3;
-      const int n = (int)cw[1];
+      int lo, n;
+      band_of(cw, fw, &lo, &n);
+      const float* tp = t + lo * 3;
       v128_t acc = wasm_f32x4_splat(0.0f);
       for (int m = 0; m < n; m++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(cw[2 + m]), wasm_v128_load(tp + 3 * m)));
       wasm_v128_store(o + 3 * j, acc);
@@ -1719,8 +1734,8 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
     const unsigned char* src = (const unsigned char*)sources + (layout ? (long long)layout[3 * b] * 4 : (long long)b * fh * fw * 3 * 4);
     if (weights) {
       const float* rows = weights + (long long)b * 2 * size * (band + 2);
-      if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 1);
-      else resample_view(src, rows, rows + size * (band + 2), crop, tall, fw, size, band, 0);
+      if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, fh, fw, size, band, 1);
+      else resample_view(src, rows, rows + size * (band + 2), crop, tall, fh, fw, size, band, 0);
     } else if (layout) bilinear_view(src, p, crop, fh, fw, size, 1);
     else bilinear_view(src, p, crop, fh, fw, size, 0);
     const float* taps = p + 15;
