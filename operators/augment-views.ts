@@ -99,10 +99,11 @@ function frameImage(pixels: Pixels, data: Float32Array | Uint8Array, at: number)
 
 /**
  * Every view index of a batch of planned samples, cut on the backend: one `[B, S, S, 3]` tensor
- * per view index, in the samples' order. Images of one size are stacked and cut together
- * (`augmentViews`); a batch of several sizes (a folder of photos, landscape and portrait) is cut
- * size by size, one stack at a time, and its views put back in order. The caller owns the
- * tensors; on an error none is left behind.
+ * per view index, in the samples' order. With the backend's cut kernel the images go in as bytes,
+ * of any sizes (a folder of photos, landscape and portrait), in one call per view index; with the
+ * op graph, images of one size are stacked and cut together (`augmentViews`), a batch of several
+ * sizes size by size, its views put back in order. The caller owns the tensors; on an error none
+ * is left behind.
  */
 export function augmentBatch(samples: readonly Sample[], normalise?: Normalisation): tf.Tensor4D[] {
   if (hasCutKernel()) return cutAll(packSources(samples), samples, normalise);
@@ -209,7 +210,6 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
   return cutViews(sources, samples, k, normalise);
 }
 
-/** `augmentViews` from float sources, or from packed ones (`packSources`, the kernel's). */
 /** Each image's framed height and width in `sources`. */
 function framedSizes(sources: tf.Tensor4D | PackedSources): { height: (b: number) => number; width: (b: number) => number } {
   if (sources instanceof tf.Tensor) return { height: () => sources.shape[1], width: () => sources.shape[2] };
@@ -217,6 +217,7 @@ function framedSizes(sources: tf.Tensor4D | PackedSources): { height: (b: number
   return { height: (b) => layout[b * 3 + 1] as number, width: (b) => layout[b * 3 + 2] as number };
 }
 
+/** `augmentViews` from float sources, or from packed ones (`packSources`, the kernel's). */
 function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample[], k: number, normalise?: Normalisation): tf.Tensor4D {
   const batch = sources instanceof tf.Tensor ? sources.shape[0] : sources.layout.length / 3;
   if (samples.length !== batch) throw new Error(`augmentViews: ${samples.length} samples for ${batch} images`);
