@@ -20,8 +20,9 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   // float32 [B, H+2, W+2, 3] of one size; or int32 words of bytes, images of any sizes, with
   // `layout` [B, 3]: each image's first word, framed height and framed width
   let batch: number, channels: number;
-  // the float32 images' height (one size), and the widest image (the scratch holds one row pass of it)
-  let [height, widest] = [0, 0];
+  // the tallest and the widest image: the scratch holds a view's row pass over the widest, and
+  // with bytes the tallest × widest image as float32
+  let [tallest, widest] = [0, 0];
   if (layout) {
     if (sources.dtype !== 'int32' || layout.dtype !== 'int32' || sources.shape.length !== 1 || layout.shape[1] !== 3) {
       throw new Error('wasm kernels: cut_views takes byte sources as int32 words with an int32 [B, 3] layout');
@@ -34,11 +35,11 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
       if (!(first >= 0 && h >= 1 && w >= 1 && first + Math.ceil((h * w * 3) / 4) <= words)) {
         throw new Error(`wasm kernels: cut_views' image ${b} (word ${first}, ${h}×${w}) is not within its ${words} words`);
       }
-      widest = Math.max(widest, w);
+      [tallest, widest] = [Math.max(tallest, h), Math.max(widest, w)];
     }
   } else {
     if (sources.dtype !== 'float32') throw new Error('wasm kernels: cut_views takes float32 sources, or bytes with a layout');
-    [batch, height, widest, channels] = sources.shape as [number, number, number, number];
+    [batch, tallest, widest, channels] = sources.shape as [number, number, number, number];
   }
   if (params.dtype !== 'float32' || (weights !== undefined && weights.dtype !== 'float32')) {
     throw new Error('wasm kernels: cut_views takes float32 params and weights');
@@ -57,9 +58,10 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const parallel = batch > 1;
   const parts = parallel ? k.pool.parts : 1;
   // + 4: the resampling's last vector read may reach a float past the last part's rows
-  const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * widest * 3) + 4], 'float32');
+  const converted = layout ? tallest * widest * 3 : 0;
+  const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * widest * 3 + converted) + 4], 'float32');
   try {
-    writeGeometry(k, [batch, height, widest, size, taps, 0, band]); // 0: the views' claim counter
+    writeGeometry(k, [batch, tallest, widest, size, taps, 0, band]); // 0: the views' claim counter
     const [weightsAt, layoutAt] = [weights, layout].map((t) => (t === undefined ? 0 : offset(k, t)));
     k.pool.run(
       'cut_views',

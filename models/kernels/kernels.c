@@ -1502,13 +1502,6 @@ INLINE float source_value(const void* src, long long i, const int bytes) {
   return bytes ? (float)((const unsigned char*)src)[i] : ((const float*)src)[i];
 }
 
-/* Values i … i+3 of a source image as floats. */
-INLINE v128_t source_values(const void* src, long long i, const int bytes) {
-  if (!bytes) return wasm_v128_load((const float*)src + i);
-  const v128_t b = wasm_v128_load32_zero((const unsigned char*)src + i);
-  return wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(b)));
-}
-
 /* Output pixel (i, j) sampled bilinearly at framed row ay + i·sy, column ax + j·sx (p: ay, sy, ax, sx), as tfjs's cropAndResize computes it. */
 INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, int fw, int size, const int bytes) {
   const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
@@ -1544,13 +1537,14 @@ INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, 
  * (normalisation; 1 and 0 for bytes). The op graph it replaces ran ten kernels a view index,
  * most of them scalar loops over the whole batch.
  *
- * geometry: batch, framed height, framed width (the widest, with a layout), size, taps (k, odd;
+ * geometry: batch, framed height, framed width (the tallest and widest, with a layout), size, taps (k, odd;
  * 1 = no blur), a counter (0), the weights' band. layout: null for float32 sources of one size,
  * or per image [first word, framed height, framed width] of byte sources (each image's bytes
  * padded to whole words).
  * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
  * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
- * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part, and 4 after. weights:
+ * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part (+ fh·fw·3 with
+ * a layout, fh and fw the tallest and widest), and 4 after. weights:
  * null, or per view `size` row entries then `size` column entries of [lo, n, band weights] (the
  * weights mode, below; ay…sx unused).
  * Parts claim the views one at a time.
@@ -1573,51 +1567,86 @@ INLINE void band_of(const float* w, int len, int* lo, int* n) {
   *lo = a, *n = c;
 }
 
-INLINE void resample_view(const void* src, const float* rows, const float* cols, float* crop, float* tall, int fh, int fw, int size, int band,
-                          const int bytes) {
+/*
+ * t[0 … count) = Σ_m w_m · img[(lo + m)·stride + 0 … count), w_m = rw[2 + m] (m < n): four vectors at a
+ * time summed over the taps in registers (in order, zero weights skipped: each value is the
+ * scalar loop's) and stored once.
+ */
+INLINE void weighted_rows(const float* img, long long stride, const float* rw, int lo, int n, float* t, int count) {
+  int x = 0;
+  for (; x + 16 <= count; x += 16) {
+    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    for (int m = 0; m < n; m++) {
+      const float w = rw[2 + m];
+      if (w == 0.0f) continue;
+      const v128_t wv = wasm_f32x4_splat(w);
+      const float* line = img + (long long)(lo + m) * stride + x;
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wv, wasm_v128_load(line)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wv, wasm_v128_load(line + 4)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wv, wasm_v128_load(line + 8)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wv, wasm_v128_load(line + 12)));
+    }
+    wasm_v128_store(t + x, a0);
+    wasm_v128_store(t + x + 4, a1);
+    wasm_v128_store(t + x + 8, a2);
+    wasm_v128_store(t + x + 12, a3);
+  }
+  for (; x < count; x++) {
+    float a = 0.0f;
+    for (int m = 0; m < n; m++) {
+      const float w = rw[2 + m];
+      if (w != 0.0f) a += w * img[(long long)(lo + m) * stride + x];
+    }
+    t[x] = a;
+  }
+}
+
+/*
+ * `conv` (bytes only): the part of the image the view reads, as float32, converted once: each
+ * source row serves several output rows, and converting per tap cost as much as the sums.
+ */
+INLINE void resample_view(const void* src, const float* rows, const float* cols, float* crop, float* tall, float* conv, int fh, int fw, int size,
+                          int band, const int bytes) {
   const int e = band + 2;
-  int xlo = fw, xhi = 0;
+  int xlo = fw, xhi = 0, ylo = fh, yhi = 0;
   for (int j = 0; j < size; j++) {
     int lo, n;
     band_of(cols + j * e, fw, &lo, &n);
     if (lo < xlo) xlo = lo;
     if (lo + n > xhi) xhi = lo + n;
+    band_of(rows + j * e, fh, &lo, &n);
+    if (lo < ylo) ylo = lo;
+    if (lo + n > yhi) yhi = lo + n;
   }
   if (xhi < xlo) xhi = xlo;
-  /* rows · image, four vectors of a row at a time summed over the taps in registers (the taps
-   * in order, zero weights skipped: each value is the scalar loop's) and stored once. */
+  if (yhi < ylo) yhi = ylo;
+  const int count = (xhi - xlo) * 3;
+  const float* img;
+  long long stride;
+  int shift;
+  if (bytes) {
+    for (int y = ylo; y < yhi; y++) {
+      const unsigned char* from = (const unsigned char*)src + ((long long)y * fw + xlo) * 3;
+      float* to = conv + (long long)(y - ylo) * count;
+      int x = 0;
+      for (; x + 16 <= count; x += 16) {
+        const v128_t v = wasm_v128_load(from + x);
+        const v128_t lo16 = wasm_u16x8_extend_low_u8x16(v), hi16 = wasm_u16x8_extend_high_u8x16(v);
+        wasm_v128_store(to + x, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(lo16)));
+        wasm_v128_store(to + x + 4, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(lo16)));
+        wasm_v128_store(to + x + 8, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(hi16)));
+        wasm_v128_store(to + x + 12, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(hi16)));
+      }
+      for (; x < count; x++) to[x] = (float)from[x];
+    }
+    img = conv, stride = count, shift = ylo;
+  } else {
+    img = (const float*)src + xlo * 3, stride = (long long)fw * 3, shift = 0;
+  }
   for (int i = 0; i < size; i++) {
-    const float* rw = rows + i * e;
     int lo, n;
-    band_of(rw, fh, &lo, &n);
-    float* t = tall + i * fw * 3;
-    const long long first = (long long)lo * fw * 3;
-    int x = xlo * 3;
-    for (; x + 16 <= xhi * 3; x += 16) {
-      v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-      for (int m = 0; m < n; m++) {
-        const float w = rw[2 + m];
-        if (w == 0.0f) continue;
-        const v128_t wv = wasm_f32x4_splat(w);
-        const long long at = first + (long long)m * fw * 3 + x;
-        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wv, source_values(src, at, bytes)));
-        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wv, source_values(src, at + 4, bytes)));
-        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wv, source_values(src, at + 8, bytes)));
-        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wv, source_values(src, at + 12, bytes)));
-      }
-      wasm_v128_store(t + x, a0);
-      wasm_v128_store(t + x + 4, a1);
-      wasm_v128_store(t + x + 8, a2);
-      wasm_v128_store(t + x + 12, a3);
-    }
-    for (; x < xhi * 3; x++) {
-      float a = 0.0f;
-      for (int m = 0; m < n; m++) {
-        const float w = rw[2 + m];
-        if (w != 0.0f) a += w * source_value(src, first + (long long)m * fw * 3 + x, bytes);
-      }
-      t[x] = a;
-    }
+    band_of(rows + i * e, fh, &lo, &n);
+    weighted_rows(img, stride, rows + i * e, lo - shift, n, tall + i * fw * 3 + xlo * 3, count);
   }
   /* Each output pixel's r, g, b as lanes 0–2 of one vector; lane 3 (the next pixel's r, or past
    * the row) is carried along and its store overwritten by the next pixel's, or lands in the
@@ -1714,10 +1743,11 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
   const int widest = geometry[2];
   const int stride = 15 + k, plane = size * size * 3;
   const int radius = (k - 1) / 2;
-  const long long tall_size = (long long)size * widest * 3;
-  float* crop = scratch + (long long)part * (2 * plane + tall_size);
+  const long long tall_size = (long long)size * widest * 3, conv_size = layout ? (long long)geometry[1] * widest * 3 : 0;
+  float* crop = scratch + (long long)part * (2 * plane + tall_size + conv_size);
   float* across = crop + plane;
   float* tall = across + plane;
+  float* conv = tall + tall_size;
 #ifdef __wasm_atomics__
   /* Views claimed one at a time: their costs differ (a blur or none, a band of a dozen rows or
    * two), and a fixed half each left one thread waiting. Each view is one thread's alone, so
@@ -1734,8 +1764,8 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
     const unsigned char* src = (const unsigned char*)sources + (layout ? (long long)layout[3 * b] * 4 : (long long)b * fh * fw * 3 * 4);
     if (weights) {
       const float* rows = weights + (long long)b * 2 * size * (band + 2);
-      if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, fh, fw, size, band, 1);
-      else resample_view(src, rows, rows + size * (band + 2), crop, tall, fh, fw, size, band, 0);
+      if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 1);
+      else resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 0);
     } else if (layout) bilinear_view(src, p, crop, fh, fw, size, 1);
     else bilinear_view(src, p, crop, fh, fw, size, 0);
     const float* taps = p + 15;
