@@ -1549,14 +1549,6 @@ INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, 
  * weights mode, below; ay…sx unused).
  * Parts claim the views one at a time.
  */
-/*
- * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ,
- * the weights read as bands (resample-weights.ts, blur folded in): each axis has `size` entries
- * of [lo, n, w_0 … w_band−1], output pixel i taking w_0 … w_n−1 from source pixels lo, lo + 1, …
- * (the rest of an entry is padding: a batch's entries share the widest view's width, and a view
- * drawn without blur needs a third of it). An entry reaching outside its image is cut to it. Only the columns some column band reaches are summed
- * into `tall` (rows · image): a crop of a third of a photo's width reads a third of each row.
- */
 /* Entry `w` of an axis `len` long: its first source pixel and weight count, kept within the axis whatever the caller wrote. */
 INLINE void band_of(const float* w, int len, int* lo, int* n) {
   int a = (int)w[0], c = (int)w[1];
@@ -1602,8 +1594,15 @@ INLINE void weighted_rows(const float* img, long long stride, const float* rw, i
 }
 
 /*
- * `conv` (bytes only): the part of the image the view reads, as float32, converted once: each
- * source row serves several output rows, and converting per tap cost as much as the sums.
+ * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ,
+ * the weights read as bands (resample-weights.ts, blur folded in): each axis has `size` entries
+ * of [lo, n, w_0 … w_band−1], output pixel i taking w_0 … w_n−1 from source pixels lo, lo + 1, …
+ * (the rest of an entry is padding: a batch's entries share the widest view's width, and a view
+ * drawn without blur needs a third of it). An entry reaching outside its image is cut to it.
+ * Only the rows and columns some band reaches are read: a crop of a third of a photo reads a
+ * third of it. `tall` holds rows · image. `conv` (byte images only) holds that part of the image
+ * as float32, converted once: each source row serves several output rows, and converting per
+ * tap cost as much as the sums.
  */
 INLINE void resample_view(const void* src, const float* rows, const float* cols, float* crop, float* tall, float* conv, int fh, int fw, int size,
                           int band, const int bytes) {
