@@ -15,8 +15,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../core/atomic-file.js';
 import { positiveInt } from '../pipelines/options.js';
 import { DEFAULT_RECIPE } from '../pipelines/recipe.js';
 import { benchFile, printJson } from './report.js';
@@ -201,27 +202,29 @@ interface RowResult {
   minutes?: number;
 }
 
-/** A row's training summary: the one saved in its folder by an earlier sitting, or `run`'s, saved there as it ends. */
-function trainedOnce(dir: string, run: () => Json): Json {
-  const file = join(dir, 'results-train.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Json;
-  const summary = run();
-  writeFileSync(file, JSON.stringify(summary));
-  return summary;
+/**
+ * What `run` gives, saved at `file` as it ends (atomically: a sitting killed mid-write leaves no
+ * half a file), or the one an earlier sitting saved there.
+ */
+function savedOnce<T>(file: string, run: () => T): T {
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as T;
+  const value = run();
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileAtomic(file, JSON.stringify(value));
+  return value;
 }
 
-/**
- * A row's result: the one saved in its folder by an earlier sitting, or `run`'s, saved there as it ends.
- * The time of a sitting killed mid-row is not counted.
- */
+/** A row's training summary, saved in its folder (a resume does not train a finished row again). */
+function trainedOnce(dir: string, run: () => Json): Json {
+  return savedOnce(join(dir, 'results-train.json'), run);
+}
+
+/** A row's result, saved in its folder, with its wall time (a sitting killed mid-row is not counted). */
 function finishedRow(dir: string, run: () => RowResult): RowResult {
-  const file = join(dir, 'results-row.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as RowResult;
-  const started = Date.now();
-  const row = { ...run(), minutes: (Date.now() - started) / 60_000 };
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(file, JSON.stringify(row));
-  return row;
+  return savedOnce(join(dir, 'results-row.json'), () => {
+    const started = Date.now();
+    return { ...run(), minutes: (Date.now() - started) / 60_000 };
+  });
 }
 
 interface TableResult {

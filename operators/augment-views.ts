@@ -4,97 +4,22 @@
  * here by tensor ops — two batched matrix products for crop, resize, flip and blur
  * (`viewWeights`), one 3×3 product and offset per view for the colour jitter and grey, a clamp,
  * a round, and solarize — so a batch of 128 small views costs a handful of kernel launches
- * instead of 256 sharp calls.
+ * instead of 256 sharp calls. Where the backend has a kernel for the whole cut (wasm), one call
+ * per view index does it all, from the images as bytes (`view-sources.ts`).
  *
  * Pixel conventions are the CPU path's (half-pixel centres, libvips' anti-aliased linear
  * reduce, edges repeated; see `resample-weights.ts`), so both paths agree within rounding.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CUT_VIEWS_KERNEL, cutViewParams, type Pixels, type PlannedView, type Sample } from '../core/index.js';
-import { blurTaps, viewBands, viewWeights, type AxisBands } from './resample-weights.js';
+import { CUT_VIEWS_KERNEL, cutViewParams, type PlannedView, type Sample } from '../core/index.js';
+import { blurTaps, denseWeights, viewBands, type AxisBands } from './resample-weights.js';
 import { colourTransform } from './view-plan.js';
+import { framedSizes, packSources, stackSources, type PackedSources } from './view-sources.js';
 
 /** Normalisation folded into the last op: `(x / 255 − mean) / std` per channel. */
 export interface Normalisation {
   mean: readonly [number, number, number];
   std: readonly [number, number, number];
-}
-
-/**
- * The samples' source images as one `[B, H + 2, W + 2, 3]` float32 tensor (0–255), each image
- * framed by its own edge pixels repeated once (the enlarging cut reads up to half a pixel beyond
- * an image; framing here, while copying, saves a pad kernel per view). They must share one size.
- */
-export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
-  const { width, height } = sourceSize(samples);
-  const plane = (height + 2) * (width + 2) * 3;
-  const data = new Float32Array(samples.length * plane);
-  samples.forEach((s, b) => frameImage(s.pixels as Pixels, data, b * plane));
-  return tf.tensor4d(data, [samples.length, height + 2, width + 2, 3]);
-}
-
-/**
- * Framed sources as the cut kernel reads them: every image's bytes one after another, each
- * padded to whole words and packed four to an int32, and per image its first word, framed height
- * and framed width. The images may differ in size.
- */
-interface PackedSources {
-  words: tf.Tensor1D;
-  layout: Int32Array;
-}
-
-/**
- * The framed sources as bytes (`stackSources`' values, a quarter of the memory), of any sizes:
- * what the wasm cut kernel reads. For 224-px views of photos, converting 32 images to float32 and
- * copying them in took about a fifth of the cut's time.
- */
-function packSources(samples: readonly Sample[]): PackedSources {
-  const layout = new Int32Array(samples.length * 3);
-  let words = 0;
-  samples.forEach((s, b) => {
-    const p = checkedPixels(s);
-    layout.set([words, p.height + 2, p.width + 2], b * 3);
-    words += Math.ceil(((p.height + 2) * (p.width + 2) * 3) / 4);
-  });
-  const bytes = new Uint8Array(words * 4);
-  samples.forEach((s, b) => frameImage(s.pixels as Pixels, bytes, (layout[b * 3] as number) * 4));
-  return { words: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), layout };
-}
-
-/** The one size of the samples' images, or an error naming the first that differs. */
-function sourceSize(samples: readonly Sample[]): { width: number; height: number } {
-  if (samples.length === 0) throw new Error('augmentViews: no samples');
-  const { width, height } = checkedPixels(samples[0] as Sample);
-  for (const s of samples) {
-    const p = checkedPixels(s);
-    if (p.width !== width || p.height !== height) {
-      throw new Error(
-        `augmentViews: one stack holds images of one size; sample ${s.id} is ${p.width}×${p.height}, sample ${samples[0]?.id} ${width}×${height} (augmentBatch cuts a batch of several sizes)`,
-      );
-    }
-  }
-  return { width, height };
-}
-
-/** A sample's decoded RGB pixels, or an error naming it. */
-function checkedPixels(s: Sample): Pixels {
-  const p = s.pixels;
-  if (!p) throw new Error(`augmentViews: sample ${s.id} has no pixels (put decode() first)`);
-  if (p.channels !== 3) throw new Error(`augmentViews: sample ${s.id} has ${p.channels} channel(s), expected RGB (put decode() first)`);
-  return p;
-}
-
-/** Copies `pixels`, framed by its edge pixels, into `data` from `at`. */
-function frameImage(pixels: Pixels, data: Float32Array | Uint8Array, at: number): void {
-  const { data: values, width, height } = pixels;
-  const [rowLength, framedRow] = [width * 3, (width + 2) * 3];
-  for (let y = -1; y <= height; y++) {
-    const from = Math.min(height - 1, Math.max(0, y)) * rowLength;
-    const row = at + (y + 1) * framedRow;
-    data.set(values.subarray(from, from + rowLength), row + 3);
-    data.set(values.subarray(from, from + 3), row); // left edge
-    data.set(values.subarray(from + rowLength - 3, from + rowLength), row + framedRow - 3); // right edge
-  }
 }
 
 /**
@@ -164,15 +89,15 @@ function scaleAndShift(normalise: Normalisation): [number[], number[]] {
   return [normalise.std.map((d) => 1 / (255 * d)), normalise.mean.map((m, c) => -m / (normalise.std[c] as number))];
 }
 
-/** A view's resampling weights on its framed source (`viewWeights`; framed pixel j sits at j + 1, and the frame gets no weight). */
+/** A view's resampling weights on its framed source, dense ({@link framedBands}'; the frame gets no weight). */
 function framedWeights(
   v: PlannedView,
   framedWidth: number,
   framedHeight: number,
   size: number,
 ): { rows: Float32Array; cols: Float32Array } {
-  const [x0, y0, x1, y1] = v.box;
-  return viewWeights([x0 + 1, y0 + 1, x1 + 1, y1 + 1], v.flipped, v.plan.blurSigma, framedWidth, framedHeight, size);
+  const { rows, cols } = framedBands(v, framedWidth, framedHeight, size);
+  return { rows: denseWeights(rows), cols: denseWeights(cols) };
 }
 
 /** A view's resampling bands on its framed source (`viewBands`; framed pixel j sits at j + 1). */
@@ -208,13 +133,6 @@ function checkBox(view: PlannedView, id: string, width: number, height: number):
  */
 export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k: number, normalise?: Normalisation): tf.Tensor4D {
   return cutViews(sources, samples, k, normalise);
-}
-
-/** Each image's framed height and width in `sources`. */
-function framedSizes(sources: tf.Tensor4D | PackedSources): { height: (b: number) => number; width: (b: number) => number } {
-  if (sources instanceof tf.Tensor) return { height: () => sources.shape[1], width: () => sources.shape[2] };
-  const { layout } = sources;
-  return { height: (b) => layout[b * 3 + 1] as number, width: (b) => layout[b * 3 + 2] as number };
 }
 
 /** `augmentViews` from float sources, or from packed ones (`packSources`, the kernel's). */

@@ -19,7 +19,8 @@ import { decode } from '../operators/decode.js';
 import { multiView } from '../operators/multi-view.js';
 import { axisWeights, blurTaps, viewWeights } from '../operators/resample-weights.js';
 import { CUT_VIEWS_KERNEL, type PlannedView, type Sample, type View } from '../core/index.js';
-import { augmentBatch, augmentViews, stackSources } from '../operators/augment-views.js';
+import { augmentBatch, augmentViews } from '../operators/augment-views.js';
+import { stackSources } from '../operators/view-sources.js';
 import { registerCutViews } from '../models/kernels/cut-views.js';
 import { collect } from './helpers/collect.js';
 
