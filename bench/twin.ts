@@ -1,10 +1,13 @@
 /**
- * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|both|all]`:
+ * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|both|all] [--rounds 1]`:
  * MoCo v2 on Fashion-MNIST, densestream against its PyTorch twin (`torch_moco_twin.py`: the same
  * slim ResNet, heads, queue, optimiser and augmentation ranges, views cut on the batch tensor,
  * 2 threads), in the same run, one after the other, each in its own process. Prints the two
  * sides' lines, then `{"bench":"twin","imagesPerSec","torchImagesPerSec","ratio","dataWaitFraction"}`:
  * ratio = densestream / PyTorch images per second, both over the steps after the first 5.
+ * `--rounds N` repeats the pair N times, PyTorch first in every other round, a line per round
+ * (with `round`), then one with `rounds` and the medians: on a shared 2-core machine PyTorch's
+ * rate alone moved by 25–45 % between runs, so one pair's ratio says little.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { knnGainStdErr } from '../train/knn-monitor.js';
 import { positiveInt } from '../pipelines/options.js';
-import { benchFile, kernelsEnv, parseKernels, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
+import { benchFile, kernelsEnv, median, parseKernels, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
 /** The twin's task where train's defaults differ from it (the default recipe's): MoCo v2's 4 096 keys and hue range. */
 const TWIN_TASK = ['--queue', '4096', '--hue', '0.1'];
@@ -28,65 +31,101 @@ export async function twinBench(argv: string[]): Promise<void> {
       size: { type: 'string', default: '28' },
       augment: { type: 'string', default: 'auto' },
       kernels: { type: 'string', default: 'on' },
+      rounds: { type: 'string', default: '1' },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
+  const rounds = positiveInt(values.rounds, '--rounds');
   const batch = positiveInt(values.batch, '--batch');
   const size = positiveInt(values.size, '--size');
   if (!pythonHas('torch')) throw new Error('twin: needs PyTorch for its other side (apt-get install python3-torch)');
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.
-  const sides = parseKernels(values.kernels).map((k) =>
-    runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean; winograd: boolean }>(
-      'densestream side',
-      process.execPath,
-      [
-        benchFile('run.js'),
-        'train',
-        '--single',
-        '--data',
-        'fashion-mnist',
-        '--method',
-        'mocov2',
-        ...TWIN_TASK,
-        '--encoder',
-        'slim',
-        '--steps',
-        `${steps + 5}`,
-        '--batch',
-        `${batch}`,
-        '--size',
-        `${size}`,
-        '--augment',
-        values.augment,
-      ],
-      kernelsEnv(k),
-    ),
-  );
-  const torch = runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [
-    benchFile('torch_moco_twin.py', true),
-    '--steps',
-    `${steps}`,
-    '--warmup',
-    '5',
-    '--batch',
-    `${batch}`,
-    '--size',
-    `${size}`,
-    '--threads',
-    '2',
-  ]);
-  for (const ours of sides) {
+  const ours = () =>
+    parseKernels(values.kernels).map((k) =>
+      runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean; winograd: boolean }>(
+        'densestream side',
+        process.execPath,
+        [
+          benchFile('run.js'),
+          'train',
+          '--single',
+          '--data',
+          'fashion-mnist',
+          '--method',
+          'mocov2',
+          ...TWIN_TASK,
+          '--encoder',
+          'slim',
+          '--steps',
+          `${steps + 5}`,
+          '--batch',
+          `${batch}`,
+          '--size',
+          `${size}`,
+          '--augment',
+          values.augment,
+        ],
+        kernelsEnv(k),
+      ),
+    );
+  const theirs = () =>
+    runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [
+      benchFile('torch_moco_twin.py', true),
+      '--steps',
+      `${steps}`,
+      '--warmup',
+      '5',
+      '--batch',
+      `${batch}`,
+      '--size',
+      `${size}`,
+      '--threads',
+      '2',
+    ]).torchImagesPerSec;
+  type Line = {
+    augment: string;
+    kernels: boolean;
+    winograd: boolean;
+    imagesPerSec: number;
+    torchImagesPerSec: number;
+    ratio: number;
+    dataWaitFraction: number;
+  };
+  const lines: Line[][] = [];
+  for (let round = 0; round < rounds; round++) {
+    // alternate which side goes first, so a drift in the machine's speed favours neither
+    const torchFirst = round % 2 === 1;
+    const torchRate = torchFirst ? theirs() : undefined;
+    const sides = ours();
+    const torch = torchRate ?? theirs();
+    const row = sides.map((side) => ({
+      augment: side.augment,
+      kernels: side.kernels,
+      winograd: side.winograd,
+      imagesPerSec: side.imagesPerSec,
+      torchImagesPerSec: torch,
+      ratio: side.imagesPerSec / torch,
+      dataWaitFraction: side.dataWaitFraction,
+    }));
+    lines.push(row);
+    for (const line of row) printJson({ bench: 'twin', ...(rounds > 1 ? { round: round + 1 } : {}), ...line });
+  }
+  if (rounds === 1) return;
+  lines[0]!.forEach((first, k) => {
+    const of = (key: 'imagesPerSec' | 'torchImagesPerSec' | 'ratio' | 'dataWaitFraction') => median(lines.map((row) => row[k]![key]));
     printJson({
       bench: 'twin',
-      augment: ours.augment,
-      kernels: ours.kernels,
-      winograd: ours.winograd,
-      imagesPerSec: ours.imagesPerSec,
-      torchImagesPerSec: torch.torchImagesPerSec,
-      ratio: ours.imagesPerSec / torch.torchImagesPerSec,
-      dataWaitFraction: ours.dataWaitFraction,
+      rounds,
+      augment: first.augment,
+      kernels: first.kernels,
+      winograd: first.winograd,
+      imagesPerSec: of('imagesPerSec'),
+      torchImagesPerSec: of('torchImagesPerSec'),
+      ratio: of('ratio'),
+      ratios: lines.map((row) => row[k]!.ratio),
+      dataWaitFraction: of('dataWaitFraction'),
     });
-  }
+  });
 }
 
 /**
