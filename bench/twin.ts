@@ -22,6 +22,11 @@ import { benchFile, kernelsEnv, median, parseKernels, printJson, pythonHas, runF
 /** The twin's task where train's defaults differ from it (the default recipe's): MoCo v2's 4 096 keys and hue range. */
 const TWIN_TASK = ['--queue', '4096', '--hue', '0.1'];
 
+/** The PyTorch twin's command line for `batch` images of `size` px: 2 threads, and 5 warm-up steps, as densestream's rates skip. */
+function torchTwin(batch: number, size: number): string[] {
+  return [benchFile('torch_moco_twin.py', true), '--warmup', '5', '--batch', `${batch}`, '--size', `${size}`, '--threads', '2'];
+}
+
 export async function twinBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -69,19 +74,8 @@ export async function twinBench(argv: string[]): Promise<void> {
       ),
     );
   const theirs = () =>
-    runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [
-      benchFile('torch_moco_twin.py', true),
-      '--steps',
-      `${steps}`,
-      '--warmup',
-      '5',
-      '--batch',
-      `${batch}`,
-      '--size',
-      `${size}`,
-      '--threads',
-      '2',
-    ]).torchImagesPerSec;
+    runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [...torchTwin(batch, size), '--steps', `${steps}`])
+      .torchImagesPerSec;
   type Line = {
     augment: string;
     kernels: boolean;
@@ -215,16 +209,8 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
   type TwinLine = { steps: number; seconds: number; knnInit: number; knnFinal: number };
   const twin = (args: string[]) =>
     runForJson<TwinLine>('PyTorch twin', SYSTEM_PYTHON, [
-      benchFile('torch_moco_twin.py', true),
+      ...torchTwin(batch, size),
       '--schedule',
-      '--warmup',
-      '5',
-      '--batch',
-      `${batch}`,
-      '--size',
-      `${size}`,
-      '--threads',
-      '2',
       '--knn-train',
       '5000',
       '--knn-test',
