@@ -1,7 +1,12 @@
+import { Transformer } from '@napi-rs/image';
 import sharp from 'sharp';
 import type { OperatorFunction } from 'rxjs';
 import type { Pixels, Sample, SkipRecord } from '../core/index.js';
+import { jpegHeader } from './jpeg-header.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
+
+/** The start-of-frame markers the fast decoder takes: baseline, extended and progressive Huffman JPEGs. */
+const FAST_FRAMES = new Set([0xc0, 0xc1, 0xc2]);
 
 export interface DecodeOptions {
   /**
@@ -15,6 +20,13 @@ export interface DecodeOptions {
   concurrency?: number;
   /** Called with each refused sample; the stream goes on without it. */
   onSkip?: (record: SkipRecord) => void;
+  /**
+   * `auto` (default): plain JPEGs — baseline or progressive, grey or YCbCr, no ICC profile,
+   * upright, whole, and not to be shrunk — by `@napi-rs/image`, which took 2.4 ms of CPU for a
+   * 500×375 photo where sharp took 3.8–4.5 (its pixels differ from libjpeg's by a mean of 0.2
+   * levels, at most 6); everything else by sharp. `sharp`: every file by sharp.
+   */
+  decoder?: 'auto' | 'sharp';
 }
 
 /** Expands grey pixels (Fashion-MNIST, raw sources) to RGB. */
@@ -30,12 +42,38 @@ function toRgb(p: Pixels): Pixels {
   return { data, width: p.width, height: p.height, channels: 3 };
 }
 
+/**
+ * A plain JPEG decoded by `@napi-rs/image`, or undefined: the file is sharp's. sharp keeps what
+ * the fast decoder does not do as sharp does: EXIF rotation, ICC and Adobe colour, CMYK,
+ * shrink-on-load, truncated files (which the fast decoder fills in silently), pixel bombs (refused
+ * by name), and any file the fast decoder fails on.
+ */
+async function fastJpeg(bytes: Uint8Array, limitInputPixels: number, minSide: number | undefined): Promise<Pixels | undefined> {
+  const h = jpegHeader(bytes);
+  if (!h || !h.complete || h.icc || h.adobe || h.orientation !== 1 || !FAST_FRAMES.has(h.frame)) return undefined;
+  if ((h.components !== 3 && h.components !== 1) || h.width * h.height > limitInputPixels || h.width * h.height === 0) return undefined;
+  if (minSide !== undefined && Math.min(h.width, h.height) > minSide) return undefined;
+  let data: Buffer;
+  try {
+    data = await new Transformer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).rawPixels();
+  } catch {
+    return undefined; // sharp decodes it, or says why not
+  }
+  if (data.length !== h.width * h.height * 3) return undefined; // not the RGB the header promised
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: h.width, height: h.height, channels: 3 };
+}
+
 /** Decodes encoded bytes to 8-bit sRGB pixels, or throws with sharp's reason. */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<Pixels> {
   if (bytes.byteLength === 0) throw new Error('empty file (0 bytes)');
+  const limitInputPixels = options.limitInputPixels ?? 8192 * 8192;
+  if ((options.decoder ?? 'auto') === 'auto') {
+    const fast = await fastJpeg(bytes, limitInputPixels, options.minSide);
+    if (fast) return fast;
+  }
   let image = sharp(bytes, {
     failOn: 'truncated',
-    limitInputPixels: options.limitInputPixels ?? 8192 * 8192,
+    limitInputPixels,
     pages: 1, // animated GIF / WebP / multi-page TIFF: the first frame
   }).autoOrient();
   if (options.minSide !== undefined) {
