@@ -63,8 +63,14 @@ async function fastJpeg(bytes: Uint8Array, limitInputPixels: number, minSide: nu
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: h.width, height: h.height, channels: 3 };
 }
 
+function checkDecoder(decoder: string | undefined): void {
+  if (decoder !== undefined && decoder !== 'auto' && decoder !== 'sharp')
+    throw new Error(`decode decoder: expected auto|sharp, got "${decoder}"`);
+}
+
 /** Decodes encoded bytes to 8-bit sRGB pixels, or throws with sharp's reason. */
 export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<Pixels> {
+  checkDecoder(options.decoder);
   if (bytes.byteLength === 0) throw new Error('empty file (0 bytes)');
   const limitInputPixels = options.limitInputPixels ?? 8192 * 8192;
   if ((options.decoder ?? 'auto') === 'auto') {
@@ -112,6 +118,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
  * @see multiView
  */
 export function decode(options: DecodeOptions = {}): OperatorFunction<Sample, Sample> {
+  checkDecoder(options.decoder); // refused before any sample is read, not once per sample
   return orderedMergeMap(async (sample: Sample) => {
     try {
       if (sample.pixels) return { ...sample, pixels: toRgb(sample.pixels) };

@@ -7,7 +7,7 @@
 import sharp from 'sharp';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decodeImage } from '../operators/decode.js';
+import { decode, decodeImage } from '../operators/decode.js';
 import { jpegHeader } from '../operators/jpeg-header.js';
 import type { Pixels } from '../core/index.js';
 
@@ -105,6 +105,12 @@ describe('decodeImage: the fast path for plain JPEGs', () => {
     expect(differences(shrunk, await decodeImage(cat, { minSide: 150, decoder: 'sharp' }))).toEqual({ mean: 0, max: 0 });
     const whole = await decodeImage(cat, { minSide: 300 });
     expect([whole.width, whole.height]).toEqual([451, 300]);
+  });
+
+  it('refuses an unknown decoder before it reads a file', async () => {
+    const bad = { decoder: 'fast' } as unknown as Parameters<typeof decode>[0];
+    expect(() => decode(bad)).toThrow('decode decoder: expected auto|sharp, got "fast"');
+    await expect(decodeImage(cat, bad)).rejects.toThrow('expected auto|sharp');
   });
 
   it('refuses a truncated JPEG (the fast decoder would fill it in) and a pixel bomb, with sharp’s reasons', async () => {
