@@ -50,7 +50,7 @@ function toRgb(p: Pixels): Pixels {
  */
 async function fastJpeg(bytes: Uint8Array, limitInputPixels: number, minSide: number | undefined): Promise<Pixels | undefined> {
   const h = jpegHeader(bytes);
-  if (!h || !h.complete || h.icc || h.adobe || h.orientation !== 1 || !FAST_FRAMES.has(h.frame)) return undefined;
+  if (!h || !h.complete || h.icc || h.adobe || h.orientation !== 1 || !FAST_FRAMES.has(h.frame) || h.precision !== 8) return undefined;
   if ((h.components !== 3 && h.components !== 1) || h.width * h.height > limitInputPixels || h.width * h.height === 0) return undefined;
   if (minSide !== undefined && Math.min(h.width, h.height) > minSide) return undefined;
   let data: Buffer;

@@ -11,6 +11,8 @@ export interface JpegHeader {
   height: number;
   /** Colour components of the frame: 1 (grey), 3 (YCbCr), 4 (CMYK / YCCK). */
   components: number;
+  /** Bits per sample: 8, or 12 (extended JPEGs). */
+  precision: number;
   /** The start-of-frame marker: 0xc0 baseline, 0xc1 extended, 0xc2 progressive, others rarer (lossless, arithmetic, hierarchical). */
   frame: number;
   /** EXIF orientation (1–8), or 1 when the file has none. */
@@ -52,6 +54,7 @@ export function jpegHeader(bytes: Uint8Array): JpegHeader | undefined {
     const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
     if (isFrame && length >= 8) {
       header.frame = marker;
+      header.precision = bytes[body] as number;
       header.height = readU16(bytes, body + 1);
       header.width = readU16(bytes, body + 3);
       header.components = bytes[body + 5] as number;
@@ -64,10 +67,11 @@ export function jpegHeader(bytes: Uint8Array): JpegHeader | undefined {
     }
     at = end;
   }
-  const { width, height, components, frame } = header;
-  if (width === undefined || height === undefined || components === undefined || frame === undefined) return undefined;
+  const { width, height, components, frame, precision } = header;
+  if (width === undefined || height === undefined || components === undefined || frame === undefined || precision === undefined)
+    return undefined;
   const complete = bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9;
-  return { width, height, components, frame, orientation: header.orientation, icc: header.icc, adobe: header.adobe, complete };
+  return { width, height, components, precision, frame, orientation: header.orientation, icc: header.icc, adobe: header.adobe, complete };
 }
 
 function ascii(b: Uint8Array, at: number, n: number): string {

@@ -33,6 +33,7 @@ describe('jpegHeader', () => {
         width: meta.width,
         height: meta.height,
         components: 3,
+        precision: 8,
         frame: 0xc0,
         orientation: 1,
         icc: false,
