@@ -44,10 +44,12 @@ export async function twinBench(argv: string[]): Promise<void> {
   const batch = positiveInt(values.batch, '--batch');
   const size = positiveInt(values.size, '--size');
   if (!pythonHas('torch')) throw new Error('twin: needs PyTorch for its other side (apt-get install python3-torch)');
+  /** What the twin line keeps of a densestream side's `bench train` line. */
+  type Side = { imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean; winograd: boolean };
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.
   const ours = () =>
     parseKernels(values.kernels).map((k) =>
-      runForJson<{ imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean; winograd: boolean }>(
+      runForJson<Side>(
         'densestream side',
         process.execPath,
         [
@@ -76,15 +78,7 @@ export async function twinBench(argv: string[]): Promise<void> {
   const theirs = () =>
     runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [...torchTwin(batch, size), '--steps', `${steps}`])
       .torchImagesPerSec;
-  type Line = {
-    augment: string;
-    kernels: boolean;
-    winograd: boolean;
-    imagesPerSec: number;
-    torchImagesPerSec: number;
-    ratio: number;
-    dataWaitFraction: number;
-  };
+  type Line = Side & { torchImagesPerSec: number; ratio: number };
   const lines: Line[][] = [];
   for (let round = 0; round < rounds; round++) {
     // alternate which side goes first, so a drift in the machine's speed favours neither
