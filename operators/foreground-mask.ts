@@ -8,6 +8,7 @@ import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
 import { keyedRng, type Rng } from '../core/index.js';
 import { labMap } from './saliency.js';
+import { saliencyKernels } from './saliency-kernels.js';
 
 /** Otsu's threshold of values in [0, 1]: maximises the between-class variance over 256 bins. */
 export function otsuThreshold(values: Float32Array): number {
@@ -102,22 +103,13 @@ export function isUsableMap(map: Plane<Float32Array>): boolean {
   return hi > 0 && hi - lo > 1e-6;
 }
 
-/** Foreground = attention above Otsu's threshold, cleaned. An unusable map gives an all-foreground mask. */
+/**
+ * Foreground = attention above Otsu's threshold, cleaned (as `cleanMask`), computed in
+ * WebAssembly (saliency.c) with the same result. An unusable map gives an all-foreground mask.
+ */
 export function maskFromAttention(attention: Plane<Float32Array>, minArea = 0.01): Plane {
   const { width, height, data } = attention;
-  if (!isUsableMap(attention)) return { data: new Uint8Array(width * height).fill(1), width, height };
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < data.length; i++) {
-    lo = Math.min(lo, data[i] as number);
-    hi = Math.max(hi, data[i] as number);
-  }
-  const norm = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) norm[i] = ((data[i] as number) - lo) / (hi - lo);
-  const t = otsuThreshold(norm);
-  const mask = new Uint8Array(data.length);
-  for (let i = 0; i < data.length; i++) mask[i] = (norm[i] as number) >= t ? 1 : 0;
-  return cleanMask({ data: mask, width, height }, minArea);
+  return { data: saliencyKernels().mask(data, width, height, minArea).data, width, height };
 }
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SHARED_BASE64 } from '../models/kernels/kernels-wasm.js';
 import { KernelPool } from '../models/kernels/pool.js';
-import { webAssembly, type WasmMemory, type WasmModule } from '../models/kernels/webassembly.js';
+import { webAssembly, type WasmMemory, type WasmModule } from '../core/webassembly.js';
 
 interface EmscriptenModule {
   wasmMemory?: WasmMemory;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelPool } from './pool.js';
-import type { WasmMemory } from './webassembly.js';
+import type { WasmMemory } from '../../core/webassembly.js';
 
 export interface Installed {
   backend: BackendWasm;

@@ -15,7 +15,7 @@
  * same way on any thread, with part p's scratch.
  */
 import { Worker } from 'node:worker_threads';
-import { webAssembly, type WasmInstance, type WasmMemory, type WasmModule } from './webassembly.js';
+import { webAssembly, type WasmInstance, type WasmMemory, type WasmModule } from '../../core/webassembly.js';
 
 /**
  * Control words. CLAIM packs the call's generation (bits 16–31), the workers running a part of

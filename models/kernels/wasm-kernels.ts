@@ -38,7 +38,7 @@ import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
 import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
 import { KernelPool } from './pool.js';
-import { webAssembly, type WasmMemory } from './webassembly.js';
+import { webAssembly, type WasmMemory } from '../../core/webassembly.js';
 
 export { wasmKernelThreads, type FilterGradientAttrs } from './kernel-registry.js';
 

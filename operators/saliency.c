@@ -1,0 +1,316 @@
+/*
+ * The pixel loops of the classical saliency maps (operators/saliency.ts), compiled to
+ * WebAssembly by models/kernels/build.mjs (`npm run build:kernels`) into saliency-wasm.ts.
+ *
+ * Every function here gives the same bits as the JavaScript it replaced, so maps, masks and
+ * every run that uses them are unchanged: each value is computed in double precision with the
+ * same operations in the same order, and rounded to float32 where the JavaScript stored into a
+ * Float32Array. Math.cbrt is V8's port of fdlibm's cbrt; `ieee_cbrt` is the same algorithm, so
+ * it rounds the same way (test/saliency-wasm.test.ts checks both against JavaScript).
+ *
+ * Everything a function touches is passed in: no globals, no stack, memory owned by the caller.
+ */
+#define EXPORT(name) __attribute__((export_name(name)))
+
+typedef unsigned char u8;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+static inline u64 bits_of(double x) {
+  union { double d; u64 u; } v = { .d = x };
+  return v.u;
+}
+static inline double of_bits(u64 u) {
+  union { u64 u; double d; } v = { .u = u };
+  return v.d;
+}
+
+/* fdlibm's cube root (the algorithm of V8's base::ieee754::cbrt, which Math.cbrt calls). */
+static double ieee_cbrt(double x) {
+  const u32 B1 = 715094163, B2 = 696219795;
+  const double P0 = 1.87595182427177009643, P1 = -1.88497979543377169875, P2 = 1.621429720105354466140,
+               P3 = -0.758397934778766047437, P4 = 0.145996192886612446982;
+  const u64 ux = bits_of(x);
+  u32 hx = (u32)(ux >> 32);
+  const u32 low = (u32)ux;
+  const u32 sign = hx & 0x80000000u;
+  hx ^= sign;
+  if (hx >= 0x7ff00000u) return x + x; /* NaN, ±Infinity */
+  double t;
+  if (hx < 0x00100000u) { /* zero or subnormal */
+    if ((hx | low) == 0) return x;
+    t = of_bits((u64)0x43500000u << 32) * x; /* x·2⁵⁴ */
+    const u32 high = (u32)(bits_of(t) >> 32);
+    t = of_bits((u64)(sign | ((high & 0x7fffffffu) / 3 + B2)) << 32);
+  } else {
+    t = of_bits((u64)(sign | (hx / 3 + B1)) << 32);
+  }
+  double r = (t * t) * (t / x);
+  t = t * ((P0 + r * (P1 + r * P2)) + ((r * r) * r) * (P3 + r * P4));
+  t = of_bits((bits_of(t) + 0x80000000ull) & 0xffffffffc0000000ull);
+  const double s = t * t;
+  r = x / s;
+  const double w = t + t;
+  r = (r - t) / (w + r);
+  return t + t * r;
+}
+
+/* cbrt for the Lab conversion, exported so a test can compare it with Math.cbrt value for value. */
+EXPORT("cube_root")
+double cube_root(double x) { return ieee_cbrt(x); }
+
+static inline double lab_f(double t) { return t > 0.008856 ? ieee_cbrt(t) : 7.787 * t + 16.0 / 116.0; }
+
+/*
+ * The area-averaged downscale of 8-bit pixels to a w × h map of linear-light RGB (averaged in
+ * linear light), then CIE Lab (D65), into `lab` [w·h·3]. geometry: source width, height,
+ * channels, then w, h. `linear` is the sRGB → linear table (256 floats), `counts` w·h floats
+ * and `column` one int per source column of scratch.
+ */
+EXPORT("lab_image")
+void lab_image(const int* geometry, const u8* pixels, const float* linear, float* lab, float* counts, int* column) {
+  const int sw = geometry[0], sh = geometry[1], c = geometry[2], w = geometry[3], h = geometry[4];
+  const int n = w * h;
+  const int g = c == 3 ? 1 : 0, b = c == 3 ? 2 : 0;
+  if (w == sw && h == sh) {
+    for (int m = 0, i = 0; m < n; m++, i += c) {
+      lab[m * 3] = linear[pixels[i]];
+      lab[m * 3 + 1] = linear[pixels[i + g]];
+      lab[m * 3 + 2] = linear[pixels[i + b]];
+    }
+  } else {
+    for (int m = 0; m < n * 3; m++) lab[m] = 0.0f;
+    for (int m = 0; m < n; m++) counts[m] = 0.0f;
+    for (int x = 0; x < sw; x++) {
+      const int col = (int)(((long long)x * w) / sw);
+      column[x] = col < w - 1 ? col : w - 1;
+    }
+    for (int y = 0; y < sh; y++) {
+      const int r = (int)(((long long)y * h) / sh);
+      const int row = (r < h - 1 ? r : h - 1) * w;
+      for (int x = 0, i = y * sw * c; x < sw; x++, i += c) {
+        const int m = row + column[x];
+        lab[m * 3] += linear[pixels[i]];
+        lab[m * 3 + 1] += linear[pixels[i + g]];
+        lab[m * 3 + 2] += linear[pixels[i + b]];
+        counts[m] += 1.0f;
+      }
+    }
+    for (int m = 0; m < n; m++) {
+      const double k = 1.0 / (counts[m] > 1.0f ? (double)counts[m] : 1.0);
+      lab[m * 3] = (float)(lab[m * 3] * k);
+      lab[m * 3 + 1] = (float)(lab[m * 3 + 1] * k);
+      lab[m * 3 + 2] = (float)(lab[m * 3 + 2] * k);
+    }
+  }
+  for (int i = 0; i < n * 3; i += 3) {
+    const double r = lab[i], gg = lab[i + 1], bb = lab[i + 2];
+    const double fx = lab_f((0.4124 * r + 0.3576 * gg + 0.1805 * bb) / 0.95047);
+    const double fy = lab_f(0.2126 * r + 0.7152 * gg + 0.0722 * bb);
+    const double fz = lab_f((0.0193 * r + 0.1192 * gg + 0.9505 * bb) / 1.08883);
+    lab[i] = (float)(116.0 * fy - 16.0);
+    lab[i + 1] = (float)(500.0 * (fx - fy));
+    lab[i + 2] = (float)(200.0 * (fy - fz));
+  }
+}
+
+/* One pass of a 1-D kernel along rows or columns of a w × h × 3 image, edges clamped. */
+static void blur_pass(const float* src, float* dst, int w, int h, const float* kernel, int taps, int vertical) {
+  const int r = (taps - 1) / 2;
+  const int n = vertical ? h : w, outers = vertical ? w : h;
+  const int step = (vertical ? w : 1) * 3, across = (vertical ? 1 : w) * 3;
+  for (int outer = 0; outer < outers; outer++) {
+    const int base = outer * across;
+    for (int k = 0; k < n; k++) {
+      double a = 0.0, b = 0.0, c = 0.0;
+      if (k >= r && k < n - r) {
+        for (int t = 0, j = base + (k - r) * step; t < taps; t++, j += step) {
+          const double wt = kernel[t];
+          a += wt * src[j];
+          b += wt * src[j + 1];
+          c += wt * src[j + 2];
+        }
+      } else {
+        for (int t = 0; t < taps; t++) {
+          int q = k - r + t;
+          q = q < 0 ? 0 : q;
+          q = q > n - 1 ? n - 1 : q;
+          const int j = base + q * step;
+          const double wt = kernel[t];
+          a += wt * src[j];
+          b += wt * src[j + 1];
+          c += wt * src[j + 2];
+        }
+      }
+      const int o = base + k * step;
+      dst[o] = (float)a;
+      dst[o + 1] = (float)b;
+      dst[o + 2] = (float)c;
+    }
+  }
+}
+
+/* Separable blur of a w × h × 3 image by `kernel` (`taps` floats, odd) along rows then columns, via `tmp`. */
+EXPORT("blur3")
+void blur3(const float* src, float* tmp, float* dst, int w, int h, const float* kernel, int taps) {
+  blur_pass(src, tmp, w, h, kernel, taps, 0);
+  blur_pass(tmp, dst, w, h, kernel, taps, 1);
+}
+
+static inline double d2(const float* lab, int p, int q) {
+  const double l = (double)lab[p * 3] - (double)lab[q * 3];
+  const double a = (double)lab[p * 3 + 1] - (double)lab[q * 3 + 1];
+  const double b = (double)lab[p * 3 + 2] - (double)lab[q * 3 + 2];
+  return l * l + a * a + b * b;
+}
+
+/*
+ * Boundary contrast on a w × h Lab map: `k` border colours picked by farthest-point sampling
+ * (from the first border pixel), each pixel's distance to the nearest, min–max normalised into
+ * `out` [w·h]. Scratch: `border` and `nearest` 2·(w + h) each, `colours` 3·k doubles.
+ * Returns the number of colours used (k or fewer on a tiny map).
+ */
+EXPORT("boundary_contrast")
+int boundary_contrast(const float* lab, int w, int h, int k, int* border, double* nearest, double* colours, float* out) {
+  int count = 0;
+  for (int x = 0; x < w; x++) {
+    border[count++] = x;
+    border[count++] = (h - 1) * w + x;
+  }
+  for (int y = 1; y < h - 1; y++) {
+    border[count++] = y * w;
+    border[count++] = y * w + w - 1;
+  }
+  if (k > count) k = count;
+  int centre = border[0];
+  for (int i = 0; i < count; i++) nearest[i] = d2(lab, border[i], centre);
+  colours[0] = lab[centre * 3];
+  colours[1] = lab[centre * 3 + 1];
+  colours[2] = lab[centre * 3 + 2];
+  for (int j = 1; j < k; j++) {
+    int best = 0;
+    for (int i = 1; i < count; i++)
+      if (nearest[i] > nearest[best]) best = i;
+    centre = border[best];
+    colours[j * 3] = lab[centre * 3];
+    colours[j * 3 + 1] = lab[centre * 3 + 1];
+    colours[j * 3 + 2] = lab[centre * 3 + 2];
+    for (int i = 0; i < count; i++) {
+      const double e = d2(lab, border[i], centre);
+      if (e < nearest[i]) nearest[i] = e;
+    }
+  }
+  const double inf = 1.0 / 0.0;
+  double lo = inf, hi = -inf;
+  for (int p = 0; p < w * h; p++) {
+    const double l = lab[p * 3], a = lab[p * 3 + 1], b = lab[p * 3 + 2];
+    double d = inf;
+    for (int j = 0; j < k * 3; j += 3) {
+      const double dl = l - colours[j], da = a - colours[j + 1], db = b - colours[j + 2];
+      const double e = dl * dl + da * da + db * db;
+      if (e < d) d = e;
+    }
+    const float v = (float)__builtin_sqrt(d);
+    out[p] = v;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const double span = hi - lo;
+  for (int p = 0; p < w * h; p++) out[p] = span > 0.0 ? (float)((out[p] - lo) / span) : 0.0f;
+  return k;
+}
+
+/*
+ * Labels the 4-connected components of pixels equal to `target` in `mask` (w × h) into `labels`
+ * (0 = another value; components numbered from 1 in scan order) and their sizes into `sizes`
+ * (`sizes[0]` unused). `stack` holds w·h ints. Returns the number of components.
+ */
+static int components(const u8* mask, int w, int h, u8 target, int* labels, int* sizes, int* stack) {
+  const int n = w * h;
+  int count = 0;
+  for (int p = 0; p < n; p++) labels[p] = 0;
+  for (int start = 0; start < n; start++) {
+    if (mask[start] != target || labels[start] != 0) continue;
+    const int id = ++count;
+    int size = 0, top = 0;
+    labels[start] = id;
+    stack[top++] = start;
+    while (top > 0) {
+      const int p = stack[--top];
+      size++;
+      const int x = p % w;
+      if (x > 0 && mask[p - 1] == target && labels[p - 1] == 0) labels[p - 1] = id, stack[top++] = p - 1;
+      if (x < w - 1 && mask[p + 1] == target && labels[p + 1] == 0) labels[p + 1] = id, stack[top++] = p + 1;
+      if (p >= w && mask[p - w] == target && labels[p - w] == 0) labels[p - w] = id, stack[top++] = p - w;
+      if (p < w * (h - 1) && mask[p + w] == target && labels[p + w] == 0) labels[p + w] = id, stack[top++] = p + w;
+    }
+    sizes[id] = size;
+  }
+  return count;
+}
+
+/*
+ * The foreground mask of an attention map (foreground-mask.ts's maskFromAttention): the map
+ * min–max normalised, thresholded by Otsu's method (256 bins), then cleaned: foreground
+ * components smaller than `min_area`·w·h dropped, background regions that do not touch the
+ * border filled. An unusable map (not finite, nowhere positive, or constant) gives all
+ * foreground; returns 0 then, else 1. Scratch: `norm` w·h floats, `bins` 256 doubles, `labels`,
+ * `stack` and `sizes` w·h (+1) ints, `touches` w·h + 1 bytes.
+ */
+EXPORT("mask_from_map")
+int mask_from_map(const float* data, int w, int h, double min_area, u8* out, float* norm, double* bins, int* labels, int* stack,
+                  int* sizes, u8* touches) {
+  const int n = w * h;
+  const double inf = 1.0 / 0.0;
+  double lo = inf, hi = -inf;
+  for (int i = 0; i < n; i++) {
+    const double v = data[i];
+    if (!(v - v == 0.0)) { /* NaN or ±Infinity */
+      for (int p = 0; p < n; p++) out[p] = 1;
+      return 0;
+    }
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!(hi > 0.0 && hi - lo > 1e-6)) {
+    for (int p = 0; p < n; p++) out[p] = 1;
+    return 0;
+  }
+  for (int i = 0; i < n; i++) norm[i] = (float)((data[i] - lo) / (hi - lo));
+  /* Otsu: the threshold maximising the between-class variance. */
+  for (int i = 0; i < 256; i++) bins[i] = 0.0;
+  for (int i = 0; i < n; i++) {
+    double b = __builtin_floor((double)norm[i] * 256.0);
+    b = b > 0.0 ? b : 0.0;
+    b = b < 255.0 ? b : 255.0;
+    bins[(int)b] += 1.0;
+  }
+  double sum_all = 0.0;
+  for (int i = 0; i < 256; i++) sum_all += i * bins[i];
+  double weight_b = 0.0, sum_b = 0.0, best = 0.0, threshold = 0.5;
+  for (int i = 0; i < 256; i++) {
+    weight_b += bins[i];
+    if (weight_b == 0.0) continue;
+    const double weight_f = n - weight_b;
+    if (weight_f == 0.0) break;
+    sum_b += i * bins[i];
+    const double gap = sum_b / weight_b - (sum_all - sum_b) / weight_f;
+    const double between = weight_b * weight_f * (gap * gap);
+    if (between > best) {
+      best = between;
+      threshold = (i + 1) / 256.0;
+    }
+  }
+  for (int i = 0; i < n; i++) out[i] = norm[i] >= threshold ? 1 : 0;
+  /* Small foreground components dropped, enclosed background filled. */
+  components(out, w, h, 1, labels, sizes, stack);
+  for (int p = 0; p < n; p++)
+    if (labels[p] > 0 && sizes[labels[p]] < min_area * w * h) out[p] = 0;
+  const int regions = components(out, w, h, 0, labels, sizes, stack);
+  for (int r = 0; r <= regions; r++) touches[r] = 0;
+  for (int x = 0; x < w; x++) touches[labels[x]] = 1, touches[labels[(h - 1) * w + x]] = 1;
+  for (int y = 0; y < h; y++) touches[labels[y * w]] = 1, touches[labels[y * w + w - 1]] = 1;
+  for (int p = 0; p < n; p++)
+    if (out[p] == 0 && !touches[labels[p]]) out[p] = 1;
+  return 1;
+}
