@@ -178,6 +178,21 @@ export function softRankImageLoss(
   });
 }
 
+/**
+ * Collapse indicators of unit embeddings `z` `[B, D]` (B ≥ 2), logged each step as the parts
+ * `targetSimilarity` and `targetSpread`: the mean cosine between two different rows, and the
+ * mean over rows of the standard deviation of a row's cosines with the others. The target's
+ * similarities are softrank's soft labels; where their spread falls well below τ_t the labels
+ * tell the candidates apart no more (every P^t near ½), and the image-level loss sits at their
+ * entropy, near ln 2 (README, "Measured: why softrank does not learn").
+ */
+export function similarityStats(z: tf.Tensor2D): { mean: tf.Scalar; spread: tf.Scalar } {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(offDiagonal(tf.matMul(z, z, false, true)), 1);
+    return { mean: tf.mean(mean) as tf.Scalar, spread: tf.mean(tf.sqrt(variance)) as tf.Scalar };
+  });
+}
+
 /** Pair i's negatives `[B/2, K, D]` repeated for both its rows: `[B, K, D]`. */
 export function negativesPerRow(perPair: Float32Array, b: number, dims: number): tf.Tensor3D {
   const block = perPair.length / (b / 2);
@@ -339,6 +354,10 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       const patch = rankDistillation(pairCellSimilarities(cells), target.cellTargets, tauS, tauT, tauW);
       logPart(parts, 'image', image);
       logPart(parts, 'patch', patch);
+      const stats = similarityStats(target.z);
+      logPart(parts, 'targetSimilarity', stats.mean);
+      logPart(parts, 'targetSpread', stats.spread);
+      tf.dispose([stats.mean, stats.spread]);
       return tf.add(tf.mul(image, alpha), tf.mul(patch, beta)) as tf.Scalar;
     },
   });

@@ -11,6 +11,7 @@ import {
   type SoftRankOptions,
   offDiagonal,
   pairCellSimilarities,
+  similarityStats,
   softRankImageLoss,
 } from '../methods/softrank.js';
 import { selectBackend } from '../models/backend.js';
@@ -59,6 +60,29 @@ const unit = (rows: number[][]) =>
 const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
 describe('soft-ranking pieces', () => {
+  it("measures the target's collapse: the mean off-diagonal cosine and its mean per-row spread", () => {
+    // Unit rows at 0°, 90° and 180°: cosines (0, −1), (0, 0), (−1, 0) off the diagonal.
+    const { mean, spread } = similarityStats(
+      tf.tensor2d([
+        [1, 0],
+        [0, 1],
+        [-1, 0],
+      ]),
+    );
+    expect(mean.dataSync()[0]).toBeCloseTo(-1 / 3, 6); // (0 − 1 + 0 + 0 − 1 + 0) / 6
+    expect(spread.dataSync()[0]).toBeCloseTo((0.5 + 0 + 0.5) / 3, 6); // row standard deviations ½, 0, ½
+    const collapsed = similarityStats(
+      tf.tensor2d([
+        [0.6, 0.8],
+        [0.6, 0.8],
+        [0.6, 0.8],
+      ]),
+    );
+    expect(collapsed.mean.dataSync()[0]).toBeCloseTo(1, 5);
+    expect(collapsed.spread.dataSync()[0]).toBeCloseTo(0, 3);
+    tf.dispose([mean, spread, collapsed.mean, collapsed.spread]);
+  });
+
   it('drops the diagonal of a square matrix row by row, keeping the order of the others', () => {
     const m = tf.tensor2d([
       [0, 1, 2, 3],
@@ -218,6 +242,9 @@ describe('softrank method', () => {
     expect(Number.isFinite(loss)).toBe(true);
     expect(loss).toBeGreaterThan(0);
     expect(loss).toBeCloseTo(0.7 * parts['image']! + 0.3 * parts['patch']!, 4);
+    expect(parts['targetSimilarity']).toBeGreaterThan(-1);
+    expect(parts['targetSimilarity']).toBeLessThanOrEqual(1 + 1e-6);
+    expect(parts['targetSpread']).toBeGreaterThanOrEqual(0);
     expect(method.trainable.some((v) => v.name.startsWith('online/predictor/'))).toBe(true);
     for (const v of method.trainable) expect(tf.max(tf.abs(grads[v.name]!)).dataSync()[0], v.name).toBeGreaterThan(0);
     expect(Object.keys(method.checkpointState()).filter((k) => k.startsWith('online/predictor/'))).toHaveLength(4);
