@@ -4,8 +4,8 @@
  * of HAPiCL's masks: in JavaScript, 1.2–1.6 ms of a 64 × 64 map; see the README's
  * "Measured: saliency in WebAssembly". Their results are the JavaScript's, bit for bit.
  *
- * Each call copies its pixels into the memory and its result out; the memory grows to the
- * largest image a thread has seen and stays that size.
+ * Each call copies its pixels into the memory, a band of rows at a time (at most BAND_BYTES), and
+ * its result out; the memory grows to the largest map a thread has made and stays that size.
  */
 import type { Pixels } from '../core/index.js';
 import { webAssembly, type WasmMemory } from '../core/webassembly.js';
@@ -19,7 +19,8 @@ const LINEAR = Float32Array.from({ length: 256 }, (_, v) => {
 
 interface Exports {
   cube_root(x: number): number;
-  lab_image(geometry: number, pixels: number, linear: number, lab: number, counts: number, column: number): void;
+  lab_band(geometry: number, band: number, linear: number, lab: number, counts: number, column: number): void;
+  lab_finish(geometry: number, lab: number, counts: number): void;
   blur3(src: number, tmp: number, dst: number, w: number, h: number, kernel: number, taps: number): void;
   boundary_contrast(lab: number, w: number, h: number, k: number, border: number, nearest: number, colours: number, out: number): number;
   mask_from_map(
@@ -49,6 +50,8 @@ export function gaussianTaps(sigma: number): Float32Array {
 }
 
 const PAGE = 65_536;
+/** The most pixel bytes copied in at once: a 8192 × 8192 photo needs no 200 MB copy in the memory. */
+const BAND_BYTES = 1 << 20;
 const align8 = (n: number) => (n + 7) & ~7;
 
 /** Byte offsets of one call's regions, laid out from 0. */
@@ -124,14 +127,16 @@ class SaliencyKernels {
     return { data: new Uint8Array(this.memory.buffer, at.out, n).slice(), usable: usable === 1 };
   }
 
-  /** Lays out and runs `lab_image` (and `blur3`); where the Lab map is, by a function of the layout's regions. */
+  /** Lays out and runs `lab_band` over the image in bands, `lab_finish` (and `blur3`); where the Lab map is, by a function of the layout's regions. */
   private labIn(pixels: Pixels, w: number, h: number, sigma: number, layout: Layout) {
     const taps = sigma > 0 ? gaussianTaps(sigma) : new Float32Array(0);
+    const rowBytes = pixels.width * pixels.channels;
+    const bandRows = Math.max(1, Math.min(pixels.height, Math.floor(BAND_BYTES / rowBytes)));
     const at = {
-      geometry: layout.take(4 * 5),
+      geometry: layout.take(4 * 7),
       linear: layout.take(4 * 256),
       kernel: layout.take(4 * taps.length),
-      pixels: layout.take(pixels.data.length),
+      band: layout.take(bandRows * rowBytes),
       lab: layout.take(4 * w * h * 3),
       tmp: layout.take(4 * w * h * 3),
       blurred: layout.take(4 * w * h * 3),
@@ -140,11 +145,16 @@ class SaliencyKernels {
     };
     this.reserve(layout.size);
     const buffer = this.memory.buffer;
-    new Int32Array(buffer, at.geometry, 5).set([pixels.width, pixels.height, pixels.channels, w, h]);
     new Float32Array(buffer, at.linear, 256).set(LINEAR);
     new Float32Array(buffer, at.kernel, taps.length).set(taps);
-    new Uint8Array(buffer, at.pixels, pixels.data.length).set(pixels.data);
-    this.k.lab_image(at.geometry, at.pixels, at.linear, at.lab, at.counts, at.column);
+    const geometry = new Int32Array(buffer, at.geometry, 7);
+    for (let y0 = 0; y0 < pixels.height; y0 += bandRows) {
+      const rows = Math.min(bandRows, pixels.height - y0);
+      geometry.set([pixels.width, pixels.height, pixels.channels, w, h, y0, rows]);
+      new Uint8Array(buffer, at.band, rows * rowBytes).set(pixels.data.subarray(y0 * rowBytes, (y0 + rows) * rowBytes));
+      this.k.lab_band(at.geometry, at.band, at.linear, at.lab, at.counts, at.column);
+    }
+    this.k.lab_finish(at.geometry, at.lab, at.counts);
     if (taps.length > 0) this.k.blur3(at.lab, at.tmp, at.blurred, w, h, at.kernel, taps.length);
     return { at, lab: (r: typeof at) => (taps.length > 0 ? r.blurred : r.lab) };
   }

@@ -65,39 +65,54 @@ static inline double lab_f(double t) { return t > 0.008856 ? ieee_cbrt(t) : 7.78
 
 /*
  * The area-averaged downscale of 8-bit pixels to a w × h map of linear-light RGB (averaged in
- * linear light), then CIE Lab (D65), into `lab` [w·h·3]. geometry: source width, height,
- * channels, then w, h. `linear` is the sRGB → linear table (256 floats), `counts` w·h floats
- * and `column` one int per source column of scratch.
+ * linear light), then CIE Lab (D65), into `lab` [w·h·3]; the pixels arrive in bands of rows, so a
+ * large image needs no copy of its own in this memory. geometry: source width, height, channels,
+ * then w, h, and the band's first row and row count. `lab_band` adds a band (the first band,
+ * row 0, clears the sums), `lab_finish` turns the sums into Lab once every band is in. `linear`
+ * is the sRGB → linear table (256 floats); `counts` (w·h floats) and `column` (one int per
+ * source column) are scratch kept between the calls. Bands in row order add each cell's pixels
+ * in the order one pass would.
  */
-EXPORT("lab_image")
-void lab_image(const int* geometry, const u8* pixels, const float* linear, float* lab, float* counts, int* column) {
-  const int sw = geometry[0], sh = geometry[1], c = geometry[2], w = geometry[3], h = geometry[4];
+EXPORT("lab_band")
+void lab_band(const int* geometry, const u8* band, const float* linear, float* lab, float* counts, int* column) {
+  const int sw = geometry[0], sh = geometry[1], c = geometry[2], w = geometry[3], h = geometry[4], y0 = geometry[5], rows = geometry[6];
   const int n = w * h;
   const int g = c == 3 ? 1 : 0, b = c == 3 ? 2 : 0;
   if (w == sw && h == sh) {
-    for (int m = 0, i = 0; m < n; m++, i += c) {
-      lab[m * 3] = linear[pixels[i]];
-      lab[m * 3 + 1] = linear[pixels[i + g]];
-      lab[m * 3 + 2] = linear[pixels[i + b]];
+    /* One pixel per cell (a map at the image's own size): its linear values, as the average gives. */
+    for (int m = y0 * w, i = 0; m < (y0 + rows) * w; m++, i += c) {
+      lab[m * 3] = linear[band[i]];
+      lab[m * 3 + 1] = linear[band[i + g]];
+      lab[m * 3 + 2] = linear[band[i + b]];
     }
-  } else {
+    return;
+  }
+  if (y0 == 0) {
     for (int m = 0; m < n * 3; m++) lab[m] = 0.0f;
     for (int m = 0; m < n; m++) counts[m] = 0.0f;
     for (int x = 0; x < sw; x++) {
       const int col = (int)(((long long)x * w) / sw);
       column[x] = col < w - 1 ? col : w - 1;
     }
-    for (int y = 0; y < sh; y++) {
-      const int r = (int)(((long long)y * h) / sh);
-      const int row = (r < h - 1 ? r : h - 1) * w;
-      for (int x = 0, i = y * sw * c; x < sw; x++, i += c) {
-        const int m = row + column[x];
-        lab[m * 3] += linear[pixels[i]];
-        lab[m * 3 + 1] += linear[pixels[i + g]];
-        lab[m * 3 + 2] += linear[pixels[i + b]];
-        counts[m] += 1.0f;
-      }
+  }
+  for (int y = y0; y < y0 + rows; y++) {
+    const int r = (int)(((long long)y * h) / sh);
+    const int row = (r < h - 1 ? r : h - 1) * w;
+    for (int x = 0, i = (y - y0) * sw * c; x < sw; x++, i += c) {
+      const int m = row + column[x];
+      lab[m * 3] += linear[band[i]];
+      lab[m * 3 + 1] += linear[band[i + g]];
+      lab[m * 3 + 2] += linear[band[i + b]];
+      counts[m] += 1.0f;
     }
+  }
+}
+
+EXPORT("lab_finish")
+void lab_finish(const int* geometry, float* lab, const float* counts) {
+  const int sw = geometry[0], sh = geometry[1], w = geometry[3], h = geometry[4];
+  const int n = w * h;
+  if (!(w == sw && h == sh)) {
     for (int m = 0; m < n; m++) {
       const double k = 1.0 / (counts[m] > 1.0f ? (double)counts[m] : 1.0);
       lab[m * 3] = (float)(lab[m * 3] * k);

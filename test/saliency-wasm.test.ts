@@ -52,6 +52,7 @@ describe('saliency in WebAssembly (operators/saliency.c)', () => {
     ['a grey photo', () => photo('coffee.jpg', true)],
     ['noise, odd sizes', async () => noise(37, 23, 3, 1)],
     ['a one-row image', async () => noise(50, 1, 3, 2)],
+    ['an image larger than a band (copied in four)', async () => noise(1200, 1000, 3, 4)],
   ];
 
   it.each(images)('gives the JavaScript reference’s Lab maps, boundary maps and masks, bit for bit: %s', async (_, load) => {
