@@ -254,7 +254,16 @@ class Case:
         t = torch.cat([t, torch.einsum("bd,bkd->bk", z, neg)], 1)
         image = self.rank_distillation(s, t)
         patch = self.rank_distillation((cells[0::2] * cells[1::2]).sum(2), (t_cells[0::2] * t_cells[1::2]).sum(2))
-        return image + patch, {"image": image, "patch": patch, "negatives": torch.tensor(float(self.p["negatives"]))}, {}
+        # The collapse indicators densestream logs: the target's off-diagonal cosines, their mean and mean per-row spread.
+        zz = (z @ z.t())[off].reshape(b, b - 1)
+        parts = {
+            "image": image,
+            "patch": patch,
+            "negatives": torch.tensor(float(self.p["negatives"])),
+            "targetSimilarity": zz.mean(1).mean(),
+            "targetSpread": zz.var(1, unbiased=False).sqrt().mean(),
+        }
+        return image + patch, parts, {}
 
     def loss(self, step):
         return getattr(self, f"{self.name}_loss")(step)
