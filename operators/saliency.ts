@@ -45,7 +45,7 @@ export function saliencyMap(pixels: Pixels, options: SaliencyOptions = {}): Plan
 }
 
 /** Min–max normalises in place to [0, 1] (all zeros when constant). */
-function normalise(data: Float32Array): void {
+export function normalise(data: Float32Array): void {
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < data.length; i++) {

@@ -1,10 +1,12 @@
 /**
  * The saliency maps and masks as they were written in JavaScript before their loops moved to
  * WebAssembly (operators/saliency.c): the oracle test/saliency-wasm.test.ts holds the compiled
- * loops to, bit for bit. Not used by the library.
+ * loops to, bit for bit. Not used by the library. The pieces still in the library's JavaScript
+ * (Otsu's threshold, the clean-up, the usability check, the min–max normalisation) are imported.
  */
 import type { Pixels, Plane } from '../../core/index.js';
-import { mapSize } from '../../operators/saliency.js';
+import { cleanMask, isUsableMap, otsuThreshold } from '../../operators/foreground-mask.js';
+import { mapSize, normalise } from '../../operators/saliency.js';
 
 /** sRGB byte → linear light, once for all 256 values. */
 const LINEAR = Float32Array.from({ length: 256 }, (_, v) => {
@@ -117,18 +119,6 @@ function gaussianBlur3(img: Float32Array, w: number, h: number, sigma: number): 
   return out;
 }
 
-/** Min–max normalises in place to [0, 1] (all zeros when constant). */
-function normalise(data: Float32Array): void {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < data.length; i++) {
-    lo = Math.min(lo, data[i] as number);
-    hi = Math.max(hi, data[i] as number);
-  }
-  const span = hi - lo;
-  for (let i = 0; i < data.length; i++) data[i] = span > 0 ? ((data[i] as number) - lo) / span : 0;
-}
-
 export function referenceBoundary(pixels: Pixels, options: { size?: number; borderColours?: number } = {}): Plane<Float32Array> {
   const { lab, width: w, height: h } = referenceLabMap(pixels, options.size ?? 64);
   const border: number[] = [];
@@ -188,99 +178,6 @@ export function referenceLabMap(pixels: Pixels, size = 64): { lab: Float32Array;
     1,
   );
   return { lab, width: w, height: h };
-}
-
-/** Otsu's threshold of values in [0, 1]: maximises the between-class variance over 256 bins. */
-function otsuThreshold(values: Float32Array): number {
-  const bins = new Float64Array(256);
-  for (const v of values) bins[Math.min(255, Math.max(0, Math.floor(v * 256)))]! += 1;
-  const total = values.length;
-  let sumAll = 0;
-  for (let i = 0; i < 256; i++) sumAll += i * (bins[i] as number);
-  let weightB = 0;
-  let sumB = 0;
-  let best = 0;
-  let threshold = 0.5;
-  for (let i = 0; i < 256; i++) {
-    weightB += bins[i] as number;
-    if (weightB === 0) continue;
-    const weightF = total - weightB;
-    if (weightF === 0) break;
-    sumB += i * (bins[i] as number);
-    const between = weightB * weightF * (sumB / weightB - (sumAll - sumB) / weightF) ** 2;
-    if (between > best) {
-      best = between;
-      threshold = (i + 1) / 256;
-    }
-  }
-  return threshold;
-}
-
-/** Labels 4-connected components of value `target`; returns labels (0 = other) and sizes. */
-function components(mask: Uint8Array, w: number, h: number, target: number): { labels: Int32Array; sizes: number[] } {
-  const labels = new Int32Array(w * h);
-  const sizes = [0];
-  const stack = new Int32Array(w * h);
-  for (let start = 0; start < w * h; start++) {
-    if (mask[start] !== target || labels[start] !== 0) continue;
-    const id = sizes.length;
-    let size = 0;
-    let top = 0;
-    labels[start] = id;
-    stack[top++] = start;
-    const visit = (q: number) => {
-      if (mask[q] === target && labels[q] === 0) {
-        labels[q] = id;
-        stack[top++] = q;
-      }
-    };
-    while (top > 0) {
-      const p = stack[--top] as number;
-      size++;
-      const x = p % w;
-      if (x > 0) visit(p - 1);
-      if (x < w - 1) visit(p + 1);
-      if (p >= w) visit(p - w);
-      if (p < w * (h - 1)) visit(p + w);
-    }
-    sizes.push(size);
-  }
-  return { labels, sizes };
-}
-
-/** Is this map usable: finite, non-negative somewhere, and not constant? */
-function isUsableMap(map: Plane<Float32Array>): boolean {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of map.data) {
-    if (!Number.isFinite(v)) return false;
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
-  }
-  return hi > 0 && hi - lo > 1e-6;
-}
-
-/**
- * Morphological clean-up: foreground components smaller than `minArea` (a fraction of the
- * image) are dropped, and background regions that do not touch the border are filled.
- */
-function cleanMask(mask: Plane, minArea = 0.01): Plane {
-  const { width: w, height: h } = mask;
-  const out = mask.data.slice();
-  const fg = components(out, w, h, 1);
-  for (let p = 0; p < w * h; p++) if (fg.labels[p]! > 0 && fg.sizes[fg.labels[p]!]! < minArea * w * h) out[p] = 0;
-  const bg = components(out, w, h, 0);
-  const touchesBorder = new Uint8Array(bg.sizes.length);
-  for (let x = 0; x < w; x++) {
-    touchesBorder[bg.labels[x]!] = 1;
-    touchesBorder[bg.labels[(h - 1) * w + x]!] = 1;
-  }
-  for (let y = 0; y < h; y++) {
-    touchesBorder[bg.labels[y * w]!] = 1;
-    touchesBorder[bg.labels[y * w + w - 1]!] = 1;
-  }
-  for (let p = 0; p < w * h; p++) if (out[p] === 0 && !touchesBorder[bg.labels[p]!]) out[p] = 1;
-  return { data: out, width: w, height: h };
 }
 
 /** Foreground = attention above Otsu's threshold, cleaned. An unusable map gives an all-foreground mask. */
