@@ -7,8 +7,8 @@
  * work while a step runs, as PyTorch's DataLoader workers do; `saliencyMasks` is the operator
  * that hands samples to it and takes them back in order.
  *
- * The workers run the same functions as the main thread (`saliencyMap`, `isUsableMap`,
- * `maskFromAttention`), so maps and masks are identical, value for value, and a run is as
+ * The workers run the same functions as the main thread (`saliencyMap`, and the mask kernel
+ * `maskFromAttention` runs), so maps and masks are identical, value for value, and a run is as
  * deterministic with workers as without. Pixels travel by copy (the views are cut from them
  * here); maps and masks come back by transfer.
  *
@@ -24,7 +24,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { workerScript } from '../core/worker-script.js';
 import { map, type OperatorFunction } from 'rxjs';
 import type { Pixels, Plane, Sample } from '../core/index.js';
-import { isUsableMap, maskFromAttention, UNUSABLE_MAP_NOTE } from './foreground-mask.js';
+import { isUsableMap, UNUSABLE_MAP_NOTE } from './foreground-mask.js';
+import { saliencyKernels } from './saliency-kernels.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 import { saliencyMap, type SaliencyOptions } from './saliency.js';
 
@@ -188,8 +189,11 @@ export function saliencyMasks(
 
 function runJob(job: Job): { value: SaliencyResult; transfer: ArrayBuffer[] } {
   const attention = saliencyMap(job.pixels, job.saliency);
-  const usable = isUsableMap(attention);
-  const mask = job.maskMinArea === undefined ? undefined : maskFromAttention(attention, job.maskMinArea);
+  const { width, height } = attention;
+  // The mask kernel judges the map's usability as it thresholds it: no second pass over the map.
+  const masked = job.maskMinArea === undefined ? undefined : saliencyKernels().mask(attention.data, width, height, job.maskMinArea);
+  const usable = masked ? masked.usable : isUsableMap(attention);
+  const mask = masked ? { data: masked.data, width, height } : undefined;
   const value: SaliencyResult = { attention, usable, ...(mask ? { mask } : {}) };
   return { value, transfer: [attention.data.buffer as ArrayBuffer, ...(mask ? [mask.data.buffer as ArrayBuffer] : [])] };
 }

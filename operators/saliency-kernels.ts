@@ -84,8 +84,14 @@ class SaliencyKernels {
    * by a Gaussian of `sigma` map pixels (none for 0): `[w·h·3]`.
    */
   lab(pixels: Pixels, w: number, h: number, sigma: number): Float32Array {
-    const { at, lab } = this.labIn(pixels, w, h, sigma, new Layout());
-    return this.floats(lab(at), w * h * 3);
+    return this.floats(this.labIn(pixels, w, h, sigma, new Layout()).blurred, w * h * 3);
+  }
+
+  /** The Lab map of {@link lab} both before and after its blur, from one downscale. */
+  labAndBlurred(pixels: Pixels, w: number, h: number, sigma: number): { lab: Float32Array; blurred: Float32Array } {
+    const at = this.labIn(pixels, w, h, sigma, new Layout());
+    const lab = this.floats(at.lab, w * h * 3);
+    return { lab, blurred: at.blurred === at.lab ? lab : this.floats(at.blurred, w * h * 3) };
   }
 
   /**
@@ -94,13 +100,13 @@ class SaliencyKernels {
    */
   boundaryContrast(pixels: Pixels, w: number, h: number, k: number): Float32Array {
     const layout = new Layout();
-    const { at, lab } = this.labIn(pixels, w, h, 1, layout);
+    const { blurred } = this.labIn(pixels, w, h, 1, layout);
     const border = layout.take(8 * (w + h) + 8);
     const nearest = layout.take(16 * (w + h) + 16);
     const colours = layout.take(24 * k);
     const out = layout.take(4 * w * h);
     this.reserve(layout.size);
-    this.k.boundary_contrast(lab(at), w, h, k, border, nearest, colours, out);
+    this.k.boundary_contrast(blurred, w, h, k, border, nearest, colours, out);
     return this.floats(out, w * h);
   }
 
@@ -128,8 +134,11 @@ class SaliencyKernels {
     return { data: new Uint8Array(this.memory.buffer, at.out, n).slice(), usable: usable === 1 };
   }
 
-  /** Lays out and runs `lab_band` over the image in bands, `lab_finish` (and `blur3`); where the Lab map is, by a function of the layout's regions. */
-  private labIn(pixels: Pixels, w: number, h: number, sigma: number, layout: Layout) {
+  /**
+   * Lays out and runs `lab_band` over the image in bands, `lab_finish` and, for σ > 0, `blur3`:
+   * the offsets of the Lab map and of its blurred copy (the same offset without a blur).
+   */
+  private labIn(pixels: Pixels, w: number, h: number, sigma: number, layout: Layout): { lab: number; blurred: number } {
     const taps = sigma > 0 ? gaussianTaps(sigma) : new Float32Array(0);
     const rowBytes = pixels.width * pixels.channels;
     const bandRows = Math.max(1, Math.min(pixels.height, Math.floor(BAND_BYTES / rowBytes)));
@@ -157,7 +166,7 @@ class SaliencyKernels {
     }
     this.k.lab_finish(at.geometry, at.lab, at.counts);
     if (taps.length > 0) this.k.blur3(at.lab, at.tmp, at.blurred, w, h, at.kernel, taps.length);
-    return { at, lab: (r: typeof at) => (taps.length > 0 ? r.blurred : r.lab) };
+    return { lab: at.lab, blurred: taps.length > 0 ? at.blurred : at.lab };
   }
 
   private reserve(bytes: number): void {

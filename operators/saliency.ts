@@ -66,13 +66,10 @@ function boundaryContrast(pixels: Pixels, options: SaliencyOptions): Plane<Float
 
 function frequencyTuned(pixels: Pixels, options: SaliencyOptions): Plane<Float32Array> {
   const [w, h] = mapSize(pixels.width, pixels.height, options.size ?? 64);
-  const kernels = saliencyKernels();
-  const lab = kernels.lab(pixels, w, h, 0);
+  const { lab, blurred } = saliencyKernels().labAndBlurred(pixels, w, h, options.blur ?? 3);
   const mean = [0, 0, 0];
   for (let i = 0; i < lab.length; i += 3) for (let c = 0; c < 3; c++) mean[c]! += lab[i + c] as number;
   for (let c = 0; c < 3; c++) mean[c]! /= w * h;
-  const sigma = options.blur ?? 3;
-  const blurred = sigma > 0 ? kernels.lab(pixels, w, h, sigma) : lab;
   const prior = options.centerPrior ?? 0.3;
   const sigma2 = 2 * (0.5 * Math.hypot(w, h)) ** 2;
   const data = new Float32Array(w * h);
