@@ -280,15 +280,23 @@ describe('augment: the one-pass cut on wasm', () => {
     }
   }
 
-  it('cuts the same values from the images as bytes (augmentBatch) as from float32 sources (stackSources)', async () => {
-    const planned = await collect(from(scenes(12, 64)).pipe(multiView({ views: presetViews('mocov2', 32), seed: 2, augment: 'backend' })));
-    const sources = stackSources(planned);
-    const fromFloats = [0, 1].map((k) => tf.tidy(() => augmentViews(sources, planned, k).dataSync() as Float32Array));
-    sources.dispose();
-    const views = augmentBatch(planned);
-    views.forEach((v, k) => expect(v.dataSync()).toEqual(fromFloats[k]));
-    tf.dispose(views);
-  });
+  // 64 → 32 px: shrinking crops, cut by weights; 48 → 48 px: enlarging ones, cut bilinearly, the
+  // second view the whole image (flipped or not), so the last pixel of every image is sampled.
+  it.each([
+    [64, presetViews('mocov2', 32)],
+    [48, [presetViews('mocov2', 48)[0] as ViewConfig, { size: 48, crop: 'whole', scale: [1, 1], ratio: [1, 1], flip: 0.5 } as ViewConfig]],
+  ] as const)(
+    'cuts the same values from %i-px images as bytes (augmentBatch) as from float32 sources (stackSources)',
+    async (scene, configs) => {
+      const planned = await collect(from(scenes(12, scene)).pipe(multiView({ views: [...configs], seed: 2, augment: 'backend' })));
+      const sources = stackSources(planned);
+      const fromFloats = [0, 1].map((k) => tf.tidy(() => augmentViews(sources, planned, k).dataSync() as Float32Array));
+      sources.dispose();
+      const views = augmentBatch(planned);
+      views.forEach((v, k) => expect(v.dataSync()).toEqual(fromFloats[k]));
+      tf.dispose(views);
+    },
+  );
 
   // Every branch of the kernel in one batch: flips, blurs of several widths beside none,
   // jitter, grey and solarize, on crops from a tenth of the image to all of it.

@@ -1497,34 +1497,91 @@ void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float*
     }
 }
 
-/* Value i of a source image: bytes (0–255) or float32, the choice a constant of each inlined copy. */
-INLINE float source_value(const void* src, long long i, const int bytes) {
-  return bytes ? (float)((const unsigned char*)src)[i] : ((const float*)src)[i];
+/* Where output pixels 0 … size−1 of an axis sample, ay + i·sy clamped to [0, len − 1]: the lowest and highest source pixel they read. */
+INLINE void bilinear_span(float a, float step, int size, int len, int* lo, int* hi) {
+  float first = a, last = a + (size - 1) * step;
+  if (last < first) {
+    const float t = first;
+    first = last, last = t;
+  }
+  first = first < 0.0f ? 0.0f : first > len - 1 ? (float)(len - 1) : first;
+  last = last < 0.0f ? 0.0f : last > len - 1 ? (float)(len - 1) : last;
+  *lo = (int)first;
+  *hi = (int)last + 1 < len ? (int)last + 1 : (int)last;
 }
 
-/* Output pixel (i, j) sampled bilinearly at framed row ay + i·sy, column ax + j·sx (p: ay, sy, ax, sx), as tfjs's cropAndResize computes it. */
-INLINE void bilinear_view(const void* src, const float* p, float* crop, int fh, int fw, int size, const int bytes) {
+/*
+ * Output pixel (i, j) sampled bilinearly at framed row ay + i·sy, column ax + j·sx (p: ay, sy,
+ * ax, sx), as tfjs's cropAndResize computes it. Byte images first have the part the view reads
+ * converted to float32 once, into `conv` (each source pixel serves several output pixels). The
+ * columns' source offsets and weights are computed once per view, into `table` (3·size floats).
+ * A pixel's r, g, b are lanes 0–2 of one vector, each the scalar loop's operations, so the same
+ * values; lane 3 reads the value after a pixel (the scratch has room past the converted part; a
+ * float image's last pixel is sampled channel by channel instead), and its store is overwritten
+ * by the next pixel's, or lands in the scratch after the crop.
+ */
+INLINE void bilinear_view(const void* src, const float* p, float* crop, float* table, float* conv, int fh, int fw, int size, const int bytes) {
   const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
+  int ylo, yhi, xlo, xhi;
+  bilinear_span(ay, sy, size, fh, &ylo, &yhi);
+  bilinear_span(ax, sx, size, fw, &xlo, &xhi);
+  const float* img;
+  int stride;
+  if (bytes) {
+    const int count = (xhi - xlo + 1) * 3;
+    for (int y = ylo; y <= yhi; y++) {
+      const unsigned char* from = (const unsigned char*)src + ((long long)y * fw + xlo) * 3;
+      float* to = conv + (long long)(y - ylo) * count;
+      int x = 0;
+      for (; x + 16 <= count; x += 16) {
+        const v128_t v = wasm_v128_load(from + x);
+        const v128_t lo16 = wasm_u16x8_extend_low_u8x16(v), hi16 = wasm_u16x8_extend_high_u8x16(v);
+        wasm_v128_store(to + x, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(lo16)));
+        wasm_v128_store(to + x + 4, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(lo16)));
+        wasm_v128_store(to + x + 8, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(hi16)));
+        wasm_v128_store(to + x + 12, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(hi16)));
+      }
+      for (; x < count; x++) to[x] = (float)from[x];
+    }
+    img = conv - ((long long)ylo * count + xlo * 3), stride = count;
+  } else {
+    img = (const float*)src, stride = fw * 3;
+  }
+  int* offsets = (int*)table;
+  for (int j = 0; j < size; j++) {
+    float xi = ax + j * sx;
+    xi = xi < 0.0f ? 0.0f : xi > fw - 1 ? (float)(fw - 1) : xi;
+    const int left = (int)xi, right = left + 1 < fw ? left + 1 : left;
+    offsets[3 * j] = left * 3, offsets[3 * j + 1] = right * 3, table[3 * j + 2] = xi - left;
+  }
   for (int i = 0; i < size; i++) {
     float yi = ay + i * sy;
     yi = yi < 0.0f ? 0.0f : yi > fh - 1 ? (float)(fh - 1) : yi;
     const int top = (int)yi, bottom = top + 1 < fh ? top + 1 : top;
     const float yl = yi - top;
-    for (int j = 0; j < size; j++) {
-      float xi = ax + j * sx;
-      xi = xi < 0.0f ? 0.0f : xi > fw - 1 ? (float)(fw - 1) : xi;
-      const int left = (int)xi, right = left + 1 < fw ? left + 1 : left;
-      const float xl = xi - left;
-      const long long tl = ((long long)top * fw + left) * 3, tr = ((long long)top * fw + right) * 3;
-      const long long bl = ((long long)bottom * fw + left) * 3, br = ((long long)bottom * fw + right) * 3;
-      float* o = crop + (i * size + j) * 3;
-      for (int c = 0; c < 3; c++) {
-        const float vtl = source_value(src, tl + c, bytes), vtr = source_value(src, tr + c, bytes);
-        const float vbl = source_value(src, bl + c, bytes), vbr = source_value(src, br + c, bytes);
-        const float t = vtl + (vtr - vtl) * xl;
-        const float d = vbl + (vbr - vbl) * xl;
-        o[c] = t + (d - t) * yl;
+    const v128_t ylv = wasm_f32x4_splat(yl);
+    const float* up = img + (long long)top * stride;
+    const float* down = img + (long long)bottom * stride;
+    float* o = crop + i * size * 3;
+    /* a float image's last pixel (its column, on its last row), where lane 3 would read past it */
+    const int tail = !bytes && bottom == fh - 1 ? (fw - 1) * 3 : -1;
+    for (int j = 0; j < size; j++, o += 3) {
+      const int l = offsets[3 * j], r = offsets[3 * j + 1];
+      const float xl = table[3 * j + 2];
+      if (r == tail) {
+        for (int c = 0; c < 3; c++) {
+          const float t = up[l + c] + (up[r + c] - up[l + c]) * xl;
+          const float d = down[l + c] + (down[r + c] - down[l + c]) * xl;
+          o[c] = t + (d - t) * yl;
+        }
+        continue;
       }
+      const v128_t xlv = wasm_f32x4_splat(xl);
+      const v128_t vtl = wasm_v128_load(up + l), vtr = wasm_v128_load(up + r);
+      const v128_t vbl = wasm_v128_load(down + l), vbr = wasm_v128_load(down + r);
+      const v128_t t = wasm_f32x4_add(vtl, wasm_f32x4_mul(wasm_f32x4_sub(vtr, vtl), xlv));
+      const v128_t d = wasm_f32x4_add(vbl, wasm_f32x4_mul(wasm_f32x4_sub(vbr, vbl), xlv));
+      wasm_v128_store(o, wasm_f32x4_add(t, wasm_f32x4_mul(wasm_f32x4_sub(d, t), ylv)));
     }
   }
 }
@@ -1765,8 +1822,8 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
       const float* rows = weights + (long long)b * 2 * size * (band + 2);
       if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 1);
       else resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 0);
-    } else if (layout) bilinear_view(src, p, crop, fh, fw, size, 1);
-    else bilinear_view(src, p, crop, fh, fw, size, 0);
+    } else if (layout) bilinear_view(src, p, crop, tall, conv, fh, fw, size, 1);
+    else bilinear_view(src, p, crop, tall, conv, fh, fw, size, 0);
     const float* taps = p + 15;
     float* pixels = crop;
     if (k > 1 && !delta_taps(taps, k)) blur_view(crop, across, taps, k, radius, size);
