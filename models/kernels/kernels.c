@@ -1706,11 +1706,42 @@ INLINE void resample_view(const void* src, const float* rows, const float* cols,
   }
   /* Each output pixel's r, g, b as lanes 0–2 of one vector; lane 3 (the next pixel's r, or past
    * the row) is carried along and its store overwritten by the next pixel's, or lands in the
-   * scratch after the crop. Zero weights add 0 to lanes 0–2, so the sums are the scalar loop's. */
+   * scratch after the crop. Zero weights add 0 to lanes 0–2, so the sums are the scalar loop's.
+   * Four pixels at a time, each its own sum over its taps in order: one sum is a chain of
+   * dependent adds, and four chains keep the adder busy where one waited on each add. */
   for (int i = 0; i < size; i++) {
     const float* t = tall + i * fw * 3;
     float* o = crop + i * size * 3;
-    for (int j = 0; j < size; j++) {
+    int j = 0;
+    for (; j + 4 <= size; j += 4) {
+      const float* w0 = cols + j * e;
+      const float *w1 = w0 + e, *w2 = w1 + e, *w3 = w2 + e;
+      int l0, n0, l1, n1, l2, n2, l3, n3;
+      band_of(w0, fw, &l0, &n0);
+      band_of(w1, fw, &l1, &n1);
+      band_of(w2, fw, &l2, &n2);
+      band_of(w3, fw, &l3, &n3);
+      const float *p0 = t + l0 * 3, *p1 = t + l1 * 3, *p2 = t + l2 * 3, *p3 = t + l3 * 3;
+      v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+      int common = n0 < n1 ? n0 : n1;
+      common = common < n2 ? common : n2;
+      common = common < n3 ? common : n3;
+      for (int m = 0; m < common; m++) {
+        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_f32x4_splat(w0[2 + m]), wasm_v128_load(p0 + 3 * m)));
+        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_f32x4_splat(w1[2 + m]), wasm_v128_load(p1 + 3 * m)));
+        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_f32x4_splat(w2[2 + m]), wasm_v128_load(p2 + 3 * m)));
+        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_f32x4_splat(w3[2 + m]), wasm_v128_load(p3 + 3 * m)));
+      }
+      for (int m = common; m < n0; m++) a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_f32x4_splat(w0[2 + m]), wasm_v128_load(p0 + 3 * m)));
+      for (int m = common; m < n1; m++) a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_f32x4_splat(w1[2 + m]), wasm_v128_load(p1 + 3 * m)));
+      for (int m = common; m < n2; m++) a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_f32x4_splat(w2[2 + m]), wasm_v128_load(p2 + 3 * m)));
+      for (int m = common; m < n3; m++) a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_f32x4_splat(w3[2 + m]), wasm_v128_load(p3 + 3 * m)));
+      wasm_v128_store(o + 3 * j, a0);
+      wasm_v128_store(o + 3 * j + 3, a1);
+      wasm_v128_store(o + 3 * j + 6, a2);
+      wasm_v128_store(o + 3 * j + 9, a3);
+    }
+    for (; j < size; j++) {
       const float* cw = cols + j * e;
       int lo, n;
       band_of(cw, fw, &lo, &n);
