@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--pixel-cells N]
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N]
  * [--workers N|both] [--queue K] [--hue H]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting or pixel-worker count with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling) are excluded from the rates.
@@ -35,6 +35,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       backend: { type: 'string', default: 'auto' },
       'dense-cells': { type: 'string' },
       'dense-queue': { type: 'string' },
+      'dense-hidden': { type: 'string' },
       'pixel-cells': { type: 'string' },
       workers: { type: 'string' },
       queue: { type: 'string' },
@@ -59,7 +60,9 @@ export async function trainBench(argv: string[]): Promise<void> {
   // The momentum queue and hue range, when not train's defaults (the PyTorch twin's task).
   for (const k of ['queue', 'hue'] as const) if (values[k] !== undefined) common.push(`--${k}`, values[k]);
   // DenseCL's dense-term flags, given to the densecl runs only (train refuses them for other methods).
-  const dense = (['dense-cells', 'dense-queue'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
+  const dense = (['dense-cells', 'dense-queue', 'dense-hidden'] as const).flatMap((k) =>
+    values[k] === undefined ? [] : [`--${k}`, values[k]],
+  );
   // HAPiCL's pixel-term flag, given to the hapicl runs only.
   const pixel = values['pixel-cells'] === undefined ? [] : ['--pixel-cells', values['pixel-cells']];
   const methodFlags = (method: string) => (method === 'densecl' ? dense : method === 'hapicl' ? pixel : []);
@@ -116,7 +119,11 @@ export async function trainBench(argv: string[]): Promise<void> {
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,
       ...(config.method === 'densecl'
-        ? { denseCells: config['dense-cells'] || 'all', denseQueue: config['dense-queue'] || config.queue }
+        ? {
+            denseCells: config['dense-cells'] || 'all',
+            denseQueue: config['dense-queue'] || config.queue,
+            denseHidden: config['dense-hidden'] || 'as global',
+          }
         : config.method === 'hapicl'
           ? { pixelCells: config['pixel-cells'] || 'all' }
           : {}),

@@ -31,6 +31,12 @@ export interface SiameseOptions {
   /** Hidden width of the projectors (default 2 × the encoder's channels). */
   hidden?: number;
   denseHead?: boolean;
+  /**
+   * Hidden width of the dense projector (default `hidden`). It runs on every cell of both views,
+   * where the global one runs once per image, so its width sets most of the dense methods' extra
+   * cost; DenseCL's own keeps the backbone's width (2048 → 2048 → 128), as `train` does.
+   */
+  denseHidden?: number;
   seed?: number;
 }
 
@@ -40,12 +46,15 @@ export interface SiameseOptions {
  * is built here, so their weights have the same names and shapes.
  */
 export function createBranch(o: SiameseOptions, scope: string): Branch {
+  // checked before any variable is made: a refused option must leave nothing registered
+  if (o.denseHidden !== undefined && !(Number.isInteger(o.denseHidden) && o.denseHidden >= 1))
+    throw new Error(`denseHidden: expected an integer ≥ 1, got ${o.denseHidden}`);
   const seed = o.seed ?? 0;
   const encoder = createEncoder(o.encoder, seed, `${scope}/encoder`);
   const dim = o.dim ?? 128;
   const hidden = o.hidden ?? 2 * encoder.channels;
   const b: Branch = { encoder, global: createMlp([encoder.channels, hidden, dim], seed + 1, `${scope}/global`) };
-  if (o.denseHead) b.dense = createMlp([encoder.channels, hidden, dim], seed + 2, `${scope}/dense`);
+  if (o.denseHead) b.dense = createMlp([encoder.channels, o.denseHidden ?? hidden, dim], seed + 2, `${scope}/dense`);
   return b;
 }
 

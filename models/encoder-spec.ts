@@ -76,6 +76,11 @@ export function encoderPreset(name: EncoderName, size: number): EncoderConfig {
   return name === 'vit' ? { ...VIT_PRESETS.tiny, imageSize: size } : RESNET_PRESETS[name];
 }
 
+/** Channels `C` of the encoder's outputs: a ResNet's last stage (each stage doubles the first's), a ViT's token width. */
+export function encoderChannels(config: EncoderConfig): number {
+  return config.kind === 'vit' ? config.dim : config.width * 2 ** (config.blocks.length - 1);
+}
+
 /** Input pixels per cell of the dense grid. */
 export function encoderStride(config: EncoderConfig): number {
   return config.kind === 'vit' ? config.patch : config.stemStride * 2 ** (config.blocks.length - 1);

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { ConfigError } from '../core/config-error.js';
-import { encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
+import { encoderChannels, encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import type { CheckpointMeta } from '../train/trainer.js';
@@ -22,15 +22,16 @@ import {
   WORKERS_OPTION,
 } from './shared-options.js';
 
-/** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 /**
  * `--dense-cells` default. On scenes at 64 px (8×8 cells, slim, batch 32, 188 steps = 6 016
  * images) 16 sampled cells scored as all 64 did, within noise (kNN k=20 0.160 / 0.151, dense
- * mIoU 0.106 / 0.105), and 8 cells too (0.160, 0.105); a DenseCL step took 0.69× the time
- * (README, "Measured: DenseCL's dense term"). 16 rather than 8: the same measured quality at
- * twice the cells, for grids larger than these runs could test.
+ * mIoU 0.106 / 0.105), and 8 cells too (0.160, 0.105). At the recipe (32 px: 4×4 cells, 900
+ * steps, two seeds each), 8 cells with the dense head at the encoder's width (`--dense-hidden`)
+ * scored within the seeds' own spread of 16 cells with the wider head (kNN k=20 0.152, 0.178
+ * against 0.162, 0.179; dense mIoU 0.105, 0.110 against 0.110, 0.108), and the step took 0.89×
+ * the time (README, "Measured: DenseCL's dense term").
  */
-export const DEFAULT_DENSE_CELLS = 16;
+export const DEFAULT_DENSE_CELLS = 8;
 
 /**
  * `--dense-queue` default: DenseCL's dense negatives. With 16 cells, a dense queue of 1 024
@@ -49,6 +50,7 @@ export const DEFAULT_DENSE_QUEUE = 1024;
  */
 export const DEFAULT_PIXEL_CELLS = 16;
 
+/** The largest `--reservoir`: 65 536 decoded images are ≈ 4 GB at `--size 64`. */
 export const MAX_RESERVOIR = 65_536;
 
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
@@ -153,6 +155,12 @@ export const TRAIN_COMMAND = {
     'dense-queue': z.number().int().min(0).default(DEFAULT_DENSE_QUEUE).meta({
       arg: 'K',
       description: "densecl: entries of the dense queue, the dense term's negatives; 0: as many as --queue (the paper's)",
+    }),
+    'dense-hidden': z.number().int().min(0).optional().meta({
+      arg: 'N',
+      defaultText: "the encoder's channels with densecl",
+      description:
+        "densecl: hidden width of the dense head (1×1 conv → ReLU → 1×1 conv); 0: as the global head's, twice the encoder's channels",
     }),
     optimizer: z
       .enum(['sgd', 'adamw', 'lars'])
@@ -323,6 +331,9 @@ export function parseTrainConfig(
     throw new ConfigError(`--dense-queue: only densecl has a dense queue; drop it with --method ${c.method}`);
   if (given.has('dense-cells') && c.method !== 'densecl')
     throw new ConfigError(`--dense-cells: only densecl has a dense term over a queue; drop it with --method ${c.method}`);
+  if (given.has('dense-hidden') && c.method !== 'densecl')
+    throw new ConfigError(`--dense-hidden: only densecl's dense head is sized by it; drop it with --method ${c.method}`);
+  if (c.method === 'densecl' && !given.has('dense-hidden')) c['dense-hidden'] = encoderChannels(encoderPreset(c.encoder, c.size));
   if (given.has('match') && c.method !== 'densecl')
     throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {

@@ -66,6 +66,7 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
           match: c.match,
           ...(c['dense-cells'] ? { denseCells: c['dense-cells'] } : {}),
           ...(c['dense-queue'] ? { denseQueueSize: c['dense-queue'] } : {}), // 0, or none in an older checkpoint: as --queue
+          ...(c['dense-hidden'] ? { denseHidden: c['dense-hidden'] } : {}), // 0, or none in an older checkpoint: as the global head's
         }),
       };
     case 'hapicl':

@@ -76,6 +76,21 @@ describe("DenseCL's sampled dense cells (train --dense-cells)", () => {
     paper.dispose();
   });
 
+  it('sizes the dense head on its own (--dense-hidden), the global head as `hidden`', () => {
+    const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 }; // 16 channels out
+    const shapes = (method: ReturnType<typeof createDenseCL>) =>
+      Object.fromEntries(
+        method.trainable.filter((v) => /fc0\/w$/.test(v.name)).map((v) => [v.name.replace(/^.*(global|dense)\//, '$1/'), v.shape]),
+      );
+    const narrow = createDenseCL({ encoder, dim: 16, queueSize: 8, denseHidden: 12 });
+    expect(shapes(narrow)).toEqual({ 'global/fc0/w': [16, 32], 'dense/fc0/w': [16, 12] });
+    narrow.dispose();
+    const same = createDenseCL({ encoder, dim: 16, queueSize: 8 });
+    expect(shapes(same)).toEqual({ 'global/fc0/w': [16, 32], 'dense/fc0/w': [16, 32] });
+    same.dispose();
+    expect(() => createDenseCL({ encoder, denseHidden: 0 })).toThrow('denseHidden: expected an integer ≥ 1, got 0');
+  });
+
   it('refuses a count of cells that is not a positive integer', () => {
     const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
     expect(() => createDenseCL({ encoder, denseCells: 0 })).toThrow('denseCells: expected an integer ≥ 1, got 0');

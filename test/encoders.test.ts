@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { createMlp } from '../models/heads.js';
-import { RESNET_PRESETS } from '../models/encoder-spec.js';
+import { encoderChannels, encoderPreset, ENCODER_NAMES, RESNET_PRESETS } from '../models/encoder-spec.js';
+import { createEncoder } from '../models/encoders.js';
 import { checkResNetConfig, createResNet } from '../models/resnet.js';
 import { scaleCentred } from '../models/batch-norm.js';
 import { loadVariables, saveVariables } from '../models/weights-io.js';
@@ -14,6 +15,15 @@ import { readWeightsMeta } from '../models/weights-manifest.js';
 
 beforeAll(async () => {
   await selectBackend('wasm', { threads: 2 });
+});
+
+describe('encoderChannels', () => {
+  it.each(ENCODER_NAMES)('gives the channels the built %s encoder outputs, without building it', (name) => {
+    const config = encoderPreset(name, 64);
+    const encoder = createEncoder(config, 1, 'e');
+    expect(encoderChannels(config)).toBe(encoder.channels);
+    encoder.dispose();
+  });
 });
 
 describe('ResNet encoder', () => {

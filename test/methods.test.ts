@@ -191,3 +191,16 @@ describe("hapicl's sampled pixel cells (--pixel-cells)", () => {
     expect(() => parseTrainConfig(['--method', 'hapicl', '--pixel-cells', '-1'])).toThrow(/--pixel-cells/);
   });
 });
+
+describe("densecl's dense head width (--dense-hidden)", () => {
+  it("defaults to the encoder's channels with densecl, takes 0 for the global head's width, and is refused for the other methods", () => {
+    expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-hidden']).toBe(128); // slim: 32 · 2²
+    expect(parseTrainConfig(['--method', 'densecl', '--encoder', 'resnet18', '--out', '/tmp/never'])['dense-hidden']).toBe(512);
+    expect(parseTrainConfig(['--method', 'densecl', '--dense-hidden', '0', '--out', '/tmp/never'])['dense-hidden']).toBe(0);
+    expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['dense-hidden']).toBeUndefined();
+    expect(() => parseTrainConfig(['--method', 'hapicl', '--dense-hidden', '64'])).toThrow(
+      "--dense-hidden: only densecl's dense head is sized by it; drop it with --method hapicl",
+    );
+    expect(() => parseTrainConfig(['--method', 'densecl', '--dense-hidden', '1.5'])).toThrow(/--dense-hidden/);
+  });
+});
