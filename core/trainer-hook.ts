@@ -18,6 +18,8 @@ export interface StepEvent {
   readonly parts: Record<string, number>;
   /** Whether this step is logged (every `logEvery` steps, and the last). */
   readonly logged: boolean;
+  /** Milliseconds this step waited for its batch (the data plane's share of the step's wall time). */
+  readonly dataWaitMs: number;
 }
 
 /** Where a run starts. */

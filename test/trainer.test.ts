@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { from } from 'rxjs';
+import { concatMap, from, map, timer } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Method } from '../methods/method.js';
 import type { Batch } from '../core/batch.js';
@@ -63,6 +63,20 @@ describe('trainer', () => {
     expect(budget.inFlight).toBe(0);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(20);
     expect(existsSync(join(out, 'checkpoint', 'weights.json'))).toBe(true);
+    method.dispose();
+  });
+
+  it('tells each step’s hooks how long it waited for its batch, and the run’s share adds those waits up', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'densestream-trainer-'));
+    const budget = new SampleBudget(100);
+    const method = quadratic();
+    const slow = from(fakeBatches(4, budget)).pipe(concatMap((b) => timer(60).pipe(map(() => b)))); // a data plane 60 ms a batch
+    const waits: number[] = [];
+    const hooks = [{ onStep: (e: { dataWaitMs: number }) => void waits.push(e.dataWaitMs) }];
+    const result = await trainLoop(method, slow, budget, { ...options(out, 4), logEvery: 100, checkpointEvery: 100, hooks });
+    expect(waits).toHaveLength(4);
+    for (const w of waits) expect(w).toBeGreaterThanOrEqual(30); // each batch comes 60 ms after the last; a step takes a few ms
+    expect(result.dataWaitFraction).toBeCloseTo(waits.reduce((a, b) => a + b, 0) / 1000 / result.seconds, 6);
     method.dispose();
   });
 

@@ -139,7 +139,8 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
     for (; step < o.steps; step++) {
       const t0 = performance.now();
       const next = await stream.next();
-      waited += performance.now() - t0;
+      const dataWaitMs = performance.now() - t0;
+      waited += dataWaitMs;
       if (next.done) break;
       const batch = next.value;
       const lr = cosineWithWarmup(step, o.steps, o.learningRate, o.warmupSteps);
@@ -166,7 +167,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
         if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
         method.afterStep?.();
         try {
-          const event: StepEvent = { step: done, steps: o.steps, batch, parts: hookParts, logged };
+          const event: StepEvent = { step: done, steps: o.steps, batch, parts: hookParts, logged, dataWaitMs };
           await eachHook(hooks, (h) => h.onStep?.(event));
         } finally {
           images += batch.ids.length;
