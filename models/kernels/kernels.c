@@ -1497,6 +1497,28 @@ void winograd4_filter_grad_sum(const int* geometry, const float* scratch, float*
     }
 }
 
+/*
+ * Rows [ylo, yend) of an RGB byte image `fw` pixels wide, `count` values of each from column xlo,
+ * as float32 rows one after another in `conv`: the part of an image a view reads, converted once
+ * (each source value serves several output pixels, and converting per tap cost as much as the sums).
+ */
+INLINE void rows_to_float(const unsigned char* src, int fw, int xlo, int ylo, int yend, int count, float* conv) {
+  for (int y = ylo; y < yend; y++) {
+    const unsigned char* from = src + ((long long)y * fw + xlo) * 3;
+    float* to = conv + (long long)(y - ylo) * count;
+    int x = 0;
+    for (; x + 16 <= count; x += 16) {
+      const v128_t v = wasm_v128_load(from + x);
+      const v128_t lo16 = wasm_u16x8_extend_low_u8x16(v), hi16 = wasm_u16x8_extend_high_u8x16(v);
+      wasm_v128_store(to + x, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(lo16)));
+      wasm_v128_store(to + x + 4, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(lo16)));
+      wasm_v128_store(to + x + 8, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(hi16)));
+      wasm_v128_store(to + x + 12, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(hi16)));
+    }
+    for (; x < count; x++) to[x] = (float)from[x];
+  }
+}
+
 /* Where output pixels 0 … size−1 of an axis sample, ay + i·sy clamped to [0, len − 1]: the lowest and highest source pixel they read. */
 INLINE void bilinear_span(float a, float step, int size, int len, int* lo, int* hi) {
   float first = a, last = a + (size - 1) * step;
@@ -1529,20 +1551,7 @@ INLINE void bilinear_view(const void* src, const float* p, float* crop, float* t
   int stride;
   if (bytes) {
     const int count = (xhi - xlo + 1) * 3;
-    for (int y = ylo; y <= yhi; y++) {
-      const unsigned char* from = (const unsigned char*)src + ((long long)y * fw + xlo) * 3;
-      float* to = conv + (long long)(y - ylo) * count;
-      int x = 0;
-      for (; x + 16 <= count; x += 16) {
-        const v128_t v = wasm_v128_load(from + x);
-        const v128_t lo16 = wasm_u16x8_extend_low_u8x16(v), hi16 = wasm_u16x8_extend_high_u8x16(v);
-        wasm_v128_store(to + x, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(lo16)));
-        wasm_v128_store(to + x + 4, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(lo16)));
-        wasm_v128_store(to + x + 8, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(hi16)));
-        wasm_v128_store(to + x + 12, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(hi16)));
-      }
-      for (; x < count; x++) to[x] = (float)from[x];
-    }
+    rows_to_float((const unsigned char*)src, fw, xlo, ylo, yhi + 1, count, conv);
     img = conv - ((long long)ylo * count + xlo * 3), stride = count;
   } else {
     img = (const float*)src, stride = fw * 3;
@@ -1681,20 +1690,7 @@ INLINE void resample_view(const void* src, const float* rows, const float* cols,
   long long stride;
   int shift;
   if (bytes) {
-    for (int y = ylo; y < yhi; y++) {
-      const unsigned char* from = (const unsigned char*)src + ((long long)y * fw + xlo) * 3;
-      float* to = conv + (long long)(y - ylo) * count;
-      int x = 0;
-      for (; x + 16 <= count; x += 16) {
-        const v128_t v = wasm_v128_load(from + x);
-        const v128_t lo16 = wasm_u16x8_extend_low_u8x16(v), hi16 = wasm_u16x8_extend_high_u8x16(v);
-        wasm_v128_store(to + x, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(lo16)));
-        wasm_v128_store(to + x + 4, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(lo16)));
-        wasm_v128_store(to + x + 8, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_low_u16x8(hi16)));
-        wasm_v128_store(to + x + 12, wasm_f32x4_convert_u32x4(wasm_u32x4_extend_high_u16x8(hi16)));
-      }
-      for (; x < count; x++) to[x] = (float)from[x];
-    }
+    rows_to_float((const unsigned char*)src, fw, xlo, ylo, yhi, count, conv);
     img = conv, stride = count, shift = ylo;
   } else {
     img = (const float*)src + xlo * 3, stride = (long long)fw * 3, shift = 0;
