@@ -32,9 +32,10 @@ export interface SiameseOptions {
   hidden?: number;
   denseHead?: boolean;
   /**
-   * Hidden width of the dense projector (default `hidden`). It runs on every cell of both views,
-   * where the global one runs once per image, so its width sets most of the dense methods' extra
-   * cost; DenseCL's own keeps the backbone's width (2048 → 2048 → 128), as `train` does.
+   * Hidden width of the dense projector (default `hidden`). It runs per cell of the views' grids
+   * (the key view's every cell, the query cells drawn), where the global one runs once per image,
+   * so its width sets much of the dense methods' extra cost; DenseCL's own keeps the backbone's
+   * width (2048 → 2048 → 128), as `train` does.
    */
   denseHidden?: number;
   seed?: number;
