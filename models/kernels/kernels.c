@@ -1659,6 +1659,11 @@ INLINE void weighted_rows(const float* img, long long stride, const float* rw, i
   }
 }
 
+/* acc + entry `w`'s weight m times the pixel (r, g, b as lanes 0–2) at p + 3m: one tap of a horizontal band. */
+INLINE v128_t band_tap(v128_t acc, const float* w, const float* p, int m) {
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(w[2 + m]), wasm_v128_load(p + 3 * m)));
+}
+
 /*
  * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ,
  * the weights read as bands (resample-weights.ts, blur folded in): each axis has `size` entries
@@ -1723,15 +1728,15 @@ INLINE void resample_view(const void* src, const float* rows, const float* cols,
       common = common < n2 ? common : n2;
       common = common < n3 ? common : n3;
       for (int m = 0; m < common; m++) {
-        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_f32x4_splat(w0[2 + m]), wasm_v128_load(p0 + 3 * m)));
-        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_f32x4_splat(w1[2 + m]), wasm_v128_load(p1 + 3 * m)));
-        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_f32x4_splat(w2[2 + m]), wasm_v128_load(p2 + 3 * m)));
-        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_f32x4_splat(w3[2 + m]), wasm_v128_load(p3 + 3 * m)));
+        a0 = band_tap(a0, w0, p0, m);
+        a1 = band_tap(a1, w1, p1, m);
+        a2 = band_tap(a2, w2, p2, m);
+        a3 = band_tap(a3, w3, p3, m);
       }
-      for (int m = common; m < n0; m++) a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_f32x4_splat(w0[2 + m]), wasm_v128_load(p0 + 3 * m)));
-      for (int m = common; m < n1; m++) a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_f32x4_splat(w1[2 + m]), wasm_v128_load(p1 + 3 * m)));
-      for (int m = common; m < n2; m++) a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_f32x4_splat(w2[2 + m]), wasm_v128_load(p2 + 3 * m)));
-      for (int m = common; m < n3; m++) a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_f32x4_splat(w3[2 + m]), wasm_v128_load(p3 + 3 * m)));
+      for (int m = common; m < n0; m++) a0 = band_tap(a0, w0, p0, m);
+      for (int m = common; m < n1; m++) a1 = band_tap(a1, w1, p1, m);
+      for (int m = common; m < n2; m++) a2 = band_tap(a2, w2, p2, m);
+      for (int m = common; m < n3; m++) a3 = band_tap(a3, w3, p3, m);
       wasm_v128_store(o + 3 * j, a0);
       wasm_v128_store(o + 3 * j + 3, a1);
       wasm_v128_store(o + 3 * j + 6, a2);
@@ -1743,7 +1748,7 @@ INLINE void resample_view(const void* src, const float* rows, const float* cols,
       band_of(cw, fw, &lo, &n);
       const float* tp = t + lo * 3;
       v128_t acc = wasm_f32x4_splat(0.0f);
-      for (int m = 0; m < n; m++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(cw[2 + m]), wasm_v128_load(tp + 3 * m)));
+      for (int m = 0; m < n; m++) acc = band_tap(acc, cw, tp, m);
       wasm_v128_store(o + 3 * j, acc);
     }
   }
