@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N]
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M]
  * [--workers N|both] [--queue K] [--hue H]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting or pixel-worker count with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling, the data plane's start-up) are excluded from the rates and from
@@ -38,6 +38,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       'dense-queue': { type: 'string' },
       'dense-hidden': { type: 'string' },
       'pixel-cells': { type: 'string' },
+      masks: { type: 'string' },
       workers: { type: 'string' },
       queue: { type: 'string' },
       hue: { type: 'string' },
@@ -64,8 +65,8 @@ export async function trainBench(argv: string[]): Promise<void> {
   const dense = (['dense-cells', 'dense-queue', 'dense-hidden'] as const).flatMap((k) =>
     values[k] === undefined ? [] : [`--${k}`, values[k]],
   );
-  // HAPiCL's pixel-term flag, given to the hapicl runs only.
-  const pixel = values['pixel-cells'] === undefined ? [] : ['--pixel-cells', values['pixel-cells']];
+  // HAPiCL's flags (its pixel term, its dense head, its masks), given to the hapicl runs only.
+  const pixel = (['pixel-cells', 'dense-hidden', 'masks'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
   const methodFlags = (method: string) => (method === 'densecl' ? dense : method === 'hapicl' ? pixel : []);
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   // Pixel workers: as given, both (none, then train's default count), or train's default.
@@ -131,7 +132,7 @@ export async function trainBench(argv: string[]): Promise<void> {
             denseHidden: config['dense-hidden'] || 'as global',
           }
         : config.method === 'hapicl'
-          ? { pixelCells: config['pixel-cells'] || 'all' }
+          ? { pixelCells: config['pixel-cells'] || 'all', denseHidden: config['dense-hidden'] || 'as global', masks: config.masks }
           : {}),
       dataWaitFraction: seconds > 0 ? waited / seconds : result.dataWaitFraction,
       runDataWaitFraction: result.dataWaitFraction,

@@ -158,9 +158,9 @@ export const TRAIN_COMMAND = {
     }),
     'dense-hidden': z.number().int().min(0).optional().meta({
       arg: 'N',
-      defaultText: "the encoder's channels with densecl",
+      defaultText: "the encoder's channels with densecl, 0 with hapicl",
       description:
-        "densecl: hidden width of the dense head (1×1 conv → ReLU → 1×1 conv); 0: as the global head's, twice the encoder's channels",
+        "densecl, hapicl: hidden width of the dense head (1×1 conv → ReLU → 1×1 conv); 0: as the global head's, twice the encoder's channels",
     }),
     optimizer: z
       .enum(['sgd', 'adamw', 'lars'])
@@ -331,8 +331,8 @@ export function parseTrainConfig(
     throw new ConfigError(`--dense-queue: only densecl has a dense queue; drop it with --method ${c.method}`);
   if (given.has('dense-cells') && c.method !== 'densecl')
     throw new ConfigError(`--dense-cells: only densecl has a dense term over a queue; drop it with --method ${c.method}`);
-  if (given.has('dense-hidden') && c.method !== 'densecl')
-    throw new ConfigError(`--dense-hidden: only densecl's dense head is sized by it; drop it with --method ${c.method}`);
+  if (given.has('dense-hidden') && c.method !== 'densecl' && c.method !== 'hapicl')
+    throw new ConfigError(`--dense-hidden: only densecl's and hapicl's dense heads are sized by it; drop it with --method ${c.method}`);
   if (c.method === 'densecl' && !given.has('dense-hidden')) c['dense-hidden'] = encoderChannels(encoderPreset(c.encoder, c.size));
   if (given.has('match') && c.method !== 'densecl')
     throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);

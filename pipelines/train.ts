@@ -72,7 +72,13 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
     case 'hapicl':
       // 0, or a checkpoint from before --pixel-cells (none: it trained on every cell, and goes on so): every cell.
       return {
-        method: createHapicl({ ...common, alpha: c.alpha, beta: c.beta, ...(c['pixel-cells'] ? { pixelCells: c['pixel-cells'] } : {}) }),
+        method: createHapicl({
+          ...common,
+          alpha: c.alpha,
+          beta: c.beta,
+          ...(c['pixel-cells'] ? { pixelCells: c['pixel-cells'] } : {}),
+          ...(c['dense-hidden'] ? { denseHidden: c['dense-hidden'] } : {}), // 0, or none in an older checkpoint: as the global head's
+        }),
       };
     case 'softrank': {
       const softrank = createSoftRank({ ...common, frozenTargets: true, negatives });

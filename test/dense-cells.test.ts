@@ -78,7 +78,7 @@ describe("DenseCL's sampled dense cells (train --dense-cells)", () => {
 
   it('sizes the dense head on its own (--dense-hidden), the global head as `hidden`', () => {
     const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 }; // 16 channels out
-    const shapes = (method: ReturnType<typeof createDenseCL>) =>
+    const shapes = (method: ReturnType<typeof createDenseCL> | ReturnType<typeof createHapicl>) =>
       Object.fromEntries(
         method.trainable.filter((v) => /fc0\/w$/.test(v.name)).map((v) => [v.name.replace(/^.*(global|dense)\//, '$1/'), v.shape]),
       );
@@ -88,6 +88,9 @@ describe("DenseCL's sampled dense cells (train --dense-cells)", () => {
     const same = createDenseCL({ encoder, dim: 16, queueSize: 8 });
     expect(shapes(same)).toEqual({ 'global/fc0/w': [16, 32], 'dense/fc0/w': [16, 32] });
     same.dispose();
+    const hapicl = createHapicl({ encoder, dim: 16, queueSize: 8, denseHidden: 12 }); // HAPiCL's dense head takes the same option
+    expect(shapes(hapicl)).toEqual({ 'global/fc0/w': [16, 32], 'dense/fc0/w': [16, 12] });
+    hapicl.dispose();
     expect(() => createDenseCL({ encoder, denseHidden: 0 })).toThrow('denseHidden: expected an integer ≥ 1, got 0');
   });
 

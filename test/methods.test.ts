@@ -192,14 +192,16 @@ describe("hapicl's sampled pixel cells (--pixel-cells)", () => {
   });
 });
 
-describe("densecl's dense head width (--dense-hidden)", () => {
-  it("defaults to the encoder's channels with densecl, takes 0 for the global head's width, and is refused for the other methods", () => {
+describe("densecl's and hapicl's dense head width (--dense-hidden)", () => {
+  it("defaults to the encoder's channels with densecl and to the global head's width with hapicl, and is refused for the other methods", () => {
     expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-hidden']).toBe(128); // slim: 32 · 2²
     expect(parseTrainConfig(['--method', 'densecl', '--encoder', 'resnet18', '--out', '/tmp/never'])['dense-hidden']).toBe(512);
     expect(parseTrainConfig(['--method', 'densecl', '--dense-hidden', '0', '--out', '/tmp/never'])['dense-hidden']).toBe(0);
     expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['dense-hidden']).toBeUndefined();
-    expect(() => parseTrainConfig(['--method', 'hapicl', '--dense-hidden', '64'])).toThrow(
-      "--dense-hidden: only densecl's dense head is sized by it; drop it with --method hapicl",
+    expect(parseTrainConfig(['--method', 'hapicl', '--out', '/tmp/never'])['dense-hidden']).toBeUndefined(); // the global head's 2C
+    expect(parseTrainConfig(['--method', 'hapicl', '--dense-hidden', '64', '--out', '/tmp/never'])['dense-hidden']).toBe(64);
+    expect(() => parseTrainConfig(['--method', 'softrank', '--dense-hidden', '64'])).toThrow(
+      "--dense-hidden: only densecl's and hapicl's dense heads are sized by it; drop it with --method softrank",
     );
     expect(() => parseTrainConfig(['--method', 'densecl', '--dense-hidden', '1.5'])).toThrow(/--dense-hidden/);
   });
