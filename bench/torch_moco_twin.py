@@ -123,12 +123,23 @@ def load_densestream(branch_: nn.Module, run: str) -> None:
 
 
 def crop_grids(b: int, size: int) -> torch.Tensor:
-    """RandomResizedCrop + flip as affine grids over the whole image (normalised coordinates)."""
-    area = torch.empty(b).uniform_(0.2, 1.0)
-    log_ratio = torch.empty(b).uniform_(math.log(3 / 4), math.log(4 / 3))
-    ratio = torch.exp(log_ratio)
-    w = torch.sqrt(area * ratio).clamp(max=1.0)
-    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    """RandomResizedCrop + flip as affine grids over the whole image (normalised coordinates).
+
+    torchvision's sampling, as densestream's (operators/view-geometry.ts): up to ten draws of
+    (scale, ratio) per view, the first whose box fits, else the whole (square) image. Clamping an
+    oversized draw to the image instead, as this twin once did, made crops larger on average
+    (mean area 0.59 against 0.55) and the task easier.
+    """
+    tries = 10
+    area = torch.empty(b, tries).uniform_(0.2, 1.0)
+    ratio = torch.exp(torch.empty(b, tries).uniform_(math.log(3 / 4), math.log(4 / 3)))
+    w_all = torch.sqrt(area * ratio)
+    h_all = torch.sqrt(area / ratio)
+    fits = (w_all <= 1) & (h_all <= 1)
+    first = torch.argmax(fits.int(), dim=1, keepdim=True)  # the first draw that fits
+    found = fits.any(dim=1)
+    w = torch.where(found, w_all.gather(1, first).squeeze(1), torch.ones(b))
+    h = torch.where(found, h_all.gather(1, first).squeeze(1), torch.ones(b))
     cx = (torch.rand(b) * (1 - w) + w / 2) * 2 - 1
     cy = (torch.rand(b) * (1 - h) + h / 2) * 2 - 1
     flip = torch.where(torch.rand(b) < 0.5, -1.0, 1.0)
@@ -240,9 +251,10 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=0,
                    help="train for this wall time instead of --steps: the step count (and so the cosine schedule's end) "
                         "is set from the rate of the --warmup steps")
+    p.add_argument("--seed", type=int, default=0, help="seeds the init, the order and the views (not densestream's streams)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    torch.manual_seed(a.seed)
     images = read_images(FASHION_MNIST)
     online, momentum = branch(), branch()
     if a.init == "he":

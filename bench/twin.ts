@@ -117,7 +117,7 @@ export async function twinBench(argv: string[]): Promise<void> {
 }
 
 /**
- * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000]`: MoCo v2 on
+ * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000] [--seed 0]`: MoCo v2 on
  * Fashion-MNIST at equal wall time (issue #16). densestream trains `--steps` steps; the PyTorch
  * twin (`torch_moco_twin.py --schedule`: densestream's warm-up + cosine and decoupled weight
  * decay) then trains for the same number of seconds. Both are scored by the same kNN protocol,
@@ -137,8 +137,12 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       batch: { type: 'string', default: '128' },
       size: { type: 'string', default: '28' },
       test: { type: 'string', default: '10000' },
+      seed: { type: 'string', default: '0' },
     },
   });
+  const seed = Number(values.seed);
+  if (values.seed.trim() === '' || !Number.isInteger(seed) || seed < 0)
+    throw new Error(`--seed: expected an integer ≥ 0, got "${values.seed}"`);
   const [steps, batch, size, test] = [
     positiveInt(values.steps, '--steps'),
     positiveInt(values.batch, '--batch'),
@@ -169,6 +173,8 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     `${steps}`,
     '--knn-every',
     '0',
+    '--seed',
+    `${seed}`,
     '--out',
     run,
   ]);
@@ -195,6 +201,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       '--out',
       out,
       '--quiet',
+      ...(checkpoint === 'random' ? ['--seed', `${seed}`] : []),
     ]);
     const saved = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Record<string, { knn: { knn20: number } }>;
     return (saved['fashion-mnist'] as { knn: { knn20: number } }).knn.knn20;
@@ -209,6 +216,8 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       '5000',
       '--knn-test',
       `${test}`,
+      '--seed',
+      `${seed}`,
       ...args,
     ]);
   const torch = twin(['--seconds', `${seconds}`]);
@@ -234,6 +243,8 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     '0',
     '--knn-every',
     '0',
+    '--seed',
+    `${seed}`,
     '--out',
     init,
   ]);
@@ -248,6 +259,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
   });
   printJson({
     bench: 'twin-knn',
+    seed,
     seconds,
     test,
     densestream: side({ steps, ...ours }),
