@@ -59,14 +59,14 @@ export async function trainBench(argv: string[]): Promise<void> {
     '--backend',
     values.backend,
   ];
+  /** The given ones of these flags, passed on to train as they came. */
+  const passOn = (keys: ReadonlyArray<'queue' | 'hue' | 'dense-cells' | 'dense-queue' | 'dense-hidden' | 'pixel-cells' | 'masks'>) =>
+    keys.flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
   // The momentum queue and hue range, when not train's defaults (the PyTorch twin's task).
-  for (const k of ['queue', 'hue'] as const) if (values[k] !== undefined) common.push(`--${k}`, values[k]);
-  // DenseCL's dense-term flags, given to the densecl runs only (train refuses them for other methods).
-  const dense = (['dense-cells', 'dense-queue', 'dense-hidden'] as const).flatMap((k) =>
-    values[k] === undefined ? [] : [`--${k}`, values[k]],
-  );
-  // HAPiCL's flags (its pixel term, its dense head, its masks), given to the hapicl runs only.
-  const pixel = (['pixel-cells', 'dense-hidden', 'masks'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
+  common.push(...passOn(['queue', 'hue']));
+  // Each method's own flags, given to its runs only (train refuses them for the other methods).
+  const dense = passOn(['dense-cells', 'dense-queue', 'dense-hidden']);
+  const pixel = passOn(['pixel-cells', 'dense-hidden', 'masks']);
   const methodFlags = (method: string) => (method === 'densecl' ? dense : method === 'hapicl' ? pixel : []);
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   // Pixel workers: as given, both (none, then train's default count), or train's default.
@@ -125,15 +125,11 @@ export async function trainBench(argv: string[]): Promise<void> {
       workers: pixelWorkerCount(config.workers),
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,
+      ...(config.method === 'densecl' || config.method === 'hapicl' ? { denseHidden: config['dense-hidden'] || 'as global' } : {}),
       ...(config.method === 'densecl'
-        ? {
-            denseCells: config['dense-cells'] || 'all',
-            denseQueue: config['dense-queue'] || config.queue,
-            denseHidden: config['dense-hidden'] || 'as global',
-          }
-        : config.method === 'hapicl'
-          ? { pixelCells: config['pixel-cells'] || 'all', denseHidden: config['dense-hidden'] || 'as global', masks: config.masks }
-          : {}),
+        ? { denseCells: config['dense-cells'] || 'all', denseQueue: config['dense-queue'] || config.queue }
+        : {}),
+      ...(config.method === 'hapicl' ? { pixelCells: config['pixel-cells'] || 'all', masks: config.masks } : {}),
       dataWaitFraction: seconds > 0 ? waited / seconds : result.dataWaitFraction,
       runDataWaitFraction: result.dataWaitFraction,
     });

@@ -158,26 +158,30 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     if (r.status !== 0) throw new Error(`densestream ${args[0]} failed:\n${r.stderr}`);
     return r.stdout;
   };
-  node([
-    'train',
-    '--data',
-    'fashion-mnist',
-    '--method',
-    'mocov2',
-    ...TWIN_TASK,
-    '--size',
-    `${size}`,
-    '--batch',
-    `${batch}`,
-    '--steps',
-    `${steps}`,
-    '--knn-every',
-    '0',
-    '--seed',
-    `${seed}`,
-    '--out',
-    run,
-  ]);
+  /** densestream's MoCo v2 run of the twin's task into `out`, `steps` long, with `extra` flags. */
+  const train = (out: string, runSteps: number, extra: string[] = []) =>
+    node([
+      'train',
+      '--data',
+      'fashion-mnist',
+      '--method',
+      'mocov2',
+      ...TWIN_TASK,
+      '--size',
+      `${size}`,
+      '--batch',
+      `${batch}`,
+      '--steps',
+      `${runSteps}`,
+      '--knn-every',
+      '0',
+      '--seed',
+      `${seed}`,
+      '--out',
+      out,
+      ...extra,
+    ]);
+  train(run, steps);
   const metrics = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -224,30 +228,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
   // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
   // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
   const init = join(dir, 'init');
-  node([
-    'train',
-    '--data',
-    'fashion-mnist',
-    '--method',
-    'mocov2',
-    ...TWIN_TASK,
-    '--size',
-    `${size}`,
-    '--batch',
-    `${batch}`,
-    '--steps',
-    '1',
-    '--lr',
-    '0',
-    '--warmup',
-    '0',
-    '--knn-every',
-    '0',
-    '--seed',
-    `${seed}`,
-    '--out',
-    init,
-  ]);
+  train(init, 1, ['--lr', '0', '--warmup', '0']);
   const sameInit = twin(['--steps', `${steps - 5}`, '--init-from', init]);
   const side = (s: { steps: number; knnInit: number; knnFinal: number }) => ({
     steps: s.steps,
