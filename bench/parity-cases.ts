@@ -30,7 +30,8 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import { trainLoop } from '../train/trainer.js';
 import { relativeError } from './report.js';
 
-export const PARITY_METHODS = ['mocov2', 'densecl', 'hapicl', 'softrank'] as const;
+/** The methods, and softrank again with its cross-view relation (`--relation cross`). */
+export const PARITY_METHODS = ['mocov2', 'densecl', 'hapicl', 'softrank', 'softrank-cross'] as const;
 export type ParityMethod = (typeof PARITY_METHODS)[number];
 
 /** Everything both sides must agree on besides the weights. */
@@ -74,9 +75,14 @@ export function createParityMethod(name: ParityMethod, negatives?: (step: number
       return createDenseCL({ ...base, ...queue });
     case 'hapicl':
       return createHapicl({ ...base, ...queue });
-    case 'softrank': {
+    case 'softrank':
+    case 'softrank-cross': {
       let calls = 0; // one loss per step: the n-th call is step n
-      return createSoftRank({ ...base, negatives: negatives ? () => negatives(calls++) : undefined });
+      return createSoftRank({
+        ...base,
+        negatives: negatives ? () => negatives(calls++) : undefined,
+        relation: name === 'softrank' ? 'within' : 'cross',
+      });
     }
   }
 }
@@ -135,8 +141,9 @@ export function parityNegatives(step: number): Float32Array {
  */
 export function parityBatch(method: ParityMethod, step: number): Batch {
   const { batch: b, size } = PARITY;
-  const ids =
-    method === 'softrank' ? [`${step}a`, `${step}b`, `${step}c`, `${step}c`] : Array.from({ length: b }, (_, i) => `${step}-${i}`);
+  const ids = method.startsWith('softrank')
+    ? [`${step}a`, `${step}b`, `${step}c`, `${step}c`]
+    : Array.from({ length: b }, (_, i) => `${step}-${i}`);
   const views = [tf.tensor4d(viewValues(step, 'view0'), [b, size, size, 3]), tf.tensor4d(viewValues(step, 'view1'), [b, size, size, 3])];
   const masks =
     method === 'hapicl'

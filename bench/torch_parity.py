@@ -95,7 +95,7 @@ class Case:
         return torch.from_numpy((raw / np.sqrt((raw ** 2).sum(-1, keepdims=True))).astype(np.float32))
 
     def ids(self, step):
-        if self.name == "softrank":
+        if self.name.startswith("softrank"):
             return [f"{step}a", f"{step}b", f"{step}c", f"{step}c"]
         return [f"{step}-{i}" for i in range(self.p["batch"])]
 
@@ -229,7 +229,7 @@ class Case:
         w = torch.softmax(t / tau_w, 1)[:, :, None] * (1 - torch.eye(c))[None]
         return ((w * bce).sum((1, 2)) / w.sum((1, 2))).mean()
 
-    def softrank_loss(self, step):
+    def softrank_loss(self, step, cross=False):
         ids = self.ids(step)
         b = len(ids)
         v1, v2 = self.view(step, 0), self.view(step, 1)
@@ -247,8 +247,11 @@ class Case:
             z = F.normalize(self.mlp("momentum/global", t_pooled), dim=1)
             t_cells = F.normalize(self.dense_mlp("momentum/dense", tf_), dim=2)
         off = ~torch.eye(b, dtype=torch.bool)
-        s = (queries @ keys.t())[off].reshape(b, b - 1)
-        t = (z @ z.t())[off].reshape(b, b - 1)
+        if cross:  # every row's target z a candidate, the anchor's own included
+            s, t = queries @ z.t(), z @ z.t()
+        else:
+            s = (queries @ keys.t())[off].reshape(b, b - 1)
+            t = (z @ z.t())[off].reshape(b, b - 1)
         neg = self.negatives(step).repeat_interleave(2, 0)  # pair i's negatives on both its rows
         s = torch.cat([s, torch.einsum("bd,bkd->bk", queries, neg)], 1)
         t = torch.cat([t, torch.einsum("bd,bkd->bk", z, neg)], 1)
@@ -265,8 +268,11 @@ class Case:
         }
         return image + patch, parts, {}
 
+    def softrank_cross_loss(self, step):
+        return self.softrank_loss(step, cross=True)
+
     def loss(self, step):
-        return getattr(self, f"{self.name}_loss")(step)
+        return getattr(self, f"{self.name.replace('-', '_')}_loss")(step)
 
     # ---- the step ----
     def train_step(self, step, lr, bufs):

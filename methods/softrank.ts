@@ -27,6 +27,12 @@
  * - Candidates are the batch (no queue): every sample is an anchor, positives included, so each
  *   pair is ranked from both ends. The self-similarity (diagonal) is dropped: with t = 1 it would
  *   take nearly all of w = softmax(t/τ_w).
+ * - By default (`relation: 'cross'`) the image level reads as ReSSL's relation does: the online
+ *   query of view 1 ranks the candidates' *target* projections of view 2, `s_ac = cos(p(y_a), z_c)`,
+ *   the anchor's own `z_a` among them (`t_aa = 1`), not the online `y_c` the formulas above
+ *   write (`'within'`). As written, no term compares the two views of one image and the target
+ *   collapses; across views it does not, and the encoder scores higher (README, "Measured: why
+ *   softrank does not learn").
  * - Patch similarities compare cells at the same grid position of two *different* images
  *   (the patent's "same position (i, j)"), with no geometric or feature matching.
  * - A pair whose two ids are equal (no clustering yet, a singleton cluster, a failed fetch: the
@@ -83,7 +89,22 @@ export interface SoftRankOptions extends SiameseOptions {
   negatives?: (ids: readonly string[], z: Float32Array, dims: number) => Float32Array | undefined;
   /** Keep two frozen copies of the target branch for `freezeTarget` / `embedFrozen` (default false). */
   frozenTargets?: boolean;
+  /**
+   * What the online query of an anchor is compared with at the image level (default `'cross'`):
+   * - `'cross'`: the candidates' target projections of view 2, `s_ac = cos(p(y_a), z_c)`, every
+   *   sample, the anchor's own `z_a` included (`t_aa = 1`, top of the target's ranking): ReSSL's
+   *   relation across views, the form that puts the two views of one image together;
+   * - `'within'`: the candidates' online projections of view 1, `s_ac = cos(p(y_a), y_c)`, every
+   *   other sample (METHODS.md §4 as written: both similarity lists within one view). Its target
+   *   collapses and its encoder scores as random-init does (README, "Measured: why softrank does
+   *   not learn").
+   */
+  relation?: SoftRankRelation;
 }
+
+/** softrank's image-level candidate lists (`SoftRankOptions.relation`). */
+export const SOFTRANK_RELATIONS = ['within', 'cross'] as const;
+export type SoftRankRelation = (typeof SOFTRANK_RELATIONS)[number];
 
 /** The target branch's normalised global projections of one batch, row `i` for `ids[i]`. */
 export interface TargetEmbeddings {
@@ -140,10 +161,12 @@ export function offDiagonal(m: tf.Tensor2D): tf.Tensor2D {
 /**
  * The image-level soft-ranking loss: each row is an anchor, every other row a candidate.
  * `S = Q·Kᵀ`, `T = Z·Zᵀ`, both without their diagonal, then
- * `L_img = rankDistillation(S_offdiag, T_offdiag; τ_s, τ_t, τ_w)`.
+ * `L_img = rankDistillation(S_offdiag, T_offdiag; τ_s, τ_t, τ_w)`; with `keepSelf` the
+ * diagonal stays, each anchor a candidate of its own (relation `'cross'`: `K = Z`, so
+ * `s_aa = cos(q_a, z_a)` against `t_aa = 1`).
  *
  * @param queries normalised predictions `p(y)` of the online branch `[B, D]`
- * @param keys normalised online projections `y` `[B, D]`
+ * @param keys normalised online projections `y` `[B, D]`, or the targets `z` (relation `'cross'`)
  * @param targets normalised target projections `z` `[B, D]` (soft labels; not differentiated)
  */
 export function softRankImageLoss(
@@ -154,6 +177,7 @@ export function softRankImageLoss(
   tauT = 0.04,
   tauW = 0.1,
   negatives?: tf.Tensor3D,
+  keepSelf = false,
 ): tf.Scalar {
   const b = queries.shape[0];
   if (keys.shape[0] !== b || targets.shape[0] !== b) {
@@ -166,8 +190,9 @@ export function softRankImageLoss(
     throw new Error(`softRankImageLoss: negatives of shape [${negatives.shape.join(', ')}]; expected [${b}, K, ${queries.shape[1]}]`);
   }
   return tf.tidy(() => {
-    let s = offDiagonal(tf.matMul(queries, keys, false, true));
-    let t = offDiagonal(tf.matMul(targets, targets, false, true));
+    const candidates = (m: tf.Tensor2D) => (keepSelf ? m : offDiagonal(m));
+    let s = candidates(tf.matMul(queries, keys, false, true));
+    let t = candidates(tf.matMul(targets, targets, false, true));
     if (negatives) {
       // Row a's K extra candidates: cos(q_a, n) and cos(z_a, n) for its own negatives n, after the batch's.
       const against = (x: tf.Tensor2D) => tf.sum(tf.mul(tf.expandDims(x, 1), negatives), 2) as tf.Tensor2D;
@@ -266,6 +291,9 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
   const tauS = o.tauS ?? 0.1;
   const tauT = o.tauT ?? 0.04;
   const tauW = o.tauW ?? 0.1;
+  const relation = o.relation ?? 'cross';
+  if (!SOFTRANK_RELATIONS.includes(relation))
+    throw new Error(`softrank relation: expected ${SOFTRANK_RELATIONS.join(' or ')}, got ${String(relation)}`);
   checkPositive(tauS, 'tauS');
   checkPositive(tauT, 'tauT');
   checkPositive(tauW, 'tauW');
@@ -335,7 +363,6 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       const online = pair.online.encoder.apply(onlineIn, { training: true });
       const y = pair.online.global.apply(online.pooled);
       const queries = l2Normalize(predictor.apply(y));
-      const keys = l2Normalize(y);
       const cells = l2Normalize(pair.online.dense!.applyDense(online.dense));
       let target: Target;
       if (prepared?.batch === batch) target = prepared;
@@ -350,7 +377,9 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       const extra = o.negatives?.(batch.ids, last.rows, dim);
       const negatives = extra ? negativesPerRow(extra, b, dim) : undefined;
       if (negatives) parts['negatives'] = negatives.shape[1];
-      const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW, negatives);
+      const cross = relation === 'cross';
+      const keys = cross ? target.z : l2Normalize(y);
+      const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW, negatives, cross);
       const patch = rankDistillation(pairCellSimilarities(cells), target.cellTargets, tauS, tauT, tauW);
       logPart(parts, 'image', image);
       logPart(parts, 'patch', patch);

@@ -56,8 +56,8 @@ export const MAX_RESERVOIR = 65_536;
 export const TRAIN_METHODS = ['densecl', 'mocov2', 'hapicl', 'softrank'] as const;
 const MASK_SOURCES = ['saliency', 'kmeans', 'gt', 'encoder'] as const; // hapicl's masks (encoder: 2-means on --attention encoder[:RUN]'s features)
 const ENCODERS = ENCODER_NAMES;
-/** Options that only `--method softrank` reads (its clustering positives); refused with another method. */
-const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives', 'reservoir'] as const;
+/** Options that only `--method softrank` reads (its clustering positives and its ranking); refused with another method. */
+const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives', 'relation', 'reservoir'] as const;
 /** The default recipe's method; a resumed run's folder defaults to `runs/hapicl`. */
 const DEFAULT_METHOD = DEFAULT_RECIPE.method;
 
@@ -214,6 +214,11 @@ export const TRAIN_COMMAND = {
       arg: 'K',
       defaultText: '0',
       description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates',
+    }),
+    relation: z.enum(['cross', 'within']).default('cross').meta({
+      arg: 'FORM',
+      description:
+        "softrank: the image-level ranking compares an anchor's online query with the candidates' online projections of the same view (within) or with their target projections of the other view, its own included (cross: ReSSL's form)",
     }),
     reservoir: z
       .number()
@@ -392,7 +397,7 @@ function checkSoftRankOptions(c: TrainConfig, given: ReadonlySet<string>): void 
     const misplaced = SOFTRANK_OPTIONS.filter((k) => given.has(k));
     if (misplaced.length > 0)
       throw new ConfigError(
-        `--${misplaced.join(', --')}: clustering positives are --method softrank's; drop ${misplaced.length === 1 ? 'it' : 'them'} with --method ${c.method}`,
+        `--${misplaced.join(', --')}: only --method softrank reads ${misplaced.length === 1 ? 'it' : 'them'} (clustering positives, soft ranking); drop ${misplaced.length === 1 ? 'it' : 'them'} with --method ${c.method}`,
       );
     return;
   }

@@ -81,7 +81,9 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
         }),
       };
     case 'softrank': {
-      const softrank = createSoftRank({ ...common, frozenTargets: true, negatives });
+      // A checkpoint from before --relation holds none: it trained within one view, and goes on so.
+      const relation = (c.relation as TrainConfig['relation'] | undefined) ?? 'within';
+      const softrank = createSoftRank({ ...common, frozenTargets: true, negatives, relation });
       return { method: softrank, softrank };
     }
   }

@@ -121,7 +121,7 @@ describe('train --method softrank --data tar:… (positives from a reservoir)', 
     );
     expect(() => parseTrainConfig(['--method', 'densecl', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64'])).toThrow(ConfigError);
     expect(() => parseTrainConfig(['--method', 'densecl', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64'])).toThrow(
-      "--reservoir: clustering positives are --method softrank's",
+      '--reservoir: only --method softrank reads it',
     );
     expect(parseTrainConfig(['--method', 'softrank', '--data', 'tar:x-{0..1}.tar', '--reservoir', '64']).reservoir).toBe(64);
   });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -170,10 +170,13 @@ describe('train --method softrank', () => {
 
   it('refuses the clustering options with another method', () => {
     expect(() => parseTrainConfig(['--method', 'densecl', '--clusters', '10', '--recluster-every', '5'])).toThrow(
-      "--recluster-every, --clusters: clustering positives are --method softrank's; drop them with --method densecl",
+      '--recluster-every, --clusters: only --method softrank reads them (clustering positives, soft ranking); drop them with --method densecl',
+    );
+    expect(() => parseTrainConfig(['--method', 'hapicl', '--relation', 'within'])).toThrow(
+      '--relation: only --method softrank reads it (clustering positives, soft ranking); drop it with --method hapicl',
     );
     expect(() => parseTrainConfig(['--method', 'mocov2', '--negatives', '4'])).toThrow(
-      "--negatives: clustering positives are --method softrank's; drop it with --method mocov2",
+      '--negatives: only --method softrank reads it (clustering positives, soft ranking); drop it with --method mocov2',
     );
   });
 
@@ -336,6 +339,27 @@ describe('softrank resume', () => {
       expect(metricsOf(split).map((m) => m.parts['selfPositives'])).toEqual(metricsOf(straight).map((m) => m.parts['selfPositives']));
     },
   );
+
+  it('resumes a checkpoint from before --relation (none in its configuration) within one view, as it trained', async () => {
+    const within = mkdtempSync(join(tmpdir(), 'densestream-softrank-within-'));
+    const old = mkdtempSync(join(tmpdir(), 'densestream-softrank-old-'));
+    const { resume: _a, ...w } = parseTrainConfig([...EXACT, '--relation', 'within', '--out', within]);
+    expect(w.relation).toBe('within');
+    await runTraining(w);
+    const { resume: _b, ...o } = parseTrainConfig([...EXACT, '--relation', 'within', '--out', old]);
+    await runTraining(o, { hooks: [{ shouldStop: (done) => done === 3 }] });
+    const file = join(old, 'checkpoint', 'weights.json');
+    const manifest = JSON.parse(readFileSync(file, 'utf8')) as { meta: { config: Record<string, unknown> } };
+    delete manifest.meta.config['relation'];
+    writeFileSync(file, JSON.stringify(manifest));
+    const { resume, ...resumed } = parseTrainConfig(['--resume', '--out', old]);
+    expect(resume).toBe(true);
+    expect(resumed.relation).toBeUndefined();
+    await runTraining(resumed, { resume: true });
+    expect(worstDifference(weights(within), weights(old))).toBeLessThanOrEqual(1e-5);
+    // …and the default, across views, trains other weights.
+    expect(worstDifference(weights(straight), weights(within))).toBeGreaterThan(1e-3);
+  });
 
   it('refuses a resume whose bank differs in size or precision, or a checkpoint without a bank, as a wrong option', async () => {
     const { resume: _r, ...resumed } = parseTrainConfig(['--resume', '--out', straight]);

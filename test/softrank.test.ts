@@ -190,6 +190,51 @@ describe('soft-ranking pieces', () => {
     expect(() => negativesPerRow(new Float32Array(7), 4, 3)).toThrow(/do not make 2 pairs of K × 3/);
   });
 
+  it("relation 'cross': each row ranks every row's target z, its own included (t_aa = 1), by q·z online, as a loop computes it", () => {
+    const q = unit([
+      [1, 0.2, 0],
+      [0.1, 1, 0.3],
+      [0.5, 0.5, 0.2],
+      [-0.3, 0.2, 1],
+    ]);
+    const z = unit([
+      [1, 0, 0.1],
+      [0.8, 0.5, 0],
+      [0.1, 1, 0.2],
+      [0.2, 0.1, 1],
+    ]);
+    const s = q.map((qa) => z.map((zc) => dot(qa, zc)));
+    const t = z.map((za) => z.map((zc) => dot(za, zc)));
+    t.forEach((row, a) => expect(row[a]).toBeCloseTo(1, 6)); // the anchor's own view 2 tops its target ranking
+    for (const [tauS, tauT, tauW] of [
+      [0.1, 0.04, 0.1],
+      [1, 0.5, 2],
+    ] as const) {
+      const loss = softRankImageLoss(tf.tensor2d(q), tf.tensor2d(z), tf.tensor2d(z), tauS, tauT, tauW, undefined, true);
+      expect(loss.dataSync()[0]).toBeCloseTo(rankReference(s, t, tauS, tauT, tauW), 4);
+    }
+  });
+
+  it("relation 'cross' gives a different image loss than 'within' on the same batch, with a gradient; an unknown relation is refused", async () => {
+    const [b] = paired as [Batch];
+    const run = async (relation: 'within' | 'cross') => {
+      const method = create({ relation });
+      const logged: LossParts = {};
+      const { value, grads } = tf.variableGrads(() => method.loss(b, logged), method.trainable);
+      const image = (await readParts(logged))['image']!;
+      const norm = tf.tidy(() => Math.sqrt(Object.values(grads).reduce((acc, g) => acc + tf.sum(tf.square(g)).dataSync()[0]!, 0)));
+      const out = { loss: value.dataSync()[0]!, image, norm };
+      tf.dispose([value, ...Object.values(grads)]);
+      method.dispose();
+      return out;
+    };
+    const within = await run('within');
+    const cross = await run('cross');
+    expect(Number.isFinite(cross.loss) && cross.norm > 0).toBe(true);
+    expect(Math.abs(cross.image - within.image)).toBeGreaterThan(1e-4);
+    expect(() => create({ relation: 'sideways' as never })).toThrow(/relation: expected within or cross, got sideways/);
+  });
+
   it('image loss is lower when the online ranking follows the target than when it reverses it', () => {
     const z = unit([
       [1, 0],
