@@ -58,6 +58,25 @@ const unit = (rows: number[][]) =>
     return r.map((x) => x / n);
   });
 const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+/** Four rows of the image-level loss tests: online queries `q`, online keys `k`, target projections `z` (unit, D = 3). */
+const q = unit([
+  [1, 0.2, 0],
+  [0.1, 1, 0.3],
+  [0.5, 0.5, 0.2],
+  [-0.3, 0.2, 1],
+]);
+const k = unit([
+  [0.9, 0.1, 0.2],
+  [0.2, 0.8, 0.1],
+  [0.4, 0.6, 0],
+  [0, 0.3, 0.9],
+]);
+const z = unit([
+  [1, 0, 0.1],
+  [0.8, 0.5, 0],
+  [0.1, 1, 0.2],
+  [0.2, 0.1, 1],
+]);
 
 describe('soft-ranking pieces', () => {
   it("measures the target's collapse: the mean off-diagonal cosine and its mean per-row spread", () => {
@@ -108,24 +127,6 @@ describe('soft-ranking pieces', () => {
   });
 
   it('image loss: cos(p(y_a), y_c) against cos(z_a, z_c) over the other rows, as a loop computes it', () => {
-    const q = unit([
-      [1, 0.2, 0],
-      [0.1, 1, 0.3],
-      [0.5, 0.5, 0.2],
-      [-0.3, 0.2, 1],
-    ]);
-    const k = unit([
-      [0.9, 0.1, 0.2],
-      [0.2, 0.8, 0.1],
-      [0.4, 0.6, 0],
-      [0, 0.3, 0.9],
-    ]);
-    const z = unit([
-      [1, 0, 0.1],
-      [0.8, 0.5, 0],
-      [0.1, 1, 0.2],
-      [0.2, 0.1, 1],
-    ]);
     const s = q.map((qa, a) => k.filter((_, c) => c !== a).map((kc) => dot(qa, kc)));
     const t = z.map((za, a) => z.filter((_, c) => c !== a).map((zc) => dot(za, zc)));
     for (const [tauS, tauT, tauW] of [
@@ -138,24 +139,6 @@ describe('soft-ranking pieces', () => {
   });
 
   it('image loss with K negatives: each row ranks the other rows and then its own negatives, by q·n online and z·n target, as a loop computes it', () => {
-    const q = unit([
-      [1, 0.2, 0],
-      [0.1, 1, 0.3],
-      [0.5, 0.5, 0.2],
-      [-0.3, 0.2, 1],
-    ]);
-    const k = unit([
-      [0.9, 0.1, 0.2],
-      [0.2, 0.8, 0.1],
-      [0.4, 0.6, 0],
-      [0, 0.3, 0.9],
-    ]);
-    const z = unit([
-      [1, 0, 0.1],
-      [0.8, 0.5, 0],
-      [0.1, 1, 0.2],
-      [0.2, 0.1, 1],
-    ]);
     // Row a's negatives (K = 2): bank vectors, the same for both rows of a pair.
     const pairNegatives = [
       unit([
@@ -191,18 +174,6 @@ describe('soft-ranking pieces', () => {
   });
 
   it("relation 'cross': each row ranks every row's target z, its own included (t_aa = 1), by q·z online, as a loop computes it", () => {
-    const q = unit([
-      [1, 0.2, 0],
-      [0.1, 1, 0.3],
-      [0.5, 0.5, 0.2],
-      [-0.3, 0.2, 1],
-    ]);
-    const z = unit([
-      [1, 0, 0.1],
-      [0.8, 0.5, 0],
-      [0.1, 1, 0.2],
-      [0.2, 0.1, 1],
-    ]);
     const s = q.map((qa) => z.map((zc) => dot(qa, zc)));
     const t = z.map((za) => z.map((zc) => dot(za, zc)));
     t.forEach((row, a) => expect(row[a]).toBeCloseTo(1, 6)); // the anchor's own view 2 tops its target ranking
