@@ -131,7 +131,8 @@ export { parquetViewsSource, type PrecomputedViews } from './datasets/parquet-vi
 export { createMocoV2 } from './methods/mocov2.js';
 export { createDenseCL, type DenseclOptions } from './methods/densecl.js';
 export { createHapicl } from './methods/hapicl.js';
-export { createSoftRank, SOFTRANK_RELATIONS, type SoftRankOptions, type SoftRankRelation } from './methods/softrank.js';
+export { createSoftRank, type SoftRankOptions } from './methods/softrank.js';
+export { SOFTRANK_RELATIONS, type SoftRankRelation } from './methods/softrank-relation.js';
 export type { Method } from './methods/method.js';
 export { trainLoop, type TrainerOptions, type TrainResult } from './train/trainer.js';
 export type { TrainerHook, StepEvent, RunStart, MetricsRecord } from './core/trainer-hook.js';

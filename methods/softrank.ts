@@ -65,6 +65,7 @@ import type { Batch } from '../core/batch.js';
 import { l2Normalize, rankDistillation } from './losses.js';
 import { logPart, type Method } from './method.js';
 import { detach } from './detach.js';
+import { SOFTRANK_RELATIONS, type SoftRankRelation } from './softrank-relation.js';
 import { assertSameWeights, copyWeights } from './momentum.js';
 import { branchWeights, createBranch, createSiamese, siameseMethod, type Branch, type SiameseOptions } from './siamese.js';
 
@@ -101,10 +102,6 @@ export interface SoftRankOptions extends SiameseOptions {
    */
   relation?: SoftRankRelation;
 }
-
-/** softrank's image-level candidate lists (`SoftRankOptions.relation`). */
-export const SOFTRANK_RELATIONS = ['within', 'cross'] as const;
-export type SoftRankRelation = (typeof SOFTRANK_RELATIONS)[number];
 
 /** The target branch's normalised global projections of one batch, row `i` for `ids[i]`. */
 export interface TargetEmbeddings {

@@ -10,6 +10,7 @@ import { ConfigError } from '../core/config-error.js';
 import { encoderChannels, encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
+import { SOFTRANK_RELATIONS } from '../methods/softrank-relation.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
@@ -215,7 +216,7 @@ export const TRAIN_COMMAND = {
       defaultText: '0',
       description: 'softrank: per pair, K bank embeddings from other clusters join the ranking candidates',
     }),
-    relation: z.enum(['cross', 'within']).default('cross').meta({
+    relation: z.enum(SOFTRANK_RELATIONS).default('cross').meta({
       arg: 'FORM',
       description:
         "softrank: the image-level ranking compares an anchor's online query with the candidates' online projections of the same view (within) or with their target projections of the other view, its own included (cross: ReSSL's form)",

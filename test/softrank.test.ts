@@ -203,7 +203,7 @@ describe('soft-ranking pieces', () => {
     const cross = await run('cross');
     expect(Number.isFinite(cross.loss) && cross.norm > 0).toBe(true);
     expect(Math.abs(cross.image - within.image)).toBeGreaterThan(1e-4);
-    expect(() => create({ relation: 'sideways' as never })).toThrow(/relation: expected within or cross, got sideways/);
+    expect(() => create({ relation: 'sideways' as never })).toThrow(/relation: expected cross or within, got sideways/);
   });
 
   it('image loss is lower when the online ranking follows the target than when it reverses it', () => {
