@@ -90,16 +90,7 @@ export interface SoftRankOptions extends SiameseOptions {
   negatives?: (ids: readonly string[], z: Float32Array, dims: number) => Float32Array | undefined;
   /** Keep two frozen copies of the target branch for `freezeTarget` / `embedFrozen` (default false). */
   frozenTargets?: boolean;
-  /**
-   * What the online query of an anchor is compared with at the image level (default `'cross'`):
-   * - `'cross'`: the candidates' target projections of view 2, `s_ac = cos(p(y_a), z_c)`, every
-   *   sample, the anchor's own `z_a` included (`t_aa = 1`, top of the target's ranking): ReSSL's
-   *   relation across views, the form that puts the two views of one image together;
-   * - `'within'`: the candidates' online projections of view 1, `s_ac = cos(p(y_a), y_c)`, every
-   *   other sample (METHODS.md §4 as written: both similarity lists within one view). Its target
-   *   collapses and its encoder scores as random-init does (README, "Measured: why softrank does
-   *   not learn").
-   */
+  /** What the image-level ranking compares across (default `'cross'`; `SoftRankRelation`, and this file's comment). */
   relation?: SoftRankRelation;
 }
 
@@ -291,6 +282,7 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
   const relation = o.relation ?? 'cross';
   if (!SOFTRANK_RELATIONS.includes(relation))
     throw new Error(`softrank relation: expected ${SOFTRANK_RELATIONS.join(' or ')}, got ${String(relation)}`);
+  const cross = relation === 'cross';
   checkPositive(tauS, 'tauS');
   checkPositive(tauT, 'tauT');
   checkPositive(tauW, 'tauW');
@@ -374,7 +366,6 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
       const extra = o.negatives?.(batch.ids, last.rows, dim);
       const negatives = extra ? negativesPerRow(extra, b, dim) : undefined;
       if (negatives) parts['negatives'] = negatives.shape[1];
-      const cross = relation === 'cross';
       const keys = cross ? target.z : l2Normalize(y);
       const image = softRankImageLoss(queries, keys, target.z, tauS, tauT, tauW, negatives, cross);
       const patch = rankDistillation(pairCellSimilarities(cells), target.cellTargets, tauS, tauT, tauW);
