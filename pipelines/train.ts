@@ -177,6 +177,17 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
       startStep = (saved.meta as CheckpointMeta).step;
       optimizerState = takeTensors(saved, 'optimizer/'); // frees the rest; the trainer frees these
     }
+    // A resumed run keeps the path its checkpoint recorded: `auto` is resolved once, at the start,
+    // and stored in the config, so the resumed batches are cut exactly as the uninterrupted run's.
+    // A checkpoint from before --augment existed cut its views on the CPU.
+    const saved: AugmentPath = c.augment === 'backend' ? 'backend' : 'cpu';
+    const augment = options.resume
+      ? { path: saved, reason: `augment: ${saved} (the run's, from its checkpoint)` }
+      : 'precomputed' in source
+        ? { path: 'cpu' as const, reason: '' }
+        : await chooseViewAugment(c.augment, source, trainViewOptions(c)); // before softrank's positives, whose anchors are cut on the same path
+    if (augment.reason) process.stderr.write(`${augment.reason}\n`); // precomputed views: nothing to cut, nothing to say
+    c = { ...c, augment: augment.path };
     const skipped = openSkipLog(join(c.out, 'skipped.jsonl'));
     const perBatch = sourceSamplesPerBatch(c);
     // Room for the batch being trained on, the next one being collated, and decodes in flight.
@@ -189,6 +200,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         budget,
         perBatch,
         onWarning,
+        augment: c.augment === 'backend' ? 'backend' : 'cpu',
         ...(savedPositives ? { saved: savedPositives } : {}),
       });
       hooks.push(positives.hook);
@@ -204,17 +216,6 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     }
     const { attention, featureMask, hook: attentionHook } = await openAttention(c, method);
     if (attentionHook) hooks.push(attentionHook);
-    // A resumed run keeps the path its checkpoint recorded: `auto` is resolved once, at the start,
-    // and stored in the config, so the resumed batches are cut exactly as the uninterrupted run's.
-    // A checkpoint from before --augment existed cut its views on the CPU.
-    const saved: AugmentPath = c.augment === 'backend' ? 'backend' : 'cpu';
-    const augment = options.resume
-      ? { path: saved, reason: `augment: ${saved} (the run's, from its checkpoint)` }
-      : 'precomputed' in source
-        ? { path: 'cpu' as const, reason: '' }
-        : await chooseViewAugment(c.augment, source, trainViewOptions(c));
-    if (augment.reason) process.stderr.write(`${augment.reason}\n`); // precomputed views: nothing to cut, nothing to say
-    c = { ...c, augment: augment.path };
     // Pixel workers, where this run has work for them: saliency maps to compute on views cut live.
     const count = pixelWorkerCount(c.workers);
     if (count > 0 && !('precomputed' in source) && mapsOnWorkers(trainViewOptions(c, attention, featureMask)))

@@ -8,6 +8,7 @@ import { isRandomAccess, type Source } from '../datasets/source.js';
 import type { SoftRank } from '../methods/softrank.js';
 import type { TrainerHook } from '../core/trainer-hook.js';
 import { PositiveReservoir } from './reservoir.js';
+import type { AugmentPath } from '../operators/augment-path.js';
 import type { SampleBudget } from '../operators/sample-budget.js';
 import { hasPositives, readPositives, writePositives, type PositivesState } from './checkpoint-codec.js';
 import { Reclustering } from './reclustering.js';
@@ -119,6 +120,8 @@ export interface OpenPositivesOptions {
   /** Anchors per step, B/2. */
   perBatch: number;
   onWarning: (line: string) => void;
+  /** Where the anchors' whole-image views are cut: the run's own path (default cpu). */
+  augment?: AugmentPath;
 }
 
 /**
@@ -172,7 +175,7 @@ export function openPositives(c: PositivesConfig, source: Source, method: SoftRa
     startStep: o.startStep,
     seed: c.seed,
     negatives: o.settings.negatives,
-    anchors: wholeImageEmbedder(method, c.size, c.seed),
+    anchors: wholeImageEmbedder(method, c.size, c.seed, { augment: o.augment ?? 'cpu' }),
     onWarning: o.onWarning,
   });
   const reservoir = isRandomAccess(source) ? undefined : new PositiveReservoir(c.reservoir ?? DEFAULT_RESERVOIR);
