@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { CUT_VIEWS_KERNEL, cutViewParams, type PlannedView, type Sample } from '../core/index.js';
 import { blurTaps, denseWeights, viewBands, type AxisBands } from './resample-weights.js';
-import { colourTransform } from './view-plan.js';
+import { colourTransposedInto } from './view-plan.js';
 import { framedSizes, packSources, stackSources, type PackedSources } from './view-sources.js';
 
 /** Normalisation folded into the last op: `(x / 255 − mean) / std` per channel. */
@@ -155,14 +155,7 @@ function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample
   const offset = new Float32Array(batch);
   const solarize = new Float32Array(batch);
   planned.forEach((v, b) => {
-    const t = colourTransform(v.plan, v.meanGrey);
-    const m = t?.matrix ?? [
-      [1, 0, 0],
-      [0, 1, 0],
-      [0, 0, 1],
-    ];
-    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) colour[b * 9 + c * 3 + r] = m[r]![c]!;
-    offset[b] = t?.offset ?? 0;
+    offset[b] = colourTransposedInto(v.plan, v.meanGrey, colour, b * 9);
     solarize[b] = v.plan.solarize ? 1 : 0;
   });
   const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
