@@ -55,26 +55,12 @@ function hashKey(key: string): [number, number, number, number] {
  * const scale = r.uniform(0.2, 1);
  */
 export function keyedRng(...key: ReadonlyArray<string | number>): Rng {
-  return new Sfc32(hashKey(key.map((k) => `${typeof k === 'number' ? 'n' : 's'}${k}`).join('\u0000')));
-}
-
-/**
- * sfc32 with its state in an Int32Array and its draws as methods. As a closure over four
- * captured variables a draw took 9 ns: lanes past 2^30 are not small integers, so every store
- * boxed a new number (the same in object fields, which start out holding `undefined`); typed
- * array lanes hold raw int32s, and a draw takes about 2 ns. A 64-px scene draws 4 096 for its
- * grain. Methods read `this`: pass `() => rng.next()`, not `rng.next`, as a callback.
- */
-class Sfc32 implements Rng {
-  private readonly s = new Int32Array(4);
-
-  constructor(lanes: readonly [number, number, number, number]) {
-    this.s.set(lanes.map((x) => x | 0));
-    for (let i = 0; i < 12; i++) this.next(); // mix the seed into all four lanes
-  }
-
-  next(): number {
-    const s = this.s;
+  // The state in an Int32Array: as four captured variables, the lanes (past 2^30, so not small
+  // integers) boxed a new number on every store, and a draw took 9–12 ns; as int32 lanes it
+  // takes about 3. A 64-px scene draws 4 096 for its grain. The functions close over the state,
+  // not `this`, so `rng.next` can be passed on alone.
+  const s = Int32Array.from(hashKey(key.map((k) => `${typeof k === 'number' ? 'n' : 's'}${k}`).join('\u0000')));
+  const next = (): number => {
     const a = s[0] as number;
     const b = s[1] as number;
     const c = s[2] as number;
@@ -85,24 +71,18 @@ class Sfc32 implements Rng {
     s[2] = (((c << 21) | (c >>> 11)) + t) | 0;
     s[3] = (d + 1) | 0;
     return (t >>> 0) / 4294967296;
-  }
-
-  uniform(lo: number, hi: number): number {
-    return lo + (hi - lo) * this.next();
-  }
-
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  normal(): number {
-    const u = 1 - this.next(); // (0, 1]: log stays finite
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
-  }
+  };
+  for (let i = 0; i < 12; i++) next(); // mix the seed into all four lanes
+  return {
+    next,
+    uniform: (lo, hi) => lo + (hi - lo) * next(),
+    int: (n) => Math.floor(next() * n),
+    chance: (p) => next() < p,
+    normal: () => {
+      const u = 1 - next(); // (0, 1]: log stays finite
+      return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+    },
+  };
 }
 
 /** Fisher–Yates shuffle of `items` in place, driven by `rng`. */

@@ -47,11 +47,11 @@ export function choosePositive(
 ): PositiveChoice {
   if (!index) return { id: anchorId, note: POSITIVE_NOTES.noClustering };
   const rng = keyedRng(seed, 'positive', epoch, anchorId);
-  const other = index.drawOther(anchorId, () => rng.next());
+  const other = index.drawOther(anchorId, rng.next);
   if (other === undefined) {
     if (!embedding || !index.centroids) return { id: anchorId, note: POSITIVE_NOTES.notClustered };
     const cluster = index.nearestCluster(embedding);
-    return { id: index.drawIn(cluster, () => rng.next()) as string, nearestCluster: cluster };
+    return { id: index.drawIn(cluster, rng.next) as string, nearestCluster: cluster };
   }
   if (other === anchorId) return { id: anchorId, note: POSITIVE_NOTES.singleton };
   return { id: other };
