@@ -84,10 +84,11 @@ export function renderScene(seed: number, index: number, size = 64, minObjects =
   // sin(fx·x + fy·y + phase) by the angle-sum identity, from a sine and cosine per column and per
   // row: a Math.sin per pixel was 23 of a 64-px scene's 40 ns per pixel. The values differ from
   // the direct sum's in the 16th digit, below what rounding to bytes can show.
-  const [sinX, cosX] = [new Float64Array(size), new Float64Array(size)];
-  for (let x = 0; x < size; x++) [sinX[x], cosX[x]] = [Math.sin(fx * x), Math.cos(fx * x)];
+  const sinX = Float64Array.from({ length: size }, (_, x) => Math.sin(fx * x));
+  const cosX = Float64Array.from({ length: size }, (_, x) => Math.cos(fx * x));
   for (let y = 0, i = 0; y < size; y++) {
-    const [sinY, cosY] = [Math.sin(fy * y + phase), Math.cos(fy * y + phase)];
+    const sinY = Math.sin(fy * y + phase);
+    const cosY = Math.cos(fy * y + phase);
     for (let x = 0; x < size; x++, i += 3) {
       const t = 0.5 + 0.5 * ((sinX[x] as number) * cosY + (cosX[x] as number) * sinY);
       const noise = (rng.next() - 0.5) * grain;

@@ -159,10 +159,9 @@ function colourInto(plan: ViewPlan, meanGreyLevel: number, out: Float64Array): n
  * are clamped once at the end rather than after each step as torchvision does.
  */
 export function colourTransform(plan: ViewPlan, meanGreyLevel: number): { matrix: Matrix3; offset: number } | undefined {
-  const m = new Float64Array(9);
-  const offset = colourInto(plan, meanGreyLevel, m);
+  const offset = colourInto(plan, meanGreyLevel, VIEW);
   if (offset === false) return undefined;
-  return { matrix: [0, 1, 2].map((r) => [m[r * 3]!, m[r * 3 + 1]!, m[r * 3 + 2]!]) as Matrix3, offset };
+  return { matrix: [0, 1, 2].map((r) => [VIEW[r * 3]!, VIEW[r * 3 + 1]!, VIEW[r * 3 + 2]!]) as Matrix3, offset };
 }
 
 /**

@@ -200,7 +200,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
         budget,
         perBatch,
         onWarning,
-        augment: c.augment === 'backend' ? 'backend' : 'cpu',
+        augment: augment.path,
         ...(savedPositives ? { saved: savedPositives } : {}),
       });
       hooks.push(positives.hook);

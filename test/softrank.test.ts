@@ -22,7 +22,6 @@ import type { Batch } from '../core/batch.js';
 import { ClusterIndex } from '../positives/cluster-index.js';
 import { clusterPositives } from '../positives/cluster-positives.js';
 import { multiView } from '../operators/multi-view.js';
-import { wholeImageEmbedder } from '../positives/anchor-embedder.js';
 import type { Sample } from '../core/index.js';
 import { collect } from './helpers/collect.js';
 import { rankReference } from './helpers/rank-reference.js';
@@ -390,46 +389,6 @@ describe('softrank method', () => {
     const same = { a: w([2]), b: w([3]) };
     expect(() => assertSameWeights(source, same, 'copy')).not.toThrow();
     tf.dispose([source, ...copies, same].flatMap((r) => Object.values(r)));
-  });
-
-  it('embeds whole images by a frozen copy in chunks: several forward passes give the embeddings of one, with numTensors flat', async () => {
-    const method = create({ frozenTargets: true });
-    const samples = Array.from({ length: 5 }, (_, i) => renderScene(3, i, 32));
-    const passes: number[] = [];
-    const embedFrozen = method.embedFrozen;
-    method.embedFrozen = (slot, images) => {
-      passes.push(images.shape[0]);
-      return embedFrozen(slot, images);
-    };
-    const once = await wholeImageEmbedder(method, 32, 1).embed(samples, 0);
-    const before = tf.memory().numTensors;
-    const chunked = await wholeImageEmbedder(method, 32, 1, { chunk: 2 }).embed(samples, 0);
-    expect(tf.memory().numTensors).toBe(before);
-    expect(passes).toEqual([5, 2, 2, 1]); // 5 ≤ 64: one pass; then chunks of 2
-    expect(chunked).toHaveLength(5);
-    chunked.forEach((row, i) => expect([...row!]).toEqual([...once[i]!]));
-    expect(() => wholeImageEmbedder(method, 32, 1, { chunk: 0 })).toThrow('chunk: expected an integer ≥ 1, got 0');
-    method.dispose();
-  });
-
-  it('embeds anchors cut on the backend as it does those cut by sharp, in one batched cut, with numTensors flat', async () => {
-    const method = create({ frozenTargets: true });
-    const samples = Array.from({ length: 6 }, (_, i) => renderScene(4, i, 48)); // 48 → 32: a shrinking cut
-    const cpu = await wholeImageEmbedder(method, 32, 1).embed(samples, 0);
-    const backend = wholeImageEmbedder(method, 32, 1, { augment: 'backend' });
-    await backend.embed(samples, 0);
-    const before = tf.memory().numTensors;
-    const cut = await backend.embed(samples, 0);
-    expect(tf.memory().numTensors).toBe(before);
-    // The two paths' pixels agree within rounding: cosine 0.99999+ for one image on both paths,
-    // where two different images of this set reach 0.25–0.91.
-    cut.forEach((row, i) => {
-      const other = cpu[i]!;
-      let [dot, a, b] = [0, 0, 0];
-      row!.forEach((v, j) => ((dot += v * other[j]!), (a += v * v), (b += other[j]! ** 2)));
-      expect(dot / Math.sqrt(a * b)).toBeGreaterThan(0.9999);
-    });
-    method.dispose();
   });
 
   it('refuses a batch of odd size, and one too small to rank', () => {
