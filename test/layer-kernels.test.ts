@@ -178,10 +178,11 @@ describe("densestream's layer kernels on wasm", () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  // Every path of batch_matmul: B as is (8- and 4-wide column blocks, the scalar tail) and
-  // transposed (4-deep dot products and their tail), A transposed, row blocks of 4 and the
-  // rest, one side repeated over the batch; single flagged products, 2-d or 3-d (tfjs's wasm
-  // kernel is ~20× slower on them); and the shapes it leaves to XNNPACK.
+  // Every path of batch_matmul: B as is (8- and 4-wide column panels, the scalar tail, groups
+  // of 16 rows and their rest, k in blocks of 256 and a partial one) and transposed (4-deep dot
+  // products and their tail), A transposed, row blocks of 4 and the rest, one side repeated
+  // over the batch; single flagged products, 2-d or 3-d (tfjs's wasm kernel is ~20× slower on
+  // them); single plain ones with B up to 512 wide; and the shapes it leaves to XNNPACK.
   const matMuls: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
     { a: [5, 13, 17], b: [5, 17, 21], ta: false, tb: false },
     { a: [3, 64, 128], b: [3, 128, 64], ta: false, tb: false }, // HAPiCL's pixel products, on both threads
@@ -192,8 +193,11 @@ describe("densestream's layer kernels on wasm", () => {
     { a: [1, 13, 17], b: [6, 17, 12], ta: false, tb: false },
     { a: [6, 13, 17], b: [1, 9, 17], ta: false, tb: true },
     { a: [3, 7, 5], b: [3, 6, 7], ta: true, tb: true }, // left to the engine
-    { a: [1, 30, 20], b: [1, 20, 10], ta: false, tb: false }, // one product: XNNPACK's
-    { a: [30, 20], b: [20, 10], ta: false, tb: false }, // 2-d, unflagged: XNNPACK's
+    { a: [1, 30, 20], b: [1, 20, 10], ta: false, tb: false }, // one product, B narrow: ours
+    { a: [30, 20], b: [20, 10], ta: false, tb: false }, // 2-d, unflagged, B narrow: ours
+    { a: [37, 600], b: [600, 15], ta: false, tb: false }, // three k blocks, the last partial; row and column tails
+    { a: [2, 20, 300], b: [1, 300, 12], ta: false, tb: false }, // k blocks with B repeated over the batch
+    { a: [9, 20], b: [20, 600], ta: false, tb: false }, // B wider than 512: XNNPACK's
     { a: [64, 128], b: [48, 128], ta: false, tb: true }, // 2-d and flagged: ours (softrank's similarities)
     { a: [17, 13], b: [17, 10], ta: true, tb: false },
     { a: [1, 19, 6], b: [1, 5, 19], ta: true, tb: true },

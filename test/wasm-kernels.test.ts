@@ -162,7 +162,13 @@ describe('densestream wasm kernels', () => {
     { a: [64, 30, 30, 32], b: [32] }, // large enough to split across threads
     { a: [1, 1, 1, 13], b: [5, 7, 3, 13] }, // the broadcast operand first, a column tail
     { a: [3, 2, 6], b: [2, 6] },
-    { a: [4, 1, 1, 6], b: [4, 5, 5, 6] }, // broadcast along inner axes: the engine's own kernel
+    { a: [4, 1, 1, 6], b: [4, 5, 5, 6] }, // repeated along a middle block, the repeated operand first
+    { a: [64, 128], b: [64, 1] }, // L2 normalisation's per-row scale: one value a row, splatted
+    { a: [64, 1], b: [64, 130] }, // the same, the row's value first, a tail of 2
+    { a: [1024, 128], b: [1024, 1] }, // large enough to split across threads
+    { a: [3, 4, 5, 6], b: [3, 1, 1, 6] }, // rows of 6 with a tail of 2
+    { a: [2, 5, 1, 3], b: [2, 1, 1, 3] }, // an axis of 1 in both inside the repeated block
+    { a: [6, 5, 7], b: [1, 5, 1] }, // repeated along two blocks: the engine's own kernel
     { a: [5, 6], b: [5, 6] }, // small and the same shape: on the calling thread
     { a: [64, 30, 30, 32], b: [64, 30, 30, 32] }, // large and the same shape: the engine's own kernel
     { a: [33], b: [] }, // a scalar second

@@ -160,10 +160,13 @@ function reluGradient(): void {
   overrideGradient(tf.Relu, (dy, x) => ({ x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, x }) as tf.Tensor }));
 }
 
+/** The widest B of a single unflagged product this kernel takes (wider rows alias in L1 across its k blocks). */
+const PLAIN_MAX_N = 512;
+
 /**
  * A BatchMatMul of 2-d or 3-d float32 operands with more than one matrix (either side may be one
- * matrix repeated), or with a transpose flag, as `batch_matmul`; other single products stay with
- * XNNPACK.
+ * matrix repeated), with a transpose flag, or with B at most PLAIN_MAX_N wide, as `batch_matmul`;
+ * other single products stay with XNNPACK.
  */
 function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo | undefined {
   const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -174,13 +177,16 @@ function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorIn
   const [batchA, a1, a2] = (a.shape.length === 2 ? [1, ...a.shape] : a.shape) as [number, number, number];
   const [batchB, b1, b2] = (b.shape.length === 2 ? [1, ...b.shape] : b.shape) as [number, number, number];
   const batch = Math.max(batchA, batchB);
-  // tfjs's wasm BatchMatMul multiplies flagged (transposed) operands element by element, ~20×
-  // slower than this kernel (a [128,128]·[1024,128]ᵀ product: 25–43 ms against 1.9, measured).
-  // Unflagged single products stay with XNNPACK, which is as fast as this kernel there.
-  if ((batch < 2 && !transposeA && !transposeB) || (batchA !== batchB && batchA !== 1 && batchB !== 1)) return undefined;
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return undefined;
   const [m, inner] = transposeA ? [a2, a1] : [a1, a2];
   const [innerB, n] = transposeB ? [b2, b1] : [b1, b2];
   if (inner !== innerB) return undefined; // the engine's message names the mismatch
+  // tfjs's wasm BatchMatMul multiplies flagged (transposed) operands element by element, ~20×
+  // slower than this kernel (a [128,128]·[1024,128]ᵀ product: 25–43 ms against 1.9, measured).
+  // A single unflagged product goes to XNNPACK only when its B is wider than PLAIN_MAX_N: it
+  // packs B on every call, which a narrow B and few rows of A do not pay back (README, "Measured:
+  // the plain matrix product").
+  if (batch < 2 && !transposeA && !transposeB && n > PLAIN_MAX_N) return undefined;
   const out = k.backend.makeOutput(a.shape.length === 2 && b.shape.length === 2 ? [m, n] : [batch, m, n], 'float32');
   if (batch * m * n === 0) return out;
   const geometry = [batch, m, inner, n, transposeA ? 1 : 0, transposeB ? 1 : 0, batchA === 1 ? 0 : a1 * a2, batchB === 1 ? 0 : b1 * b2];

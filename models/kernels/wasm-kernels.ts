@@ -78,6 +78,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
       'conv2d_filter_grad',
       'sum_leading',
       'binary_rows',
+      'binary_middle',
       'transpose_blocks',
       'broadcast_rows',
       'bn_moments',
@@ -228,7 +229,17 @@ function overrideBinary(kernelName: string, op: number): void {
       return out;
     }
     const aFull = broadcastsAlongLeading(b.shape, a.shape);
-    if (!aFull && !broadcastsAlongLeading(a.shape, b.shape)) return undefined;
+    if (!aFull && !broadcastsAlongLeading(a.shape, b.shape)) {
+      const aWhole = middleBroadcast(b.shape, a.shape);
+      const split = aWhole ?? middleBroadcast(a.shape, b.shape);
+      if (!split) return undefined;
+      const [full, part] = aWhole ? [a, b] : [b, a];
+      const out = k.backend.makeOutput([...full.shape], 'float32');
+      const n = tf.util.sizeFromShape(full.shape);
+      if (n > 0)
+        k.pool.run('binary_middle', [offset(k, full), offset(k, part), offset(k, out), ...split, op, aWhole ? 0 : 1], n >= PARALLEL_MIN);
+      return out;
+    }
     const [full, row] = aFull ? [a, b] : [b, a];
     const cols = tf.util.sizeFromShape(row.shape);
     const rows = tf.util.sizeFromShape(full.shape) / cols;
@@ -275,6 +286,27 @@ function broadcastsAlongLeading(small: readonly number[], full: readonly number[
   const tail = full.slice(full.length - core.length);
   if (core.some((d, k) => d !== tail[k])) return false;
   return tf.util.sizeFromShape([...full]) > tf.util.sizeFromShape(core);
+}
+
+/**
+ * `[outer, mid, inner]` when `small` broadcasts against `full` by repeating along one block of
+ * axes with a kept axis before it (`[N, 1]` against `[N, D]`: [N, D, 1]; `[B, 1, 1, C]` against
+ * `[B, H, W, C]`: [B, H·W, C]), else undefined. A block at the front is broadcastsAlongLeading's.
+ */
+function middleBroadcast(small: readonly number[], full: readonly number[]): [number, number, number] | undefined {
+  if (small.length > full.length) return undefined;
+  const padded = [...new Array<number>(full.length - small.length).fill(1), ...small];
+  // Each axis: kept (equal sizes), repeated (1 against more), or neither (the engine's error).
+  const kinds = full.map((d, i) => (padded[i] === d ? 'k' : padded[i] === 1 ? 'r' : 'x'));
+  if (kinds.includes('x')) return undefined;
+  // Axes of size 1 in both read as kept: they change no index.
+  const form = kinds.join('').match(/^(k*)(r+)(k*)$/);
+  if (!form) return undefined;
+  const [, before = '', repeated = ''] = form;
+  const size = (from: number, to: number) => tf.util.sizeFromShape(full.slice(from, to));
+  const outer = size(0, before.length);
+  if (outer < 2) return undefined;
+  return [outer, size(before.length, before.length + repeated.length), size(before.length + repeated.length, full.length)];
 }
 
 /** `[0…k−1]` when `axis` names a proper prefix of `shape`'s axes, else undefined. */
