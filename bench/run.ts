@@ -4,6 +4,7 @@ import { convBench } from './conv.js';
 import { exportBench } from './export.js';
 import { kmeansBench } from './kmeans.js';
 import { masksBench } from './masks.js';
+import { matmulBench } from './matmul.js';
 import { parityBench } from './parity.js';
 import { pipelineBench } from './pipeline.js';
 import { positivesBench } from './positives.js';
@@ -16,6 +17,7 @@ import { twinBench, twinKnnBench } from './twin.js';
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
   conv: convBench,
+  matmul: matmulBench,
   pipeline: pipelineBench,
   remote: remoteBench,
   masks: masksBench,

@@ -164,6 +164,15 @@ function reluGradient(): void {
 const PLAIN_MAX_N = 512;
 
 /**
+ * Whether single unflagged products up to PLAIN_MAX_N wide come here: yes unless the environment
+ * sets DENSESTREAM_PLAIN_MATMUL=0, which leaves them to XNNPACK (what `bench matmul` and `bench
+ * train` compare against). Read per call.
+ */
+function plainMatMulEnabled(): boolean {
+  return process.env['DENSESTREAM_PLAIN_MATMUL'] !== '0';
+}
+
+/**
  * A BatchMatMul of 2-d or 3-d float32 operands with more than one matrix (either side may be one
  * matrix repeated), with a transpose flag, or with B at most PLAIN_MAX_N wide, as `batch_matmul`;
  * other single products stay with XNNPACK.
@@ -186,7 +195,7 @@ function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorIn
   // A single unflagged product goes to XNNPACK only when its B is wider than PLAIN_MAX_N: it
   // packs B on every call, which a narrow B and few rows of A do not pay back (README, "Measured:
   // the plain matrix product").
-  if (batch < 2 && !transposeA && !transposeB && n > PLAIN_MAX_N) return undefined;
+  if (batch < 2 && !transposeA && !transposeB && (n > PLAIN_MAX_N || !plainMatMulEnabled())) return undefined;
   const out = k.backend.makeOutput(a.shape.length === 2 && b.shape.length === 2 ? [m, n] : [batch, m, n], 'float32');
   if (batch * m * n === 0) return out;
   const geometry = [batch, m, inner, n, transposeA ? 1 : 0, transposeB ? 1 : 0, batchA === 1 ? 0 : a1 * a2, batchB === 1 ? 0 : b1 * b2];
