@@ -189,9 +189,9 @@ void sum_leading(const float* x, float* out, int rows, int cols, int mean, int p
 }
 
 /*
- * out[r,c] = a[r,c] ∘ b[c] (or b[c] ∘ a[r,c] when `swap`) for ∘ in add, sub, mul, div: the
- * per-channel operations of batch norm and biases. tfjs's wasm kernels take these through a
- * general broadcasting loop at a quarter of their same-shape speed. Parts split the rows.
+ * out[r,c] = a[r,c] ∘ b[c] (or b[c] ∘ a[r,c] when `swap`) for ∘ in add, sub, mul, div: small
+ * same-shape operands (one row) and a scalar (rows of one), on the calling thread. tfjs's
+ * kernels set XNNPACK up per call. Parts split the rows.
  */
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
 
@@ -245,11 +245,11 @@ void binary_rows(const float* a, const float* b, float* out, int rows, int cols,
 
 /*
  * out[o, m, i] = full[o, m, i] op small[o, i] (swap: small op full): an operand repeated along
- * a middle block of axes, as L2 normalisation's [N, D] · [N, 1] and a pooled gradient's
- * [B, 1, 1, C] · [B, H, W, C]. tfjs's wasm kernels take these shapes through their general
- * broadcasting loop, an index computation per value: 0.8 ms for [64, 128] · [64, 1], 4 a
- * DenseCL step. With inner = 1 each o's value is splatted over its m run; otherwise each
- * (o, m) row runs as binary_rows' rows do. Parts split o (inner = 1) or the (o, m) rows.
+ * one block of axes, as batch norm's and biases' per-channel [C] · [N, H, W, C] (outer 1), L2
+ * normalisation's [N, D] · [N, 1] and a pooled gradient's [B, 1, 1, C] · [B, H, W, C]. tfjs's
+ * wasm kernels take these shapes through their general broadcasting loop, an index computation
+ * per value. With inner = 1 each o's value is splatted over its m run; otherwise each (o, m) row
+ * runs as binary_rows' rows do. Parts split o (inner = 1) or the (o, m) rows.
  */
 INLINE void middle_op(const float* full, const float* small, float* out, long long u0, long long u1, int mid, int inner, const int op, const int swap) {
   if (inner == 1) {
@@ -268,9 +268,11 @@ INLINE void middle_op(const float* full, const float* small, float* out, long lo
     }
     return;
   }
+  long long o = u0 / mid;
+  int m = (int)(u0 - o * mid);
   for (long long u = u0; u < u1; u++) {
-    const long long o = u / mid;
     rows_op(full + u * inner, small + o * inner, out + u * inner, 0, 1, inner, op, swap);
+    if (++m == mid) m = 0, o++; /* no division a row: a per-channel [C] · [N, H, W, C] has N·H·W rows of C */
   }
 }
 
@@ -628,8 +630,9 @@ void relu_grad(const float* dy, const float* x, float* dx, int n, int part, int 
  * (or [batch, K, M] transposed), B [batch, K, N] (or [batch, N, K]), out [batch, M, N]. A batch
  * stride of 0 repeats one matrix over the batch. tfjs's wasm BatchMatMul runs its batched form
  * at about 0.5 GMAC/s (HAPiCL's per-image pixel products, the per-view colour matrices); its
- * single-matrix form goes through XNNPACK and stays there. Work items are (batch, block of 4
- * rows), split evenly over the parts.
+ * single-matrix form goes through XNNPACK, which keeps products with B wider than 512. Work
+ * items are (batch, block of 4 rows), or (batch, group of MM_ROWS rows) for the plain product,
+ * split evenly over the parts.
  */
 typedef struct {
   int batch, m, k, n, trans_a, trans_b, stride_a, stride_b;
@@ -638,7 +641,7 @@ typedef struct {
 /* A[i, kk] for op(A) = A or Aᵀ. */
 INLINE float a_at(const matmul_t* g, const float* a, int i, int kk) { return g->trans_a ? a[kk * g->m + i] : a[i * g->k + kk]; }
 
-/* Rows i0..i0+R of out for B not transposed: out[i, j] = Σ_k A[i,k]·B[k,j], j in blocks of 8 and 4, then the tail. */
+/* Rows i0..i0+R of out for A transposed and B not: out[i, j] = Σ_k A[k,i]·B[k,j], j in blocks of 8 and 4, then the tail (the plain product is mm_group_nn's). */
 INLINE void mm_rows_nn(const matmul_t* g, const float* a, const float* b, float* out, int i0, const int R) {
   const int n = g->n;
   int j = 0;

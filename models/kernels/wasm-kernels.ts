@@ -1,9 +1,9 @@
 /**
  * densestream's own kernels for the tfjs wasm backend (kernels.c, built by build.mjs): their
- * installation on a wasm backend, and the convolution filter gradient, leading-axis reductions,
- * per-channel broadcasts and block transposes (the layer kernels are in layer-kernels.ts, the
- * Winograd convolutions in winograd.ts, gathers and slices in copy-kernels.ts, the view cut in
- * cut-views.ts).
+ * installation on a wasm backend, and the convolution filter gradient, leading-axis reductions
+ * and block transposes (the layer kernels are in layer-kernels.ts, the Winograd convolutions in
+ * winograd.ts, gathers and slices in copy-kernels.ts, Add, Sub, Multiply and RealDiv in
+ * elementwise-kernels.ts, the view cut in cut-views.ts).
  *
  * XNNPACK has no convolution filter gradient; building it from a forward convolution with the
  * batch as channels leaves XNNPACK a [Ci·kh·kw × Co] output to split and a reduction of
@@ -34,6 +34,7 @@ import {
 import { registerCopyKernels } from './copy-kernels.js';
 import { registerContrast } from './contrast.js';
 import { registerCutViews } from './cut-views.js';
+import { registerElementwiseKernels } from './elementwise-kernels.js';
 import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
 import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
@@ -116,7 +117,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     tf.registerKernel({ kernelName: BROADCAST_ROWS_KERNEL, backendName: 'wasm', kernelFunc: broadcastRowsKernel });
     reductionGradient(tf.Sum, false);
     reductionGradient(tf.Mean, true);
-    BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
+    registerElementwiseKernels();
     override(tf.Transpose, blockTranspose);
     registerCopyKernels();
     registerLayerKernels();
@@ -207,106 +208,6 @@ const backpropFilterKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
  */
 function overrideReduction(kernelName: string, mean: boolean): void {
   override(kernelName, (args, k) => leadingReduction(args, k, mean));
-}
-
-/** Kernels of binary_rows, in its op order. */
-const BINARY_OPS = [tf.Add, tf.Sub, tf.Multiply, tf.RealDiv] as const;
-
-function overrideBinary(kernelName: string, op: number): void {
-  override(kernelName, ({ inputs }, k) => {
-    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
-    const small = smallElementwise(a, b);
-    if (small) {
-      // On this thread, no wake-up: the optimiser's, the momentum update's and the running
-      // statistics' hundreds of small products and sums a step. Measured per call, warm, against
-      // tfjs's (XNNPACK's): [1 000] + [1 000] 2.6 µs against 9.3, [30 000] 15 against 22,
-      // [32] × scalar 5.2 against 8.5.
-      const [full, row, swap] = small;
-      const out = k.backend.makeOutput([...full.shape], 'float32');
-      const n = tf.util.sizeFromShape(full.shape);
-      if (n > 0) k.pool.run('binary_rows', [offset(k, full), offset(k, row), offset(k, out), ...small[3], op, swap], false);
-      return out;
-    }
-    const aFull = broadcastsAlongLeading(b.shape, a.shape);
-    if (!aFull && !broadcastsAlongLeading(a.shape, b.shape)) {
-      const aWhole = middleBroadcast(b.shape, a.shape);
-      const split = aWhole ?? middleBroadcast(a.shape, b.shape);
-      if (!split) return undefined;
-      const [full, part] = aWhole ? [a, b] : [b, a];
-      const out = k.backend.makeOutput([...full.shape], 'float32');
-      const n = tf.util.sizeFromShape(full.shape);
-      if (n > 0)
-        k.pool.run('binary_middle', [offset(k, full), offset(k, part), offset(k, out), ...split, op, aWhole ? 0 : 1], n >= PARALLEL_MIN);
-      return out;
-    }
-    const [full, row] = aFull ? [a, b] : [b, a];
-    const cols = tf.util.sizeFromShape(row.shape);
-    const rows = tf.util.sizeFromShape(full.shape) / cols;
-    const out = k.backend.makeOutput([...full.shape], 'float32');
-    k.pool.run(
-      'binary_rows',
-      [offset(k, full), offset(k, row), offset(k, out), rows, cols, op, aFull ? 0 : 1],
-      rows * cols >= PARALLEL_MIN,
-    );
-    return out;
-  });
-}
-
-const SCALAR_MAX = 1024;
-
-/**
- * For an elementwise op below PARALLEL_MIN values of two same-shape operands, or of one with at
- * most SCALAR_MAX values and a scalar: [full, other, swap, [rows, cols]] as binary_rows takes them (same shape: one row of
- * n; a scalar: n rows of one), else undefined.
- */
-function smallElementwise(a: tf.TensorInfo, b: tf.TensorInfo): [tf.TensorInfo, tf.TensorInfo, number, [number, number]] | undefined {
-  const [na, nb] = [tf.util.sizeFromShape(a.shape), tf.util.sizeFromShape(b.shape)];
-  if (Math.max(na, nb) >= PARALLEL_MIN) return undefined;
-  if (tf.util.arraysEqual(a.shape, b.shape)) return [a, b, 0, [1, na]];
-  // A scalar of any rank no higher than the other's (a higher one would change the output's
-  // rank), against at most SCALAR_MAX values: binary_rows takes it as n rows of one value, a
-  // scalar loop, which XNNPACK's vector loop overtakes above about a thousand (measured).
-  if (Math.max(na, nb) > SCALAR_MAX) return undefined;
-  if (nb === 1 && b.shape.length <= a.shape.length) return [a, b, 0, [na, 1]];
-  if (na === 1 && a.shape.length <= b.shape.length) return [b, a, 1, [nb, 1]];
-  return undefined;
-}
-
-/**
- * Whether `small` broadcasts against `full` by repeating along `full`'s leading axes only
- * (`[C]` or `[1,1,1,C]` against `[N,H,W,C]`), and is strictly smaller.
- */
-function broadcastsAlongLeading(small: readonly number[], full: readonly number[]): boolean {
-  if (small.length > full.length) return false;
-  let i = 0;
-  while (i < small.length && small[i] === 1) i++;
-  const core = small.slice(i);
-  if (core.length === 0) return false;
-  const tail = full.slice(full.length - core.length);
-  if (core.some((d, k) => d !== tail[k])) return false;
-  return tf.util.sizeFromShape([...full]) > tf.util.sizeFromShape(core);
-}
-
-/**
- * `[outer, mid, inner]` when `small` broadcasts against `full` by repeating along one block of
- * axes with a kept axis before it (`[N, 1]` against `[N, D]`: [N, D, 1]; `[B, 1, 1, C]` against
- * `[B, H, W, C]`: [B, H·W, C]), else undefined. A block at the front is broadcastsAlongLeading's.
- */
-function middleBroadcast(small: readonly number[], full: readonly number[]): [number, number, number] | undefined {
-  if (small.length > full.length) return undefined;
-  const padded = [...new Array<number>(full.length - small.length).fill(1), ...small];
-  // Each axis: kept (equal sizes), repeated (1 against more), or neither (the engine's error).
-  const kinds = full.map((d, i) => (padded[i] === d ? 'k' : padded[i] === 1 ? 'r' : 'x'));
-  if (kinds.includes('x')) return undefined;
-  // Axes of size 1 in both read as kept: they change no index.
-  const form = kinds.join('').match(/^(k*)(r+)(k*)$/);
-  if (!form) return undefined;
-  const [, before = '', repeated = ''] = form;
-  const size = (from: number, to: number) => tf.util.sizeFromShape(full.slice(from, to));
-  const outer = size(0, before.length);
-  if (outer < 2) return undefined;
-  return [outer, size(before.length, before.length + repeated.length), size(before.length + repeated.length, full.length)];
 }
 
 /** `[0…k−1]` when `axis` names a proper prefix of `shape`'s axes, else undefined. */
