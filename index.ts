@@ -137,6 +137,7 @@ export type { Method } from './methods/method.js';
 export { trainLoop, type TrainerOptions, type TrainResult } from './train/trainer.js';
 export type { TrainerHook, StepEvent, RunStart, MetricsRecord } from './core/trainer-hook.js';
 export { LarsOptimizer, type LarsOptions } from './train/lars.js';
+export { HEAP_GROWING_PERCENT, widenHeapGrowth } from './train/heap-growth.js';
 export { openTableFile, type TableFile, type WrittenFile } from './sinks/table-file.js';
 export { TABLE_FORMATS, PARQUET_CODECS, type TableFormat, type ParquetCodec } from './sinks/table-formats.js';
 export {

@@ -1,10 +1,11 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
  * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M]
- * [--workers N|both] [--queue K] [--hue H]`: training throughput per method, each in its own process (a fresh backend).
- * One JSON line per method (and per augment path, kernels setting or pixel-worker count with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
+ * [--workers N|both] [--queue K] [--hue H] [--heap-growth PCT|v8|both]`: training throughput per method, each in its own process (a fresh backend).
+ * One JSON line per method (and per augment path, kernels setting, pixel-worker count or heap growth with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling, the data plane's start-up) are excluded from the rates and from
- * `dataWaitFraction`; `runDataWaitFraction` is the whole run's.
+ * `dataWaitFraction`; `runDataWaitFraction` is the whole run's. `--heap-growth` sets V8's old-generation growth
+ * as `train` does (default {@link HEAP_GROWING_PERCENT}); `v8` leaves V8's own.
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './re
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 import { winogradEnabled } from '../models/kernels/winograd.js';
 import { webGpuAdapter } from '../models/webgpu.js';
+import { HEAP_GROWING_PERCENT, widenHeapGrowth } from '../train/heap-growth.js';
 
 export async function trainBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -42,6 +44,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       workers: { type: 'string' },
       queue: { type: 'string' },
       hue: { type: 'string' },
+      'heap-growth': { type: 'string', default: `${HEAP_GROWING_PERCENT}` },
     },
   });
   const steps = positiveInt(values.steps, '--steps');
@@ -73,7 +76,13 @@ export async function trainBench(argv: string[]): Promise<void> {
   const workerCounts = values.workers === 'both' ? ['0', undefined] : [values.workers];
   const workerFlags = (w: string | undefined) => (w === undefined ? [] : ['--workers', w]);
   const kernels = parseKernels(values.kernels);
+  // V8's old-generation growth: train's (a percentage), V8's own (`v8`), or both side by side.
+  const growths = values['heap-growth'] === 'both' ? [`${HEAP_GROWING_PERCENT}`, 'v8'] : [values['heap-growth']];
+  for (const g of growths) {
+    if (g !== 'v8' && !/^\d+$/.test(g)) throw new Error(`--heap-growth: expected a percentage, v8 or both, got "${g}"`);
+  }
   if (values.single) {
+    const growth = values['heap-growth'] === 'v8' ? 'v8' : widenHeapGrowth(Number(values['heap-growth']));
     const out = mkdtempSync(join(tmpdir(), 'densestream-bench-train-'));
     const { resume: _unused, ...config } = parseTrainConfig([
       ...common,
@@ -123,6 +132,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       kernels: wasmKernelThreads() > 0,
       winograd: wasmKernelThreads() > 0 && winogradEnabled(),
       workers: pixelWorkerCount(config.workers),
+      heapGrowingPercent: growth,
       imagesPerSec: (measured * config.batch) / seconds,
       msPerStep: (1000 * seconds) / measured,
       ...(config.method === 'densecl' || config.method === 'hapicl' ? { denseHidden: config['dense-hidden'] || 'as global' } : {}),
@@ -139,23 +149,27 @@ export async function trainBench(argv: string[]): Promise<void> {
     for (const augment of paths) {
       for (const k of kernels) {
         for (const w of workerCounts) {
-          runForJson(
-            `train bench ${method}`,
-            process.execPath,
-            [
-              benchFile('run.js'),
-              'train',
-              '--single',
-              '--method',
-              method,
-              '--augment',
-              augment ?? 'auto',
-              ...common,
-              ...methodFlags(method),
-              ...workerFlags(w),
-            ],
-            kernelsEnv(k),
-          );
+          for (const g of growths) {
+            runForJson(
+              `train bench ${method}`,
+              process.execPath,
+              [
+                benchFile('run.js'),
+                'train',
+                '--single',
+                '--method',
+                method,
+                '--augment',
+                augment ?? 'auto',
+                ...common,
+                ...methodFlags(method),
+                ...workerFlags(w),
+                '--heap-growth',
+                g,
+              ],
+              kernelsEnv(k),
+            );
+          }
         }
       }
     }

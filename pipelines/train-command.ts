@@ -26,6 +26,7 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
   process.on('SIGINT', onInterrupt);
   try {
     const { runTraining } = await import('./train.js');
+    (await import('../train/heap-growth.js')).widenHeapGrowth();
     const { knnGainStdErr } = await import('../train/knn-monitor.js');
     const result = await runTraining(c, { resume, overwrite, verbose, hooks: [progressLine(tty), { shouldStop: () => interrupted }] });
     if (tty) process.stderr.write('\n');
