@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- masks [--images 1000]`: foreground masks and attention crops against the
- * scenes' ground truth.
+ * `npm run bench -- masks [--images 1000] [--map-size 64]`: foreground masks and attention crops
+ * against the scenes' ground truth, with the saliency map's long side `--map-size` (its masks
+ * are scaled to the scene, nearest, to be scored).
  * - maskIoU: mean IoU of the saliency mask (and of the k-means mask) with the true foreground;
  * - coverage: a crop covers an image when it holds ≥ 50 % of the largest object's pixels —
  *   the attention crop vs the `mocov2` random resized crop (scale 0.2–1);
@@ -17,7 +18,7 @@ import { saliencyMap } from '../operators/saliency.js';
 import { keyedRng, type Box, type Plane, type Sample } from '../core/index.js';
 import { randomResizedCropBox } from '../operators/view-geometry.js';
 import { positiveInt } from '../pipelines/options.js';
-import { maskIoU } from '../train/segmentation-metrics.js';
+import { maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
 import { printJson } from './report.js';
 
 /** Does `box` hold at least half of the pixels of the sample's largest visible object? */
@@ -51,8 +52,12 @@ async function jpegDecodeMs(runs: number): Promise<number> {
 }
 
 export async function masksBench(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { images: { type: 'string', default: '1000' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { images: { type: 'string', default: '1000' }, 'map-size': { type: 'string', default: '64' } },
+  });
   const n = positiveInt(values.images, '--images');
+  const mapSize = positiveInt(values['map-size'], '--map-size');
   const random = presetViews('mocov2', 64)[0]!;
   let iou = 0;
   let kmeansIou = 0;
@@ -63,13 +68,17 @@ export async function masksBench(argv: string[]): Promise<void> {
   for (let i = 0; i < n; i++) {
     const s = renderScene(0, i);
     const t0 = performance.now();
-    const attention = saliencyMap(s.pixels!);
+    const attention = saliencyMap(s.pixels!, { size: mapSize });
     const mask = maskFromAttention(attention);
     const t1 = performance.now();
     const km = kmeansMask(s.pixels!, s.id);
     kmeansMs += performance.now() - t1;
     ms += t1 - t0;
-    iou += maskIoU(mask, s.gtMask!);
+    const truth = s.gtMask!;
+    iou += maskIoU(
+      mask.width === truth.width && mask.height === truth.height ? mask : resizeNearest(mask, truth.width, truth.height),
+      truth,
+    );
     kmeansIou += maskIoU(km, s.gtMask!);
     if (coversLargestObject(s, attentionCropBox(keyedRng(0, 'view', 0, s.id, 0), attention, 64, 64).box)) attentionCovered++;
     if (coversLargestObject(s, randomResizedCropBox(keyedRng(0, 'view', 0, s.id, 1), 64, 64, random.scale, random.ratio))) randomCovered++;
@@ -79,6 +88,7 @@ export async function masksBench(argv: string[]): Promise<void> {
   printJson({
     bench: 'masks',
     images: n,
+    mapSize,
     maskIoU: iou / n,
     kmeansMaskIoU: kmeansIou / n,
     attentionCropCoverage: attentionCovered / n,
