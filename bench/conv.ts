@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../models/backend.js';
 import { positiveInt } from '../pipelines/options.js';
-import { median, printJson } from './report.js';
+import { median, medianCallMs, printJson, restoringEnv } from './report.js';
 
 const SHAPES: ReadonlyArray<[number, number, number]> = [
   [14, 32, 32],
@@ -21,14 +21,11 @@ const SHAPES: ReadonlyArray<[number, number, number]> = [
 
 /** Median ms per call of `fn` over `calls` calls (after one untimed). */
 function time(fn: () => tf.Tensor, calls: number): number {
-  fn().dispose();
-  const ms: number[] = [];
-  for (let i = 0; i < calls; i++) {
-    const t0 = performance.now();
-    fn().dataSync(); // wasm runs synchronously; the read only keeps the call honest
-    ms.push(performance.now() - t0);
-  }
-  return median(ms);
+  return medianCallMs(() => {
+    const out = fn();
+    out.dataSync(); // wasm runs synchronously; the read only keeps the call honest
+    out.dispose();
+  }, calls);
 }
 
 export async function convBench(argv: string[]): Promise<void> {
@@ -44,8 +41,7 @@ export async function convBench(argv: string[]): Promise<void> {
   const calls = positiveInt(values.calls, '--calls');
   const rounds = positiveInt(values.rounds, '--rounds');
   await selectBackend('wasm');
-  const previous = process.env['DENSESTREAM_WINOGRAD'];
-  try {
+  restoringEnv('DENSESTREAM_WINOGRAD', () => {
     for (const [hw, inC, outC] of SHAPES) {
       const x = tf.randomNormal([batch, hw, hw, inC], 0, 1, 'float32', 1) as tf.Tensor4D;
       const filter = tf.randomNormal([3, 3, inC, outC], 0, 1, 'float32', 2) as tf.Tensor4D;
@@ -90,8 +86,5 @@ export async function convBench(argv: string[]): Promise<void> {
       }
       tf.dispose([x, filter, dy]);
     }
-  } finally {
-    if (previous === undefined) delete process.env['DENSESTREAM_WINOGRAD'];
-    else process.env['DENSESTREAM_WINOGRAD'] = previous;
-  }
+  });
 }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../models/backend.js';
 import { positiveInt } from '../pipelines/options.js';
-import { median, printJson } from './report.js';
+import { median, medianCallMs, printJson, restoringEnv } from './report.js';
 
 /** [M, K, N]: A is M×K, B K×N. */
 const SHAPES: ReadonlyArray<[number, number, number]> = [
@@ -24,20 +24,13 @@ const SHAPES: ReadonlyArray<[number, number, number]> = [
 ];
 
 /**
- * Median ms per product of `a` by each of `bs` (after one untimed). A fresh B each call, as in a
- * step, where B is an activation or a gradient: tfjs's XNNPACK path keeps the operator it built
+ * Median ms per product of `a` by each of `bs` but the first (untimed). A fresh B each call, as in
+ * a step, where B is an activation or a gradient: tfjs's XNNPACK path keeps the operator it built
  * for a B, its packed copy of B, and reuses it when the same B comes again, which a step never
  * does.
  */
 function time(a: tf.Tensor2D, bs: tf.Tensor2D[]): number {
-  tf.matMul(a, bs[0] as tf.Tensor2D).dispose();
-  const ms: number[] = [];
-  for (const b of bs.slice(1)) {
-    const t0 = performance.now();
-    tf.matMul(a, b).dispose(); // wasm runs synchronously
-    ms.push(performance.now() - t0);
-  }
-  return median(ms);
+  return medianCallMs((i) => tf.matMul(a, bs[i] as tf.Tensor2D).dispose(), bs.length - 1); // wasm runs synchronously
 }
 
 export async function matmulBench(argv: string[]): Promise<void> {
@@ -51,8 +44,7 @@ export async function matmulBench(argv: string[]): Promise<void> {
   const calls = positiveInt(values.calls, '--calls');
   const rounds = positiveInt(values.rounds, '--rounds');
   await selectBackend('wasm');
-  const previous = process.env['DENSESTREAM_PLAIN_MATMUL'];
-  try {
+  restoringEnv('DENSESTREAM_PLAIN_MATMUL', () => {
     for (const [m, k, n] of SHAPES) {
       const a = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
       const b = tf.randomNormal([k, n], 0, 1, 'float32', 2) as tf.Tensor2D;
@@ -83,8 +75,5 @@ export async function matmulBench(argv: string[]): Promise<void> {
       });
       tf.dispose([a, b]);
     }
-  } finally {
-    if (previous === undefined) delete process.env['DENSESTREAM_PLAIN_MATMUL'];
-    else process.env['DENSESTREAM_PLAIN_MATMUL'] = previous;
-  }
+  });
 }

@@ -23,6 +23,32 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/**
+ * Median ms of `call(i)` for i = 1…calls, after an untimed `call(0)`. The call must finish its
+ * work before it returns (wasm kernels run synchronously; read the result otherwise).
+ */
+export function medianCallMs(call: (i: number) => void, calls: number): number {
+  call(0);
+  const ms: number[] = [];
+  for (let i = 1; i <= calls; i++) {
+    const t0 = performance.now();
+    call(i);
+    ms.push(performance.now() - t0);
+  }
+  return median(ms);
+}
+
+/** Runs `body`, which may set the environment variable `name` as it goes, then puts it back as it was. */
+export function restoringEnv<T>(name: string, body: () => T): T {
+  const previous = process.env[name];
+  try {
+    return body();
+  } finally {
+    if (previous === undefined) delete process.env[name];
+    else process.env[name] = previous;
+  }
+}
+
 /** max |a − b| over the reference's largest magnitude (the absolute error where the reference is all zeros). */
 export function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>): number {
   if (actual.length !== reference.length) return Number.POSITIVE_INFINITY;

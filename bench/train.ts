@@ -20,7 +20,7 @@ import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './re
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 import { winogradEnabled } from '../models/kernels/winograd.js';
 import { webGpuAdapter } from '../models/webgpu.js';
-import { HEAP_GROWING_PERCENT, widenHeapGrowth } from '../train/heap-growth.js';
+import { checkHeapGrowth, HEAP_GROWING_PERCENT, widenHeapGrowth } from '../train/heap-growth.js';
 
 export async function trainBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -80,6 +80,7 @@ export async function trainBench(argv: string[]): Promise<void> {
   const growths = values['heap-growth'] === 'both' ? [`${HEAP_GROWING_PERCENT}`, 'v8'] : [values['heap-growth']];
   for (const g of growths) {
     if (g !== 'v8' && !/^\d+$/.test(g)) throw new Error(`--heap-growth: expected a percentage, v8 or both, got "${g}"`);
+    if (g !== 'v8') checkHeapGrowth(Number(g)); // refused here, before any run starts
   }
   if (values.single) {
     const growth = values['heap-growth'] === 'v8' ? 'v8' : widenHeapGrowth(Number(values['heap-growth']));

@@ -21,11 +21,16 @@ export const HEAP_GROWING_PERCENT = 100;
  * from the next full collection on.
  */
 export function widenHeapGrowth(percent = HEAP_GROWING_PERCENT): number {
-  if (!Number.isInteger(percent) || percent < 1 || percent > 1000) {
-    throw new Error(`heap growth: expected a whole percentage from 1 to 1000, got ${percent}`);
-  }
+  checkHeapGrowth(percent);
   const given = process.execArgv.map((a) => /^--heap[-_]growing[-_]percent=(\d+)$/.exec(a)?.[1]).find((v) => v !== undefined);
   if (given !== undefined) return Number(given);
   setFlagsFromString(`--heap-growing-percent=${percent}`);
   return percent;
+}
+
+/** Refuses a growth that is not a whole percentage from 1 to 1000, naming the value. */
+export function checkHeapGrowth(percent: number): void {
+  if (!Number.isInteger(percent) || percent < 1 || percent > 1000) {
+    throw new Error(`heap growth: expected a whole percentage from 1 to 1000, got ${percent}`);
+  }
 }
