@@ -76,7 +76,15 @@ export {
 } from './datasets/source.js';
 export { openSkipLog, skipSummary, type SkipLog } from './sinks/skip-log.js';
 export { openSource, SOURCE_KINDS, type SourceOptions } from './pipelines/data-source.js';
-export { saliencyMap, mapSize, SALIENCY_METHODS, type SaliencyMethod, type SaliencyOptions } from './operators/saliency.js';
+export {
+  saliencyMap,
+  mapSize,
+  saliencySizeFor,
+  SALIENCY_METHODS,
+  SALIENCY_SIZE,
+  type SaliencyMethod,
+  type SaliencyOptions,
+} from './operators/saliency.js';
 export { attentionMap, saliencyAttention, type AttentionSource } from './operators/attention-map.js';
 export {
   foregroundMask,

@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M]
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M] [--saliency-size PX]
  * [--workers N|both] [--queue K] [--hue H] [--heap-growth PCT|v8|both]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting, pixel-worker count or heap growth with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * The first 5 steps (warm-up, queue filling, the data plane's start-up) are excluded from the rates and from
@@ -44,6 +44,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       workers: { type: 'string' },
       queue: { type: 'string' },
       hue: { type: 'string' },
+      'saliency-size': { type: 'string' },
       'heap-growth': { type: 'string', default: `${HEAP_GROWING_PERCENT}` },
     },
   });
@@ -63,13 +64,14 @@ export async function trainBench(argv: string[]): Promise<void> {
     values.backend,
   ];
   /** The given ones of these flags, passed on to train as they came. */
-  const passOn = (keys: ReadonlyArray<'queue' | 'hue' | 'dense-cells' | 'dense-queue' | 'dense-hidden' | 'pixel-cells' | 'masks'>) =>
-    keys.flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
+  const passOn = (
+    keys: ReadonlyArray<'queue' | 'hue' | 'dense-cells' | 'dense-queue' | 'dense-hidden' | 'pixel-cells' | 'masks' | 'saliency-size'>,
+  ) => keys.flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]]));
   // The momentum queue and hue range, when not train's defaults (the PyTorch twin's task).
   common.push(...passOn(['queue', 'hue']));
   // Each method's own flags, given to its runs only (train refuses them for the other methods).
   const dense = passOn(['dense-cells', 'dense-queue', 'dense-hidden']);
-  const pixel = passOn(['pixel-cells', 'dense-hidden', 'masks']);
+  const pixel = passOn(['pixel-cells', 'dense-hidden', 'masks', 'saliency-size']);
   const methodFlags = (method: string) => (method === 'densecl' ? dense : method === 'hapicl' ? pixel : []);
   const paths = values.augment === 'both' ? ['cpu', 'backend'] : [values.augment];
   // Pixel workers: as given, both (none, then train's default count), or train's default.
@@ -140,7 +142,9 @@ export async function trainBench(argv: string[]): Promise<void> {
       ...(config.method === 'densecl'
         ? { denseCells: config['dense-cells'] || 'all', denseQueue: config['dense-queue'] || config.queue }
         : {}),
-      ...(config.method === 'hapicl' ? { pixelCells: config['pixel-cells'] || 'all', masks: config.masks } : {}),
+      ...(config.method === 'hapicl'
+        ? { pixelCells: config['pixel-cells'] || 'all', masks: config.masks, saliencySize: config['saliency-size'] ?? null }
+        : {}),
       dataWaitFraction: seconds > 0 ? waited / seconds : result.dataWaitFraction,
       runDataWaitFraction: result.dataWaitFraction,
     });

@@ -155,7 +155,7 @@ export class PixelWorkers {
 }
 
 /**
- * `attentionMap()` with the default saliency and, with `mask`, `foregroundMask({ method:
+ * `attentionMap(saliencyAttention(saliency))` and, with `mask`, `foregroundMask({ method:
  * 'saliency' })` after it, computed on `workers`; samples leave in input order, with the same
  * maps and masks.
  *
@@ -166,16 +166,18 @@ export class PixelWorkers {
  * ```
  *
  * @param mask Threshold masks too (`minArea` as `foregroundMask`'s, default 0.01); `onFallback` hears of unusable maps.
+ * @param saliency The maps' options (`saliencyAttention(saliency)`'s); default, the default saliency.
  */
 export function saliencyMasks(
   workers: PixelWorkers,
   mask?: { minArea?: number; onFallback?: (id: string, reason: string) => void },
+  saliency: SaliencyOptions = {},
 ): OperatorFunction<Sample, Sample> {
   return (samples) =>
     samples.pipe(
       orderedMergeMap(async (sample: Sample) => {
         if (!sample.pixels) throw new Error(`saliencyMasks: sample ${sample.id} is not decoded (put decode() first)`);
-        return { sample, result: await workers.saliency(sample.pixels, {}, mask ? (mask.minArea ?? 0.01) : undefined) };
+        return { sample, result: await workers.saliency(sample.pixels, saliency, mask ? (mask.minArea ?? 0.01) : undefined) };
       }, workers.capacity),
       // Notes in input order, here rather than as jobs finish: the skip log must not depend on the workers' timing.
       map(({ sample, result }) => {

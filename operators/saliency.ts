@@ -13,11 +13,25 @@ import type { Pixels, Plane } from '../core/index.js';
 import { saliencyKernels } from './saliency-kernels.js';
 
 export const SALIENCY_METHODS = ['boundary', 'frequency-tuned'] as const;
+
+/** The map's long side when none is asked for. */
+export const SALIENCY_SIZE = 64;
+
+/**
+ * The map's long side for training views of side `viewSize`: as fine as the views, and no finer
+ * than {@link SALIENCY_SIZE}. A mask is pooled to the encoder's grid, a cell per 8 view pixels,
+ * so a map at the views' side still gives each cell of the smallest crop (a fifth of the image)
+ * 3–4 map pixels a side; finer maps cost more a scene and, at the 32-px recipe, trained no better
+ * (README, "Measured: the saliency map's size").
+ */
+export function saliencySizeFor(viewSize: number): number {
+  return Math.min(SALIENCY_SIZE, viewSize);
+}
 export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 export interface SaliencyOptions {
   method?: SaliencyMethod;
-  /** Long side of the map in pixels (default 64). */
+  /** Long side of the map in pixels (default {@link SALIENCY_SIZE}). */
   size?: number;
   /** Border colours the boundary method compares with (default 16). */
   borderColours?: number;
@@ -57,7 +71,7 @@ export function normalise(data: Float32Array): void {
 }
 
 function boundaryContrast(pixels: Pixels, options: SaliencyOptions): Plane<Float32Array> {
-  const [w, h] = mapSize(pixels.width, pixels.height, options.size ?? 64);
+  const [w, h] = mapSize(pixels.width, pixels.height, options.size ?? SALIENCY_SIZE);
   // Farthest-point sampling from the first border pixel spreads the k colours over every kind of
   // border there is; every pixel is then compared with every colour (saliency.c).
   const data = saliencyKernels().boundaryContrast(pixels, w, h, options.borderColours ?? 16);
@@ -65,7 +79,7 @@ function boundaryContrast(pixels: Pixels, options: SaliencyOptions): Plane<Float
 }
 
 function frequencyTuned(pixels: Pixels, options: SaliencyOptions): Plane<Float32Array> {
-  const [w, h] = mapSize(pixels.width, pixels.height, options.size ?? 64);
+  const [w, h] = mapSize(pixels.width, pixels.height, options.size ?? SALIENCY_SIZE);
   const { lab, blurred } = saliencyKernels().labAndBlurred(pixels, w, h, options.blur ?? 3);
   const mean = [0, 0, 0];
   for (let i = 0; i < lab.length; i += 3) for (let c = 0; c < 3; c++) mean[c]! += lab[i + c] as number;

@@ -35,8 +35,11 @@ export function modelAttention(model: LoadedModel): AttentionSource {
   };
 }
 
-/** Parses `--attention`, loading the model for `model:PATH` or the checkpoint for `encoder:RUN`. */
-export async function openAttentionSource(value: string, field = '--attention'): Promise<AttentionSource> {
+/**
+ * Parses `--attention`, loading the model for `model:PATH` or the checkpoint for `encoder:RUN`.
+ * @param saliencySize A saliency method's map side (`--saliency-size`; default its own, 64).
+ */
+export async function openAttentionSource(value: string, field = '--attention', saliencySize?: number): Promise<AttentionSource> {
   if (value.startsWith('encoder:')) {
     const run = value.slice('encoder:'.length);
     if (!run) throw new Error(`${field}: encoder needs a train run, e.g. encoder:runs/densecl`);
@@ -47,6 +50,7 @@ export async function openAttentionSource(value: string, field = '--attention'):
     if (!path) throw new Error(`${field}: model needs a path, e.g. model:./saliency-net/model.json`);
     return modelAttention(await loadModel(path));
   }
-  if ((SALIENCY_METHODS as readonly string[]).includes(value)) return saliencyAttention({ method: value as SaliencyMethod });
+  if ((SALIENCY_METHODS as readonly string[]).includes(value))
+    return saliencyAttention({ method: value as SaliencyMethod, ...(saliencySize === undefined ? {} : { size: saliencySize }) });
   throw new Error(`${field}: expected one of ${SALIENCY_METHODS.join('|')}|model:PATH|encoder:RUN, got "${value}"`);
 }

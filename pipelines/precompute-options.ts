@@ -9,7 +9,17 @@ import { HARL_MIN_FOREGROUND, PRESETS, presetViews } from '../operators/augment-
 import { PARQUET_CODECS, TABLE_FORMATS } from '../sinks/table-formats.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
-import { augmentOption, checkRemoteShardOptions, HUE_OPTION, REMOTE_SHARD_OPTIONS, VIEW_MASKS, WORKERS_OPTION } from './shared-options.js';
+import {
+  augmentOption,
+  checkRemoteShardOptions,
+  HUE_OPTION,
+  REMOTE_SHARD_OPTIONS,
+  SALIENCY_SIZE_OPTION,
+  settleSaliencySize,
+  usesSaliency,
+  VIEW_MASKS,
+  WORKERS_OPTION,
+} from './shared-options.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
 
@@ -71,6 +81,7 @@ export const PRECOMPUTE_COMMAND = {
     // cpu, the reference path: precomputed views are then exactly those a `train --augment cpu` run cuts live.
     augment: augmentOption('cpu'),
     ...HUE_OPTION,
+    ...SALIENCY_SIZE_OPTION,
     ...WORKERS_OPTION,
     ...REMOTE_SHARD_OPTIONS,
   }),
@@ -96,6 +107,11 @@ export function parsePrecomputeConfig(argv: readonly string[]): PrecomputeConfig
     throw new ConfigError('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
   }
   c['min-foreground'] ??= c.masks === 'none' ? 0 : HARL_MIN_FOREGROUND;
+  c['saliency-size'] = settleSaliencySize(c['saliency-size'], given, {
+    size: c.size,
+    uses: usesSaliency(c.masks, c['attention-view'], c.attention),
+    nowhere: 'these views need no saliency map (saliency masks or --attention-view with a saliency --attention do)',
+  });
   const perEpoch = presetViews(c.preset, c.size).length;
   const views = c.views ?? perEpoch;
   if (views % perEpoch !== 0)

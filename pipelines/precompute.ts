@@ -23,6 +23,7 @@ import type { TableFile } from '../sinks/table-file.js';
 import { pull } from '../train/pull.js';
 import { selectBackend } from '../models/backend.js';
 import { presetHue } from '../operators/augment-presets.js';
+import { SALIENCY_SIZE } from '../operators/saliency.js';
 import { openAttentionSource } from './attention-source.js';
 import { openEncoderAttention } from './encoder-attention.js';
 import { openSource } from './data-source.js';
@@ -71,7 +72,11 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
   const maps = c.attention?.startsWith('encoder:')
     ? openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed)
     : undefined;
-  const attention = maps?.source ?? (c.attention === undefined ? undefined : await openAttentionSource(c.attention).catch(toConfigError));
+  const attention =
+    maps?.source ??
+    (c.attention === undefined
+      ? undefined
+      : await openAttentionSource(c.attention, '--attention', c['saliency-size']).catch(toConfigError));
   const viewOptions: SampleViewOptions = {
     size: c.size,
     preset: c.preset,
@@ -79,6 +84,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
     masks: c.masks,
     minForeground: c['min-foreground'] ?? 0,
     hue: c.hue,
+    ...(c['saliency-size'] === undefined ? {} : { saliencySize: c['saliency-size'] }),
     seed: c.seed,
     ...(attention ? { attention } : {}),
     ...(maps ? { featureMask: maps.mask } : {}),
@@ -190,6 +196,7 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         masks: c.masks,
         minForeground: c['min-foreground'] ?? 0,
         hue: c.hue,
+        saliencySize: c['saliency-size'] ?? null,
         attentionView: c['attention-view'],
         augment: c.augment,
         imageFormat: c['image-format'],
@@ -200,7 +207,8 @@ export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }):
         seed: c.seed,
       },
       // Outputs from before --hue have no hue: theirs was the preset's, so they resume with --hue 0.1.
-      previousDefaults: { hue: presetHue(c.preset, c.size) },
+      // Those from before --saliency-size made any saliency maps at 64 px.
+      previousDefaults: { hue: presetHue(c.preset, c.size), saliencySize: c['saliency-size'] === undefined ? null : SALIENCY_SIZE },
       tables,
       writePart,
       progress: !c.quiet,

@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { PRESETS } from '../operators/augment-presets.js';
 import { MASK_METHODS } from '../operators/foreground-mask.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
+import { SALIENCY_SIZE_OPTION, settleSaliencySize, usesSaliency } from './shared-options.js';
 
 export const PREVIEW_COMMAND = {
   name: 'preview',
@@ -25,11 +26,20 @@ export const PREVIEW_COMMAND = {
       arg: 'SOURCE',
       description: "the attention map: boundary, frequency-tuned, model:PATH (a tfjs model on disk), encoder:RUN (a train run's encoder)",
     }),
+    ...SALIENCY_SIZE_OPTION,
   }),
 } satisfies CommandSchema;
 
 export type PreviewConfig = Omit<z.output<typeof PREVIEW_COMMAND.options>, 'out'> & { out: string };
 
 export function parsePreviewConfig(argv: readonly string[]): PreviewConfig {
-  return parseCommand(PREVIEW_COMMAND, argv).values as PreviewConfig; // --out is required
+  const { values, given } = parseCommand(PREVIEW_COMMAND, argv);
+  const c = values as PreviewConfig; // --out is required
+  // Every sheet shows an attention view, so a saliency --attention always makes maps.
+  c['saliency-size'] = settleSaliencySize(c['saliency-size'], given, {
+    size: c.size,
+    uses: usesSaliency('none', true, c.attention),
+    nowhere: `--attention ${c.attention} is not a saliency method`,
+  });
+  return c;
 }

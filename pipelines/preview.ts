@@ -31,7 +31,7 @@ export async function previewCommand(values: PreviewConfig): Promise<void> {
   const views = withAttentionView(presetViews(values.preset, size));
   prepareOutFolder(out); // once every option is checked: a refused command creates nothing
   if (/^(model|encoder):/.test(values.attention)) await selectBackend('auto');
-  const attention = await openAttentionSource(values.attention).catch(toConfigError);
+  const attention = await openAttentionSource(values.attention, '--attention', values['saliency-size']).catch(toConfigError);
   const source = await openSource(values.data).catch(toConfigError);
 
   const skipped = openSkipLog(join(out, 'skipped.jsonl'));

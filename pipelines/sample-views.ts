@@ -7,7 +7,7 @@
  */
 import { from, lastValueFrom, map, of, toArray, type OperatorFunction } from 'rxjs';
 import { readSamples, type Source } from '../datasets/source.js';
-import { attentionMap, type AttentionSource, type FeatureMaskSource } from '../operators/attention-map.js';
+import { attentionMap, saliencyAttention, type AttentionSource, type FeatureMaskSource } from '../operators/attention-map.js';
 import { mapInOrder, thenOrNow } from '../operators/map-in-order.js';
 import {
   presetViews,
@@ -21,6 +21,7 @@ import { decode } from '../operators/decode.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { multiView } from '../operators/multi-view.js';
 import { saliencyMasks, type PixelWorkers } from '../operators/pixel-workers.js';
+import { saliencySizeFor } from '../operators/saliency.js';
 import type { AugmentChoice, AugmentPath } from '../operators/augment-path.js';
 import { chooseAugmentPath, type AugmentDecision } from '../operators/augment-choice.js';
 import type { Pixels, Sample, SkipRecord } from '../core/index.js';
@@ -48,6 +49,8 @@ export interface SampleViewOptions {
   augment?: AugmentPath;
   /** Computes the default saliency maps and their masks off the main thread (the same values); without it, here. */
   workers?: PixelWorkers;
+  /** The default saliency maps' long side (default `saliencySizeFor(size)`: as fine as the views, at most 64). */
+  saliencySize?: number;
 }
 
 /** The view blocks of one epoch (the preset, its first view made an attention view if asked). */
@@ -74,9 +77,10 @@ export function mapsOnWorkers(o: Omit<SampleViewOptions, 'workers'>): boolean {
 
 function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): OperatorFunction<Sample, Sample> {
   const onFallback = (id: string, reason: string) => onSkip({ id, stage: 'mask', reason });
+  const saliency = { size: o.saliencySize ?? saliencySizeFor(o.size) };
   // The default saliency, with its masks, on the pixel workers: the same maps and masks, in the same order.
-  if (o.workers && mapsOnWorkers(o)) return saliencyMasks(o.workers, o.masks === 'saliency' ? { onFallback } : undefined);
-  const attend: OperatorFunction<Sample, Sample> = attends(o) ? attentionMap(o.attention) : (s) => s;
+  if (o.workers && mapsOnWorkers(o)) return saliencyMasks(o.workers, o.masks === 'saliency' ? { onFallback } : undefined, saliency);
+  const attend: OperatorFunction<Sample, Sample> = attends(o) ? attentionMap(o.attention ?? saliencyAttention(saliency)) : (s) => s;
   switch (o.masks) {
     case 'none':
       return attend;

@@ -1,6 +1,6 @@
 /**
- * Options several commands declare alike: where compute runs, where view pixels are cut, and
- * how remote shards are read.
+ * Options several commands declare alike: where compute runs, where view pixels are cut, the
+ * views' hue and saliency maps, and how remote shards are read.
  * Each command's schema spreads them in, so their checks and help read the same everywhere.
  */
 import { availableParallelism } from 'node:os';
@@ -9,6 +9,7 @@ import { ConfigError } from '../core/config-error.js';
 import type { TarOptions } from '../datasets/tar-shards.js';
 import { BACKEND_CHOICES } from '../models/backend-choice.js';
 import { AUGMENT_CHOICES, type AugmentChoice } from '../operators/augment-path.js';
+import { SALIENCY_METHODS, SALIENCY_SIZE, saliencySizeFor } from '../operators/saliency.js';
 import { DEFAULT_RECIPE } from './recipe.js';
 
 /** `--backend`, `--threads` and `--verbose`, for every command that computes. */
@@ -64,6 +65,46 @@ export const WORKERS_OPTION = {
 /** `--workers`' count: as given, else one fewer than the cores, at least 1 and at most 4. */
 export function pixelWorkerCount(workers: number | undefined): number {
   return workers ?? Math.min(4, Math.max(1, availableParallelism() - 1));
+}
+
+/**
+ * `--saliency-size PX`: the long side of the saliency maps behind attention views and saliency
+ * masks. A map finer than the views gives the encoder's grid nothing it can see, and every
+ * image pays for it on a pixel worker, beside the step (README, "Measured: the saliency map's size").
+ */
+export const SALIENCY_SIZE_OPTION = {
+  'saliency-size': z
+    .number()
+    .int()
+    .min(8)
+    .max(1024)
+    .optional()
+    .meta({
+      arg: 'PX',
+      defaultText: `the view size, at most ${SALIENCY_SIZE}`,
+      description: 'long side of the saliency maps that attention views and saliency masks come from',
+    }),
+};
+
+/** Whether views use saliency maps: for saliency masks or an attention view, with a saliency method as the attention (unset: the default, boundary). */
+export function usesSaliency(masks: ViewMasks, attentionView: boolean, attention: string | undefined): boolean {
+  return (
+    (masks === 'saliency' || attentionView) && (attention === undefined || (SALIENCY_METHODS as readonly string[]).includes(attention))
+  );
+}
+
+/**
+ * `--saliency-size` settled: where views use saliency maps, as given or {@link saliencySizeFor}
+ * the view size; elsewhere unset, and refused when given (`nowhere` says why).
+ */
+export function settleSaliencySize(
+  value: number | undefined,
+  given: ReadonlySet<string>,
+  o: { size: number; uses: boolean; nowhere: string },
+): number | undefined {
+  if (o.uses) return value ?? saliencySizeFor(o.size);
+  if (given.has('saliency-size')) throw new ConfigError(`--saliency-size: ${o.nowhere}; drop it`);
+  return undefined;
 }
 
 /** The foreground masks a view chain can carry: none, saliency, colour k-means, the scenes' ground truth, or the features of an encoder. */

@@ -23,7 +23,7 @@ import type { EncoderMaps } from './encoder-attention.js';
 import { pairPositives } from '../positives/pair-positives.js';
 import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
 import type { PositiveSampling } from '../positives/run-positives.js';
-import type { TrainConfig } from './train-options.js';
+import { viewMasks, type TrainConfig } from './train-options.js';
 
 /** Training from `precompute` shards: the views must be the ones this configuration asks for. */
 function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {
@@ -54,9 +54,10 @@ export function trainViewOptions(c: TrainConfig, attention?: AttentionSource, fe
     size: c.size,
     preset: c.preset,
     attentionView: c['attention-view'],
-    masks: c.method === 'hapicl' ? c.masks : 'none',
+    masks: viewMasks(c),
     minForeground: c.method === 'hapicl' ? (c['min-foreground'] ?? 0) : 0,
     ...(c.hue === undefined ? {} : { hue: c.hue }),
+    ...(c['saliency-size'] === undefined ? {} : { saliencySize: c['saliency-size'] }),
     seed: c.seed,
     ...(attention ? { attention } : {}),
     ...(featureMask ? { featureMask } : {}),

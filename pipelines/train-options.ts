@@ -10,6 +10,7 @@ import { ConfigError } from '../core/config-error.js';
 import { encoderChannels, encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
+import { SALIENCY_SIZE } from '../operators/saliency.js';
 import { SOFTRANK_RELATIONS } from '../methods/softrank-relation.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
@@ -20,7 +21,11 @@ import {
   checkRemoteShardOptions,
   HUE_OPTION,
   REMOTE_SHARD_OPTIONS,
+  SALIENCY_SIZE_OPTION,
+  settleSaliencySize,
+  usesSaliency,
   WORKERS_OPTION,
+  type ViewMasks,
 } from './shared-options.js';
 
 /**
@@ -179,6 +184,7 @@ export const TRAIN_COMMAND = {
     ...REMOTE_SHARD_OPTIONS,
     augment: augmentOption('auto'),
     ...HUE_OPTION,
+    ...SALIENCY_SIZE_OPTION,
     ...WORKERS_OPTION,
     out: z.string().optional().meta({
       arg: 'DIR',
@@ -302,6 +308,13 @@ export function parseTrainConfig(
       if (given.has(k)) Object.assign(config, { [k]: options[k] });
     }
     checkRemoteShardOptions(config, given);
+    // A checkpoint from before --saliency-size made its maps at 64 px, whatever its views' size.
+    if (
+      config['saliency-size'] === undefined &&
+      !config.data.startsWith('parquet:') &&
+      usesSaliency(viewMasks(config), config['attention-view'], config.attention)
+    )
+      config['saliency-size'] = SALIENCY_SIZE;
     if (given.has('steps')) {
       // Extends the run: the cosine schedule is re-planned to end at the new step count, from the step the checkpoint holds.
       if (options.steps <= meta.step)
@@ -353,6 +366,14 @@ export function parseTrainConfig(
   if (given.has('pixel-cells') && c.method !== 'hapicl')
     throw new ConfigError(`--pixel-cells: only hapicl has a pixel term; drop it with --method ${c.method}`);
   if (c.method === 'hapicl' && !given.has('pixel-cells')) c['pixel-cells'] = DEFAULT_PIXEL_CELLS;
+  const precomputed = c.data.startsWith('parquet:');
+  c['saliency-size'] = settleSaliencySize(c['saliency-size'], given, {
+    size: c.size,
+    uses: !precomputed && usesSaliency(viewMasks(c), c['attention-view'], c.attention),
+    nowhere: precomputed
+      ? `--data ${c.data} holds views precompute cut, with their masks (precompute --saliency-size sizes those maps)`
+      : 'this run makes no saliency map (it makes them for --method hapicl with --masks saliency, or for --attention-view, with a saliency --attention)',
+  });
   for (const k of ['alpha', 'beta'] as const) {
     if (given.has(k) && c.method !== 'hapicl')
       throw new ConfigError(`--${k}: a weight of hapicl's HARL loss; drop it with --method ${c.method}`);
@@ -362,6 +383,9 @@ export function parseTrainConfig(
     throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);
   return { ...c, resume: false, overwrite, verbose };
 }
+
+/** The masks a run's views carry: hapicl's, or none. */
+export const viewMasks = (c: Pick<TrainConfig, 'method' | 'masks'>): ViewMasks => (c.method === 'hapicl' ? c.masks : 'none');
 
 /** The kNN monitor's labelled set by default: the training scenes, or Fashion-MNIST's test split; other sources have no labels. */
 export function defaultKnnData(data: string): string | undefined {

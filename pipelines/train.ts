@@ -141,7 +141,9 @@ async function openAttention(
     const maps = openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed);
     return { attention: maps.source, featureMask: maps.mask, hook: { close: () => maps.dispose() } };
   }
-  return c.attention === undefined ? {} : { attention: await openAttentionSource(c.attention).catch(toConfigError) };
+  return c.attention === undefined
+    ? {}
+    : { attention: await openAttentionSource(c.attention, '--attention', c['saliency-size']).catch(toConfigError) };
 }
 
 /**

@@ -76,7 +76,7 @@ describe('densestream precompute', () => {
     });
   });
 
-  it('writes a masks table DuckDB reads, with PNG masks of the source size', async () => {
+  it("writes a masks table DuckDB reads, with PNG masks of the whole source at the saliency map's size", async () => {
     const out = join(root, 'masks');
     expect(cli('precompute', '--quiet', '--data', 'scenes:48:12', '--out', out, '--masks', 'saliency', '--preset', 'byol').status).toBe(0);
     const db = await (await DuckDBInstance.create(':memory:')).connect();
@@ -85,7 +85,7 @@ describe('densestream precompute', () => {
         `SELECT count(*), count(DISTINCT id), min(height), max(width), min(method) FROM read_parquet('${out}/masks-*.parquet')`,
       )
     ).getRows();
-    expect(rows).toEqual([[12n, 12n, 48, 48, 'saliency']]);
+    expect(rows).toEqual([[12n, 12n, 32, 32, 'saliency']]); // 48-px scenes, maps at the views' 32 px
     const views = (
       await db.runAndReadAll(`SELECT count(*), count(DISTINCT id), max(view), avg(len(box)) FROM read_parquet('${out}/views-*.parquet')`)
     ).getRows();
@@ -94,7 +94,7 @@ describe('densestream precompute', () => {
       [{ bytes: Uint8Array }],
     ];
     const meta = await sharp(Buffer.from(png.bytes)).metadata();
-    expect([meta.format, meta.width, meta.height]).toEqual(['png', 48, 48]);
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 32, 32]);
     db.closeSync();
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest;
     expect(Object.keys(manifest.parts[0]!.files).sort()).toEqual(['masks', 'views']);
@@ -162,6 +162,22 @@ describe('densestream precompute', () => {
     expect(other.status).toBe(2);
     expect(other.stderr).toContain('(hue: 0.1 there, 0.5 now); use another --out');
     const same = cli(...args, '--hue', '0.1');
+    expect(same.status, same.stderr).toBe(0);
+    expect(JSON.parse(same.stdout)).toMatchObject({ rows: 8, partsSkipped: 2 });
+  });
+
+  it('resumes an output from before --saliency-size (none in its manifest) with 64-px maps, and refuses the new default, naming it', () => {
+    const out = join(root, 'old-saliency');
+    const args = ['precompute', '--quiet', '--data', 'scenes:64:8', '--out', out, '--size', '32', '--rows-per-file', '4'];
+    expect(cli(...args, '--saliency-size', '64').status).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest & { config: Record<string, unknown> };
+    expect(manifest.config['saliencySize']).toBe(64);
+    delete manifest.config['saliencySize'];
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest));
+    const other = cli(...args); // 32-px views: maps of 32 by default
+    expect(other.status).toBe(2);
+    expect(other.stderr).toContain('(saliencySize: 64 there, 32 now); use another --out');
+    const same = cli(...args, '--saliency-size', '64');
     expect(same.status, same.stderr).toBe(0);
     expect(JSON.parse(same.stdout)).toMatchObject({ rows: 8, partsSkipped: 2 });
   });
