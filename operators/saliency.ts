@@ -13,6 +13,7 @@ import type { Pixels, Plane } from '../core/index.js';
 import { saliencyKernels } from './saliency-kernels.js';
 
 export const SALIENCY_METHODS = ['boundary', 'frequency-tuned'] as const;
+export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 /** The map's long side when none is asked for. */
 export const SALIENCY_SIZE = 64;
@@ -27,7 +28,6 @@ export const SALIENCY_SIZE = 64;
 export function saliencySizeFor(viewSize: number): number {
   return Math.min(SALIENCY_SIZE, viewSize);
 }
-export type SaliencyMethod = (typeof SALIENCY_METHODS)[number];
 
 export interface SaliencyOptions {
   method?: SaliencyMethod;
