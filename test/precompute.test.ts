@@ -149,35 +149,24 @@ describe('densestream precompute', () => {
     expect(odd.stderr).toContain("--views: expected a multiple of the mocov2 preset's 2 views");
   });
 
-  it('resumes an output from before --hue (no hue in its manifest) with the preset’s hue, and refuses another, naming it', () => {
-    const out = join(root, 'old-hue');
-    const args = ['precompute', '--quiet', '--data', 'scenes:64:8', '--out', out, '--masks', 'none', '--rows-per-file', '4'];
-    expect(cli(...args, '--hue', '0.1').status).toBe(0);
-    // As an older build wrote it: no hue key (a resume then skips both finished parts).
+  // An older build wrote no key for an option added since: a resume reads the value it cut with
+  // (the option's old fixed value) and refuses the new default, naming both.
+  it.each([
+    { key: 'hue', flag: '--hue', old: '0.1', stored: 0.1, fresh: 0.5, extra: ['--masks', 'none'] },
+    // 32-px views get maps of 32 by default; an older build cut 64-px maps.
+    { key: 'saliencySize', flag: '--saliency-size', old: '64', stored: 64, fresh: 32, extra: ['--size', '32'] },
+  ])('resumes an output from before $flag (no $key in its manifest) with its value, and refuses another, naming it', (c) => {
+    const out = join(root, `old-${c.key}`);
+    const args = ['precompute', '--quiet', '--data', 'scenes:64:8', '--out', out, '--rows-per-file', '4', ...c.extra];
+    expect(cli(...args, c.flag, c.old).status).toBe(0);
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest & { config: Record<string, unknown> };
-    expect(manifest.config['hue']).toBe(0.1);
-    delete manifest.config['hue'];
+    expect(manifest.config[c.key]).toBe(c.stored);
+    delete manifest.config[c.key];
     writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest));
     const other = cli(...args);
     expect(other.status).toBe(2);
-    expect(other.stderr).toContain('(hue: 0.1 there, 0.5 now); use another --out');
-    const same = cli(...args, '--hue', '0.1');
-    expect(same.status, same.stderr).toBe(0);
-    expect(JSON.parse(same.stdout)).toMatchObject({ rows: 8, partsSkipped: 2 });
-  });
-
-  it('resumes an output from before --saliency-size (none in its manifest) with 64-px maps, and refuses the new default, naming it', () => {
-    const out = join(root, 'old-saliency');
-    const args = ['precompute', '--quiet', '--data', 'scenes:64:8', '--out', out, '--size', '32', '--rows-per-file', '4'];
-    expect(cli(...args, '--saliency-size', '64').status).toBe(0);
-    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as Manifest & { config: Record<string, unknown> };
-    expect(manifest.config['saliencySize']).toBe(64);
-    delete manifest.config['saliencySize'];
-    writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest));
-    const other = cli(...args); // 32-px views: maps of 32 by default
-    expect(other.status).toBe(2);
-    expect(other.stderr).toContain('(saliencySize: 64 there, 32 now); use another --out');
-    const same = cli(...args, '--saliency-size', '64');
+    expect(other.stderr).toContain(`(${c.key}: ${c.stored} there, ${c.fresh} now); use another --out`);
+    const same = cli(...args, c.flag, c.old);
     expect(same.status, same.stderr).toBe(0);
     expect(JSON.parse(same.stdout)).toMatchObject({ rows: 8, partsSkipped: 2 });
   });
