@@ -6,8 +6,10 @@
  * machine, the backend and the exact commands. The scenes take every method; Fashion-MNIST, which
  * has labels but no masks or maps, takes MoCo v2 and the default method.
  *
- * The default budget (three times the default run's length for each row) took 42 minutes on
- * 2 cores (docs/RESULTS.md); `--quick` about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
+ * Each row trains and is scored once per seed (`--seeds N`: train and eval `--seed 0 … N−1`), and the
+ * table gives each score's mean over the seeds with its standard error, which the checks read
+ * (`results-stats.ts`). The default budget (three times the default run's length, three seeds)
+ * takes about two hours on 2 cores; one seed of it took 42; `--quick` (one seed) about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
  * the rows already finished (each row's scores are saved in its folder as it ends), continues a
  * killed row's training from its last checkpoint, and refuses a folder of another commit or budget,
  * so that one table never mixes builds.
@@ -21,6 +23,7 @@ import { writeFileAtomic } from '../core/atomic-file.js';
 import { positiveInt } from '../pipelines/options.js';
 import { DEFAULT_RECIPE } from '../pipelines/recipe.js';
 import { benchFile, printJson } from './report.js';
+import { above, estimate, margin, type Estimate } from './results-stats.js';
 
 interface Row {
   name: string;
@@ -60,6 +63,8 @@ const TABLES: Table[] = [
 
 interface Budget {
   steps: number;
+  /** Training seeds a row runs with: 0 … seeds − 1. */
+  seeds: number;
   batch: number;
   train: number;
   test: number;
@@ -70,8 +75,8 @@ const BUDGETS: Record<'full' | 'quick', Budget> = {
   // Three times the default run's length, 2 700 × 64 = 172 800 images a row: at the default run's
   // budget only hapicl learned beyond noise (README, "Evaluation"); at three times it every method
   // but softrank does, and a row still trains in about 5 minutes here.
-  full: { steps: 3 * DEFAULT_RECIPE.steps, batch: DEFAULT_RECIPE.batch, train: 5000, test: 1000, denseTrain: 1000 },
-  quick: { steps: 100, batch: DEFAULT_RECIPE.batch, train: 1000, test: 300, denseTrain: 300 },
+  full: { steps: 3 * DEFAULT_RECIPE.steps, seeds: 3, batch: DEFAULT_RECIPE.batch, train: 5000, test: 1000, denseTrain: 1000 },
+  quick: { steps: 100, seeds: 1, batch: DEFAULT_RECIPE.batch, train: 1000, test: 300, denseTrain: 300 },
 };
 
 type Json = Record<string, unknown>;
@@ -105,6 +110,7 @@ export async function resultsBench(argv: string[]): Promise<void> {
       quick: { type: 'boolean', default: false },
       resume: { type: 'boolean', default: false },
       steps: { type: 'string' },
+      seeds: { type: 'string' },
       train: { type: 'string' },
       test: { type: 'string' },
       'dense-train': { type: 'string' },
@@ -114,6 +120,7 @@ export async function resultsBench(argv: string[]): Promise<void> {
   });
   const budget = { ...BUDGETS[values.quick ? 'quick' : 'full'] };
   if (values.steps !== undefined) budget.steps = positiveInt(values.steps, '--steps');
+  if (values.seeds !== undefined) budget.seeds = positiveInt(values.seeds, '--seeds');
   if (values.train !== undefined) budget.train = positiveInt(values.train, '--train');
   if (values.test !== undefined) budget.test = positiveInt(values.test, '--test');
   if (values['dense-train'] !== undefined) budget.denseTrain = positiveInt(values['dense-train'], '--dense-train');
@@ -142,52 +149,80 @@ export async function resultsBench(argv: string[]): Promise<void> {
     mkdirSync(root, { recursive: true });
     writeFileSync(marker, identity);
   }
-  const tables: TableResult[] = [];
-  for (const table of TABLES) {
-    const rows: RowResult[] = [];
-    const slug = (name: string) => join(root, `${table.data}-${name}`.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
-    const tableEval = [...evalFlags, '--data', table.data];
-    const random = finishedRow(slug('random-init'), () => ({
-      name: 'random-init',
-      trainCommand: '–',
-      result: densestream(['eval', '--checkpoint', 'random', '--out', slug('random-init'), ...tableEval]),
-    }));
-    rows.push(random);
-    printJson({ bench: 'results', data: table.data, row: 'random-init', ...pick(random.result) });
-    for (const row of table.rows) {
-      const out = slug(row.name);
-      const trainArgs = [
-        'train',
-        '--data',
-        table.data,
-        ...row.train,
-        '--steps',
-        String(budget.steps),
-        '--batch',
-        String(budget.batch),
-        '--knn-every',
-        '0',
-        '--out',
-        out,
-      ];
-      const done = finishedRow(out, () => {
-        const train = trainedOnce(out, () =>
-          // A killed row continues from its last checkpoint (every 100 steps), and its images/s is then
-          // the last sitting's; one killed before its first checkpoint starts again.
-          existsSync(join(out, 'checkpoint', 'weights.json'))
-            ? densestream(['train', '--resume', '--steps', String(budget.steps), '--out', out])
-            : densestream([...trainArgs, '--overwrite']),
-        );
-        const result = densestream(['eval', '--checkpoint', out, ...tableEval]);
-        return { name: row.name, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train };
-      });
-      rows.push(done);
-      printJson({ bench: 'results', data: table.data, row: row.name, imagesPerSec: done.train?.['imagesPerSec'], ...pick(done.result) });
+  // Seed by seed, so the first seed's table is whole before the next seed starts.
+  const runs = new Map<string, SeedRun[]>();
+  const add = (table: Table, name: string, run: SeedRun) => {
+    const key = `${table.data}/${name}`;
+    runs.set(key, [...(runs.get(key) ?? []), run]);
+  };
+  for (let seed = 0; seed < budget.seeds; seed++) {
+    for (const table of TABLES) {
+      const slug = (name: string) => join(root, `${table.data}-${name}-seed${seed}`.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
+      const tableEval = [...evalFlags, '--data', table.data, '--seed', String(seed)];
+      const random = finishedRow(slug('random-init'), () => ({
+        seed,
+        trainCommand: '–',
+        result: densestream(['eval', '--checkpoint', 'random', '--out', slug('random-init'), ...tableEval]),
+      }));
+      add(table, 'random-init', random);
+      printJson({ bench: 'results', data: table.data, row: 'random-init', seed, ...pick(random.result) });
+      for (const row of table.rows) {
+        const out = slug(row.name);
+        const trainArgs = [
+          'train',
+          '--data',
+          table.data,
+          ...row.train,
+          '--steps',
+          String(budget.steps),
+          '--batch',
+          String(budget.batch),
+          '--seed',
+          String(seed),
+          '--knn-every',
+          '0',
+          '--out',
+          out,
+        ];
+        const done = finishedRow(out, () => {
+          const train = trainedOnce(out, () =>
+            // A killed row continues from its last checkpoint (every 100 steps), and its images/s is then
+            // the last sitting's; one killed before its first checkpoint starts again.
+            existsSync(join(out, 'checkpoint', 'weights.json'))
+              ? densestream(['train', '--resume', '--steps', String(budget.steps), '--out', out])
+              : densestream([...trainArgs, '--overwrite']),
+          );
+          const result = densestream(['eval', '--checkpoint', out, ...tableEval]);
+          return { seed, trainCommand: `densestream ${trainArgs.join(' ')}`, result, train };
+        });
+        add(table, row.name, done);
+        printJson({
+          bench: 'results',
+          data: table.data,
+          row: row.name,
+          seed,
+          imagesPerSec: done.train?.['imagesPerSec'],
+          ...pick(done.result),
+        });
+      }
     }
-    tables.push({ table, rows });
   }
-  const minutes = tables.reduce((sum, t) => sum + t.rows.reduce((m, r) => m + (r.minutes ?? 0), 0), 0);
-  writeFileSync(values.doc, resultsMarkdown(tables, budget, evalFlags, values.quick, minutes, commit));
+  const tables: TableResult[] = TABLES.map((table) => ({
+    table,
+    rows: ['random-init', ...table.rows.map((r) => r.name)].map((name) => ({ name, runs: runs.get(`${table.data}/${name}`) ?? [] })),
+  }));
+  const minutes = [...runs.values()].flat().reduce((m, r) => m + (r.minutes ?? 0), 0);
+  writeFileSync(
+    values.doc,
+    resultsMarkdown(
+      tables,
+      budget,
+      evalFlags,
+      argv.filter((a) => a !== '--resume'), // the budget's flags, which a resume must repeat
+      minutes,
+      commit,
+    ),
+  );
   printJson({ bench: 'results', doc: values.doc, minutes });
 }
 
@@ -195,13 +230,20 @@ function pick(r: Json): Json {
   return { knn20: r['knn20'], knn200: r['knn200'], linear: r['linear'], denseMIoU: r['denseMIoU'], maskIoU: r['maskIoU'] };
 }
 
-interface RowResult {
-  name: string;
+/** One seed of a row. */
+interface SeedRun {
+  seed: number;
   trainCommand: string;
   result: Json;
   train?: Json;
   /** Wall time of its training and evaluation, summed over sittings. */
   minutes?: number;
+}
+
+interface RowResult {
+  name: string;
+  /** In seed order. */
+  runs: SeedRun[];
 }
 
 /**
@@ -222,7 +264,7 @@ function trainedOnce(dir: string, run: () => Json): Json {
 }
 
 /** A row's result, saved in its folder, with its wall time (a sitting killed mid-row is not counted). */
-function finishedRow(dir: string, run: () => RowResult): RowResult {
+function finishedRow(dir: string, run: () => SeedRun): SeedRun {
   return savedOnce(join(dir, 'results-row.json'), () => {
     const started = Date.now();
     return { ...run(), minutes: (Date.now() - started) / 60_000 };
@@ -234,77 +276,113 @@ interface TableResult {
   rows: RowResult[];
 }
 
+/** A top-1 score: its standard error counts the test split's sampling too. */
+const TOP1 = new Set(['knn20', 'knn200', 'linear']);
+
+/** The seeds' estimate of `key` for a row. */
+function scoreOf(row: RowResult, key: string, test: number): Estimate {
+  const values = row.runs.map((r) => (typeof r.result[key] === 'number' ? (r.result[key] as number) : NaN));
+  return estimate(values, TOP1.has(key) ? test : undefined);
+}
+
 /** The expected shape of one table, row by row: above random-init, and the dense methods above mocov2 on dense mIoU where scored. */
-function shapeChecks(rows: RowResult[], test: number): { margin: number; checks: Array<readonly [string, string]> } {
-  const random = rows[0]?.result as Json;
-  const num = (r: Json, k: string) => (typeof r[k] === 'number' ? (r[k] as number) : NaN);
-  const trained = rows.slice(1);
-  // A gap under two standard errors of a top-1 on the test split (at random-init's accuracy) is not read either way.
-  const p = num(random, 'knn20');
-  const margin = 2 * Math.sqrt((p * (1 - p)) / test);
-  const verdict = (a: number, b: number) => (Math.abs(a - b) < margin ? 'within noise' : a > b ? 'yes' : '**no**');
-  const scored = (k: string) => trained.filter((r) => Number.isFinite(num(r.result, k)));
-  const moco = trained.find((r) => r.name === 'mocov2');
-  const dense = scored('denseMIoU').filter((r) => r.name === 'densecl' || r.name === 'hapicl');
-  const checks = [
-    ...trained.map((r) => [`${r.name} above random-init on kNN (k = 20)`, verdict(num(r.result, 'knn20'), p)] as const),
-    ...scored('denseMIoU').map(
-      (r) => [`${r.name} above random-init on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(random, 'denseMIoU'))] as const,
-    ),
-    ...(moco && Number.isFinite(num(moco.result, 'denseMIoU'))
-      ? dense.map(
-          (r) => [`${r.name} above mocov2 on dense mIoU`, verdict(num(r.result, 'denseMIoU'), num(moco.result, 'denseMIoU'))] as const,
-        )
-      : []),
+function shapeChecks(rows: RowResult[], test: number): string[] {
+  const [random, ...trained] = rows;
+  if (random === undefined) return [];
+  const check = (a: RowResult, b: RowResult, key: string, what: string) => {
+    const [x, y] = [scoreOf(a, key, test), scoreOf(b, key, test)];
+    const need = margin(x, y);
+    const gap = x.mean - y.mean;
+    const numbers = `${x.mean.toFixed(3)} against ${y.mean.toFixed(3)}, a gap of ${gap >= 0 ? '+' : '−'}${Math.abs(gap).toFixed(3)}`;
+    return `- ${above(x, y)}: ${a.name} above ${b.name} on ${what} (${numbers}${Number.isFinite(need) ? `; two standard errors: ${need.toFixed(3)}` : ''})`;
+  };
+  const scored = (key: string) => trained.filter((r) => Number.isFinite(scoreOf(r, key, test).mean));
+  const moco = scored('denseMIoU').find((r) => r.name === 'mocov2');
+  return [
+    ...trained.map((r) => check(r, random, 'knn20', 'kNN (k = 20)')),
+    ...scored('denseMIoU').map((r) => check(r, random, 'denseMIoU', 'dense mIoU')),
+    ...(moco === undefined
+      ? []
+      : scored('denseMIoU')
+          .filter((r) => r.name === 'densecl' || r.name === 'hapicl')
+          .map((r) => check(r, moco, 'denseMIoU', 'dense mIoU'))),
   ];
-  return { margin, checks };
 }
 
 function resultsMarkdown(
   tables: TableResult[],
   budget: Budget,
   evalFlags: string[],
-  quick: boolean,
+  argv: string[],
   minutes: number,
   commit: string,
 ): string {
-  const backend = String(tables[0]?.rows[0]?.result['backend'] ?? 'unknown');
+  const backend = String(tables[0]?.rows[0]?.runs[0]?.result['backend'] ?? 'unknown');
+  const seeds = budget.seeds === 1 ? 'seed 0' : `seeds 0–${budget.seeds - 1} (\`train --seed S\`, \`eval --seed S\`)`;
   const lines = [
     '# Results',
     '',
-    `Written by \`npm run results${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${commit}, in ${minutes.toFixed(0)} minutes.`,
+    `Written by \`npm run results${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${commit}, in ${minutes.toFixed(0)} minutes.`,
     `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${backend}.`,
     '',
-    `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), seed 0, each method's own defaults otherwise.`,
+    `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), ${seeds}, each method's own defaults otherwise.`,
     `Evaluation (\`densestream eval --checkpoint RUN --data DATA ${evalFlags.join(' ')}\`, at the training size): kNN and the linear probe use ${budget.train} labelled images as memory / training set`,
     `(scenes: of the training seed; Fashion-MNIST: of its training file), and every score is on ${budget.test} held-out images (scenes of seed 1; Fashion-MNIST's test file).`,
     `On the scenes the dense probe trains on ${budget.denseTrain} images and masks are 2-means on the encoder's feature cells; Fashion-MNIST has no maps or masks to score.`,
     '',
   ];
+  const columns = ['knn20', 'knn200', 'linear', 'denseMIoU', 'densePixelAccuracy', 'maskIoU'];
+  const header = [
+    '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const cell = (e: Estimate) =>
+    Number.isNaN(e.mean) ? '–' : Number.isFinite(e.se) ? `${e.mean.toFixed(3)} ± ${e.se.toFixed(3)}` : e.mean.toFixed(3);
+  const speed = (runs: SeedRun[]) => {
+    const rates = runs.map((r) => r.train?.['imagesPerSec']).filter((v): v is number => typeof v === 'number');
+    return rates.length === 0 ? '–' : (rates.reduce((a, b) => a + b, 0) / rates.length).toFixed(1);
+  };
   for (const { table, rows } of tables) {
-    const random = rows[0]?.result as Json;
-    const { margin, checks } = shapeChecks(rows, budget.test);
+    const random = rows[0]?.runs[0]?.result ?? {};
     lines.push(
       `## ${table.title}`,
       '',
       table.data === 'scenes'
         ? 'Chance: 1/8 = 0.125 for the image label; an all-foreground mask scores ' + fixed(random['maskIoUAllForeground']) + ' mask IoU.'
         : 'Chance: 1/10 = 0.100 for the image label.',
-      `Noise: a top-1 near random-init's ${fixed(random['knn20'])} on ${budget.test} images has a standard error of about ${(margin / 2).toFixed(3)}; smaller gaps between rows are not evidence.`,
+      `Each score is the mean over ${seeds}, ± its standard error: the seeds' spread / √${budget.seeds}${budget.seeds === 1 ? ' (none with one seed)' : ''}, and for a top-1 p (kNN, linear) also the test split's own sampling error, √(p(1−p)/${budget.test}). Images/s is the seeds' mean.`,
       '',
-      '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
-      '|---|---|---|---|---|---|---|---|',
-      ...rows.map(
-        (r) =>
-          `| ${r.name} | ${r.train ? fixed(r.train['imagesPerSec'], 1) : '–'} | ${fixed(r.result['knn20'])} | ${fixed(r.result['knn200'])} | ${fixed(r.result['linear'])} | ${fixed(r.result['denseMIoU'])} | ${fixed(r.result['densePixelAccuracy'])} | ${fixed(r.result['maskIoU'])} |`,
-      ),
+      ...header,
+      ...rows.map((r) => `| ${r.name} | ${speed(r.runs)} | ${columns.map((k) => cell(scoreOf(r, k, budget.test))).join(' | ')} |`),
       '',
-      `The expected shape, checked (a gap under ${margin.toFixed(3)}, two standard errors, counts as within noise):`,
+      'The expected shape, checked: a gap counts only beyond two standard errors of the difference, √(SE₁² + SE₂²), read as independent (the rows share one test split, so this errs toward "within noise"):',
       '',
-      ...checks.map(([what, v]) => `- ${v}: ${what}`),
+      ...shapeChecks(rows, budget.test),
       '',
     );
+    if (budget.seeds > 1) {
+      lines.push(
+        `### ${table.title}: each seed`,
+        '',
+        header[0]!.replace('| method |', '| method | seed |'),
+        header[1]! + '---|',
+        ...rows.flatMap((r) =>
+          r.runs.map(
+            (run) =>
+              `| ${r.name} | ${run.seed} | ${run.train ? fixed(run.train['imagesPerSec'], 1) : '–'} | ${columns.map((k) => fixed(run.result[k])).join(' | ')} |`,
+          ),
+        ),
+        '',
+      );
+    }
   }
-  lines.push('## Commands', '', '```', ...tables.flatMap(({ rows }) => rows.slice(1).map((r) => r.trainCommand)), '```', '');
+  lines.push(
+    '## Commands',
+    '',
+    '```',
+    ...tables.flatMap(({ rows }) => rows.slice(1).flatMap((r) => r.runs.map((run) => run.trainCommand))),
+    '```',
+    '',
+  );
   return lines.join('\n');
 }
