@@ -1,7 +1,10 @@
 /**
- * The progress line of a long job on stderr: samples done, samples/s, ETA. On a terminal it
- * redraws in place a few times a second; in a log it prints a line every 10 s.
+ * Progress lines on stderr. A long job's meter (samples done, samples/s, ETA) redraws in place
+ * a few times a second on a terminal and prints a line every 10 s in a log; a training run's
+ * line comes with each logged step.
  */
+import type { TrainerHook } from '../core/trainer-hook.js';
+
 export interface ProgressMeter {
   /** `samples` more source positions were processed. */
   advance(samples: number): void;
@@ -31,6 +34,28 @@ export function progressMeter(label: string, total: number | undefined, enabled:
     },
     end() {
       if (enabled) process.stderr.write(tty ? `\r${line()}\n` : `${line()}\n`);
+    },
+  };
+}
+
+/** The progress line on stderr, one per logged step (rewritten in place on a terminal). */
+export function trainProgressLine(tty: boolean): TrainerHook {
+  let total = 0;
+  let first = 0;
+  return {
+    onStart: ({ startStep, steps }) => {
+      total = steps;
+      first = startStep; // a resumed run's clock starts at its first step, not at step 0
+    },
+    onLog: (r) => {
+      const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step - first));
+      const pairs =
+        r.parts['selfPositives'] === undefined
+          ? ''
+          : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
+      const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
+      const line = `step ${r.step}/${total}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
+      process.stderr.write(tty ? `\r${line}` : `${line}\n`);
     },
   };
 }

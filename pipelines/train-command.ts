@@ -4,8 +4,8 @@
  * line on stderr, Ctrl-C turned into a checkpoint and exit 130, and one JSON summary on stdout.
  */
 import { join } from 'node:path';
-import type { TrainerHook } from '../core/trainer-hook.js';
 import type { PositiveStats } from '../positives/pair-counts.js';
+import { trainProgressLine } from './progress.js';
 import type { parseTrainConfig } from './train-options.js';
 
 /** `densestream train`; resolves with 130 when Ctrl-C stopped the run (after its checkpoint), as a shell expects of an interrupted command. */
@@ -28,7 +28,7 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
     const { runTraining } = await import('./train.js');
     (await import('../train/heap-growth.js')).widenHeapGrowth();
     const { knnGainStdErr } = await import('../train/knn-monitor.js');
-    const result = await runTraining(c, { resume, overwrite, verbose, hooks: [progressLine(tty), { shouldStop: () => interrupted }] });
+    const result = await runTraining(c, { resume, overwrite, verbose, hooks: [trainProgressLine(tty), { shouldStop: () => interrupted }] });
     if (tty) process.stderr.write('\n');
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -79,25 +79,5 @@ function roundedStats(p: PositiveStats): PositiveStats {
     clusteringSeconds: r3(p.clusteringSeconds),
     waitedSeconds: r3(p.waitedSeconds),
     selfPositiveFractionAfterClustering: p.selfPositiveFractionAfterClustering === null ? null : r3(p.selfPositiveFractionAfterClustering),
-  };
-}
-
-/** The progress line on stderr, one per logged step (rewritten in place on a terminal). */
-function progressLine(tty: boolean): TrainerHook {
-  let total = 0;
-  return {
-    onStart: ({ steps }) => {
-      total = steps;
-    },
-    onLog: (r) => {
-      const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step));
-      const pairs =
-        r.parts['selfPositives'] === undefined
-          ? ''
-          : `  self-pairs ${(100 * r.parts['selfPositives']).toFixed(0)}%  reclusters ${r.parts['reclusters'] ?? 0}`;
-      const knn = r.parts['knn'] === undefined ? '' : `  knn ${r.parts['knn'].toFixed(2)}`;
-      const line = `step ${r.step}/${total}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toFixed(4)}  ${r.imagesPerSec.toFixed(1)} img/s  data wait ${(100 * r.dataWaitFraction).toFixed(0)}%${pairs}${knn}  ETA ${eta} s`;
-      process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-    },
   };
 }
