@@ -309,6 +309,16 @@ function shapeChecks(rows: RowResult[], test: number): string[] {
   ];
 }
 
+/** The table's score columns: a key of `eval`'s JSON and its heading. */
+const COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['knn20', 'kNN k=20'],
+  ['knn200', 'kNN k=200'],
+  ['linear', 'linear'],
+  ['denseMIoU', 'dense mIoU'],
+  ['densePixelAccuracy', 'pixel acc.'],
+  ['maskIoU', 'mask IoU'],
+];
+
 function resultsMarkdown(
   tables: TableResult[],
   budget: Budget,
@@ -327,14 +337,9 @@ function resultsMarkdown(
     '',
     `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), ${seeds}, each method's own defaults otherwise.`,
     `Evaluation (\`densestream eval --checkpoint RUN --data DATA ${evalFlags.join(' ')}\`, at the training size): kNN and the linear probe use ${budget.train} labelled images as memory / training set`,
-    `(scenes: of the training seed; Fashion-MNIST: of its training file), and every score is on ${budget.test} held-out images (scenes of seed 1; Fashion-MNIST's test file).`,
+    `(scenes: the first ${budget.train} of the training scenes; Fashion-MNIST: of its training file), and every score is on ${budget.test} held-out images (scenes drawn from the generator's seed 1, which no run trains on; Fashion-MNIST's test file).`,
     `On the scenes the dense probe trains on ${budget.denseTrain} images and masks are 2-means on the encoder's feature cells; Fashion-MNIST has no maps or masks to score.`,
     '',
-  ];
-  const columns = ['knn20', 'knn200', 'linear', 'denseMIoU', 'densePixelAccuracy', 'maskIoU'];
-  const header = [
-    '| method | images/s | kNN k=20 | kNN k=200 | linear | dense mIoU | pixel acc. | mask IoU |',
-    '|---|---|---|---|---|---|---|---|',
   ];
   const cell = (e: Estimate) =>
     Number.isNaN(e.mean) ? '–' : Number.isFinite(e.se) ? `${e.mean.toFixed(3)} ± ${e.se.toFixed(3)}` : e.mean.toFixed(3);
@@ -344,6 +349,12 @@ function resultsMarkdown(
   };
   for (const { table, rows } of tables) {
     const random = rows[0]?.runs[0]?.result ?? {};
+    // A column only where the table has a score in it: Fashion-MNIST has no maps or masks.
+    const columns = COLUMNS.filter(([key]) => rows.some((r) => r.runs.some((run) => typeof run.result[key] === 'number')));
+    const header = [
+      `| method | images/s | ${columns.map(([, label]) => label).join(' | ')} |`,
+      `|---|---|${columns.map(() => '---|').join('')}`,
+    ];
     lines.push(
       `## ${table.title}`,
       '',
@@ -353,7 +364,7 @@ function resultsMarkdown(
       `Each score is the mean over ${seeds}, ± its standard error: the seeds' spread / √${budget.seeds}${budget.seeds === 1 ? ' (none with one seed)' : ''}, and for a top-1 p (kNN, linear) also the test split's own sampling error, √(p(1−p)/${budget.test}). Images/s is the seeds' mean.`,
       '',
       ...header,
-      ...rows.map((r) => `| ${r.name} | ${speed(r.runs)} | ${columns.map((k) => cell(scoreOf(r, k, budget.test))).join(' | ')} |`),
+      ...rows.map((r) => `| ${r.name} | ${speed(r.runs)} | ${columns.map(([k]) => cell(scoreOf(r, k, budget.test))).join(' | ')} |`),
       '',
       'The expected shape, checked: a gap counts only beyond two standard errors of the difference, √(SE₁² + SE₂²), read as independent (the rows share one test split, so this errs toward "within noise"):',
       '',
@@ -369,7 +380,7 @@ function resultsMarkdown(
         ...rows.flatMap((r) =>
           r.runs.map(
             (run) =>
-              `| ${r.name} | ${run.seed} | ${run.train ? fixed(run.train['imagesPerSec'], 1) : '–'} | ${columns.map((k) => fixed(run.result[k])).join(' | ')} |`,
+              `| ${r.name} | ${run.seed} | ${run.train ? fixed(run.train['imagesPerSec'], 1) : '–'} | ${columns.map(([k]) => fixed(run.result[k])).join(' | ')} |`,
           ),
         ),
         '',
