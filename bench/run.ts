@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { cellsBench } from './cells.js';
 import { convBench } from './conv.js';
 import { exportBench } from './export.js';
 import { kmeansBench } from './kmeans.js';
@@ -29,6 +30,7 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   twin: twinBench,
   'twin-knn': twinKnnBench,
   parity: parityBench,
+  cells: cellsBench,
 };
 
 const [name, ...rest] = process.argv.slice(2);
