@@ -8,6 +8,8 @@ import type { TrainerHook } from '../core/trainer-hook.js';
 export interface ProgressMeter {
   /** `samples` more source positions were processed. */
   advance(samples: number): void;
+  /** `samples` positions an earlier run finished (a resume): counted as done, not in this run's pace. */
+  alreadyDone(samples: number): void;
   end(): void;
 }
 
@@ -15,12 +17,14 @@ export function progressMeter(label: string, total: number | undefined, enabled:
   const tty = process.stderr.isTTY === true;
   const start = performance.now();
   let samples = 0;
+  let earlier = 0;
   let shown = 0;
   const line = () => {
     const seconds = (performance.now() - start) / 1000;
-    const rate = samples / Math.max(seconds, 1e-9);
+    const processed = samples - earlier;
+    const rate = processed / Math.max(seconds, 1e-9);
     const done = total === undefined ? `${samples}` : `${samples}/${total} (${((100 * samples) / Math.max(1, total)).toFixed(0)}%)`;
-    const eta = total === undefined || samples === 0 ? '' : `  ETA ${Math.round(((total - samples) * seconds) / samples)} s`;
+    const eta = total === undefined || processed === 0 ? '' : `  ETA ${Math.round(((total - samples) * seconds) / processed)} s`;
     return `${label}: ${done} samples  ${rate.toFixed(1)} samples/s${eta}`;
   };
   return {
@@ -31,6 +35,10 @@ export function progressMeter(label: string, total: number | undefined, enabled:
       if (now - shown < (tty ? 250 : 10_000)) return;
       shown = now;
       process.stderr.write(tty ? `\r${line()}` : `${line()}\n`);
+    },
+    alreadyDone(s) {
+      samples += s;
+      earlier += s;
     },
     end() {
       if (enabled) process.stderr.write(tty ? `\r${line()}\n` : `${line()}\n`);

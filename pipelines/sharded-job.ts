@@ -207,7 +207,7 @@ export async function runShardedJob(o: ShardedJobOptions): Promise<ShardedJobRes
       if (finished && total !== undefined) {
         rows += finished.rows;
         skipped += finished.skipped;
-        meter.advance(finished.samples);
+        meter.alreadyDone(finished.samples);
         continue;
       }
       const source = stream ?? positions(o.source, o.shard, o.seed, p * o.rowsPerFile, o.rowsPerFile);

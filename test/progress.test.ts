@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MetricsRecord } from '../core/trainer-hook.js';
-import { trainProgressLine } from '../pipelines/progress.js';
+import { progressMeter, trainProgressLine } from '../pipelines/progress.js';
 
 const record = (step: number, seconds: number): MetricsRecord => ({
   step,
@@ -36,5 +36,27 @@ describe('the training progress line', () => {
     // Resumed at 300: 100 steps in 20 s, 400 more take 80 s (not 20 s, as 500 steps in 20 s would say).
     expect(lines(300, 800, [record(400, 20)])[0]).toContain('step 400/800  ');
     expect(lines(300, 800, [record(400, 20)])[0]).toMatch(/ETA 80 s\n$/);
+  });
+
+  it("a resumed job's meter counts the parts done before as done, not in its pace", () => {
+    const written: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    let now = 1_000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const tty = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
+    Object.defineProperty(process.stderr, 'isTTY', { value: false, configurable: true }); // a log's lines, also under a terminal
+    const meter = progressMeter('precompute', 100, true);
+    if (tty) Object.defineProperty(process.stderr, 'isTTY', tty);
+    else delete (process.stderr as { isTTY?: boolean }).isTTY;
+    meter.alreadyDone(50); // the parts an earlier run wrote
+    now = 1_000 + 5_000; // under 10 s: no line yet in a log
+    meter.advance(10);
+    now = 1_000 + 10_000;
+    meter.end();
+    // 10 positions in 10 s: 1.0 a second, and the 40 left take 40 s (not 6.7, as 60 in 10 s would say).
+    expect(written).toEqual(['precompute: 60/100 (60%) samples  1.0 samples/s  ETA 40 s\n']);
   });
 });
