@@ -9,7 +9,7 @@
  * - `fgAcross`, `bgAcross`: the same cosines between a cell and the cells of the next image, so
  *   `bgbg − bgAcross` is how much a background cell says which image it is from.
  * Why: DenseCL scores below MoCo v2 on dense mIoU and mask IoU at the recipe; these say what its
- * dense term does to the cells (README, "Measured: why DenseCL trails MoCo v2 on the scenes").
+ * dense term does to the cells (README, "What DenseCL does to the cells here").
  */
 import { parseArgs } from 'node:util';
 import { openSource } from '../pipelines/data-source.js';
@@ -102,7 +102,7 @@ export async function cellsBench(argv: string[]): Promise<void> {
     const model =
       run === 'random' ? randomInitEncoder('slim', 0, DEFAULT_RECIPE.size) : loadCheckpointEncoder(checkpointDir(run, 'bench cells'));
     const images = await loadLabelledImages(source, test, model.trainedSize);
-    const features = await embedImages(model.encoder, images, images.count);
+    const features = await embedImages(model.encoder, images, images.count).finally(() => model.encoder.dispose());
     const r = cellSimilarities(features.dense as Float32Array, features.dims, features.grid, images.foreground as Uint8Array, images.size);
     const round = (x: number) => Number(x.toFixed(4));
     printJson({

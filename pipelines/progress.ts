@@ -13,8 +13,17 @@ export interface ProgressMeter {
   end(): void;
 }
 
-export function progressMeter(label: string, total: number | undefined, enabled: boolean): ProgressMeter {
-  const tty = process.stderr.isTTY === true;
+/** Seconds left at the pace of this run's own work: `done` units in `seconds`, `left` to go. */
+function etaSeconds(left: number, seconds: number, done: number): number {
+  return Math.round((left * seconds) / Math.max(1, done));
+}
+
+export function progressMeter(
+  label: string,
+  total: number | undefined,
+  enabled: boolean,
+  tty = process.stderr.isTTY === true,
+): ProgressMeter {
   const start = performance.now();
   let samples = 0;
   let earlier = 0;
@@ -24,7 +33,7 @@ export function progressMeter(label: string, total: number | undefined, enabled:
     const processed = samples - earlier;
     const rate = processed / Math.max(seconds, 1e-9);
     const done = total === undefined ? `${samples}` : `${samples}/${total} (${((100 * samples) / Math.max(1, total)).toFixed(0)}%)`;
-    const eta = total === undefined || processed === 0 ? '' : `  ETA ${Math.round(((total - samples) * seconds) / processed)} s`;
+    const eta = total === undefined || processed === 0 ? '' : `  ETA ${etaSeconds(total - samples, seconds, processed)} s`;
     return `${label}: ${done} samples  ${rate.toFixed(1)} samples/s${eta}`;
   };
   return {
@@ -56,7 +65,7 @@ export function trainProgressLine(tty: boolean): TrainerHook {
       first = startStep; // a resumed run's clock starts at its first step, not at step 0
     },
     onLog: (r) => {
-      const eta = Math.round(((total - r.step) * r.seconds) / Math.max(1, r.step - first));
+      const eta = etaSeconds(total - r.step, r.seconds, r.step - first);
       const pairs =
         r.parts['selfPositives'] === undefined
           ? ''

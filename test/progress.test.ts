@@ -34,8 +34,9 @@ describe('the training progress line', () => {
 
   it('after --resume, counts only the steps done since the resume against its clock', () => {
     // Resumed at 300: 100 steps in 20 s, 400 more take 80 s (not 20 s, as 500 steps in 20 s would say).
-    expect(lines(300, 800, [record(400, 20)])[0]).toContain('step 400/800  ');
-    expect(lines(300, 800, [record(400, 20)])[0]).toMatch(/ETA 80 s\n$/);
+    const [line] = lines(300, 800, [record(400, 20)]);
+    expect(line).toContain('step 400/800  ');
+    expect(line).toMatch(/ETA 80 s\n$/);
   });
 
   it("a resumed job's meter counts the parts done before as done, not in its pace", () => {
@@ -46,11 +47,7 @@ describe('the training progress line', () => {
     });
     let now = 1_000;
     vi.spyOn(performance, 'now').mockImplementation(() => now);
-    const tty = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
-    Object.defineProperty(process.stderr, 'isTTY', { value: false, configurable: true }); // a log's lines, also under a terminal
-    const meter = progressMeter('precompute', 100, true);
-    if (tty) Object.defineProperty(process.stderr, 'isTTY', tty);
-    else delete (process.stderr as { isTTY?: boolean }).isTTY;
+    const meter = progressMeter('precompute', 100, true, false); // a log's lines, also under a terminal
     meter.alreadyDone(50); // the parts an earlier run wrote
     now = 1_000 + 5_000; // under 10 s: no line yet in a log
     meter.advance(10);
