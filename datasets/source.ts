@@ -121,22 +121,43 @@ export function skippingKnownBad<S extends Source>(source: S, bad: ReadonlySet<s
 }
 
 /**
- * One side of a seeded split of `source` by id: each id falls in the held-out part with
- * probability `heldOut`, by a hash of (seed, id), so the split does not depend on the order or
- * the number of files. `part` picks the side; the two are disjoint and together the source.
+ * One part of a seeded split of `source` by id: each id draws u in [0, 1) from a hash of
+ * (seed, id) and falls in `test` when u < `heldOut`, in `val` when `heldOut` ≤ u < `heldOut` +
+ * `val`, else in `train`; so the split does not depend on the order or the number of files, and
+ * a validation share (`val` > 0) is carved from the train part, never from the test part. The
+ * parts are disjoint and together the source.
  */
-export function splitSource(source: RandomAccessSource, part: 'train' | 'test', heldOut: number, seed: number): RandomAccessSource {
+export function splitSource(
+  source: RandomAccessSource,
+  part: 'train' | 'val' | 'test',
+  heldOut: number,
+  seed: number,
+  val = 0,
+): RandomAccessSource {
   if (!(heldOut > 0 && heldOut < 1)) throw new Error(`held-out fraction: expected a number in (0, 1), got ${heldOut}`);
+  if (!(val >= 0 && heldOut + val < 1)) throw new Error(`validation fraction: expected a number ≥ 0 leaving a train part, got ${val}`);
+  if (part === 'val' && val === 0) throw new Error('splitSource: a val part needs a validation fraction > 0');
+  const partOf = (u: number) => (u < heldOut ? 'test' : u < heldOut + val ? 'val' : 'train');
   const indices: number[] = [];
   for (let i = 0; i < source.size; i++) {
-    if (keyedRng(seed, 'held-out', source.id(i)).next() < heldOut === (part === 'test')) indices.push(i);
+    if (partOf(keyedRng(seed, 'held-out', source.id(i)).next()) === part) indices.push(i);
   }
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const label =
+    part === 'test' ? `held-out ${pct(heldOut)}` : part === 'val' ? `validation ${pct(val)}` : `train ${pct(1 - heldOut - val)}`;
   return {
-    name: `${source.name} (${part === 'test' ? `held-out ${Math.round(heldOut * 100)}%` : `train ${Math.round((1 - heldOut) * 100)}%`}, seed ${seed})`,
+    name: `${source.name} (${label}, seed ${seed})`,
     size: indices.length,
     id: (i) => source.id(indices[i] as number),
     read: (i) => source.read(indices[i] as number),
   };
+}
+
+/** Samples `from` … `to − 1` of `source`, renumbered from 0 (`name` says which). */
+export function rangeSource(source: RandomAccessSource, from: number, to: number, name: string): RandomAccessSource {
+  if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from < to && to <= source.size))
+    throw new Error(`rangeSource: expected 0 ≤ from < to ≤ ${source.size}, got ${from}…${to}`);
+  return { name, size: to - from, id: (i) => source.id(from + i), read: (i) => source.read(from + i) };
 }
 
 /**

@@ -20,6 +20,19 @@ export const HELD_OUT_SCENES_SEED = 1;
 /** The share of a labelled folder (`dir:PATH`) held out for scoring, by a seeded hash of each id. */
 export const FOLDER_HELD_OUT = 0.2;
 
+/**
+ * `--split val`: a second held-out set, for choosing options (a temperature, a schedule) without
+ * looking at the test set the results are reported on. Scenes of another unseen seed; for
+ * Fashion-MNIST the train file from this index on (its test file is the test set; `train` may
+ * have seen these pixels, never their labels); for a folder a second share by the same hash,
+ * taken from the train part.
+ */
+export const VAL_SCENES_SEED = 2;
+export const FASHION_VAL_FROM = 50_000;
+export const FOLDER_VAL = 0.2;
+export const EVAL_SPLITS = ['test', 'val'] as const;
+export type EvalSplit = (typeof EVAL_SPLITS)[number];
+
 export const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
 export const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
 const isFolder = (data: string) => data.startsWith('dir:');
@@ -49,6 +62,13 @@ export const EVAL_COMMAND = {
     }),
     train: z.number().int().min(10).default(5000).meta({ arg: 'N', description: 'labelled images of the kNN memory and the linear probe' }),
     test: z.number().int().min(10).default(1000).meta({ arg: 'N', description: 'held-out images every protocol is scored on' }),
+    split: z
+      .enum(EVAL_SPLITS)
+      .default('test')
+      .meta({
+        arg: 'NAME',
+        description: `the held-out images scored: test (report these), or val, a second held-out set for choosing options without looking at test: scenes of seed ${VAL_SCENES_SEED}, Fashion-MNIST's train images from ${FASHION_VAL_FROM} on, a second ${FOLDER_VAL * 100} % of a folder`,
+      }),
     'dense-train': z.number().int().min(10).default(1000).meta({ arg: 'N', description: 'images the dense probe trains on' }),
     masks: z
       .enum(EVAL_MASKS)
@@ -102,6 +122,10 @@ export function parseEvalConfig(argv: readonly string[]): EvalConfig {
       `--data ${rest.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`,
     );
   }
+  if (rest.split === 'val' && isFashion(rest.data) && rest.train > FASHION_VAL_FROM)
+    throw new ConfigError(
+      `--train ${rest.train}: with --split val the kNN memory and the linear probe read Fashion-MNIST's first ${FASHION_VAL_FROM} train images, and validation the rest; give --train ${FASHION_VAL_FROM} or fewer`,
+    );
   const scenes = isScenes(rest.data);
   let protocols: Protocol[];
   if (protocol === 'all') {

@@ -13,7 +13,9 @@
  * Splits: for scenes, the probes train on the first `--train` images of `--data` (the images
  * `train` pre-trains on, as usual: the labels are new, the pixels are not) and are scored on
  * `--test` scenes of a held-out seed that no run trains on; for Fashion-MNIST, the train file
- * and the test file. `dense` and `masks` need the scenes' ground truth.
+ * and the test file. `dense` and `masks` need the scenes' ground truth. `--split val` scores a
+ * second held-out set instead (`VAL_SCENES_SEED` …), so options can be chosen on it and the test
+ * set read once, for the report; its scores are filed apart in `eval.json`.
  *
  * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`).
  */
@@ -21,7 +23,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
-import { isRandomAccess, readSamples, splitSource, type Source } from '../datasets/source.js';
+import { isRandomAccess, rangeSource, readSamples, splitSource, type RandomAccessSource, type Source } from '../datasets/source.js';
 import { backendLines, selectBackend } from '../models/backend.js';
 import type { Encoder } from '../models/encoder-spec.js';
 import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
@@ -36,27 +38,44 @@ import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from
 import { DEFAULT_RECIPE } from './recipe.js';
 import { openSource } from './data-source.js';
 import { ConfigError, toConfigError } from '../core/config-error.js';
-import { FOLDER_HELD_OUT, HELD_OUT_SCENES_SEED, isFashion, isScenes, type EvalConfig, type Protocol } from './eval-options.js';
+import {
+  FASHION_VAL_FROM,
+  FOLDER_HELD_OUT,
+  FOLDER_VAL,
+  HELD_OUT_SCENES_SEED,
+  isFashion,
+  isScenes,
+  VAL_SCENES_SEED,
+  type EvalConfig,
+  type Protocol,
+} from './eval-options.js';
 import { prepareOutFolder } from './out-folder.js';
 
 /**
- * The two splits of `--data`: scenes of another seed, Fashion-MNIST's test set, or a seeded
- * {@link FOLDER_HELD_OUT} of a labelled folder; and the number of image classes.
+ * The two splits of `--data`: the probes' train part, and the held-out part scored (`--split`):
+ * scenes of another seed, Fashion-MNIST's test file (or the tail of its train file), or a seeded
+ * share of a labelled folder; and the number of image classes.
  */
 async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source; classes: number }> {
+  const val = c.split === 'val';
   if (isScenes(c.data)) {
     return {
       train: await openSource(c.data).catch(toConfigError),
-      test: await openSource(c.data, { scenes: { seed: HELD_OUT_SCENES_SEED } }),
+      test: await openSource(c.data, { scenes: { seed: val ? VAL_SCENES_SEED : HELD_OUT_SCENES_SEED } }),
       classes: SCENE_CLASSES.length,
     };
   }
   if (isFashion(c.data)) {
-    return {
-      train: await openSource(c.data).catch(toConfigError),
-      test: await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test')),
-      classes: FASHION_MNIST_CLASSES.length,
-    };
+    const train = await openSource(c.data).catch(toConfigError);
+    const test = val
+      ? rangeSource(
+          train as RandomAccessSource,
+          FASHION_VAL_FROM,
+          (train as RandomAccessSource).size,
+          `${train.name}, validation from ${FASHION_VAL_FROM}`,
+        )
+      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
+    return { train, test, classes: FASHION_MNIST_CLASSES.length };
   }
   const all = (await openSource(c.data).catch(toConfigError)) as Source & { classes?: readonly string[] };
   if (!isRandomAccess(all) || !all.classes) {
@@ -64,9 +83,10 @@ async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source;
       `--data ${c.data}: eval needs a labelled folder, one sub-folder per class (ImageFolder layout), with at least two classes`,
     );
   }
+  const share = val ? FOLDER_VAL : 0;
   return {
-    train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed),
-    test: splitSource(all, 'test', FOLDER_HELD_OUT, c.seed),
+    train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed, share),
+    test: splitSource(all, val ? 'val' : 'test', FOLDER_HELD_OUT, c.seed, share),
     classes: all.classes.length,
   };
 }
@@ -273,7 +293,9 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
     const trainCount = Math.max(pooled ? c.train : 0, denseTrain);
     const trainImages = trainCount > 0 ? await loadLabelledImages(trainSource, trainCount, size) : undefined;
     const testImages = await loadLabelledImages(testSource, c.test, size);
-    log(`eval: ${model.origin} on ${c.data}, ${trainImages?.count ?? 0} train and ${testImages.count} held-out images at ${size} px`);
+    log(
+      `eval: ${model.origin} on ${c.data}, ${trainImages?.count ?? 0} train and ${testImages.count} held-out images (${testSource.name}) at ${size} px`,
+    );
     const trainFeatures = trainImages ? await embedImages(encoder, trainImages, denseTrain) : undefined;
     const gridFeatures = wants('dense') || (wants('masks') && c.masks === 'encoder');
     const test: Split = {
@@ -311,7 +333,7 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       log(`eval masks (${c.masks}): IoU ${num(r, 'maskIoU')} (all-foreground ${num(r, 'maskIoUAllForeground')}), ${took()}`);
     }
     return {
-      model: { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size },
+      model: { checkpoint: model.origin, step: model.step, encoder: model.encoderName, data: c.data, size, split: c.split },
       protocols,
       skipped: (trainImages?.skipped ?? 0) + testImages.skipped,
     };
@@ -338,13 +360,19 @@ export function readEvaluations(dir: string): SavedEvaluations {
   }
 }
 
+/** The key of `eval.json` an evaluation is filed under: the data set, with `(val)` for validation scores. */
+export function evaluationKey(model: EvalResults): string {
+  return model['split'] === 'val' ? `${String(model['data'])} (val)` : String(model['data']);
+}
+
 /**
  * Records `evaluation` in `DIR/eval.json`: each protocol's entry is replaced whole, with the
- * model it scored, so scores of different checkpoints or steps never share a record.
+ * model it scored, so scores of different checkpoints or steps never share a record, and
+ * validation scores are filed apart from test scores (`evaluationKey`).
  */
 export function saveEvaluation(dir: string, evaluation: Evaluation): string {
   const saved = readEvaluations(dir);
-  const key = String(evaluation.model['data']);
+  const key = evaluationKey(evaluation.model);
   const entry = saved[key] ?? {};
   for (const [p, scores] of Object.entries(evaluation.protocols)) entry[p as Protocol] = { ...evaluation.model, ...scores };
   saved[key] = entry;

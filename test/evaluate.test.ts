@@ -163,6 +163,11 @@ describe('densestream eval', () => {
     expect(() => parseEvalConfig(['--checkpoint', '/nonexistent'])).toThrow(/no checkpoint/);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--protocol', 'fast'])).toThrow(/knn\|linear\|dense\|masks\|all/);
     expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist']).protocols).toEqual(['knn', 'linear']);
+    expect(() => parseEvalConfig(['--checkpoint', 'random', '--split', 'holdout'])).toThrow(/test\|val/);
+    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--split', 'val', '--train', '50001'])).toThrow(
+      /give --train 50000 or fewer/,
+    );
+    expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--split', 'val', '--train', '50000']).split).toBe('val');
     const run = evalCli('--checkpoint', 'random', '--train', '3');
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--train.*≥ 10/);
@@ -230,6 +235,13 @@ describe('densestream eval', () => {
     const after = read();
     expect(after['scenes']!['masks']).toMatchObject({ maskMethod: 'encoder' });
     expect(after['scenes']!['knn']).toEqual(saved['scenes']!['knn']); // other protocols' records untouched
+    // --split val scores scenes of another seed and files them apart: the test records stay.
+    const val = evalCli('--checkpoint', 'random', '--protocol', 'knn', '--split', 'val', '--train', '40', '--test', '20', '--out', out);
+    expect(val.status, val.stderr).toBe(0);
+    expect(JSON.parse(val.stdout)).toMatchObject({ split: 'val', images: { knnTest: 20 } });
+    const withVal = read();
+    expect(withVal['scenes (val)']!['knn']).toMatchObject({ split: 'val', data: 'scenes', testImages: 20 });
+    expect(withVal['scenes']).toEqual(after['scenes']);
     writeFileSync(join(out, 'eval.json'), '{"scenes": ');
     const truncated = evalCli('--checkpoint', 'random', '--protocol', 'masks', '--test', '20', '--out', out);
     expect(truncated.status).toBe(2); // refused before any work, not after it
@@ -256,5 +268,29 @@ describe('densestream eval', () => {
     );
     expect(run.status, run.stderr).toBe(0);
     expect((JSON.parse(run.stdout) as Record<string, number>)['knn20']).toBeGreaterThan(0.45);
+  });
+
+  it('--split val scores held-out images no test split holds: scenes of seed 2, the tail of the Fashion-MNIST train file', async () => {
+    const scored = async (...args: string[]) => {
+      const lines: string[] = [];
+      const c = parseEvalConfig([
+        '--checkpoint',
+        'random',
+        '--protocol',
+        'knn',
+        '--train',
+        '20',
+        '--test',
+        '10',
+        '--split',
+        'val',
+        ...args,
+      ]);
+      const evaluation = await runEvaluation({ ...c, out: mkdtempSync(join(tmpdir(), 'densestream-eval-val-')) }, (l) => lines.push(l));
+      expect(evaluation.model['split']).toBe('val');
+      return lines.join('\n');
+    };
+    expect(await scored()).toMatch(/held-out images \(scenes\(size=\d+, count=\d+, seed=2\)\)/);
+    expect(await scored('--data', 'fashion-mnist', '--size', '32')).toMatch(/held-out images \(fashion-mnist:.*validation from 50000\)/);
   });
 });

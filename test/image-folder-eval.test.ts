@@ -8,7 +8,7 @@ import { imageFolderSource } from '../datasets/image-folder.js';
 import { readSamples, splitSource } from '../datasets/source.js';
 import { selectBackend } from '../models/backend.js';
 import { runEvaluation } from '../pipelines/evaluate.js';
-import { FOLDER_HELD_OUT, parseEvalConfig } from '../pipelines/eval-options.js';
+import { FOLDER_HELD_OUT, FOLDER_VAL, parseEvalConfig } from '../pipelines/eval-options.js';
 import { keyedRng } from '../core/index.js';
 import { loadKnnSet } from '../train/knn-monitor.js';
 
@@ -69,6 +69,22 @@ describe('labelled image folders', () => {
     expect(ids(splitSource(source, 'test', FOLDER_HELD_OUT, 1))).not.toEqual(test);
   });
 
+  it('carves a validation share from the train part, leaving the test part as it was', async () => {
+    const source = await imageFolderSource(root);
+    const ids = (s: ReturnType<typeof splitSource>) => Array.from({ length: s.size }, (_, i) => s.id(i));
+    const test = ids(splitSource(source, 'test', FOLDER_HELD_OUT, 0));
+    const [train, val, testWithVal] = (['train', 'val', 'test'] as const).map((part) =>
+      ids(splitSource(source, part, FOLDER_HELD_OUT, 0, FOLDER_VAL)),
+    );
+    expect(testWithVal).toEqual(test);
+    expect([...train!, ...val!, ...test].sort()).toEqual(Array.from({ length: source.size }, (_, i) => source.id(i)).sort());
+    expect(val!.filter((id) => train!.includes(id) || test.includes(id))).toEqual([]);
+    expect(val!.length).toBeGreaterThan(4);
+    expect(ids(splitSource(source, 'train', FOLDER_HELD_OUT, 0)).sort()).toEqual([...train!, ...val!].sort());
+    expect(() => splitSource(source, 'val', FOLDER_HELD_OUT, 0)).toThrow(/validation fraction > 0/);
+    expect(() => splitSource(source, 'train', 0.5, 0, 0.5)).toThrow(/leaving a train part/);
+  });
+
   it("serves as the kNN monitor's labelled set (train --knn-data dir:PATH)", async () => {
     const set = await loadKnnSet(readSamples(await imageFolderSource(root), { shuffle: false }), { size: 16 });
     expect([set.references, set.queries]).toEqual([48, 12]);
@@ -100,5 +116,10 @@ describe('labelled image folders', () => {
     expect(knn['knn20']).toBeGreaterThan(0.9);
     expect(evaluation.protocols.linear!['linear']).toBeGreaterThan(0.9);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', `dir:${root}`, '--protocol', 'dense'])).toThrow(/only --data scenes/);
+    const lines: string[] = [];
+    const val = await runEvaluation({ ...c, split: 'val' }, (l) => lines.push(l));
+    const scored = (e: typeof val) => (e.protocols.knn!['trainImages'] as number) + (e.protocols.knn!['testImages'] as number);
+    expect(scored(val)).toBe(60 - (knn['testImages'] as number)); // the test part is read by neither side
+    expect(lines.some((l) => l.includes('validation 20%'))).toBe(true);
   });
 });
