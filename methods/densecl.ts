@@ -3,7 +3,9 @@
  * is matched to the most similar key cell by the normalised *backbone* features
  * (or geometrically, from the crop boxes), and contrasted with that key cell's dense
  * projection against a dense queue of average-pooled dense keys.
- * `L = (1 − λ)·L_global + λ·L_dense`, λ = 0.5, τ = 0.2.
+ * `L = (1 − λ)·L_global + λ·L_dense`, λ = 0.5, τ = 0.2. The authors' code (and mmselfsup's
+ * `DenseCLHook`) sets λ = 0 for the first 1 000 iterations, while an argmax over random-init
+ * features matches noise; `denseWarmup` does the same for its first N steps (default 0 here).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../core/batch.js';
@@ -40,6 +42,13 @@ export interface DenseclOptions extends SiameseOptions {
    * (`train --dense-queue`).
    */
   denseQueueSize?: number;
+  /**
+   * Steps at the start whose loss is the global term alone, λ = 0, as the official code's first
+   * 1 000 iterations (default 0: none). The dense keys still join the dense queue, so the dense
+   * term starts against real negatives (`train --dense-warmup`; the trainer says the step through
+   * `atStep`).
+   */
+  denseWarmup?: number;
 }
 
 /** The batch's geometric matches, or a clear error when the data plane did not make them. */
@@ -49,6 +58,12 @@ function geometric(batch: Batch): tf.Tensor2D {
   return tf.clone(batch.geometricMatch); // the tidy disposes its copy; the batch keeps its own
 }
 
+/**
+ * The dense queue's entry per image: the average of its dense projection `[B, P, D]`, then
+ * normalised, as the official code's avgpool2 (not an average of normalised cells).
+ */
+const pooledDenseKey = (projected: tf.Tensor3D): tf.Tensor2D => l2Normalize(tf.mean(projected, 1) as tf.Tensor2D);
+
 export function createDenseCL(o: DenseclOptions): Method {
   const tau = o.temperature ?? 0.2;
   const m = o.momentum ?? 0.99;
@@ -56,6 +71,9 @@ export function createDenseCL(o: DenseclOptions): Method {
   if (!(lambda >= 0 && lambda <= 1)) throw new Error(`lambda: expected a weight in [0, 1], got ${lambda}`);
   const sampled = o.denseCells;
   checkCellCount('denseCells', sampled);
+  const warmup = o.denseWarmup ?? 0;
+  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`denseWarmup: expected an integer ≥ 0, got ${warmup}`);
+  let step = 0;
   const pair = createSiamese({ ...o, denseHead: true });
   const dim = o.dim ?? 128;
   const queue = new KeyQueue(o.queueSize ?? 4096, dim, (o.seed ?? 0) + 7, 'densecl/queue');
@@ -65,10 +83,28 @@ export function createDenseCL(o: DenseclOptions): Method {
     pair,
     momentum: m,
     queues: { queue, 'dense-queue': denseQueue },
+    atStep(s) {
+      step = s;
+    },
     loss(batch: Batch, parts, stage) {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const online = pair.online.encoder.apply(v1, { training: true });
       const q = l2Normalize(pair.online.global.apply(online.pooled));
+      if (step < warmup) {
+        // λ = 0: the global term alone; the dense keys still fill the dense queue.
+        const key = tf.tidy(() => {
+          const out = pair.momentum.encoder.apply(v2, { training: true });
+          return {
+            k: l2Normalize(pair.momentum.global.apply(out.pooled)),
+            pooledDense: pooledDenseKey(cells(pair.momentum.dense!.applyDense(out.dense))),
+          };
+        });
+        stage(queue, key.k);
+        stage(denseQueue, key.pooledDense);
+        const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
+        logPart(parts, 'global', global);
+        return withAlign(global, q, key.k, o.alignWeight, parts);
+      }
       const [b, s1, s2, channels] = online.dense.shape;
       const p = s1 * s2;
       const n = sampled === undefined || sampled >= p ? p : sampled;
@@ -86,9 +122,7 @@ export function createDenseCL(o: DenseclOptions): Method {
         return {
           k: l2Normalize(pair.momentum.global.apply(out.pooled)),
           t: l2Normalize(projected),
-          // The dense queue's entry per image: the average of the dense projection, then
-          // normalised, as the official code's avgpool2 (not an average of normalised cells).
-          pooledDense: l2Normalize(tf.mean(projected, 1)) as tf.Tensor2D,
+          pooledDense: pooledDenseKey(projected),
           // The matching is not differentiated (argmax); rebuilding it from its values takes it
           // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
           match: o.match === 'geometric' ? geometric(batch) : detach(() => argmaxCorrespondence(cells(online.dense), cells(out.dense))),

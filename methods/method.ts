@@ -20,6 +20,12 @@ export interface Method {
    * awaits it before `loss`; `loss` works without it on wasm and cpu.
    */
   prepare?(batch: Batch): Promise<void>;
+  /**
+   * Before each step (and before `prepare`): the 0-based index of the step about to run, a resumed
+   * run's included, for a method whose loss follows a schedule (DenseCL's dense warm-up). A
+   * caller that never calls it gets step 0's loss.
+   */
+  atStep?(step: number): void;
   /** After the optimiser step: momentum updates, enqueueing keys. */
   afterStep?(): void;
   /** Everything a checkpoint stores besides the optimiser: weights, momentum copies, queues (by stable name). */

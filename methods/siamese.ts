@@ -129,6 +129,8 @@ export interface SiameseMethodSpec {
   queues: Record<string, KeyQueue>;
   /** The loss; `stage(queue, keys)` hands keys to enqueue once the optimiser step is done. */
   loss(batch: Batch, parts: LossParts, stage: (queue: KeyQueue, keys: tf.Tensor2D) => void): tf.Scalar;
+  /** {@link Method.atStep}, for a loss that follows a schedule. */
+  atStep?(step: number): void;
 }
 
 /**
@@ -143,6 +145,7 @@ export function siameseMethod(spec: SiameseMethodSpec): Method {
     name: spec.name,
     trainable: pair.trainable,
     loss: (batch, parts) => spec.loss(batch, parts, (queue, keys) => pending.stage(queue, keys)),
+    ...(spec.atStep ? { atStep: spec.atStep } : {}),
     afterStep() {
       pair.update(spec.momentum);
       pending.flush();

@@ -165,6 +165,11 @@ export const TRAIN_COMMAND = {
       arg: 'K',
       description: "densecl: entries of the dense queue, the dense term's negatives; 0: as many as --queue (the paper's)",
     }),
+    'dense-warmup': z.number().int().min(0).default(0).meta({
+      arg: 'N',
+      description:
+        "densecl: first steps with the global term alone (λ = 0), as the authors' code's first 1 000 iterations, while matching random-init features is noise; the dense keys still fill the dense queue",
+    }),
     'dense-hidden': z.number().int().min(0).optional().meta({
       arg: 'N',
       defaultText: "the encoder's channels with densecl, 0 with hapicl",
@@ -353,6 +358,12 @@ export function parseTrainConfig(
     throw new ConfigError(`--dense-queue: only densecl has a dense queue; drop it with --method ${c.method}`);
   if (given.has('dense-cells') && c.method !== 'densecl')
     throw new ConfigError(`--dense-cells: only densecl has a dense term over a queue; drop it with --method ${c.method}`);
+  if (given.has('dense-warmup') && c.method !== 'densecl')
+    throw new ConfigError(`--dense-warmup: only densecl has a dense term to warm up; drop it with --method ${c.method}`);
+  if (c['dense-warmup'] > 0 && !given.has('epochs') && c['dense-warmup'] >= c.steps)
+    throw new ConfigError(
+      `--dense-warmup ${c['dense-warmup']}: the run has ${c.steps} steps, so its dense term would never start; give fewer`,
+    );
   if (given.has('dense-hidden') && c.method !== 'densecl' && c.method !== 'hapicl')
     throw new ConfigError(`--dense-hidden: only densecl's and hapicl's dense heads are sized by it; drop it with --method ${c.method}`);
   if (c.method === 'densecl' && !given.has('dense-hidden')) c['dense-hidden'] = encoderChannels(encoderPreset(c.encoder, c.size));

@@ -67,6 +67,7 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
           ...(c['dense-cells'] ? { denseCells: c['dense-cells'] } : {}),
           ...(c['dense-queue'] ? { denseQueueSize: c['dense-queue'] } : {}), // 0, or none in an older checkpoint: as --queue
           ...(c['dense-hidden'] ? { denseHidden: c['dense-hidden'] } : {}), // 0, or none in an older checkpoint: as the global head's
+          ...(c['dense-warmup'] ? { denseWarmup: c['dense-warmup'] } : {}), // none in an older checkpoint: it had no warm-up
         }),
       };
     case 'hapicl':

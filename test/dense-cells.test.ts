@@ -6,6 +6,8 @@ import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl } from '../methods/hapicl.js';
 import { denseInfoNCE, l2Normalize, pixelNTXent } from '../methods/losses.js';
 import type { ResNetConfig } from '../models/encoder-spec.js';
+import type { Batch } from '../core/batch.js';
+import { readParts, type LossParts } from '../methods/method.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -62,6 +64,38 @@ describe("DenseCL's sampled dense cells (train --dense-cells)", () => {
       total += -logits[0]! + Math.log(logits.reduce((s, l) => s + Math.exp(l), 0));
     });
     expect(sampled).toBeCloseTo(total / q.length, 5);
+  });
+
+  it("warms up on the global term alone (--dense-warmup): λ = 0 before its step, the paper's loss after, the dense keys queued all along", async () => {
+    const encoder: ResNetConfig = { kind: 'resnet', width: 8, blocks: [1, 1], stemStride: 2 };
+    const method = createDenseCL({ encoder, dim: 16, queueSize: 32, denseQueueSize: 8, seed: 3, denseWarmup: 2 });
+    const views = [10, 11].map((seed) => tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', seed) as tf.Tensor4D);
+    const batch: Batch = { ids: ['a', 'b', 'c', 'd'], views, masks: [], boxes: [], flipped: [], dispose: () => {} };
+    const before = tf.memory().numTensors;
+    const run = async (step: number) => {
+      method.atStep?.(step);
+      const parts: LossParts = {};
+      const loss = tf.tidy(() => method.loss(batch, parts));
+      const value = (await loss.data())[0]!;
+      loss.dispose();
+      return { ...(await readParts(parts)), loss: value } as Record<string, number> & { loss: number };
+    };
+    const paper = await run(2); // the step the dense term starts at
+    expect(paper.loss).toBeCloseTo(0.5 * paper['global']! + 0.5 * paper['dense']!, 5);
+    const during = await run(1);
+    expect(during['dense']).toBeUndefined();
+    expect(during.loss).toBeCloseTo(paper['global']!, 5); // (1 − 0)·L_global: the same weights see the same batch
+    const state = method.checkpointState();
+    const queued = () => Array.from(state['dense-queue/keys']!.dataSync());
+    const initial = queued();
+    method.afterStep?.();
+    expect(state['dense-queue/pointer']!.dataSync()[0]).toBe(4); // the warm-up step's four dense keys went in
+    expect(queued().slice(0, 4 * 16)).not.toEqual(initial.slice(0, 4 * 16));
+    expect(queued().slice(4 * 16)).toEqual(initial.slice(4 * 16));
+    expect(tf.memory().numTensors).toBe(before);
+    method.dispose();
+    tf.dispose(views);
+    expect(() => createDenseCL({ encoder, denseWarmup: -1 })).toThrow('denseWarmup: expected an integer ≥ 0, got -1');
   });
 
   it('sizes the dense queue on its own (--dense-queue), the global queue as --queue', () => {

@@ -206,3 +206,17 @@ describe("densecl's and hapicl's dense head width (--dense-hidden)", () => {
     expect(() => parseTrainConfig(['--method', 'densecl', '--dense-hidden', '1.5'])).toThrow(/--dense-hidden/);
   });
 });
+
+describe("densecl's dense warm-up (--dense-warmup)", () => {
+  it('defaults to none, is refused for the other methods and where the dense term would never start', () => {
+    expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-warmup']).toBe(0);
+    expect(parseTrainConfig(['--method', 'densecl', '--dense-warmup', '300', '--out', '/tmp/never'])['dense-warmup']).toBe(300);
+    expect(() => parseTrainConfig(['--method', 'mocov2', '--dense-warmup', '10'])).toThrow(
+      '--dense-warmup: only densecl has a dense term to warm up; drop it with --method mocov2',
+    );
+    expect(() => parseTrainConfig(['--method', 'densecl', '--steps', '100', '--dense-warmup', '100'])).toThrow(
+      '--dense-warmup 100: the run has 100 steps, so its dense term would never start; give fewer',
+    );
+    expect(() => parseTrainConfig(['--method', 'densecl', '--dense-warmup', '-1'])).toThrow(/--dense-warmup/);
+  });
+});

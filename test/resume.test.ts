@@ -35,6 +35,9 @@ describe('resume', () => {
         '100',
         '--method',
         'densecl',
+        // The dense term starts after the resume point: a resumed run must count steps from the start.
+        '--dense-warmup',
+        '4',
         '--optimizer',
         optimizer,
         // Pinned: auto's timing may pick the other path in the straight run, and the two paths'

@@ -154,6 +154,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
       let loss: number;
       let stepDone = false;
       try {
+        method.atStep?.(step);
         await method.prepare?.(batch);
         const lossTensor = optimizer.minimize(() => method.loss(batch, lossParts), true, method.trainable);
         loss = lossTensor === null ? Number.NaN : ((await lossTensor.data())[0] as number);
