@@ -116,13 +116,15 @@ export const TRAIN_COMMAND = {
       }),
     alpha: z.number().min(0).max(1).optional().meta({
       arg: 'α',
-      defaultText: '0.5 with hapicl',
-      description: "hapicl: HARL's weight of the foreground term against the background term",
+      defaultText: '0.5 with hapicl, 1 with softrank',
+      description:
+        "hapicl: HARL's weight of the foreground term against the background term; softrank: the weight α of the image-level ranking",
     }),
     beta: z.number().min(0).max(1).optional().meta({
       arg: 'β',
-      defaultText: '0.5 with hapicl',
-      description: "hapicl: HARL's weight of the whole-image term against the foreground and background terms (0: regions only)",
+      defaultText: '0.5 with hapicl, 1 with softrank',
+      description:
+        "hapicl: HARL's weight of the whole-image term against the foreground and background terms (0: regions only); softrank: the weight β of the patch-level ranking (0: image level only)",
     }),
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
     attention: z.string().optional().meta({
@@ -389,9 +391,11 @@ export function parseTrainConfig(
       : 'this run makes no saliency map (it makes them for --method hapicl with --masks saliency, or for --attention-view, with a saliency --attention)',
   });
   for (const k of ['alpha', 'beta'] as const) {
-    if (given.has(k) && c.method !== 'hapicl')
-      throw new ConfigError(`--${k}: a weight of hapicl's HARL loss; drop it with --method ${c.method}`);
+    if (given.has(k) && c.method !== 'hapicl' && c.method !== 'softrank')
+      throw new ConfigError(`--${k}: a weight of hapicl's HARL loss or of softrank's two rankings; drop it with --method ${c.method}`);
   }
+  if (c.method === 'softrank' && c.alpha === 0 && c.beta === 0)
+    throw new ConfigError('--alpha 0 --beta 0: softrank would have no loss; give one of its two rankings a weight above 0');
   checkKnnOptions(c, given);
   if (given.has('augment') && c.data.startsWith('parquet:'))
     throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);

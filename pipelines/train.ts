@@ -84,7 +84,8 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
     case 'softrank': {
       // A checkpoint from before --relation holds none: it trained within one view, and goes on so.
       const relation = (c.relation as TrainConfig['relation'] | undefined) ?? 'within';
-      const softrank = createSoftRank({ ...common, frozenTargets: true, negatives, relation });
+      const weights = { ...(c.alpha === undefined ? {} : { alpha: c.alpha }), ...(c.beta === undefined ? {} : { beta: c.beta }) };
+      const softrank = createSoftRank({ ...common, ...weights, frozenTargets: true, negatives, relation });
       return { method: softrank, softrank };
     }
   }

@@ -170,11 +170,11 @@ describe("hapicl's HARL weights (--alpha, --beta)", () => {
     }
   });
 
-  it('are hapicl flags, in [0, 1]', () => {
+  it('are hapicl and softrank flags, in [0, 1]', () => {
     const c = parseTrainConfig(['--method', 'hapicl', '--alpha', '1', '--beta', '0', '--out', '/tmp/never']);
     expect([c.alpha, c.beta]).toEqual([1, 0]);
     expect(() => parseTrainConfig(['--method', 'mocov2', '--beta', '0'])).toThrow(
-      "--beta: a weight of hapicl's HARL loss; drop it with --method mocov2",
+      "--beta: a weight of hapicl's HARL loss or of softrank's two rankings; drop it with --method mocov2",
     );
     expect(() => parseTrainConfig(['--method', 'hapicl', '--alpha', '1.5'])).toThrow(/--alpha/);
   });

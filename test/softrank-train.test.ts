@@ -110,6 +110,7 @@ describe('train --method softrank', () => {
       true,
     );
     // Before any clustering every anchor is its own positive; steps 7–12 are served by one.
+    for (const m of metrics) expect(m.loss).toBeCloseTo(m.parts['image']! + m.parts['patch']!, 4); // α = β = 1
     expect(metrics.slice(0, 6).every((m) => m.parts['selfPositives'] === 1)).toBe(true);
     expect(metrics.slice(6).some((m) => m.parts['selfPositives']! < 1)).toBe(true);
     expect(metrics.at(-1)!.parts['reclusters']).toBeGreaterThanOrEqual(1);
@@ -142,12 +143,34 @@ describe('train --method softrank', () => {
       ['--clusters', '50', '--bank-size', '100'],
       '--clusters 50: needs at least 200 embeddings to cluster (4 per cluster), but --bank-size is 100',
     ],
+    [['--alpha', '0', '--beta', '0'], '--alpha 0 --beta 0: softrank would have no loss'],
+    [['--beta', '1.5'], '--beta'],
     [['--negatives=-1'], '--negatives: expected an integer ≥ 0, got "-1"'],
     [['--negatives', '2.5'], '--negatives: expected an integer ≥ 0'],
     [['--negatives', '64', '--bank-size', '64'], '--negatives 64: expected fewer negatives per pair than the bank holds, --bank-size 64'],
   ])('refuses %j with softrank', (args, message) => {
     expect(() => parseTrainConfig(['--method', 'softrank', ...args])).toThrow(ConfigError);
     expect(() => parseTrainConfig(['--method', 'softrank', ...args])).toThrow(message);
+  });
+
+  it('weighs its two rankings by --alpha and --beta: loss = α·image + β·patch', async () => {
+    const { resume: _r, ...c } = parseTrainConfig([
+      ...SMALL.filter((_, i, all) => all[i - 1] !== '--steps' && all[i] !== '--steps'),
+      '--steps',
+      '2',
+      '--alpha',
+      '0.5',
+      '--beta',
+      '0.25',
+      '--knn-every',
+      '0',
+      '--out',
+      mkdtempSync(join(tmpdir(), 'densestream-softrank-weights-')),
+    ]);
+    await runTraining(c);
+    const metrics = metricsOf(c.out);
+    expect(metrics).toHaveLength(2);
+    for (const m of metrics) expect(m.loss).toBeCloseTo(0.5 * m.parts['image']! + 0.25 * m.parts['patch']!, 4);
   });
 
   it('refuses more clusters than a quarter of a small source before training', async () => {
