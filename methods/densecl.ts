@@ -90,21 +90,27 @@ export function createDenseCL(o: DenseclOptions): Method {
       const [v1, v2] = batch.views as [tf.Tensor4D, tf.Tensor4D];
       const online = pair.online.encoder.apply(v1, { training: true });
       const q = l2Normalize(pair.online.global.apply(online.pooled));
-      if (step < warmup) {
-        // λ = 0: the global term alone; the dense keys still fill the dense queue.
-        const key = tf.tidy(() => {
-          const out = pair.momentum.encoder.apply(v2, { training: true });
-          return {
-            k: l2Normalize(pair.momentum.global.apply(out.pooled)),
-            pooledDense: pooledDenseKey(cells(pair.momentum.dense!.applyDense(out.dense))),
-          };
-        });
-        stage(queue, key.k);
-        stage(denseQueue, key.pooledDense);
-        const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
-        logPart(parts, 'global', global);
-        return withAlign(global, q, key.k, o.alignWeight, parts);
-      }
+      const warm = step < warmup; // λ = 0: the global term alone; the dense keys still fill the dense queue
+      const key: { k: tf.Tensor2D; pooledDense: tf.Tensor2D; t?: tf.Tensor3D; match?: tf.Tensor2D } = tf.tidy(() => {
+        const out = pair.momentum.encoder.apply(v2, { training: true });
+        const projected = cells(pair.momentum.dense!.applyDense(out.dense));
+        const k = l2Normalize(pair.momentum.global.apply(out.pooled));
+        const pooledDense = pooledDenseKey(projected);
+        if (warm) return { k, pooledDense };
+        return {
+          k,
+          pooledDense,
+          t: l2Normalize(projected),
+          // The matching is not differentiated (argmax); rebuilding it from its values takes it
+          // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
+          match: o.match === 'geometric' ? geometric(batch) : detach(() => argmaxCorrespondence(cells(online.dense), cells(out.dense))),
+        };
+      });
+      stage(queue, key.k);
+      stage(denseQueue, key.pooledDense);
+      const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
+      logPart(parts, 'global', global);
+      if (!key.t || !key.match) return withAlign(global, q, key.k, o.alignWeight, parts);
       const [b, s1, s2, channels] = online.dense.shape;
       const p = s1 * s2;
       const n = sampled === undefined || sampled >= p ? p : sampled;
@@ -116,26 +122,10 @@ export function createDenseCL(o: DenseclOptions): Method {
       const r = l2Normalize(
         tf.reshape(pair.online.dense!.apply(tf.reshape(picked, [b * n, channels]) as tf.Tensor2D), [b, n, dim]) as tf.Tensor3D,
       );
-      const key = tf.tidy(() => {
-        const out = pair.momentum.encoder.apply(v2, { training: true });
-        const projected = cells(pair.momentum.dense!.applyDense(out.dense));
-        return {
-          k: l2Normalize(pair.momentum.global.apply(out.pooled)),
-          t: l2Normalize(projected),
-          pooledDense: pooledDenseKey(projected),
-          // The matching is not differentiated (argmax); rebuilding it from its values takes it
-          // off the gradient tape, which would otherwise ask for a gradient of gather's indices.
-          match: o.match === 'geometric' ? geometric(batch) : detach(() => argmaxCorrespondence(cells(online.dense), cells(out.dense))),
-        };
-      });
-      stage(queue, key.k);
-      stage(denseQueue, key.pooledDense);
-      const global = infoNCE(q, key.k, queue.keys as tf.Tensor2D, tau);
       const match = rows
         ? (tf.reshape(tf.gather(tf.reshape(key.match, [b * p]), tf.tensor1d(rows, 'int32')), [b, n]) as tf.Tensor2D)
         : key.match;
       const dense = denseInfoNCE(r, key.t, match, denseQueue.keys as tf.Tensor2D, tau);
-      logPart(parts, 'global', global);
       logPart(parts, 'dense', dense);
       return withAlign(tf.add(tf.mul(global, 1 - lambda), tf.mul(dense, lambda)) as tf.Scalar, q, key.k, o.alignWeight, parts);
     },

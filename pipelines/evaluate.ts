@@ -66,14 +66,9 @@ async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source;
     };
   }
   if (isFashion(c.data)) {
-    const train = await openSource(c.data).catch(toConfigError);
+    const train = (await openSource(c.data).catch(toConfigError)) as RandomAccessSource; // Fashion-MNIST is read whole
     const test = val
-      ? rangeSource(
-          train as RandomAccessSource,
-          FASHION_VAL_FROM,
-          (train as RandomAccessSource).size,
-          `${train.name}, validation from ${FASHION_VAL_FROM}`,
-        )
+      ? rangeSource(train, FASHION_VAL_FROM, train.size, `${train.name}, validation from ${FASHION_VAL_FROM}`)
       : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
     return { train, test, classes: FASHION_MNIST_CLASSES.length };
   }
@@ -361,7 +356,7 @@ export function readEvaluations(dir: string): SavedEvaluations {
 }
 
 /** The key of `eval.json` an evaluation is filed under: the data set, with `(val)` for validation scores. */
-export function evaluationKey(model: EvalResults): string {
+function evaluationKey(model: EvalResults): string {
   return model['split'] === 'val' ? `${String(model['data'])} (val)` : String(model['data']);
 }
 

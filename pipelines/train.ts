@@ -67,7 +67,7 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
           ...(c['dense-cells'] ? { denseCells: c['dense-cells'] } : {}),
           ...(c['dense-queue'] ? { denseQueueSize: c['dense-queue'] } : {}), // 0, or none in an older checkpoint: as --queue
           ...(c['dense-hidden'] ? { denseHidden: c['dense-hidden'] } : {}), // 0, or none in an older checkpoint: as the global head's
-          ...(c['dense-warmup'] ? { denseWarmup: c['dense-warmup'] } : {}), // none in an older checkpoint: it had no warm-up
+          denseWarmup: c['dense-warmup'], // none in an older checkpoint: it had no warm-up (the method's default)
         }),
       };
     case 'hapicl':
@@ -84,8 +84,7 @@ function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): 
     case 'softrank': {
       // A checkpoint from before --relation holds none: it trained within one view, and goes on so.
       const relation = (c.relation as TrainConfig['relation'] | undefined) ?? 'within';
-      const weights = { ...(c.alpha === undefined ? {} : { alpha: c.alpha }), ...(c.beta === undefined ? {} : { beta: c.beta }) };
-      const softrank = createSoftRank({ ...common, ...weights, frozenTargets: true, negatives, relation });
+      const softrank = createSoftRank({ ...common, alpha: c.alpha, beta: c.beta, frozenTargets: true, negatives, relation });
       return { method: softrank, softrank };
     }
   }
