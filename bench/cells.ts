@@ -9,7 +9,7 @@
  * - `fgAcross`, `bgAcross`: the same cosines between a cell and the cells of the next image, so
  *   `bgbg − bgAcross` is how much a background cell says which image it is from.
  * Why: DenseCL scores below MoCo v2 on dense mIoU and mask IoU at the recipe; these say what its
- * dense term does to the cells (README, "What DenseCL does to the cells here").
+ * dense term does to the cells (docs/experiments.md, "What DenseCL does to the cells here").
  */
 import { parseArgs } from 'node:util';
 import { openSource } from '../pipelines/data-source.js';

@@ -73,7 +73,7 @@ export function softRankImageLoss(
  * mean over rows of the standard deviation of a row's cosines with the others. The target's
  * similarities are softrank's soft labels; where their spread falls well below τ_t the labels
  * tell the candidates apart no more (every P^t near ½), and the image-level loss sits at their
- * entropy, near ln 2 (README, "Measured: why softrank does not learn").
+ * entropy, near ln 2 (docs/experiments.md, "Measured: why softrank does not learn").
  */
 export function similarityStats(z: tf.Tensor2D): { mean: tf.Scalar; spread: tf.Scalar } {
   return tf.tidy(() => {

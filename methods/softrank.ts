@@ -31,7 +31,7 @@
  *   query of view 1 ranks the candidates' *target* projections of view 2, `s_ac = cos(p(y_a), z_c)`,
  *   the anchor's own `z_a` among them (`t_aa = 1`), not the online `y_c` the formulas above
  *   write (`'within'`). As written, no term compares the two views of one image and the target
- *   collapses; across views it does not, and the encoder scores higher (README, "Measured: why
+ *   collapses; across views it does not, and the encoder scores higher (docs/experiments.md, "Measured: why
  *   softrank does not learn").
  * - Patch similarities compare cells at the same grid position of two *different* images
  *   (the patent's "same position (i, j)"), with no geometric or feature matching.

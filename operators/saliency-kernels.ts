@@ -2,7 +2,7 @@
  * The saliency maps' pixel loops (saliency.c, compiled into saliency-wasm.ts) on a private
  * WebAssembly memory, one instance per thread, made on first use. They are the per-image cost
  * of HAPiCL's masks: in JavaScript 1.7–2.3 ms a 64 × 64 scene, map and mask; here about 0.5
- * (the README's "Measured: saliency in WebAssembly"). Their results are the JavaScript's, bit
+ * (docs/performance.md, "Measured: saliency in WebAssembly"). Their results are the JavaScript's, bit
  * for bit.
  *
  * Each call copies its pixels into the memory, a band of rows at a time (at most BAND_BYTES), and

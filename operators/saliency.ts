@@ -23,7 +23,7 @@ export const SALIENCY_SIZE = 64;
  * than {@link SALIENCY_SIZE}. A mask is pooled to the encoder's grid, a cell per 8 view pixels,
  * so a map at the views' side still gives each cell of the smallest crop (a fifth of the image)
  * 3–4 map pixels a side; finer maps cost more a scene and, at the 32-px recipe, trained no better
- * (README, "Measured: the saliency map's size").
+ * (docs/performance.md, "Measured: the saliency map's size").
  */
 export function saliencySizeFor(viewSize: number): number {
   return Math.min(SALIENCY_SIZE, viewSize);

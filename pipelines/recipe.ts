@@ -1,6 +1,6 @@
 /**
  * The default recipe: what `densestream train` runs with no options, sized so that learning
- * shows within ten minutes on 2 CPU cores (README, "The default recipe"). `precompute` cuts the
+ * shows within ten minutes on 2 CPU cores (docs/experiments.md, "The default recipe"). `precompute` cuts the
  * views this recipe trains on, and `eval --checkpoint random` / `export` without a checkpoint
  * default to its image size, so the baseline is scored as the default run is.
  *

@@ -70,7 +70,7 @@ export function pixelWorkerCount(workers: number | undefined): number {
 /**
  * `--saliency-size PX`: the long side of the saliency maps behind attention views and saliency
  * masks. A map finer than the views gives the encoder's grid nothing it can see, and every
- * image pays for it on a pixel worker, beside the step (README, "Measured: the saliency map's size").
+ * image pays for it on a pixel worker, beside the step (docs/performance.md, "Measured: the saliency map's size").
  */
 export const SALIENCY_SIZE_OPTION = {
   'saliency-size': z

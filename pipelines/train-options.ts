@@ -37,7 +37,7 @@ import {
  * against 0.162, 0.179; dense mIoU 0.105, 0.110 against 0.110, 0.108), and the step took 0.89×
  * the time. At three times that budget (2 700 steps, three seeds each) it scored as the paper's
  * full dense term (`--dense-cells 0 --dense-queue 0 --dense-hidden 0`): dense mIoU 0.124 ± 0.002
- * against 0.124 ± 0.003, kNN k=20 0.189 ± 0.013 against 0.197 ± 0.014 (README, "Measured:
+ * against 0.124 ± 0.003, kNN k=20 0.189 ± 0.013 against 0.197 ± 0.014 (docs/performance.md, "Measured:
  * DenseCL's dense term").
  */
 export const DEFAULT_DENSE_CELLS = 8;
@@ -46,7 +46,7 @@ export const DEFAULT_DENSE_CELLS = 8;
  * `--dense-queue` default: DenseCL's dense negatives. With 16 cells, a dense queue of 1 024
  * instead of `--queue`'s 4 096 took a DenseCL step from 1.22–1.26× MoCo v2's to 1.06–1.10×
  * (`bench train`, alternating runs), and scored within noise of every cell and 4 096 keys
- * (188 steps: kNN k=20 0.157 / 0.151, k=200 0.148 / 0.169, dense mIoU 0.105 / 0.105; README,
+ * (188 steps: kNN k=20 0.157 / 0.151, k=200 0.148 / 0.169, dense mIoU 0.105 / 0.105; docs/performance.md,
  * "Measured: DenseCL's dense term").
  */
 export const DEFAULT_DENSE_QUEUE = 1024;
@@ -55,7 +55,7 @@ export const DEFAULT_DENSE_QUEUE = 1024;
  * `--pixel-cells` default with hapicl: cells of view 1 per image in its pixel term. On scenes at
  * 64 px (8×8 cells, slim, batch 32, 188 steps = 6 016 images) 16 cells scored as all 64 did,
  * within noise (kNN k=20 0.173 / 0.168, k=200 0.173 / 0.180, dense mIoU 0.130 / 0.135), and a
- * HAPiCL step took 0.85–0.87× the time (README, "Measured: HAPiCL's pixel term").
+ * HAPiCL step took 0.85–0.87× the time (docs/performance.md, "Measured: HAPiCL's pixel term").
  */
 export const DEFAULT_PIXEL_CELLS = 16;
 

@@ -1,6 +1,6 @@
 /**
  * `--hue H`: the colour jitter's hue range, the augmentation strength that #16's recipe search
- * turned on (README, "Looking for a recipe that learns within ten minutes").
+ * turned on (docs/experiments.md, "Looking for a recipe that learns within ten minutes").
  */
 import { describe, expect, it } from 'vitest';
 import { keyedRng } from '../core/random.js';

@@ -1,6 +1,6 @@
 /**
  * `--saliency-size PX`: the long side of the saliency maps behind attention views and saliency
- * masks; by default as fine as the views, at most 64 (README, "Measured: the saliency map's size").
+ * masks; by default as fine as the views, at most 64 (docs/performance.md, "Measured: the saliency map's size").
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

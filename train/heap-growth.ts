@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 
 /**
  * How far V8's old generation may grow past its live size before the next full collection,
- * in percent, for a training process (README, "Measured: garbage collection in a step").
+ * in percent, for a training process (docs/performance.md, "Measured: garbage collection in a step").
  *
  * Between two full collections a step's process put 7–12 MB of new objects in the old
  * generation, under 1 MB of it promoted by scavenges (`--trace-gc-nvp`), while the live heap

@@ -193,8 +193,8 @@ function batchedMatMul({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorIn
   // tfjs's wasm BatchMatMul multiplies flagged (transposed) operands element by element, ~20×
   // slower than this kernel (a [128,128]·[1024,128]ᵀ product: 25–43 ms against 1.9, measured).
   // A single unflagged product goes to XNNPACK only when its B is wider than PLAIN_MAX_N: it
-  // packs B on every call, which a narrow B and few rows of A do not pay back (README, "Measured:
-  // the plain matrix product").
+  // packs B on every call, which a narrow B and few rows of A do not pay back (docs/performance.md,
+  // "Measured: the plain matrix product").
   if (batch < 2 && !transposeA && !transposeB && (n > PLAIN_MAX_N || !plainMatMulEnabled())) return undefined;
   const out = k.backend.makeOutput(a.shape.length === 2 && b.shape.length === 2 ? [m, n] : [batch, m, n], 'float32');
   if (batch * m * n === 0) return out;

@@ -8,8 +8,8 @@
  * XNNPACK has no convolution filter gradient; building it from a forward convolution with the
  * batch as channels leaves XNNPACK a [Ci·kh·kw × Co] output to split and a reduction of
  * B·Ho·Wo, which it runs at half its forward speed. A direct SIMD kernel blocked for L2, with
- * its work split over (tap, channel block) across the backend's threads, does better (README,
- * "Measured: the engine").
+ * its work split over (tap, channel block) across the backend's threads, does better (docs/performance.md,
+ * "Measured: densestream's own wasm kernels").
  *
  * The module imports the backend's own wasm memory, so a kernel reads its inputs and writes its
  * output where tfjs keeps them: nothing is copied.

@@ -4,7 +4,7 @@
  * (XNNPACK) and our direct filter gradient sum directly; these convolutions, forward, as the
  * input gradients `conv-gradients.ts` builds from them, and as filter gradients, are most of a
  * ResNet step. F(2×2) does their products with 2.25× fewer multiplies, F(4×4) with 4× fewer and
- * rounds a little worse (README, "Measured: Winograd convolutions"); each shape takes the one
+ * rounds a little worse (docs/performance.md, "Measured: Winograd convolutions"); each shape takes the one
  * that needs fewer products. Other convolutions, and channel counts that are not multiples of 4,
  * keep the direct kernels.
  */
