@@ -8,6 +8,7 @@
 import { ConfigError } from '../core/config-error.js';
 import { commandHelp, nearestName, type CommandSchema, type OptionsShape } from './command-schema.js';
 import { packageJson } from './package-json.js';
+import { DEFAULT_RECIPE } from './recipe.js';
 
 interface CommandEntry {
   /** The command's schema module: light (no tfjs, sharp or Arrow), so help and usage errors answer at once. */
@@ -86,7 +87,7 @@ Usage: densestream <command> [options]
 Commands:
 ${lines.join('\n')}
 
-Run with no options, train trains densecl on the built-in scenes for 200 steps.
+Run with no options, train runs the default recipe: ${DEFAULT_RECIPE.method} on the built-in scenes, ${DEFAULT_RECIPE.steps} steps at ${DEFAULT_RECIPE.size} px.
 densestream <command> --help lists a command's options, their ranges and defaults.
 
 Options:

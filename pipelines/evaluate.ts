@@ -1,6 +1,6 @@
 /**
  * `densestream eval`: how good are a trained encoder's frozen features? The protocols of
- * METHODS.md ("Evaluation protocols"), each against a random-init encoder at equal settings
+ * docs/methods.md ("Evaluation"), each against a random-init encoder at equal settings
  * (`--checkpoint random`):
  *
  * | protocol | features | score |

@@ -67,7 +67,7 @@ export const PRECOMPUTE_COMMAND = {
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
     attention: z.string().optional().meta({
       arg: 'SOURCE',
-      defaultText: 'saliency',
+      defaultText: 'boundary',
       description: 'the attention map: boundary, frequency-tuned, model:PATH, encoder:RUN',
     }),
     // PNG is lossless: training from the shards sees exactly the live pipeline's pixels.

@@ -129,7 +129,7 @@ export const TRAIN_COMMAND = {
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
     attention: z.string().optional().meta({
       arg: 'SOURCE',
-      defaultText: 'saliency',
+      defaultText: 'boundary',
       description:
         "the map behind the attention view and saliency masks: boundary, frequency-tuned, model:PATH (a tfjs model), encoder:RUN (a train run's encoder), or encoder (the one being trained, refreshed every --attention-refresh steps)",
     }),

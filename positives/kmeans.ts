@@ -51,7 +51,7 @@ export interface KMeansOptions {
    * Lloyd: stop when a pass lowers the inertia by less than this fraction of it; default 1e-4.
    * Why not tighter: on softrank's bank (20 000 × 128, k = 100, warm-started) 1e-6 took 77
    * passes and 17 s of a core, 1e-4 took 21 passes and 4.7 s, for an inertia 0.3 % higher and
-   * the same share of same-class positives (0.130 both; README, "Clustering positives").
+   * the same share of same-class positives (0.130 both; docs/experiments.md, "softrank").
    */
   tolerance?: number;
   /** Mini-batch: rows per batch; default 1024. */
