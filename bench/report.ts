@@ -101,3 +101,52 @@ export function parseKernels(value: string): KernelsChoice[] {
 export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
   return { DENSESTREAM_WASM_KERNELS: choice === 'off' ? '0' : '1', DENSESTREAM_WINOGRAD: choice === 'direct' ? '0' : '1' };
 }
+
+/** One child run of the set: its round (from 1), method, the other settings that vary, and its ms a step. */
+export interface BenchRun {
+  round: number;
+  method: string;
+  setting: Record<string, string>;
+  msPerStep: number;
+}
+
+/**
+ * Per method and setting, the median ms a step over the rounds and, where `base` ran in the same
+ * round with the same setting, the ratio to it in each round and their median. Ratios are taken
+ * within a round, never between medians, because a 2-core machine drifts between rounds by more
+ * than the methods differ.
+ */
+/** A setting's summary line: its method and setting keys, the medians, and its ratios to the base. */
+export type RoundSummary = Record<string, unknown> & {
+  method: string;
+  msPerStep: number;
+  msPerSteps: number[];
+  against?: string;
+  ratio?: number;
+  ratios?: number[];
+};
+
+export function roundSummaries(runs: readonly BenchRun[], base: string): RoundSummary[] {
+  const key = (r: BenchRun) => JSON.stringify([r.method, r.setting]);
+  const baseOf = (r: BenchRun) =>
+    runs.find((b) => b.round === r.round && b.method === base && JSON.stringify(b.setting) === JSON.stringify(r.setting));
+  const groups = new Map<string, BenchRun[]>();
+  for (const r of runs) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  return [...groups.values()].map((group) => {
+    const first = group[0]!;
+    const ratios =
+      first.method === base
+        ? []
+        : group.flatMap((r) => {
+            const b = baseOf(r);
+            return b ? [r.msPerStep / b.msPerStep] : [];
+          });
+    return {
+      method: first.method,
+      ...first.setting,
+      msPerStep: median(group.map((r) => r.msPerStep)),
+      msPerSteps: group.map((r) => r.msPerStep),
+      ...(ratios.length > 0 ? { against: base, ratio: median(ratios), ratios } : {}),
+    };
+  });
+}

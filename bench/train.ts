@@ -1,8 +1,12 @@
 /**
- * `npm run bench -- train [--method M] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
+ * `npm run bench -- train [--method M[,M…]] [--rounds 1] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
  * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M] [--saliency-size PX]
  * [--workers N|both] [--queue K] [--hue H] [--heap-growth PCT|v8|both]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting, pixel-worker count or heap growth with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
+ * `--rounds N` runs the whole set N times in turn, so that the machine's drift falls on every
+ * method alike, then prints one line per setting with its median ms a step over the rounds and,
+ * for a method beside mocov2, its ratio to mocov2's step in each round (same augment, kernels,
+ * workers and heap growth) and their median: the #14 targets' figure in one command.
  * The first 5 steps (warm-up, queue filling, the data plane's start-up) are excluded from the rates and from
  * `dataWaitFraction`; `runDataWaitFraction` is the whole run's. `--heap-growth` sets V8's old-generation growth
  * as `train` does (default {@link HEAP_GROWING_PERCENT}); `v8` leaves V8's own.
@@ -16,7 +20,7 @@ import { runTraining } from '../pipelines/train.js';
 import { parseTrainConfig, TRAIN_METHODS } from '../pipelines/train-options.js';
 import { positiveInt } from '../pipelines/options.js';
 import { pixelWorkerCount } from '../pipelines/shared-options.js';
-import { benchFile, kernelsEnv, parseKernels, printJson, runForJson } from './report.js';
+import { benchFile, kernelsEnv, parseKernels, printJson, roundSummaries, runForJson, type BenchRun } from './report.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 import { winogradEnabled } from '../models/kernels/winograd.js';
 import { webGpuAdapter } from '../models/webgpu.js';
@@ -27,6 +31,7 @@ export async function trainBench(argv: string[]): Promise<void> {
     args: argv,
     options: {
       method: { type: 'string' },
+      rounds: { type: 'string', default: '1' },
       steps: { type: 'string', default: '40' },
       batch: { type: 'string', default: '32' },
       size: { type: 'string', default: '64' },
@@ -49,6 +54,12 @@ export async function trainBench(argv: string[]): Promise<void> {
     },
   });
   const steps = positiveInt(values.steps, '--steps');
+  const rounds = positiveInt(values.rounds, '--rounds');
+  const methods = values.method === undefined ? [...TRAIN_METHODS] : values.method.split(',');
+  for (const m of methods) {
+    if (!(TRAIN_METHODS as readonly string[]).includes(m)) throw new Error(`--method: expected ${TRAIN_METHODS.join('|')}, got "${m}"`);
+  }
+  if (values.single && (methods.length > 1 || rounds > 1)) throw new Error('--single trains one method once: drop the list or --rounds');
   const common = [
     '--steps',
     `${steps}`,
@@ -150,33 +161,43 @@ export async function trainBench(argv: string[]): Promise<void> {
     });
     return;
   }
-  for (const method of values.method ? [values.method] : TRAIN_METHODS) {
-    for (const augment of paths) {
-      for (const k of kernels) {
-        for (const w of workerCounts) {
-          for (const g of growths) {
-            runForJson(
-              `train bench ${method}`,
-              process.execPath,
-              [
-                benchFile('run.js'),
-                'train',
-                '--single',
-                '--method',
+  const runs: BenchRun[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    for (const method of methods) {
+      for (const augment of paths) {
+        for (const k of kernels) {
+          for (const w of workerCounts) {
+            for (const g of growths) {
+              const line = runForJson<{ msPerStep: number }>(
+                `train bench ${method}`,
+                process.execPath,
+                [
+                  benchFile('run.js'),
+                  'train',
+                  '--single',
+                  '--method',
+                  method,
+                  '--augment',
+                  augment ?? 'auto',
+                  ...common,
+                  ...methodFlags(method),
+                  ...workerFlags(w),
+                  '--heap-growth',
+                  g,
+                ],
+                kernelsEnv(k),
+              );
+              runs.push({
+                round,
                 method,
-                '--augment',
-                augment ?? 'auto',
-                ...common,
-                ...methodFlags(method),
-                ...workerFlags(w),
-                '--heap-growth',
-                g,
-              ],
-              kernelsEnv(k),
-            );
+                setting: { augment: augment ?? 'auto', kernels: k, workers: w ?? 'default', heapGrowth: g },
+                msPerStep: line.msPerStep,
+              });
+            }
           }
         }
       }
     }
   }
+  if (rounds > 1) for (const line of roundSummaries(runs, 'mocov2')) printJson({ bench: 'train', rounds, ...line });
 }

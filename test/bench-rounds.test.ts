@@ -1,0 +1,48 @@
+/**
+ * `bench train --rounds`: ratios are taken within a round against the base method of the same
+ * setting, and summarised by their median; medians of ms a step per method and setting.
+ */
+import { describe, expect, it } from 'vitest';
+import { roundSummaries, type BenchRun } from '../bench/report.js';
+
+const run = (round: number, method: string, msPerStep: number, kernels = 'on'): BenchRun => ({
+  round,
+  method,
+  setting: { kernels },
+  msPerStep,
+});
+
+describe('roundSummaries', () => {
+  it('divides within each round, so a slow round moves both sides alike', () => {
+    // Round 2 runs everything 1.5× slower; the ratio stays 1.2 there.
+    const runs = [
+      run(1, 'mocov2', 100),
+      run(1, 'densecl', 120),
+      run(2, 'mocov2', 150),
+      run(2, 'densecl', 180),
+      run(3, 'mocov2', 100),
+      run(3, 'densecl', 130),
+    ];
+    const [moco, densecl] = roundSummaries(runs, 'mocov2');
+    expect(moco).toEqual({ method: 'mocov2', kernels: 'on', msPerStep: 100, msPerSteps: [100, 150, 100] });
+    expect(densecl!.msPerStep).toBe(130);
+    expect(densecl!.msPerSteps).toEqual([120, 180, 130]);
+    expect(densecl!.against).toBe('mocov2');
+    expect(densecl!.ratios).toEqual([1.2, 1.2, 1.3]);
+    expect(densecl!.ratio).toBeCloseTo(1.2, 12);
+  });
+
+  it('pairs a setting with the base run of the same setting, and gives no ratio without one', () => {
+    const runs = [
+      run(1, 'mocov2', 100, 'on'),
+      run(1, 'mocov2', 200, 'off'),
+      run(1, 'hapicl', 130, 'on'),
+      run(1, 'hapicl', 220, 'off'),
+      run(1, 'softrank', 90, 'direct'),
+    ];
+    const lines = roundSummaries(runs, 'mocov2');
+    expect(lines.find((l) => l.method === 'hapicl' && l.kernels === 'on')!.ratio).toBeCloseTo(1.3, 12);
+    expect(lines.find((l) => l.method === 'hapicl' && l.kernels === 'off')!.ratio).toBeCloseTo(1.1, 12);
+    expect(lines.find((l) => l.method === 'softrank')).not.toHaveProperty('ratio');
+  });
+});
