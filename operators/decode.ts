@@ -1,5 +1,5 @@
 import { Transformer } from '@napi-rs/image';
-import sharp from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import type { OperatorFunction } from 'rxjs';
 import type { Pixels, Sample, SkipRecord } from '../core/index.js';
 import { jpegHeader } from './jpeg-header.js';
@@ -63,6 +63,24 @@ async function fastJpeg(bytes: Uint8Array, limitInputPixels: number, minSide: nu
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: h.width, height: h.height, channels: 3 };
 }
 
+/**
+ * sharp's error, or for a JPEG that stops before its end-of-image marker, one that says so.
+ * libvips keeps its error detail in one buffer for all threads, so under concurrent decodes
+ * sharp's message for the same truncated file was sometimes "Input buffer has corrupt header:"
+ * with the detail lost (seen once in the test suite); the marker check gives the same reason
+ * every time.
+ */
+function truncationNamed(bytes: Uint8Array, err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const jpeg = bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8;
+  const ended = bytes.length >= 4 && bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9;
+  return jpeg && !ended
+    ? new Error(`truncated JPEG: ${bytes.length} bytes and no end-of-image marker (${message.trim()})`)
+    : err instanceof Error
+      ? err
+      : new Error(message);
+}
+
 function checkDecoder(decoder: string | undefined): void {
   if (decoder !== undefined && decoder !== 'auto' && decoder !== 'sharp')
     throw new Error(`decode decoder: expected auto|sharp, got "${decoder}"`);
@@ -91,7 +109,13 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
       fastShrinkOnLoad: true,
     });
   }
-  const { data, info } = await image.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    decoded = await image.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw truncationNamed(bytes, err);
+  }
+  const { data, info } = decoded;
   const pixels: Pixels = {
     data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     width: info.width,
