@@ -110,12 +110,6 @@ export interface BenchRun {
   msPerStep: number;
 }
 
-/**
- * Per method and setting, the median ms a step over the rounds and, where `base` ran in the same
- * round with the same setting, the ratio to it in each round and their median. Ratios are taken
- * within a round, never between medians, because a 2-core machine drifts between rounds by more
- * than the methods differ.
- */
 /** A setting's summary line: its method and setting keys, the medians, and its ratios to the base. */
 export type RoundSummary = Record<string, unknown> & {
   method: string;
@@ -126,20 +120,28 @@ export type RoundSummary = Record<string, unknown> & {
   ratios?: number[];
 };
 
+/**
+ * Per method and setting, the median ms a step over the rounds and, where `base` ran in the same
+ * round with the same setting, the ratio to it in each round and their median. Ratios are taken
+ * within a round, never between medians, because a 2-core machine drifts between rounds by more
+ * than the methods differ.
+ */
 export function roundSummaries(runs: readonly BenchRun[], base: string): RoundSummary[] {
-  const key = (r: BenchRun) => JSON.stringify([r.method, r.setting]);
-  const baseOf = (r: BenchRun) =>
-    runs.find((b) => b.round === r.round && b.method === base && JSON.stringify(b.setting) === JSON.stringify(r.setting));
+  const settingOf = (r: BenchRun) => JSON.stringify(r.setting);
+  const baseMs = new Map(runs.filter((r) => r.method === base).map((r) => [`${r.round} ${settingOf(r)}`, r.msPerStep]));
   const groups = new Map<string, BenchRun[]>();
-  for (const r of runs) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  for (const r of runs) {
+    const key = `${r.method} ${settingOf(r)}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
   return [...groups.values()].map((group) => {
     const first = group[0]!;
     const ratios =
       first.method === base
         ? []
         : group.flatMap((r) => {
-            const b = baseOf(r);
-            return b ? [r.msPerStep / b.msPerStep] : [];
+            const b = baseMs.get(`${r.round} ${settingOf(r)}`);
+            return b === undefined ? [] : [r.msPerStep / b];
           });
     return {
       method: first.method,

@@ -2,7 +2,7 @@ import { Transformer } from '@napi-rs/image';
 import sharp, { type OutputInfo } from 'sharp';
 import type { OperatorFunction } from 'rxjs';
 import type { Pixels, Sample, SkipRecord } from '../core/index.js';
-import { jpegHeader } from './jpeg-header.js';
+import { endsAsJpeg, jpegHeader, startsAsJpeg } from './jpeg-header.js';
 import { orderedMergeMap } from './ordered-merge-map.js';
 
 /** The start-of-frame markers the fast decoder takes: baseline, extended and progressive Huffman JPEGs. */
@@ -71,14 +71,9 @@ async function fastJpeg(bytes: Uint8Array, limitInputPixels: number, minSide: nu
  * every time.
  */
 function truncationNamed(bytes: Uint8Array, err: unknown): Error {
-  const message = err instanceof Error ? err.message : String(err);
-  const jpeg = bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8;
-  const ended = bytes.length >= 4 && bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9;
-  return jpeg && !ended
-    ? new Error(`truncated JPEG: ${bytes.length} bytes and no end-of-image marker (${message.trim()})`)
-    : err instanceof Error
-      ? err
-      : new Error(message);
+  const error = err instanceof Error ? err : new Error(String(err));
+  if (!startsAsJpeg(bytes) || endsAsJpeg(bytes)) return error;
+  return new Error(`truncated JPEG: ${bytes.length} bytes and no end-of-image marker (${error.message.trim()})`);
 }
 
 function checkDecoder(decoder: string | undefined): void {

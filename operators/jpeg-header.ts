@@ -27,12 +27,19 @@ export interface JpegHeader {
 
 const readU16 = (b: Uint8Array, at: number): number => ((b[at] as number) << 8) | (b[at + 1] as number);
 
+/** A JPEG's start-of-image marker opens `bytes`. */
+export const startsAsJpeg = (bytes: Uint8Array): boolean => bytes.length >= 2 && bytes[0] === 0xff && bytes[1] === 0xd8;
+
+/** The end-of-image marker closes `bytes`: a truncated download does not end with it. */
+export const endsAsJpeg = (bytes: Uint8Array): boolean =>
+  bytes.length >= 4 && bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9;
+
 /**
  * The header of a JPEG, or undefined when `bytes` is not one or its markers before the first
  * scan do not parse (the caller leaves such files to sharp, which says what is wrong).
  */
 export function jpegHeader(bytes: Uint8Array): JpegHeader | undefined {
-  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return undefined;
+  if (bytes.length < 4 || !startsAsJpeg(bytes)) return undefined;
   const header: Partial<JpegHeader> & { orientation: number; icc: boolean; adobe: boolean } = { orientation: 1, icc: false, adobe: false };
   let at = 2;
   while (at + 4 <= bytes.length) {
@@ -70,8 +77,17 @@ export function jpegHeader(bytes: Uint8Array): JpegHeader | undefined {
   const { width, height, components, frame, precision } = header;
   if (width === undefined || height === undefined || components === undefined || frame === undefined || precision === undefined)
     return undefined;
-  const complete = bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9;
-  return { width, height, components, precision, frame, orientation: header.orientation, icc: header.icc, adobe: header.adobe, complete };
+  return {
+    width,
+    height,
+    components,
+    precision,
+    frame,
+    orientation: header.orientation,
+    icc: header.icc,
+    adobe: header.adobe,
+    complete: endsAsJpeg(bytes),
+  };
 }
 
 function ascii(b: Uint8Array, at: number, n: number): string {
