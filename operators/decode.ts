@@ -73,7 +73,9 @@ async function fastJpeg(bytes: Uint8Array, limitInputPixels: number, minSide: nu
 function truncationNamed(bytes: Uint8Array, err: unknown): Error {
   const error = err instanceof Error ? err : new Error(String(err));
   if (!startsAsJpeg(bytes) || endsAsJpeg(bytes)) return error;
-  return new Error(`truncated JPEG: ${bytes.length} bytes and no end-of-image marker (${error.message.trim()})`);
+  // libvips repeats its detail once per decode attempt, a line each: keep each distinct line once.
+  const detail = [...new Set(error.message.split('\n').map((line) => line.trim()))].filter(Boolean).join('; ');
+  return new Error(`truncated JPEG: ${bytes.length} bytes and no end-of-image marker (${detail})`);
 }
 
 function checkDecoder(decoder: string | undefined): void {
