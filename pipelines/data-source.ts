@@ -23,6 +23,8 @@ export interface SourceOptions {
   scenes?: ScenesOptions;
   /** Shuffle buffer, and how remote shards are read. */
   tar?: TarOptions;
+  /** Per-pixel truth where a source can derive it (Fashion-MNIST's silhouettes; the scenes always carry theirs). */
+  groundTruth?: boolean;
 }
 
 /** Opens the source a `--data` value names, or says what is wrong with the value. */
@@ -49,7 +51,9 @@ export async function openSource(value: string, options: SourceOptions = {}, fie
       return tarShardsSource(arg, options.tar);
     case 'fashion-mnist':
     case 'fashion-mnist-test':
-      return fashionMnistSource(arg || FASHION_MNIST_DIR, kind === 'fashion-mnist' ? 'train' : 'test');
+      return fashionMnistSource(arg || FASHION_MNIST_DIR, kind === 'fashion-mnist' ? 'train' : 'test', {
+        groundTruth: options.groundTruth === true,
+      });
     case 'parquet':
       if (!arg) throw new Error(`${field}: parquet needs the folder precompute wrote, e.g. parquet:./views`);
       return parquetViewsSource(arg);

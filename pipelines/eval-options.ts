@@ -35,6 +35,8 @@ export type EvalSplit = (typeof EVAL_SPLITS)[number];
 
 export const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
 export const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
+/** Data with per-pixel truth for the `dense` and `masks` protocols: the scenes' own, Fashion-MNIST's silhouettes. */
+export const hasPixelTruth = (data: string) => isScenes(data) || isFashion(data);
 const isFolder = (data: string) => data.startsWith('dir:');
 
 export const EVAL_COMMAND = {
@@ -53,7 +55,8 @@ export const EVAL_COMMAND = {
       .default('all')
       .meta({
         arg: 'NAME',
-        description: 'kNN (k = 20 and 200), a linear probe, a dense probe (mIoU), foreground masks (IoU); all: every one the data allows',
+        description:
+          "kNN (k = 20 and 200), a linear probe, a dense probe (mIoU), foreground masks (IoU); all: every one the data allows (dense and masks: scenes' ground truth, Fashion-MNIST's silhouettes)",
       }),
     data: z.string().default('scenes').meta({
       arg: 'SOURCE',
@@ -126,14 +129,16 @@ export function parseEvalConfig(argv: readonly string[]): EvalConfig {
     throw new ConfigError(
       `--train ${rest.train}: with --split val the kNN memory and the linear probe read Fashion-MNIST's first ${FASHION_VAL_FROM} train images, and validation the rest; give --train ${FASHION_VAL_FROM} or fewer`,
     );
-  const scenes = isScenes(rest.data);
+  const pixelTruth = hasPixelTruth(rest.data);
   let protocols: Protocol[];
   if (protocol === 'all') {
-    protocols = scenes ? [...PROTOCOLS] : ['knn', 'linear'];
+    protocols = pixelTruth ? [...PROTOCOLS] : ['knn', 'linear'];
   } else {
     protocols = [protocol];
-    if (!scenes && (protocol === 'dense' || protocol === 'masks')) {
-      throw new ConfigError(`--protocol ${protocol}: needs per-pixel ground truth, which only --data scenes has (got ${rest.data})`);
+    if (!pixelTruth && (protocol === 'dense' || protocol === 'masks')) {
+      throw new ConfigError(
+        `--protocol ${protocol}: needs per-pixel ground truth, which only --data scenes and fashion-mnist have (got ${rest.data})`,
+      );
     }
   }
   const dir = random ? checkpoint : checkpointDir(checkpoint);

@@ -8,12 +8,13 @@
  * | `knn` | pooled, cosine | top-1 of a weighted vote: k = 20, τ = 0.07 (solo-learn) and k = 200, τ = 0.1 (lightly) |
  * | `linear` | pooled, standardised | top-1 of logistic regression (Adam) |
  * | `dense` | the dense grid, standardised | per-class IoU and mIoU of a 1×1 linear classifier, logits upsampled to pixels |
- * | `masks` | the grid (`--masks encoder`) | mean IoU of foreground masks against the scenes' ground truth |
+ * | `masks` | the grid (`--masks encoder`) | mean IoU of foreground masks against the ground truth |
  *
  * Splits: for scenes, the probes train on the first `--train` images of `--data` (the images
  * `train` pre-trains on, as usual: the labels are new, the pixels are not) and are scored on
  * `--test` scenes of a held-out seed that no run trains on; for Fashion-MNIST, the train file
- * and the test file. `dense` and `masks` need the scenes' ground truth. `--split val` scores a
+ * and the test file. `dense` and `masks` need per-pixel truth: the scenes' own, or Fashion-MNIST's
+ * silhouettes (`fashionGroundTruth`: background, or the garment's class). `--split val` scores a
  * second held-out set instead (`VAL_SCENES_SEED` …), so options can be chosen on it and the test
  * set read once, for the report; its scores are filed apart in `eval.json`.
  *
@@ -54,23 +55,24 @@ import { prepareOutFolder } from './out-folder.js';
 /**
  * The two splits of `--data`: the probes' train part, and the held-out part scored (`--split`):
  * scenes of another seed, Fashion-MNIST's test file (or the tail of its train file), or a seeded
- * share of a labelled folder; and the number of image classes.
+ * share of a labelled folder; and the image classes' names.
  */
-async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source; classes: number }> {
+async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source; classes: readonly string[] }> {
   const val = c.split === 'val';
   if (isScenes(c.data)) {
     return {
       train: await openSource(c.data).catch(toConfigError),
       test: await openSource(c.data, { scenes: { seed: val ? VAL_SCENES_SEED : HELD_OUT_SCENES_SEED } }),
-      classes: SCENE_CLASSES.length,
+      classes: SCENE_CLASSES,
     };
   }
   if (isFashion(c.data)) {
-    const train = (await openSource(c.data).catch(toConfigError)) as RandomAccessSource; // Fashion-MNIST is read whole
+    const groundTruth = c.protocols.includes('dense') || c.protocols.includes('masks');
+    const train = (await openSource(c.data, { groundTruth }).catch(toConfigError)) as RandomAccessSource; // Fashion-MNIST is read whole
     const test = val
       ? rangeSource(train, FASHION_VAL_FROM, train.size, `${train.name}, validation from ${FASHION_VAL_FROM}`)
-      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'));
-    return { train, test, classes: FASHION_MNIST_CLASSES.length };
+      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'), { groundTruth });
+    return { train, test, classes: FASHION_MNIST_CLASSES };
   }
   const all = (await openSource(c.data).catch(toConfigError)) as Source & { classes?: readonly string[] };
   if (!isRandomAccess(all) || !all.classes) {
@@ -82,7 +84,7 @@ async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source;
   return {
     train: splitSource(all, 'train', FOLDER_HELD_OUT, c.seed, share),
     test: splitSource(all, val ? 'val' : 'test', FOLDER_HELD_OUT, c.seed, share),
-    classes: all.classes.length,
+    classes: all.classes,
   };
 }
 
@@ -186,12 +188,20 @@ async function linearScores(train: Split, test: Split, options: ProbeOptions): P
   };
 }
 
-/** `dense`: a 1×1 classifier of the grid, logits upsampled to pixels, scored per class (0 is background). */
-async function denseScores(train: Split, test: Split, options: Omit<ProbeOptions, 'classes'>): Promise<EvalResults> {
+/**
+ * `dense`: a 1×1 classifier of the grid, logits upsampled to pixels, scored per class: 0 is
+ * background, k + 1 the image class `names[k]`.
+ */
+async function denseScores(
+  train: Split,
+  test: Split,
+  names: readonly string[],
+  options: Omit<ProbeOptions, 'classes'>,
+): Promise<EvalResults> {
   const { dims, grid } = test.features;
   const size = test.images.size;
   const shape = { grid, dims, size };
-  const classes = SCENE_CLASSES.length + 1;
+  const classes = names.length + 1;
   const trainDense = (train.features.dense as Float32Array).subarray(0, train.rows * grid * grid * dims);
   const probe = await fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, {
     ...options,
@@ -203,7 +213,7 @@ async function denseScores(train: Split, test: Split, options: Omit<ProbeOptions
   return {
     denseMIoU: confusion.meanIoU(),
     densePixelAccuracy: confusion.accuracy(),
-    denseIoU: Object.fromEntries(['background', ...SCENE_CLASSES].map((name, k) => [name, perClass[k] ?? null])),
+    denseIoU: Object.fromEntries(['background', ...names].map((name, k) => [name, perClass[k] ?? null])),
     denseTrainLoss: probe.losses.at(-1) as number,
   };
 }
@@ -316,11 +326,11 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
       log(`eval knn: k=20 ${num(r, 'knn20')}, k=200 ${num(r, 'knn200')}, ${took()}`);
     }
     if (wants('linear')) {
-      const r = record('linear', split(c.train), await linearScores(split(c.train), test, { ...probe, classes }));
+      const r = record('linear', split(c.train), await linearScores(split(c.train), test, { ...probe, classes: classes.length }));
       log(`eval linear: top-1 ${num(r, 'linear')} (final train loss ${num(r, 'linearTrainLoss')}), ${took()}`);
     }
     if (wants('dense')) {
-      const r = record('dense', split(denseTrain), await denseScores(split(denseTrain), test, probe));
+      const r = record('dense', split(denseTrain), await denseScores(split(denseTrain), test, classes, probe));
       log(`eval dense: mIoU ${num(r, 'denseMIoU')}, pixel accuracy ${num(r, 'densePixelAccuracy')}, ${took()}`);
     }
     if (wants('masks')) {

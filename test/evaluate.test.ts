@@ -3,12 +3,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { keyedRng } from '../core/index.js';
 import { embedImages, loadLabelledImages, runEvaluation } from '../pipelines/evaluate.js';
 import { parseEvalConfig } from '../pipelines/eval-options.js';
 import { ConfigError } from '../core/config-error.js';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR } from '../datasets/fashion-mnist.js';
 import { scenesSource } from '../datasets/scenes.js';
 import { encoderPreset } from '../models/encoder-spec.js';
 import { createEncoder } from '../models/encoders.js';
@@ -156,13 +158,12 @@ describe('densestream eval', () => {
 
   it('refuses wrong options before any work', () => {
     expect(() => parseEvalConfig([])).toThrow(ConfigError);
-    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'dense'])).toThrow(
-      /only --data scenes/,
-    );
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'tar:/tmp/x-{0..1}.tar'])).toThrow(/held-out split/);
     expect(() => parseEvalConfig(['--checkpoint', '/nonexistent'])).toThrow(/no checkpoint/);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--protocol', 'fast'])).toThrow(/knn\|linear\|dense\|masks\|all/);
-    expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist']).protocols).toEqual(['knn', 'linear']);
+    // Fashion-MNIST's silhouettes are per-pixel truth, so every protocol runs on it
+    expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist']).protocols).toEqual(['knn', 'linear', 'dense', 'masks']);
+    expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'dense']).protocols).toEqual(['dense']);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--split', 'holdout'])).toThrow(/test\|val/);
     expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--split', 'val', '--train', '50001'])).toThrow(
       /give --train 50000 or fewer/,
@@ -268,6 +269,42 @@ describe('densestream eval', () => {
     );
     expect(run.status, run.stderr).toBe(0);
     expect((JSON.parse(run.stdout) as Record<string, number>)['knn20']).toBeGreaterThan(0.45);
+  });
+
+  it("scores Fashion-MNIST's masks against its silhouettes: the all-foreground floor is the share of non-zero pixels, read from the IDX file itself", async () => {
+    // At 28 px the view is the image itself, so the floor can be computed from the file alone.
+    const test = 40;
+    const raw = gunzipSync(readFileSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'))).subarray(16);
+    let share = 0;
+    for (let i = 0; i < test; i++) share += raw.subarray(i * 784, (i + 1) * 784).filter((v) => v > 0).length / 784;
+    const c = parseEvalConfig([
+      ...['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'masks', '--masks', 'saliency'],
+      ...['--size', '28', '--test', String(test)],
+    ]);
+    const evaluation = await runEvaluation({
+      ...c,
+      out: mkdtempSync(join(tmpdir(), 'densestream-eval-fm-masks-')),
+    });
+    const masks = evaluation.protocols.masks!;
+    expect(masks['maskIoUAllForeground']).toBeCloseTo(share / test, 10);
+    expect(masks['maskIoU']).toBeGreaterThan(0);
+  });
+
+  it("probes Fashion-MNIST's dense grid per garment class: background apart from garments by far, each class by its name", async () => {
+    const c = parseEvalConfig([
+      ...['--checkpoint', 'random', '--data', 'fashion-mnist', '--protocol', 'dense'],
+      ...['--size', '32', '--dense-train', '200', '--test', '100'],
+    ]);
+    const evaluation = await runEvaluation({
+      ...c,
+      out: mkdtempSync(join(tmpdir(), 'densestream-eval-fm-dense-')),
+    });
+    const dense = evaluation.protocols.dense!;
+    const iou = dense['denseIoU'] as Record<string, number | null>;
+    expect(Object.keys(iou)).toEqual(['background', ...FASHION_MNIST_CLASSES]);
+    // A garment is bright on black: even random features split it from the background.
+    expect(iou['background']).toBeGreaterThan(0.6);
+    expect(dense['denseMIoU']).toBeGreaterThan(1 / 11);
   });
 
   it('--split val scores held-out images no test split holds: scenes of seed 2, the tail of the Fashion-MNIST train file', async () => {

@@ -115,7 +115,9 @@ describe('labelled image folders', () => {
     expect((knn['trainImages'] as number) + (knn['testImages'] as number)).toBe(60);
     expect(knn['knn20']).toBeGreaterThan(0.9);
     expect(evaluation.protocols.linear!['linear']).toBeGreaterThan(0.9);
-    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', `dir:${root}`, '--protocol', 'dense'])).toThrow(/only --data scenes/);
+    expect(() => parseEvalConfig(['--checkpoint', 'random', '--data', `dir:${root}`, '--protocol', 'dense'])).toThrow(
+      /only --data scenes and fashion-mnist have/,
+    );
     const lines: string[] = [];
     const val = await runEvaluation({ ...c, split: 'val' }, (l) => lines.push(l));
     const scored = (e: typeof val) => (e.protocols.knn!['trainImages'] as number) + (e.protocols.knn!['testImages'] as number);

@@ -73,6 +73,16 @@ describe.runIf(existsSync(FASHION_MNIST_DIR))('fashion-mnist', () => {
     expect(s.label).toBe(9); // the first training image is an ankle boot
   });
 
+  it('derives per-pixel truth only when asked: the silhouette is the non-zero pixels, its class the label + 1', async () => {
+    const plain = await (await fashionMnistSource(FASHION_MNIST_DIR, 'train')).read(0);
+    expect(plain.gtMask).toBeUndefined(); // training reads neither
+    const s = await (await fashionMnistSource(FASHION_MNIST_DIR, 'train', { groundTruth: true })).read(0);
+    const grey = [...s.pixels!.data];
+    expect([...s.gtMask!.data]).toEqual(grey.map((v) => (v > 0 ? 1 : 0)));
+    expect([...s.gtClasses!.data]).toEqual(grey.map((v) => (v > 0 ? 10 : 0))); // an ankle boot: label 9
+    expect(grey.filter((v) => v > 0).length).toBeGreaterThan(100);
+  });
+
   it('reads pixels as views of the file, and decode works on its own RGB copy', async () => {
     const train = await fashionMnistSource(FASHION_MNIST_DIR, 'train');
     const [a, b] = [await train.read(5), await train.read(5)];
