@@ -66,7 +66,7 @@ interface EncodedSample {
 
 export async function runPrecompute(c: PrecomputeConfig & { perEpoch: number }): Promise<ShardedJobResult> {
   const shard = parseShard(c.shard);
-  const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
+  const source = await openSource(c.data, { tar: tarOptionsOf(c), groundTruth: c.masks === 'gt' }).catch(toConfigError);
   // A model's attention runs on tfjs: the same backend train would use.
   if ((c.attention !== undefined && /^(model|encoder):/.test(c.attention)) || c.augment !== 'cpu') await selectBackend('auto');
   const maps = c.attention?.startsWith('encoder:')

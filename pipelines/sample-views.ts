@@ -38,7 +38,7 @@ export interface SampleViewOptions {
   preset: PresetName;
   /** The first view keeps the main object (METHODS.md §3). */
   attentionView: boolean;
-  /** Foreground masks carried into the views: none, from saliency, colour k-means, or the scenes' ground truth. */
+  /** Foreground masks carried into the views: none, from saliency, colour k-means, or the ground truth (scenes, Fashion-MNIST). */
   masks: ViewMasks;
   /** Random crops keep at least this fraction of their area on the mask (HARL; 0 or unset: plain crops). Needs masks. */
   minForeground?: number;
@@ -98,7 +98,7 @@ function withMasks(o: SampleViewOptions, onSkip: (r: SkipRecord) => void): Opera
         samples.pipe(
           attend,
           map((s) => {
-            if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes carry it)`);
+            if (!s.gtMask) throw new Error(`--masks gt: sample ${s.id} has no ground truth (only scenes and Fashion-MNIST carry it)`);
             return { ...s, mask: s.gtMask };
           }),
         );

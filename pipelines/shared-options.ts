@@ -107,7 +107,7 @@ export function settleSaliencySize(
   return undefined;
 }
 
-/** The foreground masks a view chain can carry: none, saliency, colour k-means, the scenes' ground truth, or the features of an encoder. */
+/** The foreground masks a view chain can carry: none, saliency, colour k-means, the ground truth (scenes, Fashion-MNIST), or the features of an encoder. */
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
 export type ViewMasks = (typeof VIEW_MASKS)[number];
 

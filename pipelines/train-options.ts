@@ -100,7 +100,7 @@ export const TRAIN_COMMAND = {
     masks: z.enum(MASK_SOURCES).default('saliency').meta({
       arg: 'SOURCE',
       description:
-        "hapicl's foreground masks: saliency, kmeans (colour 2-means), gt (the scenes' ground truth), encoder (2-means on the features of --attention encoder or encoder:RUN)",
+        "hapicl's foreground masks: saliency, kmeans (colour 2-means), gt (ground truth: the scenes', Fashion-MNIST's silhouettes), encoder (2-means on the features of --attention encoder or encoder:RUN)",
     }),
     'min-foreground': z
       .number()

@@ -39,7 +39,7 @@ import { checkRunFolder, removeRunFiles } from './run-folder.js';
 import { chooseViewAugment, mapsOnWorkers } from './sample-views.js';
 import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from '../positives/run-positives.js';
 import { sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
-import { defaultKnnData, type TrainConfig } from './train-options.js';
+import { defaultKnnData, viewMasks, type TrainConfig } from './train-options.js';
 
 /** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
 function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number {
@@ -159,7 +159,8 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
   // every opener below has held (data, positives, kNN monitor, attention), so a refused run loses nothing.
   const previous = options.resume ? [] : checkRunFolder(c.out, options.overwrite === true);
   // A source that cannot be opened is a wrong --data (exit 2), as precompute and export refuse it.
-  const source = await openSource(c.data, { tar: tarOptionsOf(c) }).catch(toConfigError);
+  // `--masks gt` reads the ground truth: the scenes always carry theirs, Fashion-MNIST derives its silhouettes when asked.
+  const source = await openSource(c.data, { tar: tarOptionsOf(c), groundTruth: viewMasks(c) === 'gt' }).catch(toConfigError);
   const selection = await selectBackend(c.backend, c.threads === undefined ? {} : { threads: c.threads });
   for (const line of backendLines(selection, options.verbose === true)) process.stderr.write(`${line}\n`);
   if (c.epochs !== undefined) c = { ...c, steps: stepsForEpochs(c, source, c.epochs) };

@@ -140,6 +140,25 @@ describe('densestream train from the CLI', () => {
     },
   );
 
+  it.runIf(existsSync('/usr/share/datasets/fashion-mnist'))(
+    "trains hapicl on fashion-mnist with --masks gt: the garments' silhouettes are its ground truth",
+    async () => {
+      const out = mkdtempSync(join(tmpdir(), 'densestream-fm-gt-'));
+      const common = ['--data', 'fashion-mnist', '--method', 'hapicl', '--steps', '2', '--batch', '8', '--queue', '16', '--knn-every', '0'];
+      const run = cli('train', ...common, '--masks', 'gt', '--out', out, '--threads', '2');
+      expect(run.status, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ method: 'hapicl', steps: 2 });
+      // A folder of photos has none: refused by name, not trained on all-background masks.
+      const photos = mkdtempSync(join(tmpdir(), 'densestream-gt-photos-'));
+      await sharp({ create: { width: 40, height: 40, channels: 3, background: '#808080' } })
+        .jpeg()
+        .toFile(join(photos, 'a.jpg'));
+      const refused = cli('train', '--data', `dir:${photos}`, ...common.slice(2), '--masks', 'gt', '--out', join(out, 'photos'));
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toMatch(/--masks gt: sample .* has no ground truth \(only scenes and Fashion-MNIST carry it\)/);
+    },
+  );
+
   it('cuts views on the backend with --augment backend, says which path auto measured cheaper, and keeps it on resume', () => {
     const out = mkdtempSync(join(tmpdir(), 'densestream-augment-'));
     const common = ['--data', 'scenes:32:64', '--size', '32', '--batch', '8', '--queue', '16', '--knn-every', '0', '--threads', '2'];
