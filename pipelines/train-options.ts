@@ -29,27 +29,32 @@ import {
 } from './shared-options.js';
 
 /**
- * `--dense-cells` default. On scenes at 64 px (8×8 cells, slim, batch 32, 188 steps = 6 016
- * images) 16 sampled cells scored as all 64 did, within noise (kNN k=20 0.160 / 0.151, dense
- * mIoU 0.106 / 0.105), and 8 cells too (0.160, 0.105). At the recipe (32 px: 4×4 cells, 900
- * steps, two seeds each), 8 cells with the dense head at the encoder's width (`--dense-hidden`)
- * scored within the seeds' own spread of 16 cells with the wider head (kNN k=20 0.152, 0.178
- * against 0.162, 0.179; dense mIoU 0.105, 0.110 against 0.110, 0.108), and the step took 0.89×
- * the time. At three times that budget (2 700 steps, three seeds each) it scored as the paper's
- * full dense term (`--dense-cells 0 --dense-queue 0 --dense-hidden 0`): dense mIoU 0.124 ± 0.002
- * against 0.124 ± 0.003, kNN k=20 0.189 ± 0.013 against 0.197 ± 0.014 (docs/performance.md, "Measured:
- * DenseCL's dense term").
+ * `--dense-cells` default: a quarter of the encoder's grid, at most 8 (4 of the recipe's 16
+ * cells at 32 px, 8 of 64 at 64 px), each count scored against more cells where it is the default:
+ * - 64 px (8×8 cells, slim, batch 32, 188 steps = 6 016 images): 16 sampled cells scored as all
+ *   64 did, within noise (kNN k=20 0.160 / 0.151, dense mIoU 0.106 / 0.105), and 8 cells too
+ *   (0.160, 0.105).
+ * - 32 px, 2 700 steps, three seeds each: 8 cells with the dense head at the encoder's width
+ *   (`--dense-hidden`) scored as the paper's full dense term (`--dense-cells 0 --dense-queue 0
+ *   --dense-hidden 0`): dense mIoU 0.124 ± 0.002 against 0.124 ± 0.003, kNN k=20 0.189 ± 0.013
+ *   against 0.197 ± 0.014; and on the validation split 4 cells with a dense queue of 512 scored as
+ *   8 cells with 1 024 (seeds 0–2: dense mIoU 0.126 against 0.125, kNN k=20 0.181 against 0.179,
+ *   linear 0.217 against 0.224, mask IoU 0.179 against 0.179), with the step 0.94× as long
+ *   (docs/performance.md, "Measured: DenseCL's dense term").
  */
-export const DEFAULT_DENSE_CELLS = 8;
+export const MAX_DEFAULT_DENSE_CELLS = 8;
+
+/** `--dense-cells`' default for a grid of `side × side` cells: a quarter of them, at least 1, at most {@link MAX_DEFAULT_DENSE_CELLS}. */
+export const defaultDenseCells = (side: number): number => Math.min(MAX_DEFAULT_DENSE_CELLS, Math.max(1, Math.floor((side * side) / 4)));
 
 /**
- * `--dense-queue` default: DenseCL's dense negatives. With 16 cells, a dense queue of 1 024
- * instead of `--queue`'s 4 096 took a DenseCL step from 1.22–1.26× MoCo v2's to 1.06–1.10×
- * (`bench train`, alternating runs), and scored within noise of every cell and 4 096 keys
- * (188 steps: kNN k=20 0.157 / 0.151, k=200 0.148 / 0.169, dense mIoU 0.105 / 0.105; docs/performance.md,
- * "Measured: DenseCL's dense term").
+ * `--dense-queue` default: DenseCL's dense negatives, one pooled key per image. At 64 px with 16
+ * cells, 1 024 instead of `--queue`'s 4 096 took a DenseCL step from 1.22–1.26× MoCo v2's to
+ * 1.06–1.10× and scored within noise of every cell and 4 096 keys (188 steps: kNN k=20 0.157 /
+ * 0.151, k=200 0.148 / 0.169, dense mIoU 0.105 / 0.105); at the recipe, 512 with 4 cells scored
+ * as 1 024 with 8 (above; docs/performance.md, "Measured: DenseCL's dense term").
  */
-export const DEFAULT_DENSE_QUEUE = 1024;
+export const DEFAULT_DENSE_QUEUE = 512;
 
 /**
  * `--pixel-cells` default with hapicl: cells of view 1 per image in its pixel term. On scenes at
@@ -149,10 +154,16 @@ export const TRAIN_COMMAND = {
       description:
         "densecl: each query cell's positive key cell, by backbone-feature argmax or by where the two crops overlap in the image",
     }),
-    'dense-cells': z.number().int().min(0).default(DEFAULT_DENSE_CELLS).meta({
-      arg: 'N',
-      description: "densecl: query cells per image in the dense term, drawn afresh each step; 0: every cell of the grid (the paper's)",
-    }),
+    'dense-cells': z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({
+        arg: 'N',
+        defaultText: `a quarter of the grid, at most ${MAX_DEFAULT_DENSE_CELLS}, with densecl`,
+        description: "densecl: query cells per image in the dense term, drawn afresh each step; 0: every cell of the grid (the paper's)",
+      }),
     'pixel-cells': z
       .number()
       .int()
@@ -369,6 +380,8 @@ export function parseTrainConfig(
   if (given.has('dense-hidden') && c.method !== 'densecl' && c.method !== 'hapicl')
     throw new ConfigError(`--dense-hidden: only densecl's and hapicl's dense heads are sized by it; drop it with --method ${c.method}`);
   if (c.method === 'densecl' && !given.has('dense-hidden')) c['dense-hidden'] = encoderChannels(encoderPreset(c.encoder, c.size));
+  if (c.method === 'densecl' && !given.has('dense-cells'))
+    c['dense-cells'] = defaultDenseCells(Math.ceil(c.size / encoderStride(encoderPreset(c.encoder, c.size))));
   if (given.has('match') && c.method !== 'densecl')
     throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {

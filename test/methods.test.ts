@@ -5,7 +5,7 @@ import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl, maskToGrid } from '../methods/hapicl.js';
-import { DEFAULT_PIXEL_CELLS, parseTrainConfig } from '../pipelines/train-options.js';
+import { DEFAULT_DENSE_QUEUE, DEFAULT_PIXEL_CELLS, parseTrainConfig } from '../pipelines/train-options.js';
 import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
@@ -189,6 +189,20 @@ describe("hapicl's sampled pixel cells (--pixel-cells)", () => {
       '--pixel-cells: only hapicl has a pixel term; drop it with --method densecl',
     );
     expect(() => parseTrainConfig(['--method', 'hapicl', '--pixel-cells', '-1'])).toThrow(/--pixel-cells/);
+  });
+});
+
+describe("densecl's sampled dense cells (--dense-cells)", () => {
+  it('default to a quarter of the grid, at most 8, with densecl; 0 keeps every cell; none for the other methods', () => {
+    const cells = (...args: string[]) => parseTrainConfig(['--method', 'densecl', ...args, '--out', '/tmp/never'])['dense-cells'];
+    expect(cells()).toBe(4); // the recipe: 32 px on the slim encoder's stride 8, 4×4 cells
+    expect(cells('--size', '64')).toBe(8); // 8×8: a quarter would be 16
+    expect(cells('--size', '28')).toBe(4); // Fashion-MNIST's own size: the grid rounds up to 4×4
+    expect(cells('--size', '16')).toBe(1); // 2×2
+    expect(cells('--size', '64', '--dense-cells', '0')).toBe(0);
+    expect(cells('--dense-cells', '12')).toBe(12);
+    expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['dense-cells']).toBeUndefined();
+    expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-queue']).toBe(DEFAULT_DENSE_QUEUE);
   });
 });
 
