@@ -39,7 +39,7 @@ import {
  *   --dense-hidden 0`): dense mIoU 0.124 ± 0.002 against 0.124 ± 0.003, kNN k=20 0.189 ± 0.013
  *   against 0.197 ± 0.014; and on the validation split 4 cells with a dense queue of 512 scored as
  *   8 cells with 1 024 (seeds 0–2: dense mIoU 0.126 against 0.125, kNN k=20 0.181 against 0.179,
- *   linear 0.217 against 0.224, mask IoU 0.179 against 0.179), with the step 0.94× as long
+ *   linear 0.217 against 0.224, mask IoU 0.179 against 0.179), and DenseCL's step went from 1.15× MoCo v2's to 1.09× (medians of 12 and 17 alternating rounds)
  *   (docs/performance.md, "Measured: DenseCL's dense term").
  */
 export const MAX_DEFAULT_DENSE_CELLS = 8;
