@@ -75,6 +75,15 @@ const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-prec
 /** The default recipe's method; a resumed run's folder defaults to `runs/hapicl`. */
 const DEFAULT_METHOD = DEFAULT_RECIPE.method;
 
+/** A count of grid cells a dense term scores per image (`--dense-cells`, `--pixel-cells`), its default settled by the method. */
+const cellCount = (defaultText: string, what: string) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .meta({ arg: 'N', defaultText, description: `${what}, drawn afresh each step; 0: every cell of the grid (the paper's)` });
+
 /** `densestream train`'s options: one declaration, from which its flags, `--config` keys and `--help` come. */
 export const TRAIN_COMMAND = {
   name: 'train',
@@ -154,26 +163,11 @@ export const TRAIN_COMMAND = {
       description:
         "densecl: each query cell's positive key cell, by backbone-feature argmax or by where the two crops overlap in the image",
     }),
-    'dense-cells': z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .meta({
-        arg: 'N',
-        defaultText: `a quarter of the grid, at most ${MAX_DEFAULT_DENSE_CELLS}, with densecl`,
-        description: "densecl: query cells per image in the dense term, drawn afresh each step; 0: every cell of the grid (the paper's)",
-      }),
-    'pixel-cells': z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .meta({
-        arg: 'N',
-        defaultText: `${DEFAULT_PIXEL_CELLS} with hapicl`,
-        description: "hapicl: cells of view 1 per image in the pixel term, drawn afresh each step; 0: every cell of the grid (the paper's)",
-      }),
+    'dense-cells': cellCount(
+      `a quarter of the grid, at most ${MAX_DEFAULT_DENSE_CELLS}, with densecl`,
+      'densecl: query cells per image in the dense term',
+    ),
+    'pixel-cells': cellCount(`${DEFAULT_PIXEL_CELLS} with hapicl`, 'hapicl: cells of view 1 per image in the pixel term'),
     'dense-queue': z.number().int().min(0).default(DEFAULT_DENSE_QUEUE).meta({
       arg: 'K',
       description: "densecl: entries of the dense queue, the dense term's negatives; 0: as many as --queue (the paper's)",
