@@ -100,7 +100,7 @@ export interface Sample {
   /** Decoded RGB (or grey before `decode` normalises it). */
   pixels?: Pixels;
   label?: number;
-  /** Ground truth from synthetic scenes, in source coordinates. */
+  /** Ground truth, in source coordinates: the synthetic scenes', or Fashion-MNIST's silhouettes (mask and classes only). */
   gtMask?: Plane;
   gtClasses?: Plane;
   /** Which object (1-based, 0 = background) is visible at each pixel; `gtBoxes[k−1]` is its box. */

@@ -47,7 +47,7 @@ export function parseIdx(buffer: Uint8Array, file: string): { dims: number[]; da
 }
 
 export interface FashionMnistOptions {
-  /** Derive `gtMask` and `gtClasses` per sample (off for training, which reads neither). */
+  /** Derive `gtMask` and `gtClasses` per sample: for `eval`'s dense and mask protocols and `--masks gt`; other runs read neither. */
   groundTruth?: boolean;
 }
 

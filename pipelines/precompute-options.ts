@@ -101,8 +101,8 @@ export function parsePrecomputeConfig(argv: readonly string[]): PrecomputeConfig
   }
   if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:'))
     throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
-  if (c.masks === 'gt' && !c.data.startsWith('scenes'))
-    throw new ConfigError(`--masks gt: only the built-in scenes carry ground truth, not ${c.data}`);
+  if (c.masks === 'gt' && !c.data.startsWith('scenes') && !c.data.startsWith('fashion-mnist'))
+    throw new ConfigError(`--masks gt: only the built-in scenes and Fashion-MNIST (its silhouettes) carry ground truth, not ${c.data}`);
   if (c['min-foreground'] !== undefined && c['min-foreground'] > 0 && c.masks === 'none') {
     throw new ConfigError('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');
   }

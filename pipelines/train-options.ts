@@ -39,7 +39,7 @@ import {
  *   --dense-hidden 0`): dense mIoU 0.124 ± 0.002 against 0.124 ± 0.003, kNN k=20 0.189 ± 0.013
  *   against 0.197 ± 0.014; and on the validation split 4 cells with a dense queue of 512 scored as
  *   8 cells with 1 024 (seeds 0–2: dense mIoU 0.126 against 0.125, kNN k=20 0.181 against 0.179,
- *   linear 0.217 against 0.224, mask IoU 0.179 against 0.179), and DenseCL's step went from 1.15× MoCo v2's to 1.09× (medians of 12 and 17 alternating rounds)
+ *   linear 0.217 against 0.224, mask IoU 0.179 against 0.179), and DenseCL's step went from 1.15× MoCo v2's to 1.10× (medians of 12 rounds each, the two settings alternating)
  *   (docs/performance.md, "Measured: DenseCL's dense term").
  */
 export const MAX_DEFAULT_DENSE_CELLS = 8;
@@ -361,6 +361,13 @@ export function parseTrainConfig(
   }
   if (given.has('attention-refresh') && c.attention !== 'encoder')
     throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
+  // A step pushes its batch's keys into each queue at once, so a queue must hold a batch.
+  if (c.method !== 'softrank' && c.queue < c.batch)
+    throw new ConfigError(`--queue ${c.queue}: a step's ${c.batch} keys go into the queue at once; give --queue ${c.batch} or more`);
+  if (c.method === 'densecl' && c['dense-queue'] > 0 && c['dense-queue'] < c.batch)
+    throw new ConfigError(
+      `--dense-queue ${c['dense-queue']}: a step's ${c.batch} dense keys go into the dense queue at once; give --dense-queue ${c.batch} or more (0: as --queue)`,
+    );
   if (given.has('dense-queue') && c.method !== 'densecl')
     throw new ConfigError(`--dense-queue: only densecl has a dense queue; drop it with --method ${c.method}`);
   if (given.has('dense-cells') && c.method !== 'densecl')

@@ -304,7 +304,8 @@ describe('densestream eval', () => {
     expect(Object.keys(iou)).toEqual(['background', ...FASHION_MNIST_CLASSES]);
     // A garment is bright on black: even random features split it from the background.
     expect(iou['background']).toBeGreaterThan(0.6);
-    expect(dense['denseMIoU']).toBeGreaterThan(1 / 11);
+    // Each garment told apart from the others well above a guess among ten on its pixels (IoU ≈ 0.05).
+    for (const name of FASHION_MNIST_CLASSES) expect(iou[name]).toBeGreaterThan(0.1);
   });
 
   it('--split val scores held-out images no test split holds: scenes of seed 2, the tail of the Fashion-MNIST train file', async () => {

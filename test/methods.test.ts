@@ -5,7 +5,7 @@ import { lossOnly } from './helpers/loss-only.js';
 import { renderScene } from '../datasets/scenes.js';
 import { createDenseCL } from '../methods/densecl.js';
 import { createHapicl, maskToGrid } from '../methods/hapicl.js';
-import { DEFAULT_DENSE_QUEUE, DEFAULT_PIXEL_CELLS, parseTrainConfig } from '../pipelines/train-options.js';
+import { DEFAULT_PIXEL_CELLS, parseTrainConfig } from '../pipelines/train-options.js';
 import { readParts, type LossParts, type Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { KeyQueue } from '../methods/momentum.js';
@@ -202,7 +202,20 @@ describe("densecl's sampled dense cells (--dense-cells)", () => {
     expect(cells('--size', '64', '--dense-cells', '0')).toBe(0);
     expect(cells('--dense-cells', '12')).toBe(12);
     expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['dense-cells']).toBeUndefined();
-    expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-queue']).toBe(DEFAULT_DENSE_QUEUE);
+    expect(cells('--encoder', 'resnet18', '--size', '224')).toBe(8); // 7×7 would be 12: at most 8
+    expect(cells('--encoder', 'resnet18', '--size', '28')).toBe(4); // stride 8 as the slim one, 4×4
+    expect(cells('--encoder', 'vit', '--size', '64')).toBe(8); // 8-px patches: 8×8
+    expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-queue']).toBe(512);
+  });
+
+  it('refuses a queue or a dense queue smaller than a batch, whose keys go in at once', () => {
+    expect(() => parseTrainConfig(['--method', 'densecl', '--batch', '600', '--out', '/tmp/never'])).toThrow(
+      "--dense-queue 512: a step's 600 dense keys go into the dense queue at once; give --dense-queue 600 or more (0: as --queue)",
+    );
+    expect(parseTrainConfig(['--method', 'densecl', '--batch', '600', '--dense-queue', '0', '--out', '/tmp/never']).batch).toBe(600);
+    expect(() => parseTrainConfig(['--method', 'mocov2', '--batch', '64', '--queue', '32', '--out', '/tmp/never'])).toThrow(
+      "--queue 32: a step's 64 keys go into the queue at once; give --queue 64 or more",
+    );
   });
 });
 

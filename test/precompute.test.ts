@@ -1,6 +1,6 @@
 import { DuckDBInstance } from '@duckdb/node-api';
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lastValueFrom, take, toArray } from 'rxjs';
@@ -9,7 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import type { Batch } from '../core/batch.js';
 import { SampleBudget } from '../operators/sample-budget.js';
+import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
 import { openSource } from '../pipelines/data-source.js';
+import { parsePrecomputeConfig } from '../pipelines/precompute-options.js';
 import { trainBatches } from '../pipelines/train-batches.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import type { Manifest } from '../sinks/manifest.js';
@@ -75,6 +77,34 @@ describe('densestream precompute', () => {
       b.views.forEach((v, k) => expect(v.every((x, j) => x === l.views[k]![j])).toBe(true)); // PNG: the same pixels
     });
   });
+
+  it.runIf(existsSync(FASHION_MNIST_DIR))(
+    "stores Fashion-MNIST's silhouettes as --masks gt, and refuses gt for data without truth",
+    async () => {
+      const out = join(root, 'fashion-gt');
+      // --shard 0/6000: ten of the 60 000 images
+      const run = cli('precompute', '--quiet', '--data', 'fashion-mnist', '--out', out, '--masks', 'gt', '--shard', '0/6000');
+      expect(run.status, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ rows: 10 });
+      // The stored masks, read by DuckDB, are the silhouettes: exactly the images' non-zero pixels.
+      const db = await (await DuckDBInstance.create(':memory:')).connect();
+      const rows = (
+        await db.runAndReadAll(`SELECT id, width, height, mask, method FROM read_parquet('${out}/masks-*.parquet') ORDER BY id`)
+      ).getRows() as Array<[string, number, number, { bytes: Uint8Array }, string]>;
+      db.closeSync();
+      expect(rows).toHaveLength(10);
+      const source = await fashionMnistSource(FASHION_MNIST_DIR, 'train');
+      for (const [id, width, height, png, method] of rows) {
+        expect([width, height, method]).toEqual([28, 28, 'gt']);
+        const grey = (await source.read(Number(id.split(':').at(-1)))).pixels!.data;
+        const stored = await sharp(Buffer.from(png.bytes)).greyscale().raw().toBuffer();
+        expect([...stored]).toEqual([...grey].map((v) => (v > 0 ? 255 : 0)));
+      }
+      expect(() => parsePrecomputeConfig(['--data', 'dir:/tmp', '--masks', 'gt', '--out', join(root, 'never')])).toThrow(
+        '--masks gt: only the built-in scenes and Fashion-MNIST (its silhouettes) carry ground truth, not dir:/tmp',
+      );
+    },
+  );
 
   it("writes a masks table DuckDB reads, with PNG masks of the whole source at the saliency map's size", async () => {
     const out = join(root, 'masks');
