@@ -161,41 +161,35 @@ export async function trainBench(argv: string[]): Promise<void> {
     });
     return;
   }
+  // Every combination of the side-by-side options, each run once per method and round.
+  const settings = paths.flatMap((augment) =>
+    kernels.flatMap((k) => workerCounts.flatMap((w) => growths.map((g) => ({ augment: augment ?? 'auto', k, w, g })))),
+  );
   const runs: BenchRun[] = [];
   for (let round = 1; round <= rounds; round++) {
     for (const method of methods) {
-      for (const augment of paths) {
-        for (const k of kernels) {
-          for (const w of workerCounts) {
-            for (const g of growths) {
-              const line = runForJson<{ msPerStep: number }>(
-                `train bench ${method}`,
-                process.execPath,
-                [
-                  benchFile('run.js'),
-                  'train',
-                  '--single',
-                  '--method',
-                  method,
-                  '--augment',
-                  augment ?? 'auto',
-                  ...common,
-                  ...methodFlags(method),
-                  ...workerFlags(w),
-                  '--heap-growth',
-                  g,
-                ],
-                kernelsEnv(k),
-              );
-              runs.push({
-                round,
-                method,
-                setting: { augment: augment ?? 'auto', kernels: k, workers: w ?? 'default', heapGrowth: g },
-                msPerStep: line.msPerStep,
-              });
-            }
-          }
-        }
+      for (const { augment, k, w, g } of settings) {
+        const line = runForJson<{ msPerStep: number }>(
+          `train bench ${method}`,
+          process.execPath,
+          [
+            benchFile('run.js'),
+            'train',
+            '--single',
+            '--method',
+            method,
+            '--augment',
+            augment,
+            ...common,
+            ...methodFlags(method),
+            ...workerFlags(w),
+            '--heap-growth',
+            g,
+          ],
+          kernelsEnv(k),
+        );
+        const setting = { augment, kernels: k, workers: w ?? 'default', heapGrowth: g };
+        runs.push({ round, method, setting, msPerStep: line.msPerStep });
       }
     }
   }

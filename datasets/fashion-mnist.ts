@@ -52,7 +52,7 @@ export interface FashionMnistOptions {
 }
 
 /** The silhouette (non-zero pixels) and its classes (`label + 1`, background 0) of one grey image. */
-export function fashionGroundTruth(grey: Uint8Array, label: number, width: number, height: number): Pick<Sample, 'gtMask' | 'gtClasses'> {
+function fashionGroundTruth(grey: Uint8Array, label: number, width: number, height: number): Pick<Sample, 'gtMask' | 'gtClasses'> {
   const mask = new Uint8Array(grey.length);
   const classes = new Uint8Array(grey.length);
   for (let i = 0; i < grey.length; i++) {

@@ -85,3 +85,8 @@ export function encoderChannels(config: EncoderConfig): number {
 export function encoderStride(config: EncoderConfig): number {
   return config.kind === 'vit' ? config.patch : config.stemStride * 2 ** (config.blocks.length - 1);
 }
+
+/** Cells on a side of the dense grid of a `size²` input: each strided layer pads, so a part cell counts (a ViT's size is a multiple of its patch). */
+export function encoderGridSide(config: EncoderConfig, size: number): number {
+  return Math.ceil(size / encoderStride(config));
+}

@@ -9,7 +9,7 @@ import { ENCODER_NAMES } from '../models/encoder-spec.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
 import { checkpointDir } from './run-folder.js';
-import { BACKEND_OPTIONS } from './shared-options.js';
+import { BACKEND_OPTIONS, carriesGroundTruth } from './shared-options.js';
 
 export const PROTOCOLS = ['knn', 'linear', 'dense', 'masks'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -35,8 +35,6 @@ export type EvalSplit = (typeof EVAL_SPLITS)[number];
 
 export const isScenes = (data: string) => data === 'scenes' || data.startsWith('scenes:');
 export const isFashion = (data: string) => data === 'fashion-mnist' || data.startsWith('fashion-mnist:');
-/** Data with per-pixel truth for the `dense` and `masks` protocols: the scenes' own, Fashion-MNIST's silhouettes. */
-export const hasPixelTruth = (data: string) => isScenes(data) || isFashion(data);
 const isFolder = (data: string) => data.startsWith('dir:');
 
 export const EVAL_COMMAND = {
@@ -129,7 +127,7 @@ export function parseEvalConfig(argv: readonly string[]): EvalConfig {
     throw new ConfigError(
       `--train ${rest.train}: with --split val the kNN memory and the linear probe read Fashion-MNIST's first ${FASHION_VAL_FROM} train images, and validation the rest; give --train ${FASHION_VAL_FROM} or fewer`,
     );
-  const pixelTruth = hasPixelTruth(rest.data);
+  const pixelTruth = carriesGroundTruth(rest.data);
   let protocols: Protocol[];
   if (protocol === 'all') {
     protocols = pixelTruth ? [...PROTOCOLS] : ['knn', 'linear'];

@@ -11,6 +11,7 @@ import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
 import {
   augmentOption,
+  carriesGroundTruth,
   checkRemoteShardOptions,
   HUE_OPTION,
   REMOTE_SHARD_OPTIONS,
@@ -101,7 +102,7 @@ export function parsePrecomputeConfig(argv: readonly string[]): PrecomputeConfig
   }
   if (c.masks === 'encoder' && !c.attention?.startsWith('encoder:'))
     throw new ConfigError('--masks encoder: clusters the features of the encoder named by --attention encoder:RUN; give it');
-  if (c.masks === 'gt' && !c.data.startsWith('scenes') && !c.data.startsWith('fashion-mnist'))
+  if (c.masks === 'gt' && !carriesGroundTruth(c.data))
     throw new ConfigError(`--masks gt: only the built-in scenes and Fashion-MNIST (its silhouettes) carry ground truth, not ${c.data}`);
   if (c['min-foreground'] !== undefined && c['min-foreground'] > 0 && c.masks === 'none') {
     throw new ConfigError('--min-foreground: crops keep to the foreground of masks; drop it with --masks none');

@@ -107,6 +107,12 @@ export function settleSaliencySize(
   return undefined;
 }
 
+/**
+ * Whether `--data` names a source with per-pixel ground truth (`--masks gt`, `eval`'s dense and
+ * mask protocols): the scenes render theirs, Fashion-MNIST derives its silhouettes.
+ */
+export const carriesGroundTruth = (data: string): boolean => /^(scenes|fashion-mnist|fashion-mnist-test)(:|$)/.test(data);
+
 /** The foreground masks a view chain can carry: none, saliency, colour k-means, the ground truth (scenes, Fashion-MNIST), or the features of an encoder. */
 export const VIEW_MASKS = ['none', 'saliency', 'kmeans', 'gt', 'encoder'] as const;
 export type ViewMasks = (typeof VIEW_MASKS)[number];

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { concat, defer, EMPTY, map, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 import { isRandomAccess, readSamples, recordingOnce, skippingKnownBad, type Source } from '../datasets/source.js';
 import type { PrecomputedViews } from '../datasets/parquet-views.js';
-import { encoderPreset, encoderStride } from '../models/encoder-spec.js';
+import { encoderGridSide, encoderPreset } from '../models/encoder-spec.js';
 import type { AttentionSource } from '../operators/attention-map.js';
 import type { AugmentPath } from '../operators/augment-path.js';
 import type { PixelWorkers } from '../operators/pixel-workers.js';
@@ -165,7 +165,7 @@ export function trainBatches(
     batch(c.batch, {
       keepLast: false,
       ...(c.method === 'densecl' && c.match === 'geometric'
-        ? { geometricGrid: c.size / encoderStride(encoderPreset(c.encoder, c.size)) }
+        ? { geometricGrid: encoderGridSide(encoderPreset(c.encoder, c.size), c.size) }
         : {}),
     }),
   );

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { ConfigError } from '../core/config-error.js';
-import { encoderChannels, encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
+import { encoderChannels, encoderGridSide, encoderPreset, encoderStride, ENCODER_NAMES } from '../models/encoder-spec.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import { SALIENCY_SIZE } from '../operators/saliency.js';
@@ -382,7 +382,7 @@ export function parseTrainConfig(
     throw new ConfigError(`--dense-hidden: only densecl's and hapicl's dense heads are sized by it; drop it with --method ${c.method}`);
   if (c.method === 'densecl' && !given.has('dense-hidden')) c['dense-hidden'] = encoderChannels(encoderPreset(c.encoder, c.size));
   if (c.method === 'densecl' && !given.has('dense-cells'))
-    c['dense-cells'] = defaultDenseCells(Math.ceil(c.size / encoderStride(encoderPreset(c.encoder, c.size))));
+    c['dense-cells'] = defaultDenseCells(encoderGridSide(encoderPreset(c.encoder, c.size), c.size));
   if (given.has('match') && c.method !== 'densecl')
     throw new ConfigError(`--match: only densecl matches cells between views; drop it with --method ${c.method}`);
   if (c.match === 'geometric' && c.size % encoderStride(encoderPreset(c.encoder, c.size)) !== 0) {
