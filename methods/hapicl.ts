@@ -48,8 +48,12 @@ export function maskToGrid(mask: tf.Tensor3D, grid: number): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, h, w] = mask.shape;
     if (h % grid !== 0 || w % grid !== 0) throw new Error(`hapicl: view size ${h}×${w} is not a multiple of the feature grid ${grid}`);
-    const pooled = tf.avgPool(tf.expandDims(mask, 3) as tf.Tensor4D, [h / grid, w / grid], [h / grid, w / grid], 'valid');
-    return tf.reshape(indicator(tf.greaterEqual(pooled, 0.5)), [b, grid, grid]) as tf.Tensor3D;
+    const [ch, cw] = [h / grid, w / grid];
+    // Each cell's foreground count: a sum over its columns, then over its rows. Not an average
+    // pool: wasm's avgPool of a one-channel [64, 32, 32] took 0.95 ms, these two sums 0.36.
+    const rows = tf.sum(tf.reshape(mask, [b * h * grid, cw]), 1); // [B, S, ch, S] as [B·S·ch·S]
+    const cells = tf.sum(tf.reshape(rows, [b * grid, ch, grid]), 1); // [B·S, S]
+    return tf.reshape(indicator(tf.greaterEqual(cells, (ch * cw) / 2)), [b, grid, grid]) as tf.Tensor3D;
   });
 }
 

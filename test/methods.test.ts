@@ -96,12 +96,33 @@ describe('key queue', () => {
         [4, 4],
       ]),
     ); // rows 3, 4, then 0
-    const rows = queue.keys.arraySync() as number[][];
-    expect(rows[0]).toEqual([4, 4]);
-    expect(rows[1]).toEqual([0, 1]);
-    expect(rows[3]).toEqual([2, 2]);
-    expect(rows[4]).toEqual([3, 3]);
+    expect(queue.keys.arraySync()).toEqual([
+      [4, 4],
+      [0, 1],
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
     expect(queue.pointer.dataSync()[0]).toBe(1);
+    queue.dispose();
+  });
+
+  it('fills to the last row exactly, takes a batch as large as itself from any row, and leaves no tensor behind', () => {
+    const queue = new KeyQueue(4, 1, 0, 'test-queue');
+    const before = tf.memory().numTensors;
+    const put = (values: number[]) => tf.tidy(() => queue.enqueue(tf.tensor2d(values, [values.length, 1])));
+    put([1, 2, 3, 4]); // rows 0–3: the whole queue from row 0
+    expect(queue.keys.dataSync()).toEqual(new Float32Array([1, 2, 3, 4]));
+    put([5]);
+    put([6, 7, 8]); // rows 1–3, ending exactly at the last row
+    expect(queue.keys.dataSync()).toEqual(new Float32Array([5, 6, 7, 8]));
+    expect(queue.pointer.dataSync()[0]).toBe(0);
+    put([9, 10]);
+    put([11, 12, 13, 14]); // rows 2, 3, then 0, 1: the whole queue from row 2
+    expect(queue.keys.dataSync()).toEqual(new Float32Array([13, 14, 11, 12]));
+    expect(queue.pointer.dataSync()[0]).toBe(2);
+    expect(() => put([1, 2, 3, 4, 5])).toThrow('queue: 5 keys do not fit a queue of 4');
+    expect(tf.memory().numTensors).toBe(before);
     queue.dispose();
   });
 });
@@ -122,6 +143,25 @@ describe('hapicl masks', () => {
         [0, 1],
       ],
     ]);
+  });
+
+  it('pools each image of a batch on its own, cells of 2×3 pixels, as counted by hand', () => {
+    const [b, h, w, grid] = [3, 8, 12, 4];
+    const values = Array.from({ length: b * h * w }, (_, i) => ((i * 7919) % 13) % 2); // a fixed 0/1 pattern
+    const expected = Array.from({ length: b }, (_, n) =>
+      Array.from({ length: grid }, (_, gy) =>
+        Array.from({ length: grid }, (_, gx) => {
+          let count = 0;
+          for (let y = gy * 2; y < gy * 2 + 2; y++) for (let x = gx * 3; x < gx * 3 + 3; x++) count += values[(n * h + y) * w + x]!;
+          return count >= 3 ? 1 : 0;
+        }),
+      ),
+    );
+    const grids = tf.tidy(() => maskToGrid(tf.tensor3d(values, [b, h, w]), grid).arraySync());
+    expect(grids).toEqual(expected);
+    expect(expected.flat(2)).toContain(0); // the pattern gives both kinds of cell
+    expect(expected.flat(2)).toContain(1);
+    expect(() => maskToGrid(tf.zeros([1, 8, 10]), grid)).toThrow('hapicl: view size 8×10 is not a multiple of the feature grid 4');
   });
 });
 

@@ -197,6 +197,23 @@ describe('densestream wasm kernels', () => {
     });
   }
 
+  it.each<{ shape: number[]; dtype: 'float32' | 'int32' }>([
+    { shape: [64, 128], dtype: 'float32' }, // L2 normalisation's rows: on the calling thread
+    { shape: [64, 16, 128], dtype: 'float32' }, // above PARALLEL_MIN: XNNPACK's multiply
+    { shape: [7], dtype: 'float32' },
+    { shape: [0, 3], dtype: 'float32' },
+    { shape: [5, 3], dtype: 'int32' }, // the engine's own Square
+  ])('squares $shape ($dtype) as cpu does', async (c) => {
+    const run = () =>
+      tf.tidy(() => {
+        const n = tf.util.sizeFromShape(c.shape);
+        const x = c.dtype === 'int32' ? tf.range(-7, n - 7, 1, 'int32').reshape(c.shape) : tf.randomNormal(c.shape, 0, 3, 'float32', 8);
+        const out = tf.square(x);
+        return { shape: out.shape, dtype: out.dtype, values: Array.from(out.dataSync()) };
+      });
+    await expectWasmMatchesCpu(run);
+  });
+
   const gatherCases: Array<{ x: number[]; dtype: 'float32' | 'int32'; indices: number[]; indexShape: number[]; axis: number }> = [
     { x: [1024, 128], dtype: 'float32', indices: Array.from({ length: 1024 }, (_, i) => (i * 37) % 1024), indexShape: [1024], axis: 0 },
     { x: [3, 5, 4], dtype: 'float32', indices: [4, 0, 0, 2, 3, 1], indexShape: [2, 3], axis: 1 },

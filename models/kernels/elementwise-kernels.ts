@@ -1,5 +1,5 @@
 /**
- * Add, Sub, Multiply and RealDiv of float32 operands on the wasm backend, where tfjs's kernels
+ * Add, Sub, Multiply, RealDiv and Square of float32 operands on the wasm backend, where tfjs's kernels
  * are slow for the shapes a training step gives them (registered by `installWasmKernels`):
  * - small operands of one shape, or a small one and a scalar, on the calling thread
  *   (`binary_rows`): the optimiser's, the momentum update's and the running statistics'
@@ -92,7 +92,22 @@ function broadcastSplit(part: readonly number[], full: readonly number[]): [numb
   return outer === 1 && inner === 1 ? undefined : [outer, mid, inner];
 }
 
+/**
+ * Square as `x · x`, through Multiply's kernel (ours for small operands, XNNPACK's otherwise).
+ * tfjs-backend-wasm's own Square took 0.4 ms for a `[64, 128]` or a `[192, 128]` where `x · x`
+ * took 0.03–0.06 (measured side by side): every L2 normalisation squares its rows.
+ */
+function overrideSquare(): void {
+  override(tf.Square, ({ inputs, backend }) => {
+    const { x } = inputs as { x: tf.TensorInfo };
+    if (x.dtype !== 'float32') return undefined;
+    const multiply = tf.getKernel(tf.Multiply, 'wasm');
+    return multiply?.kernelFunc({ inputs: { a: x, b: x }, backend, attrs: {} }) as tf.TensorInfo | undefined;
+  });
+}
+
 /** Registers the overrides on wasm (once, by `installWasmKernels`). */
 export function registerElementwiseKernels(): void {
   BINARY_OPS.forEach((kernelName, op) => overrideBinary(kernelName, op));
+  overrideSquare();
 }
