@@ -16,12 +16,27 @@ function checkTemperature(tau: number, name = 'temperature'): void {
 }
 
 /**
- * Rows scaled to unit L2 norm: `x / √(Σx² + ε)`. The ε sits inside the root so the gradient
- * stays finite at a zero row (`x / (‖x‖ + ε)` has a 0/0 gradient there: a masked pool of an
- * image without foreground turned HAPiCL's first step into NaN).
+ * Rows scaled to unit L2 norm: `y = x·r`, `r = 1/√(Σx² + ε)`. The ε sits inside the root so the
+ * gradient stays finite at a zero row (`x / (‖x‖ + ε)` has a 0/0 gradient there: a masked pool
+ * of an image without foreground turned HAPiCL's first step into NaN).
+ *
+ * Its gradient is written out, `dx = r·(dy − y·Σ(dy·y))`: five kernels where the engine's chain
+ * rule through the product, the root (a Pow), the sum and the square took about a dozen, and a
+ * HAPiCL step differentiates it for every cell and every pooled region.
  */
 export function l2Normalize<T extends tf.Tensor>(x: T, axis = -1): T {
-  return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), axis, true), 1e-12))) as T);
+  const normalize = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [v, save] = inputs as [tf.Tensor, tf.GradSaveFunc];
+    const r = tf.rsqrt(tf.add(tf.sum(tf.mul(v, v), axis, true), 1e-12));
+    const y = tf.mul(v, r);
+    save([y, r]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, [saved, scale]: tf.Tensor[]) =>
+        tf.mul(tf.sub(dy, tf.mul(saved!, tf.sum(tf.mul(dy, saved!), axis, true))), scale!),
+    };
+  });
+  return tf.tidy(() => normalize(x) as T);
 }
 
 /**

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rankReference } from './helpers/rank-reference.js';
+import { relativeError } from './helpers/relative-error.js';
+import { selectBackend } from '../models/backend.js';
 import type { LossParts } from '../methods/method.js';
 import {
   alignLoss,
@@ -197,8 +199,37 @@ describe('l2Normalize', () => {
         ]),
       )
       .dataSync();
-    expect(Array.from(g).every(Number.isFinite)).toBe(true);
+    // row [3, 4], dy [1, 2]: y = [0.6, 0.8], Σ dy·y = 2.2, r = 1/5, so dx = (dy − 2.2·y)/5;
+    // the zero row: y = 0 and r = 1/√ε = 10⁶, so dx = 10⁶·dy
+    expect(g[0]).toBeCloseTo(-0.064, 6);
+    expect(g[1]).toBeCloseTo(0.048, 6);
+    expect(g[2]! / 1e6).toBeCloseTo(1, 4);
+    expect(g[3]! / 2e6).toBeCloseTo(1, 4);
   });
+
+  it.each(['cpu', 'wasm'])(
+    "differentiates as the engine's chain rule through x·(Σx² + ε)^−½ does, along any axis (%s)",
+    async (backend) => {
+      if (backend === 'wasm') await selectBackend('wasm', { threads: 2 });
+      else await tf.setBackend(backend);
+      const before = tf.memory().numTensors;
+      for (const [shape, axis] of [
+        [[64, 16, 128], -1],
+        [[5, 7, 3], 1],
+      ] as const) {
+        const [ours, engine] = tf.tidy(() => {
+          const x = tf.randomNormal([...shape], 0, 2, 'float32', 11);
+          const w = tf.randomNormal([...shape], 0, 1, 'float32', 12);
+          const chained = (v: tf.Tensor) => tf.mul(v, tf.rsqrt(tf.add(tf.sum(tf.square(v), axis, true), 1e-12)));
+          const loss = (f: (v: tf.Tensor) => tf.Tensor) => (v: tf.Tensor) => tf.sum(tf.mul(f(v), w));
+          return [tf.grad(loss((v) => l2Normalize(v, axis)))(x), tf.grad(loss(chained))(x)].map((t) => t.dataSync().slice());
+        });
+        expect(relativeError(ours!, engine!), `${shape.join('×')} along ${axis}`).toBeLessThanOrEqual(1e-5);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      await tf.setBackend('cpu'); // the rest of this file's tests run there
+    },
+  );
 });
 
 describe('align loss', () => {
