@@ -11,12 +11,14 @@ import { pipelineBench } from './pipeline.js';
 import { positivesBench } from './positives.js';
 import { remoteBench } from './remote.js';
 import { resultsBench } from './results.js';
+import { stepKernelsBench } from './step-kernels.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
 import { twinBench, twinKnnBench } from './twin.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
+  'step-kernels': stepKernelsBench,
   conv: convBench,
   matmul: matmulBench,
   pipeline: pipelineBench,

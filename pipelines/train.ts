@@ -53,7 +53,7 @@ function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number 
  * The method of `c`, and for softrank the method again as the `SoftRank` its positives read
  * target embeddings from; softrank draws its negatives from `negatives` (the run's `Reclustering`).
  */
-function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): { method: Method; softrank?: SoftRank } {
+export function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): { method: Method; softrank?: SoftRank } {
   const common = { encoder: encoderPreset(c.encoder, c.size), seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
   switch (c.method) {
     case 'mocov2':

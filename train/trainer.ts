@@ -68,7 +68,7 @@ function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number
  * Frees an optimizer. tfjs 4.22's MomentumOptimizer.dispose frees its slots but not the
  * learning-rate scalar `c` its SGD parent keeps: one tensor per run would stay behind.
  */
-function disposeOptimizer(optimizer: tf.Optimizer): void {
+export function disposeOptimizer(optimizer: tf.Optimizer): void {
   optimizer.dispose();
   if (optimizer instanceof tf.MomentumOptimizer) {
     const { c } = optimizer as unknown as { c?: tf.Tensor };

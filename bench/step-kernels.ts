@@ -1,0 +1,199 @@
+/**
+ * `npm run bench -- step-kernels [--method M[,M…]] [--rounds 1] [--steps 20] [--warmup 5] [--size 32] [--batch 64]
+ * [--top 20] [--train="FLAGS"]`: where a training step's time goes, kernel by kernel, without the
+ * data plane. Each method is built as `train` builds it, refusals included (`--train="--queue
+ * 1024"` adds train's own flags) and steps on a fixed synthetic batch (random views; for hapicl, random
+ * masks) with the trainer's SGD: momentum 0.9, then the decoupled weight decay on weights.
+ *
+ * A wall-clock timer around every top-level kernel (the engine's `runKernelFunc`) gives each
+ * kernel and input shape its calls and milliseconds a step; `tf.profile` was not used, as its
+ * profiling mode timed some kernels at 2–3× their cost in a plain step (docs/performance.md).
+ * One JSON line per kernel and shape, the `--top` slowest per method, then per method its wall
+ * and kernel milliseconds a step and kernel calls, and with `--rounds N` the methods take turns N
+ * times and the last line gives each one's ratio to mocov2's step within each round.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parseArgs } from 'node:util';
+import { selectBackend } from '../models/backend.js';
+import type { Batch } from '../core/batch.js';
+import type { Method } from '../methods/method.js';
+import { disposeParts, type LossParts } from '../methods/method.js';
+import { positiveInt } from '../pipelines/options.js';
+import { createMethod } from '../pipelines/train.js';
+import { parseTrainConfig, TRAIN_METHODS, type TrainConfig } from '../pipelines/train-options.js';
+import { disposeOptimizer } from '../train/trainer.js';
+import { median, printJson } from './report.js';
+
+type KernelTimes = Map<string, { calls: number; ms: number }>;
+
+/** Times every top-level kernel while `on()` says so; returns the table it fills and a way to stop. */
+function timeKernels(on: () => boolean): { times: KernelTimes; stop(): void } {
+  const engine = tf.engine() as unknown as { runKernelFunc(config: KernelRun): unknown; state: { kernelDepth: number } };
+  const original = engine.runKernelFunc.bind(engine);
+  const times: KernelTimes = new Map();
+  engine.runKernelFunc = (config: KernelRun) => {
+    if (!on() || engine.state.kernelDepth !== 0) return original(config);
+    const t0 = performance.now();
+    const out = original(config);
+    const ms = performance.now() - t0;
+    const shapes = Object.values(config.inputs ?? {}).map((t) => `[${t.shape.join(',')}]`);
+    const key = `${config.kernelName ?? 'customGrad'} ${shapes.join('·')}`;
+    const entry = times.get(key) ?? { calls: 0, ms: 0 };
+    entry.calls += 1;
+    entry.ms += ms;
+    times.set(key, entry);
+    return out;
+  };
+  return { times, stop: () => void (engine.runKernelFunc = original) };
+}
+
+interface KernelRun {
+  kernelName?: string;
+  inputs?: Record<string, tf.TensorInfo>;
+}
+
+/** A fixed batch of `b` random views of `size` px, with random 0/1 masks (which only hapicl reads). */
+function syntheticBatch(b: number, size: number): Batch {
+  const views = [0, 1].map((k) => tf.randomNormal([b, size, size, 3], 0, 1, 'float32', 10 + k) as tf.Tensor4D);
+  const masks = [0, 1].map(
+    (k) => tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([b, size, size], 0, 1, 'float32', 20 + k), 0.5), 'float32')) as tf.Tensor3D,
+  );
+  return {
+    ids: Array.from({ length: b }, (_, i) => `synthetic-${i}`),
+    views,
+    masks,
+    boxes: [],
+    flipped: [],
+    dispose: () => tf.dispose([...views, ...masks]),
+  };
+}
+
+interface StepStats {
+  method: string;
+  round: number;
+  wallMs: number;
+  kernelMs: number;
+  calls: number;
+  times: KernelTimes;
+}
+
+/** `steps` timed steps of `method` after `warmup` untimed ones, SGD as the trainer's. */
+async function timeSteps(c: TrainConfig, method: Method, batch: Batch, warmup: number, steps: number, round: number): Promise<StepStats> {
+  const optimizer = tf.train.momentum(c.lr, 0.9);
+  const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
+  let timing = false;
+  const timer = timeKernels(() => timing);
+  let wallMs = 0;
+  try {
+    for (let i = 0; i < warmup + steps; i++) {
+      timing = i >= warmup;
+      const t0 = performance.now();
+      const parts: LossParts = {};
+      method.atStep?.(i);
+      const loss = optimizer.minimize(() => method.loss(batch, parts), true, method.trainable);
+      tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - c.lr * c['weight-decay']))));
+      method.afterStep?.();
+      await loss?.data(); // the trainer reads the loss every step
+      loss?.dispose();
+      disposeParts(parts);
+      if (timing) wallMs += performance.now() - t0;
+    }
+  } finally {
+    timer.stop();
+    disposeOptimizer(optimizer);
+  }
+  let kernelMs = 0;
+  let calls = 0;
+  for (const t of timer.times.values()) [kernelMs, calls] = [kernelMs + t.ms, calls + t.calls];
+  return { method: c.method, round, wallMs: wallMs / steps, kernelMs: kernelMs / steps, calls: calls / steps, times: timer.times };
+}
+
+export async function stepKernelsBench(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      method: { type: 'string', default: 'mocov2,densecl,hapicl' },
+      rounds: { type: 'string', default: '1' },
+      steps: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '5' },
+      size: { type: 'string', default: '32' },
+      batch: { type: 'string', default: '64' },
+      top: { type: 'string', default: '20' },
+      train: { type: 'string', default: '' },
+    },
+  });
+  const [rounds, steps, warmup, size, batchSize, top] = (['rounds', 'steps', 'warmup', 'size', 'batch', 'top'] as const).map((k) =>
+    positiveInt(values[k], `--${k}`),
+  ) as [number, number, number, number, number, number];
+  const methods = values.method.split(',');
+  for (const m of methods) {
+    if (!(TRAIN_METHODS as readonly string[]).includes(m))
+      throw new Error(`--method: expected some of ${TRAIN_METHODS.join(',')}, got "${m}"`);
+    // softrank's step reads its positives' clusters, which the data plane builds
+    if (m === 'softrank')
+      throw new Error('--method softrank: its step needs the positives the data plane finds; time it with `bench train`');
+  }
+  const extra = values.train.split(/\s+/).filter((a) => a !== '');
+  // train's own parsing and defaults; --out names a folder that is never written
+  const configs = methods.map((m) =>
+    parseTrainConfig(['--method', m, '--size', String(size), '--batch', String(batchSize), ...extra, '--out', '/nonexistent']),
+  );
+  const first = configs[0]!;
+  const backend = await selectBackend(first.backend, first.threads === undefined ? {} : { threads: first.threads });
+  const batch = syntheticBatch(batchSize, size);
+  const runs: StepStats[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const c of configs) {
+        const { method } = createMethod(c, () => undefined);
+        try {
+          runs.push(await timeSteps(c, method, batch, warmup, steps, round));
+        } finally {
+          method.dispose();
+        }
+      }
+    }
+  } finally {
+    batch.dispose();
+  }
+  for (const c of configs) {
+    const mine = runs.filter((r) => r.method === c.method);
+    const merged: KernelTimes = new Map();
+    for (const r of mine)
+      for (const [k, t] of r.times) {
+        const m = merged.get(k) ?? { calls: 0, ms: 0 };
+        merged.set(k, { calls: m.calls + t.calls, ms: m.ms + t.ms });
+      }
+    const per = steps * mine.length;
+    const slowest = [...merged].sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
+    for (const [kernel, t] of slowest)
+      printJson({
+        bench: 'step-kernels',
+        method: c.method,
+        kernel,
+        msPerStep: t.ms / per,
+        callsPerStep: t.calls / per,
+        msPerCall: t.ms / t.calls,
+      });
+    printJson({
+      bench: 'step-kernels',
+      method: c.method,
+      backend: backend.backend,
+      wallMsPerStep: median(mine.map((r) => r.wallMs)),
+      kernelMsPerStep: median(mine.map((r) => r.kernelMs)),
+      kernelCallsPerStep: median(mine.map((r) => r.calls)),
+    });
+  }
+  const base = runs.filter((r) => r.method === 'mocov2');
+  if (base.length > 0) {
+    const ratios = Object.fromEntries(
+      methods
+        .filter((m) => m !== 'mocov2')
+        .map((m) => {
+          const perRound = runs.filter((r) => r.method === m).map((r) => r.wallMs / (base[r.round]?.wallMs ?? NaN));
+          return [m, { perRound, median: median(perRound) }];
+        }),
+    );
+    printJson({ bench: 'step-kernels', summary: 'wall ms a step against mocov2, within each round', rounds, ratios });
+  }
+}

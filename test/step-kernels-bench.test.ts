@@ -1,0 +1,60 @@
+/**
+ * `bench step-kernels`: one line per kernel and shape, the slowest first, then each method's
+ * totals; train's flags reach the method; softrank and unknown methods are refused first.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { stepKernelsBench } from '../bench/step-kernels.js';
+
+type Line = Record<string, unknown>;
+
+async function linesOf(argv: string[]): Promise<Line[]> {
+  const out: string[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  });
+  try {
+    await stepKernelsBench(argv);
+  } finally {
+    spy.mockRestore();
+  }
+  return out
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Line);
+}
+
+describe('bench step-kernels', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("times each method's kernels by shape, slowest first, with totals and the ratio to mocov2; train's flags reach the method", async () => {
+    const before = tf.memory().numTensors;
+    const tiny = ['--size', '16', '--batch', '4', '--steps', '2', '--warmup', '1'];
+    const lines = await linesOf(['--method', 'mocov2,hapicl', ...tiny, '--top', '1000', '--train=--queue 8']);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const method of ['mocov2', 'hapicl']) {
+      const kernels = lines.filter((l) => l['method'] === method && typeof l['kernel'] === 'string');
+      const total = lines.find((l) => l['method'] === method && l['kernelCallsPerStep'] !== undefined)!;
+      const ms = kernels.map((l) => l['msPerStep'] as number);
+      expect(ms).toEqual([...ms].sort((a, b) => b - a));
+      // every kernel call is on some line: the lines' calls add up to the total
+      const calls = kernels.reduce((s, l) => s + (l['callsPerStep'] as number), 0);
+      expect(calls).toBeCloseTo(total['kernelCallsPerStep'] as number, 6);
+      expect(total['kernelMsPerStep'] as number).toBeLessThanOrEqual(total['wallMsPerStep'] as number);
+      expect(kernels.some((l) => (l['kernel'] as string).startsWith('Conv2D [4,'))).toBe(true);
+    }
+    // --queue 8 reached both: InfoNCE's 4 queries against 8 queued keys
+    for (const method of ['mocov2', 'hapicl'])
+      expect(lines.some((l) => l['method'] === method && l['kernel'] === 'DensestreamContrastLogProb [4,1]·[4,8]')).toBe(true);
+    const summary = lines.at(-1)!;
+    expect(summary['summary']).toBeDefined();
+    expect(Object.keys(summary['ratios'] as object)).toEqual(['hapicl']);
+  });
+
+  it('refuses softrank and an unknown method before building anything', async () => {
+    await expect(stepKernelsBench(['--method', 'mocov2,softrank'])).rejects.toThrow('--method softrank: its step needs the positives');
+    await expect(stepKernelsBench(['--method', 'moco'])).rejects.toThrow('--method: expected some of');
+  });
+});
