@@ -69,6 +69,7 @@ export class KeyQueue {
   enqueue(batch: tf.Tensor2D): void {
     const n = batch.shape[0];
     if (n > this.size) throw new Error(`queue: ${n} keys do not fit a queue of ${this.size}`);
+    if (batch.shape[1] !== this.dim) throw new Error(`queue: keys of ${batch.shape[1]} values do not fit a queue of ${this.dim}`);
     const start = this.pointer.dataSync()[0] as number;
     const [size, dim] = [this.size, this.dim];
     tf.tidy(() => {

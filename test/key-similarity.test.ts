@@ -1,14 +1,14 @@
 /**
  * Queries against a queue of keys (models/key-similarity.ts): values and the query gradient by
- * hand and against the plain product on cpu (to 1e-5: sums of a thousand products in another
- * order), no gradient into the keys, numTensors flat.
+ * hand and against the plain product on cpu (to 1e-5: the gradient sums hundreds of products in
+ * another order), in both of wasm's forms; no gradient into the keys; numTensors flat.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
-import { keySimilarities } from '../models/key-similarity.js';
+import { KEYS_FIRST_MAX_QUERIES, keySimilarities } from '../models/key-similarity.js';
 
 describe('keySimilarities', () => {
   beforeAll(async () => {
@@ -52,33 +52,42 @@ describe('keySimilarities', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("matches the plain product and its gradient on cpu at a MoCo queue's shape, and passes no gradient to the keys", async () => {
-    const run = () =>
-      tf.tidy(() => {
-        const q = tf.randomNormal([64, 32], 0, 1, 'float32', 1) as tf.Tensor2D;
-        const keys = tf.randomNormal([1030, 32], 0, 1, 'float32', 2) as tf.Tensor2D;
-        const w = tf.randomNormal([64, 1030], 0, 1, 'float32', 3);
-        const f = (x: tf.Tensor) => tf.sum(tf.mul(keySimilarities(x as tf.Tensor2D, keys), w));
-        return [keySimilarities(q, keys), tf.grad(f)(q)].map((t) => t.dataSync().slice());
+  // 64 queries are multiplied keys first on wasm; 300, above KEYS_FIRST_MAX_QUERIES, the other way round.
+  it.each([
+    { n: 64, k: 1030 },
+    { n: 300, k: 600 },
+  ])(
+    'matches the plain product and its gradient on cpu for $n queries against $k keys, and passes no gradient to the keys',
+    async ({ n, k }) => {
+      expect(n <= KEYS_FIRST_MAX_QUERIES).toBe(n === 64);
+      const inputs = () => ({
+        q: tf.randomNormal([n, 32], 0, 1, 'float32', 1) as tf.Tensor2D,
+        keys: tf.randomNormal([k, 32], 0, 1, 'float32', 2) as tf.Tensor2D,
+        w: tf.randomNormal([n, k], 0, 1, 'float32', 3),
       });
-    await tf.setBackend('cpu');
-    const reference = tf.tidy(() => {
-      const q = tf.randomNormal([64, 32], 0, 1, 'float32', 1);
-      const keys = tf.randomNormal([1030, 32], 0, 1, 'float32', 2);
-      const w = tf.randomNormal([64, 1030], 0, 1, 'float32', 3);
-      return [tf.matMul(q, tf.transpose(keys)), tf.matMul(w, keys)].map((t) => t.dataSync().slice());
-    });
-    for (const backend of ['cpu', 'wasm']) {
-      await tf.setBackend(backend);
-      const before = tf.memory().numTensors;
-      const [values, dq] = run();
-      expect(relativeError(values!, reference[0]!), `${backend} values`).toBeLessThanOrEqual(1e-5);
-      expect(relativeError(dq!, reference[1]!), `${backend} gradient`).toBeLessThanOrEqual(1e-5);
-      expect(tf.memory().numTensors).toBe(before);
-      // After the count: tfjs itself leaves the forward's tensors behind when tf.grad refuses.
-      const [q, keys] = [tf.ones([2, 3]) as tf.Tensor2D, tf.ones([4, 3])];
-      expect(() => tf.grad((k: tf.Tensor) => tf.sum(keySimilarities(q, k as tf.Tensor2D)))(keys)).toThrow('Cannot compute gradient');
-      tf.dispose([q, keys]);
-    }
-  });
+      const run = () =>
+        tf.tidy(() => {
+          const { q, keys, w } = inputs();
+          const f = (x: tf.Tensor) => tf.sum(tf.mul(keySimilarities(x as tf.Tensor2D, keys), w));
+          return [keySimilarities(q, keys), tf.grad(f)(q)].map((t) => t.dataSync().slice());
+        });
+      await tf.setBackend('cpu');
+      const reference = tf.tidy(() => {
+        const { q, keys, w } = inputs();
+        return [tf.matMul(q, tf.transpose(keys)), tf.matMul(w, keys)].map((t) => t.dataSync().slice());
+      });
+      for (const backend of ['cpu', 'wasm']) {
+        await tf.setBackend(backend);
+        const before = tf.memory().numTensors;
+        const [values, dq] = run();
+        expect(relativeError(values!, reference[0]!), `${backend} values`).toBeLessThanOrEqual(1e-5);
+        expect(relativeError(dq!, reference[1]!), `${backend} gradient`).toBeLessThanOrEqual(1e-5);
+        expect(tf.memory().numTensors).toBe(before);
+        // After the count: tfjs itself leaves the forward's tensors behind when tf.grad refuses.
+        const [q, keys] = [tf.ones([2, 3]) as tf.Tensor2D, tf.ones([4, 3])];
+        expect(() => tf.grad((x: tf.Tensor) => tf.sum(keySimilarities(q, x as tf.Tensor2D)))(keys)).toThrow('Cannot compute gradient');
+        tf.dispose([q, keys]);
+      }
+    },
+  );
 });

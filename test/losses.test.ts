@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { rankReference } from './helpers/rank-reference.js';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
@@ -136,6 +136,48 @@ describe('HAPiCL', () => {
     );
   });
 
+  it.each([false, true])(
+    'gives the pixel NT-Xent and its gradients on wasm as the broadcast-mask formula on cpu, three images of 3 against 5 cells (background positives: %s)',
+    async (backgroundPositives) => {
+      const inputs = () => ({
+        c1: l2Normalize(tf.randomNormal([3, 3, 8], 0, 1, 'float32', 31)) as tf.Tensor3D,
+        c2: l2Normalize(tf.randomNormal([3, 5, 8], 0, 1, 'float32', 32)) as tf.Tensor3D,
+        m1: t2([
+          [1, 0, 1],
+          [0, 0, 1],
+          [1, 1, 1],
+        ]),
+        m2: t2([
+          [1, 1, 0, 0, 0],
+          [0, 1, 0, 1, 1],
+          [0, 0, 0, 0, 1],
+        ]),
+      });
+      // The formula with its masks broadcast, as the loss read before its outer product.
+      const reference = (c1: tf.Tensor3D, c2: tf.Tensor3D, m1: tf.Tensor2D, m2: tf.Tensor2D) => {
+        const e = tf.exp(tf.div(tf.matMul(c1, c2, false, true), 0.2));
+        const [a, b] = [tf.expandDims(m1, 2), tf.expandDims(m2, 1)];
+        let positive = tf.mul(a, b);
+        if (backgroundPositives) positive = tf.add(positive, tf.mul(tf.sub(1, a), tf.sub(1, b)));
+        const [pos, all] = [tf.sum(tf.mul(e, positive), [1, 2]), tf.sum(e, [1, 2])];
+        return tf.mean(tf.neg(tf.log(tf.div(tf.add(pos, 1), tf.add(all, 2)))));
+      };
+      const run = (loss: typeof reference) =>
+        tf.tidy(() => {
+          const { c1, c2, m1, m2 } = inputs();
+          const f = (a: tf.Tensor, b: tf.Tensor) => loss(a as tf.Tensor3D, b as tf.Tensor3D, m1, m2);
+          return [f(c1, c2), ...tf.grads(f)([c1, c2])].map((t) => t.dataSync().slice());
+        });
+      const expected = run(reference);
+      await selectBackend('wasm', { threads: 2 });
+      onTestFinished(() => tf.setBackend('cpu'));
+      const before = tf.memory().numTensors;
+      const got = run((c1, c2, m1, m2) => pixelNTXent(c1, c2, m1, m2, 0.2, backgroundPositives));
+      expect(tf.memory().numTensors).toBe(before);
+      ['loss', 'd cells1', 'd cells2'].forEach((name, i) => expect(relativeError(got[i]!, expected[i]!), name).toBeLessThanOrEqual(1e-5));
+    },
+  );
+
   it("pools features over the mask with HARL's +1: (1 + 3) / (2 + 1)", () => {
     const dense = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
     const mask = tf.tensor3d([
@@ -212,6 +254,7 @@ describe('l2Normalize', () => {
     async (backend) => {
       if (backend === 'wasm') await selectBackend('wasm', { threads: 2 });
       else await tf.setBackend(backend);
+      onTestFinished(() => tf.setBackend('cpu')); // the rest of this file's tests run there
       const before = tf.memory().numTensors;
       for (const [shape, axis] of [
         [[64, 16, 128], -1],
@@ -227,7 +270,6 @@ describe('l2Normalize', () => {
         expect(relativeError(ours!, engine!), `${shape.join('×')} along ${axis}`).toBeLessThanOrEqual(1e-5);
       }
       expect(tf.memory().numTensors).toBe(before);
-      await tf.setBackend('cpu'); // the rest of this file's tests run there
     },
   );
 });

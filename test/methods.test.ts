@@ -122,6 +122,7 @@ describe('key queue', () => {
     expect(queue.keys.dataSync()).toEqual(new Float32Array([13, 14, 11, 12]));
     expect(queue.pointer.dataSync()[0]).toBe(2);
     expect(() => put([1, 2, 3, 4, 5])).toThrow('queue: 5 keys do not fit a queue of 4');
+    expect(() => tf.tidy(() => queue.enqueue(tf.zeros([2, 3])))).toThrow('queue: keys of 3 values do not fit a queue of 1');
     expect(tf.memory().numTensors).toBe(before);
     queue.dispose();
   });

@@ -198,7 +198,7 @@ describe('densestream wasm kernels', () => {
   }
 
   it.each<{ shape: number[]; dtype: 'float32' | 'int32' }>([
-    { shape: [64, 128], dtype: 'float32' }, // L2 normalisation's rows: on the calling thread
+    { shape: [64, 128], dtype: 'float32' }, // below PARALLEL_MIN: on the calling thread
     { shape: [64, 16, 128], dtype: 'float32' }, // above PARALLEL_MIN: XNNPACK's multiply
     { shape: [7], dtype: 'float32' },
     { shape: [0, 3], dtype: 'float32' },

@@ -95,7 +95,9 @@ function broadcastSplit(part: readonly number[], full: readonly number[]): [numb
 /**
  * Square as `x · x`, through Multiply's kernel (ours for small operands, XNNPACK's otherwise).
  * tfjs-backend-wasm's own Square took 0.4 ms for a `[64, 128]` or a `[192, 128]` where `x · x`
- * took 0.03–0.06 (measured side by side): every L2 normalisation squares its rows.
+ * took 0.03–0.06 (measured side by side). Its callers: the ViT's layer norm and GELU, batch norm
+ * off the fused kernel, the align loss and the linear probe's weight decay (L2 normalisation
+ * squared its rows too, until it multiplied them itself).
  */
 function overrideSquare(): void {
   override(tf.Square, ({ inputs, backend }) => {
