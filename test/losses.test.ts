@@ -170,7 +170,7 @@ describe('HAPiCL', () => {
         });
       const expected = run(reference);
       await selectBackend('wasm', { threads: 2 });
-      onTestFinished(() => tf.setBackend('cpu'));
+      onTestFinished(async () => void (await tf.setBackend('cpu')));
       const before = tf.memory().numTensors;
       const got = run((c1, c2, m1, m2) => pixelNTXent(c1, c2, m1, m2, 0.2, backgroundPositives));
       expect(tf.memory().numTensors).toBe(before);
@@ -254,7 +254,7 @@ describe('l2Normalize', () => {
     async (backend) => {
       if (backend === 'wasm') await selectBackend('wasm', { threads: 2 });
       else await tf.setBackend(backend);
-      onTestFinished(() => tf.setBackend('cpu')); // the rest of this file's tests run there
+      onTestFinished(async () => void (await tf.setBackend('cpu'))); // the rest of this file's tests run there
       const before = tf.memory().numTensors;
       for (const [shape, axis] of [
         [[64, 16, 128], -1],
