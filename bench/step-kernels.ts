@@ -2,8 +2,9 @@
  * `npm run bench -- step-kernels [--method M[,M…]] [--rounds 1] [--steps 20] [--warmup 5] [--size 32] [--batch 64]
  * [--top 20] [--train="FLAGS"]`: where a training step's time goes, kernel by kernel, without the
  * data plane. Each method is built as `train` builds it, refusals included (`--train="--queue
- * 1024"` adds train's own flags) and steps on a fixed synthetic batch (random views; for hapicl, random
- * masks) with the trainer's SGD: momentum 0.9, then the decoupled weight decay on weights.
+ * 1024"` adds train's own flags; those of the data plane change nothing here) and steps on a
+ * fixed synthetic batch (random views; for hapicl, random masks) with the trainer's SGD:
+ * momentum 0.9, then the decoupled weight decay on weights.
  *
  * A wall-clock timer around every top-level kernel (the engine's `runKernelFunc`) gives each
  * kernel and input shape its calls and milliseconds a step; `tf.profile` was not used, as its
@@ -138,6 +139,8 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
   const configs = methods.map((m) =>
     parseTrainConfig(['--method', m, '--size', String(size), '--batch', String(batchSize), ...extra, '--out', '/nonexistent']),
   );
+  if (configs.some((c) => c.method === 'densecl' && c.match === 'geometric'))
+    throw new Error("--match geometric: its matches come from the data plane's crop boxes; time it with `bench train`");
   const first = configs[0]!;
   const backend = await selectBackend(first.backend, first.threads === undefined ? {} : { threads: first.threads });
   const batch = syntheticBatch(batchSize, size);

@@ -53,8 +53,12 @@ describe('bench step-kernels', () => {
     expect(Object.keys(summary['ratios'] as object)).toEqual(['hapicl']);
   });
 
-  it('refuses softrank and an unknown method before building anything', async () => {
+  it('refuses softrank, an unknown method, geometric matches and a flag train does not know, before building anything', async () => {
     await expect(stepKernelsBench(['--method', 'mocov2,softrank'])).rejects.toThrow('--method softrank: its step needs the positives');
     await expect(stepKernelsBench(['--method', 'moco'])).rejects.toThrow('--method: expected some of');
+    await expect(stepKernelsBench(['--method', 'densecl', '--train=--match geometric'])).rejects.toThrow(
+      '--match geometric: its matches come from',
+    );
+    await expect(stepKernelsBench(['--train=--bogus 1'])).rejects.toThrow('unknown option --bogus');
   });
 });
