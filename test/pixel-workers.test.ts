@@ -8,6 +8,7 @@ import { renderScene } from '../datasets/scenes.js';
 import { attentionMap } from '../operators/attention-map.js';
 import { foregroundMask } from '../operators/foreground-mask.js';
 import { PixelWorkers, saliencyMasks } from '../operators/pixel-workers.js';
+import type { SaliencyOptions } from '../operators/saliency.js';
 import { readSamples } from '../datasets/source.js';
 import { scenesSource } from '../datasets/scenes.js';
 import { sampleViews, type SampleViewOptions } from '../pipelines/sample-views.js';
@@ -81,6 +82,22 @@ describe('PixelWorkers', () => {
       expect(out.map((s) => s.id)).toEqual(samples.map((s) => s.id));
     } finally {
       await two.close();
+    }
+  });
+
+  it('answers jobs posted together one by one: a job that fails fails alone, with its reason', async () => {
+    const pixels = renderScene(0, 0).pixels!;
+    const expected = (await lastValueFrom(from([renderScene(0, 0)]).pipe(attentionMap(), toArray())))[0]!.attention!;
+    // Posted in one turn of the event loop, so the three travel to the worker as one message.
+    const [good, bad, again] = await Promise.allSettled([
+      pool.saliency(pixels),
+      pool.saliency(pixels, { method: 'nope' as SaliencyOptions['method'] }),
+      pool.saliency(pixels),
+    ]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: { message: expect.stringContaining('--attention: expected one of') } });
+    for (const r of [good, again]) {
+      expect(r.status).toBe('fulfilled');
+      if (r.status === 'fulfilled') expect(Array.from(r.value.attention.data)).toEqual(Array.from(expected.data));
     }
   });
 
