@@ -27,6 +27,12 @@ import { median, printJson } from './report.js';
 
 type KernelTimes = Map<string, { calls: number; ms: number }>;
 
+/** What the engine's `runKernelFunc` is given, as far as the timer reads it. */
+interface KernelRun {
+  kernelName?: string;
+  inputs?: Record<string, tf.TensorInfo>;
+}
+
 /** Times every top-level kernel while `on()` says so; returns the table it fills and a way to stop. */
 function timeKernels(on: () => boolean): { times: KernelTimes; stop(): void } {
   const engine = tf.engine() as unknown as { runKernelFunc(config: KernelRun): unknown; state: { kernelDepth: number } };
@@ -46,11 +52,6 @@ function timeKernels(on: () => boolean): { times: KernelTimes; stop(): void } {
     return out;
   };
   return { times, stop: () => void (engine.runKernelFunc = original) };
-}
-
-interface KernelRun {
-  kernelName?: string;
-  inputs?: Record<string, tf.TensorInfo>;
 }
 
 /** A fixed batch of `b` random views of `size` px, with random 0/1 masks (which only hapicl reads). */
@@ -139,6 +140,7 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
   const configs = methods.map((m) =>
     parseTrainConfig(['--method', m, '--size', String(size), '--batch', String(batchSize), ...extra, '--out', '/nonexistent']),
   );
+  if (configs.some((c) => c.optimizer !== 'sgd')) throw new Error("--optimizer: this bench times the trainer's default SGD step only");
   if (configs.some((c) => c.method === 'densecl' && c.match === 'geometric'))
     throw new Error("--match geometric: its matches come from the data plane's crop boxes; time it with `bench train`");
   const first = configs[0]!;

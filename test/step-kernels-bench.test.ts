@@ -53,12 +53,15 @@ describe('bench step-kernels', () => {
     expect(Object.keys(summary['ratios'] as object)).toEqual(['hapicl']);
   });
 
-  it('refuses softrank, an unknown method, geometric matches and a flag train does not know, before building anything', async () => {
+  it('refuses softrank, an unknown method, geometric matches, another optimiser and a flag train does not know, before building anything', async () => {
     await expect(stepKernelsBench(['--method', 'mocov2,softrank'])).rejects.toThrow('--method softrank: its step needs the positives');
     await expect(stepKernelsBench(['--method', 'moco'])).rejects.toThrow('--method: expected some of');
     await expect(stepKernelsBench(['--method', 'densecl', '--train=--match geometric'])).rejects.toThrow(
       '--match geometric: its matches come from',
     );
     await expect(stepKernelsBench(['--train=--bogus 1'])).rejects.toThrow('unknown option --bogus');
+    await expect(stepKernelsBench(['--train=--optimizer lars'])).rejects.toThrow(
+      "--optimizer: this bench times the trainer's default SGD step only",
+    );
   });
 });
