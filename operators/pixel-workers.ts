@@ -12,7 +12,8 @@
  * deterministic with workers as without. Pixels travel by copy (the views are cut from them
  * here); maps and masks come back by transfer. Jobs posted in one turn of the event loop travel
  * to a worker as one message, and a message's results come back as one: a message each way per
- * sample cost the main thread 3.6–6.1 ms a batch of 64 (measured), time a step then waits for.
+ * sample cost the main thread 3.5–6.6 ms a batch of 64, one message each way 1.1–1.2 (measured;
+ * docs/performance.md, "One message per turn, not per sample"), time a step then waits for.
  *
  * Rendering the scenes on the workers too (each read a job, a batch read ahead) was tried and
  * measured: no faster (0.98–1.07× on hapicl at 32 px, noise on MoCo v2 at 64 px), and the
