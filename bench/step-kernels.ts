@@ -22,7 +22,7 @@ import { disposeParts, type LossParts } from '../methods/method.js';
 import { positiveInt } from '../pipelines/options.js';
 import { createMethod } from '../pipelines/train.js';
 import { parseTrainConfig, TRAIN_METHODS, type TrainConfig } from '../pipelines/train-options.js';
-import { disposeOptimizer } from '../train/trainer.js';
+import { disposeOptimizer, weightDecayStep } from '../train/trainer.js';
 import { median, printJson } from './report.js';
 
 type KernelTimes = Map<string, { calls: number; ms: number }>;
@@ -82,7 +82,7 @@ interface StepStats {
 /** `steps` timed steps of `method` after `warmup` untimed ones, SGD as the trainer's. */
 async function timeSteps(c: TrainConfig, method: Method, batch: Batch, warmup: number, steps: number, round: number): Promise<StepStats> {
   const optimizer = tf.train.momentum(c.lr, 0.9);
-  const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
+  const decay = weightDecayStep(method, c['weight-decay']);
   let timing = false;
   const timer = timeKernels(() => timing);
   let wallMs = 0;
@@ -93,7 +93,7 @@ async function timeSteps(c: TrainConfig, method: Method, batch: Batch, warmup: n
       const parts: LossParts = {};
       method.atStep?.(i);
       const loss = optimizer.minimize(() => method.loss(batch, parts), true, method.trainable);
-      tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - c.lr * c['weight-decay']))));
+      decay(c.lr);
       method.afterStep?.();
       await loss?.data(); // the trainer reads the loss every step
       loss?.dispose();

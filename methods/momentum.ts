@@ -71,7 +71,7 @@ export class KeyQueue {
     if (n > this.size) throw new Error(`queue: ${n} keys do not fit a queue of ${this.size}`);
     if (batch.shape[1] !== this.dim) throw new Error(`queue: keys of ${batch.shape[1]} values do not fit a queue of ${this.dim}`);
     const start = this.pointer.dataSync()[0] as number;
-    const [size, dim] = [this.size, this.dim];
+    const [size, dim, keys] = [this.size, this.dim, this.keys as tf.Tensor2D];
     tf.tidy(() => {
       // The rows written are one run from `start`, wrapping at the end: the new queue is the old
       // one's rows before and after that run around the batch, one concat. (A scatter of the batch
@@ -81,8 +81,8 @@ export class KeyQueue {
       const wrapped = end - size; // rows of the batch that go to the queue's top
       const parts =
         wrapped <= 0
-          ? [rows(this.keys as tf.Tensor2D, 0, start), batch, rows(this.keys as tf.Tensor2D, end, size - end)]
-          : [rows(batch, n - wrapped, wrapped), rows(this.keys as tf.Tensor2D, wrapped, start - wrapped), rows(batch, 0, n - wrapped)];
+          ? [rows(keys, 0, start), batch, rows(keys, end, size - end)]
+          : [rows(batch, n - wrapped, wrapped), rows(keys, wrapped, start - wrapped), rows(batch, 0, n - wrapped)];
       this.keys.assign(
         tf.concat(
           parts.filter((p) => p.shape[0] > 0),

@@ -65,6 +65,18 @@ function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number
 }
 
 /**
+ * The decoupled weight decay of a step at rate `lr`, `w ← w·(1 − lr·λ)`, on the method's
+ * convolution and dense weights (not biases, not batch norm). Returns the step for the loop to
+ * call after each optimiser step; LARS's decay is inside its trust ratio, so none there.
+ */
+export function weightDecayStep(method: Method, weightDecay: number): (lr: number) => void {
+  const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
+  return (lr) => {
+    if (weightDecay > 0) tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * weightDecay))));
+  };
+}
+
+/**
  * Frees an optimizer. tfjs 4.22's MomentumOptimizer.dispose frees its slots but not the
  * learning-rate scalar `c` its SGD parent keeps: one tensor per run would stay behind.
  */
@@ -128,7 +140,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
     await optimizer.setWeights(o.optimizerState); // copies them into the optimiser's variables
     tf.dispose(o.optimizerState.map((t) => t.tensor));
   }
-  const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
+  const decay = weightDecayStep(method, o.optimizer === 'lars' ? 0 : o.weightDecay);
   const stream = pull(batches, (b) => b.dispose());
   const start = performance.now();
   let waited = 0;
@@ -165,7 +177,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
             `step ${step}: the loss is ${loss}; training diverged (try a lower --lr). The last good checkpoint in ${join(o.outDir, 'checkpoint')} is intact.`,
           );
         }
-        if (o.weightDecay > 0 && o.optimizer !== 'lars') tf.tidy(() => decayed.forEach((v) => v.assign(tf.mul(v, 1 - lr * o.weightDecay))));
+        decay(lr);
         method.afterStep?.();
         try {
           const event: StepEvent = { step: done, steps: o.steps, batch, parts: hookParts, logged, dataWaitMs };
