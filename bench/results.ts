@@ -1,15 +1,18 @@
 /**
- * `npm run results [-- --quick] [-- --resume]`: the results table. Trains every method on the same data with
- * the same budget (the same number of images seen), at the default recipe (`pipelines/recipe.ts`)
- * otherwise, evaluates each with every protocol of `densestream eval` next to a random-init
- * encoder, prints one JSON line per row, and writes `docs/RESULTS.md` with the commit, the
- * machine, the backend and the exact commands. The scenes take every method; Fashion-MNIST, whose
- * per-pixel truth is only the garments' silhouettes, takes MoCo v2, DenseCL and the default method.
+ * `npm run results [-- --quick] [-- --resume] [-- --table scenes|fashion-mnist]`: the results tables. Trains every
+ * method on the same data with the same budget (the same number of images seen), at the default
+ * recipe (`pipelines/recipe.ts`) otherwise, evaluates each with every protocol of `densestream
+ * eval` next to a random-init encoder, prints one JSON line per row, and writes each table's
+ * section of `docs/RESULTS.md` with its commit, machine, backend and exact commands. The scenes
+ * take every method; Fashion-MNIST, whose per-pixel truth is only the garments' silhouettes,
+ * takes MoCo v2, DenseCL and the default method. `--table` runs only the tables named (default:
+ * all) and rewrites only their sections, keeping the others as they were, each with the commit
+ * and budget it came from: a table fits a sitting that the whole set does not.
  *
  * Each row trains and is scored once per seed (`--seeds N`: train and eval `--seed 0 … N−1`), and the
  * table gives each score's mean over the seeds with its standard error, which the checks read
  * (`results-stats.ts`). The default budget (three times the default run's length, three seeds)
- * takes about two and a half hours on 2 cores (two hours before Fashion-MNIST's DenseCL row); one seed of it took 42; `--quick` (one seed) about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
+ * takes about two and a half hours on 2 cores (the scenes about 95 minutes, Fashion-MNIST about 55); one seed of it took 42; `--quick` (one seed) about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
  * the rows already finished (each row's scores are saved in its folder as it ends), continues a
  * killed row's training from its last checkpoint, and refuses a folder of another commit or budget,
  * so that one table never mixes builds.
@@ -121,8 +124,10 @@ export async function resultsBench(argv: string[]): Promise<void> {
       'dense-train': { type: 'string' },
       out: { type: 'string', default: 'runs/results' },
       doc: { type: 'string', default: 'docs/RESULTS.md' },
+      table: { type: 'string' },
     },
   });
+  const tables = selectTables(values.table);
   const budget = { ...BUDGETS[values.quick ? 'quick' : 'full'] };
   if (values.steps !== undefined) budget.steps = positiveInt(values.steps, '--steps');
   if (values.seeds !== undefined) budget.seeds = positiveInt(values.seeds, '--seeds');
@@ -161,7 +166,7 @@ export async function resultsBench(argv: string[]): Promise<void> {
     runs.set(key, [...(runs.get(key) ?? []), run]);
   };
   for (let seed = 0; seed < budget.seeds; seed++) {
-    for (const table of TABLES) {
+    for (const table of tables) {
       const slug = (name: string) => join(root, `${table.data}-${name}-seed${seed}`.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, ''));
       const tableEval = [...evalFlags, '--data', table.data, '--seed', String(seed)];
       const random = finishedRow(slug('random-init'), () => ({
@@ -212,23 +217,31 @@ export async function resultsBench(argv: string[]): Promise<void> {
       }
     }
   }
-  const tables: TableResult[] = TABLES.map((table) => ({
+  const results: TableResult[] = tables.map((table) => ({
     table,
     rows: ['random-init', ...table.rows.map((r) => r.name)].map((name) => ({ name, runs: runs.get(`${table.data}/${name}`) ?? [] })),
   }));
   const minutes = [...runs.values()].flat().reduce((m, r) => m + (r.minutes ?? 0), 0);
-  writeFileSync(
-    values.doc,
-    resultsMarkdown(
-      tables,
-      budget,
-      evalFlags,
-      argv.filter((a) => a !== '--resume'), // the budget's flags, which a resume must repeat
-      minutes,
-      commit,
-    ),
-  );
-  printJson({ bench: 'results', doc: values.doc, minutes });
+  const run: RunFacts = {
+    argv: argv.filter((a) => a !== '--resume'), // the budget's flags, which a resume must repeat
+    date: new Date().toISOString().slice(0, 10),
+    commit,
+    budget,
+    evalFlags,
+  };
+  const sections = new Map(results.map((t) => [t.table.data, tableSection(t, run)]));
+  writeFileSync(values.doc, resultsDoc(existsSync(values.doc) ? readFileSync(values.doc, 'utf8') : undefined, sections));
+  printJson({ bench: 'results', doc: values.doc, tables: tables.map((t) => t.data), minutes });
+}
+
+/** `--table`'s tables, in the doc's order; all of them when not given. */
+function selectTables(given: string | undefined): Table[] {
+  if (given === undefined) return TABLES;
+  const names = given.split(',');
+  const unknown = names.filter((n) => !TABLES.some((t) => t.data === n));
+  if (unknown.length > 0 || names.length === 0)
+    throw new Error(`--table: expected ${TABLES.map((t) => t.data).join('|')} (or a comma list), got "${unknown.join(',') || given}"`);
+  return TABLES.filter((t) => names.includes(t.data));
 }
 
 function pick(r: Json): Json {
@@ -324,82 +337,117 @@ const COLUMNS: ReadonlyArray<readonly [string, string]> = [
   ['maskIoU', 'mask IoU'],
 ];
 
-function resultsMarkdown(
-  tables: TableResult[],
-  budget: Budget,
-  evalFlags: string[],
-  argv: string[],
-  minutes: number,
-  commit: string,
-): string {
-  const backend = String(tables[0]?.rows[0]?.runs[0]?.result['backend'] ?? 'unknown');
+/** What a results run was: its flags, day, build, budget and eval flags, written into each table it made. */
+interface RunFacts {
+  argv: string[];
+  date: string;
+  commit: string;
+  budget: Budget;
+  evalFlags: string[];
+}
+
+/** The marker lines around a table's section of the doc, so that a run of some tables rewrites only theirs. */
+const sectionStart = (data: string) => `<!-- results: ${data} -->`;
+const sectionEnd = (data: string) => `<!-- /results: ${data} -->`;
+
+/** One table's section of the doc, between its markers: how it was made, its rows, its checks, each seed, its commands. */
+function tableSection({ table, rows }: TableResult, run: RunFacts): string {
+  const { budget, evalFlags } = run;
+  const first = rows[0]?.runs[0]?.result ?? {};
+  const minutes = rows.flatMap((r) => r.runs).reduce((m, r) => m + (r.minutes ?? 0), 0);
   const seeds = budget.seeds === 1 ? 'seed 0' : `seeds 0–${budget.seeds - 1} (\`train --seed S\`, \`eval --seed S\`)`;
-  const lines = [
-    '# Results',
-    '',
-    `Written by \`npm run results${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\` on ${new Date().toISOString().slice(0, 10)}, commit ${commit}, in ${minutes.toFixed(0)} minutes.`,
-    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${backend}.`,
-    '',
-    `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), ${seeds}, each method's own defaults otherwise.`,
-    `Evaluation (\`densestream eval --checkpoint RUN --data DATA ${evalFlags.join(' ')}\`, at the training size): kNN and the linear probe use ${budget.train} labelled images as memory / training set`,
-    `(scenes: the first ${budget.train} of the training scenes; Fashion-MNIST: of its training file), and every score is on ${budget.test} held-out images (scenes drawn from the generator's seed 1, which no run trains on; Fashion-MNIST's test file).`,
-    `The dense probe trains on ${budget.denseTrain} images and masks are 2-means on the encoder's feature cells; Fashion-MNIST's per-pixel truth is each garment's silhouette (its non-zero pixels) labelled with its class.`,
-    '',
-  ];
   const cell = (e: Estimate) =>
     Number.isNaN(e.mean) ? '–' : Number.isFinite(e.se) ? `${e.mean.toFixed(3)} ± ${e.se.toFixed(3)}` : e.mean.toFixed(3);
   const speed = (runs: SeedRun[]) => {
     const rates = runs.map((r) => r.train?.['imagesPerSec']).filter((v): v is number => typeof v === 'number');
     return rates.length === 0 ? '–' : (rates.reduce((a, b) => a + b, 0) / rates.length).toFixed(1);
   };
-  for (const { table, rows } of tables) {
-    const random = rows[0]?.runs[0]?.result ?? {};
-    // A column only where the table has a score in it (data without per-pixel truth has no dense or mask scores).
-    const columns = COLUMNS.filter(([key]) => rows.some((r) => r.runs.some((run) => typeof run.result[key] === 'number')));
-    const header = [
-      `| method | images/s | ${columns.map(([, label]) => label).join(' | ')} |`,
-      `|---|---|${columns.map(() => '---|').join('')}`,
-    ];
+  // A column only where the table has a score in it (data without per-pixel truth has no dense or mask scores).
+  const columns = COLUMNS.filter(([key]) => rows.some((r) => r.runs.some((x) => typeof x.result[key] === 'number')));
+  const header = [
+    `| method | images/s | ${columns.map(([, label]) => label).join(' | ')} |`,
+    `|---|---|${columns.map(() => '---|').join('')}`,
+  ];
+  const heldOut =
+    table.data === 'scenes'
+      ? `the first ${budget.train} of the training scenes as memory / training set, and every score is on ${budget.test} held-out scenes drawn from the generator's seed 1, which no run trains on`
+      : `${budget.train} images of its training file as memory / training set, and every score is on ${budget.test} images of its test file`;
+  const truth =
+    table.data === 'scenes'
+      ? "the scenes' own object masks and classes"
+      : "each garment's silhouette (its non-zero pixels) labelled with its class";
+  const lines = [
+    sectionStart(table.data),
+    `## ${table.title}`,
+    '',
+    `Written by \`npm run results${run.argv.length > 0 ? ` -- ${run.argv.join(' ')}` : ''}\` on ${run.date}, commit ${run.commit}, in ${minutes.toFixed(0)} minutes.`,
+    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(first['backend'] ?? 'unknown')}.`,
+    `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), ${seeds}, each method's own defaults otherwise.`,
+    `Evaluation (\`densestream eval --checkpoint RUN --data ${table.data} ${evalFlags.join(' ')}\`, at the training size): kNN and the linear probe use ${heldOut}.`,
+    `The dense probe trains on ${budget.denseTrain} images and masks are 2-means on the encoder's feature cells, both scored against ${truth}.`,
+    '',
+    `Chance: ${table.data === 'scenes' ? '1/8 = 0.125' : '1/10 = 0.100'} for the image label` +
+      (typeof first['maskIoUAllForeground'] === 'number'
+        ? `; an all-foreground mask scores ${fixed(first['maskIoUAllForeground'])} mask IoU.`
+        : '.'),
+    `Each score is the mean over ${seeds}, ± its standard error: the seeds' spread / √${budget.seeds}${budget.seeds === 1 ? ' (none with one seed)' : ''}, and for a top-1 p (kNN, linear) also the test split's own sampling error, √(p(1−p)/${budget.test}). Images/s is the seeds' mean.`,
+    '',
+    ...header,
+    ...rows.map((r) => `| ${r.name} | ${speed(r.runs)} | ${columns.map(([k]) => cell(scoreOf(r, k, budget.test))).join(' | ')} |`),
+    '',
+    'The expected shape, checked: a gap counts only beyond two standard errors of the difference, √(SE₁² + SE₂²), read as independent (the rows share one test split, so this errs toward "within noise"):',
+    '',
+    ...shapeChecks(rows, budget.test),
+    '',
+  ];
+  if (budget.seeds > 1) {
     lines.push(
-      `## ${table.title}`,
+      `### ${table.title}: each seed`,
       '',
-      `Chance: ${table.data === 'scenes' ? '1/8 = 0.125' : '1/10 = 0.100'} for the image label` +
-        (typeof random['maskIoUAllForeground'] === 'number'
-          ? `; an all-foreground mask scores ${fixed(random['maskIoUAllForeground'])} mask IoU.`
-          : '.'),
-      `Each score is the mean over ${seeds}, ± its standard error: the seeds' spread / √${budget.seeds}${budget.seeds === 1 ? ' (none with one seed)' : ''}, and for a top-1 p (kNN, linear) also the test split's own sampling error, √(p(1−p)/${budget.test}). Images/s is the seeds' mean.`,
-      '',
-      ...header,
-      ...rows.map((r) => `| ${r.name} | ${speed(r.runs)} | ${columns.map(([k]) => cell(scoreOf(r, k, budget.test))).join(' | ')} |`),
-      '',
-      'The expected shape, checked: a gap counts only beyond two standard errors of the difference, √(SE₁² + SE₂²), read as independent (the rows share one test split, so this errs toward "within noise"):',
-      '',
-      ...shapeChecks(rows, budget.test),
+      header[0]!.replace('| method |', '| method | seed |'),
+      header[1]! + '---|',
+      ...rows.flatMap((r) =>
+        r.runs.map(
+          (x) =>
+            `| ${r.name} | ${x.seed} | ${x.train ? fixed(x.train['imagesPerSec'], 1) : '–'} | ${columns.map(([k]) => fixed(x.result[k])).join(' | ')} |`,
+        ),
+      ),
       '',
     );
-    if (budget.seeds > 1) {
-      lines.push(
-        `### ${table.title}: each seed`,
-        '',
-        header[0]!.replace('| method |', '| method | seed |'),
-        header[1]! + '---|',
-        ...rows.flatMap((r) =>
-          r.runs.map(
-            (run) =>
-              `| ${r.name} | ${run.seed} | ${run.train ? fixed(run.train['imagesPerSec'], 1) : '–'} | ${columns.map(([k]) => fixed(run.result[k])).join(' | ')} |`,
-          ),
-        ),
-        '',
-      );
-    }
   }
   lines.push(
-    '## Commands',
+    `### ${table.title}: commands`,
     '',
     '```',
-    ...tables.flatMap(({ rows }) => rows.slice(1).flatMap((r) => r.runs.map((run) => run.trainCommand))),
+    ...rows.slice(1).flatMap((r) => r.runs.map((x) => x.trainCommand)),
     '```',
-    '',
+    sectionEnd(table.data),
   );
   return lines.join('\n');
+}
+
+/** A table's section as `doc` holds it, markers included; undefined when it has none (or an unclosed one). */
+function sectionOf(doc: string, data: string): string | undefined {
+  const start = doc.indexOf(sectionStart(data));
+  if (start < 0) return undefined;
+  const end = doc.indexOf(sectionEnd(data), start);
+  return end < 0 ? undefined : doc.slice(start, end + sectionEnd(data).length);
+}
+
+/**
+ * The results doc: the tables in their order, each the section just made (`sections`, by
+ * `--data`) or, for a table this run did not make, its section in `existing` as it was. A table
+ * in neither is left out; text of `existing` outside the sections is not kept.
+ */
+export function resultsDoc(existing: string | undefined, sections: ReadonlyMap<string, string>): string {
+  const parts = TABLES.map((t) => sections.get(t.data) ?? (existing === undefined ? undefined : sectionOf(existing, t.data))).filter(
+    (x): x is string => x !== undefined,
+  );
+  return [
+    '# Results',
+    '',
+    'Each table below says which `npm run results` command, commit, budget and machine made it; `npm run results -- --table NAME` makes one table again and keeps the others as they are.',
+    '',
+    ...parts.flatMap((p) => [p, '']),
+  ].join('\n');
 }

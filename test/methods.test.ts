@@ -243,7 +243,7 @@ describe("densecl's sampled dense cells (--dense-cells)", () => {
     expect(cells('--size', '64', '--dense-cells', '0')).toBe(0);
     expect(cells('--dense-cells', '12')).toBe(12);
     expect(parseTrainConfig(['--method', 'mocov2', '--out', '/tmp/never'])['dense-cells']).toBeUndefined();
-    expect(cells('--encoder', 'resnet18', '--size', '224')).toBe(8); // 7×7 would be 12: at most 8
+    expect(cells('--encoder', 'resnet18', '--size', '224')).toBe(8); // stride 8: 28×28, at most 8
     expect(cells('--encoder', 'resnet18', '--size', '28')).toBe(4); // stride 8 as the slim one, 4×4
     expect(cells('--encoder', 'vit', '--size', '64')).toBe(8); // 8-px patches: 8×8
     expect(parseTrainConfig(['--method', 'densecl', '--out', '/tmp/never'])['dense-queue']).toBe(512);
