@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { resultsBench, resultsDoc } from '../bench/results.js';
+import { resultsBench } from '../bench/results.js';
+import { resultsDoc } from '../bench/results-tables.js';
 
 const section = (data: string, body: string) => `<!-- results: ${data} -->\n## ${data}\n\n${body}\n<!-- /results: ${data} -->`;
 

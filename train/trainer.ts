@@ -67,7 +67,8 @@ function adam(learningRate: number): tf.Optimizer & { setLearningRate(lr: number
 /**
  * The decoupled weight decay of a step at rate `lr`, `w ← w·(1 − lr·λ)`, on the method's
  * convolution and dense weights (not biases, not batch norm). Returns the step for the loop to
- * call after each optimiser step; LARS's decay is inside its trust ratio, so none there.
+ * call after each optimiser step; a `weightDecay` of 0 makes it do nothing (the loop passes 0
+ * under LARS, whose decay is inside its trust ratio).
  */
 export function weightDecayStep(method: Method, weightDecay: number): (lr: number) => void {
   const decayed = method.trainable.filter((v) => /\/w$/.test(v.name));
