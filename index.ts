@@ -14,6 +14,8 @@ export {
   conv2dFilterGradient,
   conv2dInputGradient,
   convGeometry,
+  depthwiseConv2dFilterGradient,
+  depthwiseConv2dInputGradient,
   installFastConvGradients,
   type ConvGeometry,
   type Conv2DAttrs,

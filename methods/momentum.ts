@@ -49,6 +49,8 @@ export function emaUpdate(online: Record<string, tf.Variable>, momentum: Record<
 export class KeyQueue {
   readonly keys: tf.Variable;
   readonly pointer: tf.Variable;
+  /** The pointer as a number, for the variable's data it was read from: read back only after a restore assigned it. */
+  #at: { id: object; value: number } | undefined;
 
   constructor(
     readonly size: number,
@@ -70,7 +72,8 @@ export class KeyQueue {
     const n = batch.shape[0];
     if (n > this.size) throw new Error(`queue: ${n} keys do not fit a queue of ${this.size}`);
     if (batch.shape[1] !== this.dim) throw new Error(`queue: keys of ${batch.shape[1]} values do not fit a queue of ${this.dim}`);
-    const start = this.pointer.dataSync()[0] as number;
+    if (this.#at?.id !== this.pointer.dataId) this.#at = { id: this.pointer.dataId, value: this.pointer.dataSync()[0] as number };
+    const start = this.#at.value;
     const [size, dim, keys] = [this.size, this.dim, this.keys as tf.Tensor2D];
     tf.tidy(() => {
       // The rows written are one run from `start`, wrapping at the end: the new queue is the old
@@ -91,6 +94,7 @@ export class KeyQueue {
       );
       this.pointer.assign(tf.scalar(end % size, 'int32'));
     });
+    this.#at = { id: this.pointer.dataId, value: (start + n) % size };
   }
 
   dispose(): void {

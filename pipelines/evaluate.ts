@@ -62,7 +62,7 @@ async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source;
   if (isScenes(c.data)) {
     return {
       train: await openSource(c.data).catch(toConfigError),
-      test: await openSource(c.data, { scenes: { seed: val ? VAL_SCENES_SEED : HELD_OUT_SCENES_SEED } }),
+      test: await openSource(c.data, { scenes: { seed: val ? VAL_SCENES_SEED : HELD_OUT_SCENES_SEED } }).catch(toConfigError),
       classes: SCENE_CLASSES,
     };
   }
@@ -71,7 +71,7 @@ async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source;
     const train = (await openSource(c.data, { groundTruth }).catch(toConfigError)) as RandomAccessSource; // Fashion-MNIST is read whole
     const test = val
       ? rangeSource(train, FASHION_VAL_FROM, train.size, `${train.name}, validation from ${FASHION_VAL_FROM}`)
-      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'), { groundTruth });
+      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'), { groundTruth }).catch(toConfigError);
     return { train, test, classes: FASHION_MNIST_CLASSES };
   }
   const all = (await openSource(c.data).catch(toConfigError)) as Source & { classes?: readonly string[] };

@@ -21,7 +21,7 @@ export const EXPORT_COMMAND = {
     data: z.string().optional().meta({
       arg: 'SOURCE',
       description:
-        'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN (local, https:// or s3://), fashion-mnist[-test][:DIR]',
+        'the images, all of them: scenes[:SIZE[:COUNT]] (20 000 by default), dir:PATH, tar:PATTERN or tar:@LIST (local, https:// or s3://), fashion-mnist[-test][:DIR]',
     }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of feature files and their manifest.json' }),
     checkpoint: z

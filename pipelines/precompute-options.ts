@@ -33,7 +33,7 @@ export const PRECOMPUTE_COMMAND = {
     data: z.string().optional().meta({
       arg: 'SOURCE',
       description:
-        'the images, all of them: scenes (20 000), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN (local, https:// or s3://), fashion-mnist[:DIR]',
+        'the images, all of them: scenes[:SIZE[:COUNT]] (20 000 by default), dir:PATH, tar:PATTERN or tar:@LIST (local, https:// or s3://), fashion-mnist[-test][:DIR]',
     }),
     out: z.string().optional().meta({ arg: 'DIR', description: 'the folder of view shards and their manifest.json' }),
     preset: z.enum(PRESETS).default('mocov2').meta({ arg: 'NAME', description: 'the views and their augmentation' }),

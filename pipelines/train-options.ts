@@ -93,7 +93,7 @@ export const TRAIN_COMMAND = {
     data: z.string().default('scenes').meta({
       arg: 'SOURCE',
       description:
-        'the images: scenes (built-in, with ground truth), scenes:SIZE:COUNT, dir:PATH, tar:PATTERN (local, https:// or s3://), fashion-mnist[:DIR], or parquet:DIR (views cut by precompute)',
+        'the images: scenes[:SIZE[:COUNT]] (built-in, with ground truth), dir:PATH, tar:PATTERN or tar:@LIST (local, https:// or s3://), fashion-mnist[-test][:DIR], or parquet:DIR (views cut by precompute)',
     }),
     method: z.enum(TRAIN_METHODS).default(DEFAULT_METHOD).meta({
       arg: 'NAME',
@@ -292,7 +292,8 @@ export type TrainConfig = Omit<TrainOptions, 'resume' | 'overwrite' | 'verbose' 
 
 /**
  * Flags over the config file over the defaults; every value checked, nothing run yet. With
- * `--resume`, the configuration is the checkpoint's and only `--out` and `--steps` may be given.
+ * `--resume`, the configuration is the checkpoint's: besides `--out` and `--steps`, only the flags
+ * that say how this machine reads (threads, workers, the remote-shard settings, `--verbose`) may be given.
  */
 export function parseTrainConfig(
   argv: readonly string[],

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -269,6 +269,15 @@ describe('densestream eval', () => {
     );
     expect(run.status, run.stderr).toBe(0);
     expect((JSON.parse(run.stdout) as Record<string, number>)['knn20']).toBeGreaterThan(0.45);
+  });
+
+  it('refuses a Fashion-MNIST folder without its test files by name, exit 2, before any work', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'densestream-fashion-'));
+    for (const file of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'])
+      symlinkSync(join(FASHION_MNIST_DIR, file), join(dir, file));
+    const run = evalCli('--checkpoint', 'random', '--data', `fashion-mnist:${dir}`, '--protocol', 'knn', '--out', join(dir, 'out'));
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/t10k-images-idx3-ubyte/);
   });
 
   it("scores Fashion-MNIST's masks against its silhouettes: the all-foreground floor is the share of non-zero pixels, read from the IDX file itself", async () => {

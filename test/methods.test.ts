@@ -126,6 +126,19 @@ describe('key queue', () => {
     expect(tf.memory().numTensors).toBe(before);
     queue.dispose();
   });
+
+  it('writes where a restored pointer says, though it keeps its own as a number between steps', () => {
+    const queue = new KeyQueue(4, 1, 0, 'test-queue');
+    const put = (values: number[]) => tf.tidy(() => queue.enqueue(tf.tensor2d(values, [values.length, 1])));
+    put([1, 2]); // rows 0–1, the pointer now 2
+    tf.tidy(() => queue.pointer.assign(tf.scalar(3, 'int32'))); // as a checkpoint's restore assigns it
+    put([7]);
+    expect(queue.keys.dataSync()[3]).toBe(7);
+    expect(queue.pointer.dataSync()[0]).toBe(0);
+    put([8]);
+    expect(queue.keys.dataSync()[0]).toBe(8);
+    queue.dispose();
+  });
 });
 
 describe('hapicl masks', () => {
