@@ -5,8 +5,9 @@ The same task as densestream's run, as far as the two frameworks allow:
 - data: Fashion-MNIST's train split from Debian's IDX files, grey expanded to RGB, a fresh
   permutation each epoch;
 - views: MoCo v2's ranges, cut on the batch tensor (the GPU-style pipeline, as Kornia/DALI do):
-  random resized crop (area 0.2-1, aspect 3/4-4/3) and flip as one affine grid + bilinear
-  grid_sample per view, colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1)
+  random resized crop (area 0.2-1, aspect 3/4-4/3, whole-pixel boxes as torchvision draws them)
+  and flip as one affine grid + bilinear grid_sample per view (or, with `--resample libvips`, at
+  densestream's backend offsets), colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1)
   and greyscale (p 0.2) as one 3x3 matrix and offset per view (densestream's colourTransform),
   Gaussian blur (p 0.5, sigma 0.1-2 scaled by size/224) as a grouped separable convolution,
   ImageNet normalisation;
@@ -45,6 +46,7 @@ FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 LUMA = torch.tensor([0.299, 0.587, 0.114])
+RESAMPLE = "centres"  # --resample: how a crop is resized to the view
 
 
 def read_images(path: str) -> torch.Tensor:
@@ -122,33 +124,75 @@ def load_densestream(branch_: nn.Module, run: str) -> None:
         layer.bias.data.copy_(tensors[f"online/global/fc{i}/b"])
 
 
-def crop_grids(b: int, size: int) -> torch.Tensor:
-    """RandomResizedCrop + flip as affine grids over the whole image (normalised coordinates).
+def crop_boxes(b: int, height: int, width: int):
+    """RandomResizedCrop's boxes, in whole source pixels: (x0, y0, w, h, flip), each a [b] tensor.
 
     torchvision's sampling, as densestream's (operators/view-geometry.ts): up to ten draws of
-    (scale, ratio) per view, the first whose box fits, else the whole (square) image. Clamping an
-    oversized draw to the image instead, as this twin once did, made crops larger on average
-    (mean area 0.59 against 0.55) and the task easier.
+    (scale, ratio) per view, each rounded to a whole-pixel box and kept if it fits, at a whole-pixel
+    position; else the whole image, clamped to the ratio range. Two earlier forms of this twin made
+    its crops differ from densestream's: clamping an oversized draw to the image (mean area 0.59
+    against 0.55), then testing the fit before rounding to pixels (0.538 against 0.553 at 28 px,
+    and half as many views a full side wide).
     """
     tries = 10
-    area = torch.empty(b, tries).uniform_(0.2, 1.0)
+    area = torch.empty(b, tries).uniform_(0.2, 1.0) * (height * width)
     ratio = torch.exp(torch.empty(b, tries).uniform_(math.log(3 / 4), math.log(4 / 3)))
-    w_all = torch.sqrt(area * ratio)
-    h_all = torch.sqrt(area / ratio)
-    fits = (w_all <= 1) & (h_all <= 1)
+    w_all = torch.round(torch.sqrt(area * ratio))
+    h_all = torch.round(torch.sqrt(area / ratio))
+    fits = (w_all > 0) & (h_all > 0) & (w_all <= width) & (h_all <= height)
     first = torch.argmax(fits.int(), dim=1, keepdim=True)  # the first draw that fits
     found = fits.any(dim=1)
-    w = torch.where(found, w_all.gather(1, first).squeeze(1), torch.ones(b))
-    h = torch.where(found, h_all.gather(1, first).squeeze(1), torch.ones(b))
-    cx = (torch.rand(b) * (1 - w) + w / 2) * 2 - 1
-    cy = (torch.rand(b) * (1 - h) + h / 2) * 2 - 1
-    flip = torch.where(torch.rand(b) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = w * flip
-    theta[:, 0, 2] = cx
-    theta[:, 1, 1] = h
-    theta[:, 1, 2] = cy
-    return F.affine_grid(theta, [b, 3, size, size], align_corners=False)
+    fw, fh = float(width), float(height)
+    if width / height < 3 / 4:
+        fh = float(round(fw / (3 / 4)))
+    elif width / height > 4 / 3:
+        fw = float(round(fh * (4 / 3)))
+    w = torch.where(found, w_all.gather(1, first).squeeze(1), torch.full((b,), fw))
+    h = torch.where(found, h_all.gather(1, first).squeeze(1), torch.full((b,), fh))
+    x0 = torch.where(found, torch.floor(torch.rand(b) * (width - w + 1)), torch.floor((width - w) / 2))
+    y0 = torch.where(found, torch.floor(torch.rand(b) * (height - h + 1)), torch.floor((height - h) / 2))
+    flip = torch.rand(b) < 0.5
+    return x0, y0, w, h, flip
+
+
+def crop_grids(boxes, height: int, width: int, size: int) -> torch.Tensor:
+    """The boxes and flips as affine grids for grid_sample: bilinear at half-pixel centres."""
+    x0, y0, w, h, flip = boxes
+    theta = torch.zeros(len(x0), 2, 3)
+    theta[:, 0, 0] = w / width * torch.where(flip, -1.0, 1.0)
+    theta[:, 0, 2] = (x0 + w / 2) / width * 2 - 1
+    theta[:, 1, 1] = h / height
+    theta[:, 1, 2] = (y0 + h / 2) / height * 2 - 1
+    return F.affine_grid(theta, [len(x0), 3, size, size], align_corners=False)
+
+
+def libvips_axis(start: torch.Tensor, extent: torch.Tensor, length: int, size: int) -> torch.Tensor:
+    """[b, size, length] weights of one axis as densestream's backend path cuts a crop no larger than
+    the view (operators/augment-views.ts, `enlargedViews`; libvips' enlarging offset): output pixel i
+    bilinear at `start + i·f − ½` (f = extent / size) on every axis, a kept one included, the
+    image's edge pixels repeated."""
+    if bool((extent > size).any()):
+        raise SystemExit("--resample libvips: written for crops no larger than the view only")
+    f = (extent / size).view(-1, 1)
+    at = start.view(-1, 1) + torch.arange(size, dtype=torch.float32).view(1, -1) * f - 0.5
+    j = torch.floor(at)
+    t = at - j
+    lo = j.clamp(0, length - 1).long()
+    hi = (j + 1).clamp(0, length - 1).long()
+    out = torch.zeros(len(start), size, length)
+    out.scatter_add_(2, lo.unsqueeze(2), (1 - t).unsqueeze(2))
+    out.scatter_add_(2, hi.unsqueeze(2), t.unsqueeze(2))
+    return out
+
+
+def libvips_views(x: torch.Tensor, boxes, size: int) -> torch.Tensor:
+    """The views as `rows · image · colsᵀ`, the flip mirroring the output columns."""
+    x0, y0, w, h, flip = boxes
+    height, width = x.shape[-2:]
+    rows = libvips_axis(y0, h, height, size)
+    cols = libvips_axis(x0, w, width, size)
+    cols = torch.where(flip.view(-1, 1, 1), cols.flip(1), cols)
+    return torch.einsum("bsh,bchw,btw->bcst", rows, x, cols)
 
 
 def colour_matrices(b: int, mean_grey: torch.Tensor):
@@ -197,7 +241,11 @@ def views(images: torch.Tensor, size: int) -> torch.Tensor:
     """One MoCo v2 view of each image (uint8 [b, h, w]), normalised [b, 3, size, size]."""
     b = images.shape[0]
     x = images.float().unsqueeze(1).expand(b, 3, *images.shape[1:])
-    v = F.grid_sample(x, crop_grids(b, size), mode="bilinear", padding_mode="border", align_corners=False)
+    boxes = crop_boxes(b, *images.shape[1:])
+    if RESAMPLE == "libvips":
+        v = libvips_views(x, boxes, size)
+    else:
+        v = F.grid_sample(x, crop_grids(boxes, *images.shape[1:], size), mode="bilinear", padding_mode="border", align_corners=False)
     mean_grey = (v * LUMA.view(1, 3, 1, 1)).sum(1).mean((1, 2))
     matrix, offset = colour_matrices(b, mean_grey)
     v = torch.einsum("bij,bjhw->bihw", matrix, v) + offset.view(b, 1, 1, 1)
@@ -252,7 +300,12 @@ def main() -> None:
                    help="train for this wall time instead of --steps: the step count (and so the cosine schedule's end) "
                         "is set from the rate of the --warmup steps")
     p.add_argument("--seed", type=int, default=0, help="seeds the init, the order and the views (not densestream's streams)")
+    p.add_argument("--resample", choices=["centres", "libvips"], default="centres",
+                   help="resize a crop bilinearly at half-pixel centres (torchvision), or at the offset densestream's "
+                        "backend path takes from libvips (half an output pixel early), to tell the two apart in learning")
     a = p.parse_args()
+    global RESAMPLE
+    RESAMPLE = a.resample
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     images = read_images(FASHION_MNIST)

@@ -117,7 +117,8 @@ export async function twinBench(argv: string[]): Promise<void> {
 }
 
 /**
- * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000] [--seed 0]`: MoCo v2 on
+ * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000] [--seed 0]
+ * [--resample centres|libvips]`: MoCo v2 on
  * Fashion-MNIST at equal wall time (issue #16). densestream trains `--steps` steps; the PyTorch
  * twin (`torch_moco_twin.py --schedule`: densestream's warm-up + cosine and decoupled weight
  * decay) then trains for the same number of seconds. Both are scored by the same kNN protocol,
@@ -125,7 +126,9 @@ export async function twinBench(argv: string[]): Promise<void> {
  * the checkpoint and on `--checkpoint random`, and the twin's own implementation of that
  * protocol. A third side separates learning from speed: the twin trains `--steps` steps (equal
  * images) from densestream's own initial weights (`torchSameInit`), so its knnInit is densestream's
- * random-init score and its knnFinal compares with densestream's directly.
+ * random-init score and its knnFinal compares with densestream's directly. `--resample libvips` has
+ * the twin cut its views at the offset densestream's backend path takes from libvips instead of at
+ * torchvision's half-pixel centres, to tell whether that difference shows in learning.
  * Prints `{"bench":"twin-knn", "seconds", "densestream":{…}, "torch":{…}, "torchSameInit":{…}}`,
  * each side with steps, images, knnInit, knnFinal, gain and its standard error.
  */
@@ -138,9 +141,11 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       size: { type: 'string', default: '28' },
       test: { type: 'string', default: '10000' },
       seed: { type: 'string', default: '0' },
+      resample: { type: 'string', default: 'centres' },
     },
   });
   const seed = Number(values.seed);
+  if (!['centres', 'libvips'].includes(values.resample)) throw new Error(`--resample: expected centres|libvips, got "${values.resample}"`);
   if (values.seed.trim() === '' || !Number.isInteger(seed) || seed < 0)
     throw new Error(`--seed: expected an integer ≥ 0, got "${values.seed}"`);
   const [steps, batch, size, test] = [
@@ -177,6 +182,9 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       '0',
       '--seed',
       `${seed}`,
+      // pinned, where `auto` would choose by timing: the two paths' pixels differ at crop edges
+      '--augment',
+      'backend',
       '--out',
       out,
       ...extra,
@@ -222,6 +230,8 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       `${test}`,
       '--seed',
       `${seed}`,
+      '--resample',
+      values.resample,
       ...args,
     ]);
   const torch = twin(['--seconds', `${seconds}`]);
@@ -241,6 +251,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
   printJson({
     bench: 'twin-knn',
     seed,
+    resample: values.resample,
     seconds,
     test,
     densestream: side({ steps, ...ours }),
