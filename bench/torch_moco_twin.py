@@ -46,7 +46,6 @@ FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 LUMA = torch.tensor([0.299, 0.587, 0.114])
-RESAMPLE = "centres"  # --resample: how a crop is resized to the view
 
 
 def read_images(path: str) -> torch.Tensor:
@@ -237,12 +236,12 @@ def blur(x: torch.Tensor, size: int) -> torch.Tensor:
     return flat.view(b, 3, size, size)
 
 
-def views(images: torch.Tensor, size: int) -> torch.Tensor:
-    """One MoCo v2 view of each image (uint8 [b, h, w]), normalised [b, 3, size, size]."""
+def views(images: torch.Tensor, size: int, resample: str = "centres") -> torch.Tensor:
+    """One MoCo v2 view of each image (uint8 [b, h, w]), normalised [b, 3, size, size]; `resample` as --resample."""
     b = images.shape[0]
     x = images.float().unsqueeze(1).expand(b, 3, *images.shape[1:])
     boxes = crop_boxes(b, *images.shape[1:])
-    if RESAMPLE == "libvips":
+    if resample == "libvips":
         v = libvips_views(x, boxes, size)
     else:
         v = F.grid_sample(x, crop_grids(boxes, *images.shape[1:], size), mode="bilinear", padding_mode="border", align_corners=False)
@@ -304,8 +303,6 @@ def main() -> None:
                    help="resize a crop bilinearly at half-pixel centres (torchvision), or at the offset densestream's "
                         "backend path takes from libvips (half an output pixel early), to tell the two apart in learning")
     a = p.parse_args()
-    global RESAMPLE
-    RESAMPLE = a.resample
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     images = read_images(FASHION_MNIST)
@@ -342,7 +339,7 @@ def main() -> None:
         batch = images[order[at:at + a.batch]]
         at += a.batch
         with torch.no_grad():
-            v1, v2 = views(batch, a.size), views(batch, a.size)
+            v1, v2 = views(batch, a.size, a.resample), views(batch, a.size, a.resample)
         q = F.normalize(online(v1), dim=1)
         with torch.no_grad():
             k = F.normalize(momentum(v2), dim=1)

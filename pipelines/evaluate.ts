@@ -59,22 +59,24 @@ import { prepareOutFolder } from './out-folder.js';
  */
 async function openSplits(c: EvalConfig): Promise<{ train: Source; test: Source; classes: readonly string[] }> {
   const val = c.split === 'val';
+  // Whatever cannot be opened (a missing folder or file, a test file beside the training one) is the user's --data: exit 2.
+  const open = (data: string, options?: Parameters<typeof openSource>[1]) => openSource(data, options).catch(toConfigError);
   if (isScenes(c.data)) {
     return {
-      train: await openSource(c.data).catch(toConfigError),
-      test: await openSource(c.data, { scenes: { seed: val ? VAL_SCENES_SEED : HELD_OUT_SCENES_SEED } }).catch(toConfigError),
+      train: await open(c.data),
+      test: await open(c.data, { scenes: { seed: val ? VAL_SCENES_SEED : HELD_OUT_SCENES_SEED } }),
       classes: SCENE_CLASSES,
     };
   }
   if (isFashion(c.data)) {
     const groundTruth = c.protocols.includes('dense') || c.protocols.includes('masks');
-    const train = (await openSource(c.data, { groundTruth }).catch(toConfigError)) as RandomAccessSource; // Fashion-MNIST is read whole
+    const train = (await open(c.data, { groundTruth })) as RandomAccessSource; // Fashion-MNIST is read whole
     const test = val
       ? rangeSource(train, FASHION_VAL_FROM, train.size, `${train.name}, validation from ${FASHION_VAL_FROM}`)
-      : await openSource(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'), { groundTruth }).catch(toConfigError);
+      : await open(c.data.replace(/^fashion-mnist/, 'fashion-mnist-test'), { groundTruth });
     return { train, test, classes: FASHION_MNIST_CLASSES };
   }
-  const all = (await openSource(c.data).catch(toConfigError)) as Source & { classes?: readonly string[] };
+  const all = (await open(c.data)) as Source & { classes?: readonly string[] };
   if (!isRandomAccess(all) || !all.classes) {
     throw new ConfigError(
       `--data ${c.data}: eval needs a labelled folder, one sub-folder per class (ImageFolder layout), with at least two classes`,
