@@ -1,16 +1,20 @@
 /**
- * `positives [--n 10000] [--k 10] [--size 32] [--seed 0] [--checkpoint RUN | --train-steps 300] [--data DIR]
+ * `positives [--data fashion-mnist] [--n 10000] [--k 10] [--size 32] [--seed 0] [--checkpoint RUN | --train-steps 300]
  * [--kmeans-n 100000] [--kmeans-d 128] [--kmeans-k 100]`: how often a clustering positive
- * shares its anchor's class, on Fashion-MNIST's train split (the first n images).
+ * shares its anchor's class, on the first n images of a labelled source (`--data`, as `train`
+ * reads it: `fashion-mnist[:DIR]`, its training split, by default, or `scenes[:SIZE[:COUNT]]`;
+ * sources that hand over decoded, labelled pixels).
  *
  * For each embedding — (a) a random-init slim ResNet, (b) a trained encoder from `--checkpoint`
- * (without one, the bench first trains MoCo v2 for `--train-steps` 300 on this split), (c) none: random pairing (one cluster of all
- * images) — the images are embedded (pooled features, L2-normalised, inference mode; 28 px grey
+ * (without one, the bench first trains MoCo v2 for `--train-steps` 300 on the same source), (c) none: random pairing (one cluster of all
+ * images) — the whole images are embedded (pooled features, L2-normalised, inference mode; grey
  * → 3 channels, ImageNet-normalised like `batch`, resized bilinearly to `--size`, or the
  * checkpoint's training size), clustered by `sphericalKMeans` into k clusters, and each image
  * draws its positive from its cluster by `clusterPositives`' rule (`choosePositive`, epoch 0).
  * Positive purity = the fraction of positives with the anchor's label (random pairing: about
- * 0.1 for 10 balanced classes). Each line also gives the clustering's purity and ARI.
+ * 1/classes for balanced classes). Each line also gives the clustering's purity and ARI. (A
+ * softrank run clusters its target's embeddings of augmented views, not of whole images; these
+ * are what the encoder itself can tell apart.)
  *
  * Then the seconds of `sphericalKMeans` on `--kmeans-n` × `--kmeans-d` planted blobs, k =
  * `--kmeans-k` (the kmeans bench's data). The last line:
@@ -25,8 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FASHION_MNIST_DIR, fashionMnistSource } from '../datasets/fashion-mnist.js';
-import type { RandomAccessSource } from '../datasets/source.js';
+import { isRandomAccess } from '../datasets/source.js';
 import { l2Normalize } from '../methods/losses.js';
 import { selectBackend } from '../models/backend.js';
 import { RESNET_PRESETS, type Encoder } from '../models/encoder-spec.js';
@@ -37,6 +40,7 @@ import { choosePositive } from '../positives/cluster-positives.js';
 import { sphericalKMeans } from '../positives/kmeans.js';
 import { adjustedRandIndex, clusterPurity } from '../positives/cluster-metrics.js';
 import { loadCheckpointEncoder } from '../pipelines/checkpoint-encoder.js';
+import { openSource } from '../pipelines/data-source.js';
 import { positiveInt } from '../pipelines/options.js';
 import { sphereBlobs } from './kmeans.js';
 import { printJson } from './report.js';
@@ -48,48 +52,49 @@ const EMBED_BATCH = 250;
 interface Images {
   ids: string[];
   labels: Int32Array;
-  /** `[n, h, w]` grey bytes. */
-  grey: Uint8Array;
+  /** `[n, h, w, 3]` RGB bytes (a grey image's one channel thrice). */
+  rgb: Uint8Array;
   width: number;
   height: number;
 }
 
-async function readImages(dir: string, n: number): Promise<Images> {
-  let source: RandomAccessSource;
-  try {
-    source = await fashionMnistSource(dir, 'train');
-  } catch (err) {
-    throw new Error(`positives bench needs Fashion-MNIST (--data DIR): ${err instanceof Error ? err.message : String(err)}`);
-  }
-  if (n > source.size) throw new Error(`--n: ${n} images asked, the train split holds ${source.size}`);
-  const first = await source.read(0);
-  const { width, height } = first.pixels!;
-  const plane = width * height;
-  const grey = new Uint8Array(n * plane);
+async function readImages(data: string, n: number): Promise<Images> {
+  const source = await openSource(data);
+  if (!isRandomAccess(source)) throw new Error(`--data ${data}: expected a source read by index (fashion-mnist, scenes), not a stream`);
+  if (n > source.size) throw new Error(`--n: ${n} images asked, ${source.name} holds ${source.size}`);
+  let shape: { width: number; height: number } | undefined;
+  let rgb = new Uint8Array(0);
   const labels = new Int32Array(n);
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const s = await source.read(i);
-    if (s.pixels?.channels !== 1 || s.pixels.data.length !== plane) throw new Error(`${s.id}: expected ${width}×${height} grey pixels`);
-    grey.set(s.pixels.data, i * plane);
-    labels[i] = s.label ?? -1;
+    const pixels = s.pixels;
+    if (!pixels) throw new Error(`${s.id}: the positives bench reads decoded pixels (fashion-mnist, scenes), got encoded bytes`);
+    shape ??= { width: pixels.width, height: pixels.height };
+    const plane = shape.width * shape.height;
+    if (pixels.width !== shape.width || pixels.height !== shape.height)
+      throw new Error(`${s.id}: ${pixels.width}×${pixels.height}; expected every image ${shape.width}×${shape.height}`);
+    if (s.label === undefined) throw new Error(`${s.id}: no label; the bench scores positives by class`);
+    if (i === 0) rgb = new Uint8Array(n * plane * 3);
+    if (pixels.channels === 3) rgb.set(pixels.data, i * plane * 3);
+    else for (let j = 0; j < plane; j++) rgb.fill(pixels.data[j] as number, (i * plane + j) * 3, (i * plane + j) * 3 + 3);
+    labels[i] = s.label;
     ids.push(s.id);
   }
-  return { ids, labels, grey, width, height };
+  if (!shape) throw new Error('--n: expected at least one image');
+  return { ids, labels, rgb, ...shape };
 }
 
 /** L2-normalised pooled features `[n, C]` of every image, resized to `size` px. */
 function embed(encoder: Encoder, images: Images, size: number): Float32Array {
-  const { width, height, grey } = images;
+  const { width, height } = images;
   const n = images.ids.length;
-  const plane = width * height;
+  const plane = width * height * 3;
   const out = new Float32Array(n * encoder.channels);
   for (let start = 0; start < n; start += EMBED_BATCH) {
     const b = Math.min(EMBED_BATCH, n - start);
-    const bytes = new Uint8Array(b * plane * 3);
-    for (let i = 0; i < b * plane; i++) bytes.fill(grey[start * plane + i] as number, 3 * i, 3 * i + 3); // grey → RGB
-    const rgb = new Float32Array(bytes.length);
-    normalizeRgb(bytes, rgb);
+    const rgb = new Float32Array(b * plane);
+    normalizeRgb(images.rgb.subarray(start * plane, (start + b) * plane), rgb);
     const features = tf.tidy(() => {
       let x = tf.tensor4d(rgb, [b, height, width, 3]);
       if (size !== width || size !== height) x = tf.image.resizeBilinear(x, [size, size]);
@@ -150,7 +155,7 @@ function clusterAndPair(
 }
 
 /**
- * Without `--checkpoint`: MoCo v2 on the same split, 32 px, batch 64, for `steps` steps (300:
+ * Without `--checkpoint`: MoCo v2 on the same source, 32 px, batch 64, for `steps` steps (300:
  * about 10 minutes here), by the CLI in a child process; returns its checkpoint folder.
  */
 function trainCheckpoint(steps: number, data: string): string {
@@ -163,7 +168,7 @@ function trainCheckpoint(steps: number, data: string): string {
       cli,
       'train',
       '--data',
-      `fashion-mnist:${data}`,
+      data,
       '--method',
       'mocov2',
       '--size',
@@ -193,7 +198,7 @@ export async function positivesBench(argv: string[] = []): Promise<void> {
       seed: { type: 'string', default: '0' },
       checkpoint: { type: 'string' },
       'train-steps': { type: 'string', default: '300' },
-      data: { type: 'string', default: FASHION_MNIST_DIR },
+      data: { type: 'string', default: 'fashion-mnist' },
       'kmeans-n': { type: 'string', default: '100000' },
       'kmeans-d': { type: 'string', default: '128' },
       'kmeans-k': { type: 'string', default: '100' },
