@@ -35,6 +35,7 @@ import { selectBackend } from '../models/backend.js';
 import { RESNET_PRESETS, type Encoder } from '../models/encoder-spec.js';
 import { createResNet } from '../models/resnet.js';
 import { normalizeRgb } from '../operators/batch.js';
+import { toRgb } from '../operators/decode.js';
 import { ClusterIndex } from '../positives/cluster-index.js';
 import { choosePositive } from '../positives/cluster-positives.js';
 import { sphericalKMeans } from '../positives/kmeans.js';
@@ -62,27 +63,26 @@ async function readImages(data: string, n: number): Promise<Images> {
   const source = await openSource(data);
   if (!isRandomAccess(source)) throw new Error(`--data ${data}: expected a source read by index (fashion-mnist, scenes), not a stream`);
   if (n > source.size) throw new Error(`--n: ${n} images asked, ${source.name} holds ${source.size}`);
-  let shape: { width: number; height: number } | undefined;
-  let rgb = new Uint8Array(0);
+  const pixelsOf = async (i: number) => {
+    const s = await source.read(i);
+    if (!s.pixels) throw new Error(`${s.id}: the positives bench reads decoded pixels (fashion-mnist, scenes), got encoded bytes`);
+    if (s.label === undefined) throw new Error(`${s.id}: no label; the bench scores positives by class`);
+    return { id: s.id, label: s.label, pixels: toRgb(s.pixels) };
+  };
+  const { width, height } = (await pixelsOf(0)).pixels;
+  const plane = width * height * 3;
+  const rgb = new Uint8Array(n * plane);
   const labels = new Int32Array(n);
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const s = await source.read(i);
-    const pixels = s.pixels;
-    if (!pixels) throw new Error(`${s.id}: the positives bench reads decoded pixels (fashion-mnist, scenes), got encoded bytes`);
-    shape ??= { width: pixels.width, height: pixels.height };
-    const plane = shape.width * shape.height;
-    if (pixels.width !== shape.width || pixels.height !== shape.height)
-      throw new Error(`${s.id}: ${pixels.width}×${pixels.height}; expected every image ${shape.width}×${shape.height}`);
-    if (s.label === undefined) throw new Error(`${s.id}: no label; the bench scores positives by class`);
-    if (i === 0) rgb = new Uint8Array(n * plane * 3);
-    if (pixels.channels === 3) rgb.set(pixels.data, i * plane * 3);
-    else for (let j = 0; j < plane; j++) rgb.fill(pixels.data[j] as number, (i * plane + j) * 3, (i * plane + j) * 3 + 3);
-    labels[i] = s.label;
-    ids.push(s.id);
+    const { id, label, pixels } = await pixelsOf(i);
+    if (pixels.width !== width || pixels.height !== height)
+      throw new Error(`${id}: ${pixels.width}×${pixels.height}; expected every image ${width}×${height}`);
+    rgb.set(pixels.data, i * plane);
+    labels[i] = label;
+    ids.push(id);
   }
-  if (!shape) throw new Error('--n: expected at least one image');
-  return { ids, labels, rgb, ...shape };
+  return { ids, labels, rgb, width, height };
 }
 
 /** L2-normalised pooled features `[n, C]` of every image, resized to `size` px. */

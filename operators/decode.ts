@@ -30,7 +30,7 @@ export interface DecodeOptions {
 }
 
 /** Expands grey pixels (Fashion-MNIST, raw sources) to RGB. */
-function toRgb(p: Pixels): Pixels {
+export function toRgb(p: Pixels): Pixels {
   if (p.channels === 3) return p;
   const data = new Uint8Array(p.width * p.height * 3);
   for (let i = 0, j = 0; i < p.data.length; i++, j += 3) {
