@@ -168,21 +168,14 @@ export { runPrecompute } from './pipelines/precompute.js';
 export { parsePrecomputeConfig, PRECOMPUTE_COMMAND, type PrecomputeConfig } from './pipelines/precompute-options.js';
 export { runTraining, type RunOptions, type TrainingResult } from './pipelines/train.js';
 export { trainBatches } from './pipelines/train-batches.js';
-export { parseTrainConfig, type TrainConfig } from './pipelines/train-options.js';
+export { parseTrainConfig } from './pipelines/train-options.js';
+export { TRAIN_COMMAND, type TrainConfig } from './pipelines/train-schema.js';
 export { encoderAttention, openEncoderAttention } from './pipelines/encoder-attention.js';
 export { runReport, metricsCharts } from './pipelines/report.js';
 export { parseReportConfig, REPORT_COMMAND, type ReportConfig } from './pipelines/report-options.js';
-export {
-  runEvaluation,
-  saveEvaluation,
-  readEvaluations,
-  evaluationLine,
-  loadLabelledImages,
-  embedImages,
-  type EvalResults,
-  type Evaluation,
-  type SavedEvaluations,
-} from './pipelines/evaluate.js';
+export { runEvaluation, loadLabelledImages } from './pipelines/evaluate.js';
+export { saveEvaluation, readEvaluations, evaluationLine, type SavedEvaluations } from './pipelines/eval-file.js';
+export { embedImages, type EvalResults, type Evaluation, type Features } from './pipelines/eval-protocols.js';
 export { parseEvalConfig, EVAL_COMMAND, PROTOCOLS, type EvalConfig, type Protocol } from './pipelines/eval-options.js';
 export {
   fitLinearProbe,

@@ -14,7 +14,8 @@
 import { parseArgs } from 'node:util';
 import { openSource } from '../pipelines/data-source.js';
 import { HELD_OUT_SCENES_SEED } from '../pipelines/eval-options.js';
-import { embedImages, loadLabelledImages } from '../pipelines/evaluate.js';
+import { loadLabelledImages } from '../pipelines/evaluate.js';
+import { embedImages } from '../pipelines/eval-protocols.js';
 import { loadCheckpointEncoder, randomInitEncoder } from '../pipelines/checkpoint-encoder.js';
 import { DEFAULT_RECIPE } from '../pipelines/recipe.js';
 import { positiveInt } from '../pipelines/options.js';

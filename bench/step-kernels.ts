@@ -21,7 +21,8 @@ import type { Method } from '../methods/method.js';
 import { disposeParts, type LossParts } from '../methods/method.js';
 import { positiveInt } from '../pipelines/options.js';
 import { createMethod } from '../pipelines/train.js';
-import { parseTrainConfig, TRAIN_METHODS, type TrainConfig } from '../pipelines/train-options.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
+import { TRAIN_METHODS, type TrainConfig } from '../pipelines/train-schema.js';
 import { disposeOptimizer, weightDecayStep } from '../train/trainer.js';
 import { median, printJson } from './report.js';
 

@@ -9,7 +9,7 @@ import { createEncoder } from '../models/encoders.js';
 import { encoderPreset, ENCODER_NAMES, type Encoder, type EncoderName } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { CheckpointMeta } from '../train/trainer.js';
-import type { TrainConfig } from './train-options.js';
+import type { TrainConfig } from './train-schema.js';
 
 /** tfjs names variables globally: each loaded encoder gets its own scope. */
 let loaded = 0;

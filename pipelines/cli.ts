@@ -32,7 +32,7 @@ const COMMANDS: Record<string, CommandEntry> = {
     },
   },
   train: {
-    describe: async () => described((await import('./train-options.js')).TRAIN_COMMAND),
+    describe: async () => described((await import('./train-schema.js')).TRAIN_COMMAND),
     run: async (argv) => {
       const config = (await import('./train-options.js')).parseTrainConfig(argv);
       return (await import('./train-command.js')).trainCommand(config);

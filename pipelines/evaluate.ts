@@ -18,23 +18,14 @@
  * second held-out set instead (`VAL_SCENES_SEED` …), so options can be chosen on it and the test
  * set read once, for the report; its scores are filed apart in `eval.json`.
  *
- * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`).
+ * Prints one JSON line and merges the results into `eval.json` of the run folder (or `--out`):
+ * eval-file.ts. The protocols themselves, on features in memory, are eval-protocols.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
 import { isRandomAccess, rangeSource, readSamples, splitSource, type RandomAccessSource, type Source } from '../datasets/source.js';
 import { backendLines, selectBackend } from '../models/backend.js';
-import type { Encoder } from '../models/encoder-spec.js';
-import { featureKmeansMask, kmeansMask, maskFromAttention } from '../operators/foreground-mask.js';
-import { saliencyMap } from '../operators/saliency.js';
-import type { Pixels, Plane } from '../core/index.js';
-import { writeFileAtomic } from '../core/atomic-file.js';
-import { knnAccuracy } from '../train/knn-monitor.js';
-import { forEachChunk, readWholeImages, type LabelledImages } from '../train/whole-images.js';
-import { fitDenseProbe, fitLinearProbe, predictDense, predictLinear, type ProbeOptions } from '../train/linear-probe.js';
-import { ConfusionMatrix, maskIoU, resizeNearest } from '../train/segmentation-metrics.js';
+import { readWholeImages, type LabelledImages } from '../train/whole-images.js';
 import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
 import { DEFAULT_RECIPE } from './recipe.js';
 import { openSource } from './data-source.js';
@@ -50,6 +41,18 @@ import {
   type EvalConfig,
   type Protocol,
 } from './eval-options.js';
+import { evaluationLine, readEvaluations, saveEvaluation } from './eval-file.js';
+import {
+  denseScores,
+  embedImages,
+  knnScores,
+  linearScores,
+  maskScores,
+  type EvalResults,
+  type Evaluation,
+  type Features,
+  type Split,
+} from './eval-protocols.js';
 import { prepareOutFolder } from './out-folder.js';
 
 /**
@@ -102,165 +105,7 @@ export async function loadLabelledImages(source: Source, limit: number, size: nu
   return { ...images, skipped: images.skipped + unreadable };
 }
 
-/** Frozen features of a split: pooled `[count, C]`, and the dense grid `[rows, g, g, C]` of the first rows when asked. */
-export interface Features {
-  pooled: Float32Array;
-  dense?: Float32Array;
-  dims: number;
-  grid: number;
-}
-
-/**
- * Embeds `images` with `encoder` in inference mode, `chunk` images per call, freeing every
- * tensor. The dense grid is kept for the first `denseRows` images only (it is grid² times the
- * pooled vector: 5 000 slim grids at 64 px are 164 MB).
- */
-export async function embedImages(encoder: Encoder, images: LabelledImages, denseRows = 0, chunk = 64): Promise<Features> {
-  const keepDense = Math.min(denseRows, images.count);
-  let pooled = new Float32Array(0);
-  let grid: Float32Array | undefined;
-  let dims = 0;
-  let side = 0;
-  let cells = 0;
-  await forEachChunk(
-    images.pixels,
-    images.size,
-    images.count,
-    chunk,
-    (x) => {
-      const out = encoder.apply(x, { training: false });
-      return [out.pooled, out.dense];
-    },
-    (start, n, [p, d], shapes) => {
-      if (start === 0) {
-        dims = (p as Float32Array).length / n;
-        side = (shapes[1] as number[])[1] as number;
-        cells = side * side * dims;
-        pooled = new Float32Array(images.count * dims);
-        if (keepDense > 0) grid = new Float32Array(keepDense * cells);
-      }
-      pooled.set(p as Float32Array, start * dims);
-      if (grid && start < keepDense)
-        grid.set((d as Float32Array).subarray(0, (Math.min(keepDense, start + n) - start) * cells), start * cells);
-    },
-  );
-  return { pooled, ...(grid ? { dense: grid } : {}), dims, grid: side };
-}
-
-export type EvalResults = Record<string, number | string | Record<string, number | null>>;
-
-function accuracy(predicted: ArrayLike<number>, truth: ArrayLike<number>): number {
-  let right = 0;
-  for (let i = 0; i < truth.length; i++) if (predicted[i] === truth[i]) right++;
-  return right / truth.length;
-}
-
-/** A split's images and their frozen features, the first `rows` of which a protocol uses. */
-interface Split {
-  images: LabelledImages;
-  features: Features;
-  rows: number;
-}
-
 const num = (r: EvalResults, key: string) => (r[key] as number).toFixed(3);
-
-/** `knn`: the weighted vote at k = 20, τ = 0.07 (solo-learn) and k = 200, τ = 0.1 (lightly). */
-function knnScores(train: Split, test: Split): EvalResults {
-  const { dims } = train.features;
-  const memory = train.features.pooled.subarray(0, train.rows * dims);
-  const labels = train.images.labels.subarray(0, train.rows);
-  return {
-    knn20: knnAccuracy(memory, labels, test.features.pooled, test.images.labels, dims, 20, 0.07),
-    knn200: knnAccuracy(memory, labels, test.features.pooled, test.images.labels, dims, 200, 0.1),
-  };
-}
-
-/** `linear`: logistic regression on the pooled features. */
-async function linearScores(train: Split, test: Split, options: ProbeOptions): Promise<EvalResults> {
-  const { dims } = train.features;
-  const probe = await fitLinearProbe(
-    train.features.pooled.subarray(0, train.rows * dims),
-    train.images.labels.subarray(0, train.rows),
-    dims,
-    options,
-  );
-  return {
-    linear: accuracy(await predictLinear(probe, test.features.pooled), test.images.labels),
-    linearTrainLoss: probe.losses.at(-1) as number,
-  };
-}
-
-/**
- * `dense`: a 1×1 classifier of the grid, logits upsampled to pixels, scored per class: 0 is
- * background, k + 1 the image class `names[k]`.
- */
-async function denseScores(
-  train: Split,
-  test: Split,
-  names: readonly string[],
-  options: Omit<ProbeOptions, 'classes'>,
-): Promise<EvalResults> {
-  const { dims, grid } = test.features;
-  const size = test.images.size;
-  const shape = { grid, dims, size };
-  const classes = names.length + 1;
-  const trainDense = (train.features.dense as Float32Array).subarray(0, train.rows * grid * grid * dims);
-  const probe = await fitDenseProbe(trainDense, (train.images.classes as Uint8Array).subarray(0, train.rows * size * size), shape, {
-    ...options,
-    classes,
-  });
-  const confusion = new ConfusionMatrix(classes);
-  confusion.add(test.images.classes as Uint8Array, await predictDense(probe, test.features.dense as Float32Array, shape));
-  const perClass = confusion.perClassIoU();
-  return {
-    denseMIoU: confusion.meanIoU(),
-    densePixelAccuracy: confusion.accuracy(),
-    denseIoU: Object.fromEntries(['background', ...names].map((name, k) => [name, perClass[k] ?? null])),
-    denseTrainLoss: probe.losses.at(-1) as number,
-  };
-}
-
-/**
- * `masks`: mean IoU of foreground masks with the truth, next to the floor of calling every
- * pixel foreground. `encoder` masks are train's 2-means on feature cells, on the grid already embedded.
- */
-function maskScores(test: Split, method: EvalConfig['masks'], seed: number): EvalResults {
-  const { size, count, ids } = test.images;
-  const { dims, grid } = test.features;
-  const plane = size * size;
-  const cells = grid * grid * dims;
-  const everything: Plane = { data: new Uint8Array(plane).fill(1), width: size, height: size };
-  let iou = 0;
-  let allForeground = 0;
-  for (let i = 0; i < count; i++) {
-    const pixels: Pixels = {
-      data: test.images.pixels.subarray(i * plane * 3, (i + 1) * plane * 3),
-      width: size,
-      height: size,
-      channels: 3,
-    };
-    const id = ids[i] as string;
-    const mask =
-      method === 'encoder'
-        ? featureKmeansMask((test.features.dense as Float32Array).subarray(i * cells, (i + 1) * cells), dims, grid, grid, id, seed)
-        : method === 'saliency'
-          ? maskFromAttention(saliencyMap(pixels))
-          : kmeansMask(pixels, id, seed);
-    const truth: Plane = { data: (test.images.foreground as Uint8Array).subarray(i * plane, (i + 1) * plane), width: size, height: size };
-    iou += maskIoU(resizeNearest(mask, size, size), truth);
-    allForeground += maskIoU(everything, truth);
-  }
-  return { maskIoU: iou / count, maskMethod: method, maskIoUAllForeground: allForeground / count };
-}
-
-/** What one evaluation found: the model evaluated, and each protocol's scores with the images it used. */
-export interface Evaluation {
-  /** checkpoint, step, encoder, data, size */
-  model: EvalResults;
-  protocols: Partial<Record<Protocol, EvalResults>>;
-  /** Unreadable samples of either split, left out. */
-  skipped: number;
-}
 
 /** Runs the configured protocols; the caller has selected the backend. */
 export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<Evaluation> {
@@ -347,58 +192,6 @@ export async function runEvaluation(c: EvalConfig, log: (line: string) => void =
   } finally {
     encoder.dispose();
   }
-}
-
-/** Saved evaluations: data set → protocol → the model evaluated and its scores. */
-export type SavedEvaluations = Record<string, Partial<Record<Protocol, EvalResults>>>;
-
-/** Reads `DIR/eval.json` (empty when absent); a file that is not such JSON is refused before any work. */
-export function readEvaluations(dir: string): SavedEvaluations {
-  const path = join(dir, 'eval.json');
-  if (!existsSync(path)) return {};
-  try {
-    const saved = JSON.parse(readFileSync(path, 'utf8')) as unknown;
-    if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) throw new Error('not an object');
-    return saved as SavedEvaluations;
-  } catch (err) {
-    throw new ConfigError(
-      `--out: ${path} is not an eval.json this job can add to (${err instanceof Error ? err.message : String(err)}); move it away`,
-    );
-  }
-}
-
-/** The key of `eval.json` an evaluation is filed under: the data set, with `(val)` for validation scores. */
-function evaluationKey(model: EvalResults): string {
-  return model['split'] === 'val' ? `${String(model['data'])} (val)` : String(model['data']);
-}
-
-/**
- * Records `evaluation` in `DIR/eval.json`: each protocol's entry is replaced whole, with the
- * model it scored, so scores of different checkpoints or steps never share a record, and
- * validation scores are filed apart from test scores (`evaluationKey`).
- */
-export function saveEvaluation(dir: string, evaluation: Evaluation): string {
-  const saved = readEvaluations(dir);
-  const key = evaluationKey(evaluation.model);
-  const entry = saved[key] ?? {};
-  for (const [p, scores] of Object.entries(evaluation.protocols)) entry[p as Protocol] = { ...evaluation.model, ...scores };
-  saved[key] = entry;
-  prepareOutFolder(dir);
-  const path = join(dir, 'eval.json');
-  writeFileAtomic(path, `${JSON.stringify(saved, null, 2)}\n`);
-  return path;
-}
-
-/** One JSON line: the model, every score, and the images each protocol used. */
-export function evaluationLine(evaluation: Evaluation): EvalResults {
-  const line: EvalResults = { ...evaluation.model };
-  const images: Record<string, number | null> = {};
-  for (const [p, { trainImages, testImages, ...scores }] of Object.entries(evaluation.protocols)) {
-    Object.assign(line, scores);
-    images[`${p}Train`] = trainImages as number;
-    images[`${p}Test`] = testImages as number;
-  }
-  return { ...line, images, skipped: evaluation.skipped };
 }
 
 /** `densestream eval` with its options parsed (`parseEvalConfig`). */

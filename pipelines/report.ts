@@ -28,7 +28,7 @@ import { SampleBudget } from '../operators/sample-budget.js';
 import { cutPixels, type Pixels, type Sample, type SkipRecord } from '../core/index.js';
 import { writeFileAtomic } from '../core/atomic-file.js';
 import { writePreviewSheet } from '../sinks/preview-sheet.js';
-import { readEvaluations, type SavedEvaluations } from './evaluate.js';
+import { readEvaluations, type SavedEvaluations } from './eval-file.js';
 import { formatNumber, reportHtml, type LineChart, type ReportContent } from '../sinks/report-html.js';
 import { readWeightsMeta } from '../models/weights-manifest.js';
 import type { MetricsRecord } from '../core/trainer-hook.js';
@@ -40,7 +40,7 @@ import { openEncoderAttention, type EncoderMaps } from './encoder-attention.js';
 import type { ReportConfig } from './report-options.js';
 import { prepareOutFolder } from './out-folder.js';
 import { sampleViews, type SampleViewOptions, type ViewMasks } from './sample-views.js';
-import type { TrainConfig } from './train-options.js';
+import type { TrainConfig } from './train-schema.js';
 import { checkpointDir } from './run-folder.js';
 
 /** Parts of `metrics.jsonl` that are not loss terms: each gets its own chart or none. */

@@ -23,7 +23,8 @@ import type { EncoderMaps } from './encoder-attention.js';
 import { pairPositives } from '../positives/pair-positives.js';
 import { decodeWithMasks, sampleViews, type SampleViewOptions } from './sample-views.js';
 import type { PositiveSampling } from '../positives/run-positives.js';
-import { viewMasks, type TrainConfig } from './train-options.js';
+import { viewMasks } from './train-options.js';
+import type { TrainConfig } from './train-schema.js';
 
 /** Training from `precompute` shards: the views must be the ones this configuration asks for. */
 function checkPrecomputed(c: TrainConfig, p: PrecomputedViews): void {

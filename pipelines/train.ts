@@ -39,7 +39,8 @@ import { checkRunFolder, removeRunFiles } from './run-folder.js';
 import { chooseViewAugment, mapsOnWorkers } from './sample-views.js';
 import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from '../positives/run-positives.js';
 import { sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
-import { defaultKnnData, viewMasks, type TrainConfig } from './train-options.js';
+import { defaultKnnData, viewMasks } from './train-options.js';
+import type { TrainConfig } from './train-schema.js';
 
 /** `--epochs E` as steps: E passes over a finite source (softrank reads B/2 source samples a step). */
 function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number {

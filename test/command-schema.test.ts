@@ -10,7 +10,7 @@ import { EXPORT_COMMAND } from '../pipelines/export-options.js';
 import { PRECOMPUTE_COMMAND } from '../pipelines/precompute-options.js';
 import { PREVIEW_COMMAND } from '../pipelines/preview-options.js';
 import { REPORT_COMMAND } from '../pipelines/report-options.js';
-import { TRAIN_COMMAND } from '../pipelines/train-options.js';
+import { TRAIN_COMMAND } from '../pipelines/train-schema.js';
 
 const TOY = {
   name: 'toy',

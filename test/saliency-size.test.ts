@@ -13,7 +13,8 @@ import { saliencyMap, saliencySizeFor, SALIENCY_SIZE } from '../operators/salien
 import { parsePrecomputeConfig } from '../pipelines/precompute-options.js';
 import { parsePreviewConfig } from '../pipelines/preview-options.js';
 import { decodeWithMasks, type SampleViewOptions } from '../pipelines/sample-views.js';
-import { parseTrainConfig, type TrainConfig } from '../pipelines/train-options.js';
+import { parseTrainConfig } from '../pipelines/train-options.js';
+import type { TrainConfig } from '../pipelines/train-schema.js';
 
 const VIEWS: SampleViewOptions = { size: 32, preset: 'mocov2', attentionView: false, masks: 'saliency', seed: 0 };
 const scene = (i: number): Sample => renderScene(0, i, 64);
