@@ -11,7 +11,7 @@
  * Each row trains and is scored once per seed (`--seeds N`: train and eval `--seed 0 … N−1`), and the
  * table gives each score's mean over the seeds with its standard error, which the checks read
  * (`results-stats.ts`). The default budget (three times the default run's length, three seeds)
- * takes about two and three-quarter hours on 2 cores (the scenes 92 minutes, Fashion-MNIST 66); one seed of it took 42; `--quick` (one seed) about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
+ * takes about two hours and forty minutes on 2 cores (the scenes 92 minutes, Fashion-MNIST 66); one seed of it took 42; `--quick` (one seed) about fifteen. A longer budget (`--steps`) may outlast one sitting: `--resume` keeps
  * the rows already finished (each row's scores are saved in its folder as it ends), continues a
  * killed row's training from its last checkpoint, and refuses a folder of another commit or budget,
  * so that one table never mixes builds.

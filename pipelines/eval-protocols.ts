@@ -1,8 +1,8 @@
 /**
- * The protocols of `densestream eval` (pipelines/evaluate.ts) on frozen features: the features
- * themselves (`embedImages`), and each protocol's scores of one split against another (`knn`,
- * `linear`, `dense`, `masks`). They read images and features already in memory; opening the
- * splits and choosing what to run is evaluate.ts's.
+ * The protocols of `densestream eval` (pipelines/evaluate.ts) on frozen features: computing them
+ * (`embedImages`), and each protocol's scores: `knn`, `linear` and `dense` fit on the train
+ * split and score the held-out one, `masks` scores the held-out split alone. They work on images
+ * already in memory; opening the splits and choosing what to run is evaluate.ts's.
  */
 import type { Pixels, Plane } from '../core/index.js';
 import type { Encoder } from '../models/encoder-spec.js';

@@ -1,6 +1,10 @@
 /**
- * `densestream train`'s options that one method reads (train-schema.ts declares them all): each
- * refused with another method, and its default settled by the method and the encoder.
+ * The checks of `densestream train`'s options that belong to the dense terms (densecl's dense
+ * queue, cells, warm-up, matching and head; hapicl's pixel cells, head and foreground crops) and
+ * to softrank's clustering positives: each refused with a method that does not read it, checked
+ * against the rest of the run (a queue holds a batch, a warm-up ends before the run does), and
+ * defaulted by the method and the encoder. train-schema.ts declares them, with the measurements
+ * behind their defaults; train-options.ts calls these checks in its order.
  */
 import { ConfigError } from '../core/config-error.js';
 import { encoderChannels, encoderGridSide, encoderPreset, encoderStride } from '../models/encoder-spec.js';
@@ -11,15 +15,11 @@ import { DEFAULT_PIXEL_CELLS, defaultDenseCells, MAX_RESERVOIR, type TrainConfig
 const SOFTRANK_OPTIONS = ['recluster-every', 'clusters', 'bank-size', 'bank-precision', 'negatives', 'relation', 'reservoir'] as const;
 
 /**
- * The dense methods' and HARL's options: refused with a method that does not read them, and
- * defaulted where it does (densecl's dense head at the encoder's width on a quarter of its grid,
- * hapicl's crops kept on the foreground and its pixel cells). softrank's are
- * {@link checkSoftRankOptions}'.
+ * The dense terms' options: refused with a method that has none, checked against the batch and
+ * the run's length, and defaulted where the method reads them (densecl's dense head at the
+ * encoder's width on a quarter of its grid; hapicl's crops kept on the foreground, its pixel cells).
  */
-export function settleMethodOptions(c: TrainConfig, given: ReadonlySet<string>): void {
-  if (c.method === 'hapicl' && c.masks === 'encoder' && !(c.attention === 'encoder' || c.attention?.startsWith('encoder:'))) {
-    throw new ConfigError('--masks encoder: clusters the features of --attention encoder (the live encoder) or encoder:RUN; give one');
-  }
+export function settleDenseOptions(c: TrainConfig, given: ReadonlySet<string>): void {
   if (c.method === 'densecl' && c['dense-queue'] > 0 && c['dense-queue'] < c.batch)
     throw new ConfigError(
       `--dense-queue ${c['dense-queue']}: a step's ${c.batch} dense keys go into the dense queue at once; give --dense-queue ${c.batch} or more (0: as --queue)`,
@@ -52,12 +52,6 @@ export function settleMethodOptions(c: TrainConfig, given: ReadonlySet<string>):
   if (given.has('pixel-cells') && c.method !== 'hapicl')
     throw new ConfigError(`--pixel-cells: only hapicl has a pixel term; drop it with --method ${c.method}`);
   if (c.method === 'hapicl' && !given.has('pixel-cells')) c['pixel-cells'] = DEFAULT_PIXEL_CELLS;
-  for (const k of ['alpha', 'beta'] as const) {
-    if (given.has(k) && c.method !== 'hapicl' && c.method !== 'softrank')
-      throw new ConfigError(`--${k}: a weight of hapicl's HARL loss or of softrank's two rankings; drop it with --method ${c.method}`);
-  }
-  if (c.method === 'softrank' && c.alpha === 0 && c.beta === 0)
-    throw new ConfigError('--alpha 0 --beta 0: softrank would have no loss; give one of its two rankings a weight above 0');
 }
 
 /** softrank's constraints, and its options refused with other methods. */

@@ -14,7 +14,7 @@ import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
 import { checkRemoteShardOptions, REMOTE_SHARD_OPTIONS, settleSaliencySize, usesSaliency, type ViewMasks } from './shared-options.js';
-import { checkSoftRankOptions, settleMethodOptions } from './train-method-options.js';
+import { checkSoftRankOptions, settleDenseOptions } from './train-method-options.js';
 import { TRAIN_COMMAND, type TrainConfig } from './train-schema.js';
 
 /**
@@ -84,12 +84,15 @@ export function parseTrainConfig(
       );
     if (c.size % 8 !== 0) throw new ConfigError(`--encoder vit: --size ${c.size} must be a multiple of its patch, 8`);
   }
+  if (c.method === 'hapicl' && c.masks === 'encoder' && !(c.attention === 'encoder' || c.attention?.startsWith('encoder:'))) {
+    throw new ConfigError('--masks encoder: clusters the features of --attention encoder (the live encoder) or encoder:RUN; give one');
+  }
   if (given.has('attention-refresh') && c.attention !== 'encoder')
     throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
   // A step pushes its batch's keys into each queue at once, so a queue must hold a batch.
   if (c.method !== 'softrank' && c.queue < c.batch)
     throw new ConfigError(`--queue ${c.queue}: a step's ${c.batch} keys go into the queue at once; give --queue ${c.batch} or more`);
-  settleMethodOptions(c, given);
+  settleDenseOptions(c, given);
   const precomputed = c.data.startsWith('parquet:');
   c['saliency-size'] = settleSaliencySize(c['saliency-size'], given, {
     size: c.size,
@@ -98,6 +101,12 @@ export function parseTrainConfig(
       ? `--data ${c.data} holds views precompute cut, with their masks (precompute --saliency-size sizes those maps)`
       : 'this run makes no saliency map (it makes them for --method hapicl with --masks saliency, or for --attention-view, with a saliency --attention)',
   });
+  for (const k of ['alpha', 'beta'] as const) {
+    if (given.has(k) && c.method !== 'hapicl' && c.method !== 'softrank')
+      throw new ConfigError(`--${k}: a weight of hapicl's HARL loss or of softrank's two rankings; drop it with --method ${c.method}`);
+  }
+  if (c.method === 'softrank' && c.alpha === 0 && c.beta === 0)
+    throw new ConfigError('--alpha 0 --beta 0: softrank would have no loss; give one of its two rankings a weight above 0');
   checkKnnOptions(c, given);
   if (given.has('augment') && c.data.startsWith('parquet:'))
     throw new ConfigError(`--augment: --data ${c.data} holds views cut by precompute; there is nothing to cut, drop --augment`);

@@ -10,6 +10,8 @@
 const ROW_BLOCK = 256;
 /** Bytes of centroids scored against a row block at once: an L1-sized tile. */
 const TILE_BYTES = 32 * 1024;
+
+/** a[aOffset …] · b[bOffset …] over d values, summed in order. */
 export function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, d: number): number {
   let s = 0;
   for (let j = 0; j < d; j++) s += (a[aOffset + j] as number) * (b[bOffset + j] as number);
