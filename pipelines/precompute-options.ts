@@ -14,6 +14,7 @@ import {
   carriesGroundTruth,
   checkRemoteShardOptions,
   HUE_OPTION,
+  minForegroundOption,
   REMOTE_SHARD_OPTIONS,
   SALIENCY_SIZE_OPTION,
   settleSaliencySize,
@@ -53,18 +54,10 @@ export const PRECOMPUTE_COMMAND = {
       arg: 'SOURCE',
       description: 'foreground masks stored with the views (encoder: 2-means on the features of --attention encoder:RUN)',
     }),
-    'min-foreground': z
-      .number()
-      .min(0)
-      .lt(1)
-      .optional()
-      .meta({
-        arg: 'F',
-        expected: 'a fraction in [0, 1)',
-        defaultText: `${HARL_MIN_FOREGROUND} with masks, else 0`,
-        description:
-          "each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop, as train --method hapicl)",
-      }),
+    'min-foreground': minForegroundOption(
+      `${HARL_MIN_FOREGROUND} with masks, else 0`,
+      "each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop, as train --method hapicl)",
+    ),
     'attention-view': z.boolean().default(false).meta({ description: 'one view keeps the main object (attention-driven crop)' }),
     attention: z.string().optional().meta({
       arg: 'SOURCE',

@@ -34,6 +34,11 @@ export function augmentOption(fallback: AugmentChoice) {
   });
 }
 
+/** `--min-foreground F` (train with hapicl, precompute with masks): a fraction in [0, 1), its default settled by the command. */
+export function minForegroundOption(defaultText: string, description: string) {
+  return z.number().min(0).lt(1).optional().meta({ arg: 'F', expected: 'a fraction in [0, 1)', defaultText, description });
+}
+
 /**
  * `--hue H`: the colour jitter's hue range, for every command that cuts training views. The
  * default recipe draws any hue (0.5), where the presets' papers use 0.1: on the scenes an

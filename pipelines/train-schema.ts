@@ -15,6 +15,7 @@ import {
   augmentOption,
   BACKEND_OPTIONS,
   HUE_OPTION,
+  minForegroundOption,
   REMOTE_SHARD_OPTIONS,
   SALIENCY_SIZE_OPTION,
   WORKERS_OPTION,
@@ -106,18 +107,10 @@ export const TRAIN_COMMAND = {
       description:
         "hapicl's foreground masks: saliency, kmeans (colour 2-means), gt (ground truth: the scenes', Fashion-MNIST's silhouettes), encoder (2-means on the features of --attention encoder or encoder:RUN)",
     }),
-    'min-foreground': z
-      .number()
-      .min(0)
-      .lt(1)
-      .optional()
-      .meta({
-        arg: 'F',
-        expected: 'a fraction in [0, 1)',
-        defaultText: `${HARL_MIN_FOREGROUND} with hapicl`,
-        description:
-          "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
-      }),
+    'min-foreground': minForegroundOption(
+      `${HARL_MIN_FOREGROUND} with hapicl`,
+      "hapicl: each random crop keeps at least this fraction of its area on the mask (HARL's mask-aware crop); 0 gives plain crops",
+    ),
     alpha: z.number().min(0).max(1).optional().meta({
       arg: 'α',
       defaultText: '0.5 with hapicl, 1 with softrank',
