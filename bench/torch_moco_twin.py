@@ -31,8 +31,9 @@ and so the cosine schedule's end, is set from the rate of the `--warmup` steps.
 
 `--init-from RUN` starts from a densestream run's online encoder and head instead of PyTorch's
 initialisation (`bench twin-knn` uses it to compare learning from one starting point); `--init he`
-draws densestream's He-normal convolutions instead of PyTorch's default; `--log-every N` prints the
-loss to stderr.
+draws densestream's He-normal convolutions instead of PyTorch's default, and `--init torchvision`
+torchvision's ResNet convolutions (He-normal on fan_out, what the MoCo and DenseCL code trains
+from); `--log-every N` prints the loss to stderr.
 """
 import argparse, gzip, json, math, sys, time
 
@@ -293,8 +294,9 @@ def main() -> None:
     p.add_argument("--knn-test", type=int, default=0)
     p.add_argument("--log-every", type=int, default=0, help="print the loss to stderr every N steps")
     p.add_argument("--init-from", default="", help="start from the online encoder and head of a densestream run (a folder holding checkpoint/)")
-    p.add_argument("--init", choices=["torch", "he"], default="torch",
-                   help="conv weights: PyTorch's default (kaiming_uniform, a=sqrt 5) or densestream's He-normal (std sqrt(2/fan_in))")
+    p.add_argument("--init", choices=["torch", "he", "torchvision"], default="torch",
+                   help="conv weights: PyTorch's default (kaiming_uniform, a=sqrt 5), densestream's He-normal (std sqrt(2/fan_in)), "
+                        "or torchvision's ResNet (He-normal on fan_out, std sqrt(2/fan_out)), which the MoCo and DenseCL code trains from")
     p.add_argument("--seconds", type=float, default=0,
                    help="train for this wall time instead of --steps: the step count (and so the cosine schedule's end) "
                         "is set from the rate of the --warmup steps")
@@ -307,10 +309,10 @@ def main() -> None:
     torch.manual_seed(a.seed)
     images = read_images(FASHION_MNIST)
     online, momentum = branch(), branch()
-    if a.init == "he":
+    if a.init != "torch":
         for m in online.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_in" if a.init == "he" else "fan_out", nonlinearity="relu")
     if a.init_from:
         load_densestream(online, a.init_from)
     momentum.load_state_dict(online.state_dict())

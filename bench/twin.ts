@@ -126,10 +126,13 @@ export async function twinBench(argv: string[]): Promise<void> {
  * the checkpoint and on `--checkpoint random`, and the twin's own implementation of that
  * protocol. A third side separates learning from speed: the twin trains `--steps` steps (equal
  * images) from densestream's own initial weights (`torchSameInit`), so its knnInit is densestream's
- * random-init score and its knnFinal compares with densestream's directly. `--resample libvips` has
+ * random-init score and its knnFinal compares with densestream's directly. A fourth side trains the
+ * twin for the same seconds from torchvision's ResNet initialisation (`torchReferenceInit`: the
+ * convolutions He-normal on fan_out, as the MoCo and DenseCL code draws them), where `torch` starts
+ * from PyTorch's layer defaults, which those implementations replace. `--resample libvips` has
  * the twin cut its views at the offset densestream's backend path takes from libvips instead of at
  * torchvision's half-pixel centres, to tell whether that difference shows in learning.
- * Prints `{"bench":"twin-knn", "seconds", "densestream":{…}, "torch":{…}, "torchSameInit":{…}}`,
+ * Prints `{"bench":"twin-knn", "seconds", "densestream":{…}, "torch":{…}, "torchSameInit":{…}, "torchReferenceInit":{…}}`,
  * each side with steps, images, knnInit, knnFinal, gain and its standard error.
  */
 export async function twinKnnBench(argv: string[]): Promise<void> {
@@ -235,6 +238,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       ...args,
     ]);
   const torch = twin(['--seconds', `${seconds}`]);
+  const referenceInit = twin(['--seconds', `${seconds}`, '--init', 'torchvision']);
   // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
   // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
   const init = join(dir, 'init');
@@ -257,6 +261,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     densestream: side({ steps, ...ours }),
     torch: { ...side({ ...torch, steps: torch.steps + 5 }), seconds: torch.seconds },
     torchSameInit: { ...side({ ...sameInit, steps: sameInit.steps + 5 }), seconds: sameInit.seconds },
+    torchReferenceInit: { ...side({ ...referenceInit, steps: referenceInit.steps + 5 }), seconds: referenceInit.seconds },
   });
   rmSync(dir, { recursive: true, force: true });
 }
