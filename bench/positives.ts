@@ -69,13 +69,14 @@ async function readImages(data: string, n: number): Promise<Images> {
     if (s.label === undefined) throw new Error(`${s.id}: no label; the bench scores positives by class`);
     return { id: s.id, label: s.label, pixels: toRgb(s.pixels) };
   };
-  const { width, height } = (await pixelsOf(0)).pixels;
+  const first = await pixelsOf(0);
+  const { width, height } = first.pixels;
   const plane = width * height * 3;
   const rgb = new Uint8Array(n * plane);
   const labels = new Int32Array(n);
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const { id, label, pixels } = await pixelsOf(i);
+    const { id, label, pixels } = i === 0 ? first : await pixelsOf(i);
     if (pixels.width !== width || pixels.height !== height)
       throw new Error(`${id}: ${pixels.width}×${pixels.height}; expected every image ${width}×${height}`);
     rgb.set(pixels.data, i * plane);

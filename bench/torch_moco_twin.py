@@ -309,10 +309,11 @@ def main() -> None:
     torch.manual_seed(a.seed)
     images = read_images(FASHION_MNIST)
     online, momentum = branch(), branch()
-    if a.init != "torch":
+    fan = {"he": "fan_in", "torchvision": "fan_out"}.get(a.init)  # None: PyTorch's layer default, as drawn
+    if fan:
         for m in online.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in" if a.init == "he" else "fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode=fan, nonlinearity="relu")
     if a.init_from:
         load_densestream(online, a.init_from)
     momentum.load_state_dict(online.state_dict())

@@ -252,6 +252,8 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     gain: s.knnFinal - s.knnInit,
     gainStdErr: knnGainStdErr(s.knnInit, s.knnFinal, test),
   });
+  // The twin's line counts the steps after its 5 warm-up steps; its images include them.
+  const twinSide = (t: TwinLine) => ({ ...side({ ...t, steps: t.steps + 5 }), seconds: t.seconds });
   printJson({
     bench: 'twin-knn',
     seed,
@@ -259,9 +261,9 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     seconds,
     test,
     densestream: side({ steps, ...ours }),
-    torch: { ...side({ ...torch, steps: torch.steps + 5 }), seconds: torch.seconds },
-    torchSameInit: { ...side({ ...sameInit, steps: sameInit.steps + 5 }), seconds: sameInit.seconds },
-    torchReferenceInit: { ...side({ ...referenceInit, steps: referenceInit.steps + 5 }), seconds: referenceInit.seconds },
+    torch: twinSide(torch),
+    torchSameInit: twinSide(sameInit),
+    torchReferenceInit: twinSide(referenceInit),
   });
   rmSync(dir, { recursive: true, force: true });
 }
