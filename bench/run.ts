@@ -14,7 +14,8 @@ import { resultsBench } from './results.js';
 import { stepKernelsBench } from './step-kernels.js';
 import { trainStepBench } from './train-step.js';
 import { trainBench } from './train.js';
-import { twinBench, twinKnnBench } from './twin.js';
+import { twinBench } from './twin.js';
+import { twinKnnBench } from './twin-knn.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   'train-step': trainStepBench,
