@@ -26,9 +26,11 @@ then cosine to 0 at the last step, and weight decay is decoupled (densestream's 
 before and after training: pooled backbone features of whole images (batch norm in inference
 mode), memory = the first N training images, queries = the first M test images, cosine
 similarity, weighted vote at k = 20, tau = 0.07 (solo-learn); the line gains "knnInit",
-"knnFinal" and "seconds" (training wall time). With `--seconds S` it trains for about S seconds: the step count,
-and so the cosine schedule's end, is set from the step rate of the `--warmup` steps, then set again at the end
-of the learning-rate warm-up (`--lr-warmup`, where it exceeds `--warmup`) from the step rate since the `--warmup` steps.
+"knnFinal" and "seconds" (training wall time). With `--seconds S` it trains until S seconds have
+passed (at least `--warmup` + 1 steps), and with `--schedule` the cosine runs on the clock: after
+the `--lr-warmup` steps its progress is the share of the remaining seconds gone, so the rate
+reaches 0 at the deadline however the step rate drifts. A step count planned from a measured rate
+missed it by up to a fifth either way here.
 
 `--init-from RUN` starts from a densestream run's online encoder and head instead of PyTorch's
 initialisation (`bench twin-knn` uses it to compare learning from one starting point); `--init he`
@@ -299,8 +301,8 @@ def main() -> None:
                    help="conv weights: PyTorch's default (kaiming_uniform, a=sqrt 5), densestream's He-normal (std sqrt(2/fan_in)), "
                         "or torchvision's ResNet (He-normal on fan_out, std sqrt(2/fan_out)), which the MoCo and DenseCL code trains from")
     p.add_argument("--seconds", type=float, default=0,
-                   help="train for this wall time instead of --steps: the step count (and so the cosine schedule's end) "
-                        "is set from the step rate of the --warmup steps, and again at the end of --lr-warmup from the rate since")
+                   help="train for this wall time instead of --steps; with --schedule the cosine runs on the clock "
+                        "from the end of --lr-warmup to the deadline")
     p.add_argument("--seed", type=int, default=0, help="seeds the init, the order and the views (not densestream's streams)")
     p.add_argument("--resample", choices=["centres", "libvips"], default="centres",
                    help="resize a crop bilinearly at half-pixel centres (torchvision), or at the offset densestream's "
@@ -332,10 +334,25 @@ def main() -> None:
     started = time.perf_counter()
     order, at, stamps = torch.randperm(len(images)), 0, []
     step = 0
-    while step < total:
+    deadline = started + a.seconds if a.seconds > 0 else math.inf
+    cosine_from = None  # when the cosine began, on the clock (--seconds)
+
+    def running() -> bool:
+        return step < total if a.seconds <= 0 else step <= a.warmup or time.perf_counter() < deadline
+
+    while running():
         if a.schedule:
-            lr = 0.05 * (step + 1) / a.lr_warmup if step < a.lr_warmup else \
-                0.05 * 0.5 * (1 + math.cos(math.pi * min(1, (step - a.lr_warmup) / max(1, total - a.lr_warmup))))
+            if step < a.lr_warmup:
+                lr = 0.05 * (step + 1) / a.lr_warmup
+            else:
+                if a.seconds > 0:
+                    now = time.perf_counter()
+                    if cosine_from is None:
+                        cosine_from = now
+                    progress = (now - cosine_from) / max(1e-9, deadline - cosine_from)
+                else:
+                    progress = (step - a.lr_warmup) / max(1, total - a.lr_warmup)
+                lr = 0.05 * 0.5 * (1 + math.cos(math.pi * min(1, progress)))
             for g in opt.param_groups:
                 g["lr"] = lr
         if at + a.batch > len(order):
@@ -365,18 +382,8 @@ def main() -> None:
         step += 1
         if a.log_every > 0 and step % a.log_every == 0:
             print(json.dumps({"step": step, "loss": loss.item(), "lr": opt.param_groups[0]["lr"]}), file=sys.stderr)
-        if a.seconds > 0 and step == a.warmup:
-            rate = a.warmup / (stamps[-1] - started)
-            total = max(a.warmup + 1, round(a.seconds * rate))
-            a.steps = total - a.warmup
-        if a.seconds > 0 and a.warmup < step == a.lr_warmup < total:
-            # The first steps are the slowest (allocation, thread start), so the plan above stops
-            # short of the seconds (52-55 of 68 s, measured). Plan again from the rate since then,
-            # before the cosine first reads `total`: the warm-up's rates do not depend on it. (No
-            # second plan where the first ends within the warm-up, or --lr-warmup <= --warmup.)
-            rate = (step - a.warmup) / (stamps[-1] - stamps[a.warmup - 1])
-            total = step + max(1, round((a.seconds - (stamps[-1] - started)) * rate))
-            a.steps = total - a.warmup
+    if a.seconds > 0:
+        a.steps = step - a.warmup
     seconds = stamps[-1] - stamps[a.warmup - 1]
     line = {"torchImagesPerSec": a.steps * a.batch / seconds, "steps": a.steps, "batch": a.batch, "size": a.size,
             "threads": a.threads, "torch": torch.__version__}
