@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000] [--seed 0 | A-B | A,B,…]
- * [--resample centres|libvips]`: MoCo v2 on Fashion-MNIST at equal wall time (issue #16).
+ * [--resample centres|libvips] [--sides torch,torchReferenceInit,torchSameInit]`: MoCo v2 on
+ * Fashion-MNIST at equal wall time (issue #16).
  *
  * densestream trains `--steps` steps; the PyTorch twin (`torch_moco_twin.py --schedule`:
  * densestream's warm-up + cosine and decoupled weight decay) then trains for the same number of
@@ -13,11 +14,12 @@
  * - `torchSameInit`: from densestream's own initial weights, for `--steps` steps (equal images),
  *   which separates learning from speed: its knnInit is densestream's random-init score.
  *
- * `--resample libvips` has the twin cut its views at the offset densestream's backend path takes
+ * `--sides` trains only the twin sides named (all three by default; each costs a run and two kNN
+ * scores). `--resample libvips` has the twin cut its views at the offset densestream's backend path takes
  * from libvips instead of at torchvision's half-pixel centres.
  *
  * Prints a line per seed, `{"bench":"twin-knn", "seed", "seconds", "densestream":{…}, "torch":{…},
- * "torchSameInit":{…}, "torchReferenceInit":{…}}`, each side with steps, images, knnInit, knnFinal,
+ * "torchReferenceInit":{…}, "torchSameInit":{…}}`, each side with steps, images, knnInit, knnFinal,
  * gain and its standard error. With more than one seed (`--seed 0-9`) a last line sums them up
  * (`summariseTwinKnn`): each side's mean scores, and densestream's gain and final score against
  * each twin side's, paired seed by seed. A gain from one draw depends on where that draw starts
@@ -58,7 +60,7 @@ export type TwinKnnLine = {
   seconds: number;
   test: number;
   densestream: TwinKnnSide;
-} & Record<TwinSide, TwinKnnSide>;
+} & Partial<Record<TwinSide, TwinKnnSide>>;
 
 type Paired = Estimate & { verdict: Verdict };
 
@@ -70,16 +72,18 @@ export type TwinKnnSummary = {
   test: number;
   resample: string;
   /** Each side's scores over the seeds (mean, spread, standard error of the mean), its mean images and, on the twin's sides, training seconds. */
-  sides: Record<'densestream' | TwinSide, { knnInit: Estimate; knnFinal: Estimate; gain: Estimate; images: number; seconds: number }>;
+  sides: { densestream: SideSummary } & Partial<Record<TwinSide, SideSummary>>;
   /**
    * densestream minus each twin side, seed by seed: its gain, and its final score. Only
    * `torchSameInit` shares a seed's initial weights with densestream; for the other two the
    * pairing by seed number is arbitrary (PyTorch draws its own weights, order and views), which
    * keeps the mean unbiased and costs degrees of freedom.
    */
-  gainOver: Record<TwinSide, Paired>;
-  finalOver: Record<TwinSide, Paired>;
+  gainOver: Partial<Record<TwinSide, Paired>>;
+  finalOver: Partial<Record<TwinSide, Paired>>;
 };
+
+type SideSummary = { knnInit: Estimate; knnFinal: Estimate; gain: Estimate; images: number; seconds: number };
 
 /**
  * Sums up `lines`, one per seed. The standard errors are the seeds' spread only: every seed is
@@ -87,40 +91,54 @@ export type TwinKnnSummary = {
  * not in them (it is in each line's `gainStdErr`).
  */
 export function summariseTwinKnn(lines: readonly TwinKnnLine[]): TwinKnnSummary {
-  if (lines.length === 0) throw new Error('summariseTwinKnn: no seeds');
+  const first = lines[0];
+  if (first === undefined) throw new Error('summariseTwinKnn: no seeds');
+  // one run trains the same sides for every seed (`--sides`); a mix would pair unlike seeds
+  const twins = TWIN_SIDES.filter((side) => first[side] !== undefined);
+  for (const l of lines) {
+    const has = TWIN_SIDES.filter((side) => l[side] !== undefined);
+    if (has.join() !== twins.join()) throw new Error(`summariseTwinKnn: seed ${l.seed} has sides [${has}], seed ${first.seed} [${twins}]`);
+  }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const of = (side: 'densestream' | TwinSide) => ({
-    knnInit: estimate(lines.map((l) => l[side].knnInit)),
-    knnFinal: estimate(lines.map((l) => l[side].knnFinal)),
-    gain: estimate(lines.map((l) => l[side].gain)),
-    images: Math.round(mean(lines.map((l) => l[side].images))),
-    seconds: Number(mean(lines.map((l) => l[side].seconds ?? l.seconds)).toFixed(2)),
+  const of = (pick: (l: TwinKnnLine) => TwinKnnSide): SideSummary => ({
+    knnInit: estimate(lines.map((l) => pick(l).knnInit)),
+    knnFinal: estimate(lines.map((l) => pick(l).knnFinal)),
+    gain: estimate(lines.map((l) => pick(l).gain)),
+    images: Math.round(mean(lines.map((l) => pick(l).images))),
+    seconds: Number(mean(lines.map((l) => pick(l).seconds ?? l.seconds)).toFixed(2)),
   });
+  const twin = (side: TwinSide) => (l: TwinKnnLine) => l[side] as TwinKnnSide; // checked above
   const paired = (key: 'gain' | 'knnFinal') =>
     Object.fromEntries(
-      TWIN_SIDES.map((side) => [
+      twins.map((side) => [
         side,
         pairedGap(
           lines.map((l) => l.densestream[key]),
-          lines.map((l) => l[side][key]),
+          lines.map((l) => twin(side)(l)[key]),
         ),
       ]),
-    ) as Record<TwinSide, Paired>;
+    ) as Partial<Record<TwinSide, Paired>>;
   return {
     bench: 'twin-knn',
     seeds: lines.map((l) => l.seed),
-    steps: (lines[0] as TwinKnnLine).densestream.steps,
-    test: (lines[0] as TwinKnnLine).test,
-    resample: (lines[0] as TwinKnnLine).resample,
-    sides: {
-      densestream: of('densestream'),
-      torch: of('torch'),
-      torchReferenceInit: of('torchReferenceInit'),
-      torchSameInit: of('torchSameInit'),
-    },
+    steps: first.densestream.steps,
+    test: first.test,
+    resample: first.resample,
+    sides: { densestream: of((l) => l.densestream), ...Object.fromEntries(twins.map((side) => [side, of(twin(side))])) },
     gainOver: paired('gain'),
     finalOver: paired('knnFinal'),
   };
+}
+
+/** `--sides`: the twin sides to train, a list of `TWIN_SIDES` names, each once. */
+export function parseSides(value: string): TwinSide[] {
+  const names = value.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(TWIN_SIDES as readonly string[]).includes(name))
+      throw new Error(`--sides: expected a list of ${TWIN_SIDES.join('|')}, got "${value}"`);
+  }
+  if (new Set(names).size !== names.length) throw new Error(`--sides: "${value}" names a side twice`);
+  return TWIN_SIDES.filter((side) => names.includes(side)); // the order they run and print in
 }
 
 /** The most seeds one run takes: each costs minutes. */
@@ -147,6 +165,7 @@ export function parseSeeds(value: string): number[] {
 }
 
 interface Task {
+  sides: TwinSide[];
   steps: number;
   batch: number;
   size: number;
@@ -164,11 +183,13 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       test: { type: 'string', default: '10000' },
       seed: { type: 'string', default: '0' },
       resample: { type: 'string', default: 'centres' },
+      sides: { type: 'string', default: TWIN_SIDES.join(',') },
     },
   });
   if (!['centres', 'libvips'].includes(values.resample)) throw new Error(`--resample: expected centres|libvips, got "${values.resample}"`);
   const seeds = parseSeeds(values.seed);
   const task: Task = {
+    sides: parseSides(values.sides),
     steps: positiveInt(values.steps, '--steps'),
     batch: positiveInt(values.batch, '--batch'),
     size: positiveInt(values.size, '--size'),
@@ -199,7 +220,7 @@ function oneSeed(task: Task, seed: number): TwinKnnLine {
   }
 }
 
-function sides({ steps, batch, size, test, resample }: Task, seed: number, dir: string): TwinKnnLine {
+function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed: number, dir: string): TwinKnnLine {
   const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
   const run = join(dir, 'run');
   const node = (args: string[]) => {
@@ -278,13 +299,6 @@ function sides({ steps, batch, size, test, resample }: Task, seed: number, dir: 
       resample,
       ...args,
     ]);
-  const torch = twin(['--seconds', `${seconds}`]);
-  const referenceInit = twin(['--seconds', `${seconds}`, '--init', 'torchvision']);
-  // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
-  // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
-  const init = join(dir, 'init');
-  train(init, 1, ['--lr', '0', '--warmup', '0']);
-  const sameInit = twin(['--steps', `${steps - 5}`, '--init-from', init]);
   const side = (s: { steps: number; knnInit: number; knnFinal: number }): TwinKnnSide => ({
     steps: s.steps,
     images: s.steps * batch,
@@ -295,6 +309,17 @@ function sides({ steps, batch, size, test, resample }: Task, seed: number, dir: 
   });
   // The twin's line counts the steps after its 5 warm-up steps; its images include them.
   const twinSide = (t: TwinLine) => ({ ...side({ ...t, steps: t.steps + 5 }), seconds: t.seconds });
+  const runs: Record<TwinSide, () => TwinLine> = {
+    torch: () => twin(['--seconds', `${seconds}`]),
+    torchReferenceInit: () => twin(['--seconds', `${seconds}`, '--init', 'torchvision']),
+    torchSameInit: () => {
+      // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
+      // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
+      const init = join(dir, 'init');
+      train(init, 1, ['--lr', '0', '--warmup', '0']);
+      return twin(['--steps', `${steps - 5}`, '--init-from', init]);
+    },
+  };
   return {
     bench: 'twin-knn',
     seed,
@@ -302,8 +327,6 @@ function sides({ steps, batch, size, test, resample }: Task, seed: number, dir: 
     seconds,
     test,
     densestream: side({ steps, ...ours }),
-    torch: twinSide(torch),
-    torchSameInit: twinSide(sameInit),
-    torchReferenceInit: twinSide(referenceInit),
+    ...Object.fromEntries(wanted.map((name) => [name, twinSide(runs[name]())])),
   };
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseSeeds, summariseTwinKnn, type TwinKnnLine, type TwinKnnSide } from '../bench/twin-knn.js';
+import { parseSeeds, parseSides, summariseTwinKnn, type TwinKnnLine, type TwinKnnSide } from '../bench/twin-knn.js';
+
+/** `x`, failing the test where it is missing. */
+const need = <T>(x: T | undefined): T => {
+  expect(x).toBeDefined();
+  return x as T;
+};
 
 const side = (knnInit: number, knnFinal: number, images = 1280): TwinKnnSide => ({
   steps: images / 128,
@@ -47,21 +53,38 @@ describe('twin-knn over several seeds', () => {
     expect([s.steps, s.test, s.resample]).toEqual([10, 10000, 'centres']);
     // densestream's gains 0.02, 0.04, 0.02, 0.03: mean 0.0275; the reference twin's 0.05, 0.05, 0.05, 0.04
     expect(s.sides.densestream.gain.mean).toBeCloseTo(0.0275, 12);
-    expect(s.sides.torchReferenceInit.knnInit.mean).toBeCloseTo(0.7075, 12);
-    expect(s.sides.torchReferenceInit.images).toBe(1152);
-    expect(s.sides.torchReferenceInit.seconds).toBe(55);
+    const reference = need(s.sides.torchReferenceInit);
+    expect(reference.knnInit.mean).toBeCloseTo(0.7075, 12);
+    expect(reference.images).toBe(1152);
+    expect(reference.seconds).toBe(55);
     expect(s.sides.densestream.seconds).toBe(60); // densestream's side takes the line's seconds
     // gain differences −0.03, −0.01, −0.03, −0.01: mean −0.02, sd 0.011547, se 0.005774; t(3)·se = 3.182 · 0.005774 = 0.0184
-    const gap = s.gainOver.torchReferenceInit;
+    const gap = need(s.gainOver.torchReferenceInit);
     expect(gap.mean).toBeCloseTo(-0.02, 12);
     expect(gap.se).toBeCloseTo(0.011547005 / 2, 8);
     expect(gap.verdict).toBe('**no**');
     // final differences −0.01, 0, 0, 0.01: within noise
-    expect(s.finalOver.torchReferenceInit.mean).toBeCloseTo(0, 12);
-    expect(s.finalOver.torchReferenceInit.verdict).toBe('within noise');
+    expect(need(s.finalOver.torchReferenceInit).mean).toBeCloseTo(0, 12);
+    expect(need(s.finalOver.torchReferenceInit).verdict).toBe('within noise');
     // the same-init twin: final differences −0.002, +0.001, −0.001, 0: mean −0.0005, within noise
-    expect(s.finalOver.torchSameInit.mean).toBeCloseTo(-0.0005, 12);
-    expect(s.gainOver.torchSameInit.verdict).toBe('within noise');
+    expect(need(s.finalOver.torchSameInit).mean).toBeCloseTo(-0.0005, 12);
+    expect(need(s.gainOver.torchSameInit).verdict).toBe('within noise');
+  });
+
+  it('sums up only the twin sides a run trained (--sides), and refuses seeds that differ in them', () => {
+    expect(parseSides('torchSameInit, torchReferenceInit')).toEqual(['torchReferenceInit', 'torchSameInit']);
+    for (const bad of ['', 'torch,', 'reference', 'torch;torchSameInit'])
+      expect(() => parseSides(bad), bad).toThrow(/--sides: expected a list of torch\|torchReferenceInit\|torchSameInit/);
+    expect(() => parseSides('torch,torch')).toThrow(/names a side twice/);
+    const only = ({ torch: _t, torchSameInit: _s, ...rest }: TwinKnnLine): TwinKnnLine => rest;
+    const lines = [line(0, [0.74, 0.76], [0.72, 0.77], 0.762), line(1, [0.72, 0.76], [0.71, 0.76], 0.759)].map(only);
+    const s = summariseTwinKnn(lines);
+    expect(Object.keys(s.sides)).toEqual(['densestream', 'torchReferenceInit']);
+    expect(Object.keys(s.gainOver)).toEqual(['torchReferenceInit']);
+    // gains 0.02 and 0.04 against 0.05 and 0.05: differences −0.03 and −0.01
+    expect(need(s.gainOver.torchReferenceInit).mean).toBeCloseTo(-0.02, 12);
+    const mixed = [line(5, [0.74, 0.76], [0.72, 0.77], 0.762), ...lines];
+    expect(() => summariseTwinKnn(mixed)).toThrow('seed 0 has sides [torchReferenceInit], seed 5 [torch,torchReferenceInit,torchSameInit]');
   });
 
   it('refuses an empty run', () => {
