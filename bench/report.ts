@@ -75,6 +75,7 @@ export function pythonHas(module: string): boolean {
  */
 export function runForJson<T>(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): T {
   const run = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  if (run.signal) throw new Error(`${label} stopped by ${run.signal}`);
   if (run.status !== 0) throw new Error(`${label} failed:\n${run.stderr}`);
   process.stdout.write(run.stdout);
   return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as T;

@@ -198,6 +198,11 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
   };
   if (!pythonHas('torch')) throw new Error('twin-knn: needs PyTorch for its other side (apt-get install python3-torch)');
   const lines: TwinKnnLine[] = [];
+  // Ctrl-C reaches the children too (one process group): the side running dies, its spawnSync
+  // returns, and the seed's `finally` removes its scratch folder. Without a listener Node would
+  // exit on the signal at once and leave the folder in /tmp.
+  const onInterrupt = () => undefined;
+  process.on('SIGINT', onInterrupt);
   try {
     for (const seed of seeds) {
       const line = oneSeed(task, seed);
@@ -205,6 +210,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       lines.push(line);
     }
   } finally {
+    process.off('SIGINT', onInterrupt);
     // a failed seed keeps the summary of those before it: each took minutes
     if (lines.length > 1) printJson(summariseTwinKnn(lines));
   }
@@ -225,6 +231,8 @@ function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed
   const run = join(dir, 'run');
   const node = (args: string[]) => {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    // `train` checkpoints on Ctrl-C and exits 130; `eval` dies of the signal
+    if (r.signal || r.status === 130) throw new Error(`densestream ${args[0]} stopped by ${r.signal ?? 'SIGINT'}`);
     if (r.status !== 0) throw new Error(`densestream ${args[0]} failed:\n${r.stderr}`);
     return r.stdout;
   };

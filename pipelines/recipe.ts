@@ -15,14 +15,16 @@
  * - hue 0.5: on the scenes an object's colours are random per image and shared by both views,
  *   so instance discrimination can tell images apart by colour alone. Any hue drawn took the
  *   600-step gain from +0.033 to +0.042; twice the jitter on every factor gave +0.022.
- * - 900 steps (57 600 images): +0.058 (3.4 SE) in 10 min 22 s with the data plane of then;
- *   1 000 steps gained +0.062 (3.7 SE) in about 11 min.
+ * - 2 700 steps (172 800 images, the results tables' budget), since 2026-12-04: the engine now
+ *   runs this in 7 min (415 images/s). 900 steps, sized when a step ran at 117 images/s,
+ *   gained 3 SE only on average: +0.051 over seeds 0–4, 2.4–3.6 SE a seed (+0.059 and 2.3–4.5
+ *   with the init before). 2 700 steps gained +0.083 (5.0 SE) on seed 0.
  */
 export const DEFAULT_RECIPE = {
   method: 'hapicl',
   size: 32,
   batch: 64,
-  steps: 900,
+  steps: 2700,
   queue: 1024,
   hue: 0.5,
 } as const;
