@@ -34,9 +34,9 @@ missed it by up to a fifth either way here.
 
 `--init-from RUN` starts from a densestream run's online encoder and head instead of PyTorch's
 initialisation (`bench twin-knn` uses it to compare learning from one starting point); `--init he`
-draws He-normal convolutions on fan_in (densestream's draw until 2026-12-04) instead of PyTorch's
-default, and `--init torchvision` torchvision's ResNet convolutions (He-normal on fan_out, what the
-MoCo and DenseCL code trains from, and densestream's draw now); `--log-every N` prints the loss to stderr.
+draws densestream's He-normal convolutions (on fan_in) instead of PyTorch's default, and
+`--init torchvision` torchvision's ResNet convolutions (He-normal on fan_out, what the MoCo and
+DenseCL code trains from); `--log-every N` prints the loss to stderr.
 """
 import argparse, gzip, json, math, sys, time
 
@@ -298,7 +298,7 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=0, help="print the loss to stderr every N steps")
     p.add_argument("--init-from", default="", help="start from the online encoder and head of a densestream run (a folder holding checkpoint/)")
     p.add_argument("--init", choices=["torch", "he", "torchvision"], default="torch",
-                   help="conv weights: PyTorch's default (kaiming_uniform, a=sqrt 5), He-normal on fan_in (std sqrt(2/fan_in), densestream's before 2026-12-04), "
+                   help="conv weights: PyTorch's default (kaiming_uniform, a=sqrt 5), densestream's He-normal on fan_in (std sqrt(2/fan_in)), "
                         "or torchvision's ResNet (He-normal on fan_out, std sqrt(2/fan_out)), which the MoCo and DenseCL code trains from")
     p.add_argument("--seconds", type=float, default=0,
                    help="train for this wall time instead of --steps; with --schedule the cosine runs on the clock "

@@ -45,8 +45,7 @@ interface Block {
 }
 
 /**
- * Builds an encoder with He-normal weights on fan_out (torchvision's ResNet draw), deterministic
- * from `seed`.
+ * Builds an encoder with He-normal weights, deterministic from `seed`.
  *
  * @example
  * const encoder = createResNet(RESNET_PRESETS.slim, 1);
@@ -65,7 +64,7 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
     return v;
   };
   const conv = (k: number, inC: number, outC: number, stride: number, name: string): Conv => {
-    const std = Math.sqrt(2 / (k * k * outC)); // kaiming_normal_(mode='fan_out'), as torchvision
+    const std = Math.sqrt(2 / (k * k * inC)); // fan_in; torchvision's fan_out: docs/methods.md
     const filter = variable(tf.randomNormal([k, k, inC, outC], 0, std, 'float32', tfSeed(seed, name)), true, `${name}/w`);
     const bn: BatchNorm = {
       gamma: variable(tf.ones([outC]), true, `${name}/bn/gamma`),

@@ -17,8 +17,8 @@
  *   600-step gain from +0.033 to +0.042; twice the jitter on every factor gave +0.022.
  * - 2 700 steps (172 800 images, the results tables' budget), since 2026-12-04: the engine now
  *   runs this in 7 min (415 images/s). 900 steps, sized when a step ran at 117 images/s,
- *   gained 3 SE only on average: +0.051 over seeds 0–4, 2.4–3.6 SE a seed (+0.059 and 2.3–4.5
- *   with the init before). 2 700 steps gained +0.083 (5.0 SE) on seed 0.
+ *   gained 3 SE only on average: +0.059 over seeds 0–4, 2.3–4.5 SE a seed. 2 700 steps gain
+ *   +0.085, +0.109 and +0.103 on seeds 0–2 (5.1–6.6 SE; docs/RESULTS.md's hapicl rows).
  */
 export const DEFAULT_RECIPE = {
   method: 'hapicl',
