@@ -74,11 +74,20 @@ export function pythonHas(module: string): boolean {
  * through to our stdout, and returns its last line parsed.
  */
 export function runForJson<T>(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): T {
+  const stdout = runChecked(label, command, args, env);
+  process.stdout.write(stdout);
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as T;
+}
+
+/**
+ * A child's stdout; throws, naming `label`, where it failed or was stopped. Exit 130 is a
+ * stop too: `densestream train` checkpoints on Ctrl-C and exits so.
+ */
+export function runChecked(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
   const run = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env } });
-  if (run.signal) throw new Error(`${label} stopped by ${run.signal}`);
+  if (run.signal || run.status === 130) throw new Error(`${label} stopped by ${run.signal ?? 'SIGINT'}`);
   if (run.status !== 0) throw new Error(`${label} failed:\n${run.stderr}`);
-  process.stdout.write(run.stdout);
-  return JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as T;
+  return run.stdout;
 }
 
 /** A file next to the compiled benchmarks, or a source file of `bench/` (the Python sides). */

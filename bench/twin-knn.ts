@@ -26,7 +26,6 @@
  * (a draw that scores lower at init has more to gain), so a comparison of gains needs many seeds.
  * If a seed fails, the seeds done before it are still summed up (two or more), then the error.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { knnGainStdErr } from '../train/knn-monitor.js';
 import { positiveInt } from '../pipelines/options.js';
-import { printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
+import { printJson, pythonHas, runChecked, runForJson, SYSTEM_PYTHON } from './report.js';
 import { estimate, pairedGap, type Estimate, type Verdict } from './results-stats.js';
 import { TWIN_TASK, torchTwin } from './twin.js';
 
@@ -229,13 +228,7 @@ function oneSeed(task: Task, seed: number): TwinKnnLine {
 function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed: number, dir: string): TwinKnnLine {
   const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
   const run = join(dir, 'run');
-  const node = (args: string[]) => {
-    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-    // `train` checkpoints on Ctrl-C and exits 130; `eval` dies of the signal
-    if (r.signal || r.status === 130) throw new Error(`densestream ${args[0]} stopped by ${r.signal ?? 'SIGINT'}`);
-    if (r.status !== 0) throw new Error(`densestream ${args[0]} failed:\n${r.stderr}`);
-    return r.stdout;
-  };
+  const node = (args: string[]) => runChecked(`densestream ${args[0]}`, process.execPath, [cli, ...args]);
   /** densestream's MoCo v2 run of the twin's task into `out`, `steps` long, with `extra` flags. */
   const train = (out: string, runSteps: number, extra: string[] = []) =>
     node([
