@@ -103,6 +103,7 @@ export { attentionBox, attentionCropBox, type AttentionCropOptions } from './ope
 export { createResNet, checkResNetConfig } from './models/resnet.js';
 export { batchNormRelu, batchNormTraining, scaleCentred, type BatchNormResult } from './models/batch-norm.js';
 export { createMlp, type Mlp } from './models/heads.js';
+export { WEIGHT_INITS, type WeightInit } from './models/weight-init.js';
 export { saveVariables, loadVariables } from './models/weights-io.js';
 export { readWeightsMeta } from './models/weights-manifest.js';
 export { loadModel, readModelArtifacts, type LoadedModel } from './models/load-model.js';

@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000] [--seed 0 | A-B | A,B,…]
- * [--resample centres|libvips] [--sides torch,torchReferenceInit,torchSameInit]`: MoCo v2 on
+ * [--resample centres|libvips] [--sides torch,torchReferenceInit,torchSameInit] [--init densestream|reference]`: MoCo v2 on
  * Fashion-MNIST at equal wall time (issue #16).
  *
  * densestream trains `--steps` steps; the PyTorch twin (`torch_moco_twin.py --schedule`:
@@ -16,7 +16,8 @@
  *
  * `--sides` trains only the twin sides named (all three by default; each costs a run and two kNN
  * scores). `--resample libvips` has the twin cut its views at the offset densestream's backend path takes
- * from libvips instead of at torchvision's half-pixel centres.
+ * from libvips instead of at torchvision's half-pixel centres. `--init reference` has densestream
+ * draw its weights as the twin's `torchReferenceInit` side does (`train --init`, models/weight-init.ts).
  *
  * Prints a line per seed, `{"bench":"twin-knn", "seed", "seconds", "densestream":{…}, "torch":{…},
  * "torchReferenceInit":{…}, "torchSameInit":{…}}`, each side with steps, images, knnInit, knnFinal,
@@ -36,6 +37,7 @@ import { positiveInt } from '../pipelines/options.js';
 import { printJson, pythonHas, runChecked, runForJson, SYSTEM_PYTHON } from './report.js';
 import { estimate, pairedGap, type Estimate, type Verdict } from './results-stats.js';
 import { TWIN_TASK, torchTwin } from './twin.js';
+import { WEIGHT_INITS, type WeightInit } from '../models/weight-init.js';
 
 /** One side of one seed: what it trained and its kNN k=20 before and after. */
 export interface TwinKnnSide {
@@ -56,6 +58,8 @@ export type TwinKnnLine = {
   bench: 'twin-knn';
   seed: number;
   resample: string;
+  /** densestream's weight draw (`train --init`). */
+  init: WeightInit;
   seconds: number;
   test: number;
   densestream: TwinKnnSide;
@@ -70,6 +74,7 @@ export type TwinKnnSummary = {
   steps: number;
   test: number;
   resample: string;
+  init: WeightInit;
   /** Each side's scores over the seeds (mean, spread, standard error of the mean), its mean images and, on the twin's sides, training seconds. */
   sides: { densestream: SideSummary } & Partial<Record<TwinSide, SideSummary>>;
   /**
@@ -97,6 +102,8 @@ export function summariseTwinKnn(lines: readonly TwinKnnLine[]): TwinKnnSummary 
   for (const l of lines) {
     const has = TWIN_SIDES.filter((side) => l[side] !== undefined);
     if (has.join() !== twins.join()) throw new Error(`summariseTwinKnn: seed ${l.seed} has sides [${has}], seed ${first.seed} [${twins}]`);
+    if (l.init !== first.init)
+      throw new Error(`summariseTwinKnn: seed ${l.seed} drew --init ${l.init}, seed ${first.seed} --init ${first.init}`);
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const of = (pick: (l: TwinKnnLine) => TwinKnnSide): SideSummary => ({
@@ -123,6 +130,7 @@ export function summariseTwinKnn(lines: readonly TwinKnnLine[]): TwinKnnSummary 
     steps: first.densestream.steps,
     test: first.test,
     resample: first.resample,
+    init: first.init,
     sides: { densestream: of((l) => l.densestream), ...Object.fromEntries(twins.map((side) => [side, of(twin(side))])) },
     gainOver: paired('gain'),
     finalOver: paired('knnFinal'),
@@ -170,6 +178,7 @@ interface Task {
   size: number;
   test: number;
   resample: string;
+  init: WeightInit;
 }
 
 export async function twinKnnBench(argv: string[]): Promise<void> {
@@ -183,9 +192,12 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       seed: { type: 'string', default: '0' },
       resample: { type: 'string', default: 'centres' },
       sides: { type: 'string', default: TWIN_SIDES.join(',') },
+      init: { type: 'string', default: 'densestream' },
     },
   });
   if (!['centres', 'libvips'].includes(values.resample)) throw new Error(`--resample: expected centres|libvips, got "${values.resample}"`);
+  const init = WEIGHT_INITS.find((w) => w === values.init);
+  if (!init) throw new Error(`--init: expected ${WEIGHT_INITS.join('|')}, got "${values.init}"`);
   const seeds = parseSeeds(values.seed);
   const task: Task = {
     sides: parseSides(values.sides),
@@ -194,6 +206,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
     size: positiveInt(values.size, '--size'),
     test: positiveInt(values.test, '--test'),
     resample: values.resample,
+    init,
   };
   if (!pythonHas('torch')) throw new Error('twin-knn: needs PyTorch for its other side (apt-get install python3-torch)');
   const lines: TwinKnnLine[] = [];
@@ -225,7 +238,7 @@ function oneSeed(task: Task, seed: number): TwinKnnLine {
   }
 }
 
-function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed: number, dir: string): TwinKnnLine {
+function sides({ sides: wanted, steps, batch, size, test, resample, init }: Task, seed: number, dir: string): TwinKnnLine {
   const cli = fileURLToPath(new URL('../pipelines/cli.js', import.meta.url));
   const run = join(dir, 'run');
   const node = (args: string[]) => runChecked(`densestream ${args[0]}`, process.execPath, [cli, ...args]);
@@ -251,6 +264,8 @@ function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed
       // pinned, where `auto` would choose by timing: the two paths' pixels differ at crop edges
       '--augment',
       'backend',
+      '--init',
+      init,
       '--out',
       out,
       ...extra,
@@ -279,7 +294,7 @@ function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed
       '--out',
       out,
       '--quiet',
-      ...(checkpoint === 'random' ? ['--seed', `${seed}`] : []),
+      ...(checkpoint === 'random' ? ['--seed', `${seed}`, '--init', init] : []),
     ]);
     const saved = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8')) as Record<string, { knn: { knn20: number } }>;
     return (saved['fashion-mnist'] as { knn: { knn20: number } }).knn.knn20;
@@ -316,15 +331,16 @@ function sides({ sides: wanted, steps, batch, size, test, resample }: Task, seed
     torchSameInit: () => {
       // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
       // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
-      const init = join(dir, 'init');
-      train(init, 1, ['--lr', '0', '--warmup', '0']);
-      return twin(['--steps', `${steps - 5}`, '--init-from', init]);
+      const initial = join(dir, 'init');
+      train(initial, 1, ['--lr', '0', '--warmup', '0']);
+      return twin(['--steps', `${steps - 5}`, '--init-from', initial]);
     },
   };
   return {
     bench: 'twin-knn',
     seed,
     resample,
+    init,
     seconds,
     test,
     densestream: side({ steps, ...ours }),

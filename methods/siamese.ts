@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createMlp, type Mlp } from '../models/heads.js';
 import { createEncoder } from '../models/encoders.js';
 import type { Encoder, EncoderConfig } from '../models/encoder-spec.js';
+import type { WeightInit } from '../models/weight-init.js';
 import { alignLoss, l2Normalize } from './losses.js';
 import type { Batch } from '../core/batch.js';
 import { logPart, type LossParts, type Method } from './method.js';
@@ -39,6 +40,8 @@ export interface SiameseOptions {
    */
   denseHidden?: number;
   seed?: number;
+  /** How the weights are first drawn (default `densestream`; models/weight-init.ts). */
+  init?: WeightInit;
 }
 
 /**
@@ -51,11 +54,11 @@ export function createBranch(o: SiameseOptions, scope: string): Branch {
   if (o.denseHidden !== undefined && !(Number.isInteger(o.denseHidden) && o.denseHidden >= 1))
     throw new Error(`denseHidden: expected an integer ≥ 1, got ${o.denseHidden}`);
   const seed = o.seed ?? 0;
-  const encoder = createEncoder(o.encoder, seed, `${scope}/encoder`);
+  const encoder = createEncoder(o.encoder, seed, `${scope}/encoder`, o.init);
   const dim = o.dim ?? 128;
   const hidden = o.hidden ?? 2 * encoder.channels;
-  const b: Branch = { encoder, global: createMlp([encoder.channels, hidden, dim], seed + 1, `${scope}/global`) };
-  if (o.denseHead) b.dense = createMlp([encoder.channels, o.denseHidden ?? hidden, dim], seed + 2, `${scope}/dense`);
+  const b: Branch = { encoder, global: createMlp([encoder.channels, hidden, dim], seed + 1, `${scope}/global`, o.init) };
+  if (o.denseHead) b.dense = createMlp([encoder.channels, o.denseHidden ?? hidden, dim], seed + 2, `${scope}/dense`, o.init);
   return b;
 }
 

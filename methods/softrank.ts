@@ -185,7 +185,7 @@ export function createSoftRank(o: SoftRankOptions): SoftRank {
 
   const pair = createSiamese({ ...o, denseHead: true });
   const dim = o.dim ?? 128;
-  const predictor = createMlp([dim, o.hidden ?? 2 * pair.online.encoder.channels, dim], (o.seed ?? 0) + 3, 'online/predictor');
+  const predictor = createMlp([dim, o.hidden ?? 2 * pair.online.encoder.channels, dim], (o.seed ?? 0) + 3, 'online/predictor', o.init);
   let last: TargetEmbeddings | undefined;
   // Not trained and never differentiated; filled by freezeTarget (until then, copies of the initial target).
   // The target's encoder and global head (what embedFrozen runs), built as every branch is: same names, same shapes.

@@ -6,8 +6,9 @@
 import type { Encoder, EncoderConfig } from './encoder-spec.js';
 import { createResNet } from './resnet.js';
 import { createViT } from './vit.js';
+import type { WeightInit } from './weight-init.js';
 
-/** Builds the encoder a config describes, seeded, its variables under `scope`. */
-export function createEncoder(config: EncoderConfig, seed = 0, scope = 'encoder'): Encoder {
-  return config.kind === 'vit' ? createViT(config, seed, scope) : createResNet(config, seed, scope);
+/** Builds the encoder a config describes, seeded, its variables under `scope`; `init` sets a ResNet's draw (the ViT has one). */
+export function createEncoder(config: EncoderConfig, seed = 0, scope = 'encoder', init: WeightInit = 'densestream'): Encoder {
+  return config.kind === 'vit' ? createViT(config, seed, scope) : createResNet(config, seed, scope, init);
 }

@@ -13,6 +13,7 @@ import { batchNormRelu, batchNormTraining, scaleCentred } from './batch-norm.js'
 import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
 import type { Encoder, ResNetConfig } from './encoder-spec.js';
+import type { WeightInit } from './weight-init.js';
 
 /** Refuses a config that cannot build, naming the field. */
 export function checkResNetConfig(c: ResNetConfig): void {
@@ -45,13 +46,14 @@ interface Block {
 }
 
 /**
- * Builds an encoder with He-normal weights, deterministic from `seed`.
+ * Builds an encoder with He-normal weights, on fan_in or with `init: 'reference'` on fan_out as
+ * torchvision's ResNet (weight-init.ts), deterministic from `seed`.
  *
  * @example
  * const encoder = createResNet(RESNET_PRESETS.slim, 1);
  * const { dense, pooled } = encoder.apply(images, { training: true }); // [B,8,8,128], [B,128] at 64 px
  */
-export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'): Encoder {
+export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder', init: WeightInit = 'densestream'): Encoder {
   checkResNetConfig(config);
   const trainable: tf.Variable[] = [];
   const state: tf.Variable[] = [];
@@ -64,7 +66,7 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder'):
     return v;
   };
   const conv = (k: number, inC: number, outC: number, stride: number, name: string): Conv => {
-    const std = Math.sqrt(2 / (k * k * inC)); // fan_in; torchvision's fan_out: docs/methods.md
+    const std = Math.sqrt(2 / (k * k * (init === 'reference' ? outC : inC)));
     const filter = variable(tf.randomNormal([k, k, inC, outC], 0, std, 'float32', tfSeed(seed, name)), true, `${name}/w`);
     const bn: BatchNorm = {
       gamma: variable(tf.ones([outC]), true, `${name}/bn/gamma`),

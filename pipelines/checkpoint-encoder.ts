@@ -10,6 +10,7 @@ import { encoderPreset, ENCODER_NAMES, type Encoder, type EncoderName } from '..
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import type { TrainConfig } from './train-schema.js';
+import type { WeightInit } from '../models/weight-init.js';
 
 /** tfjs names variables globally: each loaded encoder gets its own scope. */
 let loaded = 0;
@@ -20,7 +21,7 @@ export { ENCODER_NAMES, type EncoderName };
 export interface CheckpointEncoder {
   encoder: Encoder;
   encoderName: EncoderName;
-  /** The checkpoint folder, or `random-init:SEED`. */
+  /** The checkpoint folder, or `random-init:SEED` (`random-init:SEED:reference` for the reference draw). */
   origin: string;
   /** Training steps behind the weights (0 for random init). */
   step: number;
@@ -47,11 +48,17 @@ export function loadCheckpointEncoder(dir: string): CheckpointEncoder {
   return { encoder, encoderName, origin: dir, step: meta.step, trainedSize: config.size ?? 64 };
 }
 
-export function randomInitEncoder(encoderName: EncoderName, seed: number, size: number): CheckpointEncoder {
+/** A seeded random-init encoder, drawn as `train --seed S --init DRAW` draws its online encoder. */
+export function randomInitEncoder(
+  encoderName: EncoderName,
+  seed: number,
+  size: number,
+  init: WeightInit = 'densestream',
+): CheckpointEncoder {
   return {
-    encoder: createEncoder(encoderPreset(encoderName, size), seed, scope()),
+    encoder: createEncoder(encoderPreset(encoderName, size), seed, scope(), init),
     encoderName,
-    origin: `random-init:${seed}`,
+    origin: `random-init:${seed}${init === 'densestream' ? '' : `:${init}`}`,
     step: 0,
     trainedSize: size,
   };

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import * as z from 'zod';
 import { ConfigError } from '../core/config-error.js';
 import { ENCODER_NAMES } from '../models/encoder-spec.js';
+import { WEIGHT_INITS } from '../models/weight-init.js';
 import { parseCommand, type CommandSchema } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
 import { checkpointDir } from './run-folder.js';
@@ -48,6 +49,10 @@ export const EVAL_COMMAND = {
       description: 'a train --out folder (or its checkpoint/), or random: a seeded random-init --encoder, the baseline',
     }),
     encoder: z.enum(ENCODER_NAMES).default('slim').meta({ arg: 'NAME', description: 'the encoder of --checkpoint random' }),
+    init: z
+      .enum(WEIGHT_INITS)
+      .default('densestream')
+      .meta({ arg: 'DRAW', description: "the draw of --checkpoint random, as train's --init: densestream or reference" }),
     protocol: z
       .enum([...PROTOCOLS, 'all'])
       .default('all')
@@ -116,8 +121,9 @@ export function parseEvalConfig(argv: readonly string[]): EvalConfig {
   const { values, given } = parseCommand(EVAL_COMMAND, argv);
   const { protocol, checkpoint = 'random', out, ...rest } = values;
   const random = checkpoint === 'random';
-  if (!random && given.has('encoder'))
-    throw new ConfigError('--encoder: the checkpoint decides the encoder; drop --encoder (or use --checkpoint random)');
+  for (const flag of ['encoder', 'init'] as const)
+    if (!random && given.has(flag))
+      throw new ConfigError(`--${flag}: the checkpoint decides the encoder and its weights; drop --${flag} (or use --checkpoint random)`);
   if (!isScenes(rest.data) && !isFashion(rest.data) && !isFolder(rest.data)) {
     throw new ConfigError(
       `--data ${rest.data}: evaluation needs labelled images with a held-out split: scenes[:SIZE], fashion-mnist[:DIR] or dir:PATH (one sub-folder per class)`,

@@ -110,7 +110,9 @@ const num = (r: EvalResults, key: string) => (r[key] as number).toFixed(3);
 /** Runs the configured protocols; the caller has selected the backend. */
 export async function runEvaluation(c: EvalConfig, log: (line: string) => void = () => {}): Promise<Evaluation> {
   const model: CheckpointEncoder =
-    c.checkpoint === 'random' ? randomInitEncoder(c.encoder, c.seed, c.size ?? DEFAULT_RECIPE.size) : loadCheckpointEncoder(c.checkpoint);
+    c.checkpoint === 'random'
+      ? randomInitEncoder(c.encoder, c.seed, c.size ?? DEFAULT_RECIPE.size, c.init)
+      : loadCheckpointEncoder(c.checkpoint);
   const { encoder } = model;
   const size = c.size ?? model.trainedSize;
   let t = performance.now();

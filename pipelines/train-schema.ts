@@ -7,6 +7,7 @@
  */
 import * as z from 'zod';
 import { ENCODER_NAMES } from '../models/encoder-spec.js';
+import { WEIGHT_INITS } from '../models/weight-init.js';
 import { HARL_MIN_FOREGROUND, PRESETS } from '../operators/augment-presets.js';
 import { SOFTRANK_RELATIONS } from '../methods/softrank-relation.js';
 import type { CommandSchema } from './command-schema.js';
@@ -191,6 +192,11 @@ export const TRAIN_COMMAND = {
         'the run folder; one that holds a run is refused (--resume continues it, --resume --steps N extends it, --overwrite replaces it)',
     }),
     seed: z.number().int().min(0).default(0).meta({ arg: 'S', description: 'seeds weights, order and every view' }),
+    init: z.enum(WEIGHT_INITS).default('densestream').meta({
+      arg: 'DRAW',
+      description:
+        "the initial weights' draw: densestream (He on fan_in, zero head biases; the better dense features on the scenes) or reference (as the PyTorch code: torchvision's fan_out convolutions, nn.Linear heads)",
+    }),
     'log-every': z.number().int().min(1).default(10).meta({ arg: 'N', description: 'steps between progress lines and metrics records' }),
     'checkpoint-every': z.number().int().min(1).default(100).meta({ arg: 'N', description: 'steps between checkpoints' }),
     'recluster-every': z

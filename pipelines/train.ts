@@ -55,7 +55,14 @@ function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number 
  * target embeddings from; softrank draws its negatives from `negatives` (the run's `Reclustering`).
  */
 export function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): { method: Method; softrank?: SoftRank } {
-  const common = { encoder: encoderPreset(c.encoder, c.size), seed: c.seed, queueSize: c.queue, alignWeight: c['align-weight'] };
+  // a checkpoint from before --init holds none: it was drawn densestream's way (the weights are loaded anyway)
+  const common = {
+    encoder: encoderPreset(c.encoder, c.size),
+    seed: c.seed,
+    init: c.init ?? 'densestream',
+    queueSize: c.queue,
+    alignWeight: c['align-weight'],
+  };
   switch (c.method) {
     case 'mocov2':
       return { method: createMocoV2(common) };

@@ -116,9 +116,54 @@ describe('ResNet encoder', () => {
     }
   });
 
+  it("draws He-normal on fan_in, or on fan_out with init 'reference' (torchvision's), the same seed either way", () => {
+    const std = (v: tf.Variable) => {
+      const x = v.dataSync<'float32'>();
+      return Math.sqrt(x.reduce((a, b) => a + b * b, 0) / x.length);
+    };
+    const ours = createResNet(RESNET_PRESETS.slim, 4, 'draw-ours');
+    const reference = createResNet(RESNET_PRESETS.slim, 4, 'draw-reference', 'reference');
+    // stem 3×3×3→32: fan_in 27, fan_out 288; a block's 3×3×32→32 has both 288, so the draws are equal there
+    expect(std(ours.weights['stem/w']!)).toBeCloseTo(Math.sqrt(2 / 27), 1);
+    expect(std(reference.weights['stem/w']!) / Math.sqrt(2 / 288)).toBeGreaterThan(0.9);
+    expect(std(reference.weights['stem/w']!) / Math.sqrt(2 / 288)).toBeLessThan(1.1);
+    const stemRatio = std(reference.weights['stem/w']!) / std(ours.weights['stem/w']!);
+    expect(stemRatio).toBeCloseTo(Math.sqrt(27 / 288), 5); // one normal draw, scaled
+    const square = Object.keys(ours.weights).find(
+      (k) => k.endsWith('/w') && k !== 'stem/w' && ours.weights[k]!.shape[2] === ours.weights[k]!.shape[3],
+    );
+    expect(reference.weights[square!]!.dataSync()).toEqual(ours.weights[square!]!.dataSync());
+    [ours, reference].forEach((e) => e.dispose());
+  });
+
   it('refuses a bad config, naming the field', () => {
     expect(() => checkResNetConfig({ kind: 'resnet', width: 0, blocks: [1], stemStride: 1 })).toThrow('encoder.width');
     expect(() => checkResNetConfig({ kind: 'resnet', width: 8, blocks: [], stemStride: 1 })).toThrow('encoder.blocks');
+  });
+});
+
+describe('MLP heads', () => {
+  it("draw He-uniform with zero biases, or with init 'reference' as nn.Linear: weights and biases U(±1/√in)", () => {
+    const before = tf.memory().numTensors;
+    const ours = createMlp([256, 512, 128], 9, 'draw-ours');
+    const reference = createMlp([256, 512, 128], 9, 'draw-reference', 'reference');
+    for (const [i, inDim] of [256, 512].entries()) {
+      const w = ours.weights[`fc${i}/w`]!.dataSync<'float32'>();
+      const wRef = reference.weights[`fc${i}/w`]!.dataSync<'float32'>();
+      const bRef = reference.weights[`fc${i}/b`]!.dataSync<'float32'>();
+      expect(Array.from(ours.weights[`fc${i}/b`]!.dataSync()).every((b) => b === 0)).toBe(true);
+      const max = (x: Float32Array) => x.reduce((a, b) => Math.max(a, Math.abs(b)), 0);
+      // the bounds, and nearly reached: a uniform draw of thousands of values fills its range
+      expect(max(w)).toBeLessThanOrEqual(Math.sqrt(6 / inDim));
+      expect(max(w)).toBeGreaterThan(0.99 * Math.sqrt(6 / inDim));
+      expect(max(wRef)).toBeLessThanOrEqual(1 / Math.sqrt(inDim));
+      expect(max(wRef)).toBeGreaterThan(0.99 / Math.sqrt(inDim));
+      expect(max(bRef)).toBeLessThanOrEqual(1 / Math.sqrt(inDim));
+      expect(max(bRef)).toBeGreaterThan(0.9 / Math.sqrt(inDim));
+      expect(bRef.some((b) => b !== 0)).toBe(true);
+    }
+    [ours, reference].forEach((h) => h.dispose());
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

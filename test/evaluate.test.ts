@@ -170,6 +170,11 @@ describe('densestream eval', () => {
       /give --train 50000 or fewer/,
     );
     expect(parseEvalConfig(['--checkpoint', 'random', '--data', 'fashion-mnist', '--split', 'val', '--train', '50000']).split).toBe('val');
+    expect(parseEvalConfig(['--checkpoint', 'random', '--init', 'reference']).init).toBe('reference');
+    expect(() => parseEvalConfig(['--checkpoint', 'random', '--init', 'he'])).toThrow(/--init.*densestream.*reference/);
+    expect(() => parseEvalConfig(['--checkpoint', '/nonexistent', '--init', 'reference'])).toThrow(
+      '--init: the checkpoint decides the encoder and its weights; drop --init (or use --checkpoint random)',
+    );
     const run = evalCli('--checkpoint', 'random', '--train', '3');
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--train.*≥ 10/);

@@ -302,3 +302,38 @@ describe("densecl's dense warm-up (--dense-warmup)", () => {
     expect(() => parseTrainConfig(['--method', 'densecl', '--dense-warmup', '-1'])).toThrow(/--dense-warmup/);
   });
 });
+
+describe("the initial weights' draw (--init)", () => {
+  it('defaults to densestream, takes reference, and refuses anything else before any work', () => {
+    expect(parseTrainConfig(['--out', '/tmp/never']).init).toBe('densestream');
+    expect(parseTrainConfig(['--init', 'reference', '--out', '/tmp/never']).init).toBe('reference');
+    expect(() => parseTrainConfig(['--init', 'torchvision', '--out', '/tmp/never'])).toThrow(/--init.*densestream.*reference/);
+  });
+
+  it('reaches every head and the encoder of both branches, and the momentum branch starts as the online one', () => {
+    const before = tf.memory().numTensors;
+    const drawn = (init: 'densestream' | 'reference') => {
+      const method = createDenseCL({ encoder: tiny, queueSize: 16, seed: 3, init });
+      const state = Object.fromEntries(Object.entries(method.checkpointState()).map(([k, v]) => [k, v.dataSync().slice()]));
+      method.dispose();
+      return state;
+    };
+    const ours = drawn('densestream');
+    const reference = drawn('reference');
+    for (const head of ['global', 'dense'])
+      for (const branch of ['online', 'momentum']) {
+        expect(
+          Array.from(ours[`${branch}/${head}/fc0/b`]!).every((b) => b === 0),
+          `${branch}/${head}`,
+        ).toBe(true);
+        expect(
+          Array.from(reference[`${branch}/${head}/fc0/b`]!).some((b) => b !== 0),
+          `${branch}/${head}`,
+        ).toBe(true);
+      }
+    expect(reference['online/encoder/stem/w']).not.toEqual(ours['online/encoder/stem/w']);
+    for (const [name, values] of Object.entries(reference))
+      if (name.startsWith('online/')) expect(reference[name.replace('online/', 'momentum/')], name).toEqual(values);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -21,6 +21,7 @@ const line = (seed: number, ours: [number, number], reference: [number, number],
   bench: 'twin-knn',
   seed,
   resample: 'centres',
+  init: 'densestream',
   seconds: 60,
   test: 10000,
   densestream: side(...ours),
@@ -85,6 +86,14 @@ describe('twin-knn over several seeds', () => {
     expect(need(s.gainOver.torchReferenceInit).mean).toBeCloseTo(-0.02, 12);
     const mixed = [line(5, [0.74, 0.76], [0.72, 0.77], 0.762), ...lines];
     expect(() => summariseTwinKnn(mixed)).toThrow('seed 0 has sides [torchReferenceInit], seed 5 [torch,torchReferenceInit,torchSameInit]');
+  });
+
+  it("records densestream's draw, and refuses seeds drawn two ways", () => {
+    const reference = [0, 1].map((seed): TwinKnnLine => ({ ...line(seed, [0.73, 0.76], [0.72, 0.77], 0.76), init: 'reference' }));
+    expect(summariseTwinKnn(reference).init).toBe('reference');
+    expect(() => summariseTwinKnn([...reference, line(2, [0.73, 0.76], [0.72, 0.77], 0.76)])).toThrow(
+      'seed 2 drew --init densestream, seed 0 --init reference',
+    );
   });
 
   it('refuses an empty run', () => {
