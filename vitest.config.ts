@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // every test's scratch folders under one root, removed after the run
+    globalSetup: ['test/helpers/temp-root.ts'],
     // Each file gets its own process: tfjs keeps one global engine and backend per process.
     pool: 'forks',
     // Two files at a time even on two cores (vitest's default there is one): much of a file's time
