@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
-import type { WeightInit } from './weight-init.js';
+import { linearBound, type WeightInit } from './weight-init.js';
 
 export interface Mlp {
   readonly trainable: tf.Variable[];
@@ -32,9 +32,9 @@ export function createMlp(dims: number[], seed: number, name: string, init: Weig
   }
   const layers = dims.slice(1).map((out, i) => {
     const inDim = dims[i] as number;
-    const reference = init === 'reference';
-    const limit = reference ? 1 / Math.sqrt(inDim) : Math.sqrt(6 / inDim);
-    const bias = reference ? tf.randomUniform([out], -limit, limit, 'float32', tfSeed(seed, `${name}/fc${i}/b`)) : tf.zeros([out]);
+    const limit = linearBound(inDim, init);
+    const bias =
+      init === 'reference' ? tf.randomUniform([out], -limit, limit, 'float32', tfSeed(seed, `${name}/fc${i}/b`)) : tf.zeros([out]);
     return {
       w: variableFrom(tf.randomUniform([inDim, out], -limit, limit, 'float32', tfSeed(seed, `${name}/fc${i}`)), true, `${name}/fc${i}/w`),
       b: variableFrom(bias, true, `${name}/fc${i}/b`),

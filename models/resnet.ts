@@ -13,7 +13,7 @@ import { batchNormRelu, batchNormTraining, scaleCentred } from './batch-norm.js'
 import { variableFrom } from './variables.js';
 import { tfSeed } from './seed.js';
 import type { Encoder, ResNetConfig } from './encoder-spec.js';
-import type { WeightInit } from './weight-init.js';
+import { convStd, type WeightInit } from './weight-init.js';
 
 /** Refuses a config that cannot build, naming the field. */
 export function checkResNetConfig(c: ResNetConfig): void {
@@ -66,7 +66,7 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder', 
     return v;
   };
   const conv = (k: number, inC: number, outC: number, stride: number, name: string): Conv => {
-    const std = Math.sqrt(2 / (k * k * (init === 'reference' ? outC : inC)));
+    const std = convStd(k, inC, outC, init);
     const filter = variable(tf.randomNormal([k, k, inC, outC], 0, std, 'float32', tfSeed(seed, name)), true, `${name}/w`);
     const bn: BatchNorm = {
       gamma: variable(tf.ones([outC]), true, `${name}/bn/gamma`),

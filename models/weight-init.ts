@@ -11,3 +11,11 @@
  */
 export const WEIGHT_INITS = ['densestream', 'reference'] as const;
 export type WeightInit = (typeof WEIGHT_INITS)[number];
+
+/** The standard deviation of a `k×k` convolution's normal draw: He on fan_in, or on fan_out for `reference`. */
+export const convStd = (k: number, inC: number, outC: number, init: WeightInit): number =>
+  Math.sqrt(2 / (k * k * (init === 'reference' ? outC : inC)));
+
+/** The bound of a head layer's uniform draw: He-uniform √(6/in), or `nn.Linear`'s 1/√in for `reference`, which draws its biases from it too. */
+export const linearBound = (inDim: number, init: WeightInit): number =>
+  init === 'reference' ? 1 / Math.sqrt(inDim) : Math.sqrt(6 / inDim);

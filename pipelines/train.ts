@@ -55,11 +55,11 @@ function stepsForEpochs(c: TrainConfig, source: Source, epochs: number): number 
  * target embeddings from; softrank draws its negatives from `negatives` (the run's `Reclustering`).
  */
 export function createMethod(c: TrainConfig, negatives: SoftRankOptions['negatives']): { method: Method; softrank?: SoftRank } {
-  // a checkpoint from before --init holds none: it was drawn densestream's way (the weights are loaded anyway)
+  // a checkpoint from before --init holds none, and the models' default draw is what drew it (its weights are loaded anyway)
   const common = {
     encoder: encoderPreset(c.encoder, c.size),
     seed: c.seed,
-    init: c.init ?? 'densestream',
+    init: c.init,
     queueSize: c.queue,
     alignWeight: c['align-weight'],
   };
