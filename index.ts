@@ -9,6 +9,7 @@ export {
   type BackendChoice,
   type BackendOptions,
   type BackendSelection,
+  type WasmKernelBuild,
 } from './models/backend.js';
 export {
   conv2dFilterGradient,

@@ -96,20 +96,29 @@ export function benchFile(name: string, source = false): string {
 }
 
 /**
- * `--kernels on|off|direct|both|all`: densestream's wasm kernels in the child processes; `direct`
- * is them without the Winograd convolutions; `both` runs off and on side by side, `all` off,
- * direct and on.
+ * `--kernels on|off|direct|simd|relaxed|both|all`, or a comma list of the first five: densestream's
+ * wasm kernels in the child processes. `on` is their default build for the runtime; `direct` is
+ * them without the Winograd convolutions; `simd` and `relaxed` pin the build (relaxed SIMD's fused
+ * multiply-adds need Node 22, and a child refuses to start without them); `both` runs off and on
+ * side by side, `all` off, direct and on.
  */
-export type KernelsChoice = 'on' | 'off' | 'direct';
+export type KernelsChoice = 'on' | 'off' | 'direct' | 'simd' | 'relaxed';
+const KERNELS_CHOICES: readonly KernelsChoice[] = ['on', 'off', 'direct', 'simd', 'relaxed'];
 export function parseKernels(value: string): KernelsChoice[] {
   if (value === 'both') return ['off', 'on'];
   if (value === 'all') return ['off', 'direct', 'on'];
-  if (value === 'on' || value === 'off' || value === 'direct') return [value];
-  throw new Error(`--kernels: expected on|off|direct|both|all, got "${value}"`);
+  const choices = value.split(',');
+  if (choices.every((c) => (KERNELS_CHOICES as readonly string[]).includes(c)) && new Set(choices).size === choices.length)
+    return choices as KernelsChoice[];
+  throw new Error(`--kernels: expected both, all, or a list of distinct ${KERNELS_CHOICES.join('|')}, got "${value}"`);
 }
 /** The environment that sets the kernels in a child (models/backend.ts and models/kernels/winograd.ts read it). */
 export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
-  return { DENSESTREAM_WASM_KERNELS: choice === 'off' ? '0' : '1', DENSESTREAM_WINOGRAD: choice === 'direct' ? '0' : '1' };
+  return {
+    DENSESTREAM_WASM_KERNELS: choice === 'off' ? '0' : '1',
+    DENSESTREAM_WINOGRAD: choice === 'direct' ? '0' : '1',
+    ...(choice === 'simd' ? { DENSESTREAM_RELAXED_SIMD: '0' } : choice === 'relaxed' ? { DENSESTREAM_RELAXED_SIMD: '1' } : {}),
+  };
 }
 
 /** One child run of the set: its round (from 1), method, the other settings that vary, and its ms a step. */

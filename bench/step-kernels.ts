@@ -12,10 +12,17 @@
  * One JSON line per kernel and shape, the `--top` slowest per method, then per method its wall
  * and kernel milliseconds a step and kernel calls, and with `--rounds N` the methods take turns N
  * times and the last line gives each one's ratio to mocov2's step within each round.
+ *
+ * `--builds simd,relaxed-simd` alternates the builds of densestream's kernels within each round
+ * (one process, the same batch), prints each line per build, and a last line with each method's
+ * relaxed-SIMD step against its SIMD step, round by round. The relaxed build needs a runtime that
+ * compiles it (Node 22; Node 20 with --experimental-wasm-relaxed-simd).
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../models/backend.js';
+import { installWasmKernels, relaxedSimdSupported, wasmKernelBuild, type WasmKernelBuild } from '../models/kernels/wasm-kernels.js';
+import { wasmThreadCount } from '../models/wasm-threads.js';
 import type { Batch } from '../core/batch.js';
 import type { Method } from '../methods/method.js';
 import { disposeParts, type LossParts } from '../methods/method.js';
@@ -74,6 +81,8 @@ function syntheticBatch(b: number, size: number): Batch {
 interface StepStats {
   method: string;
   round: number;
+  /** The kernels' build it ran on; undefined off wasm or with the kernels off. */
+  build: WasmKernelBuild | undefined;
   wallMs: number;
   kernelMs: number;
   calls: number;
@@ -108,7 +117,24 @@ async function timeSteps(c: TrainConfig, method: Method, batch: Batch, warmup: n
   let kernelMs = 0;
   let calls = 0;
   for (const t of timer.times.values()) [kernelMs, calls] = [kernelMs + t.ms, calls + t.calls];
-  return { method: c.method, round, wallMs: wallMs / steps, kernelMs: kernelMs / steps, calls: calls / steps, times: timer.times };
+  const build = wasmKernelBuild();
+  return { method: c.method, round, build, wallMs: wallMs / steps, kernelMs: kernelMs / steps, calls: calls / steps, times: timer.times };
+}
+
+const BUILDS: readonly WasmKernelBuild[] = ['simd', 'relaxed-simd'];
+
+/** `--builds`: the kernel builds to alternate, checked before anything is built. */
+function parseBuilds(value: string): WasmKernelBuild[] {
+  if (value === '') return [];
+  const builds = value.split(',');
+  for (const b of builds)
+    if (!(BUILDS as readonly string[]).includes(b)) throw new Error(`--builds: expected some of ${BUILDS.join(',')}, got "${b}"`);
+  if (new Set(builds).size !== builds.length) throw new Error(`--builds: "${value}" names a build twice`);
+  if (builds.includes('relaxed-simd') && !relaxedSimdSupported())
+    throw new Error(
+      `--builds relaxed-simd: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does; Node 20 with --experimental-wasm-relaxed-simd)`,
+    );
+  return builds as WasmKernelBuild[];
 }
 
 export async function stepKernelsBench(argv: string[]): Promise<void> {
@@ -123,8 +149,10 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
       batch: { type: 'string', default: '64' },
       top: { type: 'string', default: '20' },
       train: { type: 'string', default: '' },
+      builds: { type: 'string', default: '' },
     },
   });
+  const builds = parseBuilds(values.builds);
   const [rounds, steps, warmup, size, batchSize, top] = (['rounds', 'steps', 'warmup', 'size', 'batch', 'top'] as const).map((k) =>
     positiveInt(values[k], `--${k}`),
   ) as [number, number, number, number, number, number];
@@ -146,60 +174,104 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
     throw new Error("--match geometric: its matches come from the data plane's crop boxes; time it with `bench train`");
   const first = configs[0]!;
   const backend = await selectBackend(first.backend, first.threads === undefined ? {} : { threads: first.threads });
+  if (builds.length > 0 && backend.kernels === undefined)
+    throw new Error(`--builds: densestream's kernels are not running (backend ${backend.backend}; DENSESTREAM_WASM_KERNELS=0?)`);
   const batch = syntheticBatch(batchSize, size);
   const runs: StepStats[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const c of configs) {
-        const { method } = createMethod(c, () => undefined);
-        try {
-          runs.push(await timeSteps(c, method, batch, warmup, steps, round));
-        } finally {
-          method.dispose();
+      for (const build of builds.length > 0 ? builds : [undefined]) {
+        if (build !== undefined) await installWasmKernels(wasmThreadCount(), build === 'relaxed-simd');
+        for (const c of configs) {
+          const { method } = createMethod(c, () => undefined);
+          try {
+            runs.push(await timeSteps(c, method, batch, warmup, steps, round));
+          } finally {
+            method.dispose();
+          }
         }
       }
     }
   } finally {
     batch.dispose();
   }
-  for (const c of configs) {
-    const mine = runs.filter((r) => r.method === c.method);
-    const merged: KernelTimes = new Map();
-    for (const r of mine)
-      for (const [k, t] of r.times) {
-        const m = merged.get(k) ?? { calls: 0, ms: 0 };
-        merged.set(k, { calls: m.calls + t.calls, ms: m.ms + t.ms });
-      }
-    const per = steps * mine.length;
-    const slowest = [...merged].sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
-    for (const [kernel, t] of slowest)
-      printJson({
-        bench: 'step-kernels',
-        method: c.method,
-        kernel,
-        msPerStep: t.ms / per,
-        callsPerStep: t.calls / per,
-        msPerCall: t.ms / t.calls,
-      });
-    printJson({
-      bench: 'step-kernels',
-      method: c.method,
-      backend: backend.backend,
-      wallMsPerStep: median(mine.map((r) => r.wallMs)),
-      kernelMsPerStep: median(mine.map((r) => r.kernelMs)),
-      kernelCallsPerStep: median(mine.map((r) => r.calls)),
-    });
-  }
-  const base = runs.filter((r) => r.method === 'mocov2');
-  if (base.length > 0) {
+  for (const build of builds.length > 0 ? builds : [backend.kernels])
+    for (const c of configs)
+      printMethod(
+        runs.filter((r) => r.method === c.method && r.build === build),
+        c.method,
+        build,
+        steps,
+        top,
+        backend.backend,
+      );
+  for (const build of builds.length > 0 ? builds : [backend.kernels]) {
+    const mine = runs.filter((r) => r.build === build);
+    const base = mine.filter((r) => r.method === 'mocov2');
+    if (base.length === 0) continue;
     const ratios = Object.fromEntries(
       methods
         .filter((m) => m !== 'mocov2')
         .map((m) => {
-          const perRound = runs.filter((r) => r.method === m).map((r) => r.wallMs / (base[r.round]?.wallMs ?? NaN));
+          const perRound = mine.filter((r) => r.method === m).map((r) => r.wallMs / (base[r.round]?.wallMs ?? NaN));
           return [m, { perRound, median: median(perRound) }];
         }),
     );
-    printJson({ bench: 'step-kernels', summary: 'wall ms a step against mocov2, within each round', rounds, ratios });
+    printJson({
+      bench: 'step-kernels',
+      summary: 'wall ms a step against mocov2, within each round',
+      kernels: build ?? null,
+      rounds,
+      ratios,
+    });
   }
+  if (builds.length === 2) {
+    const ratios = Object.fromEntries(
+      methods.map((m) => {
+        const of = (b: WasmKernelBuild) => runs.filter((r) => r.method === m && r.build === b);
+        const simd = of('simd');
+        const perRound = of('relaxed-simd').map((r) => r.wallMs / (simd[r.round]?.wallMs ?? NaN));
+        return [m, { perRound, median: median(perRound) }];
+      }),
+    );
+    printJson({ bench: 'step-kernels', summary: 'wall ms a step, relaxed-simd against simd, within each round', rounds, ratios });
+  }
+}
+
+/** A method's lines on one build: its `top` slowest kernels by shape, then its totals. */
+function printMethod(
+  mine: StepStats[],
+  method: string,
+  build: WasmKernelBuild | undefined,
+  steps: number,
+  top: number,
+  backend: string,
+): void {
+  const merged: KernelTimes = new Map();
+  for (const r of mine)
+    for (const [k, t] of r.times) {
+      const m = merged.get(k) ?? { calls: 0, ms: 0 };
+      merged.set(k, { calls: m.calls + t.calls, ms: m.ms + t.ms });
+    }
+  const per = steps * mine.length;
+  const slowest = [...merged].sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
+  for (const [kernel, t] of slowest)
+    printJson({
+      bench: 'step-kernels',
+      method,
+      kernels: build ?? null,
+      kernel,
+      msPerStep: t.ms / per,
+      callsPerStep: t.calls / per,
+      msPerCall: t.ms / t.calls,
+    });
+  printJson({
+    bench: 'step-kernels',
+    method,
+    backend,
+    kernels: build ?? null,
+    wallMsPerStep: median(mine.map((r) => r.wallMs)),
+    kernelMsPerStep: median(mine.map((r) => r.kernelMs)),
+    kernelCallsPerStep: median(mine.map((r) => r.calls)),
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|both|all] [--rounds 1]`:
+ * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|simd|relaxed|both|all] [--rounds 1]`:
  * MoCo v2 on Fashion-MNIST, densestream against its PyTorch twin (`torch_moco_twin.py`: the same
  * slim ResNet, heads, queue, optimiser and augmentation ranges, views cut on the batch tensor,
  * 2 threads), in the same run, one after the other, each in its own process. Prints the two
@@ -39,7 +39,14 @@ export async function twinBench(argv: string[]): Promise<void> {
   const size = positiveInt(values.size, '--size');
   if (!pythonHas('torch')) throw new Error('twin: needs PyTorch for its other side (apt-get install python3-torch)');
   /** What the twin line keeps of a densestream side's `bench train` line. */
-  type Side = { imagesPerSec: number; dataWaitFraction: number; augment: string; kernels: boolean; winograd: boolean };
+  type Side = {
+    imagesPerSec: number;
+    dataWaitFraction: number;
+    augment: string;
+    kernels: boolean;
+    kernelBuild: string | null;
+    winograd: boolean;
+  };
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.
   const ours = () =>
     parseKernels(values.kernels).map((k) =>
@@ -83,6 +90,7 @@ export async function twinBench(argv: string[]): Promise<void> {
     const row = sides.map((side) => ({
       augment: side.augment,
       kernels: side.kernels,
+      kernelBuild: side.kernelBuild,
       winograd: side.winograd,
       imagesPerSec: side.imagesPerSec,
       torchImagesPerSec: torch,
@@ -100,6 +108,7 @@ export async function twinBench(argv: string[]): Promise<void> {
       rounds,
       augment: first.augment,
       kernels: first.kernels,
+      kernelBuild: first.kernelBuild,
       winograd: first.winograd,
       imagesPerSec: of('imagesPerSec'),
       torchImagesPerSec: of('torchImagesPerSec'),

@@ -20,6 +20,8 @@ interface WasmApi {
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => WasmInstance;
   compile(bytes: Uint8Array): Promise<WasmModule>;
+  /** Whether this runtime would compile `bytes`: false for a feature it lacks (relaxed SIMD on Node 20). */
+  validate(bytes: Uint8Array): boolean;
   instantiate(module: WasmModule, imports: Record<string, Record<string, unknown>>): Promise<WasmInstance>;
 }
 

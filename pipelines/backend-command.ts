@@ -9,7 +9,7 @@ export const BACKEND_COMMAND = {
   summary: 'load the compute backend and report which one this machine gets, and why',
   options: z.object({ ...BACKEND_OPTIONS }),
   notes:
-    'Prints one JSON line: the backend taken, its provider, wasm threads, the WebGPU adapter, the tfjs version, and the candidates passed over with their reasons.',
+    "Prints one JSON line: the backend taken, its provider, wasm threads, which build of the project's own wasm kernels ran (simd or relaxed-simd), the WebGPU adapter, the tfjs version, and the candidates passed over with their reasons.",
 } satisfies CommandSchema;
 
 export type BackendConfig = z.output<typeof BACKEND_COMMAND.options>;
@@ -30,6 +30,7 @@ export async function backendCommand(values: BackendConfig): Promise<void> {
       backend: selection.backend,
       provider: selection.provider,
       threads: selection.backend === 'wasm' ? wasmThreadCount() : null,
+      kernels: selection.kernels ?? null,
       adapter: selection.adapter ?? null,
       tfjs: packageJson().dependencies['@tensorflow/tfjs'],
       passedOver: selection.reasons

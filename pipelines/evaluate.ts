@@ -24,7 +24,7 @@
 import { FASHION_MNIST_CLASSES } from '../datasets/fashion-mnist.js';
 import { SCENE_CLASSES } from '../datasets/scenes.js';
 import { isRandomAccess, rangeSource, readSamples, splitSource, type RandomAccessSource, type Source } from '../datasets/source.js';
-import { backendLines, selectBackend } from '../models/backend.js';
+import { backendFields, backendLines, selectBackend } from '../models/backend.js';
 import { readWholeImages, type LabelledImages } from '../train/whole-images.js';
 import { loadCheckpointEncoder, randomInitEncoder, type CheckpointEncoder } from './checkpoint-encoder.js';
 import { DEFAULT_RECIPE } from './recipe.js';
@@ -209,6 +209,6 @@ export async function evalCommand(c: EvalConfig): Promise<void> {
   log(`eval: wrote ${path}`);
   const seconds = Math.round((performance.now() - start) / 100) / 10;
   process.stdout.write(
-    `${JSON.stringify({ eval: c.protocols.join(','), ...evaluationLine(evaluation), seconds, backend: selection.backend })}\n`,
+    `${JSON.stringify({ eval: c.protocols.join(','), ...evaluationLine(evaluation), seconds, ...backendFields(selection) })}\n`,
   );
 }

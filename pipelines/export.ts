@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { map, tap } from 'rxjs';
 import { parseShard } from '../datasets/source.js';
-import { backendLines, selectBackend } from '../models/backend.js';
+import { backendFields, backendLines, selectBackend } from '../models/backend.js';
 import { centreSquareView } from '../operators/augment-presets.js';
 import { batch as collate } from '../operators/batch.js';
 import { decode } from '../operators/decode.js';
@@ -172,6 +172,6 @@ export async function exportCommand(c: ExportConfig): Promise<void> {
   const start = performance.now();
   const result = await runExport(c);
   process.stdout.write(
-    `${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`,
+    `${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, ...backendFields(selection) })}\n`,
   );
 }

@@ -16,7 +16,7 @@ import { lastValueFrom, take, toArray, type OperatorFunction } from 'rxjs';
 import { mapInOrder, thenOrNow } from '../operators/map-in-order.js';
 import sharp from 'sharp';
 import { readSamples, type Source } from '../datasets/source.js';
-import { backendLines, selectBackend } from '../models/backend.js';
+import { backendFields, backendLines, selectBackend } from '../models/backend.js';
 import { saliencyAttention, type AttentionSource } from '../operators/attention-map.js';
 import { centreSquareView } from '../operators/augment-presets.js';
 import { normalizeRgb } from '../operators/batch.js';
@@ -343,6 +343,6 @@ export async function reportCommand(c: ReportConfig): Promise<void> {
   const start = performance.now();
   const result = await runReport(c);
   process.stdout.write(
-    `${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, backend: selection.backend })}\n`,
+    `${JSON.stringify({ ...result, seconds: Math.round((performance.now() - start) / 100) / 10, ...backendFields(selection) })}\n`,
   );
 }

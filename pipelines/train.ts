@@ -17,7 +17,7 @@ import { createHapicl } from '../methods/hapicl.js';
 import type { Method } from '../methods/method.js';
 import { createMocoV2 } from '../methods/mocov2.js';
 import { createSoftRank, type SoftRank, type SoftRankOptions } from '../methods/softrank.js';
-import { backendLines, selectBackend } from '../models/backend.js';
+import { backendFields, backendLines, selectBackend, type WasmKernelBuild } from '../models/backend.js';
 import { encoderPreset } from '../models/encoder-spec.js';
 import { assignSaved, readSaved, takeTensors } from '../models/weights-io.js';
 import type { AttentionSource } from '../operators/attention-map.js';
@@ -130,6 +130,8 @@ export interface RunOptions {
 
 export type TrainingResult = TrainResult & {
   backend: string;
+  /** The build of densestream's wasm kernels that ran, on wasm with the kernels on. */
+  kernels?: WasmKernelBuild;
   augment: AugmentPath;
   positives?: PositiveStats;
   knnInit?: number;
@@ -263,7 +265,7 @@ export async function runTraining(c: TrainConfig, options: RunOptions = {}): Pro
     if (n + skipped.notes + skipped.retries > 0) process.stderr.write(`${skipSummary(source.name, n, skipped)}\n`);
     return {
       ...result,
-      backend: selection.backend,
+      ...backendFields(selection),
       augment: augment.path,
       ...(positives ? { positives: positiveStats(positives) } : {}),
       ...(knn ? { knnInit: knn.init, knnFinal: knn.final, knnQueries: knn.queries } : {}),

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { parseBackendChoice, selectBackend } from '../models/backend.js';
+import { parseBackendChoice, relaxedSimdChoice, selectBackend } from '../models/backend.js';
+import { relaxedSimdSupported } from '../models/kernels/wasm-kernels.js';
 import { wasmThreadCount } from '../models/wasm-threads.js';
 import { createReferenceNet } from '../bench/reference-net.js';
 
@@ -45,8 +46,39 @@ describe('backend selection', () => {
     expect(wasmThreadCount()).toBe(2);
     expect(selection.reasons[0]).toMatch(/^backend: passed over @tensorflow\/tfjs-node-gpu: /);
     expect(selection.reasons[1]).toMatch(/^backend: passed over @tensorflow\/tfjs-node: /);
-    expect(selection.reasons.at(-1)).toBe('backend: took wasm (@tensorflow/tfjs-backend-wasm (threaded-simd, 2 threads))');
+    // the build of densestream's kernels: relaxed SIMD where the runtime compiles it, else why not
+    const build =
+      process.env['DENSESTREAM_RELAXED_SIMD'] === '0'
+        ? 'simd'
+        : relaxedSimdSupported()
+          ? 'relaxed-simd'
+          : 'simd (this runtime has no relaxed SIMD: Node 22 has)';
+    expect(selection.reasons.at(-1)).toBe(
+      `backend: took wasm (@tensorflow/tfjs-backend-wasm (threaded-simd, 2 threads)), densestream's kernels ${build}`,
+    );
+    expect(selection.kernels).toBe(build.split(' ')[0]);
   });
+
+  it('reads DENSESTREAM_RELAXED_SIMD as 0 (off), 1 (required) or unset (auto), the option first, and refuses anything else', () => {
+    expect(relaxedSimdChoice(undefined, undefined)).toBe('auto');
+    expect(relaxedSimdChoice(undefined, '')).toBe('auto');
+    expect(relaxedSimdChoice(undefined, '0')).toBe(false);
+    expect(relaxedSimdChoice(undefined, '1')).toBe(true);
+    expect(relaxedSimdChoice(false, '1')).toBe(false);
+    expect(relaxedSimdChoice('auto', '0')).toBe('auto');
+    expect(() => relaxedSimdChoice(undefined, 'yes')).toThrow('DENSESTREAM_RELAXED_SIMD: expected 0 (off) or 1 (required), got "yes"');
+  });
+
+  it.runIf(!relaxedSimdSupported())(
+    'refuses a required relaxed SIMD on a runtime without it before loading any backend, saying where it is',
+    async () => {
+      const backend = tf.getBackend();
+      await expect(selectBackend('wasm', { threads: 2, relaxedSimd: true })).rejects.toThrow(
+        /relaxed SIMD was required \(DENSESTREAM_RELAXED_SIMD=1\), but Node .* does not compile it: Node 22 and later do/,
+      );
+      expect(tf.getBackend()).toBe(backend);
+    },
+  );
 
   it('trains the reference CNN on wasm exactly as on cpu for the first steps, at a flat tensor count', async () => {
     await selectBackend('cpu');

@@ -7,7 +7,7 @@ import { backpropFilter, expectWasmMatchesCpu } from './helpers/kernel-calls.js'
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
-import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { blockSwap, installWasmKernels, relaxedSimdSupported, wasmKernelBuild, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 interface FilterCase {
   inC: number;
@@ -86,6 +86,38 @@ describe('densestream wasm kernels', () => {
   it('are installed by selectBackend on the threaded build, one part per thread', () => {
     expect(wasmKernelThreads()).toBe(2);
   });
+
+  it('run the relaxed-SIMD build where DENSESTREAM_RELAXED_SIMD=1 requires it (the relaxed-simd test project), else where the runtime has it', () => {
+    const required = process.env['DENSESTREAM_RELAXED_SIMD'] === '1';
+    if (required) expect(relaxedSimdSupported()).toBe(true);
+    expect(wasmKernelBuild()).toBe(required || relaxedSimdSupported() ? 'relaxed-simd' : 'simd');
+  });
+
+  it.runIf(relaxedSimdSupported())(
+    'give the same filter gradient, to float rounding, on either build, and keep the build across thread counts',
+    async () => {
+      const c = filterCases.find((f) => f.inC === 32 && f.stride === 2)!;
+      const ref = await cpuFilterGradient(c);
+      await tf.setBackend('wasm');
+      const initial = wasmKernelBuild();
+      const gradient = async (relaxed: boolean) => {
+        expect(await installWasmKernels(2, relaxed)).toBe(relaxed ? 'relaxed-simd' : 'simd');
+        const x = tf.tensor4d(ref.x, ref.xShape);
+        const dy = tf.tensor4d(ref.dy, ref.dyShape);
+        const dW = backpropFilter(x, dy, ref.filterShape, c.pad, c.stride);
+        const values = dW.dataSync().slice();
+        tf.dispose([x, dy, dW]);
+        return values;
+      };
+      const fused = await gradient(true);
+      await installWasmKernels(1);
+      expect(wasmKernelBuild()).toBe('relaxed-simd');
+      const plain = await gradient(false);
+      expect(relativeError(fused, plain)).toBeLessThanOrEqual(1e-6);
+      expect(relativeError(fused, ref.dW)).toBeLessThanOrEqual(1e-5);
+      await installWasmKernels(2, initial === 'relaxed-simd');
+    },
+  );
 
   for (const parts of [2, 1]) {
     it.each(filterCases)(

@@ -3,14 +3,20 @@
  * Builds the project's C sources into WebAssembly (`npm run build:kernels`):
  * - models/kernels/kernels.c into models/kernels/kernels-wasm.ts, the backend's kernels, in two
  *   variants: `shared` imports a shared memory (the threaded tfjs build, whose heap worker
- *   threads also see) and `plain` a private one (the single-threaded SIMD build);
+ *   threads also see) and `plain` a private one (the single-threaded SIMD build); each again
+ *   with relaxed SIMD (`sharedRelaxed`, `plainRelaxed`), whose products' inner loops use
+ *   `f32x4.relaxed_madd` (a fused multiply-add where the CPU has one), for runtimes that
+ *   validate it (Node 22, Chrome 114 and later);
  * - operators/saliency.c into operators/saliency-wasm.ts, the saliency maps' pixel loops, `plain`.
  *
  * The bytes are inlined as base64 so that `tsc` alone ships them, and each source's SHA-256 is
  * recorded so a test catches a source edited without a rebuild.
  *
  * Needs Debian's clang-14, lld-14 and llvm-14 (`apt-get install clang-14 lld-14 llvm-14`: the compiler,
- * wasm-ld, and llvm-objdump for the check below); users never run it.
+ * wasm-ld, and llvm-objdump for the check below), and clang-19 with lld-19 for the relaxed variants
+ * (clang-14's wasm_simd128.h has no relaxed intrinsics); users never run it. The SIMD variants stay
+ * on clang-14: its bytes are the ones every result so far was measured with, and clang-19's ran
+ * the MoCo v2 step 1–5 % slower here (docs/performance.md, "Measured: fused multiply-add").
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,10 +24,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+
+// Node 20 compiles relaxed SIMD only behind this flag (Node 22 ships it, and refuses the flag);
+// the checks below compile every variant.
+if (Number(process.versions.node.split('.')[0]) < 22) setFlagsFromString('--experimental-wasm-relaxed-simd');
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const clang = process.env.CLANG ?? 'clang-14';
+const clangRelaxed = process.env.CLANG_RELAXED ?? 'clang-19';
 const common = [
   '--target=wasm32',
   '-O3',
@@ -36,9 +48,12 @@ const common = [
   '-Wl,-z,stack-size=0',
   '-Wl,--strip-all',
 ];
+const sharedMemory = ['-matomics', '-mbulk-memory', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'];
 const variants = {
-  shared: ['-matomics', '-mbulk-memory', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'],
-  plain: [],
+  shared: { compiler: clang, flags: sharedMemory },
+  plain: { compiler: clang, flags: [] },
+  sharedRelaxed: { compiler: clangRelaxed, flags: ['-mrelaxed-simd', ...sharedMemory] },
+  plainRelaxed: { compiler: clangRelaxed, flags: ['-mrelaxed-simd'] },
 };
 
 /** Compiles `source` in each variant; the base64 bytes by variant. */
@@ -48,7 +63,8 @@ function compile(source, names) {
   try {
     for (const name of names) {
       const out = join(work, `${name}.wasm`);
-      execFileSync(clang, [...common, ...variants[name], '-o', out, source], { stdio: 'inherit' });
+      const { compiler, flags } = variants[name];
+      execFileSync(compiler, [...common, ...flags, '-o', out, source], { stdio: 'inherit' });
       const bytes = readFileSync(out);
       const module = new WebAssembly.Module(bytes);
       // The module writes only where it is told: one import (the memory), no globals, no stack.
@@ -70,7 +86,7 @@ const sha = (source) => createHash('sha256').update(readFileSync(source)).digest
 
 {
   const source = join(here, 'kernels.c');
-  const built = compile(source, ['shared', 'plain']);
+  const built = compile(source, ['shared', 'plain', 'sharedRelaxed', 'plainRelaxed']);
   const hash = sha(source);
   writeFileSync(
     join(here, 'kernels-wasm.ts'),
@@ -83,9 +99,16 @@ export const KERNELS_SHARED_BASE64 =
 /** The module importing a private memory (single-threaded SIMD build). */
 export const KERNELS_PLAIN_BASE64 =
   '${built.plain}';
+/** KERNELS_SHARED_BASE64 built with relaxed SIMD (fused multiply-adds). */
+export const KERNELS_SHARED_RELAXED_BASE64 =
+  '${built.sharedRelaxed}';
+/** KERNELS_PLAIN_BASE64 built with relaxed SIMD (fused multiply-adds). */
+export const KERNELS_PLAIN_RELAXED_BASE64 =
+  '${built.plainRelaxed}';
 `,
   );
-  console.log(`kernels-wasm.ts: shared ${built.shared.length} and plain ${built.plain.length} base64 chars, source ${hash.slice(0, 12)}`);
+  const sizes = Object.entries(built).map(([name, b64]) => `${name} ${b64.length}`);
+  console.log(`kernels-wasm.ts: ${sizes.join(', ')} base64 chars, source ${hash.slice(0, 12)}`);
 }
 
 {

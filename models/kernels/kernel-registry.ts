@@ -8,12 +8,21 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelPool } from './pool.js';
 import type { WasmMemory } from '../../core/webassembly.js';
 
+/**
+ * Which build of kernels.c runs: `relaxed-simd` uses WebAssembly's `f32x4.relaxed_madd` in the
+ * products' inner loops (one fused multiply-add where the CPU has it, so a sum may differ from
+ * `simd`'s in its last bits, and between CPUs); `simd` multiplies, then adds: the same bits on
+ * every machine.
+ */
+export type WasmKernelBuild = 'relaxed-simd' | 'simd';
+
 export interface Installed {
   backend: BackendWasm;
   pool: KernelPool;
   memory: WasmMemory;
   /** 16 int32 of the backend's heap that carry a call's geometry and its work-item counter. */
   geometry: number;
+  build: WasmKernelBuild;
 }
 
 /** The convolution geometry a filter-gradient call needs, NHWC. */
@@ -42,6 +51,11 @@ export function setInstall(k: Installed): void {
 /** Threads the kernels run on for the active wasm backend; 0 when not installed there. */
 export function wasmKernelThreads(): number {
   return installed !== undefined && tf.getBackend() === 'wasm' && tf.backend() === installed.backend ? installed.pool.parts : 0;
+}
+
+/** The build of the kernels installed on the active wasm backend; undefined when none is. */
+export function wasmKernelBuild(): WasmKernelBuild | undefined {
+  return wasmKernelThreads() > 0 ? installed?.build : undefined;
 }
 
 /** Below this many output values a call stays on one thread: waking the others costs more. */

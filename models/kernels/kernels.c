@@ -13,6 +13,16 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/*
+ * a·b + c in the products' inner loops. Built with relaxed SIMD (the `relaxed` variants), one
+ * fused multiply-add where the CPU has it, rounded once; otherwise a multiply, then an add.
+ */
+#ifdef __wasm_relaxed_simd__
+#define MADD(a, b, c) wasm_f32x4_relaxed_madd((a), (b), (c))
+#else
+#define MADD(a, b, c) wasm_f32x4_add(wasm_f32x4_mul((a), (b)), (c))
+#endif
+
 /* Pixels of dy/x streamed per pass, sized so both slices stay in L2 (≈128 KiB). */
 #ifndef CHUNK_BYTES
 #define CHUNK_BYTES (128 * 1024)
@@ -51,7 +61,7 @@ INLINE void filter_tile(const conv_t* g, const float* x, const float* dy, float*
       for (int v = 0; v < OV; v++) d[v] = wasm_v128_load(dp + 4 * v);
       for (int r = 0; r < CR; r++) {
         const v128_t a = wasm_v128_load32_splat(xp + r);
-        for (int v = 0; v < OV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(a, d[v]));
+        for (int v = 0; v < OV; v++) acc[r][v] = MADD(a, d[v], acc[r][v]);
       }
     }
   }
@@ -467,7 +477,7 @@ INLINE void centred_affine_rows(const float* x, const float* dy, const float* co
     for (; c < vc; c += 4) {
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + c), wasm_v128_load(m + c));
       v128_t v = wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(sc + c)), wasm_v128_load(b + c));
-      if (third) v = wasm_f32x4_add(v, wasm_f32x4_mul(wasm_v128_load(dr + c), wasm_v128_load(t + c)));
+      if (third) v = MADD(wasm_v128_load(dr + c), wasm_v128_load(t + c), v);
       wasm_v128_store(o + c, v);
     }
     for (; c < cols; c++) o[c] = (xr[c] - m[c]) * sc[c] + b[c] + (third ? dr[c] * t[c] : 0.0f);
@@ -652,8 +662,8 @@ INLINE void mm_rows_nn(const matmul_t* g, const float* a, const float* b, float*
       const v128_t b0 = wasm_v128_load(b + kk * n + j), b1 = wasm_v128_load(b + kk * n + j + 4);
       for (int r = 0; r < R; r++) {
         const v128_t s = wasm_f32x4_splat(a_at(g, a, i0 + r, kk));
-        acc[r][0] = wasm_f32x4_add(acc[r][0], wasm_f32x4_mul(s, b0));
-        acc[r][1] = wasm_f32x4_add(acc[r][1], wasm_f32x4_mul(s, b1));
+        acc[r][0] = MADD(s, b0, acc[r][0]);
+        acc[r][1] = MADD(s, b1, acc[r][1]);
       }
     }
     for (int r = 0; r < R; r++) {
@@ -666,7 +676,7 @@ INLINE void mm_rows_nn(const matmul_t* g, const float* a, const float* b, float*
     for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_splat(0.0f);
     for (int kk = 0; kk < g->k; kk++) {
       const v128_t b0 = wasm_v128_load(b + kk * n + j);
-      for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_splat(a_at(g, a, i0 + r, kk)), b0));
+      for (int r = 0; r < R; r++) acc[r] = MADD(wasm_f32x4_splat(a_at(g, a, i0 + r, kk)), b0, acc[r]);
     }
     for (int r = 0; r < R; r++) wasm_v128_store(out + (i0 + r) * n + j, acc[r]);
   }
@@ -697,7 +707,7 @@ INLINE void mm_rows_nt(const matmul_t* g, const float* a, const float* b, float*
       for (int r = 0; r < R; r++) {
         const v128_t av = wasm_v128_load(a + (i0 + r) * k + kk);
         #pragma clang loop unroll(full)
-        for (int c = 0; c < 4; c++) acc[r][c] = wasm_f32x4_add(acc[r][c], wasm_f32x4_mul(av, bv[c]));
+        for (int c = 0; c < 4; c++) acc[r][c] = MADD(av, bv[c], acc[r][c]);
       }
     }
     #pragma clang loop unroll(full)
@@ -769,8 +779,8 @@ INLINE void mm_tile_nn8(const float* a, int lda, const float* b, int n, float* o
     const v128_t b0 = wasm_v128_load(b + kk * n), b1 = wasm_v128_load(b + kk * n + 4);
     for (int r = 0; r < R; r++) {
       const v128_t s = wasm_f32x4_splat(a[r * lda + kk]);
-      acc[r][0] = wasm_f32x4_add(acc[r][0], wasm_f32x4_mul(s, b0));
-      acc[r][1] = wasm_f32x4_add(acc[r][1], wasm_f32x4_mul(s, b1));
+      acc[r][0] = MADD(s, b0, acc[r][0]);
+      acc[r][1] = MADD(s, b1, acc[r][1]);
     }
   }
   for (int r = 0; r < R; r++) {
@@ -785,7 +795,7 @@ INLINE void mm_tile_nn4(const float* a, int lda, const float* b, int n, float* o
   for (int r = 0; r < R; r++) acc[r] = wasm_v128_load(out + r * n);
   for (int kk = k0; kk < k1; kk++) {
     const v128_t b0 = wasm_v128_load(b + kk * n);
-    for (int r = 0; r < R; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(wasm_f32x4_splat(a[r * lda + kk]), b0));
+    for (int r = 0; r < R; r++) acc[r] = MADD(wasm_f32x4_splat(a[r * lda + kk]), b0, acc[r]);
   }
   for (int r = 0; r < R; r++) wasm_v128_store(out + r * n, acc[r]);
 }
@@ -1159,7 +1169,7 @@ INLINE void wino_gemm_tile(const float* a, const float* bm, float* c, int k, int
     for (int r = 0; r < R; r++) {
       const v128_t s = wasm_v128_load32_splat(ap + r * k + kk);
       #pragma clang loop unroll(full)
-      for (int v = 0; v < OV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, bv[v]));
+      for (int v = 0; v < OV; v++) acc[r][v] = MADD(s, bv[v], acc[r][v]);
     }
   }
   #pragma clang loop unroll(full)
@@ -1431,7 +1441,7 @@ INLINE void wino_grad_tile(const float* v, const float* dz, float* du, int in_c,
     for (int r = 0; r < CR; r++) {
       const v128_t s = wasm_v128_load32_splat(vp + r);
       #pragma clang loop unroll(full)
-      for (int q = 0; q < OV; q++) acc[r][q] = wasm_f32x4_add(acc[r][q], wasm_f32x4_mul(s, d[q]));
+      for (int q = 0; q < OV; q++) acc[r][q] = MADD(s, d[q], acc[r][q]);
     }
   }
   #pragma clang loop unroll(full)
@@ -1775,10 +1785,10 @@ INLINE void weighted_rows(const float* img, long long stride, const float* rw, i
       if (w == 0.0f) continue;
       const v128_t wv = wasm_f32x4_splat(w);
       const float* line = img + (long long)(lo + m) * stride + x;
-      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wv, wasm_v128_load(line)));
-      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wv, wasm_v128_load(line + 4)));
-      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wv, wasm_v128_load(line + 8)));
-      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wv, wasm_v128_load(line + 12)));
+      a0 = MADD(wv, wasm_v128_load(line), a0);
+      a1 = MADD(wv, wasm_v128_load(line + 4), a1);
+      a2 = MADD(wv, wasm_v128_load(line + 8), a2);
+      a3 = MADD(wv, wasm_v128_load(line + 12), a3);
     }
     wasm_v128_store(t + x, a0);
     wasm_v128_store(t + x + 4, a1);
@@ -1797,7 +1807,7 @@ INLINE void weighted_rows(const float* img, long long stride, const float* rw, i
 
 /* acc + entry `w`'s weight m times the pixel (r, g, b as lanes 0–2) at p + 3m: one tap of a horizontal band. */
 INLINE v128_t band_tap(v128_t acc, const float* w, const float* p, int m) {
-  return wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(w[2 + m]), wasm_v128_load(p + 3 * m)));
+  return MADD(wasm_f32x4_splat(w[2 + m]), wasm_v128_load(p + 3 * m), acc);
 }
 
 /*
@@ -1918,7 +1928,7 @@ static void blur_view(float* crop, float* across, const float* taps, int k, int 
       if (x == lo && hi - lo >= 4) {
         for (; x + 4 <= hi; x += 4) {
           v128_t s = wasm_f32x4_splat(0.0f);
-          for (int t = 0; t < k; t++) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_splat(taps[t]), wasm_v128_load(src + x + 3 * (t - radius))));
+          for (int t = 0; t < k; t++) s = MADD(wasm_f32x4_splat(taps[t]), wasm_v128_load(src + x + 3 * (t - radius)), s);
           wasm_v128_store(dst + x, s);
         }
         if (x >= row) break;
@@ -1941,7 +1951,7 @@ static void blur_view(float* crop, float* across, const float* taps, int k, int 
       for (int t = 0; t < k; t++) {
         int ii = i + t - radius;
         ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
-        s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_f32x4_splat(taps[t]), wasm_v128_load(across + ii * row + x)));
+        s = MADD(wasm_f32x4_splat(taps[t]), wasm_v128_load(across + ii * row + x), s);
       }
       wasm_v128_store(dst + x, s);
     }

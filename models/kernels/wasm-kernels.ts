@@ -30,6 +30,7 @@ import {
   type FilterGradientAttrs,
   type Installed,
   type KernelArgs,
+  type WasmKernelBuild,
 } from './kernel-registry.js';
 import { registerCopyKernels } from './copy-kernels.js';
 import { registerContrast } from './contrast.js';
@@ -37,11 +38,16 @@ import { registerCutViews } from './cut-views.js';
 import { registerElementwiseKernels } from './elementwise-kernels.js';
 import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
-import { KERNELS_PLAIN_BASE64, KERNELS_SHARED_BASE64 } from './kernels-wasm.js';
+import {
+  KERNELS_PLAIN_BASE64,
+  KERNELS_PLAIN_RELAXED_BASE64,
+  KERNELS_SHARED_BASE64,
+  KERNELS_SHARED_RELAXED_BASE64,
+} from './kernels-wasm.js';
 import { KernelPool } from './pool.js';
 import { webAssembly, type WasmMemory } from '../../core/webassembly.js';
 
-export { wasmKernelThreads, type FilterGradientAttrs } from './kernel-registry.js';
+export { wasmKernelBuild, wasmKernelThreads, type FilterGradientAttrs, type WasmKernelBuild } from './kernel-registry.js';
 
 let registered = false;
 
@@ -57,12 +63,23 @@ interface EmscriptenModule {
   _malloc(bytes: number): number;
 }
 
+let relaxedSupport: boolean | undefined;
+
+/** Whether this runtime compiles relaxed SIMD (Node 22 and Chrome 114 on; Node 20 behind a flag). */
+export function relaxedSimdSupported(): boolean {
+  relaxedSupport ??= webAssembly.validate(Buffer.from(KERNELS_PLAIN_RELAXED_BASE64, 'base64'));
+  return relaxedSupport;
+}
+
 /**
  * Instantiates the kernels on the active wasm backend's memory with `threads` parts (1 for the
- * single-threaded build) and registers them. Call after `tf.setBackend('wasm')`; idempotent
- * for one backend instance and thread count.
+ * single-threaded build) and registers them; `relaxed` takes the relaxed-SIMD build, which the
+ * caller has checked the runtime supports (`relaxedSimdSupported`). Call after
+ * `tf.setBackend('wasm')`; idempotent for one backend instance, thread count and build.
  */
-export async function installWasmKernels(threads: number): Promise<void> {
+export async function installWasmKernels(threads: number, relaxed?: boolean): Promise<WasmKernelBuild> {
+  // Without `relaxed`, a new thread count keeps the build installed (the SIMD one at first).
+  const build: WasmKernelBuild = (relaxed ?? currentInstall()?.build === 'relaxed-simd') ? 'relaxed-simd' : 'simd';
   const backend = tf.backend() as BackendWasm;
   const module = backend.wasm as unknown as EmscriptenModule;
   const memory = module.wasmMemory ?? module.asm?.memory;
@@ -70,8 +87,16 @@ export async function installWasmKernels(threads: number): Promise<void> {
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const parts = shared ? Math.max(1, threads) : 1;
   const installed = currentInstall();
-  if (installed?.backend === backend && installed.pool.parts === parts) return;
-  const compiled = await webAssembly.compile(Buffer.from(shared ? KERNELS_SHARED_BASE64 : KERNELS_PLAIN_BASE64, 'base64'));
+  if (installed?.backend === backend && installed.pool.parts === parts && installed.build === build) return build;
+  const bytes =
+    build === 'relaxed-simd'
+      ? shared
+        ? KERNELS_SHARED_RELAXED_BASE64
+        : KERNELS_PLAIN_RELAXED_BASE64
+      : shared
+        ? KERNELS_SHARED_BASE64
+        : KERNELS_PLAIN_BASE64;
+  const compiled = await webAssembly.compile(Buffer.from(bytes, 'base64'));
   const pool = await KernelPool.create(
     compiled,
     memory,
@@ -107,7 +132,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
   );
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
-  setInstall({ backend, pool, memory, geometry });
+  setInstall({ backend, pool, memory, geometry, build });
   if (!registered) {
     tf.registerKernel({ kernelName: FILTER_GRADIENT_KERNEL, backendName: 'wasm', kernelFunc: filterGradientKernel });
     // tfjs's own name, so that the engine's Conv2D gradient (fused convolutions too) runs on wasm.
@@ -138,6 +163,7 @@ export async function installWasmKernels(threads: number): Promise<void> {
     });
     registered = true;
   }
+  return build;
 }
 
 /** x [B,H,W,Ci], dy [B,Ho,Wo,Co] → dW [kh,kw,Ci,Co]. */
