@@ -9,13 +9,14 @@ const execArgv = ['--expose-gc'];
 // a flag, and refuses that flag from Node 22 on. DENSESTREAM_RELAXED_SIMD=1 makes a runtime
 // without it an error, not a silent fall-back to the SIMD build.
 const relaxedFlag = Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-wasm-relaxed-simd'] : [];
-const kernelTests = [
+const relaxedTests = [
   'test/wasm-kernels.test.ts',
   'test/layer-kernels.test.ts',
   'test/winograd.test.ts',
   'test/conv-gradients.test.ts',
   'test/key-similarity.test.ts',
   'test/parity.test.ts',
+  'test/step-kernels-bench.test.ts', // its --builds alternation, which needs both builds
 ];
 
 export default defineConfig({
@@ -37,7 +38,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'relaxed-simd',
-          include: kernelTests,
+          include: relaxedTests,
           execArgv: [...execArgv, ...relaxedFlag],
           env: { DENSESTREAM_RELAXED_SIMD: '1' },
         },

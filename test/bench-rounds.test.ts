@@ -3,7 +3,7 @@
  * setting, and summarised by their median; medians of ms a step per method and setting.
  */
 import { describe, expect, it } from 'vitest';
-import { roundSummaries, type BenchRun } from '../bench/report.js';
+import { kernelsEnv, parseKernels, roundSummaries, type BenchRun } from '../bench/report.js';
 
 const run = (round: number, method: string, msPerStep: number, kernels = 'on'): BenchRun => ({
   round,
@@ -44,5 +44,20 @@ describe('roundSummaries', () => {
     expect(lines.find((l) => l.method === 'hapicl' && l.kernels === 'on')!.ratio).toBeCloseTo(1.3, 12);
     expect(lines.find((l) => l.method === 'hapicl' && l.kernels === 'off')!.ratio).toBeCloseTo(1.1, 12);
     expect(lines.find((l) => l.method === 'softrank')).not.toHaveProperty('ratio');
+  });
+});
+
+describe('--kernels', () => {
+  it('takes both, all, or a list of distinct settings, and pins the build of the kernels through the environment', () => {
+    expect(parseKernels('both')).toEqual(['off', 'on']);
+    expect(parseKernels('all')).toEqual(['off', 'direct', 'on']);
+    expect(parseKernels('simd,relaxed')).toEqual(['simd', 'relaxed']);
+    expect(() => parseKernels('simd,simd')).toThrow('--kernels: expected both, all, or a list of distinct on|off|direct|simd|relaxed');
+    expect(() => parseKernels('fma')).toThrow('got "fma"');
+    // `on` leaves the build to the runtime (and the caller's environment); simd and relaxed pin it
+    expect(kernelsEnv('on')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1' });
+    expect(kernelsEnv('off')).toEqual({ DENSESTREAM_WASM_KERNELS: '0', DENSESTREAM_WINOGRAD: '1' });
+    expect(kernelsEnv('simd')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '0' });
+    expect(kernelsEnv('relaxed')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '1' });
   });
 });

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stepKernelsBench } from '../bench/step-kernels.js';
+import { relaxedSimdSupported } from '../models/kernels/wasm-kernels.js';
 
 type Line = Record<string, unknown>;
 
@@ -53,6 +54,32 @@ describe('bench step-kernels', () => {
     expect(Object.keys(summary['ratios'] as object)).toEqual(['hapicl']);
   });
 
+  it.runIf(relaxedSimdSupported())(
+    'alternates the builds of the kernels with --builds, a line per build and their ratio round by round',
+    async () => {
+      const tiny = ['--size', '16', '--batch', '4', '--steps', '2', '--warmup', '1', '--rounds', '2', '--top', '1'];
+      const lines = await linesOf(['--method', 'mocov2', ...tiny, '--builds', 'simd,relaxed-simd', '--train=--queue 8']);
+      const totals = lines.filter((l) => l['kernelCallsPerStep'] !== undefined);
+      expect(totals.map((l) => l['kernels'])).toEqual(['simd', 'relaxed-simd']);
+      // the same kernels run on either build
+      expect(totals[0]!['kernelCallsPerStep']).toBe(totals[1]!['kernelCallsPerStep']);
+      const last = lines.at(-1)!;
+      expect(last['summary']).toBe('wall ms a step, relaxed-simd against simd, within each round');
+      const ratios = (last['ratios'] as Record<string, { perRound: number[] }>)['mocov2']!;
+      expect(ratios.perRound).toHaveLength(2);
+      for (const r of ratios.perRound) expect(r).toBeGreaterThan(0);
+    },
+  );
+
+  it.runIf(!relaxedSimdSupported())(
+    'refuses --builds relaxed-simd where the runtime has no relaxed SIMD, before building anything',
+    async () => {
+      await expect(stepKernelsBench(['--builds', 'simd,relaxed-simd'])).rejects.toThrow(
+        /--builds relaxed-simd: Node .* does not compile relaxed SIMD/,
+      );
+    },
+  );
+
   it('refuses softrank, an unknown method, geometric matches, another optimiser and a flag train does not know, before building anything', async () => {
     await expect(stepKernelsBench(['--method', 'mocov2,softrank'])).rejects.toThrow('--method softrank: its step needs the positives');
     await expect(stepKernelsBench(['--method', 'moco'])).rejects.toThrow('--method: expected some of');
@@ -60,6 +87,8 @@ describe('bench step-kernels', () => {
       '--match geometric: its matches come from',
     );
     await expect(stepKernelsBench(['--train=--bogus 1'])).rejects.toThrow('unknown option --bogus');
+    await expect(stepKernelsBench(['--builds', 'simd,fma'])).rejects.toThrow('--builds: expected some of simd,relaxed-simd, got "fma"');
+    await expect(stepKernelsBench(['--builds', 'simd,simd'])).rejects.toThrow('--builds: "simd,simd" names a build twice');
     await expect(stepKernelsBench(['--train=--optimizer lars'])).rejects.toThrow(
       "--optimizer: this bench times the trainer's default SGD step only",
     );
