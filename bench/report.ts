@@ -1,5 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { relaxedSimdSupported } from '../models/relaxed-simd.js';
+
+/** Node 20's switch for relaxed SIMD (Node 22 ships it, and refuses the flag). */
+const RELAXED_SIMD_FLAG = '--experimental-wasm-relaxed-simd';
 
 /** Small helpers every benchmark shares: JSON lines out, checked numbers in. */
 
@@ -84,7 +88,9 @@ export function runForJson<T>(label: string, command: string, args: string[], en
  * stop too: `densestream train` checkpoints on Ctrl-C and exits so.
  */
 export function runChecked(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
-  const run = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+  // A node child compiles what this process compiles: Node 20's relaxed-SIMD flag goes with it.
+  const flags = command === process.execPath ? process.execArgv.filter((a) => a === RELAXED_SIMD_FLAG) : [];
+  const run = spawnSync(command, [...flags, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (run.signal || run.status === 130) throw new Error(`${label} stopped by ${run.signal ?? 'SIGINT'}`);
   if (run.status !== 0) throw new Error(`${label} failed:\n${run.stderr}`);
   return run.stdout;
@@ -96,28 +102,33 @@ export function benchFile(name: string, source = false): string {
 }
 
 /**
- * `--kernels on|off|direct|simd|relaxed|both|all`, or a comma list of the first five: densestream's
+ * `--kernels on|off|direct|simd|relaxed-simd|both|all`, or a comma list of the first five: densestream's
  * wasm kernels in the child processes. `on` is their default build for the runtime; `direct` is
- * them without the Winograd convolutions; `simd` and `relaxed` pin the build (relaxed SIMD's fused
- * multiply-adds need Node 22, and a child refuses to start without them); `both` runs off and on
+ * them without the Winograd convolutions; `simd` and `relaxed-simd` pin the build (`relaxed-simd` is refused
+ * at once on a runtime that does not compile relaxed SIMD); `both` runs off and on
  * side by side, `all` off, direct and on.
  */
-export type KernelsChoice = 'on' | 'off' | 'direct' | 'simd' | 'relaxed';
-const KERNELS_CHOICES: readonly KernelsChoice[] = ['on', 'off', 'direct', 'simd', 'relaxed'];
+export type KernelsChoice = 'on' | 'off' | 'direct' | 'simd' | 'relaxed-simd';
+const KERNELS_CHOICES: readonly KernelsChoice[] = ['on', 'off', 'direct', 'simd', 'relaxed-simd'];
 export function parseKernels(value: string): KernelsChoice[] {
   if (value === 'both') return ['off', 'on'];
   if (value === 'all') return ['off', 'direct', 'on'];
   const choices = value.split(',');
-  if (choices.every((c) => (KERNELS_CHOICES as readonly string[]).includes(c)) && new Set(choices).size === choices.length)
-    return choices as KernelsChoice[];
-  throw new Error(`--kernels: expected both, all, or a list of distinct ${KERNELS_CHOICES.join('|')}, got "${value}"`);
+  if (!choices.every((c) => (KERNELS_CHOICES as readonly string[]).includes(c)) || new Set(choices).size !== choices.length)
+    throw new Error(`--kernels: expected both, all, or a list of distinct ${KERNELS_CHOICES.join('|')}, got "${value}"`);
+  // refused here, not minutes later by the first child that needs it
+  if (choices.includes('relaxed-simd') && !relaxedSimdSupported())
+    throw new Error(
+      `--kernels relaxed-simd: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does; Node 20 with ${RELAXED_SIMD_FLAG})`,
+    );
+  return choices as KernelsChoice[];
 }
 /** The environment that sets the kernels in a child (models/backend.ts and models/kernels/winograd.ts read it). */
 export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
   return {
     DENSESTREAM_WASM_KERNELS: choice === 'off' ? '0' : '1',
     DENSESTREAM_WINOGRAD: choice === 'direct' ? '0' : '1',
-    ...(choice === 'simd' ? { DENSESTREAM_RELAXED_SIMD: '0' } : choice === 'relaxed' ? { DENSESTREAM_RELAXED_SIMD: '1' } : {}),
+    ...(choice === 'simd' ? { DENSESTREAM_RELAXED_SIMD: '0' } : choice === 'relaxed-simd' ? { DENSESTREAM_RELAXED_SIMD: '1' } : {}),
   };
 }
 

@@ -180,7 +180,7 @@ export function tableSection({ table, rows }: TableResult, run: RunFacts): strin
     `## ${table.title}`,
     '',
     `Written by \`npm run results${run.argv.length > 0 ? ` -- ${run.argv.join(' ')}` : ''}\` on ${run.date}, commit ${run.commit}, in ${minutes.toFixed(0)} minutes.`,
-    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(first['backend'] ?? 'unknown')}${typeof first['kernels'] === 'string' ? ` (densestream's kernels: ${first['kernels']})` : ''}.`,
+    `Machine: ${availableParallelism()} cores, Node ${process.version}, backend ${String(first['backend'] ?? 'unknown')}${typeof first['kernelBuild'] === 'string' ? ` (densestream's kernels: ${first['kernelBuild']})` : ''}.`,
     `Every row trained the slim encoder at the default recipe (\`pipelines/recipe.ts\`: ${DEFAULT_RECIPE.size} px, queue ${DEFAULT_RECIPE.queue}, hue ${DEFAULT_RECIPE.hue}) for ${budget.steps} steps of ${budget.batch} images (${budget.steps * budget.batch} images seen), ${seeds}, each method's own defaults otherwise.`,
     `Evaluation (\`densestream eval --checkpoint RUN --data ${table.data} ${evalFlags.join(' ')}\`, at the training size): kNN and the linear probe use ${table.heldOut(budget.train, budget.test)}.`,
     `The dense probe trains on ${budget.denseTrain} images and masks are 2-means on the encoder's feature cells, both scored against ${table.truth}.`,

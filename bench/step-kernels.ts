@@ -174,14 +174,14 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
     throw new Error("--match geometric: its matches come from the data plane's crop boxes; time it with `bench train`");
   const first = configs[0]!;
   const backend = await selectBackend(first.backend, first.threads === undefined ? {} : { threads: first.threads });
-  if (builds.length > 0 && backend.kernels === undefined)
+  if (builds.length > 0 && backend.kernelBuild === undefined)
     throw new Error(`--builds: densestream's kernels are not running (backend ${backend.backend}; DENSESTREAM_WASM_KERNELS=0?)`);
   const batch = syntheticBatch(batchSize, size);
   const runs: StepStats[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
       for (const build of builds.length > 0 ? builds : [undefined]) {
-        if (build !== undefined) await installWasmKernels(wasmThreadCount(), build === 'relaxed-simd');
+        if (build !== undefined) await installWasmKernels(wasmThreadCount(), build);
         for (const c of configs) {
           const { method } = createMethod(c, () => undefined);
           try {
@@ -195,7 +195,7 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
   } finally {
     batch.dispose();
   }
-  for (const build of builds.length > 0 ? builds : [backend.kernels])
+  for (const build of builds.length > 0 ? builds : [backend.kernelBuild])
     for (const c of configs)
       printMethod(
         runs.filter((r) => r.method === c.method && r.build === build),
@@ -205,7 +205,7 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
         top,
         backend.backend,
       );
-  for (const build of builds.length > 0 ? builds : [backend.kernels]) {
+  for (const build of builds.length > 0 ? builds : [backend.kernelBuild]) {
     const mine = runs.filter((r) => r.build === build);
     const base = mine.filter((r) => r.method === 'mocov2');
     if (base.length === 0) continue;
@@ -220,7 +220,7 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
     printJson({
       bench: 'step-kernels',
       summary: 'wall ms a step against mocov2, within each round',
-      kernels: build ?? null,
+      kernelBuild: build ?? null,
       rounds,
       ratios,
     });
@@ -259,7 +259,7 @@ function printMethod(
     printJson({
       bench: 'step-kernels',
       method,
-      kernels: build ?? null,
+      kernelBuild: build ?? null,
       kernel,
       msPerStep: t.ms / per,
       callsPerStep: t.calls / per,
@@ -269,7 +269,7 @@ function printMethod(
     bench: 'step-kernels',
     method,
     backend,
-    kernels: build ?? null,
+    kernelBuild: build ?? null,
     wallMsPerStep: median(mine.map((r) => r.wallMs)),
     kernelMsPerStep: median(mine.map((r) => r.kernelMs)),
     kernelCallsPerStep: median(mine.map((r) => r.calls)),

@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M[,M…]] [--rounds 1] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|simd|relaxed|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M] [--saliency-size PX]
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|simd|relaxed-simd|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M] [--saliency-size PX]
  * [--workers N|both] [--queue K] [--hue H] [--heap-growth PCT|v8|both]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting, pixel-worker count or heap growth with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * `--rounds N` runs the whole set N times in turn, so that the machine's drift falls on every

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|simd|relaxed|both|all] [--rounds 1]`:
+ * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|simd|relaxed-simd|both|all] [--rounds 1]`:
  * MoCo v2 on Fashion-MNIST, densestream against its PyTorch twin (`torch_moco_twin.py`: the same
  * slim ResNet, heads, queue, optimiser and augmentation ranges, views cut on the batch tensor,
  * 2 threads), in the same run, one after the other, each in its own process. Prints the two
@@ -10,6 +10,7 @@
  * rate alone moved by 25–45 % between runs, so one pair's ratio says little.
  */
 import { parseArgs } from 'node:util';
+import type { WasmKernelBuild } from '../models/backend.js';
 import { positiveInt } from '../pipelines/options.js';
 import { benchFile, kernelsEnv, median, parseKernels, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
 
@@ -44,7 +45,7 @@ export async function twinBench(argv: string[]): Promise<void> {
     dataWaitFraction: number;
     augment: string;
     kernels: boolean;
-    kernelBuild: string | null;
+    kernelBuild: WasmKernelBuild | null;
     winograd: boolean;
   };
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.

@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installFastConvGradients } from './conv-gradients.js';
-import { installWasmKernels, relaxedSimdSupported, type WasmKernelBuild } from './kernels/wasm-kernels.js';
+import { installWasmKernels, type WasmKernelBuild } from './kernels/wasm-kernels.js';
+import { relaxedSimdChoice, useRelaxedSimd, type RelaxedSimdChoice } from './relaxed-simd.js';
 import { installFastMatMulGradient } from './matmul-gradient.js';
 import { checkSameWasmThreads, defaultWasmThreads, registerThreadedWasm, wasmThreadCount } from './wasm-threads.js';
 import { checkWasmThreads } from './backend-choice.js';
@@ -17,6 +18,7 @@ import { describeAdapter, loadWebGpu, type GpuAdapterSummary } from './webgpu.js
 import type { BackendChoice } from './backend-choice.js';
 export { BACKEND_CHOICES, parseBackendChoice, type BackendChoice } from './backend-choice.js';
 export type { WasmKernelBuild } from './kernels/wasm-kernels.js';
+export { relaxedSimdChoice, relaxedSimdSupported, type RelaxedSimdChoice } from './relaxed-simd.js';
 
 export interface BackendSelection {
   /** The tfjs backend name now active: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
@@ -28,7 +30,7 @@ export interface BackendSelection {
   /** The GPU adapter, when the backend is webgpu. */
   adapter?: GpuAdapterSummary;
   /** The build of densestream's own kernels, when the backend is wasm and they are on. */
-  kernels?: WasmKernelBuild;
+  kernelBuild?: WasmKernelBuild;
 }
 
 type Attempt = { provider: string; backend: string; load: () => Promise<GpuAdapterSummary | void> };
@@ -57,28 +59,7 @@ export interface BackendOptions {
    * it, false keeps the SIMD build, whose results are the same bits on every machine. Default:
    * DENSESTREAM_RELAXED_SIMD, 1 (required) or 0 (off), else 'auto'.
    */
-  relaxedSimd?: boolean | 'auto';
-}
-
-/** `relaxedSimd` as the option or the environment sets it; a value other than 0 or 1 is refused. */
-export function relaxedSimdChoice(option: boolean | 'auto' | undefined, env = process.env['DENSESTREAM_RELAXED_SIMD']): boolean | 'auto' {
-  if (option !== undefined) return option;
-  if (env === undefined || env === '') return 'auto';
-  if (env === '0' || env === '1') return env === '1';
-  throw new Error(`DENSESTREAM_RELAXED_SIMD: expected 0 (off) or 1 (required), got "${env}"`);
-}
-
-/** Whether to install the relaxed-SIMD build; refuses `true` where the runtime cannot compile it. */
-function useRelaxedSimd(choice: boolean | 'auto'): boolean {
-  if (choice === false) return false;
-  const supported = relaxedSimdSupported();
-  if (choice === true && !supported) {
-    throw new Error(
-      `relaxed SIMD was required (DENSESTREAM_RELAXED_SIMD=1), but Node ${process.versions.node} does not compile it: ` +
-        'Node 22 and later do, Node 20 with --experimental-wasm-relaxed-simd',
-    );
-  }
-  return supported;
+  relaxedSimd?: RelaxedSimdChoice;
 }
 
 const NATIVE: Attempt[] = [
@@ -139,8 +120,10 @@ export async function selectBackend(choice: BackendChoice = 'auto', options: Bac
   const threads = checkWasmThreads(options.threads ?? defaultWasmThreads());
   const relaxed = relaxedSimdChoice(options.relaxedSimd);
   // Decided before any backend loads: a requirement this runtime cannot meet is refused at once,
-  // not passed over to the next candidate.
-  const useRelaxed = useRelaxedSimd(relaxed);
+  // not passed over to the next candidate. Only where densestream's kernels may run.
+  const kernelsOn = options.kernels ?? process.env['DENSESTREAM_WASM_KERNELS'] !== '0';
+  const mayRunKernels = kernelsOn && (choice === 'auto' || choice === 'wasm');
+  const useRelaxed = mayRunKernels && useRelaxedSimd(relaxed, undefined, options.relaxedSimd === true ? 'relaxedSimd: true' : undefined);
   const reasons: string[] = [];
   for (const attempt of candidates(choice, threads)) {
     try {
@@ -148,22 +131,22 @@ export async function selectBackend(choice: BackendChoice = 'auto', options: Bac
       const ok = await tf.setBackend(attempt.backend);
       if (!ok) throw new Error(`tf.setBackend('${attempt.backend}') returned false`);
       await tf.ready();
-      let kernels: WasmKernelBuild | undefined;
-      if (attempt.backend === 'wasm' && (options.kernels ?? process.env['DENSESTREAM_WASM_KERNELS'] !== '0')) {
-        kernels = await installWasmKernels(wasmThreadCount(), useRelaxed);
+      let kernelBuild: WasmKernelBuild | undefined;
+      if (attempt.backend === 'wasm' && kernelsOn) {
+        kernelBuild = await installWasmKernels(wasmThreadCount(), useRelaxed ? 'relaxed-simd' : 'simd');
       }
       if (attempt.backend === 'wasm' && threads > 1 && wasmThreadCount() !== threads) {
         reasons.push(`backend: wasm asked for ${threads} threads and got ${wasmThreadCount()}`);
       }
       const on = adapter === undefined ? '' : ` on ${describeAdapter(adapter)}`;
-      const build = kernels === undefined ? '' : `, densestream's kernels ${kernelsNote(kernels, relaxed)}`;
+      const build = kernelBuild === undefined ? '' : `, densestream's kernels ${kernelsNote(kernelBuild, relaxed)}`;
       reasons.push(`backend: took ${attempt.backend} (${attempt.provider})${on}${build}`);
       return {
         backend: attempt.backend,
         provider: attempt.provider,
         reasons,
         ...(adapter === undefined ? {} : { adapter }),
-        ...(kernels === undefined ? {} : { kernels }),
+        ...(kernelBuild === undefined ? {} : { kernelBuild }),
       };
     } catch (err) {
       reasons.push(`backend: passed over ${attempt.provider}: ${firstLine(err)}`);
@@ -173,14 +156,14 @@ export async function selectBackend(choice: BackendChoice = 'auto', options: Bac
 }
 
 /** How the took line names the kernels' build: why it is the SIMD one, where `auto` fell back to it. */
-function kernelsNote(build: WasmKernelBuild, relaxed: boolean | 'auto'): string {
+function kernelsNote(build: WasmKernelBuild, relaxed: RelaxedSimdChoice): string {
   if (build === 'relaxed-simd') return 'relaxed-simd';
   return relaxed === 'auto' ? 'simd (this runtime has no relaxed SIMD: Node 22 has)' : 'simd';
 }
 
 /** What a command's JSON line says of its engine: the backend and, on wasm, the build of densestream's kernels. */
-export function backendFields(selection: BackendSelection): { backend: string; kernels?: WasmKernelBuild } {
-  return { backend: selection.backend, ...(selection.kernels === undefined ? {} : { kernels: selection.kernels }) };
+export function backendFields(selection: BackendSelection): { backend: string; kernelBuild?: WasmKernelBuild } {
+  return { backend: selection.backend, ...(selection.kernelBuild === undefined ? {} : { kernelBuild: selection.kernelBuild }) };
 }
 
 /** The lines a command prints about its backend: the one it took (and its threads); with `verbose`, why it passed over the others. */

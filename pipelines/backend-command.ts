@@ -30,7 +30,7 @@ export async function backendCommand(values: BackendConfig): Promise<void> {
       backend: selection.backend,
       provider: selection.provider,
       threads: selection.backend === 'wasm' ? wasmThreadCount() : null,
-      kernels: selection.kernels ?? null,
+      kernelBuild: selection.kernelBuild ?? null,
       adapter: selection.adapter ?? null,
       tfjs: packageJson().dependencies['@tensorflow/tfjs'],
       passedOver: selection.reasons

@@ -47,7 +47,7 @@ export async function trainCommand(config: ReturnType<typeof parseTrainConfig>):
         method: c.method,
         encoder: c.encoder,
         backend: result.backend,
-        ...(result.kernels === undefined ? {} : { kernels: result.kernels }),
+        ...(result.kernelBuild === undefined ? {} : { kernelBuild: result.kernelBuild }),
         augment: result.augment,
         steps: result.steps,
         batch: c.batch,

@@ -131,7 +131,7 @@ export interface RunOptions {
 export type TrainingResult = TrainResult & {
   backend: string;
   /** The build of densestream's wasm kernels that ran, on wasm with the kernels on. */
-  kernels?: WasmKernelBuild;
+  kernelBuild?: WasmKernelBuild;
   augment: AugmentPath;
   positives?: PositiveStats;
   knnInit?: number;

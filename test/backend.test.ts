@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { parseBackendChoice, relaxedSimdChoice, selectBackend } from '../models/backend.js';
-import { relaxedSimdSupported } from '../models/kernels/wasm-kernels.js';
+import { ConfigError } from '../core/config-error.js';
+import { parseBackendChoice, selectBackend } from '../models/backend.js';
+import { relaxedSimdChoice, relaxedSimdSupported, useRelaxedSimd } from '../models/relaxed-simd.js';
 import { wasmThreadCount } from '../models/wasm-threads.js';
 import { createReferenceNet } from '../bench/reference-net.js';
 
@@ -56,29 +57,41 @@ describe('backend selection', () => {
     expect(selection.reasons.at(-1)).toBe(
       `backend: took wasm (@tensorflow/tfjs-backend-wasm (threaded-simd, 2 threads)), densestream's kernels ${build}`,
     );
-    expect(selection.kernels).toBe(build.split(' ')[0]);
+    expect(selection.kernelBuild).toBe(build.split(' ')[0]);
   });
 
-  it('reads DENSESTREAM_RELAXED_SIMD as 0 (off), 1 (required) or unset (auto), the option first, and refuses anything else', () => {
+  it('reads DENSESTREAM_RELAXED_SIMD as 0 (off), 1 (required) or unset (auto), the option first, and refuses anything else as a wrong option', () => {
     expect(relaxedSimdChoice(undefined, undefined)).toBe('auto');
     expect(relaxedSimdChoice(undefined, '')).toBe('auto');
     expect(relaxedSimdChoice(undefined, '0')).toBe(false);
     expect(relaxedSimdChoice(undefined, '1')).toBe(true);
     expect(relaxedSimdChoice(false, '1')).toBe(false);
     expect(relaxedSimdChoice('auto', '0')).toBe('auto');
+    expect(() => relaxedSimdChoice(undefined, 'yes')).toThrow(ConfigError);
     expect(() => relaxedSimdChoice(undefined, 'yes')).toThrow('DENSESTREAM_RELAXED_SIMD: expected 0 (off) or 1 (required), got "yes"');
   });
 
-  it.runIf(!relaxedSimdSupported())(
-    'refuses a required relaxed SIMD on a runtime without it before loading any backend, saying where it is',
-    async () => {
-      const backend = tf.getBackend();
-      await expect(selectBackend('wasm', { threads: 2, relaxedSimd: true })).rejects.toThrow(
-        /relaxed SIMD was required \(DENSESTREAM_RELAXED_SIMD=1\), but Node .* does not compile it: Node 22 and later do/,
-      );
-      expect(tf.getBackend()).toBe(backend);
-    },
-  );
+  it('takes the relaxed-SIMD build where the runtime has it unless told not to, and refuses a requirement it cannot meet, naming who asked', () => {
+    expect(useRelaxedSimd('auto', true)).toBe(true);
+    expect(useRelaxedSimd('auto', false)).toBe(false);
+    expect(useRelaxedSimd(false, true)).toBe(false);
+    expect(useRelaxedSimd(true, true)).toBe(true);
+    expect(() => useRelaxedSimd(true, false)).toThrow(ConfigError);
+    expect(() => useRelaxedSimd(true, false, 'relaxedSimd: true')).toThrow(
+      /^relaxed SIMD was required \(relaxedSimd: true\), but Node [\d.]+ does not compile it: Node 22 and later do/,
+    );
+  });
+
+  it.runIf(!relaxedSimdSupported())('refuses a required relaxed SIMD on a runtime without it before loading any backend', async () => {
+    await tf.setBackend('cpu');
+    await expect(selectBackend('wasm', { threads: 2, relaxedSimd: true })).rejects.toThrow(
+      /^relaxed SIMD was required \(relaxedSimd: true\)/,
+    );
+    expect(tf.getBackend()).toBe('cpu');
+    // where densestream's kernels cannot run, the requirement is moot
+    await expect(selectBackend('cpu', { relaxedSimd: true })).resolves.toMatchObject({ backend: 'cpu' });
+    await expect(selectBackend('wasm', { threads: 2, relaxedSimd: true, kernels: false })).resolves.toMatchObject({ backend: 'wasm' });
+  });
 
   it('trains the reference CNN on wasm exactly as on cpu for the first steps, at a flat tensor count', async () => {
     await selectBackend('cpu');

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kernelsEnv, parseKernels, roundSummaries, type BenchRun } from '../bench/report.js';
+import { relaxedSimdSupported } from '../models/relaxed-simd.js';
 
 const run = (round: number, method: string, msPerStep: number, kernels = 'on'): BenchRun => ({
   round,
@@ -51,13 +52,18 @@ describe('--kernels', () => {
   it('takes both, all, or a list of distinct settings, and pins the build of the kernels through the environment', () => {
     expect(parseKernels('both')).toEqual(['off', 'on']);
     expect(parseKernels('all')).toEqual(['off', 'direct', 'on']);
-    expect(parseKernels('simd,relaxed')).toEqual(['simd', 'relaxed']);
-    expect(() => parseKernels('simd,simd')).toThrow('--kernels: expected both, all, or a list of distinct on|off|direct|simd|relaxed');
+    expect(parseKernels('simd,off')).toEqual(['simd', 'off']);
+    expect(() => parseKernels('simd,simd')).toThrow('--kernels: expected both, all, or a list of distinct on|off|direct|simd|relaxed-simd');
     expect(() => parseKernels('fma')).toThrow('got "fma"');
-    // `on` leaves the build to the runtime (and the caller's environment); simd and relaxed pin it
+    // `on` leaves the build to the runtime (and the caller's environment); simd and relaxed-simd pin it
     expect(kernelsEnv('on')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1' });
     expect(kernelsEnv('off')).toEqual({ DENSESTREAM_WASM_KERNELS: '0', DENSESTREAM_WINOGRAD: '1' });
     expect(kernelsEnv('simd')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '0' });
-    expect(kernelsEnv('relaxed')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '1' });
+    expect(kernelsEnv('relaxed-simd')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '1' });
+  });
+
+  it('takes relaxed-simd only where this runtime compiles it, refusing it up front elsewhere', () => {
+    if (relaxedSimdSupported()) expect(parseKernels('simd,relaxed-simd')).toEqual(['simd', 'relaxed-simd']);
+    else expect(() => parseKernels('simd,relaxed-simd')).toThrow(/^--kernels relaxed-simd: Node [\d.]+ does not compile relaxed SIMD/);
   });
 });

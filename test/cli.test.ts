@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { cli } from './helpers/cli.js';
+import { CLI, cli } from './helpers/cli.js';
 
 describe('densestream CLI', () => {
   it('prints the package version', () => {
@@ -29,6 +30,17 @@ describe('densestream CLI', () => {
     expect(run.stderr).not.toContain('passed over');
     const verbose = cli('backend', '--threads', '2', '--verbose');
     expect(verbose.stderr).toContain('backend: passed over @tensorflow/tfjs-node-gpu');
+  });
+
+  it('refuses a wrong DENSESTREAM_RELAXED_SIMD with exit code 2 before any command runs, writing nothing', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'densestream-relaxed-')), 'run');
+    const run = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--out', out], {
+      encoding: 'utf8',
+      env: { ...process.env, DENSESTREAM_RELAXED_SIMD: 'yes' },
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe('densestream train: DENSESTREAM_RELAXED_SIMD: expected 0 (off) or 1 (required), got "yes"\n');
+    expect(existsSync(out)).toBe(false);
   });
 
   it.each([

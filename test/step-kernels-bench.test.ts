@@ -60,7 +60,7 @@ describe('bench step-kernels', () => {
       const tiny = ['--size', '16', '--batch', '4', '--steps', '2', '--warmup', '1', '--rounds', '2', '--top', '1'];
       const lines = await linesOf(['--method', 'mocov2', ...tiny, '--builds', 'simd,relaxed-simd', '--train=--queue 8']);
       const totals = lines.filter((l) => l['kernelCallsPerStep'] !== undefined);
-      expect(totals.map((l) => l['kernels'])).toEqual(['simd', 'relaxed-simd']);
+      expect(totals.map((l) => l['kernelBuild'])).toEqual(['simd', 'relaxed-simd']);
       // the same kernels run on either build
       expect(totals[0]!['kernelCallsPerStep']).toBe(totals[1]!['kernelCallsPerStep']);
       const last = lines.at(-1)!;

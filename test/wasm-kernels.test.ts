@@ -6,7 +6,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { backpropFilter, expectWasmMatchesCpu } from './helpers/kernel-calls.js';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
-import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
+import {
+  KERNELS_PLAIN_BASE64,
+  KERNELS_PLAIN_RELAXED_BASE64,
+  KERNELS_SHARED_BASE64,
+  KERNELS_SHARED_RELAXED_BASE64,
+  KERNELS_SOURCE_SHA256,
+} from '../models/kernels/kernels-wasm.js';
 import { blockSwap, installWasmKernels, relaxedSimdSupported, wasmKernelBuild, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 interface FilterCase {
@@ -87,10 +93,19 @@ describe('densestream wasm kernels', () => {
     expect(wasmKernelThreads()).toBe(2);
   });
 
-  it('run the relaxed-SIMD build where DENSESTREAM_RELAXED_SIMD=1 requires it (the relaxed-simd test project), else where the runtime has it', () => {
-    const required = process.env['DENSESTREAM_RELAXED_SIMD'] === '1';
-    if (required) expect(relaxedSimdSupported()).toBe(true);
-    expect(wasmKernelBuild()).toBe(required || relaxedSimdSupported() ? 'relaxed-simd' : 'simd');
+  it('run the build the environment asks for (each vitest project pins one), else relaxed SIMD where the runtime has it', () => {
+    const env = process.env['DENSESTREAM_RELAXED_SIMD'];
+    if (env === '1') expect(relaxedSimdSupported()).toBe(true);
+    expect(wasmKernelBuild()).toBe(env === '1' || (env !== '0' && relaxedSimdSupported()) ? 'relaxed-simd' : 'simd');
+  });
+
+  it('ship fused multiply-adds in the relaxed-SIMD modules only', () => {
+    // f32x4.relaxed_madd is 0xfd 0x105 (LEB128: fd 85 02); the SIMD modules must not hold it
+    const count = (base64: string) => Buffer.from(base64, 'base64').toString('hex').split('fd8502').length - 1;
+    expect(count(KERNELS_SHARED_RELAXED_BASE64)).toBeGreaterThan(100);
+    expect(count(KERNELS_PLAIN_RELAXED_BASE64)).toBeGreaterThan(100);
+    expect(count(KERNELS_SHARED_BASE64)).toBe(0);
+    expect(count(KERNELS_PLAIN_BASE64)).toBe(0);
   });
 
   it.runIf(relaxedSimdSupported())(
@@ -100,8 +115,8 @@ describe('densestream wasm kernels', () => {
       const ref = await cpuFilterGradient(c);
       await tf.setBackend('wasm');
       const initial = wasmKernelBuild();
-      const gradient = async (relaxed: boolean) => {
-        expect(await installWasmKernels(2, relaxed)).toBe(relaxed ? 'relaxed-simd' : 'simd');
+      const gradient = async (build: 'simd' | 'relaxed-simd') => {
+        expect(await installWasmKernels(2, build)).toBe(build);
         const x = tf.tensor4d(ref.x, ref.xShape);
         const dy = tf.tensor4d(ref.dy, ref.dyShape);
         const dW = backpropFilter(x, dy, ref.filterShape, c.pad, c.stride);
@@ -109,13 +124,16 @@ describe('densestream wasm kernels', () => {
         tf.dispose([x, dy, dW]);
         return values;
       };
-      const fused = await gradient(true);
-      await installWasmKernels(1);
-      expect(wasmKernelBuild()).toBe('relaxed-simd');
-      const plain = await gradient(false);
-      expect(relativeError(fused, plain)).toBeLessThanOrEqual(1e-6);
-      expect(relativeError(fused, ref.dW)).toBeLessThanOrEqual(1e-5);
-      await installWasmKernels(2, initial === 'relaxed-simd');
+      try {
+        const fused = await gradient('relaxed-simd');
+        await installWasmKernels(1);
+        expect(wasmKernelBuild()).toBe('relaxed-simd');
+        const plain = await gradient('simd');
+        expect(relativeError(fused, plain)).toBeLessThanOrEqual(1e-6);
+        expect(relativeError(fused, ref.dW)).toBeLessThanOrEqual(1e-5);
+      } finally {
+        await installWasmKernels(2, initial);
+      }
     },
   );
 

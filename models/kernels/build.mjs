@@ -13,12 +13,14 @@
  * recorded so a test catches a source edited without a rebuild.
  *
  * Needs Debian's clang-14, lld-14 and llvm-14 (`apt-get install clang-14 lld-14 llvm-14`: the compiler,
- * wasm-ld, and llvm-objdump for the check below), and clang-19 with lld-19 for the relaxed variants
- * (clang-14's wasm_simd128.h has no relaxed intrinsics); users never run it. The SIMD variants stay
- * on clang-14: its bytes are the ones every result so far was measured with, and clang-19's ran
- * the MoCo v2 step 1–5 % slower here (docs/performance.md, "Measured: fused multiply-add").
+ * wasm-ld, and llvm-objdump for the check below), and clang-19, lld-19 and llvm-19 for the relaxed variants
+ * (Debian 12 has both; clang-14's wasm_simd128.h has no relaxed intrinsics); users never run it.
+ * The SIMD variants stay on clang-14: its bytes are the ones every result so far was measured
+ * with, and clang-19's ran the MoCo v2 step no faster (docs/performance.md, "Measured: fused
+ * multiply-add").
  */
 import { execFileSync } from 'node:child_process';
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +36,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const clang = process.env.CLANG ?? 'clang-14';
 const clangRelaxed = process.env.CLANG_RELAXED ?? 'clang-19';
+const objdump = process.env.OBJDUMP ?? 'llvm-objdump-14';
+const objdumpRelaxed = process.env.OBJDUMP_RELAXED ?? 'llvm-objdump-19';
 const common = [
   '--target=wasm32',
   '-O3',
@@ -50,11 +54,13 @@ const common = [
 ];
 const sharedMemory = ['-matomics', '-mbulk-memory', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'];
 const variants = {
-  shared: { compiler: clang, flags: sharedMemory },
-  plain: { compiler: clang, flags: [] },
-  sharedRelaxed: { compiler: clangRelaxed, flags: ['-mrelaxed-simd', ...sharedMemory] },
-  plainRelaxed: { compiler: clangRelaxed, flags: ['-mrelaxed-simd'] },
+  shared: { compiler: clang, disassembler: objdump, flags: sharedMemory, relaxed: false },
+  plain: { compiler: clang, disassembler: objdump, flags: [], relaxed: false },
+  sharedRelaxed: { compiler: clangRelaxed, disassembler: objdumpRelaxed, flags: ['-mrelaxed-simd', ...sharedMemory], relaxed: true },
+  plainRelaxed: { compiler: clangRelaxed, disassembler: objdumpRelaxed, flags: ['-mrelaxed-simd'], relaxed: true },
 };
+/** f32x4.relaxed_madd: 0xfd, then 0x105 in LEB128. */
+const RELAXED_MADD = Buffer.from([0xfd, 0x85, 0x02]);
 
 /** Compiles `source` in each variant; the base64 bytes by variant. */
 function compile(source, names) {
@@ -63,7 +69,7 @@ function compile(source, names) {
   try {
     for (const name of names) {
       const out = join(work, `${name}.wasm`);
-      const { compiler, flags } = variants[name];
+      const { compiler, disassembler, flags, relaxed } = variants[name];
       execFileSync(compiler, [...common, ...flags, '-o', out, source], { stdio: 'inherit' });
       const bytes = readFileSync(out);
       const module = new WebAssembly.Module(bytes);
@@ -72,8 +78,10 @@ function compile(source, names) {
       if (imports.length !== 1 || imports[0].kind !== 'memory') throw new Error(`${name}: unexpected imports ${JSON.stringify(imports)}`);
       const exported = WebAssembly.Module.exports(module);
       if (exported.some((e) => e.kind !== 'function')) throw new Error(`${name}: exports more than functions: ${JSON.stringify(exported)}`);
-      const text = execFileSync(process.env.OBJDUMP ?? 'llvm-objdump-14', ['-d', out], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+      const text = execFileSync(disassembler, ['-d', out], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
       if (/global\.(get|set)/.test(text)) throw new Error(`${name}: uses a global (a stack frame?); kernels must not`);
+      // The relaxed variants fuse their multiply-adds, the others must not need relaxed SIMD at all.
+      if (bytes.includes(RELAXED_MADD) !== relaxed) throw new Error(`${name}: relaxed_madd ${relaxed ? 'missing' : 'present'}`);
       built[name] = bytes.toString('base64');
     }
   } finally {

@@ -46,8 +46,10 @@ import {
 } from './kernels-wasm.js';
 import { KernelPool } from './pool.js';
 import { webAssembly, type WasmMemory } from '../../core/webassembly.js';
+import { relaxedSimdSupported } from '../relaxed-simd.js';
 
 export { wasmKernelBuild, wasmKernelThreads, type FilterGradientAttrs, type WasmKernelBuild } from './kernel-registry.js';
+export { relaxedSimdSupported } from '../relaxed-simd.js';
 
 let registered = false;
 
@@ -63,30 +65,23 @@ interface EmscriptenModule {
   _malloc(bytes: number): number;
 }
 
-let relaxedSupport: boolean | undefined;
-
-/** Whether this runtime compiles relaxed SIMD (Node 22 and Chrome 114 on; Node 20 behind a flag). */
-export function relaxedSimdSupported(): boolean {
-  relaxedSupport ??= webAssembly.validate(Buffer.from(KERNELS_PLAIN_RELAXED_BASE64, 'base64'));
-  return relaxedSupport;
-}
-
 /**
  * Instantiates the kernels on the active wasm backend's memory with `threads` parts (1 for the
- * single-threaded build) and registers them; `relaxed` takes the relaxed-SIMD build, which the
- * caller has checked the runtime supports (`relaxedSimdSupported`). Call after
- * `tf.setBackend('wasm')`; idempotent for one backend instance, thread count and build.
+ * single-threaded build) and registers them, in `build` (default: the one installed on this
+ * backend, else `simd`); `relaxed-simd` needs a runtime that compiles it (`relaxedSimdSupported`).
+ * Call after `tf.setBackend('wasm')`; idempotent for one backend instance, thread count and build.
  */
-export async function installWasmKernels(threads: number, relaxed?: boolean): Promise<WasmKernelBuild> {
-  // Without `relaxed`, a new thread count keeps the build installed (the SIMD one at first).
-  const build: WasmKernelBuild = (relaxed ?? currentInstall()?.build === 'relaxed-simd') ? 'relaxed-simd' : 'simd';
+export async function installWasmKernels(threads: number, build?: WasmKernelBuild): Promise<WasmKernelBuild> {
   const backend = tf.backend() as BackendWasm;
+  const installed = currentInstall();
+  build ??= installed?.backend === backend ? installed.build : 'simd';
+  if (build === 'relaxed-simd' && !relaxedSimdSupported())
+    throw new Error(`wasm kernels: Node ${process.versions.node} does not compile the relaxed-SIMD build (Node 22 and later do)`);
   const module = backend.wasm as unknown as EmscriptenModule;
   const memory = module.wasmMemory ?? module.asm?.memory;
   if (!(memory instanceof webAssembly.Memory)) throw new Error('wasm kernels: the wasm backend exposes no memory');
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const parts = shared ? Math.max(1, threads) : 1;
-  const installed = currentInstall();
   if (installed?.backend === backend && installed.pool.parts === parts && installed.build === build) return build;
   const bytes =
     build === 'relaxed-simd'
