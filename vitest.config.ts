@@ -15,6 +15,7 @@ const otherBuild = nativeRelaxed
   : { name: 'relaxed-simd', execArgv: [...execArgv, '--experimental-wasm-relaxed-simd'], env: { DENSESTREAM_RELAXED_SIMD: '1' } };
 const kernelTests = [
   'test/wasm-kernels.test.ts',
+  'test/kernel-builds.test.ts',
   'test/layer-kernels.test.ts',
   'test/winograd.test.ts',
   'test/conv-gradients.test.ts',

@@ -117,11 +117,16 @@ export function parseKernels(value: string): KernelsChoice[] {
   if (!choices.every((c) => (KERNELS_CHOICES as readonly string[]).includes(c)) || new Set(choices).size !== choices.length)
     throw new Error(`--kernels: expected both, all, or a list of distinct ${KERNELS_CHOICES.join('|')}, got "${value}"`);
   // refused here, not minutes later by the first child that needs it
-  if (choices.includes('relaxed-simd') && !relaxedSimdSupported())
-    throw new Error(
-      `--kernels relaxed-simd: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does; Node 20 with ${RELAXED_SIMD_FLAG})`,
-    );
+  if (choices.includes('relaxed-simd')) requireRelaxedSimd('--kernels relaxed-simd');
   return choices as KernelsChoice[];
+}
+
+/** Refuses a bench `option` that needs the relaxed-SIMD build on a runtime that cannot compile it. */
+export function requireRelaxedSimd(option: string): void {
+  if (!relaxedSimdSupported())
+    throw new Error(
+      `${option}: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does; Node 20 with ${RELAXED_SIMD_FLAG})`,
+    );
 }
 /** The environment that sets the kernels in a child (models/backend.ts and models/kernels/winograd.ts read it). */
 export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {

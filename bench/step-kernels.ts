@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../models/backend.js';
-import { installWasmKernels, relaxedSimdSupported, wasmKernelBuild, type WasmKernelBuild } from '../models/kernels/wasm-kernels.js';
+import { installWasmKernels, wasmKernelBuild, type WasmKernelBuild } from '../models/kernels/wasm-kernels.js';
 import { wasmThreadCount } from '../models/wasm-threads.js';
 import type { Batch } from '../core/batch.js';
 import type { Method } from '../methods/method.js';
@@ -31,7 +31,7 @@ import { createMethod } from '../pipelines/train.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { TRAIN_METHODS, type TrainConfig } from '../pipelines/train-schema.js';
 import { disposeOptimizer, weightDecayStep } from '../train/trainer.js';
-import { median, printJson } from './report.js';
+import { median, printJson, requireRelaxedSimd } from './report.js';
 
 type KernelTimes = Map<string, { calls: number; ms: number }>;
 
@@ -130,10 +130,7 @@ function parseBuilds(value: string): WasmKernelBuild[] {
   for (const b of builds)
     if (!(BUILDS as readonly string[]).includes(b)) throw new Error(`--builds: expected some of ${BUILDS.join(',')}, got "${b}"`);
   if (new Set(builds).size !== builds.length) throw new Error(`--builds: "${value}" names a build twice`);
-  if (builds.includes('relaxed-simd') && !relaxedSimdSupported())
-    throw new Error(
-      `--builds relaxed-simd: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does; Node 20 with --experimental-wasm-relaxed-simd)`,
-    );
+  if (builds.includes('relaxed-simd')) requireRelaxedSimd('--builds relaxed-simd');
   return builds as WasmKernelBuild[];
 }
 
@@ -195,7 +192,9 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
   } finally {
     batch.dispose();
   }
-  for (const build of builds.length > 0 ? builds : [backend.kernelBuild])
+  // the builds the lines are printed for: those alternated, else the one selectBackend took
+  const shown = builds.length > 0 ? builds : [backend.kernelBuild];
+  for (const build of shown)
     for (const c of configs)
       printMethod(
         runs.filter((r) => r.method === c.method && r.build === build),
@@ -205,7 +204,7 @@ export async function stepKernelsBench(argv: string[]): Promise<void> {
         top,
         backend.backend,
       );
-  for (const build of builds.length > 0 ? builds : [backend.kernelBuild]) {
+  for (const build of shown) {
     const mine = runs.filter((r) => r.build === build);
     const base = mine.filter((r) => r.method === 'mocov2');
     if (base.length === 0) continue;

@@ -6,14 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { backpropFilter, expectWasmMatchesCpu } from './helpers/kernel-calls.js';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
-import {
-  KERNELS_PLAIN_BASE64,
-  KERNELS_PLAIN_RELAXED_BASE64,
-  KERNELS_SHARED_BASE64,
-  KERNELS_SHARED_RELAXED_BASE64,
-  KERNELS_SOURCE_SHA256,
-} from '../models/kernels/kernels-wasm.js';
-import { blockSwap, installWasmKernels, relaxedSimdSupported, wasmKernelBuild, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { KERNELS_SOURCE_SHA256 } from '../models/kernels/kernels-wasm.js';
+import { blockSwap, installWasmKernels, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 interface FilterCase {
   inC: number;
@@ -92,50 +86,6 @@ describe('densestream wasm kernels', () => {
   it('are installed by selectBackend on the threaded build, one part per thread', () => {
     expect(wasmKernelThreads()).toBe(2);
   });
-
-  it('run the build the environment asks for (each vitest project pins one), else relaxed SIMD where the runtime has it', () => {
-    const env = process.env['DENSESTREAM_RELAXED_SIMD'];
-    if (env === '1') expect(relaxedSimdSupported()).toBe(true);
-    expect(wasmKernelBuild()).toBe(env === '1' || (env !== '0' && relaxedSimdSupported()) ? 'relaxed-simd' : 'simd');
-  });
-
-  it('ship fused multiply-adds in the relaxed-SIMD modules only', () => {
-    // f32x4.relaxed_madd is 0xfd 0x105 (LEB128: fd 85 02); the SIMD modules must not hold it
-    const count = (base64: string) => Buffer.from(base64, 'base64').toString('hex').split('fd8502').length - 1;
-    expect(count(KERNELS_SHARED_RELAXED_BASE64)).toBeGreaterThan(100);
-    expect(count(KERNELS_PLAIN_RELAXED_BASE64)).toBeGreaterThan(100);
-    expect(count(KERNELS_SHARED_BASE64)).toBe(0);
-    expect(count(KERNELS_PLAIN_BASE64)).toBe(0);
-  });
-
-  it.runIf(relaxedSimdSupported())(
-    'give the same filter gradient, to float rounding, on either build, and keep the build across thread counts',
-    async () => {
-      const c = filterCases.find((f) => f.inC === 32 && f.stride === 2)!;
-      const ref = await cpuFilterGradient(c);
-      await tf.setBackend('wasm');
-      const initial = wasmKernelBuild();
-      const gradient = async (build: 'simd' | 'relaxed-simd') => {
-        expect(await installWasmKernels(2, build)).toBe(build);
-        const x = tf.tensor4d(ref.x, ref.xShape);
-        const dy = tf.tensor4d(ref.dy, ref.dyShape);
-        const dW = backpropFilter(x, dy, ref.filterShape, c.pad, c.stride);
-        const values = dW.dataSync().slice();
-        tf.dispose([x, dy, dW]);
-        return values;
-      };
-      try {
-        const fused = await gradient('relaxed-simd');
-        await installWasmKernels(1);
-        expect(wasmKernelBuild()).toBe('relaxed-simd');
-        const plain = await gradient('simd');
-        expect(relativeError(fused, plain)).toBeLessThanOrEqual(1e-6);
-        expect(relativeError(fused, ref.dW)).toBeLessThanOrEqual(1e-5);
-      } finally {
-        await installWasmKernels(2, initial);
-      }
-    },
-  );
 
   for (const parts of [2, 1]) {
     it.each(filterCases)(

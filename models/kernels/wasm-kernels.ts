@@ -53,6 +53,12 @@ export { relaxedSimdSupported } from '../relaxed-simd.js';
 
 let registered = false;
 
+/** The kernels' modules by build and by memory: shared for the threaded tfjs build, plain for the single-threaded one. */
+const MODULES: Record<WasmKernelBuild, { shared: string; plain: string }> = {
+  simd: { shared: KERNELS_SHARED_BASE64, plain: KERNELS_PLAIN_BASE64 },
+  'relaxed-simd': { shared: KERNELS_SHARED_RELAXED_BASE64, plain: KERNELS_PLAIN_RELAXED_BASE64 },
+};
+
 /** Repeats a `[C]` tensor (attrs `rows`, `mean`) into `[rows·C]`: leading-axis Sum/Mean gradients. */
 const BROADCAST_ROWS_KERNEL = 'DensestreamBroadcastRows';
 
@@ -83,15 +89,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const parts = shared ? Math.max(1, threads) : 1;
   if (installed?.backend === backend && installed.pool.parts === parts && installed.build === build) return build;
-  const bytes =
-    build === 'relaxed-simd'
-      ? shared
-        ? KERNELS_SHARED_RELAXED_BASE64
-        : KERNELS_PLAIN_RELAXED_BASE64
-      : shared
-        ? KERNELS_SHARED_BASE64
-        : KERNELS_PLAIN_BASE64;
-  const compiled = await webAssembly.compile(Buffer.from(bytes, 'base64'));
+  const compiled = await webAssembly.compile(Buffer.from(MODULES[build][shared ? 'shared' : 'plain'], 'base64'));
   const pool = await KernelPool.create(
     compiled,
     memory,
