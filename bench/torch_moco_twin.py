@@ -6,8 +6,9 @@ The same task as densestream's run, as far as the two frameworks allow:
   permutation each epoch;
 - views: MoCo v2's ranges, cut on the batch tensor (the GPU-style pipeline, as Kornia/DALI do):
   random resized crop (area 0.2-1, aspect 3/4-4/3, whole-pixel boxes as torchvision draws them)
-  and flip as one affine grid + bilinear grid_sample per view (or, with `--resample libvips`, at
-  densestream's backend offsets), colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1)
+  and flip as one affine grid + bilinear grid_sample per view, at half-pixel centres as
+  densestream cuts them (or, with `--resample libvips`, at the offset libvips' enlargement takes,
+  which densestream copied until December 2026), colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1)
   and greyscale (p 0.2) as one 3x3 matrix and offset per view (densestream's colourTransform),
   Gaussian blur (p 0.5, sigma 0.1-2 scaled by size/224) as a grouped separable convolution,
   ImageNet normalisation;
@@ -170,8 +171,8 @@ def crop_grids(boxes, height: int, width: int, size: int) -> torch.Tensor:
 
 
 def libvips_axis(start: torch.Tensor, extent: torch.Tensor, length: int, size: int) -> torch.Tensor:
-    """[b, size, length] weights of one axis as densestream's backend path cuts a crop no larger than
-    the view (operators/augment-views.ts, `enlargedViews`; libvips' enlarging offset): output pixel i
+    """[b, size, length] weights of one axis as libvips' enlargement (sharp's resize) cuts a crop no
+    larger than the view, which densestream's views copied until December 2026: output pixel i
     bilinear at `start + i·f − ½` (f = extent / size) on every axis, a kept one included, the
     image's edge pixels repeated."""
     if bool((extent > size).any()):
@@ -305,8 +306,8 @@ def main() -> None:
                         "from the end of --lr-warmup to the deadline")
     p.add_argument("--seed", type=int, default=0, help="seeds the init, the order and the views (not densestream's streams)")
     p.add_argument("--resample", choices=["centres", "libvips"], default="centres",
-                   help="resize a crop bilinearly at half-pixel centres (torchvision), or at the offset densestream's "
-                        "backend path takes from libvips (half an output pixel early), to tell the two apart in learning")
+                   help="resize a crop bilinearly at half-pixel centres (torchvision, densestream), or at the offset "
+                        "libvips' enlargement takes (half an output pixel early), to tell the two apart in learning")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

@@ -15,8 +15,9 @@
  *   which separates learning from speed: its knnInit is densestream's random-init score.
  *
  * `--sides` trains only the twin sides named (all three by default; each costs a run and two kNN
- * scores). `--resample libvips` has the twin cut its views at the offset densestream's backend path takes
- * from libvips instead of at torchvision's half-pixel centres. `--init reference` has densestream
+ * scores). `--resample libvips` has the twin cut its views at the offset libvips' enlargement takes
+ * (half an output pixel early, which densestream copied until December 2026) instead of at the
+ * half-pixel centres torchvision and densestream sample. `--init reference` has densestream
  * draw its weights as the twin's `torchReferenceInit` side does (`train --init`, models/weight-init.ts).
  *
  * Prints a line per seed, `{"bench":"twin-knn", "seed", "seconds", "densestream":{…}, "torch":{…},

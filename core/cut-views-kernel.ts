@@ -6,21 +6,17 @@
  * Inputs: `sources` `[B, H+2, W+2, 3]` float32 (each image framed by its repeated edge, 0–255),
  * or, with `layout` `[B, 3]` int32, the framed images' bytes one after another as int32 words
  * (each image padded to whole words; images of any sizes; `layout` row b: image b's first word,
- * framed height, framed width); and
- * `params` `[6 + B·(15 + taps)]`: scale[3] and shift[3] applied last per channel (1 and 0 for
- * bytes), then per view ay, sy, ax, sx (output pixel (i, j) samples the framed source bilinearly
- * at row ay + i·sy, column ax + j·sx), the colour matrix m[3][3] row-major (out_r = Σ_c m[r][c]·in_c),
- * its offset, solarize (0 or 1), and `taps` blur taps (odd count, centred; 1 for none).
- * Optional input `weights` `[B · 2 · size · (band + 2)]`: per view, `size` row entries then
- * `size` column entries, each the first source pixel `lo` (framed coordinates), the count `n ≤
- * band` of weights that follow it, and `band` slots holding them (resample-weights.ts' bands,
- * blur folded in; `lo + n` within the view's image; `taps` must be 1). With it the crop is rows ·
- * image · columnsᵀ (shrinking crops), and ay…sx are unused.
- * Attributes: `size` (views are `size × size`), `taps`, and with weights `band`. Output: `[B, size, size, 3]` float32.
+ * framed height, framed width);
+ * `params` `[6 + B·CUT_VIEW_PARAMS]`: scale[3] and shift[3] applied last per channel (1 and 0
+ * for bytes), then per view the colour matrix m[3][3] row-major (out_r = Σ_c m[r][c]·in_c), its
+ * offset and solarize (0 or 1); and
+ * `weights` `[B · 2 · size · (band + 2)]`: per view, `size` row entries then `size` column
+ * entries, each the first source pixel `lo` (framed coordinates), the count `n ≤ band` of weights
+ * that follow it, and `band` slots holding them (resample-weights.ts' bands, blur folded in;
+ * `lo + n` within the view's image). The crop is rows · image · columnsᵀ.
+ * Attributes: `size` (views are `size × size`) and `band`. Output: `[B, size, size, 3]` float32.
  */
 export const CUT_VIEWS_KERNEL = 'DensestreamCutViews';
 
-/** Floats of `params` per view, after the 6 of the normalisation. */
-export function cutViewParams(taps: number): number {
-  return 15 + taps;
-}
+/** Floats of `params` per view, after the 6 of the normalisation: colour matrix, offset, solarize. */
+export const CUT_VIEW_PARAMS = 11;

@@ -6,5 +6,5 @@ export * from './sample.js';
 export * from './random.js';
 export type { Batch } from './batch.js';
 export { ConfigError, toConfigError } from './config-error.js';
-export { CUT_VIEWS_KERNEL, cutViewParams } from './cut-views-kernel.js';
+export { CUT_VIEWS_KERNEL, CUT_VIEW_PARAMS } from './cut-views-kernel.js';
 export { partialPath, removePartials, sha256File, writeFileAtomic } from './atomic-file.js';

@@ -11,8 +11,8 @@
  * reduce, edges repeated; see `resample-weights.ts`), so both paths agree within rounding.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CUT_VIEWS_KERNEL, cutViewParams, type PlannedView, type Sample } from '../core/index.js';
-import { blurTaps, denseWeights, viewBands, type AxisBands } from './resample-weights.js';
+import { CUT_VIEWS_KERNEL, CUT_VIEW_PARAMS, type PlannedView, type Sample } from '../core/index.js';
+import { denseWeights, viewBands, type AxisBands } from './resample-weights.js';
 import { colourTransposedInto } from './view-plan.js';
 import { framedSizes, packSources, stackSources, type PackedSources } from './view-sources.js';
 
@@ -158,17 +158,12 @@ function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample
     offset[b] = colourTransposedInto(v.plan, v.meanGrey, colour, b * 9);
     solarize[b] = v.plan.solarize ? 1 : 0;
   });
-  const enlarging = planned.every(({ box: [x0, y0, x1, y1] }) => x1 - x0 <= size && y1 - y0 <= size);
   if (hasCutKernel() || !(sources instanceof tf.Tensor)) {
-    return cutInOnePass(sources, planned, size, enlarging, colour, offset, solarize, normalise);
+    return cutInOnePass(sources, planned, size, colour, offset, solarize, normalise);
   }
   const solarizing = solarize.some((x) => x > 0);
   return tf.tidy(() => {
-    const rgb = tf.reshape(enlarging ? enlargedViews(sources, planned, size) : resampledViews(sources, planned, size), [
-      batch,
-      size * size,
-      3,
-    ]);
+    const rgb = tf.reshape(resampledViews(sources, planned, size), [batch, size * size, 3]);
     const coloured = tf.add(tf.matMul(rgb, tf.tensor3d(colour, [batch, 3, 3])), tf.tensor3d(offset, [batch, 1, 1]));
     let out: tf.Tensor = tf.round(tf.clipByValue(coloured, 0, 255)); // the CPU path's Uint8ClampedArray
     if (solarizing) {
@@ -190,15 +185,14 @@ function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample
 }
 
 /**
- * The cut (bilinear for enlarging crops, resampling weights for shrinking ones), blur, colour,
- * solarize and normalisation as one backend kernel (core/cut-views-kernel.ts), where the
- * backend has one: the same pixels as the op graph below.
+ * The cut (every crop by its resampling weights, blur folded in), colour, solarize and
+ * normalisation as one backend kernel (core/cut-views-kernel.ts), where the backend has one: the
+ * same pixels as the CPU path's `cutWithBands` and, within a fraction of a level, the op graph below.
  */
 function cutInOnePass(
   sources: tf.Tensor4D | PackedSources,
   planned: readonly PlannedView[],
   size: number,
-  enlarging: boolean,
   colour: Float32Array,
   offset: Float32Array,
   solarize: Float32Array,
@@ -206,30 +200,23 @@ function cutInOnePass(
 ): tf.Tensor4D {
   const batch = planned.length;
   const framed = framedSizes(sources);
-  // Shrinking crops resample by their weights' bands, blur folded in; enlarging ones bilinearly, then blur.
-  const bands = enlarging ? [] : planned.map((v, b) => framedBands(v, framed.width(b), framed.height(b), size));
+  // Every crop by its weights' bands, blur folded in: they keep an enlarged crop's samples inside
+  // it (the edge repeated), where the kernel's bilinear map of the output index would read the
+  // pixels around it, and they are what the CPU path applies (`cutWithBands`).
+  const bands = planned.map((v, b) => framedBands(v, framed.width(b), framed.height(b), size));
   const band = Math.max(1, ...bands.flatMap(({ rows, cols }) => [rows.width, cols.width]));
-  const weights = enlarging ? undefined : new Float32Array(batch * 2 * size * (band + 2));
+  const weights = new Float32Array(batch * 2 * size * (band + 2));
   bands.forEach(({ rows, cols }, b) => {
-    packBands(rows, band, weights as Float32Array, b * 2 * size * (band + 2));
-    packBands(cols, band, weights as Float32Array, (b * 2 + 1) * size * (band + 2));
+    packBands(rows, band, weights, b * 2 * size * (band + 2));
+    packBands(cols, band, weights, (b * 2 + 1) * size * (band + 2));
   });
-  const taps = planned.map((v) => (enlarging ? blurTaps(v.plan.blurSigma ?? 0) : Float32Array.of(1)));
-  const k = Math.max(1, ...taps.map((t) => t.length));
-  const stride = cutViewParams(k);
-  const params = new Float32Array(6 + batch * stride);
+  const params = new Float32Array(6 + batch * CUT_VIEW_PARAMS);
   params.set(normalise ? scaleAndShift(normalise).flat() : [1, 1, 1, 0, 0, 0]);
-  planned.forEach(({ box: [x0, y0, x1, y1], flipped }, b) => {
-    // enlargedViews' boxes as cropAndResize reads them: framed pixel j sits at j + 1, and output
-    // pixel i samples x0 + ½ + i·(x1 − x0)/size, mirrored when flipped
-    const [fx, fy] = [(x1 - x0) / size, (y1 - y0) / size];
-    const at = 6 + b * stride;
-    params.set([y0 + 0.5, fy, flipped ? x0 + 0.5 + (size - 1) * fx : x0 + 0.5, flipped ? -fx : fx], at);
-    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) params[at + 4 + r * 3 + c] = colour[b * 9 + c * 3 + r]!;
-    params[at + 13] = offset[b]!;
-    params[at + 14] = solarize[b]!;
-    const t = taps[b]!;
-    params.set(t, at + 15 + (k - t.length) / 2);
+  planned.forEach((_, b) => {
+    const at = 6 + b * CUT_VIEW_PARAMS;
+    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) params[at + r * 3 + c] = colour[b * 9 + c * 3 + r]!;
+    params[at + 9] = offset[b]!;
+    params[at + 10] = solarize[b]!;
   });
   return tf.tidy(
     () =>
@@ -238,38 +225,17 @@ function cutInOnePass(
         {
           sources: sources instanceof tf.Tensor ? sources : sources.words,
           params: tf.tensor1d(params),
-          ...(weights ? { weights: tf.tensor1d(weights) } : {}),
+          weights: tf.tensor1d(weights),
           ...(sources instanceof tf.Tensor ? {} : { layout: tf.tensor2d(sources.layout, [batch, 3], 'int32') }),
         },
-        { size, taps: k, band } as unknown as tf.NamedAttrMap,
+        { size, band } as unknown as tf.NamedAttrMap,
       ) as tf.Tensor4D,
   );
 }
 
 /**
- * Views whose crops are no larger than the view (every crop of a same-size source cut at its
- * own size): libvips samples them bilinearly at `x0 + i·f − ½` on both axes, a linear map of
- * the output index, which `cropAndResize` reproduces on the image framed by its edge pixels.
- * Blur, where a view has one, follows as a per-view separable convolution.
- */
-function enlargedViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
-  const [batch, framedHeight, framedWidth] = sources.shape;
-  const [height, width] = [framedHeight - 2, framedWidth - 2];
-  const boxes = new Float32Array(batch * 4);
-  planned.forEach(({ box: [x0, y0, x1, y1], flipped }, b) => {
-    // padded coordinates: source pixel j sits at j + 1
-    const first = (start: number) => start + 0.5;
-    const last = (start: number, end: number) => start + ((size - 1) * (end - start)) / size + 0.5;
-    const [left, right] = [first(x0) / (width + 1), last(x0, x1) / (width + 1)];
-    boxes.set([first(y0) / (height + 1), flipped ? right : left, last(y0, y1) / (height + 1), flipped ? left : right], b * 4);
-  });
-  const cut = tf.image.cropAndResize(sources, tf.tensor2d(boxes, [batch, 4]), tf.range(0, batch, 1, 'int32'), [size, size]);
-  return blurredViews(cut, planned);
-}
-
-/**
- * Any views (crops larger than the view shrink with libvips' anti-aliased reduce): rows ·
- * image · colsᵀ with `viewWeights`, blur included — two batched products.
+ * Any views, shrinking or enlarging: rows · image · colsᵀ with the views' resampling weights,
+ * blur included — two batched products, the same weights as the kernel's bands and the CPU path's.
  */
 function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
   const [batch, height, width] = sources.shape; // framed: the weights give the frame nothing
@@ -286,40 +252,4 @@ function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], s
   const wide = tf.transpose(tf.reshape(tall, [batch, size, width, 3]), [0, 1, 3, 2]);
   const cut = tf.matMul(tf.reshape(wide, [batch, size * 3, width]), tf.tensor3d(cols, [batch, size, width]), false, true);
   return tf.transpose(tf.reshape(cut, [batch, size, 3, size]), [0, 1, 3, 2]);
-}
-
-/** Replicates the edge of axis 1 and 2 of `x` `radius` times. */
-function padEdges(x: tf.Tensor4D, radius: number): tf.Tensor4D {
-  const [, h, w] = x.shape;
-  const repeat = (t: tf.Tensor4D, axis: 1 | 2, at: number) =>
-    tf.tile(
-      tf.slice(t, axis === 1 ? [0, at, 0, 0] : [0, 0, at, 0], axis === 1 ? [-1, 1, -1, -1] : [-1, -1, 1, -1]),
-      axis === 1 ? [1, radius, 1, 1] : [1, 1, radius, 1],
-    );
-  const tall = tf.concat([repeat(x, 1, 0), x, repeat(x, 1, h - 1)], 1) as tf.Tensor4D;
-  return tf.concat([repeat(tall, 2, 0), tall, repeat(tall, 2, w - 1)], 2);
-}
-
-/**
- * libvips' Gaussian blur of each view at its own sigma (`blurTaps`, edges repeated): the batch
- * moved into channels, so one separable depthwise convolution blurs every view with its taps.
- */
-function blurredViews(views: tf.Tensor4D, planned: readonly PlannedView[]): tf.Tensor4D {
-  const taps = planned.map((v) => blurTaps(v.plan.blurSigma ?? 0));
-  const radius = Math.max(...taps.map((t) => (t.length - 1) / 2));
-  if (radius === 0) return views;
-  const [batch, h, w] = views.shape;
-  const k = 2 * radius + 1;
-  const filter = new Float32Array(k * batch * 3);
-  taps.forEach((t, b) => {
-    const r = (t.length - 1) / 2;
-    t.forEach((value, j) => {
-      for (let c = 0; c < 3; c++) filter[(radius - r + j) * batch * 3 + b * 3 + c] = value;
-    });
-  });
-  const channels = tf.reshape(tf.transpose(views, [1, 2, 0, 3]), [1, h, w, batch * 3]) as tf.Tensor4D;
-  const padded = padEdges(channels, radius);
-  const across = tf.depthwiseConv2d(padded, tf.tensor4d(filter, [1, k, batch * 3, 1]), 1, 'valid');
-  const down = tf.depthwiseConv2d(across, tf.tensor4d(filter, [k, 1, batch * 3, 1]), 1, 'valid');
-  return tf.transpose(tf.reshape(down, [h, w, batch, 3]), [2, 0, 1, 3]);
 }

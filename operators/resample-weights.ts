@@ -2,19 +2,22 @@
  * A view's geometry as two small matrices: `rows` `[S, H]` and `cols` `[S, W]` such that the
  * view's pixels are `rows · image · colsᵀ` per channel. They hold the crop, the resize, the flip
  * and the blur, so the compute backend cuts a batch of views with two batched matrix products
- * (`augmentViews`), whatever the size of the images or of the views, on any backend.
+ * (`augmentViews`), whatever the size of the images or of the views, on any backend; the CPU
+ * path applies the same bands wherever libvips would sample otherwise (`cutWithBands`).
  *
- * The weights follow what the CPU path asks of libvips (sharp's `extract → resize(kernel:
- * 'linear') → flop → blur`), so both paths give the same view within rounding:
- * - shrinking: half-pixel centres, output pixel `i` at `x0 + (i + ½)·f − ½` (`f = w / S`), a
- *   triangle of half-width `f`, so every source pixel counts (libvips' anti-aliased `reduce`;
+ * Every axis samples at half-pixel centres, output pixel `i` at `x0 + (i + ½)·f − ½`
+ * (`f = w / S`), as torchvision's resize does:
+ * - shrinking: a triangle of half-width `f`, so every source pixel counts (libvips' anti-aliased
+ *   `reduce`, which sharp runs for a crop no smaller than the view on either axis;
  *   tf.image.cropAndResize samples only the two nearest pixels and aliases on downscales);
- * - enlarging: bilinear, at libvips' own offset (`axisWeights` says which);
- * - outside the crop, its edge pixels repeat (sharp resizes the extracted crop);
+ * - enlarging: bilinear. libvips' `affine` stage, which sharp's `resize` runs for an enlarged
+ *   crop, samples half an output pixel early instead (`x0 + i·f − ½`, on both axes), a shift and
+ *   a two-tap blur that cost MoCo v2 on Fashion-MNIST 0.004 of kNN accuracy (docs/performance.md);
+ * - outside the crop, its edge pixels repeat (as resizing the extracted crop does);
  * - the blur is libvips' `gaussblur` at sharp's defaults: taps `round(20·exp(−d²/2σ²))` for
  *   every offset whose amplitude is ≥ 0.2, normalised, edges repeated, none below σ = 0.3.
  */
-import type { Box } from '../core/index.js';
+import type { Box, Pixels } from '../core/index.js';
 
 /** sharp's smallest blur sigma: the CPU path skips smaller ones. */
 export const MIN_BLUR_SIGMA = 0.3;
@@ -34,37 +37,34 @@ export interface AxisBands {
 
 /**
  * The weights of one axis as bands (`axisWeights` gives them dense), row `i` the source weights
- * of output pixel `i` for the crop `[start, end)` of an axis `length` pixels long, as libvips'
- * `resize` gives them (measured against sharp 0.35 / libvips 8.18 with ramps; see the tests):
- * - shrinking or keeping (`f = (end − start) / size ≥ 1`): a triangle of half-width `max(1, f)`
- *   centred at `start + (i + ½)·f − ½` (half-pixel centres; libvips' `reduce`);
- * - enlarging (`f < 1`): bilinear at `start + i·f − ½` (libvips' `affine` stage, which samples
- *   half an output pixel before the centre);
- * - `shifted` (the *other* axis is enlarged, so the affine stage runs on this one too at scale
- *   1): the reduced pixels are then sampled half a pixel early, `½·r[i−1] + ½·r[i]`.
- * Outside the crop its edge pixels repeat (sharp resizes the extracted crop).
+ * of output pixel `i` for the crop `[start, end)` of an axis `length` pixels long, centred at
+ * `start + (i + ½)·f − ½` with `f = (end − start) / size`:
+ * - shrinking or keeping (`f ≥ 1`): a triangle of half-width `f` (libvips' `reduce`, measured
+ *   against sharp 0.35 / libvips 8.18 with ramps; see the tests; `f = 1` is the identity);
+ * - enlarging (`f < 1`): bilinear (torchvision's `resize`, `align_corners=False`).
+ * Outside the crop its edge pixels repeat.
  */
-export function axisBands(start: number, end: number, length: number, size: number, shifted = false): AxisBands {
+export function axisBands(start: number, end: number, length: number, size: number): AxisBands {
   if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= length && end > start)) {
     throw new Error(`axisWeights: expected a crop 0 ≤ start < end ≤ ${length} in whole pixels, got [${start}, ${end})`);
   }
   const f = (end - start) / size;
   const last = end - 1;
   const clamp = (j: number) => Math.min(last, Math.max(start, j));
+  const centre = (i: number) => start + (i + 0.5) * f - 0.5;
   const lo = new Int32Array(size);
   if (f < 1) {
     const w = new Float32Array(size * 2);
     for (let i = 0; i < size; i++) {
-      const at = start + i * f - 0.5;
+      const at = centre(i);
       const j = Math.floor(at);
       lo[i] = clamp(j);
       w[i * 2 + clamp(j) - clamp(j)]! += 1 - (at - j);
       w[i * 2 + clamp(j + 1) - clamp(j)]! += at - j;
     }
-    return { length, width: 2, lo, w }; // enlarged on this axis: the affine stage samples it, never shifted
+    return { length, width: 2, lo, w };
   }
   const half = f; // the triangle's half-width (f = 1: the identity)
-  const centre = (i: number) => start + (i + 0.5) * f - 0.5;
   let width = 1;
   for (let i = 0; i < size; i++) width = Math.max(width, clamp(Math.floor(centre(i) + half)) - clamp(Math.ceil(centre(i) - half)) + 1);
   const w = new Float32Array(size * width);
@@ -82,30 +82,7 @@ export function axisBands(start: number, end: number, length: number, size: numb
     }
     for (let m = 0; m <= clamp(final) - clamp(first); m++) w[row + m]! /= sum;
   }
-  return shifted ? shiftedEarly({ length, width, lo, w }) : { length, width, lo, w };
-}
-
-/** `½·r[i−1] + ½·r[i]` (row −1 is row 0): each row's band widened to cover both. */
-function shiftedEarly(b: AxisBands): AxisBands {
-  const size = b.lo.length;
-  const at = (i: number, j: number) =>
-    j >= (b.lo[i] as number) && j < (b.lo[i] as number) + b.width ? (b.w[i * b.width + j - (b.lo[i] as number)] as number) : 0;
-  const lo = new Int32Array(size);
-  let width = 1;
-  for (let i = 0; i < size; i++) {
-    const previous = Math.max(0, i - 1);
-    lo[i] = Math.min(b.lo[previous] as number, b.lo[i] as number);
-    width = Math.max(width, Math.max(b.lo[previous] as number, b.lo[i] as number) + b.width - (lo[i] as number));
-  }
-  const w = new Float32Array(size * width);
-  for (let i = 0; i < size; i++) {
-    const previous = Math.max(0, i - 1);
-    for (let m = 0; m < width && (lo[i] as number) + m < b.length; m++) {
-      const j = (lo[i] as number) + m;
-      w[i * width + m] = 0.5 * (at(previous, j) + at(i, j));
-    }
-  }
-  return { length: b.length, width, lo, w };
+  return { length, width, lo, w };
 }
 
 /** The dense `[size, length]` matrix of `bands`. */
@@ -121,8 +98,8 @@ export function denseWeights(bands: AxisBands): Float32Array {
 }
 
 /** The weights of one axis, dense: `[size, length]` (see {@link axisBands}). */
-export function axisWeights(start: number, end: number, length: number, size: number, shifted = false): Float32Array {
-  return denseWeights(axisBands(start, end, length, size, shifted));
+export function axisWeights(start: number, end: number, length: number, size: number): Float32Array {
+  return denseWeights(axisBands(start, end, length, size));
 }
 
 /** libvips' integer Gaussian taps at sharp's defaults (min amplitude 0.2), normalised; `[1]` below σ = 0.3. */
@@ -199,14 +176,61 @@ export function viewBands(
 ): { rows: AxisBands; cols: AxisBands } {
   const [x0, y0, x1, y1] = box;
   const taps = blurTaps(blurSigma ?? 0);
-  const enlarged = x1 - x0 < width || y1 - y0 < height; // libvips then runs its affine stage on both axes
-  let cols = axisBands(x0, x1, imageWidth, width, enlarged);
+  let cols = axisBands(x0, x1, imageWidth, width);
   if (flipped) cols = mirrored(cols);
-  return { rows: blurred(axisBands(y0, y1, imageHeight, height, enlarged), taps), cols: blurred(cols, taps) };
+  return { rows: blurred(axisBands(y0, y1, imageHeight, height), taps), cols: blurred(cols, taps) };
 }
 
 /** {@link viewBands} as dense matrices: `rows` `[height, imageHeight]` and `cols` `[width, imageWidth]`. */
 export function viewWeights(...view: Parameters<typeof viewBands>): { rows: Float32Array; cols: Float32Array } {
   const { rows, cols } = viewBands(...view);
   return { rows: denseWeights(rows), cols: denseWeights(cols) };
+}
+
+/**
+ * `rows · image · colsᵀ` per channel on the CPU, as bytes (rounded, clamped): the view of
+ * {@link viewBands} where the backend is not cutting it. Rows first, over the source columns the
+ * `cols` bands reach only, so a small view of a large photo touches only its crop.
+ */
+export function cutWithBands(p: Pixels, { rows, cols }: { rows: AxisBands; cols: AxisBands }): Uint8Array {
+  if (p.channels !== 3) throw new Error(`cutWithBands: expected RGB pixels, got ${p.channels} channel(s)`);
+  const [height, width] = [rows.lo.length, cols.lo.length];
+  let [c0, c1] = [Infinity, 0];
+  for (let j = 0; j < width; j++) {
+    c0 = Math.min(c0, cols.lo[j] as number);
+    c1 = Math.max(c1, Math.min(cols.length, (cols.lo[j] as number) + cols.width));
+  }
+  const span = c1 - c0;
+  const across = new Float32Array(height * span * 3); // the rows pass: [height, span, 3]
+  for (let i = 0; i < height; i++) {
+    const lo = rows.lo[i] as number;
+    const n = Math.min(rows.width, rows.length - lo);
+    const out = i * span * 3;
+    for (let m = 0; m < n; m++) {
+      const t = rows.w[i * rows.width + m] as number;
+      if (t === 0) continue;
+      const src = ((lo + m) * p.width + c0) * 3;
+      for (let x = 0; x < span * 3; x++) across[out + x]! += t * (p.data[src + x] as number);
+    }
+  }
+  const view = new Uint8ClampedArray(height * width * 3);
+  for (let i = 0; i < height; i++) {
+    for (let j = 0; j < width; j++) {
+      const lo = cols.lo[j] as number;
+      const n = Math.min(cols.width, cols.length - lo);
+      let [r, g, b] = [0, 0, 0];
+      for (let m = 0; m < n; m++) {
+        const t = cols.w[j * cols.width + m] as number;
+        const at = (i * span + lo + m - c0) * 3;
+        r += t * (across[at] as number);
+        g += t * (across[at + 1] as number);
+        b += t * (across[at + 2] as number);
+      }
+      const o = (i * width + j) * 3;
+      view[o] = r;
+      view[o + 1] = g;
+      view[o + 2] = b;
+    }
+  }
+  return new Uint8Array(view.buffer);
 }

@@ -8,8 +8,9 @@ import type { Pixels, Sample } from '../core/index.js';
 
 /**
  * The samples' source images as one `[B, H + 2, W + 2, 3]` float32 tensor (0–255), each image
- * framed by its own edge pixels repeated once (the enlarging cut reads up to half a pixel beyond
- * an image; framing here, while copying, saves a pad kernel per view). They must share one size.
+ * framed by its own edge pixels repeated once (the layout the cut kernel and the weights' framed
+ * coordinates share, from when views were also cut bilinearly; the weights give the frame
+ * nothing). They must share one size.
  */
 export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
   const { width, height } = sourceSize(samples);

@@ -1,11 +1,11 @@
 /**
  * The one-pass view cut (core/cut-views-kernel.ts) on the wasm backend (kernels.c: `cut_views`).
- * The op graph it replaces (crop-and-resize, blur, the per-view colour product, clamp, round,
+ * The op graph it replaces (the resampling products, the per-view colour product, clamp, round,
  * solarize, normalisation) ran ten kernels a view index, most of them scalar loops, on the main
  * thread between steps: about 8 % of a MoCo v2 step on Fashion-MNIST, all of it data wait.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CUT_VIEWS_KERNEL, cutViewParams } from '../../core/index.js';
+import { CUT_VIEWS_KERNEL, CUT_VIEW_PARAMS } from '../../core/index.js';
 import { active, offset, writeGeometry } from './kernel-registry.js';
 
 const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
@@ -13,10 +13,10 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { sources, params, weights, layout } = inputs as {
     sources: tf.TensorInfo;
     params: tf.TensorInfo;
-    weights?: tf.TensorInfo;
+    weights: tf.TensorInfo;
     layout?: tf.TensorInfo;
   };
-  const { size, taps, band = 0 } = attrs as unknown as { size: number; taps: number; band?: number };
+  const { size, band } = attrs as unknown as { size: number; band: number };
   // float32 [B, H+2, W+2, 3] of one size; or int32 words of bytes, images of any sizes, with
   // `layout` [B, 3]: each image's first word, framed height and framed width
   let batch: number, channels: number;
@@ -41,17 +41,17 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     if (sources.dtype !== 'float32') throw new Error('wasm kernels: cut_views takes float32 sources, or bytes with a layout');
     [batch, tallest, widest, channels] = sources.shape as [number, number, number, number];
   }
-  if (params.dtype !== 'float32' || (weights !== undefined && weights.dtype !== 'float32')) {
+  if (params.dtype !== 'float32' || weights?.dtype !== 'float32') {
     throw new Error('wasm kernels: cut_views takes float32 params and weights');
   }
-  if (channels !== 3 || taps < 1 || taps % 2 !== 1 || !(size >= 1)) {
-    throw new Error(`wasm kernels: cut_views needs RGB sources, an odd tap count and a size (got ${channels}, ${taps}, ${size})`);
+  if (channels !== 3 || !(size >= 1)) {
+    throw new Error(`wasm kernels: cut_views needs RGB sources and a size (got ${channels}, ${size})`);
   }
-  if (tf.util.sizeFromShape(params.shape) !== 6 + batch * cutViewParams(taps)) {
-    throw new Error(`wasm kernels: cut_views has ${tf.util.sizeFromShape(params.shape)} params for ${batch} views of ${taps} taps`);
+  if (tf.util.sizeFromShape(params.shape) !== 6 + batch * CUT_VIEW_PARAMS) {
+    throw new Error(`wasm kernels: cut_views has ${tf.util.sizeFromShape(params.shape)} params for ${batch} views`);
   }
-  if (weights !== undefined && (taps !== 1 || !(band >= 1) || tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2))) {
-    throw new Error(`wasm kernels: cut_views needs [${batch}·2·${size}·(band + 2)] weights of a band of at least 1, and no separate blur`);
+  if (!(band >= 1) || tf.util.sizeFromShape(weights.shape) !== batch * 2 * size * (band + 2)) {
+    throw new Error(`wasm kernels: cut_views needs [${batch}·2·${size}·(band + 2)] weights of a band of at least 1`);
   }
   const out = k.backend.makeOutput([batch, size, size, 3], 'float32');
   if (batch === 0) return out;
@@ -59,13 +59,20 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const parts = parallel ? k.pool.parts : 1;
   // + 4: the resampling's last vector read may reach a float past the last part's rows
   const converted = layout ? tallest * widest * 3 : 0;
-  const scratch = k.backend.makeOutput([parts * (2 * size * size * 3 + size * widest * 3 + converted) + 4], 'float32');
+  const scratch = k.backend.makeOutput([parts * (size * size * 3 + size * widest * 3 + converted) + 4], 'float32');
   try {
-    writeGeometry(k, [batch, tallest, widest, size, taps, 0, band]); // 0: the views' claim counter
-    const [weightsAt, layoutAt] = [weights, layout].map((t) => (t === undefined ? 0 : offset(k, t)));
+    writeGeometry(k, [batch, tallest, widest, size, 0, band]); // 0: the views' claim counter
     k.pool.run(
       'cut_views',
-      [k.geometry, offset(k, sources), offset(k, params), offset(k, out), offset(k, scratch), weightsAt ?? 0, layoutAt ?? 0],
+      [
+        k.geometry,
+        offset(k, sources),
+        offset(k, params),
+        offset(k, out),
+        offset(k, scratch),
+        offset(k, weights),
+        layout ? offset(k, layout) : 0,
+      ],
       parallel,
     );
   } finally {

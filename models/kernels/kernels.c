@@ -1665,100 +1665,20 @@ INLINE void rows_to_float(const unsigned char* src, int fw, int xlo, int ylo, in
   }
 }
 
-/* Where output pixels 0 … size−1 of an axis sample, ay + i·sy clamped to [0, len − 1]: the lowest and highest source pixel they read. */
-INLINE void bilinear_span(float a, float step, int size, int len, int* lo, int* hi) {
-  float first = a, last = a + (size - 1) * step;
-  if (last < first) {
-    const float t = first;
-    first = last, last = t;
-  }
-  first = first < 0.0f ? 0.0f : first > len - 1 ? (float)(len - 1) : first;
-  last = last < 0.0f ? 0.0f : last > len - 1 ? (float)(len - 1) : last;
-  *lo = (int)first;
-  *hi = (int)last + 1 < len ? (int)last + 1 : (int)last;
-}
-
-/*
- * Output pixel (i, j) sampled bilinearly at framed row ay + i·sy, column ax + j·sx (p: ay, sy,
- * ax, sx), as tfjs's cropAndResize computes it. Byte images first have the part the view reads
- * converted to float32 once, into `conv` (each source pixel serves several output pixels). The
- * columns' source offsets and weights are computed once per view, into `table` (3·size floats).
- * A pixel's r, g, b are lanes 0–2 of one vector, each the scalar loop's operations, so the same
- * values; lane 3 reads the value after a pixel (the scratch has room past the converted part; a
- * float image's last pixel is sampled channel by channel instead), and its store is overwritten
- * by the next pixel's, or lands in the scratch after the crop.
- */
-INLINE void bilinear_view(const void* src, const float* p, float* crop, float* table, float* conv, int fh, int fw, int size, const int bytes) {
-  const float ay = p[0], sy = p[1], ax = p[2], sx = p[3];
-  int ylo, yhi, xlo, xhi;
-  bilinear_span(ay, sy, size, fh, &ylo, &yhi);
-  bilinear_span(ax, sx, size, fw, &xlo, &xhi);
-  const float* img;
-  int stride;
-  if (bytes) {
-    const int count = (xhi - xlo + 1) * 3;
-    rows_to_float((const unsigned char*)src, fw, xlo, ylo, yhi + 1, count, conv);
-    img = conv - ((long long)ylo * count + xlo * 3), stride = count;
-  } else {
-    img = (const float*)src, stride = fw * 3;
-  }
-  int* offsets = (int*)table;
-  for (int j = 0; j < size; j++) {
-    float xi = ax + j * sx;
-    xi = xi < 0.0f ? 0.0f : xi > fw - 1 ? (float)(fw - 1) : xi;
-    const int left = (int)xi, right = left + 1 < fw ? left + 1 : left;
-    offsets[3 * j] = left * 3, offsets[3 * j + 1] = right * 3, table[3 * j + 2] = xi - left;
-  }
-  for (int i = 0; i < size; i++) {
-    float yi = ay + i * sy;
-    yi = yi < 0.0f ? 0.0f : yi > fh - 1 ? (float)(fh - 1) : yi;
-    const int top = (int)yi, bottom = top + 1 < fh ? top + 1 : top;
-    const float yl = yi - top;
-    const v128_t ylv = wasm_f32x4_splat(yl);
-    const float* up = img + (long long)top * stride;
-    const float* down = img + (long long)bottom * stride;
-    float* o = crop + i * size * 3;
-    /* a float image's last pixel (its column, on its last row), where lane 3 would read past it */
-    const int tail = !bytes && bottom == fh - 1 ? (fw - 1) * 3 : -1;
-    for (int j = 0; j < size; j++, o += 3) {
-      const int l = offsets[3 * j], r = offsets[3 * j + 1];
-      const float xl = table[3 * j + 2];
-      if (r == tail) {
-        for (int c = 0; c < 3; c++) {
-          const float t = up[l + c] + (up[r + c] - up[l + c]) * xl;
-          const float d = down[l + c] + (down[r + c] - down[l + c]) * xl;
-          o[c] = t + (d - t) * yl;
-        }
-        continue;
-      }
-      const v128_t xlv = wasm_f32x4_splat(xl);
-      const v128_t vtl = wasm_v128_load(up + l), vtr = wasm_v128_load(up + r);
-      const v128_t vbl = wasm_v128_load(down + l), vbr = wasm_v128_load(down + r);
-      const v128_t t = wasm_f32x4_add(vtl, wasm_f32x4_mul(wasm_f32x4_sub(vtr, vtl), xlv));
-      const v128_t d = wasm_f32x4_add(vbl, wasm_f32x4_mul(wasm_f32x4_sub(vbr, vbl), xlv));
-      wasm_v128_store(o, wasm_f32x4_add(t, wasm_f32x4_mul(wasm_f32x4_sub(d, t), ylv)));
-    }
-  }
-}
-
 /*
  * Views cut from a batch of framed source images in one pass per view (operators/
- * augment-views.ts, the enlarging path): bilinear crop-and-resize as tfjs's cropAndResize
- * computes it, each view's separable blur with edges repeated, its 3×3 colour matrix and
- * offset, clamp to 0–255, round half to even, solarize, then a per-channel scale and shift
- * (normalisation; 1 and 0 for bytes). The op graph it replaces ran ten kernels a view index,
- * most of them scalar loops over the whole batch.
+ * augment-views.ts): each view's crop, resize, flip and blur as rows · image · colsᵀ from its
+ * resampling weights, its 3×3 colour matrix and offset, clamp to 0–255, round half to even,
+ * solarize, then a per-channel scale and shift (normalisation; 1 and 0 for bytes). The op graph
+ * it replaces ran ten kernels a view index, most of them scalar loops over the whole batch.
  *
- * geometry: batch, framed height, framed width (the tallest and widest, with a layout), size, taps (k, odd;
- * 1 = no blur), a counter (0), the weights' band. layout: null for float32 sources of one size,
- * or per image [first word, framed height, framed width] of byte sources (each image's bytes
- * padded to whole words).
- * params: scale[3], shift[3], then per view ay, sy, ax, sx (source row ay + i·sy, column
- * ax + j·sx of output pixel (i, j), framed coordinates), colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
- * offset, solarize (0/1), k blur taps. scratch: 2·size²·3 + size·fw·3 floats per part (+ fh·fw·3 with
- * a layout, fh and fw the tallest and widest), and 4 after. weights:
- * null, or per view `size` row entries then `size` column entries of [lo, n, band weights] (the
- * weights mode, below; ay…sx unused).
+ * geometry: batch, framed height, framed width (the tallest and widest, with a layout), size, a
+ * counter (0), the weights' band. layout: null for float32 sources of one size, or per image
+ * [first word, framed height, framed width] of byte sources (each image's bytes padded to whole
+ * words). params: scale[3], shift[3], then per view colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
+ * offset, solarize (0/1). weights: per view `size` row entries then `size` column entries of
+ * [lo, n, band weights] (resample_view, below). scratch: size²·3 + size·fw·3 floats per part
+ * (+ fh·fw·3 with a layout, fh and fw the tallest and widest), and 4 after.
  * Parts claim the views one at a time.
  */
 /* Entry `w` of an axis `len` long: its first source pixel and weight count, kept within the axis whatever the caller wrote. */
@@ -1811,7 +1731,7 @@ INLINE v128_t band_tap(v128_t acc, const float* w, const float* p, int m) {
 }
 
 /*
- * The weights mode (`weights` non-null: shrinking crops): view b's crop is rows · image · colsᵀ,
+ * View b's crop is rows · image · colsᵀ,
  * the weights read as bands (resample-weights.ts, blur folded in): each axis has `size` entries
  * of [lo, n, w_0 … w_band−1], output pixel i taking w_0 … w_n−1 from source pixels lo, lo + 1, …
  * (the rest of an entry is padding: a batch's entries share the widest view's width, and a view
@@ -1900,93 +1820,24 @@ INLINE void resample_view(const void* src, const float* rows, const float* cols,
   }
 }
 
-/*
- * Whether the taps are [0 … 0 1 0 … 0]: a view drawn without blur in a batch whose blur is k
- * taps wide. Blurring finite pixels by it leaves every value as it is (0·v adds 0, 1·v is v; the
- * crop's values are finite, 0–255), so it is skipped.
- */
-INLINE int delta_taps(const float* taps, int k) {
-  for (int t = 0; t < k; t++)
-    if (taps[t] != (t == (k - 1) / 2 ? 1.0f : 0.0f)) return 0;
-  return 1;
-}
-
-/*
- * The separable blur of a size×size RGB view in place (crop), across the rows into `across`,
- * then down the columns back into crop, edges repeated. Each value is Σ_t taps[t]·v in tap
- * order, as a scalar loop sums it, so the result is that loop's bit for bit; four values at a
- * time where no tap reaches past the edge, one at a time near it.
- */
-static void blur_view(float* crop, float* across, const float* taps, int k, int radius, int size) {
-  const int row = size * 3;
-  /* interior of a row: flat positions x whose taps x + 3(t − radius) all fall inside it */
-  const int lo = 3 * radius, hi = row - 3 * radius;
-  for (int i = 0; i < size; i++) {
-    const float* src = crop + i * row;
-    float* dst = across + i * row;
-    for (int x = 0; x < row; x++) {
-      if (x == lo && hi - lo >= 4) {
-        for (; x + 4 <= hi; x += 4) {
-          v128_t s = wasm_f32x4_splat(0.0f);
-          for (int t = 0; t < k; t++) s = MADD(wasm_f32x4_splat(taps[t]), wasm_v128_load(src + x + 3 * (t - radius)), s);
-          wasm_v128_store(dst + x, s);
-        }
-        if (x >= row) break;
-      }
-      const int j = x / 3, c = x - 3 * j;
-      float s = 0.0f;
-      for (int t = 0; t < k; t++) {
-        int jj = j + t - radius;
-        jj = jj < 0 ? 0 : jj >= size ? size - 1 : jj;
-        s += taps[t] * src[jj * 3 + c];
-      }
-      dst[x] = s;
-    }
-  }
-  for (int i = 0; i < size; i++) {
-    float* dst = crop + i * row;
-    int x = 0;
-    for (; x + 4 <= row; x += 4) {
-      v128_t s = wasm_f32x4_splat(0.0f);
-      for (int t = 0; t < k; t++) {
-        int ii = i + t - radius;
-        ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
-        s = MADD(wasm_f32x4_splat(taps[t]), wasm_v128_load(across + ii * row + x), s);
-      }
-      wasm_v128_store(dst + x, s);
-    }
-    for (; x < row; x++) {
-      float s = 0.0f;
-      for (int t = 0; t < k; t++) {
-        int ii = i + t - radius;
-        ii = ii < 0 ? 0 : ii >= size ? size - 1 : ii;
-        s += taps[t] * across[ii * row + x];
-      }
-      dst[x] = s;
-    }
-  }
-}
-
 __attribute__((export_name("cut_views")))
 void cut_views(const int* geometry, const void* sources, const float* params, float* out, float* scratch, const float* weights,
                const int* layout, int part, int parts) {
-  const int batch = geometry[0], size = geometry[3], k = geometry[4], band = geometry[6];
+  const int batch = geometry[0], size = geometry[3], band = geometry[5];
   /* With a layout the sources are bytes, image b's from word layout[3b], framed layout[3b+1] ×
    * layout[3b+2]; without, float32 images of geometry[1] × geometry[2] one after another. `tall`
    * has room for the widest (geometry[2]). */
   const int widest = geometry[2];
-  const int stride = 15 + k, plane = size * size * 3;
-  const int radius = (k - 1) / 2;
+  const int stride = 11, plane = size * size * 3;
   const long long tall_size = (long long)size * widest * 3, conv_size = layout ? (long long)geometry[1] * widest * 3 : 0;
-  float* crop = scratch + (long long)part * (2 * plane + tall_size + conv_size);
-  float* across = crop + plane;
-  float* tall = across + plane;
+  float* crop = scratch + (long long)part * (plane + tall_size + conv_size);
+  float* tall = crop + plane;
   float* conv = tall + tall_size;
 #ifdef __wasm_atomics__
-  /* Views claimed one at a time: their costs differ (a blur or none, a band of a dozen rows or
-   * two), and a fixed half each left one thread waiting. Each view is one thread's alone, so
-   * which thread cuts it changes no value. geometry[5]: the counter, zeroed by the caller. */
-  int* counter = (int*)geometry + 5;
+  /* Views claimed one at a time: their costs differ (a band of a dozen rows or two), and a fixed
+   * half each left one thread waiting. Each view is one thread's alone, so which thread cuts it
+   * changes no value. geometry[4]: the counter, zeroed by the caller. */
+  int* counter = (int*)geometry + 4;
   (void)parts;
   for (int b = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); b < batch; b = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
 #else
@@ -1996,18 +1847,13 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
     const float* p = params + 6 + (long long)b * stride;
     const int fh = layout ? layout[3 * b + 1] : geometry[1], fw = layout ? layout[3 * b + 2] : geometry[2];
     const unsigned char* src = (const unsigned char*)sources + (layout ? (long long)layout[3 * b] * 4 : (long long)b * fh * fw * 3 * 4);
-    if (weights) {
-      const float* rows = weights + (long long)b * 2 * size * (band + 2);
-      if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 1);
-      else resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 0);
-    } else if (layout) bilinear_view(src, p, crop, tall, conv, fh, fw, size, 1);
-    else bilinear_view(src, p, crop, tall, conv, fh, fw, size, 0);
-    const float* taps = p + 15;
-    float* pixels = crop;
-    if (k > 1 && !delta_taps(taps, k)) blur_view(crop, across, taps, k, radius, size);
-    const float* m = p + 4;
-    const float offset = p[13];
-    const int solarize = p[14] != 0.0f;
+    const float* rows = weights + (long long)b * 2 * size * (band + 2);
+    if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 1);
+    else resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 0);
+    const float* pixels = crop;
+    const float* m = p;
+    const float offset = p[9];
+    const int solarize = p[10] != 0.0f;
     float* dst = out + (long long)b * plane;
     /* Pixel by pixel, its r, g, b as lanes 0–2 (lane 3 as in resample_view): the scalar loop's
      * operations in its order, so the same values. The last pixel is stored lane by lane: past it
