@@ -115,7 +115,8 @@ function packBands(bands: AxisBands, band: number, into: Float32Array, at: numbe
     const entry = at + i * (band + 2);
     into[entry] = lo;
     into[entry + 1] = n;
-    into.set(bands.w.subarray(i * bands.width, i * bands.width + n), entry + 2);
+    // an index loop: `set(subarray(…))` made a view object per output pixel, a tenth of the cut's time
+    for (let m = 0, from = i * bands.width; m < n; m++) into[entry + 2 + m] = bands.w[from + m] as number;
   }
 }
 
