@@ -188,7 +188,7 @@ function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample
 /**
  * The cut (every crop by its resampling weights, blur folded in), colour, solarize and
  * normalisation as one backend kernel (core/cut-views-kernel.ts), where the backend has one: the
- * same pixels as the CPU path's `cutWithBands` and, within a fraction of a level, the op graph below.
+ * same pixels as the op graph below and the CPU path's `cutWithBands`, up to float rounding.
  */
 function cutInOnePass(
   sources: tf.Tensor4D | PackedSources,
@@ -201,9 +201,8 @@ function cutInOnePass(
 ): tf.Tensor4D {
   const batch = planned.length;
   const framed = framedSizes(sources);
-  // Every crop by its weights' bands, blur folded in: they keep an enlarged crop's samples inside
-  // it (the edge repeated), where the kernel's bilinear map of the output index would read the
-  // pixels around it, and they are what the CPU path applies (`cutWithBands`).
+  // Every crop by its weights' bands, blur folded in: the weights the op graph's products and the
+  // CPU path (`cutWithBands`) apply.
   const bands = planned.map((v, b) => framedBands(v, framed.width(b), framed.height(b), size));
   const band = Math.max(1, ...bands.flatMap(({ rows, cols }) => [rows.width, cols.width]));
   const weights = new Float32Array(batch * 2 * size * (band + 2));
