@@ -59,8 +59,8 @@ export function axisBands(start: number, end: number, length: number, size: numb
       const at = centre(i);
       const j = Math.floor(at);
       lo[i] = clamp(j);
-      w[i * 2 + clamp(j) - clamp(j)]! += 1 - (at - j);
-      w[i * 2 + clamp(j + 1) - clamp(j)]! += at - j;
+      w[i * 2]! += 1 - (at - j);
+      w[i * 2 + clamp(j + 1) - clamp(j)]! += at - j; // slot 0 again where j + 1 is clamped back onto j
     }
     return { length, width: 2, lo, w };
   }

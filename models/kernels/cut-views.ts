@@ -41,7 +41,7 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     if (sources.dtype !== 'float32') throw new Error('wasm kernels: cut_views takes float32 sources, or bytes with a layout');
     [batch, tallest, widest, channels] = sources.shape as [number, number, number, number];
   }
-  if (params.dtype !== 'float32' || weights?.dtype !== 'float32') {
+  if (params.dtype !== 'float32' || weights.dtype !== 'float32') {
     throw new Error('wasm kernels: cut_views takes float32 params and weights');
   }
   if (channels !== 3 || !(size >= 1)) {

@@ -1850,7 +1850,6 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
     const float* rows = weights + (long long)b * 2 * size * (band + 2);
     if (layout) resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 1);
     else resample_view(src, rows, rows + size * (band + 2), crop, tall, conv, fh, fw, size, band, 0);
-    const float* pixels = crop;
     const float* m = p;
     const float offset = p[9];
     const int solarize = p[10] != 0.0f;
@@ -1863,7 +1862,7 @@ void cut_views(const int* geometry, const void* sources, const float* params, fl
     const v128_t scale = wasm_f32x4_make(params[0], params[1], params[2], 0.0f), shift = wasm_f32x4_make(params[3], params[4], params[5], 0.0f);
     const v128_t lowest = wasm_f32x4_splat(0.0f), highest = wasm_f32x4_splat(255.0f), half = wasm_f32x4_splat(128.0f);
     for (int q = 0; q < size * size; q++) {
-      const v128_t px = wasm_v128_load(pixels + q * 3);
+      const v128_t px = wasm_v128_load(crop + q * 3);
       v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_i32x4_shuffle(px, px, 0, 0, 0, 0), m0), wasm_f32x4_mul(wasm_i32x4_shuffle(px, px, 1, 1, 1, 1), m1));
       v = wasm_f32x4_add(wasm_f32x4_add(v, wasm_f32x4_mul(wasm_i32x4_shuffle(px, px, 2, 2, 2, 2), m2)), off);
       v = wasm_f32x4_pmax(lowest, wasm_f32x4_pmin(highest, v));
