@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CUT_VIEWS_KERNEL, CUT_VIEW_PARAMS, type PlannedView, type Sample } from '../core/index.js';
 import { denseWeights, viewBands, type AxisBands } from './resample-weights.js';
 import { colourTransposedInto } from './view-plan.js';
-import { framedSizes, packSources, stackSources, type PackedSources } from './view-sources.js';
+import { packSources, sourceSizes, stackSources, type PackedSources } from './view-sources.js';
 
 /** Normalisation folded into the last op: `(x / 255 − mean) / std` per channel. */
 export interface Normalisation {
@@ -89,21 +89,9 @@ function scaleAndShift(normalise: Normalisation): [number[], number[]] {
   return [normalise.std.map((d) => 1 / (255 * d)), normalise.mean.map((m, c) => -m / (normalise.std[c] as number))];
 }
 
-/** A view's resampling weights on its framed source, dense ({@link framedBands}'; the frame gets no weight). */
-function framedWeights(
-  v: PlannedView,
-  framedWidth: number,
-  framedHeight: number,
-  size: number,
-): { rows: Float32Array; cols: Float32Array } {
-  const { rows, cols } = framedBands(v, framedWidth, framedHeight, size);
-  return { rows: denseWeights(rows), cols: denseWeights(cols) };
-}
-
-/** A view's resampling bands on its framed source (`viewBands`; framed pixel j sits at j + 1). */
-function framedBands(v: PlannedView, framedWidth: number, framedHeight: number, size: number): { rows: AxisBands; cols: AxisBands } {
-  const [x0, y0, x1, y1] = v.box;
-  return viewBands([x0 + 1, y0 + 1, x1 + 1, y1 + 1], v.flipped, v.plan.blurSigma, framedWidth, framedHeight, size);
+/** A view's resampling bands on its source image (`viewBands`: the CPU path's too). */
+function plannedBands(v: PlannedView, width: number, height: number, size: number): { rows: AxisBands; cols: AxisBands } {
+  return viewBands(v.box, v.flipped, v.plan.blurSigma, width, height, size);
 }
 
 /** Writes `bands` as the kernel reads them at `at`: per output pixel its first source pixel, the count of weights, then `band` slots. */
@@ -128,7 +116,7 @@ function checkBox(view: PlannedView, id: string, width: number, height: number):
 }
 
 /**
- * View `k` of every sample, cut from the framed `sources` (`stackSources`): `[B, S, S, 3]` float32,
+ * View `k` of every sample, cut from `sources` (`stackSources`): `[B, S, S, 3]` float32,
  * normalised when `normalise` is given, else 0–255 integers as the CPU path's bytes.
  * Checks every box against its image and refuses one outside it (no silent clamping).
  */
@@ -140,11 +128,11 @@ export function augmentViews(sources: tf.Tensor4D, samples: readonly Sample[], k
 function cutViews(sources: tf.Tensor4D | PackedSources, samples: readonly Sample[], k: number, normalise?: Normalisation): tf.Tensor4D {
   const batch = sources instanceof tf.Tensor ? sources.shape[0] : sources.layout.length / 3;
   if (samples.length !== batch) throw new Error(`augmentViews: ${samples.length} samples for ${batch} images`);
-  const framed = framedSizes(sources);
+  const sizes = sourceSizes(sources);
   const planned = samples.map((s, b) => {
     const v = s.views?.[k];
     if (!v?.plan) throw new Error(`augmentViews: sample ${s.id} has no planned view ${k} (put multiView({ augment: 'backend' }) first)`);
-    checkBox(v, s.id, framed.width(b) - 2, framed.height(b) - 2);
+    checkBox(v, s.id, sizes.width(b), sizes.height(b));
     return v;
   });
   const size = planned[0]!.size;
@@ -200,10 +188,10 @@ function cutInOnePass(
   normalise: Normalisation | undefined,
 ): tf.Tensor4D {
   const batch = planned.length;
-  const framed = framedSizes(sources);
+  const sizes = sourceSizes(sources);
   // Every crop by its weights' bands, blur folded in: the weights the op graph's products and the
   // CPU path (`cutWithBands`) apply.
-  const bands = planned.map((v, b) => framedBands(v, framed.width(b), framed.height(b), size));
+  const bands = planned.map((v, b) => plannedBands(v, sizes.width(b), sizes.height(b), size));
   const band = Math.max(1, ...bands.flatMap(({ rows, cols }) => [rows.width, cols.width]));
   const weights = new Float32Array(batch * 2 * size * (band + 2));
   bands.forEach(({ rows, cols }, b) => {
@@ -238,13 +226,13 @@ function cutInOnePass(
  * blur included — two batched products, the same weights as the kernel's bands and the CPU path's.
  */
 function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], size: number): tf.Tensor4D {
-  const [batch, height, width] = sources.shape; // framed: the weights give the frame nothing
+  const [batch, height, width] = sources.shape;
   const rows = new Float32Array(batch * size * height);
   const cols = new Float32Array(batch * size * width);
   planned.forEach((v, b) => {
-    const w = framedWeights(v, width, height, size);
-    rows.set(w.rows, b * size * height);
-    cols.set(w.cols, b * size * width);
+    const bands = plannedBands(v, width, height, size);
+    rows.set(denseWeights(bands.rows), b * size * height);
+    cols.set(denseWeights(bands.cols), b * size * width);
   });
   // rows · image: [B, S, H] × [B, H, W·3] → [B, S, W·3]
   const tall = tf.matMul(tf.tensor3d(rows, [batch, size, height]), tf.reshape(sources, [batch, height, width * 3]));

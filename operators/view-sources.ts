@@ -1,29 +1,25 @@
 /**
- * A batch's source images laid out for the backend's view cut (`augment-views.ts`): each image
- * framed by its own edge pixels, as one float32 tensor of one size (the op graph's), or as bytes
- * of any sizes with a layout (the wasm cut kernel's, core/cut-views-kernel.ts).
+ * A batch's source images laid out for the backend's view cut (`augment-views.ts`): as one
+ * float32 tensor of one size (the op graph's), or as bytes of any sizes with a layout (the wasm
+ * cut kernel's, core/cut-views-kernel.ts). No frame: the resampling weights clamp to each crop
+ * (`axisBands`), so nothing reads past an image's edge.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Pixels, Sample } from '../core/index.js';
 
-/**
- * The samples' source images as one `[B, H + 2, W + 2, 3]` float32 tensor (0–255), each image
- * framed by its own edge pixels repeated once (the layout the cut kernel and the weights' framed
- * coordinates share, from when views were also cut bilinearly; the weights give the frame
- * nothing). They must share one size.
- */
+/** The samples' source images as one `[B, H, W, 3]` float32 tensor (0–255). They must share one size. */
 export function stackSources(samples: readonly Sample[]): tf.Tensor4D {
   const { width, height } = sourceSize(samples);
-  const plane = (height + 2) * (width + 2) * 3;
+  const plane = height * width * 3;
   const data = new Float32Array(samples.length * plane);
-  samples.forEach((s, b) => frameImage(s.pixels as Pixels, data, b * plane));
-  return tf.tensor4d(data, [samples.length, height + 2, width + 2, 3]);
+  samples.forEach((s, b) => data.set(imageBytes(s.pixels as Pixels), b * plane));
+  return tf.tensor4d(data, [samples.length, height, width, 3]);
 }
 
 /**
- * Framed sources as the cut kernel reads them: every image's bytes one after another, each
- * padded to whole words and packed four to an int32, and per image its first word, framed height
- * and framed width. The images may differ in size.
+ * Sources as the cut kernel reads them: every image's bytes one after another, each padded to
+ * whole words and packed four to an int32, and per image its first word, height and width. The
+ * images may differ in size.
  */
 export interface PackedSources {
   words: tf.Tensor1D;
@@ -31,23 +27,22 @@ export interface PackedSources {
 }
 
 /**
- * The framed sources as bytes (`stackSources`' values, a quarter of the memory), of any sizes:
- * what the wasm cut kernel reads. For 224-px views of photos, converting 32 images to float32 and
- * copying them in took about a fifth of the cut's time.
+ * The sources as bytes (`stackSources`' values, a quarter of the memory), of any sizes: what the
+ * wasm cut kernel reads. For 224-px views of photos, converting 32 images to float32 and copying
+ * them in took about a fifth of the cut's time.
  */
 export function packSources(samples: readonly Sample[]): PackedSources {
   const layout = new Int32Array(samples.length * 3);
   let words = 0;
   samples.forEach((s, b) => {
     const p = checkedPixels(s);
-    layout.set([words, p.height + 2, p.width + 2], b * 3);
-    words += Math.ceil(((p.height + 2) * (p.width + 2) * 3) / 4);
+    layout.set([words, p.height, p.width], b * 3);
+    words += Math.ceil((p.height * p.width * 3) / 4);
   });
   const bytes = new Uint8Array(words * 4);
-  samples.forEach((s, b) => frameImage(s.pixels as Pixels, bytes, (layout[b * 3] as number) * 4));
+  samples.forEach((s, b) => bytes.set(imageBytes(s.pixels as Pixels), (layout[b * 3] as number) * 4));
   return { words: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), layout };
 }
-
 /** The one size of the samples' images, or an error naming the first that differs. */
 function sourceSize(samples: readonly Sample[]): { width: number; height: number } {
   if (samples.length === 0) throw new Error('augmentViews: no samples');
@@ -71,25 +66,13 @@ function checkedPixels(s: Sample): Pixels {
   return p;
 }
 
-/** Copies `pixels`, framed by its edge pixels, into `data` from `at`. */
-function frameImage(pixels: Pixels, data: Float32Array | Uint8Array, at: number): void {
-  const { data: values, width, height } = pixels;
-  const [rowLength, framedRow] = [width * 3, (width + 2) * 3];
-  for (let y = -1; y <= height; y++) {
-    const from = Math.min(height - 1, Math.max(0, y)) * rowLength;
-    const row = at + (y + 1) * framedRow;
-    data.set(values.subarray(from, from + rowLength), row + 3);
-    // The edges by hand: a `subarray` each was two more objects a row (60 a 28-px image), and at
-    // 128 images a batch their collection showed in the trainer's wait for data.
-    for (let c = 0; c < 3; c++) {
-      data[row + c] = values[from + c] as number;
-      data[row + framedRow - 3 + c] = values[from + rowLength - 3 + c] as number;
-    }
-  }
+/** An image's `height · width · 3` bytes (a decoder's buffer may hold more). */
+function imageBytes({ data, width, height }: Pixels): Pixels['data'] {
+  return data.subarray(0, height * width * 3);
 }
 
-/** Each image's framed height and width in `sources`. */
-export function framedSizes(sources: tf.Tensor4D | PackedSources): { height: (b: number) => number; width: (b: number) => number } {
+/** Each image's height and width in `sources`. */
+export function sourceSizes(sources: tf.Tensor4D | PackedSources): { height: (b: number) => number; width: (b: number) => number } {
   if (sources instanceof tf.Tensor) return { height: () => sources.shape[1], width: () => sources.shape[2] };
   const { layout } = sources;
   return { height: (b) => layout[b * 3 + 1] as number, width: (b) => layout[b * 3 + 2] as number };

@@ -240,10 +240,18 @@ describe('augment: backend against cpu', () => {
   it('cuts an 8-px image in a batch of 256-px ones, whose bands are wider than it, within 2/255 of sharp', async () => {
     const mixed = [...scenes(2, 256), renderScene(11, 98, 8), ...scenes(2, 256).map((s) => ({ ...s, id: `${s.id}#2` }))];
     const { cpu, backend, planned } = await bothPaths(mixed, presetViews('byol', 32), 6);
-    // a crop of 160 px or more shrinks 5× or more: a band of 11 pixels or more, past the 8-px image's framed 10
+    // a crop of 160 px or more shrinks 5× or more: a band of 11 pixels or more, past the 8-px image's edge
     expect(planned.some((s) => s.views!.some((v) => v.box[2] - v.box[0] >= 160))).toBe(true);
     const d = compareViews(cpu, backend);
     expect(d.mean).toBeLessThanOrEqual(2);
+  });
+
+  it('stacks the sources as their own pixels, [B, H, W, 3], nothing around them', () => {
+    const two = scenes(2, 16);
+    const stacked = stackSources(two);
+    expect(stacked.shape).toEqual([2, 16, 16, 3]);
+    expect(Array.from(stacked.dataSync())).toEqual(two.flatMap((s) => Array.from(s.pixels!.data)));
+    stacked.dispose();
   });
 
   it('refuses to stack images of different sizes into one tensor, naming the sample', async () => {

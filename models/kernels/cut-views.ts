@@ -17,8 +17,8 @@ const cutViewsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     layout?: tf.TensorInfo;
   };
   const { size, band } = attrs as unknown as { size: number; band: number };
-  // float32 [B, H+2, W+2, 3] of one size; or int32 words of bytes, images of any sizes, with
-  // `layout` [B, 3]: each image's first word, framed height and framed width
+  // float32 [B, H, W, 3] of one size; or int32 words of bytes, images of any sizes, with
+  // `layout` [B, 3]: each image's first word, height and width
   let batch: number, channels: number;
   // the tallest and the widest image: the scratch holds a view's row pass over the widest, and
   // with bytes the tallest × widest image as float32

@@ -1666,15 +1666,15 @@ INLINE void rows_to_float(const unsigned char* src, int fw, int xlo, int ylo, in
 }
 
 /*
- * Views cut from a batch of framed source images in one pass per view (operators/
+ * Views cut from a batch of source images in one pass per view (operators/
  * augment-views.ts): each view's crop, resize, flip and blur as rows · image · colsᵀ from its
  * resampling weights, its 3×3 colour matrix and offset, clamp to 0–255, round half to even,
  * solarize, then a per-channel scale and shift (normalisation; 1 and 0 for bytes). The op graph
  * it replaces ran ten kernels a view index, most of them scalar loops over the whole batch.
  *
- * geometry: batch, framed height, framed width (the tallest and widest, with a layout), size, a
+ * geometry: batch, height, width (the tallest and widest, with a layout), size, a
  * counter (0), the weights' band. layout: null for float32 sources of one size, or per image
- * [first word, framed height, framed width] of byte sources (each image's bytes padded to whole
+ * [first word, height, width] of byte sources (each image's bytes padded to whole
  * words). params: scale[3], shift[3], then per view colour m[3][3] (out_r = Σ_c m[r][c]·in_c),
  * offset, solarize (0/1). weights: per view `size` row entries then `size` column entries of
  * [lo, n, band weights] (resample_view, below). scratch: size²·3 + size·fw·3 floats per part
@@ -1824,7 +1824,7 @@ __attribute__((export_name("cut_views")))
 void cut_views(const int* geometry, const void* sources, const float* params, float* out, float* scratch, const float* weights,
                const int* layout, int part, int parts) {
   const int batch = geometry[0], size = geometry[3], band = geometry[5];
-  /* With a layout the sources are bytes, image b's from word layout[3b], framed layout[3b+1] ×
+  /* With a layout the sources are bytes, image b's from word layout[3b], layout[3b+1] ×
    * layout[3b+2]; without, float32 images of geometry[1] × geometry[2] one after another. `tall`
    * has room for the widest (geometry[2]). */
   const int widest = geometry[2];
