@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- twin-knn [--steps 150] [--batch 128] [--size 28] [--test 10000] [--seed 0 | A-B | A,B,…]
- * [--resample centres|libvips] [--sides torch,torchReferenceInit,torchSameInit] [--init densestream|reference]`: MoCo v2 on
- * Fashion-MNIST at equal wall time (issue #16).
+ * [--resample centres|libvips] [--sides torch,torchReferenceInit,torchSameInit,torchSameInitSeconds]
+ * [--init densestream|reference]`: MoCo v2 on Fashion-MNIST at equal wall time (issue #16).
  *
  * densestream trains `--steps` steps; the PyTorch twin (`torch_moco_twin.py --schedule`:
  * densestream's warm-up + cosine and decoupled weight decay) then trains for the same number of
@@ -12,10 +12,13 @@
  * - `torchReferenceInit`: from torchvision's ResNet initialisation (convolutions He-normal on
  *   fan_out, as the MoCo and DenseCL code draws them), for the same seconds;
  * - `torchSameInit`: from densestream's own initial weights, for `--steps` steps (equal images),
- *   which separates learning from speed: its knnInit is densestream's random-init score.
+ *   which separates learning from speed: its knnInit is densestream's random-init score;
+ * - `torchSameInitSeconds`: from densestream's own initial weights, for the same seconds. Item 3
+ *   on one draw: both sides start from the same score, so the two gains differ only by what each
+ *   learned in the seconds, where the other sides' gains also carry the luck of two draws.
  *
- * `--sides` trains only the twin sides named (all three by default; each costs a run and two kNN
- * scores). `--resample libvips` has the twin cut its views at the offset libvips' enlargement takes
+ * `--sides` trains only the twin sides named (the first three by default; each costs a run and
+ * two kNN scores). `--resample libvips` has the twin cut its views at the offset libvips' enlargement takes
  * (half an output pixel early, which densestream copied until December 2026) instead of at the
  * half-pixel centres torchvision and densestream sample. `--init reference` has densestream
  * draw its weights as the twin's `torchReferenceInit` side does (`train --init`, models/weight-init.ts).
@@ -52,7 +55,7 @@ export interface TwinKnnSide {
   seconds?: number;
 }
 
-export const TWIN_SIDES = ['torch', 'torchReferenceInit', 'torchSameInit'] as const;
+export const TWIN_SIDES = ['torch', 'torchReferenceInit', 'torchSameInit', 'torchSameInitSeconds'] as const;
 export type TwinSide = (typeof TWIN_SIDES)[number];
 
 export type TwinKnnLine = {
@@ -80,7 +83,7 @@ export type TwinKnnSummary = {
   sides: { densestream: SideSummary } & Partial<Record<TwinSide, SideSummary>>;
   /**
    * densestream minus each twin side, seed by seed: its gain, and its final score. Only
-   * `torchSameInit` shares a seed's initial weights with densestream; for the other two the
+   * `torchSameInit` and `torchSameInitSeconds` share a seed's initial weights with densestream; for the other two the
    * pairing by seed number is arbitrary (PyTorch draws its own weights, order and views), which
    * keeps the mean unbiased and costs degrees of freedom.
    */
@@ -192,7 +195,7 @@ export async function twinKnnBench(argv: string[]): Promise<void> {
       test: { type: 'string', default: '10000' },
       seed: { type: 'string', default: '0' },
       resample: { type: 'string', default: 'centres' },
-      sides: { type: 'string', default: TWIN_SIDES.join(',') },
+      sides: { type: 'string', default: 'torch,torchReferenceInit,torchSameInit' },
       init: { type: 'string', default: 'densestream' },
     },
   });
@@ -326,16 +329,23 @@ function sides({ sides: wanted, steps, batch, size, test, resample, init }: Task
   });
   // The twin's line counts the steps after its 5 warm-up steps; its images include them.
   const twinSide = (t: TwinLine) => ({ ...side({ ...t, steps: t.steps + 5 }), seconds: t.seconds });
+  let initial: string | undefined;
+  /**
+   * densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
+   * weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
+   */
+  const initialWeights = (): string => {
+    if (initial === undefined) {
+      initial = join(dir, 'init');
+      train(initial, 1, ['--lr', '0', '--warmup', '0']);
+    }
+    return initial;
+  };
   const runs: Record<TwinSide, () => TwinLine> = {
     torch: () => twin(['--seconds', `${seconds}`]),
     torchReferenceInit: () => twin(['--seconds', `${seconds}`, '--init', 'torchvision']),
-    torchSameInit: () => {
-      // densestream's initial weights, as a checkpoint: one step at rate 0 leaves them as drawn (the
-      // weight decay is scaled by the rate); only batch-norm statistics move, and the twin does not load those.
-      const initial = join(dir, 'init');
-      train(initial, 1, ['--lr', '0', '--warmup', '0']);
-      return twin(['--steps', `${steps - 5}`, '--init-from', initial]);
-    },
+    torchSameInit: () => twin(['--steps', `${steps - 5}`, '--init-from', initialWeights()]),
+    torchSameInitSeconds: () => twin(['--seconds', `${seconds}`, '--init-from', initialWeights()]),
   };
   return {
     bench: 'twin-knn',

@@ -74,8 +74,11 @@ describe('twin-knn over several seeds', () => {
 
   it('sums up only the twin sides a run trained (--sides), and refuses seeds that differ in them', () => {
     expect(parseSides('torchSameInit, torchReferenceInit')).toEqual(['torchReferenceInit', 'torchSameInit']);
+    expect(parseSides('torchSameInitSeconds,torch')).toEqual(['torch', 'torchSameInitSeconds']);
     for (const bad of ['', 'torch,', 'reference', 'torch;torchSameInit'])
-      expect(() => parseSides(bad), bad).toThrow(/--sides: expected a list of torch\|torchReferenceInit\|torchSameInit/);
+      expect(() => parseSides(bad), bad).toThrow(
+        /--sides: expected a list of torch\|torchReferenceInit\|torchSameInit\|torchSameInitSeconds,/,
+      );
     expect(() => parseSides('torch,torch')).toThrow(/names a side twice/);
     const only = ({ torch: _t, torchSameInit: _s, ...rest }: TwinKnnLine): TwinKnnLine => rest;
     const lines = [line(0, [0.74, 0.76], [0.72, 0.77], 0.762), line(1, [0.72, 0.76], [0.71, 0.76], 0.759)].map(only);
