@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CUT_VIEWS_KERNEL, CUT_VIEW_PARAMS, type PlannedView, type Sample } from '../core/index.js';
-import { denseWeights, viewBands, type AxisBands } from './resample-weights.js';
+import { viewBands, viewWeights, type AxisBands } from './resample-weights.js';
 import { colourTransposedInto } from './view-plan.js';
 import { packSources, sourceSizes, stackSources, type PackedSources } from './view-sources.js';
 
@@ -230,9 +230,9 @@ function resampledViews(sources: tf.Tensor4D, planned: readonly PlannedView[], s
   const rows = new Float32Array(batch * size * height);
   const cols = new Float32Array(batch * size * width);
   planned.forEach((v, b) => {
-    const bands = plannedBands(v, width, height, size);
-    rows.set(denseWeights(bands.rows), b * size * height);
-    cols.set(denseWeights(bands.cols), b * size * width);
+    const w = viewWeights(v.box, v.flipped, v.plan.blurSigma, width, height, size);
+    rows.set(w.rows, b * size * height);
+    cols.set(w.cols, b * size * width);
   });
   // rows · image: [B, S, H] × [B, H, W·3] → [B, S, W·3]
   const tall = tf.matMul(tf.tensor3d(rows, [batch, size, height]), tf.reshape(sources, [batch, height, width * 3]));

@@ -32,17 +32,18 @@ export interface PackedSources {
  * them in took about a fifth of the cut's time.
  */
 export function packSources(samples: readonly Sample[]): PackedSources {
-  const layout = new Int32Array(samples.length * 3);
+  const images = samples.map(checkedPixels);
+  const layout = new Int32Array(images.length * 3);
   let words = 0;
-  samples.forEach((s, b) => {
-    const p = checkedPixels(s);
+  images.forEach((p, b) => {
     layout.set([words, p.height, p.width], b * 3);
     words += Math.ceil((p.height * p.width * 3) / 4);
   });
   const bytes = new Uint8Array(words * 4);
-  samples.forEach((s, b) => bytes.set(imageBytes(s.pixels as Pixels), (layout[b * 3] as number) * 4));
+  images.forEach((p, b) => bytes.set(imageBytes(p), (layout[b * 3] as number) * 4));
   return { words: tf.tensor1d(new Int32Array(bytes.buffer), 'int32'), layout };
 }
+
 /** The one size of the samples' images, or an error naming the first that differs. */
 function sourceSize(samples: readonly Sample[]): { width: number; height: number } {
   if (samples.length === 0) throw new Error('augmentViews: no samples');
