@@ -19,6 +19,7 @@ const kernelTests = [
   'test/layer-kernels.test.ts',
   'test/winograd.test.ts',
   'test/conv-gradients.test.ts',
+  'test/direct-conv.test.ts',
   'test/key-similarity.test.ts',
   'test/parity.test.ts',
   'test/step-kernels-bench.test.ts', // its --builds alternation, which needs both builds

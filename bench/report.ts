@@ -2,9 +2,6 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { relaxedSimdSupported } from '../models/relaxed-simd.js';
 
-/** Node 20's switch for relaxed SIMD (Node 22 ships it, and refuses the flag). */
-const RELAXED_SIMD_FLAG = '--experimental-wasm-relaxed-simd';
-
 /** Small helpers every benchmark shares: JSON lines out, checked numbers in. */
 
 /**
@@ -88,9 +85,8 @@ export function runForJson<T>(label: string, command: string, args: string[], en
  * stop too: `densestream train` checkpoints on Ctrl-C and exits so.
  */
 export function runChecked(label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
-  // A node child compiles what this process compiles: Node 20's relaxed-SIMD flag goes with it.
-  const flags = command === process.execPath ? process.execArgv.filter((a) => a === RELAXED_SIMD_FLAG) : [];
-  const run = spawnSync(command, [...flags, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  // A node child here is the bench runner or the CLI, which set Node 20's relaxed-SIMD flag themselves.
+  const run = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env } });
   if (run.signal || run.status === 130) throw new Error(`${label} stopped by ${run.signal ?? 'SIGINT'}`);
   if (run.status !== 0) throw new Error(`${label} failed:\n${run.stderr}`);
   return run.stdout;
@@ -102,38 +98,61 @@ export function benchFile(name: string, source = false): string {
 }
 
 /**
- * `--kernels on|off|direct|simd|relaxed-simd|both|all`, or a comma list of the first five: densestream's
- * wasm kernels in the child processes. `on` is their default build for the runtime; `direct` is
- * them without the Winograd convolutions; `simd` and `relaxed-simd` pin the build (`relaxed-simd` is refused
- * at once on a runtime that does not compile relaxed SIMD); `both` runs off and on
- * side by side, `all` off, direct and on.
+ * `--kernels on|off|direct|xnnpack|simd|relaxed-simd|both|all`, or a comma list of settings:
+ * densestream's wasm kernels in the child processes. `on` is their default for the runtime; `direct`
+ * is them without the Winograd convolutions; `xnnpack` leaves the forward convolutions Winograd
+ * does not take to XNNPACK, as before densestream's direct convolution; `simd` and `relaxed-simd`
+ * pin the build (`relaxed-simd` is refused at once on a runtime that does not compile relaxed
+ * SIMD). A setting may join several of these with `+` (`simd+xnnpack`: the build and
+ * convolutions Node 20 ran before 2026-12-05); `both` runs off and on side by side, `all` off,
+ * direct and on.
  */
-export type KernelsChoice = 'on' | 'off' | 'direct' | 'simd' | 'relaxed-simd';
-const KERNELS_CHOICES: readonly KernelsChoice[] = ['on', 'off', 'direct', 'simd', 'relaxed-simd'];
+export type KernelsChoice = string;
+const KERNELS_PARTS = ['on', 'off', 'direct', 'xnnpack', 'simd', 'relaxed-simd'] as const;
+type KernelsPart = (typeof KERNELS_PARTS)[number];
+
+/** A setting's parts, or undefined for one that is not a `+` join of distinct parts that fit together. */
+function kernelsParts(choice: string): KernelsPart[] | undefined {
+  const parts = choice.split('+');
+  if (!parts.every((p) => (KERNELS_PARTS as readonly string[]).includes(p)) || new Set(parts).size !== parts.length) return undefined;
+  if (parts.length > 1 && (parts.includes('on') || parts.includes('off'))) return undefined; // on is the rest's default, off has no kernels to set
+  if (parts.includes('simd') && parts.includes('relaxed-simd')) return undefined;
+  return parts as KernelsPart[];
+}
+
 export function parseKernels(value: string): KernelsChoice[] {
   if (value === 'both') return ['off', 'on'];
   if (value === 'all') return ['off', 'direct', 'on'];
   const choices = value.split(',');
-  if (!choices.every((c) => (KERNELS_CHOICES as readonly string[]).includes(c)) || new Set(choices).size !== choices.length)
-    throw new Error(`--kernels: expected both, all, or a list of distinct ${KERNELS_CHOICES.join('|')}, got "${value}"`);
+  if (!choices.every((c) => kernelsParts(c) !== undefined) || new Set(choices).size !== choices.length)
+    throw new Error(
+      `--kernels: expected both, all, or a list of distinct settings, each ${KERNELS_PARTS.join('|')} or a + join of direct, xnnpack and one build, got "${value}"`,
+    );
   // refused here, not minutes later by the first child that needs it
-  if (choices.includes('relaxed-simd')) requireRelaxedSimd('--kernels relaxed-simd');
-  return choices as KernelsChoice[];
+  if (choices.some((c) => kernelsParts(c)!.includes('relaxed-simd'))) requireRelaxedSimd('--kernels relaxed-simd');
+  return choices;
 }
 
 /** Refuses a bench `option` that needs the relaxed-SIMD build on a runtime that cannot compile it. */
 export function requireRelaxedSimd(option: string): void {
   if (!relaxedSimdSupported())
     throw new Error(
-      `${option}: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does; Node 20 with ${RELAXED_SIMD_FLAG})`,
+      `${option}: Node ${process.versions.node} does not compile relaxed SIMD (Node 22 does, and Node 20 unless DENSESTREAM_RELAXED_SIMD=0)`,
     );
 }
-/** The environment that sets the kernels in a child (models/backend.ts and models/kernels/winograd.ts read it). */
+/** The environment that sets the kernels in a child (models/backend.ts and models/kernels/{winograd,direct-conv}.ts read it). */
 export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
+  const parts = kernelsParts(choice);
+  if (parts === undefined) throw new Error(`--kernels: no setting "${choice}"`);
   return {
-    DENSESTREAM_WASM_KERNELS: choice === 'off' ? '0' : '1',
-    DENSESTREAM_WINOGRAD: choice === 'direct' ? '0' : '1',
-    ...(choice === 'simd' ? { DENSESTREAM_RELAXED_SIMD: '0' } : choice === 'relaxed-simd' ? { DENSESTREAM_RELAXED_SIMD: '1' } : {}),
+    DENSESTREAM_WASM_KERNELS: parts.includes('off') ? '0' : '1',
+    DENSESTREAM_WINOGRAD: parts.includes('direct') ? '0' : '1',
+    ...(parts.includes('xnnpack') ? { DENSESTREAM_DIRECT_CONV: '0' } : {}),
+    ...(parts.includes('simd')
+      ? { DENSESTREAM_RELAXED_SIMD: '0' }
+      : parts.includes('relaxed-simd')
+        ? { DENSESTREAM_RELAXED_SIMD: '1' }
+        : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
+import { switchOnRelaxedSimd } from '../pipelines/relaxed-simd-flag.js';
 import { cellsBench } from './cells.js';
 import { convBench } from './conv.js';
 import { exportBench } from './export.js';
@@ -36,6 +37,8 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   cells: cellsBench,
 };
 
+// Before any module compiles: the benches run the build the CLI runs (and its children do the same).
+switchOnRelaxedSimd();
 const [name, ...rest] = process.argv.slice(2);
 const bench = name === undefined ? undefined : BENCHES[name];
 if (!bench) {

@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--method M[,M…]] [--rounds 1] [--steps 40] [--batch 32] [--size 64] [--encoder slim|resnet18|vit]
- * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|simd|relaxed-simd|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M] [--saliency-size PX]
+ * [--data scenes] [--augment cpu|backend|auto|both] [--kernels on|off|direct|xnnpack|simd|relaxed-simd|both|all] [--backend auto|webgpu|wasm|…] [--dense-cells N] [--dense-queue K] [--dense-hidden N] [--pixel-cells N] [--masks M] [--saliency-size PX]
  * [--workers N|both] [--queue K] [--hue H] [--heap-growth PCT|v8|both]`: training throughput per method, each in its own process (a fresh backend).
  * One JSON line per method (and per augment path, kernels setting, pixel-worker count or heap growth with `both`, run side by side): images/s, ms per step, and the share of wall time the trainer waited for data.
  * `--rounds N` runs the whole set N times in turn, so that the machine's drift falls on every
@@ -23,6 +23,7 @@ import { positiveInt } from '../pipelines/options.js';
 import { pixelWorkerCount } from '../pipelines/shared-options.js';
 import { benchFile, kernelsEnv, parseKernels, printJson, roundSummaries, runForJson, type BenchRun } from './report.js';
 import { wasmKernelBuild, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { directConvEnabled } from '../models/kernels/direct-conv.js';
 import { winogradEnabled } from '../models/kernels/winograd.js';
 import { webGpuAdapter } from '../models/webgpu.js';
 import { checkHeapGrowth, HEAP_GROWING_PERCENT, widenHeapGrowth } from '../train/heap-growth.js';
@@ -147,6 +148,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       kernels: wasmKernelThreads() > 0,
       kernelBuild: wasmKernelBuild() ?? null,
       winograd: wasmKernelThreads() > 0 && winogradEnabled(),
+      directConv: wasmKernelThreads() > 0 && directConvEnabled(),
       workers: pixelWorkerCount(config.workers),
       heapGrowingPercent: growth,
       imagesPerSec: (measured * config.batch) / seconds,

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|simd|relaxed-simd|both|all] [--rounds 1]`:
+ * `npm run bench -- twin [--steps 20] [--batch 128] [--size 28] [--augment auto|cpu|backend] [--kernels on|off|direct|xnnpack|simd|relaxed-simd|both|all] [--rounds 1]`:
  * MoCo v2 on Fashion-MNIST, densestream against its PyTorch twin (`torch_moco_twin.py`: the same
  * slim ResNet, heads, queue, optimiser and augmentation ranges, views cut on the batch tensor,
  * 2 threads), in the same run, one after the other, each in its own process. Prints the two
@@ -47,11 +47,15 @@ export async function twinBench(argv: string[]): Promise<void> {
     kernels: boolean;
     kernelBuild: WasmKernelBuild | null;
     winograd: boolean;
+    directConv: boolean;
+    /** The `--kernels` setting it ran with. */
+    setting: string;
   };
   // densestream's rates skip its first 5 steps; the twin's warm-up is the same 5.
   const ours = () =>
-    parseKernels(values.kernels).map((k) =>
-      runForJson<Side>(
+    parseKernels(values.kernels).map((k) => ({
+      setting: k,
+      ...runForJson<Omit<Side, 'setting'>>(
         'densestream side',
         process.execPath,
         [
@@ -76,7 +80,7 @@ export async function twinBench(argv: string[]): Promise<void> {
         ],
         kernelsEnv(k),
       ),
-    );
+    }));
   const theirs = () =>
     runForJson<{ torchImagesPerSec: number }>('PyTorch twin', SYSTEM_PYTHON, [...torchTwin(batch, size), '--steps', `${steps}`])
       .torchImagesPerSec;
@@ -89,10 +93,12 @@ export async function twinBench(argv: string[]): Promise<void> {
     const sides = ours();
     const torch = torchRate ?? theirs();
     const row = sides.map((side) => ({
+      setting: side.setting,
       augment: side.augment,
       kernels: side.kernels,
       kernelBuild: side.kernelBuild,
       winograd: side.winograd,
+      directConv: side.directConv,
       imagesPerSec: side.imagesPerSec,
       torchImagesPerSec: torch,
       ratio: side.imagesPerSec / torch,
@@ -107,10 +113,12 @@ export async function twinBench(argv: string[]): Promise<void> {
     printJson({
       bench: 'twin',
       rounds,
+      setting: first.setting,
       augment: first.augment,
       kernels: first.kernels,
       kernelBuild: first.kernelBuild,
       winograd: first.winograd,
+      directConv: first.directConv,
       imagesPerSec: of('imagesPerSec'),
       torchImagesPerSec: of('torchImagesPerSec'),
       ratio: of('ratio'),

@@ -22,11 +22,15 @@ function probeModule(): Uint8Array {
   ]);
 }
 
-let supported: boolean | undefined;
+let supported = false;
 
-/** Whether this runtime compiles relaxed SIMD: Node 22 and Chrome 114 on; Node 20 only with --experimental-wasm-relaxed-simd. */
+/**
+ * Whether this runtime compiles relaxed SIMD: Node 22 and Chrome 114 on; Node 20 only with
+ * --experimental-wasm-relaxed-simd, which the CLI sets itself (pipelines/relaxed-simd-flag.ts).
+ * Only a yes is kept: a no is asked again, as the flag may be set after a first probe.
+ */
 export function relaxedSimdSupported(): boolean {
-  supported ??= webAssembly.validate(probeModule());
+  supported ||= webAssembly.validate(probeModule());
   return supported;
 }
 

@@ -10,6 +10,7 @@ import { relaxedSimdChoice, useRelaxedSimd } from '../models/relaxed-simd.js';
 import { commandHelp, nearestName, type CommandSchema, type OptionsShape } from './command-schema.js';
 import { packageJson } from './package-json.js';
 import { DEFAULT_RECIPE } from './recipe.js';
+import { switchOnRelaxedSimd } from './relaxed-simd-flag.js';
 
 interface CommandEntry {
   /** The command's schema module: light (no tfjs, sharp or Arrow), so help and usage errors answer at once. */
@@ -122,7 +123,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     // DENSESTREAM_RELAXED_SIMD is read before any command runs: a wrong value, or a requirement
-    // this runtime cannot meet, is exit 2 with nothing written.
+    // this runtime cannot meet, is exit 2 with nothing written. Node 20's flag goes on first.
+    switchOnRelaxedSimd();
     useRelaxedSimd(relaxedSimdChoice(undefined));
     return (await entry.run(rest)) ?? 0;
   } catch (err) {

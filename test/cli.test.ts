@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { relaxedSimdSupported } from '../models/relaxed-simd.js';
+import { switchOnRelaxedSimd } from '../pipelines/relaxed-simd-flag.js';
 import { CLI, cli } from './helpers/cli.js';
 
 describe('densestream CLI', () => {
@@ -41,6 +43,27 @@ describe('densestream CLI', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toBe('densestream train: DENSESTREAM_RELAXED_SIMD: expected 0 (off) or 1 (required), got "yes"\n');
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('runs the relaxed-SIMD kernels on Node 20 too, setting the flag itself; DENSESTREAM_RELAXED_SIMD=0 keeps the SIMD build', () => {
+    // The vitest process has no flag on Node 20, so these children start as a user's `densestream` does.
+    const build = (env: NodeJS.ProcessEnv) => {
+      const run = spawnSync(process.execPath, [CLI, 'backend', '--backend', 'wasm'], { encoding: 'utf8', env: { ...process.env, ...env } });
+      expect(run.status).toBe(0);
+      return (JSON.parse(run.stdout) as { kernelBuild: string }).kernelBuild;
+    };
+    expect(build({ DENSESTREAM_RELAXED_SIMD: '' })).toBe('relaxed-simd');
+    expect(build({ DENSESTREAM_RELAXED_SIMD: '1' })).toBe('relaxed-simd');
+    expect(build({ DENSESTREAM_RELAXED_SIMD: '0' })).toBe('simd');
+  });
+
+  it('sets the flag only on the runtimes that need it and only when allowed', () => {
+    const before = relaxedSimdSupported();
+    // None of these touch this process's flags: kept off, too old, or shipped already.
+    expect(switchOnRelaxedSimd('0', '20.11.0')).toBe(before);
+    expect(switchOnRelaxedSimd(undefined, '18.19.0')).toBe(before);
+    expect(switchOnRelaxedSimd(undefined, '22.0.0')).toBe(before);
+    expect(relaxedSimdSupported()).toBe(before);
   });
 
   it.each([

@@ -145,6 +145,97 @@ void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, fl
 }
 
 /*
+ * Conv2D forward, NHWC, summed directly: out[b,i,j,o] = Σ_{p,q,c} x[b, i·s+p·d−pad, j·s+q·d−pad, c]
+ * · w[p,q,c,o], for the convolutions Winograd does not take (strided ones, 1×1, and the 2×2, 2×1
+ * and 1×2 phases of a strided convolution's input gradient). tfjs's XNNPACK ships prebuilt without
+ * fused multiply-adds; here the products go through MADD. Register tile: two output pixels × 16
+ * output channels, so each (tap, input channel) loads four filter vectors and two input values
+ * for eight multiply-adds. The two pixels are any two consecutive ones of the flattened output,
+ * each with its own taps, so a row's end and the image's border need no separate tile shape.
+ */
+#define CONV_PIXELS 32 /* output pixels per work item */
+
+/* Where output pixel `pix`'s tap (p, q) reads x, or 0 where it falls in the padding. */
+INLINE const float* conv_tap(const conv_t* g, const float* x, int pix, int p, int q) {
+  const int hw = g->out_h * g->out_w;
+  const int b = pix / hw, r = pix - b * hw, i = r / g->out_w, j = r - i * g->out_w;
+  const int ih = i * g->stride_h + p * g->dil_h - g->pad_top, iw = j * g->stride_w + q * g->dil_w - g->pad_left;
+  if (ih < 0 || ih >= g->in_h || iw < 0 || iw >= g->in_w) return 0;
+  return x + ((long long)(b * g->in_h + ih) * g->in_w + iw) * g->in_c;
+}
+
+/* Output pixels pa and pb (pb < 0: pa alone) × channels o0 .. o0 + 4·OV. */
+INLINE void conv_tile(const conv_t* g, const float* x, const float* w, float* out, int pa, int pb, int o0, const int OV) {
+  v128_t acc[2][4];
+  for (int v = 0; v < OV; v++) acc[0][v] = acc[1][v] = wasm_f32x4_splat(0.0f);
+  const int ci = g->in_c, co = g->out_c;
+  for (int p = 0; p < g->k_h; p++)
+    for (int q = 0; q < g->k_w; q++) {
+      const float* xa = conv_tap(g, x, pa, p, q);
+      const float* xb = pb >= 0 ? conv_tap(g, x, pb, p, q) : 0;
+      const float* wp = w + (long long)(p * g->k_w + q) * ci * co + o0;
+      if (xa && xb) {
+        for (int c = 0; c < ci; c++, wp += co) {
+          const v128_t a = wasm_v128_load32_splat(xa + c), b = wasm_v128_load32_splat(xb + c);
+          for (int v = 0; v < OV; v++) {
+            const v128_t f = wasm_v128_load(wp + 4 * v);
+            acc[0][v] = MADD(a, f, acc[0][v]);
+            acc[1][v] = MADD(b, f, acc[1][v]);
+          }
+        }
+      } else if (xa) {
+        for (int c = 0; c < ci; c++, wp += co) {
+          const v128_t a = wasm_v128_load32_splat(xa + c);
+          for (int v = 0; v < OV; v++) acc[0][v] = MADD(a, wasm_v128_load(wp + 4 * v), acc[0][v]);
+        }
+      } else if (xb) {
+        for (int c = 0; c < ci; c++, wp += co) {
+          const v128_t b = wasm_v128_load32_splat(xb + c);
+          for (int v = 0; v < OV; v++) acc[1][v] = MADD(b, wasm_v128_load(wp + 4 * v), acc[1][v]);
+        }
+      }
+    }
+  for (int v = 0; v < OV; v++) wasm_v128_store(out + (long long)pa * co + o0 + 4 * v, acc[0][v]);
+  if (pb >= 0)
+    for (int v = 0; v < OV; v++) wasm_v128_store(out + (long long)pb * co + o0 + 4 * v, acc[1][v]);
+}
+
+/* One work item: output pixels [first, last), every output channel (a multiple of 4), 16 at a time. */
+static void conv_item(const conv_t* g, const float* x, const float* w, float* out, int first, int last) {
+  int o = 0;
+  for (; o + 16 <= g->out_c; o += 16)
+    for (int pix = first; pix < last; pix += 2) conv_tile(g, x, w, out, pix, pix + 1 < last ? pix + 1 : -1, o, 4);
+  for (; o + 8 <= g->out_c; o += 8)
+    for (int pix = first; pix < last; pix += 2) conv_tile(g, x, w, out, pix, pix + 1 < last ? pix + 1 : -1, o, 2);
+  for (; o + 4 <= g->out_c; o += 4)
+    for (int pix = first; pix < last; pix += 2) conv_tile(g, x, w, out, pix, pix + 1 < last ? pix + 1 : -1, o, 1);
+}
+
+/*
+ * x [B,H,W,Ci] ⊛ w [kh,kw,Ci,Co] → out [B,Ho,Wo,Co] (overwritten), Co a multiple of 4. geometry:
+ * 15 ints in conv_t order, then a counter the caller zeroes; parts claim items of CONV_PIXELS
+ * output pixels from it, as the filter gradient's do.
+ */
+__attribute__((export_name("conv2d_direct")))
+void conv2d_direct(const int* geometry, const float* x, const float* w, float* out, int part, int parts) {
+  const conv_t g = *(const conv_t*)geometry;
+  const int pixels = g.batch * g.out_h * g.out_w;
+  const int items = (pixels + CONV_PIXELS - 1) / CONV_PIXELS;
+#ifdef __wasm_atomics__
+  int* counter = (int*)geometry + 15;
+  (void)part;
+  (void)parts;
+  for (int it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); it < items; it = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED)) {
+#else
+  const int lo = (int)((long long)items * part / parts), hi = (int)((long long)items * (part + 1) / parts);
+  for (int it = lo; it < hi; it++) {
+#endif
+    const int first = it * CONV_PIXELS;
+    conv_item(&g, x, w, out, first, first + CONV_PIXELS < pixels ? first + CONV_PIXELS : pixels);
+  }
+}
+
+/*
  * Sum over the leading axes: x [rows, cols] → out [cols] = Σ_rows x, divided by rows when
  * `mean` is set. tfjs's wasm Sum
  * and Mean transpose such reductions (bias gradients, batch-norm moments) to reduce the

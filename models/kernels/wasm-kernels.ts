@@ -35,6 +35,7 @@ import {
 import { registerCopyKernels } from './copy-kernels.js';
 import { registerContrast } from './contrast.js';
 import { registerCutViews } from './cut-views.js';
+import { registerDirectConv } from './direct-conv.js';
 import { registerElementwiseKernels } from './elementwise-kernels.js';
 import { registerLayerKernels } from './layer-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
@@ -95,6 +96,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
     memory,
     [
       'conv2d_filter_grad',
+      'conv2d_direct',
       'sum_leading',
       'binary_rows',
       'binary_middle',
@@ -139,6 +141,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
     override(tf.Transpose, blockTranspose);
     registerCopyKernels();
     registerLayerKernels();
+    registerDirectConv(); // before Winograd, which then tries its 3×3 stride-1 shapes first
     registerWinograd();
     registerCutViews();
     registerContrast();

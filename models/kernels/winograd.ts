@@ -1,7 +1,7 @@
 /**
  * 3×3 stride-1 convolutions and their filter gradients on the wasm backend by Winograd's
- * F(4×4, 3×3) and F(2×2, 3×3) (kernels.c: `winograd4_*`, `winograd_*`). tfjs's wasm Conv2D
- * (XNNPACK) and our direct filter gradient sum directly; these convolutions, forward, as the
+ * F(4×4, 3×3) and F(2×2, 3×3) (kernels.c: `winograd4_*`, `winograd_*`). Our direct convolution
+ * and filter gradient sum directly; these convolutions, forward, as the
  * input gradients `conv-gradients.ts` builds from them, and as filter gradients, are most of a
  * ResNet step. F(2×2) does their products with 2.25× fewer multiplies, F(4×4) with 4× fewer and
  * rounds a little worse (docs/performance.md, "Measured: Winograd convolutions"); each shape takes the one
@@ -22,7 +22,7 @@ import {
 
 /**
  * Whether the Winograd kernels take their convolutions: yes unless the environment sets
- * DENSESTREAM_WINOGRAD=0, which leaves them to XNNPACK and the direct filter gradient (the
+ * DENSESTREAM_WINOGRAD=0, which leaves them to the direct convolution and filter gradient (the
  * baseline `bench train --kernels all` compares against, and a way to bisect). Read per call.
  */
 export function winogradEnabled(): boolean {
