@@ -10,13 +10,14 @@ import { ConfigError } from '../core/config-error.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { readPositives } from '../positives/checkpoint-codec.js';
 import { Reclustering } from '../positives/reclustering.js';
-import { CLI, cli } from './helpers/cli.js';
+import { CLI, cli, sameBuildEnv } from './helpers/cli.js';
 
 // The built CLI, as a user runs it (`npm test` builds first); the k-means worker is its compiled twin too.
 /** The CLI in the background, so two runs share the machine's two cores. */
 function cliAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args]);
+    // on this process's build: the resumed run below is in-process, and its losses are compared to the digit
+    const child = spawn(process.execPath, [CLI, ...args], { env: sameBuildEnv() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
