@@ -124,7 +124,9 @@ export function parseKernels(value: string): KernelsChoice[] {
   if (value === 'both') return ['off', 'on'];
   if (value === 'all') return ['off', 'direct', 'on'];
   const choices = value.split(',');
-  if (!choices.every((c) => kernelsParts(c) !== undefined) || new Set(choices).size !== choices.length)
+  // the same parts in another order are the same setting
+  const distinct = new Set(choices.map((c) => (kernelsParts(c) ?? []).sort().join('+')));
+  if (!choices.every((c) => kernelsParts(c) !== undefined) || distinct.size !== choices.length)
     throw new Error(
       `--kernels: expected both, all, or a list of distinct settings, each ${KERNELS_PARTS.join('|')} or a + join of direct, xnnpack and one build, got "${value}"`,
     );
@@ -147,7 +149,7 @@ export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
   return {
     DENSESTREAM_WASM_KERNELS: parts.includes('off') ? '0' : '1',
     DENSESTREAM_WINOGRAD: parts.includes('direct') ? '0' : '1',
-    ...(parts.includes('xnnpack') ? { DENSESTREAM_DIRECT_CONV: '0' } : {}),
+    DENSESTREAM_DIRECT_CONV: parts.includes('xnnpack') ? '0' : '1',
     ...(parts.includes('simd')
       ? { DENSESTREAM_RELAXED_SIMD: '0' }
       : parts.includes('relaxed-simd')

@@ -1,51 +1,41 @@
 #!/usr/bin/env node
 /** `npm run bench -- NAME [options]`: runs one benchmark; each prints JSON lines, the summary last. */
 import { switchOnRelaxedSimd } from '../pipelines/relaxed-simd-flag.js';
-import { cellsBench } from './cells.js';
-import { convBench } from './conv.js';
-import { exportBench } from './export.js';
-import { kmeansBench } from './kmeans.js';
-import { masksBench } from './masks.js';
-import { matmulBench } from './matmul.js';
-import { parityBench } from './parity.js';
-import { pipelineBench } from './pipeline.js';
-import { positivesBench } from './positives.js';
-import { remoteBench } from './remote.js';
-import { resultsBench } from './results.js';
-import { stepKernelsBench } from './step-kernels.js';
-import { trainStepBench } from './train-step.js';
-import { trainBench } from './train.js';
-import { twinBench } from './twin.js';
-import { twinKnnBench } from './twin-knn.js';
 
-const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
-  'train-step': trainStepBench,
-  'step-kernels': stepKernelsBench,
-  conv: convBench,
-  matmul: matmulBench,
-  pipeline: pipelineBench,
-  remote: remoteBench,
-  masks: masksBench,
-  train: trainBench,
-  export: exportBench,
-  kmeans: kmeansBench,
-  positives: positivesBench,
-  results: resultsBench,
-  twin: twinBench,
-  'twin-knn': twinKnnBench,
-  parity: parityBench,
-  cells: cellsBench,
+type Bench = (argv: string[]) => Promise<void>;
+
+// Each bench is imported only once chosen, after Node 20's relaxed-SIMD flag is set: some of them
+// compile WebAssembly as they load (parquet-wasm, through the training pipeline).
+const BENCHES: Record<string, () => Promise<Bench>> = {
+  'train-step': async () => (await import('./train-step.js')).trainStepBench,
+  'step-kernels': async () => (await import('./step-kernels.js')).stepKernelsBench,
+  conv: async () => (await import('./conv.js')).convBench,
+  matmul: async () => (await import('./matmul.js')).matmulBench,
+  pipeline: async () => (await import('./pipeline.js')).pipelineBench,
+  remote: async () => (await import('./remote.js')).remoteBench,
+  masks: async () => (await import('./masks.js')).masksBench,
+  train: async () => (await import('./train.js')).trainBench,
+  export: async () => (await import('./export.js')).exportBench,
+  kmeans: async () => (await import('./kmeans.js')).kmeansBench,
+  positives: async () => (await import('./positives.js')).positivesBench,
+  results: async () => (await import('./results.js')).resultsBench,
+  twin: async () => (await import('./twin.js')).twinBench,
+  'twin-knn': async () => (await import('./twin-knn.js')).twinKnnBench,
+  parity: async () => (await import('./parity.js')).parityBench,
+  cells: async () => (await import('./cells.js')).cellsBench,
 };
 
-// Before any module compiles: the benches run the build the CLI runs (and its children do the same).
-switchOnRelaxedSimd();
 const [name, ...rest] = process.argv.slice(2);
-const bench = name === undefined ? undefined : BENCHES[name];
-if (!bench) {
+const load = name === undefined ? undefined : BENCHES[name];
+if (!load) {
   process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]\n`);
   process.exit(2);
 }
-bench(rest).catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+// The benches run the build the CLI runs (and their children, the bench runner or the CLI, do the same).
+switchOnRelaxedSimd();
+load()
+  .then((bench) => bench(rest))
+  .catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });

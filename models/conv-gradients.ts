@@ -1,7 +1,8 @@
 /**
  * Conv2D gradients built from forward convolutions.
  *
- * The wasm backend (XNNPACK) runs forward convolutions fast but has no
+ * The wasm backend runs forward convolutions fast (densestream's Winograd and direct kernels, else
+ * XNNPACK) but has no
  * `Conv2DBackpropFilter` kernel (a CNN cannot train at all) and a slow
  * `Conv2DBackpropInput`. Both gradients are forward convolutions in disguise:
  *
@@ -200,7 +201,7 @@ function convPadded(
   dilations: [number, number],
 ): tf.Tensor4D {
   if (Math.min(top, bottom, left, right) >= 0) {
-    // Explicit padding lets XNNPACK read the border implicitly instead of copying t.
+    // Explicit padding lets the convolution read the border implicitly instead of copying t.
     return tf.conv2d(
       t,
       filter,

@@ -1,9 +1,10 @@
 /**
- * Node 20 and 21 compile relaxed SIMD (the kernels' fused multiply-adds, models/kernels/kernels.c's
- * `MADD`) only behind V8's --experimental-wasm-relaxed-simd; Node 22 ships it on and refuses the
- * flag. The CLI and the benchmarks own their process, so they set the flag first thing, before any
- * module compiles, and the relaxed build runs on Node 20 as it does on 22. A library import never
- * changes its host's V8 flags: `selectBackend` there takes what the runtime compiles.
+ * Node 20 (V8 11.3) compiles relaxed SIMD (the kernels' fused multiply-adds, models/kernels/kernels.c's
+ * `MADD`) only behind V8's --experimental-wasm-relaxed-simd; later Nodes ship it on (22 refuses the
+ * flag). The CLI and the benchmarks own their process, so they set the flag before densestream's
+ * kernels compile (V8 reads it per compilation), and the relaxed build runs on Node 20 as it does on
+ * 22. A library import never changes its host's V8 flags: `selectBackend` there takes what the
+ * runtime compiles.
  */
 import { setFlagsFromString } from 'node:v8';
 import { relaxedSimdSupported } from '../models/relaxed-simd.js';
@@ -19,9 +20,8 @@ export const RELAXED_SIMD_FLAG = '--experimental-wasm-relaxed-simd';
  */
 export function switchOnRelaxedSimd(env = process.env['DENSESTREAM_RELAXED_SIMD'], nodeVersion = process.versions.node): boolean {
   if (relaxedSimdSupported()) return true;
-  const major = Number(nodeVersion.split('.')[0]);
-  // Node 20's V8 (11.3) holds the final relaxed-SIMD opcodes behind the flag; older ones do not.
-  if (env === '0' || major < 20 || major >= 22) return false;
+  // Node 20's V8 holds the final relaxed-SIMD opcodes behind the flag; older ones do not, newer ones need none.
+  if (env === '0' || Number(nodeVersion.split('.')[0]) !== 20) return false;
   setFlagsFromString(RELAXED_SIMD_FLAG);
   return relaxedSimdSupported();
 }

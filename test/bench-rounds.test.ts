@@ -59,13 +59,23 @@ describe('--kernels', () => {
     );
     expect(() => parseKernels('fma')).toThrow('got "fma"');
     // a join names each part once, at most one build, and neither on nor off
-    for (const bad of ['simd+simd', 'simd+relaxed-simd', 'off+xnnpack', 'on+simd', 'simd+'])
+    for (const bad of ['simd+simd', 'simd+relaxed-simd', 'off+xnnpack', 'on+simd', 'simd+', 'simd+xnnpack,xnnpack+simd'])
       expect(() => parseKernels(bad), bad).toThrow(`got "${bad}"`);
     // `on` leaves the build to the runtime (and the caller's environment); simd and relaxed-simd pin it
-    expect(kernelsEnv('on')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1' });
-    expect(kernelsEnv('off')).toEqual({ DENSESTREAM_WASM_KERNELS: '0', DENSESTREAM_WINOGRAD: '1' });
-    expect(kernelsEnv('simd')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '0' });
-    expect(kernelsEnv('relaxed-simd')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_RELAXED_SIMD: '1' });
+    expect(kernelsEnv('on')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_DIRECT_CONV: '1' });
+    expect(kernelsEnv('off')).toEqual({ DENSESTREAM_WASM_KERNELS: '0', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_DIRECT_CONV: '1' });
+    expect(kernelsEnv('simd')).toEqual({
+      DENSESTREAM_WASM_KERNELS: '1',
+      DENSESTREAM_WINOGRAD: '1',
+      DENSESTREAM_DIRECT_CONV: '1',
+      DENSESTREAM_RELAXED_SIMD: '0',
+    });
+    expect(kernelsEnv('relaxed-simd')).toEqual({
+      DENSESTREAM_WASM_KERNELS: '1',
+      DENSESTREAM_WINOGRAD: '1',
+      DENSESTREAM_DIRECT_CONV: '1',
+      DENSESTREAM_RELAXED_SIMD: '1',
+    });
     // xnnpack: the forward convolutions Winograd does not take go back to tfjs's Conv2D
     expect(kernelsEnv('simd+xnnpack')).toEqual({
       DENSESTREAM_WASM_KERNELS: '1',

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
+import { currentInstall } from '../models/kernels/kernel-registry.js';
 
 /**
  * The direct convolution (kernels.c `conv2d_direct`), which takes wasm's Conv2D where Winograd
@@ -23,7 +24,7 @@ interface Case {
 
 const base: Omit<Case, 'kh' | 'kw' | 'stride' | 'pad' | 'dilation'> = { batch: 3, height: 9, width: 7, inC: 5, outC: 12 };
 const cases: Case[] = [
-  // the slim ResNet's: a strided 3×3 (its outputs an odd count: one pixel of a tile alone), the stem's 3 channels, a strided 1×1
+  // the slim ResNet's: a strided 3×3 (a pair whose first, then second, pixel alone has a tap inside), the stem's 3 channels, a strided 1×1
   { ...base, kh: 3, kw: 3, stride: 2, pad: 'same', dilation: 1 },
   { ...base, inC: 3, outC: 32, kh: 3, kw: 3, stride: 2, pad: 'same', dilation: 1 },
   { ...base, inC: 8, outC: 20, kh: 1, kw: 1, stride: 2, pad: 'same', dilation: 1 },
@@ -48,7 +49,11 @@ const cases: Case[] = [
     ],
     dilation: 1,
   },
+  // a pixel alone at the end of its work item and of the output
   { ...base, batch: 1, height: 1, width: 1, outC: 8, kh: 3, kw: 3, stride: 2, pad: 'same', dilation: 1 },
+  { ...base, height: 9, width: 9, kh: 3, kw: 3, stride: 2, pad: 'same', dilation: 1 },
+  // enough output (4·16·16·64 values) for both threads to claim work items from the shared counter
+  { ...base, batch: 4, height: 32, width: 32, inC: 16, outC: 64, kh: 3, kw: 3, stride: 2, pad: 'same', dilation: 1 },
 ];
 
 async function reference(c: Case) {
@@ -77,7 +82,11 @@ describe('the direct convolution on wasm', () => {
       const before = tf.memory().numTensors;
       const x = tf.tensor4d(ref.x, [c.batch, c.height, c.width, c.inC]);
       const w = tf.tensor4d(ref.w, [c.kh, c.kw, c.inC, c.outC]);
+      // the kernel itself runs, not XNNPACK in its place
+      const run = vi.spyOn(currentInstall()!.pool, 'run');
       const y = tf.conv2d(x, w, c.stride, c.pad, 'NHWC', c.dilation);
+      expect(run.mock.calls.map(([name]) => name)).toContain('conv2d_direct');
+      run.mockRestore();
       expect(y.shape).toEqual(ref.shape);
       expect(relativeError(y.dataSync(), ref.y)).toBeLessThanOrEqual(1e-5);
       tf.dispose([x, w, y]);
@@ -91,7 +100,10 @@ describe('the direct convolution on wasm', () => {
     const w = tf.randomNormal([3, 3, 32, 64], 0, 0.2, 'float32', 44) as tf.Tensor4D;
     const ours = tf.conv2d(x, w, 2, 'same');
     process.env['DENSESTREAM_DIRECT_CONV'] = '0';
+    const run = vi.spyOn(currentInstall()!.pool, 'run');
     const theirs = tf.conv2d(x, w, 2, 'same');
+    expect(run.mock.calls.map(([name]) => name)).not.toContain('conv2d_direct');
+    run.mockRestore();
     expect(relativeError(ours.dataSync(), theirs.dataSync())).toBeLessThanOrEqual(1e-5);
     tf.dispose([x, w, ours, theirs]);
   });
@@ -100,7 +112,13 @@ describe('the direct convolution on wasm', () => {
     const c: Case = { ...base, outC: 6, kh: 3, kw: 3, stride: 2, pad: 'same', dilation: 1 };
     const ref = await reference(c);
     await tf.setBackend('wasm');
-    const y = tf.conv2d(tf.tensor4d(ref.x, [c.batch, c.height, c.width, c.inC]), tf.tensor4d(ref.w, [3, 3, c.inC, 6]), 2, 'same');
+    const x = tf.tensor4d(ref.x, [c.batch, c.height, c.width, c.inC]);
+    const w = tf.tensor4d(ref.w, [3, 3, c.inC, 6]);
+    const run = vi.spyOn(currentInstall()!.pool, 'run');
+    const y = tf.conv2d(x, w, 2, 'same');
+    expect(run.mock.calls.map(([name]) => name)).not.toContain('conv2d_direct');
+    run.mockRestore();
     expect(relativeError(y.dataSync(), ref.y)).toBeLessThanOrEqual(1e-5);
+    tf.dispose([x, w, y]);
   });
 });

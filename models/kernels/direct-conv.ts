@@ -1,8 +1,9 @@
 /**
- * The convolutions Winograd does not take (strided ones, 1×1, and the 2×2, 2×1 and 1×2 phases of
- * a strided convolution's input gradient, `conv-gradients.ts`), summed directly by densestream's
- * kernel (kernels.c: `conv2d_direct`) in place of tfjs's wasm Conv2D, XNNPACK's, which ships
- * prebuilt without fused multiply-adds (docs/performance.md, "Measured: the direct convolution").
+ * The convolutions Winograd does not take (strided or dilated ones, 1×1 and other filters than
+ * 3×3, the phases of a strided convolution's input gradient, `conv-gradients.ts`), summed directly
+ * by densestream's kernel (kernels.c: `conv2d_direct`) in place of tfjs's wasm Conv2D, XNNPACK's,
+ * which ships prebuilt without fused multiply-adds (docs/performance.md, "Measured: the direct
+ * convolution").
  */
 import * as tf from '@tensorflow/tfjs';
 import { nhwcConvInfo } from './conv-info.js';
@@ -10,7 +11,7 @@ import { offset, override, PARALLEL_MIN, writeGeometry, type Installed, type Ker
 
 /**
  * Whether the direct kernel takes its convolutions: yes unless DENSESTREAM_DIRECT_CONV=0, which
- * leaves them to XNNPACK (what `bench conv --strided` compares against, and a way to bisect). Read per call.
+ * leaves them to XNNPACK (what `bench conv --set direct` compares against, and a way to bisect). Read per call.
  */
 export function directConvEnabled(): boolean {
   return process.env['DENSESTREAM_DIRECT_CONV'] !== '0';

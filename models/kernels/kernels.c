@@ -146,8 +146,9 @@ void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, fl
 
 /*
  * Conv2D forward, NHWC, summed directly: out[b,i,j,o] = Σ_{p,q,c} x[b, i·s+p·d−pad, j·s+q·d−pad, c]
- * · w[p,q,c,o], for the convolutions Winograd does not take (strided ones, 1×1, and the 2×2, 2×1
- * and 1×2 phases of a strided convolution's input gradient). tfjs's XNNPACK ships prebuilt without
+ * · w[p,q,c,o], for the convolutions Winograd does not take (strided or dilated ones, filters other
+ * than 3×3, the phases of a strided convolution's input gradient, a ViT's patch embedding, 3×3
+ * ones whose channels are not in fours). tfjs's XNNPACK ships prebuilt without
  * fused multiply-adds; here the products go through MADD. Register tile: two output pixels × 16
  * output channels, so each (tap, input channel) loads four filter vectors and two input values
  * for eight multiply-adds. The two pixels are any two consecutive ones of the flattened output,
@@ -155,13 +156,20 @@ void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, fl
  */
 #define CONV_PIXELS 32 /* output pixels per work item */
 
-/* Where output pixel `pix`'s tap (p, q) reads x, or 0 where it falls in the padding. */
-INLINE const float* conv_tap(const conv_t* g, const float* x, int pix, int p, int q) {
+/* Where output pixel `pix`'s taps start: its image's first value, and the row and column of its tap (0, 0). */
+INLINE const float* conv_origin(const conv_t* g, const float* x, int pix, int* ih, int* iw) {
   const int hw = g->out_h * g->out_w;
   const int b = pix / hw, r = pix - b * hw, i = r / g->out_w, j = r - i * g->out_w;
-  const int ih = i * g->stride_h + p * g->dil_h - g->pad_top, iw = j * g->stride_w + q * g->dil_w - g->pad_left;
+  *ih = i * g->stride_h - g->pad_top;
+  *iw = j * g->stride_w - g->pad_left;
+  return x + (long long)b * g->in_h * g->in_w * g->in_c;
+}
+
+/* Where a pixel's tap (p, q) reads x, or 0 where it falls in the padding. */
+INLINE const float* conv_tap(const conv_t* g, const float* img, int ih0, int iw0, int p, int q) {
+  const int ih = ih0 + p * g->dil_h, iw = iw0 + q * g->dil_w;
   if (ih < 0 || ih >= g->in_h || iw < 0 || iw >= g->in_w) return 0;
-  return x + ((long long)(b * g->in_h + ih) * g->in_w + iw) * g->in_c;
+  return img + ((long long)ih * g->in_w + iw) * g->in_c;
 }
 
 /* Output pixels pa and pb (pb < 0: pa alone) × channels o0 .. o0 + 4·OV. */
@@ -169,10 +177,13 @@ INLINE void conv_tile(const conv_t* g, const float* x, const float* w, float* ou
   v128_t acc[2][4];
   for (int v = 0; v < OV; v++) acc[0][v] = acc[1][v] = wasm_f32x4_splat(0.0f);
   const int ci = g->in_c, co = g->out_c;
+  int iha, iwa, ihb = 0, iwb = 0;
+  const float* ima = conv_origin(g, x, pa, &iha, &iwa);
+  const float* imb = pb >= 0 ? conv_origin(g, x, pb, &ihb, &iwb) : 0;
   for (int p = 0; p < g->k_h; p++)
     for (int q = 0; q < g->k_w; q++) {
-      const float* xa = conv_tap(g, x, pa, p, q);
-      const float* xb = pb >= 0 ? conv_tap(g, x, pb, p, q) : 0;
+      const float* xa = conv_tap(g, ima, iha, iwa, p, q);
+      const float* xb = imb ? conv_tap(g, imb, ihb, iwb, p, q) : 0;
       const float* wp = w + (long long)(p * g->k_w + q) * ci * co + o0;
       if (xa && xb) {
         for (int c = 0; c < ci; c++, wp += co) {

@@ -2,7 +2,7 @@
  * densestream's own kernels for the tfjs wasm backend (kernels.c, built by build.mjs): their
  * installation on a wasm backend, and the convolution filter gradient, leading-axis reductions
  * and block transposes (the layer kernels are in layer-kernels.ts, the Winograd convolutions in
- * winograd.ts, gathers and slices in copy-kernels.ts, Add, Sub, Multiply and RealDiv in
+ * winograd.ts, the other forward convolutions in direct-conv.ts, gathers and slices in copy-kernels.ts, Add, Sub, Multiply and RealDiv in
  * elementwise-kernels.ts, the view cut in cut-views.ts).
  *
  * XNNPACK has no convolution filter gradient; building it from a forward convolution with the

@@ -6,7 +6,8 @@
  * ResNet step. F(2×2) does their products with 2.25× fewer multiplies, F(4×4) with 4× fewer and
  * rounds a little worse (docs/performance.md, "Measured: Winograd convolutions"); each shape takes the one
  * that needs fewer products. Other convolutions, and channel counts that are not multiples of 4,
- * keep the direct kernels.
+ * go to the direct convolution (`direct-conv.ts`; XNNPACK's where the output channels are not in
+ * fours) and the direct filter gradient.
  */
 import * as tf from '@tensorflow/tfjs';
 import { nhwcConvInfo } from './conv-info.js';
@@ -71,7 +72,7 @@ export function winogradGeometry(
   return unit ? info : undefined;
 }
 
-/** x [B,H,W,Ci] ⊛ filter [3,3,Ci,Co], or undefined for a convolution XNNPACK keeps. */
+/** x [B,H,W,Ci] ⊛ filter [3,3,Ci,Co], or undefined for a convolution the direct kernel (or XNNPACK) takes. */
 function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo | undefined {
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   if (x.dtype !== 'float32' || filter.dtype !== 'float32' || !winogradEnabled()) return undefined;
