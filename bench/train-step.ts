@@ -3,7 +3,8 @@
  * (bench/reference-net.ts) on wasm with one thread and with every core, and of the same net
  * in single-threaded PyTorch when Debian's python3-torch is importable, all in one run; on wasm
  * also without densestream's own kernels (models/kernels/) and with them but without their Winograd
- * convolutions, to show what each buys.
+ * convolutions, to show what each buys. `--baseline SETTING` times the main configuration once
+ * more on another `--kernels` setting (bench/report.ts), such as `simd+xnnpack`, in the same run.
  * Each configuration runs in its own process: tfjs holds one backend per process.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -13,7 +14,17 @@ import type { GpuAdapterSummary } from '../models/webgpu.js';
 import { defaultWasmThreads } from '../models/wasm-threads.js';
 import { createReferenceNet, createResNetClassifier } from './reference-net.js';
 import { positiveInt } from '../pipelines/options.js';
-import { benchFile, kernelsEnv, type KernelsChoice, median, printJson, pythonHas, runForJson, SYSTEM_PYTHON } from './report.js';
+import {
+  benchFile,
+  kernelsEnv,
+  type KernelsChoice,
+  median,
+  parseKernels,
+  printJson,
+  pythonHas,
+  runForJson,
+  SYSTEM_PYTHON,
+} from './report.js';
 
 interface StepOptions {
   batch: number;
@@ -44,8 +55,11 @@ function parse(argv: string[]) {
       threads: { type: 'string' },
       single: { type: 'boolean', default: false },
       net: { type: 'string' },
+      baseline: { type: 'string' },
     },
   });
+  const baselines = values.baseline === undefined ? [] : parseKernels(values.baseline);
+  if (baselines.length > 1) throw new Error(`--baseline: expected one --kernels setting, got "${values.baseline}"`);
   const nets = values.net === undefined ? NETS : [parseNet(values.net)];
   const opts: StepOptions = {
     batch: positiveInt(values.batch, '--batch'),
@@ -54,7 +68,7 @@ function parse(argv: string[]) {
     warmup: positiveInt(values.warmup, '--warmup'),
   };
   const threads = values.threads === undefined ? defaultWasmThreads() : positiveInt(values.threads, '--threads');
-  return { opts, threads, backend: parseBackendChoice(values.backend), single: values.single, nets };
+  return { opts, threads, backend: parseBackendChoice(values.backend), single: values.single, nets, baseline: baselines[0] };
 }
 
 /** Times the reference net in this process; prints one `train-step-config` line. */
@@ -115,7 +129,7 @@ function torchMsPerStep(o: StepOptions, which: Net): number | null {
 }
 
 export async function trainStepBench(argv: string[]): Promise<void> {
-  const { opts, threads, backend, single, nets } = parse(argv);
+  const { opts, threads, backend, single, nets, baseline } = parse(argv);
   if (single) return measure(backend, threads, opts, nets[0] as Net);
   for (const net of nets) {
     const common = [
@@ -136,6 +150,10 @@ export async function trainStepBench(argv: string[]): Promise<void> {
     const engineOnly = main.backend === 'wasm' ? child([...common, '--backend', backend, '--threads', `${threads}`], 'off') : null;
     // Our kernels without the Winograd convolutions: what Winograd buys on top of the rest.
     const direct = main.backend === 'wasm' ? child([...common, '--backend', backend, '--threads', `${threads}`], 'direct') : null;
+    const before =
+      baseline !== undefined && main.backend === 'wasm'
+        ? child([...common, '--backend', backend, '--threads', `${threads}`], baseline)
+        : null;
     const torch = torchMsPerStep(opts, net);
     printJson({
       bench: 'train-step',
@@ -151,6 +169,7 @@ export async function trainStepBench(argv: string[]): Promise<void> {
       kernelSpeedup: engineOnly === null ? null : engineOnly.msPerStep / main.msPerStep,
       msPerStepDirect: direct?.msPerStep ?? null,
       winogradSpeedup: direct === null ? null : direct.msPerStep / main.msPerStep,
+      ...(before === null ? {} : { baseline, msPerStepBaseline: before.msPerStep, baselineSpeedup: before.msPerStep / main.msPerStep }),
       torchMsPerStep: torch,
       ratio: torch === null ? null : main.msPerStep / torch,
     });
