@@ -156,30 +156,19 @@ void conv2d_filter_grad(const int* geometry, const float* x, const float* dy, fl
  */
 #define CONV_PIXELS 32 /* output pixels per work item */
 
-/* Where output pixel `pix`'s taps start: its image's first value, and the row and column of its tap (0, 0). */
-INLINE const float* conv_origin(const conv_t* g, const float* x, int pix, int* ih, int* iw) {
-  const int hw = g->out_h * g->out_w;
-  const int b = pix / hw, r = pix - b * hw, i = r / g->out_w, j = r - i * g->out_w;
-  *ih = i * g->stride_h - g->pad_top;
-  *iw = j * g->stride_w - g->pad_left;
-  return x + (long long)b * g->in_h * g->in_w * g->in_c;
-}
-
-/* Where a pixel's tap (p, q) reads x, or 0 where it falls in the padding. */
+/* Where a pixel's tap (p, q) reads x (`img`: its image; ih0, iw0: its tap (0, 0)), or 0 where it falls in the padding. */
 INLINE const float* conv_tap(const conv_t* g, const float* img, int ih0, int iw0, int p, int q) {
   const int ih = ih0 + p * g->dil_h, iw = iw0 + q * g->dil_w;
   if (ih < 0 || ih >= g->in_h || iw < 0 || iw >= g->in_w) return 0;
   return img + ((long long)ih * g->in_w + iw) * g->in_c;
 }
 
-/* Output pixels pa and pb (pb < 0: pa alone) × channels o0 .. o0 + 4·OV. */
-INLINE void conv_tile(const conv_t* g, const float* x, const float* w, float* out, int pa, int pb, int o0, const int OV) {
+/* Output pixels a and b (imb = 0: a alone), each given by its image and tap (0, 0), × channels o0 .. o0 + 4·OV. */
+INLINE void conv_tile(const conv_t* g, const float* w, float* outa, float* outb, const float* ima, int iha, int iwa,
+                      const float* imb, int ihb, int iwb, int o0, const int OV) {
   v128_t acc[2][4];
   for (int v = 0; v < OV; v++) acc[0][v] = acc[1][v] = wasm_f32x4_splat(0.0f);
   const int ci = g->in_c, co = g->out_c;
-  int iha, iwa, ihb = 0, iwb = 0;
-  const float* ima = conv_origin(g, x, pa, &iha, &iwa);
-  const float* imb = pb >= 0 ? conv_origin(g, x, pb, &ihb, &iwb) : 0;
   for (int p = 0; p < g->k_h; p++)
     for (int q = 0; q < g->k_w; q++) {
       const float* xa = conv_tap(g, ima, iha, iwa, p, q);
@@ -206,20 +195,48 @@ INLINE void conv_tile(const conv_t* g, const float* x, const float* w, float* ou
         }
       }
     }
-  for (int v = 0; v < OV; v++) wasm_v128_store(out + (long long)pa * co + o0 + 4 * v, acc[0][v]);
-  if (pb >= 0)
-    for (int v = 0; v < OV; v++) wasm_v128_store(out + (long long)pb * co + o0 + 4 * v, acc[1][v]);
+  for (int v = 0; v < OV; v++) wasm_v128_store(outa + o0 + 4 * v, acc[0][v]);
+  if (imb)
+    for (int v = 0; v < OV; v++) wasm_v128_store(outb + o0 + 4 * v, acc[1][v]);
+}
+
+/*
+ * Output pixels [first, last) × channels o0 .. o0 + 4·OV, two at a time. Each pixel's image, row
+ * and column advance by one from the last, not by divisions: a 1×1 filter's tile has only Ci
+ * products a pixel, and dividing per tile cost as much as they did.
+ */
+INLINE void conv_block(const conv_t* g, const float* x, const float* w, float* out, int first, int last, int o0, const int OV) {
+  const int hw = g->out_h * g->out_w;
+  const long long image = (long long)g->in_h * g->in_w * g->in_c;
+  int b = first / hw, i = (first - b * hw) / g->out_w, j = first - b * hw - i * g->out_w;
+  for (int pix = first; pix < last; pix += 2) {
+    const float* ima = x + b * image;
+    const int iha = i * g->stride_h - g->pad_top, iwa = j * g->stride_w - g->pad_left;
+    if (++j == g->out_w) {
+      j = 0;
+      if (++i == g->out_h) i = 0, b++;
+    }
+    const float* imb = 0;
+    int ihb = 0, iwb = 0;
+    if (pix + 1 < last) {
+      imb = x + b * image;
+      ihb = i * g->stride_h - g->pad_top;
+      iwb = j * g->stride_w - g->pad_left;
+      if (++j == g->out_w) {
+        j = 0;
+        if (++i == g->out_h) i = 0, b++;
+      }
+    }
+    conv_tile(g, w, out + (long long)pix * g->out_c, out + (long long)(pix + 1) * g->out_c, ima, iha, iwa, imb, ihb, iwb, o0, OV);
+  }
 }
 
 /* One work item: output pixels [first, last), every output channel (a multiple of 4), 16 at a time. */
 static void conv_item(const conv_t* g, const float* x, const float* w, float* out, int first, int last) {
   int o = 0;
-  for (; o + 16 <= g->out_c; o += 16)
-    for (int pix = first; pix < last; pix += 2) conv_tile(g, x, w, out, pix, pix + 1 < last ? pix + 1 : -1, o, 4);
-  for (; o + 8 <= g->out_c; o += 8)
-    for (int pix = first; pix < last; pix += 2) conv_tile(g, x, w, out, pix, pix + 1 < last ? pix + 1 : -1, o, 2);
-  for (; o + 4 <= g->out_c; o += 4)
-    for (int pix = first; pix < last; pix += 2) conv_tile(g, x, w, out, pix, pix + 1 < last ? pix + 1 : -1, o, 1);
+  for (; o + 16 <= g->out_c; o += 16) conv_block(g, x, w, out, first, last, o, 4);
+  for (; o + 8 <= g->out_c; o += 8) conv_block(g, x, w, out, first, last, o, 2);
+  for (; o + 4 <= g->out_c; o += 4) conv_block(g, x, w, out, first, last, o, 1);
 }
 
 /*
