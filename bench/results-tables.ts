@@ -247,6 +247,8 @@ export function resultsDoc(existing: string | undefined, sections: ReadonlyMap<s
     '',
     'Each table below says which `npm run results` command, commit, budget and machine made it; `npm run results -- --table NAME` makes one table again and keeps the others as they are.',
     '',
+    "A table's machine line names the build of densestream's kernels it ran. The relaxed-SIMD build (fused multiply-adds: Node 22, and Node 20 under the CLI since 2026-12-05) ends a run at a different point of the same distribution from the SIMD build's, so a table made on the SIMD build repeats to the digit with `DENSESTREAM_RELAXED_SIMD=0 npm run results`.",
+    '',
     ...parts.flatMap((p) => [p, '']),
   ].join('\n');
 }
