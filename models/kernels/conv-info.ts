@@ -18,3 +18,8 @@ export function nhwcConvInfo(
     'channelsLast',
   );
 }
+
+/** The seven int32 words every convolution kernel's geometry starts with: B, H, W, Ci, Ho, Wo, Co. */
+export function convShapeWords(info: tf.backend_util.Conv2DInfo): number[] {
+  return [info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.outChannels];
+}

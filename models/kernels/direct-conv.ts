@@ -6,7 +6,7 @@
  * convolution").
  */
 import * as tf from '@tensorflow/tfjs';
-import { nhwcConvInfo } from './conv-info.js';
+import { convShapeWords, nhwcConvInfo } from './conv-info.js';
 import { offset, override, PARALLEL_MIN, writeGeometry, type Installed, type KernelArgs } from './kernel-registry.js';
 
 /**
@@ -22,19 +22,13 @@ function directConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInfo 
   const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
   const a = attrs as unknown as tf.Conv2DAttrs;
   if (x.dtype !== 'float32' || filter.dtype !== 'float32' || a.dataFormat !== 'NHWC' || !directConvEnabled()) return undefined;
-  const [kh, kw, inC, outC] = filter.shape as [number, number, number, number];
+  const [kh, kw, , outC] = filter.shape as [number, number, number, number];
   if (outC % 4 !== 0) return undefined;
   const info = nhwcConvInfo(x.shape, filter.shape, a);
   const out = k.backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, outC], 'float32');
   if (tf.util.sizeFromShape(out.shape) === 0) return out;
   writeGeometry(k, [
-    info.batchSize,
-    info.inHeight,
-    info.inWidth,
-    inC,
-    info.outHeight,
-    info.outWidth,
-    outC,
+    ...convShapeWords(info),
     kh,
     kw,
     info.strideHeight,

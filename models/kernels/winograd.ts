@@ -10,7 +10,7 @@
  * fours) and the direct filter gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nhwcConvInfo } from './conv-info.js';
+import { convShapeWords, nhwcConvInfo } from './conv-info.js';
 import {
   offset,
   override,
@@ -87,19 +87,7 @@ function winogradConv({ inputs, attrs }: KernelArgs, k: Installed): tf.TensorInf
   const u = k.backend.makeOutput([points * inC * outC], 'float32');
   const scratch = k.backend.makeOutput([k.pool.parts * points * block * (inC + outC)], 'float32');
   try {
-    const geometry = [
-      info.batchSize,
-      info.inHeight,
-      info.inWidth,
-      inC,
-      info.outHeight,
-      info.outWidth,
-      outC,
-      info.padInfo.top,
-      info.padInfo.left,
-      block,
-      0,
-    ];
+    const geometry = [...convShapeWords(info), info.padInfo.top, info.padInfo.left, block, 0];
     writeGeometry(k, geometry);
     k.pool.run(f4 ? 'winograd4_filter' : 'winograd_filter', [k.geometry, offset(k, filter), offset(k, u)], 9 * inC * outC >= PARALLEL_MIN);
     k.pool.run(
