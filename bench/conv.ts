@@ -66,86 +66,79 @@ export async function convBench(argv: string[]): Promise<void> {
   if (sets.includes('direct')) directShapes(batch, calls, rounds);
 }
 
-function winogradShapes(batch: number, calls: number, rounds: number): void {
-  restoringEnv('DENSESTREAM_WINOGRAD', () => {
-    for (const [hw, inC, outC] of SHAPES) {
-      const x = tf.randomNormal([batch, hw, hw, inC], 0, 1, 'float32', 1) as tf.Tensor4D;
-      const filter = tf.randomNormal([3, 3, inC, outC], 0, 1, 'float32', 2) as tf.Tensor4D;
-      const dy = tf.randomNormal([batch, hw, hw, outC], 0, 1, 'float32', 3) as tf.Tensor4D;
-      const ops: Record<string, () => tf.Tensor> = {
-        forward: () => tf.conv2d(x, filter, 1, 'same'),
-        filterGradient: () =>
-          tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-            strides: 1,
-            pad: 'same',
-            dataFormat: 'NHWC',
-            filterShape: filter.shape,
-          } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      };
-      for (const [op, fn] of Object.entries(ops)) {
-        const direct: number[] = [];
-        const f2: number[] = [];
-        const winograd: number[] = [];
-        for (let r = 0; r < rounds; r++) {
-          process.env['DENSESTREAM_WINOGRAD'] = '0';
-          direct.push(time(fn, calls));
-          process.env['DENSESTREAM_WINOGRAD'] = '2';
-          f2.push(time(fn, calls));
-          process.env['DENSESTREAM_WINOGRAD'] = '1';
-          winograd.push(time(fn, calls));
-        }
-        const [d, f, w] = [median(direct), median(f2), median(winograd)];
-        const macs = batch * hw * hw * inC * outC * 9;
-        printJson({
-          bench: 'conv',
-          op,
-          shape: [batch, hw, hw, inC],
-          outChannels: outC,
-          directMs: d,
-          f2Ms: f,
-          winogradMs: w,
-          speedup: d / w,
-          f4Speedup: f / w,
-          directGmacs: macs / d / 1e6,
-          winogradGmacs: macs / w / 1e6,
-        });
-      }
-      tf.dispose([x, filter, dy]);
-    }
+/**
+ * Median ms per call of `fn` with the environment variable `name` at each of `settings` (read per
+ * call by the kernels), the settings taking turns `rounds` times; `name` is put back after.
+ */
+function alternating(name: string, settings: readonly string[], fn: () => tf.Tensor, calls: number, rounds: number): number[] {
+  return restoringEnv(name, () => {
+    const ms = settings.map((): number[] => []);
+    for (let r = 0; r < rounds; r++)
+      settings.forEach((value, i) => {
+        process.env[name] = value;
+        ms[i]!.push(time(fn, calls));
+      });
+    return ms.map(median);
   });
 }
 
-function directShapes(batch: number, calls: number, rounds: number): void {
-  restoringEnv('DENSESTREAM_DIRECT_CONV', () => {
-    for (const [hw, inC, kh, kw, outC, stride, pad] of DIRECT_SHAPES) {
-      const x = tf.randomNormal([batch, hw, hw, inC], 0, 1, 'float32', 1) as tf.Tensor4D;
-      const filter = tf.randomNormal([kh, kw, inC, outC], 0, 1, 'float32', 2) as tf.Tensor4D;
-      const fn = () => tf.conv2d(x, filter, stride, pad);
-      const xnnpack: number[] = [];
-      const direct: number[] = [];
-      for (let r = 0; r < rounds; r++) {
-        process.env['DENSESTREAM_DIRECT_CONV'] = '0';
-        xnnpack.push(time(fn, calls));
-        process.env['DENSESTREAM_DIRECT_CONV'] = '1';
-        direct.push(time(fn, calls));
-      }
-      const [xn, d] = [median(xnnpack), median(direct)];
-      const out = fn();
-      const macs = tf.util.sizeFromShape(out.shape) * kh * kw * inC;
-      out.dispose();
+function winogradShapes(batch: number, calls: number, rounds: number): void {
+  for (const [hw, inC, outC] of SHAPES) {
+    const x = tf.randomNormal([batch, hw, hw, inC], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const filter = tf.randomNormal([3, 3, inC, outC], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const dy = tf.randomNormal([batch, hw, hw, outC], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const ops: Record<string, () => tf.Tensor> = {
+      forward: () => tf.conv2d(x, filter, 1, 'same'),
+      filterGradient: () =>
+        tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NHWC',
+          filterShape: filter.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+    };
+    for (const [op, fn] of Object.entries(ops)) {
+      const [d, f, w] = alternating('DENSESTREAM_WINOGRAD', ['0', '2', '1'], fn, calls, rounds) as [number, number, number];
+      const macs = batch * hw * hw * inC * outC * 9;
       printJson({
         bench: 'conv',
-        op: 'forward',
+        op,
         shape: [batch, hw, hw, inC],
-        filter: [kh, kw, inC, outC],
-        stride,
-        xnnpackMs: xn,
+        outChannels: outC,
         directMs: d,
-        speedup: xn / d,
-        xnnpackGmacs: macs / xn / 1e6,
+        f2Ms: f,
+        winogradMs: w,
+        speedup: d / w,
+        f4Speedup: f / w,
         directGmacs: macs / d / 1e6,
+        winogradGmacs: macs / w / 1e6,
       });
-      tf.dispose([x, filter]);
     }
-  });
+    tf.dispose([x, filter, dy]);
+  }
+}
+
+function directShapes(batch: number, calls: number, rounds: number): void {
+  for (const [hw, inC, kh, kw, outC, stride, pad] of DIRECT_SHAPES) {
+    const x = tf.randomNormal([batch, hw, hw, inC], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const filter = tf.randomNormal([kh, kw, inC, outC], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const fn = () => tf.conv2d(x, filter, stride, pad);
+    const [xn, d] = alternating('DENSESTREAM_DIRECT_CONV', ['0', '1'], fn, calls, rounds) as [number, number];
+    const out = fn();
+    const macs = tf.util.sizeFromShape(out.shape) * kh * kw * inC;
+    out.dispose();
+    printJson({
+      bench: 'conv',
+      op: 'forward',
+      shape: [batch, hw, hw, inC],
+      filter: [kh, kw, inC, outC],
+      stride,
+      xnnpackMs: xn,
+      directMs: d,
+      speedup: xn / d,
+      xnnpackGmacs: macs / xn / 1e6,
+      directGmacs: macs / d / 1e6,
+    });
+    tf.dispose([x, filter]);
+  }
 }

@@ -124,14 +124,15 @@ export function parseKernels(value: string): KernelsChoice[] {
   if (value === 'both') return ['off', 'on'];
   if (value === 'all') return ['off', 'direct', 'on'];
   const choices = value.split(',');
+  const parts = choices.map(kernelsParts);
   // the same parts in another order are the same setting
-  const distinct = new Set(choices.map((c) => (kernelsParts(c) ?? []).sort().join('+')));
-  if (!choices.every((c) => kernelsParts(c) !== undefined) || distinct.size !== choices.length)
+  const distinct = new Set(parts.map((p) => (p ? [...p].sort().join('+') : '')));
+  if (parts.some((p) => p === undefined) || distinct.size !== choices.length)
     throw new Error(
       `--kernels: expected both, all, or a list of distinct settings, each ${KERNELS_PARTS.join('|')} or a + join of direct, xnnpack and one build, got "${value}"`,
     );
   // refused here, not minutes later by the first child that needs it
-  if (choices.some((c) => kernelsParts(c)!.includes('relaxed-simd'))) requireRelaxedSimd('--kernels relaxed-simd');
+  if (parts.some((p) => p!.includes('relaxed-simd'))) requireRelaxedSimd('--kernels relaxed-simd');
   return choices;
 }
 
