@@ -35,14 +35,25 @@ export interface AugmentProbe {
 /** Timed rounds per path in `auto`'s measurement, after one warm-up run each. */
 export const PROBE_ROUNDS = 3;
 
-/** Milliseconds of cost of `work`: CPU time (user + system, all threads), or wall time. */
+/**
+ * Wall milliseconds a timed round lasts at least: `work` is repeated until then. Fashion-MNIST's
+ * 32 probe images cost about 3 ms a path, and rounds that short picked the dearer path in 2 of 6
+ * first calls (one process each, 2026-12-05); a photo corpus's round is one pass already.
+ */
+export const MIN_ROUND_MS = 40;
+
+/** Milliseconds of cost of one `work`: CPU time (user + system, all threads), or wall time; the mean over a round's repeats. */
 async function cost(work: () => Promise<void>, wall: boolean): Promise<number> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await work();
-  if (wall) return performance.now() - t0;
+  let repeats = 0;
+  do {
+    await work();
+    repeats++;
+  } while (performance.now() - t0 < MIN_ROUND_MS);
+  if (wall) return (performance.now() - t0) / repeats;
   const used = process.cpuUsage(cpu0);
-  return (used.user + used.system) / 1000;
+  return (used.user + used.system) / 1000 / repeats;
 }
 
 /**

@@ -21,6 +21,8 @@ import { multiView } from '../operators/multi-view.js';
 import { axisWeights, blurTaps, viewWeights } from '../operators/resample-weights.js';
 import { CUT_VIEWS_KERNEL, type PlannedView, type Sample, type View } from '../core/index.js';
 import { augmentBatch, augmentViews } from '../operators/augment-views.js';
+import { chooseAugmentPath, MIN_ROUND_MS } from '../operators/augment-choice.js';
+import { AUGMENT_PATHS } from '../operators/augment-path.js';
 import { stackSources } from '../operators/view-sources.js';
 import { registerCutViews } from '../models/kernels/cut-views.js';
 import { collect } from './helpers/collect.js';
@@ -374,4 +376,22 @@ describe('augment: the one-pass cut on wasm', () => {
       });
     },
   );
+});
+
+describe("augment: auto's measurement", () => {
+  it('reports each path per image of one pass, however often a short round repeats it, and says so', async () => {
+    // Two 28-px scenes cut in well under a millisecond a pass, so each timed round repeats its
+    // pass until MIN_ROUND_MS: an undivided sum would report tens of milliseconds an image.
+    const decision = await chooseAugmentPath('auto', { samples: scenes(2, 28), views: presetViews('mocov2', 28), seed: 1 });
+    expect(AUGMENT_PATHS).toContain(decision.path);
+    for (const ms of [decision.cpuMs, decision.backendMs]) {
+      expect(ms).toBeGreaterThan(0);
+      expect(ms).toBeLessThan(MIN_ROUND_MS / 8);
+    }
+    expect(decision.reason).toMatch(
+      /^augment: (cpu|backend) \(auto: [\d.]+ ms of CPU per image on the backend, [\d.]+ on the CPU path, measured on 2 images\)$/,
+    );
+    // chosen by the measurement: the cheaper path
+    expect(decision.path).toBe(decision.backendMs! < decision.cpuMs! ? 'backend' : 'cpu');
+  });
 });
