@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { relaxedSimdSupported } from '../models/relaxed-simd.js';
+import { DEFAULT_SPIN_MS } from '../models/kernels/pool.js';
 
 /** Small helpers every benchmark shares: JSON lines out, checked numbers in. */
 
@@ -98,17 +99,18 @@ export function benchFile(name: string, source = false): string {
 }
 
 /**
- * `--kernels on|off|direct|xnnpack|simd|relaxed-simd|both|all`, or a comma list of settings:
+ * `--kernels on|off|direct|xnnpack|sleep|simd|relaxed-simd|both|all`, or a comma list of settings:
  * densestream's wasm kernels in the child processes. `on` is their default for the runtime; `direct`
  * is them without the Winograd convolutions; `xnnpack` leaves the forward convolutions Winograd
- * does not take to XNNPACK, as before densestream's direct convolution; `simd` and `relaxed-simd`
+ * does not take to XNNPACK, as before densestream's direct convolution; `sleep` has the kernels'
+ * threads sleep as soon as they find no work, as before they spun (DENSESTREAM_POOL_SPIN_US=0); `simd` and `relaxed-simd`
  * pin the build (`relaxed-simd` is refused at once on a runtime that does not compile relaxed
  * SIMD). A setting may join several of these with `+` (`simd+xnnpack`: the build and
  * convolutions Node 20 ran before 2026-12-05); `both` runs off and on side by side, `all` off,
  * direct and on.
  */
 export type KernelsChoice = string;
-const KERNELS_PARTS = ['on', 'off', 'direct', 'xnnpack', 'simd', 'relaxed-simd'] as const;
+const KERNELS_PARTS = ['on', 'off', 'direct', 'xnnpack', 'sleep', 'simd', 'relaxed-simd'] as const;
 type KernelsPart = (typeof KERNELS_PARTS)[number];
 
 /** A setting's parts, or undefined for one that is not a `+` join of distinct parts that fit together. */
@@ -129,7 +131,7 @@ export function parseKernels(value: string): KernelsChoice[] {
   const distinct = new Set(parts.map((p) => (p ? [...p].sort().join('+') : '')));
   if (parts.some((p) => p === undefined) || distinct.size !== choices.length)
     throw new Error(
-      `--kernels: expected both, all, or a list of distinct settings, each ${KERNELS_PARTS.join('|')} or a + join of direct, xnnpack and one build, got "${value}"`,
+      `--kernels: expected both, all, or a list of distinct settings, each ${KERNELS_PARTS.join('|')} or a + join of direct, xnnpack, sleep and one build, got "${value}"`,
     );
   // refused here, not minutes later by the first child that needs it
   if (parts.some((p) => p!.includes('relaxed-simd'))) requireRelaxedSimd('--kernels relaxed-simd');
@@ -151,6 +153,7 @@ export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
     DENSESTREAM_WASM_KERNELS: parts.includes('off') ? '0' : '1',
     DENSESTREAM_WINOGRAD: parts.includes('direct') ? '0' : '1',
     DENSESTREAM_DIRECT_CONV: parts.includes('xnnpack') ? '0' : '1',
+    DENSESTREAM_POOL_SPIN_US: parts.includes('sleep') ? '0' : String(DEFAULT_SPIN_MS * 1000),
     ...(parts.includes('simd')
       ? { DENSESTREAM_RELAXED_SIMD: '0' }
       : parts.includes('relaxed-simd')

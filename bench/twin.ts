@@ -48,6 +48,8 @@ export async function twinBench(argv: string[]): Promise<void> {
     kernelBuild: WasmKernelBuild | null;
     winograd: boolean;
     directConv: boolean;
+    /** How long the kernels' threads watch for work before sleeping. */
+    poolSpinMs: number;
     /** The `--kernels` setting it ran with. */
     setting: string;
   };
@@ -99,6 +101,7 @@ export async function twinBench(argv: string[]): Promise<void> {
       kernelBuild: side.kernelBuild,
       winograd: side.winograd,
       directConv: side.directConv,
+      poolSpinMs: side.poolSpinMs,
       imagesPerSec: side.imagesPerSec,
       torchImagesPerSec: torch,
       ratio: side.imagesPerSec / torch,
@@ -119,6 +122,7 @@ export async function twinBench(argv: string[]): Promise<void> {
       kernelBuild: first.kernelBuild,
       winograd: first.winograd,
       directConv: first.directConv,
+      poolSpinMs: first.poolSpinMs,
       imagesPerSec: of('imagesPerSec'),
       torchImagesPerSec: of('torchImagesPerSec'),
       ratio: of('ratio'),

@@ -6,6 +6,7 @@
  * 130 interrupted (Ctrl-C, after a checkpoint where the job has one).
  */
 import { ConfigError } from '../core/config-error.js';
+import { poolSpinMs } from '../models/kernels/pool.js';
 import { relaxedSimdChoice, useRelaxedSimd } from '../models/relaxed-simd.js';
 import { commandHelp, nearestName, type CommandSchema, type OptionsShape } from './command-schema.js';
 import { packageJson } from './package-json.js';
@@ -122,10 +123,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    // DENSESTREAM_RELAXED_SIMD is read before any command runs: a wrong value, or a requirement
-    // this runtime cannot meet, is exit 2 with nothing written. Node 20's flag goes on first.
+    // DENSESTREAM_RELAXED_SIMD and DENSESTREAM_POOL_SPIN_US are read before any command runs: a
+    // wrong value, or a requirement this runtime cannot meet, is exit 2 with nothing written.
+    // Node 20's flag goes on first.
     switchOnRelaxedSimd();
     useRelaxedSimd(relaxedSimdChoice(undefined));
+    poolSpinMs();
     return (await entry.run(rest)) ?? 0;
   } catch (err) {
     process.stderr.write(`densestream ${command}: ${err instanceof Error ? err.message : String(err)}\n`);

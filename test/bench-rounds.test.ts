@@ -55,25 +55,37 @@ describe('--kernels', () => {
     expect(parseKernels('simd,off')).toEqual(['simd', 'off']);
     expect(parseKernels('simd+xnnpack,on')).toEqual(['simd+xnnpack', 'on']);
     expect(() => parseKernels('simd,simd')).toThrow(
-      '--kernels: expected both, all, or a list of distinct settings, each on|off|direct|xnnpack|simd|relaxed-simd',
+      '--kernels: expected both, all, or a list of distinct settings, each on|off|direct|xnnpack|sleep|simd|relaxed-simd',
     );
     expect(() => parseKernels('fma')).toThrow('got "fma"');
     // a join names each part once, at most one build, and neither on nor off
     for (const bad of ['simd+simd', 'simd+relaxed-simd', 'off+xnnpack', 'on+simd', 'simd+', 'simd+xnnpack,xnnpack+simd'])
       expect(() => parseKernels(bad), bad).toThrow(`got "${bad}"`);
     // `on` leaves the build to the runtime (and the caller's environment); simd and relaxed-simd pin it
-    expect(kernelsEnv('on')).toEqual({ DENSESTREAM_WASM_KERNELS: '1', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_DIRECT_CONV: '1' });
-    expect(kernelsEnv('off')).toEqual({ DENSESTREAM_WASM_KERNELS: '0', DENSESTREAM_WINOGRAD: '1', DENSESTREAM_DIRECT_CONV: '1' });
+    expect(kernelsEnv('on')).toEqual({
+      DENSESTREAM_WASM_KERNELS: '1',
+      DENSESTREAM_WINOGRAD: '1',
+      DENSESTREAM_DIRECT_CONV: '1',
+      DENSESTREAM_POOL_SPIN_US: '200',
+    });
+    expect(kernelsEnv('off')).toEqual({
+      DENSESTREAM_WASM_KERNELS: '0',
+      DENSESTREAM_WINOGRAD: '1',
+      DENSESTREAM_DIRECT_CONV: '1',
+      DENSESTREAM_POOL_SPIN_US: '200',
+    });
     expect(kernelsEnv('simd')).toEqual({
       DENSESTREAM_WASM_KERNELS: '1',
       DENSESTREAM_WINOGRAD: '1',
       DENSESTREAM_DIRECT_CONV: '1',
+      DENSESTREAM_POOL_SPIN_US: '200',
       DENSESTREAM_RELAXED_SIMD: '0',
     });
     expect(kernelsEnv('relaxed-simd')).toEqual({
       DENSESTREAM_WASM_KERNELS: '1',
       DENSESTREAM_WINOGRAD: '1',
       DENSESTREAM_DIRECT_CONV: '1',
+      DENSESTREAM_POOL_SPIN_US: '200',
       DENSESTREAM_RELAXED_SIMD: '1',
     });
     // xnnpack: the forward convolutions Winograd does not take go back to tfjs's Conv2D
@@ -81,9 +93,17 @@ describe('--kernels', () => {
       DENSESTREAM_WASM_KERNELS: '1',
       DENSESTREAM_WINOGRAD: '1',
       DENSESTREAM_DIRECT_CONV: '0',
+      DENSESTREAM_POOL_SPIN_US: '200',
       DENSESTREAM_RELAXED_SIMD: '0',
     });
     expect(kernelsEnv('direct+xnnpack')).toMatchObject({ DENSESTREAM_WINOGRAD: '0', DENSESTREAM_DIRECT_CONV: '0' });
+    // sleep: the kernels' threads sleep as soon as they find no part, as before they spun
+    expect(parseKernels('sleep,on')).toEqual(['sleep', 'on']);
+    expect(kernelsEnv('simd+xnnpack+sleep')).toMatchObject({
+      DENSESTREAM_DIRECT_CONV: '0',
+      DENSESTREAM_POOL_SPIN_US: '0',
+      DENSESTREAM_RELAXED_SIMD: '0',
+    });
   });
 
   it('takes relaxed-simd only where this runtime compiles it, refusing it up front elsewhere', () => {

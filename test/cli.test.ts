@@ -45,6 +45,17 @@ describe('densestream CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('refuses a wrong DENSESTREAM_POOL_SPIN_US the same way', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'densestream-spin-')), 'run');
+    const run = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--out', out], {
+      encoding: 'utf8',
+      env: { ...process.env, DENSESTREAM_POOL_SPIN_US: '0.2' },
+    });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe('densestream train: DENSESTREAM_POOL_SPIN_US: expected whole microseconds, 0–100000, got "0.2"\n');
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('runs the relaxed-SIMD kernels on Node 20 too, setting the flag itself; DENSESTREAM_RELAXED_SIMD=0 keeps the SIMD build', () => {
     // The vitest process has no flag on Node 20, so these children start as a user's `densestream` does.
     const build = (env: NodeJS.ProcessEnv) => {

@@ -45,7 +45,7 @@ import {
   KERNELS_SHARED_BASE64,
   KERNELS_SHARED_RELAXED_BASE64,
 } from './kernels-wasm.js';
-import { KernelPool } from './pool.js';
+import { KernelPool, poolSpinMs } from './pool.js';
 import { webAssembly, type WasmMemory } from '../../core/webassembly.js';
 import { relaxedSimdSupported } from '../relaxed-simd.js';
 
@@ -90,6 +90,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const parts = shared ? Math.max(1, threads) : 1;
   if (installed?.backend === backend && installed.pool.parts === parts && installed.build === build) return build;
+  const spinMs = poolSpinMs();
   const compiled = await webAssembly.compile(Buffer.from(MODULES[build][shared ? 'shared' : 'plain'], 'base64'));
   const pool = await KernelPool.create(
     compiled,
@@ -124,6 +125,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
       'cut_views',
     ],
     parts,
+    spinMs,
   );
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
