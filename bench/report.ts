@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { relaxedSimdSupported } from '../models/relaxed-simd.js';
-import { DEFAULT_SPIN_MS } from '../models/kernels/pool.js';
+import { DEFAULT_SPIN_US } from '../models/kernels/pool.js';
 
 /** Small helpers every benchmark shares: JSON lines out, checked numbers in. */
 
@@ -153,7 +153,7 @@ export function kernelsEnv(choice: KernelsChoice): NodeJS.ProcessEnv {
     DENSESTREAM_WASM_KERNELS: parts.includes('off') ? '0' : '1',
     DENSESTREAM_WINOGRAD: parts.includes('direct') ? '0' : '1',
     DENSESTREAM_DIRECT_CONV: parts.includes('xnnpack') ? '0' : '1',
-    DENSESTREAM_POOL_SPIN_US: parts.includes('sleep') ? '0' : String(DEFAULT_SPIN_MS * 1000),
+    DENSESTREAM_POOL_SPIN_US: parts.includes('sleep') ? '0' : String(DEFAULT_SPIN_US),
     ...(parts.includes('simd')
       ? { DENSESTREAM_RELAXED_SIMD: '0' }
       : parts.includes('relaxed-simd')

@@ -22,9 +22,8 @@ import { TRAIN_METHODS } from '../pipelines/train-schema.js';
 import { positiveInt } from '../pipelines/options.js';
 import { pixelWorkerCount } from '../pipelines/shared-options.js';
 import { benchFile, kernelsEnv, parseKernels, printJson, roundSummaries, runForJson, type BenchRun } from './report.js';
-import { wasmKernelBuild, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
+import { wasmKernelBuild, wasmKernelSpinUs, wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 import { directConvEnabled } from '../models/kernels/direct-conv.js';
-import { poolSpinMs } from '../models/kernels/pool.js';
 import { winogradEnabled } from '../models/kernels/winograd.js';
 import { webGpuAdapter } from '../models/webgpu.js';
 import { checkHeapGrowth, HEAP_GROWING_PERCENT, widenHeapGrowth } from '../train/heap-growth.js';
@@ -150,7 +149,7 @@ export async function trainBench(argv: string[]): Promise<void> {
       kernelBuild: wasmKernelBuild() ?? null,
       winograd: wasmKernelThreads() > 0 && winogradEnabled(),
       directConv: wasmKernelThreads() > 0 && directConvEnabled(),
-      poolSpinMs: poolSpinMs(),
+      poolSpinUs: wasmKernelSpinUs(),
       workers: pixelWorkerCount(config.workers),
       heapGrowingPercent: growth,
       imagesPerSec: (measured * config.batch) / seconds,

@@ -48,8 +48,8 @@ export async function twinBench(argv: string[]): Promise<void> {
     kernelBuild: WasmKernelBuild | null;
     winograd: boolean;
     directConv: boolean;
-    /** How long the kernels' threads watch for work before sleeping. */
-    poolSpinMs: number;
+    /** Microseconds the kernels' threads watch for work before sleeping (null: no threads). */
+    poolSpinUs: number | null;
     /** The `--kernels` setting it ran with. */
     setting: string;
   };
@@ -101,7 +101,7 @@ export async function twinBench(argv: string[]): Promise<void> {
       kernelBuild: side.kernelBuild,
       winograd: side.winograd,
       directConv: side.directConv,
-      poolSpinMs: side.poolSpinMs,
+      poolSpinUs: side.poolSpinUs,
       imagesPerSec: side.imagesPerSec,
       torchImagesPerSec: torch,
       ratio: side.imagesPerSec / torch,
@@ -122,7 +122,7 @@ export async function twinBench(argv: string[]): Promise<void> {
       kernelBuild: first.kernelBuild,
       winograd: first.winograd,
       directConv: first.directConv,
-      poolSpinMs: first.poolSpinMs,
+      poolSpinUs: first.poolSpinUs,
       imagesPerSec: of('imagesPerSec'),
       torchImagesPerSec: of('torchImagesPerSec'),
       ratio: of('ratio'),

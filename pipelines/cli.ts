@@ -6,7 +6,7 @@
  * 130 interrupted (Ctrl-C, after a checkpoint where the job has one).
  */
 import { ConfigError } from '../core/config-error.js';
-import { poolSpinMs } from '../models/kernels/pool.js';
+import { poolSpinUs } from '../models/kernels/pool.js';
 import { relaxedSimdChoice, useRelaxedSimd } from '../models/relaxed-simd.js';
 import { commandHelp, nearestName, type CommandSchema, type OptionsShape } from './command-schema.js';
 import { packageJson } from './package-json.js';
@@ -128,7 +128,7 @@ export async function main(argv: string[]): Promise<number> {
     // Node 20's flag goes on first.
     switchOnRelaxedSimd();
     useRelaxedSimd(relaxedSimdChoice(undefined));
-    poolSpinMs();
+    poolSpinUs();
     return (await entry.run(rest)) ?? 0;
   } catch (err) {
     process.stderr.write(`densestream ${command}: ${err instanceof Error ? err.message : String(err)}\n`);

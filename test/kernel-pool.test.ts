@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
 import { KERNELS_SHARED_BASE64 } from '../models/kernels/kernels-wasm.js';
-import { DEFAULT_SPIN_MS, KernelPool, poolSpinMs } from '../models/kernels/pool.js';
+import { DEFAULT_SPIN_US, KernelPool, poolSpinUs } from '../models/kernels/pool.js';
+import { wasmKernelSpinUs, withKernelsAsleep } from '../models/kernels/wasm-kernels.js';
 import { ConfigError } from '../core/config-error.js';
 import { webAssembly, type WasmMemory, type WasmModule } from '../core/webassembly.js';
 
@@ -34,20 +35,20 @@ describe('KernelPool', () => {
     await Promise.all(pools.map((p) => p.close()));
   });
 
-  const open = async (parts: number, spinMs?: number): Promise<KernelPool> => {
-    const pool = await KernelPool.create(module, memory, ['relu_values'], parts, spinMs);
+  const open = async (parts: number, spinUs?: number): Promise<KernelPool> => {
+    const pool = await KernelPool.create(module, memory, ['relu_values'], parts, spinUs);
     pools.push(pool);
     return pool;
   };
 
   it.each([
-    [2, undefined],
-    [3, undefined],
-    [5, undefined],
+    [2, DEFAULT_SPIN_US],
+    [3, DEFAULT_SPIN_US],
+    [5, DEFAULT_SPIN_US],
     [2, 0],
-    [3, 5],
-  ])('runs every part of every call once with %i parts, spinning %s ms (relu over values, a sentinel past them)', async (parts, spinMs) => {
-    const pool = await open(parts, spinMs);
+    [3, 5000],
+  ])('runs every part of every call once with %i parts, watching %i µs (relu over values, a sentinel past them)', async (parts, spinUs) => {
+    const pool = await open(parts, spinUs);
     const [small, capacity] = [4099, 1 << 20];
     const [x, out] = [wasm._malloc(4 * capacity), wasm._malloc(4 * (capacity + 1))];
     try {
@@ -92,28 +93,28 @@ describe('KernelPool', () => {
     }
   });
 
-  it('keeps a spinning worker awake between calls, where one that sleeps at once sleeps after every call', async () => {
+  it('keeps a watching worker awake between calls, where one that sleeps at once sleeps after each', async () => {
+    const pool = await open(2, 0);
     const n = 1 << 16;
     const [x, out] = [wasm._malloc(4 * n), wasm._malloc(4 * n)];
     const calls = 30;
-    // Calls 2 ms apart, as tfjs's own work between kernels spaces them (by tens of microseconds).
-    const sleepsOver = (pool: KernelPool) => {
+    // Calls 5 ms apart: far longer than tfjs's tens of microseconds between kernels, so that a
+    // worker sleeps in every gap unless it watches longer than the gap.
+    const sleepsOver = () => {
       pool.run('relu_values', [x, out, n]);
       const before = pool.sleeps;
       for (let call = 0; call < calls; call++) {
-        for (const end = performance.now() + 2; performance.now() < end;);
+        for (const end = performance.now() + 5; performance.now() < end;);
         pool.run('relu_values', [x, out, n]);
       }
       return pool.sleeps - before;
     };
     try {
       new Float32Array(memory.buffer, x, n).fill(1);
-      // 50 ms of watching spans a 2-ms gap many times over; 0 ms sleeps in each (a wake-up can take
-      // longer than the gap, so not every gap is counted)
-      const spinning = sleepsOver(await open(2, 50));
-      const sleeping = sleepsOver(await open(2, 0));
-      expect(spinning).toBeLessThanOrEqual(2);
-      expect(sleeping).toBeGreaterThanOrEqual(calls / 3);
+      // (a wake-up can take longer than a gap, so not every gap is counted)
+      expect(sleepsOver()).toBeGreaterThanOrEqual(calls / 3);
+      pool.spinUs = 50_000; // read by the worker the next time it runs out of work
+      expect(sleepsOver()).toBeLessThanOrEqual(2);
       expect([...new Float32Array(memory.buffer, out, n)].every((v) => v === 1)).toBe(true);
     } finally {
       wasm._free(x);
@@ -121,31 +122,38 @@ describe('KernelPool', () => {
     }
   });
 
-  it('closes a pool whose worker is spinning', async () => {
-    const pool = await KernelPool.create(module, memory, ['relu_values'], 2, 100);
-    const x = wasm._malloc(4 * 64);
-    try {
-      pool.run('relu_values', [x, x, 64]);
-      await pool.close(); // the worker sees the close mid-watch and ends: this resolves
-    } finally {
-      wasm._free(x);
+  it('reads DENSESTREAM_POOL_SPIN_US as whole microseconds, and refuses anything else as a wrong option', async () => {
+    expect(poolSpinUs(undefined)).toBe(DEFAULT_SPIN_US);
+    expect(poolSpinUs('')).toBe(DEFAULT_SPIN_US);
+    expect(poolSpinUs('0')).toBe(0);
+    expect(poolSpinUs('1500')).toBe(1500);
+    for (const bad of ['-1', '1.5', 'yes', '100001', ' 200']) {
+      expect(() => poolSpinUs(bad), bad).toThrow(ConfigError);
+      expect(() => poolSpinUs(bad), bad).toThrow(`DENSESTREAM_POOL_SPIN_US: expected whole microseconds, 0–100000, got "${bad}"`);
     }
+    await expect(KernelPool.create(module, memory, ['relu_values'], 2, -1)).rejects.toThrow(
+      'the spin must be whole microseconds, 0–100000, got -1',
+    );
+    const pool = await open(2, 0);
+    expect(() => (pool.spinUs = 0.5)).toThrow('the spin must be whole microseconds, 0–100000, got 0.5');
+    expect(pool.spinUs).toBe(0);
   });
 
-  it('reads DENSESTREAM_POOL_SPIN_US as whole microseconds, and refuses anything else as a wrong option', () => {
-    expect(poolSpinMs(undefined)).toBe(DEFAULT_SPIN_MS);
-    expect(poolSpinMs('')).toBe(DEFAULT_SPIN_MS);
-    expect(poolSpinMs('0')).toBe(0);
-    expect(poolSpinMs('1500')).toBe(1.5);
-    for (const bad of ['-1', '1.5', 'yes', '100001', ' 200'])
-      expect(() => poolSpinMs(bad), bad).toThrow(
-        new ConfigError(`DENSESTREAM_POOL_SPIN_US: expected whole microseconds, 0–100000, got "${bad}"`),
-      );
+  it('puts the installed kernels to sleep for a measurement, and gives them back their watch after it, thrown or not', async () => {
+    const spin = wasmKernelSpinUs();
+    expect(spin).not.toBeNull(); // two threads: there is a worker to watch
+    await withKernelsAsleep(async () => expect(wasmKernelSpinUs()).toBe(0));
+    expect(wasmKernelSpinUs()).toBe(spin);
+    await expect(
+      withKernelsAsleep(async () => {
+        throw new Error('measurement failed');
+      }),
+    ).rejects.toThrow('measurement failed');
+    expect(wasmKernelSpinUs()).toBe(spin);
   });
 
   it('refuses a part count its claim word cannot hold', async () => {
     await expect(KernelPool.create(module, memory, ['relu_values'], 0)).rejects.toThrow('parts must be an integer in [1, 255]');
     await expect(KernelPool.create(module, memory, ['relu_values'], 256)).rejects.toThrow('parts must be an integer in [1, 255]');
-    await expect(KernelPool.create(module, memory, ['relu_values'], 2, -1)).rejects.toThrow('the spin must be 0–100 ms, got -1');
   });
 });

@@ -53,6 +53,27 @@ export function wasmKernelThreads(): number {
   return installed !== undefined && tf.getBackend() === 'wasm' && tf.backend() === installed.backend ? installed.pool.parts : 0;
 }
 
+/**
+ * Runs `work` with the kernels' threads sleeping as soon as they find no work, then restores
+ * their spin: for a measurement that counts every thread's CPU time (`--augment auto`), where the
+ * watch after each call would be charged to the work measured.
+ */
+export async function withKernelsAsleep<T>(work: () => Promise<T>): Promise<T> {
+  const pool = wasmKernelThreads() > 1 ? installed?.pool : undefined;
+  const spin = pool?.spinUs ?? 0;
+  if (pool) pool.spinUs = 0;
+  try {
+    return await work();
+  } finally {
+    if (pool) pool.spinUs = spin;
+  }
+}
+
+/** Microseconds the installed kernels' threads watch for work before sleeping; null with no threads to watch. */
+export function wasmKernelSpinUs(): number | null {
+  return wasmKernelThreads() > 1 ? (installed?.pool.spinUs ?? null) : null;
+}
+
 /** The build of the kernels installed on the active wasm backend; undefined when none is. */
 export function wasmKernelBuild(): WasmKernelBuild | undefined {
   return wasmKernelThreads() > 0 ? installed?.build : undefined;

@@ -15,8 +15,8 @@
  * same way on any thread, with part p's scratch.
  *
  * Nor does a thread go to sleep at once: a worker that finds no part left, and a caller whose
- * last part is still running elsewhere, first watch the control word for `spinMs` (0.2 ms by
- * default), as OpenMP's and pthreadpool's threads do. A step calls ~180 kernels, most of them
+ * last part is still running elsewhere, first watch the control word for the pool's spin (0.2 ms
+ * by default), as OpenMP's and pthreadpool's threads do. A step calls ~180 kernels, most of them
  * 0.1–1 ms long with tens of microseconds of tfjs between them, so a worker that spins through
  * the gap starts the next call's part at once. The default recipe ran 1.08× faster so (518.8 →
  * 559.0 images/s, docs/performance.md), where a sleeping worker had cost the caller 2.6 s of
@@ -31,12 +31,15 @@ import { webAssembly, type WasmInstance, type WasmMemory, type WasmModule } from
  * it (bits 8–15) and the next unclaimed part (bits 0–7), so a claim is one compare-and-swap: a
  * worker claims a part and counts itself running in the same step, and the caller, which waits
  * for that count to reach 0, never rewrites the arguments under a worker that has claimed.
- * Then the export index, a failure flag, and the arguments.
+ * Then the count of the workers' sleeps (diagnostics and tests), the export index, a failure
+ * flag, the spin in microseconds (a word, so it can change between calls), and the arguments.
  */
 const CLAIM = 0;
+const SLEEPS = 1;
 const FN = 2;
 const FAILED = 3;
-const ARGS = 4;
+const SPIN_US = 4;
+const ARGS = 5;
 const MAX_ARGS = 16;
 /** The most parts a call splits into: the claim word's 8 bits of part index. */
 const MAX_PARTS = 255;
@@ -44,29 +47,31 @@ const RUNNING = 1 << 8;
 /** The claim word before the first call: no part to claim (part 255 of at most 255). */
 const NO_CALL = 0xff;
 const GENERATION = 1 << 16;
-/** How many times workers went to sleep on the control word (diagnostics and tests). */
-const SLEEPS = 1;
-/** Milliseconds a thread watches the control word before it sleeps (DENSESTREAM_POOL_SPIN_US overrides). */
-export const DEFAULT_SPIN_MS = 0.2;
+/** Microseconds a thread watches the control word before it sleeps (DENSESTREAM_POOL_SPIN_US overrides). */
+export const DEFAULT_SPIN_US = 200;
 /** The longest spin a pool accepts: a thread that watches longer holds a core that another process could use. */
-export const MAX_SPIN_MS = 100;
+export const MAX_SPIN_US = 100_000;
 
 /**
- * How long the kernels' threads watch for the next call before sleeping: DENSESTREAM_POOL_SPIN_US
- * (whole microseconds, 0 to sleep at once as before 2026-12-05) or the pool's default.
+ * How long the kernels' threads watch for the next call before sleeping, in microseconds:
+ * DENSESTREAM_POOL_SPIN_US (0 to sleep at once, as before 2026-12-05) or the default.
  */
-export function poolSpinMs(env = process.env['DENSESTREAM_POOL_SPIN_US']): number {
-  if (env === undefined || env === '') return DEFAULT_SPIN_MS;
+export function poolSpinUs(env = process.env['DENSESTREAM_POOL_SPIN_US']): number {
+  if (env === undefined || env === '') return DEFAULT_SPIN_US;
   const us = /^\d+$/.test(env) ? Number(env) : Number.NaN;
-  if (!(us <= MAX_SPIN_MS * 1000))
-    throw new ConfigError(`DENSESTREAM_POOL_SPIN_US: expected whole microseconds, 0–${MAX_SPIN_MS * 1000}, got "${env}"`);
-  return us / 1000;
+  if (!(us <= MAX_SPIN_US)) throw new ConfigError(`DENSESTREAM_POOL_SPIN_US: expected whole microseconds, 0–${MAX_SPIN_US}, got "${env}"`);
+  return us;
+}
+
+function checkSpin(us: number): void {
+  if (!Number.isInteger(us) || us < 0 || us > MAX_SPIN_US)
+    throw new Error(`wasm kernels: the spin must be whole microseconds, 0–${MAX_SPIN_US}, got ${us}`);
 }
 
 // Plain JS: it runs as an eval'd worker, so it needs no compiled file on disk.
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
-const { module, memory, control, names, parts, spinMs } = workerData;
+const { module, memory, control, names, parts } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 const fns = names.map((n) => instance.exports[n]);
 const ctl = new Int32Array(control);
@@ -78,13 +83,13 @@ for (;;) {
   if (next >= parts) {
     // Watch the word a while (the next call is usually tens of microseconds away), then sleep
     // until a call (or close) rewrites it. The clock is read every 256 looks.
-    const end = performance.now() + spinMs;
-    for (let look = 1; Atomics.load(ctl, ${CLAIM}) === word; look++) {
-      if ((look & 255) === 0 && performance.now() >= end) {
-        Atomics.add(ctl, ${SLEEPS}, 1);
-        Atomics.wait(ctl, ${CLAIM}, word);
-        break;
-      }
+    const spinUs = Atomics.load(ctl, ${SPIN_US});
+    const end = performance.now() + spinUs / 1000;
+    for (let look = 1; spinUs > 0 && Atomics.load(ctl, ${CLAIM}) === word; look++)
+      if ((look & 255) === 0 && performance.now() >= end) break;
+    if (Atomics.load(ctl, ${CLAIM}) === word) {
+      Atomics.add(ctl, ${SLEEPS}, 1);
+      Atomics.wait(ctl, ${CLAIM}, word);
     }
     continue;
   }
@@ -114,10 +119,11 @@ export class KernelPool {
     private readonly names: readonly string[],
     instance: WasmInstance,
     readonly parts: number,
-    private readonly spinMs: number,
+    spinUs: number,
   ) {
     this.ctl = new Int32Array(new SharedArrayBuffer(4 * (ARGS + MAX_ARGS)));
     this.ctl[CLAIM] = NO_CALL;
+    this.spinUs = spinUs;
     this.fns = names.map((n) => {
       const fn = instance.exports[n];
       if (typeof fn !== 'function') throw new Error(`wasm kernels: the module has no export "${n}"`);
@@ -127,29 +133,29 @@ export class KernelPool {
 
   /**
    * Instantiates `module` on `memory` here and in `parts − 1` workers (memory must be shared
-   * when parts > 1), whose threads watch for work `spinMs` before they sleep. Resolves once every
-   * worker is ready to take work.
+   * when parts > 1), whose threads watch for work `spinUs` microseconds before they sleep.
+   * Resolves once every worker is ready to take work.
    */
   static async create(
     module: WasmModule,
     memory: WasmMemory,
     names: readonly string[],
     parts: number,
-    spinMs = DEFAULT_SPIN_MS,
+    spinUs = DEFAULT_SPIN_US,
   ): Promise<KernelPool> {
     if (!Number.isInteger(parts) || parts < 1 || parts > MAX_PARTS)
       throw new Error(`wasm kernels: parts must be an integer in [1, ${MAX_PARTS}], got ${parts}`);
-    if (!(spinMs >= 0 && spinMs <= MAX_SPIN_MS)) throw new Error(`wasm kernels: the spin must be 0–${MAX_SPIN_MS} ms, got ${spinMs}`);
+    checkSpin(spinUs);
     if (parts > 1 && !(memory.buffer instanceof SharedArrayBuffer)) {
       throw new Error('wasm kernels: more than one part needs a shared memory');
     }
     const instance = await webAssembly.instantiate(module, { env: { memory } });
-    const pool = new KernelPool(names, instance, parts, spinMs);
+    const pool = new KernelPool(names, instance, parts, spinUs);
     await Promise.all(
       Array.from({ length: parts - 1 }, () => {
         const worker = new Worker(WORKER_SOURCE, {
           eval: true,
-          workerData: { module, memory, control: pool.ctl.buffer, names, parts, spinMs },
+          workerData: { module, memory, control: pool.ctl.buffer, names, parts },
         });
         pool.workers.push(worker);
         return new Promise<void>((resolve, reject) => {
@@ -201,16 +207,27 @@ export class KernelPool {
     }
     // Every part is claimed: wait out the ones workers are running (they write into tensors),
     // watching first, as a worker does, since a sleeping caller wakes as late as a worker.
-    const end = performance.now() + this.spinMs;
-    for (let look = 1; (Atomics.load(ctl, CLAIM) >> 8) & 0xff && ((look & 255) !== 0 || performance.now() < end); look++);
+    const spinUs = ctl[SPIN_US] as number;
+    const end = performance.now() + spinUs / 1000;
+    for (let look = 1; spinUs > 0 && (Atomics.load(ctl, CLAIM) >> 8) & 0xff && ((look & 255) !== 0 || performance.now() < end); look++);
     for (let word = Atomics.load(ctl, CLAIM); (word >> 8) & 0xff; word = Atomics.load(ctl, CLAIM)) Atomics.wait(ctl, CLAIM, word);
     if (failure !== undefined) throw failure;
     if (ctl[FAILED] !== 0) throw new Error(`wasm kernels: ${name} failed in a worker thread`);
   }
 
-  /** How many times the workers have gone to sleep since the pool was made: once a call they miss, none for a call they spin into. */
+  /** How many times the workers have gone to sleep since the pool was made, all workers together (none while they watch). */
   get sleeps(): number {
     return Atomics.load(this.ctl, SLEEPS);
+  }
+
+  /** Microseconds its threads watch for work before they sleep; settable between calls (a worker reads it each time it runs out of work). */
+  get spinUs(): number {
+    return Atomics.load(this.ctl, SPIN_US);
+  }
+
+  set spinUs(us: number) {
+    checkSpin(us);
+    Atomics.store(this.ctl, SPIN_US, us);
   }
 
   /** Stops the workers (tests; a process exits without it). */

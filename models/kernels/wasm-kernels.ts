@@ -14,6 +14,7 @@
  * The module imports the backend's own wasm memory, so a kernel reads its inputs and writes its
  * output where tfjs keeps them: nothing is copied.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
@@ -45,11 +46,18 @@ import {
   KERNELS_SHARED_BASE64,
   KERNELS_SHARED_RELAXED_BASE64,
 } from './kernels-wasm.js';
-import { KernelPool, poolSpinMs } from './pool.js';
+import { KernelPool, poolSpinUs } from './pool.js';
 import { webAssembly, type WasmMemory } from '../../core/webassembly.js';
 import { relaxedSimdSupported } from '../relaxed-simd.js';
 
-export { wasmKernelBuild, wasmKernelThreads, type FilterGradientAttrs, type WasmKernelBuild } from './kernel-registry.js';
+export {
+  wasmKernelBuild,
+  wasmKernelSpinUs,
+  wasmKernelThreads,
+  withKernelsAsleep,
+  type FilterGradientAttrs,
+  type WasmKernelBuild,
+} from './kernel-registry.js';
 export { relaxedSimdSupported } from '../relaxed-simd.js';
 
 let registered = false;
@@ -90,7 +98,8 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const parts = shared ? Math.max(1, threads) : 1;
   if (installed?.backend === backend && installed.pool.parts === parts && installed.build === build) return build;
-  const spinMs = poolSpinMs();
+  // Threads beyond the cores would spin against the caller for a core: they sleep at once.
+  const spinUs = parts <= availableParallelism() ? poolSpinUs() : 0;
   const compiled = await webAssembly.compile(Buffer.from(MODULES[build][shared ? 'shared' : 'plain'], 'base64'));
   const pool = await KernelPool.create(
     compiled,
@@ -125,7 +134,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
       'cut_views',
     ],
     parts,
-    spinMs,
+    spinUs,
   );
   await installed?.pool.close();
   const geometry = installed?.backend === backend ? installed.geometry : module._malloc(64);
