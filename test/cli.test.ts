@@ -34,25 +34,17 @@ describe('densestream CLI', () => {
     expect(verbose.stderr).toContain('backend: passed over @tensorflow/tfjs-node-gpu');
   });
 
-  it('refuses a wrong DENSESTREAM_RELAXED_SIMD with exit code 2 before any command runs, writing nothing', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'densestream-relaxed-')), 'run');
+  it.each([
+    ['DENSESTREAM_RELAXED_SIMD', 'yes', 'expected 0 (off) or 1 (required), got "yes"'],
+    ['DENSESTREAM_POOL_SPIN_US', '0.2', 'expected whole microseconds, 0–100000, got "0.2"'],
+  ])('refuses a wrong %s with exit code 2 before any command runs, writing nothing', (name, value, message) => {
+    const out = join(mkdtempSync(join(tmpdir(), 'densestream-env-')), 'run');
     const run = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--out', out], {
       encoding: 'utf8',
-      env: { ...process.env, DENSESTREAM_RELAXED_SIMD: 'yes' },
+      env: { ...process.env, [name]: value },
     });
     expect(run.status).toBe(2);
-    expect(run.stderr).toBe('densestream train: DENSESTREAM_RELAXED_SIMD: expected 0 (off) or 1 (required), got "yes"\n');
-    expect(existsSync(out)).toBe(false);
-  });
-
-  it('refuses a wrong DENSESTREAM_POOL_SPIN_US the same way', () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'densestream-spin-')), 'run');
-    const run = spawnSync(process.execPath, [CLI, 'train', '--steps', '1', '--out', out], {
-      encoding: 'utf8',
-      env: { ...process.env, DENSESTREAM_POOL_SPIN_US: '0.2' },
-    });
-    expect(run.status).toBe(2);
-    expect(run.stderr).toBe('densestream train: DENSESTREAM_POOL_SPIN_US: expected whole microseconds, 0–100000, got "0.2"\n');
+    expect(run.stderr).toBe(`densestream train: ${name}: ${message}\n`);
     expect(existsSync(out)).toBe(false);
   });
 
