@@ -31,6 +31,7 @@ import { createMethod } from '../pipelines/train.js';
 import { parseTrainConfig } from '../pipelines/train-options.js';
 import { TRAIN_METHODS, type TrainConfig } from '../pipelines/train-schema.js';
 import { disposeOptimizer, weightDecayStep } from '../train/trainer.js';
+import { FusedMomentumOptimizer } from '../train/momentum-optimizer.js';
 import { median, printJson, requireRelaxedSimd } from './report.js';
 
 type KernelTimes = Map<string, { calls: number; ms: number }>;
@@ -91,7 +92,7 @@ interface StepStats {
 
 /** `steps` timed steps of `method` after `warmup` untimed ones, SGD as the trainer's. */
 async function timeSteps(c: TrainConfig, method: Method, batch: Batch, warmup: number, steps: number, round: number): Promise<StepStats> {
-  const optimizer = tf.train.momentum(c.lr, 0.9);
+  const optimizer = new FusedMomentumOptimizer(c.lr, 0.9);
   const decay = weightDecayStep(method, c['weight-decay']);
   let timing = false;
   const timer = timeKernels(() => timing);

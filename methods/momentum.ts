@@ -3,6 +3,7 @@
  * `θ_k ← m·θ_k + (1 − m)·θ_q` after every step, and a FIFO queue of past keys.
  */
 import * as tf from '@tensorflow/tfjs';
+import { emaOf } from '../models/kernels/update-kernels.js';
 import { variableFrom } from '../models/variables.js';
 import { tfSeed } from '../models/seed.js';
 import { l2Normalize } from './losses.js';
@@ -40,7 +41,7 @@ export function emaUpdate(online: Record<string, tf.Variable>, momentum: Record<
     for (const [name, q] of Object.entries(online)) {
       if (!q.trainable) continue; // batch-norm running statistics follow each branch's own data
       const k = momentum[name];
-      if (k) k.assign(tf.add(tf.mul(k, m), tf.mul(q, 1 - m)));
+      if (k) k.assign(emaOf(k, q, m)); // one kernel call where the ops made three (the same values)
     }
   });
 }

@@ -16,6 +16,7 @@ import { replaceFolder } from '../sinks/checkpoint-folder.js';
 import { MetricsLog } from '../sinks/metrics-log.js';
 import { budgetPermitsOf, eachHook, type MetricsRecord, type StepEvent, type TrainerHook } from '../core/trainer-hook.js';
 import { LarsOptimizer } from './lars.js';
+import { FusedMomentumOptimizer } from './momentum-optimizer.js';
 import { pull } from './pull.js';
 import { cosineWithWarmup } from './schedule.js';
 
@@ -136,7 +137,7 @@ export async function trainLoop(method: Method, batches: Observable<Batch>, budg
       ? adam(o.learningRate)
       : o.optimizer === 'lars'
         ? new LarsOptimizer(o.learningRate, { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay })
-        : tf.train.momentum(o.learningRate, o.momentum ?? 0.9);
+        : new FusedMomentumOptimizer(o.learningRate, o.momentum ?? 0.9);
   if (o.optimizerState) {
     await optimizer.setWeights(o.optimizerState); // copies them into the optimiser's variables
     tf.dispose(o.optimizerState.map((t) => t.tensor));

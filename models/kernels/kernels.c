@@ -1149,6 +1149,43 @@ void contrast_log_prob_grad(const float* pos, const float* neg, const float* sta
   }
 }
 
+/*
+ * The weight updates of a step, each in one pass where tfjs's ops made three or four, with their
+ * roundings: a product, then a sum, never fused (so the values are the ops' bit for bit).
+ *   ema_values:   out = k·m + q·c             (θ_k ← m·θ_k + (1 − m)·θ_q, c = 1 − m)
+ *   sgd_momentum: a' = m·a + g;  v' = c·a' + v (tfjs's MomentumOptimizer, c = −lr)
+ * Parts split the values.
+ */
+__attribute__((export_name("ema_values")))
+void ema_values(const float* k, const float* q, float* out, int n, int m_bits, int c_bits, int part, int parts) {
+  const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
+  const float m = float_of(m_bits), c = float_of(c_bits);
+  const v128_t mv = wasm_f32x4_splat(m), cv = wasm_f32x4_splat(c);
+  int i = first;
+  for (; i + 4 <= last; i += 4)
+    wasm_v128_store(out + i, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(k + i), mv), wasm_f32x4_mul(wasm_v128_load(q + i), cv)));
+  for (; i < last; i++) out[i] = k[i] * m + q[i] * c; /* wasm has no scalar fused multiply-add to contract this into */
+}
+
+__attribute__((export_name("sgd_momentum")))
+void sgd_momentum(const float* v, const float* a, const float* g, float* v_out, float* a_out, int n, int m_bits, int c_bits, int part,
+                  int parts) {
+  const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
+  const float m = float_of(m_bits), c = float_of(c_bits);
+  const v128_t mv = wasm_f32x4_splat(m), cv = wasm_f32x4_splat(c);
+  int i = first;
+  for (; i + 4 <= last; i += 4) {
+    const v128_t acc = wasm_f32x4_add(wasm_f32x4_mul(mv, wasm_v128_load(a + i)), wasm_v128_load(g + i));
+    wasm_v128_store(a_out + i, acc);
+    wasm_v128_store(v_out + i, wasm_f32x4_add(wasm_f32x4_mul(cv, acc), wasm_v128_load(v + i)));
+  }
+  for (; i < last; i++) {
+    const float acc = m * a[i] + g[i];
+    a_out[i] = acc;
+    v_out[i] = c * acc + v[i];
+  }
+}
+
 /* out = max(x, 0) on SIMD lanes (tfjs's wasm Relu runs one value at a time). Parts split the values. */
 __attribute__((export_name("relu_values")))
 void relu_values(const float* x, float* out, int n, int part, int parts) {

@@ -39,6 +39,7 @@ import { registerCutViews } from './cut-views.js';
 import { registerDirectConv } from './direct-conv.js';
 import { registerElementwiseKernels } from './elementwise-kernels.js';
 import { registerLayerKernels } from './layer-kernels.js';
+import { registerUpdateKernels } from './update-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
 import {
   KERNELS_PLAIN_BASE64,
@@ -132,6 +133,8 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
       'winograd_filter_grad',
       'winograd_filter_grad_sum',
       'cut_views',
+      'ema_values',
+      'sgd_momentum',
     ],
     parts,
     spinUs,
@@ -155,6 +158,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
     registerDirectConv(); // before Winograd, which then tries its 3×3 stride-1 shapes first
     registerWinograd();
     registerCutViews();
+    registerUpdateKernels();
     registerContrast();
     // A cast to the dtype a tensor already has shares its data (wasm's copies every byte: the
     // ReLU gradient's cast of a float Step cost 11 ms a MoCo v2 step).

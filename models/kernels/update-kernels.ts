@@ -1,0 +1,99 @@
+/**
+ * The step's weight updates in one kernel call each (kernels.c: `ema_values`, `sgd_momentum`):
+ * the momentum branch's `θ_k ← m·θ_k + (1 − m)·θ_q` and SGD with momentum, which tfjs's ops run
+ * as three and four calls a variable. A MoCo v2 step updates ~60 variables both ways, so these
+ * were ~420 of its ~790 kernel calls, each paying tfjs's dispatch for a few thousand values.
+ * The same roundings as the ops (a product, then a sum), so a run's values do not change.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { active, floatBits, offset, PARALLEL_MIN, wasmKernelThreads } from './kernel-registry.js';
+
+const EMA_KERNEL = 'DensestreamEma';
+const SGD_MOMENTUM_KERNEL = 'DensestreamSgdMomentum';
+
+/** Inputs of one shape, all float32. */
+function sameFloat32(tensors: readonly tf.TensorInfo[], what: string): void {
+  const first = tensors[0]!;
+  if (tensors.some((t) => t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, first.shape)))
+    throw new Error(`wasm kernels: ${what} takes float32 tensors of one shape`);
+}
+
+const emaKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { target, source } = inputs as { target: tf.TensorInfo; source: tf.TensorInfo };
+  const { momentum } = attrs as unknown as { momentum: number };
+  sameFloat32([target, source], 'the EMA update');
+  const out = k.backend.makeOutput([...target.shape], 'float32');
+  const n = tf.util.sizeFromShape(target.shape);
+  // (1 − m) as tfjs makes the scalar of `tf.mul(q, 1 − m)`: in double, then rounded to float32
+  if (n > 0)
+    k.pool.run(
+      'ema_values',
+      [offset(k, target), offset(k, source), offset(k, out), n, floatBits(momentum), floatBits(1 - momentum)],
+      n >= PARALLEL_MIN,
+    );
+  return out;
+};
+
+const sgdMomentumKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { value, accumulation, gradient } = inputs as { value: tf.TensorInfo; accumulation: tf.TensorInfo; gradient: tf.TensorInfo };
+  const { momentum, scale } = attrs as unknown as { momentum: number; scale: number };
+  sameFloat32([value, accumulation, gradient], 'the momentum update');
+  const [valueOut, accumulationOut] = [
+    k.backend.makeOutput([...value.shape], 'float32'),
+    k.backend.makeOutput([...value.shape], 'float32'),
+  ];
+  const n = tf.util.sizeFromShape(value.shape);
+  if (n > 0)
+    k.pool.run(
+      'sgd_momentum',
+      [
+        offset(k, value),
+        offset(k, accumulation),
+        offset(k, gradient),
+        offset(k, valueOut),
+        offset(k, accumulationOut),
+        n,
+        floatBits(momentum),
+        floatBits(scale),
+      ],
+      n >= PARALLEL_MIN,
+    );
+  return [valueOut, accumulationOut];
+};
+
+/** Registers the two kernels on wasm (once; `installWasmKernels`). */
+export function registerUpdateKernels(): void {
+  tf.registerKernel({ kernelName: EMA_KERNEL, backendName: 'wasm', kernelFunc: emaKernel });
+  tf.registerKernel({ kernelName: SGD_MOMENTUM_KERNEL, backendName: 'wasm', kernelFunc: sgdMomentumKernel });
+}
+
+/** Whether the fused updates run here: float32 weights on wasm with densestream's kernels. */
+function fused(t: tf.Tensor): boolean {
+  return t.dtype === 'float32' && wasmKernelThreads() > 0;
+}
+
+/** `m·target + (1 − m)·source`, as `tf.add(tf.mul(target, m), tf.mul(source, 1 − m))` computes it. */
+export function emaOf(target: tf.Tensor, source: tf.Tensor, m: number): tf.Tensor {
+  if (!fused(target)) return tf.tidy(() => tf.add(tf.mul(target, m), tf.mul(source, 1 - m)));
+  return tf.engine().runKernel(EMA_KERNEL, { target, source }, { momentum: m } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/**
+ * One step of SGD with momentum, as tfjs's MomentumOptimizer computes it: the accumulation
+ * `a' = m·a + g` and the value `v' = c·a' + v` (`c` = −learning rate). Returns `[v', a']`.
+ */
+export function momentumStep(value: tf.Tensor, accumulation: tf.Tensor, gradient: tf.Tensor, m: number, c: number): [tf.Tensor, tf.Tensor] {
+  if (!fused(value))
+    return tf.tidy(() => {
+      const a = tf.add(tf.mul(tf.scalar(m), accumulation), gradient);
+      return [tf.add(tf.mul(tf.scalar(c), a), value), a];
+    });
+  return tf
+    .engine()
+    .runKernel(SGD_MOMENTUM_KERNEL, { value, accumulation, gradient }, {
+      momentum: m,
+      scale: c,
+    } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor];
+}

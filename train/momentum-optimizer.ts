@@ -1,0 +1,41 @@
+/**
+ * tfjs's SGD with momentum, each variable's update in one kernel call (`momentumStep`) where
+ * tfjs's `applyGradients` makes four: the same values, the same slots (`<name>/momentum`, so
+ * checkpoints and `setWeights` are tfjs's), fewer dispatches.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { momentumStep } from '../models/kernels/update-kernels.js';
+
+/** The fields of tfjs's MomentumOptimizer its `applyGradients` uses (private in its types). */
+interface MomentumSlots {
+  momentum: number;
+  accumulations: Array<{ originalName: string; variable: tf.Variable } | undefined>;
+}
+
+export class FusedMomentumOptimizer extends tf.MomentumOptimizer {
+  constructor(learningRate: number, momentum: number) {
+    super(learningRate, momentum);
+  }
+
+  override applyGradients(variableGradients: Parameters<tf.MomentumOptimizer['applyGradients']>[0]): void {
+    const slots = this as unknown as MomentumSlots;
+    const names = Array.isArray(variableGradients) ? variableGradients.map((g) => g.name) : Object.keys(variableGradients);
+    const c = -this.learningRate; // SGD's scalar `c`, which tfjs's ops multiply by, rounded to float32 as it is
+    names.forEach((name, i) => {
+      const value = tf.engine().registeredVariables[name] as tf.Variable;
+      // created as tfjs creates it, at the index tfjs uses, so getWeights and setWeights stay its own
+      slots.accumulations[i] ??= {
+        originalName: `${name}/momentum`,
+        variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+      };
+      const accumulation = slots.accumulations[i]!.variable;
+      const gradient = Array.isArray(variableGradients) ? variableGradients[i]?.tensor : variableGradients[name];
+      if (gradient == null) return;
+      const [newValue, newAccumulation] = momentumStep(value, accumulation, gradient, slots.momentum, c);
+      accumulation.assign(newAccumulation);
+      value.assign(newValue);
+      tf.dispose([newValue, newAccumulation]);
+    });
+    this.incrementIterations();
+  }
+}
