@@ -30,7 +30,7 @@ export class FusedMomentumOptimizer extends tf.MomentumOptimizer {
       };
       const accumulation = slots.accumulations[i]!.variable;
       const gradient = Array.isArray(variableGradients) ? variableGradients[i]?.tensor : variableGradients[name];
-      if (gradient == null) return;
+      if (gradient === undefined || gradient === null) return; // a variable the loss does not reach
       const [newValue, newAccumulation] = momentumStep(value, accumulation, gradient, slots.momentum, c);
       accumulation.assign(newAccumulation);
       value.assign(newValue);
