@@ -90,10 +90,8 @@ export function momentumStep(value: tf.Tensor, accumulation: tf.Tensor, gradient
       const a = tf.add(tf.mul(tf.scalar(m), accumulation), gradient);
       return [tf.add(tf.mul(tf.scalar(c), a), value), a];
     });
-  return tf
-    .engine()
-    .runKernel(SGD_MOMENTUM_KERNEL, { value, accumulation, gradient }, {
-      momentum: m,
-      scale: c,
-    } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor];
+  return tf.engine().runKernel(SGD_MOMENTUM_KERNEL, { value, accumulation, gradient }, {
+    momentum: m,
+    scale: c,
+  } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor];
 }
