@@ -1158,18 +1158,20 @@ void contrast_log_prob_grad(const float* pos, const float* neg, const float* sta
  */
 __attribute__((export_name("ema_values")))
 void ema_values(const float* k, const float* q, float* out, int n, int m_bits, int c_bits, int part, int parts) {
+#pragma clang fp contract(off) /* a product, then a sum: a newer clang may lower a contracted pair to relaxed_madd */
   const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
   const float m = float_of(m_bits), c = float_of(c_bits);
   const v128_t mv = wasm_f32x4_splat(m), cv = wasm_f32x4_splat(c);
   int i = first;
   for (; i + 4 <= last; i += 4)
     wasm_v128_store(out + i, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(k + i), mv), wasm_f32x4_mul(wasm_v128_load(q + i), cv)));
-  for (; i < last; i++) out[i] = k[i] * m + q[i] * c; /* wasm has no scalar fused multiply-add to contract this into */
+  for (; i < last; i++) out[i] = k[i] * m + q[i] * c;
 }
 
 __attribute__((export_name("sgd_momentum")))
 void sgd_momentum(const float* v, const float* a, const float* g, float* v_out, float* a_out, int n, int m_bits, int c_bits, int part,
                   int parts) {
+#pragma clang fp contract(off)
   const int first = block_edge(n, part, parts), last = part == parts - 1 ? n : block_edge(n, part + 1, parts);
   const float m = float_of(m_bits), c = float_of(c_bits);
   const v128_t mv = wasm_f32x4_splat(m), cv = wasm_f32x4_splat(c);

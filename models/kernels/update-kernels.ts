@@ -1,9 +1,9 @@
 /**
  * The step's weight updates in one kernel call each (kernels.c: `ema_values`, `sgd_momentum`):
  * the momentum branch's `θ_k ← m·θ_k + (1 − m)·θ_q` and SGD with momentum, which tfjs's ops run
- * as three and four calls a variable. A MoCo v2 step updates ~60 variables both ways, so these
- * were ~420 of its ~790 kernel calls, each paying tfjs's dispatch for a few thousand values.
- * The same roundings as the ops (a product, then a sum), so a run's values do not change.
+ * as three and four calls a variable: MoCo v2's step at the twin's task made 478 kernel calls
+ * and makes 323. The same roundings as the ops (a product, then a sum, with contraction off in
+ * the C), so a run's values do not change.
  */
 import * as tf from '@tensorflow/tfjs';
 import { active, floatBits, offset, PARALLEL_MIN, wasmKernelThreads } from './kernel-registry.js';
@@ -69,9 +69,14 @@ export function registerUpdateKernels(): void {
   tf.registerKernel({ kernelName: SGD_MOMENTUM_KERNEL, backendName: 'wasm', kernelFunc: sgdMomentumKernel });
 }
 
-/** Whether the fused updates run here: float32 weights on wasm with densestream's kernels. */
+/** Whether the fused updates run on the active backend: wasm with densestream's kernels. */
+export function fusedUpdatesHere(): boolean {
+  return wasmKernelThreads() > 0;
+}
+
+/** Whether they run for `t`: float32 on such a backend. */
 function fused(t: tf.Tensor): boolean {
-  return t.dtype === 'float32' && wasmKernelThreads() > 0;
+  return t.dtype === 'float32' && fusedUpdatesHere();
 }
 
 /** `m·target + (1 − m)·source`, as `tf.add(tf.mul(target, m), tf.mul(source, 1 − m))` computes it. */
