@@ -74,27 +74,18 @@ export function fusedUpdatesHere(): boolean {
   return wasmKernelThreads() > 0;
 }
 
-/** Whether they run for `t`: float32 on such a backend. */
-function fused(t: tf.Tensor): boolean {
-  return t.dtype === 'float32' && fusedUpdatesHere();
-}
-
-/** `m·target + (1 − m)·source`, as `tf.add(tf.mul(target, m), tf.mul(source, 1 − m))` computes it. */
+/** `m·target + (1 − m)·source`, as `tf.add(tf.mul(target, m), tf.mul(source, 1 − m))` computes it (those ops elsewhere). */
 export function emaOf(target: tf.Tensor, source: tf.Tensor, m: number): tf.Tensor {
-  if (!fused(target)) return tf.tidy(() => tf.add(tf.mul(target, m), tf.mul(source, 1 - m)));
+  if (target.dtype !== 'float32' || !fusedUpdatesHere()) return tf.tidy(() => tf.add(tf.mul(target, m), tf.mul(source, 1 - m)));
   return tf.engine().runKernel(EMA_KERNEL, { target, source }, { momentum: m } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /**
  * One step of SGD with momentum, as tfjs's MomentumOptimizer computes it: the accumulation
- * `a' = m·a + g` and the value `v' = c·a' + v` (`c` = −learning rate). Returns `[v', a']`.
+ * `a' = m·a + g` and the value `v' = c·a' + v` (`c` = −learning rate). Returns `[v', a']`. The
+ * kernel only: where {@link fusedUpdatesHere} is false the optimizer runs tfjs's own update.
  */
 export function momentumStep(value: tf.Tensor, accumulation: tf.Tensor, gradient: tf.Tensor, m: number, c: number): [tf.Tensor, tf.Tensor] {
-  if (!fused(value))
-    return tf.tidy(() => {
-      const a = tf.add(tf.mul(tf.scalar(m), accumulation), gradient);
-      return [tf.add(tf.mul(tf.scalar(c), a), value), a];
-    });
   return tf.engine().runKernel(SGD_MOMENTUM_KERNEL, { value, accumulation, gradient }, {
     momentum: m,
     scale: c,
