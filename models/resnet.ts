@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormRelu, batchNormTraining, scaleCentred } from './batch-norm.js';
 import { variableFrom } from './variables.js';
+import { blendOf } from './kernels/update-kernels.js';
 import { tfSeed } from './seed.js';
 import type { Encoder, ResNetConfig } from './encoder-spec.js';
 import { convStd, type WeightInit } from './weight-init.js';
@@ -107,11 +108,11 @@ export function createResNet(config: ResNetConfig, seed = 0, scope = 'encoder', 
       mean,
       variance,
     } = end ? batchNormRelu(y, c.bn.gamma, c.bn.beta, end.residual) : batchNormTraining(y, c.bn.gamma, c.bn.beta);
-    // Running statistics from this batch (PyTorch's unbiased variance); `assign` is not
-    // differentiated, so they never feed the gradient.
+    // Running statistics from this batch (PyTorch's unbiased variance), one kernel call each where
+    // the ops made three; `assign` is not differentiated, so they never feed the gradient.
     const n = y.shape[0] * y.shape[1] * y.shape[2];
-    c.bn.mean.assign(tf.add(tf.mul(c.bn.mean, BN_MOMENTUM), tf.mul(mean, 1 - BN_MOMENTUM)));
-    c.bn.variance.assign(tf.add(tf.mul(c.bn.variance, BN_MOMENTUM), tf.mul(variance, (1 - BN_MOMENTUM) * (n / Math.max(1, n - 1)))));
+    c.bn.mean.assign(blendOf(c.bn.mean, mean, BN_MOMENTUM, 1 - BN_MOMENTUM));
+    c.bn.variance.assign(blendOf(c.bn.variance, variance, BN_MOMENTUM, (1 - BN_MOMENTUM) * (n / Math.max(1, n - 1))));
     return normalised;
   };
 

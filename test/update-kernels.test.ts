@@ -1,13 +1,16 @@
 /**
  * The fused weight updates (models/kernels/update-kernels.ts, train/momentum-optimizer.ts) give
  * the values of the ops they replace bit for bit: the momentum branch's EMA against
- * `m·k + (1 − m)·q` by tfjs's ops, and SGD with momentum against tfjs's own MomentumOptimizer,
- * slots and checkpoint format included. Sizes reach the SIMD body, the scalar tail and two threads.
+ * `m·k + (1 − m)·q` by tfjs's ops, the batch-norm running statistics' blend against
+ * `a·k + b·q`, and SGD with momentum against tfjs's own MomentumOptimizer, slots and checkpoint
+ * format included. Sizes reach the SIMD body, the scalar tail and two threads.
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../models/backend.js';
-import { emaOf, momentumStep } from '../models/kernels/update-kernels.js';
+import { blendOf, emaOf, momentumStep } from '../models/kernels/update-kernels.js';
+import { RESNET_PRESETS } from '../models/encoder-spec.js';
+import { createResNet } from '../models/resnet.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 import { FusedMomentumOptimizer } from '../train/momentum-optimizer.js';
 import { disposeOptimizer } from '../train/trainer.js';
@@ -36,6 +39,44 @@ describe('fused weight updates on wasm', () => {
       tf.dispose([k, q, fused, ops]);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each(SIZES)('gives the blend of %j with two scales of its own as the ops do, to the bit, in one call', async (...shape) => {
+    const before = tf.memory().numTensors;
+    // the running variance's scales: m and (1 − m)·n/(n − 1), as the encoder computes them
+    for (const [a, b] of [
+      [0.9, 0.1 * (64 / 63)],
+      [0.9, 0.1 * (4096 / 4095)],
+      [0.5, 3.25],
+    ] as const) {
+      const [k, q] = [tf.randomNormal(shape, 1, 1, 'float32', 3), tf.randomNormal(shape, 0, 3, 'float32', 4)];
+      const fused = blendOf(k, q, a, b);
+      const ops = tf.tidy(() => tf.add(tf.mul(k, a), tf.mul(q, b)));
+      expect([...fused.dataSync()]).toEqual([...ops.dataSync()]);
+      const profiled = await tf.profile(() => blendOf(k, q, a, b));
+      expect(profiled.kernelNames).toEqual(['DensestreamEma']);
+      tf.dispose([k, q, fused, ops, profiled.result as tf.Tensor]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("updates the encoder's running statistics in one call each, and only in training", async () => {
+    const encoder = createResNet(RESNET_PRESETS.slim, 3);
+    const x = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 5);
+    const count = async (training: boolean) => {
+      const profiled = await tf.profile(() => {
+        const { dense, pooled } = encoder.apply(x as tf.Tensor4D, { training });
+        return [dense, pooled];
+      });
+      tf.dispose(profiled.result as tf.Tensor[]);
+      return profiled.kernels.filter((k) => k.name === 'DensestreamEma').length;
+    };
+    const before = encoder.state.map((v) => v.dataSync().slice());
+    expect(await count(true)).toBe(encoder.state.length); // a mean and a variance a layer
+    encoder.state.forEach((v, i) => expect(v.dataSync()).not.toEqual(before[i]));
+    expect(await count(false)).toBe(0);
+    tf.dispose(x);
+    encoder.dispose();
   });
 
   it.each(SIZES)('gives a momentum step of %j as the ops do, to the bit, in one call', async (...shape) => {

@@ -1152,7 +1152,8 @@ void contrast_log_prob_grad(const float* pos, const float* neg, const float* sta
 /*
  * The weight updates of a step, each in one pass where tfjs's ops made three or four, with their
  * roundings: a product, then a sum, never fused (so the values are the ops' bit for bit).
- *   ema_values:   out = k·m + q·c             (θ_k ← m·θ_k + (1 − m)·θ_q, c = 1 − m)
+ *   ema_values:   out = k·m + q·c             (θ_k ← m·θ_k + (1 − m)·θ_q, c = 1 − m; the batch-norm
+ *                                             running variance's c = (1 − m)·n/(n − 1))
  *   sgd_momentum: a' = m·a + g;  v' = c·a' + v (tfjs's MomentumOptimizer, c = −lr)
  * Parts split the values.
  */

@@ -1,9 +1,9 @@
 /**
  * The step's weight updates in one kernel call each (kernels.c: `ema_values`, `sgd_momentum`):
- * the momentum branch's `θ_k ← m·θ_k + (1 − m)·θ_q` and SGD with momentum, which tfjs's ops run
- * as three and four calls a variable: MoCo v2's step at the twin's task made 478 kernel calls
- * and makes 323. The same roundings as the ops (a product, then a sum, with contraction off in
- * the C), so a run's values do not change.
+ * the momentum branch's `θ_k ← m·θ_k + (1 − m)·θ_q`, the batch-norm running statistics and SGD
+ * with momentum, which tfjs's ops run as three, three and four calls a variable: MoCo v2's step at
+ * the twin's task made 478 kernel calls, and makes 251 with all three fused. The same roundings as
+ * the ops (a product, then a sum, with contraction off in the C), so a run's values do not change.
  */
 import * as tf from '@tensorflow/tfjs';
 import { active, floatBits, offset, PARALLEL_MIN, wasmKernelThreads } from './kernel-registry.js';
@@ -21,17 +21,13 @@ function sameFloat32(tensors: readonly tf.TensorInfo[], what: string): void {
 const emaKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const k = active(backend);
   const { target, source } = inputs as { target: tf.TensorInfo; source: tf.TensorInfo };
-  const { momentum } = attrs as unknown as { momentum: number };
+  const { a, b } = attrs as unknown as { a: number; b: number };
   sameFloat32([target, source], 'the EMA update');
   const out = k.backend.makeOutput([...target.shape], 'float32');
   const n = tf.util.sizeFromShape(target.shape);
-  // (1 − m) as tfjs makes the scalar of `tf.mul(q, 1 − m)`: in double, then rounded to float32
+  // each scale as tfjs makes the scalar of `tf.mul(x, s)`: in double, then rounded to float32
   if (n > 0)
-    k.pool.run(
-      'ema_values',
-      [offset(k, target), offset(k, source), offset(k, out), n, floatBits(momentum), floatBits(1 - momentum)],
-      n >= PARALLEL_MIN,
-    );
+    k.pool.run('ema_values', [offset(k, target), offset(k, source), offset(k, out), n, floatBits(a), floatBits(b)], n >= PARALLEL_MIN);
   return out;
 };
 
@@ -76,8 +72,17 @@ export function fusedUpdatesHere(): boolean {
 
 /** `m·target + (1 − m)·source`, as `tf.add(tf.mul(target, m), tf.mul(source, 1 − m))` computes it (those ops elsewhere). */
 export function emaOf(target: tf.Tensor, source: tf.Tensor, m: number): tf.Tensor {
-  if (target.dtype !== 'float32' || !fusedUpdatesHere()) return tf.tidy(() => tf.add(tf.mul(target, m), tf.mul(source, 1 - m)));
-  return tf.engine().runKernel(EMA_KERNEL, { target, source }, { momentum: m } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return blendOf(target, source, m, 1 - m);
+}
+
+/**
+ * `a·target + b·source`, as `tf.add(tf.mul(target, a), tf.mul(source, b))` computes it (those ops
+ * elsewhere): `emaOf` with a scale of its own on the source, as the running variance's
+ * `(1 − m)·n/(n − 1)`.
+ */
+export function blendOf(target: tf.Tensor, source: tf.Tensor, a: number, b: number): tf.Tensor {
+  if (target.dtype !== 'float32' || !fusedUpdatesHere()) return tf.tidy(() => tf.add(tf.mul(target, a), tf.mul(source, b)));
+  return tf.engine().runKernel(EMA_KERNEL, { target, source }, { a, b } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /**
