@@ -85,11 +85,17 @@ describe('the encoder attention source (--attention encoder:RUN)', () => {
     );
     expect(preview.status, preview.stderr).toBe(0);
     expect(existsSync(join(sheets, 'preview-000.png'))).toBe(true);
-    const missing = spawnSync(process.execPath, [CLI, 'train', '--attention', `encoder:${join(run, 'nothing')}`, '--steps', '1'], {
-      encoding: 'utf8',
-    });
+    // its own --out: the default (runs/hapicl) may hold the user's main job, which train refuses to reuse
+    const refused = join(run, 'refused');
+    const missing = spawnSync(
+      process.execPath,
+      [CLI, 'train', '--attention', `encoder:${join(run, 'nothing')}`, '--steps', '1', '--out', refused],
+      { encoding: 'utf8' },
+    );
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('--attention: no checkpoint in');
+    expect(missing.stderr).not.toContain('backend:'); // refused with the options, before a backend starts
+    expect(existsSync(refused)).toBe(false); // and before anything is written
   });
 
   it('follows the encoder being trained: a copy of its weights, brought up to date by refresh()', async () => {
