@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nhwcConvInfo } from './kernels/conv-info.js';
-import { INTERLEAVE_KERNEL } from './kernels/layer-kernels.js';
+import { flippedFilter, INTERLEAVE_KERNEL } from './kernels/layer-kernels.js';
 import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
 /** Geometry of one Conv2D, as the engine describes it (a superset of what the wasm filter-gradient kernel reads). */
@@ -269,9 +269,12 @@ function phasedInputGradient(
  */
 export function conv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
   const [, , inC, outC] = filter.shape;
-  const weights = filter.dataSync();
+  // On wasm a kernel flips the taps where the filter lies; elsewhere they are read into JS and flipped there.
+  const weights = wasmKernelThreads() > 0 && filter.dtype === 'float32' ? undefined : filter.dataSync();
   return phasedInputGradient(dy, filter.shape, g, inC, (d, pads, rows, cols) => {
-    const sub = tf.tensor4d(flippedSubFilter(weights, filter.shape, rows, cols, true), [rows.length, cols.length, outC, inC]);
+    const sub = weights
+      ? tf.tensor4d(flippedSubFilter(weights, filter.shape, rows, cols, true), [rows.length, cols.length, outC, inC])
+      : flippedFilter(filter, rows, cols);
     return convPadded(d, sub, ...pads, [g.dilationHeight, g.dilationWidth]);
   });
 }

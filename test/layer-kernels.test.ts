@@ -10,7 +10,7 @@ import { relativeError } from './helpers/relative-error.js';
 import { selectBackend } from '../models/backend.js';
 import { batchNormRelu, batchNormTraining } from '../models/batch-norm.js';
 import { infoNCE, l2Normalize } from '../methods/losses.js';
-import { INTERLEAVE_KERNEL } from '../models/kernels/layer-kernels.js';
+import { flippedFilter, FLIP_FILTER_KERNEL, INTERLEAVE_KERNEL } from '../models/kernels/layer-kernels.js';
 import { wasmKernelThreads } from '../models/kernels/wasm-kernels.js';
 
 describe("densestream's layer kernels on wasm", () => {
@@ -355,5 +355,49 @@ describe("densestream's layer kernels on wasm", () => {
     });
     tf.dispose([...phases, woven, ops, w, ...grads]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+  // [kh,kw,A,B], then the (rows, cols) taps a phase reads, descending as axisPhases lists them:
+  // stride 1 (every tap), a stride-2 phase of a 3×3 (two taps and one), a 1×1, a 5×5 at stride 3,
+  // and a filter large enough for two threads
+  it.each([
+    [
+      [3, 3, 5, 7],
+      [2, 1, 0],
+      [2, 1, 0],
+    ],
+    [[3, 3, 4, 6], [2, 0], [1]],
+    [[1, 1, 3, 4], [0], [0]],
+    [
+      [5, 5, 2, 3],
+      [4, 1],
+      [3, 0],
+    ],
+    [
+      [3, 3, 128, 128],
+      [2, 1, 0],
+      [2, 1, 0],
+    ],
+  ])("flips the taps of a %j filter, %j × %j, as the engine's ops do, in one call", async (shape, rows, cols) => {
+    expect(wasmKernelThreads()).toBe(2);
+    const before = tf.memory().numTensors;
+    const filter = tf.randomNormal(shape as [number, number, number, number], 0, 1, 'float32', 7) as tf.Tensor4D;
+    const flipped = flippedFilter(filter, rows, cols);
+    // the reference: gather the taps in order, then [th,tw,A,B] → [th,tw,B,A]
+    const ops = tf.tidy(() =>
+      tf.transpose(tf.gather(tf.gather(filter, tf.tensor1d(rows, 'int32'), 0), tf.tensor1d(cols, 'int32'), 1), [0, 1, 3, 2]),
+    );
+    expect(flipped.shape).toEqual([rows.length, cols.length, shape[3], shape[2]]);
+    expect([...flipped.dataSync()]).toEqual([...ops.dataSync()]);
+    const profiled = await tf.profile(() => flippedFilter(filter, rows, cols));
+    expect(profiled.kernelNames).toEqual([FLIP_FILTER_KERNEL]);
+    tf.dispose([filter, flipped, ops, profiled.result as tf.Tensor]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('refuses taps outside the filter, or not in a run', () => {
+    const filter = tf.zeros([3, 3, 2, 2]) as tf.Tensor4D;
+    expect(() => flippedFilter(filter, [3], [0])).toThrow(/outside 3×3/);
+    expect(() => flippedFilter(filter, [2, 1, 1], [0])).toThrow(/descending run/);
+    tf.dispose(filter);
   });
 });

@@ -1001,6 +1001,25 @@ void interleave_phases(const int* geometry, float* out, int part, int parts) {
 }
 
 /*
+ * The flipped taps of a [kh, kw, A, B] filter as a Conv2D's input gradient reads them: tap (i, j)
+ * of the [nr, nc, B, A] result is filter tap (r0 − rs·i, c0 − cs·j), its A × B matrix
+ * transposed. A copy, so the values are the filter's. It spared the step a read of every filter
+ * into JavaScript, a loop there and an upload back. Parts split the result's taps.
+ */
+__attribute__((export_name("flip_filter")))
+void flip_filter(const float* w, float* out, int kw, int a, int b, int r0, int rs, int nr, int c0, int cs, int nc, int part, int parts) {
+  const int taps = nr * nc;
+  const int first = (int)((long long)taps * part / parts), last = (int)((long long)taps * (part + 1) / parts);
+  for (int t = first; t < last; t++) {
+    const int i = t / nc, j = t % nc;
+    const float* src = w + ((long long)(r0 - rs * i) * kw + (c0 - cs * j)) * a * b;
+    float* dst = out + (long long)t * a * b;
+    for (int y = 0; y < b; y++)
+      for (int x = 0; x < a; x++) dst[(long long)y * a + x] = src[(long long)x * b + y];
+  }
+}
+
+/*
  * out = eˣ elementwise, 4 lanes at a time: Cephes' expf (range reduction by ln 2 in two parts,
  * a degree-5 polynomial, the exponent written into the bits), within 2 ulp of the exact value
  * (tested).

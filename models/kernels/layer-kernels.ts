@@ -41,6 +41,8 @@ const BATCH_NORM_GRAD_KERNEL = 'DensestreamBatchNormGrad';
  * (row phase major), attrs `sh`, `sw`: woven into `[B, Hp·sh, Wp·sw, C]` (`conv-gradients.ts`).
  */
 export const INTERLEAVE_KERNEL = 'DensestreamInterleavePhases';
+/** The flipped taps of a Conv2D filter, `[th,tw,B,A]` from `[kh,kw,A,B]` (`flippedFilter`). */
+export const FLIP_FILTER_KERNEL = 'DensestreamFlipFilter';
 
 /** The ReLU gradient in one pass: inputs dy, x; dx = dy where x > 0. */
 const RELU_GRAD_KERNEL = 'DensestreamReluGrad';
@@ -222,6 +224,40 @@ const interleaveKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/** Taps in a conv gradient's order: descending by a fixed step (`axisPhases`), as (first, step, count). */
+function tapRun(taps: readonly number[]): [number, number, number] | undefined {
+  const first = taps[0];
+  if (first === undefined) return undefined;
+  const step = taps.length > 1 ? first - taps[1]! : 0;
+  return taps.every((t, i) => t === first - step * i) ? [first, step, taps.length] : undefined;
+}
+
+const flipFilterKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const k = active(backend);
+  const { filter } = inputs as { filter: tf.TensorInfo };
+  const { rows, cols } = attrs as unknown as { rows: number[]; cols: number[] };
+  const [kh, kw, a, b] = filter.shape as [number, number, number, number];
+  const [r, c] = [tapRun(rows), tapRun(cols)];
+  if (filter.dtype !== 'float32' || filter.shape.length !== 4 || !r || !c || [...rows, ...cols].some((t) => t < 0))
+    throw new Error('wasm kernels: flip_filter takes a float32 [kh,kw,A,B] filter and taps in a descending run');
+  if (rows.some((t) => t >= kh) || cols.some((t) => t >= kw)) throw new Error(`wasm kernels: flip_filter's taps lie outside ${kh}×${kw}`);
+  const out = k.backend.makeOutput([rows.length, cols.length, b, a], 'float32');
+  if (a * b > 0)
+    k.pool.run('flip_filter', [offset(k, filter), offset(k, out), kw, a, b, ...r, ...c], rows.length * cols.length * a * b >= PARALLEL_MIN);
+  return out;
+};
+
+/**
+ * The taps `rows × cols` of a `[kh,kw,A,B]` filter, each one's matrix transposed: `[th,tw,B,A]`, a
+ * Conv2D input gradient's filter for one phase (conv-gradients.ts). One kernel call, where the
+ * engine's ops would gather, reverse and transpose. Taps as `axisPhases` lists them.
+ */
+export function flippedFilter(filter: tf.Tensor4D, rows: readonly number[], cols: readonly number[]): tf.Tensor4D {
+  return tf
+    .engine()
+    .runKernel(FLIP_FILTER_KERNEL, { filter }, { rows: [...rows], cols: [...cols] } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
 /** Takes over a float32 elementwise kernel with `kernel` (x, out, n), on both cores when large. */
 function overrideUnary(kernelName: string, kernel: string): void {
   override(kernelName, ({ inputs }, k) => {
@@ -272,4 +308,5 @@ export function registerLayerKernels(): void {
   reluGradient();
   tf.registerKernel({ kernelName: INTERLEAVE_KERNEL, backendName: 'wasm', kernelFunc: interleaveKernel });
   tf.registerGradient({ kernelName: INTERLEAVE_KERNEL, gradFunc: interleaveGradient });
+  tf.registerKernel({ kernelName: FLIP_FILTER_KERNEL, backendName: 'wasm', kernelFunc: flipFilterKernel });
 }

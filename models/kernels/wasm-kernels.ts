@@ -120,6 +120,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
       'relu_grad',
       'batch_matmul',
       'interleave_phases',
+      'flip_filter',
       'exp_values',
       'relu_values',
       'winograd_filter',
