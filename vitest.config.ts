@@ -17,6 +17,7 @@ const kernelTests = [
   'test/wasm-kernels.test.ts',
   'test/kernel-builds.test.ts',
   'test/layer-kernels.test.ts',
+  'test/phase-kernels.test.ts',
   'test/update-kernels.test.ts',
   'test/winograd.test.ts',
   'test/conv-gradients.test.ts',

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nhwcConvInfo } from './kernels/conv-info.js';
-import { flippedFilter, INTERLEAVE_KERNEL } from './kernels/layer-kernels.js';
+import { flippedFilter, INTERLEAVE_KERNEL } from './kernels/phase-kernels.js';
 import { FILTER_GRADIENT_KERNEL, wasmKernelThreads, type FilterGradientAttrs } from './kernels/wasm-kernels.js';
 
 /** Geometry of one Conv2D, as the engine describes it (a superset of what the wasm filter-gradient kernel reads). */

@@ -9,6 +9,7 @@ import { loadModel, type LoadedModel } from '../models/load-model.js';
 import { saliencyAttention, type AttentionSource } from '../operators/attention-map.js';
 import { SALIENCY_METHODS, type SaliencyMethod } from '../operators/saliency.js';
 import { openEncoderAttention } from './encoder-attention.js';
+import { encoderRunOf } from './run-folder.js';
 
 /** An attention source that runs `model` on each image. */
 export function modelAttention(model: LoadedModel): AttentionSource {
@@ -40,11 +41,8 @@ export function modelAttention(model: LoadedModel): AttentionSource {
  * @param saliencySize A saliency method's map side (`--saliency-size`; default its own, 64).
  */
 export async function openAttentionSource(value: string, field = '--attention', saliencySize?: number): Promise<AttentionSource> {
-  if (value.startsWith('encoder:')) {
-    const run = value.slice('encoder:'.length);
-    if (!run) throw new Error(`${field}: encoder needs a train run, e.g. encoder:runs/densecl`);
-    return openEncoderAttention(run, field).source; // lives as long as the job
-  }
+  const run = encoderRunOf(value, field);
+  if (run !== undefined) return openEncoderAttention(run, field).source; // lives as long as the job
   if (value.startsWith('model:')) {
     const path = value.slice('model:'.length);
     if (!path) throw new Error(`${field}: model needs a path, e.g. model:./saliency-net/model.json`);

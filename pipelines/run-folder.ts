@@ -59,3 +59,11 @@ export function checkpointDir(path: string, field = '--checkpoint'): string {
     `${field}: no checkpoint in ${path} (expected ${join(path, 'checkpoint', 'weights.json')}, written by densestream train)`,
   );
 }
+
+/** The RUN of an `--attention encoder:RUN`, undefined for any other value; an empty RUN is refused. */
+export function encoderRunOf(value: string | undefined, field = '--attention'): string | undefined {
+  if (!value?.startsWith('encoder:')) return undefined;
+  const run = value.slice('encoder:'.length);
+  if (!run) throw new ConfigError(`${field}: encoder needs a train run, e.g. encoder:runs/densecl`);
+  return run;
+}

@@ -13,7 +13,7 @@ import { SALIENCY_SIZE } from '../operators/saliency.js';
 import type { CheckpointMeta } from '../train/trainer.js';
 import { parseCommand } from './command-schema.js';
 import { DEFAULT_RECIPE } from './recipe.js';
-import { checkpointDir } from './run-folder.js';
+import { checkpointDir, encoderRunOf } from './run-folder.js';
 import { checkRemoteShardOptions, REMOTE_SHARD_OPTIONS, settleSaliencySize, usesSaliency, type ViewMasks } from './shared-options.js';
 import { checkSoftRankOptions, settleDenseOptions } from './train-method-options.js';
 import { TRAIN_COMMAND, type TrainConfig } from './train-schema.js';
@@ -89,11 +89,8 @@ export function parseTrainConfig(
     throw new ConfigError('--masks encoder: clusters the features of --attention encoder (the live encoder) or encoder:RUN; give one');
   }
   // A missing run is refused with the other options, before a backend starts or --out is touched.
-  if (c.attention?.startsWith('encoder:')) {
-    const run = c.attention.slice('encoder:'.length);
-    if (!run) throw new ConfigError('--attention: encoder needs a train run, e.g. encoder:runs/densecl');
-    checkpointDir(run, '--attention');
-  }
+  const attentionRun = encoderRunOf(c.attention);
+  if (attentionRun !== undefined) checkpointDir(attentionRun, '--attention');
   if (given.has('attention-refresh') && c.attention !== 'encoder')
     throw new ConfigError('--attention-refresh: only --attention encoder (the live encoder) is refreshed');
   // A step pushes its batch's keys into each queue at once, so a queue must hold a batch.

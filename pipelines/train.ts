@@ -35,7 +35,7 @@ import { attentionRefreshHook, liveEncoderAttention, openEncoderAttention, type 
 import { openSource } from './data-source.js';
 import { pixelWorkerCount, tarOptionsOf } from './shared-options.js';
 import { prepareOutFolder } from './out-folder.js';
-import { checkRunFolder, removeRunFiles } from './run-folder.js';
+import { checkRunFolder, encoderRunOf, removeRunFiles } from './run-folder.js';
 import { chooseViewAugment, mapsOnWorkers } from './sample-views.js';
 import { checkSavedPositives, openPositives, positiveSettings, type RunPositives } from '../positives/run-positives.js';
 import { sourceSamplesPerBatch, trainBatches, trainViewOptions } from './train-batches.js';
@@ -148,8 +148,9 @@ async function openAttention(
     const live = liveEncoderAttention(method.checkpointState(), encoderPreset(c.encoder, c.size), c.size, c.seed);
     return { attention: live.source, featureMask: live.mask, hook: attentionRefreshHook(live, c['attention-refresh'] ?? 50) };
   }
-  if (c.attention?.startsWith('encoder:')) {
-    const maps = openEncoderAttention(c.attention.slice('encoder:'.length), '--attention', c.seed);
+  const run = encoderRunOf(c.attention);
+  if (run !== undefined) {
+    const maps = openEncoderAttention(run, '--attention', c.seed);
     return { attention: maps.source, featureMask: maps.mask, hook: { close: () => maps.dispose() } };
   }
   return c.attention === undefined

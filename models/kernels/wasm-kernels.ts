@@ -39,6 +39,7 @@ import { registerCutViews } from './cut-views.js';
 import { registerDirectConv } from './direct-conv.js';
 import { registerElementwiseKernels } from './elementwise-kernels.js';
 import { registerLayerKernels } from './layer-kernels.js';
+import { registerPhaseKernels } from './phase-kernels.js';
 import { registerUpdateKernels } from './update-kernels.js';
 import { registerWinograd, winogradFilterGradient } from './winograd.js';
 import {
@@ -156,6 +157,7 @@ export async function installWasmKernels(threads: number, build?: WasmKernelBuil
     override(tf.Transpose, blockTranspose);
     registerCopyKernels();
     registerLayerKernels();
+    registerPhaseKernels();
     registerDirectConv(); // before Winograd, which then tries its 3×3 stride-1 shapes first
     registerWinograd();
     registerCutViews();
